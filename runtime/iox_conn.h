@@ -1,0 +1,116 @@
+/* iox_conn.h — an HTTP/1.1 server connection on a reactor.
+ *
+ * The connection's lifecycle is the generated machine http_conn
+ * (spec/machines/http_conn.toml → generated/http_conn_machine.[ch]); this
+ * file declares the connection's data and the API handlers use to answer.
+ *
+ * Input: multishot recv into provided buffers. Bytes are parsed where they
+ * lie (zero-copy); only a request cut by a buffer boundary is copied into
+ * the connection's carry, and every buffer goes back to the ring before the
+ * completion handler returns — a connection never holds a ring buffer.
+ * Output: responses are appended to the connection's write buffer; at the end
+ * of the loop turn everything committed goes out in one send. While a send
+ * is in flight, new responses are appended behind it; when pending output
+ * reaches write_cap, the connection stops reading (recv cancelled) until the
+ * send drains.
+ * Close: exactly once, after every op on the socket has completed or been
+ * cancelled; the slot's generation then changes so late CQEs are dropped. */
+#ifndef IOX_CONN_H
+#define IOX_CONN_H
+#include "iox_http_parser.h"
+#include "iox_reactor.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* Machine arg: the completion being delivered, plus its bytes for recv. */
+struct iox_event {
+    int32_t res;
+    uint32_t flags;
+    const char *data;   /* recv: the buffer's bytes */
+    uint32_t len;
+};
+
+struct iox_conn {
+    struct iox_reactor *r;
+    int fd;
+    uint32_t idx;
+    uint16_t gen;
+    uint8_t state;           /* enum http_conn_state */
+    uint8_t in_use;
+    /* Ops in flight on this socket; close waits for 0. */
+    uint16_t inflight;
+    uint8_t recv_armed;      /* a multishot recv is active */
+    uint8_t recv_cancelling; /* its cancel is on the way */
+    uint8_t send_inflight;
+    uint8_t parked;          /* on r->parked: re-arm recv at turn end */
+    uint8_t dirty;           /* on r->dirty: output to send at turn end */
+    uint8_t eof;             /* peer shut its side */
+    uint8_t close_after;     /* close once committed output is sent */
+    uint8_t awaiting_reply;  /* an async handler owns the current request */
+    uint8_t body_pending;    /* the current request's body is still arriving */
+    uint8_t req_head;        /* current request is HEAD: no response body */
+    uint8_t req_keep_alive;
+    uint8_t req_minor;
+    uint8_t throttled;       /* reading stopped for backpressure */
+    uint8_t closing_started;
+    struct iox_http_parser hp;
+    /* Carry: unconsumed input that is not in a ring buffer. */
+    char *in;
+    uint32_t in_len, in_cap;
+    /* Write buffer: [0, wsent) sent, [wsent, wcommit) ready to send,
+     * [wcommit, wlen) the current request's response, not yet committed.
+     * While a send is in flight it covers [wsent, wsend_end). */
+    char *out;
+    uint32_t wlen, wsent, wcommit, wsend_end, wcap;
+    /* Timer: deadline and links in r->idle or r->linger. */
+    uint64_t deadline_ms;
+    struct iox_conn *tprev, *tnext;
+    uint8_t tlist;           /* 0 none, 1 idle, 2 linger */
+    struct iox_conn *dirty_next, *parked_next;
+    /* Free for the application while it owns an async request. */
+    void *app_data;
+    uint64_t app_u64;
+};
+
+/* A handle that survives the connection: deref gives NULL once the slot was
+ * closed (and possibly reused). Use it to answer an async request. */
+struct iox_conn_ref { struct iox_reactor *r; uint32_t idx; uint16_t gen; };
+struct iox_conn_ref iox_conn_ref(struct iox_conn *c);
+struct iox_conn *iox_conn_deref(struct iox_conn_ref ref);
+
+/* ---- Writing a response (on_request, or later for an async request) ---- */
+
+/* A complete response: status line, Date, Content-Type (if ctype), Content-
+ * Length, Connection as the request's keep-alive state requires, and the body
+ * (omitted for HEAD). Returns 0, or -ENOBUFS when it does not fit under the
+ * connection's write cap (the connection then answers 500 and closes). */
+int iox_resp_simple(struct iox_conn *c, int status, const char *ctype,
+                    const void *body, size_t len);
+/* Head only, for callers streaming the body themselves: like iox_resp_simple
+ * but writes `extra_headers` (CRLF-terminated lines, may be NULL) and no body;
+ * content_length is announced as given. */
+int iox_resp_head(struct iox_conn *c, int status, const char *ctype,
+                  uint64_t content_length, const char *extra_headers);
+/* Raw bytes appended to the response being built. 0 or -ENOBUFS. */
+int iox_resp_write(struct iox_conn *c, const void *data, size_t len);
+/* Reason phrase for a status code ("OK", "Not Found"). */
+const char *iox_http_reason(int status);
+
+/* End of an async request: its response has been written with iox_resp_*.
+ * The connection resumes parsing pipelined requests. Safe to call from the
+ * on_request handler's continuation on the same reactor only. */
+void iox_conn_async_done(struct iox_conn *c);
+
+/* Close now (abortive for the peer: pending output is dropped). */
+void iox_conn_abort(struct iox_conn *c);
+
+/* Internal: completion entry points used by the reactor. */
+void iox_conn_on_cqe(struct iox_conn *c, unsigned op, const struct iox_cqe *cqe);
+void iox_conn_on_timer(struct iox_conn *c);
+void iox_conn_on_shutdown(struct iox_conn *c);
+void iox_conn_start_send(struct iox_conn *c);
+void iox_conn_rearm(struct iox_conn *c);
+void iox_conn_init_slot(struct iox_reactor *r, struct iox_conn *c, uint32_t idx);
+void iox_conn_open(struct iox_conn *c, int fd);
+
+#endif

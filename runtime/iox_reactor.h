@@ -1,0 +1,144 @@
+/* iox_reactor.h — the per-core reactor and the server built from them.
+ *
+ * One reactor = one thread pinned to one core, owning one io_uring ring, its
+ * SO_REUSEPORT listener, its connection table, its provided recv buffers, its
+ * timers and whatever client pools the application opens in on_start. Nothing
+ * is shared between reactors; they talk only through ring messages
+ * (iox_reactor_send_msg, an IORING_OP_MSG_RING).
+ *
+ * Loop turn (iox_reactor_turn): flush pending sends and re-arm parked recvs
+ * → one io_uring_submit_and_wait → reap every ready CQE in batches →
+ * decode user_data (iox_ud.h) → dispatch to the owning machine.
+ *
+ * The same reactor runs on the simulated seam (iox_seam_sim.h) for tests:
+ * iox_reactor_init_sim() skips the thread, ring and listener, and the test
+ * drives iox_reactor_dispatch() and iox_reactor_flush() itself. */
+#ifndef IOX_REACTOR_H
+#define IOX_REACTOR_H
+#include "iox_seam.h"
+#include "iox_http_parser.h"
+#include <pthread.h>
+#include <stdint.h>
+
+struct iox_conn;
+struct iox_reactor;
+
+/* Handler results. */
+enum { IOX_HANDLED = 0, IOX_ASYNC = 1 };
+
+/* An HTTP application. on_request runs on the reactor thread for every
+ * complete request head; req's views are valid only during the call. It
+ * writes the response with iox_resp_*() and returns IOX_HANDLED, or returns
+ * IOX_ASYNC after arranging for iox_conn_reply_*() to be called later on
+ * the same reactor (pg query, hop). Request bodies are consumed and
+ * discarded by the runtime; a response is sent only once the whole request
+ * (body included) has been read, so a request whose body turns out
+ * malformed gets the 400, never the handler's answer. */
+struct iox_http_app {
+    int (*on_request)(struct iox_conn *c, const struct iox_http_request *req, void *app_ctx);
+};
+
+/* A message between reactors. Embedded at the start of every payload.
+ * Ownership: the sender gives the payload up when iox_reactor_send_msg
+ * returns 0; the receiver owns it from its handler on, and returns it to
+ * the sender the same way when the protocol says so (hop). */
+struct iox_msg {
+    uint32_t kind;
+    uint16_t from, to;
+    struct iox_msg *next;   /* sender-side retry queue (CQ of target full) */
+};
+typedef void (*iox_msg_handler)(struct iox_reactor *r, struct iox_msg *m);
+#define IOX_MSG_KINDS 16
+enum { IOX_MSG_SHUTDOWN = 1, IOX_MSG_APP0 = 4 };
+
+struct iox_server_config {
+    const char *host;            /* listen address (default 0.0.0.0) */
+    uint16_t port;               /* default 8080 */
+    unsigned reactors;           /* default online CPUs */
+    int pin;                     /* pin reactor i to CPU i (default 1) */
+    uint32_t idle_timeout_ms;    /* idle or stuck mid-request → close (30000) */
+    uint32_t linger_ms;          /* after a final response, wait this long for EOF (2000) */
+    uint32_t max_conns;          /* per reactor; accept pauses when reached (16384) */
+    uint32_t write_cap;          /* pending response bytes before reading stops (256 KiB) */
+    uint32_t shutdown_grace_ms;  /* SIGTERM: time for in-flight requests (3000) */
+    struct iox_http_limits http; /* parser limits (0 = defaults) */
+    struct iox_uring_config ring;
+    const struct iox_http_app *app;
+    void *app_ctx;
+    /* Runs on each reactor thread after its ring exists, before accepting;
+     * open client pools here. Non-zero aborts startup. */
+    int (*on_start)(struct iox_reactor *r, void *app_ctx);
+    /* Runs on each reactor thread when it stops. */
+    void (*on_stop)(struct iox_reactor *r, void *app_ctx);
+};
+
+/* Fill cfg from the environment (PORT, REACTORS, IDLE_TIMEOUT_MS,
+ * IOX_MAX_CONNS, IOX_WRITE_CAP, IOX_RECV_BUFFERS, IOX_RECV_BUFSIZE,
+ * IOX_MAX_HEAD, IOX_MAX_HEADERS, IOX_MAX_TARGET, IOX_MAX_BODY, HOST).
+ * Returns 0, or -EINVAL with a message in why (a malformed number). */
+int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t why_len);
+
+/* Start the reactors, serve until SIGTERM/SIGINT, then drain and stop.
+ * Returns the process exit status: 0 after a clean shutdown, 1 when startup
+ * failed (one line naming the cause and the fix is printed). */
+int iox_server_run(const struct iox_server_config *cfg);
+
+struct iox_conn_list { struct iox_conn *head, *tail; };
+
+struct iox_reactor {
+    unsigned id, nreactors;
+    struct iox_seam *seam;
+    struct iox_seam_uring *uring;     /* NULL on the simulated seam */
+    const struct iox_server_config *cfg;
+    pthread_t thread;
+    int ring_fd;
+    int *peer_ring_fds;               /* nreactors entries; read-only after startup */
+    int listen_fd;
+    uint8_t accept_armed, accept_paused, stopping, stopped;
+    uint64_t now_ms;                  /* coarse monotonic clock, refreshed per turn */
+    uint64_t stop_deadline_ms;
+    /* Connection table: flat array indexed by slot, free slots in a stack. */
+    struct iox_conn *conns;
+    uint32_t max_conns, nconns, nfree;
+    uint32_t *free_slots;
+    struct iox_conn_list idle;        /* ordered by deadline (timers) */
+    struct iox_conn_list linger;
+    struct iox_conn *dirty;           /* conns with output to send this turn */
+    struct iox_conn *parked;          /* conns whose recv must be re-armed */
+    struct iox_msg *msg_retry;        /* messages to re-send next turn */
+    iox_msg_handler msg_handlers[IOX_MSG_KINDS];
+    void *services[8];                /* per-reactor services (pg pool, file snapshot, ...) */
+    char date[40];                    /* "Date: ...\r\n" cached per second */
+    uint64_t date_sec;
+    /* Counters (this reactor only). */
+    uint64_t n_accepted, n_closed, n_requests, n_stale_cqes, n_enobufs, n_accept_pauses;
+    /* Free lists of buffers (carry, write) so the hot path does not malloc. */
+    void *free_carry, *free_wbuf;
+    uint32_t tick_ms;
+    uint8_t tick_armed;
+};
+
+/* Per-reactor setup/teardown without a thread or ring: tests use it with the
+ * simulated seam. Returns 0 or -errno. */
+int iox_reactor_init_sim(struct iox_reactor *r, struct iox_seam *seam,
+                         const struct iox_server_config *cfg);
+void iox_reactor_fini(struct iox_reactor *r);
+/* Dispatch one completion to its owner. */
+void iox_reactor_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe);
+/* End-of-batch work: start sends for connections with output, re-arm
+ * parked recvs, fire due timers. Called once per loop turn before submit. */
+void iox_reactor_flush(struct iox_reactor *r);
+/* Adopt an accepted socket (what the accept completion does). */
+struct iox_conn *iox_reactor_adopt(struct iox_reactor *r, int fd);
+/* Set the coarse clock (tests) and fire timers that are due. */
+void iox_reactor_advance_clock(struct iox_reactor *r, uint64_t now_ms);
+/* Begin a graceful stop on this reactor (what SIGTERM does). */
+void iox_reactor_begin_stop(struct iox_reactor *r);
+
+/* Register a handler for message kind (IOX_MSG_APP0 .. IOX_MSG_KINDS-1). */
+void iox_reactor_on_msg(struct iox_reactor *r, uint32_t kind, iox_msg_handler h);
+/* Send m to reactor `to` (m->kind set by the caller). 0 when queued (the
+ * sender no longer owns m); a full target CQ is retried on later turns. */
+int iox_reactor_send_msg(struct iox_reactor *r, unsigned to, struct iox_msg *m);
+
+#endif

@@ -1,0 +1,109 @@
+/* iox_seam.h — the ring seam: the only way machines reach io_uring.
+ *
+ * A machine asks the seam to start an operation on behalf of an owner slot
+ * (the user_data, see iox_ud.h) and later receives the completion as a
+ * struct iox_cqe through the reactor's dispatch. Two implementations:
+ *   - seam_uring.c: the real ring (one per reactor thread) with its provided
+ *     buffer ring for multishot recv;
+ *   - seam_sim.c:   a simulated ring whose completions a test drives
+ *     (iox_seam_sim.h), so every machine can be run deterministically.
+ *
+ * Conventions (liburing's): every call returns 0 or -errno and never sets
+ * errno. A return of -EBUSY means no SQE could be had even after flushing
+ * the submission queue; the caller treats the op as not started. Buffers
+ * passed to send/recv/read must stay valid until the completion arrives.
+ * Multishot recv picks buffers from the seam's provided buffer group; the
+ * completion carries IOX_CQE_F_BUFFER and the buffer id, whose bytes are at
+ * iox_seam_buf(s, bid) until iox_seam_buf_return(s, bid). */
+#ifndef IOX_SEAM_H
+#define IOX_SEAM_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Completion flags, values equal to the kernel's IORING_CQE_F_*. */
+#define IOX_CQE_F_BUFFER (1u << 0)
+#define IOX_CQE_F_MORE   (1u << 1)
+#define IOX_CQE_BUFFER_SHIFT 16
+
+/* A completion as machines see it. */
+struct iox_cqe {
+    uint64_t ud;
+    int32_t res;
+    uint32_t flags;
+};
+
+struct iox_seam;
+struct iox_seam_ops {
+    int (*accept_multishot)(struct iox_seam *s, int lfd, uint64_t ud);
+    int (*recv_multishot)(struct iox_seam *s, int fd, uint64_t ud);
+    int (*recv)(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t ud);
+    int (*send)(struct iox_seam *s, int fd, const void *buf, size_t len, uint64_t ud);
+    int (*read)(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t off, uint64_t ud);
+    int (*socket)(struct iox_seam *s, int domain, int type, int proto, uint64_t ud);
+    int (*connect)(struct iox_seam *s, int fd, const struct sockaddr *sa, socklen_t len, uint64_t ud);
+    int (*shutdown)(struct iox_seam *s, int fd, int how, uint64_t ud);
+    int (*close)(struct iox_seam *s, int fd, uint64_t ud);
+    /* Cancel every op on fd (IORING_ASYNC_CANCEL_FD | _ALL). */
+    int (*cancel_fd)(struct iox_seam *s, int fd, uint64_t ud);
+    /* Cancel the op(s) queued with user_data `target`. */
+    int (*cancel)(struct iox_seam *s, uint64_t target, uint64_t ud);
+    /* One-shot relative timeout of `ns` nanoseconds; completes with -ETIME. */
+    int (*timeout)(struct iox_seam *s, uint64_t ns, uint64_t ud);
+    /* Post a CQE with user_data `data` and res `len` on ring `ring_fd`. */
+    int (*msg_ring)(struct iox_seam *s, int ring_fd, uint32_t len, uint64_t data, uint64_t ud);
+    char *(*buf)(struct iox_seam *s, unsigned bid);
+    void (*buf_return)(struct iox_seam *s, unsigned bid);
+};
+
+struct iox_seam {
+    const struct iox_seam_ops *ops;
+    uint32_t buf_size;   /* bytes per provided buffer */
+    uint32_t buf_count;  /* provided buffers */
+};
+
+static inline int iox_seam_accept_multishot(struct iox_seam *s, int lfd, uint64_t ud) { return s->ops->accept_multishot(s, lfd, ud); }
+static inline int iox_seam_recv_multishot(struct iox_seam *s, int fd, uint64_t ud) { return s->ops->recv_multishot(s, fd, ud); }
+static inline int iox_seam_recv(struct iox_seam *s, int fd, void *b, size_t n, uint64_t ud) { return s->ops->recv(s, fd, b, n, ud); }
+static inline int iox_seam_send(struct iox_seam *s, int fd, const void *b, size_t n, uint64_t ud) { return s->ops->send(s, fd, b, n, ud); }
+static inline int iox_seam_read(struct iox_seam *s, int fd, void *b, size_t n, uint64_t off, uint64_t ud) { return s->ops->read(s, fd, b, n, off, ud); }
+static inline int iox_seam_socket(struct iox_seam *s, int d, int t, int p, uint64_t ud) { return s->ops->socket(s, d, t, p, ud); }
+static inline int iox_seam_connect(struct iox_seam *s, int fd, const struct sockaddr *sa, socklen_t l, uint64_t ud) { return s->ops->connect(s, fd, sa, l, ud); }
+static inline int iox_seam_shutdown(struct iox_seam *s, int fd, int how, uint64_t ud) { return s->ops->shutdown(s, fd, how, ud); }
+static inline int iox_seam_close(struct iox_seam *s, int fd, uint64_t ud) { return s->ops->close(s, fd, ud); }
+static inline int iox_seam_cancel_fd(struct iox_seam *s, int fd, uint64_t ud) { return s->ops->cancel_fd(s, fd, ud); }
+static inline int iox_seam_cancel(struct iox_seam *s, uint64_t target, uint64_t ud) { return s->ops->cancel(s, target, ud); }
+static inline int iox_seam_timeout(struct iox_seam *s, uint64_t ns, uint64_t ud) { return s->ops->timeout(s, ns, ud); }
+static inline int iox_seam_msg_ring(struct iox_seam *s, int ring_fd, uint32_t len, uint64_t data, uint64_t ud) { return s->ops->msg_ring(s, ring_fd, len, data, ud); }
+static inline char *iox_seam_buf(struct iox_seam *s, unsigned bid) { return s->ops->buf(s, bid); }
+static inline void iox_seam_buf_return(struct iox_seam *s, unsigned bid) { s->ops->buf_return(s, bid); }
+
+/* ---- The real ring ------------------------------------------------------ */
+struct iox_uring_config {
+    unsigned sq_entries;   /* SQ size (default 4096) */
+    unsigned cq_entries;   /* CQ size (default 4 × SQ: multishot ops post many CQEs) */
+    unsigned buf_count;    /* provided recv buffers, power of two (default 1024) */
+    unsigned buf_size;     /* bytes each (default 4096) */
+};
+struct iox_seam_uring;
+
+/* Create the ring on the CALLING thread (SINGLE_ISSUER: only this thread may
+ * submit) with SINGLE_ISSUER | DEFER_TASKRUN | SUBMIT_ALL and a CQ larger
+ * than the SQ, and register the provided buffer ring (group 0). Returns 0 and
+ * *out, or -errno with a one-line cause and fix written to `why`. */
+int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_uring **out,
+                          char *why, size_t why_len);
+void iox_seam_uring_destroy(struct iox_seam_uring *u);
+struct iox_seam *iox_seam_uring_seam(struct iox_seam_uring *u);
+int iox_seam_uring_ring_fd(struct iox_seam_uring *u);
+/* One loop turn's kernel entry: publish returned buffers, submit, wait for
+ * at least `wait_nr` completions (DEFER_TASKRUN runs task work here). EINTR
+ * is retried. Returns 0 or -errno. */
+int iox_seam_uring_submit_and_wait(struct iox_seam_uring *u, unsigned wait_nr);
+/* Copy up to `max` ready completions into `out` and mark them seen.
+ * Returns how many (0 when none are ready). */
+unsigned iox_seam_uring_reap(struct iox_seam_uring *u, struct iox_cqe *out, unsigned max);
+/* Number of times the CQ overflowed (kernel kept the CQEs; counted for logs). */
+unsigned iox_seam_uring_overflows(struct iox_seam_uring *u);
+
+#endif

@@ -1,0 +1,326 @@
+/* seam_uring.c — the real ring behind the seam (see iox_seam.h). */
+#include "iox_seam.h"
+#include "iox_log.h"
+#include <errno.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+/* Newer than liburing 2.3's headers; values from the kernel ABI. */
+#ifndef IORING_SETUP_SUBMIT_ALL
+#define IORING_SETUP_SUBMIT_ALL (1U << 7)
+#endif
+
+#define BGID 0
+
+struct iox_seam_uring {
+    struct iox_seam base;
+    struct io_uring ring;
+    struct io_uring_buf_ring *br;   /* provided buffer ring (page aligned) */
+    size_t br_bytes;
+    char *bufs;                      /* buf_count × buf_size */
+    size_t bufs_bytes;
+    unsigned br_mask;
+    unsigned br_pending;             /* buffers added since the last advance */
+};
+
+static struct iox_seam_uring *U(struct iox_seam *s) { return (struct iox_seam_uring *)s; }
+
+/* An SQE, flushing the SQ once if it is full. The flush is the only
+ * io_uring_enter outside the loop's own, and only under SQ pressure. */
+static struct io_uring_sqe *sqe_get(struct iox_seam_uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe) return sqe;
+    int r = io_uring_submit(&u->ring);
+    if (r < 0) IOX_WARN("io_uring_submit (SQ full): %s", strerror(-r));
+    return io_uring_get_sqe(&u->ring);
+}
+
+#define SQE_OR_BUSY(u, sqe)                                                    \
+    struct io_uring_sqe *sqe = sqe_get(u);                                     \
+    if (!sqe) return -EBUSY
+
+static int u_accept_multishot(struct iox_seam *s, int lfd, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_recv_multishot(struct iox_seam *s, int fd, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_recv(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_recv(sqe, fd, buf, len, 0);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_send(struct iox_seam *s, int fd, const void *buf, size_t len, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_read(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t off, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_socket(struct iox_seam *s, int domain, int type, int proto, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_socket(sqe, domain, type, proto, 0);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_connect(struct iox_seam *s, int fd, const struct sockaddr *sa, socklen_t len, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_connect(sqe, fd, sa, len);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_shutdown(struct iox_seam *s, int fd, int how, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_shutdown(sqe, fd, how);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_close(struct iox_seam *s, int fd, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_cancel_fd(struct iox_seam *s, int fd, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_cancel(struct iox_seam *s, uint64_t target, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_cancel64(sqe, target, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_timeout(struct iox_seam *s, uint64_t ns, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    /* The kernel reads the timespec when the SQE is submitted, i.e. at the
+     * end of this loop turn, not now: it cannot live on this stack frame.
+     * A small per-thread ring of slots outlives the turn; timeouts are rare
+     * (the reactor tick, client connect/query deadlines), far fewer than 256
+     * per turn. */
+    static __thread struct __kernel_timespec ts_slots[256];
+    static __thread unsigned ts_next;
+    struct __kernel_timespec *ts = &ts_slots[ts_next++ & 255];
+    ts->tv_sec = (long long)(ns / 1000000000ull);
+    ts->tv_nsec = (long long)(ns % 1000000000ull);
+    io_uring_prep_timeout(sqe, ts, 0, 0);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_msg_ring(struct iox_seam *s, int ring_fd, uint32_t len, uint64_t data, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_msg_ring(sqe, ring_fd, len, data, 0);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static char *u_buf(struct iox_seam *s, unsigned bid)
+{
+    return U(s)->bufs + (size_t)bid * s->buf_size;
+}
+
+static void u_buf_return(struct iox_seam *s, unsigned bid)
+{
+    struct iox_seam_uring *u = U(s);
+    /* Published to the kernel in one advance per loop turn. */
+    io_uring_buf_ring_add(u->br, u_buf(s, bid), s->buf_size, (unsigned short)bid,
+                          u->br_mask, (int)u->br_pending);
+    u->br_pending++;
+}
+
+static const struct iox_seam_ops uring_ops = {
+    .accept_multishot = u_accept_multishot, .recv_multishot = u_recv_multishot,
+    .recv = u_recv, .send = u_send, .read = u_read, .socket = u_socket,
+    .connect = u_connect, .shutdown = u_shutdown, .close = u_close,
+    .cancel_fd = u_cancel_fd, .cancel = u_cancel, .timeout = u_timeout,
+    .msg_ring = u_msg_ring, .buf = u_buf, .buf_return = u_buf_return,
+};
+
+static void explain_setup_error(int err, char *why, size_t n)
+{
+    switch (err) {
+    case ENOSYS:
+        snprintf(why, n, "io_uring_setup: %s — this kernel has no io_uring; run on Linux 6.1 or newer", strerror(err));
+        break;
+    case EPERM:
+        snprintf(why, n, "io_uring_setup: %s — io_uring is blocked by policy (sysctl kernel.io_uring_disabled, "
+                 "a seccomp profile or container runtime); set kernel.io_uring_disabled=0 or allow io_uring_setup", strerror(err));
+        break;
+    case ENOMEM: {
+        struct rlimit rl;
+        getrlimit(RLIMIT_MEMLOCK, &rl);
+        snprintf(why, n, "io_uring_setup: %s — ring memory could not be locked (RLIMIT_MEMLOCK %llu bytes); "
+                 "raise it with `ulimit -l unlimited` or use a kernel ≥ 5.12, or lower IOX_SQ_ENTRIES",
+                 strerror(err), (unsigned long long)rl.rlim_cur);
+        break;
+    }
+    default:
+        snprintf(why, n, "io_uring_setup: %s", strerror(err));
+    }
+}
+
+int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_uring **out,
+                          char *why, size_t why_len)
+{
+    struct iox_uring_config c = *cfg;
+    if (!c.sq_entries) c.sq_entries = 4096;
+    if (!c.cq_entries) c.cq_entries = c.sq_entries * 4;
+    if (!c.buf_count) c.buf_count = 1024;
+    if (!c.buf_size) c.buf_size = 4096;
+    if (c.buf_count & (c.buf_count - 1) || c.buf_count > 32768) {
+        snprintf(why, why_len, "recv buffer count %u must be a power of two ≤ 32768 (IOX_RECV_BUFFERS)", c.buf_count);
+        return -EINVAL;
+    }
+    struct iox_seam_uring *u = calloc(1, sizeof *u);
+    if (!u) { snprintf(why, why_len, "out of memory allocating the ring"); return -ENOMEM; }
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+              IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+    p.cq_entries = c.cq_entries;
+    int r = io_uring_queue_init_params(c.sq_entries, &u->ring, &p);
+    if (r == -EINVAL) {
+        /* Kernel older than 6.1: no DEFER_TASKRUN. Say so and carry on. */
+        IOX_WARN("io_uring: SINGLE_ISSUER|DEFER_TASKRUN unsupported (kernel < 6.1); using a plain ring");
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = c.cq_entries;
+        r = io_uring_queue_init_params(c.sq_entries, &u->ring, &p);
+    }
+    if (r < 0) {
+        explain_setup_error(-r, why, why_len);
+        free(u);
+        return r;
+    }
+    u->base.ops = &uring_ops;
+    u->base.buf_size = c.buf_size;
+    u->base.buf_count = c.buf_count;
+    u->br_mask = c.buf_count - 1;
+    u->br_bytes = (size_t)c.buf_count * sizeof(struct io_uring_buf);
+    /* liburing 2.3 has no io_uring_setup_buf_ring: map the ring ourselves. */
+    u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    u->bufs_bytes = (size_t)c.buf_count * c.buf_size;
+    u->bufs = mmap(NULL, u->bufs_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (u->br == MAP_FAILED || u->bufs == MAP_FAILED) {
+        snprintf(why, why_len, "mmap of %zu bytes of recv buffers failed: %s (lower IOX_RECV_BUFFERS)",
+                 u->bufs_bytes, strerror(errno));
+        if (u->br != MAP_FAILED) munmap(u->br, u->br_bytes);
+        if (u->bufs != MAP_FAILED) munmap(u->bufs, u->bufs_bytes);
+        io_uring_queue_exit(&u->ring);
+        free(u);
+        return -ENOMEM;
+    }
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (unsigned long)u->br;
+    reg.ring_entries = c.buf_count;
+    reg.bgid = BGID;
+    r = io_uring_register_buf_ring(&u->ring, &reg, 0);
+    if (r < 0) {
+        snprintf(why, why_len, "io_uring_register_buf_ring: %s — provided buffer rings need Linux 5.19+", strerror(-r));
+        munmap(u->br, u->br_bytes);
+        munmap(u->bufs, u->bufs_bytes);
+        io_uring_queue_exit(&u->ring);
+        free(u);
+        return r;
+    }
+    io_uring_buf_ring_init(u->br);
+    for (unsigned i = 0; i < c.buf_count; i++) u_buf_return(&u->base, i);
+    io_uring_buf_ring_advance(u->br, (int)u->br_pending);
+    u->br_pending = 0;
+    *out = u;
+    return 0;
+}
+
+void iox_seam_uring_destroy(struct iox_seam_uring *u)
+{
+    if (!u) return;
+    io_uring_queue_exit(&u->ring);
+    munmap(u->br, u->br_bytes);
+    munmap(u->bufs, u->bufs_bytes);
+    free(u);
+}
+
+struct iox_seam *iox_seam_uring_seam(struct iox_seam_uring *u) { return &u->base; }
+int iox_seam_uring_ring_fd(struct iox_seam_uring *u) { return u->ring.ring_fd; }
+
+int iox_seam_uring_submit_and_wait(struct iox_seam_uring *u, unsigned wait_nr)
+{
+    if (u->br_pending) {
+        io_uring_buf_ring_advance(u->br, (int)u->br_pending);
+        u->br_pending = 0;
+    }
+    for (;;) {
+        int r = io_uring_submit_and_wait(&u->ring, wait_nr);
+        if (r >= 0) return 0;
+        if (r == -EINTR) continue;   /* a signal is not an error (LESSONS.md) */
+        /* -EBUSY/-EAGAIN: CQ overflow backlog; reap first, then enter again. */
+        if (r == -EBUSY || r == -EAGAIN) return 0;
+        return r;
+    }
+}
+
+unsigned iox_seam_uring_reap(struct iox_seam_uring *u, struct iox_cqe *out, unsigned max)
+{
+    struct io_uring_cqe *cqes[256];
+    if (max > 256) max = 256;
+    unsigned n = io_uring_peek_batch_cqe(&u->ring, cqes, max);
+    for (unsigned i = 0; i < n; i++) {
+        out[i].ud = cqes[i]->user_data;
+        out[i].res = cqes[i]->res;
+        out[i].flags = cqes[i]->flags;
+    }
+    io_uring_cq_advance(&u->ring, n);
+    return n;
+}
+
+unsigned iox_seam_uring_overflows(struct iox_seam_uring *u)
+{
+    return u->ring.cq.koverflow ? *u->ring.cq.koverflow : 0;
+}
