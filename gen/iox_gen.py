@@ -375,10 +375,15 @@ def validate(doc, idx, err, shown):
             m.states[f].final = True
 
     used_actions = {}
+    # A malformed transition or an unknown target hides edges: the graph
+    # checks would then report states as unreachable that are not, so they
+    # are skipped until those errors are fixed (the event still counts as
+    # handled for the coverage check).
+    broken = {"edges": False}
 
     def parse_block(body, path, where, owner):
         """Transitions and ignores of one [states.X] or [any] table."""
-        trans, ignored = {}, {}
+        trans, ignored, bad = {}, {}, set()
         for key, val in body.items():
             if key == "doc" and path[0] == "states":
                 continue
@@ -401,34 +406,39 @@ def validate(doc, idx, err, shown):
                 continue
             if not _is_str(val):
                 err.add(line, f"malformed transition for event '{key}' in {where}: expected a string ({TRANSITION_FORMS})")
+                broken["edges"] = True
+                bad.add(key)
                 continue
             tm = TRANSITION_RE.match(val)
             if not tm or not (tm.group("action") or tm.group("target")) or \
                     ("->" in val and not tm.group("target")):
                 err.add(line, f"malformed transition '{val}' for event '{key}' in {where} (forms: {TRANSITION_FORMS})")
+                broken["edges"] = True
+                bad.add(key)
                 continue
             action, target = tm.group("action"), tm.group("target")
             if target is not None:
-                known_state(target, line, f"target of '{key}' in {where}")
+                if not known_state(target, line, f"target of '{key}' in {where}"):
+                    broken["edges"] = True
             if action is not None:
                 if action not in m.actions:
                     err.add(line, f"missing action '{action}': used on '{key}' in {where} but not declared in [actions]")
                 used_actions.setdefault(action, line)
             trans[key] = Transition(key, action, target, line, owner)
         for ev, eline in ignored.items():
-            if ev in trans:
+            if ev in trans or ev in bad:
                 err.add(eline, f"event '{ev}' is both handled and ignored in {where}")
-        return trans, ignored
+        return trans, ignored, bad
 
     anyt = doc.get("any", {})
     if not isinstance(anyt, dict):
         err.add(idx.key("any"), "[any] must be a table")
         anyt = {}
-    any_trans, any_ignored = parse_block(anyt, ("any",), "[any]", "any")
+    any_trans, any_ignored, any_bad = parse_block(anyt, ("any",), "[any]", "any")
 
     for name, s in m.states.items():
         body = st[name] if isinstance(st[name], dict) else {}
-        trans, ignored = parse_block(body, ("states", name), f"state '{name}'", "state")
+        trans, ignored, bad = parse_block(body, ("states", name), f"state '{name}'", "state")
         s.explicit = trans
         if s.final:
             for ev, t in trans.items():
@@ -445,7 +455,8 @@ def validate(doc, idx, err, shown):
         for ev, eline in any_ignored.items():
             if ev not in s.transitions and ev not in s.ignored:
                 s.ignored[ev] = eline
-        missing = [ev for ev in m.events if ev not in s.transitions and ev not in s.ignored]
+        missing = [ev for ev in m.events if ev not in s.transitions and ev not in s.ignored
+                   and ev not in bad and ev not in any_bad]
         if missing:
             err.add(s.line, f"state '{name}' neither handles nor ignores events: {', '.join(missing)}")
 
@@ -462,6 +473,8 @@ def validate(doc, idx, err, shown):
                 out.append(tgt)
         return out
 
+    if broken["edges"]:
+        return m
     if m.initial in m.states:
         seen, todo = {m.initial}, [m.initial]
         while todo:
