@@ -141,6 +141,8 @@ class LineIndex:
         path = tuple(path)
         if path in self.keys:
             return self.keys[path]
+        if path in self.tables:
+            return self.tables[path]
         while path:
             path = path[:-1]
             if path in self.tables:
