@@ -1,0 +1,455 @@
+#!/usr/bin/env bash
+# bench/run.sh — `make bench`: the ioxide playground against nginx, interleaved.
+#
+# Method (ARCHITECTURE.md §5): server pinned to one core, wrk to the other;
+# for each round, for each shape, every side of the row in turn (A B A B …);
+# per run, server CPU = delta of utime+stime from /proc/<pid>/stat, divided by
+# the requests wrk completed. A run with socket errors or non-2xx/3xx answers
+# is discarded. Medians over the kept runs go to stdout and, as one section per
+# row, into bench/RESULTS.md (only that section is replaced).
+#
+# Environment knobs (defaults in brackets):
+#   BENCH_ROWS      rows to run, space/comma separated [raw]
+#   DURATION        seconds per measured run [5]
+#   ROUNDS          rounds (runs per cell) [3]
+#   WARMUP          seconds of warm-up per server and shape, 0 = none [1]
+#   CONNS           wrk connections [64]
+#   PIPELINE_DEPTH  requests in flight per connection, pipelined shape [16]
+#   PLAYGROUND      server A binary [build/playground]
+#   PLAYGROUND_CMD  shell command run instead of $PLAYGROUND (it gets the same
+#                   env; it must exec into the server, one process, foreground)
+#   NGINX           nginx binary [/usr/sbin/nginx]
+#   SERVER_CPU      core for servers [1]     WRK_CPU  core for wrk [0]
+#   RESULTS         results file [bench/RESULTS.md]; RESULTS=- writes none
+#
+# Adding a row: write row_<name>() (see row_raw below) and list <name> in
+# BENCH_ROWS. A shape is shape_<name>() that sets LOAD_ARGV and LOAD_PARSER.
+set -euo pipefail
+
+ORIG_PWD=$PWD
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+abspath() { case $1 in /*|-) printf '%s\n' "$1" ;; *) printf '%s\n' "$ORIG_PWD/$1" ;; esac; }
+
+PLAYGROUND=$(abspath "${PLAYGROUND:-$ROOT/build/playground}")
+PLAYGROUND_CMD=${PLAYGROUND_CMD:-}
+NGINX=${NGINX:-/usr/sbin/nginx}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-1}
+CONNS=${CONNS:-64}
+PIPELINE_DEPTH=${PIPELINE_DEPTH:-16}
+BENCH_ROWS=${BENCH_ROWS:-raw}
+SERVER_CPU=${SERVER_CPU:-1}
+WRK_CPU=${WRK_CPU:-0}
+RESULTS=$(abspath "${RESULTS:-$ROOT/bench/RESULTS.md}")
+CLK_TCK=$(getconf CLK_TCK)
+
+cd "$ROOT"
+. bench/nginx-conf.sh
+
+die()  { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+note() { printf 'bench: %s\n' "$*" >&2; }
+
+for tool in wrk taskset curl awk; do
+  command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (make bench installs wrk via mk/deps.sh --bench)"
+done
+[[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 ]] || die "DURATION must be whole seconds >= 1 (got '$DURATION')"
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || die "ROUNDS must be >= 1 (got '$ROUNDS')"
+[[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be whole seconds (got '$WARMUP')"
+[ "$(nproc)" -ge 2 ] || note "warning: $(nproc) CPU(s) online; server and wrk will share a core"
+
+# ---------------------------------------------------------------- lifecycle --
+BENCH_TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/ioxide-bench.XXXXXX")
+export BENCH_TMPDIR
+SERVER_PIDS=()
+
+# stop_pids PID... — SIGTERM, up to 5 s to exit, then SIGKILL.
+stop_pids() {
+  local pid i
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      note "pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+cleanup() {
+  trap - EXIT INT TERM
+  stop_pids "${SERVER_PIDS[@]}"
+  rm -rf "$BENCH_TMPDIR"
+}
+trap cleanup EXIT
+trap 'note "interrupted"; exit 130' INT
+trap 'note "terminated"; exit 143' TERM
+
+port_in_use() {
+  if command -v ss >/dev/null 2>&1; then
+    [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ] && return 0
+  fi
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+free_port() {
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$((20000 + RANDOM % 20000))
+    port_in_use "$p" || { printf '%s\n' "$p"; return 0; }
+  done
+  die "found no free TCP port in 20000-39999"
+}
+
+# wait_port NAME PID PORT LOG — poll until something answers HTTP on PORT.
+wait_port() {
+  local name=$1 pid=$2 port=$3 log=$4 i rc
+  for ((i = 0; i < 100; i++)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null && rc=0 || rc=$?
+      printf 'bench: error: %s (pid %s) exited with status %s before answering on port %s; its output:\n' \
+        "$name" "$pid" "$rc" "$port" >&2
+      sed 's/^/  | /' "$log" >&2 || true
+      exit 1
+    fi
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && return 0
+    sleep 0.1
+  done
+  printf 'bench: error: %s (pid %s) did not answer on 127.0.0.1:%s within 10 s; its output:\n' \
+    "$name" "$pid" "$port" >&2
+  sed 's/^/  | /' "$log" >&2 || true
+  exit 1
+}
+
+# check_answer NAME URL BODY — the server must answer 200 with exactly BODY;
+# BODY "@FILE" means the bytes of FILE.
+check_answer() {
+  local name=$1 url=$2 want=$3 code ok=0
+  code=$(curl -s --max-time 5 -o "$BENCH_TMPDIR/body" -w '%{http_code}' "$url") || true
+  if [[ $want == @* ]]; then
+    [ "$code" = 200 ] && cmp -s "$BENCH_TMPDIR/body" "${want#@}" && ok=1
+    want="the bytes of ${want#@}"
+  else
+    [ "$code" = 200 ] && [ "$(cat "$BENCH_TMPDIR/body")" = "$want" ] && ok=1
+  fi
+  [ "$ok" = 1 ] || die "$name: GET $url answered $code '$(head -c 80 "$BENCH_TMPDIR/body" 2>/dev/null | tr -c '[:print:]' '?')', expected 200 with $want"
+}
+
+# After start_*: SERVER_PID, SERVER_PORT, SERVER_CMD (the exact command).
+
+# start_server_playground MODE [VAR=VALUE ...] — server A, pinned to SERVER_CPU.
+start_server_playground() {
+  local mode=$1; shift
+  local port log
+  port=$(free_port)
+  log=$BENCH_TMPDIR/playground-$mode-$port.log
+  local envs=(REACTORS=1 "PORT=$port" "PLAYGROUND_MODE=$mode" "$@")
+  if [ -n "$PLAYGROUND_CMD" ]; then
+    env "${envs[@]}" taskset -c "$SERVER_CPU" bash -c "exec $PLAYGROUND_CMD" >"$log" 2>&1 &
+    SERVER_CMD="${envs[*]} taskset -c $SERVER_CPU $PLAYGROUND_CMD"
+  else
+    [ -x "$PLAYGROUND" ] || die "$PLAYGROUND not found or not executable (run make, or set PLAYGROUND=/path or PLAYGROUND_CMD)"
+    env "${envs[@]}" taskset -c "$SERVER_CPU" "$PLAYGROUND" >"$log" 2>&1 &
+    SERVER_CMD="${envs[*]} taskset -c $SERVER_CPU ${PLAYGROUND#"$ROOT"/}"
+  fi
+  SERVER_PID=$! SERVER_PORT=$port
+  SERVER_PIDS+=("$SERVER_PID")
+  wait_port "playground ($mode)" "$SERVER_PID" "$port" "$log"
+}
+
+# start_nginx SNIPPET — server B: one nginx process, pinned to SERVER_CPU,
+# config and all its files in a fresh directory under BENCH_TMPDIR.
+NGINX_CONFS=()
+start_nginx() {
+  local snippet=$1 port dir
+  [ -x "$NGINX" ] || die "$NGINX not found (apt-get install nginx-light, or set NGINX=)"
+  port=$(free_port)
+  dir=$BENCH_TMPDIR/nginx-$port
+  write_nginx_conf "$dir" "$port" "$snippet"
+  taskset -c "$SERVER_CPU" "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
+    >"$dir/stdout.log" 2>&1 &
+  SERVER_PID=$! SERVER_PORT=$port
+  SERVER_PIDS+=("$SERVER_PID")
+  SERVER_CMD="taskset -c $SERVER_CPU $NGINX -p DIR/ -e DIR/error.log -c DIR/nginx.conf"
+  NGINX_CONFS+=("$dir/nginx.conf")
+  wait_port nginx "$SERVER_PID" "$port" "$dir/error.log"
+  local pidfile
+  pidfile=$(cat "$dir/nginx.pid" 2>/dev/null || true)
+  [ "$pidfile" = "$SERVER_PID" ] ||
+    die "nginx pid file says '$pidfile' but we started $SERVER_PID; the measured pid would be wrong"
+}
+
+# ------------------------------------------------------------------ shapes --
+# shape_<name> URL SECONDS sets LOAD_ARGV (the load command) and LOAD_PARSER.
+# shape_label_<name> prints the human label.
+shape_keepalive() {
+  LOAD_ARGV=(taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${2}s" "$1")
+  LOAD_PARSER=parse_wrk
+}
+shape_label_keepalive() { printf 'keep-alive (c%s, 1 in flight)' "$CONNS"; }
+
+shape_pipelined() {
+  LOAD_ARGV=(taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${2}s" -s bench/pipeline.lua "$1" -- "$PIPELINE_DEPTH")
+  LOAD_PARSER=parse_wrk
+}
+shape_label_pipelined() { printf 'pipelined (c%s, %s deep)' "$CONNS" "$PIPELINE_DEPTH"; }
+
+# parse_<tool> OUTFILE STATUS prints "REQUESTS REQ_PER_S" on success, or
+# "discard REASON" when the run does not count.
+parse_wrk() {
+  local out=$1 rc=$2 reqs rps
+  [ "$rc" = 0 ] || { echo "discard wrk exited with status $rc"; return; }
+  if grep -q 'Socket errors:' "$out"; then
+    echo "discard $(grep -m1 'Socket errors:' "$out" | sed 's/^ *//')"; return
+  fi
+  if grep -q 'Non-2xx or 3xx responses:' "$out"; then
+    echo "discard $(grep -m1 'Non-2xx or 3xx responses:' "$out" | sed 's/^ *//')"; return
+  fi
+  reqs=$(awk '/ requests in /{print $1; exit}' "$out")
+  rps=$(awk '/^Requests\/sec:/{print $2; exit}' "$out")
+  [[ $reqs =~ ^[0-9]+$ && $reqs -gt 0 && -n $rps ]] ||
+    { echo "discard could not read a request count from wrk's output"; return; }
+  echo "$reqs $rps"
+}
+
+# --------------------------------------------------------------- measuring --
+# CPU of a process: utime+stime in clock ticks, /proc/<pid>/stat fields 14+15
+# (the whole process: live threads and those that have exited).
+proc_cpu_ticks() {
+  local s a
+  s=$(<"/proc/$1/stat") || return 1
+  s=${s##*) }                    # drop "pid (comm) "; fields from #3 onward
+  read -ra a <<<"$s"
+  echo $((a[11] + a[12]))
+}
+# Cross-check: ns on CPU, summed over live threads' /proc/<pid>/task/*/schedstat.
+proc_sched_ns() {
+  local f v sum=0
+  for f in /proc/"$1"/task/*/schedstat; do
+    read -r v _ <"$f" 2>/dev/null && sum=$((sum + v))
+  done
+  echo "$sum"
+}
+
+RUNS_TSV=  # set per row: row round shape side status reqs rps ticks us_req sched_us_req reason
+
+# measure NAME PID URL SHAPE — one run; appends a line to RUNS_TSV.
+measure() {
+  local name=$1 pid=$2 url=$3 shape=$4
+  local out=$BENCH_TMPDIR/wrk.out rc t0 t1 s0 s1 parsed
+  "shape_$shape" "$url" "$DURATION"
+  kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) is gone"
+  t0=$(proc_cpu_ticks "$pid"); s0=$(proc_sched_ns "$pid")
+  "${LOAD_ARGV[@]}" >"$out" 2>&1 && rc=0 || rc=$?
+  sleep 0.2   # let the server finish the closes wrk just caused
+  kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) died during the $shape run; wrk said: $(tr '\n' ' ' <"$out")"
+  t1=$(proc_cpu_ticks "$pid"); s1=$(proc_sched_ns "$pid")
+  cp "$out" "$BENCH_TMPDIR/wrk-$CUR_ROUND-$shape-${name// /_}.out"
+  parsed=$("$LOAD_PARSER" "$out" "$rc")
+  if [[ $parsed == discard* ]]; then
+    printf '%s\t%s\t%s\t%s\tdiscarded\t-\t-\t%s\t-\t-\t%s\n' "$CUR_ROW" "$CUR_ROUND" "$shape" "$name" \
+      "$((t1 - t0))" "${parsed#discard }" >>"$RUNS_TSV"
+    printf '  round %s  %-28s %-14s DISCARDED: %s\n' "$CUR_ROUND" "$("shape_label_$shape")" "$name" "${parsed#discard }"
+    return 0
+  fi
+  local reqs=${parsed% *} rps=${parsed#* }
+  local us sus
+  us=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.3f", t*1e6/hz/n}')
+  sus=$(awk -v d="$((s1 - s0))" -v n="$reqs" 'BEGIN{printf "%.3f", d/1e3/n}')
+  printf '%s\t%s\t%s\t%s\tkept\t%s\t%s\t%s\t%s\t%s\t\n' "$CUR_ROW" "$CUR_ROUND" "$shape" "$name" \
+    "$reqs" "$rps" "$((t1 - t0))" "$us" "$sus" >>"$RUNS_TSV"
+  printf '  round %s  %-28s %-14s %10s req/s  %9s req  %5s ticks  %7s us/req (schedstat %s)\n' \
+    "$CUR_ROUND" "$("shape_label_$shape")" "$name" "$rps" "$reqs" "$((t1 - t0))" "$us" "$sus"
+}
+
+warmup() {
+  local name=$1 url=$2 shape
+  [ "$WARMUP" -gt 0 ] || return 0
+  for shape in $ROW_SHAPES; do
+    "shape_$shape" "$url" "$WARMUP"
+    "${LOAD_ARGV[@]}" >/dev/null 2>&1 || note "warm-up of $name ($shape) failed; measuring anyway"
+  done
+}
+
+# -------------------------------------------------------------------- rows --
+# A row function starts its servers and calls add_side for each (first side
+# is the one the ratios are about), and sets ROW_TITLE, ROW_SHAPES, ROW_NOTES.
+SIDE_NAMES=() SIDE_PIDS=() SIDE_URLS=() SIDE_CMDS=()
+add_side() {  # NAME PATH EXPECTED_BODY (or @FILE) — uses SERVER_* from the last start_*
+  local url="http://127.0.0.1:$SERVER_PORT$2"
+  check_answer "$1" "$url" "$3"
+  SIDE_NAMES+=("$1") SIDE_PIDS+=("$SERVER_PID") SIDE_URLS+=("$url") SIDE_CMDS+=("$SERVER_CMD")
+}
+
+row_raw() {
+  ROW_TITLE="raw vs nginx"
+  ROW_SHAPES="keepalive pipelined"
+  ROW_NOTES="Both servers answer GET / with 200 and the 2-byte body \`ok\`."
+  start_server_playground raw
+  add_side ioxide / ok
+  start_nginx 'location = / { return 200 "ok"; }'
+  add_side nginx / ok
+}
+
+# ----------------------------------------------------------------- summary --
+median() { sort -g | awk '{v[NR]=$1} END{ if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else printf "%.3f\n", (v[NR/2]+v[NR/2+1])/2 }'; }
+
+fmt_rps() { awk -v x="$1" 'BEGIN{ if (x=="-") print "-"; else printf "%.0f", x }'; }
+fmt_us()  { awk -v x="$1" 'BEGIN{ if (x=="-") print "-"; else printf "%.2f", x }'; }
+ratio()   { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "n/a"; else printf "%.2f×", a/b }'; }
+
+# cell SHAPE SIDE COLUMN — median of COLUMN over kept runs of the cell.
+cell() { awk -F'\t' -v s="$1" -v n="$2" -v c="$3" '$3==s && $4==n && $5=="kept"{print $c}' "$RUNS_TSV" | median; }
+kept() { awk -F'\t' -v s="$1" -v n="$2" '$3==s && $4==n && $5=="kept"{k++} $3==s && $4==n{t++} END{printf "%d/%d", k, t}' "$RUNS_TSV"; }
+
+print_table() {
+  local shape i a_rps a_us rps us label
+  echo "| shape | server | req/s (median) | server CPU µs/req (median) | runs kept |"
+  echo "|---|---|---:|---:|---:|"
+  for shape in $ROW_SHAPES; do
+    label=$("shape_label_$shape")
+    for i in "${!SIDE_NAMES[@]}"; do
+      rps=$(cell "$shape" "${SIDE_NAMES[i]}" 7); us=$(cell "$shape" "${SIDE_NAMES[i]}" 9)
+      if [ "$rps" = - ]; then
+        echo "| $label | ${SIDE_NAMES[i]} | all runs discarded | all runs discarded | $(kept "$shape" "${SIDE_NAMES[i]}") |"
+      else
+        echo "| $label | ${SIDE_NAMES[i]} | $(fmt_rps "$rps") | $(fmt_us "$us") | $(kept "$shape" "${SIDE_NAMES[i]}") |"
+      fi
+    done
+    a_rps=$(cell "$shape" "${SIDE_NAMES[0]}" 7); a_us=$(cell "$shape" "${SIDE_NAMES[0]}" 9)
+    for ((i = 1; i < ${#SIDE_NAMES[@]}; i++)); do
+      rps=$(cell "$shape" "${SIDE_NAMES[i]}" 7); us=$(cell "$shape" "${SIDE_NAMES[i]}" 9)
+      echo "| $label | **${SIDE_NAMES[0]}/${SIDE_NAMES[i]}** | $(ratio "$a_rps" "$rps") | $(ratio "$a_us" "$us") | |"
+    done
+  done
+}
+
+print_runs() {
+  echo "| round | shape | server | status | requests | req/s | CPU ticks | µs/req | µs/req (schedstat) |"
+  echo "|---:|---|---|---|---:|---:|---:|---:|---:|"
+  awk -F'\t' '{ st = ($5=="kept") ? "kept" : "discarded: " $11;
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $2, $3, $4, st, $6, $7, $8, $9, $10 }' "$RUNS_TSV"
+}
+
+cpu_model() { awk -F': *' '/^model name/{print $2; exit}' /proc/cpuinfo; }
+
+write_section() {  # ROW BLOCKFILE
+  local begin="<!-- bench:$1:begin -->" end="<!-- bench:$1:end -->"
+  if [ -f "$RESULTS" ] && grep -qxF "$begin" "$RESULTS"; then
+    grep -qxF "$end" "$RESULTS" || die "$RESULTS has '$begin' but no '$end'; fix the file by hand"
+    awk -v b="$begin" -v e="$end" -v f="$2" '
+      $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
+      skip && $0 == e { skip = 0; next }
+      !skip { print }' "$RESULTS" >"$RESULTS.tmp.$$"
+    mv "$RESULTS.tmp.$$" "$RESULTS"
+  else
+    [ -f "$RESULTS" ] || printf '# ioxide benchmark results\n' >"$RESULTS"
+    { printf '\n'; cat "$2"; } >>"$RESULTS"
+  fi
+}
+
+report_row() {
+  local row=$1 i shape conf
+  local block=$BENCH_TMPDIR/section-$row.md
+  {
+    echo "<!-- bench:$row:begin -->"
+    echo "## make bench ($ROW_TITLE)"
+    echo
+    echo "Written by \`bench/run.sh\` (row \`$row\`); rerunning replaces this section only."
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Machine: $(nproc) CPUs, Linux $(uname -r), $(cpu_model)"
+    echo "- Settings: DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP CONNS=$CONNS PIPELINE_DEPTH=$PIPELINE_DEPTH; servers on core $SERVER_CPU, wrk on core $WRK_CPU; CLK_TCK=$CLK_TCK"
+    echo "- Order: for each round, for each shape: $(IFS=' '; echo "${SIDE_NAMES[*]}") (interleaved). Warm-up: ${WARMUP} s per server and shape before round 1, not counted."
+    echo "- Server CPU = delta of utime+stime (/proc/<pid>/stat fields 14+15) over the run, ÷ requests wrk completed. Runs with wrk socket errors or non-2xx/3xx answers are discarded and not in the medians."
+    [ -n "$ROW_NOTES" ] && echo "- $ROW_NOTES"
+    [ -n "$PLAYGROUND_CMD" ] && echo "- **Side ${SIDE_NAMES[0]} was a stand-in: PLAYGROUND_CMD=\`$PLAYGROUND_CMD\`, not build/playground.**"
+    [ -z "$PLAYGROUND_CMD" ] && [ "$PLAYGROUND" != "$ROOT/build/playground" ] &&
+      echo "- **Side ${SIDE_NAMES[0]} ran PLAYGROUND=\`$PLAYGROUND\`, not build/playground.**"
+    echo
+    echo "Commands:"
+    echo
+    echo '```sh'
+    for i in "${!SIDE_NAMES[@]}"; do echo "# ${SIDE_NAMES[i]}"; echo "${SIDE_CMDS[i]}"; done
+    for shape in $ROW_SHAPES; do
+      "shape_$shape" "http://127.0.0.1:PORT/" "$DURATION"
+      echo "# $("shape_label_$shape")"; echo "${LOAD_ARGV[*]}"
+    done
+    echo '```'
+    for conf in "${NGINX_CONFS[@]}"; do
+      echo
+      echo "nginx.conf (DIR is a fresh temp dir; PORT a free port):"
+      echo
+      echo '```nginx'
+      sed -e "s#$(dirname "$conf")#DIR#g" -e "s#127\.0\.0\.1:[0-9]*#127.0.0.1:PORT#" "$conf"
+      echo '```'
+    done
+    echo
+    print_table
+    echo
+    echo "<details><summary>Every run</summary>"
+    echo
+    print_runs
+    echo
+    echo "</details>"
+    echo "<!-- bench:$row:end -->"
+  } >"$block"
+  if [ "$RESULTS" = - ]; then
+    note "RESULTS=-: not writing a results file"
+  else
+    write_section "$row" "$block"
+    note "wrote section '$row' of ${RESULTS#"$ROOT"/}"
+  fi
+}
+
+# -------------------------------------------------------------------- main --
+run_row() {
+  local row=$1 i shape
+  CUR_ROW=$row ROW_TITLE=$row ROW_SHAPES="keepalive pipelined" ROW_NOTES=
+  SIDE_NAMES=() SIDE_PIDS=() SIDE_URLS=() SIDE_CMDS=() NGINX_CONFS=()
+  RUNS_TSV=$BENCH_TMPDIR/runs-$row.tsv; : >"$RUNS_TSV"
+  local first_pid=${#SERVER_PIDS[@]}
+  "row_$row"
+  echo "== row $row: $ROW_TITLE"
+  [ -n "$PLAYGROUND_CMD" ] && note "side ${SIDE_NAMES[0]} is PLAYGROUND_CMD=$PLAYGROUND_CMD (a stand-in, not build/playground)"
+  for i in "${!SIDE_NAMES[@]}"; do
+    echo "  ${SIDE_NAMES[i]}: pid ${SIDE_PIDS[i]}, ${SIDE_URLS[i]}"
+    warmup "${SIDE_NAMES[i]}" "${SIDE_URLS[i]}"
+  done
+  for ((CUR_ROUND = 1; CUR_ROUND <= ROUNDS; CUR_ROUND++)); do
+    for shape in $ROW_SHAPES; do
+      for i in "${!SIDE_NAMES[@]}"; do
+        measure "${SIDE_NAMES[i]}" "${SIDE_PIDS[i]}" "${SIDE_URLS[i]}" "$shape"
+      done
+    done
+  done
+  echo
+  echo "## make bench ($ROW_TITLE)"
+  echo
+  print_table
+  local ndisc
+  ndisc=$(awk -F'\t' '$5=="discarded"' "$RUNS_TSV" | wc -l)
+  echo
+  if [ "$ndisc" -gt 0 ]; then
+    echo "Discarded (not reported in the medians): $ndisc run(s):"
+    awk -F'\t' '$5=="discarded"{printf "  round %s, %s, %s: %s\n", $2, $3, $4, $11}' "$RUNS_TSV"
+  else
+    echo "No runs discarded."
+  fi
+  echo
+  report_row "$row"
+  # Stop this row's servers before the next row starts its own.
+  stop_pids "${SERVER_PIDS[@]:first_pid}"
+  SERVER_PIDS=("${SERVER_PIDS[@]:0:first_pid}")
+}
+
+read -ra ROWS <<<"${BENCH_ROWS//,/ }"
+[ ${#ROWS[@]} -gt 0 ] || die "BENCH_ROWS is empty"
+for row in "${ROWS[@]}"; do
+  declare -F "row_$row" >/dev/null ||
+    die "unknown row '$row' in BENCH_ROWS (known: $(declare -F | awk '$3 ~ /^row_/{sub(/^row_/, "", $3); print $3}' | tr '\n' ' '| sed 's/ $//'))"
+done
+for row in "${ROWS[@]}"; do
+  run_row "$row"
+done
