@@ -15,7 +15,7 @@ SAN     ?=
 PYTHON  := /usr/bin/python3
 CC      ?= gcc
 
-CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iexamples/playground \
                -Iruntime -Igenerated -Itests -MMD -MP
 ifeq ($(SAN),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer \

@@ -42,8 +42,10 @@ struct iox_conn {
     uint8_t recv_armed;      /* a multishot recv is active */
     uint8_t recv_cancelling; /* its cancel is on the way */
     uint8_t send_inflight;
-    uint8_t parked;          /* on r->parked: re-arm recv at turn end */
-    uint8_t dirty;           /* on r->dirty: output to send at turn end */
+    uint8_t parked;          /* wants its recv re-armed at turn end */
+    uint8_t dirty;           /* has output to send at turn end */
+    uint8_t parked_linked;   /* on r->parked (an entry may outlive the want) */
+    uint8_t dirty_linked;    /* on r->dirty */
     uint8_t eof;             /* peer shut its side */
     uint8_t close_after;     /* close once committed output is sent */
     uint8_t awaiting_reply;  /* an async handler owns the current request */
@@ -53,6 +55,10 @@ struct iox_conn {
     uint8_t req_minor;
     uint8_t throttled;       /* reading stopped for backpressure */
     uint8_t closing_started;
+    uint8_t aborted;         /* iox_conn_abort called: stop parsing */
+    uint8_t firing;          /* inside http_conn_fire: queue nested events */
+    uint8_t nqueued;
+    uint8_t queued[6];
     struct iox_http_parser hp;
     /* Carry: unconsumed input that is not in a ring buffer. */
     char *in;
@@ -62,6 +68,8 @@ struct iox_conn {
      * While a send is in flight it covers [wsent, wsend_end). */
     char *out;
     uint32_t wlen, wsent, wcommit, wsend_end, wcap;
+    char *retired;           /* old write buffer a send in flight still reads */
+    uint32_t retired_cap;
     /* Timer: deadline and links in r->idle or r->linger. */
     uint64_t deadline_ms;
     struct iox_conn *tprev, *tnext;

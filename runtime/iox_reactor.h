@@ -70,6 +70,8 @@ struct iox_server_config {
     int (*on_start)(struct iox_reactor *r, void *app_ctx);
     /* Runs on each reactor thread when it stops. */
     void (*on_stop)(struct iox_reactor *r, void *app_ctx);
+    /* Runs on the main thread on SIGHUP (e.g. re-snapshot files). */
+    void (*on_sighup)(void *app_ctx);
 };
 
 /* Fill cfg from the environment (PORT, REACTORS, IDLE_TIMEOUT_MS,
@@ -107,6 +109,9 @@ struct iox_reactor {
     struct iox_conn *parked;          /* conns whose recv must be re-armed */
     struct iox_msg *msg_retry;        /* messages to re-send next turn */
     iox_msg_handler msg_handlers[IOX_MSG_KINDS];
+    /* Completion handlers for other owners (IOX_OWN_PG, IOX_OWN_APP...),
+     * registered by the modules that own those slots. */
+    void (*owner_dispatch[8])(struct iox_reactor *r, const struct iox_cqe *cqe);
     void *services[8];                /* per-reactor services (pg pool, file snapshot, ...) */
     char date[40];                    /* "Date: ...\r\n" cached per second */
     uint64_t date_sec;
@@ -117,6 +122,9 @@ struct iox_reactor {
     uint32_t tick_ms;
     uint8_t tick_armed;
 };
+
+/* Allocate a reactor's tables (internal: server.c). */
+int reactor_alloc_public(struct iox_reactor *r, const struct iox_server_config *cfg);
 
 /* Per-reactor setup/teardown without a thread or ring: tests use it with the
  * simulated seam. Returns 0 or -errno. */
@@ -134,6 +142,9 @@ struct iox_conn *iox_reactor_adopt(struct iox_reactor *r, int fd);
 void iox_reactor_advance_clock(struct iox_reactor *r, uint64_t now_ms);
 /* Begin a graceful stop on this reactor (what SIGTERM does). */
 void iox_reactor_begin_stop(struct iox_reactor *r);
+
+/* A connection slot became free: resume a paused accept (internal). */
+void iox_reactor_slot_freed(struct iox_reactor *r);
 
 /* Register a handler for message kind (IOX_MSG_APP0 .. IOX_MSG_KINDS-1). */
 void iox_reactor_on_msg(struct iox_reactor *r, uint32_t kind, iox_msg_handler h);

@@ -1,0 +1,34 @@
+/* playground — the runnable host: raw, pg, file and hop modes.
+ *
+ * Configured by environment (ARCHITECTURE.md §4): PLAYGROUND_MODE, PORT,
+ * REACTORS, IDLE_TIMEOUT_MS, FILE_ROOT, PG*. `make run` starts raw mode. */
+#include "playground.h"
+#include "iox_log.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(void)
+{
+    const char *mode = getenv("PLAYGROUND_MODE");
+    if (!mode || !*mode) mode = "raw";
+    struct iox_server_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    char why[256];
+    if (iox_server_config_from_env(&cfg, why, sizeof why) < 0) {
+        fprintf(stderr, "playground: %s\n", why);
+        return 2;
+    }
+    int rc;
+    if (!strcmp(mode, "raw")) rc = playground_raw(&cfg);
+    else if (!strcmp(mode, "pg")) rc = playground_pg(&cfg);
+    else if (!strcmp(mode, "file")) rc = playground_file(&cfg);
+    else if (!strcmp(mode, "hop")) rc = playground_hop(&cfg);
+    else {
+        fprintf(stderr, "playground: PLAYGROUND_MODE=%s is not one of raw, pg, file, hop\n", mode);
+        return 2;
+    }
+    if (rc < 0) return 1;
+    IOX_INFO("%s mode", mode);
+    return iox_server_run(&cfg);
+}

@@ -1,0 +1,350 @@
+/* conn_actions.c — the hand-written actions of the http_conn machine.
+ *
+ * The generated dispatch (generated/http_conn_machine.c) decides which action
+ * runs in which state; these functions do the work and return a follow-up
+ * event (HTTP_CONN_EV_NONE for none). Op accounting and buffer returns are
+ * done by iox_conn_on_cqe (conn.c) for every completion in every state, so
+ * an action never has to remember them. */
+#include "conn_buffers.h"
+#include "conn_internal.h"
+#include "http_conn_machine.h"
+#include "iox_log.h"
+#include "iox_ud.h"
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* Largest carry: a head may be up to max_head, plus a few buffers that
+ * arrive while a recv is being cancelled for backpressure. */
+static size_t carry_max(struct iox_conn *c)
+{
+    return (size_t)c->hp.lim.max_head + 8u * c->r->seam->buf_size + IOX_CARRY_SLACK;
+}
+
+static int over_cap(struct iox_conn *c)
+{
+    return c->out && c->wlen - c->wsent >= c->r->cfg->write_cap;
+}
+
+/* The current request is fully read and answered: make its response
+ * sendable. Returns FINISH when the connection must close after it. */
+static int complete_request(struct iox_conn *c)
+{
+    c->wcommit = c->wlen;
+    c->r->n_requests++;
+    iox_conn_mark_dirty(c);
+    iox_conn_timer_touch(c);
+    if (!c->req_keep_alive || c->close_after) {
+        c->close_after = 1;
+        return HTTP_CONN_EV_FINISH;
+    }
+    return HTTP_CONN_EV_NONE;
+}
+
+/* A malformed request: drop the unanswered response, answer `status`, and
+ * close after it. */
+static int reject(struct iox_conn *c, int err)
+{
+    int status = iox_http_error_status(err);
+    IOX_DEBUG("conn %u: %s → %d", c->idx, iox_http_result_name(err), status);
+    c->wlen = c->wcommit;
+    c->req_keep_alive = 0;
+    c->req_head = 0;
+    c->req_minor = 1;
+    c->close_after = 1;
+    c->body_pending = 0;
+    const char *reason = iox_http_error_reason(err);
+    if (iox_resp_simple(c, status, "text/plain", reason, strlen(reason)) < 0)
+        return HTTP_CONN_EV_FAIL;
+    c->wcommit = c->wlen;
+    iox_conn_mark_dirty(c);
+    return HTTP_CONN_EV_FINISH;
+}
+
+/* Run the parser over base[0, len). *used reports the bytes consumed; the
+ * caller keeps the rest (a cut request, or input held back while an async
+ * request or backpressure pauses parsing). */
+static int process(struct iox_conn *c, const char *base, size_t len, size_t *used)
+{
+    size_t off = 0;
+    int ev = HTTP_CONN_EV_NONE;
+    while (off < len) {
+        if (c->body_pending) {
+            size_t consumed = 0;
+            const char *data;
+            size_t dlen;
+            int r = iox_http_parse_body(&c->hp, base + off, len - off, &consumed, &data, &dlen);
+            off += consumed;
+            if (r == IOX_HTTP_BODY_DATA || r == IOX_HTTP_NEED_MORE) continue;
+            if (r < 0) { ev = reject(c, r); off = len; break; }
+            /* BODY_DONE */
+            c->body_pending = 0;
+            if (!c->awaiting_reply) {
+                ev = complete_request(c);
+                if (ev) { off = len; break; }
+            }
+            continue;
+        }
+        /* Between requests: the next head waits while a handler owns the
+         * current request, or while the peer is not reading our answers. */
+        if (c->awaiting_reply) { ev = HTTP_CONN_EV_ASYNC; break; }
+        if (over_cap(c)) { iox_conn_throttle(c); break; }
+        struct iox_http_request req;
+        int r = iox_http_parse_head(&c->hp, base + off, len - off, &req);
+        if (r == IOX_HTTP_NEED_MORE) break;
+        if (r < 0) { ev = reject(c, r); off = len; break; }
+        off += req.head_len;
+        c->req_head = req.method_id == IOX_HTTP_HEAD;
+        c->req_keep_alive = req.keep_alive;
+        c->req_minor = req.version_minor;
+        c->body_pending = req.body_kind != IOX_HTTP_BODY_NONE;
+        int h = c->r->cfg->app->on_request(c, &req, c->r->cfg->app_ctx);
+        if (c->aborted) { off = len; ev = HTTP_CONN_EV_FAIL; break; }
+        if (h == IOX_ASYNC) {
+            c->awaiting_reply = 1;
+            if (!c->body_pending) { ev = HTTP_CONN_EV_ASYNC; break; }
+            continue;
+        }
+        if (!c->body_pending) {
+            ev = complete_request(c);
+            if (ev) { off = len; break; }
+        }
+    }
+    *used = off;
+    return ev;
+}
+
+/* Feed bytes that are not in the carry (a ring buffer's, or stashed). */
+static int feed(struct iox_conn *c, const char *p, size_t n)
+{
+    int ev = HTTP_CONN_EV_NONE;
+    if (c->in_len == 0) {
+        size_t used = 0;
+        ev = process(c, p, n, &used);
+        p += used;
+        n -= used;
+        if (n && ev != HTTP_CONN_EV_FINISH && ev != HTTP_CONN_EV_FAIL) {
+            if (iox_carry_append(c, p, n, carry_max(c)) != n) return HTTP_CONN_EV_FAIL;
+        }
+        return ev;
+    }
+    /* Slow path: a request is already cut; continue it in the carry. */
+    while (n) {
+        size_t k = iox_carry_append(c, p, n, carry_max(c));
+        if (k == 0) return HTTP_CONN_EV_FAIL;
+        p += k;
+        n -= k;
+        size_t used = 0;
+        size_t before = c->in_len;
+        ev = process(c, c->in, c->in_len, &used);
+        iox_carry_consume(c, used);
+        if (ev == HTTP_CONN_EV_FINISH || ev == HTTP_CONN_EV_FAIL) return ev;
+        if (ev || c->throttled) {
+            /* Parsing paused: keep the rest of the input behind the carry. */
+            if (n && iox_carry_append(c, p, n, carry_max(c)) != n) return HTTP_CONN_EV_FAIL;
+            return ev;
+        }
+        if (used == 0 && before == c->in_cap && n) return HTTP_CONN_EV_FAIL;
+    }
+    return ev;
+}
+
+/* Parse what the carry holds (after an async reply or backpressure eased). */
+static int feed_carry(struct iox_conn *c)
+{
+    if (!c->in_len) return HTTP_CONN_EV_NONE;
+    size_t used = 0;
+    int ev = process(c, c->in, c->in_len, &used);
+    if (ev == HTTP_CONN_EV_FINISH || ev == HTTP_CONN_EV_FAIL) return ev;
+    iox_carry_consume(c, used);
+    return ev;
+}
+
+int http_conn_act_consume(struct iox_conn *c, const struct iox_event *ev)
+{
+    return feed(c, ev->data, ev->len);
+}
+
+int http_conn_act_stash(struct iox_conn *c, const struct iox_event *ev)
+{
+    if (c->body_pending) return feed(c, ev->data, ev->len);
+    if (iox_carry_append(c, ev->data, ev->len, carry_max(c)) != ev->len) {
+        /* The client keeps sending while we cannot answer: stop reading. */
+        iox_conn_throttle(c);
+        return HTTP_CONN_EV_FAIL;
+    }
+    if (c->in_len > carry_max(c) / 2) iox_conn_throttle(c);
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_discard(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)c; (void)ev;
+    return HTTP_CONN_EV_NONE;
+}
+
+/* Nothing queued and no request in progress: close. Otherwise finish what
+ * can be finished (responses owed) and close after it. */
+int http_conn_act_peer_eof(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    c->eof = 1;
+    if (c->awaiting_reply) return HTTP_CONN_EV_NONE;
+    if (c->wcommit > c->wsent || c->send_inflight) {
+        c->close_after = 1;
+        return HTTP_CONN_EV_FINISH;
+    }
+    return HTTP_CONN_EV_FAIL;
+}
+
+int http_conn_act_note_eof(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    c->eof = 1;
+    if (c->state == HTTP_CONN_S_FINISHING) return HTTP_CONN_EV_NONE;
+    c->close_after = 1;
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_rearm(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    if (!c->throttled && !c->eof) iox_conn_park(c);
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_park(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    c->r->n_enobufs++;
+    if (!c->throttled && !c->eof) iox_conn_park(c);
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_recv_stopped(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    if (!c->throttled && !c->eof) iox_conn_park(c);
+    return HTTP_CONN_EV_NONE;
+}
+
+/* A send completed in full. In finishing, the close follows once all is out;
+ * otherwise, if reading was throttled and the backlog is gone, parse what
+ * was held back and read again. */
+int http_conn_act_sent(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    if (c->state == HTTP_CONN_S_FINISHING) {
+        if (c->wsent >= c->wcommit && !c->send_inflight) return HTTP_CONN_EV_DRAINED;
+        return HTTP_CONN_EV_NONE;
+    }
+    if (c->throttled && !over_cap(c)) {
+        c->throttled = 0;
+        int e = c->state == HTTP_CONN_S_READING ? feed_carry(c) : HTTP_CONN_EV_NONE;
+        if (!c->throttled && !c->recv_armed && !c->recv_cancelling && !c->eof) iox_conn_park(c);
+        if (e) return e;
+    }
+    if (c->eof && c->state == HTTP_CONN_S_READING && !c->in_len && !c->body_pending) {
+        c->close_after = 1;
+        return HTTP_CONN_EV_FINISH;
+    }
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_send_rest(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    iox_conn_mark_dirty(c);   /* the rest goes out with this turn's batch */
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_resume(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    c->awaiting_reply = 0;
+    if (!c->body_pending) {
+        int e = complete_request(c);
+        if (e) return e;
+    }
+    int e = feed_carry(c);
+    if (e) return e;
+    if (c->eof && !c->in_len && !c->body_pending && !c->awaiting_reply) {
+        c->close_after = 1;
+        return HTTP_CONN_EV_FINISH;
+    }
+    if (c->throttled && !over_cap(c) && c->in_len <= carry_max(c) / 2) {
+        c->throttled = 0;
+        if (!c->recv_armed && !c->recv_cancelling && !c->eof) iox_conn_park(c);
+    }
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_on_shutdown(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    c->close_after = 1;
+    if (!iox_http_parser_mid_request(&c->hp) && !c->in_len && !c->body_pending &&
+        c->wsent >= c->wcommit && !c->send_inflight)
+        return HTTP_CONN_EV_FAIL;   /* idle: nothing to finish, close now */
+    if (!iox_http_parser_mid_request(&c->hp) && !c->in_len && !c->body_pending)
+        return HTTP_CONN_EV_FINISH;  /* only output left: send it, then close */
+    return HTTP_CONN_EV_NONE;        /* mid-request: close after its answer */
+}
+
+int http_conn_act_note_shutdown(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    c->close_after = 1;
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_finish(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    c->close_after = 1;
+    /* Input after the last answer is dropped, and so is any carried part. */
+    c->in_len = 0;
+    iox_carry_release(c);
+    c->body_pending = 0;
+    if (c->throttled) {
+        c->throttled = 0;
+        if (!c->recv_armed && !c->recv_cancelling && !c->eof) iox_conn_park(c);
+    }
+    if (c->wsent >= c->wcommit && !c->send_inflight) return HTTP_CONN_EV_DRAINED;
+    iox_conn_mark_dirty(c);
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_linger(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    if (c->eof || c->r->stopping) return HTTP_CONN_EV_FAIL;
+    int r = iox_seam_shutdown(c->r->seam, c->fd, SHUT_WR,
+                              iox_ud(IOX_OP_SHUTDOWN, IOX_OWN_HTTP, c->gen, c->idx));
+    if (r < 0) return HTTP_CONN_EV_FAIL;
+    c->inflight++;
+    iox_conn_timer_linger(c);
+    if (!c->recv_armed && !c->recv_cancelling) iox_conn_park(c);
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_drop(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    iox_conn_begin_close(c);
+    return HTTP_CONN_EV_OP_DONE;
+}
+
+int http_conn_act_maybe_close(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    iox_conn_close_if_idle(c);
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_release(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    iox_conn_release(c);
+    return HTTP_CONN_EV_NONE;
+}

@@ -1,0 +1,23 @@
+/* conn_internal.h — helpers shared by conn.c and conn_actions.c. */
+#ifndef IOX_CONN_INTERNAL_H
+#define IOX_CONN_INTERNAL_H
+#include "iox_conn.h"
+
+/* Extra carry room beyond head + buffers (bytes). */
+#define IOX_CARRY_SLACK 4096u
+
+/* Deliver an event to the connection's machine. Re-entrant calls (an action
+ * or handler causing another event on the same connection) are queued and
+ * run after the current chain. */
+void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev);
+
+void iox_conn_mark_dirty(struct iox_conn *c);     /* send committed output at turn end */
+void iox_conn_park(struct iox_conn *c);           /* (re-)arm recv at turn end */
+void iox_conn_throttle(struct iox_conn *c);       /* stop reading for backpressure */
+void iox_conn_timer_touch(struct iox_conn *c);    /* idle deadline = now + idle timeout */
+void iox_conn_timer_linger(struct iox_conn *c);   /* move to the linger list */
+void iox_conn_begin_close(struct iox_conn *c);    /* cancel all ops on the socket */
+void iox_conn_close_if_idle(struct iox_conn *c);  /* issue the close when nothing is in flight */
+void iox_conn_release(struct iox_conn *c);        /* free the slot (after the close CQE) */
+
+#endif

@@ -1,0 +1,339 @@
+/* server.c — configuration from the environment, reactor threads, signals.
+ *
+ * Signals belong to one place: the main thread blocks them before starting
+ * the reactors (threads inherit the mask) and waits for them with
+ * sigwaitinfo. On SIGTERM/SIGINT it posts a shutdown message to every
+ * reactor's ring through its own small ring (IORING_OP_MSG_RING): no eventfd,
+ * no lock, no shared flag polled on the hot path. */
+#include "iox_log.h"
+#include "iox_reactor.h"
+#include "iox_ud.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void iox_reactor_fini(struct iox_reactor *r);
+
+static int env_u32(const char *name, uint32_t *out, uint32_t min, uint32_t max, char *why, size_t n)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || x < min || x > max || v[0] == '-') {
+        snprintf(why, n, "%s=%s is not a number in [%u, %u]", name, v, min, max);
+        return -EINVAL;
+    }
+    *out = (uint32_t)x;
+    return 0;
+}
+
+int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t why_len)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!cfg->port) cfg->port = 8080;
+    if (!cfg->reactors) cfg->reactors = ncpu > 0 ? (unsigned)ncpu : 1;
+    if (!cfg->idle_timeout_ms) cfg->idle_timeout_ms = 30000;
+    if (!cfg->linger_ms) cfg->linger_ms = 2000;
+    if (!cfg->max_conns) cfg->max_conns = 16384;
+    if (!cfg->write_cap) cfg->write_cap = 256 * 1024;
+    if (!cfg->shutdown_grace_ms) cfg->shutdown_grace_ms = 3000;
+    if (!cfg->host) cfg->host = getenv("HOST") && *getenv("HOST") ? getenv("HOST") : "0.0.0.0";
+    cfg->pin = 1;
+    uint32_t port = cfg->port, reactors = cfg->reactors, pin = 1;
+    int rc = 0;
+    rc |= env_u32("PORT", &port, 1, 65535, why, why_len);
+    rc |= env_u32("REACTORS", &reactors, 1, 1024, why, why_len);
+    rc |= env_u32("IOX_PIN", &pin, 0, 1, why, why_len);
+    rc |= env_u32("IDLE_TIMEOUT_MS", &cfg->idle_timeout_ms, 1, 86400000, why, why_len);
+    rc |= env_u32("IOX_LINGER_MS", &cfg->linger_ms, 1, 60000, why, why_len);
+    rc |= env_u32("IOX_MAX_CONNS", &cfg->max_conns, 1, 1u << 20, why, why_len);
+    rc |= env_u32("IOX_WRITE_CAP", &cfg->write_cap, 1024, 1u << 30, why, why_len);
+    rc |= env_u32("IOX_SHUTDOWN_GRACE_MS", &cfg->shutdown_grace_ms, 0, 60000, why, why_len);
+    rc |= env_u32("IOX_RECV_BUFFERS", &cfg->ring.buf_count, 1, 32768, why, why_len);
+    rc |= env_u32("IOX_RECV_BUFSIZE", &cfg->ring.buf_size, 64, 1u << 20, why, why_len);
+    rc |= env_u32("IOX_SQ_ENTRIES", &cfg->ring.sq_entries, 8, 32768, why, why_len);
+    rc |= env_u32("IOX_MAX_HEAD", &cfg->http.max_head, 256, 1u << 24, why, why_len);
+    rc |= env_u32("IOX_MAX_HEADERS", &cfg->http.max_headers, 1, 65535, why, why_len);
+    rc |= env_u32("IOX_MAX_TARGET", &cfg->http.max_target, 16, 1u << 24, why, why_len);
+    uint32_t max_body_mb = 0;
+    rc |= env_u32("IOX_MAX_BODY_MB", &max_body_mb, 1, 1u << 20, why, why_len);
+    if (max_body_mb) cfg->http.max_body = (uint64_t)max_body_mb << 20;
+    if (rc) return -EINVAL;
+    cfg->port = (uint16_t)port;
+    cfg->reactors = reactors;
+    cfg->pin = (int)pin;
+    return 0;
+}
+
+/* ---- startup handshake (startup only: a mutex is fine here) ---- */
+
+struct startup {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned ready, failed;
+    int go;                /* 1 serve, -1 abort */
+    char why[512];
+};
+
+struct server {
+    const struct iox_server_config *cfg;
+    struct iox_reactor *reactors;
+    int *ring_fds;
+    struct startup st;
+};
+
+static int make_listener(const struct iox_server_config *cfg, int reuseport, char *why, size_t n)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(cfg->port);
+    if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
+        snprintf(why, n, "HOST=%s is not an IPv4 address", cfg->host);
+        return -EINVAL;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(why, n, "socket: %s%s", strerror(e), e == EMFILE ? " — raise `ulimit -n`" : "");
+        return -e;
+    }
+    int one = 1;
+    /* TCP_NODELAY on the listener is inherited by accepted sockets: one
+     * setsockopt at startup instead of one per connection. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
+        int e = errno;
+        snprintf(why, n, "setsockopt on the listener: %s", strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        int e = errno;
+        if (e == EADDRINUSE)
+            snprintf(why, n, "cannot listen on %s:%u: %s — another process holds the port; stop it or set PORT",
+                     cfg->host, cfg->port, strerror(e));
+        else if (e == EACCES)
+            snprintf(why, n, "cannot listen on %s:%u: %s — ports below 1024 need root; set PORT", cfg->host, cfg->port, strerror(e));
+        else
+            snprintf(why, n, "cannot bind %s:%u: %s", cfg->host, cfg->port, strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (listen(fd, 4096) < 0) {
+        int e = errno;
+        snprintf(why, n, "listen on %s:%u: %s", cfg->host, cfg->port, strerror(e));
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+struct thread_arg { struct server *s; unsigned id; };
+
+static void reactor_loop(struct iox_reactor *r, struct iox_seam_uring *u)
+{
+    struct iox_cqe cqes[256];
+    for (;;) {
+        iox_reactor_flush(r);
+        if (r->stopping && r->nconns == 0) break;
+        int rc = iox_seam_uring_submit_and_wait(u, 1);
+        if (rc < 0) {
+            IOX_ERROR("io_uring_submit_and_wait: %s — stopping this reactor", strerror(-rc));
+            break;
+        }
+        unsigned n;
+        while ((n = iox_seam_uring_reap(u, cqes, 256)) > 0)
+            for (unsigned i = 0; i < n; i++) iox_reactor_dispatch(r, &cqes[i]);
+    }
+}
+
+static void *reactor_main(void *arg)
+{
+    struct thread_arg *ta = arg;
+    struct server *s = ta->s;
+    struct iox_reactor *r = &s->reactors[ta->id];
+    const struct iox_server_config *cfg = s->cfg;
+    char tag[16], why[512] = "";
+    snprintf(tag, sizeof tag, "r%u", ta->id);
+    iox_log_set_thread_tag(tag);
+    free(ta);
+
+    int ok = 1;
+    if (cfg->pin) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET((int)(r->id % (unsigned)(ncpu > 0 ? ncpu : 1)), &set);
+        int e = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+        if (e) IOX_WARN("cannot pin to CPU %u: %s (running unpinned)", r->id, strerror(e));
+    }
+    /* The ring is created here: SINGLE_ISSUER binds it to this thread. */
+    struct iox_uring_config rc = cfg->ring;
+    if (iox_seam_uring_create(&rc, &r->uring, why, sizeof why) < 0) ok = 0;
+    if (ok) {
+        r->seam = iox_seam_uring_seam(r->uring);
+        r->ring_fd = iox_seam_uring_ring_fd(r->uring);
+        s->ring_fds[r->id] = r->ring_fd;
+        r->tick_ms = cfg->idle_timeout_ms / 4;
+        if (r->tick_ms > 250) r->tick_ms = 250;
+        if (r->tick_ms < 10) r->tick_ms = 10;
+        int fd = make_listener(cfg, 1, why, sizeof why);
+        if (fd < 0) ok = 0; else r->listen_fd = fd;
+    }
+    if (ok && cfg->on_start && cfg->on_start(r, cfg->app_ctx) != 0) {
+        snprintf(why, sizeof why, "reactor %u: application start hook failed", r->id);
+        ok = 0;
+    }
+    pthread_mutex_lock(&s->st.mu);
+    if (ok) s->st.ready++;
+    else if (!s->st.failed++) snprintf(s->st.why, sizeof s->st.why, "%s", why);
+    pthread_cond_broadcast(&s->st.cv);
+    while (!s->st.go) pthread_cond_wait(&s->st.cv, &s->st.mu);
+    int go = s->st.go;
+    pthread_mutex_unlock(&s->st.mu);
+
+    if (ok && go > 0) {
+        reactor_loop(r, r->uring);
+        IOX_DEBUG("stopped: %llu accepted, %llu requests, %llu stale CQEs, %llu ENOBUFS",
+                  (unsigned long long)r->n_accepted, (unsigned long long)r->n_requests,
+                  (unsigned long long)r->n_stale_cqes, (unsigned long long)r->n_enobufs);
+    }
+    if (ok && cfg->on_stop) cfg->on_stop(r, cfg->app_ctx);
+    if (r->listen_fd >= 0) close(r->listen_fd);
+    r->listen_fd = -1;
+    iox_reactor_fini(r);
+    iox_seam_uring_destroy(r->uring);
+    r->uring = NULL;
+    return NULL;
+}
+
+/* Post a shutdown message to every reactor through a ring of our own. */
+static int broadcast_shutdown(struct server *s, struct io_uring *ctl)
+{
+    for (unsigned i = 0; i < s->cfg->reactors; i++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(ctl);
+        if (!sqe) { io_uring_submit(ctl); sqe = io_uring_get_sqe(ctl); }
+        if (!sqe) return -EBUSY;
+        io_uring_prep_msg_ring(sqe, s->ring_fds[i], IOX_MSG_SHUTDOWN, iox_ud_ptr(IOX_OP_MSG, NULL), 0);
+        io_uring_sqe_set_data64(sqe, i);
+    }
+    int r = io_uring_submit_and_wait(ctl, s->cfg->reactors);
+    if (r < 0) return r;
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(ctl, &cqe) == 0) {
+        if (cqe->res < 0)
+            IOX_ERROR("shutdown message to reactor %llu: %s", (unsigned long long)cqe->user_data, strerror(-cqe->res));
+        io_uring_cqe_seen(ctl, cqe);
+    }
+    return 0;
+}
+
+int iox_server_run(const struct iox_server_config *cfg)
+{
+    struct server s;
+    memset(&s, 0, sizeof s);
+    s.cfg = cfg;
+    pthread_mutex_init(&s.st.mu, NULL);
+    pthread_cond_init(&s.st.cv, NULL);
+    char why[512];
+
+    /* A plain bind first: with SO_REUSEPORT alone a second server of the
+     * same user would silently share the port instead of failing. */
+    int probe = make_listener(cfg, 0, why, sizeof why);
+    if (probe < 0) {
+        fprintf(stderr, "ioxide: %s\n", why);
+        return 1;
+    }
+    close(probe);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    s.reactors = calloc(cfg->reactors, sizeof *s.reactors);
+    s.ring_fds = calloc(cfg->reactors, sizeof *s.ring_fds);
+    if (!s.reactors || !s.ring_fds) { fprintf(stderr, "ioxide: out of memory\n"); return 1; }
+    unsigned started = 0;
+    for (unsigned i = 0; i < cfg->reactors; i++) {
+        struct iox_reactor *r = &s.reactors[i];
+        r->id = i;
+        r->nreactors = cfg->reactors;
+        r->peer_ring_fds = s.ring_fds;
+        if (reactor_alloc_public(r, cfg) < 0) {
+            fprintf(stderr, "ioxide: out of memory for %u connections per reactor (IOX_MAX_CONNS)\n", cfg->max_conns);
+            return 1;
+        }
+        struct thread_arg *ta = malloc(sizeof *ta);
+        ta->s = &s;
+        ta->id = i;
+        int e = pthread_create(&r->thread, NULL, reactor_main, ta);
+        if (e) {
+            free(ta);
+            snprintf(s.st.why, sizeof s.st.why, "pthread_create: %s", strerror(e));
+            s.st.failed++;
+            break;
+        }
+        started++;
+    }
+    pthread_mutex_lock(&s.st.mu);
+    while (s.st.ready + s.st.failed < cfg->reactors && s.st.ready + s.st.failed < started + (started < cfg->reactors))
+        pthread_cond_wait(&s.st.cv, &s.st.mu);
+    s.st.go = s.st.failed ? -1 : 1;
+    pthread_cond_broadcast(&s.st.cv);
+    pthread_mutex_unlock(&s.st.mu);
+
+    int status = 0;
+    if (s.st.failed) {
+        fprintf(stderr, "ioxide: %s\n", s.st.why);
+        status = 1;
+    } else {
+        IOX_INFO("listening on %s:%u with %u reactor%s", cfg->host, cfg->port, cfg->reactors,
+                 cfg->reactors == 1 ? "" : "s");
+        struct io_uring ctl;
+        int rc = io_uring_queue_init(8, &ctl, 0);
+        if (rc < 0) {
+            fprintf(stderr, "ioxide: control ring: %s\n", strerror(-rc));
+            status = 1;
+        }
+        for (;;) {
+            siginfo_t si;
+            int sig = sigwaitinfo(&set, &si);
+            if (sig < 0) {
+                if (errno == EINTR) continue;
+                IOX_ERROR("sigwaitinfo: %s", strerror(errno));
+                break;
+            }
+            if (sig == SIGHUP) {
+                if (cfg->on_sighup) cfg->on_sighup(cfg->app_ctx);
+                continue;
+            }
+            IOX_INFO("%s: stopping (grace %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_grace_ms);
+            if (rc == 0 && broadcast_shutdown(&s, &ctl) < 0) status = 1;
+            break;
+        }
+        if (rc == 0) io_uring_queue_exit(&ctl);
+    }
+    for (unsigned i = 0; i < started; i++) pthread_join(s.reactors[i].thread, NULL);
+    if (!status) IOX_INFO("stopped");
+    free(s.reactors);
+    free(s.ring_fds);
+    return status;
+}
