@@ -80,7 +80,7 @@
 enum iox_http_result {
     IOX_HTTP_NEED_MORE = 0,  /* all input consumed, call again with more */
     IOX_HTTP_HEAD_DONE = 1,  /* parse_head: *req is filled */
-    IOX_HTTP_BODY_DATA = 2,  /* parse_body: *data/*data_len is body bytes */
+    IOX_HTTP_BODY_DATA = 2,  /* parse_body: *data, *data_len: body bytes */
     IOX_HTTP_BODY_DONE = 3,  /* parse_body: message complete */
 #define IOX_HTTP_X_ENUM(n, v, s, r) IOX_HTTP_E_##n = v,
     IOX_HTTP_ERRORS(IOX_HTTP_X_ENUM)
@@ -135,18 +135,20 @@ struct iox_http_request {
 };
 
 /* Opaque-by-convention parser state; small (no per-header storage) so one
- * lives in every connection. Fields are internal. */
+ * lives in every connection. Fields are internal: every position is an
+ * OFFSET from the first byte of the current request, never a pointer, so the
+ * state survives the caller moving the bytes (ring buffer -> carry). */
 struct iox_http_parser {
-    int cs;                 /* Ragel state */
-    uint32_t pos;           /* offset in the current request where scanning resumes */
-    uint32_t mark;          /* start offset of the token being scanned */
-    uint32_t method_end, target_start, target_end, query_start;
-    uint32_t headers_start, host_start, host_end, name_start, value_start, value_end;
+    int cs;                 /* Ragel state (head machine or chunked machine) */
+    uint32_t pos;           /* head: offset where scanning resumes */
+    uint32_t start;         /* offset of the method (after skipped empty lines) */
+    uint32_t method_end, target_start, target_end, path_start, path_end, query_start;
+    uint32_t headers_start, host_start, host_end;
+    uint32_t frame_used;    /* chunked: framing bytes since the last chunk data */
     uint16_t header_count;
-    uint8_t  flags;         /* internal bit set */
-    uint8_t  phase;         /* head, body, chunk states */
-    uint8_t  version_minor, method_id, target_form, hdr_kind;
-    uint8_t  te_chunked_last, te_seen, cl_seen, host_seen, conn_close, conn_keep, expect_continue, pad;
+    uint16_t flags;         /* internal bit set (IOX__HF_* in http_parser.rl) */
+    uint8_t  phase;         /* head, body by length, chunk framing, chunk data */
+    uint8_t  version_major, version_minor, target_form;
     uint64_t cl_value, cl_current;
     uint64_t body_left;     /* Content-Length left, or bytes left in the current chunk */
     uint64_t body_total;    /* decoded body bytes so far (for max_body) */
@@ -174,7 +176,7 @@ int iox_http_parse_head(struct iox_http_parser *p, const char *buf, size_t len,
 /* Consume body bytes after HEAD_DONE. buf/len is the input from its current
  * position (no carry needed: framing state is kept in the parser).
  * *consumed is set to the bytes of buf this call used (always set). Returns:
- *   IOX_HTTP_BODY_DATA  *data/*data_len: body bytes (a view into buf).
+ *   IOX_HTTP_BODY_DATA  *data, *data_len: body bytes (a view into buf).
  *   IOX_HTTP_BODY_DONE  message complete (trailers consumed); the parser is
  *                       reset for the next request, whose bytes start at
  *                       buf + *consumed.

@@ -1,0 +1,460 @@
+/* runtime/http_parser.rl — Ragel host for spec/http11_request.rl.
+ *
+ * The grammar (what a request is) lives in spec/; this file holds what the
+ * parser remembers while matching it (offsets, never pointers), the limits,
+ * and which IOX_HTTP_E_* each failure means. `make regen` turns it into
+ * generated/http_parser.c (ragel -G2: straight-line goto code, no tables).
+ *
+ * Error naming. A Ragel error action ($!e_*) runs when the machine fails in a
+ * state of the section it is attached to and stores that section's code in
+ * `err`. refine_error() then looks at the failing byte for the three causes
+ * that cut across sections: a LF the grammar did not consume is always a
+ * bare LF (the grammar only accepts LF right after CR); a failure right after
+ * a CR is a bare CR; SP/HTAB at the start of a field line is obs-fold.
+ * Actions that detect a semantic error (limits, conflicts) set `err` and
+ * fbreak; the state is then not the error state and the code is final.
+ */
+#include "iox_http_parser.h"
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
+
+/* hp->flags */
+#define IOX__HF_CL         0x0001u  /* a Content-Length value was seen */
+#define IOX__HF_TE         0x0002u  /* Transfer-Encoding was seen */
+#define IOX__HF_TE_CHUNKED 0x0004u  /* "chunked" appeared (only once allowed) */
+#define IOX__HF_TE_LAST    0x0008u  /* the last coding so far is "chunked" */
+#define IOX__HF_HOST       0x0010u
+#define IOX__HF_CLOSE      0x0020u  /* Connection: close */
+#define IOX__HF_KEEP       0x0040u  /* Connection: keep-alive */
+#define IOX__HF_EXPECT     0x0080u  /* Expect: 100-continue */
+#define IOX__HF_TRAILERS   0x0100u  /* chunked: last-chunk seen */
+
+/* Offset of the current byte from the request start (b). */
+#define OFF ((uint32_t)(p - b))
+
+/* ------------------------------------------------------------------ head */
+%%{
+machine iox_http_head;
+alphtype unsigned char;
+
+action start_method   { hp->start = OFF; }
+action end_method     { hp->method_end = OFF; }
+action start_target   { hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
+action end_target {
+    hp->target_end = OFF;
+    if (hp->target_end - hp->target_start > hp->lim.max_target) {
+        err = IOX_HTTP_E_TARGET_TOO_LONG; fbreak;
+    }
+}
+action start_path     { hp->path_start = OFF; }
+action end_path       { hp->path_end = OFF; }
+action start_query    { hp->query_start = OFF + 1; }
+action form_absolute  { hp->target_form = IOX_HTTP_ABSOLUTE_FORM; }
+action form_authority { hp->target_form = IOX_HTTP_AUTHORITY_FORM; }
+action form_asterisk  { hp->target_form = IOX_HTTP_ASTERISK_FORM; }
+action version_major  { hp->version_major = (uint8_t)(fc - '0'); }
+action version_minor {
+    hp->version_minor = (uint8_t)(fc - '0');
+    if (hp->version_major != 1) { err = IOX_HTTP_E_VERSION_UNSUPPORTED; fbreak; }
+}
+action end_request_line { hp->headers_start = OFF + 1; }
+
+action cl_start { hp->cl_current = 0; }
+action cl_digit {
+    uint64_t d = (uint64_t)(fc - '0');
+    if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_OVERFLOW; fbreak;
+    }
+    hp->cl_current = hp->cl_current * 10 + d;
+}
+action cl_end {
+    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; fbreak;
+    }
+    hp->flags |= IOX__HF_CL;
+    hp->cl_value = hp->cl_current;
+}
+action te_chunked {
+    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; fbreak; }
+    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
+}
+action te_other {
+    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
+}
+action conn_close { hp->flags |= IOX__HF_CLOSE; }
+action conn_keep  { hp->flags |= IOX__HF_KEEP; }
+action host_field {
+    if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; fbreak; }
+    hp->flags |= IOX__HF_HOST;
+}
+action start_host { hp->host_start = OFF; }
+action end_host   { hp->host_end = OFF; }
+action expect_continue { hp->flags |= IOX__HF_EXPECT; }
+action end_field {
+    if (++hp->header_count > hp->lim.max_headers) {
+        err = IOX_HTTP_E_TOO_MANY_HEADERS; fbreak;
+    }
+}
+action end_head { done = 1; fbreak; }
+
+action e_bare_cr            { err = IOX_HTTP_E_BARE_LF; }
+action e_method             { err = IOX_HTTP_E_BAD_METHOD; }
+action e_target             { err = IOX_HTTP_E_BAD_TARGET; }
+action e_version            { err = IOX_HTTP_E_BAD_VERSION; }
+action e_request_line       { err = IOX_HTTP_E_BAD_REQUEST_LINE; }
+action e_header_name        { err = IOX_HTTP_E_BAD_HEADER_NAME; }
+action e_header_value       { err = IOX_HTTP_E_BAD_HEADER_VALUE; }
+action e_content_length     { err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
+action e_transfer_encoding  { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
+action e_host               { err = IOX_HTTP_E_BAD_HOST; }
+
+include http11_request "http11_request.rl";
+
+main := request_head;
+write data;
+}%%
+
+/* ------------------------------------------------------------- chunked body */
+%%{
+machine iox_http_chunked;
+alphtype unsigned char;
+
+action chunk_digit {
+    if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; fbreak; }
+    hp->body_left = (hp->body_left << 4) | (uint64_t)((fc & 0xf) + (fc >> 6) * 9);
+}
+action end_chunk_line {
+    if (hp->body_left == 0) {
+        hp->flags |= IOX__HF_TRAILERS;
+        fnext trailers;
+    } else {
+        if (hp->body_left > hp->lim.max_body - hp->body_total) {
+            err = IOX_HTTP_E_BODY_TOO_LARGE; fbreak;
+        }
+        hp->body_total += hp->body_left;
+        hp->phase = PH_CHUNK_DATA;
+        fnext data_end;
+        fbreak;
+    }
+}
+action end_chunk_data { fnext main; }
+action end_body { done = 1; fbreak; }
+
+action e_bare_cr     { err = IOX_HTTP_E_BARE_LF; }
+action e_chunk_size  { err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
+action e_chunk_ext   { err = IOX_HTTP_E_BAD_CHUNK_EXT; }
+action e_chunk_data  { err = IOX_HTTP_E_BAD_CHUNK_DATA; }
+action e_trailer     { err = IOX_HTTP_E_BAD_TRAILER; }
+
+include http11_chunked "http11_request.rl";
+
+main     := chunk_line;
+data_end := chunk_data_crlf;
+trailers := trailer_section;
+write data;
+}%%
+
+/* -------------------------------------------------------------- helpers */
+
+static const struct {
+    int value, status;
+    const char *name, *reason;
+} result_table[] = {
+#define IOX_HTTP_X_ROW(n, v, s, r) {v, s, "E_" #n, r},
+    IOX_HTTP_ERRORS(IOX_HTTP_X_ROW)
+#undef IOX_HTTP_X_ROW
+};
+
+int iox_http_error_status(int err)
+{
+    if (err < 0 && -err <= (int)(sizeof result_table / sizeof result_table[0]))
+        return result_table[-err - 1].status;
+    return 400;
+}
+
+const char *iox_http_result_name(int res)
+{
+    switch (res) {
+    case IOX_HTTP_NEED_MORE: return "NEED_MORE";
+    case IOX_HTTP_HEAD_DONE: return "HEAD_DONE";
+    case IOX_HTTP_BODY_DATA: return "BODY_DATA";
+    case IOX_HTTP_BODY_DONE: return "BODY_DONE";
+    }
+    if (res < 0 && -res <= (int)(sizeof result_table / sizeof result_table[0]))
+        return result_table[-res - 1].name;
+    return "UNKNOWN";
+}
+
+const char *iox_http_error_reason(int err)
+{
+    if (err < 0 && -err <= (int)(sizeof result_table / sizeof result_table[0]))
+        return result_table[-err - 1].reason;
+    return iox_http_result_name(err);
+}
+
+/* Forget the current request; keep the limits. */
+static void reset_request(struct iox_http_parser *hp)
+{
+    struct iox_http_limits lim = hp->lim;
+    memset(hp, 0, sizeof *hp);
+    hp->lim = lim;
+    hp->cs = iox_http_head_start;
+    hp->phase = PH_HEAD;
+}
+
+void iox_http_parser_init(struct iox_http_parser *hp, const struct iox_http_limits *lim)
+{
+    memset(hp, 0, sizeof *hp);
+    if (lim) hp->lim = *lim;
+    if (!hp->lim.max_head)    hp->lim.max_head = IOX_HTTP_DEFAULT_MAX_HEAD;
+    if (!hp->lim.max_headers) hp->lim.max_headers = IOX_HTTP_DEFAULT_MAX_HEADERS;
+    if (!hp->lim.max_target)  hp->lim.max_target = IOX_HTTP_DEFAULT_MAX_TARGET;
+    if (!hp->lim.max_body)    hp->lim.max_body = IOX_HTTP_DEFAULT_MAX_BODY;
+    reset_request(hp);
+}
+
+int iox_http_parser_mid_request(const struct iox_http_parser *hp)
+{
+    return hp->phase != PH_HEAD || hp->pos != 0;
+}
+
+/* The machine failed at *at (the byte it could not take). Name the failure:
+ * see the comment at the top of this file. */
+static int refine_error(int err, const unsigned char *b, const unsigned char *at,
+                        int in_headers)
+{
+    if (*at == '\n') return IOX_HTTP_E_BARE_LF;
+    if (at > b && at[-1] == '\r') return IOX_HTTP_E_BARE_LF;
+    if (in_headers && (*at == ' ' || *at == '\t') && at > b && at[-1] == '\n')
+        return IOX_HTTP_E_OBS_FOLD;
+    return err ? err : IOX_HTTP_E_BAD_REQUEST_LINE;
+}
+
+static uint8_t method_id(const char *m, uint32_t n)
+{
+    switch (n) {
+    case 3:
+        if (!memcmp(m, "GET", 3)) return IOX_HTTP_GET;
+        if (!memcmp(m, "PUT", 3)) return IOX_HTTP_PUT;
+        break;
+    case 4:
+        if (!memcmp(m, "POST", 4)) return IOX_HTTP_POST;
+        if (!memcmp(m, "HEAD", 4)) return IOX_HTTP_HEAD;
+        break;
+    case 5:
+        if (!memcmp(m, "PATCH", 5)) return IOX_HTTP_PATCH;
+        if (!memcmp(m, "TRACE", 5)) return IOX_HTTP_TRACE;
+        break;
+    case 6:
+        if (!memcmp(m, "DELETE", 6)) return IOX_HTTP_DELETE;
+        break;
+    case 7:
+        if (!memcmp(m, "OPTIONS", 7)) return IOX_HTTP_OPTIONS;
+        if (!memcmp(m, "CONNECT", 7)) return IOX_HTTP_CONNECT;
+        break;
+    }
+    return IOX_HTTP_OTHER;
+}
+
+/* The head is complete: apply the message-level rules (RFC 9112 §6.3,
+ * RFC 9110 §7.2) and fill *req. */
+static int finish_head(struct iox_http_parser *hp, const char *buf, uint32_t head_len,
+                       struct iox_http_request *req)
+{
+    uint16_t f = hp->flags;
+    uint8_t mid = method_id(buf + hp->start, hp->method_end - hp->start);
+
+    if (hp->version_minor >= 1 && !(f & IOX__HF_HOST)) return IOX_HTTP_E_HOST_MISSING;
+    if (f & IOX__HF_TE) {
+        if (f & IOX__HF_CL) return IOX_HTTP_E_CL_AND_TE;
+        if (hp->version_minor == 0) return IOX_HTTP_E_BAD_TRANSFER_ENCODING;
+        if (!(f & IOX__HF_TE_LAST)) return IOX_HTTP_E_BAD_TRANSFER_ENCODING;
+    }
+    if ((hp->target_form == IOX_HTTP_AUTHORITY_FORM) != (mid == IOX_HTTP_CONNECT))
+        return IOX_HTTP_E_BAD_TARGET;
+    if (hp->target_form == IOX_HTTP_ASTERISK_FORM && mid != IOX_HTTP_OPTIONS)
+        return IOX_HTTP_E_BAD_TARGET;
+    if ((f & IOX__HF_CL) && hp->cl_value > hp->lim.max_body)
+        return IOX_HTTP_E_BODY_TOO_LARGE;
+
+    req->method = buf + hp->start;
+    req->method_len = hp->method_end - hp->start;
+    req->target = buf + hp->target_start;
+    req->target_len = hp->target_end - hp->target_start;
+    if (hp->target_form == IOX_HTTP_ORIGIN_FORM || hp->target_form == IOX_HTTP_ABSOLUTE_FORM) {
+        req->path = buf + (hp->path_start ? hp->path_start : hp->target_end);
+        req->path_len = hp->path_start ? hp->path_end - hp->path_start : 0;
+    } else {
+        req->path = req->target;
+        req->path_len = req->target_len;
+    }
+    if (hp->query_start) {
+        req->query = buf + hp->query_start;
+        req->query_len = hp->target_end - hp->query_start;
+    } else {
+        req->query = buf + hp->target_end;
+        req->query_len = 0;
+    }
+    req->headers = buf + hp->headers_start;
+    req->headers_len = head_len - 2 - hp->headers_start;
+    req->host = buf + hp->host_start;
+    req->host_len = hp->host_end - hp->host_start;
+    req->head_len = head_len;
+    req->header_count = hp->header_count;
+    req->method_id = mid;
+    req->target_form = hp->target_form;
+    req->version_minor = hp->version_minor >= 1 ? 1 : 0;
+    req->keep_alive = req->version_minor ? !(f & IOX__HF_CLOSE)
+                                         : (f & IOX__HF_KEEP) && !(f & IOX__HF_CLOSE);
+    req->expect_continue = (f & IOX__HF_EXPECT) != 0;
+    req->content_length = 0;
+    if (f & IOX__HF_TE) {
+        req->body_kind = IOX_HTTP_BODY_CHUNKED;
+        reset_request(hp);
+        hp->phase = PH_CHUNK_FRAME;
+        hp->cs = iox_http_chunked_start;
+    } else if ((f & IOX__HF_CL) && hp->cl_value > 0) {
+        req->body_kind = IOX_HTTP_BODY_LENGTH;
+        req->content_length = hp->cl_value;
+        reset_request(hp);
+        hp->phase = PH_LENGTH;
+        hp->body_left = req->content_length;
+    } else {
+        req->body_kind = IOX_HTTP_BODY_NONE;
+        reset_request(hp);
+    }
+    return IOX_HTTP_HEAD_DONE;
+}
+
+int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
+                        struct iox_http_request *req)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    const unsigned char *p = b + hp->pos;
+    /* Never look past max_head: a huge header block is refused after
+     * max_head bytes whatever the size of the reads. */
+    size_t lim = len < hp->lim.max_head ? len : hp->lim.max_head;
+    const unsigned char *pe = b + lim;
+    const unsigned char *eof = NULL;
+    int cs = hp->cs, err = 0, done = 0;
+
+    if (hp->phase != PH_HEAD) return IOX_HTTP_E_BAD_REQUEST_LINE;
+    (void)eof;
+    %% machine iox_http_head;
+    %% write exec;
+
+    hp->cs = cs;
+    hp->pos = (uint32_t)(p - b);
+    if (cs == iox_http_head_error) {
+        err = refine_error(err, b, p, hp->headers_start != 0);
+        return err;
+    }
+    if (err) return err;
+    if (done) return finish_head(hp, buf, hp->pos, req);
+    /* A request-target still growing past its limit: refuse it now. */
+    if (hp->target_start && !hp->target_end &&
+        hp->pos - hp->target_start > hp->lim.max_target)
+        return IOX_HTTP_E_TARGET_TOO_LONG;
+    if (lim >= hp->lim.max_head) return IOX_HTTP_E_HEAD_TOO_LARGE;
+    return IOX_HTTP_NEED_MORE;
+}
+
+int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
+                        size_t *consumed, const char **data, size_t *data_len)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    size_t used = 0;
+
+    *consumed = 0;
+    for (;;) {
+        switch (hp->phase) {
+        case PH_LENGTH:
+        case PH_CHUNK_DATA: {
+            size_t n = len - used;
+            if (hp->body_left == 0) {
+                if (hp->phase == PH_LENGTH) {
+                    reset_request(hp);
+                    *consumed = used;
+                    return IOX_HTTP_BODY_DONE;
+                }
+                hp->phase = PH_CHUNK_FRAME;
+                hp->frame_used = 0;
+                continue;
+            }
+            if (n == 0) { *consumed = used; return IOX_HTTP_NEED_MORE; }
+            if (n > hp->body_left) n = (size_t)hp->body_left;
+            *data = buf + used;
+            *data_len = n;
+            hp->body_left -= n;
+            *consumed = used + n;
+            return IOX_HTTP_BODY_DATA;
+        }
+        case PH_CHUNK_FRAME: {
+            /* Framing between two chunk-data runs (CRLF, chunk-size line,
+             * or last-chunk + trailers) is bounded by max_head. */
+            const unsigned char *p = b + used;
+            size_t room = hp->lim.max_head - hp->frame_used;
+            const unsigned char *pe = len - used < room ? b + len : p + room;
+            const unsigned char *eof = NULL;
+            int cs = hp->cs, err = 0, done = 0;
+            (void)eof;
+            %% machine iox_http_chunked;
+            %% write exec;
+            hp->cs = cs;
+            hp->frame_used += (uint32_t)(p - (b + used));
+            used = (size_t)(p - b);
+            *consumed = used;
+            if (cs == iox_http_chunked_error)
+                return refine_error(err, b, p, 0);
+            if (err) return err;
+            if (done) {
+                reset_request(hp);
+                return IOX_HTTP_BODY_DONE;
+            }
+            if (hp->phase == PH_CHUNK_DATA) continue;
+            if (hp->frame_used >= hp->lim.max_head) return IOX_HTTP_E_HEAD_TOO_LARGE;
+            return IOX_HTTP_NEED_MORE;
+        }
+        default:
+            return IOX_HTTP_E_BAD_REQUEST_LINE;
+        }
+    }
+}
+
+/* ------------------------------------------------------- header iteration */
+
+int iox_http_header_next(const struct iox_http_request *req, uint32_t *it,
+                         const char **name, uint32_t *name_len,
+                         const char **value, uint32_t *value_len)
+{
+    const char *s, *e, *colon, *v, *ve;
+    if (*it >= req->headers_len) return 0;
+    s = req->headers + *it;
+    e = req->headers + req->headers_len;
+    colon = memchr(s, ':', (size_t)(e - s));
+    if (!colon) return 0;  /* cannot happen on a validated block */
+    ve = memchr(colon, '\r', (size_t)(e - colon));
+    if (!ve) return 0;
+    *it = (uint32_t)(ve + 2 - req->headers);
+    v = colon + 1;
+    while (v < ve && (*v == ' ' || *v == '\t')) v++;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    *name = s;
+    *name_len = (uint32_t)(colon - s);
+    *value = v;
+    *value_len = (uint32_t)(ve - v);
+    return 1;
+}
+
+int iox_http_header_find(const struct iox_http_request *req, const char *name,
+                         const char **value, uint32_t *value_len)
+{
+    uint32_t it = 0, nl, want = (uint32_t)strlen(name);
+    const char *n;
+    while (iox_http_header_next(req, &it, &n, &nl, value, value_len))
+        if (nl == want && strncasecmp(n, name, want) == 0) return 1;
+    return 0;
+}

@@ -1,0 +1,144 @@
+/* spec/http11_request.rl — HTTP/1.1 request grammar, read as RFC 9112 and
+ * RFC 9110. Grammar only: the action bodies (what to remember, limits, error
+ * codes) live in the host file runtime/http_parser.rl, which includes this.
+ *
+ * Two machines:
+ *   http11_request — the request head: request-line, field lines, empty line.
+ *   http11_chunked — chunked transfer coding framing (RFC 9112 §7.1). Chunk
+ *                    data is skipped by count in the host, which then
+ *                    re-enters the machine at chunk_data_end.
+ *
+ * Action hooks, by naming convention:
+ *   start_* / end_*  record offsets of a token (relative to request start)
+ *   e_*              error actions: which IOX_HTTP_E_* a failure here means
+ */
+
+%%{
+machine http11_request;
+include http11_common "http11_common.rl";
+
+# ---------------------------------------------------------------- request-line
+# RFC 9112 §3: request-line = method SP request-target SP HTTP-version CRLF
+
+method = token >start_method %end_method $!e_method;
+
+# RFC 3986 pieces used by the four request-target forms (RFC 9112 §3.2).
+unreserved  = alnum | [\-._~];
+pct_encoded = "%" xdigit xdigit;
+sub_delims  = [!$&'()*+,;=];
+pchar       = unreserved | pct_encoded | sub_delims | [:@];
+# Printable characters RFC 3986 does not allow but that real clients send
+# raw (JSON in query strings, {} in templates). Accepted; see docs/http.md.
+# Controls, SP, DEL, '#', bare '%' and bytes >= 0x80 stay rejected.
+lenient     = ["<>\[\\\]^`{|}];
+tgt_char    = pchar | lenient;
+
+segment       = tgt_char*;
+absolute_path = ( "/" segment )+;
+query         = ( tgt_char | [/?] )*;
+
+# origin-form = absolute-path [ "?" query ]
+origin_form = ( absolute_path >start_path %end_path )
+              ( "?" @start_query query )?;
+
+# absolute-form = absolute-URI (we take the hierarchical "//" authority form)
+scheme        = alpha ( alpha | digit | [+\-.] )*;
+uri_authority = ( unreserved | pct_encoded | sub_delims | [:@\[\]] )*;
+absolute_form = ( scheme "://" uri_authority
+                  ( absolute_path >start_path %end_path )?
+                  ( "?" @start_query query )? ) %form_absolute;
+
+# authority-form = uri-host ":" port (CONNECT only; checked in the host)
+reg_name       = ( unreserved | pct_encoded | sub_delims )*;
+ip_literal     = "[" ( xdigit | [:.] )+ "]";
+authority_form = ( ( reg_name | ip_literal ) ":" digit+ ) %form_authority;
+
+# asterisk-form = "*" (OPTIONS only; checked in the host)
+asterisk_form = "*" %form_asterisk;
+
+request_target = ( origin_form | absolute_form | authority_form | asterisk_form )
+                 >start_target %end_target $!e_target;
+
+# RFC 9112 §2.3: HTTP-version = "HTTP" "/" DIGIT "." DIGIT
+http_version = ( "HTTP/" digit @version_major "." digit @version_minor ) $!e_version;
+
+request_line = method ( SP >!e_request_line ) request_target
+               ( SP >!e_request_line ) http_version CRLF @end_request_line;
+
+# ---------------------------------------------------------------- field lines
+# RFC 9112 §5: field-line = field-name ":" OWS field-value OWS
+# The fields HTTP semantics needs are recognized here, case-insensitively;
+# every other name is "token minus those names", so the union stays a DFA.
+
+n_content_length    = /content-length/i;
+n_transfer_encoding = /transfer-encoding/i;
+n_connection        = /connection/i;
+n_host              = /host/i;
+n_expect            = /expect/i;
+other_name = token - ( n_content_length | n_transfer_encoding | n_connection
+                     | n_host | n_expect );
+
+# Content-Length = 1*DIGIT (RFC 9110 §8.6); a comma list of equal values is
+# tolerated (RFC 9112 §6.3 step 5) and checked for agreement in the host.
+cl_elem  = digit+ >cl_start $cl_digit %cl_end;
+cl_value = ( OWS cl_elem ( OWS "," OWS cl_elem )* OWS ) $!e_content_length;
+
+# Transfer-Encoding = #transfer-coding (RFC 9112 §6.1, RFC 9110 §10.1.4)
+te_param  = token BWS "=" BWS ( token | quoted_string );
+te_coding = ( /chunked/i %te_chunked | ( token - /chunked/i ) %te_other )
+            ( OWS ";" OWS te_param )*;
+te_value  = ( OWS te_coding ( OWS "," OWS te_coding )* OWS ) $!e_transfer_encoding;
+
+# Connection = #connection-option (RFC 9110 §7.6.1)
+conn_option = /close/i %conn_close
+            | /keep-alive/i %conn_keep
+            | ( token - ( /close/i | /keep-alive/i ) );
+conn_value  = ( OWS conn_option ( OWS "," OWS conn_option )* OWS ) $!e_header_value;
+
+# Host = uri-host [ ":" port ] (RFC 9110 §7.2); may be empty.
+host_port  = ( reg_name | ip_literal ) ( ":" digit* )?;
+host_value = ( OWS ( host_port >start_host %end_host )? OWS ) $!e_host;
+
+# Expect = #expectation (RFC 9110 §10.1.1); only 100-continue means anything.
+expect_value = ( OWS /100-continue/i OWS ) %expect_continue
+             | ( field_value - ( OWS /100-continue/i OWS ) ) $!e_header_value;
+
+other_value = field_value $!e_header_value;
+
+field_line = ( n_content_length    ":" cl_value
+             | n_transfer_encoding ":" te_value
+             | n_connection        ":" conn_value
+             | n_host              ( ":" @host_field ) host_value
+             | n_expect            ":" expect_value
+             | ( other_name $!e_header_name ) ":" other_value
+             ) CRLF @end_field;
+
+# A line that starts with SP or HTAB continues the previous one (obs-fold,
+# RFC 9112 §5.2): rejected. No field line starts with SP/HTAB, so the host
+# names such a failure at a line start E_OBS_FOLD (see refine_error()).
+
+request_head = CRLF*                     # RFC 9112 §2.2: skip empty lines
+               request_line
+               field_line* CRLF @end_head;
+}%%
+
+%%{
+machine http11_chunked;
+include http11_common "http11_common.rl";
+
+# RFC 9112 §7.1:
+#   chunked-body = *chunk last-chunk trailer-section CRLF
+#   chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+#   last-chunk   = 1*("0") [ chunk-ext ] CRLF
+chunk_size = xdigit+ $chunk_digit $!e_chunk_size;
+chunk_ext  = ( BWS ";" BWS token ( BWS "=" BWS ( token | quoted_string ) )? )*
+             $!e_chunk_ext;
+chunk_line = chunk_size chunk_ext CRLF @end_chunk_line;
+
+# chunk-data is skipped by count in the host; then this CRLF must follow.
+chunk_data_crlf = CRLF $!e_chunk_data @end_chunk_data;
+
+# trailer-section = *( field-line CRLF ), then the final CRLF.
+trailer_field   = ( token ":" field_value CRLF ) $!e_trailer;
+trailer_section = trailer_field* CRLF @end_body;
+}%%

@@ -1,0 +1,580 @@
+/* test_http_parser.c — the HTTP/1.1 request parser.
+ *
+ * Most cases are data: tests/data/http/NAME.md (llhttp style). Each case is a
+ * "## heading", a sentence on why it exists, a ```http block (the input;
+ * newlines in the block are ignored, escapes \r \n \t \0 \\ \xHH are decoded,
+ * and a line "@repeat N text" stands for text repeated N times), an optional
+ * ```limits block (max_head=, max_headers=, max_target=, max_body=) and a
+ * ```log block: the expected outcome, one event per line:
+ *   HEAD_DONE key=value ...   only the keys given are compared
+ *   BODY <bytes>              the whole body of that request (escaped)
+ *   E_<NAME>                  the parser refused the input
+ *   NEED_MORE                 input ended inside a request
+ *
+ * The runner replays every input at every chunk size from 1 to its length and
+ * split in two at every point, and requires the event log to be identical to
+ * the one-shot run; failures are reported as file.md:line. Every buffer handed
+ * to the parser ends at an inaccessible guard page (picohttpparser's trick),
+ * so a one-byte over-read crashes the test. Inputs larger than
+ * BIG_INPUT bytes (the limit cases) are replayed at a sample of chunk sizes
+ * and split points, with the guard page after the whole input only: copying a
+ * 64 KiB carry at every byte would make the suite quadratic in time.
+ */
+#include "iox_test.h"
+#include "iox_http_parser.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define BIG_INPUT 2048
+
+/* ------------------------------------------------------------ small buffers */
+
+struct sbuf { char *s; size_t n, cap; };
+
+static void sb_put(struct sbuf *b, const void *d, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->s = realloc(b->s, b->cap);
+        if (!b->s) abort();
+    }
+    memcpy(b->s + b->n, d, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+/* Bytes as one word: printable except space and backslash kept, rest escaped. */
+static void sb_escape(struct sbuf *b, const char *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if (c == '\r') sb_put(b, "\\r", 2);
+        else if (c == '\n') sb_put(b, "\\n", 2);
+        else if (c == '\t') sb_put(b, "\\t", 2);
+        else if (c == '\\') sb_put(b, "\\\\", 2);
+        else if (c <= 0x20 || c >= 0x7f) sb_printf(b, "\\x%02x", c);
+        else sb_put(b, &c, 1);
+    }
+}
+/* Decode the escapes of the markdown input block. */
+static void sb_unescape(struct sbuf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\\' && i + 1 < n) {
+            char e = s[++i];
+            if (e == 'r') c = '\r';
+            else if (e == 'n') c = '\n';
+            else if (e == 't') c = '\t';
+            else if (e == '0') c = 0;
+            else if (e == '\\') c = '\\';
+            else if (e == 'x' && i + 2 < n) {
+                char h[3] = {s[i + 1], s[i + 2], 0};
+                c = (char)strtol(h, NULL, 16);
+                i += 2;
+            } else c = e;
+        }
+        sb_put(b, &c, 1);
+    }
+}
+
+/* ------------------------------------------------------------- guard pages */
+
+struct arena { char *base; size_t size; char *guard; };
+
+static void arena_init(struct arena *a, size_t n)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t body = (n + 1 + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+    a->size = body + (size_t)pg;
+    a->base = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a->base == MAP_FAILED) abort();
+    a->guard = a->base + body;
+    if (mprotect(a->guard, (size_t)pg, PROT_NONE) != 0) abort();
+}
+static void arena_free(struct arena *a) { munmap(a->base, a->size); }
+/* n bytes of src placed so that the byte after them is the guard page. */
+static const char *at_guard(struct arena *a, const char *src, size_t n)
+{
+    char *dst = a->guard - n;
+    memmove(dst, src, n);
+    return dst;
+}
+
+/* ----------------------------------------------------------------- replay */
+
+struct limits_spec { struct iox_http_limits lim; int set; };
+
+static void log_head(struct sbuf *log, const struct iox_http_request *r)
+{
+    static const char *forms[] = {"ORIGIN", "ABSOLUTE", "AUTHORITY", "ASTERISK"};
+    static const char *kinds[] = {"NONE", "LENGTH", "CHUNKED"};
+    sb_put(log, "HEAD_DONE method=", 17);
+    sb_escape(log, r->method, r->method_len);
+    sb_put(log, " target=", 8);
+    sb_escape(log, r->target, r->target_len);
+    sb_put(log, " path=", 6);
+    sb_escape(log, r->path, r->path_len);
+    sb_put(log, " query=", 7);
+    sb_escape(log, r->query, r->query_len);
+    sb_put(log, " host=", 6);
+    sb_escape(log, r->host, r->host_len);
+    sb_printf(log, " version=1.%u keep_alive=%u body_kind=%s content_length=%llu"
+                   " form=%s headers=%u expect_continue=%u method_id=%u head_len=%u",
+              r->version_minor, r->keep_alive, kinds[r->body_kind % 3],
+              (unsigned long long)r->content_length, forms[r->target_form % 4],
+              r->header_count, r->expect_continue, r->method_id, r->head_len);
+    /* The header block must walk to exactly header_count fields. */
+    uint32_t it = 0, nl, vl, count = 0;
+    const char *n, *v;
+    while (iox_http_header_next(r, &it, &n, &nl, &v, &vl)) count++;
+    if (count != r->header_count || it != r->headers_len)
+        sb_printf(log, " BUG_header_walk=%u/%u", count, r->header_count);
+    sb_put(log, "\n", 1);
+}
+
+/* Feed `in` cut at the sorted positions cuts[0..ncut) (each 0 < c < n). */
+static void replay(const char *in, size_t n, const size_t *cuts, size_t ncut,
+                   const struct limits_spec *ls, struct arena *ar, struct sbuf *log)
+{
+    struct iox_http_parser hp;
+    struct iox_http_request req;
+    struct sbuf body = {0};
+    size_t recv_end = ncut ? cuts[0] : n, next_cut = 1;
+    size_t req_start = 0, cur = 0;
+    int in_body = 0, big = n > BIG_INPUT;
+    const char *whole = big ? at_guard(ar, in, n) : NULL;
+
+    iox_http_parser_init(&hp, ls->set ? &ls->lim : NULL);
+    log->n = 0;
+    if (log->s) log->s[0] = 0;
+    for (int iter = 0; iter < 10000000; iter++) {
+        int r;
+        if (!in_body) {
+            size_t L = recv_end - req_start;
+            const char *bp = big ? whole + req_start : at_guard(ar, in + req_start, L);
+            if (req_start == n) break;
+            r = iox_http_parse_head(&hp, bp, L, &req);
+            if (r == IOX_HTTP_HEAD_DONE) {
+                log_head(log, &req);
+                if (req.head_len > L) { sb_printf(log, "BUG head_len\n"); break; }
+                req_start += req.head_len;
+                if (req.body_kind != IOX_HTTP_BODY_NONE) {
+                    in_body = 1;
+                    cur = req_start;
+                    body.n = 0;
+                }
+                continue;
+            }
+        } else {
+            size_t L = recv_end - cur, used = 0, dl = 0;
+            const char *bp = big ? whole + cur : at_guard(ar, in + cur, L), *d = NULL;
+            r = iox_http_parse_body(&hp, bp, L, &used, &d, &dl);
+            if (used > L) { sb_printf(log, "BUG consumed\n"); break; }
+            cur += used;
+            if (r == IOX_HTTP_BODY_DATA) {
+                if (dl == 0 || d < bp || d + dl > bp + used) { sb_printf(log, "BUG data\n"); break; }
+                sb_put(&body, d, dl);
+                continue;
+            }
+            if (r == IOX_HTTP_BODY_DONE) {
+                sb_put(log, "BODY ", 5);
+                sb_escape(log, body.s ? body.s : "", body.n);
+                sb_put(log, "\n", 1);
+                in_body = 0;
+                req_start = cur;
+                continue;
+            }
+            if (r == IOX_HTTP_NEED_MORE && used != L) { sb_printf(log, "BUG need_more\n"); break; }
+        }
+        if (r == IOX_HTTP_NEED_MORE) {
+            if (recv_end == n) { sb_put(log, "NEED_MORE\n", 10); break; }
+            recv_end = next_cut < ncut ? cuts[next_cut] : n;
+            next_cut++;
+            continue;
+        }
+        sb_printf(log, "%s\n", iox_http_result_name(r));
+        break;
+    }
+    free(body.s);
+}
+
+/* --------------------------------------------------------------- corpus */
+
+struct tcase {
+    char file[320];
+    int line;            /* line of the ## heading */
+    char name[160];
+    struct sbuf input, expect;
+    struct limits_spec ls;
+};
+
+/* Compare the expected log (keys may be a subset) with the actual one. */
+static int log_matches(const char *expect, const char *actual, char *why, size_t whylen)
+{
+    const char *e = expect, *a = actual;
+    int lineno = 1;
+    for (;;) {
+        const char *ee = strchr(e, '\n'), *ae = strchr(a, '\n');
+        if (!ee && !ae) return 1;
+        if (!ee || !ae) {
+            snprintf(why, whylen, "event %d: %s", lineno, ee ? "missing" : "unexpected");
+            return 0;
+        }
+        size_t el = (size_t)(ee - e), al = (size_t)(ae - a);
+        /* first words equal */
+        size_t ew = strcspn(e, " \n"), aw = strcspn(a, " \n");
+        if (ew != aw || memcmp(e, a, ew) != 0) {
+            snprintf(why, whylen, "event %d: expected %.*s, got %.*s", lineno, (int)ew, e,
+                     (int)aw, a);
+            return 0;
+        }
+        if (ew == 4 && memcmp(e, "BODY", 4) == 0) {
+            if (el != al || memcmp(e, a, el) != 0) {
+                snprintf(why, whylen, "event %d: body differs", lineno);
+                return 0;
+            }
+        } else {
+            /* every key=value token of the expected line appears in the actual */
+            const char *t = e + ew;
+            while (t < ee) {
+                while (t < ee && *t == ' ') t++;
+                size_t tl = strcspn(t, " \n");
+                if (!tl) break;
+                int found = 0;
+                const char *s = a + aw;
+                while (s < ae) {
+                    while (s < ae && *s == ' ') s++;
+                    size_t sl = strcspn(s, " \n");
+                    if (sl == tl && memcmp(s, t, tl) == 0) { found = 1; break; }
+                    s += sl;
+                }
+                if (!found) {
+                    snprintf(why, whylen, "event %d: %.*s not in: %.*s", lineno, (int)tl, t,
+                             (int)(al > 300 ? 300 : al), a);
+                    return 0;
+                }
+                t += tl;
+            }
+        }
+        e = ee + 1;
+        a = ae + 1;
+        lineno++;
+    }
+}
+
+static int run_case(struct tcase *tc)
+{
+    const char *in = tc->input.s ? tc->input.s : "";
+    size_t n = tc->input.n;
+    struct arena ar;
+    struct sbuf ref = {0}, got = {0};
+    char why[512];
+    int ok = 1;
+    size_t *cuts = malloc((n + 1) * sizeof *cuts);
+
+    arena_init(&ar, n);
+    replay(in, n, NULL, 0, &tc->ls, &ar, &ref);
+    if (!log_matches(tc->expect.s ? tc->expect.s : "", ref.s ? ref.s : "", why, sizeof why)) {
+        fprintf(stderr, "\n%s:%d: %s: %s\n  got:\n%s", tc->file, tc->line, tc->name, why,
+                ref.s ? ref.s : "");
+        ok = 0;
+        goto out;
+    }
+    /* every chunk size */
+    for (size_t k = 1; k < n && ok; k++) {
+        if (n > BIG_INPUT && !(k <= 17 || k == 61 || k == 509 || k == 4096 || k == 8191 ||
+                               k % 4999 == 0))
+            continue;
+        size_t nc = 0;
+        for (size_t c = k; c < n; c += k) cuts[nc++] = c;
+        replay(in, n, cuts, nc, &tc->ls, &ar, &got);
+        if (strcmp(got.s ? got.s : "", ref.s ? ref.s : "") != 0) {
+            fprintf(stderr, "\n%s:%d: %s: chunk size %zu differs from one-shot:\n%s--- one-shot:\n%s",
+                    tc->file, tc->line, tc->name, k, got.s, ref.s);
+            ok = 0;
+        }
+    }
+    /* every single split point */
+    for (size_t c = 1; c < n && ok; c++) {
+        if (n > BIG_INPUT && !(c < 64 || n - c < 64 || c % 997 == 0)) continue;
+        cuts[0] = c;
+        replay(in, n, cuts, 1, &tc->ls, &ar, &got);
+        if (strcmp(got.s ? got.s : "", ref.s ? ref.s : "") != 0) {
+            fprintf(stderr, "\n%s:%d: %s: split at %zu differs from one-shot:\n%s--- one-shot:\n%s",
+                    tc->file, tc->line, tc->name, c, got.s, ref.s);
+            ok = 0;
+        }
+    }
+out:
+    arena_free(&ar);
+    free(ref.s);
+    free(got.s);
+    free(cuts);
+    return ok;
+}
+
+static void parse_limits(struct tcase *tc, const char *line)
+{
+    unsigned long long v;
+    char key[32];
+    if (sscanf(line, " %31[a-z_] = %llu", key, &v) != 2) return;
+    tc->ls.set = 1;
+    if (!strcmp(key, "max_head")) tc->ls.lim.max_head = (uint32_t)v;
+    else if (!strcmp(key, "max_headers")) tc->ls.lim.max_headers = (uint32_t)v;
+    else if (!strcmp(key, "max_target")) tc->ls.lim.max_target = (uint32_t)v;
+    else if (!strcmp(key, "max_body")) tc->ls.lim.max_body = v;
+}
+
+/* Run every case of one .md file; returns cases run, adds failures. */
+static int run_file(const char *dir, const char *fname, int *failures)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s", dir, fname);
+    FILE *f = fopen(path, "r");
+    if (!f) { fprintf(stderr, "cannot open %s\n", path); (*failures)++; return 0; }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0, ncases = 0, block = 0; /* 0 none, 1 http, 2 log, 3 limits, 4 other */
+    struct tcase tc;
+    int have = 0;
+    memset(&tc, 0, sizeof tc);
+    for (;;) {
+        len = getline(&line, &cap, f);
+        if (len >= 0) {
+            lineno++;
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        }
+        if (len < 0 || (!block && strncmp(line, "## ", 3) == 0)) {
+            if (have) {
+                ncases++;
+                if (!tc.expect.n) {
+                    fprintf(stderr, "\n%s:%d: %s: no ```log block\n", tc.file, tc.line, tc.name);
+                    (*failures)++;
+                } else if (!run_case(&tc)) (*failures)++;
+                free(tc.input.s);
+                free(tc.expect.s);
+            }
+            if (len < 0) break;
+            memset(&tc, 0, sizeof tc);
+            have = 1;
+            snprintf(tc.file, sizeof tc.file, "tests/data/http/%s", fname);
+            tc.line = lineno;
+            snprintf(tc.name, sizeof tc.name, "%s", line + 3);
+            continue;
+        }
+        if (strncmp(line, "```", 3) == 0) {
+            if (block) block = 0;
+            else if (!strcmp(line + 3, "http")) block = 1;
+            else if (!strcmp(line + 3, "log")) block = 2;
+            else if (!strcmp(line + 3, "limits")) block = 3;
+            else block = 4;
+            continue;
+        }
+        if (!have) continue;
+        if (block == 1) {
+            if (strncmp(line, "@repeat ", 8) == 0) {
+                char *rest;
+                long times = strtol(line + 8, &rest, 10);
+                if (*rest == ' ') rest++;
+                struct sbuf one = {0};
+                sb_unescape(&one, rest, strlen(rest));
+                for (long i = 0; i < times; i++) sb_put(&tc.input, one.s ? one.s : "", one.n);
+                free(one.s);
+            } else {
+                sb_unescape(&tc.input, line, (size_t)len);
+            }
+        } else if (block == 2) {
+            if (len) { sb_put(&tc.expect, line, (size_t)len); sb_put(&tc.expect, "\n", 1); }
+        } else if (block == 3) {
+            parse_limits(&tc, line);
+        }
+    }
+    free(line);
+    fclose(f);
+    return ncases;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+IOX_TEST(http_parser, corpus)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/data/http", iox_test_src_dir());
+    DIR *d = opendir(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    char *names[256];
+    int nn = 0, failures = 0, cases = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && nn < 256) {
+        size_t l = strlen(e->d_name);
+        if (l > 3 && !strcmp(e->d_name + l - 3, ".md")) names[nn++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)nn, sizeof names[0], cmp_str);
+    for (int i = 0; i < nn; i++) {
+        cases += run_file(dir, names[i], &failures);
+        free(names[i]);
+    }
+    if (getenv("IOX_TEST_VERBOSE")) printf("\n  http corpus: %d cases, %d failed\n", cases, failures);
+    CU_ASSERT(cases >= 60);
+    CU_ASSERT_EQUAL(failures, 0);
+}
+
+/* ------------------------------------------------------------ API tests */
+
+static int head(struct iox_http_parser *hp, const char *s, struct iox_http_request *r)
+{
+    return iox_http_parse_head(hp, s, strlen(s), r);
+}
+
+IOX_TEST(http_parser, header_next_and_find)
+{
+    static const char in[] = "GET /a?b=1 HTTP/1.1\r\nHost: ex.com:80\r\n"
+                             "X-Empty:\r\nX-Pad: \t spaced out \t\r\nCookie: a=b; c=d\r\n\r\n";
+    struct iox_http_parser hp;
+    struct iox_http_request r;
+    iox_http_parser_init(&hp, NULL);
+    CU_ASSERT_EQUAL_FATAL(head(&hp, in, &r), IOX_HTTP_HEAD_DONE);
+    CU_ASSERT_EQUAL(r.header_count, 4);
+    uint32_t it = 0, nl, vl;
+    const char *n, *v;
+    CU_ASSERT(iox_http_header_next(&r, &it, &n, &nl, &v, &vl));
+    CU_ASSERT(nl == 4 && !memcmp(n, "Host", 4) && vl == 9 && !memcmp(v, "ex.com:80", 9));
+    CU_ASSERT(iox_http_header_next(&r, &it, &n, &nl, &v, &vl));
+    CU_ASSERT(nl == 7 && !memcmp(n, "X-Empty", 7) && vl == 0);
+    CU_ASSERT(iox_http_header_next(&r, &it, &n, &nl, &v, &vl));
+    CU_ASSERT(nl == 5 && vl == 10 && !memcmp(v, "spaced out", 10));
+    CU_ASSERT(iox_http_header_next(&r, &it, &n, &nl, &v, &vl));
+    CU_ASSERT(vl == 8 && !memcmp(v, "a=b; c=d", 8));
+    CU_ASSERT_FALSE(iox_http_header_next(&r, &it, &n, &nl, &v, &vl));
+    CU_ASSERT(iox_http_header_find(&r, "cookie", &v, &vl) && vl == 8);
+    CU_ASSERT(iox_http_header_find(&r, "X-PAD", &v, &vl) && vl == 10);
+    CU_ASSERT_FALSE(iox_http_header_find(&r, "X-Pa", &v, &vl));
+    CU_ASSERT_FALSE(iox_http_header_find(&r, "Missing", &v, &vl));
+    CU_ASSERT(r.host_len == 9 && !memcmp(r.host, "ex.com:80", 9));
+    CU_ASSERT(r.path_len == 2 && !memcmp(r.path, "/a", 2));
+    CU_ASSERT(r.query_len == 3 && !memcmp(r.query, "b=1", 3));
+    CU_ASSERT_EQUAL(r.head_len, sizeof in - 1);
+    CU_ASSERT_FALSE(iox_http_parser_mid_request(&hp));
+}
+
+IOX_TEST(http_parser, no_headers_walk)
+{
+    static const char in[] = "GET / HTTP/1.0\r\n\r\n";
+    struct iox_http_parser hp;
+    struct iox_http_request r;
+    iox_http_parser_init(&hp, NULL);
+    CU_ASSERT_EQUAL_FATAL(head(&hp, in, &r), IOX_HTTP_HEAD_DONE);
+    uint32_t it = 0, nl, vl;
+    const char *n, *v;
+    CU_ASSERT_EQUAL(r.headers_len, 0);
+    CU_ASSERT_FALSE(iox_http_header_next(&r, &it, &n, &nl, &v, &vl));
+    CU_ASSERT_FALSE(iox_http_header_find(&r, "Host", &v, &vl));
+    CU_ASSERT_EQUAL(r.keep_alive, 0);
+}
+
+IOX_TEST(http_parser, error_status_mapping)
+{
+    CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_BAD_METHOD), 400);
+    CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_VERSION_UNSUPPORTED), 505);
+    CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_HEAD_TOO_LARGE), 431);
+    CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_TOO_MANY_HEADERS), 431);
+    CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_TARGET_TOO_LONG), 414);
+    CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_BODY_TOO_LARGE), 413);
+    CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_CL_AND_TE), 400);
+    CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_BAD_HOST), 400);
+    CU_ASSERT_STRING_EQUAL(iox_http_result_name(IOX_HTTP_E_CL_AND_TE), "E_CL_AND_TE");
+    CU_ASSERT_STRING_EQUAL(iox_http_result_name(IOX_HTTP_E_BAD_HOST), "E_BAD_HOST");
+    CU_ASSERT_STRING_EQUAL(iox_http_result_name(IOX_HTTP_HEAD_DONE), "HEAD_DONE");
+    CU_ASSERT_STRING_EQUAL(iox_http_result_name(IOX_HTTP_NEED_MORE), "NEED_MORE");
+    CU_ASSERT_STRING_EQUAL(iox_http_result_name(-999), "UNKNOWN");
+    CU_ASSERT_STRING_EQUAL(iox_http_error_reason(IOX_HTTP_E_OBS_FOLD), "obsolete line folding");
+    /* every code maps to its table row: name round trip, status in range */
+#define CHECK_ROW(n, v, s, r)                                                  \
+    CU_ASSERT_EQUAL(iox_http_error_status(v), s);                              \
+    CU_ASSERT_STRING_EQUAL(iox_http_result_name(v), "E_" #n);                  \
+    CU_ASSERT_STRING_EQUAL(iox_http_error_reason(v), r);
+    IOX_HTTP_ERRORS(CHECK_ROW)
+#undef CHECK_ROW
+}
+
+/* The carry model: the caller re-presents the same bytes at the same offsets
+ * from a *different* buffer; views on HEAD_DONE point into the last one. */
+IOX_TEST(http_parser, carry_moves_buffer)
+{
+    static const char in[] = "GET /moved HTTP/1.1\r\nHost: h\r\nX: y\r\n\r\n";
+    char a[64], b[64];
+    struct iox_http_parser hp;
+    struct iox_http_request r;
+    iox_http_parser_init(&hp, NULL);
+    memcpy(a, in, 20);
+    CU_ASSERT_EQUAL(iox_http_parse_head(&hp, a, 20, &r), IOX_HTTP_NEED_MORE);
+    CU_ASSERT(iox_http_parser_mid_request(&hp));
+    memset(a, 'Z', sizeof a);
+    memcpy(b, in, sizeof in - 1);
+    CU_ASSERT_EQUAL_FATAL(iox_http_parse_head(&hp, b, sizeof in - 1, &r), IOX_HTTP_HEAD_DONE);
+    CU_ASSERT(r.target == b + 4 && r.target_len == 6);
+    CU_ASSERT(r.host == b + 27 && r.host_len == 1);
+}
+
+IOX_TEST(http_parser, body_by_length_views)
+{
+    static const char in[] = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789GET";
+    struct iox_http_parser hp;
+    struct iox_http_request r;
+    const char *d;
+    size_t used, dl;
+    iox_http_parser_init(&hp, NULL);
+    CU_ASSERT_EQUAL_FATAL(head(&hp, in, &r), IOX_HTTP_HEAD_DONE);
+    CU_ASSERT_EQUAL(r.content_length, 10);
+    CU_ASSERT(iox_http_parser_mid_request(&hp));
+    const char *bp = in + r.head_len;
+    CU_ASSERT_EQUAL(iox_http_parse_body(&hp, bp, 4, &used, &d, &dl), IOX_HTTP_BODY_DATA);
+    CU_ASSERT(used == 4 && d == bp && dl == 4);
+    CU_ASSERT_EQUAL(iox_http_parse_body(&hp, bp + 4, 9, &used, &d, &dl), IOX_HTTP_BODY_DATA);
+    CU_ASSERT(used == 6 && d == bp + 4 && dl == 6);
+    CU_ASSERT_EQUAL(iox_http_parse_body(&hp, bp + 10, 3, &used, &d, &dl), IOX_HTTP_BODY_DONE);
+    CU_ASSERT_EQUAL(used, 0);
+    CU_ASSERT_FALSE(iox_http_parser_mid_request(&hp));
+}
+
+IOX_TEST(http_parser, limits_defaults_and_zero)
+{
+    struct iox_http_parser hp;
+    struct iox_http_limits lim = {0, 0, 0, 0};
+    iox_http_parser_init(&hp, &lim);
+    CU_ASSERT_EQUAL(hp.lim.max_head, IOX_HTTP_DEFAULT_MAX_HEAD);
+    CU_ASSERT_EQUAL(hp.lim.max_headers, IOX_HTTP_DEFAULT_MAX_HEADERS);
+    CU_ASSERT_EQUAL(hp.lim.max_target, IOX_HTTP_DEFAULT_MAX_TARGET);
+    CU_ASSERT_EQUAL(hp.lim.max_body, IOX_HTTP_DEFAULT_MAX_BODY);
+    /* a huge head fed at once is refused after max_head bytes, not buffered */
+    size_t n = 70 * 1024;
+    char *big = malloc(n);
+    memcpy(big, "GET / HTTP/1.1\r\nHost: h\r\nX: ", 28);
+    memset(big + 28, 'a', n - 28);
+    struct iox_http_request r;
+    CU_ASSERT_EQUAL(iox_http_parse_head(&hp, big, n, &r), IOX_HTTP_E_HEAD_TOO_LARGE);
+    CU_ASSERT_EQUAL(hp.pos, IOX_HTTP_DEFAULT_MAX_HEAD);
+    free(big);
+}
+
+IOX_SUITE(http_parser, NULL, NULL);
