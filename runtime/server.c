@@ -149,7 +149,11 @@ static void reactor_loop(struct iox_reactor *r, struct iox_seam_uring *u)
     struct iox_cqe cqes[256];
     for (;;) {
         iox_reactor_flush(r);
-        if (r->stopping && r->nconns == 0) break;
+        /* Leave only once the accept has ended too: a multishot accept still
+         * in the ring holds the listener open after our close(), and the
+         * ring's teardown is asynchronous, so the port would stay taken for
+         * a moment after exit. */
+        if (r->stopping && r->nconns == 0 && !r->accept_armed) break;
         int rc = iox_seam_uring_submit_and_wait(u, 1);
         if (rc < 0) {
             IOX_ERROR("io_uring_submit_and_wait: %s — stopping this reactor", strerror(-rc));
@@ -174,12 +178,17 @@ static void *reactor_main(void *arg)
 
     int ok = 1;
     if (cfg->pin) {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        cpu_set_t set;
+        /* Reactor i takes the i-th CPU the process may use, so an outer
+         * `taskset` (benchmarks, containers) is respected, not overridden. */
+        cpu_set_t allowed, set;
         CPU_ZERO(&set);
-        CPU_SET((int)(r->id % (unsigned)(ncpu > 0 ? ncpu : 1)), &set);
-        int e = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-        if (e) IOX_WARN("cannot pin to CPU %u: %s (running unpinned)", r->id, strerror(e));
+        if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) {
+            unsigned k = r->id % (unsigned)CPU_COUNT(&allowed), seen = 0;
+            for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+                if (CPU_ISSET(cpu, &allowed) && seen++ == k) { CPU_SET(cpu, &set); break; }
+            int e = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+            if (e) IOX_WARN("cannot pin to a CPU: %s (running unpinned)", strerror(e));
+        }
     }
     /* The ring is created here: SINGLE_ISSUER binds it to this thread. */
     struct iox_uring_config rc = cfg->ring;
