@@ -12,7 +12,7 @@
 #include <string.h>
 
 
-#line 12 "/tmp/tmp.aeKPPZbDSF"
+#line 12 "generated/pg_parser.c"
 static const int pg_parser_start = 1;
 static const int pg_parser_error = 0;
 
@@ -46,14 +46,14 @@ int iox_pg_parse(struct iox_pg_parser *ps, const char *buf, size_t len,
     *n = 0;
 
     
-#line 42 "/tmp/tmp.aeKPPZbDSF"
+#line 42 "generated/pg_parser.c"
 	{
 	cs = pg_parser_start;
 	}
 
 #line 139 "runtime/pg_parser.rl"
     
-#line 45 "/tmp/tmp.aeKPPZbDSF"
+#line 45 "generated/pg_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -97,7 +97,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 86 "/tmp/tmp.aeKPPZbDSF"
+#line 86 "generated/pg_parser.c"
 	goto tr13;
 tr13:
 #line 15 "runtime/pg_parser.rl"
@@ -107,7 +107,7 @@ st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 94 "/tmp/tmp.aeKPPZbDSF"
+#line 94 "generated/pg_parser.c"
 	goto tr14;
 tr14:
 #line 15 "runtime/pg_parser.rl"
@@ -117,7 +117,7 @@ st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 102 "/tmp/tmp.aeKPPZbDSF"
+#line 102 "generated/pg_parser.c"
 	goto tr15;
 tr15:
 #line 15 "runtime/pg_parser.rl"
@@ -347,7 +347,7 @@ st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 275 "/tmp/tmp.aeKPPZbDSF"
+#line 275 "generated/pg_parser.c"
 	goto st0;
 st6:
 	if ( ++p == pe )
@@ -364,7 +364,7 @@ st7:
 	if ( ++p == pe )
 		goto _test_eof7;
 case 7:
-#line 289 "/tmp/tmp.aeKPPZbDSF"
+#line 289 "generated/pg_parser.c"
 	goto tr17;
 tr17:
 #line 15 "runtime/pg_parser.rl"
@@ -374,7 +374,7 @@ st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 297 "/tmp/tmp.aeKPPZbDSF"
+#line 297 "generated/pg_parser.c"
 	goto tr18;
 tr18:
 #line 15 "runtime/pg_parser.rl"
@@ -384,7 +384,7 @@ st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
-#line 305 "/tmp/tmp.aeKPPZbDSF"
+#line 305 "generated/pg_parser.c"
 	goto tr19;
 tr19:
 #line 15 "runtime/pg_parser.rl"
@@ -409,7 +409,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 327 "/tmp/tmp.aeKPPZbDSF"
+#line 327 "generated/pg_parser.c"
 	goto tr20;
 tr20:
 #line 14 "runtime/pg_parser.rl"
@@ -421,7 +421,7 @@ st11:
 	if ( ++p == pe )
 		goto _test_eof11;
 case 11:
-#line 336 "/tmp/tmp.aeKPPZbDSF"
+#line 336 "generated/pg_parser.c"
 	goto tr21;
 tr21:
 #line 15 "runtime/pg_parser.rl"
@@ -431,7 +431,7 @@ st12:
 	if ( ++p == pe )
 		goto _test_eof12;
 case 12:
-#line 344 "/tmp/tmp.aeKPPZbDSF"
+#line 344 "generated/pg_parser.c"
 	goto tr22;
 tr22:
 #line 15 "runtime/pg_parser.rl"
@@ -441,7 +441,7 @@ st13:
 	if ( ++p == pe )
 		goto _test_eof13;
 case 13:
-#line 352 "/tmp/tmp.aeKPPZbDSF"
+#line 352 "generated/pg_parser.c"
 	goto tr23;
 tr23:
 #line 15 "runtime/pg_parser.rl"
@@ -453,7 +453,7 @@ st14:
 	if ( ++p == pe )
 		goto _test_eof14;
 case 14:
-#line 361 "/tmp/tmp.aeKPPZbDSF"
+#line 361 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr25;
 	goto tr24;
@@ -465,7 +465,7 @@ st15:
 	if ( ++p == pe )
 		goto _test_eof15;
 case 15:
-#line 371 "/tmp/tmp.aeKPPZbDSF"
+#line 371 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr27;
 	goto st15;
@@ -495,7 +495,7 @@ st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 395 "/tmp/tmp.aeKPPZbDSF"
+#line 395 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr29;
 	goto tr28;
@@ -507,7 +507,7 @@ st17:
 	if ( ++p == pe )
 		goto _test_eof17;
 case 17:
-#line 405 "/tmp/tmp.aeKPPZbDSF"
+#line 405 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr31;
 	goto st17;
@@ -526,7 +526,7 @@ st19:
 	if ( ++p == pe )
 		goto _test_eof19;
 case 19:
-#line 421 "/tmp/tmp.aeKPPZbDSF"
+#line 421 "generated/pg_parser.c"
 	goto tr33;
 tr33:
 #line 15 "runtime/pg_parser.rl"
@@ -536,7 +536,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 429 "/tmp/tmp.aeKPPZbDSF"
+#line 429 "generated/pg_parser.c"
 	goto tr34;
 tr34:
 #line 15 "runtime/pg_parser.rl"
@@ -546,7 +546,7 @@ st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 437 "/tmp/tmp.aeKPPZbDSF"
+#line 437 "generated/pg_parser.c"
 	goto tr35;
 tr35:
 #line 15 "runtime/pg_parser.rl"
@@ -571,7 +571,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 459 "/tmp/tmp.aeKPPZbDSF"
+#line 459 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr37;
 	goto tr36;
@@ -583,7 +583,7 @@ st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 469 "/tmp/tmp.aeKPPZbDSF"
+#line 469 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr39;
 	goto st23;
@@ -602,7 +602,7 @@ st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
-#line 485 "/tmp/tmp.aeKPPZbDSF"
+#line 485 "generated/pg_parser.c"
 	goto tr41;
 tr41:
 #line 15 "runtime/pg_parser.rl"
@@ -612,7 +612,7 @@ st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 493 "/tmp/tmp.aeKPPZbDSF"
+#line 493 "generated/pg_parser.c"
 	goto tr42;
 tr42:
 #line 15 "runtime/pg_parser.rl"
@@ -622,7 +622,7 @@ st27:
 	if ( ++p == pe )
 		goto _test_eof27;
 case 27:
-#line 501 "/tmp/tmp.aeKPPZbDSF"
+#line 501 "generated/pg_parser.c"
 	goto tr43;
 tr43:
 #line 15 "runtime/pg_parser.rl"
@@ -647,7 +647,7 @@ st28:
 	if ( ++p == pe )
 		goto _test_eof28;
 case 28:
-#line 523 "/tmp/tmp.aeKPPZbDSF"
+#line 523 "generated/pg_parser.c"
 	goto tr44;
 tr44:
 #line 14 "runtime/pg_parser.rl"
@@ -659,7 +659,7 @@ st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 532 "/tmp/tmp.aeKPPZbDSF"
+#line 532 "generated/pg_parser.c"
 	goto tr45;
 st30:
 	if ( ++p == pe )
@@ -676,7 +676,7 @@ st31:
 	if ( ++p == pe )
 		goto _test_eof31;
 case 31:
-#line 546 "/tmp/tmp.aeKPPZbDSF"
+#line 546 "generated/pg_parser.c"
 	goto tr47;
 tr47:
 #line 15 "runtime/pg_parser.rl"
@@ -686,7 +686,7 @@ st32:
 	if ( ++p == pe )
 		goto _test_eof32;
 case 32:
-#line 554 "/tmp/tmp.aeKPPZbDSF"
+#line 554 "generated/pg_parser.c"
 	goto tr48;
 tr48:
 #line 15 "runtime/pg_parser.rl"
@@ -696,7 +696,7 @@ st33:
 	if ( ++p == pe )
 		goto _test_eof33;
 case 33:
-#line 562 "/tmp/tmp.aeKPPZbDSF"
+#line 562 "generated/pg_parser.c"
 	goto tr49;
 tr49:
 #line 15 "runtime/pg_parser.rl"
@@ -743,7 +743,7 @@ st34:
 	if ( ++p == pe )
 		goto _test_eof34;
 case 34:
-#line 601 "/tmp/tmp.aeKPPZbDSF"
+#line 601 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr51;
 	goto tr50;
@@ -758,7 +758,7 @@ st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 614 "/tmp/tmp.aeKPPZbDSF"
+#line 614 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr53;
 	goto tr52;
@@ -770,7 +770,7 @@ st36:
 	if ( ++p == pe )
 		goto _test_eof36;
 case 36:
-#line 624 "/tmp/tmp.aeKPPZbDSF"
+#line 624 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr55;
 	goto st36;
@@ -789,7 +789,7 @@ st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 640 "/tmp/tmp.aeKPPZbDSF"
+#line 640 "generated/pg_parser.c"
 	goto tr57;
 tr57:
 #line 15 "runtime/pg_parser.rl"
@@ -799,7 +799,7 @@ st39:
 	if ( ++p == pe )
 		goto _test_eof39;
 case 39:
-#line 648 "/tmp/tmp.aeKPPZbDSF"
+#line 648 "generated/pg_parser.c"
 	goto tr58;
 tr58:
 #line 15 "runtime/pg_parser.rl"
@@ -809,7 +809,7 @@ st40:
 	if ( ++p == pe )
 		goto _test_eof40;
 case 40:
-#line 656 "/tmp/tmp.aeKPPZbDSF"
+#line 656 "generated/pg_parser.c"
 	goto tr59;
 tr59:
 #line 15 "runtime/pg_parser.rl"
@@ -834,7 +834,7 @@ st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 678 "/tmp/tmp.aeKPPZbDSF"
+#line 678 "generated/pg_parser.c"
 	goto tr60;
 tr60:
 #line 14 "runtime/pg_parser.rl"
@@ -846,7 +846,7 @@ st42:
 	if ( ++p == pe )
 		goto _test_eof42;
 case 42:
-#line 687 "/tmp/tmp.aeKPPZbDSF"
+#line 687 "generated/pg_parser.c"
 	goto tr61;
 tr61:
 #line 15 "runtime/pg_parser.rl"
@@ -856,7 +856,7 @@ st43:
 	if ( ++p == pe )
 		goto _test_eof43;
 case 43:
-#line 695 "/tmp/tmp.aeKPPZbDSF"
+#line 695 "generated/pg_parser.c"
 	goto tr62;
 tr62:
 #line 15 "runtime/pg_parser.rl"
@@ -866,7 +866,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 703 "/tmp/tmp.aeKPPZbDSF"
+#line 703 "generated/pg_parser.c"
 	goto tr63;
 tr63:
 #line 15 "runtime/pg_parser.rl"
@@ -878,7 +878,7 @@ st45:
 	if ( ++p == pe )
 		goto _test_eof45;
 case 45:
-#line 712 "/tmp/tmp.aeKPPZbDSF"
+#line 712 "generated/pg_parser.c"
 	goto tr64;
 tr64:
 #line 14 "runtime/pg_parser.rl"
@@ -890,7 +890,7 @@ st46:
 	if ( ++p == pe )
 		goto _test_eof46;
 case 46:
-#line 721 "/tmp/tmp.aeKPPZbDSF"
+#line 721 "generated/pg_parser.c"
 	goto tr65;
 tr65:
 #line 15 "runtime/pg_parser.rl"
@@ -900,7 +900,7 @@ st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 729 "/tmp/tmp.aeKPPZbDSF"
+#line 729 "generated/pg_parser.c"
 	goto tr66;
 tr66:
 #line 15 "runtime/pg_parser.rl"
@@ -910,7 +910,7 @@ st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 737 "/tmp/tmp.aeKPPZbDSF"
+#line 737 "generated/pg_parser.c"
 	goto tr67;
 st49:
 	if ( ++p == pe )
@@ -927,7 +927,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 751 "/tmp/tmp.aeKPPZbDSF"
+#line 751 "generated/pg_parser.c"
 	goto tr69;
 tr69:
 #line 15 "runtime/pg_parser.rl"
@@ -937,7 +937,7 @@ st51:
 	if ( ++p == pe )
 		goto _test_eof51;
 case 51:
-#line 759 "/tmp/tmp.aeKPPZbDSF"
+#line 759 "generated/pg_parser.c"
 	goto tr70;
 tr70:
 #line 15 "runtime/pg_parser.rl"
@@ -947,7 +947,7 @@ st52:
 	if ( ++p == pe )
 		goto _test_eof52;
 case 52:
-#line 767 "/tmp/tmp.aeKPPZbDSF"
+#line 767 "generated/pg_parser.c"
 	goto tr71;
 tr71:
 #line 15 "runtime/pg_parser.rl"
@@ -972,7 +972,7 @@ st53:
 	if ( ++p == pe )
 		goto _test_eof53;
 case 53:
-#line 789 "/tmp/tmp.aeKPPZbDSF"
+#line 789 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto st54;
 	goto st0;
@@ -1015,7 +1015,7 @@ st57:
 	if ( ++p == pe )
 		goto _test_eof57;
 case 57:
-#line 830 "/tmp/tmp.aeKPPZbDSF"
+#line 830 "generated/pg_parser.c"
 	goto tr83;
 tr83:
 #line 52 "runtime/pg_parser.rl"
@@ -1025,7 +1025,7 @@ st58:
 	if ( ++p == pe )
 		goto _test_eof58;
 case 58:
-#line 838 "/tmp/tmp.aeKPPZbDSF"
+#line 838 "generated/pg_parser.c"
 	goto st59;
 st59:
 	if ( ++p == pe )
@@ -1045,7 +1045,7 @@ st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 856 "/tmp/tmp.aeKPPZbDSF"
+#line 856 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr87;
 	goto tr86;
@@ -1057,7 +1057,7 @@ st62:
 	if ( ++p == pe )
 		goto _test_eof62;
 case 62:
-#line 866 "/tmp/tmp.aeKPPZbDSF"
+#line 866 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto st63;
 	goto st62;
@@ -1083,7 +1083,7 @@ st65:
 	if ( ++p == pe )
 		goto _test_eof65;
 case 65:
-#line 889 "/tmp/tmp.aeKPPZbDSF"
+#line 889 "generated/pg_parser.c"
 	goto tr92;
 tr92:
 #line 15 "runtime/pg_parser.rl"
@@ -1093,7 +1093,7 @@ st66:
 	if ( ++p == pe )
 		goto _test_eof66;
 case 66:
-#line 897 "/tmp/tmp.aeKPPZbDSF"
+#line 897 "generated/pg_parser.c"
 	goto tr93;
 tr93:
 #line 15 "runtime/pg_parser.rl"
@@ -1103,7 +1103,7 @@ st67:
 	if ( ++p == pe )
 		goto _test_eof67;
 case 67:
-#line 905 "/tmp/tmp.aeKPPZbDSF"
+#line 905 "generated/pg_parser.c"
 	goto tr94;
 tr94:
 #line 15 "runtime/pg_parser.rl"
@@ -1128,7 +1128,7 @@ st68:
 	if ( ++p == pe )
 		goto _test_eof68;
 case 68:
-#line 927 "/tmp/tmp.aeKPPZbDSF"
+#line 927 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr96;
 	goto tr95;
@@ -1140,7 +1140,7 @@ st69:
 	if ( ++p == pe )
 		goto _test_eof69;
 case 69:
-#line 937 "/tmp/tmp.aeKPPZbDSF"
+#line 937 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr98;
 	goto st69;
@@ -1170,7 +1170,7 @@ st70:
 	if ( ++p == pe )
 		goto _test_eof70;
 case 70:
-#line 961 "/tmp/tmp.aeKPPZbDSF"
+#line 961 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr100;
 	goto tr99;
@@ -1182,7 +1182,7 @@ st71:
 	if ( ++p == pe )
 		goto _test_eof71;
 case 71:
-#line 971 "/tmp/tmp.aeKPPZbDSF"
+#line 971 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr102;
 	goto st71;
@@ -1201,7 +1201,7 @@ st73:
 	if ( ++p == pe )
 		goto _test_eof73;
 case 73:
-#line 987 "/tmp/tmp.aeKPPZbDSF"
+#line 987 "generated/pg_parser.c"
 	goto tr104;
 tr104:
 #line 15 "runtime/pg_parser.rl"
@@ -1211,7 +1211,7 @@ st74:
 	if ( ++p == pe )
 		goto _test_eof74;
 case 74:
-#line 995 "/tmp/tmp.aeKPPZbDSF"
+#line 995 "generated/pg_parser.c"
 	goto tr105;
 tr105:
 #line 15 "runtime/pg_parser.rl"
@@ -1221,7 +1221,7 @@ st75:
 	if ( ++p == pe )
 		goto _test_eof75;
 case 75:
-#line 1003 "/tmp/tmp.aeKPPZbDSF"
+#line 1003 "generated/pg_parser.c"
 	goto tr106;
 tr106:
 #line 15 "runtime/pg_parser.rl"
@@ -1246,7 +1246,7 @@ st76:
 	if ( ++p == pe )
 		goto _test_eof76;
 case 76:
-#line 1025 "/tmp/tmp.aeKPPZbDSF"
+#line 1025 "generated/pg_parser.c"
 	goto tr107;
 tr107:
 #line 14 "runtime/pg_parser.rl"
@@ -1258,7 +1258,7 @@ st77:
 	if ( ++p == pe )
 		goto _test_eof77;
 case 77:
-#line 1034 "/tmp/tmp.aeKPPZbDSF"
+#line 1034 "generated/pg_parser.c"
 	goto tr108;
 st78:
 	if ( ++p == pe )
@@ -1275,7 +1275,7 @@ st79:
 	if ( ++p == pe )
 		goto _test_eof79;
 case 79:
-#line 1048 "/tmp/tmp.aeKPPZbDSF"
+#line 1048 "generated/pg_parser.c"
 	goto tr110;
 tr110:
 #line 15 "runtime/pg_parser.rl"
@@ -1285,7 +1285,7 @@ st80:
 	if ( ++p == pe )
 		goto _test_eof80;
 case 80:
-#line 1056 "/tmp/tmp.aeKPPZbDSF"
+#line 1056 "generated/pg_parser.c"
 	goto tr111;
 tr111:
 #line 15 "runtime/pg_parser.rl"
@@ -1295,7 +1295,7 @@ st81:
 	if ( ++p == pe )
 		goto _test_eof81;
 case 81:
-#line 1064 "/tmp/tmp.aeKPPZbDSF"
+#line 1064 "generated/pg_parser.c"
 	goto tr112;
 tr112:
 #line 15 "runtime/pg_parser.rl"
@@ -1320,7 +1320,7 @@ st82:
 	if ( ++p == pe )
 		goto _test_eof82;
 case 82:
-#line 1086 "/tmp/tmp.aeKPPZbDSF"
+#line 1086 "generated/pg_parser.c"
 	switch( (*p) ) {
 		case 69: goto tr113;
 		case 73: goto tr113;
@@ -1342,7 +1342,7 @@ st84:
 	if ( ++p == pe )
 		goto _test_eof84;
 case 84:
-#line 1105 "/tmp/tmp.aeKPPZbDSF"
+#line 1105 "generated/pg_parser.c"
 	goto tr115;
 tr115:
 #line 15 "runtime/pg_parser.rl"
@@ -1352,7 +1352,7 @@ st85:
 	if ( ++p == pe )
 		goto _test_eof85;
 case 85:
-#line 1113 "/tmp/tmp.aeKPPZbDSF"
+#line 1113 "generated/pg_parser.c"
 	goto tr116;
 tr116:
 #line 15 "runtime/pg_parser.rl"
@@ -1362,7 +1362,7 @@ st86:
 	if ( ++p == pe )
 		goto _test_eof86;
 case 86:
-#line 1121 "/tmp/tmp.aeKPPZbDSF"
+#line 1121 "generated/pg_parser.c"
 	goto tr117;
 tr117:
 #line 15 "runtime/pg_parser.rl"
@@ -1387,7 +1387,7 @@ st87:
 	if ( ++p == pe )
 		goto _test_eof87;
 case 87:
-#line 1143 "/tmp/tmp.aeKPPZbDSF"
+#line 1143 "generated/pg_parser.c"
 	goto tr118;
 tr118:
 #line 14 "runtime/pg_parser.rl"
@@ -1399,7 +1399,7 @@ st88:
 	if ( ++p == pe )
 		goto _test_eof88;
 case 88:
-#line 1152 "/tmp/tmp.aeKPPZbDSF"
+#line 1152 "generated/pg_parser.c"
 	goto tr119;
 st89:
 	if ( ++p == pe )
@@ -1416,7 +1416,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 1167 "/tmp/tmp.aeKPPZbDSF"
+#line 1167 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr123;
 	goto st90;
@@ -1442,7 +1442,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 1189 "/tmp/tmp.aeKPPZbDSF"
+#line 1189 "generated/pg_parser.c"
 	goto tr124;
 tr124:
 #line 14 "runtime/pg_parser.rl"
@@ -1454,7 +1454,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 1198 "/tmp/tmp.aeKPPZbDSF"
+#line 1198 "generated/pg_parser.c"
 	goto tr125;
 tr125:
 #line 15 "runtime/pg_parser.rl"
@@ -1464,7 +1464,7 @@ st93:
 	if ( ++p == pe )
 		goto _test_eof93;
 case 93:
-#line 1206 "/tmp/tmp.aeKPPZbDSF"
+#line 1206 "generated/pg_parser.c"
 	goto tr126;
 tr126:
 #line 15 "runtime/pg_parser.rl"
@@ -1474,7 +1474,7 @@ st94:
 	if ( ++p == pe )
 		goto _test_eof94;
 case 94:
-#line 1214 "/tmp/tmp.aeKPPZbDSF"
+#line 1214 "generated/pg_parser.c"
 	goto tr127;
 tr127:
 #line 15 "runtime/pg_parser.rl"
@@ -1484,7 +1484,7 @@ st95:
 	if ( ++p == pe )
 		goto _test_eof95;
 case 95:
-#line 1222 "/tmp/tmp.aeKPPZbDSF"
+#line 1222 "generated/pg_parser.c"
 	goto tr128;
 tr128:
 #line 14 "runtime/pg_parser.rl"
@@ -1496,7 +1496,7 @@ st96:
 	if ( ++p == pe )
 		goto _test_eof96;
 case 96:
-#line 1231 "/tmp/tmp.aeKPPZbDSF"
+#line 1231 "generated/pg_parser.c"
 	goto tr129;
 tr129:
 #line 15 "runtime/pg_parser.rl"
@@ -1506,7 +1506,7 @@ st97:
 	if ( ++p == pe )
 		goto _test_eof97;
 case 97:
-#line 1239 "/tmp/tmp.aeKPPZbDSF"
+#line 1239 "generated/pg_parser.c"
 	goto tr130;
 tr130:
 #line 14 "runtime/pg_parser.rl"
@@ -1518,7 +1518,7 @@ st98:
 	if ( ++p == pe )
 		goto _test_eof98;
 case 98:
-#line 1248 "/tmp/tmp.aeKPPZbDSF"
+#line 1248 "generated/pg_parser.c"
 	goto tr131;
 tr131:
 #line 15 "runtime/pg_parser.rl"
@@ -1528,7 +1528,7 @@ st99:
 	if ( ++p == pe )
 		goto _test_eof99;
 case 99:
-#line 1256 "/tmp/tmp.aeKPPZbDSF"
+#line 1256 "generated/pg_parser.c"
 	goto tr132;
 tr132:
 #line 15 "runtime/pg_parser.rl"
@@ -1538,7 +1538,7 @@ st100:
 	if ( ++p == pe )
 		goto _test_eof100;
 case 100:
-#line 1264 "/tmp/tmp.aeKPPZbDSF"
+#line 1264 "generated/pg_parser.c"
 	goto tr133;
 tr133:
 #line 15 "runtime/pg_parser.rl"
@@ -1548,7 +1548,7 @@ st101:
 	if ( ++p == pe )
 		goto _test_eof101;
 case 101:
-#line 1272 "/tmp/tmp.aeKPPZbDSF"
+#line 1272 "generated/pg_parser.c"
 	goto tr134;
 tr134:
 #line 14 "runtime/pg_parser.rl"
@@ -1560,7 +1560,7 @@ st102:
 	if ( ++p == pe )
 		goto _test_eof102;
 case 102:
-#line 1281 "/tmp/tmp.aeKPPZbDSF"
+#line 1281 "generated/pg_parser.c"
 	goto tr135;
 tr135:
 #line 15 "runtime/pg_parser.rl"
@@ -1570,7 +1570,7 @@ st103:
 	if ( ++p == pe )
 		goto _test_eof103;
 case 103:
-#line 1289 "/tmp/tmp.aeKPPZbDSF"
+#line 1289 "generated/pg_parser.c"
 	goto tr136;
 tr136:
 #line 14 "runtime/pg_parser.rl"
@@ -1582,7 +1582,7 @@ st104:
 	if ( ++p == pe )
 		goto _test_eof104;
 case 104:
-#line 1298 "/tmp/tmp.aeKPPZbDSF"
+#line 1298 "generated/pg_parser.c"
 	goto tr137;
 tr137:
 #line 15 "runtime/pg_parser.rl"
@@ -1592,7 +1592,7 @@ st105:
 	if ( ++p == pe )
 		goto _test_eof105;
 case 105:
-#line 1306 "/tmp/tmp.aeKPPZbDSF"
+#line 1306 "generated/pg_parser.c"
 	goto tr138;
 tr138:
 #line 15 "runtime/pg_parser.rl"
@@ -1602,7 +1602,7 @@ st106:
 	if ( ++p == pe )
 		goto _test_eof106;
 case 106:
-#line 1314 "/tmp/tmp.aeKPPZbDSF"
+#line 1314 "generated/pg_parser.c"
 	goto tr139;
 tr139:
 #line 15 "runtime/pg_parser.rl"
@@ -1612,7 +1612,7 @@ st107:
 	if ( ++p == pe )
 		goto _test_eof107;
 case 107:
-#line 1322 "/tmp/tmp.aeKPPZbDSF"
+#line 1322 "generated/pg_parser.c"
 	goto tr140;
 tr140:
 #line 14 "runtime/pg_parser.rl"
@@ -1624,7 +1624,7 @@ st108:
 	if ( ++p == pe )
 		goto _test_eof108;
 case 108:
-#line 1331 "/tmp/tmp.aeKPPZbDSF"
+#line 1331 "generated/pg_parser.c"
 	goto tr141;
 tr141:
 #line 15 "runtime/pg_parser.rl"
@@ -1636,7 +1636,7 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 1340 "/tmp/tmp.aeKPPZbDSF"
+#line 1340 "generated/pg_parser.c"
 	if ( (*p) == 0 )
 		goto tr121;
 	goto tr120;
@@ -1655,7 +1655,7 @@ st110:
 	if ( ++p == pe )
 		goto _test_eof110;
 case 110:
-#line 1356 "/tmp/tmp.aeKPPZbDSF"
+#line 1356 "generated/pg_parser.c"
 	goto tr143;
 tr143:
 #line 15 "runtime/pg_parser.rl"
@@ -1665,7 +1665,7 @@ st111:
 	if ( ++p == pe )
 		goto _test_eof111;
 case 111:
-#line 1364 "/tmp/tmp.aeKPPZbDSF"
+#line 1364 "generated/pg_parser.c"
 	goto tr144;
 tr144:
 #line 15 "runtime/pg_parser.rl"
@@ -1675,7 +1675,7 @@ st112:
 	if ( ++p == pe )
 		goto _test_eof112;
 case 112:
-#line 1372 "/tmp/tmp.aeKPPZbDSF"
+#line 1372 "generated/pg_parser.c"
 	goto tr145;
 tr145:
 #line 15 "runtime/pg_parser.rl"
@@ -1695,7 +1695,7 @@ st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 1389 "/tmp/tmp.aeKPPZbDSF"
+#line 1389 "generated/pg_parser.c"
 	goto tr142;
 st113:
 	if ( ++p == pe )
@@ -1712,7 +1712,7 @@ st114:
 	if ( ++p == pe )
 		goto _test_eof114;
 case 114:
-#line 1403 "/tmp/tmp.aeKPPZbDSF"
+#line 1403 "generated/pg_parser.c"
 	goto tr147;
 tr147:
 #line 15 "runtime/pg_parser.rl"
@@ -1722,7 +1722,7 @@ st115:
 	if ( ++p == pe )
 		goto _test_eof115;
 case 115:
-#line 1411 "/tmp/tmp.aeKPPZbDSF"
+#line 1411 "generated/pg_parser.c"
 	goto tr148;
 tr148:
 #line 15 "runtime/pg_parser.rl"
@@ -1732,7 +1732,7 @@ st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 1419 "/tmp/tmp.aeKPPZbDSF"
+#line 1419 "generated/pg_parser.c"
 	goto tr149;
 tr149:
 #line 15 "runtime/pg_parser.rl"
@@ -1744,7 +1744,7 @@ st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
-#line 1428 "/tmp/tmp.aeKPPZbDSF"
+#line 1428 "generated/pg_parser.c"
 	goto tr146;
 	}
 	_test_eof2: cs = 2; goto _test_eof; 
