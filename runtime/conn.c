@@ -236,6 +236,8 @@ void iox_conn_on_cqe(struct iox_conn *c, unsigned op, const struct iox_cqe *cqe)
             iox_out_release(c);
         }
         if (c->wsent < c->wcommit) iox_conn_mark_dirty(c);
+        else if (c->on_drain && c->awaiting_reply && c->state != HTTP_CONN_S_CLOSING)
+            c->on_drain(c, c->on_drain_arg);   /* streamed response: next chunk */
         iox_conn_fire(c, HTTP_CONN_EV_SEND_DONE, &ev);
         break;
     }
@@ -326,8 +328,33 @@ struct iox_conn *iox_conn_deref(struct iox_conn_ref ref)
     return c;
 }
 
+void iox_conn_flush(struct iox_conn *c)
+{
+    if (c->body_pending) return;
+    c->wcommit = c->wlen;
+    iox_conn_mark_dirty(c);
+}
+
+void iox_conn_set_drain_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, void *arg), void *arg)
+{
+    c->on_drain = fn;
+    c->on_drain_arg = arg;
+}
+
+void iox_conn_op_begin(struct iox_conn *c)
+{
+    c->inflight++;
+}
+
+void iox_conn_op_end(struct iox_conn *c)
+{
+    c->inflight--;
+    if (c->state == HTTP_CONN_S_CLOSING && c->in_use) iox_conn_fire(c, HTTP_CONN_EV_OP_DONE, NULL);
+}
+
 void iox_conn_async_done(struct iox_conn *c)
 {
+    c->on_drain = NULL;
     iox_conn_fire(c, HTTP_CONN_EV_REPLY, NULL);
 }
 

@@ -115,3 +115,13 @@ int iox_resp_write(struct iox_conn *c, const void *data, size_t len)
     c->wlen += (uint32_t)len;
     return 0;
 }
+
+char *iox_resp_reserve(struct iox_conn *c, size_t n)
+{
+    return iox_out_reserve(c, n, out_max(c));
+}
+
+void iox_resp_commit_bytes(struct iox_conn *c, size_t n)
+{
+    c->wlen += (uint32_t)n;
+}

@@ -75,6 +75,8 @@ struct iox_conn {
     struct iox_conn *tprev, *tnext;
     uint8_t tlist;           /* 0 none, 1 idle, 2 linger */
     struct iox_conn *dirty_next, *parked_next;
+    void (*on_drain)(struct iox_conn *c, void *arg);
+    void *on_drain_arg;
     /* Free for the application while it owns an async request. */
     void *app_data;
     uint64_t app_u64;
@@ -103,6 +105,29 @@ int iox_resp_head(struct iox_conn *c, int status, const char *ctype,
 int iox_resp_write(struct iox_conn *c, const void *data, size_t len);
 /* Reason phrase for a status code ("OK", "Not Found"). */
 const char *iox_http_reason(int status);
+
+/* Room for n more bytes of the response being built, without counting them
+ * yet: fill them (e.g. with a positional file read on the ring) and count
+ * them with iox_resp_commit_bytes. The pointer stays valid until the next
+ * iox_resp_* call on this connection; while an async request owns the
+ * connection nothing else writes to it. NULL when over the write cap. */
+char *iox_resp_reserve(struct iox_conn *c, size_t n);
+void iox_resp_commit_bytes(struct iox_conn *c, size_t n);
+
+/* Streaming an async response: make what has been written so far sendable
+ * now (normally a response goes out only once complete). Only while the
+ * request has been read completely (always true for GET/HEAD without body). */
+void iox_conn_flush(struct iox_conn *c);
+
+/* Called (on the reactor thread) each time the connection's committed output
+ * has all been sent while an async request owns it: the producer of a
+ * streamed response writes its next chunk from here. NULL to clear. */
+void iox_conn_set_drain_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, void *arg), void *arg);
+
+/* An op of the application's that writes into this connection's memory (a
+ * file read into its write buffer): the close waits for iox_conn_op_end. */
+void iox_conn_op_begin(struct iox_conn *c);
+void iox_conn_op_end(struct iox_conn *c);
 
 /* End of an async request: its response has been written with iox_resp_*.
  * The connection resumes parsing pipelined requests. Safe to call from the
