@@ -1,0 +1,57 @@
+/* iox_seam_sim.h — a simulated ring for deterministic tests of machines.
+ *
+ * Operations queued through the seam are recorded, not performed. The test
+ * decides what completes, when, and how: bytes arriving on a multishot recv
+ * (taking provided buffers from a simulated buffer ring, -ENOBUFS when it is
+ * dry), EOF, resets, short or failed sends, timeouts. Cancels, closes and
+ * shutdowns complete by themselves on iox_sim_pump(). Every completion is
+ * handed to the sink (normally iox_reactor_dispatch).
+ *
+ * The simulator also keeps the books a test asserts on: provided buffers
+ * lent and returned (a double return is counted as a violation), closes per
+ * fd, ops still live per fd, any op queued on an fd after its close, and
+ * the bytes each fd's peer has received. */
+#ifndef IOX_SEAM_SIM_H
+#define IOX_SEAM_SIM_H
+#include "iox_seam.h"
+#include <stddef.h>
+#include <stdint.h>
+
+struct iox_seam_sim;
+typedef void (*iox_sim_sink)(void *ctx, const struct iox_cqe *cqe);
+
+/* nbufs provided buffers of bufsize bytes; fds handled are [0, 4096). */
+struct iox_seam_sim *iox_sim_create(unsigned nbufs, unsigned bufsize);
+void iox_sim_destroy(struct iox_seam_sim *s);
+struct iox_seam *iox_sim_seam(struct iox_seam_sim *s);
+void iox_sim_set_sink(struct iox_seam_sim *s, iox_sim_sink fn, void *ctx);
+
+/* Deliver bytes to the multishot recv armed on fd, one provided buffer per
+ * chunk of at most `chunk` bytes (0 = buffer size). Returns the bytes
+ * delivered: fewer than len when the buffer ring ran dry (the recv then
+ * ended with -ENOBUFS and the rest is still "in the socket"), or -1 when no
+ * recv is armed on fd. */
+long iox_sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t len, size_t chunk);
+/* End the armed recv on fd with res (0 = EOF, -ECONNRESET, ...). -1 if none. */
+int iox_sim_recv_end(struct iox_seam_sim *s, int fd, int res);
+/* Complete the oldest send on fd: `res` > 0 sends min(res, len) bytes (a
+ * short send when less), res <= 0 fails it with that value (0 → full send).
+ * The bytes sent are appended to the fd's peer capture. -1 if none. */
+int iox_sim_send(struct iox_seam_sim *s, int fd, int res);
+/* Complete every live op of kind `op` (enum iox_op) with `res`. */
+int iox_sim_complete_all(struct iox_seam_sim *s, unsigned op, int res);
+/* Run self-completing ops (cancel, close, shutdown) until none is left.
+ * Returns how many completions were delivered. */
+int iox_sim_pump(struct iox_seam_sim *s);
+
+/* Books. */
+int iox_sim_has_op(struct iox_seam_sim *s, unsigned op, int fd);
+unsigned iox_sim_live_ops(struct iox_seam_sim *s, int fd);
+unsigned iox_sim_closes(struct iox_seam_sim *s, int fd);
+unsigned iox_sim_bufs_lent(struct iox_seam_sim *s);
+unsigned iox_sim_violations(struct iox_seam_sim *s);   /* double returns, ops after close */
+const char *iox_sim_peer_bytes(struct iox_seam_sim *s, int fd, size_t *len);
+void iox_sim_peer_clear(struct iox_seam_sim *s, int fd);
+const char *iox_sim_last_violation(struct iox_seam_sim *s);
+
+#endif

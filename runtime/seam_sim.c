@@ -1,0 +1,310 @@
+/* seam_sim.c — the simulated ring (see iox_seam_sim.h). Test-only code, but
+ * in the library so fuzzers and benches can drive machines through it. */
+#include "iox_seam_sim.h"
+#include "iox_ud.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SIM_FDS 4096
+#define SIM_OPS 8192
+
+struct sim_op {
+    uint64_t ud;
+    uint64_t target;     /* cancel: user_data to cancel */
+    const char *buf;
+    size_t len;
+    int fd;
+    uint8_t op, live, cancel_fd;
+};
+
+struct peer {
+    char *data;
+    size_t len, cap;
+    unsigned closes;
+    uint8_t closed;
+};
+
+struct iox_seam_sim {
+    struct iox_seam base;
+    struct sim_op ops[SIM_OPS];
+    unsigned nops;               /* high-water mark of used entries */
+    char *bufs;
+    uint8_t *lent;
+    uint16_t *ring;              /* FIFO of free buffer ids, like the kernel's */
+    unsigned head, tail;         /* ring[head % n] .. ring[tail % n] */
+    unsigned nlent, violations;
+    char last_violation[160];
+    struct peer peers[SIM_FDS];
+    iox_sim_sink sink;
+    void *sink_ctx;
+};
+
+#define S(s) ((struct iox_seam_sim *)(s))
+
+static void violation(struct iox_seam_sim *s, const char *what, int fd)
+{
+    s->violations++;
+    snprintf(s->last_violation, sizeof s->last_violation, "%s (fd %d)", what, fd);
+}
+
+static int add_op(struct iox_seam_sim *s, unsigned op, int fd, uint64_t ud, const void *buf, size_t len)
+{
+    if (fd >= 0 && fd < SIM_FDS && s->peers[fd].closed && op != IOX_OP_CANCEL)
+        violation(s, "op queued on a closed fd", fd);
+    for (unsigned i = 0; i < SIM_OPS; i++) {
+        if (s->ops[i].live) continue;
+        s->ops[i] = (struct sim_op){ud, 0, buf, len, fd, (uint8_t)op, 1, 0};
+        if (i >= s->nops) s->nops = i + 1;
+        return (int)i;
+    }
+    return -EBUSY;
+}
+
+static void deliver(struct iox_seam_sim *s, uint64_t ud, int res, uint32_t flags)
+{
+    struct iox_cqe c = {ud, res, flags};
+    if (s->sink) s->sink(s->sink_ctx, &c);
+}
+
+static int find(struct iox_seam_sim *s, unsigned op, int fd)
+{
+    for (unsigned i = 0; i < s->nops; i++)
+        if (s->ops[i].live && s->ops[i].op == op && s->ops[i].fd == fd) return (int)i;
+    return -1;
+}
+
+/* ---- seam ops ---- */
+
+static int x_accept(struct iox_seam *b, int lfd, uint64_t ud) { return add_op(S(b), IOX_OP_ACCEPT, lfd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
+static int x_recv_ms(struct iox_seam *b, int fd, uint64_t ud)
+{
+    if (find(S(b), IOX_OP_RECV, fd) >= 0) violation(S(b), "second multishot recv on one fd", fd);
+    return add_op(S(b), IOX_OP_RECV, fd, ud, NULL, 0) < 0 ? -EBUSY : 0;
+}
+static int x_recv(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t ud) { return add_op(S(b), IOX_OP_RECV, fd, ud, buf, n) < 0 ? -EBUSY : 0; }
+static int x_send(struct iox_seam *b, int fd, const void *buf, size_t n, uint64_t ud) { return add_op(S(b), IOX_OP_SEND, fd, ud, buf, n) < 0 ? -EBUSY : 0; }
+static int x_read(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t off, uint64_t ud) { (void)off; return add_op(S(b), IOX_OP_READ, fd, ud, buf, n) < 0 ? -EBUSY : 0; }
+static int x_socket(struct iox_seam *b, int d, int t, int p, uint64_t ud) { (void)d; (void)t; (void)p; return add_op(S(b), IOX_OP_SOCKET, -1, ud, NULL, 0) < 0 ? -EBUSY : 0; }
+static int x_connect(struct iox_seam *b, int fd, const struct sockaddr *sa, socklen_t l, uint64_t ud) { (void)sa; (void)l; return add_op(S(b), IOX_OP_CONNECT, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
+static int x_shutdown(struct iox_seam *b, int fd, int how, uint64_t ud) { (void)how; return add_op(S(b), IOX_OP_SHUTDOWN, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
+static int x_close(struct iox_seam *b, int fd, uint64_t ud) { return add_op(S(b), IOX_OP_CLOSE, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
+static int x_timeout(struct iox_seam *b, uint64_t ns, uint64_t ud) { (void)ns; return add_op(S(b), IOX_OP_TIMEOUT, -1, ud, NULL, 0) < 0 ? -EBUSY : 0; }
+static int x_msg_ring(struct iox_seam *b, int rfd, uint32_t len, uint64_t data, uint64_t ud) { (void)rfd; (void)len; (void)data; return add_op(S(b), IOX_OP_MSG_SENT, -1, ud, NULL, 0) < 0 ? -EBUSY : 0; }
+
+static int x_cancel_fd(struct iox_seam *b, int fd, uint64_t ud)
+{
+    int i = add_op(S(b), IOX_OP_CANCEL, fd, ud, NULL, 0);
+    if (i < 0) return -EBUSY;
+    S(b)->ops[i].cancel_fd = 1;
+    return 0;
+}
+
+static int x_cancel(struct iox_seam *b, uint64_t target, uint64_t ud)
+{
+    int i = add_op(S(b), IOX_OP_CANCEL, -1, ud, NULL, 0);
+    if (i < 0) return -EBUSY;
+    S(b)->ops[i].target = target;
+    return 0;
+}
+
+static char *x_buf(struct iox_seam *b, unsigned bid) { return S(b)->bufs + (size_t)bid * b->buf_size; }
+
+static void x_buf_return(struct iox_seam *b, unsigned bid)
+{
+    struct iox_seam_sim *s = S(b);
+    if (bid >= b->buf_count || !s->lent[bid]) { violation(s, "buffer returned twice or never lent", -1); return; }
+    s->lent[bid] = 0;
+    s->nlent--;
+    s->ring[s->tail++ % b->buf_count] = (uint16_t)bid;
+}
+
+static const struct iox_seam_ops sim_ops = {
+    .accept_multishot = x_accept, .recv_multishot = x_recv_ms, .recv = x_recv,
+    .send = x_send, .read = x_read, .socket = x_socket, .connect = x_connect,
+    .shutdown = x_shutdown, .close = x_close, .cancel_fd = x_cancel_fd,
+    .cancel = x_cancel, .timeout = x_timeout, .msg_ring = x_msg_ring,
+    .buf = x_buf, .buf_return = x_buf_return,
+};
+
+/* ---- lifecycle ---- */
+
+struct iox_seam_sim *iox_sim_create(unsigned nbufs, unsigned bufsize)
+{
+    struct iox_seam_sim *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->base.ops = &sim_ops;
+    s->base.buf_count = nbufs;
+    s->base.buf_size = bufsize;
+    s->bufs = calloc(nbufs, bufsize);
+    s->lent = calloc(nbufs, 1);
+    s->ring = calloc(nbufs, sizeof *s->ring);
+    if (!s->bufs || !s->lent || !s->ring) { iox_sim_destroy(s); return NULL; }
+    for (unsigned i = 0; i < nbufs; i++) s->ring[s->tail++] = (uint16_t)i;
+    return s;
+}
+
+void iox_sim_destroy(struct iox_seam_sim *s)
+{
+    if (!s) return;
+    for (unsigned i = 0; i < SIM_FDS; i++) free(s->peers[i].data);
+    free(s->bufs);
+    free(s->lent);
+    free(s->ring);
+    free(s);
+}
+
+struct iox_seam *iox_sim_seam(struct iox_seam_sim *s) { return &s->base; }
+void iox_sim_set_sink(struct iox_seam_sim *s, iox_sim_sink fn, void *ctx) { s->sink = fn; s->sink_ctx = ctx; }
+
+/* ---- driving ---- */
+
+long iox_sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t len, size_t chunk)
+{
+    const char *p = data;
+    size_t done = 0;
+    unsigned bsz = s->base.buf_size;
+    if (!chunk || chunk > bsz) chunk = bsz;
+    while (done < len) {
+        int i = find(s, IOX_OP_RECV, fd);
+        if (i < 0) return done ? (long)done : -1;
+        if (s->head == s->tail) {
+            /* Dry ring: the multishot recv ends; the bytes stay queued. */
+            s->ops[i].live = 0;
+            deliver(s, s->ops[i].ud, -ENOBUFS, 0);
+            return (long)done;
+        }
+        unsigned bid = s->ring[s->head++ % s->base.buf_count];
+        s->lent[bid] = 1;
+        s->nlent++;
+        size_t n = len - done < chunk ? len - done : chunk;
+        memcpy(x_buf(&s->base, bid), p + done, n);
+        done += n;
+        deliver(s, s->ops[i].ud, (int)n,
+                IOX_CQE_F_BUFFER | IOX_CQE_F_MORE | (bid << IOX_CQE_BUFFER_SHIFT));
+    }
+    return (long)done;
+}
+
+int iox_sim_recv_end(struct iox_seam_sim *s, int fd, int res)
+{
+    int i = find(s, IOX_OP_RECV, fd);
+    if (i < 0) return -1;
+    s->ops[i].live = 0;
+    deliver(s, s->ops[i].ud, res, 0);
+    return 0;
+}
+
+static void peer_append(struct peer *p, const char *d, size_t n)
+{
+    if (p->len + n > p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 4096;
+        while (cap < p->len + n) cap *= 2;
+        p->data = realloc(p->data, cap);
+        if (!p->data) abort();
+        p->cap = cap;
+    }
+    memcpy(p->data + p->len, d, n);
+    p->len += n;
+}
+
+int iox_sim_send(struct iox_seam_sim *s, int fd, int res)
+{
+    int i = find(s, IOX_OP_SEND, fd);
+    if (i < 0) return -1;
+    struct sim_op *o = &s->ops[i];
+    o->live = 0;
+    if (res < 0) { deliver(s, o->ud, res, 0); return 0; }
+    size_t n = res == 0 || (size_t)res > o->len ? o->len : (size_t)res;
+    if (fd >= 0 && fd < SIM_FDS) peer_append(&s->peers[fd], o->buf, n);
+    deliver(s, o->ud, (int)n, 0);
+    return 0;
+}
+
+int iox_sim_complete_all(struct iox_seam_sim *s, unsigned op, int res)
+{
+    int n = 0;
+    for (unsigned i = 0; i < s->nops; i++) {
+        if (!s->ops[i].live || s->ops[i].op != op) continue;
+        s->ops[i].live = 0;
+        deliver(s, s->ops[i].ud, res, 0);
+        n++;
+    }
+    return n;
+}
+
+int iox_sim_pump(struct iox_seam_sim *s)
+{
+    int delivered = 0;
+    for (int progress = 1; progress;) {
+        progress = 0;
+        for (unsigned i = 0; i < s->nops; i++) {
+            struct sim_op *o = &s->ops[i];
+            if (!o->live) continue;
+            if (o->op == IOX_OP_CANCEL) {
+                o->live = 0;
+                int n = 0;
+                for (unsigned j = 0; j < s->nops; j++) {
+                    struct sim_op *t = &s->ops[j];
+                    if (!t->live || t->op == IOX_OP_CANCEL || t->op == IOX_OP_CLOSE) continue;
+                    if (o->cancel_fd ? t->fd == o->fd : t->ud == o->target) {
+                        t->live = 0;
+                        n++;
+                        deliver(s, t->ud, -ECANCELED, 0);
+                    }
+                }
+                deliver(s, o->ud, n ? n : -ENOENT, 0);
+                progress = 1;
+                delivered += n + 1;
+            } else if (o->op == IOX_OP_CLOSE) {
+                o->live = 0;
+                if (o->fd >= 0 && o->fd < SIM_FDS) {
+                    struct peer *p = &s->peers[o->fd];
+                    p->closes++;
+                    p->closed = 1;
+                    if (iox_sim_live_ops(s, o->fd)) violation(s, "close while ops are live", o->fd);
+                }
+                deliver(s, o->ud, 0, 0);
+                progress = 1;
+                delivered++;
+            } else if (o->op == IOX_OP_SHUTDOWN) {
+                o->live = 0;
+                deliver(s, o->ud, 0, 0);
+                progress = 1;
+                delivered++;
+            }
+        }
+    }
+    return delivered;
+}
+
+/* ---- books ---- */
+
+int iox_sim_has_op(struct iox_seam_sim *s, unsigned op, int fd) { return find(s, op, fd) >= 0; }
+
+unsigned iox_sim_live_ops(struct iox_seam_sim *s, int fd)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->nops; i++)
+        if (s->ops[i].live && s->ops[i].fd == fd && s->ops[i].op != IOX_OP_CLOSE) n++;
+    return n;
+}
+
+unsigned iox_sim_closes(struct iox_seam_sim *s, int fd) { return fd >= 0 && fd < SIM_FDS ? s->peers[fd].closes : 0; }
+unsigned iox_sim_bufs_lent(struct iox_seam_sim *s) { return s->nlent; }
+unsigned iox_sim_violations(struct iox_seam_sim *s) { return s->violations; }
+const char *iox_sim_last_violation(struct iox_seam_sim *s) { return s->last_violation; }
+
+const char *iox_sim_peer_bytes(struct iox_seam_sim *s, int fd, size_t *len)
+{
+    *len = s->peers[fd].len;
+    return s->peers[fd].data ? s->peers[fd].data : "";
+}
+
+void iox_sim_peer_clear(struct iox_seam_sim *s, int fd)
+{
+    s->peers[fd].len = 0;
+    s->peers[fd].closes = 0;
+    s->peers[fd].closed = 0;
+}
