@@ -40,7 +40,7 @@ enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
 
 /* ------------------------------------------------------------------ head */
 
-#line 40 "/tmp/tmp.aAFDtH33r9"
+#line 40 "/tmp/tmp.Bdzetxo5K8"
 static const int iox_http_head_start = 1;
 static const int iox_http_head_first_final = 155;
 static const int iox_http_head_error = 0;
@@ -48,12 +48,12 @@ static const int iox_http_head_error = 0;
 static const int iox_http_head_en_main = 1;
 
 
-#line 118 "runtime/http_parser.rl"
+#line 117 "runtime/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 49 "/tmp/tmp.aAFDtH33r9"
+#line 49 "/tmp/tmp.Bdzetxo5K8"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -63,7 +63,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 158 "runtime/http_parser.rl"
+#line 157 "runtime/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -253,9 +253,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     if (hp->phase != PH_HEAD) return IOX_HTTP_E_BAD_REQUEST_LINE;
     (void)eof;
     
-#line 347 "runtime/http_parser.rl"
+#line 346 "runtime/http_parser.rl"
     
-#line 245 "/tmp/tmp.aAFDtH33r9"
+#line 245 "/tmp/tmp.Bdzetxo5K8"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -297,47 +297,35 @@ tr3:
 #line 103 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
-tr5:
-#line 104 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_METHOD; }
-#line 107 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_REQUEST_LINE; }
-	goto st0;
-tr8:
+tr7:
 #line 105 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 105 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_TARGET; }
-#line 107 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_REQUEST_LINE; }
-	goto st0;
-tr23:
 #line 106 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
-tr34:
-#line 108 "runtime/http_parser.rl"
+tr32:
+#line 107 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
-tr43:
-#line 109 "runtime/http_parser.rl"
+tr41:
+#line 108 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
-tr91:
-#line 110 "runtime/http_parser.rl"
+tr89:
+#line 109 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
-tr121:
-#line 112 "runtime/http_parser.rl"
+tr119:
+#line 111 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
-tr154:
-#line 111 "runtime/http_parser.rl"
+tr152:
+#line 110 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 313 "/tmp/tmp.aAFDtH33r9"
+#line 305 "/tmp/tmp.Bdzetxo5K8"
 st0:
 cs = 0;
 	goto _out;
@@ -356,9 +344,9 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 330 "/tmp/tmp.aAFDtH33r9"
+#line 322 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 32u: goto tr6;
+		case 32u: goto tr5;
 		case 33u: goto st3;
 		case 124u: goto st3;
 		case 126u: goto st3;
@@ -380,8 +368,8 @@ case 3:
 			goto st3;
 	} else
 		goto st3;
-	goto tr5;
-tr6:
+	goto tr0;
+tr5:
 #line 44 "runtime/http_parser.rl"
 	{ hp->method_end = OFF; }
 	goto st4;
@@ -389,28 +377,28 @@ st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 361 "/tmp/tmp.aAFDtH33r9"
+#line 353 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 33u: goto tr9;
-		case 37u: goto tr10;
-		case 42u: goto tr11;
-		case 47u: goto tr12;
-		case 58u: goto tr13;
-		case 61u: goto tr9;
-		case 91u: goto tr15;
-		case 95u: goto tr9;
-		case 126u: goto tr9;
+		case 33u: goto tr8;
+		case 37u: goto tr9;
+		case 42u: goto tr10;
+		case 47u: goto tr11;
+		case 58u: goto tr12;
+		case 61u: goto tr8;
+		case 91u: goto tr14;
+		case 95u: goto tr8;
+		case 126u: goto tr8;
 	}
 	if ( (*p) < 65u ) {
 		if ( 36u <= (*p) && (*p) <= 59u )
-			goto tr9;
+			goto tr8;
 	} else if ( (*p) > 90u ) {
 		if ( 97u <= (*p) && (*p) <= 122u )
-			goto tr14;
+			goto tr13;
 	} else
-		goto tr14;
-	goto tr8;
-tr9:
+		goto tr13;
+	goto tr7;
+tr8:
 #line 45 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st5;
@@ -418,7 +406,7 @@ st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 388 "/tmp/tmp.aAFDtH33r9"
+#line 380 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -438,8 +426,8 @@ case 5:
 			goto st5;
 	} else
 		goto st5;
-	goto tr8;
-tr10:
+	goto tr7;
+tr9:
 #line 45 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st6;
@@ -447,7 +435,7 @@ st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 415 "/tmp/tmp.aAFDtH33r9"
+#line 407 "/tmp/tmp.Bdzetxo5K8"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -456,7 +444,7 @@ case 6:
 			goto st7;
 	} else
 		goto st7;
-	goto tr8;
+	goto tr7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
@@ -469,8 +457,8 @@ case 7:
 			goto st5;
 	} else
 		goto st5;
-	goto tr8;
-tr13:
+	goto tr7;
+tr12:
 #line 45 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st8;
@@ -478,20 +466,20 @@ st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 444 "/tmp/tmp.aAFDtH33r9"
+#line 436 "/tmp/tmp.Bdzetxo5K8"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
-	goto tr8;
+	goto tr7;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
 	if ( (*p) == 32u )
-		goto tr22;
+		goto tr20;
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
-	goto tr21;
-tr22:
+	goto tr7;
+tr20:
 #line 56 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; }
 #line 46 "runtime/http_parser.rl"
@@ -502,7 +490,7 @@ tr22:
     }
 }
 	goto st10;
-tr179:
+tr177:
 #line 57 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; }
 #line 46 "runtime/http_parser.rl"
@@ -513,7 +501,7 @@ tr179:
     }
 }
 	goto st10;
-tr180:
+tr178:
 #line 53 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
 #line 46 "runtime/http_parser.rl"
@@ -524,7 +512,7 @@ tr180:
     }
 }
 	goto st10;
-tr185:
+tr183:
 #line 46 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
@@ -533,7 +521,7 @@ tr185:
     }
 }
 	goto st10;
-tr193:
+tr191:
 #line 55 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; }
 #line 46 "runtime/http_parser.rl"
@@ -544,7 +532,7 @@ tr193:
     }
 }
 	goto st10;
-tr198:
+tr196:
 #line 53 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
 #line 55 "runtime/http_parser.rl"
@@ -561,46 +549,46 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 514 "/tmp/tmp.aAFDtH33r9"
+#line 506 "/tmp/tmp.Bdzetxo5K8"
 	if ( (*p) == 72u )
 		goto st11;
-	goto tr23;
+	goto tr21;
 st11:
 	if ( ++p == pe )
 		goto _test_eof11;
 case 11:
 	if ( (*p) == 84u )
 		goto st12;
-	goto tr23;
+	goto tr21;
 st12:
 	if ( ++p == pe )
 		goto _test_eof12;
 case 12:
 	if ( (*p) == 84u )
 		goto st13;
-	goto tr23;
+	goto tr21;
 st13:
 	if ( ++p == pe )
 		goto _test_eof13;
 case 13:
 	if ( (*p) == 80u )
 		goto st14;
-	goto tr23;
+	goto tr21;
 st14:
 	if ( ++p == pe )
 		goto _test_eof14;
 case 14:
 	if ( (*p) == 47u )
 		goto st15;
-	goto tr23;
+	goto tr21;
 st15:
 	if ( ++p == pe )
 		goto _test_eof15;
 case 15:
 	if ( 48u <= (*p) && (*p) <= 57u )
-		goto tr29;
-	goto tr23;
-tr29:
+		goto tr27;
+	goto tr21;
+tr27:
 #line 58 "runtime/http_parser.rl"
 	{ hp->version_major = (uint8_t)((*p) - '0'); }
 	goto st16;
@@ -608,18 +596,18 @@ st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 559 "/tmp/tmp.aAFDtH33r9"
+#line 551 "/tmp/tmp.Bdzetxo5K8"
 	if ( (*p) == 46u )
 		goto st17;
-	goto tr23;
+	goto tr21;
 st17:
 	if ( ++p == pe )
 		goto _test_eof17;
 case 17:
 	if ( 48u <= (*p) && (*p) <= 57u )
-		goto tr31;
-	goto tr23;
-tr31:
+		goto tr29;
+	goto tr21;
+tr29:
 #line 59 "runtime/http_parser.rl"
 	{
     hp->version_minor = (uint8_t)((*p) - '0');
@@ -630,22 +618,22 @@ st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 579 "/tmp/tmp.aAFDtH33r9"
+#line 571 "/tmp/tmp.Bdzetxo5K8"
 	if ( (*p) == 13u )
 		goto st19;
-	goto tr23;
+	goto tr21;
 st19:
 	if ( ++p == pe )
 		goto _test_eof19;
 case 19:
 	if ( (*p) == 10u )
-		goto tr33;
+		goto tr31;
 	goto tr3;
-tr33:
+tr31:
 #line 63 "runtime/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
 	goto st20;
-tr45:
+tr43:
 #line 96 "runtime/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
@@ -657,7 +645,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 603 "/tmp/tmp.aAFDtH33r9"
+#line 595 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 13u: goto st21;
 		case 33u: goto st22;
@@ -689,15 +677,15 @@ case 20:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
 	if ( (*p) == 10u )
-		goto tr41;
+		goto tr39;
 	goto tr3;
-tr41:
+tr39:
 #line 101 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 155; goto _out;} }
 	goto st155;
@@ -705,7 +693,7 @@ st155:
 	if ( ++p == pe )
 		goto _test_eof155;
 case 155:
-#line 649 "/tmp/tmp.aAFDtH33r9"
+#line 641 "/tmp/tmp.Bdzetxo5K8"
 	goto st0;
 st22:
 	if ( ++p == pe )
@@ -734,30 +722,30 @@ case 22:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
 	switch( (*p) ) {
 		case 13u: goto st24;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
-tr66:
+tr64:
 #line 87 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st24;
-tr78:
+tr76:
 #line 88 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st24;
-tr94:
+tr92:
 #line 73 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
@@ -767,27 +755,27 @@ tr94:
     hp->cl_value = hp->cl_current;
 }
 	goto st24;
-tr116:
+tr114:
 #line 95 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st24;
-tr123:
+tr121:
 #line 93 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 #line 94 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st24;
-tr129:
+tr127:
 #line 94 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st24;
-tr158:
+tr156:
 #line 84 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st24;
-tr176:
+tr174:
 #line 80 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 24; goto _out;} }
@@ -798,9 +786,9 @@ st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 732 "/tmp/tmp.aAFDtH33r9"
+#line 724 "/tmp/tmp.Bdzetxo5K8"
 	if ( (*p) == 10u )
-		goto tr45;
+		goto tr43;
 	goto tr3;
 st25:
 	if ( ++p == pe )
@@ -831,7 +819,7 @@ case 25:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
@@ -861,7 +849,7 @@ case 26:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st27:
 	if ( ++p == pe )
 		goto _test_eof27;
@@ -893,7 +881,7 @@ case 27:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st28:
 	if ( ++p == pe )
 		goto _test_eof28;
@@ -923,7 +911,7 @@ case 28:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
@@ -953,7 +941,7 @@ case 29:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st30:
 	if ( ++p == pe )
 		goto _test_eof30;
@@ -983,7 +971,7 @@ case 30:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st31:
 	if ( ++p == pe )
 		goto _test_eof31;
@@ -1013,7 +1001,7 @@ case 31:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st32:
 	if ( ++p == pe )
 		goto _test_eof32;
@@ -1043,7 +1031,7 @@ case 32:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st33:
 	if ( ++p == pe )
 		goto _test_eof33;
@@ -1073,7 +1061,7 @@ case 33:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st34:
 	if ( ++p == pe )
 		goto _test_eof34;
@@ -1101,12 +1089,12 @@ case 34:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
-tr67:
+	goto tr32;
+tr65:
 #line 87 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st35;
-tr79:
+tr77:
 #line 88 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st35;
@@ -1114,7 +1102,7 @@ st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1045 "/tmp/tmp.aAFDtH33r9"
+#line 1037 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 9u: goto st35;
 		case 32u: goto st35;
@@ -1143,7 +1131,7 @@ case 35:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st36:
 	if ( ++p == pe )
 		goto _test_eof36;
@@ -1171,12 +1159,12 @@ case 36:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
-tr65:
+	goto tr41;
+tr63:
 #line 87 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st37;
-tr77:
+tr75:
 #line 88 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st37;
@@ -1184,14 +1172,14 @@ st37:
 	if ( ++p == pe )
 		goto _test_eof37;
 case 37:
-#line 1112 "/tmp/tmp.aAFDtH33r9"
+#line 1104 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 9u: goto st37;
 		case 13u: goto st24;
 		case 32u: goto st37;
 		case 44u: goto st35;
 	}
-	goto tr43;
+	goto tr41;
 st38:
 	if ( ++p == pe )
 		goto _test_eof38;
@@ -1221,7 +1209,7 @@ case 38:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st39:
 	if ( ++p == pe )
 		goto _test_eof39;
@@ -1251,7 +1239,7 @@ case 39:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st40:
 	if ( ++p == pe )
 		goto _test_eof40;
@@ -1281,7 +1269,7 @@ case 40:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
@@ -1311,17 +1299,17 @@ case 41:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st42:
 	if ( ++p == pe )
 		goto _test_eof42;
 case 42:
 	switch( (*p) ) {
-		case 9u: goto tr65;
-		case 13u: goto tr66;
-		case 32u: goto tr65;
+		case 9u: goto tr63;
+		case 13u: goto tr64;
+		case 32u: goto tr63;
 		case 33u: goto st36;
-		case 44u: goto tr67;
+		case 44u: goto tr65;
 		case 124u: goto st36;
 		case 126u: goto st36;
 	}
@@ -1339,7 +1327,7 @@ case 42:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st43:
 	if ( ++p == pe )
 		goto _test_eof43;
@@ -1369,7 +1357,7 @@ case 43:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st44:
 	if ( ++p == pe )
 		goto _test_eof44;
@@ -1399,7 +1387,7 @@ case 44:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st45:
 	if ( ++p == pe )
 		goto _test_eof45;
@@ -1429,7 +1417,7 @@ case 45:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st46:
 	if ( ++p == pe )
 		goto _test_eof46;
@@ -1458,7 +1446,7 @@ case 46:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
@@ -1488,7 +1476,7 @@ case 47:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
@@ -1518,7 +1506,7 @@ case 48:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
@@ -1548,7 +1536,7 @@ case 49:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st50:
 	if ( ++p == pe )
 		goto _test_eof50;
@@ -1578,7 +1566,7 @@ case 50:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st51:
 	if ( ++p == pe )
 		goto _test_eof51;
@@ -1608,17 +1596,17 @@ case 51:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st52:
 	if ( ++p == pe )
 		goto _test_eof52;
 case 52:
 	switch( (*p) ) {
-		case 9u: goto tr77;
-		case 13u: goto tr78;
-		case 32u: goto tr77;
+		case 9u: goto tr75;
+		case 13u: goto tr76;
+		case 32u: goto tr75;
 		case 33u: goto st36;
-		case 44u: goto tr79;
+		case 44u: goto tr77;
 		case 124u: goto st36;
 		case 126u: goto st36;
 	}
@@ -1636,7 +1624,7 @@ case 52:
 			goto st36;
 	} else
 		goto st36;
-	goto tr43;
+	goto tr41;
 st53:
 	if ( ++p == pe )
 		goto _test_eof53;
@@ -1666,7 +1654,7 @@ case 53:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st54:
 	if ( ++p == pe )
 		goto _test_eof54;
@@ -1696,7 +1684,7 @@ case 54:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st55:
 	if ( ++p == pe )
 		goto _test_eof55;
@@ -1726,7 +1714,7 @@ case 55:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st56:
 	if ( ++p == pe )
 		goto _test_eof56;
@@ -1753,7 +1741,7 @@ case 56:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st57:
 	if ( ++p == pe )
 		goto _test_eof57;
@@ -1783,7 +1771,7 @@ case 57:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st58:
 	if ( ++p == pe )
 		goto _test_eof58;
@@ -1813,7 +1801,7 @@ case 58:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st59:
 	if ( ++p == pe )
 		goto _test_eof59;
@@ -1843,7 +1831,7 @@ case 59:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st60:
 	if ( ++p == pe )
 		goto _test_eof60;
@@ -1873,7 +1861,7 @@ case 60:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st61:
 	if ( ++p == pe )
 		goto _test_eof61;
@@ -1903,7 +1891,7 @@ case 61:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st62:
 	if ( ++p == pe )
 		goto _test_eof62;
@@ -1933,7 +1921,7 @@ case 62:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st63:
 	if ( ++p == pe )
 		goto _test_eof63;
@@ -1961,8 +1949,8 @@ case 63:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
-tr95:
+	goto tr32;
+tr93:
 #line 73 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
@@ -1976,15 +1964,15 @@ st64:
 	if ( ++p == pe )
 		goto _test_eof64;
 case 64:
-#line 1902 "/tmp/tmp.aAFDtH33r9"
+#line 1894 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 9u: goto st64;
 		case 32u: goto st64;
 	}
 	if ( 48u <= (*p) && (*p) <= 57u )
-		goto tr92;
-	goto tr91;
-tr92:
+		goto tr90;
+	goto tr89;
+tr90:
 #line 65 "runtime/http_parser.rl"
 	{ hp->cl_current = 0; }
 #line 66 "runtime/http_parser.rl"
@@ -1996,7 +1984,7 @@ tr92:
     hp->cl_current = hp->cl_current * 10 + d;
 }
 	goto st65;
-tr96:
+tr94:
 #line 66 "runtime/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
@@ -2010,17 +1998,17 @@ st65:
 	if ( ++p == pe )
 		goto _test_eof65;
 case 65:
-#line 1932 "/tmp/tmp.aAFDtH33r9"
+#line 1924 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 9u: goto tr93;
-		case 13u: goto tr94;
-		case 32u: goto tr93;
-		case 44u: goto tr95;
+		case 9u: goto tr91;
+		case 13u: goto tr92;
+		case 32u: goto tr91;
+		case 44u: goto tr93;
 	}
 	if ( 48u <= (*p) && (*p) <= 57u )
-		goto tr96;
-	goto tr91;
-tr93:
+		goto tr94;
+	goto tr89;
+tr91:
 #line 73 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
@@ -2034,14 +2022,14 @@ st66:
 	if ( ++p == pe )
 		goto _test_eof66;
 case 66:
-#line 1954 "/tmp/tmp.aAFDtH33r9"
+#line 1946 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 9u: goto st66;
 		case 13u: goto st24;
 		case 32u: goto st66;
 		case 44u: goto st64;
 	}
-	goto tr91;
+	goto tr89;
 st67:
 	if ( ++p == pe )
 		goto _test_eof67;
@@ -2071,7 +2059,7 @@ case 67:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st68:
 	if ( ++p == pe )
 		goto _test_eof68;
@@ -2101,7 +2089,7 @@ case 68:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st69:
 	if ( ++p == pe )
 		goto _test_eof69;
@@ -2131,7 +2119,7 @@ case 69:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st70:
 	if ( ++p == pe )
 		goto _test_eof70;
@@ -2161,7 +2149,7 @@ case 70:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st71:
 	if ( ++p == pe )
 		goto _test_eof71;
@@ -2191,7 +2179,7 @@ case 71:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st72:
 	if ( ++p == pe )
 		goto _test_eof72;
@@ -2219,7 +2207,7 @@ case 72:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st73:
 	if ( ++p == pe )
 		goto _test_eof73;
@@ -2229,10 +2217,10 @@ case 73:
 		case 13u: goto st24;
 		case 32u: goto st73;
 		case 49u: goto st74;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) <= 31u )
-		goto tr43;
+		goto tr41;
 	goto st23;
 st74:
 	if ( ++p == pe )
@@ -2241,13 +2229,13 @@ case 74:
 	switch( (*p) ) {
 		case 13u: goto st24;
 		case 48u: goto st75;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st75:
 	if ( ++p == pe )
@@ -2256,13 +2244,13 @@ case 75:
 	switch( (*p) ) {
 		case 13u: goto st24;
 		case 48u: goto st76;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st76:
 	if ( ++p == pe )
@@ -2271,13 +2259,13 @@ case 76:
 	switch( (*p) ) {
 		case 13u: goto st24;
 		case 45u: goto st77;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st77:
 	if ( ++p == pe )
@@ -2287,13 +2275,13 @@ case 77:
 		case 13u: goto st24;
 		case 67u: goto st78;
 		case 99u: goto st78;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st78:
 	if ( ++p == pe )
@@ -2303,13 +2291,13 @@ case 78:
 		case 13u: goto st24;
 		case 79u: goto st79;
 		case 111u: goto st79;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st79:
 	if ( ++p == pe )
@@ -2319,13 +2307,13 @@ case 79:
 		case 13u: goto st24;
 		case 78u: goto st80;
 		case 110u: goto st80;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st80:
 	if ( ++p == pe )
@@ -2335,13 +2323,13 @@ case 80:
 		case 13u: goto st24;
 		case 84u: goto st81;
 		case 116u: goto st81;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st81:
 	if ( ++p == pe )
@@ -2351,13 +2339,13 @@ case 81:
 		case 13u: goto st24;
 		case 73u: goto st82;
 		case 105u: goto st82;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st82:
 	if ( ++p == pe )
@@ -2367,13 +2355,13 @@ case 82:
 		case 13u: goto st24;
 		case 78u: goto st83;
 		case 110u: goto st83;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st83:
 	if ( ++p == pe )
@@ -2383,13 +2371,13 @@ case 83:
 		case 13u: goto st24;
 		case 85u: goto st84;
 		case 117u: goto st84;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st84:
 	if ( ++p == pe )
@@ -2399,13 +2387,13 @@ case 84:
 		case 13u: goto st24;
 		case 69u: goto st85;
 		case 101u: goto st85;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr41;
 	} else
-		goto tr43;
+		goto tr41;
 	goto st23;
 st85:
 	if ( ++p == pe )
@@ -2413,12 +2401,12 @@ st85:
 case 85:
 	switch( (*p) ) {
 		case 9u: goto st85;
-		case 13u: goto tr116;
+		case 13u: goto tr114;
 		case 32u: goto st85;
-		case 127u: goto tr43;
+		case 127u: goto tr41;
 	}
 	if ( (*p) <= 31u )
-		goto tr43;
+		goto tr41;
 	goto st23;
 st86:
 	if ( ++p == pe )
@@ -2449,7 +2437,7 @@ case 86:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st87:
 	if ( ++p == pe )
 		goto _test_eof87;
@@ -2479,7 +2467,7 @@ case 87:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st88:
 	if ( ++p == pe )
 		goto _test_eof88;
@@ -2509,14 +2497,14 @@ case 88:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st89:
 	if ( ++p == pe )
 		goto _test_eof89;
 case 89:
 	switch( (*p) ) {
 		case 33u: goto st22;
-		case 58u: goto tr120;
+		case 58u: goto tr118;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2537,15 +2525,15 @@ case 89:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
-tr120:
+	goto tr32;
+tr118:
 #line 89 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 90; goto _out;} }
     hp->flags |= IOX__HF_HOST;
 }
 	goto st90;
-tr122:
+tr120:
 #line 93 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 #line 94 "runtime/http_parser.rl"
@@ -2555,32 +2543,32 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2471 "/tmp/tmp.aAFDtH33r9"
+#line 2463 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 9u: goto tr122;
-		case 13u: goto tr123;
-		case 32u: goto tr122;
-		case 33u: goto tr124;
-		case 37u: goto tr125;
-		case 58u: goto tr126;
-		case 61u: goto tr124;
-		case 91u: goto tr127;
-		case 95u: goto tr124;
-		case 126u: goto tr124;
+		case 9u: goto tr120;
+		case 13u: goto tr121;
+		case 32u: goto tr120;
+		case 33u: goto tr122;
+		case 37u: goto tr123;
+		case 58u: goto tr124;
+		case 61u: goto tr122;
+		case 91u: goto tr125;
+		case 95u: goto tr122;
+		case 126u: goto tr122;
 	}
 	if ( (*p) < 48u ) {
 		if ( 36u <= (*p) && (*p) <= 46u )
-			goto tr124;
+			goto tr122;
 	} else if ( (*p) > 59u ) {
 		if ( (*p) > 90u ) {
 			if ( 97u <= (*p) && (*p) <= 122u )
-				goto tr124;
+				goto tr122;
 		} else if ( (*p) >= 65u )
-			goto tr124;
+			goto tr122;
 	} else
-		goto tr124;
-	goto tr121;
-tr124:
+		goto tr122;
+	goto tr119;
+tr122:
 #line 93 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st91;
@@ -2588,11 +2576,11 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2502 "/tmp/tmp.aAFDtH33r9"
+#line 2494 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 9u: goto tr128;
-		case 13u: goto tr129;
-		case 32u: goto tr128;
+		case 9u: goto tr126;
+		case 13u: goto tr127;
+		case 32u: goto tr126;
 		case 33u: goto st91;
 		case 37u: goto st93;
 		case 58u: goto st95;
@@ -2611,8 +2599,8 @@ case 91:
 			goto st91;
 	} else
 		goto st91;
-	goto tr121;
-tr128:
+	goto tr119;
+tr126:
 #line 94 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st92;
@@ -2620,14 +2608,14 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2532 "/tmp/tmp.aAFDtH33r9"
+#line 2524 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st24;
 		case 32u: goto st92;
 	}
-	goto tr121;
-tr125:
+	goto tr119;
+tr123:
 #line 93 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st93;
@@ -2635,7 +2623,7 @@ st93:
 	if ( ++p == pe )
 		goto _test_eof93;
 case 93:
-#line 2545 "/tmp/tmp.aAFDtH33r9"
+#line 2537 "/tmp/tmp.Bdzetxo5K8"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st94;
@@ -2644,7 +2632,7 @@ case 93:
 			goto st94;
 	} else
 		goto st94;
-	goto tr121;
+	goto tr119;
 st94:
 	if ( ++p == pe )
 		goto _test_eof94;
@@ -2657,8 +2645,8 @@ case 94:
 			goto st91;
 	} else
 		goto st91;
-	goto tr121;
-tr126:
+	goto tr119;
+tr124:
 #line 93 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st95;
@@ -2666,16 +2654,16 @@ st95:
 	if ( ++p == pe )
 		goto _test_eof95;
 case 95:
-#line 2574 "/tmp/tmp.aAFDtH33r9"
+#line 2566 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 9u: goto tr128;
-		case 13u: goto tr129;
-		case 32u: goto tr128;
+		case 9u: goto tr126;
+		case 13u: goto tr127;
+		case 32u: goto tr126;
 	}
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st95;
-	goto tr121;
-tr127:
+	goto tr119;
+tr125:
 #line 93 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st96;
@@ -2683,7 +2671,7 @@ st96:
 	if ( ++p == pe )
 		goto _test_eof96;
 case 96:
-#line 2589 "/tmp/tmp.aAFDtH33r9"
+#line 2581 "/tmp/tmp.Bdzetxo5K8"
 	if ( (*p) == 46u )
 		goto st97;
 	if ( (*p) < 65u ) {
@@ -2694,7 +2682,7 @@ case 96:
 			goto st97;
 	} else
 		goto st97;
-	goto tr121;
+	goto tr119;
 st97:
 	if ( ++p == pe )
 		goto _test_eof97;
@@ -2711,18 +2699,18 @@ case 97:
 			goto st97;
 	} else
 		goto st97;
-	goto tr121;
+	goto tr119;
 st98:
 	if ( ++p == pe )
 		goto _test_eof98;
 case 98:
 	switch( (*p) ) {
-		case 9u: goto tr128;
-		case 13u: goto tr129;
-		case 32u: goto tr128;
+		case 9u: goto tr126;
+		case 13u: goto tr127;
+		case 32u: goto tr126;
 		case 58u: goto st95;
 	}
-	goto tr121;
+	goto tr119;
 st99:
 	if ( ++p == pe )
 		goto _test_eof99;
@@ -2752,7 +2740,7 @@ case 99:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st100:
 	if ( ++p == pe )
 		goto _test_eof100;
@@ -2782,7 +2770,7 @@ case 100:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st101:
 	if ( ++p == pe )
 		goto _test_eof101;
@@ -2812,7 +2800,7 @@ case 101:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st102:
 	if ( ++p == pe )
 		goto _test_eof102;
@@ -2842,7 +2830,7 @@ case 102:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st103:
 	if ( ++p == pe )
 		goto _test_eof103;
@@ -2872,7 +2860,7 @@ case 103:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st104:
 	if ( ++p == pe )
 		goto _test_eof104;
@@ -2902,7 +2890,7 @@ case 104:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st105:
 	if ( ++p == pe )
 		goto _test_eof105;
@@ -2932,7 +2920,7 @@ case 105:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st106:
 	if ( ++p == pe )
 		goto _test_eof106;
@@ -2959,7 +2947,7 @@ case 106:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st107:
 	if ( ++p == pe )
 		goto _test_eof107;
@@ -2989,7 +2977,7 @@ case 107:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st108:
 	if ( ++p == pe )
 		goto _test_eof108;
@@ -3019,7 +3007,7 @@ case 108:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st109:
 	if ( ++p == pe )
 		goto _test_eof109;
@@ -3049,7 +3037,7 @@ case 109:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st110:
 	if ( ++p == pe )
 		goto _test_eof110;
@@ -3079,7 +3067,7 @@ case 110:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st111:
 	if ( ++p == pe )
 		goto _test_eof111;
@@ -3109,7 +3097,7 @@ case 111:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st112:
 	if ( ++p == pe )
 		goto _test_eof112;
@@ -3139,7 +3127,7 @@ case 112:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st113:
 	if ( ++p == pe )
 		goto _test_eof113;
@@ -3169,7 +3157,7 @@ case 113:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st114:
 	if ( ++p == pe )
 		goto _test_eof114;
@@ -3199,7 +3187,7 @@ case 114:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st115:
 	if ( ++p == pe )
 		goto _test_eof115;
@@ -3227,14 +3215,14 @@ case 115:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
-tr159:
+	goto tr32;
+tr157:
 #line 84 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st116;
-tr177:
+tr175:
 #line 80 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 116; goto _out;} }
@@ -3245,7 +3233,7 @@ st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3148 "/tmp/tmp.aAFDtH33r9"
+#line 3140 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 9u: goto st116;
 		case 32u: goto st116;
@@ -3272,18 +3260,18 @@ case 116:
 			goto st117;
 	} else
 		goto st117;
-	goto tr154;
+	goto tr152;
 st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
+		case 9u: goto tr155;
+		case 13u: goto tr156;
+		case 32u: goto tr155;
 		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
+		case 44u: goto tr157;
+		case 59u: goto tr158;
 		case 124u: goto st117;
 		case 126u: goto st117;
 	}
@@ -3301,14 +3289,14 @@ case 117:
 			goto st117;
 	} else
 		goto st117;
-	goto tr154;
-tr157:
+	goto tr152;
+tr155:
 #line 84 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st118;
-tr175:
+tr173:
 #line 80 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 118; goto _out;} }
@@ -3319,7 +3307,7 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3219 "/tmp/tmp.aAFDtH33r9"
+#line 3211 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 13u: goto st24;
@@ -3327,14 +3315,14 @@ case 118:
 		case 44u: goto st116;
 		case 59u: goto st119;
 	}
-	goto tr154;
-tr160:
+	goto tr152;
+tr158:
 #line 84 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st119;
-tr178:
+tr176:
 #line 80 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 119; goto _out;} }
@@ -3345,7 +3333,7 @@ st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3242 "/tmp/tmp.aAFDtH33r9"
+#line 3234 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 9u: goto st119;
 		case 32u: goto st119;
@@ -3370,7 +3358,7 @@ case 119:
 			goto st120;
 	} else
 		goto st120;
-	goto tr154;
+	goto tr152;
 st120:
 	if ( ++p == pe )
 		goto _test_eof120;
@@ -3400,7 +3388,7 @@ case 120:
 			goto st120;
 	} else
 		goto st120;
-	goto tr154;
+	goto tr152;
 st121:
 	if ( ++p == pe )
 		goto _test_eof121;
@@ -3410,7 +3398,7 @@ case 121:
 		case 32u: goto st121;
 		case 61u: goto st122;
 	}
-	goto tr154;
+	goto tr152;
 st122:
 	if ( ++p == pe )
 		goto _test_eof122;
@@ -3439,7 +3427,7 @@ case 122:
 			goto st123;
 	} else
 		goto st123;
-	goto tr154;
+	goto tr152;
 st123:
 	if ( ++p == pe )
 		goto _test_eof123;
@@ -3468,7 +3456,7 @@ case 123:
 			goto st123;
 	} else
 		goto st123;
-	goto tr154;
+	goto tr152;
 st124:
 	if ( ++p == pe )
 		goto _test_eof124;
@@ -3476,37 +3464,37 @@ case 124:
 	switch( (*p) ) {
 		case 34u: goto st118;
 		case 92u: goto st125;
-		case 127u: goto tr154;
+		case 127u: goto tr152;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr154;
+			goto tr152;
 	} else
-		goto tr154;
+		goto tr152;
 	goto st124;
 st125:
 	if ( ++p == pe )
 		goto _test_eof125;
 case 125:
 	if ( (*p) == 127u )
-		goto tr154;
+		goto tr152;
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr154;
+			goto tr152;
 	} else
-		goto tr154;
+		goto tr152;
 	goto st124;
 st126:
 	if ( ++p == pe )
 		goto _test_eof126;
 case 126:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
+		case 9u: goto tr155;
+		case 13u: goto tr156;
+		case 32u: goto tr155;
 		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
+		case 44u: goto tr157;
+		case 59u: goto tr158;
 		case 72u: goto st127;
 		case 104u: goto st127;
 		case 124u: goto st117;
@@ -3526,18 +3514,18 @@ case 126:
 			goto st117;
 	} else
 		goto st117;
-	goto tr154;
+	goto tr152;
 st127:
 	if ( ++p == pe )
 		goto _test_eof127;
 case 127:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
+		case 9u: goto tr155;
+		case 13u: goto tr156;
+		case 32u: goto tr155;
 		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
+		case 44u: goto tr157;
+		case 59u: goto tr158;
 		case 85u: goto st128;
 		case 117u: goto st128;
 		case 124u: goto st117;
@@ -3557,18 +3545,18 @@ case 127:
 			goto st117;
 	} else
 		goto st117;
-	goto tr154;
+	goto tr152;
 st128:
 	if ( ++p == pe )
 		goto _test_eof128;
 case 128:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
+		case 9u: goto tr155;
+		case 13u: goto tr156;
+		case 32u: goto tr155;
 		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
+		case 44u: goto tr157;
+		case 59u: goto tr158;
 		case 78u: goto st129;
 		case 110u: goto st129;
 		case 124u: goto st117;
@@ -3588,18 +3576,18 @@ case 128:
 			goto st117;
 	} else
 		goto st117;
-	goto tr154;
+	goto tr152;
 st129:
 	if ( ++p == pe )
 		goto _test_eof129;
 case 129:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
+		case 9u: goto tr155;
+		case 13u: goto tr156;
+		case 32u: goto tr155;
 		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
+		case 44u: goto tr157;
+		case 59u: goto tr158;
 		case 75u: goto st130;
 		case 107u: goto st130;
 		case 124u: goto st117;
@@ -3619,18 +3607,18 @@ case 129:
 			goto st117;
 	} else
 		goto st117;
-	goto tr154;
+	goto tr152;
 st130:
 	if ( ++p == pe )
 		goto _test_eof130;
 case 130:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
+		case 9u: goto tr155;
+		case 13u: goto tr156;
+		case 32u: goto tr155;
 		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
+		case 44u: goto tr157;
+		case 59u: goto tr158;
 		case 69u: goto st131;
 		case 101u: goto st131;
 		case 124u: goto st117;
@@ -3650,18 +3638,18 @@ case 130:
 			goto st117;
 	} else
 		goto st117;
-	goto tr154;
+	goto tr152;
 st131:
 	if ( ++p == pe )
 		goto _test_eof131;
 case 131:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
+		case 9u: goto tr155;
+		case 13u: goto tr156;
+		case 32u: goto tr155;
 		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
+		case 44u: goto tr157;
+		case 59u: goto tr158;
 		case 68u: goto st132;
 		case 100u: goto st132;
 		case 124u: goto st117;
@@ -3681,18 +3669,18 @@ case 131:
 			goto st117;
 	} else
 		goto st117;
-	goto tr154;
+	goto tr152;
 st132:
 	if ( ++p == pe )
 		goto _test_eof132;
 case 132:
 	switch( (*p) ) {
-		case 9u: goto tr175;
-		case 13u: goto tr176;
-		case 32u: goto tr175;
+		case 9u: goto tr173;
+		case 13u: goto tr174;
+		case 32u: goto tr173;
 		case 33u: goto st117;
-		case 44u: goto tr177;
-		case 59u: goto tr178;
+		case 44u: goto tr175;
+		case 59u: goto tr176;
 		case 124u: goto st117;
 		case 126u: goto st117;
 	}
@@ -3710,8 +3698,8 @@ case 132:
 			goto st117;
 	} else
 		goto st117;
-	goto tr154;
-tr11:
+	goto tr152;
+tr10:
 #line 45 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st133;
@@ -3719,9 +3707,9 @@ st133:
 	if ( ++p == pe )
 		goto _test_eof133;
 case 133:
-#line 3614 "/tmp/tmp.aAFDtH33r9"
+#line 3606 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 32u: goto tr179;
+		case 32u: goto tr177;
 		case 33u: goto st5;
 		case 37u: goto st6;
 		case 58u: goto st8;
@@ -3740,8 +3728,8 @@ case 133:
 			goto st5;
 	} else
 		goto st5;
-	goto tr21;
-tr12:
+	goto tr7;
+tr11:
 #line 45 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 #line 52 "runtime/http_parser.rl"
@@ -3751,18 +3739,18 @@ st134:
 	if ( ++p == pe )
 		goto _test_eof134;
 case 134:
-#line 3643 "/tmp/tmp.aAFDtH33r9"
+#line 3635 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 32u: goto tr180;
+		case 32u: goto tr178;
 		case 37u: goto st135;
-		case 63u: goto tr183;
+		case 63u: goto tr181;
 	}
 	if ( (*p) > 34u ) {
 		if ( 36u <= (*p) && (*p) <= 126u )
 			goto st134;
 	} else if ( (*p) >= 33u )
 		goto st134;
-	goto tr21;
+	goto tr7;
 st135:
 	if ( ++p == pe )
 		goto _test_eof135;
@@ -3775,7 +3763,7 @@ case 135:
 			goto st136;
 	} else
 		goto st136;
-	goto tr8;
+	goto tr7;
 st136:
 	if ( ++p == pe )
 		goto _test_eof136;
@@ -3788,8 +3776,8 @@ case 136:
 			goto st134;
 	} else
 		goto st134;
-	goto tr8;
-tr183:
+	goto tr7;
+tr181:
 #line 53 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
 #line 54 "runtime/http_parser.rl"
@@ -3799,9 +3787,9 @@ st137:
 	if ( ++p == pe )
 		goto _test_eof137;
 case 137:
-#line 3688 "/tmp/tmp.aAFDtH33r9"
+#line 3680 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 32u: goto tr185;
+		case 32u: goto tr183;
 		case 37u: goto st138;
 	}
 	if ( (*p) > 34u ) {
@@ -3809,7 +3797,7 @@ case 137:
 			goto st137;
 	} else if ( (*p) >= 33u )
 		goto st137;
-	goto tr21;
+	goto tr7;
 st138:
 	if ( ++p == pe )
 		goto _test_eof138;
@@ -3822,7 +3810,7 @@ case 138:
 			goto st139;
 	} else
 		goto st139;
-	goto tr8;
+	goto tr7;
 st139:
 	if ( ++p == pe )
 		goto _test_eof139;
@@ -3835,8 +3823,8 @@ case 139:
 			goto st137;
 	} else
 		goto st137;
-	goto tr8;
-tr14:
+	goto tr7;
+tr13:
 #line 45 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st140;
@@ -3844,7 +3832,7 @@ st140:
 	if ( ++p == pe )
 		goto _test_eof140;
 case 140:
-#line 3731 "/tmp/tmp.aAFDtH33r9"
+#line 3723 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -3869,7 +3857,7 @@ case 140:
 			goto st140;
 	} else
 		goto st140;
-	goto tr8;
+	goto tr7;
 st141:
 	if ( ++p == pe )
 		goto _test_eof141;
@@ -3878,25 +3866,25 @@ case 141:
 		goto st142;
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
-	goto tr8;
+	goto tr7;
 st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
 	if ( (*p) == 47u )
 		goto st143;
-	goto tr8;
+	goto tr7;
 st143:
 	if ( ++p == pe )
 		goto _test_eof143;
 case 143:
 	switch( (*p) ) {
-		case 32u: goto tr193;
+		case 32u: goto tr191;
 		case 33u: goto st143;
 		case 37u: goto st144;
-		case 47u: goto tr195;
+		case 47u: goto tr193;
 		case 61u: goto st143;
-		case 63u: goto tr196;
+		case 63u: goto tr194;
 		case 93u: goto st143;
 		case 95u: goto st143;
 		case 126u: goto st143;
@@ -3909,7 +3897,7 @@ case 143:
 			goto st143;
 	} else
 		goto st143;
-	goto tr21;
+	goto tr7;
 st144:
 	if ( ++p == pe )
 		goto _test_eof144;
@@ -3922,7 +3910,7 @@ case 144:
 			goto st145;
 	} else
 		goto st145;
-	goto tr8;
+	goto tr7;
 st145:
 	if ( ++p == pe )
 		goto _test_eof145;
@@ -3935,8 +3923,8 @@ case 145:
 			goto st143;
 	} else
 		goto st143;
-	goto tr8;
-tr195:
+	goto tr7;
+tr193:
 #line 52 "runtime/http_parser.rl"
 	{ hp->path_start = OFF; }
 	goto st146;
@@ -3944,18 +3932,18 @@ st146:
 	if ( ++p == pe )
 		goto _test_eof146;
 case 146:
-#line 3829 "/tmp/tmp.aAFDtH33r9"
+#line 3821 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 32u: goto tr198;
+		case 32u: goto tr196;
 		case 37u: goto st147;
-		case 63u: goto tr201;
+		case 63u: goto tr199;
 	}
 	if ( (*p) > 34u ) {
 		if ( 36u <= (*p) && (*p) <= 126u )
 			goto st146;
 	} else if ( (*p) >= 33u )
 		goto st146;
-	goto tr21;
+	goto tr7;
 st147:
 	if ( ++p == pe )
 		goto _test_eof147;
@@ -3968,7 +3956,7 @@ case 147:
 			goto st148;
 	} else
 		goto st148;
-	goto tr8;
+	goto tr7;
 st148:
 	if ( ++p == pe )
 		goto _test_eof148;
@@ -3981,14 +3969,14 @@ case 148:
 			goto st146;
 	} else
 		goto st146;
-	goto tr8;
-tr201:
+	goto tr7;
+tr199:
 #line 53 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
 #line 54 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; }
 	goto st149;
-tr196:
+tr194:
 #line 54 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; }
 	goto st149;
@@ -3996,9 +3984,9 @@ st149:
 	if ( ++p == pe )
 		goto _test_eof149;
 case 149:
-#line 3877 "/tmp/tmp.aAFDtH33r9"
+#line 3869 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 32u: goto tr193;
+		case 32u: goto tr191;
 		case 37u: goto st150;
 	}
 	if ( (*p) > 34u ) {
@@ -4006,7 +3994,7 @@ case 149:
 			goto st149;
 	} else if ( (*p) >= 33u )
 		goto st149;
-	goto tr21;
+	goto tr7;
 st150:
 	if ( ++p == pe )
 		goto _test_eof150;
@@ -4019,7 +4007,7 @@ case 150:
 			goto st151;
 	} else
 		goto st151;
-	goto tr8;
+	goto tr7;
 st151:
 	if ( ++p == pe )
 		goto _test_eof151;
@@ -4032,8 +4020,8 @@ case 151:
 			goto st149;
 	} else
 		goto st149;
-	goto tr8;
-tr15:
+	goto tr7;
+tr14:
 #line 45 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st152;
@@ -4041,7 +4029,7 @@ st152:
 	if ( ++p == pe )
 		goto _test_eof152;
 case 152:
-#line 3920 "/tmp/tmp.aAFDtH33r9"
+#line 3912 "/tmp/tmp.Bdzetxo5K8"
 	if ( (*p) == 46u )
 		goto st153;
 	if ( (*p) < 65u ) {
@@ -4052,7 +4040,7 @@ case 152:
 			goto st153;
 	} else
 		goto st153;
-	goto tr8;
+	goto tr7;
 st153:
 	if ( ++p == pe )
 		goto _test_eof153;
@@ -4069,14 +4057,14 @@ case 153:
 			goto st153;
 	} else
 		goto st153;
-	goto tr8;
+	goto tr7;
 st154:
 	if ( ++p == pe )
 		goto _test_eof154;
 case 154:
 	if ( (*p) == 58u )
 		goto st8;
-	goto tr8;
+	goto tr7;
 	}
 	_test_eof1: cs = 1; goto _test_eof; 
 	_test_eof2: cs = 2; goto _test_eof; 
@@ -4246,6 +4234,7 @@ case 154:
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
+	case 3: 
 #line 104 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
@@ -4254,17 +4243,24 @@ case 154:
 	case 6: 
 	case 7: 
 	case 8: 
+	case 9: 
+	case 133: 
+	case 134: 
 	case 135: 
 	case 136: 
+	case 137: 
 	case 138: 
 	case 139: 
 	case 140: 
 	case 141: 
 	case 142: 
+	case 143: 
 	case 144: 
 	case 145: 
+	case 146: 
 	case 147: 
 	case 148: 
+	case 149: 
 	case 150: 
 	case 151: 
 	case 152: 
@@ -4335,7 +4331,7 @@ case 154:
 	case 113: 
 	case 114: 
 	case 115: 
-#line 108 "runtime/http_parser.rl"
+#line 107 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 23: 
@@ -4370,13 +4366,13 @@ case 154:
 	case 83: 
 	case 84: 
 	case 85: 
-#line 109 "runtime/http_parser.rl"
+#line 108 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 64: 
 	case 65: 
 	case 66: 
-#line 110 "runtime/http_parser.rl"
+#line 109 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
 	case 116: 
@@ -4396,7 +4392,7 @@ case 154:
 	case 130: 
 	case 131: 
 	case 132: 
-#line 111 "runtime/http_parser.rl"
+#line 110 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
 	case 90: 
@@ -4408,35 +4404,17 @@ case 154:
 	case 96: 
 	case 97: 
 	case 98: 
-#line 112 "runtime/http_parser.rl"
+#line 111 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-	case 3: 
-#line 104 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_METHOD; }
-#line 107 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_REQUEST_LINE; }
-	break;
-	case 9: 
-	case 133: 
-	case 134: 
-	case 137: 
-	case 143: 
-	case 146: 
-	case 149: 
-#line 105 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_TARGET; }
-#line 107 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_REQUEST_LINE; }
-	break;
-#line 4294 "/tmp/tmp.aAFDtH33r9"
+#line 4280 "/tmp/tmp.Bdzetxo5K8"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 348 "runtime/http_parser.rl"
+#line 347 "runtime/http_parser.rl"
 
     hp->cs = cs;
     hp->pos = (uint32_t)(p - b);
@@ -4494,9 +4472,9 @@ int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 405 "runtime/http_parser.rl"
+#line 404 "runtime/http_parser.rl"
             
-#line 4355 "/tmp/tmp.aAFDtH33r9"
+#line 4341 "/tmp/tmp.Bdzetxo5K8"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4549,49 +4527,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 147 "runtime/http_parser.rl"
+#line 146 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 147 "runtime/http_parser.rl"
+#line 146 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 148 "runtime/http_parser.rl"
+#line 147 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 148 "runtime/http_parser.rl"
+#line 147 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 146 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 149 "runtime/http_parser.rl"
+#line 148 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 146 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 149 "runtime/http_parser.rl"
+#line 148 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 150 "runtime/http_parser.rl"
+#line 149 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 146 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 150 "runtime/http_parser.rl"
+#line 149 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4433 "/tmp/tmp.aAFDtH33r9"
+#line 4419 "/tmp/tmp.Bdzetxo5K8"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 125 "runtime/http_parser.rl"
+#line 124 "runtime/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4601,7 +4579,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4446 "/tmp/tmp.aAFDtH33r9"
+#line 4432 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -4768,7 +4746,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 129 "runtime/http_parser.rl"
+#line 128 "runtime/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -4788,7 +4766,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4631 "/tmp/tmp.aAFDtH33r9"
+#line 4617 "/tmp/tmp.Bdzetxo5K8"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -4844,14 +4822,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 143 "runtime/http_parser.rl"
+#line 142 "runtime/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4692 "/tmp/tmp.aAFDtH33r9"
+#line 4678 "/tmp/tmp.Bdzetxo5K8"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -4889,14 +4867,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 144 "runtime/http_parser.rl"
+#line 143 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4735 "/tmp/tmp.aAFDtH33r9"
+#line 4721 "/tmp/tmp.Bdzetxo5K8"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -4977,11 +4955,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 146 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 147 "runtime/http_parser.rl"
+#line 146 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -4993,45 +4971,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 148 "runtime/http_parser.rl"
+#line 147 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 149 "runtime/http_parser.rl"
+#line 148 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 150 "runtime/http_parser.rl"
+#line 149 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 146 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 149 "runtime/http_parser.rl"
+#line 148 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 146 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 150 "runtime/http_parser.rl"
+#line 149 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 147 "runtime/http_parser.rl"
+#line 146 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 148 "runtime/http_parser.rl"
+#line 147 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 4851 "/tmp/tmp.aAFDtH33r9"
+#line 4837 "/tmp/tmp.Bdzetxo5K8"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 406 "runtime/http_parser.rl"
+#line 405 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);

@@ -104,7 +104,6 @@ action e_bare_cr            { err = IOX_HTTP_E_BARE_LF; }
 action e_method             { err = IOX_HTTP_E_BAD_METHOD; }
 action e_target             { err = IOX_HTTP_E_BAD_TARGET; }
 action e_version            { err = IOX_HTTP_E_BAD_VERSION; }
-action e_request_line       { err = IOX_HTTP_E_BAD_REQUEST_LINE; }
 action e_header_name        { err = IOX_HTTP_E_BAD_HEADER_NAME; }
 action e_header_value       { err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 action e_content_length     { err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }

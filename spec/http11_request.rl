@@ -62,8 +62,7 @@ request_target = ( origin_form | absolute_form | authority_form | asterisk_form 
 # RFC 9112 §2.3: HTTP-version = "HTTP" "/" DIGIT "." DIGIT
 http_version = ( "HTTP/" digit @version_major "." digit @version_minor ) $!e_version;
 
-request_line = method ( SP >!e_request_line ) request_target
-               ( SP >!e_request_line ) http_version CRLF @end_request_line;
+request_line = method SP request_target SP http_version CRLF @end_request_line;
 
 # ---------------------------------------------------------------- field lines
 # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS
