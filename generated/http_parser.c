@@ -38,22 +38,41 @@ enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
 /* Offset of the current byte from the request start (b). */
 #define OFF ((uint32_t)(p - b))
 
+/* First byte in [q, pe) that is a CTL (incl. HTAB, CR), or DEL: the field
+ * value state loops on everything else. Eight bytes at a time (SWAR, exact
+ * "has a byte < 0x20" / "has a byte == 0x7f" tests), then byte by byte. This
+ * is the one place the parser does not step the DFA byte by byte; it is what
+ * makes long values (User-Agent, Cookie) cheap. */
+static inline const unsigned char *skip_plain(const unsigned char *q, const unsigned char *pe)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (pe - q >= 8) {
+        uint64_t x, y;
+        memcpy(&x, q, 8);
+        y = x ^ (0x7f * ones);
+        if (((x - 0x20 * ones) & ~x & highs) | ((y - ones) & ~y & highs)) break;
+        q += 8;
+    }
+    while (q < pe && *q >= 0x20 && *q != 0x7f) q++;
+    return q;
+}
+
 /* ------------------------------------------------------------------ head */
 
-#line 40 "/tmp/tmp.Bdzetxo5K8"
+#line 59 "/tmp/tmp.rFlL6ocsV2"
 static const int iox_http_head_start = 1;
-static const int iox_http_head_first_final = 155;
+static const int iox_http_head_first_final = 156;
 static const int iox_http_head_error = 0;
 
 static const int iox_http_head_en_main = 1;
 
 
-#line 117 "runtime/http_parser.rl"
+#line 139 "runtime/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 49 "/tmp/tmp.Bdzetxo5K8"
+#line 68 "/tmp/tmp.rFlL6ocsV2"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -63,7 +82,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 157 "runtime/http_parser.rl"
+#line 179 "runtime/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -253,9 +272,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     if (hp->phase != PH_HEAD) return IOX_HTTP_E_BAD_REQUEST_LINE;
     (void)eof;
     
-#line 346 "runtime/http_parser.rl"
+#line 368 "runtime/http_parser.rl"
     
-#line 245 "/tmp/tmp.Bdzetxo5K8"
+#line 264 "/tmp/tmp.rFlL6ocsV2"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -290,42 +309,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 104 "runtime/http_parser.rl"
+#line 126 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 103 "runtime/http_parser.rl"
+#line 125 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 105 "runtime/http_parser.rl"
+#line 127 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 106 "runtime/http_parser.rl"
+#line 128 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr32:
-#line 107 "runtime/http_parser.rl"
+#line 129 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr41:
-#line 108 "runtime/http_parser.rl"
+#line 130 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
-tr89:
-#line 109 "runtime/http_parser.rl"
+tr92:
+#line 131 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
-tr119:
-#line 111 "runtime/http_parser.rl"
+tr122:
+#line 133 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
-tr152:
-#line 110 "runtime/http_parser.rl"
+tr155:
+#line 132 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 305 "/tmp/tmp.Bdzetxo5K8"
+#line 324 "/tmp/tmp.rFlL6ocsV2"
 st0:
 cs = 0;
 	goto _out;
@@ -337,14 +356,14 @@ case 2:
 		goto st1;
 	goto tr3;
 tr2:
-#line 43 "runtime/http_parser.rl"
+#line 62 "runtime/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 322 "/tmp/tmp.Bdzetxo5K8"
+#line 341 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto st3;
@@ -370,14 +389,14 @@ case 3:
 		goto st3;
 	goto tr0;
 tr5:
-#line 44 "runtime/http_parser.rl"
+#line 63 "runtime/http_parser.rl"
 	{ hp->method_end = OFF; }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 353 "/tmp/tmp.Bdzetxo5K8"
+#line 372 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
 		case 33u: goto tr8;
 		case 37u: goto tr9;
@@ -399,14 +418,14 @@ case 4:
 		goto tr13;
 	goto tr7;
 tr8:
-#line 45 "runtime/http_parser.rl"
+#line 64 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 380 "/tmp/tmp.Bdzetxo5K8"
+#line 399 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -428,14 +447,14 @@ case 5:
 		goto st5;
 	goto tr7;
 tr9:
-#line 45 "runtime/http_parser.rl"
+#line 64 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 407 "/tmp/tmp.Bdzetxo5K8"
+#line 426 "/tmp/tmp.rFlL6ocsV2"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -459,14 +478,14 @@ case 7:
 		goto st5;
 	goto tr7;
 tr12:
-#line 45 "runtime/http_parser.rl"
+#line 64 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 436 "/tmp/tmp.Bdzetxo5K8"
+#line 455 "/tmp/tmp.rFlL6ocsV2"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -480,9 +499,9 @@ case 9:
 		goto st9;
 	goto tr7;
 tr20:
-#line 56 "runtime/http_parser.rl"
+#line 75 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; }
-#line 46 "runtime/http_parser.rl"
+#line 65 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -490,10 +509,10 @@ tr20:
     }
 }
 	goto st10;
-tr177:
-#line 57 "runtime/http_parser.rl"
+tr180:
+#line 76 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; }
-#line 46 "runtime/http_parser.rl"
+#line 65 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -501,10 +520,10 @@ tr177:
     }
 }
 	goto st10;
-tr178:
-#line 53 "runtime/http_parser.rl"
+tr181:
+#line 72 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
-#line 46 "runtime/http_parser.rl"
+#line 65 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -512,8 +531,8 @@ tr178:
     }
 }
 	goto st10;
-tr183:
-#line 46 "runtime/http_parser.rl"
+tr186:
+#line 65 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -521,10 +540,10 @@ tr183:
     }
 }
 	goto st10;
-tr191:
-#line 55 "runtime/http_parser.rl"
+tr194:
+#line 74 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; }
-#line 46 "runtime/http_parser.rl"
+#line 65 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -532,12 +551,12 @@ tr191:
     }
 }
 	goto st10;
-tr196:
-#line 53 "runtime/http_parser.rl"
+tr199:
+#line 72 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
-#line 55 "runtime/http_parser.rl"
+#line 74 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; }
-#line 46 "runtime/http_parser.rl"
+#line 65 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -549,7 +568,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 506 "/tmp/tmp.Bdzetxo5K8"
+#line 525 "/tmp/tmp.rFlL6ocsV2"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -589,14 +608,14 @@ case 15:
 		goto tr27;
 	goto tr21;
 tr27:
-#line 58 "runtime/http_parser.rl"
+#line 77 "runtime/http_parser.rl"
 	{ hp->version_major = (uint8_t)((*p) - '0'); }
 	goto st16;
 st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 551 "/tmp/tmp.Bdzetxo5K8"
+#line 570 "/tmp/tmp.rFlL6ocsV2"
 	if ( (*p) == 46u )
 		goto st17;
 	goto tr21;
@@ -608,7 +627,7 @@ case 17:
 		goto tr29;
 	goto tr21;
 tr29:
-#line 59 "runtime/http_parser.rl"
+#line 78 "runtime/http_parser.rl"
 	{
     hp->version_minor = (uint8_t)((*p) - '0');
     if (hp->version_major != 1) { err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
@@ -618,7 +637,7 @@ st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 571 "/tmp/tmp.Bdzetxo5K8"
+#line 590 "/tmp/tmp.rFlL6ocsV2"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -630,11 +649,11 @@ case 19:
 		goto tr31;
 	goto tr3;
 tr31:
-#line 63 "runtime/http_parser.rl"
+#line 82 "runtime/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
 	goto st20;
-tr43:
-#line 96 "runtime/http_parser.rl"
+tr46:
+#line 115 "runtime/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 20; goto _out;}
@@ -645,18 +664,18 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 595 "/tmp/tmp.Bdzetxo5K8"
+#line 614 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
 		case 13u: goto st21;
 		case 33u: goto st22;
-		case 67u: goto st25;
-		case 69u: goto st67;
-		case 72u: goto st86;
-		case 84u: goto st99;
-		case 99u: goto st25;
-		case 101u: goto st67;
-		case 104u: goto st86;
-		case 116u: goto st99;
+		case 67u: goto st26;
+		case 69u: goto st68;
+		case 72u: goto st87;
+		case 84u: goto st100;
+		case 99u: goto st26;
+		case 101u: goto st68;
+		case 104u: goto st87;
+		case 116u: goto st100;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -686,14 +705,14 @@ case 21:
 		goto tr39;
 	goto tr3;
 tr39:
-#line 101 "runtime/http_parser.rl"
-	{ done = 1; {p++; cs = 155; goto _out;} }
-	goto st155;
-st155:
+#line 120 "runtime/http_parser.rl"
+	{ done = 1; {p++; cs = 156; goto _out;} }
+	goto st156;
+st156:
 	if ( ++p == pe )
-		goto _test_eof155;
-case 155:
-#line 641 "/tmp/tmp.Bdzetxo5K8"
+		goto _test_eof156;
+case 156:
+#line 660 "/tmp/tmp.rFlL6ocsV2"
 	goto st0;
 st22:
 	if ( ++p == pe )
@@ -728,7 +747,7 @@ st23:
 		goto _test_eof23;
 case 23:
 	switch( (*p) ) {
-		case 13u: goto st24;
+		case 13u: goto tr43;
 		case 127u: goto tr41;
 	}
 	if ( (*p) > 8u ) {
@@ -736,90 +755,83 @@ case 23:
 			goto tr41;
 	} else
 		goto tr41;
-	goto st23;
-tr64:
-#line 87 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_CLOSE; }
-	goto st24;
-tr76:
-#line 88 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_KEEP; }
-	goto st24;
-tr92:
-#line 73 "runtime/http_parser.rl"
-	{
-    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
-        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 24; goto _out;}
-    }
-    hp->flags |= IOX__HF_CL;
-    hp->cl_value = hp->cl_current;
-}
-	goto st24;
-tr114:
-#line 95 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_EXPECT; }
-	goto st24;
-tr121:
-#line 93 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-#line 94 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
-	goto st24;
-tr127:
-#line 94 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
-	goto st24;
-tr156:
-#line 84 "runtime/http_parser.rl"
-	{
-    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
-}
-	goto st24;
-tr174:
-#line 80 "runtime/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 24; goto _out;} }
-    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
-}
+	goto tr42;
+tr42:
+#line 123 "runtime/http_parser.rl"
+	{ p = skip_plain(p + 1, pe) - 1; }
 	goto st24;
 st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 724 "/tmp/tmp.Bdzetxo5K8"
-	if ( (*p) == 10u )
-		goto tr43;
-	goto tr3;
+#line 710 "/tmp/tmp.rFlL6ocsV2"
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+tr43:
+#line 123 "runtime/http_parser.rl"
+	{ p = skip_plain(p + 1, pe) - 1; }
+	goto st25;
+tr67:
+#line 106 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_CLOSE; }
+	goto st25;
+tr79:
+#line 107 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_KEEP; }
+	goto st25;
+tr95:
+#line 92 "runtime/http_parser.rl"
+	{
+    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 25; goto _out;}
+    }
+    hp->flags |= IOX__HF_CL;
+    hp->cl_value = hp->cl_current;
+}
+	goto st25;
+tr117:
+#line 114 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_EXPECT; }
+	goto st25;
+tr124:
+#line 112 "runtime/http_parser.rl"
+	{ hp->host_start = OFF; }
+#line 113 "runtime/http_parser.rl"
+	{ hp->host_end = OFF; }
+	goto st25;
+tr130:
+#line 113 "runtime/http_parser.rl"
+	{ hp->host_end = OFF; }
+	goto st25;
+tr159:
+#line 103 "runtime/http_parser.rl"
+	{
+    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
+}
+	goto st25;
+tr177:
+#line 99 "runtime/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 25; goto _out;} }
+    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
+}
+	goto st25;
 st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
-	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 79u: goto st26;
-		case 111u: goto st26;
-		case 124u: goto st22;
-		case 126u: goto st22;
-	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
-	} else
-		goto st22;
-	goto tr32;
+#line 763 "/tmp/tmp.rFlL6ocsV2"
+	if ( (*p) == 10u )
+		goto tr46;
+	goto tr3;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
@@ -827,8 +839,8 @@ case 26:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 78u: goto st27;
-		case 110u: goto st27;
+		case 79u: goto st27;
+		case 111u: goto st27;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -858,9 +870,7 @@ case 27:
 		case 33u: goto st22;
 		case 58u: goto st23;
 		case 78u: goto st28;
-		case 84u: goto st53;
 		case 110u: goto st28;
-		case 116u: goto st53;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -889,8 +899,10 @@ case 28:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 69u: goto st29;
-		case 101u: goto st29;
+		case 78u: goto st29;
+		case 84u: goto st54;
+		case 110u: goto st29;
+		case 116u: goto st54;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -919,8 +931,8 @@ case 29:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 67u: goto st30;
-		case 99u: goto st30;
+		case 69u: goto st30;
+		case 101u: goto st30;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -949,8 +961,8 @@ case 30:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 84u: goto st31;
-		case 116u: goto st31;
+		case 67u: goto st31;
+		case 99u: goto st31;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -979,8 +991,8 @@ case 31:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 73u: goto st32;
-		case 105u: goto st32;
+		case 84u: goto st32;
+		case 116u: goto st32;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1009,8 +1021,8 @@ case 32:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 79u: goto st33;
-		case 111u: goto st33;
+		case 73u: goto st33;
+		case 105u: goto st33;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1039,8 +1051,8 @@ case 33:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 78u: goto st34;
-		case 110u: goto st34;
+		case 79u: goto st34;
+		case 111u: goto st34;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1068,7 +1080,9 @@ st34:
 case 34:
 	switch( (*p) ) {
 		case 33u: goto st22;
-		case 58u: goto st35;
+		case 58u: goto st23;
+		case 78u: goto st35;
+		case 110u: goto st35;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1090,571 +1104,569 @@ case 34:
 	} else
 		goto st22;
 	goto tr32;
-tr65:
-#line 87 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_CLOSE; }
-	goto st35;
-tr77:
-#line 88 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_KEEP; }
-	goto st35;
 st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1037 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 9u: goto st35;
-		case 32u: goto st35;
-		case 33u: goto st36;
-		case 67u: goto st38;
-		case 75u: goto st43;
-		case 99u: goto st38;
-		case 107u: goto st43;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 33u: goto st22;
+		case 58u: goto st36;
+		case 124u: goto st22;
+		case 126u: goto st22;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st36;
+				goto st22;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st22;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st36;
+				goto st22;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st22;
 		} else
-			goto st36;
+			goto st22;
 	} else
-		goto st36;
-	goto tr41;
+		goto st22;
+	goto tr32;
+tr68:
+#line 106 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_CLOSE; }
+	goto st36;
+tr80:
+#line 107 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_KEEP; }
+	goto st36;
 st36:
 	if ( ++p == pe )
 		goto _test_eof36;
 case 36:
+#line 1076 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st36;
+		case 32u: goto st36;
+		case 33u: goto st37;
+		case 67u: goto st39;
+		case 75u: goto st44;
+		case 99u: goto st39;
+		case 107u: goto st44;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
-	if ( (*p) < 48u ) {
+	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
+			goto st37;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st37;
+		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
-		} else if ( (*p) >= 65u )
-			goto st36;
+				goto st37;
+		} else
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
-tr63:
-#line 87 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_CLOSE; }
-	goto st37;
-tr75:
-#line 88 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_KEEP; }
-	goto st37;
 st37:
 	if ( ++p == pe )
 		goto _test_eof37;
 case 37:
-#line 1104 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 44u: goto st35;
-	}
-	goto tr41;
-st38:
-	if ( ++p == pe )
-		goto _test_eof38;
-case 38:
-	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 76u: goto st39;
-		case 108u: goto st39;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
+	goto tr41;
+tr66:
+#line 106 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_CLOSE; }
+	goto st38;
+tr78:
+#line 107 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_KEEP; }
+	goto st38;
+st38:
+	if ( ++p == pe )
+		goto _test_eof38;
+case 38:
+#line 1143 "/tmp/tmp.rFlL6ocsV2"
+	switch( (*p) ) {
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 44u: goto st36;
+	}
 	goto tr41;
 st39:
 	if ( ++p == pe )
 		goto _test_eof39;
 case 39:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 79u: goto st40;
-		case 111u: goto st40;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 76u: goto st40;
+		case 108u: goto st40;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st40:
 	if ( ++p == pe )
 		goto _test_eof40;
 case 40:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 83u: goto st41;
-		case 115u: goto st41;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 79u: goto st41;
+		case 111u: goto st41;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 69u: goto st42;
-		case 101u: goto st42;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 83u: goto st42;
+		case 115u: goto st42;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st42:
 	if ( ++p == pe )
 		goto _test_eof42;
 case 42:
 	switch( (*p) ) {
-		case 9u: goto tr63;
-		case 13u: goto tr64;
-		case 32u: goto tr63;
-		case 33u: goto st36;
-		case 44u: goto tr65;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 69u: goto st43;
+		case 101u: goto st43;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st43:
 	if ( ++p == pe )
 		goto _test_eof43;
 case 43:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 69u: goto st44;
-		case 101u: goto st44;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto tr66;
+		case 13u: goto tr67;
+		case 32u: goto tr66;
+		case 33u: goto st37;
+		case 44u: goto tr68;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
 		case 69u: goto st45;
 		case 101u: goto st45;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st45:
 	if ( ++p == pe )
 		goto _test_eof45;
 case 45:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 80u: goto st46;
-		case 112u: goto st46;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 69u: goto st46;
+		case 101u: goto st46;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st46:
 	if ( ++p == pe )
 		goto _test_eof46;
 case 46:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 45u: goto st47;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 80u: goto st47;
+		case 112u: goto st47;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 65u: goto st48;
-		case 97u: goto st48;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 45u: goto st48;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
-		} else if ( (*p) >= 66u )
-			goto st36;
+				goto st37;
+		} else if ( (*p) >= 65u )
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 76u: goto st49;
-		case 108u: goto st49;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 65u: goto st49;
+		case 97u: goto st49;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
-		} else if ( (*p) >= 65u )
-			goto st36;
+				goto st37;
+		} else if ( (*p) >= 66u )
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 73u: goto st50;
-		case 105u: goto st50;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 76u: goto st50;
+		case 108u: goto st50;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 86u: goto st51;
-		case 118u: goto st51;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 73u: goto st51;
+		case 105u: goto st51;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st51:
 	if ( ++p == pe )
 		goto _test_eof51;
 case 51:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 69u: goto st52;
-		case 101u: goto st52;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 86u: goto st52;
+		case 118u: goto st52;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st52:
 	if ( ++p == pe )
 		goto _test_eof52;
 case 52:
 	switch( (*p) ) {
-		case 9u: goto tr75;
-		case 13u: goto tr76;
-		case 32u: goto tr75;
-		case 33u: goto st36;
-		case 44u: goto tr77;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st38;
+		case 13u: goto st25;
+		case 32u: goto st38;
+		case 33u: goto st37;
+		case 44u: goto st36;
+		case 69u: goto st53;
+		case 101u: goto st53;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st37;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st37;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st37;
 	} else
-		goto st36;
+		goto st37;
 	goto tr41;
 st53:
 	if ( ++p == pe )
 		goto _test_eof53;
 case 53:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 69u: goto st54;
-		case 101u: goto st54;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 9u: goto tr78;
+		case 13u: goto tr79;
+		case 32u: goto tr78;
+		case 33u: goto st37;
+		case 44u: goto tr80;
+		case 124u: goto st37;
+		case 126u: goto st37;
 	}
-	if ( (*p) < 45u ) {
+	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st37;
 		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
+			goto st37;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
+				goto st37;
+		} else if ( (*p) >= 65u )
+			goto st37;
 	} else
-		goto st22;
-	goto tr32;
+		goto st37;
+	goto tr41;
 st54:
 	if ( ++p == pe )
 		goto _test_eof54;
@@ -1662,8 +1674,8 @@ case 54:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 78u: goto st55;
-		case 110u: goto st55;
+		case 69u: goto st55;
+		case 101u: goto st55;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1692,8 +1704,8 @@ case 55:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 84u: goto st56;
-		case 116u: goto st56;
+		case 78u: goto st56;
+		case 110u: goto st56;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1721,36 +1733,9 @@ st56:
 case 56:
 	switch( (*p) ) {
 		case 33u: goto st22;
-		case 45u: goto st57;
-		case 46u: goto st22;
 		case 58u: goto st23;
-		case 124u: goto st22;
-		case 126u: goto st22;
-	}
-	if ( (*p) < 48u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else if ( (*p) >= 65u )
-			goto st22;
-	} else
-		goto st22;
-	goto tr32;
-st57:
-	if ( ++p == pe )
-		goto _test_eof57;
-case 57:
-	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 76u: goto st58;
-		case 108u: goto st58;
+		case 84u: goto st57;
+		case 116u: goto st57;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1772,6 +1757,33 @@ case 57:
 	} else
 		goto st22;
 	goto tr32;
+st57:
+	if ( ++p == pe )
+		goto _test_eof57;
+case 57:
+	switch( (*p) ) {
+		case 33u: goto st22;
+		case 45u: goto st58;
+		case 46u: goto st22;
+		case 58u: goto st23;
+		case 124u: goto st22;
+		case 126u: goto st22;
+	}
+	if ( (*p) < 48u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st22;
+		} else if ( (*p) >= 35u )
+			goto st22;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st22;
+		} else if ( (*p) >= 65u )
+			goto st22;
+	} else
+		goto st22;
+	goto tr32;
 st58:
 	if ( ++p == pe )
 		goto _test_eof58;
@@ -1779,8 +1791,8 @@ case 58:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 69u: goto st59;
-		case 101u: goto st59;
+		case 76u: goto st59;
+		case 108u: goto st59;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1809,8 +1821,8 @@ case 59:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 78u: goto st60;
-		case 110u: goto st60;
+		case 69u: goto st60;
+		case 101u: goto st60;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1839,8 +1851,8 @@ case 60:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 71u: goto st61;
-		case 103u: goto st61;
+		case 78u: goto st61;
+		case 110u: goto st61;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1869,8 +1881,8 @@ case 61:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 84u: goto st62;
-		case 116u: goto st62;
+		case 71u: goto st62;
+		case 103u: goto st62;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1899,8 +1911,8 @@ case 62:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 72u: goto st63;
-		case 104u: goto st63;
+		case 84u: goto st63;
+		case 116u: goto st63;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1928,7 +1940,9 @@ st63:
 case 63:
 	switch( (*p) ) {
 		case 33u: goto st22;
-		case 58u: goto st64;
+		case 58u: goto st23;
+		case 72u: goto st64;
+		case 104u: goto st64;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -1950,116 +1964,114 @@ case 63:
 	} else
 		goto st22;
 	goto tr32;
-tr93:
-#line 73 "runtime/http_parser.rl"
-	{
-    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
-        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 64; goto _out;}
-    }
-    hp->flags |= IOX__HF_CL;
-    hp->cl_value = hp->cl_current;
-}
-	goto st64;
 st64:
 	if ( ++p == pe )
 		goto _test_eof64;
 case 64:
-#line 1894 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 9u: goto st64;
-		case 32u: goto st64;
+		case 33u: goto st22;
+		case 58u: goto st65;
+		case 124u: goto st22;
+		case 126u: goto st22;
 	}
-	if ( 48u <= (*p) && (*p) <= 57u )
-		goto tr90;
-	goto tr89;
-tr90:
-#line 65 "runtime/http_parser.rl"
-	{ hp->cl_current = 0; }
-#line 66 "runtime/http_parser.rl"
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st22;
+		} else if ( (*p) >= 35u )
+			goto st22;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st22;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st22;
+		} else
+			goto st22;
+	} else
+		goto st22;
+	goto tr32;
+tr96:
+#line 92 "runtime/http_parser.rl"
 	{
-    uint64_t d = (uint64_t)((*p) - '0');
-    if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
-        err = IOX_HTTP_E_CONTENT_LENGTH_OVERFLOW; {p++; cs = 65; goto _out;}
+    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 65; goto _out;}
     }
-    hp->cl_current = hp->cl_current * 10 + d;
-}
-	goto st65;
-tr94:
-#line 66 "runtime/http_parser.rl"
-	{
-    uint64_t d = (uint64_t)((*p) - '0');
-    if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
-        err = IOX_HTTP_E_CONTENT_LENGTH_OVERFLOW; {p++; cs = 65; goto _out;}
-    }
-    hp->cl_current = hp->cl_current * 10 + d;
+    hp->flags |= IOX__HF_CL;
+    hp->cl_value = hp->cl_current;
 }
 	goto st65;
 st65:
 	if ( ++p == pe )
 		goto _test_eof65;
 case 65:
-#line 1924 "/tmp/tmp.Bdzetxo5K8"
+#line 1933 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
-		case 9u: goto tr91;
-		case 13u: goto tr92;
-		case 32u: goto tr91;
-		case 44u: goto tr93;
+		case 9u: goto st65;
+		case 32u: goto st65;
 	}
 	if ( 48u <= (*p) && (*p) <= 57u )
-		goto tr94;
-	goto tr89;
-tr91:
-#line 73 "runtime/http_parser.rl"
+		goto tr93;
+	goto tr92;
+tr93:
+#line 84 "runtime/http_parser.rl"
+	{ hp->cl_current = 0; }
+#line 85 "runtime/http_parser.rl"
 	{
-    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
-        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 66; goto _out;}
+    uint64_t d = (uint64_t)((*p) - '0');
+    if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_OVERFLOW; {p++; cs = 66; goto _out;}
     }
-    hp->flags |= IOX__HF_CL;
-    hp->cl_value = hp->cl_current;
+    hp->cl_current = hp->cl_current * 10 + d;
+}
+	goto st66;
+tr97:
+#line 85 "runtime/http_parser.rl"
+	{
+    uint64_t d = (uint64_t)((*p) - '0');
+    if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_OVERFLOW; {p++; cs = 66; goto _out;}
+    }
+    hp->cl_current = hp->cl_current * 10 + d;
 }
 	goto st66;
 st66:
 	if ( ++p == pe )
 		goto _test_eof66;
 case 66:
-#line 1946 "/tmp/tmp.Bdzetxo5K8"
+#line 1963 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
-		case 9u: goto st66;
-		case 13u: goto st24;
-		case 32u: goto st66;
-		case 44u: goto st64;
+		case 9u: goto tr94;
+		case 13u: goto tr95;
+		case 32u: goto tr94;
+		case 44u: goto tr96;
 	}
-	goto tr89;
+	if ( 48u <= (*p) && (*p) <= 57u )
+		goto tr97;
+	goto tr92;
+tr94:
+#line 92 "runtime/http_parser.rl"
+	{
+    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 67; goto _out;}
+    }
+    hp->flags |= IOX__HF_CL;
+    hp->cl_value = hp->cl_current;
+}
+	goto st67;
 st67:
 	if ( ++p == pe )
 		goto _test_eof67;
 case 67:
+#line 1985 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 88u: goto st68;
-		case 120u: goto st68;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 9u: goto st67;
+		case 13u: goto st25;
+		case 32u: goto st67;
+		case 44u: goto st65;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
-	} else
-		goto st22;
-	goto tr32;
+	goto tr92;
 st68:
 	if ( ++p == pe )
 		goto _test_eof68;
@@ -2067,8 +2079,8 @@ case 68:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 80u: goto st69;
-		case 112u: goto st69;
+		case 88u: goto st69;
+		case 120u: goto st69;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2097,8 +2109,8 @@ case 69:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 69u: goto st70;
-		case 101u: goto st70;
+		case 80u: goto st70;
+		case 112u: goto st70;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2127,8 +2139,8 @@ case 70:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 67u: goto st71;
-		case 99u: goto st71;
+		case 69u: goto st71;
+		case 101u: goto st71;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2157,8 +2169,8 @@ case 71:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 84u: goto st72;
-		case 116u: goto st72;
+		case 67u: goto st72;
+		case 99u: goto st72;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2186,7 +2198,9 @@ st72:
 case 72:
 	switch( (*p) ) {
 		case 33u: goto st22;
-		case 58u: goto st73;
+		case 58u: goto st23;
+		case 84u: goto st73;
+		case 116u: goto st73;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2213,210 +2227,8 @@ st73:
 		goto _test_eof73;
 case 73:
 	switch( (*p) ) {
-		case 9u: goto st73;
-		case 13u: goto st24;
-		case 32u: goto st73;
-		case 49u: goto st74;
-		case 127u: goto tr41;
-	}
-	if ( (*p) <= 31u )
-		goto tr41;
-	goto st23;
-st74:
-	if ( ++p == pe )
-		goto _test_eof74;
-case 74:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 48u: goto st75;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st75:
-	if ( ++p == pe )
-		goto _test_eof75;
-case 75:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 48u: goto st76;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st76:
-	if ( ++p == pe )
-		goto _test_eof76;
-case 76:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 45u: goto st77;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st77:
-	if ( ++p == pe )
-		goto _test_eof77;
-case 77:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 67u: goto st78;
-		case 99u: goto st78;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st78:
-	if ( ++p == pe )
-		goto _test_eof78;
-case 78:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 79u: goto st79;
-		case 111u: goto st79;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st79:
-	if ( ++p == pe )
-		goto _test_eof79;
-case 79:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 78u: goto st80;
-		case 110u: goto st80;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st80:
-	if ( ++p == pe )
-		goto _test_eof80;
-case 80:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 84u: goto st81;
-		case 116u: goto st81;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st81:
-	if ( ++p == pe )
-		goto _test_eof81;
-case 81:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 73u: goto st82;
-		case 105u: goto st82;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st82:
-	if ( ++p == pe )
-		goto _test_eof82;
-case 82:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 78u: goto st83;
-		case 110u: goto st83;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st83:
-	if ( ++p == pe )
-		goto _test_eof83;
-case 83:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 85u: goto st84;
-		case 117u: goto st84;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st84:
-	if ( ++p == pe )
-		goto _test_eof84;
-case 84:
-	switch( (*p) ) {
-		case 13u: goto st24;
-		case 69u: goto st85;
-		case 101u: goto st85;
-		case 127u: goto tr41;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr41;
-	} else
-		goto tr41;
-	goto st23;
-st85:
-	if ( ++p == pe )
-		goto _test_eof85;
-case 85:
-	switch( (*p) ) {
-		case 9u: goto st85;
-		case 13u: goto tr114;
-		case 32u: goto st85;
-		case 127u: goto tr41;
-	}
-	if ( (*p) <= 31u )
-		goto tr41;
-	goto st23;
-st86:
-	if ( ++p == pe )
-		goto _test_eof86;
-case 86:
-	switch( (*p) ) {
 		case 33u: goto st22;
-		case 58u: goto st23;
-		case 79u: goto st87;
-		case 111u: goto st87;
+		case 58u: goto st74;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2438,6 +2250,206 @@ case 86:
 	} else
 		goto st22;
 	goto tr32;
+st74:
+	if ( ++p == pe )
+		goto _test_eof74;
+case 74:
+	switch( (*p) ) {
+		case 9u: goto st74;
+		case 13u: goto st25;
+		case 32u: goto st74;
+		case 49u: goto st75;
+		case 127u: goto tr41;
+	}
+	if ( (*p) <= 31u )
+		goto tr41;
+	goto st24;
+st75:
+	if ( ++p == pe )
+		goto _test_eof75;
+case 75:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 48u: goto st76;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st76:
+	if ( ++p == pe )
+		goto _test_eof76;
+case 76:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 48u: goto st77;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st77:
+	if ( ++p == pe )
+		goto _test_eof77;
+case 77:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 45u: goto st78;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st78:
+	if ( ++p == pe )
+		goto _test_eof78;
+case 78:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 67u: goto st79;
+		case 99u: goto st79;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st79:
+	if ( ++p == pe )
+		goto _test_eof79;
+case 79:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 79u: goto st80;
+		case 111u: goto st80;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st80:
+	if ( ++p == pe )
+		goto _test_eof80;
+case 80:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 78u: goto st81;
+		case 110u: goto st81;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st81:
+	if ( ++p == pe )
+		goto _test_eof81;
+case 81:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 84u: goto st82;
+		case 116u: goto st82;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st82:
+	if ( ++p == pe )
+		goto _test_eof82;
+case 82:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 73u: goto st83;
+		case 105u: goto st83;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st83:
+	if ( ++p == pe )
+		goto _test_eof83;
+case 83:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 78u: goto st84;
+		case 110u: goto st84;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st84:
+	if ( ++p == pe )
+		goto _test_eof84;
+case 84:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 85u: goto st85;
+		case 117u: goto st85;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st85:
+	if ( ++p == pe )
+		goto _test_eof85;
+case 85:
+	switch( (*p) ) {
+		case 13u: goto st25;
+		case 69u: goto st86;
+		case 101u: goto st86;
+		case 127u: goto tr41;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr41;
+	} else
+		goto tr41;
+	goto st24;
+st86:
+	if ( ++p == pe )
+		goto _test_eof86;
+case 86:
+	switch( (*p) ) {
+		case 9u: goto st86;
+		case 13u: goto tr117;
+		case 32u: goto st86;
+		case 127u: goto tr41;
+	}
+	if ( (*p) <= 31u )
+		goto tr41;
+	goto st24;
 st87:
 	if ( ++p == pe )
 		goto _test_eof87;
@@ -2445,8 +2457,8 @@ case 87:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 83u: goto st88;
-		case 115u: goto st88;
+		case 79u: goto st88;
+		case 111u: goto st88;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2475,8 +2487,8 @@ case 88:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 84u: goto st89;
-		case 116u: goto st89;
+		case 83u: goto st89;
+		case 115u: goto st89;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2504,7 +2516,9 @@ st89:
 case 89:
 	switch( (*p) ) {
 		case 33u: goto st22;
-		case 58u: goto tr118;
+		case 58u: goto st23;
+		case 84u: goto st90;
+		case 116u: goto st90;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2526,221 +2540,219 @@ case 89:
 	} else
 		goto st22;
 	goto tr32;
-tr118:
-#line 89 "runtime/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 90; goto _out;} }
-    hp->flags |= IOX__HF_HOST;
-}
-	goto st90;
-tr120:
-#line 93 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-#line 94 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
-	goto st90;
 st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2463 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 9u: goto tr120;
-		case 13u: goto tr121;
-		case 32u: goto tr120;
-		case 33u: goto tr122;
-		case 37u: goto tr123;
-		case 58u: goto tr124;
-		case 61u: goto tr122;
-		case 91u: goto tr125;
-		case 95u: goto tr122;
-		case 126u: goto tr122;
+		case 33u: goto st22;
+		case 58u: goto tr121;
+		case 124u: goto st22;
+		case 126u: goto st22;
 	}
-	if ( (*p) < 48u ) {
-		if ( 36u <= (*p) && (*p) <= 46u )
-			goto tr122;
-	} else if ( (*p) > 59u ) {
-		if ( (*p) > 90u ) {
-			if ( 97u <= (*p) && (*p) <= 122u )
-				goto tr122;
-		} else if ( (*p) >= 65u )
-			goto tr122;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st22;
+		} else if ( (*p) >= 35u )
+			goto st22;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st22;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st22;
+		} else
+			goto st22;
 	} else
-		goto tr122;
-	goto tr119;
-tr122:
-#line 93 "runtime/http_parser.rl"
+		goto st22;
+	goto tr32;
+tr121:
+#line 108 "runtime/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 91; goto _out;} }
+    hp->flags |= IOX__HF_HOST;
+}
+	goto st91;
+tr123:
+#line 112 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
+#line 113 "runtime/http_parser.rl"
+	{ hp->host_end = OFF; }
 	goto st91;
 st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2494 "/tmp/tmp.Bdzetxo5K8"
+#line 2502 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
-		case 9u: goto tr126;
-		case 13u: goto tr127;
-		case 32u: goto tr126;
-		case 33u: goto st91;
-		case 37u: goto st93;
-		case 58u: goto st95;
-		case 61u: goto st91;
-		case 95u: goto st91;
-		case 126u: goto st91;
+		case 9u: goto tr123;
+		case 13u: goto tr124;
+		case 32u: goto tr123;
+		case 33u: goto tr125;
+		case 37u: goto tr126;
+		case 58u: goto tr127;
+		case 61u: goto tr125;
+		case 91u: goto tr128;
+		case 95u: goto tr125;
+		case 126u: goto tr125;
 	}
 	if ( (*p) < 48u ) {
 		if ( 36u <= (*p) && (*p) <= 46u )
-			goto st91;
+			goto tr125;
 	} else if ( (*p) > 59u ) {
 		if ( (*p) > 90u ) {
 			if ( 97u <= (*p) && (*p) <= 122u )
-				goto st91;
+				goto tr125;
 		} else if ( (*p) >= 65u )
-			goto st91;
+			goto tr125;
 	} else
-		goto st91;
-	goto tr119;
-tr126:
-#line 94 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
+		goto tr125;
+	goto tr122;
+tr125:
+#line 112 "runtime/http_parser.rl"
+	{ hp->host_start = OFF; }
 	goto st92;
 st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2524 "/tmp/tmp.Bdzetxo5K8"
+#line 2533 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
-		case 9u: goto st92;
-		case 13u: goto st24;
-		case 32u: goto st92;
+		case 9u: goto tr129;
+		case 13u: goto tr130;
+		case 32u: goto tr129;
+		case 33u: goto st92;
+		case 37u: goto st94;
+		case 58u: goto st96;
+		case 61u: goto st92;
+		case 95u: goto st92;
+		case 126u: goto st92;
 	}
-	goto tr119;
-tr123:
-#line 93 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
+	if ( (*p) < 48u ) {
+		if ( 36u <= (*p) && (*p) <= 46u )
+			goto st92;
+	} else if ( (*p) > 59u ) {
+		if ( (*p) > 90u ) {
+			if ( 97u <= (*p) && (*p) <= 122u )
+				goto st92;
+		} else if ( (*p) >= 65u )
+			goto st92;
+	} else
+		goto st92;
+	goto tr122;
+tr129:
+#line 113 "runtime/http_parser.rl"
+	{ hp->host_end = OFF; }
 	goto st93;
 st93:
 	if ( ++p == pe )
 		goto _test_eof93;
 case 93:
-#line 2537 "/tmp/tmp.Bdzetxo5K8"
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st94;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st94;
-	} else
-		goto st94;
-	goto tr119;
+#line 2563 "/tmp/tmp.rFlL6ocsV2"
+	switch( (*p) ) {
+		case 9u: goto st93;
+		case 13u: goto st25;
+		case 32u: goto st93;
+	}
+	goto tr122;
+tr126:
+#line 112 "runtime/http_parser.rl"
+	{ hp->host_start = OFF; }
+	goto st94;
 st94:
 	if ( ++p == pe )
 		goto _test_eof94;
 case 94:
+#line 2576 "/tmp/tmp.rFlL6ocsV2"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st91;
+			goto st95;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st91;
+			goto st95;
 	} else
-		goto st91;
-	goto tr119;
-tr124:
-#line 93 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-	goto st95;
+		goto st95;
+	goto tr122;
 st95:
 	if ( ++p == pe )
 		goto _test_eof95;
 case 95:
-#line 2566 "/tmp/tmp.Bdzetxo5K8"
-	switch( (*p) ) {
-		case 9u: goto tr126;
-		case 13u: goto tr127;
-		case 32u: goto tr126;
-	}
-	if ( 48u <= (*p) && (*p) <= 57u )
-		goto st95;
-	goto tr119;
-tr125:
-#line 93 "runtime/http_parser.rl"
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st92;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st92;
+	} else
+		goto st92;
+	goto tr122;
+tr127:
+#line 112 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st96;
 st96:
 	if ( ++p == pe )
 		goto _test_eof96;
 case 96:
-#line 2581 "/tmp/tmp.Bdzetxo5K8"
-	if ( (*p) == 46u )
-		goto st97;
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 58u )
-			goto st97;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st97;
-	} else
-		goto st97;
-	goto tr119;
+#line 2605 "/tmp/tmp.rFlL6ocsV2"
+	switch( (*p) ) {
+		case 9u: goto tr129;
+		case 13u: goto tr130;
+		case 32u: goto tr129;
+	}
+	if ( 48u <= (*p) && (*p) <= 57u )
+		goto st96;
+	goto tr122;
+tr128:
+#line 112 "runtime/http_parser.rl"
+	{ hp->host_start = OFF; }
+	goto st97;
 st97:
 	if ( ++p == pe )
 		goto _test_eof97;
 case 97:
-	switch( (*p) ) {
-		case 46u: goto st97;
-		case 93u: goto st98;
-	}
+#line 2620 "/tmp/tmp.rFlL6ocsV2"
+	if ( (*p) == 46u )
+		goto st98;
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 58u )
-			goto st97;
+			goto st98;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st97;
+			goto st98;
 	} else
-		goto st97;
-	goto tr119;
+		goto st98;
+	goto tr122;
 st98:
 	if ( ++p == pe )
 		goto _test_eof98;
 case 98:
 	switch( (*p) ) {
-		case 9u: goto tr126;
-		case 13u: goto tr127;
-		case 32u: goto tr126;
-		case 58u: goto st95;
+		case 46u: goto st98;
+		case 93u: goto st99;
 	}
-	goto tr119;
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 58u )
+			goto st98;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st98;
+	} else
+		goto st98;
+	goto tr122;
 st99:
 	if ( ++p == pe )
 		goto _test_eof99;
 case 99:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 82u: goto st100;
-		case 114u: goto st100;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 9u: goto tr129;
+		case 13u: goto tr130;
+		case 32u: goto tr129;
+		case 58u: goto st96;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
-	} else
-		goto st22;
-	goto tr32;
+	goto tr122;
 st100:
 	if ( ++p == pe )
 		goto _test_eof100;
@@ -2748,8 +2760,38 @@ case 100:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 65u: goto st101;
-		case 97u: goto st101;
+		case 82u: goto st101;
+		case 114u: goto st101;
+		case 124u: goto st22;
+		case 126u: goto st22;
+	}
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st22;
+		} else if ( (*p) >= 35u )
+			goto st22;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st22;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st22;
+		} else
+			goto st22;
+	} else
+		goto st22;
+	goto tr32;
+st101:
+	if ( ++p == pe )
+		goto _test_eof101;
+case 101:
+	switch( (*p) ) {
+		case 33u: goto st22;
+		case 58u: goto st23;
+		case 65u: goto st102;
+		case 97u: goto st102;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2771,36 +2813,6 @@ case 100:
 	} else
 		goto st22;
 	goto tr32;
-st101:
-	if ( ++p == pe )
-		goto _test_eof101;
-case 101:
-	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 78u: goto st102;
-		case 110u: goto st102;
-		case 124u: goto st22;
-		case 126u: goto st22;
-	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
-	} else
-		goto st22;
-	goto tr32;
 st102:
 	if ( ++p == pe )
 		goto _test_eof102;
@@ -2808,8 +2820,8 @@ case 102:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 83u: goto st103;
-		case 115u: goto st103;
+		case 78u: goto st103;
+		case 110u: goto st103;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2838,8 +2850,8 @@ case 103:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 70u: goto st104;
-		case 102u: goto st104;
+		case 83u: goto st104;
+		case 115u: goto st104;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2868,8 +2880,8 @@ case 104:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 69u: goto st105;
-		case 101u: goto st105;
+		case 70u: goto st105;
+		case 102u: goto st105;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2898,8 +2910,8 @@ case 105:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 82u: goto st106;
-		case 114u: goto st106;
+		case 69u: goto st106;
+		case 101u: goto st106;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2927,36 +2939,9 @@ st106:
 case 106:
 	switch( (*p) ) {
 		case 33u: goto st22;
-		case 45u: goto st107;
-		case 46u: goto st22;
 		case 58u: goto st23;
-		case 124u: goto st22;
-		case 126u: goto st22;
-	}
-	if ( (*p) < 48u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else if ( (*p) >= 65u )
-			goto st22;
-	} else
-		goto st22;
-	goto tr32;
-st107:
-	if ( ++p == pe )
-		goto _test_eof107;
-case 107:
-	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 69u: goto st108;
-		case 101u: goto st108;
+		case 82u: goto st107;
+		case 114u: goto st107;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -2978,6 +2963,33 @@ case 107:
 	} else
 		goto st22;
 	goto tr32;
+st107:
+	if ( ++p == pe )
+		goto _test_eof107;
+case 107:
+	switch( (*p) ) {
+		case 33u: goto st22;
+		case 45u: goto st108;
+		case 46u: goto st22;
+		case 58u: goto st23;
+		case 124u: goto st22;
+		case 126u: goto st22;
+	}
+	if ( (*p) < 48u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st22;
+		} else if ( (*p) >= 35u )
+			goto st22;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st22;
+		} else if ( (*p) >= 65u )
+			goto st22;
+	} else
+		goto st22;
+	goto tr32;
 st108:
 	if ( ++p == pe )
 		goto _test_eof108;
@@ -2985,8 +2997,8 @@ case 108:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 78u: goto st109;
-		case 110u: goto st109;
+		case 69u: goto st109;
+		case 101u: goto st109;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -3015,8 +3027,8 @@ case 109:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 67u: goto st110;
-		case 99u: goto st110;
+		case 78u: goto st110;
+		case 110u: goto st110;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -3045,8 +3057,8 @@ case 110:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 79u: goto st111;
-		case 111u: goto st111;
+		case 67u: goto st111;
+		case 99u: goto st111;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -3075,8 +3087,8 @@ case 111:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 68u: goto st112;
-		case 100u: goto st112;
+		case 79u: goto st112;
+		case 111u: goto st112;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -3105,8 +3117,8 @@ case 112:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 73u: goto st113;
-		case 105u: goto st113;
+		case 68u: goto st113;
+		case 100u: goto st113;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -3135,8 +3147,8 @@ case 113:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 78u: goto st114;
-		case 110u: goto st114;
+		case 73u: goto st114;
+		case 105u: goto st114;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -3165,8 +3177,8 @@ case 114:
 	switch( (*p) ) {
 		case 33u: goto st22;
 		case 58u: goto st23;
-		case 71u: goto st115;
-		case 103u: goto st115;
+		case 78u: goto st115;
+		case 110u: goto st115;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -3194,7 +3206,9 @@ st115:
 case 115:
 	switch( (*p) ) {
 		case 33u: goto st22;
-		case 58u: goto st116;
+		case 58u: goto st23;
+		case 71u: goto st116;
+		case 103u: goto st116;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -3216,114 +3230,116 @@ case 115:
 	} else
 		goto st22;
 	goto tr32;
-tr157:
-#line 84 "runtime/http_parser.rl"
-	{
-    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
-}
-	goto st116;
-tr175:
-#line 80 "runtime/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 116; goto _out;} }
-    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
-}
-	goto st116;
 st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3140 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 9u: goto st116;
-		case 32u: goto st116;
-		case 33u: goto st117;
-		case 67u: goto st126;
-		case 99u: goto st126;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 33u: goto st22;
+		case 58u: goto st117;
+		case 124u: goto st22;
+		case 126u: goto st22;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st117;
+				goto st22;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st22;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st117;
+				goto st22;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st22;
 		} else
-			goto st117;
+			goto st22;
 	} else
-		goto st117;
-	goto tr152;
+		goto st22;
+	goto tr32;
+tr160:
+#line 103 "runtime/http_parser.rl"
+	{
+    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
+}
+	goto st117;
+tr178:
+#line 99 "runtime/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 117; goto _out;} }
+    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
+}
+	goto st117;
 st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
+#line 3179 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
-		case 9u: goto tr155;
-		case 13u: goto tr156;
-		case 32u: goto tr155;
-		case 33u: goto st117;
-		case 44u: goto tr157;
-		case 59u: goto tr158;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto st117;
+		case 32u: goto st117;
+		case 33u: goto st118;
+		case 67u: goto st127;
+		case 99u: goto st127;
+		case 124u: goto st118;
+		case 126u: goto st118;
 	}
-	if ( (*p) < 48u ) {
+	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st118;
 		} else if ( (*p) >= 35u )
-			goto st117;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
+			goto st118;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st118;
+		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
-		} else if ( (*p) >= 65u )
-			goto st117;
+				goto st118;
+		} else
+			goto st118;
 	} else
-		goto st117;
-	goto tr152;
-tr155:
-#line 84 "runtime/http_parser.rl"
-	{
-    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
-}
-	goto st118;
-tr173:
-#line 80 "runtime/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 118; goto _out;} }
-    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
-}
-	goto st118;
+		goto st118;
+	goto tr155;
 st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3211 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 9u: goto st118;
-		case 13u: goto st24;
-		case 32u: goto st118;
-		case 44u: goto st116;
-		case 59u: goto st119;
+		case 9u: goto tr158;
+		case 13u: goto tr159;
+		case 32u: goto tr158;
+		case 33u: goto st118;
+		case 44u: goto tr160;
+		case 59u: goto tr161;
+		case 124u: goto st118;
+		case 126u: goto st118;
 	}
-	goto tr152;
+	if ( (*p) < 48u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st118;
+		} else if ( (*p) >= 35u )
+			goto st118;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st118;
+		} else if ( (*p) >= 65u )
+			goto st118;
+	} else
+		goto st118;
+	goto tr155;
 tr158:
-#line 84 "runtime/http_parser.rl"
+#line 103 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st119;
 tr176:
-#line 80 "runtime/http_parser.rl"
+#line 99 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 119; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3333,72 +3349,88 @@ st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3234 "/tmp/tmp.Bdzetxo5K8"
+#line 3250 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
 		case 9u: goto st119;
+		case 13u: goto st25;
 		case 32u: goto st119;
-		case 33u: goto st120;
-		case 124u: goto st120;
-		case 126u: goto st120;
+		case 44u: goto st117;
+		case 59u: goto st120;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st120;
-		} else if ( (*p) >= 35u )
-			goto st120;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st120;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st120;
-		} else
-			goto st120;
-	} else
-		goto st120;
-	goto tr152;
+	goto tr155;
+tr161:
+#line 103 "runtime/http_parser.rl"
+	{
+    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
+}
+	goto st120;
+tr179:
+#line 99 "runtime/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 120; goto _out;} }
+    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
+}
+	goto st120;
 st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
+#line 3273 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
-		case 9u: goto st121;
-		case 32u: goto st121;
-		case 33u: goto st120;
-		case 61u: goto st122;
-		case 124u: goto st120;
-		case 126u: goto st120;
+		case 9u: goto st120;
+		case 32u: goto st120;
+		case 33u: goto st121;
+		case 124u: goto st121;
+		case 126u: goto st121;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st120;
+				goto st121;
 		} else if ( (*p) >= 35u )
-			goto st120;
+			goto st121;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st120;
+				goto st121;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st120;
+				goto st121;
 		} else
-			goto st120;
+			goto st121;
 	} else
-		goto st120;
-	goto tr152;
+		goto st121;
+	goto tr155;
 st121:
 	if ( ++p == pe )
 		goto _test_eof121;
 case 121:
 	switch( (*p) ) {
-		case 9u: goto st121;
-		case 32u: goto st121;
-		case 61u: goto st122;
+		case 9u: goto st122;
+		case 32u: goto st122;
+		case 33u: goto st121;
+		case 61u: goto st123;
+		case 124u: goto st121;
+		case 126u: goto st121;
 	}
-	goto tr152;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st121;
+		} else if ( (*p) >= 35u )
+			goto st121;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st121;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st121;
+		} else
+			goto st121;
+	} else
+		goto st121;
+	goto tr155;
 st122:
 	if ( ++p == pe )
 		goto _test_eof122;
@@ -3406,310 +3438,320 @@ case 122:
 	switch( (*p) ) {
 		case 9u: goto st122;
 		case 32u: goto st122;
-		case 34u: goto st124;
-		case 124u: goto st123;
-		case 126u: goto st123;
+		case 61u: goto st123;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st123;
-		} else if ( (*p) >= 33u )
-			goto st123;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st123;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st123;
-		} else
-			goto st123;
-	} else
-		goto st123;
-	goto tr152;
+	goto tr155;
 st123:
 	if ( ++p == pe )
 		goto _test_eof123;
 case 123:
 	switch( (*p) ) {
-		case 9u: goto st118;
-		case 13u: goto st24;
-		case 32u: goto st118;
-		case 33u: goto st123;
-		case 44u: goto st116;
-		case 59u: goto st119;
-		case 124u: goto st123;
-		case 126u: goto st123;
+		case 9u: goto st123;
+		case 32u: goto st123;
+		case 34u: goto st125;
+		case 124u: goto st124;
+		case 126u: goto st124;
 	}
-	if ( (*p) < 48u ) {
+	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st123;
-		} else if ( (*p) >= 35u )
-			goto st123;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st124;
+		} else if ( (*p) >= 33u )
+			goto st124;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st124;
+		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st123;
-		} else if ( (*p) >= 65u )
-			goto st123;
+				goto st124;
+		} else
+			goto st124;
 	} else
-		goto st123;
-	goto tr152;
+		goto st124;
+	goto tr155;
 st124:
 	if ( ++p == pe )
 		goto _test_eof124;
 case 124:
 	switch( (*p) ) {
-		case 34u: goto st118;
-		case 92u: goto st125;
-		case 127u: goto tr152;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr152;
-	} else
-		goto tr152;
-	goto st124;
-st125:
-	if ( ++p == pe )
-		goto _test_eof125;
-case 125:
-	if ( (*p) == 127u )
-		goto tr152;
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr152;
-	} else
-		goto tr152;
-	goto st124;
-st126:
-	if ( ++p == pe )
-		goto _test_eof126;
-case 126:
-	switch( (*p) ) {
-		case 9u: goto tr155;
-		case 13u: goto tr156;
-		case 32u: goto tr155;
-		case 33u: goto st117;
-		case 44u: goto tr157;
-		case 59u: goto tr158;
-		case 72u: goto st127;
-		case 104u: goto st127;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto st119;
+		case 13u: goto st25;
+		case 32u: goto st119;
+		case 33u: goto st124;
+		case 44u: goto st117;
+		case 59u: goto st120;
+		case 124u: goto st124;
+		case 126u: goto st124;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st124;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st124;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st124;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st124;
 	} else
-		goto st117;
-	goto tr152;
+		goto st124;
+	goto tr155;
+st125:
+	if ( ++p == pe )
+		goto _test_eof125;
+case 125:
+	switch( (*p) ) {
+		case 34u: goto st119;
+		case 92u: goto st126;
+		case 127u: goto tr155;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr155;
+	} else
+		goto tr155;
+	goto st125;
+st126:
+	if ( ++p == pe )
+		goto _test_eof126;
+case 126:
+	if ( (*p) == 127u )
+		goto tr155;
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr155;
+	} else
+		goto tr155;
+	goto st125;
 st127:
 	if ( ++p == pe )
 		goto _test_eof127;
 case 127:
 	switch( (*p) ) {
-		case 9u: goto tr155;
-		case 13u: goto tr156;
-		case 32u: goto tr155;
-		case 33u: goto st117;
-		case 44u: goto tr157;
-		case 59u: goto tr158;
-		case 85u: goto st128;
-		case 117u: goto st128;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr158;
+		case 13u: goto tr159;
+		case 32u: goto tr158;
+		case 33u: goto st118;
+		case 44u: goto tr160;
+		case 59u: goto tr161;
+		case 72u: goto st128;
+		case 104u: goto st128;
+		case 124u: goto st118;
+		case 126u: goto st118;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st118;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st118;
 	} else
-		goto st117;
-	goto tr152;
+		goto st118;
+	goto tr155;
 st128:
 	if ( ++p == pe )
 		goto _test_eof128;
 case 128:
 	switch( (*p) ) {
-		case 9u: goto tr155;
-		case 13u: goto tr156;
-		case 32u: goto tr155;
-		case 33u: goto st117;
-		case 44u: goto tr157;
-		case 59u: goto tr158;
-		case 78u: goto st129;
-		case 110u: goto st129;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr158;
+		case 13u: goto tr159;
+		case 32u: goto tr158;
+		case 33u: goto st118;
+		case 44u: goto tr160;
+		case 59u: goto tr161;
+		case 85u: goto st129;
+		case 117u: goto st129;
+		case 124u: goto st118;
+		case 126u: goto st118;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st118;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st118;
 	} else
-		goto st117;
-	goto tr152;
+		goto st118;
+	goto tr155;
 st129:
 	if ( ++p == pe )
 		goto _test_eof129;
 case 129:
 	switch( (*p) ) {
-		case 9u: goto tr155;
-		case 13u: goto tr156;
-		case 32u: goto tr155;
-		case 33u: goto st117;
-		case 44u: goto tr157;
-		case 59u: goto tr158;
-		case 75u: goto st130;
-		case 107u: goto st130;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr158;
+		case 13u: goto tr159;
+		case 32u: goto tr158;
+		case 33u: goto st118;
+		case 44u: goto tr160;
+		case 59u: goto tr161;
+		case 78u: goto st130;
+		case 110u: goto st130;
+		case 124u: goto st118;
+		case 126u: goto st118;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st118;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st118;
 	} else
-		goto st117;
-	goto tr152;
+		goto st118;
+	goto tr155;
 st130:
 	if ( ++p == pe )
 		goto _test_eof130;
 case 130:
 	switch( (*p) ) {
-		case 9u: goto tr155;
-		case 13u: goto tr156;
-		case 32u: goto tr155;
-		case 33u: goto st117;
-		case 44u: goto tr157;
-		case 59u: goto tr158;
-		case 69u: goto st131;
-		case 101u: goto st131;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr158;
+		case 13u: goto tr159;
+		case 32u: goto tr158;
+		case 33u: goto st118;
+		case 44u: goto tr160;
+		case 59u: goto tr161;
+		case 75u: goto st131;
+		case 107u: goto st131;
+		case 124u: goto st118;
+		case 126u: goto st118;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st118;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st118;
 	} else
-		goto st117;
-	goto tr152;
+		goto st118;
+	goto tr155;
 st131:
 	if ( ++p == pe )
 		goto _test_eof131;
 case 131:
 	switch( (*p) ) {
-		case 9u: goto tr155;
-		case 13u: goto tr156;
-		case 32u: goto tr155;
-		case 33u: goto st117;
-		case 44u: goto tr157;
-		case 59u: goto tr158;
-		case 68u: goto st132;
-		case 100u: goto st132;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr158;
+		case 13u: goto tr159;
+		case 32u: goto tr158;
+		case 33u: goto st118;
+		case 44u: goto tr160;
+		case 59u: goto tr161;
+		case 69u: goto st132;
+		case 101u: goto st132;
+		case 124u: goto st118;
+		case 126u: goto st118;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st118;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st118;
 	} else
-		goto st117;
-	goto tr152;
+		goto st118;
+	goto tr155;
 st132:
 	if ( ++p == pe )
 		goto _test_eof132;
 case 132:
 	switch( (*p) ) {
-		case 9u: goto tr173;
-		case 13u: goto tr174;
-		case 32u: goto tr173;
-		case 33u: goto st117;
-		case 44u: goto tr175;
-		case 59u: goto tr176;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr158;
+		case 13u: goto tr159;
+		case 32u: goto tr158;
+		case 33u: goto st118;
+		case 44u: goto tr160;
+		case 59u: goto tr161;
+		case 68u: goto st133;
+		case 100u: goto st133;
+		case 124u: goto st118;
+		case 126u: goto st118;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st118;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st118;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st118;
 	} else
-		goto st117;
-	goto tr152;
-tr10:
-#line 45 "runtime/http_parser.rl"
-	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
-	goto st133;
+		goto st118;
+	goto tr155;
 st133:
 	if ( ++p == pe )
 		goto _test_eof133;
 case 133:
-#line 3606 "/tmp/tmp.Bdzetxo5K8"
 	switch( (*p) ) {
-		case 32u: goto tr177;
+		case 9u: goto tr176;
+		case 13u: goto tr177;
+		case 32u: goto tr176;
+		case 33u: goto st118;
+		case 44u: goto tr178;
+		case 59u: goto tr179;
+		case 124u: goto st118;
+		case 126u: goto st118;
+	}
+	if ( (*p) < 48u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st118;
+		} else if ( (*p) >= 35u )
+			goto st118;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st118;
+		} else if ( (*p) >= 65u )
+			goto st118;
+	} else
+		goto st118;
+	goto tr155;
+tr10:
+#line 64 "runtime/http_parser.rl"
+	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
+	goto st134;
+st134:
+	if ( ++p == pe )
+		goto _test_eof134;
+case 134:
+#line 3645 "/tmp/tmp.rFlL6ocsV2"
+	switch( (*p) ) {
+		case 32u: goto tr180;
 		case 33u: goto st5;
 		case 37u: goto st6;
 		case 58u: goto st8;
@@ -3730,39 +3772,26 @@ case 133:
 		goto st5;
 	goto tr7;
 tr11:
-#line 45 "runtime/http_parser.rl"
+#line 64 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
-#line 52 "runtime/http_parser.rl"
+#line 71 "runtime/http_parser.rl"
 	{ hp->path_start = OFF; }
-	goto st134;
-st134:
-	if ( ++p == pe )
-		goto _test_eof134;
-case 134:
-#line 3635 "/tmp/tmp.Bdzetxo5K8"
-	switch( (*p) ) {
-		case 32u: goto tr178;
-		case 37u: goto st135;
-		case 63u: goto tr181;
-	}
-	if ( (*p) > 34u ) {
-		if ( 36u <= (*p) && (*p) <= 126u )
-			goto st134;
-	} else if ( (*p) >= 33u )
-		goto st134;
-	goto tr7;
+	goto st135;
 st135:
 	if ( ++p == pe )
 		goto _test_eof135;
 case 135:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st136;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st136;
-	} else
-		goto st136;
+#line 3674 "/tmp/tmp.rFlL6ocsV2"
+	switch( (*p) ) {
+		case 32u: goto tr181;
+		case 37u: goto st136;
+		case 63u: goto tr184;
+	}
+	if ( (*p) > 34u ) {
+		if ( 36u <= (*p) && (*p) <= 126u )
+			goto st135;
+	} else if ( (*p) >= 33u )
+		goto st135;
 	goto tr7;
 st136:
 	if ( ++p == pe )
@@ -3770,46 +3799,46 @@ st136:
 case 136:
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st134;
+			goto st137;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st134;
+			goto st137;
 	} else
-		goto st134;
+		goto st137;
 	goto tr7;
-tr181:
-#line 53 "runtime/http_parser.rl"
-	{ hp->path_end = OFF; }
-#line 54 "runtime/http_parser.rl"
-	{ hp->query_start = OFF + 1; }
-	goto st137;
 st137:
 	if ( ++p == pe )
 		goto _test_eof137;
 case 137:
-#line 3680 "/tmp/tmp.Bdzetxo5K8"
-	switch( (*p) ) {
-		case 32u: goto tr183;
-		case 37u: goto st138;
-	}
-	if ( (*p) > 34u ) {
-		if ( 36u <= (*p) && (*p) <= 126u )
-			goto st137;
-	} else if ( (*p) >= 33u )
-		goto st137;
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st135;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st135;
+	} else
+		goto st135;
 	goto tr7;
+tr184:
+#line 72 "runtime/http_parser.rl"
+	{ hp->path_end = OFF; }
+#line 73 "runtime/http_parser.rl"
+	{ hp->query_start = OFF + 1; }
+	goto st138;
 st138:
 	if ( ++p == pe )
 		goto _test_eof138;
 case 138:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st139;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st139;
-	} else
-		goto st139;
+#line 3719 "/tmp/tmp.rFlL6ocsV2"
+	switch( (*p) ) {
+		case 32u: goto tr186;
+		case 37u: goto st139;
+	}
+	if ( (*p) > 34u ) {
+		if ( 36u <= (*p) && (*p) <= 126u )
+			goto st138;
+	} else if ( (*p) >= 33u )
+		goto st138;
 	goto tr7;
 st139:
 	if ( ++p == pe )
@@ -3817,27 +3846,40 @@ st139:
 case 139:
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st137;
+			goto st140;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st137;
+			goto st140;
 	} else
-		goto st137;
+		goto st140;
 	goto tr7;
-tr13:
-#line 45 "runtime/http_parser.rl"
-	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
-	goto st140;
 st140:
 	if ( ++p == pe )
 		goto _test_eof140;
 case 140:
-#line 3723 "/tmp/tmp.Bdzetxo5K8"
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st138;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st138;
+	} else
+		goto st138;
+	goto tr7;
+tr13:
+#line 64 "runtime/http_parser.rl"
+	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
+	goto st141;
+st141:
+	if ( ++p == pe )
+		goto _test_eof141;
+case 141:
+#line 3762 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
-		case 43u: goto st140;
-		case 58u: goto st141;
+		case 43u: goto st141;
+		case 58u: goto st142;
 		case 59u: goto st5;
 		case 61u: goto st5;
 		case 95u: goto st5;
@@ -3846,26 +3888,17 @@ case 140:
 	if ( (*p) < 48u ) {
 		if ( (*p) > 44u ) {
 			if ( 45u <= (*p) && (*p) <= 46u )
-				goto st140;
+				goto st141;
 		} else if ( (*p) >= 36u )
 			goto st5;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 97u <= (*p) && (*p) <= 122u )
-				goto st140;
+				goto st141;
 		} else if ( (*p) >= 65u )
-			goto st140;
+			goto st141;
 	} else
-		goto st140;
-	goto tr7;
-st141:
-	if ( ++p == pe )
-		goto _test_eof141;
-case 141:
-	if ( (*p) == 47u )
-		goto st142;
-	if ( 48u <= (*p) && (*p) <= 57u )
-		goto st9;
+		goto st141;
 	goto tr7;
 st142:
 	if ( ++p == pe )
@@ -3873,43 +3906,39 @@ st142:
 case 142:
 	if ( (*p) == 47u )
 		goto st143;
+	if ( 48u <= (*p) && (*p) <= 57u )
+		goto st9;
 	goto tr7;
 st143:
 	if ( ++p == pe )
 		goto _test_eof143;
 case 143:
-	switch( (*p) ) {
-		case 32u: goto tr191;
-		case 33u: goto st143;
-		case 37u: goto st144;
-		case 47u: goto tr193;
-		case 61u: goto st143;
-		case 63u: goto tr194;
-		case 93u: goto st143;
-		case 95u: goto st143;
-		case 126u: goto st143;
-	}
-	if ( (*p) < 64u ) {
-		if ( 36u <= (*p) && (*p) <= 59u )
-			goto st143;
-	} else if ( (*p) > 91u ) {
-		if ( 97u <= (*p) && (*p) <= 122u )
-			goto st143;
-	} else
-		goto st143;
+	if ( (*p) == 47u )
+		goto st144;
 	goto tr7;
 st144:
 	if ( ++p == pe )
 		goto _test_eof144;
 case 144:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st145;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st145;
+	switch( (*p) ) {
+		case 32u: goto tr194;
+		case 33u: goto st144;
+		case 37u: goto st145;
+		case 47u: goto tr196;
+		case 61u: goto st144;
+		case 63u: goto tr197;
+		case 93u: goto st144;
+		case 95u: goto st144;
+		case 126u: goto st144;
+	}
+	if ( (*p) < 64u ) {
+		if ( 36u <= (*p) && (*p) <= 59u )
+			goto st144;
+	} else if ( (*p) > 91u ) {
+		if ( 97u <= (*p) && (*p) <= 122u )
+			goto st144;
 	} else
-		goto st145;
+		goto st144;
 	goto tr7;
 st145:
 	if ( ++p == pe )
@@ -3917,45 +3946,45 @@ st145:
 case 145:
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st143;
+			goto st146;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st143;
+			goto st146;
 	} else
-		goto st143;
+		goto st146;
 	goto tr7;
-tr193:
-#line 52 "runtime/http_parser.rl"
-	{ hp->path_start = OFF; }
-	goto st146;
 st146:
 	if ( ++p == pe )
 		goto _test_eof146;
 case 146:
-#line 3821 "/tmp/tmp.Bdzetxo5K8"
-	switch( (*p) ) {
-		case 32u: goto tr196;
-		case 37u: goto st147;
-		case 63u: goto tr199;
-	}
-	if ( (*p) > 34u ) {
-		if ( 36u <= (*p) && (*p) <= 126u )
-			goto st146;
-	} else if ( (*p) >= 33u )
-		goto st146;
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st144;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st144;
+	} else
+		goto st144;
 	goto tr7;
+tr196:
+#line 71 "runtime/http_parser.rl"
+	{ hp->path_start = OFF; }
+	goto st147;
 st147:
 	if ( ++p == pe )
 		goto _test_eof147;
 case 147:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st148;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st148;
-	} else
-		goto st148;
+#line 3860 "/tmp/tmp.rFlL6ocsV2"
+	switch( (*p) ) {
+		case 32u: goto tr199;
+		case 37u: goto st148;
+		case 63u: goto tr202;
+	}
+	if ( (*p) > 34u ) {
+		if ( 36u <= (*p) && (*p) <= 126u )
+			goto st147;
+	} else if ( (*p) >= 33u )
+		goto st147;
 	goto tr7;
 st148:
 	if ( ++p == pe )
@@ -3963,50 +3992,50 @@ st148:
 case 148:
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st146;
+			goto st149;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st146;
+			goto st149;
 	} else
-		goto st146;
+		goto st149;
 	goto tr7;
-tr199:
-#line 53 "runtime/http_parser.rl"
-	{ hp->path_end = OFF; }
-#line 54 "runtime/http_parser.rl"
-	{ hp->query_start = OFF + 1; }
-	goto st149;
-tr194:
-#line 54 "runtime/http_parser.rl"
-	{ hp->query_start = OFF + 1; }
-	goto st149;
 st149:
 	if ( ++p == pe )
 		goto _test_eof149;
 case 149:
-#line 3869 "/tmp/tmp.Bdzetxo5K8"
-	switch( (*p) ) {
-		case 32u: goto tr191;
-		case 37u: goto st150;
-	}
-	if ( (*p) > 34u ) {
-		if ( 36u <= (*p) && (*p) <= 126u )
-			goto st149;
-	} else if ( (*p) >= 33u )
-		goto st149;
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st147;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st147;
+	} else
+		goto st147;
 	goto tr7;
+tr202:
+#line 72 "runtime/http_parser.rl"
+	{ hp->path_end = OFF; }
+#line 73 "runtime/http_parser.rl"
+	{ hp->query_start = OFF + 1; }
+	goto st150;
+tr197:
+#line 73 "runtime/http_parser.rl"
+	{ hp->query_start = OFF + 1; }
+	goto st150;
 st150:
 	if ( ++p == pe )
 		goto _test_eof150;
 case 150:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st151;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st151;
-	} else
-		goto st151;
+#line 3908 "/tmp/tmp.rFlL6ocsV2"
+	switch( (*p) ) {
+		case 32u: goto tr194;
+		case 37u: goto st151;
+	}
+	if ( (*p) > 34u ) {
+		if ( 36u <= (*p) && (*p) <= 126u )
+			goto st150;
+	} else if ( (*p) >= 33u )
+		goto st150;
 	goto tr7;
 st151:
 	if ( ++p == pe )
@@ -4014,54 +4043,67 @@ st151:
 case 151:
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st149;
+			goto st152;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st149;
+			goto st152;
 	} else
-		goto st149;
+		goto st152;
 	goto tr7;
-tr14:
-#line 45 "runtime/http_parser.rl"
-	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
-	goto st152;
 st152:
 	if ( ++p == pe )
 		goto _test_eof152;
 case 152:
-#line 3912 "/tmp/tmp.Bdzetxo5K8"
-	if ( (*p) == 46u )
-		goto st153;
 	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 58u )
-			goto st153;
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st150;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st153;
+			goto st150;
 	} else
-		goto st153;
+		goto st150;
 	goto tr7;
+tr14:
+#line 64 "runtime/http_parser.rl"
+	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
+	goto st153;
 st153:
 	if ( ++p == pe )
 		goto _test_eof153;
 case 153:
-	switch( (*p) ) {
-		case 46u: goto st153;
-		case 93u: goto st154;
-	}
+#line 3951 "/tmp/tmp.rFlL6ocsV2"
+	if ( (*p) == 46u )
+		goto st154;
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 58u )
-			goto st153;
+			goto st154;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st153;
+			goto st154;
 	} else
-		goto st153;
+		goto st154;
 	goto tr7;
 st154:
 	if ( ++p == pe )
 		goto _test_eof154;
 case 154:
+	switch( (*p) ) {
+		case 46u: goto st154;
+		case 93u: goto st155;
+	}
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 58u )
+			goto st154;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st154;
+	} else
+		goto st154;
+	goto tr7;
+st155:
+	if ( ++p == pe )
+		goto _test_eof155;
+case 155:
 	if ( (*p) == 58u )
 		goto st8;
 	goto tr7;
@@ -4087,7 +4129,7 @@ case 154:
 	_test_eof19: cs = 19; goto _test_eof; 
 	_test_eof20: cs = 20; goto _test_eof; 
 	_test_eof21: cs = 21; goto _test_eof; 
-	_test_eof155: cs = 155; goto _test_eof; 
+	_test_eof156: cs = 156; goto _test_eof; 
 	_test_eof22: cs = 22; goto _test_eof; 
 	_test_eof23: cs = 23; goto _test_eof; 
 	_test_eof24: cs = 24; goto _test_eof; 
@@ -4221,6 +4263,7 @@ case 154:
 	_test_eof152: cs = 152; goto _test_eof; 
 	_test_eof153: cs = 153; goto _test_eof; 
 	_test_eof154: cs = 154; goto _test_eof; 
+	_test_eof155: cs = 155; goto _test_eof; 
 
 	_test_eof: {}
 	if ( p == eof )
@@ -4229,13 +4272,13 @@ case 154:
 	case 2: 
 	case 19: 
 	case 21: 
-	case 24: 
-#line 103 "runtime/http_parser.rl"
+	case 25: 
+#line 125 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 104 "runtime/http_parser.rl"
+#line 126 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4244,7 +4287,6 @@ case 154:
 	case 7: 
 	case 8: 
 	case 9: 
-	case 133: 
 	case 134: 
 	case 135: 
 	case 136: 
@@ -4266,7 +4308,8 @@ case 154:
 	case 152: 
 	case 153: 
 	case 154: 
-#line 105 "runtime/http_parser.rl"
+	case 155: 
+#line 127 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4278,12 +4321,11 @@ case 154:
 	case 16: 
 	case 17: 
 	case 18: 
-#line 106 "runtime/http_parser.rl"
+#line 128 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 20: 
 	case 22: 
-	case 25: 
 	case 26: 
 	case 27: 
 	case 28: 
@@ -4293,7 +4335,7 @@ case 154:
 	case 32: 
 	case 33: 
 	case 34: 
-	case 53: 
+	case 35: 
 	case 54: 
 	case 55: 
 	case 56: 
@@ -4304,17 +4346,17 @@ case 154:
 	case 61: 
 	case 62: 
 	case 63: 
-	case 67: 
+	case 64: 
 	case 68: 
 	case 69: 
 	case 70: 
 	case 71: 
 	case 72: 
-	case 86: 
+	case 73: 
 	case 87: 
 	case 88: 
 	case 89: 
-	case 99: 
+	case 90: 
 	case 100: 
 	case 101: 
 	case 102: 
@@ -4331,11 +4373,12 @@ case 154:
 	case 113: 
 	case 114: 
 	case 115: 
-#line 107 "runtime/http_parser.rl"
+	case 116: 
+#line 129 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 23: 
-	case 35: 
+	case 24: 
 	case 36: 
 	case 37: 
 	case 38: 
@@ -4353,7 +4396,7 @@ case 154:
 	case 50: 
 	case 51: 
 	case 52: 
-	case 73: 
+	case 53: 
 	case 74: 
 	case 75: 
 	case 76: 
@@ -4366,16 +4409,16 @@ case 154:
 	case 83: 
 	case 84: 
 	case 85: 
-#line 108 "runtime/http_parser.rl"
+	case 86: 
+#line 130 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
-	case 64: 
 	case 65: 
 	case 66: 
-#line 109 "runtime/http_parser.rl"
+	case 67: 
+#line 131 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
-	case 116: 
 	case 117: 
 	case 118: 
 	case 119: 
@@ -4392,10 +4435,10 @@ case 154:
 	case 130: 
 	case 131: 
 	case 132: 
-#line 110 "runtime/http_parser.rl"
+	case 133: 
+#line 132 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
-	case 90: 
 	case 91: 
 	case 92: 
 	case 93: 
@@ -4404,17 +4447,18 @@ case 154:
 	case 96: 
 	case 97: 
 	case 98: 
-#line 111 "runtime/http_parser.rl"
+	case 99: 
+#line 133 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4280 "/tmp/tmp.Bdzetxo5K8"
+#line 4321 "/tmp/tmp.rFlL6ocsV2"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 347 "runtime/http_parser.rl"
+#line 369 "runtime/http_parser.rl"
 
     hp->cs = cs;
     hp->pos = (uint32_t)(p - b);
@@ -4472,9 +4516,9 @@ int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 404 "runtime/http_parser.rl"
+#line 426 "runtime/http_parser.rl"
             
-#line 4341 "/tmp/tmp.Bdzetxo5K8"
+#line 4382 "/tmp/tmp.rFlL6ocsV2"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4527,49 +4571,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 146 "runtime/http_parser.rl"
+#line 168 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 146 "runtime/http_parser.rl"
+#line 168 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 147 "runtime/http_parser.rl"
+#line 169 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 147 "runtime/http_parser.rl"
+#line 169 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 145 "runtime/http_parser.rl"
+#line 167 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 148 "runtime/http_parser.rl"
+#line 170 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 145 "runtime/http_parser.rl"
+#line 167 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 148 "runtime/http_parser.rl"
+#line 170 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 149 "runtime/http_parser.rl"
+#line 171 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 145 "runtime/http_parser.rl"
+#line 167 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 149 "runtime/http_parser.rl"
+#line 171 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4419 "/tmp/tmp.Bdzetxo5K8"
+#line 4460 "/tmp/tmp.rFlL6ocsV2"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 124 "runtime/http_parser.rl"
+#line 146 "runtime/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4579,7 +4623,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4432 "/tmp/tmp.Bdzetxo5K8"
+#line 4473 "/tmp/tmp.rFlL6ocsV2"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -4746,7 +4790,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 128 "runtime/http_parser.rl"
+#line 150 "runtime/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -4766,7 +4810,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4617 "/tmp/tmp.Bdzetxo5K8"
+#line 4658 "/tmp/tmp.rFlL6ocsV2"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -4822,14 +4866,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 142 "runtime/http_parser.rl"
+#line 164 "runtime/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4678 "/tmp/tmp.Bdzetxo5K8"
+#line 4719 "/tmp/tmp.rFlL6ocsV2"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -4867,14 +4911,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 143 "runtime/http_parser.rl"
+#line 165 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4721 "/tmp/tmp.Bdzetxo5K8"
+#line 4762 "/tmp/tmp.rFlL6ocsV2"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -4955,11 +4999,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 145 "runtime/http_parser.rl"
+#line 167 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 146 "runtime/http_parser.rl"
+#line 168 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -4971,45 +5015,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 147 "runtime/http_parser.rl"
+#line 169 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 148 "runtime/http_parser.rl"
+#line 170 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 149 "runtime/http_parser.rl"
+#line 171 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 145 "runtime/http_parser.rl"
+#line 167 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 148 "runtime/http_parser.rl"
+#line 170 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 145 "runtime/http_parser.rl"
+#line 167 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 149 "runtime/http_parser.rl"
+#line 171 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 146 "runtime/http_parser.rl"
+#line 168 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 147 "runtime/http_parser.rl"
+#line 169 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 4837 "/tmp/tmp.Bdzetxo5K8"
+#line 4878 "/tmp/tmp.rFlL6ocsV2"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 405 "runtime/http_parser.rl"
+#line 427 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);

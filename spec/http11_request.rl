@@ -102,7 +102,9 @@ host_value = ( OWS ( host_port >start_host %end_host )? OWS ) $!e_host;
 expect_value = ( OWS /100-continue/i OWS ) %expect_continue
              | ( field_value - ( OWS /100-continue/i OWS ) ) $!e_header_value;
 
-other_value = field_value $!e_header_value;
+# skip_value: the host may jump over a run of plain value bytes at once
+# (they would all loop in the same state); the grammar is unchanged.
+other_value = field_value >skip_value $!e_header_value;
 
 field_line = ( n_content_length    ":" cl_value
              | n_transfer_encoding ":" te_value
