@@ -54,6 +54,32 @@ static inline const unsigned char *skip_plain(const unsigned char *q, const unsi
     return q;
 }
 
+/* Byte classes for the table skips. They MUST equal the grammar's classes
+ * (tests/test_http_parser.c: skip_tables_match_grammar checks all 256 bytes):
+ *   C_TCHAR  tchar
+ *   C_PATH   what loops in the path state: tgt_char | "/"  minus "%"
+ *   C_QUERY  C_PATH | "?"                                            */
+enum { C_TCHAR = 1, C_PATH = 2, C_QUERY = 4 };
+#define PQ (C_PATH | C_QUERY)
+static const unsigned char cls[256] = {
+    ['0' ... '9'] = C_TCHAR | PQ, ['A' ... 'Z'] = C_TCHAR | PQ, ['a' ... 'z'] = C_TCHAR | PQ,
+    ['-'] = C_TCHAR | PQ, ['.'] = C_TCHAR | PQ, ['_'] = C_TCHAR | PQ, ['~'] = C_TCHAR | PQ,
+    ['!'] = C_TCHAR | PQ, ['$'] = C_TCHAR | PQ, ['&'] = C_TCHAR | PQ, ['\''] = C_TCHAR | PQ,
+    ['*'] = C_TCHAR | PQ, ['+'] = C_TCHAR | PQ, ['^'] = C_TCHAR | PQ, ['`'] = C_TCHAR | PQ,
+    ['|'] = C_TCHAR | PQ, ['#'] = C_TCHAR, ['%'] = C_TCHAR,
+    ['('] = PQ, [')'] = PQ, [','] = PQ, [';'] = PQ, ['='] = PQ, [':'] = PQ, ['@'] = PQ,
+    ['"'] = PQ, ['<'] = PQ, ['>'] = PQ, ['['] = PQ, ['\\'] = PQ, [']'] = PQ, ['{'] = PQ,
+    ['}'] = PQ, ['/'] = PQ, ['?'] = C_QUERY,
+};
+#undef PQ
+
+static inline const unsigned char *skip_class(const unsigned char *q, const unsigned char *pe,
+                                              unsigned char c)
+{
+    while (q < pe && (cls[*q] & c)) q++;
+    return q;
+}
+
 /* ------------------------------------------------------------------ head */
 %%{
 machine iox_http_head;
@@ -68,9 +94,9 @@ action end_target {
         err = IOX_HTTP_E_TARGET_TOO_LONG; fbreak;
     }
 }
-action start_path     { hp->path_start = OFF; }
+action start_path     { hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 action end_path       { hp->path_end = OFF; }
-action start_query    { hp->query_start = OFF + 1; }
+action start_query    { hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 action form_absolute  { hp->target_form = IOX_HTTP_ABSOLUTE_FORM; }
 action form_authority { hp->target_form = IOX_HTTP_AUTHORITY_FORM; }
 action form_asterisk  { hp->target_form = IOX_HTTP_ASTERISK_FORM; }
@@ -121,6 +147,9 @@ action end_head { done = 1; fbreak; }
 # fpc is the first byte of a field value, already accepted into the value
 # loop state; every byte up to the next CTL/DEL/HTAB would loop there too.
 action skip_value { p = skip_plain(p + 1, pe) - 1; }
+# Same idea for a name already known not to be special, and for the path and
+# query loops (entered at their first byte): skip what loops in that state.
+action skip_name { p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 
 action e_bare_cr            { err = IOX_HTTP_E_BARE_LF; }
 action e_method             { err = IOX_HTTP_E_BAD_METHOD; }
