@@ -85,7 +85,7 @@ static inline const unsigned char *skip_class(const unsigned char *q, const unsi
 
 /* ------------------------------------------------------------------ head */
 
-#line 85 "/tmp/tmp.XUxDJZLQcE"
+#line 85 "/tmp/tmp.Jgm7m2VoZu"
 static const int iox_http_head_start = 1;
 static const int iox_http_head_first_final = 157;
 static const int iox_http_head_error = 0;
@@ -98,7 +98,7 @@ static const int iox_http_head_en_main = 1;
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 94 "/tmp/tmp.XUxDJZLQcE"
+#line 94 "/tmp/tmp.Jgm7m2VoZu"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -149,19 +149,27 @@ const char *iox_http_error_reason(int err)
     return iox_http_result_name(err);
 }
 
-/* Forget the current request; keep the limits. */
-static void reset_request(struct iox_http_parser *hp)
+/* Forget the current request; keep the limits. Only the fields whose zero
+ * means "not seen" are cleared (the others are always written before they
+ * are read); a whole-struct memset here cost a third of a minimal GET. */
+static inline void reset_request(struct iox_http_parser *hp)
 {
-    struct iox_http_limits lim = hp->lim;
-    memset(hp, 0, sizeof *hp);
-    hp->lim = lim;
     hp->cs = iox_http_head_start;
+    hp->pos = 0;
+    hp->target_start = hp->target_end = 0;
+    hp->path_start = hp->path_end = hp->query_start = 0;
+    hp->headers_start = hp->host_start = hp->host_end = 0;
+    hp->frame_used = 0;
+    hp->header_count = 0;
+    hp->flags = 0;
     hp->phase = PH_HEAD;
+    hp->version_minor = 0;
+    hp->body_left = hp->body_total = 0;
 }
 
 void iox_http_parser_init(struct iox_http_parser *hp, const struct iox_http_limits *lim)
 {
-    memset(hp, 0, sizeof *hp);
+    memset(hp, 0, sizeof *hp);  /* also the fields reset_request() leaves */
     if (lim) hp->lim = *lim;
     if (!hp->lim.max_head)    hp->lim.max_head = IOX_HTTP_DEFAULT_MAX_HEAD;
     if (!hp->lim.max_headers) hp->lim.max_headers = IOX_HTTP_DEFAULT_MAX_HEADERS;
@@ -298,9 +306,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     if (hp->phase != PH_HEAD) return IOX_HTTP_E_BAD_REQUEST_LINE;
     (void)eof;
     
-#line 397 "runtime/http_parser.rl"
+#line 405 "runtime/http_parser.rl"
     
-#line 290 "/tmp/tmp.XUxDJZLQcE"
+#line 298 "/tmp/tmp.Jgm7m2VoZu"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -370,7 +378,7 @@ tr158:
 #line 161 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 350 "/tmp/tmp.XUxDJZLQcE"
+#line 358 "/tmp/tmp.Jgm7m2VoZu"
 st0:
 cs = 0;
 	goto _out;
@@ -389,7 +397,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 367 "/tmp/tmp.XUxDJZLQcE"
+#line 375 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto st3;
@@ -422,7 +430,7 @@ st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 398 "/tmp/tmp.XUxDJZLQcE"
+#line 406 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 33u: goto tr8;
 		case 37u: goto tr9;
@@ -451,7 +459,7 @@ st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 425 "/tmp/tmp.XUxDJZLQcE"
+#line 433 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -480,7 +488,7 @@ st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 452 "/tmp/tmp.XUxDJZLQcE"
+#line 460 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -511,7 +519,7 @@ st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 481 "/tmp/tmp.XUxDJZLQcE"
+#line 489 "/tmp/tmp.Jgm7m2VoZu"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -594,7 +602,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 551 "/tmp/tmp.XUxDJZLQcE"
+#line 559 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -641,7 +649,7 @@ st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 596 "/tmp/tmp.XUxDJZLQcE"
+#line 604 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) == 46u )
 		goto st17;
 	goto tr21;
@@ -663,7 +671,7 @@ st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 616 "/tmp/tmp.XUxDJZLQcE"
+#line 624 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -690,7 +698,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 640 "/tmp/tmp.XUxDJZLQcE"
+#line 648 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 13u: goto st21;
 		case 33u: goto st22;
@@ -738,7 +746,7 @@ st157:
 	if ( ++p == pe )
 		goto _test_eof157;
 case 157:
-#line 686 "/tmp/tmp.XUxDJZLQcE"
+#line 694 "/tmp/tmp.Jgm7m2VoZu"
 	goto st0;
 st22:
 	if ( ++p == pe )
@@ -776,7 +784,7 @@ st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 722 "/tmp/tmp.XUxDJZLQcE"
+#line 730 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 33u: goto st23;
 		case 58u: goto st24;
@@ -809,7 +817,7 @@ st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 753 "/tmp/tmp.XUxDJZLQcE"
+#line 761 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 13u: goto tr46;
 		case 127u: goto tr44;
@@ -828,7 +836,7 @@ st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
-#line 770 "/tmp/tmp.XUxDJZLQcE"
+#line 778 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 13u: goto st26;
 		case 127u: goto tr44;
@@ -892,7 +900,7 @@ st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 823 "/tmp/tmp.XUxDJZLQcE"
+#line 831 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) == 10u )
 		goto tr49;
 	goto tr3;
@@ -1208,7 +1216,7 @@ st37:
 	if ( ++p == pe )
 		goto _test_eof37;
 case 37:
-#line 1136 "/tmp/tmp.XUxDJZLQcE"
+#line 1144 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st37;
 		case 32u: goto st37;
@@ -1278,7 +1286,7 @@ st39:
 	if ( ++p == pe )
 		goto _test_eof39;
 case 39:
-#line 1203 "/tmp/tmp.XUxDJZLQcE"
+#line 1211 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st39;
 		case 13u: goto st26;
@@ -2070,7 +2078,7 @@ st66:
 	if ( ++p == pe )
 		goto _test_eof66;
 case 66:
-#line 1993 "/tmp/tmp.XUxDJZLQcE"
+#line 2001 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st66;
 		case 32u: goto st66;
@@ -2104,7 +2112,7 @@ st67:
 	if ( ++p == pe )
 		goto _test_eof67;
 case 67:
-#line 2023 "/tmp/tmp.XUxDJZLQcE"
+#line 2031 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto tr97;
 		case 13u: goto tr98;
@@ -2128,7 +2136,7 @@ st68:
 	if ( ++p == pe )
 		goto _test_eof68;
 case 68:
-#line 2045 "/tmp/tmp.XUxDJZLQcE"
+#line 2053 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st68;
 		case 13u: goto st26;
@@ -2649,7 +2657,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2562 "/tmp/tmp.XUxDJZLQcE"
+#line 2570 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2682,7 +2690,7 @@ st93:
 	if ( ++p == pe )
 		goto _test_eof93;
 case 93:
-#line 2593 "/tmp/tmp.XUxDJZLQcE"
+#line 2601 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto tr132;
 		case 13u: goto tr133;
@@ -2714,7 +2722,7 @@ st94:
 	if ( ++p == pe )
 		goto _test_eof94;
 case 94:
-#line 2623 "/tmp/tmp.XUxDJZLQcE"
+#line 2631 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st94;
 		case 13u: goto st26;
@@ -2729,7 +2737,7 @@ st95:
 	if ( ++p == pe )
 		goto _test_eof95;
 case 95:
-#line 2636 "/tmp/tmp.XUxDJZLQcE"
+#line 2644 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st96;
@@ -2760,7 +2768,7 @@ st97:
 	if ( ++p == pe )
 		goto _test_eof97;
 case 97:
-#line 2665 "/tmp/tmp.XUxDJZLQcE"
+#line 2673 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto tr132;
 		case 13u: goto tr133;
@@ -2777,7 +2785,7 @@ st98:
 	if ( ++p == pe )
 		goto _test_eof98;
 case 98:
-#line 2680 "/tmp/tmp.XUxDJZLQcE"
+#line 2688 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) == 46u )
 		goto st99;
 	if ( (*p) < 65u ) {
@@ -3339,7 +3347,7 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3239 "/tmp/tmp.XUxDJZLQcE"
+#line 3247 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 32u: goto st118;
@@ -3413,7 +3421,7 @@ st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
-#line 3310 "/tmp/tmp.XUxDJZLQcE"
+#line 3318 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st120;
 		case 13u: goto st26;
@@ -3439,7 +3447,7 @@ st121:
 	if ( ++p == pe )
 		goto _test_eof121;
 case 121:
-#line 3333 "/tmp/tmp.XUxDJZLQcE"
+#line 3341 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st121;
 		case 32u: goto st121;
@@ -3813,7 +3821,7 @@ st135:
 	if ( ++p == pe )
 		goto _test_eof135;
 case 135:
-#line 3705 "/tmp/tmp.XUxDJZLQcE"
+#line 3713 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 32u: goto tr183;
 		case 33u: goto st5;
@@ -3845,7 +3853,7 @@ st136:
 	if ( ++p == pe )
 		goto _test_eof136;
 case 136:
-#line 3734 "/tmp/tmp.XUxDJZLQcE"
+#line 3742 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 32u: goto tr184;
 		case 37u: goto st137;
@@ -3893,7 +3901,7 @@ st139:
 	if ( ++p == pe )
 		goto _test_eof139;
 case 139:
-#line 3779 "/tmp/tmp.XUxDJZLQcE"
+#line 3787 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 32u: goto tr189;
 		case 37u: goto st140;
@@ -3938,7 +3946,7 @@ st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3822 "/tmp/tmp.XUxDJZLQcE"
+#line 3830 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -4038,7 +4046,7 @@ st148:
 	if ( ++p == pe )
 		goto _test_eof148;
 case 148:
-#line 3920 "/tmp/tmp.XUxDJZLQcE"
+#line 3928 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 32u: goto tr202;
 		case 37u: goto st149;
@@ -4090,7 +4098,7 @@ st151:
 	if ( ++p == pe )
 		goto _test_eof151;
 case 151:
-#line 3968 "/tmp/tmp.XUxDJZLQcE"
+#line 3976 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 32u: goto tr197;
 		case 37u: goto st152;
@@ -4135,7 +4143,7 @@ st154:
 	if ( ++p == pe )
 		goto _test_eof154;
 case 154:
-#line 4011 "/tmp/tmp.XUxDJZLQcE"
+#line 4019 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) == 46u )
 		goto st155;
 	if ( (*p) < 65u ) {
@@ -4517,14 +4525,14 @@ case 156:
 #line 162 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4383 "/tmp/tmp.XUxDJZLQcE"
+#line 4391 "/tmp/tmp.Jgm7m2VoZu"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 398 "runtime/http_parser.rl"
+#line 406 "runtime/http_parser.rl"
 
     hp->cs = cs;
     hp->pos = (uint32_t)(p - b);
@@ -4582,9 +4590,9 @@ int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 455 "runtime/http_parser.rl"
+#line 463 "runtime/http_parser.rl"
             
-#line 4444 "/tmp/tmp.XUxDJZLQcE"
+#line 4452 "/tmp/tmp.Jgm7m2VoZu"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4674,7 +4682,7 @@ tr26:
 #line 200 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4522 "/tmp/tmp.XUxDJZLQcE"
+#line 4530 "/tmp/tmp.Jgm7m2VoZu"
 st0:
 cs = 0;
 	goto _out;
@@ -4689,7 +4697,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4535 "/tmp/tmp.XUxDJZLQcE"
+#line 4543 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -4876,7 +4884,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4720 "/tmp/tmp.XUxDJZLQcE"
+#line 4728 "/tmp/tmp.Jgm7m2VoZu"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -4939,7 +4947,7 @@ st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4781 "/tmp/tmp.XUxDJZLQcE"
+#line 4789 "/tmp/tmp.Jgm7m2VoZu"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -4984,7 +4992,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4824 "/tmp/tmp.XUxDJZLQcE"
+#line 4832 "/tmp/tmp.Jgm7m2VoZu"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5112,14 +5120,14 @@ case 19:
 #line 198 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 4940 "/tmp/tmp.XUxDJZLQcE"
+#line 4948 "/tmp/tmp.Jgm7m2VoZu"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 456 "runtime/http_parser.rl"
+#line 464 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);
