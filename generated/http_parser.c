@@ -38,22 +38,67 @@ enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
 /* Offset of the current byte from the request start (b). */
 #define OFF ((uint32_t)(p - b))
 
+/* First byte in [q, pe) that is a CTL (incl. HTAB, CR), or DEL: the field
+ * value state loops on everything else. Eight bytes at a time (SWAR, exact
+ * "has a byte < 0x20" / "has a byte == 0x7f" tests), then byte by byte. This
+ * is the one place the parser does not step the DFA byte by byte; it is what
+ * makes long values (User-Agent, Cookie) cheap. */
+static inline const unsigned char *skip_plain(const unsigned char *q, const unsigned char *pe)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (pe - q >= 8) {
+        uint64_t x, y;
+        memcpy(&x, q, 8);
+        y = x ^ (0x7f * ones);
+        if (((x - 0x20 * ones) & ~x & highs) | ((y - ones) & ~y & highs)) break;
+        q += 8;
+    }
+    while (q < pe && *q >= 0x20 && *q != 0x7f) q++;
+    return q;
+}
+
+/* Byte classes for the table skips. They MUST equal the grammar's classes
+ * (tests/test_http_parser.c: skip_tables_match_grammar checks all 256 bytes):
+ *   C_TCHAR  tchar
+ *   C_PATH   what loops in the path state: tgt_char | "/"  minus "%"
+ *   C_QUERY  C_PATH | "?"                                            */
+enum { C_TCHAR = 1, C_PATH = 2, C_QUERY = 4 };
+#define PQ (C_PATH | C_QUERY)
+static const unsigned char cls[256] = {
+    ['0' ... '9'] = C_TCHAR | PQ, ['A' ... 'Z'] = C_TCHAR | PQ, ['a' ... 'z'] = C_TCHAR | PQ,
+    ['-'] = C_TCHAR | PQ, ['.'] = C_TCHAR | PQ, ['_'] = C_TCHAR | PQ, ['~'] = C_TCHAR | PQ,
+    ['!'] = C_TCHAR | PQ, ['$'] = C_TCHAR | PQ, ['&'] = C_TCHAR | PQ, ['\''] = C_TCHAR | PQ,
+    ['*'] = C_TCHAR | PQ, ['+'] = C_TCHAR | PQ, ['^'] = C_TCHAR | PQ, ['`'] = C_TCHAR | PQ,
+    ['|'] = C_TCHAR | PQ, ['#'] = C_TCHAR, ['%'] = C_TCHAR,
+    ['('] = PQ, [')'] = PQ, [','] = PQ, [';'] = PQ, ['='] = PQ, [':'] = PQ, ['@'] = PQ,
+    ['"'] = PQ, ['<'] = PQ, ['>'] = PQ, ['['] = PQ, ['\\'] = PQ, [']'] = PQ, ['{'] = PQ,
+    ['}'] = PQ, ['/'] = PQ, ['?'] = C_QUERY,
+};
+#undef PQ
+
+static inline const unsigned char *skip_class(const unsigned char *q, const unsigned char *pe,
+                                              unsigned char c)
+{
+    while (q < pe && (cls[*q] & c)) q++;
+    return q;
+}
+
 /* ------------------------------------------------------------------ head */
 
-#line 40 "/tmp/tmp.aAFDtH33r9"
+#line 85 "/tmp/tmp.Jgm7m2VoZu"
 static const int iox_http_head_start = 1;
-static const int iox_http_head_first_final = 155;
+static const int iox_http_head_first_final = 157;
 static const int iox_http_head_error = 0;
 
 static const int iox_http_head_en_main = 1;
 
 
-#line 118 "runtime/http_parser.rl"
+#line 168 "runtime/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 49 "/tmp/tmp.aAFDtH33r9"
+#line 94 "/tmp/tmp.Jgm7m2VoZu"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -63,7 +108,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 158 "runtime/http_parser.rl"
+#line 208 "runtime/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -104,19 +149,27 @@ const char *iox_http_error_reason(int err)
     return iox_http_result_name(err);
 }
 
-/* Forget the current request; keep the limits. */
-static void reset_request(struct iox_http_parser *hp)
+/* Forget the current request; keep the limits. Only the fields whose zero
+ * means "not seen" are cleared (the others are always written before they
+ * are read); a whole-struct memset here cost a third of a minimal GET. */
+static inline void reset_request(struct iox_http_parser *hp)
 {
-    struct iox_http_limits lim = hp->lim;
-    memset(hp, 0, sizeof *hp);
-    hp->lim = lim;
     hp->cs = iox_http_head_start;
+    hp->pos = 0;
+    hp->target_start = hp->target_end = 0;
+    hp->path_start = hp->path_end = hp->query_start = 0;
+    hp->headers_start = hp->host_start = hp->host_end = 0;
+    hp->frame_used = 0;
+    hp->header_count = 0;
+    hp->flags = 0;
     hp->phase = PH_HEAD;
+    hp->version_minor = 0;
+    hp->body_left = hp->body_total = 0;
 }
 
 void iox_http_parser_init(struct iox_http_parser *hp, const struct iox_http_limits *lim)
 {
-    memset(hp, 0, sizeof *hp);
+    memset(hp, 0, sizeof *hp);  /* also the fields reset_request() leaves */
     if (lim) hp->lim = *lim;
     if (!hp->lim.max_head)    hp->lim.max_head = IOX_HTTP_DEFAULT_MAX_HEAD;
     if (!hp->lim.max_headers) hp->lim.max_headers = IOX_HTTP_DEFAULT_MAX_HEADERS;
@@ -253,9 +306,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     if (hp->phase != PH_HEAD) return IOX_HTTP_E_BAD_REQUEST_LINE;
     (void)eof;
     
-#line 347 "runtime/http_parser.rl"
+#line 405 "runtime/http_parser.rl"
     
-#line 245 "/tmp/tmp.aAFDtH33r9"
+#line 298 "/tmp/tmp.Jgm7m2VoZu"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -290,54 +343,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 104 "runtime/http_parser.rl"
+#line 155 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 103 "runtime/http_parser.rl"
+#line 154 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
-tr5:
-#line 104 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_METHOD; }
-#line 107 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_REQUEST_LINE; }
-	goto st0;
-tr8:
-#line 105 "runtime/http_parser.rl"
+tr7:
+#line 156 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 105 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_TARGET; }
-#line 107 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_REQUEST_LINE; }
-	goto st0;
-tr23:
-#line 106 "runtime/http_parser.rl"
+#line 157 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
-tr34:
-#line 108 "runtime/http_parser.rl"
+tr32:
+#line 158 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
-tr43:
-#line 109 "runtime/http_parser.rl"
+tr44:
+#line 159 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
-tr91:
-#line 110 "runtime/http_parser.rl"
+tr95:
+#line 160 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
-tr121:
-#line 112 "runtime/http_parser.rl"
+tr125:
+#line 162 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
-tr154:
-#line 111 "runtime/http_parser.rl"
+tr158:
+#line 161 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 313 "/tmp/tmp.aAFDtH33r9"
+#line 358 "/tmp/tmp.Jgm7m2VoZu"
 st0:
 cs = 0;
 	goto _out;
@@ -349,16 +390,16 @@ case 2:
 		goto st1;
 	goto tr3;
 tr2:
-#line 43 "runtime/http_parser.rl"
+#line 88 "runtime/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 330 "/tmp/tmp.aAFDtH33r9"
+#line 375 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 32u: goto tr6;
+		case 32u: goto tr5;
 		case 33u: goto st3;
 		case 124u: goto st3;
 		case 126u: goto st3;
@@ -380,45 +421,45 @@ case 3:
 			goto st3;
 	} else
 		goto st3;
-	goto tr5;
-tr6:
-#line 44 "runtime/http_parser.rl"
+	goto tr0;
+tr5:
+#line 89 "runtime/http_parser.rl"
 	{ hp->method_end = OFF; }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 361 "/tmp/tmp.aAFDtH33r9"
+#line 406 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 33u: goto tr9;
-		case 37u: goto tr10;
-		case 42u: goto tr11;
-		case 47u: goto tr12;
-		case 58u: goto tr13;
-		case 61u: goto tr9;
-		case 91u: goto tr15;
-		case 95u: goto tr9;
-		case 126u: goto tr9;
+		case 33u: goto tr8;
+		case 37u: goto tr9;
+		case 42u: goto tr10;
+		case 47u: goto tr11;
+		case 58u: goto tr12;
+		case 61u: goto tr8;
+		case 91u: goto tr14;
+		case 95u: goto tr8;
+		case 126u: goto tr8;
 	}
 	if ( (*p) < 65u ) {
 		if ( 36u <= (*p) && (*p) <= 59u )
-			goto tr9;
+			goto tr8;
 	} else if ( (*p) > 90u ) {
 		if ( 97u <= (*p) && (*p) <= 122u )
-			goto tr14;
+			goto tr13;
 	} else
-		goto tr14;
-	goto tr8;
-tr9:
-#line 45 "runtime/http_parser.rl"
+		goto tr13;
+	goto tr7;
+tr8:
+#line 90 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 388 "/tmp/tmp.aAFDtH33r9"
+#line 433 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -438,16 +479,16 @@ case 5:
 			goto st5;
 	} else
 		goto st5;
-	goto tr8;
-tr10:
-#line 45 "runtime/http_parser.rl"
+	goto tr7;
+tr9:
+#line 90 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 415 "/tmp/tmp.aAFDtH33r9"
+#line 460 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -456,7 +497,7 @@ case 6:
 			goto st7;
 	} else
 		goto st7;
-	goto tr8;
+	goto tr7;
 st7:
 	if ( ++p == pe )
 		goto _test_eof7;
@@ -469,32 +510,32 @@ case 7:
 			goto st5;
 	} else
 		goto st5;
-	goto tr8;
-tr13:
-#line 45 "runtime/http_parser.rl"
+	goto tr7;
+tr12:
+#line 90 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 444 "/tmp/tmp.aAFDtH33r9"
+#line 489 "/tmp/tmp.Jgm7m2VoZu"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
-	goto tr8;
+	goto tr7;
 st9:
 	if ( ++p == pe )
 		goto _test_eof9;
 case 9:
 	if ( (*p) == 32u )
-		goto tr22;
+		goto tr20;
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
-	goto tr21;
-tr22:
-#line 56 "runtime/http_parser.rl"
+	goto tr7;
+tr20:
+#line 101 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; }
-#line 46 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -502,10 +543,10 @@ tr22:
     }
 }
 	goto st10;
-tr179:
-#line 57 "runtime/http_parser.rl"
+tr183:
+#line 102 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; }
-#line 46 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -513,10 +554,10 @@ tr179:
     }
 }
 	goto st10;
-tr180:
-#line 53 "runtime/http_parser.rl"
+tr184:
+#line 98 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
-#line 46 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -524,8 +565,8 @@ tr180:
     }
 }
 	goto st10;
-tr185:
-#line 46 "runtime/http_parser.rl"
+tr189:
+#line 91 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -533,10 +574,10 @@ tr185:
     }
 }
 	goto st10;
-tr193:
-#line 55 "runtime/http_parser.rl"
+tr197:
+#line 100 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; }
-#line 46 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -544,12 +585,12 @@ tr193:
     }
 }
 	goto st10;
-tr198:
-#line 53 "runtime/http_parser.rl"
+tr202:
+#line 98 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
-#line 55 "runtime/http_parser.rl"
+#line 100 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; }
-#line 46 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -561,66 +602,66 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 514 "/tmp/tmp.aAFDtH33r9"
+#line 559 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) == 72u )
 		goto st11;
-	goto tr23;
+	goto tr21;
 st11:
 	if ( ++p == pe )
 		goto _test_eof11;
 case 11:
 	if ( (*p) == 84u )
 		goto st12;
-	goto tr23;
+	goto tr21;
 st12:
 	if ( ++p == pe )
 		goto _test_eof12;
 case 12:
 	if ( (*p) == 84u )
 		goto st13;
-	goto tr23;
+	goto tr21;
 st13:
 	if ( ++p == pe )
 		goto _test_eof13;
 case 13:
 	if ( (*p) == 80u )
 		goto st14;
-	goto tr23;
+	goto tr21;
 st14:
 	if ( ++p == pe )
 		goto _test_eof14;
 case 14:
 	if ( (*p) == 47u )
 		goto st15;
-	goto tr23;
+	goto tr21;
 st15:
 	if ( ++p == pe )
 		goto _test_eof15;
 case 15:
 	if ( 48u <= (*p) && (*p) <= 57u )
-		goto tr29;
-	goto tr23;
-tr29:
-#line 58 "runtime/http_parser.rl"
+		goto tr27;
+	goto tr21;
+tr27:
+#line 103 "runtime/http_parser.rl"
 	{ hp->version_major = (uint8_t)((*p) - '0'); }
 	goto st16;
 st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 559 "/tmp/tmp.aAFDtH33r9"
+#line 604 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) == 46u )
 		goto st17;
-	goto tr23;
+	goto tr21;
 st17:
 	if ( ++p == pe )
 		goto _test_eof17;
 case 17:
 	if ( 48u <= (*p) && (*p) <= 57u )
-		goto tr31;
-	goto tr23;
-tr31:
-#line 59 "runtime/http_parser.rl"
+		goto tr29;
+	goto tr21;
+tr29:
+#line 104 "runtime/http_parser.rl"
 	{
     hp->version_minor = (uint8_t)((*p) - '0');
     if (hp->version_major != 1) { err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
@@ -630,23 +671,23 @@ st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 579 "/tmp/tmp.aAFDtH33r9"
+#line 624 "/tmp/tmp.Jgm7m2VoZu"
 	if ( (*p) == 13u )
 		goto st19;
-	goto tr23;
+	goto tr21;
 st19:
 	if ( ++p == pe )
 		goto _test_eof19;
 case 19:
 	if ( (*p) == 10u )
-		goto tr33;
+		goto tr31;
 	goto tr3;
-tr33:
-#line 63 "runtime/http_parser.rl"
+tr31:
+#line 108 "runtime/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
 	goto st20;
-tr45:
-#line 96 "runtime/http_parser.rl"
+tr49:
+#line 141 "runtime/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 20; goto _out;}
@@ -657,18 +698,18 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 603 "/tmp/tmp.aAFDtH33r9"
+#line 648 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 13u: goto st21;
 		case 33u: goto st22;
-		case 67u: goto st25;
-		case 69u: goto st67;
-		case 72u: goto st86;
-		case 84u: goto st99;
-		case 99u: goto st25;
-		case 101u: goto st67;
-		case 104u: goto st86;
-		case 116u: goto st99;
+		case 67u: goto st27;
+		case 69u: goto st69;
+		case 72u: goto st88;
+		case 84u: goto st101;
+		case 99u: goto st27;
+		case 101u: goto st69;
+		case 104u: goto st88;
+		case 116u: goto st101;
 		case 124u: goto st22;
 		case 126u: goto st22;
 	}
@@ -689,1339 +730,1342 @@ case 20:
 			goto st22;
 	} else
 		goto st22;
-	goto tr34;
+	goto tr32;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
 	if ( (*p) == 10u )
-		goto tr41;
+		goto tr39;
 	goto tr3;
-tr41:
-#line 101 "runtime/http_parser.rl"
-	{ done = 1; {p++; cs = 155; goto _out;} }
-	goto st155;
-st155:
+tr39:
+#line 146 "runtime/http_parser.rl"
+	{ done = 1; {p++; cs = 157; goto _out;} }
+	goto st157;
+st157:
 	if ( ++p == pe )
-		goto _test_eof155;
-case 155:
-#line 649 "/tmp/tmp.aAFDtH33r9"
+		goto _test_eof157;
+case 157:
+#line 694 "/tmp/tmp.Jgm7m2VoZu"
 	goto st0;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto tr40;
+		case 58u: goto tr41;
+		case 124u: goto tr40;
+		case 126u: goto tr40;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto tr40;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto tr40;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto tr40;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto tr40;
 		} else
-			goto st22;
+			goto tr40;
 	} else
-		goto st22;
-	goto tr34;
+		goto tr40;
+	goto tr32;
+tr40:
+#line 152 "runtime/http_parser.rl"
+	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
+	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
+#line 730 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 127u: goto tr43;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st23;
+		} else if ( (*p) >= 35u )
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st23;
+		} else
+			goto st23;
 	} else
-		goto tr43;
-	goto st23;
-tr66:
-#line 87 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_CLOSE; }
-	goto st24;
-tr78:
-#line 88 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_KEEP; }
-	goto st24;
-tr94:
-#line 73 "runtime/http_parser.rl"
-	{
-    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
-        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 24; goto _out;}
-    }
-    hp->flags |= IOX__HF_CL;
-    hp->cl_value = hp->cl_current;
-}
-	goto st24;
-tr116:
-#line 95 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_EXPECT; }
-	goto st24;
-tr123:
-#line 93 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-#line 94 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
-	goto st24;
-tr129:
-#line 94 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
-	goto st24;
-tr158:
-#line 84 "runtime/http_parser.rl"
-	{
-    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
-}
-	goto st24;
-tr176:
-#line 80 "runtime/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 24; goto _out;} }
-    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
-}
+		goto st23;
+	goto tr32;
+tr41:
+#line 152 "runtime/http_parser.rl"
+	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st24;
 st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 732 "/tmp/tmp.aAFDtH33r9"
-	if ( (*p) == 10u )
-		goto tr45;
-	goto tr3;
+#line 761 "/tmp/tmp.Jgm7m2VoZu"
+	switch( (*p) ) {
+		case 13u: goto tr46;
+		case 127u: goto tr44;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr44;
+	} else
+		goto tr44;
+	goto tr45;
+tr45:
+#line 149 "runtime/http_parser.rl"
+	{ p = skip_plain(p + 1, pe) - 1; }
+	goto st25;
 st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
+#line 778 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 79u: goto st26;
-		case 111u: goto st26;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 13u: goto st26;
+		case 127u: goto tr44;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr44;
 	} else
-		goto st22;
-	goto tr34;
+		goto tr44;
+	goto st25;
+tr46:
+#line 149 "runtime/http_parser.rl"
+	{ p = skip_plain(p + 1, pe) - 1; }
+	goto st26;
+tr70:
+#line 132 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_CLOSE; }
+	goto st26;
+tr82:
+#line 133 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_KEEP; }
+	goto st26;
+tr98:
+#line 118 "runtime/http_parser.rl"
+	{
+    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 26; goto _out;}
+    }
+    hp->flags |= IOX__HF_CL;
+    hp->cl_value = hp->cl_current;
+}
+	goto st26;
+tr120:
+#line 140 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_EXPECT; }
+	goto st26;
+tr127:
+#line 138 "runtime/http_parser.rl"
+	{ hp->host_start = OFF; }
+#line 139 "runtime/http_parser.rl"
+	{ hp->host_end = OFF; }
+	goto st26;
+tr133:
+#line 139 "runtime/http_parser.rl"
+	{ hp->host_end = OFF; }
+	goto st26;
+tr162:
+#line 129 "runtime/http_parser.rl"
+	{
+    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
+}
+	goto st26;
+tr180:
+#line 125 "runtime/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 26; goto _out;} }
+    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
+}
+	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 78u: goto st27;
-		case 110u: goto st27;
-		case 124u: goto st22;
-		case 126u: goto st22;
-	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
-	} else
-		goto st22;
-	goto tr34;
+#line 831 "/tmp/tmp.Jgm7m2VoZu"
+	if ( (*p) == 10u )
+		goto tr49;
+	goto tr3;
 st27:
 	if ( ++p == pe )
 		goto _test_eof27;
 case 27:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 78u: goto st28;
-		case 84u: goto st53;
-		case 110u: goto st28;
-		case 116u: goto st53;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 79u: goto st28;
+		case 111u: goto st28;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st28:
 	if ( ++p == pe )
 		goto _test_eof28;
 case 28:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 69u: goto st29;
-		case 101u: goto st29;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 78u: goto st29;
+		case 110u: goto st29;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 67u: goto st30;
-		case 99u: goto st30;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 78u: goto st30;
+		case 84u: goto st55;
+		case 110u: goto st30;
+		case 116u: goto st55;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st30:
 	if ( ++p == pe )
 		goto _test_eof30;
 case 30:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 84u: goto st31;
-		case 116u: goto st31;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 69u: goto st31;
+		case 101u: goto st31;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st31:
 	if ( ++p == pe )
 		goto _test_eof31;
 case 31:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 73u: goto st32;
-		case 105u: goto st32;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 67u: goto st32;
+		case 99u: goto st32;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st32:
 	if ( ++p == pe )
 		goto _test_eof32;
 case 32:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 79u: goto st33;
-		case 111u: goto st33;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 84u: goto st33;
+		case 116u: goto st33;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st33:
 	if ( ++p == pe )
 		goto _test_eof33;
 case 33:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 78u: goto st34;
-		case 110u: goto st34;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 73u: goto st34;
+		case 105u: goto st34;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st34:
 	if ( ++p == pe )
 		goto _test_eof34;
 case 34:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st35;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 79u: goto st35;
+		case 111u: goto st35;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
-tr67:
-#line 87 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_CLOSE; }
-	goto st35;
-tr79:
-#line 88 "runtime/http_parser.rl"
-	{ hp->flags |= IOX__HF_KEEP; }
-	goto st35;
+		goto st23;
+	goto tr32;
 st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1045 "/tmp/tmp.aAFDtH33r9"
 	switch( (*p) ) {
-		case 9u: goto st35;
-		case 32u: goto st35;
-		case 33u: goto st36;
-		case 67u: goto st38;
-		case 75u: goto st43;
-		case 99u: goto st38;
-		case 107u: goto st43;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 78u: goto st36;
+		case 110u: goto st36;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st36;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st36;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st23;
 		} else
-			goto st36;
+			goto st23;
 	} else
-		goto st36;
-	goto tr43;
+		goto st23;
+	goto tr32;
 st36:
 	if ( ++p == pe )
 		goto _test_eof36;
 case 36:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 33u: goto st23;
+		case 58u: goto st37;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) < 48u ) {
+	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st36;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
-		} else if ( (*p) >= 65u )
-			goto st36;
+				goto st23;
+		} else
+			goto st23;
 	} else
-		goto st36;
-	goto tr43;
-tr65:
-#line 87 "runtime/http_parser.rl"
+		goto st23;
+	goto tr32;
+tr71:
+#line 132 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st37;
-tr77:
-#line 88 "runtime/http_parser.rl"
+tr83:
+#line 133 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st37;
 st37:
 	if ( ++p == pe )
 		goto _test_eof37;
 case 37:
-#line 1112 "/tmp/tmp.aAFDtH33r9"
+#line 1144 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st37;
-		case 13u: goto st24;
 		case 32u: goto st37;
-		case 44u: goto st35;
+		case 33u: goto st38;
+		case 67u: goto st40;
+		case 75u: goto st45;
+		case 99u: goto st40;
+		case 107u: goto st45;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
-	goto tr43;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st38;
+		} else if ( (*p) >= 35u )
+			goto st38;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st38;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st38;
+		} else
+			goto st38;
+	} else
+		goto st38;
+	goto tr44;
 st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 76u: goto st39;
-		case 108u: goto st39;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
+tr69:
+#line 132 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_CLOSE; }
+	goto st39;
+tr81:
+#line 133 "runtime/http_parser.rl"
+	{ hp->flags |= IOX__HF_KEEP; }
+	goto st39;
 st39:
 	if ( ++p == pe )
 		goto _test_eof39;
 case 39:
+#line 1211 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 79u: goto st40;
-		case 111u: goto st40;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 44u: goto st37;
 	}
-	if ( (*p) < 48u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
-		} else if ( (*p) >= 35u )
-			goto st36;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
-		} else if ( (*p) >= 65u )
-			goto st36;
-	} else
-		goto st36;
-	goto tr43;
+	goto tr44;
 st40:
 	if ( ++p == pe )
 		goto _test_eof40;
 case 40:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 83u: goto st41;
-		case 115u: goto st41;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 76u: goto st41;
+		case 108u: goto st41;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 69u: goto st42;
-		case 101u: goto st42;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 79u: goto st42;
+		case 111u: goto st42;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st42:
 	if ( ++p == pe )
 		goto _test_eof42;
 case 42:
 	switch( (*p) ) {
-		case 9u: goto tr65;
-		case 13u: goto tr66;
-		case 32u: goto tr65;
-		case 33u: goto st36;
-		case 44u: goto tr67;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 83u: goto st43;
+		case 115u: goto st43;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st43:
 	if ( ++p == pe )
 		goto _test_eof43;
 case 43:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
 		case 69u: goto st44;
 		case 101u: goto st44;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 69u: goto st45;
-		case 101u: goto st45;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto tr69;
+		case 13u: goto tr70;
+		case 32u: goto tr69;
+		case 33u: goto st38;
+		case 44u: goto tr71;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st45:
 	if ( ++p == pe )
 		goto _test_eof45;
 case 45:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 80u: goto st46;
-		case 112u: goto st46;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 69u: goto st46;
+		case 101u: goto st46;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st46:
 	if ( ++p == pe )
 		goto _test_eof46;
 case 46:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 45u: goto st47;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 69u: goto st47;
+		case 101u: goto st47;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 65u: goto st48;
-		case 97u: goto st48;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 80u: goto st48;
+		case 112u: goto st48;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
-		} else if ( (*p) >= 66u )
-			goto st36;
+				goto st38;
+		} else if ( (*p) >= 65u )
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 76u: goto st49;
-		case 108u: goto st49;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 45u: goto st49;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 73u: goto st50;
-		case 105u: goto st50;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 65u: goto st50;
+		case 97u: goto st50;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
-		} else if ( (*p) >= 65u )
-			goto st36;
+				goto st38;
+		} else if ( (*p) >= 66u )
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 86u: goto st51;
-		case 118u: goto st51;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 76u: goto st51;
+		case 108u: goto st51;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st51:
 	if ( ++p == pe )
 		goto _test_eof51;
 case 51:
 	switch( (*p) ) {
-		case 9u: goto st37;
-		case 13u: goto st24;
-		case 32u: goto st37;
-		case 33u: goto st36;
-		case 44u: goto st35;
-		case 69u: goto st52;
-		case 101u: goto st52;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 73u: goto st52;
+		case 105u: goto st52;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st52:
 	if ( ++p == pe )
 		goto _test_eof52;
 case 52:
 	switch( (*p) ) {
-		case 9u: goto tr77;
-		case 13u: goto tr78;
-		case 32u: goto tr77;
-		case 33u: goto st36;
-		case 44u: goto tr79;
-		case 124u: goto st36;
-		case 126u: goto st36;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
+		case 86u: goto st53;
+		case 118u: goto st53;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st36;
+			goto st38;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st36;
+				goto st38;
 		} else if ( (*p) >= 65u )
-			goto st36;
+			goto st38;
 	} else
-		goto st36;
-	goto tr43;
+		goto st38;
+	goto tr44;
 st53:
 	if ( ++p == pe )
 		goto _test_eof53;
 case 53:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
+		case 9u: goto st39;
+		case 13u: goto st26;
+		case 32u: goto st39;
+		case 33u: goto st38;
+		case 44u: goto st37;
 		case 69u: goto st54;
 		case 101u: goto st54;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
-	if ( (*p) < 45u ) {
+	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
+			goto st38;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
+				goto st38;
+		} else if ( (*p) >= 65u )
+			goto st38;
 	} else
-		goto st22;
-	goto tr34;
+		goto st38;
+	goto tr44;
 st54:
 	if ( ++p == pe )
 		goto _test_eof54;
 case 54:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 78u: goto st55;
-		case 110u: goto st55;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 9u: goto tr81;
+		case 13u: goto tr82;
+		case 32u: goto tr81;
+		case 33u: goto st38;
+		case 44u: goto tr83;
+		case 124u: goto st38;
+		case 126u: goto st38;
 	}
-	if ( (*p) < 45u ) {
+	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st38;
 		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
+			goto st38;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
+				goto st38;
+		} else if ( (*p) >= 65u )
+			goto st38;
 	} else
-		goto st22;
-	goto tr34;
+		goto st38;
+	goto tr44;
 st55:
 	if ( ++p == pe )
 		goto _test_eof55;
 case 55:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 84u: goto st56;
-		case 116u: goto st56;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 69u: goto st56;
+		case 101u: goto st56;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st56:
 	if ( ++p == pe )
 		goto _test_eof56;
 case 56:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 45u: goto st57;
-		case 46u: goto st22;
-		case 58u: goto st23;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 78u: goto st57;
+		case 110u: goto st57;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) < 48u ) {
+	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else if ( (*p) >= 65u )
-			goto st22;
+				goto st23;
+		} else
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st57:
 	if ( ++p == pe )
 		goto _test_eof57;
 case 57:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 76u: goto st58;
-		case 108u: goto st58;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 84u: goto st58;
+		case 116u: goto st58;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st58:
 	if ( ++p == pe )
 		goto _test_eof58;
 case 58:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 69u: goto st59;
-		case 101u: goto st59;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 45u: goto st59;
+		case 46u: goto st23;
+		case 58u: goto st24;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) < 45u ) {
+	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
+			goto st23;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
+				goto st23;
+		} else if ( (*p) >= 65u )
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st59:
 	if ( ++p == pe )
 		goto _test_eof59;
 case 59:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 78u: goto st60;
-		case 110u: goto st60;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 76u: goto st60;
+		case 108u: goto st60;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st60:
 	if ( ++p == pe )
 		goto _test_eof60;
 case 60:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 71u: goto st61;
-		case 103u: goto st61;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 69u: goto st61;
+		case 101u: goto st61;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 84u: goto st62;
-		case 116u: goto st62;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 78u: goto st62;
+		case 110u: goto st62;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st62:
 	if ( ++p == pe )
 		goto _test_eof62;
 case 62:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 72u: goto st63;
-		case 104u: goto st63;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 71u: goto st63;
+		case 103u: goto st63;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st64;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 84u: goto st64;
+		case 116u: goto st64;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
-tr95:
-#line 73 "runtime/http_parser.rl"
-	{
-    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
-        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 64; goto _out;}
-    }
-    hp->flags |= IOX__HF_CL;
-    hp->cl_value = hp->cl_current;
-}
-	goto st64;
+		goto st23;
+	goto tr32;
 st64:
 	if ( ++p == pe )
 		goto _test_eof64;
 case 64:
-#line 1902 "/tmp/tmp.aAFDtH33r9"
 	switch( (*p) ) {
-		case 9u: goto st64;
-		case 32u: goto st64;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 72u: goto st65;
+		case 104u: goto st65;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( 48u <= (*p) && (*p) <= 57u )
-		goto tr92;
-	goto tr91;
-tr92:
-#line 65 "runtime/http_parser.rl"
-	{ hp->cl_current = 0; }
-#line 66 "runtime/http_parser.rl"
-	{
-    uint64_t d = (uint64_t)((*p) - '0');
-    if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
-        err = IOX_HTTP_E_CONTENT_LENGTH_OVERFLOW; {p++; cs = 65; goto _out;}
-    }
-    hp->cl_current = hp->cl_current * 10 + d;
-}
-	goto st65;
-tr96:
-#line 66 "runtime/http_parser.rl"
-	{
-    uint64_t d = (uint64_t)((*p) - '0');
-    if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
-        err = IOX_HTTP_E_CONTENT_LENGTH_OVERFLOW; {p++; cs = 65; goto _out;}
-    }
-    hp->cl_current = hp->cl_current * 10 + d;
-}
-	goto st65;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st23;
+		} else if ( (*p) >= 35u )
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st23;
+		} else
+			goto st23;
+	} else
+		goto st23;
+	goto tr32;
 st65:
 	if ( ++p == pe )
 		goto _test_eof65;
 case 65:
-#line 1932 "/tmp/tmp.aAFDtH33r9"
 	switch( (*p) ) {
-		case 9u: goto tr93;
-		case 13u: goto tr94;
-		case 32u: goto tr93;
-		case 44u: goto tr95;
+		case 33u: goto st23;
+		case 58u: goto st66;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( 48u <= (*p) && (*p) <= 57u )
-		goto tr96;
-	goto tr91;
-tr93:
-#line 73 "runtime/http_parser.rl"
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st23;
+		} else if ( (*p) >= 35u )
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st23;
+		} else
+			goto st23;
+	} else
+		goto st23;
+	goto tr32;
+tr99:
+#line 118 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 66; goto _out;}
@@ -2034,1282 +2078,1266 @@ st66:
 	if ( ++p == pe )
 		goto _test_eof66;
 case 66:
-#line 1954 "/tmp/tmp.aAFDtH33r9"
+#line 2001 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st66;
-		case 13u: goto st24;
 		case 32u: goto st66;
-		case 44u: goto st64;
 	}
-	goto tr91;
+	if ( 48u <= (*p) && (*p) <= 57u )
+		goto tr96;
+	goto tr95;
+tr96:
+#line 110 "runtime/http_parser.rl"
+	{ hp->cl_current = 0; }
+#line 111 "runtime/http_parser.rl"
+	{
+    uint64_t d = (uint64_t)((*p) - '0');
+    if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_OVERFLOW; {p++; cs = 67; goto _out;}
+    }
+    hp->cl_current = hp->cl_current * 10 + d;
+}
+	goto st67;
+tr100:
+#line 111 "runtime/http_parser.rl"
+	{
+    uint64_t d = (uint64_t)((*p) - '0');
+    if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_OVERFLOW; {p++; cs = 67; goto _out;}
+    }
+    hp->cl_current = hp->cl_current * 10 + d;
+}
+	goto st67;
 st67:
 	if ( ++p == pe )
 		goto _test_eof67;
 case 67:
+#line 2031 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 88u: goto st68;
-		case 120u: goto st68;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 9u: goto tr97;
+		case 13u: goto tr98;
+		case 32u: goto tr97;
+		case 44u: goto tr99;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
-	} else
-		goto st22;
-	goto tr34;
+	if ( 48u <= (*p) && (*p) <= 57u )
+		goto tr100;
+	goto tr95;
+tr97:
+#line 118 "runtime/http_parser.rl"
+	{
+    if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
+        err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 68; goto _out;}
+    }
+    hp->flags |= IOX__HF_CL;
+    hp->cl_value = hp->cl_current;
+}
+	goto st68;
 st68:
 	if ( ++p == pe )
 		goto _test_eof68;
 case 68:
+#line 2053 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 80u: goto st69;
-		case 112u: goto st69;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 9u: goto st68;
+		case 13u: goto st26;
+		case 32u: goto st68;
+		case 44u: goto st66;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
-	} else
-		goto st22;
-	goto tr34;
+	goto tr95;
 st69:
 	if ( ++p == pe )
 		goto _test_eof69;
 case 69:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 69u: goto st70;
-		case 101u: goto st70;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 88u: goto st70;
+		case 120u: goto st70;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st70:
 	if ( ++p == pe )
 		goto _test_eof70;
 case 70:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 67u: goto st71;
-		case 99u: goto st71;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 80u: goto st71;
+		case 112u: goto st71;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st71:
 	if ( ++p == pe )
 		goto _test_eof71;
 case 71:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 84u: goto st72;
-		case 116u: goto st72;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 69u: goto st72;
+		case 101u: goto st72;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st72:
 	if ( ++p == pe )
 		goto _test_eof72;
 case 72:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st73;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 67u: goto st73;
+		case 99u: goto st73;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st73:
 	if ( ++p == pe )
 		goto _test_eof73;
 case 73:
 	switch( (*p) ) {
-		case 9u: goto st73;
-		case 13u: goto st24;
-		case 32u: goto st73;
-		case 49u: goto st74;
-		case 127u: goto tr43;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 84u: goto st74;
+		case 116u: goto st74;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) <= 31u )
-		goto tr43;
-	goto st23;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st23;
+		} else if ( (*p) >= 35u )
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st23;
+		} else
+			goto st23;
+	} else
+		goto st23;
+	goto tr32;
 st74:
 	if ( ++p == pe )
 		goto _test_eof74;
 case 74:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 48u: goto st75;
-		case 127u: goto tr43;
+		case 33u: goto st23;
+		case 58u: goto st75;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st23;
+		} else if ( (*p) >= 35u )
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st23;
+		} else
+			goto st23;
 	} else
-		goto tr43;
-	goto st23;
+		goto st23;
+	goto tr32;
 st75:
 	if ( ++p == pe )
 		goto _test_eof75;
 case 75:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 48u: goto st76;
-		case 127u: goto tr43;
+		case 9u: goto st75;
+		case 13u: goto st26;
+		case 32u: goto st75;
+		case 49u: goto st76;
+		case 127u: goto tr44;
 	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
-	} else
-		goto tr43;
-	goto st23;
+	if ( (*p) <= 31u )
+		goto tr44;
+	goto st25;
 st76:
 	if ( ++p == pe )
 		goto _test_eof76;
 case 76:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 45u: goto st77;
-		case 127u: goto tr43;
+		case 13u: goto st26;
+		case 48u: goto st77;
+		case 127u: goto tr44;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr44;
 	} else
-		goto tr43;
-	goto st23;
+		goto tr44;
+	goto st25;
 st77:
 	if ( ++p == pe )
 		goto _test_eof77;
 case 77:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 67u: goto st78;
-		case 99u: goto st78;
-		case 127u: goto tr43;
+		case 13u: goto st26;
+		case 48u: goto st78;
+		case 127u: goto tr44;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr44;
 	} else
-		goto tr43;
-	goto st23;
+		goto tr44;
+	goto st25;
 st78:
 	if ( ++p == pe )
 		goto _test_eof78;
 case 78:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 79u: goto st79;
-		case 111u: goto st79;
-		case 127u: goto tr43;
+		case 13u: goto st26;
+		case 45u: goto st79;
+		case 127u: goto tr44;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr44;
 	} else
-		goto tr43;
-	goto st23;
+		goto tr44;
+	goto st25;
 st79:
 	if ( ++p == pe )
 		goto _test_eof79;
 case 79:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 78u: goto st80;
-		case 110u: goto st80;
-		case 127u: goto tr43;
+		case 13u: goto st26;
+		case 67u: goto st80;
+		case 99u: goto st80;
+		case 127u: goto tr44;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr44;
 	} else
-		goto tr43;
-	goto st23;
+		goto tr44;
+	goto st25;
 st80:
 	if ( ++p == pe )
 		goto _test_eof80;
 case 80:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 84u: goto st81;
-		case 116u: goto st81;
-		case 127u: goto tr43;
+		case 13u: goto st26;
+		case 79u: goto st81;
+		case 111u: goto st81;
+		case 127u: goto tr44;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr44;
 	} else
-		goto tr43;
-	goto st23;
+		goto tr44;
+	goto st25;
 st81:
 	if ( ++p == pe )
 		goto _test_eof81;
 case 81:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 73u: goto st82;
-		case 105u: goto st82;
-		case 127u: goto tr43;
+		case 13u: goto st26;
+		case 78u: goto st82;
+		case 110u: goto st82;
+		case 127u: goto tr44;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr44;
 	} else
-		goto tr43;
-	goto st23;
+		goto tr44;
+	goto st25;
 st82:
 	if ( ++p == pe )
 		goto _test_eof82;
 case 82:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 78u: goto st83;
-		case 110u: goto st83;
-		case 127u: goto tr43;
+		case 13u: goto st26;
+		case 84u: goto st83;
+		case 116u: goto st83;
+		case 127u: goto tr44;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr44;
 	} else
-		goto tr43;
-	goto st23;
+		goto tr44;
+	goto st25;
 st83:
 	if ( ++p == pe )
 		goto _test_eof83;
 case 83:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 85u: goto st84;
-		case 117u: goto st84;
-		case 127u: goto tr43;
+		case 13u: goto st26;
+		case 73u: goto st84;
+		case 105u: goto st84;
+		case 127u: goto tr44;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr44;
 	} else
-		goto tr43;
-	goto st23;
+		goto tr44;
+	goto st25;
 st84:
 	if ( ++p == pe )
 		goto _test_eof84;
 case 84:
 	switch( (*p) ) {
-		case 13u: goto st24;
-		case 69u: goto st85;
-		case 101u: goto st85;
-		case 127u: goto tr43;
+		case 13u: goto st26;
+		case 78u: goto st85;
+		case 110u: goto st85;
+		case 127u: goto tr44;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr43;
+			goto tr44;
 	} else
-		goto tr43;
-	goto st23;
+		goto tr44;
+	goto st25;
 st85:
 	if ( ++p == pe )
 		goto _test_eof85;
 case 85:
 	switch( (*p) ) {
-		case 9u: goto st85;
-		case 13u: goto tr116;
-		case 32u: goto st85;
-		case 127u: goto tr43;
+		case 13u: goto st26;
+		case 85u: goto st86;
+		case 117u: goto st86;
+		case 127u: goto tr44;
 	}
-	if ( (*p) <= 31u )
-		goto tr43;
-	goto st23;
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr44;
+	} else
+		goto tr44;
+	goto st25;
 st86:
 	if ( ++p == pe )
 		goto _test_eof86;
 case 86:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 79u: goto st87;
-		case 111u: goto st87;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 13u: goto st26;
+		case 69u: goto st87;
+		case 101u: goto st87;
+		case 127u: goto tr44;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr44;
 	} else
-		goto st22;
-	goto tr34;
+		goto tr44;
+	goto st25;
 st87:
 	if ( ++p == pe )
 		goto _test_eof87;
 case 87:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 83u: goto st88;
-		case 115u: goto st88;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 9u: goto st87;
+		case 13u: goto tr120;
+		case 32u: goto st87;
+		case 127u: goto tr44;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
-	} else
-		goto st22;
-	goto tr34;
+	if ( (*p) <= 31u )
+		goto tr44;
+	goto st25;
 st88:
 	if ( ++p == pe )
 		goto _test_eof88;
 case 88:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 84u: goto st89;
-		case 116u: goto st89;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 79u: goto st89;
+		case 111u: goto st89;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st89:
 	if ( ++p == pe )
 		goto _test_eof89;
 case 89:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto tr120;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 83u: goto st90;
+		case 115u: goto st90;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
-tr120:
-#line 89 "runtime/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 90; goto _out;} }
-    hp->flags |= IOX__HF_HOST;
-}
-	goto st90;
-tr122:
-#line 93 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-#line 94 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
-	goto st90;
+		goto st23;
+	goto tr32;
 st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2471 "/tmp/tmp.aAFDtH33r9"
 	switch( (*p) ) {
-		case 9u: goto tr122;
-		case 13u: goto tr123;
-		case 32u: goto tr122;
-		case 33u: goto tr124;
-		case 37u: goto tr125;
-		case 58u: goto tr126;
-		case 61u: goto tr124;
-		case 91u: goto tr127;
-		case 95u: goto tr124;
-		case 126u: goto tr124;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 84u: goto st91;
+		case 116u: goto st91;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) < 48u ) {
-		if ( 36u <= (*p) && (*p) <= 46u )
-			goto tr124;
-	} else if ( (*p) > 59u ) {
-		if ( (*p) > 90u ) {
-			if ( 97u <= (*p) && (*p) <= 122u )
-				goto tr124;
-		} else if ( (*p) >= 65u )
-			goto tr124;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st23;
+		} else if ( (*p) >= 35u )
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st23;
+		} else
+			goto st23;
 	} else
-		goto tr124;
-	goto tr121;
-tr124:
-#line 93 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-	goto st91;
+		goto st23;
+	goto tr32;
 st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2502 "/tmp/tmp.aAFDtH33r9"
 	switch( (*p) ) {
-		case 9u: goto tr128;
-		case 13u: goto tr129;
-		case 32u: goto tr128;
-		case 33u: goto st91;
-		case 37u: goto st93;
-		case 58u: goto st95;
-		case 61u: goto st91;
-		case 95u: goto st91;
-		case 126u: goto st91;
+		case 33u: goto st23;
+		case 58u: goto tr124;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) < 48u ) {
-		if ( 36u <= (*p) && (*p) <= 46u )
-			goto st91;
-	} else if ( (*p) > 59u ) {
-		if ( (*p) > 90u ) {
-			if ( 97u <= (*p) && (*p) <= 122u )
-				goto st91;
-		} else if ( (*p) >= 65u )
-			goto st91;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st23;
+		} else if ( (*p) >= 35u )
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st23;
+		} else
+			goto st23;
 	} else
-		goto st91;
-	goto tr121;
-tr128:
-#line 94 "runtime/http_parser.rl"
+		goto st23;
+	goto tr32;
+tr124:
+#line 134 "runtime/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 92; goto _out;} }
+    hp->flags |= IOX__HF_HOST;
+}
+	goto st92;
+tr126:
+#line 138 "runtime/http_parser.rl"
+	{ hp->host_start = OFF; }
+#line 139 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st92;
 st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2532 "/tmp/tmp.aAFDtH33r9"
+#line 2570 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 9u: goto st92;
-		case 13u: goto st24;
-		case 32u: goto st92;
+		case 9u: goto tr126;
+		case 13u: goto tr127;
+		case 32u: goto tr126;
+		case 33u: goto tr128;
+		case 37u: goto tr129;
+		case 58u: goto tr130;
+		case 61u: goto tr128;
+		case 91u: goto tr131;
+		case 95u: goto tr128;
+		case 126u: goto tr128;
 	}
-	goto tr121;
-tr125:
-#line 93 "runtime/http_parser.rl"
+	if ( (*p) < 48u ) {
+		if ( 36u <= (*p) && (*p) <= 46u )
+			goto tr128;
+	} else if ( (*p) > 59u ) {
+		if ( (*p) > 90u ) {
+			if ( 97u <= (*p) && (*p) <= 122u )
+				goto tr128;
+		} else if ( (*p) >= 65u )
+			goto tr128;
+	} else
+		goto tr128;
+	goto tr125;
+tr128:
+#line 138 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st93;
 st93:
 	if ( ++p == pe )
 		goto _test_eof93;
 case 93:
-#line 2545 "/tmp/tmp.aAFDtH33r9"
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st94;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st94;
+#line 2601 "/tmp/tmp.Jgm7m2VoZu"
+	switch( (*p) ) {
+		case 9u: goto tr132;
+		case 13u: goto tr133;
+		case 32u: goto tr132;
+		case 33u: goto st93;
+		case 37u: goto st95;
+		case 58u: goto st97;
+		case 61u: goto st93;
+		case 95u: goto st93;
+		case 126u: goto st93;
+	}
+	if ( (*p) < 48u ) {
+		if ( 36u <= (*p) && (*p) <= 46u )
+			goto st93;
+	} else if ( (*p) > 59u ) {
+		if ( (*p) > 90u ) {
+			if ( 97u <= (*p) && (*p) <= 122u )
+				goto st93;
+		} else if ( (*p) >= 65u )
+			goto st93;
 	} else
-		goto st94;
-	goto tr121;
+		goto st93;
+	goto tr125;
+tr132:
+#line 139 "runtime/http_parser.rl"
+	{ hp->host_end = OFF; }
+	goto st94;
 st94:
 	if ( ++p == pe )
 		goto _test_eof94;
 case 94:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st91;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st91;
-	} else
-		goto st91;
-	goto tr121;
-tr126:
-#line 93 "runtime/http_parser.rl"
+#line 2631 "/tmp/tmp.Jgm7m2VoZu"
+	switch( (*p) ) {
+		case 9u: goto st94;
+		case 13u: goto st26;
+		case 32u: goto st94;
+	}
+	goto tr125;
+tr129:
+#line 138 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st95;
 st95:
 	if ( ++p == pe )
 		goto _test_eof95;
 case 95:
-#line 2574 "/tmp/tmp.aAFDtH33r9"
-	switch( (*p) ) {
-		case 9u: goto tr128;
-		case 13u: goto tr129;
-		case 32u: goto tr128;
-	}
-	if ( 48u <= (*p) && (*p) <= 57u )
-		goto st95;
-	goto tr121;
-tr127:
-#line 93 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-	goto st96;
+#line 2644 "/tmp/tmp.Jgm7m2VoZu"
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st96;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st96;
+	} else
+		goto st96;
+	goto tr125;
 st96:
 	if ( ++p == pe )
 		goto _test_eof96;
 case 96:
-#line 2589 "/tmp/tmp.aAFDtH33r9"
-	if ( (*p) == 46u )
-		goto st97;
 	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 58u )
-			goto st97;
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st93;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st97;
+			goto st93;
 	} else
-		goto st97;
-	goto tr121;
+		goto st93;
+	goto tr125;
+tr130:
+#line 138 "runtime/http_parser.rl"
+	{ hp->host_start = OFF; }
+	goto st97;
 st97:
 	if ( ++p == pe )
 		goto _test_eof97;
 case 97:
+#line 2673 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 46u: goto st97;
-		case 93u: goto st98;
+		case 9u: goto tr132;
+		case 13u: goto tr133;
+		case 32u: goto tr132;
 	}
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 58u )
-			goto st97;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st97;
-	} else
+	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st97;
-	goto tr121;
+	goto tr125;
+tr131:
+#line 138 "runtime/http_parser.rl"
+	{ hp->host_start = OFF; }
+	goto st98;
 st98:
 	if ( ++p == pe )
 		goto _test_eof98;
 case 98:
-	switch( (*p) ) {
-		case 9u: goto tr128;
-		case 13u: goto tr129;
-		case 32u: goto tr128;
-		case 58u: goto st95;
-	}
-	goto tr121;
+#line 2688 "/tmp/tmp.Jgm7m2VoZu"
+	if ( (*p) == 46u )
+		goto st99;
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 58u )
+			goto st99;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st99;
+	} else
+		goto st99;
+	goto tr125;
 st99:
 	if ( ++p == pe )
 		goto _test_eof99;
 case 99:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 82u: goto st100;
-		case 114u: goto st100;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 46u: goto st99;
+		case 93u: goto st100;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 58u )
+			goto st99;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st99;
 	} else
-		goto st22;
-	goto tr34;
+		goto st99;
+	goto tr125;
 st100:
 	if ( ++p == pe )
 		goto _test_eof100;
 case 100:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 65u: goto st101;
-		case 97u: goto st101;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 9u: goto tr132;
+		case 13u: goto tr133;
+		case 32u: goto tr132;
+		case 58u: goto st97;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
-		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 66u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
-	} else
-		goto st22;
-	goto tr34;
+	goto tr125;
 st101:
 	if ( ++p == pe )
 		goto _test_eof101;
 case 101:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 78u: goto st102;
-		case 110u: goto st102;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 82u: goto st102;
+		case 114u: goto st102;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st102:
 	if ( ++p == pe )
 		goto _test_eof102;
 case 102:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 83u: goto st103;
-		case 115u: goto st103;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 65u: goto st103;
+		case 97u: goto st103;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
+		if ( (*p) < 66u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st103:
 	if ( ++p == pe )
 		goto _test_eof103;
 case 103:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 70u: goto st104;
-		case 102u: goto st104;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 78u: goto st104;
+		case 110u: goto st104;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st104:
 	if ( ++p == pe )
 		goto _test_eof104;
 case 104:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 69u: goto st105;
-		case 101u: goto st105;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 83u: goto st105;
+		case 115u: goto st105;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st105:
 	if ( ++p == pe )
 		goto _test_eof105;
 case 105:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 82u: goto st106;
-		case 114u: goto st106;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 70u: goto st106;
+		case 102u: goto st106;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st106:
 	if ( ++p == pe )
 		goto _test_eof106;
 case 106:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 45u: goto st107;
-		case 46u: goto st22;
-		case 58u: goto st23;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 69u: goto st107;
+		case 101u: goto st107;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) < 48u ) {
+	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else if ( (*p) >= 65u )
-			goto st22;
+				goto st23;
+		} else
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st107:
 	if ( ++p == pe )
 		goto _test_eof107;
 case 107:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 69u: goto st108;
-		case 101u: goto st108;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 82u: goto st108;
+		case 114u: goto st108;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st108:
 	if ( ++p == pe )
 		goto _test_eof108;
 case 108:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 78u: goto st109;
-		case 110u: goto st109;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 45u: goto st109;
+		case 46u: goto st23;
+		case 58u: goto st24;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) < 45u ) {
+	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
-		} else if ( (*p) > 90u ) {
+			goto st23;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
-		} else
-			goto st22;
+				goto st23;
+		} else if ( (*p) >= 65u )
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st109:
 	if ( ++p == pe )
 		goto _test_eof109;
 case 109:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 67u: goto st110;
-		case 99u: goto st110;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 69u: goto st110;
+		case 101u: goto st110;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st110:
 	if ( ++p == pe )
 		goto _test_eof110;
 case 110:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 79u: goto st111;
-		case 111u: goto st111;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 78u: goto st111;
+		case 110u: goto st111;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st111:
 	if ( ++p == pe )
 		goto _test_eof111;
 case 111:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 68u: goto st112;
-		case 100u: goto st112;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 67u: goto st112;
+		case 99u: goto st112;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st112:
 	if ( ++p == pe )
 		goto _test_eof112;
 case 112:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 73u: goto st113;
-		case 105u: goto st113;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 79u: goto st113;
+		case 111u: goto st113;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st113:
 	if ( ++p == pe )
 		goto _test_eof113;
 case 113:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 78u: goto st114;
-		case 110u: goto st114;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 68u: goto st114;
+		case 100u: goto st114;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st114:
 	if ( ++p == pe )
 		goto _test_eof114;
 case 114:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st23;
-		case 71u: goto st115;
-		case 103u: goto st115;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 73u: goto st115;
+		case 105u: goto st115;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
+		goto st23;
+	goto tr32;
 st115:
 	if ( ++p == pe )
 		goto _test_eof115;
 case 115:
 	switch( (*p) ) {
-		case 33u: goto st22;
-		case 58u: goto st116;
-		case 124u: goto st22;
-		case 126u: goto st22;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 78u: goto st116;
+		case 110u: goto st116;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st22;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st22;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st22;
+				goto st23;
 		} else
-			goto st22;
+			goto st23;
 	} else
-		goto st22;
-	goto tr34;
-tr159:
-#line 84 "runtime/http_parser.rl"
-	{
-    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
-}
-	goto st116;
-tr177:
-#line 80 "runtime/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 116; goto _out;} }
-    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
-}
-	goto st116;
+		goto st23;
+	goto tr32;
 st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3148 "/tmp/tmp.aAFDtH33r9"
 	switch( (*p) ) {
-		case 9u: goto st116;
-		case 32u: goto st116;
-		case 33u: goto st117;
-		case 67u: goto st126;
-		case 99u: goto st126;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 33u: goto st23;
+		case 58u: goto st24;
+		case 71u: goto st117;
+		case 103u: goto st117;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st117;
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st23;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st117;
+				goto st23;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st23;
 		} else
-			goto st117;
+			goto st23;
 	} else
-		goto st117;
-	goto tr154;
+		goto st23;
+	goto tr32;
 st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
-		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 33u: goto st23;
+		case 58u: goto st118;
+		case 124u: goto st23;
+		case 126u: goto st23;
 	}
-	if ( (*p) < 48u ) {
+	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st23;
 		} else if ( (*p) >= 35u )
-			goto st117;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
+			goto st23;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st23;
+		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
-		} else if ( (*p) >= 65u )
-			goto st117;
+				goto st23;
+		} else
+			goto st23;
 	} else
-		goto st117;
-	goto tr154;
-tr157:
-#line 84 "runtime/http_parser.rl"
+		goto st23;
+	goto tr32;
+tr163:
+#line 129 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st118;
-tr175:
-#line 80 "runtime/http_parser.rl"
+tr181:
+#line 125 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 118; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3319,409 +3347,483 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3219 "/tmp/tmp.aAFDtH33r9"
+#line 3247 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st118;
-		case 13u: goto st24;
 		case 32u: goto st118;
-		case 44u: goto st116;
-		case 59u: goto st119;
+		case 33u: goto st119;
+		case 67u: goto st128;
+		case 99u: goto st128;
+		case 124u: goto st119;
+		case 126u: goto st119;
 	}
-	goto tr154;
-tr160:
-#line 84 "runtime/http_parser.rl"
-	{
-    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
-}
-	goto st119;
-tr178:
-#line 80 "runtime/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 119; goto _out;} }
-    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
-}
-	goto st119;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st119;
+		} else if ( (*p) >= 35u )
+			goto st119;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st119;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st119;
+		} else
+			goto st119;
+	} else
+		goto st119;
+	goto tr158;
 st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3242 "/tmp/tmp.aAFDtH33r9"
 	switch( (*p) ) {
-		case 9u: goto st119;
-		case 32u: goto st119;
-		case 33u: goto st120;
-		case 124u: goto st120;
-		case 126u: goto st120;
+		case 9u: goto tr161;
+		case 13u: goto tr162;
+		case 32u: goto tr161;
+		case 33u: goto st119;
+		case 44u: goto tr163;
+		case 59u: goto tr164;
+		case 124u: goto st119;
+		case 126u: goto st119;
 	}
-	if ( (*p) < 45u ) {
+	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st120;
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st119;
 		} else if ( (*p) >= 35u )
-			goto st120;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st120;
-		} else if ( (*p) > 90u ) {
+			goto st119;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st120;
-		} else
-			goto st120;
+				goto st119;
+		} else if ( (*p) >= 65u )
+			goto st119;
 	} else
-		goto st120;
-	goto tr154;
+		goto st119;
+	goto tr158;
+tr161:
+#line 129 "runtime/http_parser.rl"
+	{
+    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
+}
+	goto st120;
+tr179:
+#line 125 "runtime/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 120; goto _out;} }
+    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
+}
+	goto st120;
 st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
+#line 3318 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 9u: goto st121;
-		case 32u: goto st121;
-		case 33u: goto st120;
-		case 61u: goto st122;
-		case 124u: goto st120;
-		case 126u: goto st120;
+		case 9u: goto st120;
+		case 13u: goto st26;
+		case 32u: goto st120;
+		case 44u: goto st118;
+		case 59u: goto st121;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st120;
-		} else if ( (*p) >= 35u )
-			goto st120;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st120;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st120;
-		} else
-			goto st120;
-	} else
-		goto st120;
-	goto tr154;
+	goto tr158;
+tr164:
+#line 129 "runtime/http_parser.rl"
+	{
+    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
+}
+	goto st121;
+tr182:
+#line 125 "runtime/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 121; goto _out;} }
+    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
+}
+	goto st121;
 st121:
 	if ( ++p == pe )
 		goto _test_eof121;
 case 121:
+#line 3341 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st121;
 		case 32u: goto st121;
-		case 61u: goto st122;
+		case 33u: goto st122;
+		case 124u: goto st122;
+		case 126u: goto st122;
 	}
-	goto tr154;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st122;
+		} else if ( (*p) >= 35u )
+			goto st122;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st122;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st122;
+		} else
+			goto st122;
+	} else
+		goto st122;
+	goto tr158;
 st122:
 	if ( ++p == pe )
 		goto _test_eof122;
 case 122:
 	switch( (*p) ) {
-		case 9u: goto st122;
-		case 32u: goto st122;
-		case 34u: goto st124;
-		case 124u: goto st123;
-		case 126u: goto st123;
+		case 9u: goto st123;
+		case 32u: goto st123;
+		case 33u: goto st122;
+		case 61u: goto st124;
+		case 124u: goto st122;
+		case 126u: goto st122;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st123;
-		} else if ( (*p) >= 33u )
-			goto st123;
+				goto st122;
+		} else if ( (*p) >= 35u )
+			goto st122;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st123;
+				goto st122;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st123;
+				goto st122;
 		} else
-			goto st123;
+			goto st122;
 	} else
-		goto st123;
-	goto tr154;
+		goto st122;
+	goto tr158;
 st123:
 	if ( ++p == pe )
 		goto _test_eof123;
 case 123:
 	switch( (*p) ) {
-		case 9u: goto st118;
-		case 13u: goto st24;
-		case 32u: goto st118;
-		case 33u: goto st123;
-		case 44u: goto st116;
-		case 59u: goto st119;
-		case 124u: goto st123;
-		case 126u: goto st123;
+		case 9u: goto st123;
+		case 32u: goto st123;
+		case 61u: goto st124;
 	}
-	if ( (*p) < 48u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st123;
-		} else if ( (*p) >= 35u )
-			goto st123;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st123;
-		} else if ( (*p) >= 65u )
-			goto st123;
-	} else
-		goto st123;
-	goto tr154;
+	goto tr158;
 st124:
 	if ( ++p == pe )
 		goto _test_eof124;
 case 124:
 	switch( (*p) ) {
-		case 34u: goto st118;
-		case 92u: goto st125;
-		case 127u: goto tr154;
+		case 9u: goto st124;
+		case 32u: goto st124;
+		case 34u: goto st126;
+		case 124u: goto st125;
+		case 126u: goto st125;
 	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr154;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st125;
+		} else if ( (*p) >= 33u )
+			goto st125;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st125;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st125;
+		} else
+			goto st125;
 	} else
-		goto tr154;
-	goto st124;
+		goto st125;
+	goto tr158;
 st125:
 	if ( ++p == pe )
 		goto _test_eof125;
 case 125:
-	if ( (*p) == 127u )
-		goto tr154;
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr154;
+	switch( (*p) ) {
+		case 9u: goto st120;
+		case 13u: goto st26;
+		case 32u: goto st120;
+		case 33u: goto st125;
+		case 44u: goto st118;
+		case 59u: goto st121;
+		case 124u: goto st125;
+		case 126u: goto st125;
+	}
+	if ( (*p) < 48u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st125;
+		} else if ( (*p) >= 35u )
+			goto st125;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st125;
+		} else if ( (*p) >= 65u )
+			goto st125;
 	} else
-		goto tr154;
-	goto st124;
+		goto st125;
+	goto tr158;
 st126:
 	if ( ++p == pe )
 		goto _test_eof126;
 case 126:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
-		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
-		case 72u: goto st127;
-		case 104u: goto st127;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 34u: goto st120;
+		case 92u: goto st127;
+		case 127u: goto tr158;
 	}
-	if ( (*p) < 48u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
-		} else if ( (*p) >= 35u )
-			goto st117;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
-		} else if ( (*p) >= 65u )
-			goto st117;
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr158;
 	} else
-		goto st117;
-	goto tr154;
+		goto tr158;
+	goto st126;
 st127:
 	if ( ++p == pe )
 		goto _test_eof127;
 case 127:
-	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
-		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
-		case 85u: goto st128;
-		case 117u: goto st128;
-		case 124u: goto st117;
-		case 126u: goto st117;
-	}
-	if ( (*p) < 48u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
-		} else if ( (*p) >= 35u )
-			goto st117;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
-		} else if ( (*p) >= 65u )
-			goto st117;
+	if ( (*p) == 127u )
+		goto tr158;
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr158;
 	} else
-		goto st117;
-	goto tr154;
+		goto tr158;
+	goto st126;
 st128:
 	if ( ++p == pe )
 		goto _test_eof128;
 case 128:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
-		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
-		case 78u: goto st129;
-		case 110u: goto st129;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr161;
+		case 13u: goto tr162;
+		case 32u: goto tr161;
+		case 33u: goto st119;
+		case 44u: goto tr163;
+		case 59u: goto tr164;
+		case 72u: goto st129;
+		case 104u: goto st129;
+		case 124u: goto st119;
+		case 126u: goto st119;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st119;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st119;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st119;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st119;
 	} else
-		goto st117;
-	goto tr154;
+		goto st119;
+	goto tr158;
 st129:
 	if ( ++p == pe )
 		goto _test_eof129;
 case 129:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
-		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
-		case 75u: goto st130;
-		case 107u: goto st130;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr161;
+		case 13u: goto tr162;
+		case 32u: goto tr161;
+		case 33u: goto st119;
+		case 44u: goto tr163;
+		case 59u: goto tr164;
+		case 85u: goto st130;
+		case 117u: goto st130;
+		case 124u: goto st119;
+		case 126u: goto st119;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st119;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st119;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st119;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st119;
 	} else
-		goto st117;
-	goto tr154;
+		goto st119;
+	goto tr158;
 st130:
 	if ( ++p == pe )
 		goto _test_eof130;
 case 130:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
-		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
-		case 69u: goto st131;
-		case 101u: goto st131;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr161;
+		case 13u: goto tr162;
+		case 32u: goto tr161;
+		case 33u: goto st119;
+		case 44u: goto tr163;
+		case 59u: goto tr164;
+		case 78u: goto st131;
+		case 110u: goto st131;
+		case 124u: goto st119;
+		case 126u: goto st119;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st119;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st119;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st119;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st119;
 	} else
-		goto st117;
-	goto tr154;
+		goto st119;
+	goto tr158;
 st131:
 	if ( ++p == pe )
 		goto _test_eof131;
 case 131:
 	switch( (*p) ) {
-		case 9u: goto tr157;
-		case 13u: goto tr158;
-		case 32u: goto tr157;
-		case 33u: goto st117;
-		case 44u: goto tr159;
-		case 59u: goto tr160;
-		case 68u: goto st132;
-		case 100u: goto st132;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr161;
+		case 13u: goto tr162;
+		case 32u: goto tr161;
+		case 33u: goto st119;
+		case 44u: goto tr163;
+		case 59u: goto tr164;
+		case 75u: goto st132;
+		case 107u: goto st132;
+		case 124u: goto st119;
+		case 126u: goto st119;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st119;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st119;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st119;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st119;
 	} else
-		goto st117;
-	goto tr154;
+		goto st119;
+	goto tr158;
 st132:
 	if ( ++p == pe )
 		goto _test_eof132;
 case 132:
 	switch( (*p) ) {
-		case 9u: goto tr175;
-		case 13u: goto tr176;
-		case 32u: goto tr175;
-		case 33u: goto st117;
-		case 44u: goto tr177;
-		case 59u: goto tr178;
-		case 124u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto tr161;
+		case 13u: goto tr162;
+		case 32u: goto tr161;
+		case 33u: goto st119;
+		case 44u: goto tr163;
+		case 59u: goto tr164;
+		case 69u: goto st133;
+		case 101u: goto st133;
+		case 124u: goto st119;
+		case 126u: goto st119;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st117;
+				goto st119;
 		} else if ( (*p) >= 35u )
-			goto st117;
+			goto st119;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto st119;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto st119;
 	} else
-		goto st117;
-	goto tr154;
-tr11:
-#line 45 "runtime/http_parser.rl"
-	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
-	goto st133;
+		goto st119;
+	goto tr158;
 st133:
 	if ( ++p == pe )
 		goto _test_eof133;
 case 133:
-#line 3614 "/tmp/tmp.aAFDtH33r9"
 	switch( (*p) ) {
+		case 9u: goto tr161;
+		case 13u: goto tr162;
+		case 32u: goto tr161;
+		case 33u: goto st119;
+		case 44u: goto tr163;
+		case 59u: goto tr164;
+		case 68u: goto st134;
+		case 100u: goto st134;
+		case 124u: goto st119;
+		case 126u: goto st119;
+	}
+	if ( (*p) < 48u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st119;
+		} else if ( (*p) >= 35u )
+			goto st119;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st119;
+		} else if ( (*p) >= 65u )
+			goto st119;
+	} else
+		goto st119;
+	goto tr158;
+st134:
+	if ( ++p == pe )
+		goto _test_eof134;
+case 134:
+	switch( (*p) ) {
+		case 9u: goto tr179;
+		case 13u: goto tr180;
 		case 32u: goto tr179;
+		case 33u: goto st119;
+		case 44u: goto tr181;
+		case 59u: goto tr182;
+		case 124u: goto st119;
+		case 126u: goto st119;
+	}
+	if ( (*p) < 48u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st119;
+		} else if ( (*p) >= 35u )
+			goto st119;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st119;
+		} else if ( (*p) >= 65u )
+			goto st119;
+	} else
+		goto st119;
+	goto tr158;
+tr10:
+#line 90 "runtime/http_parser.rl"
+	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
+	goto st135;
+st135:
+	if ( ++p == pe )
+		goto _test_eof135;
+case 135:
+#line 3713 "/tmp/tmp.Jgm7m2VoZu"
+	switch( (*p) ) {
+		case 32u: goto tr183;
 		case 33u: goto st5;
 		case 37u: goto st6;
 		case 58u: goto st8;
@@ -3740,33 +3842,46 @@ case 133:
 			goto st5;
 	} else
 		goto st5;
-	goto tr21;
-tr12:
-#line 45 "runtime/http_parser.rl"
+	goto tr7;
+tr11:
+#line 90 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
-#line 52 "runtime/http_parser.rl"
-	{ hp->path_start = OFF; }
-	goto st134;
-st134:
+#line 97 "runtime/http_parser.rl"
+	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
+	goto st136;
+st136:
 	if ( ++p == pe )
-		goto _test_eof134;
-case 134:
-#line 3643 "/tmp/tmp.aAFDtH33r9"
+		goto _test_eof136;
+case 136:
+#line 3742 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 32u: goto tr180;
-		case 37u: goto st135;
-		case 63u: goto tr183;
+		case 32u: goto tr184;
+		case 37u: goto st137;
+		case 63u: goto tr187;
 	}
 	if ( (*p) > 34u ) {
 		if ( 36u <= (*p) && (*p) <= 126u )
-			goto st134;
+			goto st136;
 	} else if ( (*p) >= 33u )
-		goto st134;
-	goto tr21;
-st135:
+		goto st136;
+	goto tr7;
+st137:
 	if ( ++p == pe )
-		goto _test_eof135;
-case 135:
+		goto _test_eof137;
+case 137:
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st138;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st138;
+	} else
+		goto st138;
+	goto tr7;
+st138:
+	if ( ++p == pe )
+		goto _test_eof138;
+case 138:
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st136;
@@ -3775,45 +3890,45 @@ case 135:
 			goto st136;
 	} else
 		goto st136;
-	goto tr8;
-st136:
-	if ( ++p == pe )
-		goto _test_eof136;
-case 136:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st134;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st134;
-	} else
-		goto st134;
-	goto tr8;
-tr183:
-#line 53 "runtime/http_parser.rl"
+	goto tr7;
+tr187:
+#line 98 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
-#line 54 "runtime/http_parser.rl"
-	{ hp->query_start = OFF + 1; }
-	goto st137;
-st137:
+#line 99 "runtime/http_parser.rl"
+	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
+	goto st139;
+st139:
 	if ( ++p == pe )
-		goto _test_eof137;
-case 137:
-#line 3688 "/tmp/tmp.aAFDtH33r9"
+		goto _test_eof139;
+case 139:
+#line 3787 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 32u: goto tr185;
-		case 37u: goto st138;
+		case 32u: goto tr189;
+		case 37u: goto st140;
 	}
 	if ( (*p) > 34u ) {
 		if ( 36u <= (*p) && (*p) <= 126u )
-			goto st137;
+			goto st139;
 	} else if ( (*p) >= 33u )
-		goto st137;
-	goto tr21;
-st138:
+		goto st139;
+	goto tr7;
+st140:
 	if ( ++p == pe )
-		goto _test_eof138;
-case 138:
+		goto _test_eof140;
+case 140:
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st141;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st141;
+	} else
+		goto st141;
+	goto tr7;
+st141:
+	if ( ++p == pe )
+		goto _test_eof141;
+case 141:
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st139;
@@ -3822,34 +3937,21 @@ case 138:
 			goto st139;
 	} else
 		goto st139;
-	goto tr8;
-st139:
-	if ( ++p == pe )
-		goto _test_eof139;
-case 139:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st137;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st137;
-	} else
-		goto st137;
-	goto tr8;
-tr14:
-#line 45 "runtime/http_parser.rl"
+	goto tr7;
+tr13:
+#line 90 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
-	goto st140;
-st140:
+	goto st142;
+st142:
 	if ( ++p == pe )
-		goto _test_eof140;
-case 140:
-#line 3731 "/tmp/tmp.aAFDtH33r9"
+		goto _test_eof142;
+case 142:
+#line 3830 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
-		case 43u: goto st140;
-		case 58u: goto st141;
+		case 43u: goto st142;
+		case 58u: goto st143;
 		case 59u: goto st5;
 		case 61u: goto st5;
 		case 95u: goto st5;
@@ -3858,62 +3960,75 @@ case 140:
 	if ( (*p) < 48u ) {
 		if ( (*p) > 44u ) {
 			if ( 45u <= (*p) && (*p) <= 46u )
-				goto st140;
+				goto st142;
 		} else if ( (*p) >= 36u )
 			goto st5;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 97u <= (*p) && (*p) <= 122u )
-				goto st140;
+				goto st142;
 		} else if ( (*p) >= 65u )
-			goto st140;
+			goto st142;
 	} else
-		goto st140;
-	goto tr8;
-st141:
-	if ( ++p == pe )
-		goto _test_eof141;
-case 141:
-	if ( (*p) == 47u )
 		goto st142;
-	if ( 48u <= (*p) && (*p) <= 57u )
-		goto st9;
-	goto tr8;
-st142:
-	if ( ++p == pe )
-		goto _test_eof142;
-case 142:
-	if ( (*p) == 47u )
-		goto st143;
-	goto tr8;
+	goto tr7;
 st143:
 	if ( ++p == pe )
 		goto _test_eof143;
 case 143:
-	switch( (*p) ) {
-		case 32u: goto tr193;
-		case 33u: goto st143;
-		case 37u: goto st144;
-		case 47u: goto tr195;
-		case 61u: goto st143;
-		case 63u: goto tr196;
-		case 93u: goto st143;
-		case 95u: goto st143;
-		case 126u: goto st143;
-	}
-	if ( (*p) < 64u ) {
-		if ( 36u <= (*p) && (*p) <= 59u )
-			goto st143;
-	} else if ( (*p) > 91u ) {
-		if ( 97u <= (*p) && (*p) <= 122u )
-			goto st143;
-	} else
-		goto st143;
-	goto tr21;
+	if ( (*p) == 47u )
+		goto st144;
+	if ( 48u <= (*p) && (*p) <= 57u )
+		goto st9;
+	goto tr7;
 st144:
 	if ( ++p == pe )
 		goto _test_eof144;
 case 144:
+	if ( (*p) == 47u )
+		goto st145;
+	goto tr7;
+st145:
+	if ( ++p == pe )
+		goto _test_eof145;
+case 145:
+	switch( (*p) ) {
+		case 32u: goto tr197;
+		case 33u: goto st145;
+		case 37u: goto st146;
+		case 47u: goto tr199;
+		case 61u: goto st145;
+		case 63u: goto tr200;
+		case 93u: goto st145;
+		case 95u: goto st145;
+		case 126u: goto st145;
+	}
+	if ( (*p) < 64u ) {
+		if ( 36u <= (*p) && (*p) <= 59u )
+			goto st145;
+	} else if ( (*p) > 91u ) {
+		if ( 97u <= (*p) && (*p) <= 122u )
+			goto st145;
+	} else
+		goto st145;
+	goto tr7;
+st146:
+	if ( ++p == pe )
+		goto _test_eof146;
+case 146:
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st147;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st147;
+	} else
+		goto st147;
+	goto tr7;
+st147:
+	if ( ++p == pe )
+		goto _test_eof147;
+case 147:
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st145;
@@ -3922,44 +4037,44 @@ case 144:
 			goto st145;
 	} else
 		goto st145;
-	goto tr8;
-st145:
+	goto tr7;
+tr199:
+#line 97 "runtime/http_parser.rl"
+	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
+	goto st148;
+st148:
 	if ( ++p == pe )
-		goto _test_eof145;
-case 145:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st143;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st143;
-	} else
-		goto st143;
-	goto tr8;
-tr195:
-#line 52 "runtime/http_parser.rl"
-	{ hp->path_start = OFF; }
-	goto st146;
-st146:
-	if ( ++p == pe )
-		goto _test_eof146;
-case 146:
-#line 3829 "/tmp/tmp.aAFDtH33r9"
+		goto _test_eof148;
+case 148:
+#line 3928 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 32u: goto tr198;
-		case 37u: goto st147;
-		case 63u: goto tr201;
+		case 32u: goto tr202;
+		case 37u: goto st149;
+		case 63u: goto tr205;
 	}
 	if ( (*p) > 34u ) {
 		if ( 36u <= (*p) && (*p) <= 126u )
-			goto st146;
+			goto st148;
 	} else if ( (*p) >= 33u )
-		goto st146;
-	goto tr21;
-st147:
+		goto st148;
+	goto tr7;
+st149:
 	if ( ++p == pe )
-		goto _test_eof147;
-case 147:
+		goto _test_eof149;
+case 149:
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st150;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st150;
+	} else
+		goto st150;
+	goto tr7;
+st150:
+	if ( ++p == pe )
+		goto _test_eof150;
+case 150:
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st148;
@@ -3968,49 +4083,49 @@ case 147:
 			goto st148;
 	} else
 		goto st148;
-	goto tr8;
-st148:
-	if ( ++p == pe )
-		goto _test_eof148;
-case 148:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st146;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st146;
-	} else
-		goto st146;
-	goto tr8;
-tr201:
-#line 53 "runtime/http_parser.rl"
+	goto tr7;
+tr205:
+#line 98 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
-#line 54 "runtime/http_parser.rl"
-	{ hp->query_start = OFF + 1; }
-	goto st149;
-tr196:
-#line 54 "runtime/http_parser.rl"
-	{ hp->query_start = OFF + 1; }
-	goto st149;
-st149:
+#line 99 "runtime/http_parser.rl"
+	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
+	goto st151;
+tr200:
+#line 99 "runtime/http_parser.rl"
+	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
+	goto st151;
+st151:
 	if ( ++p == pe )
-		goto _test_eof149;
-case 149:
-#line 3877 "/tmp/tmp.aAFDtH33r9"
+		goto _test_eof151;
+case 151:
+#line 3976 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
-		case 32u: goto tr193;
-		case 37u: goto st150;
+		case 32u: goto tr197;
+		case 37u: goto st152;
 	}
 	if ( (*p) > 34u ) {
 		if ( 36u <= (*p) && (*p) <= 126u )
-			goto st149;
+			goto st151;
 	} else if ( (*p) >= 33u )
-		goto st149;
-	goto tr21;
-st150:
+		goto st151;
+	goto tr7;
+st152:
 	if ( ++p == pe )
-		goto _test_eof150;
-case 150:
+		goto _test_eof152;
+case 152:
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st153;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st153;
+	} else
+		goto st153;
+	goto tr7;
+st153:
+	if ( ++p == pe )
+		goto _test_eof153;
+case 153:
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st151;
@@ -4019,64 +4134,51 @@ case 150:
 			goto st151;
 	} else
 		goto st151;
-	goto tr8;
-st151:
-	if ( ++p == pe )
-		goto _test_eof151;
-case 151:
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st149;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st149;
-	} else
-		goto st149;
-	goto tr8;
-tr15:
-#line 45 "runtime/http_parser.rl"
+	goto tr7;
+tr14:
+#line 90 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
-	goto st152;
-st152:
-	if ( ++p == pe )
-		goto _test_eof152;
-case 152:
-#line 3920 "/tmp/tmp.aAFDtH33r9"
-	if ( (*p) == 46u )
-		goto st153;
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 58u )
-			goto st153;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st153;
-	} else
-		goto st153;
-	goto tr8;
-st153:
-	if ( ++p == pe )
-		goto _test_eof153;
-case 153:
-	switch( (*p) ) {
-		case 46u: goto st153;
-		case 93u: goto st154;
-	}
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 58u )
-			goto st153;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st153;
-	} else
-		goto st153;
-	goto tr8;
+	goto st154;
 st154:
 	if ( ++p == pe )
 		goto _test_eof154;
 case 154:
+#line 4019 "/tmp/tmp.Jgm7m2VoZu"
+	if ( (*p) == 46u )
+		goto st155;
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 58u )
+			goto st155;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st155;
+	} else
+		goto st155;
+	goto tr7;
+st155:
+	if ( ++p == pe )
+		goto _test_eof155;
+case 155:
+	switch( (*p) ) {
+		case 46u: goto st155;
+		case 93u: goto st156;
+	}
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 58u )
+			goto st155;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st155;
+	} else
+		goto st155;
+	goto tr7;
+st156:
+	if ( ++p == pe )
+		goto _test_eof156;
+case 156:
 	if ( (*p) == 58u )
 		goto st8;
-	goto tr8;
+	goto tr7;
 	}
 	_test_eof1: cs = 1; goto _test_eof; 
 	_test_eof2: cs = 2; goto _test_eof; 
@@ -4099,7 +4201,7 @@ case 154:
 	_test_eof19: cs = 19; goto _test_eof; 
 	_test_eof20: cs = 20; goto _test_eof; 
 	_test_eof21: cs = 21; goto _test_eof; 
-	_test_eof155: cs = 155; goto _test_eof; 
+	_test_eof157: cs = 157; goto _test_eof; 
 	_test_eof22: cs = 22; goto _test_eof; 
 	_test_eof23: cs = 23; goto _test_eof; 
 	_test_eof24: cs = 24; goto _test_eof; 
@@ -4233,6 +4335,8 @@ case 154:
 	_test_eof152: cs = 152; goto _test_eof; 
 	_test_eof153: cs = 153; goto _test_eof; 
 	_test_eof154: cs = 154; goto _test_eof; 
+	_test_eof155: cs = 155; goto _test_eof; 
+	_test_eof156: cs = 156; goto _test_eof; 
 
 	_test_eof: {}
 	if ( p == eof )
@@ -4241,12 +4345,13 @@ case 154:
 	case 2: 
 	case 19: 
 	case 21: 
-	case 24: 
-#line 103 "runtime/http_parser.rl"
+	case 26: 
+#line 154 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 104 "runtime/http_parser.rl"
+	case 3: 
+#line 155 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4254,23 +4359,30 @@ case 154:
 	case 6: 
 	case 7: 
 	case 8: 
+	case 9: 
 	case 135: 
 	case 136: 
+	case 137: 
 	case 138: 
 	case 139: 
 	case 140: 
 	case 141: 
 	case 142: 
+	case 143: 
 	case 144: 
 	case 145: 
+	case 146: 
 	case 147: 
 	case 148: 
+	case 149: 
 	case 150: 
 	case 151: 
 	case 152: 
 	case 153: 
 	case 154: 
-#line 105 "runtime/http_parser.rl"
+	case 155: 
+	case 156: 
+#line 156 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4282,13 +4394,12 @@ case 154:
 	case 16: 
 	case 17: 
 	case 18: 
-#line 106 "runtime/http_parser.rl"
+#line 157 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 20: 
 	case 22: 
-	case 25: 
-	case 26: 
+	case 23: 
 	case 27: 
 	case 28: 
 	case 29: 
@@ -4297,8 +4408,8 @@ case 154:
 	case 32: 
 	case 33: 
 	case 34: 
-	case 53: 
-	case 54: 
+	case 35: 
+	case 36: 
 	case 55: 
 	case 56: 
 	case 57: 
@@ -4308,18 +4419,18 @@ case 154:
 	case 61: 
 	case 62: 
 	case 63: 
-	case 67: 
-	case 68: 
+	case 64: 
+	case 65: 
 	case 69: 
 	case 70: 
 	case 71: 
 	case 72: 
-	case 86: 
-	case 87: 
+	case 73: 
+	case 74: 
 	case 88: 
 	case 89: 
-	case 99: 
-	case 100: 
+	case 90: 
+	case 91: 
 	case 101: 
 	case 102: 
 	case 103: 
@@ -4335,12 +4446,13 @@ case 154:
 	case 113: 
 	case 114: 
 	case 115: 
-#line 108 "runtime/http_parser.rl"
+	case 116: 
+	case 117: 
+#line 158 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
-	case 23: 
-	case 35: 
-	case 36: 
+	case 24: 
+	case 25: 
 	case 37: 
 	case 38: 
 	case 39: 
@@ -4357,8 +4469,8 @@ case 154:
 	case 50: 
 	case 51: 
 	case 52: 
-	case 73: 
-	case 74: 
+	case 53: 
+	case 54: 
 	case 75: 
 	case 76: 
 	case 77: 
@@ -4370,17 +4482,17 @@ case 154:
 	case 83: 
 	case 84: 
 	case 85: 
-#line 109 "runtime/http_parser.rl"
+	case 86: 
+	case 87: 
+#line 159 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
-	case 64: 
-	case 65: 
 	case 66: 
-#line 110 "runtime/http_parser.rl"
+	case 67: 
+	case 68: 
+#line 160 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
-	case 116: 
-	case 117: 
 	case 118: 
 	case 119: 
 	case 120: 
@@ -4396,11 +4508,11 @@ case 154:
 	case 130: 
 	case 131: 
 	case 132: 
-#line 111 "runtime/http_parser.rl"
+	case 133: 
+	case 134: 
+#line 161 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
-	case 90: 
-	case 91: 
 	case 92: 
 	case 93: 
 	case 94: 
@@ -4408,35 +4520,19 @@ case 154:
 	case 96: 
 	case 97: 
 	case 98: 
-#line 112 "runtime/http_parser.rl"
+	case 99: 
+	case 100: 
+#line 162 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-	case 3: 
-#line 104 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_METHOD; }
-#line 107 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_REQUEST_LINE; }
-	break;
-	case 9: 
-	case 133: 
-	case 134: 
-	case 137: 
-	case 143: 
-	case 146: 
-	case 149: 
-#line 105 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_TARGET; }
-#line 107 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_REQUEST_LINE; }
-	break;
-#line 4294 "/tmp/tmp.aAFDtH33r9"
+#line 4391 "/tmp/tmp.Jgm7m2VoZu"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 348 "runtime/http_parser.rl"
+#line 406 "runtime/http_parser.rl"
 
     hp->cs = cs;
     hp->pos = (uint32_t)(p - b);
@@ -4494,9 +4590,9 @@ int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 405 "runtime/http_parser.rl"
+#line 463 "runtime/http_parser.rl"
             
-#line 4355 "/tmp/tmp.aAFDtH33r9"
+#line 4452 "/tmp/tmp.Jgm7m2VoZu"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4549,49 +4645,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 147 "runtime/http_parser.rl"
+#line 197 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 147 "runtime/http_parser.rl"
+#line 197 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 148 "runtime/http_parser.rl"
+#line 198 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 148 "runtime/http_parser.rl"
+#line 198 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 146 "runtime/http_parser.rl"
+#line 196 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 149 "runtime/http_parser.rl"
+#line 199 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 146 "runtime/http_parser.rl"
+#line 196 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 149 "runtime/http_parser.rl"
+#line 199 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 150 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 146 "runtime/http_parser.rl"
+#line 196 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 150 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4433 "/tmp/tmp.aAFDtH33r9"
+#line 4530 "/tmp/tmp.Jgm7m2VoZu"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 125 "runtime/http_parser.rl"
+#line 175 "runtime/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4601,7 +4697,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4446 "/tmp/tmp.aAFDtH33r9"
+#line 4543 "/tmp/tmp.Jgm7m2VoZu"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -4768,7 +4864,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 129 "runtime/http_parser.rl"
+#line 179 "runtime/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -4788,7 +4884,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4631 "/tmp/tmp.aAFDtH33r9"
+#line 4728 "/tmp/tmp.Jgm7m2VoZu"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -4844,14 +4940,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 143 "runtime/http_parser.rl"
+#line 193 "runtime/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4692 "/tmp/tmp.aAFDtH33r9"
+#line 4789 "/tmp/tmp.Jgm7m2VoZu"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -4889,14 +4985,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 144 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4735 "/tmp/tmp.aAFDtH33r9"
+#line 4832 "/tmp/tmp.Jgm7m2VoZu"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -4977,11 +5073,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 146 "runtime/http_parser.rl"
+#line 196 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 147 "runtime/http_parser.rl"
+#line 197 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -4993,45 +5089,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 148 "runtime/http_parser.rl"
+#line 198 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 149 "runtime/http_parser.rl"
+#line 199 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 150 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 146 "runtime/http_parser.rl"
+#line 196 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 149 "runtime/http_parser.rl"
+#line 199 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 146 "runtime/http_parser.rl"
+#line 196 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 150 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 147 "runtime/http_parser.rl"
+#line 197 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 148 "runtime/http_parser.rl"
+#line 198 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 4851 "/tmp/tmp.aAFDtH33r9"
+#line 4948 "/tmp/tmp.Jgm7m2VoZu"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 406 "runtime/http_parser.rl"
+#line 464 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);
