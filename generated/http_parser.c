@@ -85,7 +85,7 @@ static inline const unsigned char *skip_class(const unsigned char *q, const unsi
 
 /* ------------------------------------------------------------------ head */
 
-#line 85 "/tmp/tmp.Jgm7m2VoZu"
+#line 85 "generated/http_parser.c"
 static const int iox_http_head_start = 1;
 static const int iox_http_head_first_final = 157;
 static const int iox_http_head_error = 0;
@@ -98,7 +98,7 @@ static const int iox_http_head_en_main = 1;
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 94 "/tmp/tmp.Jgm7m2VoZu"
+#line 94 "generated/http_parser.c"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -308,7 +308,7 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     
 #line 405 "runtime/http_parser.rl"
     
-#line 298 "/tmp/tmp.Jgm7m2VoZu"
+#line 298 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -378,7 +378,7 @@ tr158:
 #line 161 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 358 "/tmp/tmp.Jgm7m2VoZu"
+#line 358 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -397,7 +397,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 375 "/tmp/tmp.Jgm7m2VoZu"
+#line 375 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto st3;
@@ -430,7 +430,7 @@ st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 406 "/tmp/tmp.Jgm7m2VoZu"
+#line 406 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto tr8;
 		case 37u: goto tr9;
@@ -459,7 +459,7 @@ st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 433 "/tmp/tmp.Jgm7m2VoZu"
+#line 433 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -488,7 +488,7 @@ st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 460 "/tmp/tmp.Jgm7m2VoZu"
+#line 460 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -519,7 +519,7 @@ st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 489 "/tmp/tmp.Jgm7m2VoZu"
+#line 489 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -602,7 +602,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 559 "/tmp/tmp.Jgm7m2VoZu"
+#line 559 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -649,7 +649,7 @@ st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 604 "/tmp/tmp.Jgm7m2VoZu"
+#line 604 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st17;
 	goto tr21;
@@ -671,7 +671,7 @@ st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 624 "/tmp/tmp.Jgm7m2VoZu"
+#line 624 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -698,7 +698,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 648 "/tmp/tmp.Jgm7m2VoZu"
+#line 648 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st21;
 		case 33u: goto st22;
@@ -746,7 +746,7 @@ st157:
 	if ( ++p == pe )
 		goto _test_eof157;
 case 157:
-#line 694 "/tmp/tmp.Jgm7m2VoZu"
+#line 694 "generated/http_parser.c"
 	goto st0;
 st22:
 	if ( ++p == pe )
@@ -784,7 +784,7 @@ st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 730 "/tmp/tmp.Jgm7m2VoZu"
+#line 730 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st23;
 		case 58u: goto st24;
@@ -817,7 +817,7 @@ st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 761 "/tmp/tmp.Jgm7m2VoZu"
+#line 761 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr46;
 		case 127u: goto tr44;
@@ -836,7 +836,7 @@ st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
-#line 778 "/tmp/tmp.Jgm7m2VoZu"
+#line 778 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st26;
 		case 127u: goto tr44;
@@ -900,7 +900,7 @@ st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 831 "/tmp/tmp.Jgm7m2VoZu"
+#line 831 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr49;
 	goto tr3;
@@ -1216,7 +1216,7 @@ st37:
 	if ( ++p == pe )
 		goto _test_eof37;
 case 37:
-#line 1144 "/tmp/tmp.Jgm7m2VoZu"
+#line 1144 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st37;
 		case 32u: goto st37;
@@ -1286,7 +1286,7 @@ st39:
 	if ( ++p == pe )
 		goto _test_eof39;
 case 39:
-#line 1211 "/tmp/tmp.Jgm7m2VoZu"
+#line 1211 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st39;
 		case 13u: goto st26;
@@ -2078,7 +2078,7 @@ st66:
 	if ( ++p == pe )
 		goto _test_eof66;
 case 66:
-#line 2001 "/tmp/tmp.Jgm7m2VoZu"
+#line 2001 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st66;
 		case 32u: goto st66;
@@ -2112,7 +2112,7 @@ st67:
 	if ( ++p == pe )
 		goto _test_eof67;
 case 67:
-#line 2031 "/tmp/tmp.Jgm7m2VoZu"
+#line 2031 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr97;
 		case 13u: goto tr98;
@@ -2136,7 +2136,7 @@ st68:
 	if ( ++p == pe )
 		goto _test_eof68;
 case 68:
-#line 2053 "/tmp/tmp.Jgm7m2VoZu"
+#line 2053 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st68;
 		case 13u: goto st26;
@@ -2657,7 +2657,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2570 "/tmp/tmp.Jgm7m2VoZu"
+#line 2570 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2690,7 +2690,7 @@ st93:
 	if ( ++p == pe )
 		goto _test_eof93;
 case 93:
-#line 2601 "/tmp/tmp.Jgm7m2VoZu"
+#line 2601 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr132;
 		case 13u: goto tr133;
@@ -2722,7 +2722,7 @@ st94:
 	if ( ++p == pe )
 		goto _test_eof94;
 case 94:
-#line 2631 "/tmp/tmp.Jgm7m2VoZu"
+#line 2631 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st94;
 		case 13u: goto st26;
@@ -2737,7 +2737,7 @@ st95:
 	if ( ++p == pe )
 		goto _test_eof95;
 case 95:
-#line 2644 "/tmp/tmp.Jgm7m2VoZu"
+#line 2644 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st96;
@@ -2768,7 +2768,7 @@ st97:
 	if ( ++p == pe )
 		goto _test_eof97;
 case 97:
-#line 2673 "/tmp/tmp.Jgm7m2VoZu"
+#line 2673 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr132;
 		case 13u: goto tr133;
@@ -2785,7 +2785,7 @@ st98:
 	if ( ++p == pe )
 		goto _test_eof98;
 case 98:
-#line 2688 "/tmp/tmp.Jgm7m2VoZu"
+#line 2688 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st99;
 	if ( (*p) < 65u ) {
@@ -3347,7 +3347,7 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3247 "/tmp/tmp.Jgm7m2VoZu"
+#line 3247 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 32u: goto st118;
@@ -3421,7 +3421,7 @@ st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
-#line 3318 "/tmp/tmp.Jgm7m2VoZu"
+#line 3318 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st120;
 		case 13u: goto st26;
@@ -3447,7 +3447,7 @@ st121:
 	if ( ++p == pe )
 		goto _test_eof121;
 case 121:
-#line 3341 "/tmp/tmp.Jgm7m2VoZu"
+#line 3341 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st121;
 		case 32u: goto st121;
@@ -3821,7 +3821,7 @@ st135:
 	if ( ++p == pe )
 		goto _test_eof135;
 case 135:
-#line 3713 "/tmp/tmp.Jgm7m2VoZu"
+#line 3713 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr183;
 		case 33u: goto st5;
@@ -3853,7 +3853,7 @@ st136:
 	if ( ++p == pe )
 		goto _test_eof136;
 case 136:
-#line 3742 "/tmp/tmp.Jgm7m2VoZu"
+#line 3742 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr184;
 		case 37u: goto st137;
@@ -3901,7 +3901,7 @@ st139:
 	if ( ++p == pe )
 		goto _test_eof139;
 case 139:
-#line 3787 "/tmp/tmp.Jgm7m2VoZu"
+#line 3787 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr189;
 		case 37u: goto st140;
@@ -3946,7 +3946,7 @@ st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3830 "/tmp/tmp.Jgm7m2VoZu"
+#line 3830 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -4046,7 +4046,7 @@ st148:
 	if ( ++p == pe )
 		goto _test_eof148;
 case 148:
-#line 3928 "/tmp/tmp.Jgm7m2VoZu"
+#line 3928 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr202;
 		case 37u: goto st149;
@@ -4098,7 +4098,7 @@ st151:
 	if ( ++p == pe )
 		goto _test_eof151;
 case 151:
-#line 3976 "/tmp/tmp.Jgm7m2VoZu"
+#line 3976 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr197;
 		case 37u: goto st152;
@@ -4143,7 +4143,7 @@ st154:
 	if ( ++p == pe )
 		goto _test_eof154;
 case 154:
-#line 4019 "/tmp/tmp.Jgm7m2VoZu"
+#line 4019 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st155;
 	if ( (*p) < 65u ) {
@@ -4525,7 +4525,7 @@ case 156:
 #line 162 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4391 "/tmp/tmp.Jgm7m2VoZu"
+#line 4391 "generated/http_parser.c"
 	}
 	}
 
@@ -4592,7 +4592,7 @@ int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
             
 #line 463 "runtime/http_parser.rl"
             
-#line 4452 "/tmp/tmp.Jgm7m2VoZu"
+#line 4452 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4682,7 +4682,7 @@ tr26:
 #line 200 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4530 "/tmp/tmp.Jgm7m2VoZu"
+#line 4530 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -4697,7 +4697,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4543 "/tmp/tmp.Jgm7m2VoZu"
+#line 4543 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -4884,7 +4884,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4728 "/tmp/tmp.Jgm7m2VoZu"
+#line 4728 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -4947,7 +4947,7 @@ st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4789 "/tmp/tmp.Jgm7m2VoZu"
+#line 4789 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -4992,7 +4992,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4832 "/tmp/tmp.Jgm7m2VoZu"
+#line 4832 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5120,7 +5120,7 @@ case 19:
 #line 198 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 4948 "/tmp/tmp.Jgm7m2VoZu"
+#line 4948 "generated/http_parser.c"
 	}
 	}
 
