@@ -44,6 +44,10 @@ int iox_sim_complete_all(struct iox_seam_sim *s, unsigned op, int res);
  * Returns how many completions were delivered. */
 int iox_sim_pump(struct iox_seam_sim *s);
 
+/* Make buffers returned since the last call available to recv again — what
+ * the real ring does at submit time (one buf-ring advance per loop turn). */
+void iox_sim_publish(struct iox_seam_sim *s);
+
 /* Books. */
 int iox_sim_has_op(struct iox_seam_sim *s, unsigned op, int fd);
 unsigned iox_sim_live_ops(struct iox_seam_sim *s, int fd);

@@ -34,6 +34,8 @@ struct iox_seam_sim {
     uint8_t *lent;
     uint16_t *ring;              /* FIFO of free buffer ids, like the kernel's */
     unsigned head, tail;         /* ring[head % n] .. ring[tail % n] */
+    uint16_t *pending;           /* returned, not yet published (like the kernel's tail) */
+    unsigned npending;
     unsigned nlent, violations;
     char last_violation[160];
     struct peer peers[SIM_FDS];
@@ -117,7 +119,7 @@ static void x_buf_return(struct iox_seam *b, unsigned bid)
     if (bid >= b->buf_count || !s->lent[bid]) { violation(s, "buffer returned twice or never lent", -1); return; }
     s->lent[bid] = 0;
     s->nlent--;
-    s->ring[s->tail++ % b->buf_count] = (uint16_t)bid;
+    s->pending[s->npending++] = (uint16_t)bid;
 }
 
 static const struct iox_seam_ops sim_ops = {
@@ -140,7 +142,8 @@ struct iox_seam_sim *iox_sim_create(unsigned nbufs, unsigned bufsize)
     s->bufs = calloc(nbufs, bufsize);
     s->lent = calloc(nbufs, 1);
     s->ring = calloc(nbufs, sizeof *s->ring);
-    if (!s->bufs || !s->lent || !s->ring) { iox_sim_destroy(s); return NULL; }
+    s->pending = calloc(nbufs, sizeof *s->pending);
+    if (!s->bufs || !s->lent || !s->ring || !s->pending) { iox_sim_destroy(s); return NULL; }
     for (unsigned i = 0; i < nbufs; i++) s->ring[s->tail++] = (uint16_t)i;
     return s;
 }
@@ -152,6 +155,7 @@ void iox_sim_destroy(struct iox_seam_sim *s)
     free(s->bufs);
     free(s->lent);
     free(s->ring);
+    free(s->pending);
     free(s);
 }
 
@@ -277,6 +281,13 @@ int iox_sim_pump(struct iox_seam_sim *s)
         }
     }
     return delivered;
+}
+
+void iox_sim_publish(struct iox_seam_sim *s)
+{
+    for (unsigned i = 0; i < s->npending; i++)
+        s->ring[s->tail++ % s->base.buf_count] = s->pending[i];
+    s->npending = 0;
 }
 
 /* ---- books ---- */
