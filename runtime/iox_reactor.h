@@ -39,13 +39,24 @@ struct iox_http_app {
 };
 
 /* A message between reactors. Embedded at the start of every payload.
+ *
  * Ownership: the sender gives the payload up when iox_reactor_send_msg
- * returns 0; the receiver owns it from its handler on, and returns it to
- * the sender the same way when the protocol says so (hop). */
+ * returns; the receiver owns it from its handler on, and hands it back the
+ * same way when the protocol says so (hop). Memory comes from the sender's
+ * per-reactor pool and is freed only by its owner reactor, so no allocator
+ * is ever shared.
+ *
+ * Delivery: an IORING_OP_MSG_RING posts a CQE on the target ring. When the
+ * target's CQ is full (-EOVERFLOW) or no SQE is free, the sender keeps the
+ * message and sends it again on its next loop turn: nothing is dropped. If
+ * the target cannot take messages at all (its ring is gone), the handler of
+ * the message's kind is called ON THE SENDER with status < 0, so the sender
+ * can answer for itself. */
 struct iox_msg {
     uint32_t kind;
     uint16_t from, to;
-    struct iox_msg *next;   /* sender-side retry queue (CQ of target full) */
+    int32_t status;         /* 0 delivered; < 0 -errno: bounced back undelivered */
+    struct iox_msg *next;   /* sender-side retry queue */
 };
 typedef void (*iox_msg_handler)(struct iox_reactor *r, struct iox_msg *m);
 #define IOX_MSG_KINDS 16
@@ -121,6 +132,11 @@ struct iox_reactor {
     void *free_carry, *free_wbuf;
     uint32_t tick_ms;
     uint8_t tick_armed;
+    uint8_t counted_out;              /* left the running-reactor count */
+    /* Reactors still serving (shutdown only): a stopped reactor keeps
+     * answering messages until every reactor is done, so a hop in flight to
+     * it is never stranded. */
+    _Atomic unsigned *running;
 };
 
 /* Allocate a reactor's tables (internal: server.c). */

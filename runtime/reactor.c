@@ -201,6 +201,7 @@ int iox_reactor_send_msg(struct iox_reactor *r, unsigned to, struct iox_msg *m)
     if (to >= r->nreactors) return -EINVAL;
     m->from = (uint16_t)r->id;
     m->to = (uint16_t)to;
+    m->status = 0;
     int rc = iox_seam_msg_ring(r->seam, r->peer_ring_fds[to], m->kind,
                                iox_ud_ptr(IOX_OP_MSG, m), iox_ud_ptr(IOX_OP_MSG_SENT, m));
     if (rc < 0) {
@@ -216,12 +217,16 @@ static void on_msg_cqe(struct iox_reactor *r, const struct iox_cqe *cqe)
     struct iox_msg *m = iox_ud_to_ptr(cqe->ud);
     if (iox_ud_op(cqe->ud) == IOX_OP_MSG_SENT) {
         if (cqe->res >= 0 || !m) return;
-        /* Target CQ full (-EOVERFLOW) or busy: the message is still ours;
-         * send it again next turn. Anything else is a bug worth a line. */
-        if (cqe->res != -EOVERFLOW && cqe->res != -EAGAIN && cqe->res != -EBUSY)
-            IOX_WARN("msg_ring to reactor %u: %s (retrying)", m->to, strerror(-cqe->res));
-        m->next = r->msg_retry;
-        r->msg_retry = m;
+        if (cqe->res == -EOVERFLOW || cqe->res == -EAGAIN || cqe->res == -EBUSY) {
+            /* Target CQ full or busy: still ours; send it again next turn. */
+            m->next = r->msg_retry;
+            r->msg_retry = m;
+            return;
+        }
+        /* The target cannot take it: bounce it to its kind's handler here. */
+        IOX_WARN("msg_ring to reactor %u: %s — message bounced to its sender", m->to, strerror(-cqe->res));
+        m->status = cqe->res;
+        if (m->kind < IOX_MSG_KINDS && r->msg_handlers[m->kind]) r->msg_handlers[m->kind](r, m);
         return;
     }
     uint32_t kind = (uint32_t)cqe->res;

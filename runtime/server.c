@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,7 @@ struct server {
     const struct iox_server_config *cfg;
     struct iox_reactor *reactors;
     int *ring_fds;
+    _Atomic unsigned running;
     struct startup st;
 };
 
@@ -153,7 +155,15 @@ static void reactor_loop(struct iox_reactor *r, struct iox_seam_uring *u)
          * in the ring holds the listener open after our close(), and the
          * ring's teardown is asynchronous, so the port would stay taken for
          * a moment after exit. */
-        if (r->stopping && r->nconns == 0 && !r->accept_armed) break;
+        if (r->stopping && r->nconns == 0 && !r->accept_armed) {
+            if (!r->counted_out) {
+                r->counted_out = 1;
+                atomic_fetch_sub(r->running, 1);
+            }
+            /* Others may still send us messages (hop): serve them until
+             * every reactor is done. The tick wakes us to look again. */
+            if (atomic_load(r->running) == 0) break;
+        }
         int rc = iox_seam_uring_submit_and_wait(u, 1);
         if (rc < 0) {
             IOX_ERROR("io_uring_submit_and_wait: %s — stopping this reactor", strerror(-rc));
@@ -281,11 +291,13 @@ int iox_server_run(const struct iox_server_config *cfg)
     s.ring_fds = calloc(cfg->reactors, sizeof *s.ring_fds);
     if (!s.reactors || !s.ring_fds) { fprintf(stderr, "ioxide: out of memory\n"); return 1; }
     unsigned started = 0;
+    atomic_store(&s.running, cfg->reactors);
     for (unsigned i = 0; i < cfg->reactors; i++) {
         struct iox_reactor *r = &s.reactors[i];
         r->id = i;
         r->nreactors = cfg->reactors;
         r->peer_ring_fds = s.ring_fds;
+        r->running = &s.running;
         if (reactor_alloc_public(r, cfg) < 0) {
             fprintf(stderr, "ioxide: out of memory for %u connections per reactor (IOX_MAX_CONNS)\n", cfg->max_conns);
             return 1;
