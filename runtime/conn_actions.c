@@ -73,9 +73,15 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
             size_t consumed = 0;
             const char *data;
             size_t dlen;
-            int r = iox_http_parse_body(&c->hp, base + off, len - off, &consumed, &data, &dlen);
-            off += consumed;
-            if (r == IOX_HTTP_BODY_DATA || r == IOX_HTTP_NEED_MORE) continue;
+            int r;
+            /* Body bytes are discarded. Ask again after each piece, even
+             * with no input left: the end of a body that ends exactly at
+             * the end of this buffer is only reported by the next call. */
+            do {
+                r = iox_http_parse_body(&c->hp, base + off, len - off, &consumed, &data, &dlen);
+                off += consumed;
+            } while (r == IOX_HTTP_BODY_DATA);
+            if (r == IOX_HTTP_NEED_MORE) continue;
             if (r < 0) { ev = reject(c, r); off = len; break; }
             /* BODY_DONE */
             c->body_pending = 0;
@@ -98,6 +104,17 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
         c->req_keep_alive = req.keep_alive;
         c->req_minor = req.version_minor;
         c->body_pending = req.body_kind != IOX_HTTP_BODY_NONE;
+        if (req.expect_continue && c->body_pending && req.version_minor >= 1 &&
+            off == len) {
+            /* The client waits for this before sending the body (RFC 9110
+             * §10.1.1); an interim answer, sent ahead of the final one. Not
+             * needed when body bytes are already here. */
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            if (iox_resp_write(c, cont, sizeof cont - 1) == 0) {
+                c->wcommit = c->wlen;
+                iox_conn_mark_dirty(c);
+            }
+        }
         int h = c->r->cfg->app->on_request(c, &req, c->r->cfg->app_ctx);
         if (c->aborted) { off = len; ev = HTTP_CONN_EV_FAIL; break; }
         if (h == IOX_ASYNC) {
