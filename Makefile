@@ -38,7 +38,7 @@ TEST_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
-.PHONY: all deps run test test-normal test-asan regen check-regen bench bench-parse clean
+.PHONY: all deps run test test-normal test-asan regen check-regen bench bench-parse clean sim
 
 all: $(LIB) $(BUILD)/playground $(BUILD)/tests
 
@@ -84,6 +84,12 @@ test-asan:
 	@echo "=== test: ASan+UBSan build ==="
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  IOX_SRC_DIR=$(CURDIR) build/asan/tests $(TESTS)
+
+# Seeded simulation of the machines through the simulated ring.
+#   make sim                 IOX_SIM_SEEDS (default 20000) schedules per machine
+#   make sim SEED=1827       replay one seed exactly
+sim: all
+	IOX_SIM_SEEDS=$${IOX_SIM_SEEDS:-20000} $(if $(SEED),IOX_SEED=$(SEED)) $(BUILD)/tests conn_sim
 
 regen:
 	@mk/deps.sh

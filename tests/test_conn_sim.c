@@ -358,7 +358,7 @@ IOX_TEST(conn_sim, seeded_schedules_with_faults)
     const char *one = getenv("IOX_SEED");
     const char *many = getenv("IOX_SIM_SEEDS");
     uint64_t first = one ? strtoull(one, NULL, 10) : 1;
-    uint64_t nseeds = one ? 1 : many ? strtoull(many, NULL, 10) : 3000;
+    uint64_t nseeds = one ? 1 : many ? strtoull(many, NULL, 10) : 10000;
     unsigned failures = 0;
     for (uint64_t seed = first; seed < first + nseeds; seed++) {
         failures += (unsigned)run_seed(seed, ref, rn);
