@@ -799,7 +799,9 @@ IOX_TEST(playground_raw, idle_timeout)
 IOX_TEST(playground_raw, tiny_buffer_ring_under_load)
 {
     struct hc_server s;
-    static const char *const env[] = {"REACTORS=2", "IOX_RECV_BUFFERS=4", "IOX_RECV_BUFSIZE=64", NULL};
+    /* IOX_LOG=debug: each reactor reports its ENOBUFS count when it stops. */
+    static const char *const env[] = {"REACTORS=2", "IOX_RECV_BUFFERS=4", "IOX_RECV_BUFSIZE=64",
+                                      "IOX_LOG=debug", NULL};
     if (hc_server_start(&s, env) != 0) { CU_FAIL("start a server with 4 x 64-byte buffers"); return; }
     struct load_result res;
     long long t0 = hc_now_ms();
@@ -822,15 +824,25 @@ IOX_TEST(playground_raw, tiny_buffer_ring_under_load)
         hc_response_free(&r);
     }
     hc_close(&c);
-    printf("\n    [tiny ring: %lld ms] ", hc_now_ms() - t0);
     long ms;
     int st = hc_server_stop(&s, &ms);
     CHECK(st == 0, "the tiny-ring server exited with %d", st);
-    if (st != 0) {
-        char *err = hc_server_stderr(&s);
-        fprintf(stderr, "%s\n", err);
-        free(err);
+    /* The ring did run dry: the test exercised ENOBUFS, not just load. */
+    char *err = hc_server_stderr(&s);
+    unsigned long long enobufs = 0;
+    int reports = 0;
+    for (const char *p = err; (p = strstr(p, "stopped: ")) != NULL; p++) {
+        unsigned long long a, q, stale, nb;
+        if (sscanf(p, "stopped: %llu accepted, %llu requests, %llu stale CQEs, %llu ENOBUFS", &a, &q, &stale, &nb) == 4) {
+            enobufs += nb;
+            reports++;
+        }
     }
+    CHECK(reports == 2, "%d reactor reports in the server's debug log, want 2", reports);
+    CHECK(enobufs > 0, "no ENOBUFS with 4 x 64-byte buffers: the test did not exercise back-pressure");
+    printf("\n    [tiny ring: %lld ms, %llu ENOBUFS] ", hc_now_ms() - t0, enobufs);
+    if (st != 0) fprintf(stderr, "%s\n", err);
+    free(err);
     hc_server_free(&s);
 }
 
@@ -1053,6 +1065,57 @@ IOX_TEST(playground_raw, sigterm_under_load)
         fprintf(stderr, "%s\n", err);
         free(err);
     }
+    hc_server_free(&s);
+}
+
+/* SIGTERM while a client has a deep pipeline unread: the answers the server
+ * sends are all complete, the last says Connection: close, the stream ends
+ * with a FIN (not a reset that would drop answers), and the server exits 0
+ * within 5 s. */
+IOX_TEST(playground_raw, sigterm_with_unread_pipeline)
+{
+    struct hc_server s;
+    static const char *const env[] = {"REACTORS=2", NULL};
+    if (hc_server_start(&s, env) != 0) { CU_FAIL("start a server"); return; }
+    enum { N = 20000 };
+    size_t n = (size_t)N * (sizeof GET_ROOT - 1);
+    char *q = malloc(n);
+    for (unsigned k = 0; k < N; k++) memcpy(q + (size_t)k * (sizeof GET_ROOT - 1), GET_ROOT, sizeof GET_ROOT - 1);
+    struct hc_conn c;
+    CU_ASSERT_EQUAL_FATAL(hc_connect_ex(&c, s.port, 2000, 16384, 0), 0);
+    fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK);
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = send(c.fd, q + off, n - off, MSG_NOSIGNAL);
+        if (w > 0) { off += (size_t)w; continue; }
+        if (w < 0 && errno != EAGAIN) break;
+        struct pollfd pfd = {c.fd, POLLOUT, 0};
+        if (poll(&pfd, 1, 300) == 0) break;
+    }
+    fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) & ~O_NONBLOCK);
+    long long t0 = hc_now_ms();
+    CU_ASSERT_EQUAL(kill(s.pid, SIGTERM), 0);
+    unsigned got = 0, wrong = 0;
+    int last_close = 0, rc;
+    struct hc_response r;
+    while ((rc = hc_read_response(&c, &r, 0)) == HC_OK) {
+        if (r.status != 200 || r.body_len != 2) wrong++;
+        last_close = r.conn_close;
+        got++;
+        hc_response_free(&r);
+    }
+    CHECK(rc == HC_EOF, "after %u answers: %s (%s), want a clean end of stream", got, hc_strerror(rc),
+          rc == HC_IOERR ? strerror(c.err) : "");
+    CHECK(got > 0 && got <= N, "%u answers", got);
+    CHECK(wrong == 0, "%u wrong answers", wrong);
+    CHECK(last_close, "the last answer before the close lacks Connection: close");
+    hc_close(&c);
+    int st = hc_server_wait_exit(&s, 5000);
+    long long ms = hc_now_ms() - t0;
+    CHECK(st == 0 && ms < 5000, "exit %d after %lld ms, want 0 within 5 s", st, ms);
+    if (st == -ETIMEDOUT) hc_server_stop(&s, NULL);
+    printf("\n    [SIGTERM with %zu bytes of pipeline: %u answers, exit %d after %lld ms] ", off, got, st, ms);
+    free(q);
     hc_server_free(&s);
 }
 
