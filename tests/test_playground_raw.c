@@ -1068,16 +1068,19 @@ IOX_TEST(playground_raw, sigterm_under_load)
     hc_server_free(&s);
 }
 
-/* SIGTERM while a client has a deep pipeline unread: the answers the server
- * sends are all complete, the last says Connection: close, the stream ends
- * with a FIN (not a reset that would drop answers), and the server exits 0
- * within 5 s. */
+/* SIGTERM while a client has a deep pipeline unread (more than the socket
+ * buffers hold, so the server is throttled with input left in the socket):
+ * every answer the server sent arrives complete and the stream ends with a
+ * FIN — not a reset, which would discard answers still in the server's
+ * socket buffer (RFC 9112 §9.6) — and the server exits 0 within 5 s. The
+ * answers after SIGTERM say Connection: close; one already serialised
+ * before it cannot, so that is not asserted. */
 IOX_TEST(playground_raw, sigterm_with_unread_pipeline)
 {
     struct hc_server s;
     static const char *const env[] = {"REACTORS=2", NULL};
     if (hc_server_start(&s, env) != 0) { CU_FAIL("start a server"); return; }
-    enum { N = 20000 };
+    enum { N = 100000 };
     size_t n = (size_t)N * (sizeof GET_ROOT - 1);
     char *q = malloc(n);
     for (unsigned k = 0; k < N; k++) memcpy(q + (size_t)k * (sizeof GET_ROOT - 1), GET_ROOT, sizeof GET_ROOT - 1);
@@ -1096,11 +1099,10 @@ IOX_TEST(playground_raw, sigterm_with_unread_pipeline)
     long long t0 = hc_now_ms();
     CU_ASSERT_EQUAL(kill(s.pid, SIGTERM), 0);
     unsigned got = 0, wrong = 0;
-    int last_close = 0, rc;
+    int rc;
     struct hc_response r;
     while ((rc = hc_read_response(&c, &r, 0)) == HC_OK) {
         if (r.status != 200 || r.body_len != 2) wrong++;
-        last_close = r.conn_close;
         got++;
         hc_response_free(&r);
     }
@@ -1108,13 +1110,13 @@ IOX_TEST(playground_raw, sigterm_with_unread_pipeline)
           rc == HC_IOERR ? strerror(c.err) : "");
     CHECK(got > 0 && got <= N, "%u answers", got);
     CHECK(wrong == 0, "%u wrong answers", wrong);
-    CHECK(last_close, "the last answer before the close lacks Connection: close");
     hc_close(&c);
     int st = hc_server_wait_exit(&s, 5000);
     long long ms = hc_now_ms() - t0;
     CHECK(st == 0 && ms < 5000, "exit %d after %lld ms, want 0 within 5 s", st, ms);
     if (st == -ETIMEDOUT) hc_server_stop(&s, NULL);
-    printf("\n    [SIGTERM with %zu bytes of pipeline: %u answers, exit %d after %lld ms] ", off, got, st, ms);
+    printf("\n    [SIGTERM with %zu of %zu bytes of pipeline written: %u answers, exit %d after %lld ms] ", off, n, got,
+           st, ms);
     free(q);
     hc_server_free(&s);
 }
