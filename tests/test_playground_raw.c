@@ -1068,8 +1068,8 @@ IOX_TEST(playground_raw, sigterm_under_load)
     hc_server_free(&s);
 }
 
-/* SIGTERM while a client has a deep pipeline unread (more than the socket
- * buffers hold, so the server is throttled with input left in the socket):
+/* SIGTERM while a client has a deep pipeline unread (answers pile up, the
+ * server is throttled with input left in its socket):
  * every answer the server sent arrives complete and the stream ends with a
  * FIN — not a reset, which would discard answers still in the server's
  * socket buffer (RFC 9112 §9.6) — and the server exits 0 within 5 s. The
@@ -1096,6 +1096,11 @@ IOX_TEST(playground_raw, sigterm_with_unread_pipeline)
         if (poll(&pfd, 1, 300) == 0) break;
     }
     fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) & ~O_NONBLOCK);
+    /* SIGTERM once the server is answering (the answers pile up unread):
+     * requests it has not read yet it may drop with the connection. */
+    struct pollfd pfd = {c.fd, POLLIN, 0};
+    CU_ASSERT_EQUAL(poll(&pfd, 1, 3000), 1);
+    usleep(50 * 1000);
     long long t0 = hc_now_ms();
     CU_ASSERT_EQUAL(kill(s.pid, SIGTERM), 0);
     unsigned got = 0, wrong = 0;
