@@ -331,7 +331,10 @@ int http_conn_act_finish(struct iox_conn *c, const struct iox_event *ev)
 int http_conn_act_linger(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    if (c->eof || c->r->stopping) return HTTP_CONN_EV_FAIL;
+    /* Linger while stopping too: the grace deadline bounds it, and closing
+     * with unread input would reset the connection and discard answers
+     * still in the socket buffer (RFC 9112 §9.6). */
+    if (c->eof) return HTTP_CONN_EV_FAIL;
     int r = iox_seam_shutdown(c->r->seam, c->fd, SHUT_WR,
                               iox_ud(IOX_OP_SHUTDOWN, IOX_OWN_HTTP, c->gen, c->idx));
     if (r < 0) return HTTP_CONN_EV_FAIL;
