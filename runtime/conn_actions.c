@@ -21,6 +21,19 @@ static size_t carry_max(struct iox_conn *c)
     return (size_t)c->hp.lim.max_head + 8u * c->r->seam->buf_size + IOX_CARRY_SLACK;
 }
 
+/* Where the carry may go once reading is throttled. Bytes delivered after
+ * the throttle were already taken from the socket and must be kept: until
+ * the cancel of the multishot recv lands, the kernel may deliver as many
+ * buffers as the provided ring holds (CQEs already posted each pin one), far
+ * more than the "few" carry_max allows — failing then reset the connection
+ * and lost every answer owed. The ring is shared by the reactor, so this
+ * bounds the total taken after throttles, not only this connection's. */
+static size_t carry_limit(struct iox_conn *c)
+{
+    if (!c->throttled) return carry_max(c);
+    return carry_max(c) + (size_t)c->r->seam->buf_count * c->r->seam->buf_size;
+}
+
 static int over_cap(struct iox_conn *c)
 {
     return c->out && c->wlen - c->wsent >= c->r->cfg->write_cap;
@@ -141,13 +154,13 @@ static int feed(struct iox_conn *c, const char *p, size_t n)
         p += used;
         n -= used;
         if (n && ev != HTTP_CONN_EV_FINISH && ev != HTTP_CONN_EV_FAIL) {
-            if (iox_carry_append(c, p, n, carry_max(c)) != n) return HTTP_CONN_EV_FAIL;
+            if (iox_carry_append(c, p, n, carry_limit(c)) != n) return HTTP_CONN_EV_FAIL;
         }
         return ev;
     }
     /* Slow path: a request is already cut; continue it in the carry. */
     while (n) {
-        size_t k = iox_carry_append(c, p, n, carry_max(c));
+        size_t k = iox_carry_append(c, p, n, carry_limit(c));
         if (k == 0) return HTTP_CONN_EV_FAIL;
         p += k;
         n -= k;
@@ -158,7 +171,7 @@ static int feed(struct iox_conn *c, const char *p, size_t n)
         if (ev == HTTP_CONN_EV_FINISH || ev == HTTP_CONN_EV_FAIL) return ev;
         if (ev || c->throttled) {
             /* Parsing paused: keep the rest of the input behind the carry. */
-            if (n && iox_carry_append(c, p, n, carry_max(c)) != n) return HTTP_CONN_EV_FAIL;
+            if (n && iox_carry_append(c, p, n, carry_limit(c)) != n) return HTTP_CONN_EV_FAIL;
             return ev;
         }
         if (used == 0 && before == c->in_cap && n) return HTTP_CONN_EV_FAIL;
@@ -185,7 +198,7 @@ int http_conn_act_consume(struct iox_conn *c, const struct iox_event *ev)
 int http_conn_act_stash(struct iox_conn *c, const struct iox_event *ev)
 {
     if (c->body_pending) return feed(c, ev->data, ev->len);
-    if (iox_carry_append(c, ev->data, ev->len, carry_max(c)) != ev->len) {
+    if (iox_carry_append(c, ev->data, ev->len, carry_limit(c)) != ev->len) {
         /* The client keeps sending while we cannot answer: stop reading. */
         iox_conn_throttle(c);
         return HTTP_CONN_EV_FAIL;
@@ -335,7 +348,10 @@ int http_conn_act_finish(struct iox_conn *c, const struct iox_event *ev)
 int http_conn_act_linger(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    if (c->eof || c->r->stopping) return HTTP_CONN_EV_FAIL;
+    /* Linger while stopping too: the grace deadline bounds it, and closing
+     * with unread input would reset the connection and discard answers
+     * still in the socket buffer (RFC 9112 §9.6). */
+    if (c->eof) return HTTP_CONN_EV_FAIL;
     int r = iox_seam_shutdown(c->r->seam, c->fd, SHUT_WR,
                               iox_ud(IOX_OP_SHUTDOWN, IOX_OWN_HTTP, c->gen, c->idx));
     if (r < 0) return HTTP_CONN_EV_FAIL;

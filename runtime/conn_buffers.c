@@ -49,7 +49,9 @@ size_t iox_carry_append(struct iox_conn *c, const char *p, size_t n, size_t max)
         char *g = malloc(want);
         if (g) {
             memcpy(g, c->in, c->in_len);
-            iox_carry_release(c);
+            /* Not iox_carry_release: it keeps a carry that holds bytes. */
+            if (c->in_cap == IOX_BLOCK) block_put(&c->r->free_carry, c->in);
+            else free(c->in);
             c->in = g;
             c->in_cap = (uint32_t)want;
         }
