@@ -313,11 +313,11 @@ int http_conn_act_on_shutdown(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
     c->close_after = 1;
-    if (!iox_http_parser_mid_request(&c->hp) && !c->in_len && !c->body_pending &&
-        c->wsent >= c->wcommit && !c->send_inflight)
-        return HTTP_CONN_EV_FAIL;   /* idle: nothing to finish, close now */
+    /* Between requests (idle, or only output left): send what is owed, then
+     * half-close and linger — requests the peer sent meanwhile must not turn
+     * our close into a RST that destroys answers still in flight. */
     if (!iox_http_parser_mid_request(&c->hp) && !c->in_len && !c->body_pending)
-        return HTTP_CONN_EV_FINISH;  /* only output left: send it, then close */
+        return HTTP_CONN_EV_FINISH;
     return HTTP_CONN_EV_NONE;        /* mid-request: close after its answer */
 }
 
