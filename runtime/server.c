@@ -210,8 +210,6 @@ static void *reactor_main(void *arg)
         r->tick_ms = cfg->idle_timeout_ms / 4;
         if (r->tick_ms > 250) r->tick_ms = 250;
         if (r->tick_ms < 10) r->tick_ms = 10;
-        int fd = make_listener(cfg, 1, why, sizeof why);
-        if (fd < 0) ok = 0; else r->listen_fd = fd;
     }
     if (ok && cfg->on_start && cfg->on_start(r, cfg->app_ctx) != 0) {
         snprintf(why, sizeof why, "reactor %u: application start hook failed", r->id);
@@ -302,7 +300,20 @@ int iox_server_run(const struct iox_server_config *cfg)
             fprintf(stderr, "ioxide: out of memory for %u connections per reactor (IOX_MAX_CONNS)\n", cfg->max_conns);
             return 1;
         }
+        /* Every listener of the SO_REUSEPORT group exists before any reactor
+         * runs: connections arriving during startup are spread over all of
+         * them, not piled on whichever reactor bound first. */
+        r->listen_fd = make_listener(cfg, 1, why, sizeof why);
+        if (r->listen_fd < 0) {
+            fprintf(stderr, "ioxide: %s\n", why);
+            for (unsigned j = 0; j < i; j++) close(s.reactors[j].listen_fd);
+            return 1;
+        }
+    }
+    for (unsigned i = 0; i < cfg->reactors; i++) {
+        struct iox_reactor *r = &s.reactors[i];
         struct thread_arg *ta = malloc(sizeof *ta);
+        if (!ta) { snprintf(s.st.why, sizeof s.st.why, "out of memory"); s.st.failed++; break; }
         ta->s = &s;
         ta->id = i;
         int e = pthread_create(&r->thread, NULL, reactor_main, ta);

@@ -116,6 +116,7 @@ static void run_hop_load(unsigned reactors)
     CU_ASSERT_EQUAL(errors, 0);
     /* Every reactor produced answers for others (round robin spreads). */
     CU_ASSERT_EQUAL(to, (1u << reactors) - 1);
+    if (to != (1u << reactors) - 1) fprintf(stderr, "\n  reactors %u: origins 0x%x targets 0x%x\n", reactors, from, to);
     CU_ASSERT(from != 0);
     long ms;
     CU_ASSERT_EQUAL(hc_server_stop(&s, &ms), 0);
