@@ -40,7 +40,7 @@ enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
 
 /* ------------------------------------------------------------------ head */
 
-#line 40 "/tmp/tmp.aAFDtH33r9"
+#line 40 "generated/http_parser.c"
 static const int iox_http_head_start = 1;
 static const int iox_http_head_first_final = 155;
 static const int iox_http_head_error = 0;
@@ -53,7 +53,7 @@ static const int iox_http_head_en_main = 1;
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 49 "/tmp/tmp.aAFDtH33r9"
+#line 49 "generated/http_parser.c"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -255,7 +255,7 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     
 #line 347 "runtime/http_parser.rl"
     
-#line 245 "/tmp/tmp.aAFDtH33r9"
+#line 245 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -337,7 +337,7 @@ tr154:
 #line 111 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 313 "/tmp/tmp.aAFDtH33r9"
+#line 313 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -356,7 +356,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 330 "/tmp/tmp.aAFDtH33r9"
+#line 330 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr6;
 		case 33u: goto st3;
@@ -389,7 +389,7 @@ st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 361 "/tmp/tmp.aAFDtH33r9"
+#line 361 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto tr9;
 		case 37u: goto tr10;
@@ -418,7 +418,7 @@ st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 388 "/tmp/tmp.aAFDtH33r9"
+#line 388 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -447,7 +447,7 @@ st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 415 "/tmp/tmp.aAFDtH33r9"
+#line 415 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -478,7 +478,7 @@ st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 444 "/tmp/tmp.aAFDtH33r9"
+#line 444 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr8;
@@ -561,7 +561,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 514 "/tmp/tmp.aAFDtH33r9"
+#line 514 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr23;
@@ -608,7 +608,7 @@ st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 559 "/tmp/tmp.aAFDtH33r9"
+#line 559 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st17;
 	goto tr23;
@@ -630,7 +630,7 @@ st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 579 "/tmp/tmp.aAFDtH33r9"
+#line 579 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr23;
@@ -657,7 +657,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 603 "/tmp/tmp.aAFDtH33r9"
+#line 603 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st21;
 		case 33u: goto st22;
@@ -705,7 +705,7 @@ st155:
 	if ( ++p == pe )
 		goto _test_eof155;
 case 155:
-#line 649 "/tmp/tmp.aAFDtH33r9"
+#line 649 "generated/http_parser.c"
 	goto st0;
 st22:
 	if ( ++p == pe )
@@ -798,7 +798,7 @@ st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 732 "/tmp/tmp.aAFDtH33r9"
+#line 732 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr45;
 	goto tr3;
@@ -1114,7 +1114,7 @@ st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1045 "/tmp/tmp.aAFDtH33r9"
+#line 1045 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st35;
 		case 32u: goto st35;
@@ -1184,7 +1184,7 @@ st37:
 	if ( ++p == pe )
 		goto _test_eof37;
 case 37:
-#line 1112 "/tmp/tmp.aAFDtH33r9"
+#line 1112 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st37;
 		case 13u: goto st24;
@@ -1976,7 +1976,7 @@ st64:
 	if ( ++p == pe )
 		goto _test_eof64;
 case 64:
-#line 1902 "/tmp/tmp.aAFDtH33r9"
+#line 1902 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st64;
 		case 32u: goto st64;
@@ -2010,7 +2010,7 @@ st65:
 	if ( ++p == pe )
 		goto _test_eof65;
 case 65:
-#line 1932 "/tmp/tmp.aAFDtH33r9"
+#line 1932 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr93;
 		case 13u: goto tr94;
@@ -2034,7 +2034,7 @@ st66:
 	if ( ++p == pe )
 		goto _test_eof66;
 case 66:
-#line 1954 "/tmp/tmp.aAFDtH33r9"
+#line 1954 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st66;
 		case 13u: goto st24;
@@ -2555,7 +2555,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2471 "/tmp/tmp.aAFDtH33r9"
+#line 2471 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr122;
 		case 13u: goto tr123;
@@ -2588,7 +2588,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2502 "/tmp/tmp.aAFDtH33r9"
+#line 2502 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr128;
 		case 13u: goto tr129;
@@ -2620,7 +2620,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2532 "/tmp/tmp.aAFDtH33r9"
+#line 2532 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st24;
@@ -2635,7 +2635,7 @@ st93:
 	if ( ++p == pe )
 		goto _test_eof93;
 case 93:
-#line 2545 "/tmp/tmp.aAFDtH33r9"
+#line 2545 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st94;
@@ -2666,7 +2666,7 @@ st95:
 	if ( ++p == pe )
 		goto _test_eof95;
 case 95:
-#line 2574 "/tmp/tmp.aAFDtH33r9"
+#line 2574 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr128;
 		case 13u: goto tr129;
@@ -2683,7 +2683,7 @@ st96:
 	if ( ++p == pe )
 		goto _test_eof96;
 case 96:
-#line 2589 "/tmp/tmp.aAFDtH33r9"
+#line 2589 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st97;
 	if ( (*p) < 65u ) {
@@ -3245,7 +3245,7 @@ st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3148 "/tmp/tmp.aAFDtH33r9"
+#line 3148 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st116;
 		case 32u: goto st116;
@@ -3319,7 +3319,7 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3219 "/tmp/tmp.aAFDtH33r9"
+#line 3219 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 13u: goto st24;
@@ -3345,7 +3345,7 @@ st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3242 "/tmp/tmp.aAFDtH33r9"
+#line 3242 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st119;
 		case 32u: goto st119;
@@ -3719,7 +3719,7 @@ st133:
 	if ( ++p == pe )
 		goto _test_eof133;
 case 133:
-#line 3614 "/tmp/tmp.aAFDtH33r9"
+#line 3614 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr179;
 		case 33u: goto st5;
@@ -3751,7 +3751,7 @@ st134:
 	if ( ++p == pe )
 		goto _test_eof134;
 case 134:
-#line 3643 "/tmp/tmp.aAFDtH33r9"
+#line 3643 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr180;
 		case 37u: goto st135;
@@ -3799,7 +3799,7 @@ st137:
 	if ( ++p == pe )
 		goto _test_eof137;
 case 137:
-#line 3688 "/tmp/tmp.aAFDtH33r9"
+#line 3688 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr185;
 		case 37u: goto st138;
@@ -3844,7 +3844,7 @@ st140:
 	if ( ++p == pe )
 		goto _test_eof140;
 case 140:
-#line 3731 "/tmp/tmp.aAFDtH33r9"
+#line 3731 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -3944,7 +3944,7 @@ st146:
 	if ( ++p == pe )
 		goto _test_eof146;
 case 146:
-#line 3829 "/tmp/tmp.aAFDtH33r9"
+#line 3829 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr198;
 		case 37u: goto st147;
@@ -3996,7 +3996,7 @@ st149:
 	if ( ++p == pe )
 		goto _test_eof149;
 case 149:
-#line 3877 "/tmp/tmp.aAFDtH33r9"
+#line 3877 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr193;
 		case 37u: goto st150;
@@ -4041,7 +4041,7 @@ st152:
 	if ( ++p == pe )
 		goto _test_eof152;
 case 152:
-#line 3920 "/tmp/tmp.aAFDtH33r9"
+#line 3920 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st153;
 	if ( (*p) < 65u ) {
@@ -4429,7 +4429,7 @@ case 154:
 #line 107 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_REQUEST_LINE; }
 	break;
-#line 4294 "/tmp/tmp.aAFDtH33r9"
+#line 4294 "generated/http_parser.c"
 	}
 	}
 
@@ -4496,7 +4496,7 @@ int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
             
 #line 405 "runtime/http_parser.rl"
             
-#line 4355 "/tmp/tmp.aAFDtH33r9"
+#line 4355 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4586,7 +4586,7 @@ tr26:
 #line 150 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4433 "/tmp/tmp.aAFDtH33r9"
+#line 4433 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -4601,7 +4601,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4446 "/tmp/tmp.aAFDtH33r9"
+#line 4446 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -4788,7 +4788,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4631 "/tmp/tmp.aAFDtH33r9"
+#line 4631 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -4851,7 +4851,7 @@ st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4692 "/tmp/tmp.aAFDtH33r9"
+#line 4692 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -4896,7 +4896,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4735 "/tmp/tmp.aAFDtH33r9"
+#line 4735 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5024,7 +5024,7 @@ case 19:
 #line 148 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 4851 "/tmp/tmp.aAFDtH33r9"
+#line 4851 "generated/http_parser.c"
 	}
 	}
 
