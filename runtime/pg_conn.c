@@ -288,7 +288,11 @@ int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
                 set_fail(c, -EACCES, state, "authentication failed for user \"%s\": %s", user, msg);
             else
                 set_fail(c, -ECONNREFUSED, state, "the server refused the session for user \"%s\": %s", user, msg);
-            IOX_ERROR("pg: %s", c->fail_msg);
+            /* One clear line, not one per retry. */
+            if (strcmp(c->pool->last_logged, c->fail_msg)) {
+                IOX_ERROR("pg: %s", c->fail_msg);
+                snprintf(c->pool->last_logged, sizeof c->pool->last_logged, "%s", c->fail_msg);
+            }
             c->fail_logged = 1;
             return PG_CONN_EV_FAIL;
         }
@@ -321,6 +325,7 @@ int pg_conn_act_session_up(struct iox_pg_conn *c, const struct iox_pg_event *ev)
                  p->ci.user, p->ci.dbname);
         p->was_up = 1;
         p->last_error[0] = 0;
+        p->last_logged[0] = 0;
     }
     pg_pool_take_waiting(p);
     return PG_CONN_EV_NONE;
@@ -453,9 +458,10 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
         if (c->was_up)
             IOX_WARN("pg: connection %u lost: %s (%u quer%s failed)", c->idx, c->fail_msg, nfailed,
                      nfailed == 1 ? "y" : "ies");
-        else if (!c->backoff_ms)
+        else if (strcmp(p->last_logged, c->fail_msg)) {
             IOX_WARN("pg: cannot connect to %s port %u: %s (retrying with backoff)", p->ci.host, p->ci.port, c->fail_msg);
-        else
+            snprintf(p->last_logged, sizeof p->last_logged, "%s", c->fail_msg);
+        } else
             IOX_DEBUG("pg: connect retry failed: %s", c->fail_msg);
     }
     snprintf(p->last_error, sizeof p->last_error, "%s", c->fail_msg);

@@ -92,6 +92,7 @@ struct iox_pg_pool {
     unsigned nup;
     int was_up;                /* for "database is back" logs */
     char last_error[PG_ERRMSG];
+    char last_logged[PG_ERRMSG];   /* a failure repeated by every retry is logged once */
 };
 
 /* user_data slot index of the pool's tick and of the close guard timer. */
