@@ -473,6 +473,9 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
     c->prepared = 0;
     reset_result(c);
     c->was_up = 0;
+    /* Unsent output is dropped (a send in flight keeps its buffer, which
+     * is not touched again: nothing appends to a closing session). */
+    c->wb[c->fill].len = 0;
     while (q) {
         struct pg_req *next = q->next;
         pg_fail_req(p, q, c->fail_err, c->fail_sqlstate, msg);
