@@ -351,8 +351,11 @@ pg_cluster_ticks() {
   echo "$sum"
 }
 
-shape_pgload() { :; }
-shape_label_pgload() { printf 'SELECT 42 (%s DB conns; wrk c%s)' "$PG_BENCH_CONNS" "$CONNS"; }
+shape_pgload() {  # the ioxide side's load (pgbench is its own load)
+  LOAD_ARGV=(taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${2}s" "$1")
+  LOAD_PARSER=parse_wrk
+}
+shape_label_pgload() { printf 'load on ioxide (wrk c%s; %s DB conns)' "$CONNS" "$PG_BENCH_CONNS"; }
 
 pgbench_argv() {  # SECONDS
   PGBENCH_ARGV=(taskset -c "$WRK_CPU" pgbench -n -M prepared -f "$BENCH_TMPDIR/select42.sql" -c "$PG_BENCH_CONNS" -j 1
@@ -391,7 +394,8 @@ measure_pg() {
   else
     kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) is gone"
     c0=$(proc_cpu_ticks "$pid")
-    taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${DURATION}s" "$url" >"$out" 2>&1 && rc=0 || rc=$?
+    shape_pgload "$url" "$DURATION"
+    "${LOAD_ARGV[@]}" >"$out" 2>&1 && rc=0 || rc=$?
     sleep 0.2
     kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) died during the run; wrk said: $(tr '\n' ' ' <"$out")"
     c1=$(proc_cpu_ticks "$pid")
