@@ -418,4 +418,54 @@ IOX_TEST(pg_ring, restart_under_load_recovers)
     rig_close(g);
 }
 
+IOX_TEST(pg_ring, database_absent_fails_fast_and_closes)
+{
+    /* Nothing listens there: the pool opens anyway, keeps retrying, and
+     * queries are refused at once. */
+    struct rig *g = rig_open("host=127.0.0.1 port=1 user=x password=y dbname=z", 2, 8, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, NULL, NULL, 400), -ETIMEDOUT);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(iox_pg_pool_last_error(g->pool), "Connection refused"));
+    struct outcome o = {0};
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT 1", on_outcome, &o), -ENOTCONN);
+    rig_close(g);
+}
+
+IOX_TEST(pg_ring, query_timeout_drops_the_session)
+{
+    char ci[400], ci2[460];
+    snprintf(ci2, sizeof ci2, "%s query_timeout_ms=300", ci_tcp(ci, sizeof ci, "scram_user", IOX_PG_SCRAM_PW));
+    struct rig *g = rig_open(ci2, 1, 8, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_EQUAL_FATAL(wait_up(g, 1, 5000), 0);
+    struct outcome o[2];
+    memset(o, 0, sizeof o);
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT pg_sleep(3)", on_outcome, &o[0]), 0);
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT 2", on_outcome, &o[1]), 0);   /* behind it */
+    CU_ASSERT_EQUAL_FATAL(wait_done(g, o, 2, 2000), 0);
+    CU_ASSERT(o[0].status == IOX_PG_FAILED && o[0].err == -ETIMEDOUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o[0].message, "query timed out after 300 ms"));
+    CU_ASSERT_EQUAL(o[1].status, IOX_PG_FAILED);
+    CU_ASSERT_EQUAL(wait_up(g, 1, 3000), 0);
+    CU_ASSERT_EQUAL(simple_42(g), 0);
+    rig_close(g);
+}
+
+IOX_TEST(pg_ring, full_queue_is_eagain)
+{
+    char ci[400];
+    struct rig *g = rig_open(ci_tcp(ci, sizeof ci, "scram_user", IOX_PG_SCRAM_PW), 1, 2, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_EQUAL_FATAL(wait_up(g, 1, 5000), 0);
+    struct outcome o[5];
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < 4; i++)   /* 2 in flight + 2 waiting */
+        CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT 1", on_outcome, &o[i]), 0);
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT 1", on_outcome, &o[4]), -EAGAIN);
+    CU_ASSERT_EQUAL(wait_done(g, o, 4, 5000), 0);
+    for (int i = 0; i < 4; i++) CU_ASSERT_EQUAL(o[i].status, IOX_PG_OK);
+    rig_close(g);
+}
+
 IOX_SUITE(pg_ring, suite_init, suite_clean);
