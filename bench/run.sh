@@ -80,7 +80,7 @@ stop_pids() {
 cleanup() {
   trap - EXIT INT TERM
   stop_pids "${SERVER_PIDS[@]}"
-  stop_pg_cluster
+  declare -F stop_pg_cluster >/dev/null && stop_pg_cluster
   rm -rf "$BENCH_TMPDIR"
 }
 trap cleanup EXIT
