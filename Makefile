@@ -2,6 +2,7 @@
 #
 #   make            build everything into build/ (library, examples, tests)
 #   make run        build and start the raw playground on :8080
+#   make run-pg     the playground in pg mode against a throwaway PostgreSQL
 #   make test       build and run every test: normal build, then ASan+UBSan
 #   make regen      re-run Ragel and the machine generator into generated/
 #   make bench      interleaved benchmark vs nginx (bench/RESULTS.md)
@@ -38,7 +39,7 @@ TEST_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
-.PHONY: all deps run test test-normal test-asan regen check-regen bench bench-parse clean sim
+.PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim
 
 all: $(LIB) $(BUILD)/playground $(BUILD)/tests
 
@@ -68,6 +69,10 @@ $(BUILD)/tests: $(TEST_OBJ) $(LIB)
 
 run: all
 	PORT=$${PORT:-8080} $(BUILD)/playground
+
+# pg mode against a throwaway PostgreSQL cluster (removed on exit).
+run-pg: all
+	BUILD=$(BUILD) mk/run-pg.sh
 
 # The suite runs twice: the normal build, then ASan+UBSan (LeakSanitizer on).
 test:

@@ -80,6 +80,7 @@ stop_pids() {
 cleanup() {
   trap - EXIT INT TERM
   stop_pids "${SERVER_PIDS[@]}"
+  declare -F stop_pg_cluster >/dev/null && stop_pg_cluster
   rm -rf "$BENCH_TMPDIR"
 }
 trap cleanup EXIT
@@ -235,7 +236,9 @@ proc_sched_ns() {
 RUNS_TSV=  # set per row: row round shape side status reqs rps ticks us_req sched_us_req reason
 
 # measure NAME PID URL SHAPE — one run; appends a line to RUNS_TSV.
+# A row may measure its own way: measure_<row> with the same arguments.
 measure() {
+  if declare -F "measure_$CUR_ROW" >/dev/null; then "measure_$CUR_ROW" "$@"; return; fi
   local name=$1 pid=$2 url=$3 shape=$4
   local out=$BENCH_TMPDIR/wrk.out rc t0 t1 s0 s1 parsed
   "shape_$shape" "$url" "$DURATION"
@@ -266,6 +269,7 @@ measure() {
 warmup() {
   local name=$1 url=$2 shape
   [ "$WARMUP" -gt 0 ] || return 0
+  if declare -F "warmup_$CUR_ROW" >/dev/null; then "warmup_$CUR_ROW" "$@"; return; fi
   for shape in $ROW_SHAPES; do
     "shape_$shape" "$url" "$WARMUP"
     "${LOAD_ARGV[@]}" >/dev/null 2>&1 || note "warm-up of $name ($shape) failed; measuring anyway"
@@ -292,6 +296,159 @@ row_raw() {
   add_side nginx / ok
 }
 
+# pg: the playground in pg mode (HTTP → SELECT 42 as a prepared statement on
+# its pool → response) under wrk keep-alive, beside pgbench running the same
+# prepared SELECT 42 with as many DB connections as the pool has. Both sides
+# talk to one throwaway cluster. Per run: queries/s, the DB client's CPU per
+# query (the playground process — HTTP included — or the pgbench process),
+# and PostgreSQL's CPU per query (postmaster utime+stime+cutime+cstime —
+# cutime/cstime hold the backends that exited, e.g. pgbench's — plus the
+# live children's utime+stime, from /proc; all of the cluster's processes).
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PG_BENCH_CONNS=${PG_BENCH_CONNS:-4}
+PG_DIR= PG_PORT= PG_PM_PID=
+
+pg_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+stop_pg_cluster() {
+  [ -n "$PG_DIR" ] || return 0
+  pg_as "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+  PG_DIR=
+}
+
+start_pg_cluster() {
+  [ -x "$PGBIN/initdb" ] || die "$PGBIN/initdb not found (apt-get install postgresql)"
+  command -v pgbench >/dev/null || die "pgbench not found (apt-get install postgresql-contrib or postgresql-client)"
+  PG_DIR=$(mktemp -d /tmp/ioxide-bench-pg.XXXXXX)   # postgres must traverse it: not under BENCH_TMPDIR (0700)
+  chmod 755 "$PG_DIR"
+  [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
+  PG_PORT=$(free_port)
+  pg_as "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$PG_DIR/initdb.log" 2>&1 ||
+    { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+  printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\nmax_connections = 100\n" \
+    "$PG_PORT" "$PG_DIR" >>"$PG_DIR/data/postgresql.conf"
+  printf 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n' >"$PG_DIR/data/pg_hba.conf"
+  pg_as "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null ||
+    { tail -20 "$PG_DIR/server.log" >&2; die "pg_ctl start failed"; }
+  pg_as "$PGBIN/psql" -X -q -h "$PG_DIR" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+    -c "SET password_encryption = 'scram-sha-256'; CREATE ROLE ioxide LOGIN PASSWORD 'ioxide-pw'" \
+    -c "CREATE DATABASE ioxide OWNER ioxide" >/dev/null || die "creating the bench role failed"
+  PG_PM_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
+  printf 'SELECT 42;\n' >"$BENCH_TMPDIR/select42.sql"
+}
+
+# All of the cluster's CPU so far, in clock ticks.
+pg_cluster_ticks() {
+  local s a sum pid
+  s=$(<"/proc/$PG_PM_PID/stat"); s=${s##*) }; read -ra a <<<"$s"
+  sum=$((a[11] + a[12] + a[13] + a[14]))
+  for pid in $(ps -o pid= --ppid "$PG_PM_PID"); do
+    s=$(<"/proc/$pid/stat") 2>/dev/null || continue
+    s=${s##*) }; read -ra a <<<"$s"
+    sum=$((sum + a[11] + a[12]))
+  done
+  echo "$sum"
+}
+
+shape_pgload() {  # the ioxide side's load (pgbench is its own load)
+  LOAD_ARGV=(taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${2}s" "$1")
+  LOAD_PARSER=parse_wrk
+}
+shape_label_pgload() { printf 'load on ioxide (wrk c%s; %s DB conns)' "$CONNS" "$PG_BENCH_CONNS"; }
+
+pgbench_argv() {  # SECONDS
+  PGBENCH_ARGV=(taskset -c "$WRK_CPU" pgbench -n -M prepared -f "$BENCH_TMPDIR/select42.sql" -c "$PG_BENCH_CONNS" -j 1
+                -T "$1" -h 127.0.0.1 -p "$PG_PORT" -U ioxide ioxide)
+}
+
+warmup_pg() {
+  local name=$1 url=$2
+  if [ "$name" = pgbench ]; then
+    pgbench_argv "$WARMUP"; PGPASSWORD=ioxide-pw "${PGBENCH_ARGV[@]}" >/dev/null 2>&1 || note "pgbench warm-up failed"
+  else
+    taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${WARMUP}s" "$url" >/dev/null 2>&1 || note "wrk warm-up failed"
+  fi
+}
+
+# TSV columns as elsewhere, except: col 8 = client CPU ticks, col 9 = client
+# µs/query, col 10 = PostgreSQL µs/query.
+measure_pg() {
+  local name=$1 pid=$2 url=$3 shape=$4
+  local out=$BENCH_TMPDIR/load.out rc c0 c1 p0 p1 parsed reqs rps
+  p0=$(pg_cluster_ticks)
+  if [ "$name" = pgbench ]; then
+    pgbench_argv "$DURATION"
+    PGPASSWORD=ioxide-pw /usr/bin/time -f '%U %S' -o "$BENCH_TMPDIR/pgbench.time" "${PGBENCH_ARGV[@]}" >"$out" 2>&1 && rc=0 || rc=$?
+    sleep 0.5   # let the postmaster reap the backends (their CPU moves to its cutime)
+    p1=$(pg_cluster_ticks)
+    c0=0
+    c1=$(awk -v hz="$CLK_TCK" '{printf "%d", ($1 + $2) * hz + 0.5}' "$BENCH_TMPDIR/pgbench.time" 2>/dev/null || echo 0)
+    if [ "$rc" != 0 ]; then parsed="discard pgbench exited with status $rc"
+    elif grep -Eq 'number of failed transactions: [1-9]' "$out"; then parsed="discard $(grep -m1 'failed transactions' "$out")"
+    else
+      reqs=$(awk -F': ' '/number of transactions actually processed/{split($2, x, "/"); print x[1]; exit}' "$out")
+      rps=$(awk '/^tps = /{print $3; exit}' "$out")
+      [[ $reqs =~ ^[0-9]+$ && $reqs -gt 0 ]] && parsed="$reqs $rps" || parsed="discard no transaction count in pgbench's output"
+    fi
+  else
+    kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) is gone"
+    c0=$(proc_cpu_ticks "$pid")
+    shape_pgload "$url" "$DURATION"
+    "${LOAD_ARGV[@]}" >"$out" 2>&1 && rc=0 || rc=$?
+    sleep 0.2
+    kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) died during the run; wrk said: $(tr '\n' ' ' <"$out")"
+    c1=$(proc_cpu_ticks "$pid")
+    p1=$(pg_cluster_ticks)
+    parsed=$(parse_wrk "$out" "$rc")
+  fi
+  cp "$out" "$BENCH_TMPDIR/pg-$CUR_ROUND-$name.out"
+  if [[ $parsed == discard* ]]; then
+    printf '%s\t%s\t%s\t%s\tdiscarded\t-\t-\t%s\t-\t-\t%s\n' "$CUR_ROW" "$CUR_ROUND" "$shape" "$name" \
+      "$((c1 - c0))" "${parsed#discard }" >>"$RUNS_TSV"
+    printf '  round %s  %-14s DISCARDED: %s\n' "$CUR_ROUND" "$name" "${parsed#discard }"
+    return 0
+  fi
+  reqs=${parsed% *} rps=${parsed#* }
+  local us pus
+  us=$(awk -v t="$((c1 - c0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.3f", t*1e6/hz/n}')
+  pus=$(awk -v t="$((p1 - p0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.3f", t*1e6/hz/n}')
+  printf '%s\t%s\t%s\t%s\tkept\t%s\t%s\t%s\t%s\t%s\t\n' "$CUR_ROW" "$CUR_ROUND" "$shape" "$name" \
+    "$reqs" "$rps" "$((c1 - c0))" "$us" "$pus" >>"$RUNS_TSV"
+  printf '  round %s  %-14s %10s q/s  %9s queries  client %7s us/q  postgres %7s us/q\n' \
+    "$CUR_ROUND" "$name" "$rps" "$reqs" "$us" "$pus"
+}
+
+print_table_pg() {
+  local i rps us pus a_rps a_us a_pus
+  echo "| side | queries/s (median) | DB client CPU µs/query (median) | PostgreSQL CPU µs/query (median) | runs kept |"
+  echo "|---|---:|---:|---:|---:|"
+  for i in "${!SIDE_NAMES[@]}"; do
+    rps=$(cell pgload "${SIDE_NAMES[i]}" 7); us=$(cell pgload "${SIDE_NAMES[i]}" 9); pus=$(cell pgload "${SIDE_NAMES[i]}" 10)
+    echo "| ${SIDE_NAMES[i]} | $(fmt_rps "$rps") | $(fmt_us "$us") | $(fmt_us "$pus") | $(kept pgload "${SIDE_NAMES[i]}") |"
+  done
+  a_rps=$(cell pgload "${SIDE_NAMES[0]}" 7); a_us=$(cell pgload "${SIDE_NAMES[0]}" 9); a_pus=$(cell pgload "${SIDE_NAMES[0]}" 10)
+  rps=$(cell pgload "${SIDE_NAMES[1]}" 7); us=$(cell pgload "${SIDE_NAMES[1]}" 9); pus=$(cell pgload "${SIDE_NAMES[1]}" 10)
+  echo "| **${SIDE_NAMES[0]}/${SIDE_NAMES[1]}** | $(ratio "$a_rps" "$rps") | $(ratio "$a_us" "$us") | $(ratio "$a_pus" "$pus") | |"
+}
+
+row_pg() {
+  ROW_TITLE="pg: HTTP → SELECT 42 → response vs pgbench"
+  ROW_SHAPES="pgload"
+  start_pg_cluster
+  ROW_NOTES="ioxide: wrk keep-alive c$CONNS → playground pg mode (REACTORS=1, PG_POOL_SIZE=$PG_BENCH_CONNS), each request one prepared SELECT 42, pipelined on the pool; its CPU includes HTTP. pgbench: the same prepared SELECT 42 with $PG_BENCH_CONNS connections, one query in flight each, pinned to core $WRK_CPU. PostgreSQL CPU = every process of the cluster (postmaster utime+stime+cutime+cstime + live children), unpinned. For this row the schedstat column of 'Every run' holds PostgreSQL µs/query."
+  start_server_playground pg PGHOST=127.0.0.1 "PGPORT=$PG_PORT" PGUSER=ioxide PGPASSWORD=ioxide-pw PGDATABASE=ioxide \
+    "PG_POOL_SIZE=$PG_BENCH_CONNS"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ "$(curl -s --max-time 1 "http://127.0.0.1:$SERVER_PORT/")" = db=42 ] && break
+    sleep 0.1
+  done
+  add_side ioxide / db=42
+  pgbench_argv DURATION
+  SIDE_NAMES+=(pgbench) SIDE_PIDS+=(0) SIDE_URLS+=(-) SIDE_CMDS+=("PGPASSWORD=... ${PGBENCH_ARGV[*]}")
+}
+
 # ----------------------------------------------------------------- summary --
 median() { sort -g | awk '{v[NR]=$1} END{ if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else printf "%.3f\n", (v[NR/2]+v[NR/2+1])/2 }'; }
 
@@ -304,6 +461,7 @@ cell() { awk -F'\t' -v s="$1" -v n="$2" -v c="$3" '$3==s && $4==n && $5=="kept"{
 kept() { awk -F'\t' -v s="$1" -v n="$2" '$3==s && $4==n && $5=="kept"{k++} $3==s && $4==n{t++} END{printf "%d/%d", k, t}' "$RUNS_TSV"; }
 
 print_table() {
+  if declare -F "print_table_$CUR_ROW" >/dev/null; then "print_table_$CUR_ROW"; return; fi
   local shape i a_rps a_us rps us label
   echo "| shape | server | req/s (median) | server CPU µs/req (median) | runs kept |"
   echo "|---|---|---:|---:|---:|"

@@ -123,6 +123,9 @@ struct iox_reactor {
     /* Completion handlers for other owners (IOX_OWN_PG, IOX_OWN_APP...),
      * registered by the modules that own those slots. */
     void (*owner_dispatch[8])(struct iox_reactor *r, const struct iox_cqe *cqe);
+    /* End-of-turn hooks per owner (e.g. the pg pool sends what its
+     * connections queued this turn), run first in iox_reactor_flush. */
+    void (*owner_flush[8])(struct iox_reactor *r);
     void *services[8];                /* per-reactor services (pg pool, file snapshot, ...) */
     char date[40];                    /* "Date: ...\r\n" cached per second */
     uint64_t date_sec;
@@ -167,5 +170,23 @@ void iox_reactor_on_msg(struct iox_reactor *r, uint32_t kind, iox_msg_handler h)
 /* Send m to reactor `to` (m->kind set by the caller). 0 when queued (the
  * sender no longer owns m); a full target CQ is retried on later turns. */
 int iox_reactor_send_msg(struct iox_reactor *r, unsigned to, struct iox_msg *m);
+
+/* ---- A reactor on the calling thread (tests, tools) ---------------------
+ * No listener, no signals: a ring created on the caller's thread (so the
+ * caller must be the one that runs and closes it), a tick every 10 ms so
+ * predicates are re-checked. Use it to drive client pools (pg) on a real
+ * ring. */
+
+/* Set up r with cfg (max_conns may be small) and a real ring on this
+ * thread. Returns 0, or -errno with a one-line cause in why. */
+int iox_reactor_open_here(struct iox_reactor *r, const struct iox_server_config *cfg,
+                          char *why, size_t why_len);
+/* Run loop turns until done(arg) returns non-zero (checked before every
+ * wait) or timeout_ms passes. Returns 0 when done, -ETIMEDOUT, or the
+ * ring's -errno. */
+int iox_reactor_run_until(struct iox_reactor *r, int (*done)(void *arg), void *arg,
+                          uint32_t timeout_ms);
+/* Free the tables and destroy the ring (close pools first). */
+void iox_reactor_close_here(struct iox_reactor *r);
 
 #endif

@@ -74,6 +74,13 @@ static void put32(struct mb *m, uint32_t v)
 }
 static void putstr(struct mb *m, const char *s) { put(m, s ? s : "", strlen(s ? s : "") + 1); }
 
+int iox_pg_wbuf_append(struct iox_pg_wbuf *w, const void *data, size_t n)
+{
+    struct mb m = {w, w->len, w->len, 0};
+    put(&m, data, n);
+    return m.err;
+}
+
 /* type 0: no type byte (StartupMessage, CancelRequest). */
 static struct mb begin(struct iox_pg_wbuf *w, char type)
 {

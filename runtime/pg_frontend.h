@@ -32,6 +32,10 @@ void iox_pg_wbuf_free(struct iox_pg_wbuf *w);
 /* Drop the first n bytes (sent); the rest move to the front. n <= len. */
 void iox_pg_wbuf_consume(struct iox_pg_wbuf *w, size_t n);
 
+/* Append n raw bytes (already-built messages). 0, -ENOSPC or -ENOMEM; the
+ * buffer is unchanged on failure. */
+int iox_pg_wbuf_append(struct iox_pg_wbuf *w, const void *data, size_t n);
+
 #define IOX_PG_PROTOCOL_3_0 196608u   /* 3 << 16 */
 
 /* StartupMessage (no type byte): protocol 3.0, then "user", "database"

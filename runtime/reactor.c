@@ -275,6 +275,8 @@ void iox_reactor_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe)
 
 void iox_reactor_flush(struct iox_reactor *r)
 {
+    for (unsigned i = 0; i < 8; i++)
+        if (r->owner_flush[i]) r->owner_flush[i](r);
     /* Re-arm parked recvs first: every buffer of this turn is back. */
     struct iox_conn *c = r->parked;
     r->parked = NULL;

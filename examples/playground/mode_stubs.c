@@ -2,5 +2,4 @@
 #include "playground.h"
 #include <stdio.h>
 
-int playground_pg(struct iox_server_config *cfg) { (void)cfg; fprintf(stderr, "playground: pg mode is not built yet\n"); return -1; }
 int playground_file(struct iox_server_config *cfg) { (void)cfg; fprintf(stderr, "playground: file mode is not built yet\n"); return -1; }

@@ -1,0 +1,147 @@
+/* iox_pg.h — the PostgreSQL client on a reactor's ring: a per-reactor pool
+ * of pipelined connections.
+ *
+ * Model
+ *  - One pool per reactor, opened on the reactor thread (on_start) and used
+ *    only there: no locks, nothing shared. Connections are opened on the
+ *    ring (IORING_OP_SOCKET + IORING_OP_CONNECT, TCP or Unix socket per
+ *    pg_conninfo.h) and authenticate with trust, cleartext, MD5 or
+ *    SCRAM-SHA-256 as the server asks.
+ *  - Each connection is the generated machine pg_conn
+ *    (spec/machines/pg_conn.toml); actions in runtime/pg_conn.c.
+ *  - Queries use the extended protocol with named prepared statements
+ *    (Parse once per connection per statement, then Bind/Execute/Sync every
+ *    time) or the simple protocol. Every query ends with its own Sync, so
+ *    results are matched to queries in FIFO order by ReadyForQuery, and an
+ *    ErrorResponse fails only its own query.
+ *  - Many queries are in flight per connection (up to pipeline_max); a new
+ *    query goes to the up connection with the fewest in flight. When every
+ *    up connection is full it waits in a bounded FIFO (queue_max). When no
+ *    connection is up, a query fails at once (-ENOTCONN): a service in front
+ *    answers 503 instead of waiting for a database that is down.
+ *  - Queries queued during one loop turn leave in one send per connection,
+ *    at the end of the turn (the reactor's owner_flush hook).
+ *  - A lost connection (EOF, reset, FATAL, protocol error, query timeout)
+ *    fails its in-flight queries with a clear message, and the slot
+ *    reconnects with exponential backoff (100 ms doubling, capped at
+ *    2 s) driven by a ring timeout: when the database comes back the pool
+ *    recovers by itself.
+ *  - Hot path: no malloc (buffers and request slots are allocated when the
+ *    pool opens and grow only for results or parameters larger than seen
+ *    before), no locks, no syscalls besides the ring's.
+ */
+#ifndef IOX_PG_H
+#define IOX_PG_H
+#include "iox_pg_parser.h"
+#include <stddef.h>
+#include <stdint.h>
+
+struct iox_reactor;
+struct iox_pg_pool;
+
+/* Pool settings. Zero fields take the defaults. */
+struct iox_pg_pool_config {
+    const char *conninfo;      /* libpq-style keywords on top of PG* env (may be NULL) */
+    unsigned size;             /* connections (PG_POOL_SIZE, default 4) */
+    unsigned pipeline_max;     /* queries in flight per connection (PG_PIPELINE_MAX, 64) */
+    unsigned queue_max;        /* waiting queries when all are full (PG_QUEUE_MAX, 1024) */
+    uint32_t backoff_max_ms;   /* reconnect backoff cap (2000) */
+};
+
+/* Fill cfg's zero fields from PG_POOL_SIZE, PG_PIPELINE_MAX, PG_QUEUE_MAX.
+ * Returns 0 or -EINVAL (a malformed number; err says which). */
+int iox_pg_pool_config_from_env(struct iox_pg_pool_config *cfg, char *err, size_t errlen);
+
+/* Open a pool on reactor r, on r's thread (on_start). Loads the conninfo
+ * (environment + cfg->conninfo), allocates everything, registers the
+ * completion handler for IOX_OWN_PG and the end-of-turn flush, stores the
+ * pool in r->services[0], and starts connecting every slot on the ring —
+ * it does not wait: a database that is down is not an error here, the
+ * slots keep retrying. Returns 0 and *out; -EINVAL with err set when the
+ * conninfo is bad or the host needs DNS; -ENOMEM. */
+int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg,
+                     struct iox_pg_pool **out, char *err, size_t errlen);
+
+/* Close and free a pool, on its reactor's thread (on_stop, or a test after
+ * its loop). In-flight and waiting queries get their callback with
+ * -ECANCELED; ops still in the ring are cancelled and waited for (bounded,
+ * 500 ms) so no buffer is freed under the kernel; sockets are closed. */
+void iox_pg_pool_close(struct iox_pg_pool *p);
+
+/* The pool a reactor opened (r->services[0]), or NULL. */
+struct iox_pg_pool *iox_pg_pool_of(struct iox_reactor *r);
+/* The reactor the pool runs on. */
+struct iox_reactor *iox_pg_pool_reactor(struct iox_pg_pool *p);
+/* Connections currently ready for queries (states ready and busy). */
+unsigned iox_pg_pool_up(const struct iox_pg_pool *p);
+/* Why the last session ended or could not start (for a 503 body), "" if none. */
+const char *iox_pg_pool_last_error(const struct iox_pg_pool *p);
+/* Sessions established since the pool opened (reconnects included). */
+uint64_t iox_pg_pool_sessions(const struct iox_pg_pool *p);
+
+/* A statement prepared by name once per connection. Define it once (static
+ * storage), initialise with iox_pg_stmt_init before any pool uses it; it is
+ * read-only afterwards and may be shared by every reactor. */
+struct iox_pg_stmt {
+    const char *sql;
+    uint16_t nparams;
+    uint8_t id;               /* 0..63, assigned by iox_pg_stmt_init */
+    char name[16];            /* "iox_s<id>" */
+};
+#define IOX_PG_MAX_STMTS 64
+/* Give stmt a process-wide id and name. sql is referenced, not copied.
+ * Returns 0, or -ENOSPC after IOX_PG_MAX_STMTS statements. Thread-safe. */
+int iox_pg_stmt_init(struct iox_pg_stmt *stmt, const char *sql, uint16_t nparams);
+
+enum iox_pg_status {
+    IOX_PG_OK = 0,       /* the query ran; rows below */
+    IOX_PG_ERROR = 1,    /* the server answered ErrorResponse: sqlstate, message */
+    IOX_PG_FAILED = 2,   /* no answer: the session was lost, timed out, or the
+                            pool closed; err is -ECONNRESET, -ETIMEDOUT,
+                            -EPROTO or -ECANCELED, message says why */
+};
+
+/* A query's outcome. Everything it points to is valid only during the
+ * callback. cells is row-major: cell (row, col) is cells[row * ncols + col];
+ * a cell with len -1 is SQL NULL (ptr NULL); text-format values are NOT
+ * NUL-terminated. ncols comes from the DataRows (0 when there are none).
+ * For a simple-protocol query with several statements, the rows are those
+ * of the last statement that returned rows. */
+struct iox_pg_res {
+    int status;                      /* enum iox_pg_status */
+    int err;                         /* 0, or -errno for IOX_PG_FAILED */
+    const char *sqlstate;            /* "" unless status is ERROR (or a FATAL) */
+    const char *message;             /* "" on success */
+    const char *command_tag;         /* "SELECT 1", ... ("" when none) */
+    uint32_t nrows, ncols;
+    const struct iox_pg_str *cells;
+    struct iox_pg_pool *pool;
+};
+static inline const struct iox_pg_str *iox_pg_cell(const struct iox_pg_res *res,
+                                                   uint32_t row, uint32_t col)
+{
+    return &res->cells[(size_t)row * res->ncols + col];
+}
+
+/* Called exactly once per accepted query, on the pool's reactor thread,
+ * from completion processing (never from inside iox_pg_query). It may
+ * start new queries. */
+typedef void (*iox_pg_result_cb)(void *user, const struct iox_pg_res *res);
+
+/* Run a prepared statement with nparams text parameters (values[i] NULL =
+ * SQL NULL; the values are copied before the call returns). Returns 0 when
+ * accepted — cb will be called once — or, with cb never called:
+ *   -EAGAIN    every connection is full and the wait queue too (→ 503)
+ *   -ENOTCONN  no connection is up (database down or still connecting)
+ *   -ESHUTDOWN the pool is closing
+ *   -EINVAL    nparams differs from the statement's
+ *   -ENOMEM / -ENOSPC  the parameters do not fit the buffers
+ * On the pool's reactor thread only. */
+int iox_pg_query(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int nparams,
+                 const char *const *values, iox_pg_result_cb cb, void *user);
+
+/* Run sql with the simple protocol (Query message; may hold several
+ * statements). Returns as iox_pg_query. */
+int iox_pg_query_simple(struct iox_pg_pool *p, const char *sql, iox_pg_result_cb cb, void *user);
+
+#endif

@@ -1,0 +1,528 @@
+/* pg_conn.c — the actions of the pg_conn machine (spec/machines/pg_conn.toml):
+ * one PostgreSQL session on the ring. The pool (pg_pool.c) turns completions
+ * into events and owns the request slots; see iox_pg.h for the model.
+ *
+ * Read buffer: one per connection, plain recv into [rlen, rcap). Messages
+ * are parsed in place; the DataRows of the query being answered stay in the
+ * buffer until its ReadyForQuery ([keep, rpos)), and the result's cells
+ * point at them. The buffer is compacted (and grown, for a message or a
+ * result larger than it) only when the recv is re-armed, and the cells are
+ * rebased then.
+ * Write buffer: two, so a send in flight never sees its buffer move; new
+ * messages go to wb[fill] and leave at the end of the loop turn. */
+#include "pg_internal.h"
+#include "pg_conn_machine.h"
+#include "iox_log.h"
+#include "iox_reactor.h"
+#include "iox_ud.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RBUF_MIN_FREE 2048u
+#define RBUF_MAX (1u << 30)
+
+/* The first reason wins: later failures of the same session are echoes. */
+__attribute__((format(printf, 4, 5)))
+static void set_fail(struct iox_pg_conn *c, int err, const char *sqlstate, const char *fmt, ...)
+{
+    if (c->fail_err) return;
+    c->fail_err = err ? err : -EIO;
+    snprintf(c->fail_sqlstate, sizeof c->fail_sqlstate, "%s", sqlstate ? sqlstate : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->fail_msg, sizeof c->fail_msg, fmt, ap);
+    va_end(ap);
+}
+
+void pg_conn_set_fail(struct iox_pg_conn *c, int err, const char *msg)
+{
+    set_fail(c, err, NULL, "%s", msg);
+}
+
+static struct iox_seam *seam(struct iox_pg_conn *c) { return c->pool->r->seam; }
+
+static void op_started(struct iox_pg_conn *c) { c->ops++; c->pool->ops++; }
+
+static void copy_str(char *dst, size_t cap, const struct iox_pg_str *s)
+{
+    if (!s || !s->ptr) { dst[0] = 0; return; }
+    size_t n = (size_t)s->len < cap - 1 ? (size_t)s->len : cap - 1;
+    memcpy(dst, s->ptr, n);
+    dst[n] = 0;
+}
+
+/* ---- read buffer ---- */
+
+static void rebase_cells(struct iox_pg_conn *c, const char *old_base, const char *new_base, uint32_t shift)
+{
+    for (uint32_t i = 0; i < c->ncells; i++)
+        if (c->cells[i].ptr) c->cells[i].ptr = new_base + (c->cells[i].ptr - old_base) - shift;
+}
+
+int pg_conn_arm_recv(struct iox_pg_conn *c)
+{
+    if (c->recv_armed || c->fd < 0) return 0;
+    uint32_t need = c->need;
+    /* Compact: drop what no query needs any more. */
+    if (c->keep > 0 && (c->rcap - c->rlen < RBUF_MIN_FREE || c->rcap - c->rlen < need)) {
+        uint32_t shift = c->keep;
+        memmove(c->rbuf, c->rbuf + shift, c->rlen - shift);
+        rebase_cells(c, c->rbuf, c->rbuf, shift);
+        c->rlen -= shift; c->rpos -= shift; c->keep = 0;
+    }
+    if (c->rcap - c->rlen < RBUF_MIN_FREE || c->rcap - c->rlen < need) {
+        /* A message (or a result) larger than the buffer: grow. Rare; the
+         * buffer keeps its size for the rest of the session. */
+        uint64_t cap = c->rcap;
+        while (cap - c->rlen < RBUF_MIN_FREE || cap - c->rlen < need) cap *= 2;
+        if (cap > RBUF_MAX) {
+            set_fail(c, -EMSGSIZE, NULL, "result larger than %u bytes", RBUF_MAX);
+            return -EMSGSIZE;
+        }
+        char *nb = realloc(c->rbuf, cap);
+        if (!nb) { set_fail(c, -ENOMEM, NULL, "out of memory growing the read buffer"); return -ENOMEM; }
+        rebase_cells(c, c->rbuf, nb, 0);
+        c->rbuf = nb;
+        c->rcap = (uint32_t)cap;
+    }
+    int rc = iox_seam_recv(seam(c), c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, pg_ud(c, IOX_OP_RECV));
+    if (rc < 0) { set_fail(c, rc, NULL, "no SQE for recv: %s", strerror(-rc)); return rc; }
+    c->recv_armed = 1;
+    op_started(c);
+    return 0;
+}
+
+/* ---- write side ---- */
+
+static int start_send(struct iox_pg_conn *c)
+{
+    if (c->send_busy || !c->wb[c->fill].len || c->fd < 0) return 0;
+    unsigned s = c->fill;
+    c->fill ^= 1;
+    c->soff = 0;
+    int rc = iox_seam_send(seam(c), c->fd, c->wb[s].buf, c->wb[s].len, pg_ud(c, IOX_OP_SEND));
+    if (rc < 0) { set_fail(c, rc, NULL, "no SQE for send: %s", strerror(-rc)); return rc; }
+    c->send_busy = 1;
+    op_started(c);
+    return 0;
+}
+
+int pg_conn_act_send_out(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    return start_send(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
+}
+
+int pg_conn_act_on_sent(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    unsigned s = c->fill ^ 1;
+    c->soff += (uint32_t)ev->res;
+    if (c->soff < c->wb[s].len) {
+        int rc = iox_seam_send(seam(c), c->fd, c->wb[s].buf + c->soff, c->wb[s].len - c->soff,
+                               pg_ud(c, IOX_OP_SEND));
+        if (rc < 0) { set_fail(c, rc, NULL, "no SQE for send: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
+        op_started(c);
+        return PG_CONN_EV_NONE;
+    }
+    c->wb[s].len = 0;
+    c->send_busy = 0;
+    /* What was queued while this send was in flight goes now. */
+    return start_send(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
+}
+
+/* ---- connect ---- */
+
+int pg_conn_act_open_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    struct iox_pg_pool *p = c->pool;
+    c->gen++;
+    c->fd = -1;
+    c->recv_armed = c->send_busy = c->close_sent = 0;
+    c->fill = 0;
+    c->wb[0].len = c->wb[1].len = 0;
+    c->rlen = c->rpos = c->keep = c->need = 0;
+    c->ncells = c->nrows = c->ncols = 0;
+    c->res_error = c->saw_parse = 0;
+    c->tag[0] = 0;
+    c->prepared = 0;
+    c->sasl = 0;
+    c->fail_err = 0;
+    c->fail_msg[0] = c->fail_sqlstate[0] = 0;
+    c->was_up = 0;
+    iox_pg_parser_init(&c->ps, 0);
+    uint64_t now = pg_mono_ms();
+    c->deadline_ms = p->ci.connect_timeout_ms ? now + p->ci.connect_timeout_ms : 0;
+    int rc = iox_seam_socket(seam(c), p->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0,
+                             pg_ud(c, IOX_OP_SOCKET));
+    if (rc < 0) { set_fail(c, rc, NULL, "no SQE for socket: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
+    op_started(c);
+    return PG_CONN_EV_NONE;
+}
+
+int pg_conn_act_start_connect(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    struct iox_pg_pool *p = c->pool;
+    if (p->sa.ss_family != AF_UNIX) {
+        /* Queries are small and pipelined: never wait for Nagle. Once per
+         * session, not on the hot path. */
+        int one = 1;
+        if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+            IOX_WARN("pg: TCP_NODELAY: %s", strerror(errno));
+    }
+    int rc = iox_seam_connect(seam(c), c->fd, (const struct sockaddr *)&p->sa, p->salen,
+                              pg_ud(c, IOX_OP_CONNECT));
+    if (rc < 0) { set_fail(c, rc, NULL, "no SQE for connect: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
+    op_started(c);
+    return PG_CONN_EV_NONE;
+}
+
+int pg_conn_act_start_session(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    struct iox_pg_conninfo *ci = &c->pool->ci;
+    int rc = iox_pg_build_startup(&c->wb[c->fill], ci->user, ci->dbname,
+                                  ci->application_name[0] ? ci->application_name : "ioxide", NULL);
+    if (rc < 0) { set_fail(c, rc, NULL, "cannot build the startup message: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
+    return pg_conn_arm_recv(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
+}
+
+/* ---- authentication ---- */
+
+static int protocol_error(struct iox_pg_conn *c, int r)
+{
+    set_fail(c, -EPROTO, NULL, "protocol error from the server: %s (%s) in a '%c' message at offset %zu",
+             iox_pg_result_name(r), iox_pg_error_reason(r), c->ps.err_type ? c->ps.err_type : '?',
+             c->ps.err_off);
+    return PG_CONN_EV_FAIL;
+}
+
+static void server_error(const struct iox_pg_msg *m, char *state, char *msg, size_t cap)
+{
+    copy_str(state, 6, iox_pg_notice_field(m, 'C'));
+    copy_str(msg, cap, iox_pg_notice_field(m, 'M'));
+}
+
+static int auth_request(struct iox_pg_conn *c, const struct iox_pg_msg *m)
+{
+    struct iox_pg_conninfo *ci = &c->pool->ci;
+    struct iox_pg_wbuf *w = &c->wb[c->fill];
+    char out[512];
+    size_t on;
+    int rc = 0;
+    switch (m->auth.code) {
+    case IOX_PG_AUTH_OK:
+        return 0;
+    case IOX_PG_AUTH_CLEARTEXT:
+        rc = iox_pg_build_password(w, ci->password);
+        break;
+    case IOX_PG_AUTH_MD5: {
+        char md5[36];
+        rc = iox_pg_md5_password(md5, ci->user, ci->password, (const unsigned char *)m->auth.salt);
+        if (!rc) rc = iox_pg_build_password(w, md5);
+        break;
+    }
+    case IOX_PG_AUTH_SASL:
+        if (!iox_pg_sasl_has_mech(m, "SCRAM-SHA-256")) {
+            set_fail(c, -EPROTONOSUPPORT, NULL, "the server offers no SASL mechanism ioxide speaks (SCRAM-SHA-256)");
+            return -1;
+        }
+        if ((rc = iox_pg_scram_init(&c->scram, NULL, ci->password, NULL))) break;
+        c->sasl = 1;
+        if (!(rc = iox_pg_scram_client_first(&c->scram, out, sizeof out, &on)))
+            rc = iox_pg_build_sasl_initial(w, "SCRAM-SHA-256", out, on);
+        break;
+    case IOX_PG_AUTH_SASL_CONTINUE:
+        if (!c->sasl) { rc = -EPROTO; break; }
+        if (!(rc = iox_pg_scram_client_final(&c->scram, m->auth.data, m->auth.data_len, out, sizeof out, &on)))
+            rc = iox_pg_build_sasl_response(w, out, on);
+        break;
+    case IOX_PG_AUTH_SASL_FINAL:
+        if (!c->sasl) { rc = -EPROTO; break; }
+        rc = iox_pg_scram_verify_final(&c->scram, m->auth.data, m->auth.data_len);
+        if (rc == -EACCES) {
+            set_fail(c, -EACCES, NULL, "the server's SCRAM signature does not match: it does not know the password (not the real server?)");
+            return -1;
+        }
+        break;
+    default:
+        set_fail(c, -EPROTONOSUPPORT, NULL, "the server asks for authentication method %d, which ioxide does not support "
+                 "(use scram-sha-256, md5, password or trust in pg_hba.conf)", m->auth.code);
+        return -1;
+    }
+    if (rc) {
+        set_fail(c, rc, NULL, "authentication step %d for user \"%s\" failed: %s", m->auth.code, ci->user, strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    for (;;) {
+        struct iox_pg_msg m;
+        size_t n;
+        int r = iox_pg_parse(&c->ps, c->rbuf + c->rpos, c->rlen - c->rpos, &m, &n);
+        if (r == IOX_PG_NEED_MORE) { c->need = (uint32_t)n; break; }
+        if (r < 0) return protocol_error(c, r);
+        c->rpos += (uint32_t)n;
+        c->keep = c->rpos;
+        c->need = 0;
+        switch (m.type) {
+        case IOX_PG_AUTHENTICATION:
+            if (auth_request(c, &m) < 0) return PG_CONN_EV_FAIL;
+            break;
+        case IOX_PG_ERROR_RESPONSE: {
+            char state[6], msg[PG_ERRMSG];
+            server_error(&m, state, msg, sizeof msg);
+            const char *user = c->pool->ci.user;
+            if (!strncmp(state, "28", 2))
+                set_fail(c, -EACCES, state, "authentication failed for user \"%s\": %s", user, msg);
+            else
+                set_fail(c, -ECONNREFUSED, state, "the server refused the session for user \"%s\": %s", user, msg);
+            /* One clear line, not one per retry. */
+            if (strcmp(c->pool->last_logged, c->fail_msg)) {
+                IOX_ERROR("pg: %s", c->fail_msg);
+                snprintf(c->pool->last_logged, sizeof c->pool->last_logged, "%s", c->fail_msg);
+            }
+            c->fail_logged = 1;
+            return PG_CONN_EV_FAIL;
+        }
+        case IOX_PG_READY_FOR_QUERY:
+            if (c->sasl) { iox_pg_scram_clear(&c->scram); c->sasl = 0; }
+            if (pg_conn_arm_recv(c) < 0) return PG_CONN_EV_FAIL;
+            return PG_CONN_EV_ESTABLISHED;
+        case IOX_PG_PARAMETER_STATUS: case IOX_PG_BACKEND_KEY_DATA:
+        case IOX_PG_NOTICE_RESPONSE:
+            break;
+        default:
+            set_fail(c, -EPROTO, NULL, "unexpected '%c' message during authentication", m.type);
+            return PG_CONN_EV_FAIL;
+        }
+    }
+    return pg_conn_arm_recv(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
+}
+
+int pg_conn_act_session_up(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    struct iox_pg_pool *p = c->pool;
+    c->backoff_ms = 0;
+    c->deadline_ms = 0;
+    c->was_up = 1;
+    p->sessions++;
+    p->nup++;
+    if (!p->was_up) {
+        IOX_INFO("pg: connected to %s port %u as \"%s\" (database \"%s\")", p->ci.host, p->ci.port,
+                 p->ci.user, p->ci.dbname);
+        p->was_up = 1;
+        p->last_error[0] = 0;
+        p->last_logged[0] = 0;
+    }
+    pg_pool_take_waiting(p);
+    return PG_CONN_EV_NONE;
+}
+
+/* ---- results ---- */
+
+static int add_row(struct iox_pg_conn *c, const struct iox_pg_msg *m)
+{
+    uint16_t n = m->list.count;
+    if (c->nrows && n != c->ncols) {
+        set_fail(c, -EPROTO, NULL, "DataRow with %u columns after rows of %u", n, c->ncols);
+        return -1;
+    }
+    if (c->ncells + n > c->cells_cap) {
+        uint32_t cap = c->cells_cap ? c->cells_cap : 64;
+        while (cap < c->ncells + n) cap *= 2;
+        struct iox_pg_str *nc = realloc(c->cells, cap * sizeof *nc);
+        if (!nc) { set_fail(c, -ENOMEM, NULL, "out of memory for result cells"); return -1; }
+        c->cells = nc;
+        c->cells_cap = cap;
+    }
+    iox_pg_datarow_columns(m, c->cells + c->ncells, n);
+    c->ncells += n;
+    c->ncols = n;
+    c->nrows++;
+    return 0;
+}
+
+static void reset_result(struct iox_pg_conn *c)
+{
+    c->ncells = c->nrows = c->ncols = 0;
+    c->res_error = 0;
+    c->saw_parse = 0;
+    c->tag[0] = 0;
+}
+
+int pg_conn_act_query_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    struct iox_pg_pool *p = c->pool;
+    for (;;) {
+        struct iox_pg_msg m;
+        size_t n;
+        int r = iox_pg_parse(&c->ps, c->rbuf + c->rpos, c->rlen - c->rpos, &m, &n);
+        if (r == IOX_PG_NEED_MORE) { c->need = (uint32_t)n; break; }
+        if (r < 0) return protocol_error(c, r);
+        c->rpos += (uint32_t)n;
+        c->need = 0;
+        switch (m.type) {
+        case IOX_PG_PARSE_COMPLETE:
+            c->saw_parse = 1;
+            break;
+        case IOX_PG_BIND_COMPLETE: case IOX_PG_CLOSE_COMPLETE: case IOX_PG_NO_DATA:
+        case IOX_PG_PARAM_DESCRIPTION: case IOX_PG_PORTAL_SUSPENDED:
+        case IOX_PG_PARAMETER_STATUS: case IOX_PG_NOTICE_RESPONSE: case IOX_PG_NOTIFICATION:
+            break;
+        case IOX_PG_ROW_DESCRIPTION:
+            /* Simple protocol: a new statement's rows replace the last's. */
+            c->ncells = c->nrows = c->ncols = 0;
+            break;
+        case IOX_PG_DATA_ROW:
+            if (!c->inflight.head) { set_fail(c, -EPROTO, NULL, "DataRow with no query in flight"); return PG_CONN_EV_FAIL; }
+            if (add_row(c, &m) < 0) return PG_CONN_EV_FAIL;
+            break;
+        case IOX_PG_COMMAND_COMPLETE:
+            copy_str(c->tag, sizeof c->tag, &m.complete.tag);
+            break;
+        case IOX_PG_EMPTY_QUERY:
+            c->tag[0] = 0;
+            break;
+        case IOX_PG_ERROR_RESPONSE: {
+            const struct iox_pg_str *sev = iox_pg_notice_field(&m, 'V');
+            if (!sev || !sev->ptr) sev = iox_pg_notice_field(&m, 'S');
+            int fatal = sev && sev->ptr && (!strncmp(sev->ptr, "FATAL", 5) || !strncmp(sev->ptr, "PANIC", 5));
+            if (fatal || !c->inflight.head) {
+                char state[6], msg[PG_ERRMSG];
+                server_error(&m, state, msg, sizeof msg);
+                set_fail(c, -ECONNRESET, state, "the server ended the session: %s", msg);
+                return PG_CONN_EV_FAIL;
+            }
+            c->res_error = 1;
+            server_error(&m, c->sqlstate, c->errmsg, sizeof c->errmsg);
+            break;
+        }
+        case IOX_PG_READY_FOR_QUERY: {
+            struct pg_req *q = c->inflight.head;
+            if (!q) { set_fail(c, -EPROTO, NULL, "ReadyForQuery with no query in flight"); return PG_CONN_EV_FAIL; }
+            c->inflight.head = q->next;
+            if (!q->next) c->inflight.tail = NULL;
+            c->inflight.n--;
+            /* A Parse that failed left no statement: the next query parses again. */
+            if (q->sent_parse && !c->saw_parse && q->stmt) c->prepared &= ~(1ull << q->stmt->id);
+            struct iox_pg_res res = {
+                .status = c->res_error ? IOX_PG_ERROR : IOX_PG_OK,
+                .err = 0,
+                .sqlstate = c->res_error ? c->sqlstate : "",
+                .message = c->res_error ? c->errmsg : "",
+                .command_tag = c->tag,
+                .nrows = c->nrows, .ncols = c->ncols,
+                .cells = c->cells,
+                .pool = p,
+            };
+            pg_req_complete(c, q, &res);
+            reset_result(c);
+            break;
+        }
+        case IOX_PG_AUTHENTICATION: case IOX_PG_BACKEND_KEY_DATA:
+        default:
+            set_fail(c, -EPROTO, NULL, "unexpected '%c' message in a session", m.type);
+            return PG_CONN_EV_FAIL;
+        }
+        if (!c->ncells) c->keep = c->rpos;
+    }
+    if (p->waiting.n) pg_pool_take_waiting(p);
+    if (pg_conn_arm_recv(c) < 0) return PG_CONN_EV_FAIL;
+    return c->inflight.n == 0 ? PG_CONN_EV_DRAINED : PG_CONN_EV_NONE;
+}
+
+/* ---- the end of a session ---- */
+
+int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    struct iox_pg_pool *p = c->pool;
+    if (!c->fail_err) set_fail(c, -ECANCELED, NULL, "the pool is closing");
+    if (c->was_up) p->nup--;
+    uint32_t nfailed = c->inflight.n;
+    if (!c->fail_logged && !p->stopping) {
+        if (c->was_up)
+            IOX_WARN("pg: connection %u lost: %s (%u quer%s failed)", c->idx, c->fail_msg, nfailed,
+                     nfailed == 1 ? "y" : "ies");
+        else if (strcmp(p->last_logged, c->fail_msg)) {
+            IOX_WARN("pg: cannot connect to %s port %u: %s (retrying with backoff)", p->ci.host, p->ci.port, c->fail_msg);
+            snprintf(p->last_logged, sizeof p->last_logged, "%s", c->fail_msg);
+        } else
+            IOX_DEBUG("pg: connect retry failed: %s", c->fail_msg);
+    }
+    snprintf(p->last_error, sizeof p->last_error, "%s", c->fail_msg);
+    char msg[PG_ERRMSG + 32];
+    snprintf(msg, sizeof msg, "%s%s", c->was_up ? "connection lost: " : "", c->fail_msg);
+    struct pg_req *q = c->inflight.head;
+    c->inflight.head = c->inflight.tail = NULL;
+    c->inflight.n = 0;
+    c->prepared = 0;
+    reset_result(c);
+    c->was_up = 0;
+    /* Unsent output is dropped (a send in flight keeps its buffer, which
+     * is not touched again: nothing appends to a closing session). */
+    c->wb[c->fill].len = 0;
+    while (q) {
+        struct pg_req *next = q->next;
+        pg_fail_req(p, q, c->fail_err, c->fail_sqlstate, msg);
+        q = next;
+    }
+    if (c->sasl) { iox_pg_scram_clear(&c->scram); c->sasl = 0; }
+    pg_pool_note_down(p);
+    if (c->fd >= 0 && c->ops > 0) {
+        int rc = iox_seam_cancel_fd(seam(c), c->fd, pg_ud(c, IOX_OP_CANCEL));
+        if (rc == 0) op_started(c);
+        else IOX_WARN("pg: cannot cancel ops on connection %u: %s", c->idx, strerror(-rc));
+    }
+    return PG_CONN_EV_OP_DONE;
+}
+
+int pg_conn_act_maybe_close(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    if (c->ops > 0 || c->close_sent) return PG_CONN_EV_NONE;
+    if (c->fd < 0) return PG_CONN_EV_CLOSED;
+    int rc = iox_seam_close(seam(c), c->fd, pg_ud(c, IOX_OP_CLOSE));
+    if (rc < 0) {
+        close(c->fd);   /* no SQE: close directly, nothing is in flight */
+        c->fd = -1;
+        return PG_CONN_EV_CLOSED;
+    }
+    c->close_sent = 1;
+    op_started(c);
+    return PG_CONN_EV_NONE;
+}
+
+int pg_conn_act_release(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    struct iox_pg_pool *p = c->pool;
+    c->fd = -1;
+    c->close_sent = 0;
+    c->fail_logged = 0;
+    uint32_t next = c->backoff_ms ? c->backoff_ms * 2 : 100;
+    if (next > p->cfg.backoff_max_ms) next = p->cfg.backoff_max_ms;
+    c->backoff_ms = next;
+    c->retry_at_ms = pg_mono_ms() + next;
+    return PG_CONN_EV_NONE;
+}
+
+int pg_conn_act_finish(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)c; (void)ev;
+    return PG_CONN_EV_NONE;
+}

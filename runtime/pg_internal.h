@@ -1,0 +1,116 @@
+/* pg_internal.h — the pool's and the connection machine's data (internal to
+ * runtime/pg_pool.c and runtime/pg_conn.c). The API is iox_pg.h. */
+#ifndef IOX_PG_INTERNAL_H
+#define IOX_PG_INTERNAL_H
+#include "iox_pg.h"
+#include "iox_pg_parser.h"
+#include "pg_auth.h"
+#include "pg_conninfo.h"
+#include "pg_frontend.h"
+#include <sys/socket.h>
+
+struct iox_pg_pool;
+
+/* A query: waiting in the pool's FIFO or in flight on one connection. */
+struct pg_req {
+    struct pg_req *next;
+    const struct iox_pg_stmt *stmt;   /* NULL: simple query */
+    iox_pg_result_cb cb;
+    void *user;
+    uint64_t deadline_ms;             /* 0: none */
+    uint8_t sent_parse;               /* this query carried its statement's Parse */
+    /* Waiting queries keep their Bind/Execute/Sync (or Query) bytes here. */
+    struct iox_pg_wbuf msg;
+    char inl[200];
+};
+
+struct pg_req_list { struct pg_req *head, *tail; uint32_t n; };
+
+/* Machine arg: the completion being delivered. */
+struct iox_pg_event {
+    int32_t res;
+    unsigned op;
+};
+
+#define PG_ERRMSG 256
+
+struct iox_pg_conn {
+    struct iox_pg_pool *pool;
+    uint32_t idx;
+    uint16_t gen;              /* bumped per session: late CQEs are dropped */
+    uint8_t state;             /* enum pg_conn_state */
+    int fd;
+    uint16_t ops;              /* ops in flight in the ring (close waits for 0) */
+    uint8_t recv_armed, send_busy, close_sent, fill;
+    uint64_t deadline_ms;      /* connect/auth deadline while not ready */
+    uint64_t retry_at_ms;      /* down: when to reconnect */
+    uint32_t backoff_ms;
+    /* Read side: [0, rlen) received; parse position rpos; [keep, rpos) holds
+     * the current query's DataRows (cells point there). */
+    char *rbuf;
+    uint32_t rcap, rlen, rpos, keep, need;
+    struct iox_pg_parser ps;
+    /* Write side: double buffer, wb[fill] takes new messages while
+     * wb[fill ^ 1] is being sent ([soff, len) still to go). */
+    struct iox_pg_wbuf wb[2];
+    uint32_t soff;
+    /* Queries in flight, oldest first. */
+    struct pg_req_list inflight;
+    uint64_t prepared;         /* statements whose Parse was sent (bit = id) */
+    /* The current query's result. */
+    struct iox_pg_str *cells;
+    uint32_t ncells, cells_cap, nrows, ncols;
+    uint8_t res_error, saw_parse;
+    char sqlstate[6];
+    char errmsg[PG_ERRMSG];
+    char tag[64];
+    /* Auth. */
+    uint8_t sasl;
+    struct iox_pg_scram scram;
+    /* Why the session ended (for failed queries and logs). */
+    int fail_err;
+    uint8_t was_up, fail_logged;
+    char fail_sqlstate[6];
+    char fail_msg[PG_ERRMSG];
+};
+
+struct iox_pg_pool {
+    struct iox_reactor *r;
+    struct iox_pg_pool_config cfg;
+    struct iox_pg_conninfo ci;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    struct iox_pg_conn *conns;
+    struct pg_req *reqs;
+    struct pg_req *free_reqs;
+    struct pg_req_list waiting;
+    uint32_t nreqs;
+    uint8_t stopping, tick_armed, guard_fired;
+    uint32_t ops;              /* ops in flight across the pool (incl. tick) */
+    uint64_t now_ms;
+    uint64_t sessions;
+    unsigned nup;
+    int was_up;                /* for "database is back" logs */
+    char last_error[PG_ERRMSG];
+    char last_logged[PG_ERRMSG];   /* a failure repeated by every retry is logged once */
+};
+
+/* user_data slot index of the pool's tick and of the close guard timer. */
+#define PG_TICK_IDX 0xfffffffeu
+#define PG_GUARD_IDX 0xfffffffdu
+#define PG_CTL_CANCEL_IDX 0xfffffffcu
+
+/* pg_pool.c, used by pg_conn.c */
+uint64_t pg_ud(struct iox_pg_conn *c, unsigned op);
+void pg_req_free(struct iox_pg_pool *p, struct pg_req *q);
+void pg_req_complete(struct iox_pg_conn *c, struct pg_req *q, const struct iox_pg_res *res);
+void pg_fail_req(struct iox_pg_pool *p, struct pg_req *q, int err, const char *sqlstate, const char *msg);
+void pg_pool_take_waiting(struct iox_pg_pool *p);
+void pg_pool_note_down(struct iox_pg_pool *p);
+void pg_conn_deliver(struct iox_pg_conn *c, int event, const struct iox_pg_event *ev);
+uint64_t pg_mono_ms(void);
+int pg_conn_is_up(const struct iox_pg_conn *c);
+int pg_conn_arm_recv(struct iox_pg_conn *c);
+void pg_conn_set_fail(struct iox_pg_conn *c, int err, const char *msg);
+
+#endif
