@@ -82,6 +82,16 @@ static inline const unsigned char *skip_class(const unsigned char *q, const unsi
     return q;
 }
 
+/* The 10 bytes "HTTP/1.1" CR LF at q (the caller checked they are there). */
+static inline int is_http11_crlf(const unsigned char *q)
+{
+    uint64_t a;
+    uint16_t c;
+    memcpy(&a, q, 8);
+    memcpy(&c, q + 8, 2);
+    return a == 0x312e312f50545448ull /* "HTTP/1.1" */ && c == 0x0a0d;
+}
+
 /* ------------------------------------------------------------------ head */
 %%{
 machine iox_http_head;
@@ -98,6 +108,17 @@ action end_target {
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
         err = IOX_HTTP_E_TARGET_TOO_LONG; fbreak;
+    }
+    /* fpc is the SP after the target. If "HTTP/1.1" CRLF follows, do what
+     * the DFA would do over those 10 bytes (version_minor, end_request_line)
+     * and enter the field section after them. This must stay the last
+     * action of the transition (it jumps): form_* actions, embedded deeper
+     * in the grammar, run before it. */
+    if (pe - p > 10 && is_http11_crlf(p + 1)) {
+        hp->version_minor = 1;
+        hp->headers_start = OFF + 11;
+        p += 10;
+        fgoto fields;
     }
 }
 action start_path     { hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
@@ -166,7 +187,12 @@ action e_host               { err = IOX_HTTP_E_BAD_HOST; }
 
 include http11_request "http11_request.rl";
 
-main := request_head;
+# request_head as three machines (see request_start in the spec): the host
+# enters `target` after a literal method it recognized (iox_http_parse_head)
+# and `fields` after a literal "HTTP/1.1" CRLF (end_target).
+main   := request_start @{ fgoto target; };
+target := request_rest @{ fgoto fields; };
+fields := field_section;
 write data;
 }%%
 
@@ -443,6 +469,19 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
 
     if (hp->phase != PH_HEAD) return IOX_HTTP_E_BAD_REQUEST_LINE;
     (void)eof;
+    /* A request that starts with "GET ": do what the DFA would do over those
+     * four bytes (start_method, end_method) and enter the target machine. */
+    if (cs == iox_http_head_start && pe - p >= 4) {
+        uint32_t w;
+        memcpy(&w, p, 4);
+        if (w == 0x20544547u /* "GET " */) {
+            hp->start = (uint32_t)(p - b);  /* not 0 after skipped empty lines */
+            hp->method_end = hp->start + 3;
+            hp->method_id = IOX_HTTP_GET;
+            p += 4;
+            cs = iox_http_head_en_target;
+        }
+    }
     %% machine iox_http_head;
     %% write exec;
 

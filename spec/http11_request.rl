@@ -69,6 +69,13 @@ http_version = ( "HTTP/" ( "1." digit @version_minor
 
 request_line = method SP request_target SP http_version CRLF @end_request_line;
 
+# The same request line in two parts, for a host that runs the head as three
+# machines (request_start, then request_rest, then field_section) so it can
+# enter the second or third one directly after a literal it recognized itself
+# (e.g. "GET " or "HTTP/1.1\r\n"). Same language as request_head below.
+request_start = CRLF* method SP;
+request_rest  = request_target SP http_version CRLF @end_request_line;
+
 # ---------------------------------------------------------------- field lines
 # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS
 # The fields HTTP semantics needs are recognized here, case-insensitively;
@@ -130,9 +137,11 @@ field_line = ( n_content_length    ":" cl_value
 # RFC 9112 §5.2): rejected. No field line starts with SP/HTAB, so the host
 # names such a failure at a line start E_OBS_FOLD (see refine_error()).
 
+field_section = field_line* CRLF @end_head;
+
 request_head = CRLF*                     # RFC 9112 §2.2: skip empty lines
                request_line
-               field_line* CRLF @end_head;
+               field_section;
 }%%
 
 %%{
