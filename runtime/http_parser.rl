@@ -19,6 +19,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
 
@@ -38,18 +41,38 @@ enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
 #define OFF ((uint32_t)(p - b))
 
 /* First byte in [q, pe) that is a CTL (incl. HTAB, CR), or DEL: the field
- * value state loops on everything else. Eight bytes at a time (SWAR, exact
- * "has a byte < 0x20" / "has a byte == 0x7f" tests), then byte by byte. This
- * is the one place the parser does not step the DFA byte by byte; it is what
- * makes long values (User-Agent, Cookie) cheap. */
+ * value state loops on everything else. Sixteen bytes at a time with SSE2
+ * (x86-64 baseline), then eight at a time (SWAR), then byte by byte; each
+ * wide step finds the exact first such byte from its mask. This is the one
+ * place the parser does not step the DFA byte by byte; it is what makes long
+ * values (User-Agent, Cookie) cheap. Never reads at or past pe. */
 static inline const unsigned char *skip_plain(const unsigned char *q, const unsigned char *pe)
 {
+#ifdef __SSE2__
+    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+    while (pe - q >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)q);
+        /* byte >= 0x20 (unsigned) and != 0x7f */
+        unsigned ge = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(x, sp), x));
+        unsigned dl = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, del));
+        unsigned stop = ~ge | dl;
+        if (stop & 0xffffu) return q + __builtin_ctz(stop);
+        q += 16;
+    }
+#endif
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     while (pe - q >= 8) {
-        uint64_t x, y;
+        uint64_t x, y, m;
         memcpy(&x, q, 8);
         y = x ^ (0x7f * ones);
-        if (((x - 0x20 * ones) & ~x & highs) | ((y - ones) & ~y & highs)) break;
+        /* "has a byte < 0x20" / "has a byte == 0x7f": the lowest flagged
+         * byte is exact (a borrow only runs upward from a real match). */
+        m = ((x - 0x20 * ones) & ~x & highs) | ((y - ones) & ~y & highs);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (m) return q + (__builtin_ctzll(m) >> 3);
+#else
+        if (m) break;
+#endif
         q += 8;
     }
     while (q < pe && *q >= 0x20 && *q != 0x7f) q++;
