@@ -104,6 +104,14 @@ static const unsigned char cls[256] = {
 static inline const unsigned char *skip_class(const unsigned char *q, const unsigned char *pe,
                                               unsigned char c)
 {
+    /* Four bytes per bound check: names and paths are runs of many bytes. */
+    while (pe - q >= 4) {
+        if (!(cls[q[0]] & c)) return q;
+        if (!(cls[q[1]] & c)) return q + 1;
+        if (!(cls[q[2]] & c)) return q + 2;
+        if (!(cls[q[3]] & c)) return q + 3;
+        q += 4;
+    }
     while (q < pe && (cls[*q] & c)) q++;
     return q;
 }
@@ -120,7 +128,7 @@ static inline int is_http11_crlf(const unsigned char *q)
 
 /* ------------------------------------------------------------------ head */
 
-#line 120 "generated/http_parser.c"
+#line 128 "generated/http_parser.c"
 static const int iox_http_head_start = 1;
 static const int iox_http_head_first_final = 159;
 static const int iox_http_head_error = 0;
@@ -130,12 +138,12 @@ static const int iox_http_head_en_target = 4;
 static const int iox_http_head_en_fields = 44;
 
 
-#line 220 "runtime/http_parser.rl"
+#line 228 "runtime/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 131 "generated/http_parser.c"
+#line 139 "generated/http_parser.c"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -145,7 +153,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 260 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -395,9 +403,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 509 "runtime/http_parser.rl"
+#line 517 "runtime/http_parser.rl"
     
-#line 387 "generated/http_parser.c"
+#line 395 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -432,42 +440,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 202 "runtime/http_parser.rl"
+#line 210 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 201 "runtime/http_parser.rl"
+#line 209 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 203 "runtime/http_parser.rl"
+#line 211 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 204 "runtime/http_parser.rl"
+#line 212 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr61:
-#line 205 "runtime/http_parser.rl"
+#line 213 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr73:
-#line 206 "runtime/http_parser.rl"
+#line 214 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
 tr124:
-#line 207 "runtime/http_parser.rl"
+#line 215 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
 tr154:
-#line 209 "runtime/http_parser.rl"
+#line 217 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
 tr187:
-#line 208 "runtime/http_parser.rl"
+#line 216 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 447 "generated/http_parser.c"
+#line 455 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -479,14 +487,14 @@ case 2:
 		goto st1;
 	goto tr3;
 tr2:
-#line 123 "runtime/http_parser.rl"
+#line 131 "runtime/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 464 "generated/http_parser.c"
+#line 472 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto st3;
@@ -512,20 +520,20 @@ case 3:
 		goto st3;
 	goto tr0;
 tr5:
-#line 124 "runtime/http_parser.rl"
+#line 132 "runtime/http_parser.rl"
 	{
     hp->method_end = OFF;
     hp->method_id = method_id((const char *)b + hp->start, OFF - hp->start);
     if (hp->method_id == IOX_HTTP_CONNECT) hp->flags |= IOX__HF_ODD;
 }
-#line 216 "runtime/http_parser.rl"
+#line 224 "runtime/http_parser.rl"
 	{ {goto st4;} }
 	goto st159;
 st159:
 	if ( ++p == pe )
 		goto _test_eof159;
 case 159:
-#line 500 "generated/http_parser.c"
+#line 508 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -552,14 +560,14 @@ case 4:
 		goto tr13;
 	goto tr7;
 tr8:
-#line 129 "runtime/http_parser.rl"
+#line 137 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 532 "generated/http_parser.c"
+#line 540 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -581,14 +589,14 @@ case 5:
 		goto st5;
 	goto tr7;
 tr9:
-#line 129 "runtime/http_parser.rl"
+#line 137 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 559 "generated/http_parser.c"
+#line 567 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -612,14 +620,14 @@ case 7:
 		goto st5;
 	goto tr7;
 tr12:
-#line 129 "runtime/http_parser.rl"
+#line 137 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 588 "generated/http_parser.c"
+#line 596 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -633,9 +641,9 @@ case 9:
 		goto st9;
 	goto tr7;
 tr20:
-#line 151 "runtime/http_parser.rl"
+#line 159 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; hp->flags |= IOX__HF_ODD; }
-#line 130 "runtime/http_parser.rl"
+#line 138 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -655,9 +663,9 @@ tr20:
 }
 	goto st10;
 tr35:
-#line 152 "runtime/http_parser.rl"
+#line 160 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; hp->flags |= IOX__HF_ODD; }
-#line 130 "runtime/http_parser.rl"
+#line 138 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -677,7 +685,7 @@ tr35:
 }
 	goto st10;
 tr36:
-#line 130 "runtime/http_parser.rl"
+#line 138 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -697,9 +705,9 @@ tr36:
 }
 	goto st10;
 tr48:
-#line 150 "runtime/http_parser.rl"
+#line 158 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; hp->flags |= IOX__HF_ODD; }
-#line 130 "runtime/http_parser.rl"
+#line 138 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -722,7 +730,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 683 "generated/http_parser.c"
+#line 691 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -778,18 +786,18 @@ case 17:
 		goto tr30;
 	goto tr21;
 tr30:
-#line 154 "runtime/http_parser.rl"
+#line 162 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
 	goto st18;
 tr34:
-#line 153 "runtime/http_parser.rl"
+#line 161 "runtime/http_parser.rl"
 	{ hp->version_minor = (*p) != '0'; }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 747 "generated/http_parser.c"
+#line 755 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -801,16 +809,16 @@ case 19:
 		goto tr32;
 	goto tr3;
 tr32:
-#line 155 "runtime/http_parser.rl"
+#line 163 "runtime/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
-#line 217 "runtime/http_parser.rl"
+#line 225 "runtime/http_parser.rl"
 	{ {goto st44;} }
 	goto st160;
 st160:
 	if ( ++p == pe )
 		goto _test_eof160;
 case 160:
-#line 765 "generated/http_parser.c"
+#line 773 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -827,14 +835,14 @@ case 21:
 		goto tr34;
 	goto tr21;
 tr10:
-#line 129 "runtime/http_parser.rl"
+#line 137 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 787 "generated/http_parser.c"
+#line 795 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -857,16 +865,16 @@ case 22:
 		goto st5;
 	goto tr7;
 tr11:
-#line 129 "runtime/http_parser.rl"
+#line 137 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
-#line 147 "runtime/http_parser.rl"
+#line 155 "runtime/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 816 "generated/http_parser.c"
+#line 824 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -905,14 +913,14 @@ case 25:
 		goto st23;
 	goto tr7;
 tr39:
-#line 149 "runtime/http_parser.rl"
+#line 157 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 860 "generated/http_parser.c"
+#line 868 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -950,14 +958,14 @@ case 28:
 		goto st26;
 	goto tr7;
 tr13:
-#line 129 "runtime/http_parser.rl"
+#line 137 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st29;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 903 "generated/http_parser.c"
+#line 911 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1050,14 +1058,14 @@ case 34:
 		goto st32;
 	goto tr7;
 tr50:
-#line 147 "runtime/http_parser.rl"
+#line 155 "runtime/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st35;
 st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1001 "generated/http_parser.c"
+#line 1009 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1096,14 +1104,14 @@ case 37:
 		goto st35;
 	goto tr7;
 tr51:
-#line 149 "runtime/http_parser.rl"
+#line 157 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st38;
 st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1045 "generated/http_parser.c"
+#line 1053 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1141,14 +1149,14 @@ case 40:
 		goto st38;
 	goto tr7;
 tr14:
-#line 129 "runtime/http_parser.rl"
+#line 137 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st41;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1088 "generated/http_parser.c"
+#line 1096 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1185,7 +1193,7 @@ case 43:
 		goto st8;
 	goto tr7;
 tr78:
-#line 188 "runtime/http_parser.rl"
+#line 196 "runtime/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 44; goto _out;}
@@ -1196,7 +1204,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1134 "generated/http_parser.c"
+#line 1142 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
@@ -1237,14 +1245,14 @@ case 45:
 		goto tr68;
 	goto tr3;
 tr68:
-#line 193 "runtime/http_parser.rl"
+#line 201 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 161; goto _out;} }
 	goto st161;
 st161:
 	if ( ++p == pe )
 		goto _test_eof161;
 case 161:
-#line 1180 "generated/http_parser.c"
+#line 1188 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1275,14 +1283,14 @@ case 46:
 		goto tr69;
 	goto tr61;
 tr69:
-#line 199 "runtime/http_parser.rl"
+#line 207 "runtime/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st47;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1216 "generated/http_parser.c"
+#line 1224 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1308,14 +1316,14 @@ case 47:
 		goto st47;
 	goto tr61;
 tr70:
-#line 199 "runtime/http_parser.rl"
+#line 207 "runtime/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st48;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1247 "generated/http_parser.c"
+#line 1255 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1327,14 +1335,14 @@ case 48:
 		goto tr73;
 	goto tr74;
 tr74:
-#line 196 "runtime/http_parser.rl"
+#line 204 "runtime/http_parser.rl"
 	{ p = skip_plain(p + 1, pe) - 1; }
 	goto st49;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1264 "generated/http_parser.c"
+#line 1272 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1346,19 +1354,19 @@ case 49:
 		goto tr73;
 	goto st49;
 tr75:
-#line 196 "runtime/http_parser.rl"
+#line 204 "runtime/http_parser.rl"
 	{ p = skip_plain(p + 1, pe) - 1; }
 	goto st50;
 tr99:
-#line 179 "runtime/http_parser.rl"
+#line 187 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st50;
 tr111:
-#line 180 "runtime/http_parser.rl"
+#line 188 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st50;
 tr127:
-#line 165 "runtime/http_parser.rl"
+#line 173 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 50; goto _out;}
@@ -1368,27 +1376,27 @@ tr127:
 }
 	goto st50;
 tr149:
-#line 187 "runtime/http_parser.rl"
+#line 195 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st50;
 tr156:
-#line 185 "runtime/http_parser.rl"
+#line 193 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
-#line 186 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st50;
 tr162:
-#line 186 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st50;
 tr191:
-#line 176 "runtime/http_parser.rl"
+#line 184 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st50;
 tr209:
-#line 172 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 50; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -1398,7 +1406,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1317 "generated/http_parser.c"
+#line 1325 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1703,18 +1711,18 @@ case 60:
 		goto st47;
 	goto tr61;
 tr100:
-#line 179 "runtime/http_parser.rl"
+#line 187 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st61;
 tr112:
-#line 180 "runtime/http_parser.rl"
+#line 188 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st61;
 st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1630 "generated/http_parser.c"
+#line 1638 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1773,18 +1781,18 @@ case 62:
 		goto st62;
 	goto tr73;
 tr98:
-#line 179 "runtime/http_parser.rl"
+#line 187 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st63;
 tr110:
-#line 180 "runtime/http_parser.rl"
+#line 188 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st63;
 st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1697 "generated/http_parser.c"
+#line 1705 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2563,7 +2571,7 @@ case 89:
 		goto st47;
 	goto tr61;
 tr128:
-#line 165 "runtime/http_parser.rl"
+#line 173 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 90; goto _out;}
@@ -2576,7 +2584,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2487 "generated/http_parser.c"
+#line 2495 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2585,9 +2593,9 @@ case 90:
 		goto tr125;
 	goto tr124;
 tr125:
-#line 157 "runtime/http_parser.rl"
+#line 165 "runtime/http_parser.rl"
 	{ hp->cl_current = 0; }
-#line 158 "runtime/http_parser.rl"
+#line 166 "runtime/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2597,7 +2605,7 @@ tr125:
 }
 	goto st91;
 tr129:
-#line 158 "runtime/http_parser.rl"
+#line 166 "runtime/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2610,7 +2618,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2517 "generated/http_parser.c"
+#line 2525 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2621,7 +2629,7 @@ case 91:
 		goto tr129;
 	goto tr124;
 tr126:
-#line 165 "runtime/http_parser.rl"
+#line 173 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 92; goto _out;}
@@ -2634,7 +2642,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2539 "generated/http_parser.c"
+#line 2547 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3139,23 +3147,23 @@ case 115:
 		goto st47;
 	goto tr61;
 tr153:
-#line 181 "runtime/http_parser.rl"
+#line 189 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 116; goto _out;} }
     hp->flags |= IOX__HF_HOST;
 }
 	goto st116;
 tr155:
-#line 185 "runtime/http_parser.rl"
+#line 193 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
-#line 186 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st116;
 st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3056 "generated/http_parser.c"
+#line 3064 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr155;
 		case 13u: goto tr156;
@@ -3181,14 +3189,14 @@ case 116:
 		goto tr157;
 	goto tr154;
 tr157:
-#line 185 "runtime/http_parser.rl"
+#line 193 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st117;
 st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3087 "generated/http_parser.c"
+#line 3095 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr161;
 		case 13u: goto tr162;
@@ -3213,14 +3221,14 @@ case 117:
 		goto st117;
 	goto tr154;
 tr161:
-#line 186 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st118;
 st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3117 "generated/http_parser.c"
+#line 3125 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 13u: goto st50;
@@ -3228,14 +3236,14 @@ case 118:
 	}
 	goto tr154;
 tr158:
-#line 185 "runtime/http_parser.rl"
+#line 193 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st119;
 st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3130 "generated/http_parser.c"
+#line 3138 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st120;
@@ -3259,14 +3267,14 @@ case 120:
 		goto st117;
 	goto tr154;
 tr159:
-#line 185 "runtime/http_parser.rl"
+#line 193 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st121;
 st121:
 	if ( ++p == pe )
 		goto _test_eof121;
 case 121:
-#line 3159 "generated/http_parser.c"
+#line 3167 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr161;
 		case 13u: goto tr162;
@@ -3276,14 +3284,14 @@ case 121:
 		goto st121;
 	goto tr154;
 tr160:
-#line 185 "runtime/http_parser.rl"
+#line 193 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st122;
 st122:
 	if ( ++p == pe )
 		goto _test_eof122;
 case 122:
-#line 3174 "generated/http_parser.c"
+#line 3182 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st123;
 	if ( (*p) < 65u ) {
@@ -3829,13 +3837,13 @@ case 141:
 		goto st47;
 	goto tr61;
 tr192:
-#line 176 "runtime/http_parser.rl"
+#line 184 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st142;
 tr210:
-#line 172 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 142; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3845,7 +3853,7 @@ st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3733 "generated/http_parser.c"
+#line 3741 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st142;
 		case 32u: goto st142;
@@ -3903,13 +3911,13 @@ case 143:
 		goto st143;
 	goto tr187;
 tr190:
-#line 176 "runtime/http_parser.rl"
+#line 184 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st144;
 tr208:
-#line 172 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 144; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3919,7 +3927,7 @@ st144:
 	if ( ++p == pe )
 		goto _test_eof144;
 case 144:
-#line 3804 "generated/http_parser.c"
+#line 3812 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st144;
 		case 13u: goto st50;
@@ -3929,13 +3937,13 @@ case 144:
 	}
 	goto tr187;
 tr193:
-#line 176 "runtime/http_parser.rl"
+#line 184 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st145;
 tr211:
-#line 172 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 145; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3945,7 +3953,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3827 "generated/http_parser.c"
+#line 3835 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 32u: goto st145;
@@ -4482,12 +4490,12 @@ case 158:
 	case 19: 
 	case 45: 
 	case 50: 
-#line 201 "runtime/http_parser.rl"
+#line 209 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 202 "runtime/http_parser.rl"
+#line 210 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4518,7 +4526,7 @@ case 158:
 	case 41: 
 	case 42: 
 	case 43: 
-#line 203 "runtime/http_parser.rl"
+#line 211 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4532,7 +4540,7 @@ case 158:
 	case 18: 
 	case 20: 
 	case 21: 
-#line 204 "runtime/http_parser.rl"
+#line 212 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 44: 
@@ -4586,7 +4594,7 @@ case 158:
 	case 139: 
 	case 140: 
 	case 141: 
-#line 205 "runtime/http_parser.rl"
+#line 213 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 48: 
@@ -4622,13 +4630,13 @@ case 158:
 	case 109: 
 	case 110: 
 	case 111: 
-#line 206 "runtime/http_parser.rl"
+#line 214 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 90: 
 	case 91: 
 	case 92: 
-#line 207 "runtime/http_parser.rl"
+#line 215 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
 	case 142: 
@@ -4648,7 +4656,7 @@ case 158:
 	case 156: 
 	case 157: 
 	case 158: 
-#line 208 "runtime/http_parser.rl"
+#line 216 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
 	case 116: 
@@ -4660,17 +4668,17 @@ case 158:
 	case 122: 
 	case 123: 
 	case 124: 
-#line 209 "runtime/http_parser.rl"
+#line 217 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4535 "generated/http_parser.c"
+#line 4543 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 510 "runtime/http_parser.rl"
+#line 518 "runtime/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4728,9 +4736,9 @@ int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 567 "runtime/http_parser.rl"
+#line 575 "runtime/http_parser.rl"
             
-#line 4596 "generated/http_parser.c"
+#line 4604 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4783,49 +4791,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 249 "runtime/http_parser.rl"
+#line 257 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 249 "runtime/http_parser.rl"
+#line 257 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 250 "runtime/http_parser.rl"
+#line 258 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 250 "runtime/http_parser.rl"
+#line 258 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 248 "runtime/http_parser.rl"
+#line 256 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 251 "runtime/http_parser.rl"
+#line 259 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 248 "runtime/http_parser.rl"
+#line 256 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 251 "runtime/http_parser.rl"
+#line 259 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 252 "runtime/http_parser.rl"
+#line 260 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 248 "runtime/http_parser.rl"
+#line 256 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 252 "runtime/http_parser.rl"
+#line 260 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4674 "generated/http_parser.c"
+#line 4682 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 227 "runtime/http_parser.rl"
+#line 235 "runtime/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4835,7 +4843,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4687 "generated/http_parser.c"
+#line 4695 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5002,7 +5010,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 231 "runtime/http_parser.rl"
+#line 239 "runtime/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -5022,7 +5030,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4872 "generated/http_parser.c"
+#line 4880 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5078,14 +5086,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 245 "runtime/http_parser.rl"
+#line 253 "runtime/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4933 "generated/http_parser.c"
+#line 4941 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5123,14 +5131,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 246 "runtime/http_parser.rl"
+#line 254 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4976 "generated/http_parser.c"
+#line 4984 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5211,11 +5219,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 248 "runtime/http_parser.rl"
+#line 256 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 249 "runtime/http_parser.rl"
+#line 257 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -5227,45 +5235,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 250 "runtime/http_parser.rl"
+#line 258 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 251 "runtime/http_parser.rl"
+#line 259 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 252 "runtime/http_parser.rl"
+#line 260 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 248 "runtime/http_parser.rl"
+#line 256 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 251 "runtime/http_parser.rl"
+#line 259 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 248 "runtime/http_parser.rl"
+#line 256 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 252 "runtime/http_parser.rl"
+#line 260 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 249 "runtime/http_parser.rl"
+#line 257 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 250 "runtime/http_parser.rl"
+#line 258 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5092 "generated/http_parser.c"
+#line 5100 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 568 "runtime/http_parser.rl"
+#line 576 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);

@@ -101,6 +101,14 @@ static const unsigned char cls[256] = {
 static inline const unsigned char *skip_class(const unsigned char *q, const unsigned char *pe,
                                               unsigned char c)
 {
+    /* Four bytes per bound check: names and paths are runs of many bytes. */
+    while (pe - q >= 4) {
+        if (!(cls[q[0]] & c)) return q;
+        if (!(cls[q[1]] & c)) return q + 1;
+        if (!(cls[q[2]] & c)) return q + 2;
+        if (!(cls[q[3]] & c)) return q + 3;
+        q += 4;
+    }
     while (q < pe && (cls[*q] & c)) q++;
     return q;
 }
