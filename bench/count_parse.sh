@@ -4,7 +4,7 @@
 # point divided by the requests it parsed. Repeatable, unlike the ns figures.
 set -euo pipefail
 build=${1:-build}
-bin=$build/bench_parse
+bin=${BIN:-$build/bench_parse}
 n=2000
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
