@@ -170,9 +170,15 @@ static double measure(parse_fn fn, const char *buf, size_t len, double seconds)
     return best;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const char *env = getenv("BENCH_SECONDS");
+    /* --count N [a|b|c]: no timing, parse every input (or the one named) N
+     * times with every parser. For instruction counting (bench/count_parse.sh
+     * runs it under callgrind): repeatable on a noisy machine, where the ns
+     * figures are not. */
+    long count = argc >= 3 && !strcmp(argv[1], "--count") ? atol(argv[2]) : 0;
+    int only = argc >= 4 ? argv[3][0] - 'a' : -1;
     double seconds = env ? atof(env) : 1.0;
     static char pipelined[16 * sizeof req_browser];
     size_t plen = 0;
@@ -190,6 +196,13 @@ int main(void)
         {"picohttpparser", parse_pico},
         {"http-parser", parse_http_parser},
     };
+    if (count > 0) {
+        for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++)
+            for (size_t j = 0; j < sizeof parsers / sizeof parsers[0]; j++)
+                for (long k = 0; k < count && (only < 0 || (int)i == only); k++)
+                    if (!parsers[j].fn(inputs[i].buf, inputs[i].len)) return 1;
+        return 0;
+    }
     printf("HTTP request-head parse, best of 5 runs x median of 10 batches, %.1f s per run\n",
            seconds);
     printf("ioxide validates the head and keeps framing fields but fills no header array;\n"

@@ -141,17 +141,23 @@ struct iox_http_request {
 struct iox_http_parser {
     int cs;                 /* Ragel state (head machine or chunked machine) */
     uint32_t pos;           /* head: offset where scanning resumes */
-    uint32_t start;         /* offset of the method (after skipped empty lines) */
-    uint32_t method_end, target_start, target_end, path_start, path_end, query_start;
+    /* Per request, cleared between requests (0 = not seen): one block, so
+     * the reset is a few wide stores. */
+    uint32_t target_start, target_end;
+    uint32_t path_start;    /* 0: no path (absolute-form without one) */
+    uint32_t query_start;   /* offset after the '?'; 0: no query */
     uint32_t headers_start, host_start, host_end;
     uint32_t frame_used;    /* chunked: framing bytes since the last chunk data */
     uint16_t header_count;
     uint16_t flags;         /* internal bit set (IOX__HF_* in http_parser.rl) */
     uint8_t  phase;         /* head, body by length, chunk framing, chunk data */
-    uint8_t  version_major, version_minor, target_form;
-    uint64_t cl_value, cl_current;
+    uint8_t  target_form, version_minor, method_id;
     uint64_t body_left;     /* Content-Length left, or bytes left in the current chunk */
     uint64_t body_total;    /* decoded body bytes so far (for max_body) */
+    /* Per request, always written before they are read. */
+    uint32_t start;         /* offset of the method (after skipped empty lines) */
+    uint32_t method_end;
+    uint64_t cl_value, cl_current;
     struct iox_http_limits lim;
 };
 

@@ -38,14 +38,16 @@ absolute_path = ( "/" segment )+;
 query         = ( tgt_char | [/?] )*;
 
 # origin-form = absolute-path [ "?" query ]
-origin_form = ( absolute_path >start_path %end_path )
+# The path ends at the "?" (start_query) or with the target (end_target), so
+# it needs no action of its own at its end.
+origin_form = ( absolute_path >start_path )
               ( "?" @start_query query )?;
 
 # absolute-form = absolute-URI (we take the hierarchical "//" authority form)
 scheme        = alpha ( alpha | digit | [+\-.] )*;
 uri_authority = ( unreserved | pct_encoded | sub_delims | [:@\[\]] )*;
 absolute_form = ( scheme "://" uri_authority
-                  ( absolute_path >start_path %end_path )?
+                  ( absolute_path >start_path )?
                   ( "?" @start_query query )? ) %form_absolute;
 
 # authority-form = uri-host ":" port (CONNECT only; checked in the host)
@@ -60,9 +62,19 @@ request_target = ( origin_form | absolute_form | authority_form | asterisk_form 
                  >start_target %end_target $!e_target;
 
 # RFC 9112 §2.3: HTTP-version = "HTTP" "/" DIGIT "." DIGIT
-http_version = ( "HTTP/" digit @version_major "." digit @version_minor ) $!e_version;
+# Major version 1 is the only one served; another major is refused (505) once
+# the whole version is seen, so "HTTP/2" followed by junk is still BAD_VERSION.
+http_version = ( "HTTP/" ( "1." digit @version_minor
+                         | ( digit - "1" ) "." digit @version_unsupported ) ) $!e_version;
 
 request_line = method SP request_target SP http_version CRLF @end_request_line;
+
+# The same request line in two parts, for a host that runs the head as three
+# machines (request_start, then request_rest, then field_section) so it can
+# enter the second or third one directly after a literal it recognized itself
+# (e.g. "GET " or "HTTP/1.1\r\n"). Same language as request_head below.
+request_start = CRLF* method SP;
+request_rest  = request_target SP http_version CRLF @end_request_line;
 
 # ---------------------------------------------------------------- field lines
 # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS
@@ -125,9 +137,11 @@ field_line = ( n_content_length    ":" cl_value
 # RFC 9112 §5.2): rejected. No field line starts with SP/HTAB, so the host
 # names such a failure at a line start E_OBS_FOLD (see refine_error()).
 
+field_section = field_line* CRLF @end_head;
+
 request_head = CRLF*                     # RFC 9112 §2.2: skip empty lines
                request_line
-               field_line* CRLF @end_head;
+               field_section;
 }%%
 
 %%{
