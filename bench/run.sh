@@ -299,13 +299,17 @@ file_row() {  # SIZE_LABEL BYTES
   local name=$1 bytes=$2 www=$BENCH_TMPDIR/www
   ROW_TITLE="file $name vs nginx"
   ROW_SHAPES="keepalive"
-  ROW_NOTES="Both serve $www/$name.bin ($bytes random bytes); nginx with \`sendfile on\`, the playground with FILE_ROOT=$www (FILE_BAKE_MAX default 64 KiB: 1k is baked, 1m is streamed in 64 KiB ring reads)."
+  ROW_NOTES="All serve $www/$name.bin ($bytes random bytes); nginx with \`sendfile on\` (nginx-ofc: plus \`open_file_cache\`), the playground with FILE_ROOT=$www (FILE_BAKE_MAX default 64 KiB: 1k is baked, 1m is streamed in 64 KiB ring reads)."
   mkdir -p "$www"
   [ -f "$www/$name.bin" ] || head -c "$bytes" /dev/urandom >"$www/$name.bin"
   start_server_playground file "FILE_ROOT=$www"
   add_side ioxide "/$name.bin" "@$www/$name.bin"
   start_nginx "location / { root $www; sendfile on; tcp_nopush on; }"
   add_side nginx "/$name.bin" "@$www/$name.bin"
+  # nginx with its descriptor cache: no open/fstat/close per request, the
+  # closest to file mode's snapshot.
+  start_nginx "open_file_cache max=1000 inactive=600s; open_file_cache_valid 600s; location / { root $www; sendfile on; tcp_nopush on; }"
+  add_side nginx-ofc "/$name.bin" "@$www/$name.bin"
 }
 row_file1k() { file_row 1k 1024; }
 row_file1m() { file_row 1m 1048576; }
