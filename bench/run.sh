@@ -448,6 +448,27 @@ row_pg() {
   pgbench_argv DURATION
   SIDE_NAMES+=(pgbench) SIDE_PIDS+=(0) SIDE_URLS+=(-) SIDE_CMDS+=("PGPASSWORD=... ${PGBENCH_ARGV[*]}")
 }
+# file mode vs nginx (sendfile on), the same bytes from the same directory.
+# Two rows, one per size: 1 KiB is baked by the playground (one memcpy per
+# GET), 1 MiB is streamed (64 KiB positional reads on the ring).
+file_row() {  # SIZE_LABEL BYTES
+  local name=$1 bytes=$2 www=$BENCH_TMPDIR/www
+  ROW_TITLE="file $name vs nginx"
+  ROW_SHAPES="keepalive"
+  ROW_NOTES="All serve $www/$name.bin ($bytes random bytes); nginx with \`sendfile on\` (nginx-ofc: plus \`open_file_cache\`), the playground with FILE_ROOT=$www (FILE_BAKE_MAX default 64 KiB: 1k is baked, 1m is streamed in 64 KiB ring reads)."
+  mkdir -p "$www"
+  [ -f "$www/$name.bin" ] || head -c "$bytes" /dev/urandom >"$www/$name.bin"
+  start_server_playground file "FILE_ROOT=$www"
+  add_side ioxide "/$name.bin" "@$www/$name.bin"
+  start_nginx "location / { root $www; sendfile on; tcp_nopush on; }"
+  add_side nginx "/$name.bin" "@$www/$name.bin"
+  # nginx with its descriptor cache: no open/fstat/close per request, the
+  # closest to file mode's snapshot.
+  start_nginx "open_file_cache max=1000 inactive=600s; open_file_cache_valid 600s; location / { root $www; sendfile on; tcp_nopush on; }"
+  add_side nginx-ofc "/$name.bin" "@$www/$name.bin"
+}
+row_file1k() { file_row 1k 1024; }
+row_file1m() { file_row 1m 1048576; }
 
 # ----------------------------------------------------------------- summary --
 median() { sort -g | awk '{v[NR]=$1} END{ if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else printf "%.3f\n", (v[NR/2]+v[NR/2+1])/2 }'; }

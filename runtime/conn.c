@@ -300,6 +300,12 @@ void iox_conn_open(struct iox_conn *c, int fd)
 void iox_conn_release(struct iox_conn *c)
 {
     struct iox_reactor *r = c->r;
+    if (c->on_close) {
+        void (*fn)(struct iox_conn *, void *) = c->on_close;
+        c->on_close = NULL;
+        c->on_drain = NULL;
+        fn(c, c->on_close_arg);   /* the slot (idx, gen) is still this connection's */
+    }
     tlist_remove(c);
     c->in_len = 0;
     iox_carry_release(c);
@@ -339,6 +345,12 @@ void iox_conn_set_drain_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, 
 {
     c->on_drain = fn;
     c->on_drain_arg = arg;
+}
+
+void iox_conn_set_close_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, void *arg), void *arg)
+{
+    c->on_close = fn;
+    c->on_close_arg = arg;
 }
 
 void iox_conn_op_begin(struct iox_conn *c)

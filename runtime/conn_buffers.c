@@ -2,7 +2,8 @@
  *
  * Both start from a per-reactor free list of fixed-size blocks, so a warm
  * reactor serves requests without malloc; they grow (cold path) only for a
- * request cut across ring buffers with a large head, or a large response. */
+ * request cut across ring buffers with a large head, or a response over
+ * 1 MiB; write buffers up to 1 MiB are recycled by power-of-two class. */
 #include "conn_buffers.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -85,6 +86,32 @@ void iox_carry_release(struct iox_conn *c)
 
 /* ---- write buffer ---- */
 
+/* The free list for a write buffer of `cap` bytes: 16 KiB blocks, then one
+ * list per power of two up to 1 MiB; NULL for anything larger (malloc'd and
+ * freed: a response that large is rare and the list would pin the memory).
+ * Lists only grow to the reactor's peak of concurrent large responses. */
+static void **wbuf_list(struct iox_reactor *r, size_t cap)
+{
+    if (cap == IOX_BLOCK) return &r->free_wbuf;
+    size_t n = sizeof r->free_wbuf_big / sizeof r->free_wbuf_big[0];
+    for (size_t k = 0; k < n; k++)
+        if (cap == (size_t)IOX_BLOCK << (k + 1)) return &r->free_wbuf_big[k];
+    return NULL;
+}
+
+static char *wbuf_get(struct iox_reactor *r, size_t cap)
+{
+    void **l = wbuf_list(r, cap);
+    return l ? block_get(l, cap) : malloc(cap);
+}
+
+static void wbuf_put(struct iox_reactor *r, char *p, size_t cap)
+{
+    void **l = wbuf_list(r, cap);
+    if (l) block_put(l, p);
+    else free(p);
+}
+
 char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max)
 {
     if (c->out && c->wlen + n <= c->wcap) return c->out + c->wlen;
@@ -100,7 +127,7 @@ char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max)
     }
     size_t want = IOX_BLOCK;
     while (want < live + n) want *= 2;
-    char *g = want == IOX_BLOCK ? block_get(&c->r->free_wbuf, IOX_BLOCK) : malloc(want);
+    char *g = wbuf_get(c->r, want);
     if (!g) return NULL;
     /* Move what is owed to the front of the new buffer. A send in flight
      * still reads the old buffer: keep it as `retired` until its completion
@@ -110,10 +137,8 @@ char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max)
     if (c->send_inflight && !c->retired) {
         c->retired = c->out;
         c->retired_cap = c->wcap;
-    } else if (c->wcap == IOX_BLOCK) {
-        block_put(&c->r->free_wbuf, c->out);
     } else {
-        free(c->out);
+        wbuf_put(c->r, c->out, c->wcap);
     }
     c->wcommit -= c->wsent;
     c->wsend_end -= c->send_inflight ? c->wsent : c->wsend_end;
@@ -127,13 +152,11 @@ char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max)
 void iox_out_release(struct iox_conn *c)
 {
     if (c->retired && !c->send_inflight) {
-        if (c->retired_cap == IOX_BLOCK) block_put(&c->r->free_wbuf, c->retired);
-        else free(c->retired);
+        wbuf_put(c->r, c->retired, c->retired_cap);
         c->retired = NULL;
     }
     if (!c->out || c->wlen != c->wsent || c->send_inflight) return;
-    if (c->wcap == IOX_BLOCK) block_put(&c->r->free_wbuf, c->out);
-    else free(c->out);
+    wbuf_put(c->r, c->out, c->wcap);
     c->out = NULL;
     c->wcap = c->wlen = c->wsent = c->wcommit = c->wsend_end = 0;
 }

@@ -77,6 +77,8 @@ struct iox_conn {
     struct iox_conn *dirty_next, *parked_next;
     void (*on_drain)(struct iox_conn *c, void *arg);
     void *on_drain_arg;
+    void (*on_close)(struct iox_conn *c, void *arg);
+    void *on_close_arg;
     /* Free for the application while it owns an async request. */
     void *app_data;
     uint64_t app_u64;
@@ -123,6 +125,13 @@ void iox_conn_flush(struct iox_conn *c);
  * has all been sent while an async request owns it: the producer of a
  * streamed response writes its next chunk from here. NULL to clear. */
 void iox_conn_set_drain_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, void *arg), void *arg);
+
+/* Called once (on the reactor thread) when the connection is released —
+ * closed, every op on it ended — while the hook is set: an async request's
+ * per-connection state (a file stream) is freed here when the peer goes away
+ * before the response is complete. Cleared when called, and by the next
+ * connection on the slot; set NULL to clear it once the response is done. */
+void iox_conn_set_close_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, void *arg), void *arg);
 
 /* An op of the application's that writes into this connection's memory (a
  * file read into its write buffer): the close waits for iox_conn_op_end. */

@@ -60,7 +60,11 @@ struct iox_msg {
 };
 typedef void (*iox_msg_handler)(struct iox_reactor *r, struct iox_msg *m);
 #define IOX_MSG_KINDS 16
-enum { IOX_MSG_SHUTDOWN = 1, IOX_MSG_APP0 = 4 };
+/* IOX_MSG_SHUTDOWN and IOX_MSG_HUP come from the main thread with a NULL
+ * payload. HUP is posted to every reactor after cfg->on_sighup returned: a
+ * handler registered for it (iox_reactor_on_msg) picks up what on_sighup
+ * published (a new file snapshot) at a safe point of the reactor's loop. */
+enum { IOX_MSG_SHUTDOWN = 1, IOX_MSG_HUP = 2, IOX_MSG_APP0 = 4 };
 
 struct iox_server_config {
     const char *host;            /* listen address (default 0.0.0.0) */
@@ -133,6 +137,9 @@ struct iox_reactor {
     uint64_t n_accepted, n_closed, n_requests, n_stale_cqes, n_enobufs, n_accept_pauses;
     /* Free lists of buffers (carry, write) so the hot path does not malloc. */
     void *free_carry, *free_wbuf;
+    /* Larger write buffers (32 KiB .. 1 MiB, powers of two: a baked file or
+     * a streamed chunk) are recycled by size class too. */
+    void *free_wbuf_big[6];
     uint32_t tick_ms;
     uint8_t tick_armed;
     uint8_t counted_out;              /* left the running-reactor count */

@@ -76,6 +76,8 @@ void iox_reactor_fini(struct iox_reactor *r)
     }
     iox_block_list_free(&r->free_carry);
     iox_block_list_free(&r->free_wbuf);
+    for (unsigned k = 0; k < sizeof r->free_wbuf_big / sizeof r->free_wbuf_big[0]; k++)
+        iox_block_list_free(&r->free_wbuf_big[k]);
     free(r->conns);
     free(r->free_slots);
     r->conns = NULL;
@@ -231,7 +233,9 @@ static void on_msg_cqe(struct iox_reactor *r, const struct iox_cqe *cqe)
     }
     uint32_t kind = (uint32_t)cqe->res;
     if (!m) {
+        /* From the main thread: no payload. */
         if (kind == IOX_MSG_SHUTDOWN) iox_reactor_begin_stop(r);
+        else if (kind < IOX_MSG_KINDS && r->msg_handlers[kind]) r->msg_handlers[kind](r, NULL);
         return;
     }
     if (kind < IOX_MSG_KINDS && r->msg_handlers[kind]) r->msg_handlers[kind](r, m);

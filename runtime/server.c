@@ -238,14 +238,15 @@ static void *reactor_main(void *arg)
     return NULL;
 }
 
-/* Post a shutdown message to every reactor through a ring of our own. */
-static int broadcast_shutdown(struct server *s, struct io_uring *ctl)
+/* Post a payload-less message (IOX_MSG_SHUTDOWN, IOX_MSG_HUP) to every
+ * reactor through a ring of our own. */
+static int broadcast(struct server *s, struct io_uring *ctl, uint32_t kind)
 {
     for (unsigned i = 0; i < s->cfg->reactors; i++) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(ctl);
         if (!sqe) { io_uring_submit(ctl); sqe = io_uring_get_sqe(ctl); }
         if (!sqe) return -EBUSY;
-        io_uring_prep_msg_ring(sqe, s->ring_fds[i], IOX_MSG_SHUTDOWN, iox_ud_ptr(IOX_OP_MSG, NULL), 0);
+        io_uring_prep_msg_ring(sqe, s->ring_fds[i], kind, iox_ud_ptr(IOX_OP_MSG, NULL), 0);
         io_uring_sqe_set_data64(sqe, i);
     }
     int r = io_uring_submit_and_wait(ctl, s->cfg->reactors);
@@ -253,7 +254,7 @@ static int broadcast_shutdown(struct server *s, struct io_uring *ctl)
     struct io_uring_cqe *cqe;
     while (io_uring_peek_cqe(ctl, &cqe) == 0) {
         if (cqe->res < 0)
-            IOX_ERROR("shutdown message to reactor %llu: %s", (unsigned long long)cqe->user_data, strerror(-cqe->res));
+            IOX_ERROR("message %u to reactor %llu: %s", kind, (unsigned long long)cqe->user_data, strerror(-cqe->res));
         io_uring_cqe_seen(ctl, cqe);
     }
     return 0;
@@ -354,11 +355,15 @@ int iox_server_run(const struct iox_server_config *cfg)
                 break;
             }
             if (sig == SIGHUP) {
-                if (cfg->on_sighup) cfg->on_sighup(cfg->app_ctx);
+                if (cfg->on_sighup) {
+                    cfg->on_sighup(cfg->app_ctx);
+                    if (rc == 0 && broadcast(&s, &ctl, IOX_MSG_HUP) < 0)
+                        IOX_WARN("SIGHUP: cannot notify the reactors; they pick the change up on their own");
+                }
                 continue;
             }
             IOX_INFO("%s: stopping (grace %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_grace_ms);
-            if (rc == 0 && broadcast_shutdown(&s, &ctl) < 0) status = 1;
+            if (rc == 0 && broadcast(&s, &ctl, IOX_MSG_SHUTDOWN) < 0) status = 1;
             break;
         }
         if (rc == 0) io_uring_queue_exit(&ctl);

@@ -1,0 +1,430 @@
+/* mode_file.c — file mode: serve FILE_ROOT from an immutable snapshot.
+ *
+ * GET/HEAD only (405 otherwise). Paths are decoded and normalized by
+ * url_path.c (anything climbing above the root, NUL, %2F, '\\', bad escapes
+ * or bad UTF-8 → 400) and looked up in the snapshot's hash table; "/dir/"
+ * serves dir/index.html, "/dir" redirects (301) to "/dir/" when that exists.
+ * Conditionals (If-None-Match, else If-Modified-Since → 304) and a single
+ * byte range (206 / 416; If-Range honoured) apply to every file.
+ *
+ * Small files are baked: the answer is the precomputed head fields plus one
+ * memcpy of the body into the write buffer. Large files are streamed from
+ * the fd opened at snapshot time: one positional read on the ring per chunk
+ * (FILE_CHUNK, default 64 KiB) into the connection's write buffer, the next
+ * read only when that chunk has been sent (drain hook), so a connection never
+ * holds more than one chunk however big the file and however slow the peer.
+ * Per-stream state lives in a per-reactor table indexed by connection slot.
+ *
+ * SIGHUP builds a new snapshot on the main thread and publishes it; each
+ * reactor switches at its next request (or at once on IOX_MSG_HUP) and
+ * streams already running finish from the snapshot they started on
+ * (file_snapshot.h, docs/file-mode.md). */
+#include "file_snapshot.h"
+#include "http_cond.h"
+#include "http_conn_machine.h"
+#include "iox_conn.h"
+#include "iox_log.h"
+#include "iox_ud.h"
+#include "playground.h"
+#include "url_path.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FILE_SERVICE IOX_OWN_APP        /* r->services[] slot */
+#define FILE_MAX_PATH (IOX_HTTP_DEFAULT_MAX_TARGET + 64)
+
+struct file_stream {
+    struct fs_snapshot *snap;
+    const struct fs_entry *e;
+    uint64_t off, left;
+    uint16_t gen;             /* the connection's generation */
+    uint8_t active, reading;
+};
+
+struct file_reactor {
+    struct fs_view view;
+    struct file_stream *streams;   /* r->max_conns entries */
+    uint32_t nstreams;
+    char path[FILE_MAX_PATH];      /* normalized request path */
+    char hdr[512];                 /* per-response extra header lines */
+};
+
+static struct {
+    struct fs_options opt;
+    uint32_t chunk;
+    uint64_t generation;
+    struct fs_snapshot *latest;    /* main thread only */
+} app;
+
+/* ---- responses ---- */
+
+static int text(struct iox_conn *c, int status, const char *msg)
+{
+    return iox_resp_simple(c, status, "text/plain; charset=utf-8", msg, strlen(msg));
+}
+
+/* Head and, for GET, body bytes [first, first+len) of a baked file. Room for
+ * both is reserved first so the buffer grows at most once. */
+static int send_baked(struct iox_conn *c, int status, const struct fs_entry *e,
+                      const char *extra, uint64_t first, uint64_t len)
+{
+    int head = c->req_head;
+    if (!iox_resp_reserve(c, 512 + strlen(extra) + (head ? 0 : len))) return -ENOBUFS;
+    int rc = iox_resp_head(c, status, e->ctype, len, extra);
+    if (rc == 0 && !head && len) rc = iox_resp_write(c, e->body + first, len);
+    return rc;
+}
+
+/* ---- streaming ---- */
+
+static void stream_finish(struct file_reactor *fr, struct file_stream *st)
+{
+    fs_view_stream_end(&fr->view, st->snap);
+    st->active = 0;
+    st->snap = NULL;
+    st->e = NULL;
+    fr->nstreams--;
+}
+
+/* The connection went away (close hook): the stream ends with it. No read
+ * can be in flight: the close waits for our op_end. */
+static void stream_closed(struct iox_conn *c, void *arg)
+{
+    struct file_reactor *fr = arg;
+    struct file_stream *st = &fr->streams[c->idx];
+    if (st->active) stream_finish(fr, st);
+}
+
+/* Issue the next positional read into the write buffer. 0 or -errno.
+ *
+ * The reserved space [wlen, wlen+n) is not counted until the read completes.
+ * It stays put meanwhile: the runtime only rewinds or frees the buffer when
+ * everything counted has been sent (wsent == wlen), which cannot happen while
+ * a read is in flight — for the first chunk the uncommitted head is counted
+ * ahead of it, and later chunks are read only from the drain hook, when no
+ * send is in flight and none starts until we commit. */
+static int stream_read(struct file_reactor *fr, struct iox_conn *c, struct file_stream *st)
+{
+    uint32_t owed = c->wlen - c->wsent;
+    uint64_t room = app.chunk > owed + 4096 ? app.chunk - owed : app.chunk;
+    size_t n = st->left < room ? (size_t)st->left : (size_t)room;
+    char *p = iox_resp_reserve(c, n);
+    if (!p) return -ENOBUFS;
+    int rc = iox_seam_read(c->r->seam, st->e->fd, p, n, st->off,
+                           iox_ud(IOX_OP_READ, IOX_OWN_APP, st->gen, c->idx));
+    if (rc < 0) return rc;
+    iox_conn_op_begin(c);
+    st->reading = 1;
+    (void)fr;
+    return 0;
+}
+
+static void stream_fail(struct file_reactor *fr, struct iox_conn *c, struct file_stream *st,
+                        const char *what, int err)
+{
+    IOX_ERROR("file mode: %s %s at offset %" PRIu64 ": %s — closing the connection",
+              what, st->e->path, st->off, strerror(err));
+    stream_finish(fr, st);
+    iox_conn_set_close_hook(c, NULL, NULL);
+    iox_conn_set_drain_hook(c, NULL, NULL);
+    iox_conn_abort(c);
+}
+
+static void stream_drain(struct iox_conn *c, void *arg)
+{
+    struct file_reactor *fr = arg;
+    struct file_stream *st = &fr->streams[c->idx];
+    if (!st->active || st->reading || st->left == 0) return;
+    int rc = stream_read(fr, c, st);
+    if (rc < 0) stream_fail(fr, c, st, "cannot queue read of", -rc);
+}
+
+/* Completion of a chunk read (owner IOX_OWN_APP). */
+static void on_read_cqe(struct iox_reactor *r, const struct iox_cqe *cqe)
+{
+    struct file_reactor *fr = r->services[FILE_SERVICE];
+    uint32_t idx = iox_ud_idx(cqe->ud);
+    uint16_t gen = (uint16_t)iox_ud_gen(cqe->ud);
+    if (iox_ud_op(cqe->ud) != IOX_OP_READ || idx >= r->max_conns || !fr->streams[idx].active ||
+        !fr->streams[idx].reading || fr->streams[idx].gen != gen) {
+        IOX_ERROR("file mode: completion for no stream (slot %u, op %u, res %d)", idx,
+                  iox_ud_op(cqe->ud), cqe->res);
+        return;
+    }
+    struct file_stream *st = &fr->streams[idx];
+    struct iox_conn *c = &r->conns[idx];
+    st->reading = 0;
+    iox_conn_op_end(c);   /* may close and release the connection (close hook) */
+    if (!st->active) return;
+    if (!c->in_use || c->gen != gen || c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED)
+        return;           /* closing: the close hook ends the stream */
+    if (cqe->res < 0) { stream_fail(fr, c, st, "read", -cqe->res); return; }
+    if (cqe->res == 0) {
+        stream_fail(fr, c, st, "unexpected end of file (truncated since the snapshot?) in", EIO);
+        return;
+    }
+    /* A short read counts what arrived; the rest is read after it is sent. */
+    iox_resp_commit_bytes(c, (size_t)cqe->res);
+    st->off += (uint64_t)cqe->res;
+    st->left -= (uint64_t)cqe->res;
+    iox_conn_flush(c);
+    if (st->left == 0) {
+        stream_finish(fr, st);
+        iox_conn_set_close_hook(c, NULL, NULL);
+        iox_conn_async_done(c);   /* clears the drain hook, resumes the connection */
+    }
+}
+
+static int start_stream(struct file_reactor *fr, struct iox_conn *c, struct fs_snapshot *snap,
+                        const struct fs_entry *e, uint64_t first, uint64_t len)
+{
+    struct file_stream *st = &fr->streams[c->idx];
+    if (st->active) {   /* cannot happen: the close hook or the last read ends it */
+        IOX_ERROR("file mode: slot %u still has a stream; dropping it", c->idx);
+        stream_finish(fr, st);
+    }
+    st->snap = snap;
+    st->e = e;
+    st->off = first;
+    st->left = len;
+    st->gen = c->gen;
+    st->active = 1;
+    st->reading = 0;
+    fr->nstreams++;
+    fs_view_stream_begin(&fr->view, snap);
+    iox_conn_set_close_hook(c, stream_closed, fr);
+    iox_conn_set_drain_hook(c, stream_drain, fr);
+    int rc = stream_read(fr, c, st);
+    if (rc < 0) {
+        stream_fail(fr, c, st, "cannot queue read of", -rc);
+        return IOX_HANDLED;
+    }
+    return IOX_ASYNC;
+}
+
+/* ---- request handling ---- */
+
+static int not_modified(const struct iox_http_request *req, const struct fs_entry *e)
+{
+    const char *v;
+    uint32_t vl;
+    if (iox_http_header_find(req, "If-None-Match", &v, &vl))
+        return iox_http_etag_match(v, vl, e->etag, e->etag_len);
+    int64_t t;
+    if (iox_http_header_find(req, "If-Modified-Since", &v, &vl) && iox_http_date_parse(v, vl, &t) == 0)
+        return e->mtime <= t;
+    return 0;
+}
+
+/* If-Range (RFC 9110 §13.1.5): the range applies only if the validator is
+ * our strong ETag or exactly our Last-Modified date. */
+static int if_range_ok(const struct iox_http_request *req, const struct fs_entry *e)
+{
+    const char *v;
+    uint32_t vl;
+    if (!iox_http_header_find(req, "If-Range", &v, &vl)) return 1;
+    if (vl == e->etag_len && memcmp(v, e->etag, vl) == 0) return 1;
+    return vl == strlen(e->last_modified) && memcmp(v, e->last_modified, vl) == 0;
+}
+
+static int file_request(struct iox_conn *c, const struct iox_http_request *req, void *ctx)
+{
+    (void)ctx;
+    struct file_reactor *fr = c->r->services[FILE_SERVICE];
+    if (req->method_id != IOX_HTTP_GET && req->method_id != IOX_HTTP_HEAD) {
+        static const char msg[] = "method not allowed\n";
+        iox_resp_head(c, 405, "text/plain; charset=utf-8", sizeof msg - 1, "Allow: GET, HEAD\r\n");
+        iox_resp_write(c, msg, sizeof msg - 1);
+        return IOX_HANDLED;
+    }
+    if (req->body_kind != IOX_HTTP_BODY_NONE) {
+        /* A streamed answer starts before the body would be read: refuse. */
+        text(c, 400, "GET and HEAD take no request body\n");
+        return IOX_HANDLED;
+    }
+    const char *path = req->path;
+    uint32_t path_len = req->path_len;
+    if (req->target_form == IOX_HTTP_ABSOLUTE_FORM && path_len == 0) { path = "/"; path_len = 1; }
+    else if (req->target_form != IOX_HTTP_ORIGIN_FORM && req->target_form != IOX_HTTP_ABSOLUTE_FORM) {
+        text(c, 400, "bad request target\n");
+        return IOX_HANDLED;
+    }
+    /* Room for "index.html" / "/index.html" after the normalized path. */
+    int n = iox_url_path_normalize(path, path_len, fr->path, sizeof fr->path - 16);
+    if (n < 0) {
+        IOX_DEBUG("file mode: %.*s → %s", (int)path_len, path, iox_url_result_name(n));
+        text(c, iox_url_error_status(n), "bad path\n");
+        return IOX_HANDLED;
+    }
+    struct fs_snapshot *snap = fs_view_current(&fr->view);
+    size_t len = (size_t)n;
+    if (fr->path[len - 1] == '/') {
+        memcpy(fr->path + len, "index.html", 11);
+        len += 10;
+    }
+    const struct fs_entry *e = fs_snapshot_find(snap, fr->path, len);
+    if (!e) {
+        if (fr->path[len - 1] != '/' && fr->path[n - 1] != '/') {
+            memcpy(fr->path + len, "/index.html", 12);
+            if (fs_snapshot_find(snap, fr->path, len + 11) && path_len + 32 < sizeof fr->hdr) {
+                /* A directory named without its '/': send the client there.
+                 * The raw path is echoed: the parser admits no CR/LF in it. */
+                snprintf(fr->hdr, sizeof fr->hdr, "Location: %.*s/\r\n", (int)path_len, path);
+                static const char msg[] = "moved\n";
+                iox_resp_head(c, 301, "text/plain; charset=utf-8", sizeof msg - 1, fr->hdr);
+                if (!c->req_head) iox_resp_write(c, msg, sizeof msg - 1);
+                return IOX_HANDLED;
+            }
+        }
+        text(c, 404, "not found\n");
+        return IOX_HANDLED;
+    }
+    if (not_modified(req, e)) {
+        iox_resp_head(c, 304, NULL, 0, e->hdrs);
+        return IOX_HANDLED;
+    }
+    int status = 200;
+    uint64_t first = 0, blen = e->size;
+    const char *extra = e->hdrs;
+    const char *rv;
+    uint32_t rvl;
+    if (iox_http_header_find(req, "Range", &rv, &rvl) && if_range_ok(req, e)) {
+        uint64_t a, b;
+        int rr = iox_http_range_parse(rv, rvl, e->size, &a, &b);
+        if (rr == IOX_RANGE_UNSATISFIABLE) {
+            snprintf(fr->hdr, sizeof fr->hdr, "%sContent-Range: bytes */%" PRIu64 "\r\n", e->hdrs, e->size);
+            iox_resp_head(c, 416, NULL, 0, fr->hdr);
+            return IOX_HANDLED;
+        }
+        if (rr == IOX_RANGE_OK) {
+            status = 206;
+            first = a;
+            blen = b - a + 1;
+            snprintf(fr->hdr, sizeof fr->hdr, "%sContent-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n",
+                     e->hdrs, a, b, e->size);
+            extra = fr->hdr;
+        }
+    }
+    if (e->body || c->req_head || blen == 0) {
+        if (e->body) {
+            if (send_baked(c, status, e, extra, first, blen) < 0) iox_conn_abort(c);
+        } else {
+            iox_resp_head(c, status, e->ctype, blen, extra);
+        }
+        return IOX_HANDLED;
+    }
+    if (iox_resp_head(c, status, e->ctype, blen, extra) < 0) { iox_conn_abort(c); return IOX_HANDLED; }
+    return start_stream(fr, c, snap, e, first, blen);
+}
+
+static const struct iox_http_app file_app = { file_request };
+
+/* ---- reactor hooks and SIGHUP ---- */
+
+static void on_hup(struct iox_reactor *r, struct iox_msg *m)
+{
+    (void)m;
+    struct file_reactor *fr = r->services[FILE_SERVICE];
+    if (fr) fs_view_advance(&fr->view);
+}
+
+static int file_start(struct iox_reactor *r, void *ctx)
+{
+    (void)ctx;
+    struct file_reactor *fr = calloc(1, sizeof *fr);
+    if (!fr) return -1;
+    fr->streams = calloc(r->max_conns, sizeof *fr->streams);
+    if (!fr->streams) { free(fr); return -1; }
+    /* No SIGHUP is handled before every reactor has started, so the first
+     * snapshot is still the latest and holds one claim for each of us. */
+    fr->view.cur = app.latest;
+    fr->view.id = r->id;
+    r->services[FILE_SERVICE] = fr;
+    r->owner_dispatch[IOX_OWN_APP] = on_read_cqe;
+    iox_reactor_on_msg(r, IOX_MSG_HUP, on_hup);
+    return 0;
+}
+
+static void file_stop(struct iox_reactor *r, void *ctx)
+{
+    (void)ctx;
+    struct file_reactor *fr = r->services[FILE_SERVICE];
+    if (!fr) return;
+    /* Every connection is closed (the loop ends at zero), so every stream
+     * ended through its close hook; any left would pin their snapshot. */
+    for (uint32_t i = 0; fr->nstreams && i < r->max_conns; i++)
+        if (fr->streams[i].active) stream_finish(fr, &fr->streams[i]);
+    fs_view_leave(&fr->view);
+    free(fr->streams);
+    free(fr);
+    r->services[FILE_SERVICE] = NULL;
+}
+
+static void log_snapshot(const char *what, const struct fs_snapshot *s)
+{
+    IOX_INFO("file mode: %s %s: %u files (%u baked, %" PRIu64 " bytes; %u streamed), generation %" PRIu64,
+             what, app.opt.root, s->count, s->nbaked, s->baked_bytes, s->nstreamed, s->generation);
+}
+
+static void file_sighup(void *ctx)
+{
+    (void)ctx;
+    char why[512] = "";
+    struct fs_snapshot *s;
+    if (fs_snapshot_build(&app.opt, app.generation + 1, &s, why, sizeof why) < 0) {
+        IOX_ERROR("%s; still serving generation %" PRIu64, why, app.generation);
+        return;
+    }
+    app.generation++;
+    fs_snapshot_publish(app.latest, s);
+    app.latest = s;
+    log_snapshot("re-snapshot of", s);
+}
+
+static int env_u64(const char *name, uint64_t def, uint64_t min, uint64_t max, uint64_t *out)
+{
+    const char *v = getenv(name);
+    *out = def;
+    if (!v || !*v) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || v[0] == '-' || x < min || x > max) {
+        fprintf(stderr, "playground: %s=%s is not a number in [%" PRIu64 ", %" PRIu64 "]\n", name, v, min, max);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int playground_file(struct iox_server_config *cfg)
+{
+    uint64_t bake, chunk, files, depth;
+    if (env_u64("FILE_BAKE_MAX", 64 * 1024, 0, 8u << 20, &bake) < 0 ||
+        env_u64("FILE_CHUNK", 64 * 1024, 4096, 1u << 20, &chunk) < 0 ||
+        env_u64("FILE_MAX_FILES", 100000, 1, 10000000, &files) < 0 ||
+        env_u64("FILE_MAX_DEPTH", 32, 1, 1024, &depth) < 0)
+        return -1;
+    const char *root = getenv("FILE_ROOT");
+    app.opt.root = root && *root ? root : "examples/www";
+    app.opt.bake_max = bake;
+    app.opt.max_files = (uint32_t)files;
+    app.opt.max_depth = (uint32_t)depth;
+    app.opt.nreactors = cfg->reactors;
+    app.chunk = (uint32_t)chunk;
+    char why[512] = "";
+    if (fs_snapshot_build(&app.opt, 1, &app.latest, why, sizeof why) < 0) {
+        fprintf(stderr, "playground: %s\n", why);
+        return -1;
+    }
+    app.generation = 1;
+    log_snapshot("snapshot of", app.latest);
+    cfg->app = &file_app;
+    cfg->on_start = file_start;
+    cfg->on_stop = file_stop;
+    cfg->on_sighup = file_sighup;
+    return 0;
+}
