@@ -135,13 +135,24 @@ static int make_listener(const struct iox_server_config *cfg, int reuseport, cha
         close(fd);
         return -e;
     }
-    if (listen(fd, 4096) < 0) {
-        int e = errno;
-        snprintf(why, n, "listen on %s:%u: %s", cfg->host, cfg->port, strerror(e));
-        close(fd);
-        return -e;
-    }
     return fd;
+}
+
+/* listen() on every reactor's socket, back to back, once all reactors are
+ * ready: before that, connections are refused rather than queued on the
+ * first listener of the SO_REUSEPORT group (the kernel spreads connections
+ * only over sockets that are listening when they arrive). */
+static int listen_all(struct iox_reactor *rs, unsigned n, const struct iox_server_config *cfg,
+                      char *why, size_t wn)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (listen(rs[i].listen_fd, 4096) < 0) {
+            int e = errno;
+            snprintf(why, wn, "listen on %s:%u: %s", cfg->host, cfg->port, strerror(e));
+            return -e;
+        }
+    }
+    return 0;
 }
 
 struct thread_arg { struct server *s; unsigned id; };
@@ -301,9 +312,8 @@ int iox_server_run(const struct iox_server_config *cfg)
             fprintf(stderr, "ioxide: out of memory for %u connections per reactor (IOX_MAX_CONNS)\n", cfg->max_conns);
             return 1;
         }
-        /* Every listener of the SO_REUSEPORT group exists before any reactor
-         * runs: connections arriving during startup are spread over all of
-         * them, not piled on whichever reactor bound first. */
+        /* Bound now (a taken port fails before any thread starts); listening
+         * only once every reactor is ready, see listen_all(). */
         r->listen_fd = make_listener(cfg, 1, why, sizeof why);
         if (r->listen_fd < 0) {
             fprintf(stderr, "ioxide: %s\n", why);
@@ -329,6 +339,8 @@ int iox_server_run(const struct iox_server_config *cfg)
     pthread_mutex_lock(&s.st.mu);
     while (s.st.ready + s.st.failed < cfg->reactors && s.st.ready + s.st.failed < started + (started < cfg->reactors))
         pthread_cond_wait(&s.st.cv, &s.st.mu);
+    if (!s.st.failed && listen_all(s.reactors, cfg->reactors, cfg, s.st.why, sizeof s.st.why) < 0)
+        s.st.failed++;
     s.st.go = s.st.failed ? -1 : 1;
     pthread_cond_broadcast(&s.st.cv);
     pthread_mutex_unlock(&s.st.mu);

@@ -384,7 +384,10 @@ static int pred_load(void *arg)
         if (rc) { l->rejected++; break; }
         l->inflight++;
     }
-    return __atomic_load_n(&l->restarted, __ATOMIC_ACQUIRE) && l->ok_after >= 200;
+    /* Done when queries succeed again AND every pool connection is back
+     * (one may still be in its reconnect backoff when the first is up). */
+    return __atomic_load_n(&l->restarted, __ATOMIC_ACQUIRE) && l->ok_after >= 200 &&
+           iox_pg_pool_up(l->g->pool) == 2;
 }
 static void *restart_thread(void *arg)
 {

@@ -120,6 +120,7 @@ static void run_hop_load(unsigned reactors)
     CU_ASSERT(from != 0);
     long ms;
     CU_ASSERT_EQUAL(hc_server_stop(&s, &ms), 0);
+    if (to != (1u << reactors) - 1) { char *e = hc_server_stderr(&s); fprintf(stderr, "%s\n", e); free(e); }
     hc_server_free(&s);
 }
 
