@@ -1,0 +1,202 @@
+/* test_limits.c — every limit that protects the server is a knob, and each
+ * is enforced with the right answer while the server keeps serving others:
+ * IOX_MAX_CONNS (accept pauses, resumes when a slot frees), IOX_MAX_BODY_MB
+ * (413), IOX_MAX_HEADERS and IOX_MAX_HEAD (431), IOX_MAX_TARGET (414). The
+ * write cap, idle timeout and pg queue have their own suites
+ * (playground_raw, pg_ring). */
+#include "iox_test.h"
+#include "http_client.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char GET_ROOT[] = "GET / HTTP/1.1\r\nHost: l\r\n\r\n";
+
+static int answered_ok(struct hc_conn *c)
+{
+    struct hc_response r;
+    if (hc_roundtrip(c, GET_ROOT, &r, 0) != HC_OK) return 0;
+    int ok = r.status == 200 && r.body_len == 2 && !memcmp(r.body, "ok", 2);
+    hc_response_free(&r);
+    return ok;
+}
+
+/* Expects `status` with Connection: close, then the server's close. */
+static void expect_reject(struct hc_conn *c, int status)
+{
+    struct hc_response r;
+    int rc = hc_read_response(c, &r, 0);
+    CU_ASSERT_EQUAL(rc, HC_OK);
+    if (rc != HC_OK) return;
+    CU_ASSERT_EQUAL(r.status, status);
+    if (r.status != status) fprintf(stderr, "\n  got %d, want %d\n", r.status, status);
+    CU_ASSERT(r.conn_close);
+    hc_response_free(&r);
+    CU_ASSERT_EQUAL(hc_wait_eof(c, 4000), 1);
+}
+
+IOX_TEST(limits, max_conns_pauses_accept_and_resumes)
+{
+    const char *env[] = {"REACTORS=1", "IOX_MAX_CONNS=4", NULL};
+    struct hc_server s;
+    if (hc_server_start(&s, env) != 0) { CU_FAIL("start"); return; }
+    /* hc_server_start's readiness probe used a slot; let it be released. */
+    usleep(100 * 1000);
+    struct hc_conn c[5];
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_FATAL(hc_connect(&c[i], s.port, 2000) == 0);
+        CU_ASSERT(answered_ok(&c[i]));
+    }
+    /* The fifth is left in the kernel's backlog: connected, not served. */
+    CU_ASSERT_FATAL(hc_connect(&c[4], s.port, 2000) == 0);
+    CU_ASSERT_EQUAL(hc_send_str(&c[4], GET_ROOT), 0);
+    hc_set_timeout(&c[4], 400);
+    struct hc_response r;
+    CU_ASSERT_NOT_EQUAL(hc_read_response(&c[4], &r, 0), HC_OK);
+    /* The others are served meanwhile. */
+    for (int i = 0; i < 4; i++) CU_ASSERT(answered_ok(&c[i]));
+    /* A slot frees: the waiting connection is accepted and answered. */
+    hc_close(&c[0]);
+    hc_set_timeout(&c[4], 3000);
+    int rc = hc_read_response(&c[4], &r, 0);
+    CU_ASSERT_EQUAL(rc, HC_OK);
+    if (rc == HC_OK) {
+        CU_ASSERT_EQUAL(r.status, 200);
+        hc_response_free(&r);
+    }
+    for (int i = 1; i < 5; i++) hc_close(&c[i]);
+    long ms;
+    CU_ASSERT_EQUAL(hc_server_stop(&s, &ms), 0);
+    hc_server_free(&s);
+}
+
+static struct hc_server lim_server;
+static int lim_up;
+
+static int limits_init(void)
+{
+    const char *env[] = {"REACTORS=1", "IOX_MAX_BODY_MB=1", "IOX_MAX_HEADERS=10",
+                         "IOX_MAX_TARGET=100", "IOX_MAX_HEAD=2048", NULL};
+    lim_up = hc_server_start(&lim_server, env) == 0;
+    return 0;
+}
+
+static int limits_clean(void)
+{
+    if (!lim_up) return 0;
+    long ms;
+    int st = hc_server_stop(&lim_server, &ms);
+    hc_server_free(&lim_server);
+    return st == 0 ? 0 : -1;
+}
+
+IOX_TEST(limits, body_over_cap_413_while_others_served)
+{
+    CU_ASSERT_FATAL(lim_up);
+    struct hc_conn other, c;
+    CU_ASSERT_FATAL(hc_connect(&other, lim_server.port, 2000) == 0);
+    CU_ASSERT(answered_ok(&other));
+    /* Content-Length over the cap: refused from the head alone. */
+    CU_ASSERT_FATAL(hc_connect(&c, lim_server.port, 2000) == 0);
+    hc_send_str(&c, "POST / HTTP/1.1\r\nHost: l\r\nContent-Length: 2097152\r\n\r\n");
+    expect_reject(&c, 413);
+    hc_close(&c);
+    /* A chunked body that grows past the cap. */
+    CU_ASSERT_FATAL(hc_connect(&c, lim_server.port, 2000) == 0);
+    hc_send_str(&c, "POST / HTTP/1.1\r\nHost: l\r\nTransfer-Encoding: chunked\r\n\r\n");
+    static char chunk[65536 + 16];
+    int k = snprintf(chunk, sizeof chunk, "10000\r\n");
+    memset(chunk + k, 'z', 65536);
+    memcpy(chunk + k + 65536, "\r\n", 2);
+    size_t clen = (size_t)k + 65536 + 2;
+    for (int i = 0; i < 17; i++)
+        if (hc_send(&c, chunk, clen) != 0) break;   /* the server may stop reading */
+    expect_reject(&c, 413);
+    hc_close(&c);
+    /* Exactly at the cap is fine. */
+    CU_ASSERT_FATAL(hc_connect(&c, lim_server.port, 2000) == 0);
+    hc_send_str(&c, "POST / HTTP/1.1\r\nHost: l\r\nContent-Length: 1048576\r\n\r\n");
+    static char body[1 << 20];
+    memset(body, 'y', sizeof body);
+    CU_ASSERT_EQUAL(hc_send(&c, body, sizeof body), 0);
+    struct hc_response r;
+    CU_ASSERT_EQUAL_FATAL(hc_read_response(&c, &r, 0), HC_OK);
+    CU_ASSERT_EQUAL(r.status, 200);
+    hc_response_free(&r);
+    hc_close(&c);
+    CU_ASSERT(answered_ok(&other));
+    hc_close(&other);
+}
+
+IOX_TEST(limits, header_count_and_block_caps_431)
+{
+    CU_ASSERT_FATAL(lim_up);
+    struct hc_conn c;
+    char req[4096];
+    size_t n = (size_t)snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: l\r\n");
+    for (int i = 0; i < 9; i++) n += (size_t)snprintf(req + n, sizeof req - n, "X-%d: v\r\n", i);
+    /* 10 fields: allowed. */
+    CU_ASSERT_FATAL(hc_connect(&c, lim_server.port, 2000) == 0);
+    memcpy(req + n, "\r\n", 3);
+    struct hc_response r;
+    CU_ASSERT_EQUAL_FATAL(hc_roundtrip(&c, req, &r, 0), HC_OK);
+    CU_ASSERT_EQUAL(r.status, 200);
+    hc_response_free(&r);
+    hc_close(&c);
+    /* 11 fields: 431. */
+    CU_ASSERT_FATAL(hc_connect(&c, lim_server.port, 2000) == 0);
+    n += (size_t)snprintf(req + n, sizeof req - n, "X-last: v\r\n\r\n");
+    hc_send_str(&c, req);
+    expect_reject(&c, 431);
+    hc_close(&c);
+    /* A block over IOX_MAX_HEAD (2048) with few fields: 431. */
+    CU_ASSERT_FATAL(hc_connect(&c, lim_server.port, 2000) == 0);
+    n = (size_t)snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: l\r\nX-big: ");
+    memset(req + n, 'a', 2500);
+    n += 2500;
+    memcpy(req + n, "\r\n\r\n", 5);
+    hc_send_str(&c, req);
+    expect_reject(&c, 431);
+    hc_close(&c);
+}
+
+IOX_TEST(limits, target_cap_414)
+{
+    CU_ASSERT_FATAL(lim_up);
+    struct hc_conn c;
+    char req[512];
+    char target[128];
+    memset(target, 'p', sizeof target);
+    target[0] = '/';
+    /* 100 bytes: allowed (404: not the root). */
+    CU_ASSERT_FATAL(hc_connect(&c, lim_server.port, 2000) == 0);
+    snprintf(req, sizeof req, "GET %.100s HTTP/1.1\r\nHost: l\r\n\r\n", target);
+    struct hc_response r;
+    CU_ASSERT_EQUAL_FATAL(hc_roundtrip(&c, req, &r, 0), HC_OK);
+    CU_ASSERT_EQUAL(r.status, 404);
+    hc_response_free(&r);
+    hc_close(&c);
+    /* 101 bytes: 414. */
+    CU_ASSERT_FATAL(hc_connect(&c, lim_server.port, 2000) == 0);
+    snprintf(req, sizeof req, "GET %.101s HTTP/1.1\r\nHost: l\r\n\r\n", target);
+    hc_send_str(&c, req);
+    expect_reject(&c, 414);
+    hc_close(&c);
+}
+
+IOX_TEST(limits, malformed_knob_fails_startup_with_a_clear_line)
+{
+    const char *env[] = {"IOX_MAX_CONNS=lots", NULL};
+    struct hc_server s;
+    uint16_t port = hc_free_port();
+    CU_ASSERT_FATAL(hc_server_spawn(&s, env, port) == 0);
+    int st = hc_server_wait_exit(&s, 3000);
+    CU_ASSERT_EQUAL(st, 2);
+    char *e = hc_server_stderr(&s);
+    CU_ASSERT(strstr(e, "IOX_MAX_CONNS=lots") != NULL);
+    free(e);
+    hc_server_free(&s);
+}
+
+IOX_SUITE(limits, limits_init, limits_clean);
