@@ -407,6 +407,13 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     hp->cs = cs;
     hp->pos = (uint32_t)(p - b);
     if (cs == iox_http_head_error) {
+        /* A bad byte inside a request-target already past its limit: the
+         * limit wins, as it does when a read ends before that byte (the
+         * NEED_MORE check below). Else the outcome would depend on where
+         * the reads were cut (found by tests/fuzz/fuzz_http_parser). */
+        if (hp->target_start && !hp->target_end &&
+            (size_t)(p - b) - hp->target_start > hp->lim.max_target)
+            return IOX_HTTP_E_TARGET_TOO_LONG;
         err = refine_error(err, b, p, hp->headers_start != 0);
         return err;
     }
