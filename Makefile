@@ -128,7 +128,8 @@ FUZZ_LIB     := $(FUZZ_DIR)/libioxide-fuzz.a
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRC))
 FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
-# libFuzzer flags shared by every run: the dictionary is added per target.
+# libFuzzer flags shared by every run; the dictionary (tests/fuzz/http.dict,
+# pg.dict) is picked by the target's name.
 FUZZ_RUN_FLAGS := -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 .PHONY: fuzz fuzz-smoke fuzz-build
@@ -155,7 +156,8 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
 fuzz: $(FUZZ_BINS)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crashes/$$t; \
-	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	  case $$t in *pg*) d=tests/fuzz/pg.dict;; *http*) d=tests/fuzz/http.dict;; *) d=tests/fuzz/$$t.dict;; esac; \
+	  dict=; [ -f $$d ] && dict=-dict=$$d; \
 	  echo "=== fuzz: $$t for $(FUZZ_SECONDS) s ==="; \
 	  $(FUZZ_DIR)/$$t $(FUZZ_RUN_FLAGS) $$dict -max_total_time=$(FUZZ_SECONDS) \
 	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$t/ \
@@ -175,7 +177,8 @@ fuzz-smoke: $(FUZZ_BINS)
 	  if [ -n "$$inputs" ]; then $(FUZZ_DIR)/$$t -runs=1 $$inputs >$(FUZZ_DIR)/$$t.replay.log 2>&1 || \
 	    { tail -40 $(FUZZ_DIR)/$$t.replay.log; echo "fuzz-smoke: $$t replay FAILED"; exit 1; }; fi; \
 	  rm -rf $(FUZZ_DIR)/smoke/$$t; mkdir -p $(FUZZ_DIR)/smoke/$$t $(FUZZ_DIR)/crashes/$$t; \
-	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	  case $$t in *pg*) d=tests/fuzz/pg.dict;; *http*) d=tests/fuzz/http.dict;; *) d=tests/fuzz/$$t.dict;; esac; \
+	  dict=; [ -f $$d ] && dict=-dict=$$d; \
 	  $(FUZZ_DIR)/$$t $(FUZZ_RUN_FLAGS) $$dict -max_total_time=$(FUZZ_SMOKE_SECONDS) \
 	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$t/ $(FUZZ_DIR)/smoke/$$t \
 	    $$(ls -d tests/fuzz/corpus/$$t 2>/dev/null) >$(FUZZ_DIR)/$$t.smoke.log 2>&1 || \
