@@ -34,6 +34,7 @@ enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
 #define IOX__HF_KEEP       0x0040u  /* Connection: keep-alive */
 #define IOX__HF_EXPECT     0x0080u  /* Expect: 100-continue */
 #define IOX__HF_TRAILERS   0x0100u  /* chunked: last-chunk seen */
+#define IOX__HF_PREV_CR    0x0200u  /* body: the byte before this call's buf is CR */
 
 /* Offset of the current byte from the request start (b). */
 #define OFF ((uint32_t)(p - b))
@@ -85,7 +86,7 @@ static inline const unsigned char *skip_class(const unsigned char *q, const unsi
 
 /* ------------------------------------------------------------------ head */
 
-#line 85 "generated/http_parser.c"
+#line 86 "generated/http_parser.c"
 static const int iox_http_head_start = 1;
 static const int iox_http_head_first_final = 157;
 static const int iox_http_head_error = 0;
@@ -93,12 +94,12 @@ static const int iox_http_head_error = 0;
 static const int iox_http_head_en_main = 1;
 
 
-#line 168 "runtime/http_parser.rl"
+#line 169 "runtime/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 94 "generated/http_parser.c"
+#line 95 "generated/http_parser.c"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -108,7 +109,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 208 "runtime/http_parser.rl"
+#line 209 "runtime/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -306,9 +307,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     if (hp->phase != PH_HEAD) return IOX_HTTP_E_BAD_REQUEST_LINE;
     (void)eof;
     
-#line 405 "runtime/http_parser.rl"
+#line 406 "runtime/http_parser.rl"
     
-#line 298 "generated/http_parser.c"
+#line 299 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -343,42 +344,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 155 "runtime/http_parser.rl"
+#line 156 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 154 "runtime/http_parser.rl"
+#line 155 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 156 "runtime/http_parser.rl"
+#line 157 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 157 "runtime/http_parser.rl"
+#line 158 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr32:
-#line 158 "runtime/http_parser.rl"
+#line 159 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr44:
-#line 159 "runtime/http_parser.rl"
+#line 160 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
 tr95:
-#line 160 "runtime/http_parser.rl"
+#line 161 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
 tr125:
-#line 162 "runtime/http_parser.rl"
+#line 163 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
 tr158:
-#line 161 "runtime/http_parser.rl"
+#line 162 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 358 "generated/http_parser.c"
+#line 359 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -390,14 +391,14 @@ case 2:
 		goto st1;
 	goto tr3;
 tr2:
-#line 88 "runtime/http_parser.rl"
+#line 89 "runtime/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 375 "generated/http_parser.c"
+#line 376 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto st3;
@@ -423,14 +424,14 @@ case 3:
 		goto st3;
 	goto tr0;
 tr5:
-#line 89 "runtime/http_parser.rl"
+#line 90 "runtime/http_parser.rl"
 	{ hp->method_end = OFF; }
 	goto st4;
 st4:
 	if ( ++p == pe )
 		goto _test_eof4;
 case 4:
-#line 406 "generated/http_parser.c"
+#line 407 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto tr8;
 		case 37u: goto tr9;
@@ -452,14 +453,14 @@ case 4:
 		goto tr13;
 	goto tr7;
 tr8:
-#line 90 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 433 "generated/http_parser.c"
+#line 434 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -481,14 +482,14 @@ case 5:
 		goto st5;
 	goto tr7;
 tr9:
-#line 90 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 460 "generated/http_parser.c"
+#line 461 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -512,14 +513,14 @@ case 7:
 		goto st5;
 	goto tr7;
 tr12:
-#line 90 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 489 "generated/http_parser.c"
+#line 490 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -533,9 +534,9 @@ case 9:
 		goto st9;
 	goto tr7;
 tr20:
-#line 101 "runtime/http_parser.rl"
+#line 102 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; }
-#line 91 "runtime/http_parser.rl"
+#line 92 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -544,9 +545,9 @@ tr20:
 }
 	goto st10;
 tr183:
-#line 102 "runtime/http_parser.rl"
+#line 103 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; }
-#line 91 "runtime/http_parser.rl"
+#line 92 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -555,9 +556,9 @@ tr183:
 }
 	goto st10;
 tr184:
-#line 98 "runtime/http_parser.rl"
+#line 99 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
-#line 91 "runtime/http_parser.rl"
+#line 92 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -566,7 +567,7 @@ tr184:
 }
 	goto st10;
 tr189:
-#line 91 "runtime/http_parser.rl"
+#line 92 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -575,9 +576,9 @@ tr189:
 }
 	goto st10;
 tr197:
-#line 100 "runtime/http_parser.rl"
+#line 101 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; }
-#line 91 "runtime/http_parser.rl"
+#line 92 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -586,11 +587,11 @@ tr197:
 }
 	goto st10;
 tr202:
-#line 98 "runtime/http_parser.rl"
+#line 99 "runtime/http_parser.rl"
 	{ hp->path_end = OFF; }
-#line 100 "runtime/http_parser.rl"
+#line 101 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; }
-#line 91 "runtime/http_parser.rl"
+#line 92 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -602,7 +603,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 559 "generated/http_parser.c"
+#line 560 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -642,14 +643,14 @@ case 15:
 		goto tr27;
 	goto tr21;
 tr27:
-#line 103 "runtime/http_parser.rl"
+#line 104 "runtime/http_parser.rl"
 	{ hp->version_major = (uint8_t)((*p) - '0'); }
 	goto st16;
 st16:
 	if ( ++p == pe )
 		goto _test_eof16;
 case 16:
-#line 604 "generated/http_parser.c"
+#line 605 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st17;
 	goto tr21;
@@ -661,7 +662,7 @@ case 17:
 		goto tr29;
 	goto tr21;
 tr29:
-#line 104 "runtime/http_parser.rl"
+#line 105 "runtime/http_parser.rl"
 	{
     hp->version_minor = (uint8_t)((*p) - '0');
     if (hp->version_major != 1) { err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
@@ -671,7 +672,7 @@ st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 624 "generated/http_parser.c"
+#line 625 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -683,11 +684,11 @@ case 19:
 		goto tr31;
 	goto tr3;
 tr31:
-#line 108 "runtime/http_parser.rl"
+#line 109 "runtime/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
 	goto st20;
 tr49:
-#line 141 "runtime/http_parser.rl"
+#line 142 "runtime/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 20; goto _out;}
@@ -698,7 +699,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 648 "generated/http_parser.c"
+#line 649 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st21;
 		case 33u: goto st22;
@@ -739,14 +740,14 @@ case 21:
 		goto tr39;
 	goto tr3;
 tr39:
-#line 146 "runtime/http_parser.rl"
+#line 147 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 157; goto _out;} }
 	goto st157;
 st157:
 	if ( ++p == pe )
 		goto _test_eof157;
 case 157:
-#line 694 "generated/http_parser.c"
+#line 695 "generated/http_parser.c"
 	goto st0;
 st22:
 	if ( ++p == pe )
@@ -777,14 +778,14 @@ case 22:
 		goto tr40;
 	goto tr32;
 tr40:
-#line 152 "runtime/http_parser.rl"
+#line 153 "runtime/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 730 "generated/http_parser.c"
+#line 731 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st23;
 		case 58u: goto st24;
@@ -810,14 +811,14 @@ case 23:
 		goto st23;
 	goto tr32;
 tr41:
-#line 152 "runtime/http_parser.rl"
+#line 153 "runtime/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st24;
 st24:
 	if ( ++p == pe )
 		goto _test_eof24;
 case 24:
-#line 761 "generated/http_parser.c"
+#line 762 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr46;
 		case 127u: goto tr44;
@@ -829,14 +830,14 @@ case 24:
 		goto tr44;
 	goto tr45;
 tr45:
-#line 149 "runtime/http_parser.rl"
+#line 150 "runtime/http_parser.rl"
 	{ p = skip_plain(p + 1, pe) - 1; }
 	goto st25;
 st25:
 	if ( ++p == pe )
 		goto _test_eof25;
 case 25:
-#line 778 "generated/http_parser.c"
+#line 779 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st26;
 		case 127u: goto tr44;
@@ -848,19 +849,19 @@ case 25:
 		goto tr44;
 	goto st25;
 tr46:
-#line 149 "runtime/http_parser.rl"
+#line 150 "runtime/http_parser.rl"
 	{ p = skip_plain(p + 1, pe) - 1; }
 	goto st26;
 tr70:
-#line 132 "runtime/http_parser.rl"
+#line 133 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st26;
 tr82:
-#line 133 "runtime/http_parser.rl"
+#line 134 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st26;
 tr98:
-#line 118 "runtime/http_parser.rl"
+#line 119 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 26; goto _out;}
@@ -870,27 +871,27 @@ tr98:
 }
 	goto st26;
 tr120:
-#line 140 "runtime/http_parser.rl"
+#line 141 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st26;
 tr127:
-#line 138 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
 #line 139 "runtime/http_parser.rl"
+	{ hp->host_start = OFF; }
+#line 140 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st26;
 tr133:
-#line 139 "runtime/http_parser.rl"
+#line 140 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st26;
 tr162:
-#line 129 "runtime/http_parser.rl"
+#line 130 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st26;
 tr180:
-#line 125 "runtime/http_parser.rl"
+#line 126 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 26; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -900,7 +901,7 @@ st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 831 "generated/http_parser.c"
+#line 832 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr49;
 	goto tr3;
@@ -1205,18 +1206,18 @@ case 36:
 		goto st23;
 	goto tr32;
 tr71:
-#line 132 "runtime/http_parser.rl"
+#line 133 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st37;
 tr83:
-#line 133 "runtime/http_parser.rl"
+#line 134 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st37;
 st37:
 	if ( ++p == pe )
 		goto _test_eof37;
 case 37:
-#line 1144 "generated/http_parser.c"
+#line 1145 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st37;
 		case 32u: goto st37;
@@ -1275,18 +1276,18 @@ case 38:
 		goto st38;
 	goto tr44;
 tr69:
-#line 132 "runtime/http_parser.rl"
+#line 133 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st39;
 tr81:
-#line 133 "runtime/http_parser.rl"
+#line 134 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st39;
 st39:
 	if ( ++p == pe )
 		goto _test_eof39;
 case 39:
-#line 1211 "generated/http_parser.c"
+#line 1212 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st39;
 		case 13u: goto st26;
@@ -2065,7 +2066,7 @@ case 65:
 		goto st23;
 	goto tr32;
 tr99:
-#line 118 "runtime/http_parser.rl"
+#line 119 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 66; goto _out;}
@@ -2078,7 +2079,7 @@ st66:
 	if ( ++p == pe )
 		goto _test_eof66;
 case 66:
-#line 2001 "generated/http_parser.c"
+#line 2002 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st66;
 		case 32u: goto st66;
@@ -2087,9 +2088,9 @@ case 66:
 		goto tr96;
 	goto tr95;
 tr96:
-#line 110 "runtime/http_parser.rl"
-	{ hp->cl_current = 0; }
 #line 111 "runtime/http_parser.rl"
+	{ hp->cl_current = 0; }
+#line 112 "runtime/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2099,7 +2100,7 @@ tr96:
 }
 	goto st67;
 tr100:
-#line 111 "runtime/http_parser.rl"
+#line 112 "runtime/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2112,7 +2113,7 @@ st67:
 	if ( ++p == pe )
 		goto _test_eof67;
 case 67:
-#line 2031 "generated/http_parser.c"
+#line 2032 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr97;
 		case 13u: goto tr98;
@@ -2123,7 +2124,7 @@ case 67:
 		goto tr100;
 	goto tr95;
 tr97:
-#line 118 "runtime/http_parser.rl"
+#line 119 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 68; goto _out;}
@@ -2136,7 +2137,7 @@ st68:
 	if ( ++p == pe )
 		goto _test_eof68;
 case 68:
-#line 2053 "generated/http_parser.c"
+#line 2054 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st68;
 		case 13u: goto st26;
@@ -2641,23 +2642,23 @@ case 91:
 		goto st23;
 	goto tr32;
 tr124:
-#line 134 "runtime/http_parser.rl"
+#line 135 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 92; goto _out;} }
     hp->flags |= IOX__HF_HOST;
 }
 	goto st92;
 tr126:
-#line 138 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
 #line 139 "runtime/http_parser.rl"
+	{ hp->host_start = OFF; }
+#line 140 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st92;
 st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2570 "generated/http_parser.c"
+#line 2571 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2683,14 +2684,14 @@ case 92:
 		goto tr128;
 	goto tr125;
 tr128:
-#line 138 "runtime/http_parser.rl"
+#line 139 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st93;
 st93:
 	if ( ++p == pe )
 		goto _test_eof93;
 case 93:
-#line 2601 "generated/http_parser.c"
+#line 2602 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr132;
 		case 13u: goto tr133;
@@ -2715,14 +2716,14 @@ case 93:
 		goto st93;
 	goto tr125;
 tr132:
-#line 139 "runtime/http_parser.rl"
+#line 140 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st94;
 st94:
 	if ( ++p == pe )
 		goto _test_eof94;
 case 94:
-#line 2631 "generated/http_parser.c"
+#line 2632 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st94;
 		case 13u: goto st26;
@@ -2730,14 +2731,14 @@ case 94:
 	}
 	goto tr125;
 tr129:
-#line 138 "runtime/http_parser.rl"
+#line 139 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st95;
 st95:
 	if ( ++p == pe )
 		goto _test_eof95;
 case 95:
-#line 2644 "generated/http_parser.c"
+#line 2645 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st96;
@@ -2761,14 +2762,14 @@ case 96:
 		goto st93;
 	goto tr125;
 tr130:
-#line 138 "runtime/http_parser.rl"
+#line 139 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st97;
 st97:
 	if ( ++p == pe )
 		goto _test_eof97;
 case 97:
-#line 2673 "generated/http_parser.c"
+#line 2674 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr132;
 		case 13u: goto tr133;
@@ -2778,14 +2779,14 @@ case 97:
 		goto st97;
 	goto tr125;
 tr131:
-#line 138 "runtime/http_parser.rl"
+#line 139 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st98;
 st98:
 	if ( ++p == pe )
 		goto _test_eof98;
 case 98:
-#line 2688 "generated/http_parser.c"
+#line 2689 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st99;
 	if ( (*p) < 65u ) {
@@ -3331,13 +3332,13 @@ case 117:
 		goto st23;
 	goto tr32;
 tr163:
-#line 129 "runtime/http_parser.rl"
+#line 130 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st118;
 tr181:
-#line 125 "runtime/http_parser.rl"
+#line 126 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 118; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3347,7 +3348,7 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3247 "generated/http_parser.c"
+#line 3248 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 32u: goto st118;
@@ -3405,13 +3406,13 @@ case 119:
 		goto st119;
 	goto tr158;
 tr161:
-#line 129 "runtime/http_parser.rl"
+#line 130 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st120;
 tr179:
-#line 125 "runtime/http_parser.rl"
+#line 126 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 120; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3421,7 +3422,7 @@ st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
-#line 3318 "generated/http_parser.c"
+#line 3319 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st120;
 		case 13u: goto st26;
@@ -3431,13 +3432,13 @@ case 120:
 	}
 	goto tr158;
 tr164:
-#line 129 "runtime/http_parser.rl"
+#line 130 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st121;
 tr182:
-#line 125 "runtime/http_parser.rl"
+#line 126 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 121; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3447,7 +3448,7 @@ st121:
 	if ( ++p == pe )
 		goto _test_eof121;
 case 121:
-#line 3341 "generated/http_parser.c"
+#line 3342 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st121;
 		case 32u: goto st121;
@@ -3814,14 +3815,14 @@ case 134:
 		goto st119;
 	goto tr158;
 tr10:
-#line 90 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st135;
 st135:
 	if ( ++p == pe )
 		goto _test_eof135;
 case 135:
-#line 3713 "generated/http_parser.c"
+#line 3714 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr183;
 		case 33u: goto st5;
@@ -3844,16 +3845,16 @@ case 135:
 		goto st5;
 	goto tr7;
 tr11:
-#line 90 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
-#line 97 "runtime/http_parser.rl"
+#line 98 "runtime/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st136;
 st136:
 	if ( ++p == pe )
 		goto _test_eof136;
 case 136:
-#line 3742 "generated/http_parser.c"
+#line 3743 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr184;
 		case 37u: goto st137;
@@ -3892,16 +3893,16 @@ case 138:
 		goto st136;
 	goto tr7;
 tr187:
-#line 98 "runtime/http_parser.rl"
-	{ hp->path_end = OFF; }
 #line 99 "runtime/http_parser.rl"
+	{ hp->path_end = OFF; }
+#line 100 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st139;
 st139:
 	if ( ++p == pe )
 		goto _test_eof139;
 case 139:
-#line 3787 "generated/http_parser.c"
+#line 3788 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr189;
 		case 37u: goto st140;
@@ -3939,14 +3940,14 @@ case 141:
 		goto st139;
 	goto tr7;
 tr13:
-#line 90 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st142;
 st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3830 "generated/http_parser.c"
+#line 3831 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -4039,14 +4040,14 @@ case 147:
 		goto st145;
 	goto tr7;
 tr199:
-#line 97 "runtime/http_parser.rl"
+#line 98 "runtime/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st148;
 st148:
 	if ( ++p == pe )
 		goto _test_eof148;
 case 148:
-#line 3928 "generated/http_parser.c"
+#line 3929 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr202;
 		case 37u: goto st149;
@@ -4085,20 +4086,20 @@ case 150:
 		goto st148;
 	goto tr7;
 tr205:
-#line 98 "runtime/http_parser.rl"
-	{ hp->path_end = OFF; }
 #line 99 "runtime/http_parser.rl"
+	{ hp->path_end = OFF; }
+#line 100 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st151;
 tr200:
-#line 99 "runtime/http_parser.rl"
+#line 100 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st151;
 st151:
 	if ( ++p == pe )
 		goto _test_eof151;
 case 151:
-#line 3976 "generated/http_parser.c"
+#line 3977 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr197;
 		case 37u: goto st152;
@@ -4136,14 +4137,14 @@ case 153:
 		goto st151;
 	goto tr7;
 tr14:
-#line 90 "runtime/http_parser.rl"
+#line 91 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; hp->target_form = IOX_HTTP_ORIGIN_FORM; }
 	goto st154;
 st154:
 	if ( ++p == pe )
 		goto _test_eof154;
 case 154:
-#line 4019 "generated/http_parser.c"
+#line 4020 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st155;
 	if ( (*p) < 65u ) {
@@ -4346,12 +4347,12 @@ case 156:
 	case 19: 
 	case 21: 
 	case 26: 
-#line 154 "runtime/http_parser.rl"
+#line 155 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 155 "runtime/http_parser.rl"
+#line 156 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4382,7 +4383,7 @@ case 156:
 	case 154: 
 	case 155: 
 	case 156: 
-#line 156 "runtime/http_parser.rl"
+#line 157 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4394,7 +4395,7 @@ case 156:
 	case 16: 
 	case 17: 
 	case 18: 
-#line 157 "runtime/http_parser.rl"
+#line 158 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 20: 
@@ -4448,7 +4449,7 @@ case 156:
 	case 115: 
 	case 116: 
 	case 117: 
-#line 158 "runtime/http_parser.rl"
+#line 159 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 24: 
@@ -4484,13 +4485,13 @@ case 156:
 	case 85: 
 	case 86: 
 	case 87: 
-#line 159 "runtime/http_parser.rl"
+#line 160 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 66: 
 	case 67: 
 	case 68: 
-#line 160 "runtime/http_parser.rl"
+#line 161 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
 	case 118: 
@@ -4510,7 +4511,7 @@ case 156:
 	case 132: 
 	case 133: 
 	case 134: 
-#line 161 "runtime/http_parser.rl"
+#line 162 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
 	case 92: 
@@ -4522,17 +4523,17 @@ case 156:
 	case 98: 
 	case 99: 
 	case 100: 
-#line 162 "runtime/http_parser.rl"
+#line 163 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4391 "generated/http_parser.c"
+#line 4392 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 406 "runtime/http_parser.rl"
+#line 407 "runtime/http_parser.rl"
 
     hp->cs = cs;
     hp->pos = (uint32_t)(p - b);
@@ -4557,8 +4558,8 @@ case 156:
     return IOX_HTTP_NEED_MORE;
 }
 
-int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
-                        size_t *consumed, const char **data, size_t *data_len)
+static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t len,
+                          size_t *consumed, const char **data, size_t *data_len)
 {
     const unsigned char *b = (const unsigned char *)buf;
     size_t used = 0;
@@ -4597,9 +4598,9 @@ int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 470 "runtime/http_parser.rl"
+#line 471 "runtime/http_parser.rl"
             
-#line 4459 "generated/http_parser.c"
+#line 4460 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4652,49 +4653,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 197 "runtime/http_parser.rl"
+#line 198 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 197 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 #line 198 "runtime/http_parser.rl"
+	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
+#line 199 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 198 "runtime/http_parser.rl"
+#line 199 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 196 "runtime/http_parser.rl"
+#line 197 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 199 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 196 "runtime/http_parser.rl"
+#line 197 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 199 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 200 "runtime/http_parser.rl"
+#line 201 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 196 "runtime/http_parser.rl"
+#line 197 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 200 "runtime/http_parser.rl"
+#line 201 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4537 "generated/http_parser.c"
+#line 4538 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 175 "runtime/http_parser.rl"
+#line 176 "runtime/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4704,7 +4705,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4550 "generated/http_parser.c"
+#line 4551 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -4871,7 +4872,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 179 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -4891,7 +4892,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4735 "generated/http_parser.c"
+#line 4736 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -4947,14 +4948,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 193 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4796 "generated/http_parser.c"
+#line 4797 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -4992,14 +4993,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 194 "runtime/http_parser.rl"
+#line 195 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4839 "generated/http_parser.c"
+#line 4840 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5080,11 +5081,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 196 "runtime/http_parser.rl"
+#line 197 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 197 "runtime/http_parser.rl"
+#line 198 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -5096,51 +5097,55 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 198 "runtime/http_parser.rl"
+#line 199 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 199 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 200 "runtime/http_parser.rl"
+#line 201 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 196 "runtime/http_parser.rl"
+#line 197 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 199 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 196 "runtime/http_parser.rl"
+#line 197 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 200 "runtime/http_parser.rl"
+#line 201 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 197 "runtime/http_parser.rl"
-	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 #line 198 "runtime/http_parser.rl"
+	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
+#line 199 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 4955 "generated/http_parser.c"
+#line 4956 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 471 "runtime/http_parser.rl"
+#line 472 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);
             *consumed = used;
-            if (cs == iox_http_chunked_error)
+            if (cs == iox_http_chunked_error) {
+                /* The byte before p is in an earlier buffer: refine_error
+                 * cannot see it, the flag remembers it. */
+                if (p == b && (hp->flags & IOX__HF_PREV_CR)) return IOX_HTTP_E_BARE_LF;
                 return refine_error(err, b, p, 0);
+            }
             if (err) return err;
             if (done) {
                 reset_request(hp);
@@ -5154,6 +5159,20 @@ case 19:
             return IOX_HTTP_E_BAD_REQUEST_LINE;
         }
     }
+}
+
+int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
+                        size_t *consumed, const char **data, size_t *data_len)
+{
+    int r = parse_body_run(hp, buf, len, consumed, data, data_len);
+    /* A failure right after a CR is a bare CR (refine_error), also when the
+     * CR ended the previous buffer: remember it, so the outcome does not
+     * depend on where the reads were cut (found by fuzz_http_parser). */
+    if (r >= 0 && r != IOX_HTTP_BODY_DONE && *consumed) {
+        if (buf[*consumed - 1] == '\r') hp->flags |= IOX__HF_PREV_CR;
+        else hp->flags &= (uint16_t)~IOX__HF_PREV_CR;
+    }
+    return r;
 }
 
 /* ------------------------------------------------------- header iteration */
