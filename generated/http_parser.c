@@ -94,7 +94,7 @@ static const int iox_http_head_error = 0;
 static const int iox_http_head_en_main = 1;
 
 
-#line 169 "runtime/http_parser.rl"
+#line 174 "runtime/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
@@ -109,7 +109,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 209 "runtime/http_parser.rl"
+#line 214 "runtime/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -307,7 +307,7 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     if (hp->phase != PH_HEAD) return IOX_HTTP_E_BAD_REQUEST_LINE;
     (void)eof;
     
-#line 406 "runtime/http_parser.rl"
+#line 411 "runtime/http_parser.rl"
     
 #line 299 "generated/http_parser.c"
 	{
@@ -344,39 +344,39 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 156 "runtime/http_parser.rl"
+#line 161 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 155 "runtime/http_parser.rl"
+#line 160 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 157 "runtime/http_parser.rl"
+#line 162 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 158 "runtime/http_parser.rl"
+#line 163 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr32:
-#line 159 "runtime/http_parser.rl"
+#line 164 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr44:
-#line 160 "runtime/http_parser.rl"
+#line 165 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
 tr95:
-#line 161 "runtime/http_parser.rl"
+#line 166 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
 tr125:
-#line 163 "runtime/http_parser.rl"
+#line 168 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
 tr158:
-#line 162 "runtime/http_parser.rl"
+#line 167 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
 #line 359 "generated/http_parser.c"
@@ -778,7 +778,7 @@ case 22:
 		goto tr40;
 	goto tr32;
 tr40:
-#line 153 "runtime/http_parser.rl"
+#line 158 "runtime/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st23;
 st23:
@@ -811,7 +811,7 @@ case 23:
 		goto st23;
 	goto tr32;
 tr41:
-#line 153 "runtime/http_parser.rl"
+#line 158 "runtime/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st24;
 st24:
@@ -830,8 +830,8 @@ case 24:
 		goto tr44;
 	goto tr45;
 tr45:
-#line 150 "runtime/http_parser.rl"
-	{ p = skip_plain(p + 1, pe) - 1; }
+#line 155 "runtime/http_parser.rl"
+	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st25;
 st25:
 	if ( ++p == pe )
@@ -849,8 +849,8 @@ case 25:
 		goto tr44;
 	goto st25;
 tr46:
-#line 150 "runtime/http_parser.rl"
-	{ p = skip_plain(p + 1, pe) - 1; }
+#line 155 "runtime/http_parser.rl"
+	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st26;
 tr70:
 #line 133 "runtime/http_parser.rl"
@@ -4347,12 +4347,12 @@ case 156:
 	case 19: 
 	case 21: 
 	case 26: 
-#line 155 "runtime/http_parser.rl"
+#line 160 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 156 "runtime/http_parser.rl"
+#line 161 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4383,7 +4383,7 @@ case 156:
 	case 154: 
 	case 155: 
 	case 156: 
-#line 157 "runtime/http_parser.rl"
+#line 162 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4395,7 +4395,7 @@ case 156:
 	case 16: 
 	case 17: 
 	case 18: 
-#line 158 "runtime/http_parser.rl"
+#line 163 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 20: 
@@ -4449,7 +4449,7 @@ case 156:
 	case 115: 
 	case 116: 
 	case 117: 
-#line 159 "runtime/http_parser.rl"
+#line 164 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 24: 
@@ -4485,13 +4485,13 @@ case 156:
 	case 85: 
 	case 86: 
 	case 87: 
-#line 160 "runtime/http_parser.rl"
+#line 165 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 66: 
 	case 67: 
 	case 68: 
-#line 161 "runtime/http_parser.rl"
+#line 166 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
 	case 118: 
@@ -4511,7 +4511,7 @@ case 156:
 	case 132: 
 	case 133: 
 	case 134: 
-#line 162 "runtime/http_parser.rl"
+#line 167 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
 	case 92: 
@@ -4523,7 +4523,7 @@ case 156:
 	case 98: 
 	case 99: 
 	case 100: 
-#line 163 "runtime/http_parser.rl"
+#line 168 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
 #line 4392 "generated/http_parser.c"
@@ -4533,7 +4533,7 @@ case 156:
 	_out: {}
 	}
 
-#line 407 "runtime/http_parser.rl"
+#line 412 "runtime/http_parser.rl"
 
     hp->cs = cs;
     hp->pos = (uint32_t)(p - b);
@@ -4598,7 +4598,7 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 471 "runtime/http_parser.rl"
+#line 476 "runtime/http_parser.rl"
             
 #line 4460 "generated/http_parser.c"
 	{
@@ -4653,41 +4653,41 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 198 "runtime/http_parser.rl"
+#line 203 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 198 "runtime/http_parser.rl"
+#line 203 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 199 "runtime/http_parser.rl"
+#line 204 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 199 "runtime/http_parser.rl"
+#line 204 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 197 "runtime/http_parser.rl"
+#line 202 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 200 "runtime/http_parser.rl"
+#line 205 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 197 "runtime/http_parser.rl"
+#line 202 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 200 "runtime/http_parser.rl"
+#line 205 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 201 "runtime/http_parser.rl"
+#line 206 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 197 "runtime/http_parser.rl"
+#line 202 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 201 "runtime/http_parser.rl"
+#line 206 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 #line 4538 "generated/http_parser.c"
@@ -4695,7 +4695,7 @@ st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 176 "runtime/http_parser.rl"
+#line 181 "runtime/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4872,7 +4872,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 180 "runtime/http_parser.rl"
+#line 185 "runtime/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -4948,7 +4948,7 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 194 "runtime/http_parser.rl"
+#line 199 "runtime/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
@@ -4993,7 +4993,7 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 195 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
@@ -5081,11 +5081,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 197 "runtime/http_parser.rl"
+#line 202 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 198 "runtime/http_parser.rl"
+#line 203 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -5097,35 +5097,35 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 199 "runtime/http_parser.rl"
+#line 204 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 200 "runtime/http_parser.rl"
+#line 205 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 201 "runtime/http_parser.rl"
+#line 206 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 197 "runtime/http_parser.rl"
+#line 202 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 200 "runtime/http_parser.rl"
+#line 205 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 197 "runtime/http_parser.rl"
+#line 202 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 201 "runtime/http_parser.rl"
+#line 206 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 198 "runtime/http_parser.rl"
+#line 203 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 199 "runtime/http_parser.rl"
+#line 204 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 #line 4956 "generated/http_parser.c"
@@ -5135,7 +5135,7 @@ case 19:
 	_out: {}
 	}
 
-#line 472 "runtime/http_parser.rl"
+#line 477 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);
