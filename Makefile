@@ -163,7 +163,7 @@ fuzz: $(FUZZ_BINS)
 	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$t/ \
 	    $(FUZZ_DIR)/corpus/$$t $$(ls -d tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t 2>/dev/null) \
 	    >$(FUZZ_DIR)/$$t.log 2>&1 && rc=0 || rc=$$?; \
-	  grep -E '^#[0-9]+ +(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss)' $(FUZZ_DIR)/$$t.log || true; \
+	  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss)' $(FUZZ_DIR)/$$t.log || true; \
 	  if [ $$rc -ne 0 ]; then tail -60 $(FUZZ_DIR)/$$t.log; \
 	    echo "fuzz: $$t FAILED (exit $$rc) — log $(FUZZ_DIR)/$$t.log, input in $(FUZZ_DIR)/crashes/$$t/"; exit 1; fi; \
 	done
@@ -183,7 +183,7 @@ fuzz-smoke: $(FUZZ_BINS)
 	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$t/ $(FUZZ_DIR)/smoke/$$t \
 	    $$(ls -d tests/fuzz/corpus/$$t 2>/dev/null) >$(FUZZ_DIR)/$$t.smoke.log 2>&1 || \
 	    { tail -40 $(FUZZ_DIR)/$$t.smoke.log; echo "fuzz-smoke: $$t FAILED"; exit 1; }; \
-	  grep -E '^#[0-9]+ +DONE' $(FUZZ_DIR)/$$t.smoke.log || true; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE' $(FUZZ_DIR)/$$t.smoke.log || true; \
 	done
 
 -include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
