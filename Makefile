@@ -116,3 +116,86 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ===================================================================== fuzz
+# libFuzzer targets (tests/fuzz/, docs/fuzzing.md). Appended section: the
+# library is rebuilt with clang and coverage instrumentation into
+# $(FUZZ_DIR)/obj, apart from the gcc objects above.
+#
+#   make fuzz [FUZZ_SECONDS=60]  build every target, run each N seconds on a
+#                                scratch copy of its corpus; fails on a crash
+#   make fuzz-smoke              replay corpus + regressions, then 3 s each
+#   make fuzz-build              only build build/fuzz/fuzz_*
+FUZZ_CC      ?= clang
+FUZZ_DIR     := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+                -Iruntime -Igenerated -Itests -Itests/fuzz -MMD -MP $(FUZZ_SAN)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRC))
+FUZZ_LIB     := $(FUZZ_DIR)/libioxide-fuzz.a
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRC))
+FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
+# libFuzzer flags shared by every run; the dictionary (tests/fuzz/http.dict,
+# pg.dict) is picked by the target's name.
+FUZZ_RUN_FLAGS := -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+
+.PHONY: fuzz fuzz-smoke fuzz-build
+.SECONDARY: $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/obj/tests/fuzz/%.o,$(FUZZ_SRC))
+
+fuzz-build: $(FUZZ_BINS)
+
+$(FUZZ_DIR)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/obj/generated/%.o: FUZZ_CFLAGS += -Wno-unused-const-variable -Wno-implicit-fallthrough
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+
+# Runs each target for FUZZ_SECONDS; new inputs go to a scratch corpus under
+# build/ (the committed corpus is read, never written); crashes land in
+# $(FUZZ_DIR)/crashes/<target>/.
+fuzz: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crashes/$$t; \
+	  case $$t in *pg*) d=tests/fuzz/pg.dict;; *http*) d=tests/fuzz/http.dict;; *) d=tests/fuzz/$$t.dict;; esac; \
+	  dict=; [ -f $$d ] && dict=-dict=$$d; \
+	  echo "=== fuzz: $$t for $(FUZZ_SECONDS) s ==="; \
+	  $(FUZZ_DIR)/$$t $(FUZZ_RUN_FLAGS) $$dict -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$t/ \
+	    $(FUZZ_DIR)/corpus/$$t $$(ls -d tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t 2>/dev/null) \
+	    >$(FUZZ_DIR)/$$t.log 2>&1 && rc=0 || rc=$$?; \
+	  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss)' $(FUZZ_DIR)/$$t.log || true; \
+	  if [ $$rc -ne 0 ]; then tail -60 $(FUZZ_DIR)/$$t.log; \
+	    echo "fuzz: $$t FAILED (exit $$rc) — log $(FUZZ_DIR)/$$t.log, input in $(FUZZ_DIR)/crashes/$$t/"; exit 1; fi; \
+	done
+
+# Replays every committed input (corpus and regressions) once, then fuzzes
+# each target briefly in a scratch corpus. Called by `make test`.
+fuzz-smoke: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  inputs=$$(find tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t -type f 2>/dev/null | sort); \
+	  echo "=== fuzz-smoke: $$t: replay $$(echo "$$inputs" | grep -c . || true) inputs ==="; \
+	  if [ -n "$$inputs" ]; then $(FUZZ_DIR)/$$t -runs=1 $$inputs >$(FUZZ_DIR)/$$t.replay.log 2>&1 || \
+	    { tail -40 $(FUZZ_DIR)/$$t.replay.log; echo "fuzz-smoke: $$t replay FAILED"; exit 1; }; fi; \
+	  rm -rf $(FUZZ_DIR)/smoke/$$t; mkdir -p $(FUZZ_DIR)/smoke/$$t $(FUZZ_DIR)/crashes/$$t; \
+	  case $$t in *pg*) d=tests/fuzz/pg.dict;; *http*) d=tests/fuzz/http.dict;; *) d=tests/fuzz/$$t.dict;; esac; \
+	  dict=; [ -f $$d ] && dict=-dict=$$d; \
+	  $(FUZZ_DIR)/$$t $(FUZZ_RUN_FLAGS) $$dict -max_total_time=$(FUZZ_SMOKE_SECONDS) \
+	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$t/ $(FUZZ_DIR)/smoke/$$t \
+	    $$(ls -d tests/fuzz/corpus/$$t 2>/dev/null) >$(FUZZ_DIR)/$$t.smoke.log 2>&1 || \
+	    { tail -40 $(FUZZ_DIR)/$$t.smoke.log; echo "fuzz-smoke: $$t FAILED"; exit 1; }; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE' $(FUZZ_DIR)/$$t.smoke.log || true; \
+	done
+
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
+# =================================================================== /fuzz

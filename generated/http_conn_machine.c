@@ -126,8 +126,12 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:75 */
-                return *state;
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:78 */
+                *state = HTTP_CONN_S_READING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
+                next = http_conn_act_resume(ctx, ev);
+                break;
             case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:72 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
@@ -145,7 +149,7 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:75 */
+            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:79 */
                 return *state;
             case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:61 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -153,9 +157,9 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:75 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:79 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:75 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:79 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -165,31 +169,31 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_WAITING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:79 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:83 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_stash(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:80 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:84 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_note_eof(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:81 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:85 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:82 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:86 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:83 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:87 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
@@ -201,13 +205,13 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:84 */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:88 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_sent(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:85 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:89 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
@@ -225,27 +229,27 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:86 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:90 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_resume(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:87 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:91 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_note_shutdown(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:89 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:93 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:88 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:92 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:89 */
+            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:93 */
                 return *state;
             case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:61 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -253,9 +257,9 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:89 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:93 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:89 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:93 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -265,31 +269,31 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_FINISHING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:93 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:97 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:94 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:98 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_note_eof(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:95 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:99 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:96 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:100 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:100 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:104 */
                 return *state;
             case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:58 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -297,13 +301,13 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:97 */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:101 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_sent(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:98 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:102 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
@@ -321,15 +325,15 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:100 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:104 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:100 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:104 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:100 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:104 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:100 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:104 */
                 return *state;
-            case HTTP_CONN_EV_DRAINED: /* spec/machines/http_conn.toml:99 */
+            case HTTP_CONN_EV_DRAINED: /* spec/machines/http_conn.toml:103 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
@@ -341,9 +345,9 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:100 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:104 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:100 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:104 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -353,31 +357,31 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_LINGERING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:104 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:108 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:105 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:109 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:106 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:110 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:107 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:111 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:112 */
                 return *state;
             case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:58 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -385,9 +389,9 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:112 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:112 */
                 return *state;
             case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:59 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -401,15 +405,15 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:112 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:112 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:112 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:112 */
                 return *state;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:112 */
                 return *state;
             case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:61 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -417,9 +421,9 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:112 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:112 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -429,45 +433,45 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_CLOSING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:116 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_maybe_close(ctx, ev);
                 break;
-            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:113 */
+            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:117 */
                 *state = HTTP_CONN_S_CLOSED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSED);

@@ -213,13 +213,18 @@ int http_conn_act_discard(struct iox_conn *c, const struct iox_event *ev)
     return HTTP_CONN_EV_NONE;
 }
 
-/* Nothing queued and no request in progress: close. Otherwise finish what
- * can be finished (responses owed) and close after it. */
-int http_conn_act_peer_eof(struct iox_conn *c, const struct iox_event *ev)
+/* The peer has sent everything (c->eof): once nothing parsable is waiting,
+ * finish. Requests that arrived before the EOF are answered whenever the EOF
+ * lands: while an async handler owns a request (its reply calls back here
+ * through resume) or while backpressure holds complete requests in the carry
+ * (the drain calls back here through sent), nothing is decided yet. After
+ * that, what is left in the carry is a cut request that can never complete:
+ * send what is owed and close, or close at once when nothing is. Before,
+ * an EOF landing in those windows dropped the pipelined requests behind it
+ * (found by tests/fuzz/fuzz_http_conn). */
+static int after_eof(struct iox_conn *c)
 {
-    (void)ev;
-    c->eof = 1;
-    if (c->awaiting_reply) return HTTP_CONN_EV_NONE;
+    if (c->awaiting_reply || c->throttled) return HTTP_CONN_EV_NONE;
     if (c->wcommit > c->wsent || c->send_inflight) {
         c->close_after = 1;
         return HTTP_CONN_EV_FINISH;
@@ -227,12 +232,19 @@ int http_conn_act_peer_eof(struct iox_conn *c, const struct iox_event *ev)
     return HTTP_CONN_EV_FAIL;
 }
 
+int http_conn_act_peer_eof(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    c->eof = 1;
+    return after_eof(c);
+}
+
+/* Waiting: the async reply decides (resume → after_eof). Finishing: the
+ * close is already decided. */
 int http_conn_act_note_eof(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
     c->eof = 1;
-    if (c->state == HTTP_CONN_S_FINISHING) return HTTP_CONN_EV_NONE;
-    c->close_after = 1;
     return HTTP_CONN_EV_NONE;
 }
 
@@ -274,10 +286,7 @@ int http_conn_act_sent(struct iox_conn *c, const struct iox_event *ev)
         if (!c->throttled && !c->recv_armed && !c->recv_cancelling && !c->eof) iox_conn_park(c);
         if (e) return e;
     }
-    if (c->eof && c->state == HTTP_CONN_S_READING && !c->in_len && !c->body_pending) {
-        c->close_after = 1;
-        return HTTP_CONN_EV_FINISH;
-    }
+    if (c->eof && c->state == HTTP_CONN_S_READING) return after_eof(c);
     return HTTP_CONN_EV_NONE;
 }
 
@@ -288,9 +297,16 @@ int http_conn_act_send_rest(struct iox_conn *c, const struct iox_event *ev)
     return HTTP_CONN_EV_NONE;
 }
 
+/* The async handler's response is written. In waiting, the request is
+ * complete: commit it and parse what was stashed. In reading, its body is
+ * still arriving (an early reply): the response is committed when the body
+ * ends (process() sees awaiting_reply cleared). Before, reading ignored the
+ * reply and the connection hung in waiting until its idle timeout (found by
+ * tests/fuzz/fuzz_http_conn). */
 int http_conn_act_resume(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
+    if (!c->awaiting_reply) return HTTP_CONN_EV_NONE;   /* a reply nobody awaits */
     c->awaiting_reply = 0;
     if (!c->body_pending) {
         int e = complete_request(c);
@@ -298,10 +314,7 @@ int http_conn_act_resume(struct iox_conn *c, const struct iox_event *ev)
     }
     int e = feed_carry(c);
     if (e) return e;
-    if (c->eof && !c->in_len && !c->body_pending && !c->awaiting_reply) {
-        c->close_after = 1;
-        return HTTP_CONN_EV_FINISH;
-    }
+    if (c->eof) return after_eof(c);
     if (c->throttled && !over_cap(c) && c->in_len <= carry_max(c) / 2) {
         c->throttled = 0;
         if (!c->recv_armed && !c->recv_cancelling && !c->eof) iox_conn_park(c);

@@ -36,6 +36,7 @@ enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
 #define IOX__HF_EXPECT     0x0080u  /* Expect: 100-continue */
 #define IOX__HF_TRAILERS   0x0100u  /* chunked: last-chunk seen */
 #define IOX__HF_ODD        0x0200u  /* target not origin-form, or method CONNECT */
+#define IOX__HF_PREV_CR    0x0400u  /* body: the byte before this call's buf is CR */
 
 /* Offset of the current byte from the request start (b). */
 #define OFF ((uint32_t)(p - b))
@@ -201,7 +202,12 @@ action end_field {
 action end_head { done = 1; fbreak; }
 # fpc is the first byte of a field value, already accepted into the value
 # loop state; every byte up to the next CTL/DEL/HTAB would loop there too.
-action skip_value { p = skip_plain(p + 1, pe) - 1; }
+# An empty value ("X:" CRLF) enters field_value on the CR itself, which
+# belongs to CRLF, not to the value loop: skipping from there jumped over the
+# bytes after a bare CR up to the next CTL, so "X:" CR " v" LF was accepted
+# as a field line when the head lay in one buffer, and refused (E_BARE_LF)
+# when it was cut after the CR (found by tests/fuzz/fuzz_http_parser).
+action skip_value { if (fc != '\r') p = skip_plain(p + 1, pe) - 1; }
 # Same idea for a name already known not to be special, and for the path and
 # query loops (entered at their first byte): skip what loops in that state.
 action skip_name { p = skip_class(p + 1, pe, C_TCHAR) - 1; }
@@ -520,6 +526,13 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     hp->cs = cs;
     hp->pos = (uint32_t)(p - b);
     if (cs == iox_http_head_error) {
+        /* A bad byte inside a request-target already past its limit: the
+         * limit wins, as it does when a read ends before that byte (the
+         * NEED_MORE check below). Else the outcome would depend on where
+         * the reads were cut (found by tests/fuzz/fuzz_http_parser). */
+        if (hp->target_start && !hp->target_end &&
+            (size_t)(p - b) - hp->target_start > hp->lim.max_target)
+            return IOX_HTTP_E_TARGET_TOO_LONG;
         err = refine_error(err, b, p, hp->headers_start != 0);
         return err;
     }
@@ -532,8 +545,8 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     return IOX_HTTP_NEED_MORE;
 }
 
-int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
-                        size_t *consumed, const char **data, size_t *data_len)
+static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t len,
+                          size_t *consumed, const char **data, size_t *data_len)
 {
     const unsigned char *b = (const unsigned char *)buf;
     size_t used = 0;
@@ -577,8 +590,12 @@ int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);
             *consumed = used;
-            if (cs == iox_http_chunked_error)
+            if (cs == iox_http_chunked_error) {
+                /* The byte before p is in an earlier buffer: refine_error
+                 * cannot see it, the flag remembers it. */
+                if (p == b && (hp->flags & IOX__HF_PREV_CR)) return IOX_HTTP_E_BARE_LF;
                 return refine_error(err, b, p, 0);
+            }
             if (err) return err;
             if (done) {
                 reset_request(hp);
@@ -592,6 +609,20 @@ int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
             return IOX_HTTP_E_BAD_REQUEST_LINE;
         }
     }
+}
+
+int iox_http_parse_body(struct iox_http_parser *hp, const char *buf, size_t len,
+                        size_t *consumed, const char **data, size_t *data_len)
+{
+    int r = parse_body_run(hp, buf, len, consumed, data, data_len);
+    /* A failure right after a CR is a bare CR (refine_error), also when the
+     * CR ended the previous buffer: remember it, so the outcome does not
+     * depend on where the reads were cut (found by fuzz_http_parser). */
+    if (r >= 0 && r != IOX_HTTP_BODY_DONE && *consumed) {
+        if (buf[*consumed - 1] == '\r') hp->flags |= IOX__HF_PREV_CR;
+        else hp->flags &= (uint16_t)~IOX__HF_PREV_CR;
+    }
+    return r;
 }
 
 /* ------------------------------------------------------- header iteration */

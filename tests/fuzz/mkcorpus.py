@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""tests/fuzz/mkcorpus.py — (re)write the seed corpora in tests/fuzz/corpus/.
+
+Seeds are generated, not hand-edited, so the input layouts of the targets
+(documented at the top of each tests/fuzz/fuzz_*.c) live in one place:
+
+  fuzz_http_parser  10-byte header + request stream; streams come from the
+                    ```http blocks of tests/data/http/*.md (up to 4 KiB)
+  fuzz_pg_parser    10-byte header + backend message stream
+  fuzz_http_conn    config byte + op program
+
+Run from the repository root: python3 tests/fuzz/mkcorpus.py
+"""
+import glob
+import hashlib
+import os
+import re
+import struct
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def write(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def unescape(s):
+    out = bytearray()
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and i + 1 < len(s):
+            e = s[i + 1]
+            i += 2
+            if e == "r": out += b"\r"
+            elif e == "n": out += b"\n"
+            elif e == "t": out += b"\t"
+            elif e == "0": out += b"\0"
+            elif e == "\\": out += b"\\"
+            elif e == "x": out.append(int(s[i:i + 2], 16)); i += 2
+            else: out += e.encode()
+            continue
+        out += c.encode()
+        i += 1
+    return bytes(out)
+
+
+def http_cases():
+    """(slug, bytes, has_limits) for every ```http block of tests/data/http."""
+    for md in sorted(glob.glob("tests/data/http/*.md")):
+        text = open(md).read()
+        base = os.path.splitext(os.path.basename(md))[0]
+        for sec in re.split(r"^## ", text, flags=re.M)[1:]:
+            title = sec.splitlines()[0]
+            m = re.search(r"```http\n(.*?)```", sec, re.S)
+            if not m:
+                continue
+            data = bytearray()
+            for line in m.group(1).splitlines():
+                r = re.match(r"@repeat (\d+) (.*)", line)
+                data += unescape(r.group(2)) * int(r.group(1)) if r else unescape(line)
+            slug = base + "-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40]
+            yield slug, bytes(data), "```limits" in sec
+
+
+# Header: limits byte, four split points, chunk size.
+def hdr(mode=0, cuts=(3, 17, 40, 90), chunk=7):
+    return bytes([mode]) + b"".join(struct.pack(">H", c) for c in cuts) + bytes([chunk])
+
+
+def http_parser():
+    n = 0
+    for slug, data, limited in http_cases():
+        if len(data) > 4096:
+            continue
+        write("fuzz_http_parser", slug, hdr(1 if limited else 0) + data)
+        n += 1
+    # The same pipeline under small and derived limits.
+    pipe = (b"GET /1?q=a HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+            b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n")
+    write("fuzz_http_parser", "pipeline-small-limits", hdr(1) + pipe)
+    write("fuzz_http_parser", "pipeline-derived-limits", hdr(0x42) + pipe)
+    write("fuzz_http_parser", "pipeline-huge-body-limit", hdr(3, chunk=1) + pipe)
+    return n + 3
+
+
+def pg_msg(t, body):
+    return t + struct.pack(">I", len(body) + 4) + body
+
+
+def cstr(s):
+    return s.encode() + b"\0"
+
+
+def pg_parser():
+    i16 = lambda v: struct.pack(">h", v)
+    i32 = lambda v: struct.pack(">i", v)
+    startup = (pg_msg(b"R", i32(0)) + pg_msg(b"S", cstr("server_version") + cstr("15.6")) +
+               pg_msg(b"K", i32(1234) + i32(5678)) + pg_msg(b"Z", b"I"))
+    rowdesc = pg_msg(b"T", i16(2) +
+                     cstr("id") + i32(16384) + i16(1) + i32(23) + i16(4) + i32(-1) + i16(0) +
+                     cstr("name") + i32(16384) + i16(2) + i32(25) + i16(-1) + i32(-1) + i16(0))
+    rows = pg_msg(b"D", i16(2) + i32(1) + b"1" + i32(5) + b"hello") + pg_msg(b"D", i16(2) + i32(-1) + i32(0))
+    query = rowdesc + rows + pg_msg(b"C", cstr("SELECT 2")) + pg_msg(b"Z", b"I")
+    error = pg_msg(b"E", b"SERROR\0VERROR\0C42P01\0Mrelation does not exist\0P15\0Fparse.c\0L123\0Rfoo\0\0")
+    notice = pg_msg(b"N", b"SNOTICE\0C00000\0Mhi\0Xunknown\0\0") + pg_msg(b"Z", b"T")
+    sasl = pg_msg(b"R", i32(10) + cstr("SCRAM-SHA-256-PLUS") + cstr("SCRAM-SHA-256") + b"\0")
+    sasl_more = pg_msg(b"R", i32(11) + b"r=abc,s=salt,i=4096") + pg_msg(b"R", i32(12) + b"v=sig")
+    md5 = pg_msg(b"R", i32(5) + b"\x01\x02\x03\x04")
+    extended = (pg_msg(b"1", b"") + pg_msg(b"t", i16(2) + i32(23) + i32(25)) + pg_msg(b"n", b"") +
+                pg_msg(b"2", b"") + rows + pg_msg(b"s", b"") + pg_msg(b"3", b"") + pg_msg(b"I", b"") +
+                pg_msg(b"A", i32(42) + cstr("chan") + cstr("payload")) + pg_msg(b"Z", b"E"))
+    bad = {
+        "bad-length": b"Z\0\0\0\x02I",
+        "unknown-type": pg_msg(b"W", b"x"),
+        "unterminated": pg_msg(b"S", b"abc"),
+        "trailing": pg_msg(b"Z", b"II"),
+        "bad-count": pg_msg(b"D", i16(-1)),
+        "bad-column": pg_msg(b"D", i16(1) + i32(-2)),
+        "truncated-rowdesc": pg_msg(b"T", i16(1) + cstr("id") + i32(1)),
+        "ready-bad-status": pg_msg(b"Z", b"Q"),
+    }
+    seeds = {"startup": startup, "query": startup + query, "error": error + notice,
+             "sasl": sasl + sasl_more + pg_msg(b"R", i32(0)), "md5": md5, "extended": extended}
+    for name, body in seeds.items():
+        write("fuzz_pg_parser", name, hdr(0, cuts=(2, 9, 30, 77), chunk=5) + body)
+    write("fuzz_pg_parser", "query-cap-64", hdr(1, chunk=3) + query)
+    for name, body in bad.items():
+        write("fuzz_pg_parser", name, hdr(0) + startup + body)
+    return len(seeds) + 1 + len(bad)
+
+
+# fuzz_http_conn ops (the enum in fuzz_http_conn.c).
+RECV, TMPL, DELIVER, SEND, SENDERR, TURN, ASYNC, EOF, RESET, CLOCK, STOP, STALE = range(12)
+T_GET, T_POST, T_CHUNKED, T_ASYNC, T_BIG, T_CLOSE, T_HEAD, T_10, T_BAD, T_STREAM, \
+    T_POST_ASYNC, T_ABORT, T_EXPECT, T_ASYNC10, T_CHUNK_HEAD, T_CHUNK_BODY, T_CRLF = range(17)
+
+
+def conf(nbufs_log2=3, bsz=3, cap=0, small=0):
+    return bytes([nbufs_log2 | bsz << 2 | cap << 4 | small << 6])
+
+
+def recv(data, chunk=0):
+    out = bytearray()
+    while data:
+        part, data = data[:256], data[256:]
+        out += bytes([RECV, len(part) - 1, chunk]) + part
+    return bytes(out)
+
+
+def http_conn():
+    prog = {
+        "get-then-eof": conf() + bytes([TMPL, T_GET, 0, TURN, SEND, 0, TURN, EOF, TURN]),
+        "pipeline-short-sends": conf(1, 0) + bytes([TMPL, T_GET, 5, TMPL, T_POST, 3, TMPL, T_CHUNKED, 0,
+                                                    TURN, SEND, 10, TURN, SEND, 1, TURN, SEND, 0, TURN, EOF]),
+        "enobufs": conf(0, 0) + bytes([TMPL, T_BIG, 4, TMPL, T_GET, 4, DELIVER, 4, TURN, DELIVER, 16, TURN,
+                                       SEND, 0, TURN, SEND, 0, TURN, DELIVER, 0, TURN, EOF]),
+        "async-pipelined": conf() + bytes([TMPL, T_ASYNC, 0, TMPL, T_GET, 0, TURN, ASYNC, 0, TURN,
+                                           SEND, 0, TURN, EOF]),
+        "stream": conf() + bytes([TMPL, T_STREAM, 0, TURN, ASYNC, 0, TURN, SEND, 30, TURN, SEND, 0,
+                                  TURN, SEND, 0, TURN, SEND, 0, TURN, ASYNC, 0, TURN, SEND, 0, TURN]),
+        "abort": conf() + bytes([TMPL, T_ABORT, 0, TURN, ASYNC, 0, TURN]),
+        "reset-mid-send": conf() + bytes([TMPL, T_BIG, 0, TURN, SEND, 100, RESET, TURN]),
+        "send-error": conf() + bytes([TMPL, T_GET, 0, TURN, SENDERR, 0, TURN]),
+        "timeout-mid-request": conf() + recv(b"GET / HT") + bytes([TURN, CLOCK, 60, TURN, CLOCK, 60, TURN]),
+        "shutdown-busy": conf() + bytes([TMPL, T_ASYNC, 0, TURN, STOP, TURN, ASYNC, 0, TURN, SEND, 0, TURN]),
+        "backpressure": conf(3, 3, 2) + bytes([TMPL, T_BIG, 0, TMPL, T_BIG, 0, TMPL, T_GET, 0, TURN,
+                                               SEND, 200, TURN, SEND, 0, TURN, SEND, 0, TURN, EOF]),
+        "malformed": conf() + bytes([TMPL, T_GET, 0, TMPL, T_BAD, 0, TURN, SEND, 0, TURN, TMPL, T_GET, 0,
+                                     TURN, CLOCK, 20, TURN, EOF]),
+        "raw-bytes-small-limits": conf(2, 1, 0, 1) + recv(
+            b"POST /p?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbodyGET / HTTP/1.0\r\n\r\n", 7)
+            + bytes([TURN, SEND, 0, TURN, EOF]),
+        "stale-cqes": conf() + bytes([STALE, 0, STALE, 1, TMPL, T_GET, 0, STALE, 2, TURN, EOF]),
+        "async-body-and-http10": conf() + bytes([TMPL, T_POST_ASYNC, 3, TMPL, T_ASYNC10, 0, TURN, ASYNC, 0,
+                                                 TURN, ASYNC, 1, TURN, SEND, 0, TURN, EOF]),
+        "chunked-split-expect": conf(1, 1) + bytes([TMPL, T_CHUNK_HEAD, 0, TURN, TMPL, T_CHUNK_BODY, 3,
+                                                    TMPL, T_EXPECT, 0, TMPL, T_HEAD, 0, TMPL, T_CRLF, 0,
+                                                    TMPL, T_CLOSE, 0, TURN, SEND, 0, TURN]),
+    }
+    for name, p in prog.items():
+        write("fuzz_http_conn", name, p)
+    return len(prog)
+
+
+if __name__ == "__main__":
+    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    for t in ("fuzz_http_parser", "fuzz_pg_parser", "fuzz_http_conn"):
+        for f in glob.glob(os.path.join(ROOT, t, "*")):
+            os.remove(f)
+    print("fuzz_http_parser:", http_parser(), "seeds")
+    print("fuzz_pg_parser:", pg_parser(), "seeds")
+    print("fuzz_http_conn:", http_conn(), "seeds")
