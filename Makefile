@@ -74,12 +74,14 @@ run: all
 run-pg: all
 	BUILD=$(BUILD) mk/run-pg.sh
 
-# The suite runs twice: the normal build, then ASan+UBSan (LeakSanitizer on).
+# The suite runs twice: the normal build, then ASan+UBSan (LeakSanitizer on);
+# then every fuzz target replays its corpus and regressions and fuzzes briefly.
 test:
 	@mk/deps.sh --test
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all
 	$(MAKE) --no-print-directory test-normal test-asan
+	$(MAKE) --no-print-directory fuzz-smoke
 
 test-normal:
 	@echo "=== test: normal build ==="

@@ -84,6 +84,9 @@ int iox_url_path_normalize(const char *in, size_t len, char *out, size_t cap)
             if (!n) return IOX_URL_E_BAD_UTF8;
             k += n;
         }
+        /* The kept segment's '/' and the final NUL must both fit (found by
+         * fuzz_url_path: a result filling cap exactly wrote NUL past it). */
+        if (o + 2 > cap) return IOX_URL_E_TOO_LONG;
         out[o++] = '/';
         dir = 0;
     }
