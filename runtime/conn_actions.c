@@ -312,13 +312,15 @@ int http_conn_act_resume(struct iox_conn *c, const struct iox_event *ev)
         int e = complete_request(c);
         if (e) return e;
     }
+    /* A throttle taken while waiting (a large stash) ends here: the stash is
+     * parsed now, and parsing throttles again if output piles up. Ending it
+     * before looking at EOF matters: with no send in flight nothing else
+     * would ever lift it (the connection would sit until its idle timeout). */
+    if (c->throttled && !over_cap(c)) c->throttled = 0;
     int e = feed_carry(c);
     if (e) return e;
+    if (!c->throttled && !c->recv_armed && !c->recv_cancelling && !c->eof) iox_conn_park(c);
     if (c->eof) return after_eof(c);
-    if (c->throttled && !over_cap(c) && c->in_len <= carry_max(c) / 2) {
-        c->throttled = 0;
-        if (!c->recv_armed && !c->recv_cancelling && !c->eof) iox_conn_park(c);
-    }
     return HTTP_CONN_EV_NONE;
 }
 
