@@ -84,15 +84,15 @@ int iox_url_path_normalize(const char *in, size_t len, char *out, size_t cap)
             if (!n) return IOX_URL_E_BAD_UTF8;
             k += n;
         }
-        /* The kept segment's '/' and the final NUL must both fit (found by
-         * fuzz_url_path: a result filling cap exactly wrote NUL past it). */
-        if (o + 2 > cap) return IOX_URL_E_TOO_LONG;
-        out[o++] = '/';
+        out[o++] = '/';   /* fits: each byte above left room for one more */
         dir = 0;
     }
     /* Every kept segment ended in '/': drop the last one's unless the path
      * named a directory. */
     if (!dir && o > 1) o--;
+    /* A directory result keeps its last '/', which may have taken the NUL's
+     * place (found by fuzz_url_path: the NUL was written one past cap). */
+    if (o >= cap) return IOX_URL_E_TOO_LONG;
     out[o] = 0;
     return (int)o;
 }
