@@ -322,12 +322,16 @@ static void check_books(struct h *h)
  * "Connection: close", and nothing else may depend on timing. */
 static char *normalize(const char *in, size_t n, size_t *out_n)
 {
-    static const char *const drop[] = {"Connection: close\r\n", "Connection: keep-alive\r\n"};
+    /* Lines whose presence legitimately depends on the schedule: the
+     * Connection header after an early EOF or a shutdown, and the interim
+     * 100 Continue, sent only when the body has not arrived with the head. */
+    static const char *const drop[] = {"Connection: close\r\n", "Connection: keep-alive\r\n",
+                                       "HTTP/1.1 100 Continue\r\n\r\n"};
     char *o = fz_dup(in, n);
     size_t k = 0;
     for (size_t i = 0; i < n;) {
         int skipped = 0;
-        for (unsigned d = 0; d < 2 && !skipped; d++) {
+        for (unsigned d = 0; d < sizeof drop / sizeof drop[0] && !skipped; d++) {
             size_t l = strlen(drop[d]);
             if (n - i >= l && !memcmp(in + i, drop[d], l)) { i += l; skipped = 1; }
             /* A send cut inside such a line: drop the cut tail too. */
