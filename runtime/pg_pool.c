@@ -26,6 +26,14 @@ uint64_t pg_mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The pool's clock: the monotonic clock on a real ring; on the simulated
+ * seam the reactor's clock (r->now_ms, moved by iox_reactor_advance_clock),
+ * so tests control backoff and deadlines. */
+uint64_t pg_now(const struct iox_pg_pool *p)
+{
+    return p->r->uring ? pg_mono_ms() : p->r->now_ms;
+}
+
 uint64_t pg_ud(struct iox_pg_conn *c, unsigned op)
 {
     return iox_ud(op, IOX_OWN_PG, c->gen, c->idx);
@@ -229,7 +237,7 @@ static int submit(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int npa
     q->stmt = stmt;
     q->cb = cb;
     q->user = user;
-    q->deadline_ms = p->ci.query_timeout_ms ? pg_mono_ms() + p->ci.query_timeout_ms : 0;
+    q->deadline_ms = p->ci.query_timeout_ms ? pg_now(p) + p->ci.query_timeout_ms : 0;
     int rc;
     if (c) {
         rc = assign(c, q, NULL, nparams, values, sql);
@@ -273,7 +281,7 @@ static void arm_tick(struct iox_pg_pool *p)
 
 static void on_tick(struct iox_pg_pool *p)
 {
-    uint64_t now = pg_mono_ms();
+    uint64_t now = pg_now(p);
     p->now_ms = now;
     for (unsigned i = 0; i < p->cfg.size && !p->stopping; i++) {
         struct iox_pg_conn *c = &p->conns[i];
@@ -451,7 +459,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     r->services[0] = p;
     r->owner_dispatch[IOX_OWN_PG] = pg_dispatch;
     r->owner_flush[IOX_OWN_PG] = pg_flush;
-    p->now_ms = pg_mono_ms();
+    p->now_ms = pg_now(p);
     for (unsigned i = 0; i < p->cfg.size; i++) pg_conn_deliver(&p->conns[i], PG_CONN_EV_OPEN, NULL);
     arm_tick(p);
     *out = p;
