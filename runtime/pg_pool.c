@@ -473,9 +473,9 @@ nomem:
     return -ENOMEM;
 }
 
-void iox_pg_pool_close(struct iox_pg_pool *p)
+void iox_pg_pool_stop(struct iox_pg_pool *p)
 {
-    if (!p) return;
+    if (!p || p->stopping) return;
     struct iox_reactor *r = p->r;
     p->stopping = 1;
     for (unsigned i = 0; i < p->cfg.size; i++) {
@@ -491,6 +491,15 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
                             iox_ud(IOX_OP_CANCEL, IOX_OWN_PG, 0, PG_CTL_CANCEL_IDX)) == 0)
             p->ops++;
     }
+}
+
+unsigned iox_pg_pool_ops(const struct iox_pg_pool *p) { return p->ops; }
+
+void iox_pg_pool_close(struct iox_pg_pool *p)
+{
+    if (!p) return;
+    struct iox_reactor *r = p->r;
+    iox_pg_pool_stop(p);
     /* Wait (bounded) for every op of ours to leave the ring, so no recv
      * lands in a freed buffer. Only on the real ring; the loop has ended,
      * so only our completions (and stale ones) arrive here. */
@@ -509,7 +518,8 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
     }
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct iox_pg_conn *c = &p->conns[i];
-        if (c->fd >= 0) { close(c->fd); c->fd = -1; }
+        if (c->fd >= 0 && r->uring) close(c->fd);   /* simulated fds are not ours to close */
+        c->fd = -1;
         if (c->state == PG_CONN_S_CLOSING) c->state = PG_CONN_S_DOWN;  /* bounded wait ran out */
         pg_conn_deliver(c, PG_CONN_EV_STOP, NULL);
         if (c->sasl) iox_pg_scram_clear(&c->scram);
