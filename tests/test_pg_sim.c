@@ -423,7 +423,7 @@ static void step(struct world *w, uint64_t *s, int faults)
         break;
     }
     case 9:
-        tick(w, rnd(s) % 300);
+        tick(w, rnd(s) % 4 ? rnd(s) % 300 : 1000 + rnd(s) % 1000);   /* long ones: query/connect timeouts */
         break;
     case 10:
         turn(w);
