@@ -180,6 +180,7 @@ struct world {
     uint8_t accepted[MAXQ], calls[MAXQ], final_batch[MAXQ];
     int status[MAXQ];
     unsigned bad;         /* results not matching their query */
+    uint64_t *rng;        /* callbacks submit queries too (re-entrancy) while set */
     char why[200];
 };
 
@@ -205,6 +206,8 @@ static void note_bad(struct world *w, const char *fmt, unsigned q, const char *g
 struct qctx { struct world *w; unsigned q; };
 static struct qctx qctx[MAXQ];
 
+static void submit(struct world *w, uint64_t *s);
+
 static void on_result(void *user, const struct iox_pg_res *res)
 {
     struct qctx *x = user;
@@ -227,6 +230,9 @@ static void on_result(void *user, const struct iox_pg_res *res)
     } else if (res->err >= 0 || !res->message[0]) {
         note_bad(w, "query %u: FAILED without an errno or message '%s'", q, res->message);
     }
+    /* From inside the callback (completion processing, a drop failing the
+     * pipeline, the tick, stop): start another query now and then. */
+    if (w->rng && rnd(w->rng) % 4 == 0) submit(w, w->rng);
 }
 
 static void submit(struct world *w, uint64_t *s)
@@ -246,7 +252,7 @@ static void submit(struct world *w, uint64_t *s)
         rc = iox_pg_query(w->pool, &stmt, 1, vals, on_result, &qctx[q]);
     }
     if (rc == 0) w->accepted[q] = 1;
-    else if (rc != -EAGAIN && rc != -ENOTCONN) note_bad(w, "query %u: unexpected refusal %s", q, strerror(-rc));
+    else if (rc != -EAGAIN && rc != -ENOTCONN && rc != -ESHUTDOWN) note_bad(w, "query %u: unexpected refusal %s", q, strerror(-rc));
 }
 
 static uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
@@ -534,12 +540,16 @@ static int run_seed(uint64_t seed)
     if (rc) { fprintf(stderr, "pool open: %s\n", err); abort(); }
     turn(w);
     unsigned nsteps = 50 + (unsigned)(rnd(&s) % 400);
+    w->rng = &s;
     for (unsigned i = 0; i < nsteps; i++) step(w, &s, 1);
     /* Faults stop: the server serves everything; the pool must come back
      * to its full size (backoff ≤ 400 ms) and answer everything owed. */
     calm(w, &s, 40);
     unsigned up = iox_pg_pool_up(w->pool);
     if (up != pc.size) { failed = 1; snprintf(w->why, sizeof w->why, "pool up %u/%u after the faults stopped", up, pc.size); }
+    if (!all_answered(w)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "queries unanswered after the faults stopped"); }
+    calm(w, &s, 5);      /* what the callbacks started */
+    w->rng = NULL;
     if (!all_answered(w)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "queries unanswered after the faults stopped"); }
     /* A final batch: everything accepted must succeed. */
     unsigned first = w->nq;
