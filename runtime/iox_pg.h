@@ -68,6 +68,18 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
  * 500 ms) so no buffer is freed under the kernel; sockets are closed. */
 void iox_pg_pool_close(struct iox_pg_pool *p);
 
+/* The first half of close, without freeing: in-flight and waiting queries
+ * get -ECANCELED, every session is dropped (its ops cancelled, its socket
+ * closed once they are in), the tick is cancelled; new queries get
+ * -ESHUTDOWN. The loop keeps running and delivers the completions; once
+ * iox_pg_pool_ops() is 0 nothing of the pool is left in the ring and close
+ * frees at once. Idempotent; close calls it. On the simulated seam (where
+ * close cannot wait for the ring) a test calls it, runs turns until
+ * iox_pg_pool_ops() is 0, then closes. */
+void iox_pg_pool_stop(struct iox_pg_pool *p);
+/* Ops of the pool still in the ring (sessions and tick). */
+unsigned iox_pg_pool_ops(const struct iox_pg_pool *p);
+
 /* The pool a reactor opened (r->services[0]), or NULL. */
 struct iox_pg_pool *iox_pg_pool_of(struct iox_reactor *r);
 /* The reactor the pool runs on. */

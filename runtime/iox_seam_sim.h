@@ -3,9 +3,10 @@
  * Operations queued through the seam are recorded, not performed. The test
  * decides what completes, when, and how: bytes arriving on a multishot recv
  * (taking provided buffers from a simulated buffer ring, -ENOBUFS when it is
- * dry), EOF, resets, short or failed sends, timeouts. Cancels, closes and
- * shutdowns complete by themselves on iox_sim_pump(). Every completion is
- * handed to the sink (normally iox_reactor_dispatch).
+ * dry) or into a plain recv's own buffer, EOF, resets, short or failed
+ * sends, timeouts, messages between linked simulated rings (msg_ring).
+ * Cancels, closes and shutdowns complete by themselves on iox_sim_pump().
+ * Every completion is handed to the sink (normally iox_reactor_dispatch).
  *
  * The simulator also keeps the books a test asserts on: provided buffers
  * lent and returned (a double return is counted as a violation), closes per
@@ -32,6 +33,17 @@ void iox_sim_set_sink(struct iox_seam_sim *s, iox_sim_sink fn, void *ctx);
  * ended with -ENOBUFS and the rest is still "in the socket"), or -1 when no
  * recv is armed on fd. */
 long iox_sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t len, size_t chunk);
+/* Complete the oldest plain (non-multishot) recv on fd — one that reads
+ * into a buffer of its own, like the pg client's — by copying up to len
+ * bytes into the buffer it recorded (at most the length it asked for). The
+ * completion's res is the count. Returns the bytes taken (the caller keeps
+ * the rest "in the socket" for the next recv), 0 when len is 0, or -1 when
+ * no plain recv is queued on fd. EOF and errors: iox_sim_recv_end. */
+long iox_sim_recv_into(struct iox_seam_sim *s, int fd, const void *data, size_t len);
+/* Complete the oldest live op of kind `op` on fd (-1 for ops on no fd:
+ * socket, timeout) with `res`, e.g. IORING_OP_SOCKET with a fake fd, or a
+ * connect with -ECONNREFUSED. Returns 0, or -1 when there is none. */
+int iox_sim_complete_one(struct iox_seam_sim *s, unsigned op, int fd, int res);
 /* End the armed recv on fd with res (0 = EOF, -ECONNRESET, ...). -1 if none. */
 int iox_sim_recv_end(struct iox_seam_sim *s, int fd, int res);
 /* Complete the oldest send on fd: `res` > 0 sends min(res, len) bytes (a
@@ -43,6 +55,30 @@ int iox_sim_complete_all(struct iox_seam_sim *s, unsigned op, int res);
 /* Run self-completing ops (cancel, close, shutdown) until none is left.
  * Returns how many completions were delivered. */
 int iox_sim_pump(struct iox_seam_sim *s);
+
+/* Cross-reactor messages. Several simulated rings can be linked so that a
+ * msg_ring on one reaches another: iox_sim_link_ring(a, fd, b) makes a's
+ * msg_ring ops addressed to ring fd `fd` land on b. A msg_ring stays queued
+ * on the sender until the test completes it, in any order it likes (so
+ * messages can be delayed and reordered, within one sender and between
+ * senders):
+ *   iox_sim_msgs(s)                 how many are queued on s;
+ *   iox_sim_msg_peek(s, k, ...)     the k-th (oldest first): target ring fd,
+ *                                   len (the target CQE's res, the kind) and
+ *                                   data (its user_data, the payload);
+ *   iox_sim_msg_complete(s, k, res) res >= 0: deliver — the target's sink
+ *                                   gets {data, len}, then the sender's gets
+ *                                   {ud, 0} (-EBADF instead, and nothing
+ *                                   delivered, if the fd is not linked);
+ *                                   res < 0: the sender's completion fails
+ *                                   with res and nothing is delivered
+ *                                   (-EOVERFLOW: target CQ full; -EBADF,
+ *                                   -ENXIO: target gone).
+ * Return 0, or -1 (no such message) / -ENOSPC (more than 16 links). */
+int iox_sim_link_ring(struct iox_seam_sim *s, int ring_fd, struct iox_seam_sim *target);
+unsigned iox_sim_msgs(struct iox_seam_sim *s);
+int iox_sim_msg_peek(struct iox_seam_sim *s, unsigned k, int *ring_fd, uint32_t *len, uint64_t *data);
+int iox_sim_msg_complete(struct iox_seam_sim *s, unsigned k, int res);
 
 /* Make buffers returned since the last call available to recv again — what
  * the real ring does at submit time (one buf-ring advance per loop turn). */

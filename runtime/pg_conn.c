@@ -157,7 +157,7 @@ int pg_conn_act_open_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev
     c->fail_msg[0] = c->fail_sqlstate[0] = 0;
     c->was_up = 0;
     iox_pg_parser_init(&c->ps, 0);
-    uint64_t now = pg_mono_ms();
+    uint64_t now = pg_now(p);
     c->deadline_ms = p->ci.connect_timeout_ms ? now + p->ci.connect_timeout_ms : 0;
     int rc = iox_seam_socket(seam(c), p->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0,
                              pg_ud(c, IOX_OP_SOCKET));
@@ -517,7 +517,7 @@ int pg_conn_act_release(struct iox_pg_conn *c, const struct iox_pg_event *ev)
     uint32_t next = c->backoff_ms ? c->backoff_ms * 2 : 100;
     if (next > p->cfg.backoff_max_ms) next = p->cfg.backoff_max_ms;
     c->backoff_ms = next;
-    c->retry_at_ms = pg_mono_ms() + next;
+    c->retry_at_ms = pg_now(p) + next;
     return PG_CONN_EV_NONE;
 }
 

@@ -109,6 +109,7 @@ void pg_pool_take_waiting(struct iox_pg_pool *p);
 void pg_pool_note_down(struct iox_pg_pool *p);
 void pg_conn_deliver(struct iox_pg_conn *c, int event, const struct iox_pg_event *ev);
 uint64_t pg_mono_ms(void);
+uint64_t pg_now(const struct iox_pg_pool *p);
 int pg_conn_is_up(const struct iox_pg_conn *c);
 int pg_conn_arm_recv(struct iox_pg_conn *c);
 void pg_conn_set_fail(struct iox_pg_conn *c, int err, const char *msg);

@@ -26,6 +26,14 @@ uint64_t pg_mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The pool's clock: the monotonic clock on a real ring; on the simulated
+ * seam the reactor's clock (r->now_ms, moved by iox_reactor_advance_clock),
+ * so tests control backoff and deadlines. */
+uint64_t pg_now(const struct iox_pg_pool *p)
+{
+    return p->r->uring ? pg_mono_ms() : p->r->now_ms;
+}
+
 uint64_t pg_ud(struct iox_pg_conn *c, unsigned op)
 {
     return iox_ud(op, IOX_OWN_PG, c->gen, c->idx);
@@ -229,7 +237,7 @@ static int submit(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int npa
     q->stmt = stmt;
     q->cb = cb;
     q->user = user;
-    q->deadline_ms = p->ci.query_timeout_ms ? pg_mono_ms() + p->ci.query_timeout_ms : 0;
+    q->deadline_ms = p->ci.query_timeout_ms ? pg_now(p) + p->ci.query_timeout_ms : 0;
     int rc;
     if (c) {
         rc = assign(c, q, NULL, nparams, values, sql);
@@ -273,7 +281,7 @@ static void arm_tick(struct iox_pg_pool *p)
 
 static void on_tick(struct iox_pg_pool *p)
 {
-    uint64_t now = pg_mono_ms();
+    uint64_t now = pg_now(p);
     p->now_ms = now;
     for (unsigned i = 0; i < p->cfg.size && !p->stopping; i++) {
         struct iox_pg_conn *c = &p->conns[i];
@@ -451,7 +459,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     r->services[0] = p;
     r->owner_dispatch[IOX_OWN_PG] = pg_dispatch;
     r->owner_flush[IOX_OWN_PG] = pg_flush;
-    p->now_ms = pg_mono_ms();
+    p->now_ms = pg_now(p);
     for (unsigned i = 0; i < p->cfg.size; i++) pg_conn_deliver(&p->conns[i], PG_CONN_EV_OPEN, NULL);
     arm_tick(p);
     *out = p;
@@ -465,9 +473,9 @@ nomem:
     return -ENOMEM;
 }
 
-void iox_pg_pool_close(struct iox_pg_pool *p)
+void iox_pg_pool_stop(struct iox_pg_pool *p)
 {
-    if (!p) return;
+    if (!p || p->stopping) return;
     struct iox_reactor *r = p->r;
     p->stopping = 1;
     for (unsigned i = 0; i < p->cfg.size; i++) {
@@ -483,6 +491,15 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
                             iox_ud(IOX_OP_CANCEL, IOX_OWN_PG, 0, PG_CTL_CANCEL_IDX)) == 0)
             p->ops++;
     }
+}
+
+unsigned iox_pg_pool_ops(const struct iox_pg_pool *p) { return p->ops; }
+
+void iox_pg_pool_close(struct iox_pg_pool *p)
+{
+    if (!p) return;
+    struct iox_reactor *r = p->r;
+    iox_pg_pool_stop(p);
     /* Wait (bounded) for every op of ours to leave the ring, so no recv
      * lands in a freed buffer. Only on the real ring; the loop has ended,
      * so only our completions (and stale ones) arrive here. */
@@ -501,7 +518,8 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
     }
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct iox_pg_conn *c = &p->conns[i];
-        if (c->fd >= 0) { close(c->fd); c->fd = -1; }
+        if (c->fd >= 0 && r->uring) close(c->fd);   /* simulated fds are not ours to close */
+        c->fd = -1;
         if (c->state == PG_CONN_S_CLOSING) c->state = PG_CONN_S_DOWN;  /* bounded wait ran out */
         pg_conn_deliver(c, PG_CONN_EV_STOP, NULL);
         if (c->sasl) iox_pg_scram_clear(&c->scram);

@@ -12,12 +12,16 @@
 
 struct sim_op {
     uint64_t ud;
-    uint64_t target;     /* cancel: user_data to cancel */
+    uint64_t target;     /* cancel: user_data to cancel; msg_ring: the target CQE's user_data */
+    uint64_t seq;        /* order of submission (oldest first) */
     const char *buf;
-    size_t len;
+    size_t len;          /* msg_ring: the target CQE's res */
     int fd;
+    int ring_fd;         /* msg_ring: the target ring */
     uint8_t op, live, cancel_fd;
 };
+
+#define SIM_RINGS 16
 
 struct peer {
     char *data;
@@ -41,6 +45,11 @@ struct iox_seam_sim {
     struct peer peers[SIM_FDS];
     iox_sim_sink sink;
     void *sink_ctx;
+    uint64_t seq;
+    /* msg_ring: which simulated ring each ring fd reaches (iox_sim_link_ring). */
+    int ring_fds[SIM_RINGS];
+    struct iox_seam_sim *rings[SIM_RINGS];
+    unsigned nrings;
 };
 
 #define S(s) ((struct iox_seam_sim *)(s))
@@ -57,7 +66,7 @@ static int add_op(struct iox_seam_sim *s, unsigned op, int fd, uint64_t ud, cons
         violation(s, "op queued on a closed fd", fd);
     for (unsigned i = 0; i < SIM_OPS; i++) {
         if (s->ops[i].live) continue;
-        s->ops[i] = (struct sim_op){ud, 0, buf, len, fd, (uint8_t)op, 1, 0};
+        s->ops[i] = (struct sim_op){ud, 0, ++s->seq, buf, len, fd, -1, (uint8_t)op, 1, 0};
         if (i >= s->nops) s->nops = i + 1;
         return (int)i;
     }
@@ -77,12 +86,26 @@ static int find(struct iox_seam_sim *s, unsigned op, int fd)
     return -1;
 }
 
+/* The oldest live op of kind op on fd; want_buf: 1 plain recv (a buffer of
+ * its own), 0 multishot, -1 either. */
+static int find_oldest(struct iox_seam_sim *s, unsigned op, int fd, int want_buf)
+{
+    int best = -1;
+    for (unsigned i = 0; i < s->nops; i++) {
+        struct sim_op *o = &s->ops[i];
+        if (!o->live || o->op != op || o->fd != fd) continue;
+        if (want_buf >= 0 && (o->buf != NULL) != want_buf) continue;
+        if (best < 0 || o->seq < s->ops[best].seq) best = (int)i;
+    }
+    return best;
+}
+
 /* ---- seam ops ---- */
 
 static int x_accept(struct iox_seam *b, int lfd, uint64_t ud) { return add_op(S(b), IOX_OP_ACCEPT, lfd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 static int x_recv_ms(struct iox_seam *b, int fd, uint64_t ud)
 {
-    if (find(S(b), IOX_OP_RECV, fd) >= 0) violation(S(b), "second multishot recv on one fd", fd);
+    if (find_oldest(S(b), IOX_OP_RECV, fd, 0) >= 0) violation(S(b), "second multishot recv on one fd", fd);
     return add_op(S(b), IOX_OP_RECV, fd, ud, NULL, 0) < 0 ? -EBUSY : 0;
 }
 static int x_recv(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t ud) { return add_op(S(b), IOX_OP_RECV, fd, ud, buf, n) < 0 ? -EBUSY : 0; }
@@ -93,7 +116,14 @@ static int x_connect(struct iox_seam *b, int fd, const struct sockaddr *sa, sock
 static int x_shutdown(struct iox_seam *b, int fd, int how, uint64_t ud) { (void)how; return add_op(S(b), IOX_OP_SHUTDOWN, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 static int x_close(struct iox_seam *b, int fd, uint64_t ud) { return add_op(S(b), IOX_OP_CLOSE, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 static int x_timeout(struct iox_seam *b, uint64_t ns, uint64_t ud) { (void)ns; return add_op(S(b), IOX_OP_TIMEOUT, -1, ud, NULL, 0) < 0 ? -EBUSY : 0; }
-static int x_msg_ring(struct iox_seam *b, int rfd, uint32_t len, uint64_t data, uint64_t ud) { (void)rfd; (void)len; (void)data; return add_op(S(b), IOX_OP_MSG_SENT, -1, ud, NULL, 0) < 0 ? -EBUSY : 0; }
+static int x_msg_ring(struct iox_seam *b, int rfd, uint32_t len, uint64_t data, uint64_t ud)
+{
+    int i = add_op(S(b), IOX_OP_MSG_SENT, -1, ud, NULL, len);
+    if (i < 0) return -EBUSY;
+    S(b)->ops[i].target = data;
+    S(b)->ops[i].ring_fd = rfd;
+    return 0;
+}
 
 static int x_cancel_fd(struct iox_seam *b, int fd, uint64_t ud)
 {
@@ -171,7 +201,7 @@ long iox_sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t len, 
     unsigned bsz = s->base.buf_size;
     if (!chunk || chunk > bsz) chunk = bsz;
     while (done < len) {
-        int i = find(s, IOX_OP_RECV, fd);
+        int i = find_oldest(s, IOX_OP_RECV, fd, 0);
         if (i < 0) return done ? (long)done : -1;
         if (s->head == s->tail) {
             /* Dry ring: the multishot recv ends; the bytes stay queued. */
@@ -191,9 +221,31 @@ long iox_sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t len, 
     return (long)done;
 }
 
+long iox_sim_recv_into(struct iox_seam_sim *s, int fd, const void *data, size_t len)
+{
+    int i = find_oldest(s, IOX_OP_RECV, fd, 1);
+    if (i < 0) return -1;
+    struct sim_op *o = &s->ops[i];
+    size_t n = len < o->len ? len : o->len;
+    if (!n) return 0;   /* 0 would read as EOF: use iox_sim_recv_end for that */
+    o->live = 0;
+    memcpy((char *)o->buf, data, n);
+    deliver(s, o->ud, (int)n, 0);
+    return (long)n;
+}
+
+int iox_sim_complete_one(struct iox_seam_sim *s, unsigned op, int fd, int res)
+{
+    int i = find_oldest(s, op, fd, -1);
+    if (i < 0) return -1;
+    s->ops[i].live = 0;
+    deliver(s, s->ops[i].ud, res, 0);
+    return 0;
+}
+
 int iox_sim_recv_end(struct iox_seam_sim *s, int fd, int res)
 {
-    int i = find(s, IOX_OP_RECV, fd);
+    int i = find_oldest(s, IOX_OP_RECV, fd, -1);
     if (i < 0) return -1;
     s->ops[i].live = 0;
     deliver(s, s->ops[i].ud, res, 0);
@@ -215,7 +267,7 @@ static void peer_append(struct peer *p, const char *d, size_t n)
 
 int iox_sim_send(struct iox_seam_sim *s, int fd, int res)
 {
-    int i = find(s, IOX_OP_SEND, fd);
+    int i = find_oldest(s, IOX_OP_SEND, fd, -1);
     if (i < 0) return -1;
     struct sim_op *o = &s->ops[i];
     o->live = 0;
@@ -281,6 +333,70 @@ int iox_sim_pump(struct iox_seam_sim *s)
         }
     }
     return delivered;
+}
+
+/* ---- cross-reactor messages ---- */
+
+int iox_sim_link_ring(struct iox_seam_sim *s, int ring_fd, struct iox_seam_sim *target)
+{
+    for (unsigned i = 0; i < s->nrings; i++)
+        if (s->ring_fds[i] == ring_fd) { s->rings[i] = target; return 0; }
+    if (s->nrings == SIM_RINGS) return -ENOSPC;
+    s->ring_fds[s->nrings] = ring_fd;
+    s->rings[s->nrings++] = target;
+    return 0;
+}
+
+static int msg_nth(struct iox_seam_sim *s, unsigned k)
+{
+    /* The k-th live msg_ring op, oldest first. */
+    uint64_t after = 0;
+    for (unsigned n = 0;; n++) {
+        int best = -1;
+        for (unsigned i = 0; i < s->nops; i++) {
+            struct sim_op *o = &s->ops[i];
+            if (!o->live || o->op != IOX_OP_MSG_SENT || o->seq <= after) continue;
+            if (best < 0 || o->seq < s->ops[best].seq) best = (int)i;
+        }
+        if (best < 0) return -1;
+        if (n == k) return best;
+        after = s->ops[best].seq;
+    }
+}
+
+unsigned iox_sim_msgs(struct iox_seam_sim *s)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->nops; i++)
+        if (s->ops[i].live && s->ops[i].op == IOX_OP_MSG_SENT) n++;
+    return n;
+}
+
+int iox_sim_msg_peek(struct iox_seam_sim *s, unsigned k, int *ring_fd, uint32_t *len, uint64_t *data)
+{
+    int i = msg_nth(s, k);
+    if (i < 0) return -1;
+    if (ring_fd) *ring_fd = s->ops[i].ring_fd;
+    if (len) *len = (uint32_t)s->ops[i].len;
+    if (data) *data = s->ops[i].target;
+    return 0;
+}
+
+int iox_sim_msg_complete(struct iox_seam_sim *s, unsigned k, int res)
+{
+    int i = msg_nth(s, k);
+    if (i < 0) return -1;
+    struct sim_op *o = &s->ops[i];
+    o->live = 0;
+    if (res >= 0) {
+        struct iox_seam_sim *t = NULL;
+        for (unsigned j = 0; j < s->nrings; j++)
+            if (s->ring_fds[j] == o->ring_fd) t = s->rings[j];
+        if (!t) res = -EBADF;   /* not a ring we know: what the kernel says of a bad fd */
+        else deliver(t, o->target, (int32_t)o->len, 0);
+    }
+    deliver(s, o->ud, res, 0);
+    return 0;
 }
 
 void iox_sim_publish(struct iox_seam_sim *s)

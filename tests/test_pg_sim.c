@@ -1,0 +1,663 @@
+/* test_pg_sim.c — the Postgres client (pool + pg_conn machine) driven
+ * through the simulated ring, the test playing the server.
+ *
+ * A pool of 1–3 connections runs on a reactor over the simulated seam. The
+ * test completes IORING_OP_SOCKET (with a fake fd, never reused), CONNECT,
+ * the pool's plain recvs (iox_sim_recv_into: the server's bytes, split at
+ * random points and delivered in random chunk sizes) and its sends (short
+ * ones too); it reads what the client sent with a small frontend-message
+ * reader and answers with backend messages built by hand (trust, cleartext
+ * and MD5 authentication, ParameterStatus, BackendKeyData, ReadyForQuery,
+ * ParseComplete, BindComplete, RowDescription, DataRow, CommandComplete,
+ * ErrorResponse). Every query carries its number; the server answers
+ * "r<n>" (or an ErrorResponse "e<n>" for every fifth), so a result given
+ * to the wrong query is seen.
+ *
+ * A seeded schedule interleaves query submissions (prepared and simple,
+ * from random points, into a small pipeline and wait queue: queue full
+ * happens), deliveries, sends, clock advances with the pool's tick, and
+ * faults: connect refused, socket failure, reset, EOF mid-message, a FATAL
+ * mid-pipeline (the database dying), a garbage type byte, a failed send,
+ * a server that stops answering (query and connect timeouts). Then the
+ * faults stop and the server serves everything.
+ *
+ * Invariants: every accepted query's callback runs exactly once and a
+ * refused one never; each result is its own query's; every socket is
+ * closed exactly once and no op is queued on it after; after the faults
+ * the pool is back to its full size and a final batch succeeds; after
+ * stop + close no op is left in the ring.
+ *
+ * A failing seed prints itself; replay: IOX_SEED=<n> build/tests pg_sim
+ * (IOX_SIM_SEEDS=<n> runs more). */
+#include "iox_test.h"
+#include "iox_log.h"
+#include "iox_pg.h"
+#include "iox_reactor.h"
+#include "iox_seam_sim.h"
+#include "iox_ud.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXQ 4096
+#define MAXFD 256
+#define FD0 1000          /* fake fds: [FD0, FD0 + MAXFD), never reused */
+
+static uint64_t rnd(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    return *s = x;
+}
+
+/* ---- backend message builders ---- */
+
+struct buf { char *p; size_t len, cap, off; };
+
+static void b_put(struct buf *b, const void *d, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap < b->len + n) cap *= 2;
+        b->p = realloc(b->p, cap);
+        if (!b->p) abort();
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+static void b_u32(struct buf *b, uint32_t v) { unsigned char x[4] = {v >> 24, v >> 16, v >> 8, v}; b_put(b, x, 4); }
+static void b_u16(struct buf *b, uint16_t v) { unsigned char x[2] = {v >> 8, v}; b_put(b, x, 2); }
+static void b_str(struct buf *b, const char *s) { b_put(b, s, strlen(s) + 1); }
+
+/* A message: type, length, then the payload built in `pl`. */
+static void b_msg(struct buf *b, char type, const struct buf *pl)
+{
+    b_put(b, &type, 1);
+    b_u32(b, (uint32_t)(pl ? pl->len : 0) + 4);
+    if (pl && pl->len) b_put(b, pl->p, pl->len);
+}
+
+static void be_auth(struct buf *b, uint32_t code, const char *salt)
+{
+    struct buf pl = {0};
+    b_u32(&pl, code);
+    if (salt) b_put(&pl, salt, 4);
+    b_msg(b, 'R', &pl);
+    free(pl.p);
+}
+
+static void be_session_start(struct buf *b)
+{
+    struct buf pl = {0};
+    be_auth(b, 0, NULL);
+    b_str(&pl, "server_version"); b_str(&pl, "16.0");
+    b_msg(b, 'S', &pl);
+    pl.len = 0;
+    b_u32(&pl, 4242); b_u32(&pl, 777);
+    b_msg(b, 'K', &pl);
+    pl.len = 0;
+    b_put(&pl, "I", 1);
+    b_msg(b, 'Z', &pl);
+    free(pl.p);
+}
+
+static void be_rows(struct buf *b, unsigned q, int with_desc)
+{
+    struct buf pl = {0};
+    char v[24];
+    if (with_desc) {
+        b_u16(&pl, 1);
+        b_str(&pl, "v"); b_u32(&pl, 0); b_u16(&pl, 0); b_u32(&pl, 25); b_u16(&pl, 0xffff);
+        b_u32(&pl, 0xffffffff); b_u16(&pl, 0);
+        b_msg(b, 'T', &pl);
+        pl.len = 0;
+    }
+    int n = snprintf(v, sizeof v, "r%u", q);
+    b_u16(&pl, 1); b_u32(&pl, (uint32_t)n); b_put(&pl, v, (size_t)n);
+    b_msg(b, 'D', &pl);
+    pl.len = 0;
+    b_str(&pl, "SELECT 1");
+    b_msg(b, 'C', &pl);
+    free(pl.p);
+}
+
+static void be_error(struct buf *b, const char *sev, const char *code, const char *msg)
+{
+    struct buf pl = {0};
+    b_put(&pl, "S", 1); b_str(&pl, sev);
+    b_put(&pl, "V", 1); b_str(&pl, sev);
+    b_put(&pl, "C", 1); b_str(&pl, code);
+    b_put(&pl, "M", 1); b_str(&pl, msg);
+    b_put(&pl, "", 1);
+    b_msg(b, 'E', &pl);
+    free(pl.p);
+}
+
+static void be_simple(struct buf *b, char type)
+{
+    b_msg(b, type, NULL);
+}
+
+static void be_rfq(struct buf *b)
+{
+    struct buf pl = {0};
+    b_put(&pl, "I", 1);
+    b_msg(b, 'Z', &pl);
+    free(pl.p);
+}
+
+/* ---- the simulated server ---- */
+
+enum { AUTH_TRUST, AUTH_CLEARTEXT, AUTH_MD5 };
+enum srv_state { SV_CONNECTING, SV_STARTUP, SV_PASSWORD, SV_UP, SV_DEAD };
+
+struct srv {
+    int fd;
+    enum srv_state st;
+    int stalled;          /* the server does not answer (timeouts) */
+    int send_fail;        /* fail the next send */
+    size_t rx;            /* client bytes consumed (peer capture offset) */
+    struct buf tx;        /* bytes owed to the client; [off, len) undelivered */
+    unsigned bind_q;      /* the query of the last Bind */
+    int bind_err;
+};
+
+static int query_is_error(unsigned q) { return q % 5 == 2; }
+
+struct world {
+    struct iox_seam_sim *sim;
+    struct iox_reactor r;
+    struct iox_server_config cfg;
+    struct iox_pg_pool *pool;
+    struct srv srv[MAXFD];
+    unsigned nsrv;
+    int auth;
+    uint64_t now;
+    /* Queries. */
+    unsigned nq;
+    uint8_t accepted[MAXQ], calls[MAXQ], final_batch[MAXQ];
+    int status[MAXQ];
+    unsigned bad;         /* results not matching their query */
+    uint64_t *rng;        /* callbacks submit queries too (re-entrancy) while set */
+    char why[200];
+};
+
+static struct iox_pg_stmt stmt;
+static int stmt_ready;
+
+static void sink(void *ctx, const struct iox_cqe *cqe) { iox_reactor_dispatch(ctx, cqe); }
+
+static void turn(struct world *w)
+{
+    do {
+        iox_sim_publish(w->sim);
+        iox_reactor_flush(&w->r);
+    } while (iox_sim_pump(w->sim) > 0);
+}
+
+static void note_bad(struct world *w, const char *fmt, unsigned q, const char *got)
+{
+    w->bad++;
+    if (!w->why[0]) snprintf(w->why, sizeof w->why, fmt, q, got);
+}
+
+struct qctx { struct world *w; unsigned q; };
+static struct qctx qctx[MAXQ];
+
+static void submit(struct world *w, uint64_t *s);
+
+static void on_result(void *user, const struct iox_pg_res *res)
+{
+    struct qctx *x = user;
+    struct world *w = x->w;
+    unsigned q = x->q;
+    w->calls[q]++;
+    w->status[q] = res->status;
+    if (!w->accepted[q]) note_bad(w, "query %u: callback for a refused query%s", q, "");
+    if (w->calls[q] > 1) note_bad(w, "query %u: callback called twice%s", q, "");
+    char want[32];
+    if (res->status == IOX_PG_OK) {
+        snprintf(want, sizeof want, "r%u", q);
+        if (query_is_error(q)) note_bad(w, "query %u: OK where the server answered an error%s", q, "");
+        else if (res->nrows != 1 || res->ncols != 1 || iox_pg_cell(res, 0, 0)->len != (int32_t)strlen(want) ||
+                 memcmp(iox_pg_cell(res, 0, 0)->ptr, want, strlen(want)))
+            note_bad(w, "query %u: wrong rows (%s)", q, res->nrows ? "another query's?" : "none");
+    } else if (res->status == IOX_PG_ERROR) {
+        snprintf(want, sizeof want, "e%u", q);
+        if (!query_is_error(q) || strcmp(res->message, want)) note_bad(w, "query %u: unexpected error '%s'", q, res->message);
+    } else if (res->err >= 0 || !res->message[0]) {
+        note_bad(w, "query %u: FAILED without an errno or message '%s'", q, res->message);
+    }
+    /* From inside the callback (completion processing, a drop failing the
+     * pipeline, the tick, stop): start another query now and then. */
+    if (w->rng && rnd(w->rng) % 4 == 0) submit(w, w->rng);
+}
+
+static void submit(struct world *w, uint64_t *s)
+{
+    if (w->nq >= MAXQ) return;
+    unsigned q = w->nq++;
+    char v[16];
+    snprintf(v, sizeof v, "%u", q);
+    qctx[q] = (struct qctx){w, q};
+    int rc;
+    if (rnd(s) % 3 == 0) {
+        char sql[32];
+        snprintf(sql, sizeof sql, "SELECT %u", q);
+        rc = iox_pg_query_simple(w->pool, sql, on_result, &qctx[q]);
+    } else {
+        const char *vals[1] = {v};
+        rc = iox_pg_query(w->pool, &stmt, 1, vals, on_result, &qctx[q]);
+    }
+    if (rc == 0) w->accepted[q] = 1;
+    else if (rc != -EAGAIN && rc != -ENOTCONN && rc != -ESHUTDOWN) note_bad(w, "query %u: unexpected refusal %s", q, strerror(-rc));
+}
+
+static uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+/* Read what the client sent on sv and queue the answers. */
+static void serve(struct world *w, struct srv *sv)
+{
+    if (sv->st == SV_DEAD || sv->st == SV_CONNECTING || sv->stalled) return;
+    size_t n;
+    const unsigned char *in = (const unsigned char *)iox_sim_peer_bytes(w->sim, sv->fd, &n);
+    while (sv->rx < n) {
+        const unsigned char *m = in + sv->rx;
+        size_t left = n - sv->rx;
+        if (sv->st == SV_STARTUP) {
+            if (left < 8 || left < rd32(m)) return;
+            uint32_t len = rd32(m);
+            if (rd32(m + 4) != 196608) note_bad(w, "fd %u: startup with a wrong protocol%s", (unsigned)sv->fd, "");
+            sv->rx += len;
+            if (w->auth == AUTH_TRUST) { be_session_start(&sv->tx); sv->st = SV_UP; }
+            else { be_auth(&sv->tx, w->auth == AUTH_MD5 ? 5 : 3, w->auth == AUTH_MD5 ? "salt" : NULL); sv->st = SV_PASSWORD; }
+            continue;
+        }
+        if (left < 5 || left < 1 + rd32(m + 1)) return;
+        char type = (char)m[0];
+        uint32_t len = rd32(m + 1);
+        const unsigned char *p = m + 5, *end = m + 1 + len;
+        sv->rx += 1 + len;
+        if (sv->st == SV_PASSWORD) {
+            if (type != 'p') { note_bad(w, "fd %u: expected a password message%s", (unsigned)sv->fd, ""); continue; }
+            /* MD5: "md5" + 32 hex digits; cleartext: the password. */
+            if (w->auth == AUTH_MD5 ? (end - p != 36 || memcmp(p, "md5", 3)) : strcmp((const char *)p, "pw"))
+                note_bad(w, "fd %u: bad password message%s", (unsigned)sv->fd, "");
+            be_session_start(&sv->tx);
+            sv->st = SV_UP;
+            continue;
+        }
+        switch (type) {
+        case 'P': be_simple(&sv->tx, '1'); break;
+        case 'B': {
+            const unsigned char *x = p;
+            x += strlen((const char *)x) + 1;           /* portal */
+            x += strlen((const char *)x) + 1;           /* statement */
+            uint16_t nf = rd16(x); x += 2 + 2 * nf;
+            uint16_t np = rd16(x); x += 2;
+            unsigned q = 0;
+            if (np >= 1) { uint32_t l = rd32(x); x += 4; for (uint32_t i = 0; i < l; i++) q = q * 10 + (unsigned)(x[i] - '0'); }
+            sv->bind_q = q;
+            sv->bind_err = query_is_error(q);
+            be_simple(&sv->tx, '2');
+            break;
+        }
+        case 'E':
+            if (sv->bind_err) {
+                char msg[16];
+                snprintf(msg, sizeof msg, "e%u", sv->bind_q);
+                be_error(&sv->tx, "ERROR", "22012", msg);
+            } else {
+                be_rows(&sv->tx, sv->bind_q, 0);
+            }
+            break;
+        case 'S': be_rfq(&sv->tx); sv->bind_err = 0; break;
+        case 'Q': {
+            unsigned q = (unsigned)strtoul((const char *)p + 7, NULL, 10);
+            if (query_is_error(q)) {
+                char msg[16];
+                snprintf(msg, sizeof msg, "e%u", q);
+                be_error(&sv->tx, "ERROR", "22012", msg);
+            } else {
+                be_rows(&sv->tx, q, 1);
+            }
+            be_rfq(&sv->tx);
+            break;
+        }
+        default:
+            note_bad(w, "fd %u: unexpected frontend message '%s'", (unsigned)sv->fd, (char[]){type, 0});
+        }
+    }
+}
+
+/* Deliver up to `max` owed bytes in pieces of at most `chunk`. */
+static void deliver(struct world *w, struct srv *sv, size_t max, size_t chunk)
+{
+    if (sv->st == SV_DEAD || sv->stalled) return;
+    while (max && sv->tx.off < sv->tx.len) {
+        size_t k = sv->tx.len - sv->tx.off;
+        if (k > max) k = max;
+        if (k > chunk) k = chunk;
+        long got = iox_sim_recv_into(w->sim, sv->fd, sv->tx.p + sv->tx.off, k);
+        if (got <= 0) return;
+        sv->tx.off += (size_t)got;
+        max -= (size_t)got;
+        turn(w);
+    }
+}
+
+static struct srv *new_srv(struct world *w)
+{
+    if (w->nsrv >= MAXFD) return NULL;
+    struct srv *sv = &w->srv[w->nsrv];
+    memset(sv, 0, sizeof *sv);
+    sv->fd = FD0 + (int)w->nsrv++;
+    sv->st = SV_CONNECTING;
+    return sv;
+}
+
+static struct srv *pick_srv(struct world *w, uint64_t *s, int live_only)
+{
+    if (!w->nsrv) return NULL;
+    for (int tries = 0; tries < 8; tries++) {
+        struct srv *sv = &w->srv[rnd(s) % w->nsrv];
+        if (!live_only || sv->st != SV_DEAD) return sv;
+    }
+    return NULL;
+}
+
+/* The server side of a connection dies: no more bytes from it. */
+static void kill_srv(struct world *w, struct srv *sv, int res)
+{
+    sv->st = SV_DEAD;
+    if (iox_sim_recv_end(w->sim, sv->fd, res) == 0) turn(w);
+}
+
+/* A dead server's socket reads EOF whenever the client reads again. */
+static void reap_dead(struct world *w)
+{
+    for (unsigned i = 0; i < w->nsrv; i++)
+        if (w->srv[i].st == SV_DEAD && iox_sim_recv_end(w->sim, w->srv[i].fd, 0) == 0) turn(w);
+}
+
+static void tick(struct world *w, uint64_t ms)
+{
+    w->now += ms;
+    iox_reactor_advance_clock(&w->r, w->now);
+    iox_sim_complete_all(w->sim, IOX_OP_TIMEOUT, -ETIME);
+    turn(w);
+}
+
+/* One step of the schedule; faults only when `faults`. */
+static void step(struct world *w, uint64_t *s, int faults)
+{
+    unsigned what = (unsigned)(rnd(s) % 16);
+    struct srv *sv;
+    switch (what) {
+    case 0: case 1:
+        if (iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1)) {
+            if (faults && rnd(s) % 10 == 0) iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, -EMFILE);
+            else if ((sv = new_srv(w))) iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, sv->fd);
+            turn(w);
+        }
+        break;
+    case 2:
+        if ((sv = pick_srv(w, s, 1)) && sv->st == SV_CONNECTING && iox_sim_has_op(w->sim, IOX_OP_CONNECT, sv->fd)) {
+            if (faults && rnd(s) % 4 == 0) { sv->st = SV_DEAD; iox_sim_complete_one(w->sim, IOX_OP_CONNECT, sv->fd, -ECONNREFUSED); }
+            else if (faults && rnd(s) % 8 == 0) sv->stalled = 1;   /* connect never completes: connect timeout */
+            else { sv->st = SV_STARTUP; iox_sim_complete_one(w->sim, IOX_OP_CONNECT, sv->fd, 0); }
+            turn(w);
+        }
+        break;
+    case 3: case 4:
+        if ((sv = pick_srv(w, s, 0)) && iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd)) {
+            if (sv->send_fail) { sv->send_fail = 0; iox_sim_send(w->sim, sv->fd, -EPIPE); }
+            else iox_sim_send(w->sim, sv->fd, rnd(s) % 3 ? 0 : (int)(1 + rnd(s) % 40));
+            turn(w);
+        }
+        break;
+    case 5: case 6:
+        if ((sv = pick_srv(w, s, 1))) { serve(w, sv); deliver(w, sv, 1 + rnd(s) % 200, 1 + rnd(s) % 64); }
+        break;
+    case 7: case 8: {
+        unsigned k = 1 + (unsigned)(rnd(s) % 6);
+        for (unsigned i = 0; i < k; i++) submit(w, s);
+        if (rnd(s) % 2) turn(w);
+        break;
+    }
+    case 9:
+        tick(w, rnd(s) % 4 ? rnd(s) % 300 : 1000 + rnd(s) % 1000);   /* long ones: query/connect timeouts */
+        break;
+    case 10:
+        turn(w);
+        break;
+    case 11:
+        if (!faults || !(sv = pick_srv(w, s, 1)) || sv->st == SV_CONNECTING) break;
+        switch (rnd(s) % 7) {
+        case 0: kill_srv(w, sv, -ECONNRESET); break;
+        case 1: /* EOF mid-message */
+            serve(w, sv);
+            if (sv->tx.len > sv->tx.off + 1) deliver(w, sv, 1 + rnd(s) % (sv->tx.len - sv->tx.off - 1), 1 + rnd(s) % 64);
+            kill_srv(w, sv, 0);
+            break;
+        case 2: /* the database dies mid-pipeline: FATAL, then EOF */
+            if (sv->st != SV_UP) break;
+            serve(w, sv);
+            be_error(&sv->tx, "FATAL", "57P01", "terminating connection due to administrator command");
+            deliver(w, sv, (size_t)-1, 1 + rnd(s) % 64);
+            kill_srv(w, sv, 0);
+            break;
+        case 3: /* protocol error: a garbage type byte */
+            serve(w, sv);
+            b_put(&sv->tx, "\x01\0\0\0\4", 5);
+            deliver(w, sv, (size_t)-1, 1 + rnd(s) % 64);
+            sv->st = SV_DEAD;
+            break;
+        case 4: sv->send_fail = 1; break;
+        case 5: sv->stalled = 1; break;   /* query timeout (or auth timeout) */
+        case 6: deliver(w, sv, (size_t)-1, 1 + rnd(s) % 7); break;
+        }
+        break;
+    default:
+        if ((sv = pick_srv(w, s, 1))) { serve(w, sv); deliver(w, sv, (size_t)-1, 1 + rnd(s) % 512); }
+        break;
+    }
+}
+
+/* Serve everything without faults for a while. */
+static void calm(struct world *w, uint64_t *s, unsigned steps)
+{
+    for (unsigned i = 0; i < w->nsrv; i++) {
+        struct srv *sv = &w->srv[i];
+        if (sv->stalled) {   /* a stall ends: a stalled connect is refused now */
+            sv->stalled = 0;
+            if (sv->st == SV_CONNECTING && iox_sim_has_op(w->sim, IOX_OP_CONNECT, sv->fd)) {
+                sv->st = SV_DEAD;
+                iox_sim_complete_one(w->sim, IOX_OP_CONNECT, sv->fd, -ECONNREFUSED);
+            }
+        }
+        sv->send_fail = 0;
+    }
+    reap_dead(w);
+    turn(w);
+    for (unsigned i = 0; i < steps; i++) {
+        while (iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1)) {
+            struct srv *sv = new_srv(w);
+            if (!sv) return;
+            iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, sv->fd);
+            turn(w);
+        }
+        for (unsigned j = 0; j < w->nsrv; j++) {
+            struct srv *sv = &w->srv[j];
+            if (sv->st == SV_CONNECTING && iox_sim_has_op(w->sim, IOX_OP_CONNECT, sv->fd)) {
+                sv->st = SV_STARTUP;
+                iox_sim_complete_one(w->sim, IOX_OP_CONNECT, sv->fd, 0);
+                turn(w);
+            }
+            while (iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd)) { iox_sim_send(w->sim, sv->fd, 0); turn(w); }
+            serve(w, sv);
+            deliver(w, sv, (size_t)-1, 1 + rnd(s) % 512);
+        }
+        tick(w, 100);
+    }
+}
+
+static int all_answered(struct world *w)
+{
+    for (unsigned q = 0; q < w->nq; q++)
+        if (w->accepted[q] && !w->calls[q]) return 0;
+    return 1;
+}
+
+static struct { uint64_t seeds, accepted, refused, ok, error, failed, sockets, sessions; } stats;
+
+static int run_seed(uint64_t seed)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
+    struct world *w = calloc(1, sizeof *w);
+    w->cfg.max_conns = 1;
+    w->cfg.idle_timeout_ms = 1000;
+    w->cfg.linger_ms = 100;
+    w->cfg.shutdown_grace_ms = 500;
+    w->sim = iox_sim_create(4, 64);
+    int failed = 0;
+    if (!w->sim || iox_reactor_init_sim(&w->r, iox_sim_seam(w->sim), &w->cfg)) abort();
+    iox_sim_set_sink(w->sim, sink, &w->r);
+    w->now = w->r.now_ms;
+    w->auth = (int)(rnd(&s) % 3);
+    struct iox_pg_pool_config pc = {
+        .size = 1 + (unsigned)(rnd(&s) % 3),
+        .pipeline_max = 1 + (unsigned)(rnd(&s) % 8),
+        .queue_max = (unsigned)(rnd(&s) % 8),
+        .backoff_max_ms = 400,
+        .conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw connect_timeout_ms=1000 query_timeout_ms=1500",
+    };
+    char err[200];
+    int rc = iox_pg_pool_open(&w->r, &pc, &w->pool, err, sizeof err);
+    if (rc) { fprintf(stderr, "pool open: %s\n", err); abort(); }
+    turn(w);
+    unsigned nsteps = 50 + (unsigned)(rnd(&s) % 400);
+    w->rng = &s;
+    for (unsigned i = 0; i < nsteps; i++) step(w, &s, 1);
+    /* Faults stop: the server serves everything; the pool must come back
+     * to its full size (backoff ≤ 400 ms) and answer everything owed. */
+    calm(w, &s, 40);
+    unsigned up = iox_pg_pool_up(w->pool);
+    if (up != pc.size) { failed = 1; snprintf(w->why, sizeof w->why, "pool up %u/%u after the faults stopped", up, pc.size); }
+    if (!all_answered(w)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "queries unanswered after the faults stopped"); }
+    calm(w, &s, 5);      /* what the callbacks started */
+    w->rng = NULL;
+    if (!all_answered(w)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "queries unanswered after the faults stopped"); }
+    /* A final batch: everything accepted must succeed. */
+    unsigned first = w->nq;
+    for (unsigned i = 0; i < 3 * pc.size * pc.pipeline_max && w->nq < MAXQ - 1; i++) {
+        unsigned q = w->nq;
+        submit(w, &s);
+        if (!w->accepted[q]) {   /* full (a legitimate -EAGAIN): let it drain, then it must be taken */
+            calm(w, &s, 1);
+            q = w->nq;
+            submit(w, &s);
+        }
+        if (!w->accepted[q]) {
+            failed = 1;
+            if (!w->why[0]) snprintf(w->why, sizeof w->why, "final query %u refused by an idle pool", q);
+            break;
+        }
+        w->final_batch[q] = 1;
+        if (rnd(&s) % 2) calm(w, &s, 1);
+    }
+    calm(w, &s, 10);
+    for (unsigned q = first; q < w->nq; q++)
+        if (w->final_batch[q] && w->accepted[q] && (w->calls[q] != 1 || w->status[q] == IOX_PG_FAILED)) {
+            failed = 1;
+            if (!w->why[0]) snprintf(w->why, sizeof w->why, "final query %u: calls %u status %d", q, w->calls[q], w->status[q]);
+        }
+    /* Stop: everything is cancelled and closed; drain the ring; free. */
+    stats.seeds++;
+    stats.sockets += w->nsrv;
+    stats.sessions += iox_pg_pool_sessions(w->pool);
+    for (unsigned q = 0; q < w->nq; q++) {
+        if (!w->accepted[q]) { stats.refused++; continue; }
+        stats.accepted++;
+        if (w->calls[q]) {
+            if (w->status[q] == IOX_PG_OK) stats.ok++;
+            else if (w->status[q] == IOX_PG_ERROR) stats.error++;
+            else stats.failed++;
+        }
+    }
+    iox_pg_pool_stop(w->pool);
+    for (int guard = 0; iox_pg_pool_ops(w->pool) && guard < 100; guard++) {
+        while (iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1)) {
+            struct srv *sv = new_srv(w);
+            if (!sv) break;
+            iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, sv->fd);
+        }
+        turn(w);
+    }
+    if (iox_pg_pool_ops(w->pool)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "%u pool ops left after stop", iox_pg_pool_ops(w->pool)); }
+    iox_pg_pool_close(w->pool);
+    turn(w);
+    for (unsigned q = 0; q < w->nq; q++)
+        if (w->accepted[q] != w->calls[q]) {
+            failed = 1;
+            if (!w->why[0]) snprintf(w->why, sizeof w->why, "query %u: accepted %u, callbacks %u", q, w->accepted[q], w->calls[q]);
+        }
+    for (unsigned i = 0; i < w->nsrv; i++) {
+        int fd = w->srv[i].fd;
+        if (iox_sim_closes(w->sim, fd) != 1 || iox_sim_live_ops(w->sim, fd)) {
+            failed = 1;
+            if (!w->why[0]) snprintf(w->why, sizeof w->why, "fd %d: closes %u, live ops %u", fd,
+                                     iox_sim_closes(w->sim, fd), iox_sim_live_ops(w->sim, fd));
+        }
+    }
+    if (iox_sim_live_ops(w->sim, -1)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "%u ops left on no fd (tick, socket)", iox_sim_live_ops(w->sim, -1)); }
+    if (iox_sim_violations(w->sim)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "sim: %s", iox_sim_last_violation(w->sim)); }
+    if (w->bad) failed = 1;
+    if (failed)
+        fprintf(stderr, "\n  seed %llu failed (pool %u, pipeline %u, queue %u, auth %d, %u queries, %u sockets): %s\n"
+                "  replay: IOX_SEED=%llu build/tests pg_sim\n",
+                (unsigned long long)seed, pc.size, pc.pipeline_max, pc.queue_max, w->auth, w->nq, w->nsrv, w->why,
+                (unsigned long long)seed);
+    for (unsigned i = 0; i < MAXFD; i++) free(w->srv[i].tx.p);
+    iox_reactor_fini(&w->r);
+    iox_sim_destroy(w->sim);
+    free(w);
+    return failed;
+}
+
+static int quiet_level;
+static int suite_init(void)
+{
+    if (!stmt_ready) {
+        if (iox_pg_stmt_init(&stmt, "SELECT 'r' || $1", 1)) return -1;
+        stmt_ready = 1;
+    }
+    quiet_level = iox_log_level;
+    if (!getenv("IOX_LOG")) iox_log_level = -1;   /* thousands of expected connection losses */
+    return 0;
+}
+static int suite_clean(void) { iox_log_level = quiet_level; return 0; }
+
+IOX_TEST(pg_sim, seeded_schedules_with_faults)
+{
+    const char *one = getenv("IOX_SEED");
+    const char *many = getenv("IOX_SIM_SEEDS");
+    uint64_t first = one ? strtoull(one, NULL, 10) : 1;
+    uint64_t nseeds = one ? 1 : many ? strtoull(many, NULL, 10) : 20000;
+    unsigned failures = 0;
+    for (uint64_t seed = first; seed < first + nseeds; seed++) {
+        failures += (unsigned)run_seed(seed);
+        if (failures > 5) break;
+    }
+    CU_ASSERT_EQUAL(failures, 0);
+    if (getenv("IOX_SIM_STATS"))
+        fprintf(stderr, "\n  pg_sim: %llu seeds, %llu sockets, %llu sessions; queries %llu accepted (%llu ok, %llu error, %llu failed), %llu refused\n",
+                (unsigned long long)stats.seeds, (unsigned long long)stats.sockets, (unsigned long long)stats.sessions,
+                (unsigned long long)stats.accepted, (unsigned long long)stats.ok, (unsigned long long)stats.error,
+                (unsigned long long)stats.failed, (unsigned long long)stats.refused);
+}
+
+IOX_SUITE(pg_sim, suite_init, suite_clean);
