@@ -39,7 +39,7 @@ TEST_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
-.PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim
+.PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim docs
 
 all: $(LIB) $(BUILD)/playground $(BUILD)/tests
 
@@ -102,6 +102,12 @@ sim: all
 regen:
 	@mk/deps.sh
 	mk/regen.sh generated
+
+# Diagrams of every machine for the docs (docs/machines/*.svg, from the
+# generated .dot files; needs graphviz).
+docs:
+	@mk/deps.sh --test
+	/usr/bin/python3 gen/iox_gen.py --out build/docs-gen --svg docs/machines spec/machines/*.toml
 
 bench-parse: | $(DEPS_STAMP)
 	@mk/deps.sh --bench
