@@ -34,6 +34,14 @@ static size_t carry_limit(struct iox_conn *c)
     return carry_max(c) + (size_t)c->r->seam->buf_count * c->r->seam->buf_size;
 }
 
+/* Arm the recv again at the end of the turn unless reading is paused for
+ * backpressure or the peer is done sending (iox_conn_park ignores a recv
+ * that is armed or being cancelled). */
+static void read_again(struct iox_conn *c)
+{
+    if (!c->throttled && !c->eof) iox_conn_park(c);
+}
+
 static int over_cap(struct iox_conn *c)
 {
     return c->out && c->wlen - c->wsent >= c->r->cfg->write_cap;
@@ -251,7 +259,7 @@ int http_conn_act_note_eof(struct iox_conn *c, const struct iox_event *ev)
 int http_conn_act_rearm(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    if (!c->throttled && !c->eof) iox_conn_park(c);
+    read_again(c);
     return HTTP_CONN_EV_NONE;
 }
 
@@ -259,14 +267,14 @@ int http_conn_act_park(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
     c->r->n_enobufs++;
-    if (!c->throttled && !c->eof) iox_conn_park(c);
+    read_again(c);
     return HTTP_CONN_EV_NONE;
 }
 
 int http_conn_act_recv_stopped(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    if (!c->throttled && !c->eof) iox_conn_park(c);
+    read_again(c);
     return HTTP_CONN_EV_NONE;
 }
 
@@ -283,7 +291,7 @@ int http_conn_act_sent(struct iox_conn *c, const struct iox_event *ev)
     if (c->throttled && !over_cap(c)) {
         c->throttled = 0;
         int e = c->state == HTTP_CONN_S_READING ? feed_carry(c) : HTTP_CONN_EV_NONE;
-        if (!c->throttled && !c->recv_armed && !c->recv_cancelling && !c->eof) iox_conn_park(c);
+        read_again(c);
         if (e) return e;
     }
     if (c->eof && c->state == HTTP_CONN_S_READING) return after_eof(c);
@@ -319,7 +327,7 @@ int http_conn_act_resume(struct iox_conn *c, const struct iox_event *ev)
     if (c->throttled && !over_cap(c)) c->throttled = 0;
     int e = feed_carry(c);
     if (e) return e;
-    if (!c->throttled && !c->recv_armed && !c->recv_cancelling && !c->eof) iox_conn_park(c);
+    read_again(c);
     if (c->eof) return after_eof(c);
     return HTTP_CONN_EV_NONE;
 }
@@ -353,7 +361,7 @@ int http_conn_act_finish(struct iox_conn *c, const struct iox_event *ev)
     c->body_pending = 0;
     if (c->throttled) {
         c->throttled = 0;
-        if (!c->recv_armed && !c->recv_cancelling && !c->eof) iox_conn_park(c);
+        read_again(c);
     }
     if (c->wsent >= c->wcommit && !c->send_inflight) return HTTP_CONN_EV_DRAINED;
     iox_conn_mark_dirty(c);
@@ -372,7 +380,7 @@ int http_conn_act_linger(struct iox_conn *c, const struct iox_event *ev)
     if (r < 0) return HTTP_CONN_EV_FAIL;
     c->inflight++;
     iox_conn_timer_linger(c);
-    if (!c->recv_armed && !c->recv_cancelling) iox_conn_park(c);
+    iox_conn_park(c);   /* drain the peer's input (armed or parking: no-op) */
     return HTTP_CONN_EV_NONE;
 }
 

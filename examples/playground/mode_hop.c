@@ -93,14 +93,7 @@ static void on_hop_reply(struct iox_reactor *r, struct iox_msg *msg)
 static int hop_request(struct iox_conn *c, const struct iox_http_request *req, void *ctx)
 {
     (void)ctx;
-    if (!(req->path_len == 1 && req->path[0] == '/')) {
-        iox_resp_simple(c, 404, "text/plain", "not found\n", 10);
-        return IOX_HANDLED;
-    }
-    if (req->method_id != IOX_HTTP_GET && req->method_id != IOX_HTTP_HEAD) {
-        iox_resp_simple(c, 405, "text/plain", "method not allowed\n", 19);
-        return IOX_HANDLED;
-    }
+    if (playground_root_only(c, req)) return IOX_HANDLED;
     struct iox_reactor *r = c->r;
     struct hop_msg *m = hop_get(r);
     if (!m) {

@@ -57,14 +57,7 @@ static void on_result(void *user, const struct iox_pg_res *res)
 static int pg_request(struct iox_conn *c, const struct iox_http_request *req, void *ctx)
 {
     (void)ctx;
-    if (!(req->path_len == 1 && req->path[0] == '/')) {
-        iox_resp_simple(c, 404, "text/plain", "not found\n", 10);
-        return IOX_HANDLED;
-    }
-    if (req->method_id != IOX_HTTP_GET && req->method_id != IOX_HTTP_HEAD) {
-        iox_resp_simple(c, 405, "text/plain", "method not allowed\n", 19);
-        return IOX_HANDLED;
-    }
+    if (playground_root_only(c, req)) return IOX_HANDLED;
     struct iox_pg_pool *p = iox_pg_pool_of(c->r);
     if (!p) { unavailable(c, "no pool on this reactor"); return IOX_HANDLED; }
     int rc = iox_pg_query(p, &select42, 0, NULL, on_result, pack_ref(iox_conn_ref(c)));

@@ -25,3 +25,4 @@ int playground_raw(struct iox_server_config *cfg)
     cfg->app = &raw_app;
     return 0;
 }
+
