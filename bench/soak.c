@@ -40,7 +40,9 @@
  *        [--slowloris 60] [--reset-permille 5] [--restart-cmd CMD]
  *        [--idle-conns 10000] [--report FILE]
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
