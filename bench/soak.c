@@ -120,6 +120,7 @@ static const char *err_name[NERR] = {
 };
 static struct mstats {
     unsigned long long ok, bytes, inj_503, inj_reset, inj_slow_closed, ok_after_restart, idle_reqs;
+    long long slow_min, slow_max;     /* how long slowloris clients were held */
     unsigned long long err[NERR];
 } st[NMODES];
 static int err_samples;
@@ -207,9 +208,11 @@ static pid_t restart_pid;
 static int restart_rc = -1;
 static int stopping;      /* soak over: no new requests or connections */
 
+#define RECOVER_MS 5000   /* 503 still allowed this long after the restart ends */
+static long long first_ok_after = -1;
 static int restart_window(long long t)
 {
-    return restart_t0 >= 0 && t >= restart_t0 && (restart_t1 < 0 || t <= restart_t1 + 10000);
+    return restart_t0 >= 0 && t >= restart_t0 && (restart_t1 < 0 || t <= restart_t1 + RECOVER_MS);
 }
 
 static void conn_free(struct conn *c, int reset)
@@ -353,7 +356,10 @@ static void response_done(struct conn *c)
     } else if (m == M_PG) {
         if (c->status == 200 && c->body_got == 5 && !memcmp(c->body, "db=42", 5)) {
             good = 1;
-            if (restart_t1 >= 0 && t > restart_t1 + 10000) st[m].ok_after_restart++;
+            if (restart_t1 >= 0 && t > restart_t1) {
+                if (first_ok_after < 0) first_ok_after = t;
+                if (t > restart_t1 + RECOVER_MS) st[m].ok_after_restart++;
+            }
         } else if (c->status == 503 && restart_window(t) && c->body_got >= 20 &&
                    !memcmp(c->body, "database unavailable", 20)) {
             st[m].inj_503++;
@@ -522,8 +528,11 @@ static void on_event(struct conn *c, uint32_t ev)
             long long held = t - c->t_open;
             if (held > 2LL * opt_idle_timeout + 5000)
                 error_at(c->mode, E_SLOW_NOT_CLOSED, "closed only after %lld ms", held);
-            else
+            else {
                 st[c->mode].inj_slow_closed++;
+                if (!st[c->mode].slow_min || held < st[c->mode].slow_min) st[c->mode].slow_min = held;
+                if (held > st[c->mode].slow_max) st[c->mode].slow_max = held;
+            }
         } else if (c->st == S_IDLE) {
             /* the server closing an idle keep-alive connection is its right
              * (IDLE_TIMEOUT_MS); during the soak, loops are never idle long */
@@ -724,7 +733,7 @@ static void soak_phase(void)
     }
     while (restart_pid > 0) { restart_poll(now_ms()); usleep(50000); }
     if (srv[M_PG].on && opt_restart_cmd && st[M_PG].ok_after_restart == 0)
-        error_at(M_PG, E_PG_NOT_RECOVERED, "no 200 later than 10 s after the restart finished");
+        error_at(M_PG, E_PG_NOT_RECOVERED, "no 200 later than 5 s after the restart finished");
 }
 
 /* ---------------------------------------------------------------- main */
@@ -881,9 +890,15 @@ int main(int argc, char **argv)
                     per, srv[m].alive_end ? "yes" : "**no**");
         }
         if (opt_restart_cmd && srv[M_PG].on)
-            fprintf(f, "\nPostgreSQL restart: started at %.1f s, took %lld ms (exit %d); pg 200s later than 10 s after it: %llu.\n",
+            fprintf(f, "\nPostgreSQL restart (`pg_ctl restart -m fast`): started at %.1f s, took %lld ms (exit %d); "
+                       "first pg 200 %lld ms after it finished; pg 200s later than %d ms after it: %llu.\n",
                     restart_t0 >= 0 ? (restart_t0 - T0) / 1000.0 : -1.0,
-                    restart_t1 >= 0 ? restart_t1 - restart_t0 : -1, restart_rc, st[M_PG].ok_after_restart);
+                    restart_t1 >= 0 ? restart_t1 - restart_t0 : -1, restart_rc,
+                    first_ok_after >= 0 ? first_ok_after - restart_t1 : -1, RECOVER_MS, st[M_PG].ok_after_restart);
+        fprintf(f, "\nSlowloris clients were closed by the servers after (min–max, from connect; IDLE_TIMEOUT_MS=%d):", opt_idle_timeout);
+        for (int m = 0; m < NMODES; m++)
+            if (srv[m].on) fprintf(f, " %s %lld–%lld ms%s", mode_name[m], st[m].slow_min, st[m].slow_max, m == M_FILE ? "." : ";");
+        fprintf(f, "\n");
         if (errors) {
             fprintf(f, "\nErrors by kind:\n\n");
             for (int m = 0; m < NMODES; m++)

@@ -127,16 +127,17 @@ start() {  # MODE PATH BODY [VAR=VALUE...]
   CMD[$mode]="${COMMON[*]} PORT=$port PLAYGROUND_MODE=$mode $* ${PLAYGROUND#"$ROOT"/}"
   for ((i = 0; i < 100; i++)); do
     kill -0 "${PID[$mode]}" 2>/dev/null || { sed 's/^/  | /' "$log" >&2; die "playground ($mode) exited at startup"; }
-    [ "$(curl -s --max-time 1 "http://127.0.0.1:$port$path" | head -c 16)" = "$want" ] && return 0
+    [ "$(curl -s --max-time 1 "http://127.0.0.1:$port$path" | head -c 16 | od -An -tx1 | tr -d ' \n')" = "$want" ] && return 0
     sleep 0.1
   done
   sed 's/^/  | /' "$log" >&2
   die "playground ($mode) did not answer GET $path with '$want' within 10 s"
 }
-start raw / ok
-start pg / db=42 PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=ioxide PGPASSWORD=ioxide-pw PGDATABASE=ioxide \
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+start raw / "$(hex ok)"
+start pg / "$(hex db=42)" PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=ioxide PGPASSWORD=ioxide-pw PGDATABASE=ioxide \
   PG_POOL_SIZE=8 PG_QUEUE_MAX=65536
-start file /1k.bin "$(head -c 16 "$WWW/1k.bin" | tr -d '\0')" FILE_ROOT="$WWW"
+start file /1k.bin "$(head -c 16 "$WWW/1k.bin" | od -An -tx1 | tr -d ' \n')" FILE_ROOT="$WWW"
 note "raw pid ${PID[raw]} :${PORT[raw]}, pg pid ${PID[pg]} :${PORT[pg]}, file pid ${PID[file]} :${PORT[file]}; PostgreSQL :$PG_PORT"
 
 # ---- the soak ----
@@ -173,7 +174,7 @@ block=$TMP/section.md
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- Machine: $(nproc) CPUs, Linux $(uname -r), $(cpu_model), $(awk '/MemTotal/{printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); load tool, three servers and PostgreSQL all on this machine (unpinned)"
   echo "- Settings: SOAK_SECONDS=$SOAK_SECONDS SOAK_CONNS=$SOAK_CONNS SOAK_IDLE_CONNS=$SOAK_IDLE_CONNS SOAK_SOURCES=$SOAK_SOURCES SOAK_IDLE_TIMEOUT_MS=$SOAK_IDLE_TIMEOUT_MS SOAK_SLOWLORIS=$SOAK_SLOWLORIS SOAK_RESET_PERMILLE=$SOAK_RESET_PERMILLE REACTORS=$REACTORS"
-  echo "- Traffic: keep-alive loops (one request in flight each), split raw 40% / pg 25% / file 35% (file: /1k.bin, /64k.bin, /1m.bin at random, every byte checked); clients bound to 127.0.0.2–127.0.0.$((SOAK_SOURCES + 1)). Injected: resets (SO_LINGER {1,0} close after half the request or before the answer), slowloris clients (one header byte every 2 s; the server must close them after IDLE_TIMEOUT_MS), \`pg_ctl restart -m fast\` at half time (pg: 503 allowed from its start until 10 s after it finished). Before the soak, per server: SOAK_IDLE_CONNS keep-alive connections make one request and stay open; memory per idle connection = (RSS with them open − RSS before) ÷ count."
+  echo "- Traffic: keep-alive loops (one request in flight each), split raw 40% / pg 25% / file 35% (file: /1k.bin, /64k.bin, /1m.bin at random, every byte checked); clients bound to 127.0.0.2–127.0.0.$((SOAK_SOURCES + 1)). Injected: resets (SO_LINGER {1,0} close after half the request or before the answer), slowloris clients (one header byte every 2 s; the server must close them after IDLE_TIMEOUT_MS), \`pg_ctl restart -m fast\` at half time (pg: 503 allowed from its start until 5 s after it finished, 200 required after that). Before the soak, per server: SOAK_IDLE_CONNS keep-alive connections make one request and stay open; memory per idle connection = (RSS with them open − RSS before) ÷ count."
   echo "- Servers after the soak, SIGTERM → exit status: raw ${EXIT[raw]}, pg ${EXIT[pg]}, file ${EXIT[file]}"
   echo
   echo "Commands:"
