@@ -76,12 +76,12 @@ for kind in server runner; do
     [ -e "$f" ] || continue
     n=$((n + 1))
     read -r e d i p <<<"$(summ "$f")"
-    if [ "$e" = "?" ]; then unfinished=$((unfinished + 1)); echo "  $(basename "$f"): no ERROR SUMMARY (process killed before exit)"; continue; fi
+    if [ "$e" = "?" ]; then unfinished=$((unfinished + 1)); echo "  $(basename "$f"): no ERROR SUMMARY (a child forked by the runner that exec'd another program, e.g. pg_ctl)"; continue; fi
     d=${d//,/}
     errs=$((errs + e)); def=$((def + d))
     if [ "$e" != 0 ] || [ "$d" != 0 ]; then echo "  $(basename "$f"): $e errors, $d bytes definitely lost"; fi
   done
-  echo "$kind: $n process(es) under valgrind, $errs errors, $def bytes definitely lost, $unfinished without a summary"
+  echo "$kind: $n process(es) under valgrind, $errs errors, $def bytes definitely lost, $unfinished forked-then-exec children without a summary"
   [ "$errs" = 0 ] && [ "$def" = 0 ] || status=1
 done
 [ $status = 0 ] && echo "memcheck: PASS" || echo "memcheck: FAIL (logs in $DIR)"
