@@ -208,3 +208,22 @@ fuzz-smoke: $(FUZZ_BINS)
 
 -include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
 # =================================================================== /fuzz
+
+# ---- soak and memcheck (issue 7 §3, §4) ------------------------------------
+#   make soak       bounded soak (SOAK_SECONDS, default 60): 10 000 connections
+#                   over raw/pg/file playgrounds with injected resets,
+#                   slowloris and a PostgreSQL restart; bench/RESULTS.md
+#   make memcheck   the integration suites with the playground under valgrind
+#                   memcheck, and the in-process suites with the runner under
+#                   it; zero errors required (docs/testing.md)
+.PHONY: soak memcheck
+
+$(BUILD)/soak: bench/soak.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
+soak: all $(BUILD)/soak
+	BUILD=$(BUILD) SOAK=$(BUILD)/soak PLAYGROUND=$(BUILD)/playground bench/soak.sh
+
+memcheck: all
+	BUILD=$(BUILD) mk/memcheck.sh

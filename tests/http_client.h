@@ -11,7 +11,9 @@
  * Server: hc_server_start() runs <bin_dir>/playground as a child with extra
  * environment on a free port, waits until it accepts, and captures its
  * stderr to a temp file; hc_server_stop() sends SIGTERM and returns the exit
- * status. Usable for every playground mode (raw, pg, file, hop). */
+ * status. Usable for every playground mode (raw, pg, file, hop).
+ * IOX_PLAYGROUND_WRAPPER, when set, is a command prefix the playground runs
+ * under (make memcheck: valgrind). */
 #ifndef IOX_HTTP_CLIENT_H
 #define IOX_HTTP_CLIENT_H
 #include <stddef.h>
@@ -144,6 +146,14 @@ char *hc_server_stderr(const struct hc_server *s);
 void hc_server_free(struct hc_server *s);
 /* VmRSS of a process in KiB, or -1. */
 long hc_rss_kb(pid_t pid);
+
+/* Valgrind runs (make memcheck): IOX_UNDER_VALGRIND=1 says the playground
+ * (IOX_PLAYGROUND_WRAPPER) or this runner runs under valgrind, ~20-50x
+ * slower. Suites skip their heavy load cases then. hc_slow(ms) scales a
+ * timeout by IOX_TIMEOUT_SCALE (default 20 under valgrind, else 1); the
+ * helpers here (connect/receive timeouts, server start and stop) use it. */
+int hc_under_valgrind(void);
+int hc_slow(int ms);
 
 /* Monotonic milliseconds. */
 long long hc_now_ms(void);
