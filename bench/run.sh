@@ -432,6 +432,21 @@ print_table_pg() {
   echo "| **${SIDE_NAMES[0]}/${SIDE_NAMES[1]}** | $(ratio "$a_rps" "$rps") | $(ratio "$a_us" "$us") | $(ratio "$a_pus" "$pus") | |"
 }
 
+# hop: the playground in hop mode beside raw mode, one reactor each pinned to
+# the server core: every hop request takes the MSG_RING round trip (to the
+# reactor itself with REACTORS=1: two extra CQEs and two extra SQEs per
+# request), so CPU(hop) - CPU(raw) is the cost of a hop. Cross-core hops
+# need REACTORS>=2, which would put a reactor on the load generator's core.
+row_hop() {
+  ROW_TITLE="hop vs raw"
+  ROW_SHAPES="keepalive pipelined"
+  ROW_NOTES="Side hop answers GET / with \`hop=0->0\` produced through IORING_OP_MSG_RING (REACTORS=1: the message goes to the same reactor's ring and back); side raw answers \`ok\` inline. The difference in CPU µs/request is the cost of a hop."
+  start_server_playground hop
+  add_side hop / 'hop=0->0'
+  start_server_playground raw
+  add_side raw / ok
+}
+
 row_pg() {
   ROW_TITLE="pg: HTTP → SELECT 42 → response vs pgbench"
   ROW_SHAPES="pgload"
