@@ -74,14 +74,15 @@ run: all
 run-pg: all
 	BUILD=$(BUILD) mk/run-pg.sh
 
-# The suite runs twice: the normal build, then ASan+UBSan (LeakSanitizer on);
-# then every fuzz target replays its corpus and regressions and fuzzes briefly.
+# Every fuzz target replays its corpus and regressions and fuzzes briefly;
+# then the CUnit suite runs twice: the normal build, then ASan+UBSan
+# (LeakSanitizer on). The run ends with CUnit's summary.
 test:
 	@mk/deps.sh --test
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all
-	$(MAKE) --no-print-directory test-normal test-asan
 	$(MAKE) --no-print-directory fuzz-smoke
+	$(MAKE) --no-print-directory test-normal test-asan
 
 test-normal:
 	@echo "=== test: normal build ==="
