@@ -100,6 +100,11 @@ unsigned iox_sim_reads(struct iox_seam_sim *s);
 int iox_sim_read_peek(struct iox_seam_sim *s, unsigned k, int *fd, uint64_t *off, size_t *len, uint64_t *ud);
 int iox_sim_read_complete(struct iox_seam_sim *s, unsigned k, size_t max, int err, int *res);
 
+/* The next n submissions of ops of kind `op` fail at once with err (what
+ * the real seam returns when no SQE can be had: -EBUSY); 0 ends it. Only
+ * reads return the error as given; other ops report -EBUSY. */
+void iox_sim_fail_submit(struct iox_seam_sim *s, unsigned op, unsigned n, int err);
+
 /* Make buffers returned since the last call available to recv again — what
  * the real ring does at submit time (one buf-ring advance per loop turn). */
 void iox_sim_publish(struct iox_seam_sim *s);

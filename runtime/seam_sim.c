@@ -52,6 +52,9 @@ struct iox_seam_sim {
     int ring_fds[SIM_RINGS];
     struct iox_seam_sim *rings[SIM_RINGS];
     unsigned nrings;
+    /* iox_sim_fail_submit: the next fail_n submissions of fail_op fail. */
+    unsigned fail_op, fail_n;
+    int fail_err;
 };
 
 #define S(s) ((struct iox_seam_sim *)(s))
@@ -64,6 +67,7 @@ static void violation(struct iox_seam_sim *s, const char *what, int fd)
 
 static int add_op(struct iox_seam_sim *s, unsigned op, int fd, uint64_t ud, const void *buf, size_t len)
 {
+    if (s->fail_n && op == s->fail_op) { s->fail_n--; return s->fail_err; }
     if (fd >= 0 && fd < SIM_FDS && s->peers[fd].closed && op != IOX_OP_CANCEL)
         violation(s, "op queued on a closed fd", fd);
     for (unsigned i = 0; i < SIM_OPS; i++) {
@@ -115,7 +119,7 @@ static int x_send(struct iox_seam *b, int fd, const void *buf, size_t n, uint64_
 static int x_read(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t off, uint64_t ud)
 {
     int i = add_op(S(b), IOX_OP_READ, fd, ud, buf, n);
-    if (i < 0) return -EBUSY;
+    if (i < 0) return i;
     S(b)->ops[i].off = off;
     return 0;
 }
@@ -341,6 +345,13 @@ int iox_sim_pump(struct iox_seam_sim *s)
         }
     }
     return delivered;
+}
+
+void iox_sim_fail_submit(struct iox_seam_sim *s, unsigned op, unsigned n, int err)
+{
+    s->fail_op = op;
+    s->fail_n = n;
+    s->fail_err = err < 0 ? err : -EBUSY;
 }
 
 /* ---- positional reads ---- */

@@ -39,6 +39,7 @@
 #include "iox_ud.h"
 #include "iox_file_stream.h"
 #include "file_stream_machine.h"
+#include "http_conn_machine.h"
 #include "../examples/playground/file_snapshot.c"
 #include "../examples/playground/mode_file.c"
 #include <dirent.h>
@@ -234,7 +235,7 @@ static struct hconn *conn_of_slot(struct world *w, uint32_t idx)
 static struct {
     uint64_t seeds, conns, requests, ranges, answers, complete_conns, cut_conns;
     uint64_t reads_full, reads_short, reads_eio, reads_eof, sends_short, sends_failed;
-    uint64_t resets, timeouts, stops, sighups, stale, started, done, gone;
+    uint64_t resets, timeouts, stops, sighups, stale, submit_fails, started, done, gone;
 } stats;
 
 /* Complete the k-th live read with a fate. */
@@ -247,16 +248,25 @@ static void read_step(struct world *w, uint64_t *s, int faults)
     uint64_t ud;
     iox_sim_read_peek(w->sim, k, NULL, NULL, &len, &ud);
     unsigned f = (unsigned)(rnd(s) % 100);
-    struct hconn *c = conn_of_slot(w, iox_ud_idx(ud));
-    if (faults && f < 3) {
+    uint32_t idx = iox_ud_idx(ud);
+    struct hconn *c = conn_of_slot(w, idx);
+    uint16_t gen0 = w->r.conns[idx].gen;
+    if (faults && f < 6) {
+        /* A failed read or an early EOF aborts the connection at once (not
+         * at its idle timeout: a stream waiting for bytes that never come
+         * would pin its snapshot and slot until then). */
+        if (f < 3) iox_sim_read_complete(w->sim, k, 0, -EIO, NULL);
+        else iox_sim_read_complete(w->sim, k, 0, 0, NULL);   /* 0 bytes: the file "ended" early */
         if (c) c->cut = 1;
-        iox_sim_read_complete(w->sim, k, 0, -EIO, NULL);
-        stats.reads_eio++;
-    } else if (faults && f < 6) {
-        if (c) c->cut = 1;
-        iox_sim_read_complete(w->sim, k, 0, 0, NULL);   /* 0 bytes: the file "ended" early */
-        stats.reads_eof++;
-    } else if (f < 30 && len > 1) {
+        f < 3 ? stats.reads_eio++ : stats.reads_eof++;
+        struct iox_conn *cc = &w->r.conns[idx];
+        if (!w->why[0] && cc->in_use && cc->gen == gen0 && cc->state != HTTP_CONN_S_CLOSING)
+            snprintf(w->why, sizeof w->why, "slot %u: %s read did not abort the connection (state %s)", idx,
+                     f < 3 ? "failed" : "early-EOF", http_conn_state_names[cc->state]);
+        turn(w);
+        return;
+    }
+    if (f < 30 && len > 1) {
         iox_sim_read_complete(w->sim, k, 1 + rnd(s) % (len - 1), 0, NULL);
         stats.reads_short++;
     } else {
@@ -362,6 +372,14 @@ static int check_output(struct world *w, unsigned j)
     return 0;
 }
 
+/* Transitions taken, by (from, event), via the generated tracer. */
+static uint64_t taken[FILE_STREAM_STATE_COUNT][FILE_STREAM_EVENT_COUNT];
+static void trace(struct iox_file_stream *st, int from, int event, int to)
+{
+    (void)st; (void)to;
+    taken[from][event]++;
+}
+
 static int run_seed(uint64_t seed)
 {
     static const uint64_t bakes[] = {0, 4096, 9000, 65536};
@@ -447,6 +465,10 @@ static int run_seed(uint64_t seed)
                 iox_reactor_begin_stop(&w->r);
                 turn(w);
                 stats.stops++;
+            } else if (faults && e == 5) {    /* no SQE for the next read: the stream cannot go on */
+                for (unsigned j = 0; j < w->nc; j++) w->conn[j].cut = 1;
+                iox_sim_fail_submit(w->sim, IOX_OP_READ, 1, -EBUSY);
+                stats.submit_fails++;
             } else if (e < 8) {              /* SIGHUP: a new snapshot, this reactor told */
                 file_sighup(NULL);
                 on_hup(&w->r, NULL);
@@ -466,6 +488,7 @@ static int run_seed(uint64_t seed)
         for (unsigned j = 0; j < w->nc; j++) left |= w->conn[j].in_off < w->conn[j].in_len && !w->conn[j].cut;
         if (!left && step > 200) break;
     }
+    iox_sim_fail_submit(w->sim, IOX_OP_READ, 0, 0);
     /* The rest of the input for connections nothing cut, then quiescence. */
     for (unsigned j = 0; j < w->nc; j++)
         for (int g = 0; g < 1000 && w->conn[j].in_off < w->conn[j].in_len; g++) {
@@ -481,6 +504,7 @@ static int run_seed(uint64_t seed)
     iox_reactor_advance_clock(&w->r, w->r.now_ms + 60000);
     settle(w);
 
+    failed = w->why[0] != 0;
     for (unsigned j = 0; j < w->nc && !failed; j++) failed = check_output(w, j);
     struct iox_file_streams *fs = iox_file_streams_of(&w->r);
     for (unsigned j = 0; j < w->nc && !failed; j++) {
@@ -546,11 +570,13 @@ static int suite_init(void)
 {
     quiet_level = iox_log_level;
     if (!getenv("IOX_LOG")) iox_log_level = -1;   /* injected read errors are logged as errors */
+    file_stream_trace = trace;
     return make_files();
 }
 static int suite_clean(void)
 {
     iox_log_level = quiet_level;
+    file_stream_trace = NULL;
     remove_files();
     return 0;
 }
@@ -571,7 +597,7 @@ IOX_TEST(file_sim, seeded_streams_with_faults)
         fprintf(stderr, "\n  file_sim: %llu seeds, %llu conns (%llu cut by the schedule), %llu requests (%llu with Range), "
                 "%llu answers checked; streams %llu started, %llu done, %llu gone with their connection; "
                 "reads %llu full, %llu short, %llu EIO, %llu early EOF; sends %llu short, %llu failed; "
-                "%llu resets, %llu idle timeouts, %llu shutdowns, %llu SIGHUPs, %llu stale read completions\n",
+                "%llu resets, %llu idle timeouts, %llu shutdowns, %llu SIGHUPs, %llu stale read completions, %llu read submissions failed\n",
                 (unsigned long long)stats.seeds, (unsigned long long)stats.conns, (unsigned long long)stats.cut_conns,
                 (unsigned long long)stats.requests, (unsigned long long)stats.ranges, (unsigned long long)stats.answers,
                 (unsigned long long)stats.started, (unsigned long long)stats.done, (unsigned long long)stats.gone,
@@ -579,7 +605,16 @@ IOX_TEST(file_sim, seeded_streams_with_faults)
                 (unsigned long long)stats.reads_eio, (unsigned long long)stats.reads_eof,
                 (unsigned long long)stats.sends_short, (unsigned long long)stats.sends_failed,
                 (unsigned long long)stats.resets, (unsigned long long)stats.timeouts, (unsigned long long)stats.stops,
-                (unsigned long long)stats.sighups, (unsigned long long)stats.stale);
+                (unsigned long long)stats.sighups, (unsigned long long)stats.stale,
+                (unsigned long long)stats.submit_fails);
+    if (getenv("IOX_SIM_STATS")) {
+        fprintf(stderr, "  file_stream transitions taken:");
+        for (int a = 0; a < FILE_STREAM_STATE_COUNT; a++)
+            for (int e = 0; e < FILE_STREAM_EVENT_COUNT; e++)
+                if (taken[a][e]) fprintf(stderr, " %s/%s %llu", file_stream_state_names[a], file_stream_event_names[e],
+                                         (unsigned long long)taken[a][e]);
+        fprintf(stderr, "\n");
+    }
 }
 
 IOX_SUITE(file_sim, suite_init, suite_clean);
