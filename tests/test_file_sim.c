@@ -349,6 +349,8 @@ static int check_output(struct world *w, unsigned j)
         pos += hl;
         size_t have = n - pos < x->blen ? n - pos : x->blen;
         if (have && memcmp(out + pos, x->body, have)) {
+            if (getenv("IOX_SEED"))   /* replaying: show the requests and the answer's head */
+                fprintf(stderr, "\n  requests:\n%.*s  answer %u head:\n%.*s", (int)c->in_len, c->in, k, (int)hl, head);
             size_t d = 0;
             while (out[pos + d] == x->body[d]) d++;
             snprintf(w->why, sizeof w->why, "c%u: answer %u (%d, %zu bytes) differs at body byte %zu", j, k, status,
