@@ -216,6 +216,12 @@ void iox_conn_on_cqe(struct iox_conn *c, unsigned op, const struct iox_cqe *cqe)
     case IOX_OP_SEND: {
         c->send_inflight = 0;
         c->inflight--;
+        /* Whatever its result, this send no longer reads the buffer that was
+         * retired under it. Free it now: left "retired" into the next send
+         * (it was, after a short send), the next growth took the current
+         * buffer for one that "holds only copies" and freed it under the
+         * send in flight (found by tests/test_file_sim.c, seed 33357). */
+        iox_out_release_retired(c);
         if (cqe->res < 0) {
             IOX_DEBUG("conn %u: send: %s", c->idx, strerror(-cqe->res));
             iox_conn_fire(c, HTTP_CONN_EV_SEND_ERROR, &ev);

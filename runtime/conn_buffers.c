@@ -149,6 +149,14 @@ char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max)
     return c->out + c->wlen;
 }
 
+void iox_out_release_retired(struct iox_conn *c)
+{
+    if (c->retired && !c->send_inflight) {
+        wbuf_put(c->r, c->retired, c->retired_cap);
+        c->retired = NULL;
+    }
+}
+
 void iox_out_release(struct iox_conn *c)
 {
     if (c->retired && !c->send_inflight) {

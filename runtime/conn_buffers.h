@@ -22,6 +22,9 @@ char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max);
 /* Return the write buffer to the reactor when nothing is owed or in flight,
  * and free a retired buffer once its send is done. */
 void iox_out_release(struct iox_conn *c);
+/* A send completed (in full, short or failed): the old buffer it was reading
+ * (retired when the buffer grew under it) is no longer read; free it. */
+void iox_out_release_retired(struct iox_conn *c);
 /* Free every block on a reactor free list. */
 void iox_block_list_free(void **list);
 

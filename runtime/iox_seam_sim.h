@@ -4,7 +4,8 @@
  * decides what completes, when, and how: bytes arriving on a multishot recv
  * (taking provided buffers from a simulated buffer ring, -ENOBUFS when it is
  * dry) or into a plain recv's own buffer, EOF, resets, short or failed
- * sends, timeouts, messages between linked simulated rings (msg_ring).
+ * sends, timeouts, messages between linked simulated rings (msg_ring),
+ * positional reads filled from real files (short, failed, early EOF).
  * Cancels, closes and shutdowns complete by themselves on iox_sim_pump().
  * Every completion is handed to the sink (normally iox_reactor_dispatch).
  *
@@ -79,6 +80,30 @@ int iox_sim_link_ring(struct iox_seam_sim *s, int ring_fd, struct iox_seam_sim *
 unsigned iox_sim_msgs(struct iox_seam_sim *s);
 int iox_sim_msg_peek(struct iox_seam_sim *s, unsigned k, int *ring_fd, uint32_t *len, uint64_t *data);
 int iox_sim_msg_complete(struct iox_seam_sim *s, unsigned k, int res);
+
+/* Positional reads (IORING_OP_READ: a file stream's chunk into a write
+ * buffer). They stay queued until the test completes them, in any order:
+ *   iox_sim_reads(s)                    how many are live;
+ *   iox_sim_read_peek(s, k, ...)        the k-th (oldest first): fd, file
+ *                                       offset, length asked, user_data;
+ *   iox_sim_read_complete(s, k, max, err, &res)
+ *                                       err < 0: fail it with err (-EIO);
+ *                                       else read min(max, length) bytes of
+ *                                       the real file fd at the recorded
+ *                                       offset (pread) into the recorded
+ *                                       buffer: max < length is a short
+ *                                       read, max 0 (or the end of the
+ *                                       file) completes with 0, an early
+ *                                       EOF. res: the completion's res.
+ * Return 0, or -1 (no such read). */
+unsigned iox_sim_reads(struct iox_seam_sim *s);
+int iox_sim_read_peek(struct iox_seam_sim *s, unsigned k, int *fd, uint64_t *off, size_t *len, uint64_t *ud);
+int iox_sim_read_complete(struct iox_seam_sim *s, unsigned k, size_t max, int err, int *res);
+
+/* The next n submissions of ops of kind `op` fail at once with err (what
+ * the real seam returns when no SQE can be had: -EBUSY); 0 ends it. Only
+ * reads return the error as given; other ops report -EBUSY. */
+void iox_sim_fail_submit(struct iox_seam_sim *s, unsigned op, unsigned n, int err);
 
 /* Make buffers returned since the last call available to recv again — what
  * the real ring does at submit time (one buf-ring advance per loop turn). */

@@ -29,6 +29,7 @@ enum iox_owner {
     IOX_OWN_PG,           /* Postgres client connections */
     IOX_OWN_MSG,          /* cross-reactor message (pointer payload) */
     IOX_OWN_APP,          /* reserved for applications */
+    IOX_OWN_FILE,         /* file streams (runtime/file_stream.c), slot = connection slot */
     IOX_OWN__COUNT
 };
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SIM_FDS 4096
 #define SIM_OPS 8192
@@ -14,6 +15,7 @@ struct sim_op {
     uint64_t ud;
     uint64_t target;     /* cancel: user_data to cancel; msg_ring: the target CQE's user_data */
     uint64_t seq;        /* order of submission (oldest first) */
+    uint64_t off;        /* read: file offset */
     const char *buf;
     size_t len;          /* msg_ring: the target CQE's res */
     int fd;
@@ -50,6 +52,9 @@ struct iox_seam_sim {
     int ring_fds[SIM_RINGS];
     struct iox_seam_sim *rings[SIM_RINGS];
     unsigned nrings;
+    /* iox_sim_fail_submit: the next fail_n submissions of fail_op fail. */
+    unsigned fail_op, fail_n;
+    int fail_err;
 };
 
 #define S(s) ((struct iox_seam_sim *)(s))
@@ -62,11 +67,12 @@ static void violation(struct iox_seam_sim *s, const char *what, int fd)
 
 static int add_op(struct iox_seam_sim *s, unsigned op, int fd, uint64_t ud, const void *buf, size_t len)
 {
+    if (s->fail_n && op == s->fail_op) { s->fail_n--; return s->fail_err; }
     if (fd >= 0 && fd < SIM_FDS && s->peers[fd].closed && op != IOX_OP_CANCEL)
         violation(s, "op queued on a closed fd", fd);
     for (unsigned i = 0; i < SIM_OPS; i++) {
         if (s->ops[i].live) continue;
-        s->ops[i] = (struct sim_op){ud, 0, ++s->seq, buf, len, fd, -1, (uint8_t)op, 1, 0};
+        s->ops[i] = (struct sim_op){ud, 0, ++s->seq, 0, buf, len, fd, -1, (uint8_t)op, 1, 0};
         if (i >= s->nops) s->nops = i + 1;
         return (int)i;
     }
@@ -110,7 +116,13 @@ static int x_recv_ms(struct iox_seam *b, int fd, uint64_t ud)
 }
 static int x_recv(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t ud) { return add_op(S(b), IOX_OP_RECV, fd, ud, buf, n) < 0 ? -EBUSY : 0; }
 static int x_send(struct iox_seam *b, int fd, const void *buf, size_t n, uint64_t ud) { return add_op(S(b), IOX_OP_SEND, fd, ud, buf, n) < 0 ? -EBUSY : 0; }
-static int x_read(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t off, uint64_t ud) { (void)off; return add_op(S(b), IOX_OP_READ, fd, ud, buf, n) < 0 ? -EBUSY : 0; }
+static int x_read(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t off, uint64_t ud)
+{
+    int i = add_op(S(b), IOX_OP_READ, fd, ud, buf, n);
+    if (i < 0) return i;
+    S(b)->ops[i].off = off;
+    return 0;
+}
 static int x_socket(struct iox_seam *b, int d, int t, int p, uint64_t ud) { (void)d; (void)t; (void)p; return add_op(S(b), IOX_OP_SOCKET, -1, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 static int x_connect(struct iox_seam *b, int fd, const struct sockaddr *sa, socklen_t l, uint64_t ud) { (void)sa; (void)l; return add_op(S(b), IOX_OP_CONNECT, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 static int x_shutdown(struct iox_seam *b, int fd, int how, uint64_t ud) { (void)how; return add_op(S(b), IOX_OP_SHUTDOWN, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
@@ -333,6 +345,68 @@ int iox_sim_pump(struct iox_seam_sim *s)
         }
     }
     return delivered;
+}
+
+void iox_sim_fail_submit(struct iox_seam_sim *s, unsigned op, unsigned n, int err)
+{
+    s->fail_op = op;
+    s->fail_n = n;
+    s->fail_err = err < 0 ? err : -EBUSY;
+}
+
+/* ---- positional reads ---- */
+
+/* The k-th live read, oldest first. */
+static int read_nth(struct iox_seam_sim *s, unsigned k)
+{
+    uint64_t after = 0;
+    for (unsigned n = 0;; n++) {
+        int best = -1;
+        for (unsigned i = 0; i < s->nops; i++) {
+            struct sim_op *o = &s->ops[i];
+            if (!o->live || o->op != IOX_OP_READ || o->seq <= after) continue;
+            if (best < 0 || o->seq < s->ops[best].seq) best = (int)i;
+        }
+        if (best < 0) return -1;
+        if (n == k) return best;
+        after = s->ops[best].seq;
+    }
+}
+
+unsigned iox_sim_reads(struct iox_seam_sim *s)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->nops; i++)
+        if (s->ops[i].live && s->ops[i].op == IOX_OP_READ) n++;
+    return n;
+}
+
+int iox_sim_read_peek(struct iox_seam_sim *s, unsigned k, int *fd, uint64_t *off, size_t *len, uint64_t *ud)
+{
+    int i = read_nth(s, k);
+    if (i < 0) return -1;
+    if (fd) *fd = s->ops[i].fd;
+    if (off) *off = s->ops[i].off;
+    if (len) *len = s->ops[i].len;
+    if (ud) *ud = s->ops[i].ud;
+    return 0;
+}
+
+int iox_sim_read_complete(struct iox_seam_sim *s, unsigned k, size_t max, int err, int *res)
+{
+    int i = read_nth(s, k);
+    if (i < 0) return -1;
+    struct sim_op *o = &s->ops[i];
+    o->live = 0;
+    int r = err;
+    if (err >= 0) {
+        size_t n = max < o->len ? max : o->len;
+        ssize_t got = n ? pread(o->fd, (char *)o->buf, n, (off_t)o->off) : 0;
+        r = got < 0 ? -errno : (int)got;
+    }
+    if (res) *res = r;
+    deliver(s, o->ud, r, 0);
+    return 0;
 }
 
 /* ---- cross-reactor messages ---- */

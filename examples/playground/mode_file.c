@@ -13,7 +13,8 @@
  * (FILE_CHUNK, default 64 KiB) into the connection's write buffer, the next
  * read only when that chunk has been sent (drain hook), so a connection never
  * holds more than one chunk however big the file and however slow the peer.
- * Per-stream state lives in a per-reactor table indexed by connection slot.
+ * The streaming itself is the runtime's file stream (iox_file_stream.h: the
+ * generated machine file_stream, actions in runtime/file_stream.c).
  *
  * SIGHUP builds a new snapshot on the main thread and publishes it; each
  * reactor switches at its next request (or at once on IOX_MSG_HUP) and
@@ -23,6 +24,7 @@
 #include "http_cond.h"
 #include "http_conn_machine.h"
 #include "iox_conn.h"
+#include "iox_file_stream.h"
 #include "iox_log.h"
 #include "iox_ud.h"
 #include "playground.h"
@@ -36,18 +38,8 @@
 #define FILE_SERVICE IOX_OWN_APP        /* r->services[] slot */
 #define FILE_MAX_PATH (IOX_HTTP_DEFAULT_MAX_TARGET + 64)
 
-struct file_stream {
-    struct fs_snapshot *snap;
-    const struct fs_entry *e;
-    uint64_t off, left;
-    uint16_t gen;             /* the connection's generation */
-    uint8_t active, reading;
-};
-
 struct file_reactor {
     struct fs_view view;
-    struct file_stream *streams;   /* r->max_conns entries */
-    uint32_t nstreams;
     char path[FILE_MAX_PATH];      /* normalized request path */
     char hdr[512];                 /* per-response extra header lines */
 };
@@ -80,129 +72,22 @@ static int send_baked(struct iox_conn *c, int status, const struct fs_entry *e,
 
 /* ---- streaming ---- */
 
-static void stream_finish(struct file_reactor *fr, struct file_stream *st)
+/* Large files go through the runtime's file stream (runtime/file_stream.c,
+ * the generated machine file_stream): positional reads on the ring into the
+ * write buffer, one chunk at a time. The stream holds the snapshot it
+ * started from (fs_view_stream_begin) until it ends, whichever way. */
+static void stream_ended(struct iox_reactor *r, void *arg, int err)
 {
-    fs_view_stream_end(&fr->view, st->snap);
-    st->active = 0;
-    st->snap = NULL;
-    st->e = NULL;
-    fr->nstreams--;
-}
-
-/* The connection went away (close hook): the stream ends with it. No read
- * can be in flight: the close waits for our op_end. */
-static void stream_closed(struct iox_conn *c, void *arg)
-{
-    struct file_reactor *fr = arg;
-    struct file_stream *st = &fr->streams[c->idx];
-    if (st->active) stream_finish(fr, st);
-}
-
-/* Issue the next positional read into the write buffer. 0 or -errno.
- *
- * The reserved space [wlen, wlen+n) is not counted until the read completes.
- * It stays put meanwhile: the runtime only rewinds or frees the buffer when
- * everything counted has been sent (wsent == wlen), which cannot happen while
- * a read is in flight — for the first chunk the uncommitted head is counted
- * ahead of it, and later chunks are read only from the drain hook, when no
- * send is in flight and none starts until we commit. */
-static int stream_read(struct file_reactor *fr, struct iox_conn *c, struct file_stream *st)
-{
-    uint32_t owed = c->wlen - c->wsent;
-    uint64_t room = app.chunk > owed + 4096 ? app.chunk - owed : app.chunk;
-    size_t n = st->left < room ? (size_t)st->left : (size_t)room;
-    char *p = iox_resp_reserve(c, n);
-    if (!p) return -ENOBUFS;
-    int rc = iox_seam_read(c->r->seam, st->e->fd, p, n, st->off,
-                           iox_ud(IOX_OP_READ, IOX_OWN_APP, st->gen, c->idx));
-    if (rc < 0) return rc;
-    iox_conn_op_begin(c);
-    st->reading = 1;
-    (void)fr;
-    return 0;
-}
-
-static void stream_fail(struct file_reactor *fr, struct iox_conn *c, struct file_stream *st,
-                        const char *what, int err)
-{
-    IOX_ERROR("file mode: %s %s at offset %" PRIu64 ": %s — closing the connection",
-              what, st->e->path, st->off, strerror(err));
-    stream_finish(fr, st);
-    iox_conn_set_close_hook(c, NULL, NULL);
-    iox_conn_set_drain_hook(c, NULL, NULL);
-    iox_conn_abort(c);
-}
-
-static void stream_drain(struct iox_conn *c, void *arg)
-{
-    struct file_reactor *fr = arg;
-    struct file_stream *st = &fr->streams[c->idx];
-    if (!st->active || st->reading || st->left == 0) return;
-    int rc = stream_read(fr, c, st);
-    if (rc < 0) stream_fail(fr, c, st, "cannot queue read of", -rc);
-}
-
-/* Completion of a chunk read (owner IOX_OWN_APP). */
-static void on_read_cqe(struct iox_reactor *r, const struct iox_cqe *cqe)
-{
+    (void)err;   /* read failures are logged by the stream */
     struct file_reactor *fr = r->services[FILE_SERVICE];
-    uint32_t idx = iox_ud_idx(cqe->ud);
-    uint16_t gen = (uint16_t)iox_ud_gen(cqe->ud);
-    if (iox_ud_op(cqe->ud) != IOX_OP_READ || idx >= r->max_conns || !fr->streams[idx].active ||
-        !fr->streams[idx].reading || fr->streams[idx].gen != gen) {
-        IOX_ERROR("file mode: completion for no stream (slot %u, op %u, res %d)", idx,
-                  iox_ud_op(cqe->ud), cqe->res);
-        return;
-    }
-    struct file_stream *st = &fr->streams[idx];
-    struct iox_conn *c = &r->conns[idx];
-    st->reading = 0;
-    iox_conn_op_end(c);   /* may close and release the connection (close hook) */
-    if (!st->active) return;
-    if (!c->in_use || c->gen != gen || c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED)
-        return;           /* closing: the close hook ends the stream */
-    if (cqe->res < 0) { stream_fail(fr, c, st, "read", -cqe->res); return; }
-    if (cqe->res == 0) {
-        stream_fail(fr, c, st, "unexpected end of file (truncated since the snapshot?) in", EIO);
-        return;
-    }
-    /* A short read counts what arrived; the rest is read after it is sent. */
-    iox_resp_commit_bytes(c, (size_t)cqe->res);
-    st->off += (uint64_t)cqe->res;
-    st->left -= (uint64_t)cqe->res;
-    iox_conn_flush(c);
-    if (st->left == 0) {
-        stream_finish(fr, st);
-        iox_conn_set_close_hook(c, NULL, NULL);
-        iox_conn_async_done(c);   /* clears the drain hook, resumes the connection */
-    }
+    fs_view_stream_end(&fr->view, arg);
 }
 
 static int start_stream(struct file_reactor *fr, struct iox_conn *c, struct fs_snapshot *snap,
                         const struct fs_entry *e, uint64_t first, uint64_t len)
 {
-    struct file_stream *st = &fr->streams[c->idx];
-    if (st->active) {   /* cannot happen: the close hook or the last read ends it */
-        IOX_ERROR("file mode: slot %u still has a stream; dropping it", c->idx);
-        stream_finish(fr, st);
-    }
-    st->snap = snap;
-    st->e = e;
-    st->off = first;
-    st->left = len;
-    st->gen = c->gen;
-    st->active = 1;
-    st->reading = 0;
-    fr->nstreams++;
     fs_view_stream_begin(&fr->view, snap);
-    iox_conn_set_close_hook(c, stream_closed, fr);
-    iox_conn_set_drain_hook(c, stream_drain, fr);
-    int rc = stream_read(fr, c, st);
-    if (rc < 0) {
-        stream_fail(fr, c, st, "cannot queue read of", -rc);
-        return IOX_HANDLED;
-    }
-    return IOX_ASYNC;
+    return iox_file_stream_start(c, e->fd, first, len, app.chunk, e->path, stream_ended, snap);
 }
 
 /* ---- request handling ---- */
@@ -336,14 +221,12 @@ static int file_start(struct iox_reactor *r, void *ctx)
     (void)ctx;
     struct file_reactor *fr = calloc(1, sizeof *fr);
     if (!fr) return -1;
-    fr->streams = calloc(r->max_conns, sizeof *fr->streams);
-    if (!fr->streams) { free(fr); return -1; }
+    if (iox_file_streams_init(r) < 0) { free(fr); return -1; }
     /* No SIGHUP is handled before every reactor has started, so the first
      * snapshot is still the latest and holds one claim for each of us. */
     fr->view.cur = app.latest;
     fr->view.id = r->id;
     r->services[FILE_SERVICE] = fr;
-    r->owner_dispatch[IOX_OWN_APP] = on_read_cqe;
     iox_reactor_on_msg(r, IOX_MSG_HUP, on_hup);
     return 0;
 }
@@ -354,11 +237,10 @@ static void file_stop(struct iox_reactor *r, void *ctx)
     struct file_reactor *fr = r->services[FILE_SERVICE];
     if (!fr) return;
     /* Every connection is closed (the loop ends at zero), so every stream
-     * ended through its close hook; any left would pin their snapshot. */
-    for (uint32_t i = 0; fr->nstreams && i < r->max_conns; i++)
-        if (fr->streams[i].active) stream_finish(fr, &fr->streams[i]);
+     * ended through its close hook; any left (ended here, -ECANCELED) would
+     * pin their snapshot. */
+    iox_file_streams_fini(r);
     fs_view_leave(&fr->view);
-    free(fr->streams);
     free(fr);
     r->services[FILE_SERVICE] = NULL;
 }

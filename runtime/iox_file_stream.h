@@ -1,0 +1,77 @@
+/* iox_file_stream.h — stream a byte range of an open file as the body of an
+ * async HTTP response.
+ *
+ * The per-stream lifecycle is the generated machine file_stream
+ * (spec/machines/file_stream.toml → generated/file_stream_machine.[ch]);
+ * the actions are in runtime/file_stream.c. One positional read
+ * (IORING_OP_READ, user_data owner IOX_OWN_FILE) is in flight at a time,
+ * straight into the connection's write buffer; the next one is queued when
+ * the connection has sent everything (drain hook). So a connection holds at
+ * most one chunk (plus the head) whatever the file size and however slow
+ * the peer. Per-reactor table indexed by connection slot, allocated once by
+ * iox_file_streams_init: no malloc per request.
+ *
+ * A short read counts what came; the rest is read after it is sent. A read
+ * error or an early end of file (truncated since it was opened) is logged
+ * with the name and offset and aborts the connection. A connection that
+ * closes under a stream ends it (close hook); the socket's close waits for
+ * the read in flight (iox_conn_op_begin/op_end), so a read never lands in
+ * freed memory. */
+#ifndef IOX_FILE_STREAM_H
+#define IOX_FILE_STREAM_H
+#include "iox_conn.h"
+#include <stdint.h>
+
+/* Called exactly once per started stream, on the reactor thread: err 0 when
+ * the last byte was committed (the connection went on), -errno when a read
+ * failed (-EIO for an early end of file) or could not be queued (the
+ * connection is being aborted), -EPIPE when the connection closed under the
+ * stream, -ECANCELED from iox_file_streams_fini. */
+typedef void (*iox_file_stream_end_fn)(struct iox_reactor *r, void *arg, int err);
+
+/* Machine arg: a read completion's result (0 for other events). */
+struct iox_fstream_event { int32_t res; };
+
+struct iox_file_stream {
+    struct iox_reactor *r;
+    const char *name;          /* for logs (the file's path) */
+    iox_file_stream_end_fn on_end;
+    void *arg;
+    uint64_t off, left;        /* next byte to read, bytes still to commit */
+    uint32_t idx;              /* connection slot */
+    uint32_t chunk;            /* bytes per read */
+    uint32_t asked;            /* length of the read in flight */
+    int32_t err;               /* why a read could not be queued (-errno) */
+    int fd;
+    uint16_t gen;              /* the connection's generation */
+    uint8_t state;             /* enum file_stream_state */
+    uint8_t active;            /* started, on_end not called yet */
+};
+
+struct iox_file_streams {
+    struct iox_file_stream *s; /* r->max_conns entries */
+    uint32_t active;
+    /* Counters (this reactor): what happened to reads and streams. */
+    uint64_t n_started, n_reads, n_short, n_errors, n_eof_early, n_done, n_gone, n_stale;
+};
+
+/* Allocate the reactor's stream table (r->services[IOX_OWN_FILE]) and take
+ * the IOX_OWN_FILE completions. 0 or -ENOMEM. Call from the reactor's
+ * on_start. */
+int iox_file_streams_init(struct iox_reactor *r);
+/* Free the table; a stream still active (none once every connection is
+ * closed) is ended with -ECANCELED. Call from on_stop. */
+void iox_file_streams_fini(struct iox_reactor *r);
+struct iox_file_streams *iox_file_streams_of(struct iox_reactor *r);
+
+/* From on_request, after the response head (iox_resp_head, Content-Length
+ * = len) is written: stream bytes [off, off+len) of fd (len > 0), reading
+ * `chunk` bytes at a time (the first read is trimmed so head + chunk fit one
+ * chunk-sized buffer). `name` (not copied) and `arg` are kept for the
+ * stream's life; on_end runs exactly once, possibly before this returns.
+ * Returns IOX_ASYNC (the stream owns the request), or IOX_HANDLED when it
+ * failed at once (the connection is being aborted). */
+int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len, uint32_t chunk,
+                          const char *name, iox_file_stream_end_fn on_end, void *arg);
+
+#endif
