@@ -137,6 +137,18 @@ void iox_conn_start_send(struct iox_conn *c)
     c->dirty = 0;
     if (c->send_inflight || c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED) return;
     if (c->wsent >= c->wcommit) return;
+    /* Pipelined async requests (hop, pg) are answered one at a time. While
+     * one is outstanding and more requests wait in the carry, the answers
+     * already made are held — at most IOX_HOLD_TURNS turns and
+     * IOX_HOLD_BYTES — so a 16-deep pipeline costs two sends, not sixteen.
+     * The reply that ends the wait marks the connection dirty again; the
+     * client is owed every held answer before the outstanding one anyway. */
+    if (c->state == HTTP_CONN_S_WAITING && c->in_len && !c->close_after &&
+        c->hold_turns < IOX_HOLD_TURNS && c->wcommit - c->wsent < IOX_HOLD_BYTES) {
+        c->hold_turns++;
+        return;
+    }
+    c->hold_turns = 0;
     int r = iox_seam_send(c->r->seam, c->fd, c->out + c->wsent, c->wcommit - c->wsent,
                           ud_of(c, IOX_OP_SEND));
     if (r < 0) {

@@ -3,6 +3,10 @@
 #define IOX_CONN_INTERNAL_H
 #include "iox_conn.h"
 
+/* Answers held while a pipelined async request is outstanding (conn.c). */
+#define IOX_HOLD_TURNS 16u
+#define IOX_HOLD_BYTES 65536u
+
 /* Extra carry room beyond head + buffers (bytes). */
 #define IOX_CARRY_SLACK 4096u
 

@@ -55,6 +55,7 @@ struct iox_conn {
     uint8_t req_minor;
     uint8_t throttled;       /* reading stopped for backpressure */
     uint8_t closing_started;
+    uint8_t hold_turns;      /* turns answers were held behind an async request */
     uint8_t aborted;         /* iox_conn_abort called: stop parsing */
     uint8_t firing;          /* inside http_conn_fire: queue nested events */
     uint8_t nqueued;
