@@ -238,6 +238,10 @@ def pg_conn():
         "send-fail": pgconf(1) + bytes(up() + [P_SENDFAIL, 0, P_SUBMIT, 2, 3, P_SEND, 0, 0]),
         "noise": pgconf(1) + bytes(up() + [P_NOISE, 0, 0, P_SUBMIT, 2, 1, P_SEND, 0, 0, P_NOISE, 0, 1,
                                            P_SERVE, 0, 0, 4, P_NOISE, 0, 2, P_SERVE, 0, 0, 255]),
+        # A query that waited in the queue keeps its submission deadline: sent
+        # 150 ms before the tick, it is "overdue" and drops a healthy session.
+        "queue-wait-counts-toward-query-timeout": pgconf(1, pipeline=1, queue=2) + bytes(
+            up() + [P_SUBMIT, 2, 1, P_SEND, 0, 0, P_TICK, 140, P_SERVE, 0, 0, 255, P_SEND, 0, 0, P_TICK, 15]),
         "stop-in-flight": pgconf(3, resubmit=1) + bytes(up(0) + [P_SOCKET, 1, P_SUBMIT, 6, 3, P_FLOOD,
                                                                  P_SEND, 0, 7, P_STOP]),
     }
