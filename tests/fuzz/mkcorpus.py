@@ -8,6 +8,7 @@ Seeds are generated, not hand-edited, so the input layouts of the targets
                     ```http blocks of tests/data/http/*.md (up to 4 KiB)
   fuzz_pg_parser    10-byte header + backend message stream
   fuzz_http_conn    config byte + op program
+  fuzz_pg_conn      two config bytes + op program
 
 Run from the repository root: python3 tests/fuzz/mkcorpus.py
 """
@@ -187,11 +188,74 @@ def http_conn():
     return len(prog)
 
 
+# fuzz_pg_conn ops (the enum in fuzz_pg_conn.c).
+(P_SOCKET, P_CONNECT, P_SEND, P_SERVE, P_SUBMIT, P_TICK, P_TURN, P_RESET, P_EOF, P_FATAL, P_GARBAGE,
+ P_SENDFAIL, P_STALL, P_NOISE, P_FLOOD, P_AUTHFAIL, P_STOP) = range(17)
+A_TRUST, A_CLEAR, A_MD5 = range(3)
+
+
+def pgconf(size=1, auth=A_TRUST, resubmit=0, no_qtimeout=0, pipeline=4, queue=2):
+    return bytes([(size - 1) | auth << 2 | resubmit << 4 | no_qtimeout << 5, (pipeline - 1) | queue << 3])
+
+
+def up(k=0, auth=A_TRUST):
+    """Bring the next socket up: socket, connect, startup sent and answered
+    (and the password exchange)."""
+    ops = [P_SOCKET, 1, P_CONNECT, k, 2, P_SEND, k, 0, P_SERVE, k, 0, 255]
+    if auth != A_TRUST:
+        ops += [P_TURN, P_SEND, k, 0, P_SERVE, k, 0, 255]
+    return ops
+
+
+def pg_conn():
+    serve = [P_SEND, 0, 0, P_SERVE, 0, 0, 255]
+    prog = {
+        "trust-queries": pgconf() + bytes(up() + [P_SUBMIT, 2, 3] + serve + [P_SUBMIT, 1, 1] + serve),
+        "md5-two-conns-short-sends": pgconf(2, A_MD5) + bytes(
+            up(0, A_MD5) + up(1, A_MD5) + [P_SUBMIT, 7, 3, P_SEND, 0, 5, P_SEND, 0, 0, P_SEND, 1, 3,
+                                           P_SEND, 1, 0, P_SERVE, 0, 0, 0, P_SERVE, 1, 40, 2, P_SERVE, 1, 0, 6]),
+        "cleartext-split-replies": pgconf(1, A_CLEAR) + bytes(
+            up(0, A_CLEAR) + [P_SUBMIT, 3, 1, P_SEND, 0, 0, P_SERVE, 0, 17, 0, P_SERVE, 0, 9, 3,
+                              P_SERVE, 0, 0, 1]),
+        "queue-full-then-drain": pgconf(1, pipeline=2, queue=3) + bytes(
+            up() + [P_FLOOD, P_TURN] + serve + serve + serve),
+        "big-params-waiting": pgconf(1, pipeline=1, queue=4) + bytes(
+            up() + [P_SUBMIT, 3, 2 | 40 << 2, P_SUBMIT, 0, 0 | 30 << 2] + serve + serve + serve),
+        "reset-mid-pipeline": pgconf(2) + bytes(
+            up(0) + up(1) + [P_SUBMIT, 7, 3, P_SEND, 0, 0, P_RESET, 0, P_TICK, 20] + up(1)),
+        "eof-mid-message": pgconf(1) + bytes(up() + [P_SUBMIT, 4, 1, P_SEND, 0, 0, P_EOF, 0, 30, 4]),
+        "fatal-mid-pipeline": pgconf(1, resubmit=1) + bytes(up() + [P_SUBMIT, 5, 3, P_SEND, 0, 0, P_FATAL, 0, 11]),
+        "garbage": pgconf(1) + bytes(up() + [P_SUBMIT, 2, 1, P_SEND, 0, 0, P_GARBAGE, 0, 3, 2, P_TICK, 15]
+                                     + up() + [P_SUBMIT, 1, 0, P_SEND, 0, 0, P_GARBAGE, 0, 12, 255]),
+        "connect-refused-backoff": pgconf(2) + bytes(
+            [P_SOCKET, 0, P_SOCKET, 1, P_CONNECT, 0, 0, P_TICK, 10, P_SOCKET, 1, P_CONNECT, 0, 8,
+             P_TICK, 30, P_SUBMIT, 0, 1]),
+        "query-timeout": pgconf(1) + bytes(up() + [P_SUBMIT, 1, 1, P_SEND, 0, 0, P_STALL, 0,
+                                                 P_TICK, 100, P_TICK, 100]),
+        "connect-timeout": pgconf(1) + bytes([P_SOCKET, 1, P_CONNECT, 0, 1, P_TICK, 120, P_TICK, 0]),
+        "auth-failed": pgconf(1, A_MD5) + bytes([P_SOCKET, 1, P_CONNECT, 0, 2, P_SEND, 0, 0, P_SERVE, 0, 0, 255,
+                                                 P_AUTHFAIL, 0, P_TICK, 20]),
+        "send-fail": pgconf(1) + bytes(up() + [P_SENDFAIL, 0, P_SUBMIT, 2, 3, P_SEND, 0, 0]),
+        "noise": pgconf(1) + bytes(up() + [P_NOISE, 0, 0, P_SUBMIT, 2, 1, P_SEND, 0, 0, P_NOISE, 0, 1,
+                                           P_SERVE, 0, 0, 4, P_NOISE, 0, 2, P_SERVE, 0, 0, 255]),
+        # A query that waited in the queue keeps its submission deadline: sent
+        # 150 ms before the tick, it is "overdue" and drops a healthy session.
+        "queue-wait-counts-toward-query-timeout": pgconf(1, pipeline=1, queue=2) + bytes(
+            up() + [P_SUBMIT, 2, 1, P_SEND, 0, 0, P_TICK, 140, P_SERVE, 0, 0, 255, P_SEND, 0, 0, P_TICK, 15]),
+        "stop-in-flight": pgconf(3, resubmit=1) + bytes(up(0) + [P_SOCKET, 1, P_SUBMIT, 6, 3, P_FLOOD,
+                                                                 P_SEND, 0, 7, P_STOP]),
+    }
+    for name, p in prog.items():
+        write("fuzz_pg_conn", name, p)
+    return len(prog)
+
+
 if __name__ == "__main__":
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-    for t in ("fuzz_http_parser", "fuzz_pg_parser", "fuzz_http_conn"):
+    for t in ("fuzz_http_parser", "fuzz_pg_parser", "fuzz_http_conn", "fuzz_pg_conn"):
         for f in glob.glob(os.path.join(ROOT, t, "*")):
             os.remove(f)
     print("fuzz_http_parser:", http_parser(), "seeds")
     print("fuzz_pg_parser:", pg_parser(), "seeds")
     print("fuzz_http_conn:", http_conn(), "seeds")
+    print("fuzz_pg_conn:", pg_conn(), "seeds")
