@@ -17,7 +17,8 @@ struct pg_req {
     const struct iox_pg_stmt *stmt;   /* NULL: simple query */
     iox_pg_result_cb cb;
     void *user;
-    uint64_t deadline_ms;             /* 0: none */
+    uint64_t deadline_ms;             /* 0: none; while waiting: since submission,
+                                       * on a connection: since it got there */
     uint8_t sent_parse;               /* this query carried its statement's Parse */
     /* Waiting queries keep their Bind/Execute/Sync (or Query) bytes here. */
     struct iox_pg_wbuf msg;

@@ -205,6 +205,12 @@ void pg_pool_take_waiting(struct iox_pg_pool *p)
         struct iox_pg_conn *c = pick(p);
         if (!c) return;
         struct pg_req *q = list_pop(&p->waiting);
+        /* The deadline restarts when the query reaches a connection: the
+         * wait in the queue was bounded by its own deadline, and a session
+         * is judged stuck only by time spent on it — counting the queue wait
+         * dropped healthy sessions with their whole pipeline (found by
+         * fuzz_pg_conn: corpus seed queue-wait-counts-toward-query-timeout). */
+        if (q->deadline_ms) q->deadline_ms = pg_now(p) + p->ci.query_timeout_ms;
         int rc = assign(c, q, &q->msg, 0, NULL, NULL);
         if (rc) pg_fail_req(p, q, rc, NULL, "the query does not fit the connection's write buffer");
     }
