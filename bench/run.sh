@@ -308,32 +308,21 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PG_BENCH_CONNS=${PG_BENCH_CONNS:-4}
 PG_DIR= PG_PORT= PG_PM_PID=
 
-pg_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# The cluster itself: mk/pg-cluster.sh (shared with make run-pg and make soak).
+# shellcheck source=../mk/pg-cluster.sh
+. "$ROOT/mk/pg-cluster.sh"
+pg_as() { pgc_as "$@"; }
 
 stop_pg_cluster() {
-  [ -n "$PG_DIR" ] || return 0
-  pg_as "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$PG_DIR"
+  pgc_stop
   PG_DIR=
 }
 
 start_pg_cluster() {
-  [ -x "$PGBIN/initdb" ] || die "$PGBIN/initdb not found (apt-get install postgresql)"
   command -v pgbench >/dev/null || die "pgbench not found (apt-get install postgresql-contrib or postgresql-client)"
-  PG_DIR=$(mktemp -d /tmp/ioxide-bench-pg.XXXXXX)   # postgres must traverse it: not under BENCH_TMPDIR (0700)
-  chmod 755 "$PG_DIR"
-  [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
   PG_PORT=$(free_port)
-  pg_as "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$PG_DIR/initdb.log" 2>&1 ||
-    { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
-  printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\nmax_connections = 100\n" \
-    "$PG_PORT" "$PG_DIR" >>"$PG_DIR/data/postgresql.conf"
-  printf 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n' >"$PG_DIR/data/pg_hba.conf"
-  pg_as "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null ||
-    { tail -20 "$PG_DIR/server.log" >&2; die "pg_ctl start failed"; }
-  pg_as "$PGBIN/psql" -X -q -h "$PG_DIR" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
-    -c "SET password_encryption = 'scram-sha-256'; CREATE ROLE ioxide LOGIN PASSWORD 'ioxide-pw'" \
-    -c "CREATE DATABASE ioxide OWNER ioxide" >/dev/null || die "creating the bench role failed"
+  pgc_start ioxide-bench-pg "$PG_PORT" 100 || die "starting the bench cluster failed"
+  PG_DIR=$PGC_DIR   # postgres must traverse it: not under BENCH_TMPDIR (0700)
   PG_PM_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
   printf 'SELECT 42;\n' >"$BENCH_TMPDIR/select42.sql"
 }

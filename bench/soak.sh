@@ -63,15 +63,13 @@ MAX_CONNS=$(( (SOAK_CONNS > SOAK_IDLE_CONNS ? SOAK_CONNS : SOAK_IDLE_CONNS) + 10
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ioxide-soak.XXXXXX")
 PIDS=()
 PG_DIR=
-pg_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# shellcheck source=../mk/pg-cluster.sh
+. "$ROOT/mk/pg-cluster.sh"
 cleanup() {
   trap - EXIT INT TERM
   local pid
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  if [ -n "$PG_DIR" ]; then
-    pg_as "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
-    rm -rf "$PG_DIR"
-  fi
+  pgc_stop
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -88,21 +86,10 @@ free_port() {
   die "no free TCP port found"
 }
 
-# ---- PostgreSQL (as bench/run.sh's start_pg_cluster) ----
-PG_DIR=$(mktemp -d /tmp/ioxide-soak-pg.XXXXXX)
-chmod 755 "$PG_DIR"
-[ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
+# ---- PostgreSQL (mk/pg-cluster.sh) ----
 PG_PORT=$(free_port)
-pg_as "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$PG_DIR/initdb.log" 2>&1 ||
-  { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
-printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\nmax_connections = 100\n" \
-  "$PG_PORT" "$PG_DIR" >>"$PG_DIR/data/postgresql.conf"
-printf 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n' >"$PG_DIR/data/pg_hba.conf"
-pg_as "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null ||
-  { tail -20 "$PG_DIR/server.log" >&2; die "pg_ctl start failed"; }
-pg_as "$PGBIN/psql" -X -q -h "$PG_DIR" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
-  -c "SET password_encryption = 'scram-sha-256'; CREATE ROLE ioxide LOGIN PASSWORD 'ioxide-pw'" \
-  -c "CREATE DATABASE ioxide OWNER ioxide" >/dev/null || die "creating the soak role failed"
+pgc_start ioxide-soak-pg "$PG_PORT" 100 || die "starting the soak cluster failed"
+PG_DIR=$PGC_DIR
 if [ "$(id -u)" = 0 ]; then
   RESTART_CMD="runuser -u postgres -- $PGBIN/pg_ctl -D $PG_DIR/data -l $PG_DIR/server.log -m fast -w -t 60 restart >/dev/null"
 else
