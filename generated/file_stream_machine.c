@@ -62,19 +62,23 @@ int file_stream_fire(struct iox_file_stream *ctx, uint8_t *state, int event,
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                 next = file_stream_act_issue_read(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:44 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:45 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:44 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:45 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:44 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:45 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:44 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:45 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:44 */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:44 */
+                *state = FILE_STREAM_S_READING;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
+                next = file_stream_act_issue_read(ctx, ev);
+                break;
+            case FILE_STREAM_EV_LAST: /* ignored: spec/machines/file_stream.toml:45 */
                 return *state;
-            case FILE_STREAM_EV_LAST: /* ignored: spec/machines/file_stream.toml:44 */
-                return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* ignored: spec/machines/file_stream.toml:44 */
+            case FILE_STREAM_EV_CONN_GONE: /* ignored: spec/machines/file_stream.toml:45 */
                 return *state;
             case FILE_STREAM_EV_NONE:
             case FILE_STREAM_EVENT_COUNT:
@@ -84,35 +88,35 @@ int file_stream_fire(struct iox_file_stream *ctx, uint8_t *state, int event,
             break;
         case FILE_STREAM_S_READING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:52 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:53 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:48 */
+            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:49 */
                 *state = FILE_STREAM_S_SENDING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
                 next = file_stream_act_commit(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:49 */
+            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:50 */
                 *state = FILE_STREAM_S_SENDING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
                 next = file_stream_act_commit(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:50 */
+            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:51 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:51 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:52 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:52 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:53 */
                 return *state;
-            case FILE_STREAM_EV_LAST: /* ignored: spec/machines/file_stream.toml:52 */
+            case FILE_STREAM_EV_LAST: /* ignored: spec/machines/file_stream.toml:53 */
                 return *state;
             case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:39 [any] */
                 *state = FILE_STREAM_S_GONE;
@@ -128,23 +132,23 @@ int file_stream_fire(struct iox_file_stream *ctx, uint8_t *state, int event,
             break;
         case FILE_STREAM_S_SENDING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:58 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:59 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:58 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:59 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:58 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:59 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:58 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:59 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:58 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:59 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:56 */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:57 */
                 *state = FILE_STREAM_S_READING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                 next = file_stream_act_issue_read(ctx, ev);
                 break;
-            case FILE_STREAM_EV_LAST: /* spec/machines/file_stream.toml:57 */
+            case FILE_STREAM_EV_LAST: /* spec/machines/file_stream.toml:58 */
                 *state = FILE_STREAM_S_DONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);

@@ -17,7 +17,7 @@ struct iox_fstream_event;
 
 /* States, in spec order. The instance stores one in a uint8_t. */
 enum file_stream_state {
-    FILE_STREAM_S_IDLE, /* a slot with no stream (or a new one about to start) */
+    FILE_STREAM_S_IDLE, /* a slot with no stream, or a new one about to start: at once when its request is the oldest outstanding one, else at the first drain (when it has become the oldest) */
     FILE_STREAM_S_READING, /* a positional read is in flight into the write buffer; the socket's close waits for it */
     FILE_STREAM_S_SENDING, /* a chunk is committed: waiting for the send to drain it before the next read */
     FILE_STREAM_S_DONE, /* every byte of the range was committed; the connection went on (final) (final) */

@@ -66,100 +66,100 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
         switch (from) {
         case HTTP_CONN_S_READING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:65 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:66 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_consume(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:66 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:67 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_peer_eof(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:67 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:68 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:68 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:69 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:69 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:70 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_recv_stopped(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:58 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:59 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:70 */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:71 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_sent(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:71 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:72 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:59 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:60 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:60 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:61 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:78 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:80 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_resume(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:72 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:73 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_on_shutdown(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:73 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:74 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:74 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:75 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:79 */
+            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:81 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:61 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:62 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:79 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:81 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:79 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:81 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -169,97 +169,97 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_WAITING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:83 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:85 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_stash(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:84 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:86 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_note_eof(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:85 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:87 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:86 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:88 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:87 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:89 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_recv_stopped(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:58 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:59 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:88 */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:90 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_sent(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:89 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:91 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:59 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:60 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:60 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:61 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:90 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:92 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_resume(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:91 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:93 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_note_shutdown(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:93 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:95 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:92 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:94 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:93 */
+            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:95 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:61 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:62 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:93 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:95 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:93 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:95 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -269,85 +269,89 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_FINISHING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:97 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:99 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:98 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:100 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_note_eof(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:99 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:101 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:100 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:102 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:104 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:107 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:58 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:59 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:101 */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:103 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_sent(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:102 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:104 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:59 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:60 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:60 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:61 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:104 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:106 */
+                *state = HTTP_CONN_S_FINISHING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                next = http_conn_act_settle(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:107 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:104 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:107 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:104 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:107 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:104 */
-                return *state;
-            case HTTP_CONN_EV_DRAINED: /* spec/machines/http_conn.toml:103 */
+            case HTTP_CONN_EV_DRAINED: /* spec/machines/http_conn.toml:105 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_linger(ctx, ev);
                 break;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:61 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:62 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:104 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:107 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:104 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:107 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -357,73 +361,73 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_LINGERING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:108 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:111 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:109 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:112 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:110 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:113 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:111 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:114 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:115 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:58 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:59 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:115 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:115 */
                 return *state;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:59 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:60 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:60 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:61 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:115 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:115 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:115 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:115 */
                 return *state;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:115 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:61 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:62 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:115 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:115 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -433,45 +437,45 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_CLOSING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:121 */
                 return *state;
-            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:116 */
+            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:119 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_maybe_close(ctx, ev);
                 break;
-            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:117 */
+            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:120 */
                 *state = HTTP_CONN_S_CLOSED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSED);

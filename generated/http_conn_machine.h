@@ -17,9 +17,9 @@ struct iox_event;
 
 /* States, in spec order. The instance stores one in a uint8_t. */
 enum http_conn_state {
-    HTTP_CONN_S_READING, /* the normal state: recv armed, requests parsed and answered in order */
-    HTTP_CONN_S_WAITING, /* an async handler owns the current request; later input is stashed in order */
-    HTTP_CONN_S_FINISHING, /* the final response (error, Connection: close, shutdown) is going out; input is dropped */
+    HTTP_CONN_S_READING, /* the normal state: recv armed, requests parsed and dispatched, up to IOX_MAX_ASYNC of them outstanding; answers committed in request order */
+    HTTP_CONN_S_WAITING, /* parsing paused at a request head behind outstanding async requests (the limit reached); later input is stashed in order */
+    HTTP_CONN_S_FINISHING, /* no more requests: the answers owed (async ones still being written included) and the final one (error, Connection: close, shutdown) go out in order; input is dropped */
     HTTP_CONN_S_LINGERING, /* output done and write side shut; draining input so the peer reads our answer before any RST */
     HTTP_CONN_S_CLOSING, /* every op on the socket is being cancelled; the close waits for the last completion */
     HTTP_CONN_S_CLOSED, /* the slot is free (final) (final) */
@@ -40,9 +40,9 @@ enum http_conn_event {
     HTTP_CONN_EV_SEND_PARTIAL, /* a send completed short: the rest is still to go */
     HTTP_CONN_EV_SEND_ERROR, /* a send failed (EPIPE, ECONNRESET, ...) */
     HTTP_CONN_EV_TIMEOUT, /* the connection was idle, or stuck mid-request, past its deadline */
-    HTTP_CONN_EV_REPLY, /* an async handler (pg query, hop) finished its response */
+    HTTP_CONN_EV_REPLY, /* an async handler (pg query, hop) finished its request's response (iox_conn_async_done) */
     HTTP_CONN_EV_SHUTDOWN, /* the server is stopping: finish in-flight work, then close */
-    HTTP_CONN_EV_ASYNC, /* (raised) a handler took the request asynchronously */
+    HTTP_CONN_EV_ASYNC, /* (raised) parsing paused at a request head: IOX_MAX_ASYNC async requests outstanding, the response ring full, or a streamed response owns the connection */
     HTTP_CONN_EV_FINISH, /* (raised) the last response is queued: send it, then close */
     HTTP_CONN_EV_DRAINED, /* (raised) every byte of the final response is sent */
     HTTP_CONN_EV_FAIL, /* (raised) the connection cannot go on: close it without ceremony */
@@ -73,7 +73,7 @@ static inline int http_conn_is_final(int s)
 /* parse the new bytes where they lie, answer complete requests, carry a cut request */
 int http_conn_act_consume(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* keep bytes that arrive while a request is handled asynchronously */
+/* keep bytes that arrive while parsing is paused behind async requests */
 int http_conn_act_stash(struct iox_conn *ctx, const struct iox_event *ev);
 
 /* drop bytes that arrive after the final response */
@@ -82,7 +82,7 @@ int http_conn_act_discard(struct iox_conn *ctx, const struct iox_event *ev);
 /* the peer is done sending: finish what is queued, or close */
 int http_conn_act_peer_eof(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* remember the peer's EOF until the async request completes */
+/* remember the peer's EOF until the async requests complete */
 int http_conn_act_note_eof(struct iox_conn *ctx, const struct iox_event *ev);
 
 /* arm the multishot recv again (at the end of this loop turn) */
@@ -100,16 +100,19 @@ int http_conn_act_sent(struct iox_conn *ctx, const struct iox_event *ev);
 /* send the rest of a short send */
 int http_conn_act_send_rest(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* the async response is written: commit it and parse what was stashed */
+/* an async response is written: commit every complete answer in request order and parse what was stashed */
 int http_conn_act_resume(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* stop after the current request; close now if idle */
+/* an async response owed before the final one is written: commit in request order; drained once every answer is out */
+int http_conn_act_settle(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* stop after the current request; finish now if between requests (async answers still owed are waited for) */
 int http_conn_act_on_shutdown(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* stop after the async request completes */
+/* dispatch nothing more; finish at the next async reply */
 int http_conn_act_note_shutdown(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* stop parsing; close once the final response has gone out */
+/* stop parsing; close once every owed response, the final one last, has gone out */
 int http_conn_act_finish(struct iox_conn *ctx, const struct iox_event *ev);
 
 /* half-close (SHUT_WR) and drain the peer's input until EOF or a short deadline */

@@ -137,21 +137,6 @@ void iox_conn_start_send(struct iox_conn *c)
     c->dirty = 0;
     if (c->send_inflight || c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED) return;
     if (c->wsent >= c->wcommit) return;
-    /* Pipelined async requests (hop, pg) are answered one at a time. While
-     * one is outstanding and more requests wait in the carry, the answers
-     * already made are held — at most IOX_HOLD_TURNS turns and
-     * IOX_HOLD_BYTES — so a 16-deep pipeline costs two sends, not sixteen.
-     * The reply that ends the wait marks the connection dirty again; the
-     * client is owed every held answer before the outstanding one anyway.
-     * Never while a drain hook is set: a streamed response (a file stream)
-     * waits for its own bytes to be sent before it writes more, and nothing
-     * would mark the connection dirty again. */
-    if (c->state == HTTP_CONN_S_WAITING && c->in_len && !c->close_after && !c->on_drain &&
-        c->hold_turns < IOX_HOLD_TURNS && c->wcommit - c->wsent < IOX_HOLD_BYTES) {
-        c->hold_turns++;
-        return;
-    }
-    c->hold_turns = 0;
     int r = iox_seam_send(c->r->seam, c->fd, c->out + c->wsent, c->wcommit - c->wsent,
                           ud_of(c, IOX_OP_SEND));
     if (r < 0) {
@@ -257,8 +242,7 @@ void iox_conn_on_cqe(struct iox_conn *c, unsigned op, const struct iox_cqe *cqe)
             iox_out_release(c);
         }
         if (c->wsent < c->wcommit) iox_conn_mark_dirty(c);
-        else if (c->on_drain && c->awaiting_reply && c->state != HTTP_CONN_S_CLOSING)
-            c->on_drain(c, c->on_drain_arg);   /* streamed response: next chunk */
+        else iox_conn_kick_drain(c);   /* streamed response: next chunk */
         iox_conn_fire(c, HTTP_CONN_EV_SEND_DONE, &ev);
         break;
     }
@@ -293,6 +277,7 @@ void iox_conn_init_slot(struct iox_reactor *r, struct iox_conn *c, uint32_t idx)
     c->idx = idx;
     c->fd = -1;
     c->state = HTTP_CONN_S_CLOSED;
+    c->rs = r->rslots ? r->rslots + (size_t)idx * (r->rslot_mask + 1) : NULL;
 }
 
 void iox_conn_open(struct iox_conn *c, int fd)
@@ -324,12 +309,12 @@ void iox_conn_release(struct iox_conn *c)
     if (c->on_close) {
         void (*fn)(struct iox_conn *, void *) = c->on_close;
         c->on_close = NULL;
-        c->on_drain = NULL;
         fn(c, c->on_close_arg);   /* the slot (idx, gen) is still this connection's */
     }
     tlist_remove(c);
     c->in_len = 0;
     iox_carry_release(c);
+    iox_slots_release(c);
     c->wsent = c->wlen;
     c->send_inflight = 0;
     iox_out_release(c);
@@ -341,9 +326,49 @@ void iox_conn_release(struct iox_conn *c)
     iox_reactor_slot_freed(r);
 }
 
+/* ---- requests and their response slots ---- */
+
+static struct iox_rslot *slot_of(struct iox_conn *c, uint16_t seq)
+{
+    return &c->rs[seq & c->r->rslot_mask];
+}
+
+/* seq is an open request: dispatched, its response not yet committed. */
+static int is_open(const struct iox_conn *c, uint16_t seq)
+{
+    return (uint16_t)(seq - c->rq_head) < (uint16_t)(c->rq_tail - c->rq_head);
+}
+
+void iox_conn_set_target(struct iox_conn *c, uint16_t seq)
+{
+    struct iox_rslot *s = slot_of(c, seq);
+    c->tgt = seq;
+    c->req_head = s->head;
+    c->req_keep_alive = s->keep_alive;
+    c->req_minor = s->minor;
+}
+
+int iox_conn_is_oldest(const struct iox_conn *c)
+{
+    return c->tgt == c->rq_head;
+}
+
+/* The oldest open request streams (drain hook) and everything committed is
+ * sent: let it write its next chunk. */
+void iox_conn_kick_drain(struct iox_conn *c)
+{
+    if (c->rq_head == c->rq_tail || c->send_inflight || c->wsent < c->wcommit ||
+        c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED)
+        return;
+    struct iox_rslot *s = slot_of(c, c->rq_head);
+    if (!s->on_drain || !s->awaiting) return;
+    iox_conn_set_target(c, c->rq_head);
+    s->on_drain(c, s->on_drain_arg);
+}
+
 struct iox_conn_ref iox_conn_ref(struct iox_conn *c)
 {
-    struct iox_conn_ref ref = {c->r, c->idx, c->gen};
+    struct iox_conn_ref ref = {c->r, c->idx, c->gen, c->tgt};
     return ref;
 }
 
@@ -352,20 +377,29 @@ struct iox_conn *iox_conn_deref(struct iox_conn_ref ref)
     if (!ref.r || ref.idx >= ref.r->max_conns) return NULL;
     struct iox_conn *c = &ref.r->conns[ref.idx];
     if (!c->in_use || c->gen != ref.gen || c->state == HTTP_CONN_S_CLOSING) return NULL;
+    if (!is_open(c, ref.seq)) return NULL;
+    struct iox_rslot *s = slot_of(c, ref.seq);
+    if (s->seq != ref.seq || !s->awaiting) return NULL;
+    iox_conn_set_target(c, ref.seq);
     return c;
 }
 
 void iox_conn_flush(struct iox_conn *c)
 {
-    if (c->body_pending) return;
+    if (!is_open(c, c->tgt)) return;
+    struct iox_rslot *s = slot_of(c, c->tgt);
+    if (!s->body_done) return;
+    if (c->tgt != c->rq_head) { s->flushed = s->len; return; }
     c->wcommit = c->wlen;
     iox_conn_mark_dirty(c);
 }
 
 void iox_conn_set_drain_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, void *arg), void *arg)
 {
-    c->on_drain = fn;
-    c->on_drain_arg = arg;
+    if (!is_open(c, c->tgt)) return;
+    struct iox_rslot *s = slot_of(c, c->tgt);
+    s->on_drain = fn;
+    s->on_drain_arg = arg;
 }
 
 void iox_conn_set_close_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, void *arg), void *arg)
@@ -385,9 +419,16 @@ void iox_conn_op_end(struct iox_conn *c)
     if (c->state == HTTP_CONN_S_CLOSING && c->in_use) iox_conn_fire(c, HTTP_CONN_EV_OP_DONE, NULL);
 }
 
+/* The target request's answer is written: it no longer awaits its handler
+ * (the machine decides what that means in its state: reply). */
 void iox_conn_async_done(struct iox_conn *c)
 {
-    c->on_drain = NULL;
+    if (is_open(c, c->tgt)) {
+        struct iox_rslot *s = slot_of(c, c->tgt);
+        s->on_drain = NULL;
+        s->awaiting = 0;
+        if (s->counted) { s->counted = 0; c->nasync--; }
+    }
     iox_conn_fire(c, HTTP_CONN_EV_REPLY, NULL);
 }
 

@@ -44,47 +44,139 @@ static void read_again(struct iox_conn *c)
 
 static int over_cap(struct iox_conn *c)
 {
-    return c->out && c->wlen - c->wsent >= c->r->cfg->write_cap;
+    return (c->out ? c->wlen - c->wsent : 0) + c->side_len >= c->r->cfg->write_cap;
 }
 
-/* The current request is fully read and answered: make its response
- * sendable. Returns FINISH when the connection must close after it. */
-static int complete_request(struct iox_conn *c)
+static struct iox_rslot *slot_of(struct iox_conn *c, uint16_t seq)
 {
-    c->wcommit = c->wlen;
-    c->r->n_requests++;
-    iox_conn_mark_dirty(c);
-    iox_conn_timer_touch(c);
-    if (!c->req_keep_alive || c->close_after) {
-        c->close_after = 1;
-        return HTTP_CONN_EV_FINISH;
+    return &c->rs[seq & c->r->rslot_mask];
+}
+
+static unsigned nopen(const struct iox_conn *c)
+{
+    return (uint16_t)(c->rq_tail - c->rq_head);
+}
+
+/* A new request: the next slot of the ring, and the response target. */
+static struct iox_rslot *slot_new(struct iox_conn *c, int head, int keep_alive, int minor, int body_done)
+{
+    uint16_t seq = c->rq_tail++;
+    struct iox_rslot *s = slot_of(c, seq);
+    s->seq = seq;
+    s->len = s->flushed = 0;   /* buf is NULL: freed when the slot left the ring */
+    s->on_drain = NULL;
+    s->awaiting = s->counted = 0;
+    s->body_done = (uint8_t)body_done;
+    s->head = (uint8_t)head;
+    s->keep_alive = (uint8_t)keep_alive;
+    s->minor = (uint8_t)minor;
+    c->tgt = seq;
+    c->req_head = (uint8_t)head;
+    c->req_keep_alive = (uint8_t)keep_alive;
+    c->req_minor = (uint8_t)minor;
+    return s;
+}
+
+/* Commit, in request order, every complete answer at the front of the
+ * ring: the oldest open request's answer is in the write buffer already;
+ * the next one's side buffer moves there (its flushed part sendable at
+ * once) and it becomes the oldest. 0, or FAIL when memory runs out. */
+static int advance(struct iox_conn *c)
+{
+    int any = 0;
+    while (c->rq_head != c->rq_tail) {
+        struct iox_rslot *s = slot_of(c, c->rq_head);
+        if (s->awaiting || !s->body_done) break;
+        c->wcommit = c->wlen;
+        c->rq_head++;
+        c->r->n_requests++;
+        any = 1;
+        if (c->rq_head == c->rq_tail) break;
+        struct iox_rslot *n = slot_of(c, c->rq_head);
+        if (n->len) {
+            char *p = iox_out_reserve(c, n->len, (size_t)-1);
+            if (!p) return HTTP_CONN_EV_FAIL;
+            memcpy(p, n->buf, n->len);
+            c->wlen += n->len;
+            c->wcommit += n->flushed;
+            if (n->flushed) any = 1;
+        }
+        iox_side_free(c, n);
     }
+    if (any) {
+        iox_conn_mark_dirty(c);
+        iox_conn_timer_touch(c);
+    }
+    iox_conn_kick_drain(c);   /* a stream that became the oldest */
     return HTTP_CONN_EV_NONE;
 }
 
-/* A malformed request: drop the unanswered response, answer `status`, and
- * close after it. */
+/* No more requests are dispatched: close after the answers owed. Shutdown
+ * mid-request (one_more) still answers the request being read. */
+static int finish_due(struct iox_conn *c)
+{
+    return c->close_after && !c->one_more && !c->body_pending;
+}
+
+/* A request is fully read and answered (or a reply came): commit what can
+ * be, in order. Returns FINISH when the connection must close after it. */
+static int complete_request(struct iox_conn *c)
+{
+    if (advance(c)) return HTTP_CONN_EV_FAIL;
+    return finish_due(c) ? HTTP_CONN_EV_FINISH : HTTP_CONN_EV_NONE;
+}
+
+/* Forget the last request's answer (its body turned out malformed, or it
+ * never ends): its handler's reference no longer derefs. */
+static void drop_last(struct iox_conn *c, struct iox_rslot *s)
+{
+    if (s->seq == c->rq_head) c->wlen = c->wcommit;
+    else iox_side_free(c, s);
+    s->on_drain = NULL;
+    s->awaiting = 0;
+    if (s->counted) { s->counted = 0; c->nasync--; }
+}
+
+/* A malformed request: drop its unanswered response, answer `status` after
+ * every earlier answer, and close after it. */
 static int reject(struct iox_conn *c, int err)
 {
     int status = iox_http_error_status(err);
     IOX_DEBUG("conn %u: %s → %d", c->idx, iox_http_result_name(err), status);
-    c->wlen = c->wcommit;
-    c->req_keep_alive = 0;
-    c->req_head = 0;
-    c->req_minor = 1;
+    struct iox_rslot *s;
+    if (c->body_pending && nopen(c)) {
+        /* The body of the last request: its slot carries the error. */
+        s = slot_of(c, (uint16_t)(c->rq_tail - 1));
+        drop_last(c, s);
+        s->keep_alive = 0;
+        s->head = 0;
+        s->minor = 1;
+        s->body_done = 1;
+        iox_conn_set_target(c, s->seq);
+    } else {
+        s = slot_new(c, 0, 0, 1, 1);
+    }
     c->close_after = 1;
+    c->one_more = 0;
     c->body_pending = 0;
     const char *reason = iox_http_error_reason(err);
     if (iox_resp_simple(c, status, "text/plain", reason, strlen(reason)) < 0)
         return HTTP_CONN_EV_FAIL;
-    c->wcommit = c->wlen;
-    iox_conn_mark_dirty(c);
+    if (advance(c)) return HTTP_CONN_EV_FAIL;
     return HTTP_CONN_EV_FINISH;
 }
 
+/* Parsing pauses at the next head: the async limit is reached, the ring is
+ * full (sync answers behind outstanding async ones), or a request owns the
+ * connection's close hook (a streamed response is exclusive from behind). */
+static int paused(struct iox_conn *c)
+{
+    return c->nasync >= c->r->max_async || nopen(c) > c->r->rslot_mask || c->on_close;
+}
+
 /* Run the parser over base[0, len). *used reports the bytes consumed; the
- * caller keeps the rest (a cut request, or input held back while an async
- * request or backpressure pauses parsing). */
+ * caller keeps the rest (a cut request, or input held back while parsing
+ * is paused by the async limit or backpressure). */
 static int process(struct iox_conn *c, const char *base, size_t len, size_t *used)
 {
     size_t off = 0;
@@ -106,43 +198,47 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
             if (r < 0) { ev = reject(c, r); off = len; break; }
             /* BODY_DONE */
             c->body_pending = 0;
-            if (!c->awaiting_reply) {
-                ev = complete_request(c);
-                if (ev) { off = len; break; }
-            }
+            slot_of(c, (uint16_t)(c->rq_tail - 1))->body_done = 1;
+            ev = complete_request(c);
+            if (ev) { off = len; break; }
             continue;
         }
-        /* Between requests: the next head waits while a handler owns the
-         * current request, or while the peer is not reading our answers. */
-        if (c->awaiting_reply) { ev = HTTP_CONN_EV_ASYNC; break; }
+        /* Between requests: the next head waits while parsing is paused,
+         * or while the peer is not reading our answers. */
+        if (finish_due(c)) { ev = HTTP_CONN_EV_FINISH; off = len; break; }
+        if (paused(c)) { ev = HTTP_CONN_EV_ASYNC; break; }
         if (over_cap(c)) { iox_conn_throttle(c); break; }
         struct iox_http_request req;
         int r = iox_http_parse_head(&c->hp, base + off, len - off, &req);
         if (r == IOX_HTTP_NEED_MORE) break;
         if (r < 0) { ev = reject(c, r); off = len; break; }
         off += req.head_len;
-        c->req_head = req.method_id == IOX_HTTP_HEAD;
-        c->req_keep_alive = req.keep_alive;
-        c->req_minor = req.version_minor;
         c->body_pending = req.body_kind != IOX_HTTP_BODY_NONE;
+        struct iox_rslot *s = slot_new(c, req.method_id == IOX_HTTP_HEAD, req.keep_alive,
+                                       req.version_minor, !c->body_pending);
+        if (!req.keep_alive) c->close_after = 1;   /* the last request */
+        c->one_more = 0;
         if (req.expect_continue && c->body_pending && req.version_minor >= 1 &&
-            off == len) {
+            off == len && s->seq == c->rq_head) {
             /* The client waits for this before sending the body (RFC 9110
              * §10.1.1); an interim answer, sent ahead of the final one. Not
-             * needed when body bytes are already here. */
+             * needed when body bytes are already here; not sent behind an
+             * earlier outstanding answer (it would overtake it). */
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             if (iox_resp_write(c, cont, sizeof cont - 1) == 0) {
                 c->wcommit = c->wlen;
                 iox_conn_mark_dirty(c);
             }
         }
+        s->awaiting = 1;   /* an answer from inside on_request (async_done) is noted */
         int h = c->r->cfg->app->on_request(c, &req, c->r->cfg->app_ctx);
         if (c->aborted) { off = len; ev = HTTP_CONN_EV_FAIL; break; }
-        if (h == IOX_ASYNC) {
-            c->awaiting_reply = 1;
-            if (!c->body_pending) { ev = HTTP_CONN_EV_ASYNC; break; }
+        if (h == IOX_ASYNC && s->awaiting) {
+            s->counted = 1;
+            c->nasync++;
             continue;
         }
+        s->awaiting = 0;
         if (!c->body_pending) {
             ev = complete_request(c);
             if (ev) { off = len; break; }
@@ -232,8 +328,8 @@ int http_conn_act_discard(struct iox_conn *c, const struct iox_event *ev)
  * (found by tests/fuzz/fuzz_http_conn). */
 static int after_eof(struct iox_conn *c)
 {
-    if (c->awaiting_reply || c->throttled) return HTTP_CONN_EV_NONE;
-    if (c->wcommit > c->wsent || c->send_inflight) {
+    if (c->nasync || c->throttled) return HTTP_CONN_EV_NONE;
+    if (c->wcommit > c->wsent || c->send_inflight || nopen(c)) {
         c->close_after = 1;
         return HTTP_CONN_EV_FINISH;
     }
@@ -247,7 +343,7 @@ int http_conn_act_peer_eof(struct iox_conn *c, const struct iox_event *ev)
     return after_eof(c);
 }
 
-/* Waiting: the async reply decides (resume → after_eof). Finishing: the
+/* Waiting: the async replies decide (resume → after_eof). Finishing: the
  * close is already decided. */
 int http_conn_act_note_eof(struct iox_conn *c, const struct iox_event *ev)
 {
@@ -285,7 +381,7 @@ int http_conn_act_sent(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
     if (c->state == HTTP_CONN_S_FINISHING) {
-        if (c->wsent >= c->wcommit && !c->send_inflight) return HTTP_CONN_EV_DRAINED;
+        if (c->wsent >= c->wcommit && !c->send_inflight && !nopen(c)) return HTTP_CONN_EV_DRAINED;
         return HTTP_CONN_EV_NONE;
     }
     if (c->throttled && !over_cap(c)) {
@@ -305,30 +401,37 @@ int http_conn_act_send_rest(struct iox_conn *c, const struct iox_event *ev)
     return HTTP_CONN_EV_NONE;
 }
 
-/* The async handler's response is written. In waiting, the request is
- * complete: commit it and parse what was stashed. In reading, its body is
- * still arriving (an early reply): the response is committed when the body
- * ends (process() sees awaiting_reply cleared). Before, reading ignored the
- * reply and the connection hung in waiting until its idle timeout (found by
- * tests/fuzz/fuzz_http_conn). */
+/* An async handler's response is written (iox_conn_async_done marked its
+ * request). Commit every answer now complete at the front, in request
+ * order; a request whose body is still arriving (an early reply) is
+ * committed when the body ends. In waiting, the limit no longer holds:
+ * parse what was stashed (it may pause again). Before, reading ignored an
+ * early reply and the connection hung in waiting until its idle timeout
+ * (found by tests/fuzz/fuzz_http_conn). */
 int http_conn_act_resume(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    if (!c->awaiting_reply) return HTTP_CONN_EV_NONE;   /* a reply nobody awaits */
-    c->awaiting_reply = 0;
-    if (!c->body_pending) {
-        int e = complete_request(c);
-        if (e) return e;
-    }
+    int e = complete_request(c);
+    if (e) return e;
     /* A throttle taken while waiting (a large stash) ends here: the stash is
      * parsed now, and parsing throttles again if output piles up. Ending it
      * before looking at EOF matters: with no send in flight nothing else
      * would ever lift it (the connection would sit until its idle timeout). */
     if (c->throttled && !over_cap(c)) c->throttled = 0;
-    int e = feed_carry(c);
+    e = feed_carry(c);
     if (e) return e;
     read_again(c);
     if (c->eof) return after_eof(c);
+    return HTTP_CONN_EV_NONE;
+}
+
+/* Finishing, with answers still owed by async handlers: commit in order;
+ * the drain (sent) waits for the last of them. */
+int http_conn_act_settle(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    if (advance(c)) return HTTP_CONN_EV_FAIL;
+    if (!nopen(c) && c->wsent >= c->wcommit && !c->send_inflight) return HTTP_CONN_EV_DRAINED;
     return HTTP_CONN_EV_NONE;
 }
 
@@ -336,12 +439,16 @@ int http_conn_act_on_shutdown(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
     c->close_after = 1;
-    /* Between requests (idle, or only output left): send what is owed, then
-     * half-close and linger — requests the peer sent meanwhile must not turn
-     * our close into a RST that destroys answers still in flight. */
+    /* Between requests (idle, only output left, or async answers owed):
+     * send what is owed, then half-close and linger — requests the peer
+     * sent meanwhile must not turn our close into a RST that destroys
+     * answers still in flight. */
     if (!iox_http_parser_mid_request(&c->hp) && !c->in_len && !c->body_pending)
         return HTTP_CONN_EV_FINISH;
-    return HTTP_CONN_EV_NONE;        /* mid-request: close after its answer */
+    /* Mid-request: close after its answer (a head being read is still
+     * dispatched; a body being read belongs to the last request). */
+    c->one_more = !c->body_pending;
+    return HTTP_CONN_EV_NONE;
 }
 
 int http_conn_act_note_shutdown(struct iox_conn *c, const struct iox_event *ev)
@@ -358,12 +465,20 @@ int http_conn_act_finish(struct iox_conn *c, const struct iox_event *ev)
     /* Input after the last answer is dropped, and so is any carried part. */
     c->in_len = 0;
     iox_carry_release(c);
+    /* A request whose body is still arriving never completes now: its
+     * answer is dropped (earlier ones are still owed and wait). */
+    if (c->body_pending && nopen(c)) {
+        struct iox_rslot *s = slot_of(c, (uint16_t)(c->rq_tail - 1));
+        drop_last(c, s);
+        s->body_done = 1;
+        if (advance(c)) return HTTP_CONN_EV_FAIL;
+    }
     c->body_pending = 0;
     if (c->throttled) {
         c->throttled = 0;
         read_again(c);
     }
-    if (c->wsent >= c->wcommit && !c->send_inflight) return HTTP_CONN_EV_DRAINED;
+    if (c->wsent >= c->wcommit && !c->send_inflight && !nopen(c)) return HTTP_CONN_EV_DRAINED;
     iox_conn_mark_dirty(c);
     return HTTP_CONN_EV_NONE;
 }

@@ -168,3 +168,43 @@ void iox_out_release(struct iox_conn *c)
     c->out = NULL;
     c->wcap = c->wlen = c->wsent = c->wcommit = c->wsend_end = 0;
 }
+
+/* ---- side buffers (responses waiting behind an earlier one) ---- */
+
+char *iox_side_reserve(struct iox_conn *c, struct iox_rslot *s, size_t n, size_t max)
+{
+    if (s->buf && s->len + n <= s->cap) return s->buf + s->len;
+    size_t live = (c->out ? c->wlen - c->wsent : 0) + c->side_len;
+    if (live + n > max) return NULL;
+    size_t want = IOX_BLOCK;
+    while (want < s->len + n) want *= 2;
+    char *g = wbuf_get(c->r, want);
+    if (!g) return NULL;
+    if (s->buf) {
+        memcpy(g, s->buf, s->len);
+        wbuf_put(c->r, s->buf, s->cap);
+    }
+    s->buf = g;
+    s->cap = (uint32_t)want;
+    return s->buf + s->len;
+}
+
+void iox_side_free(struct iox_conn *c, struct iox_rslot *s)
+{
+    c->side_len -= s->len;
+    s->len = s->flushed = 0;
+    if (!s->buf) return;
+    wbuf_put(c->r, s->buf, s->cap);
+    s->buf = NULL;
+    s->cap = 0;
+}
+
+void iox_slots_release(struct iox_conn *c)
+{
+    if (!c->rs) return;
+    for (uint16_t q = c->rq_head; q != c->rq_tail; q++)
+        iox_side_free(c, &c->rs[q & c->r->rslot_mask]);
+    c->rq_head = c->rq_tail = c->tgt = 0;
+    c->nasync = 0;
+    c->side_len = 0;
+}

@@ -25,6 +25,14 @@ void iox_out_release(struct iox_conn *c);
 /* A send completed (in full, short or failed): the old buffer it was reading
  * (retired when the buffer grew under it) is no longer read; free it. */
 void iox_out_release_retired(struct iox_conn *c);
+/* Room for n more bytes in slot s's side buffer (a response waiting behind
+ * an earlier one), growing it while the connection's total owed bytes
+ * (write buffer + side buffers) stay under `max`. NULL when it cannot. */
+char *iox_side_reserve(struct iox_conn *c, struct iox_rslot *s, size_t n, size_t max);
+/* Give slot s's side buffer back (its bytes are no longer counted). */
+void iox_side_free(struct iox_conn *c, struct iox_rslot *s);
+/* Free the side buffers of every open request (connection released). */
+void iox_slots_release(struct iox_conn *c);
 /* Free every block on a reactor free list. */
 void iox_block_list_free(void **list);
 

@@ -3,10 +3,6 @@
 #define IOX_CONN_INTERNAL_H
 #include "iox_conn.h"
 
-/* Answers held while a pipelined async request is outstanding (conn.c). */
-#define IOX_HOLD_TURNS 16u
-#define IOX_HOLD_BYTES 65536u
-
 /* Extra carry room beyond head + buffers (bytes). */
 #define IOX_CARRY_SLACK 4096u
 
@@ -23,5 +19,7 @@ void iox_conn_timer_linger(struct iox_conn *c);   /* move to the linger list */
 void iox_conn_begin_close(struct iox_conn *c);    /* cancel all ops on the socket */
 void iox_conn_close_if_idle(struct iox_conn *c);  /* issue the close when nothing is in flight */
 void iox_conn_release(struct iox_conn *c);        /* free the slot (after the close CQE) */
+void iox_conn_set_target(struct iox_conn *c, uint16_t seq); /* iox_resp_* write for request seq */
+void iox_conn_kick_drain(struct iox_conn *c);     /* run the oldest request's drain hook if all is sent */
 
 #endif

@@ -39,6 +39,21 @@ static size_t out_max(struct iox_conn *c)
     return (size_t)c->r->cfg->write_cap + (8u << 20);
 }
 
+/* Where the target request's response goes: straight into the write buffer
+ * for the oldest open request (the fast path), else its side buffer. */
+static char *room(struct iox_conn *c, size_t n)
+{
+    if (c->tgt == c->rq_head) return iox_out_reserve(c, n, out_max(c));
+    return iox_side_reserve(c, &c->rs[c->tgt & c->r->rslot_mask], n, out_max(c));
+}
+
+static void count(struct iox_conn *c, size_t n)
+{
+    if (c->tgt == c->rq_head) { c->wlen += (uint32_t)n; return; }
+    c->rs[c->tgt & c->r->rslot_mask].len += (uint32_t)n;
+    c->side_len += (uint32_t)n;
+}
+
 static char *put(char *p, const char *s, size_t n) { memcpy(p, s, n); return p + n; }
 #define PUTS(p, lit) put(p, lit, sizeof(lit) - 1)
 
@@ -80,7 +95,9 @@ static char *write_head(struct iox_conn *c, char *p, int status, const char *cty
         p = PUTS(p, "\r\n");
     }
     if (extra) p = put(p, extra, strlen(extra));
-    if (!c->req_keep_alive || c->close_after) p = PUTS(p, "Connection: close\r\n");
+    /* The connection closes after the last dispatched request's answer. */
+    if (!c->req_keep_alive || (c->close_after && c->tgt == (uint16_t)(c->rq_tail - 1)))
+        p = PUTS(p, "Connection: close\r\n");
     else if (c->req_minor == 0) p = PUTS(p, "Connection: keep-alive\r\n");
     return PUTS(p, "\r\n");
 }
@@ -88,10 +105,10 @@ static char *write_head(struct iox_conn *c, char *p, int status, const char *cty
 int iox_resp_head(struct iox_conn *c, int status, const char *ctype,
                   uint64_t content_length, const char *extra_headers)
 {
-    char *p = iox_out_reserve(c, head_bound(ctype, extra_headers), out_max(c));
+    char *p = room(c, head_bound(ctype, extra_headers));
     if (!p) return -ENOBUFS;
     char *e = write_head(c, p, status, ctype, content_length, extra_headers);
-    c->wlen += (uint32_t)(e - p);
+    count(c, (size_t)(e - p));
     return 0;
 }
 
@@ -99,29 +116,29 @@ int iox_resp_simple(struct iox_conn *c, int status, const char *ctype,
                     const void *body, size_t len)
 {
     size_t blen = c->req_head ? 0 : len;
-    char *p = iox_out_reserve(c, head_bound(ctype, NULL) + blen, out_max(c));
+    char *p = room(c, head_bound(ctype, NULL) + blen);
     if (!p) return -ENOBUFS;
     char *e = write_head(c, p, status, ctype, len, NULL);
     if (blen) e = put(e, body, blen);
-    c->wlen += (uint32_t)(e - p);
+    count(c, (size_t)(e - p));
     return 0;
 }
 
 int iox_resp_write(struct iox_conn *c, const void *data, size_t len)
 {
-    char *p = iox_out_reserve(c, len, out_max(c));
+    char *p = room(c, len);
     if (!p) return -ENOBUFS;
     memcpy(p, data, len);
-    c->wlen += (uint32_t)len;
+    count(c, len);
     return 0;
 }
 
 char *iox_resp_reserve(struct iox_conn *c, size_t n)
 {
-    return iox_out_reserve(c, n, out_max(c));
+    return room(c, n);
 }
 
 void iox_resp_commit_bytes(struct iox_conn *c, size_t n)
 {
-    c->wlen += (uint32_t)n;
+    count(c, n);
 }

@@ -19,6 +19,7 @@
  * starts the next stream on this very slot) happen outside the machine:
  * an instance is never fired from inside one of its own actions. */
 #include "iox_file_stream.h"
+#include "conn_internal.h"
 #include "file_stream_machine.h"
 #include "http_conn_machine.h"
 #include "iox_log.h"
@@ -29,7 +30,13 @@
 #include <string.h>
 
 static struct iox_file_streams *streams_of(struct iox_reactor *r) { return r->services[IOX_OWN_FILE]; }
-static struct iox_conn *conn_of(struct iox_file_stream *st) { return &st->r->conns[st->idx]; }
+/* The connection, with its response target set to the stream's request. */
+static struct iox_conn *conn_of(struct iox_file_stream *st)
+{
+    struct iox_conn *c = &st->r->conns[st->idx];
+    if (c->in_use && c->gen == st->gen) iox_conn_set_target(c, st->seq);
+    return c;
+}
 static int conn_is_ours(struct iox_file_stream *st)
 {
     struct iox_conn *c = conn_of(st);
@@ -182,7 +189,7 @@ static void on_read_cqe(struct iox_reactor *r, const struct iox_cqe *cqe)
         e = FILE_STREAM_EV_READ_ERROR;
     }
     int s = file_stream_fire(st, &st->state, e, &(struct iox_fstream_event){e == FILE_STREAM_EV_READ_ERROR && cqe->res >= 0 ? -EIO : cqe->res});
-    if (s == FILE_STREAM_S_DONE) iox_conn_async_done(c);   /* clears the drain hook, resumes */
+    if (s == FILE_STREAM_S_DONE) iox_conn_async_done(conn_of(st));   /* clears the drain hook, resumes */
 }
 
 /* ---- API ---- */
@@ -240,12 +247,16 @@ int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len
     st->asked = 0;
     st->err = 0;
     st->gen = c->gen;
+    st->seq = c->tgt;
     st->active = 1;
     st->state = FILE_STREAM_INITIAL;
     fs->active++;
     fs->n_started++;
     iox_conn_set_close_hook(c, on_conn_close, fs);
     iox_conn_set_drain_hook(c, on_conn_drain, fs);
+    /* Behind an earlier outstanding answer the write buffer is not ours
+     * yet: the first read waits for the drain hook (idle → reading). */
+    if (!iox_conn_is_oldest(c)) return IOX_ASYNC;
     fire(st, FILE_STREAM_EV_START, 0);
     return st->state == FILE_STREAM_S_READING ? IOX_ASYNC : IOX_HANDLED;
 }

@@ -30,6 +30,25 @@ struct iox_event {
     uint32_t len;
 };
 
+/* One request's response slot. Requests of a connection are numbered (seq);
+ * the open ones — dispatched, response not yet committed — are
+ * [rq_head, rq_tail), each in ring entry seq & mask. The oldest open one
+ * writes straight into the write buffer ("direct"); a later one writes into
+ * its side buffer, moved into the write buffer in request order once every
+ * earlier response is committed (see docs/architecture.md). */
+struct iox_rslot {
+    char *buf;                  /* side buffer (from the reactor's free lists) */
+    uint32_t len, cap;
+    uint32_t flushed;           /* side bytes sendable at once when it becomes the oldest */
+    void (*on_drain)(struct iox_conn *c, void *arg);
+    void *on_drain_arg;
+    uint16_t seq;
+    uint8_t awaiting;           /* an async handler owns it (iox_conn_async_done not called) */
+    uint8_t counted;            /* counted in nasync */
+    uint8_t body_done;          /* the request has been read completely */
+    uint8_t head, keep_alive, minor;   /* what the response writers need */
+};
+
 struct iox_conn {
     struct iox_reactor *r;
     int fd;
@@ -48,18 +67,25 @@ struct iox_conn {
     uint8_t dirty_linked;    /* on r->dirty */
     uint8_t eof;             /* peer shut its side */
     uint8_t close_after;     /* close once committed output is sent */
-    uint8_t awaiting_reply;  /* an async handler owns the current request */
-    uint8_t body_pending;    /* the current request's body is still arriving */
-    uint8_t req_head;        /* current request is HEAD: no response body */
+    uint8_t one_more;        /* close_after, but the request being read is still answered */
+    uint8_t body_pending;    /* the last request's body is still arriving */
+    /* The response target's (tgt's) request: mirrors of its slot. */
+    uint8_t req_head;        /* HEAD: no response body */
     uint8_t req_keep_alive;
     uint8_t req_minor;
     uint8_t throttled;       /* reading stopped for backpressure */
     uint8_t closing_started;
-    uint8_t hold_turns;      /* turns answers were held behind an async request */
     uint8_t aborted;         /* iox_conn_abort called: stop parsing */
     uint8_t firing;          /* inside http_conn_fire: queue nested events */
     uint8_t nqueued;
     uint8_t queued[6];
+    /* Open requests [rq_head, rq_tail) in the response ring rs (r->rslot_mask
+     * + 1 entries); tgt is the request iox_resp_* write for; nasync counts
+     * the outstanding async ones (at most r->max_async). side_len: bytes in
+     * side buffers, counted against the write cap. */
+    uint16_t rq_head, rq_tail, tgt, nasync;
+    uint32_t side_len;
+    struct iox_rslot *rs;
     struct iox_http_parser hp;
     /* Carry: unconsumed input that is not in a ring buffer. */
     char *in;
@@ -76,8 +102,6 @@ struct iox_conn {
     struct iox_conn *tprev, *tnext;
     uint8_t tlist;           /* 0 none, 1 idle, 2 linger */
     struct iox_conn *dirty_next, *parked_next;
-    void (*on_drain)(struct iox_conn *c, void *arg);
-    void *on_drain_arg;
     void (*on_close)(struct iox_conn *c, void *arg);
     void *on_close_arg;
     /* Free for the application while it owns an async request. */
@@ -85,9 +109,14 @@ struct iox_conn {
     uint64_t app_u64;
 };
 
-/* A handle that survives the connection: deref gives NULL once the slot was
- * closed (and possibly reused). Use it to answer an async request. */
-struct iox_conn_ref { struct iox_reactor *r; uint32_t idx; uint16_t gen; };
+/* A handle on one request that survives the connection: deref gives NULL
+ * once the connection was closed (and its slot possibly reused) or the
+ * request no longer awaits an answer; otherwise the connection, with its
+ * response target set to that request (iox_resp_* write its answer, which
+ * leaves in request order). Take it in on_request to answer asynchronously.
+ * Up to IOX_MAX_ASYNC (env, default 16) async requests of one connection are
+ * outstanding at once; parsing pauses at the limit. */
+struct iox_conn_ref { struct iox_reactor *r; uint32_t idx; uint16_t gen, seq; };
 struct iox_conn_ref iox_conn_ref(struct iox_conn *c);
 struct iox_conn *iox_conn_deref(struct iox_conn_ref ref);
 
@@ -112,26 +141,38 @@ const char *iox_http_reason(int status);
 /* Room for n more bytes of the response being built, without counting them
  * yet: fill them (e.g. with a positional file read on the ring) and count
  * them with iox_resp_commit_bytes. The pointer stays valid until the next
- * iox_resp_* call on this connection; while an async request owns the
- * connection nothing else writes to it. NULL when over the write cap. */
+ * iox_resp_* call for this request — and, for a request that is not the
+ * oldest outstanding one (iox_conn_is_oldest), until an earlier answer
+ * completes: fill it at once, or wait for the drain hook (which only runs
+ * for the oldest). NULL when over the write cap. */
 char *iox_resp_reserve(struct iox_conn *c, size_t n);
 void iox_resp_commit_bytes(struct iox_conn *c, size_t n);
 
 /* Streaming an async response: make what has been written so far sendable
- * now (normally a response goes out only once complete). Only while the
- * request has been read completely (always true for GET/HEAD without body). */
+ * now (normally a response goes out only once complete) — at once for the
+ * oldest outstanding request, else as soon as every earlier answer is
+ * committed. Only while the request has been read completely (always true
+ * for GET/HEAD without body). */
 void iox_conn_flush(struct iox_conn *c);
 
-/* Called (on the reactor thread) each time the connection's committed output
- * has all been sent while an async request owns it: the producer of a
- * streamed response writes its next chunk from here. NULL to clear. */
+/* The target request is the oldest outstanding one: its bytes go straight
+ * into the write buffer. */
+int iox_conn_is_oldest(const struct iox_conn *c);
+
+/* Called (on the reactor thread, with the target set to the request) each
+ * time the connection's committed output has all been sent while the target
+ * request is the oldest outstanding one and still owned by its async
+ * handler: the producer of a streamed response writes its next chunk from
+ * here. Per request; NULL to clear. */
 void iox_conn_set_drain_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, void *arg), void *arg);
 
 /* Called once (on the reactor thread) when the connection is released —
  * closed, every op on it ended — while the hook is set: an async request's
  * per-connection state (a file stream) is freed here when the peer goes away
  * before the response is complete. Cleared when called, and by the next
- * connection on the slot; set NULL to clear it once the response is done. */
+ * connection on the slot; set NULL to clear it once the response is done.
+ * One per connection: while it is set no further pipelined request is
+ * dispatched (a streamed response is exclusive from behind). */
 void iox_conn_set_close_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, void *arg), void *arg);
 
 /* An op of the application's that writes into this connection's memory (a
@@ -139,9 +180,11 @@ void iox_conn_set_close_hook(struct iox_conn *c, void (*fn)(struct iox_conn *c, 
 void iox_conn_op_begin(struct iox_conn *c);
 void iox_conn_op_end(struct iox_conn *c);
 
-/* End of an async request: its response has been written with iox_resp_*.
- * The connection resumes parsing pipelined requests. Safe to call from the
- * on_request handler's continuation on the same reactor only. */
+/* End of the target async request: its response has been written with
+ * iox_resp_*. It is committed (with every completed answer behind it) once
+ * the earlier ones are; a connection paused at the async limit resumes
+ * parsing. Safe to call from the on_request handler's continuation on the
+ * same reactor only. */
 void iox_conn_async_done(struct iox_conn *c);
 
 /* Close now (abortive for the peer: pending output is dropped). */

@@ -44,6 +44,7 @@ struct iox_file_stream {
     int32_t err;               /* why a read could not be queued (-errno) */
     int fd;
     uint16_t gen;              /* the connection's generation */
+    uint16_t seq;              /* the request the stream answers */
     uint8_t state;             /* enum file_stream_state */
     uint8_t active;            /* started, on_end not called yet */
 };
@@ -69,6 +70,9 @@ struct iox_file_streams *iox_file_streams_of(struct iox_reactor *r);
  * `chunk` bytes at a time (the first read is trimmed so head + chunk fit one
  * chunk-sized buffer). `name` (not copied) and `arg` are kept for the
  * stream's life; on_end runs exactly once, possibly before this returns.
+ * The first read waits (drain hook) until the request is the oldest one
+ * outstanding on the connection; one stream per connection at a time (it
+ * holds the close hook: no pipelined request is dispatched behind it).
  * Returns IOX_ASYNC (the stream owns the request), or IOX_HANDLED when it
  * failed at once (the connection is being aborted). */
 int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len, uint32_t chunk,

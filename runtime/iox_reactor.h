@@ -26,11 +26,17 @@ struct iox_reactor;
 /* Handler results. */
 enum { IOX_HANDLED = 0, IOX_ASYNC = 1 };
 
+/* Outstanding async requests per connection: default and most. */
+#define IOX_MAX_ASYNC_DEFAULT 16u
+#define IOX_MAX_ASYNC_LIMIT 64u
+
 /* An HTTP application. on_request runs on the reactor thread for every
  * complete request head; req's views are valid only during the call. It
  * writes the response with iox_resp_*() and returns IOX_HANDLED, or returns
- * IOX_ASYNC after arranging for iox_conn_reply_*() to be called later on
- * the same reactor (pg query, hop). Request bodies are consumed and
+ * IOX_ASYNC after taking iox_conn_ref(c), to answer later on the same
+ * reactor (iox_conn_deref, iox_resp_*, iox_conn_async_done: pg query, hop);
+ * the connection goes on parsing pipelined requests meanwhile, up to
+ * max_async outstanding ones, and answers leave in request order. Request bodies are consumed and
  * discarded by the runtime; a response is sent only once the whole request
  * (body included) has been read, so a request whose body turns out
  * malformed gets the 400, never the handler's answer. */
@@ -75,6 +81,7 @@ struct iox_server_config {
     uint32_t linger_ms;          /* after a final response, wait this long for EOF (2000) */
     uint32_t max_conns;          /* per reactor; accept pauses when reached (16384) */
     uint32_t write_cap;          /* pending response bytes before reading stops (256 KiB) */
+    uint32_t max_async;          /* outstanding async requests per connection (16, ≤ 64) */
     uint32_t shutdown_grace_ms;  /* SIGTERM: time for in-flight requests (3000) */
     struct iox_http_limits http; /* parser limits (0 = defaults) */
     struct iox_uring_config ring;
@@ -90,7 +97,7 @@ struct iox_server_config {
 };
 
 /* Fill cfg from the environment (PORT, REACTORS, IDLE_TIMEOUT_MS,
- * IOX_MAX_CONNS, IOX_WRITE_CAP, IOX_RECV_BUFFERS, IOX_RECV_BUFSIZE,
+ * IOX_MAX_CONNS, IOX_WRITE_CAP, IOX_MAX_ASYNC, IOX_RECV_BUFFERS, IOX_RECV_BUFSIZE,
  * IOX_MAX_HEAD, IOX_MAX_HEADERS, IOX_MAX_TARGET, IOX_MAX_BODY, HOST).
  * Returns 0, or -EINVAL with a message in why (a malformed number). */
 int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t why_len);
@@ -118,6 +125,10 @@ struct iox_reactor {
     struct iox_conn *conns;
     uint32_t max_conns, nconns, nfree;
     uint32_t *free_slots;
+    /* Response rings: rslot_mask + 1 entries per connection slot. */
+    struct iox_rslot *rslots;
+    uint32_t rslot_mask;
+    uint32_t max_async;
     struct iox_conn_list idle;        /* ordered by deadline (timers) */
     struct iox_conn_list linger;
     struct iox_conn *dirty;           /* conns with output to send this turn */

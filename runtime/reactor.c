@@ -37,7 +37,15 @@ static int reactor_alloc(struct iox_reactor *r, const struct iox_server_config *
     r->listen_fd = -1;
     r->conns = calloc(r->max_conns, sizeof *r->conns);
     r->free_slots = calloc(r->max_conns, sizeof *r->free_slots);
-    if (!r->conns || !r->free_slots) return -ENOMEM;
+    /* Response rings: a power of two above the async limit, so sync answers
+     * behind outstanding async ones have room too. Touched only as used. */
+    r->max_async = cfg->max_async ? cfg->max_async : IOX_MAX_ASYNC_DEFAULT;
+    if (r->max_async > IOX_MAX_ASYNC_LIMIT) r->max_async = IOX_MAX_ASYNC_LIMIT;
+    uint32_t nslot = 2;
+    while (nslot < r->max_async + 1) nslot *= 2;
+    r->rslot_mask = nslot - 1;
+    r->rslots = calloc((size_t)r->max_conns * nslot, sizeof *r->rslots);
+    if (!r->conns || !r->free_slots || !r->rslots) return -ENOMEM;
     for (uint32_t i = 0; i < r->max_conns; i++) {
         iox_conn_init_slot(r, &r->conns[i], i);
         r->free_slots[i] = r->max_conns - 1 - i;   /* pop order: slot 0 first */
@@ -72,6 +80,7 @@ void iox_reactor_fini(struct iox_reactor *r)
         iox_carry_release(c);
         c->send_inflight = 0;
         c->wsent = c->wlen;
+        iox_slots_release(c);
         iox_out_release(c);
     }
     iox_block_list_free(&r->free_carry);
@@ -80,6 +89,7 @@ void iox_reactor_fini(struct iox_reactor *r)
         iox_block_list_free(&r->free_wbuf_big[k]);
     free(r->conns);
     free(r->free_slots);
+    free(r->rslots);
     r->conns = NULL;
     r->free_slots = NULL;
 }

@@ -61,6 +61,8 @@ int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t 
     rc |= env_u32("IOX_LINGER_MS", &cfg->linger_ms, 1, 60000, why, why_len);
     rc |= env_u32("IOX_MAX_CONNS", &cfg->max_conns, 1, 1u << 20, why, why_len);
     rc |= env_u32("IOX_WRITE_CAP", &cfg->write_cap, 1024, 1u << 30, why, why_len);
+    if (!cfg->max_async) cfg->max_async = IOX_MAX_ASYNC_DEFAULT;
+    rc |= env_u32("IOX_MAX_ASYNC", &cfg->max_async, 1, IOX_MAX_ASYNC_LIMIT, why, why_len);
     rc |= env_u32("IOX_SHUTDOWN_GRACE_MS", &cfg->shutdown_grace_ms, 0, 60000, why, why_len);
     rc |= env_u32("IOX_RECV_BUFFERS", &cfg->ring.buf_count, 1, 32768, why, why_len);
     rc |= env_u32("IOX_RECV_BUFSIZE", &cfg->ring.buf_size, 64, 1u << 20, why, why_len);

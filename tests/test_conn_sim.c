@@ -41,12 +41,23 @@ static int app_request(struct iox_conn *c, const struct iox_http_request *req, v
 
 static const struct iox_http_app app = {app_request};
 
+/* Completion order of the async replies: 0 in order, else a seeded
+ * shuffle (answers must still leave in request order). */
+static uint64_t order_seed;
+
 static void finish_asyncs(void)
 {
     unsigned n = npending_async;
+    struct iox_conn_ref refs[64];
+    memcpy(refs, pending_async, n * sizeof refs[0]);
     npending_async = 0;
+    for (unsigned i = n; order_seed && i > 1; i--) {
+        order_seed ^= order_seed << 13; order_seed ^= order_seed >> 7; order_seed ^= order_seed << 17;
+        unsigned j = (unsigned)(order_seed % i);
+        struct iox_conn_ref t = refs[i - 1]; refs[i - 1] = refs[j]; refs[j] = t;
+    }
     for (unsigned i = 0; i < n; i++) {
-        struct iox_conn *c = iox_conn_deref(pending_async[i]);
+        struct iox_conn *c = iox_conn_deref(refs[i]);
         if (!c) continue;
         iox_resp_simple(c, 200, "text/plain", "async", 5);
         iox_conn_async_done(c);
@@ -70,6 +81,7 @@ static void h_init(struct h *h, unsigned nbufs, unsigned bufsize, uint32_t write
     memset(h, 0, sizeof *h);
     memset(big_body, 'b', sizeof big_body);
     npending_async = 0;
+    order_seed = 0;
     h->cfg.idle_timeout_ms = 1000;
     h->cfg.linger_ms = 100;
     h->cfg.max_conns = 4;
@@ -161,7 +173,10 @@ static const char STREAM[] =
     "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: v\r\n\r\n"
     "GET /async HTTP/1.1\r\nHost: a\r\n\r\n"
     "GET /big HTTP/1.1\r\nHost: a\r\n\r\n"
-    "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    "GET /async?2 HTTP/1.1\r\nHost: a\r\n\r\n"
+    "HEAD /async HTTP/1.1\r\nHost: a\r\n\r\n"
+    "GET /nf HTTP/1.1\r\nHost: a\r\n\r\n"
+    "GET /async HTTP/1.0\r\n\r\n";
 
 /* Reference output: the stream in one piece, everything completing at once. */
 static char *reference(size_t *len)
@@ -197,7 +212,7 @@ IOX_TEST(conn_sim, reference_run_answers_everything_in_order)
 {
     size_t n;
     char *ref = reference(&n);
-    CU_ASSERT_EQUAL(count(ref, n, "HTTP/1.1 "), 6);
+    CU_ASSERT_EQUAL(count(ref, n, "HTTP/1.1 "), 9);
     const char *a = strstr(ref, "HTTP/1.1 200"), *b = strstr(ref, "HTTP/1.1 404"), *c = strstr(ref, "async");
     CU_ASSERT(a && b && c && a < b && b < c);
     CU_ASSERT(strstr(ref, "Connection: close") != NULL);
@@ -273,6 +288,7 @@ static int run_seed(uint64_t seed, const char *ref, size_t rn)
     unsigned bsz = 16u << (rnd(&s) % 4);            /* 16..128 */
     uint32_t cap = (rnd(&s) % 2) ? 1024 : (1u << 20);
     h_init(&h, nbufs, bsz, cap);
+    order_seed = rnd(&s) | 1;   /* async replies complete in a random order */
     turn(&h);
     const size_t n = sizeof STREAM - 1;
     enum ending end = (enum ending)(rnd(&s) % 5);
@@ -296,8 +312,22 @@ static int run_seed(uint64_t seed, const char *ref, size_t rn)
         if (off >= cut && !iox_sim_has_op(h.sim, IOX_OP_SEND, FD) && !npending_async) break;
     }
     turn(&h);
+    if (getenv("IOX_SIM_TRACE"))
+        fprintf(stderr, "pre-end: state %s nasync %u open %u throttled %u in %u w %u/%u/%u side %u eof %u recv %u send %u pend %u off %zu/%zu\n",
+                http_conn_state_names[h.c->state], h.c->nasync, (uint16_t)(h.c->rq_tail - h.c->rq_head), h.c->throttled,
+                h.c->in_len, h.c->wsent, h.c->wcommit, h.c->wlen, h.c->side_len, h.c->eof, h.c->recv_armed,
+                iox_sim_has_op(h.sim, IOX_OP_SEND, FD), npending_async, off, cut);
     switch (end) {
-    case END_EOF: peer_close(&h); break;
+    case END_EOF:
+        /* Requests held back by backpressure are dispatched as the sends
+         * drain: answer them too (in random order) before the EOF. */
+        for (int k = 0; k < 64 && (npending_async || iox_sim_has_op(h.sim, IOX_OP_SEND, FD)); k++) {
+            drain_sends(&h);
+            finish_asyncs();
+            turn(&h);
+        }
+        peer_close(&h);
+        break;
     case END_RESET:
         if (iox_sim_recv_end(h.sim, FD, -ECONNRESET) < 0) peer_close(&h);
         turn(&h);
@@ -554,6 +584,120 @@ IOX_TEST(conn_sim, late_completion_for_reused_slot_is_dropped)
     CU_ASSERT_EQUAL(c2->wsent, 0);
     iox_reactor_fini(&h.r);
     iox_sim_destroy(h.sim);
+}
+
+/* Answers of one connection's pipelined async requests, completed in any
+ * order, leave in request order; a sync answer between them waits its turn;
+ * a malformed request behind them gets its 400 after their answers. */
+static void check_in_order(const char *out, size_t on, unsigned nasync, int with_404, int with_400)
+{
+    const char *p = out, *end = out + on;
+    unsigned k = 0;
+    while (p < end) {
+        const char *q = memmem(p, (size_t)(end - p), "HTTP/1.1 ", 9);
+        if (!q) break;
+        char want[16];
+        snprintf(want, sizeof want, "n=%u", k);
+        if (with_404 && k == nasync / 2) {
+            CU_ASSERT(!strncmp(q, "HTTP/1.1 404", 12));
+            with_404 = 0;
+            p = q + 9;
+            continue;
+        }
+        if (k == nasync) {
+            CU_ASSERT(with_400 && !strncmp(q, "HTTP/1.1 400", 12));
+            k++;
+            p = q + 9;
+            continue;
+        }
+        const char *b = memmem(q, (size_t)(end - q), "\r\n\r\n", 4);
+        CU_ASSERT_FATAL(b != NULL);
+        CU_ASSERT(!strncmp(q, "HTTP/1.1 200", 12));
+        CU_ASSERT(!strncmp(b + 4, want, strlen(want)));
+        k++;
+        p = b + 4;
+    }
+    CU_ASSERT_EQUAL(k, nasync + (with_400 ? 1 : 0));
+}
+
+IOX_TEST(conn_sim, pipelined_asyncs_answered_in_reverse_leave_in_order)
+{
+    for (int variant = 0; variant < 3; variant++) {
+        struct h h;
+        h_init(&h, 64, 4096, 1 << 20);
+        turn(&h);
+        char req[64 * 48];
+        size_t n = 0;
+        for (unsigned i = 0; i < 16; i++) {
+            if (variant == 1 && i == 8) n += (size_t)sprintf(req + n, "GET /nf HTTP/1.1\r\nHost: a\r\n\r\n");
+            n += (size_t)sprintf(req + n, "GET /async HTTP/1.1\r\nHost: a\r\n\r\n");
+        }
+        if (variant == 2) n += (size_t)sprintf(req + n, "BAD\r\n\r\n");
+        deliver(&h, req, n, 0);
+        turn(&h);
+        /* Every request dispatched before any reply; nothing sent yet
+         * (the 404 waits behind the first eight). */
+        CU_ASSERT_EQUAL(npending_async, 16);
+        size_t on;
+        iox_sim_peer_bytes(h.sim, FD, &on);
+        CU_ASSERT_EQUAL(on, 0);
+        CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
+        for (unsigned i = 16; i-- > 0;) {
+            struct iox_conn *c = iox_conn_deref(pending_async[i]);
+            CU_ASSERT_FATAL(c != NULL);
+            char body[16];
+            int bl = snprintf(body, sizeof body, "n=%u", i);
+            iox_resp_simple(c, 200, "text/plain", body, (size_t)bl);
+            iox_conn_async_done(c);
+            CU_ASSERT_PTR_NULL(iox_conn_deref(pending_async[i]));   /* answered: gone */
+            turn(&h);
+            if (i) CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
+        }
+        npending_async = 0;
+        drain_sends(&h);
+        const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+        check_in_order(out, on, 16, variant == 1, variant == 2);
+        if (variant == 2) {
+            CU_ASSERT(h.c->state == HTTP_CONN_S_LINGERING);
+        } else {
+            CU_ASSERT(conn_open(&h) && h.c->state == HTTP_CONN_S_READING);
+        }
+        peer_close(&h);
+        check_books(&h, "reverse asyncs");
+        h_fini(&h);
+    }
+}
+
+/* The limit: the 17th async request waits (parsing pauses) until one of
+ * the 16 outstanding ones is answered — any one. */
+IOX_TEST(conn_sim, async_limit_pauses_parsing)
+{
+    struct h h;
+    h_init(&h, 64, 4096, 1 << 20);
+    turn(&h);
+    char req[20 * 40];
+    size_t n = 0;
+    for (unsigned i = 0; i < 20; i++) n += (size_t)sprintf(req + n, "GET /async HTTP/1.1\r\nHost: a\r\n\r\n");
+    deliver(&h, req, n, 0);
+    turn(&h);
+    CU_ASSERT_EQUAL(npending_async, 16);
+    CU_ASSERT(h.c->state == HTTP_CONN_S_WAITING);
+    struct iox_conn *c = iox_conn_deref(pending_async[5]);
+    CU_ASSERT_FATAL(c != NULL);
+    iox_resp_simple(c, 200, "text/plain", "x", 1);
+    iox_conn_async_done(c);
+    turn(&h);
+    CU_ASSERT_EQUAL(npending_async, 17);
+    pending_async[5] = pending_async[--npending_async];
+    order_seed = 12345;
+    while (npending_async) { finish_asyncs(); turn(&h); }
+    drain_sends(&h);
+    size_t on;
+    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 200"), 20);
+    peer_close(&h);
+    check_books(&h, "async limit");
+    h_fini(&h);
 }
 
 IOX_SUITE(conn_sim, NULL, NULL);

@@ -17,11 +17,11 @@
 static struct iox_pg_stmt select42;
 static struct iox_pg_pool_config pool_cfg;
 
-/* The HTTP connection travels as (idx, gen) in the callback's user
+/* The HTTP request travels as (idx, gen, seq) in the callback's user
  * pointer: the slot may be closed and reused before the answer comes. */
 static void *pack_ref(struct iox_conn_ref ref)
 {
-    return (void *)(uintptr_t)(((uint64_t)ref.gen << 32) | ref.idx);
+    return (void *)(uintptr_t)(((uint64_t)ref.seq << 48) | ((uint64_t)ref.gen << 32) | ref.idx);
 }
 
 static void unavailable(struct iox_conn *c, const char *why)
@@ -35,7 +35,7 @@ static void unavailable(struct iox_conn *c, const char *why)
 static void on_result(void *user, const struct iox_pg_res *res)
 {
     uint64_t u = (uint64_t)(uintptr_t)user;
-    struct iox_conn_ref ref = { iox_pg_pool_reactor(res->pool), (uint32_t)u, (uint16_t)(u >> 32) };
+    struct iox_conn_ref ref = { iox_pg_pool_reactor(res->pool), (uint32_t)u, (uint16_t)(u >> 32), (uint16_t)(u >> 48) };
     struct iox_conn *c = iox_conn_deref(ref);
     if (!c) return;   /* the client went away meanwhile */
     if (res->status == IOX_PG_OK && res->nrows == 1 && res->ncols == 1 && iox_pg_cell(res, 0, 0)->len > 0) {
