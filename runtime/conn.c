@@ -142,8 +142,11 @@ void iox_conn_start_send(struct iox_conn *c)
      * already made are held — at most IOX_HOLD_TURNS turns and
      * IOX_HOLD_BYTES — so a 16-deep pipeline costs two sends, not sixteen.
      * The reply that ends the wait marks the connection dirty again; the
-     * client is owed every held answer before the outstanding one anyway. */
-    if (c->state == HTTP_CONN_S_WAITING && c->in_len && !c->close_after &&
+     * client is owed every held answer before the outstanding one anyway.
+     * Never while a drain hook is set: a streamed response (a file stream)
+     * waits for its own bytes to be sent before it writes more, and nothing
+     * would mark the connection dirty again. */
+    if (c->state == HTTP_CONN_S_WAITING && c->in_len && !c->close_after && !c->on_drain &&
         c->hold_turns < IOX_HOLD_TURNS && c->wcommit - c->wsent < IOX_HOLD_BYTES) {
         c->hold_turns++;
         return;
