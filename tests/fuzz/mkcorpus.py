@@ -9,6 +9,8 @@ Seeds are generated, not hand-edited, so the input layouts of the targets
   fuzz_pg_parser    10-byte header + backend message stream
   fuzz_http_conn    config byte + op program
   fuzz_pg_conn      two config bytes + op program
+  fuzz_file_stream  config byte + op program (requests encoded as add_request
+                    in tests/file_sim_harness.h draws them)
 
 Run from the repository root: python3 tests/fuzz/mkcorpus.py
 """
@@ -250,12 +252,114 @@ def pg_conn():
     return len(prog)
 
 
+# fuzz_file_stream ops (the enum in fuzz_file_stream.c).
+(F_REQ, F_DELIVER, F_READ, F_SEND, F_SENDERR, F_TURN, F_RESET, F_EOF, F_CLOCK, F_STOP, F_NOSQE,
+ F_SIGHUP, F_STALE) = range(13)
+# Targets: the files of tests/file_sim_harness.h (sizes), then missing, "/d/", "/d".
+FSIZES = [0, 1, 1000, 4095, 4096, 4097, 9000, 65536, 150001, 5000]
+T_EMPTY, T_ONE, T_SMALL, T_4095, T_4096, T_4097, T_MID, T_64K, T_BIG, T_INDEX, T_MISSING, T_DIR, T_DIR301 = range(13)
+(K_WHOLE, K_AB, K_AFROM, K_SUFFIX, K_MULTI, K_PAST, K_INVALID, K_LONGSUFFIX, K_ZERO,
+ K_UNIT) = 0, 3, 4, 5, 6, 7, 8, 9, 10, 11
+
+
+def fconf(bake=0, chunk=0, nconns=1, bufs=0):
+    """bake/chunk/bufs: indices (0 4096 9000 65536 / 4096 5000 16384 65536 / 64 128 256 bytes)."""
+    return bytes([bake | chunk << 2 | (nconns - 1) << 4 | bufs << 6])
+
+
+def enc(v, bound):
+    assert 0 <= v < bound
+    return bytes([v]) if bound <= 256 else v.to_bytes(3, "big")
+
+
+def req(c, t, kind=K_WHOLE, head=False, a=0, b=0):
+    """REQ op: the bytes add_request draws, in its order. a, b: the range's
+    numbers as the kind takes them (a-b: first, last; a-: first; suffix:
+    its length, or 0 for the unsatisfiable a-; past: first, overshoot;
+    invalid: high, gap; long suffix: extra)."""
+    out = bytes([F_REQ, c, 0 if head else 1, t])
+    if t in (T_MISSING, T_DIR301):
+        return out
+    size = FSIZES[T_INDEX if t == T_DIR else t]
+    out += bytes([kind])
+    if kind == K_AB and size:
+        out += enc(a, size) + enc(b - a, size - a)
+    elif kind == K_AFROM and size:
+        out += enc(a, size)
+    elif kind == K_SUFFIX:
+        if not size:
+            out += enc(0, 3)
+        elif a == 0:
+            out += enc(0, 3) + enc(b % 3, 3)
+        else:
+            out += enc(1, 3) + enc(a - 1, size)
+    elif kind == K_PAST and size:
+        out += enc(a, size) + enc(b, 70000)
+    elif kind == K_INVALID:
+        out += enc(a - 1, 200000) + enc(b, a)
+    elif kind == K_LONGSUFFIX and size:
+        out += enc(a, 70000)
+    return out
+
+
+def fs_read(k=0, fate=0, n=0):
+    """fate: 0 full, 4 short at 1 + n*(len-1)/256, 6 -EIO, 7 early EOF."""
+    return bytes([F_READ, k, fate, n])
+
+
+def file_stream():
+    deliver = lambda c=0, m=0, k=0: bytes([F_DELIVER, c, m, k])
+    send = lambda c=0, s=0: bytes([F_SEND, c, s])
+    turn = bytes([F_TURN])
+    pump = lambda c=0, n=4: (fs_read() + send(c)) * n
+    prog = {
+        "stream-big-4k-chunks": fconf(0, 0) + req(0, T_BIG) + deliver() + pump(0, 6),
+        "pipeline-baked-and-streamed": fconf(1, 1, 1, 1) + req(0, T_SMALL) + req(0, T_MID, K_AB, a=100, b=8000)
+            + req(0, T_4097, head=True) + req(0, T_DIR) + req(0, T_MISSING) + req(0, T_DIR301)
+            + req(0, T_BIG, K_AFROM, a=140000) + deliver(0, 0, 7) + fs_read(0, 4, 9) + send(0, 3)
+            + fs_read(0, 4, 200) + send(0, 200) + pump(0, 6),
+        "range-forms": fconf(2, 2) + req(0, T_64K, K_SUFFIX, a=70000 - 69999) + req(0, T_64K, K_SUFFIX, a=0, b=2)
+            + req(0, T_64K, K_MULTI) + req(0, T_64K, K_PAST, a=65000, b=12) + req(0, T_64K, K_INVALID, a=300, b=5)
+            + req(0, T_64K, K_LONGSUFFIX, a=9) + req(0, T_64K, K_ZERO) + req(0, T_64K, K_UNIT)
+            + req(0, T_EMPTY, K_AB) + req(0, T_ONE, K_SUFFIX, a=1) + req(0, T_EMPTY, K_LONGSUFFIX)
+            + deliver(0, 90, 50) + deliver() + pump(0, 4),
+        "short-reads-and-sends": fconf(0, 1, 1, 2) + req(0, T_4097) + req(0, T_4096, head=True) + req(0, T_MID)
+            + deliver(0, 0, 3) + (fs_read(0, 4, 1) + send(0, 1) + send(0, 129)) * 6,
+        "read-eio-mid-pipeline": fconf(0, 0) + req(0, T_MID) + req(0, T_SMALL) + deliver() + fs_read()
+            + send() + fs_read(0, 6),
+        "read-early-eof": fconf(0, 0) + req(0, T_BIG) + deliver() + fs_read(0, 7),
+        "nosqe-at-start-and-mid": fconf(0, 0, 2) + bytes([F_NOSQE, 0]) + req(0, T_4097) + req(1, T_MID)
+            + deliver(0) + turn + bytes([F_NOSQE, 1]) + deliver(1) + fs_read() + send(1),
+        "reset-mid-stream": fconf(1, 0) + req(0, T_BIG) + req(0, T_SMALL) + deliver() + fs_read() + send(0, 130)
+            + bytes([F_RESET, 0]) + fs_read(),
+        "send-error-mid-stream": fconf(0, 2) + req(0, T_BIG) + deliver() + fs_read() + bytes([F_SENDERR, 0]),
+        "eof-with-stream-and-pipeline": fconf(0, 0) + req(0, T_MID) + req(0, T_4097, K_AB, a=1, b=4096)
+            + req(0, T_SMALL) + deliver() + bytes([F_EOF, 0]) + pump(0, 2),
+        "idle-clock": fconf(0, 0, 2) + req(0, T_BIG) + req(1, T_SMALL) + deliver(0) + deliver(1, 10)
+            + bytes([F_CLOCK, 50, F_CLOCK, 60]) + fs_read(),
+        "stop-mid-stream": fconf(0, 0, 2) + req(0, T_BIG) + req(1, T_MID) + deliver(0) + deliver(1) + fs_read()
+            + bytes([F_STOP]) + fs_read() + send(0) + send(1),
+        "sighup-mid-stream": fconf(2, 0) + req(0, T_BIG) + req(0, T_64K, K_AB, a=1000, b=20000) + deliver()
+            + fs_read() + bytes([F_SIGHUP]) + send() + fs_read() + bytes([F_SIGHUP, F_SIGHUP]) + pump(0, 3),
+        "stale-reads": fconf(0, 0) + bytes([F_STALE, 0, 0, 5]) + req(0, T_MID) + deliver() + fs_read()
+            + bytes([F_STALE, 0, 1, 200, F_STALE, 2, 2, 0]),
+        "three-conns-interleaved": fconf(0, 3, 3, 0) + req(0, T_BIG) + req(1, T_64K, K_AFROM, a=3)
+            + req(2, T_MID, head=True) + req(2, T_BIG, K_SUFFIX, a=5000) + deliver(2, 30, 9) + deliver(0)
+            + deliver(1) + deliver(2) + fs_read(1, 4, 77) + fs_read(0) + send(1, 140) + send(0) + fs_read(1)
+            + send(2) + fs_read(2, 0) + send(2),
+    }
+    for name, p in prog.items():
+        write("fuzz_file_stream", name, p)
+    return len(prog)
+
+
 if __name__ == "__main__":
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-    for t in ("fuzz_http_parser", "fuzz_pg_parser", "fuzz_http_conn", "fuzz_pg_conn"):
+    for t in ("fuzz_http_parser", "fuzz_pg_parser", "fuzz_http_conn", "fuzz_pg_conn", "fuzz_file_stream"):
         for f in glob.glob(os.path.join(ROOT, t, "*")):
             os.remove(f)
     print("fuzz_http_parser:", http_parser(), "seeds")
     print("fuzz_pg_parser:", pg_parser(), "seeds")
     print("fuzz_http_conn:", http_conn(), "seeds")
     print("fuzz_pg_conn:", pg_conn(), "seeds")
+    print("fuzz_file_stream:", file_stream(), "seeds")
