@@ -15,6 +15,7 @@
 #define IOX_TEST_H
 #include <CUnit/CUnit.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct iox_test_case {
     const char *suite;
@@ -44,6 +45,13 @@ void iox_test_add_suite(struct iox_test_suite *s);
                                                     NULL};                    \
     __attribute__((constructor)) static void iox_tsr_##suite_(void)           \
     { iox_test_add_suite(&iox_ts_##suite_); }
+
+/* Seeded simulations: run(seed, arg) for the seeds the environment picks —
+ * IOX_SEED=<n> replays that one seed, IOX_SIM_SEEDS=<count> runs seeds
+ * 1..count (default `dflt`). run returns non-zero for a failed seed (and
+ * prints it with its replay line). Stops after 5 failures; returns how many
+ * failed. */
+unsigned iox_test_run_seeds(int (*run)(uint64_t seed, void *arg), void *arg, uint64_t dflt);
 
 /* Directory holding the running test binary, without trailing slash. */
 const char *iox_test_bin_dir(void);

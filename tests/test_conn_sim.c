@@ -381,19 +381,20 @@ static int run_seed(uint64_t seed, const char *ref, size_t rn)
     return failed;
 }
 
+struct seed_ref { const char *ref; size_t rn; };
+
+static int run_seed_arg(uint64_t seed, void *arg)
+{
+    const struct seed_ref *sr = arg;
+    return run_seed(seed, sr->ref, sr->rn);
+}
+
 IOX_TEST(conn_sim, seeded_schedules_with_faults)
 {
     size_t rn;
     char *ref = reference(&rn);
-    const char *one = getenv("IOX_SEED");
-    const char *many = getenv("IOX_SIM_SEEDS");
-    uint64_t first = one ? strtoull(one, NULL, 10) : 1;
-    uint64_t nseeds = one ? 1 : many ? strtoull(many, NULL, 10) : 10000;
-    unsigned failures = 0;
-    for (uint64_t seed = first; seed < first + nseeds; seed++) {
-        failures += (unsigned)run_seed(seed, ref, rn);
-        if (failures > 5) break;
-    }
+    struct seed_ref sr = {ref, rn};
+    unsigned failures = iox_test_run_seeds(run_seed_arg, &sr, 10000);
     CU_ASSERT_EQUAL(failures, 0);
     free(ref);
 }

@@ -199,17 +199,15 @@ static int suite_clean(void)
     return 0;
 }
 
+static int run_seed_arg(uint64_t seed, void *arg)
+{
+    (void)arg;
+    return run_seed(seed);
+}
+
 IOX_TEST(file_sim, seeded_streams_with_faults)
 {
-    const char *one = getenv("IOX_SEED");
-    const char *many = getenv("IOX_SIM_SEEDS");
-    uint64_t first = one ? strtoull(one, NULL, 10) : 1;
-    uint64_t nseeds = one ? 1 : many ? strtoull(many, NULL, 10) : 2000;
-    unsigned failures = 0;
-    for (uint64_t seed = first; seed < first + nseeds; seed++) {
-        failures += (unsigned)run_seed(seed);
-        if (failures > 5) break;
-    }
+    unsigned failures = iox_test_run_seeds(run_seed_arg, NULL, 2000);
     CU_ASSERT_EQUAL(failures, 0);
     if (getenv("IOX_SIM_STATS"))
         fprintf(stderr, "\n  file_sim: %llu seeds, %llu conns (%llu cut by the schedule), %llu requests (%llu with Range), "

@@ -32,6 +32,18 @@ const char *iox_test_bin_dir(void)
     return dir;
 }
 
+unsigned iox_test_run_seeds(int (*run)(uint64_t seed, void *arg), void *arg, uint64_t dflt)
+{
+    const char *one = getenv("IOX_SEED");
+    const char *many = getenv("IOX_SIM_SEEDS");
+    uint64_t first = one ? strtoull(one, NULL, 10) : 1;
+    uint64_t nseeds = one ? 1 : many ? strtoull(many, NULL, 10) : dflt;
+    unsigned failures = 0;
+    for (uint64_t seed = first; seed < first + nseeds && failures <= 5; seed++)
+        failures += run(seed, arg) != 0;
+    return failures;
+}
+
 const char *iox_test_src_dir(void)
 {
     const char *e = getenv("IOX_SRC_DIR");

@@ -347,17 +347,15 @@ static int suite_init(void)
 }
 static int suite_clean(void) { iox_log_level = quiet_level; return 0; }
 
+static int run_seed_arg(uint64_t seed, void *arg)
+{
+    (void)arg;
+    return run_seed(seed);
+}
+
 IOX_TEST(msg_sim, seeded_hops_across_reactors)
 {
-    const char *one = getenv("IOX_SEED");
-    const char *many = getenv("IOX_SIM_SEEDS");
-    uint64_t first = one ? strtoull(one, NULL, 10) : 1;
-    uint64_t nseeds = one ? 1 : many ? strtoull(many, NULL, 10) : 10000;
-    unsigned failures = 0;
-    for (uint64_t seed = first; seed < first + nseeds; seed++) {
-        failures += (unsigned)run_seed(seed);
-        if (failures > 5) break;
-    }
+    unsigned failures = iox_test_run_seeds(run_seed_arg, NULL, 10000);
     CU_ASSERT_EQUAL(failures, 0);
     if (getenv("IOX_SIM_STATS"))
         fprintf(stderr, "\n  msg_sim: %llu seeds, %llu reactors, %llu conns, %llu requests, %llu answers (%llu hops, %llu bounced 503); "
