@@ -517,19 +517,10 @@ print_runs() {
 
 cpu_model() { awk -F': *' '/^model name/{print $2; exit}' /proc/cpuinfo; }
 
+# shellcheck source=results-section.sh
+. "$ROOT/bench/results-section.sh"
 write_section() {  # ROW BLOCKFILE
-  local begin="<!-- bench:$1:begin -->" end="<!-- bench:$1:end -->"
-  if [ -f "$RESULTS" ] && grep -qxF "$begin" "$RESULTS"; then
-    grep -qxF "$end" "$RESULTS" || die "$RESULTS has '$begin' but no '$end'; fix the file by hand"
-    awk -v b="$begin" -v e="$end" -v f="$2" '
-      $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
-      skip && $0 == e { skip = 0; next }
-      !skip { print }' "$RESULTS" >"$RESULTS.tmp.$$"
-    mv "$RESULTS.tmp.$$" "$RESULTS"
-  else
-    [ -f "$RESULTS" ] || printf '# ioxide benchmark results\n' >"$RESULTS"
-    { printf '\n'; cat "$2"; } >>"$RESULTS"
-  fi
+  results_write_section "$RESULTS" "$1" "$2" || die "cannot write section '$1' of $RESULTS"
 }
 
 report_row() {

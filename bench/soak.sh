@@ -179,18 +179,9 @@ sed -i -e 's#PGPASSWORD=ioxide-pw#PGPASSWORD=...#g' -e "s#$PG_DIR#PGDIR#g" -e "s
 cat "$block"
 
 if [ "$RESULTS" != - ]; then
-  begin="<!-- bench:soak:begin -->" end="<!-- bench:soak:end -->"
-  if [ -f "$RESULTS" ] && grep -qxF "$begin" "$RESULTS"; then
-    grep -qxF "$end" "$RESULTS" || die "$RESULTS has '$begin' but no '$end'; fix the file by hand"
-    awk -v b="$begin" -v e="$end" -v f="$block" '
-      $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
-      skip && $0 == e { skip = 0; next }
-      !skip { print }' "$RESULTS" >"$RESULTS.tmp.$$"
-    mv "$RESULTS.tmp.$$" "$RESULTS"
-  else
-    [ -f "$RESULTS" ] || printf '# ioxide benchmark results\n' >"$RESULTS"
-    { printf '\n'; cat "$block"; } >>"$RESULTS"
-  fi
+  # shellcheck source=results-section.sh
+  . "$ROOT/bench/results-section.sh"
+  results_write_section "$RESULTS" soak "$block" || die "cannot write section 'soak' of $RESULTS"
   note "wrote section 'soak' of ${RESULTS#"$ROOT"/}"
 fi
 [ "$soak_rc" = 0 ] && [ "$stop_rc" = 0 ] || { note "FAILED (soak exit $soak_rc, server exits: raw ${EXIT[raw]} pg ${EXIT[pg]} file ${EXIT[file]})"; exit 1; }
