@@ -31,6 +31,7 @@ void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev)
         http_conn_fire(c, &c->state, c->queued[i], &none);
     c->nqueued = 0;
     c->firing = 0;
+    iox_conn_timer_update(c);
 }
 
 /* ---- lists on the reactor ---- */
@@ -89,16 +90,50 @@ static void tlist_append(struct iox_conn *c, int which, uint64_t deadline)
     l->tail = c;
 }
 
-void iox_conn_timer_touch(struct iox_conn *c)
+/* What a connection may be timed out for (docs/http.md, "Timeouts"). The
+ * one rule: a request the server has received is answered however long the
+ * server takes to produce the answer; only the client's own slowness can
+ * close the connection —
+ *   IDLE    nothing owed either way: idle since the last answer left;
+ *   HEAD    a request head is arriving (or cut in the carry): stuck since
+ *           its first byte, a trickle does not renew it (slowloris);
+ *   BODY    a request body is arriving: renewed by each piece of it;
+ *   OUTPUT  answers are waiting for the client to take them: renewed by
+ *           each send that makes progress;
+ *   NONE    the server is producing an answer (async handler, file read,
+ *           database): no client deadline at all.
+ * Before, the deadline ran from the last send whatever happened since, so a
+ * request that arrived late in an idle period and took the server the rest
+ * of it to start answering was closed unanswered (the soak's file mode under
+ * load: "EOF after 0 body bytes"). Lingering keeps its own short deadline. */
+enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_OUTPUT };
+
+static unsigned timer_class(const struct iox_conn *c)
 {
-    if (c->tlist == 2) return;   /* lingering keeps its short deadline */
+    if (c->send_inflight || c->wsent < c->wcommit) return T_OUTPUT;
+    if (c->body_pending) return T_BODY;
+    if (c->rq_head != c->rq_tail) return T_NONE;
+    if (c->in_len || iox_http_parser_mid_request(&c->hp)) return T_HEAD;
+    return T_IDLE;
+}
+
+void iox_conn_timer_update(struct iox_conn *c)
+{
+    int progress = c->tprogress;
+    c->tprogress = 0;
+    if (c->tlist == 2 || !c->in_use || c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED)
+        return;
+    unsigned k = timer_class(c);
+    if (k == c->tclass && !(progress && (k == T_OUTPUT || k == T_BODY))) return;
+    c->tclass = (uint8_t)k;
     tlist_remove(c);
-    tlist_append(c, 1, c->r->now_ms + c->r->cfg->idle_timeout_ms);
+    if (k != T_NONE) tlist_append(c, 1, c->r->now_ms + c->r->cfg->idle_timeout_ms);
 }
 
 void iox_conn_timer_linger(struct iox_conn *c)
 {
     tlist_remove(c);
+    c->tclass = T_NONE;
     tlist_append(c, 2, c->r->now_ms + c->r->cfg->linger_ms);
 }
 
@@ -147,6 +182,7 @@ void iox_conn_start_send(struct iox_conn *c)
     c->send_inflight = 1;
     c->wsend_end = c->wcommit;
     c->inflight++;
+    iox_conn_timer_update(c);
 }
 
 void iox_conn_begin_close(struct iox_conn *c)
@@ -228,7 +264,7 @@ void iox_conn_on_cqe(struct iox_conn *c, unsigned op, const struct iox_cqe *cqe)
             break;
         }
         c->wsent += (uint32_t)cqe->res;
-        if (cqe->res > 0) iox_conn_timer_touch(c);
+        if (cqe->res > 0) c->tprogress = 1;   /* the client is taking our output */
         if (c->wsent < c->wsend_end) {
             if (cqe->res == 0) { iox_conn_fire(c, HTTP_CONN_EV_SEND_ERROR, &ev); break; }
             iox_conn_fire(c, HTTP_CONN_EV_SEND_PARTIAL, &ev);
@@ -277,7 +313,6 @@ void iox_conn_init_slot(struct iox_reactor *r, struct iox_conn *c, uint32_t idx)
     c->idx = idx;
     c->fd = -1;
     c->state = HTTP_CONN_S_CLOSED;
-    c->rs = r->rslots ? r->rslots + (size_t)idx * (r->rslot_mask + 1) : NULL;
 }
 
 void iox_conn_open(struct iox_conn *c, int fd)
@@ -298,7 +333,7 @@ void iox_conn_open(struct iox_conn *c, int fd)
     c->in_use = 1;
     c->state = HTTP_CONN_INITIAL;
     iox_http_parser_init(&c->hp, &r->cfg->http);
-    iox_conn_timer_touch(c);
+    iox_conn_timer_update(c);
     iox_conn_park(c);   /* recv is armed with this turn's batch */
     if (r->stopping) iox_conn_fire(c, HTTP_CONN_EV_SHUTDOWN, NULL);
 }
@@ -330,7 +365,7 @@ void iox_conn_release(struct iox_conn *c)
 
 static struct iox_rslot *slot_of(struct iox_conn *c, uint16_t seq)
 {
-    return &c->rs[seq & c->r->rslot_mask];
+    return iox_conn_slot(c, seq);
 }
 
 /* seq is an open request: dispatched, its response not yet committed. */

@@ -49,7 +49,7 @@ static int over_cap(struct iox_conn *c)
 
 static struct iox_rslot *slot_of(struct iox_conn *c, uint16_t seq)
 {
-    return &c->rs[seq & c->r->rslot_mask];
+    return iox_conn_slot(c, seq);
 }
 
 static unsigned nopen(const struct iox_conn *c)
@@ -60,6 +60,7 @@ static unsigned nopen(const struct iox_conn *c)
 /* A new request: the next slot of the ring, and the response target. */
 static struct iox_rslot *slot_new(struct iox_conn *c, int head, int keep_alive, int minor, int body_done)
 {
+    if (c->rq_head == c->rq_tail) c->rq_base = c->rq_tail;   /* empty: start at plane 0 again */
     uint16_t seq = c->rq_tail++;
     struct iox_rslot *s = slot_of(c, seq);
     s->seq = seq;
@@ -103,10 +104,7 @@ static int advance(struct iox_conn *c)
         }
         iox_side_free(c, n);
     }
-    if (any) {
-        iox_conn_mark_dirty(c);
-        iox_conn_timer_touch(c);
-    }
+    if (any) iox_conn_mark_dirty(c);
     iox_conn_kick_drain(c);   /* a stream that became the oldest */
     return HTTP_CONN_EV_NONE;
 }
@@ -193,6 +191,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
             do {
                 r = iox_http_parse_body(&c->hp, base + off, len - off, &consumed, &data, &dlen);
                 off += consumed;
+                if (consumed) c->tprogress = 1;   /* the body is moving: not stuck */
             } while (r == IOX_HTTP_BODY_DATA);
             if (r == IOX_HTTP_NEED_MORE) continue;
             if (r < 0) { ev = reject(c, r); off = len; break; }

@@ -44,13 +44,13 @@ static size_t out_max(struct iox_conn *c)
 static char *room(struct iox_conn *c, size_t n)
 {
     if (c->tgt == c->rq_head) return iox_out_reserve(c, n, out_max(c));
-    return iox_side_reserve(c, &c->rs[c->tgt & c->r->rslot_mask], n, out_max(c));
+    return iox_side_reserve(c, iox_conn_slot(c, c->tgt), n, out_max(c));
 }
 
 static void count(struct iox_conn *c, size_t n)
 {
     if (c->tgt == c->rq_head) { c->wlen += (uint32_t)n; return; }
-    c->rs[c->tgt & c->r->rslot_mask].len += (uint32_t)n;
+    iox_conn_slot(c, c->tgt)->len += (uint32_t)n;
     c->side_len += (uint32_t)n;
 }
 

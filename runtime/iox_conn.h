@@ -79,13 +79,13 @@ struct iox_conn {
     uint8_t firing;          /* inside http_conn_fire: queue nested events */
     uint8_t nqueued;
     uint8_t queued[6];
-    /* Open requests [rq_head, rq_tail) in the response ring rs (r->rslot_mask
+    /* Open requests [rq_head, rq_tail) in the response ring (r->rslot_mask
      * + 1 entries); tgt is the request iox_resp_* write for; nasync counts
      * the outstanding async ones (at most r->max_async). side_len: bytes in
      * side buffers, counted against the write cap. */
     uint16_t rq_head, rq_tail, tgt, nasync;
+    uint16_t rq_base;        /* seq at ring position 0 (conn_internal.h, iox_conn_slot) */
     uint32_t side_len;
-    struct iox_rslot *rs;
     struct iox_http_parser hp;
     /* Carry: unconsumed input that is not in a ring buffer. */
     char *in;
@@ -101,6 +101,8 @@ struct iox_conn {
     uint64_t deadline_ms;
     struct iox_conn *tprev, *tnext;
     uint8_t tlist;           /* 0 none, 1 idle, 2 linger */
+    uint8_t tclass;          /* what the deadline is for (conn.c, timer_class) */
+    uint8_t tprogress;       /* the client made progress since the last update */
     struct iox_conn *dirty_next, *parked_next;
     void (*on_close)(struct iox_conn *c, void *arg);
     void *on_close_arg;

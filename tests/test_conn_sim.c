@@ -478,6 +478,91 @@ IOX_TEST(conn_sim, idle_timeout_closes_a_stuck_request)
     h_fini(&h);
 }
 
+static void advance(struct h *h, uint64_t ms)
+{
+    h->now += ms;
+    iox_reactor_advance_clock(&h->r, h->now);
+    turn(h);
+}
+
+/* The soak's file-mode failure (issue 10): a request that arrives late in
+ * an idle period, whose answer the server takes longer than the rest of
+ * that period to produce, must still be answered: the deadline used to run
+ * from the last send, so the connection was closed with nothing sent. */
+IOX_TEST(conn_sim, slow_answer_to_a_late_request_is_not_timed_out)
+{
+    struct h h;
+    h_init(&h, 8, 64, 1 << 20);
+    turn(&h);
+    deliver(&h, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, 0);
+    drain_sends(&h);
+    advance(&h, 900);                           /* idle, almost timed out */
+    CU_ASSERT_FATAL(conn_open(&h));
+    deliver(&h, "GET /async HTTP/1.1\r\nHost: a\r\n\r\n", 32, 0);
+    for (int i = 0; i < 5; i++) advance(&h, 1000);   /* the server takes 5 s */
+    CU_ASSERT_FATAL(conn_open(&h));
+    finish_asyncs();
+    turn(&h);
+    drain_sends(&h);
+    size_t on;
+    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 200"), 2);
+    CU_ASSERT_EQUAL(count(out, on, "async"), 1);
+    /* Owed nothing now: idle again, and the idle deadline holds. */
+    advance(&h, 600);
+    CU_ASSERT(conn_open(&h));
+    advance(&h, 600);
+    CU_ASSERT(!conn_open(&h));
+    check_books(&h, "slow answer");
+    h_fini(&h);
+}
+
+/* A client that does not take its answers is idle: the deadline runs from
+ * the last send that made progress. */
+IOX_TEST(conn_sim, client_not_reading_times_out_from_last_progress)
+{
+    struct h h;
+    h_init(&h, 8, 64, 1 << 20);
+    turn(&h);
+    deliver(&h, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 30, 0);
+    CU_ASSERT_FATAL(iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
+    for (int i = 0; i < 4; i++) {              /* 100 bytes every 600 ms */
+        advance(&h, 600);
+        CU_ASSERT_FATAL(conn_open(&h));
+        CU_ASSERT_EQUAL(iox_sim_send(h.sim, FD, 100), 0);
+        turn(&h);
+    }
+    advance(&h, 600);
+    CU_ASSERT(conn_open(&h));
+    advance(&h, 600);                          /* 1.2 s without progress */
+    CU_ASSERT(!conn_open(&h));
+    check_books(&h, "not reading");
+    h_fini(&h);
+}
+
+/* A body that keeps coming is not stuck; one that stops is. */
+IOX_TEST(conn_sim, request_body_deadline_renews_with_progress)
+{
+    struct h h;
+    h_init(&h, 8, 64, 1 << 20);
+    turn(&h);
+    deliver(&h, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n", 48, 0);
+    for (int i = 0; i < 3; i++) {
+        advance(&h, 700);
+        CU_ASSERT_FATAL(conn_open(&h));
+        deliver(&h, "x", 1, 0);
+    }
+    advance(&h, 700);
+    CU_ASSERT_FATAL(conn_open(&h));
+    advance(&h, 400);                          /* 1.1 s since the last byte */
+    CU_ASSERT(!conn_open(&h));
+    size_t on;
+    iox_sim_peer_bytes(h.sim, FD, &on);
+    CU_ASSERT_EQUAL(on, 0);
+    check_books(&h, "stuck body");
+    h_fini(&h);
+}
+
 IOX_TEST(conn_sim, enobufs_parks_and_loses_nothing)
 {
     struct h h;
