@@ -107,6 +107,7 @@ static void tlist_append(struct iox_conn *c, int which, uint64_t deadline)
  * of it to start answering was closed unanswered (the soak's file mode under
  * load: "EOF after 0 body bytes"). Lingering keeps its own short deadline. */
 enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_OUTPUT };
+static const char *const timer_class_names[] = {"nothing", "idleness", "a request head", "a request body", "output"};
 
 static unsigned timer_class(const struct iox_conn *c)
 {
@@ -126,6 +127,7 @@ void iox_conn_timer_update(struct iox_conn *c)
     unsigned k = timer_class(c);
     if (k == c->tclass && !(progress && (k == T_OUTPUT || k == T_BODY))) return;
     c->tclass = (uint8_t)k;
+    c->last_unsent = 0;
     tlist_remove(c);
     if (k != T_NONE) tlist_append(c, 1, c->r->now_ms + c->r->cfg->idle_timeout_ms);
 }
@@ -140,7 +142,21 @@ void iox_conn_timer_linger(struct iox_conn *c)
 void iox_conn_on_timer(struct iox_conn *c)
 {
     tlist_remove(c);
-    IOX_DEBUG("conn %u: timeout in %s", c->idx, http_conn_state_names[c->state]);
+    /* A send completes when the kernel has taken the bytes, not when the
+     * client has them: a client still taking a large answer out of the
+     * socket is not idle. While the send queue keeps changing between
+     * expiries, the deadline is renewed (one ioctl per expiry, not per
+     * request); a queue that does not move is a client that does not read. */
+    if (c->tclass == T_IDLE || c->tclass == T_OUTPUT) {
+        int q = iox_seam_unsent(c->r->seam, c->fd);
+        if (q > 0 && (uint32_t)q != c->last_unsent) {
+            c->last_unsent = (uint32_t)q;
+            tlist_append(c, 1, c->r->now_ms + c->r->cfg->idle_timeout_ms);
+            return;
+        }
+    }
+    IOX_DEBUG("conn %u: timeout in %s (deadline for %s)", c->idx, http_conn_state_names[c->state],
+              timer_class_names[c->tclass]);
     iox_conn_fire(c, HTTP_CONN_EV_TIMEOUT, NULL);
 }
 

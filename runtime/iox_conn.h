@@ -103,6 +103,7 @@ struct iox_conn {
     uint8_t tlist;           /* 0 none, 1 idle, 2 linger */
     uint8_t tclass;          /* what the deadline is for (conn.c, timer_class) */
     uint8_t tprogress;       /* the client made progress since the last update */
+    uint32_t last_unsent;    /* SIOCOUTQ at the last expiry that was renewed */
     struct iox_conn *dirty_next, *parked_next;
     void (*on_close)(struct iox_conn *c, void *arg);
     void *on_close_arg;

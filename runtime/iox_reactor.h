@@ -83,6 +83,13 @@ struct iox_server_config {
     uint32_t write_cap;          /* pending response bytes before reading stops (256 KiB) */
     uint32_t max_async;          /* outstanding async requests per connection (16, ≤ 64) */
     uint32_t shutdown_grace_ms;  /* SIGTERM: time for in-flight requests (3000) */
+    /* TCP_NOTSENT_LOWAT of accepted sockets (128 KiB; UINT32_MAX: leave the
+     * kernel's default). Bounds the unsent bytes a connection parks in the
+     * kernel: without it send buffers autotune to tcp_wmem's max (4 MiB) per
+     * connection, and thousands of large responses push the whole machine
+     * into TCP memory pressure, where Linux drops incoming segments —
+     * clients' requests among them (docs/architecture.md, Timers). */
+    uint32_t notsent_lowat;
     struct iox_http_limits http; /* parser limits (0 = defaults) */
     struct iox_uring_config ring;
     const struct iox_http_app *app;

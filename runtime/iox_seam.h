@@ -52,6 +52,10 @@ struct iox_seam_ops {
     int (*timeout)(struct iox_seam *s, uint64_t ns, uint64_t ud);
     /* Post a CQE with user_data `data` and res `len` on ring `ring_fd`. */
     int (*msg_ring)(struct iox_seam *s, int ring_fd, uint32_t len, uint64_t data, uint64_t ud);
+    /* Bytes written to a stream socket that its peer has not acknowledged
+     * yet (SIOCOUTQ), or -errno. A synchronous ioctl: only for rare paths
+     * (a deadline that expired), never per request. */
+    int (*unsent)(struct iox_seam *s, int fd);
     char *(*buf)(struct iox_seam *s, unsigned bid);
     void (*buf_return)(struct iox_seam *s, unsigned bid);
 };
@@ -75,6 +79,7 @@ static inline int iox_seam_cancel_fd(struct iox_seam *s, int fd, uint64_t ud) { 
 static inline int iox_seam_cancel(struct iox_seam *s, uint64_t target, uint64_t ud) { return s->ops->cancel(s, target, ud); }
 static inline int iox_seam_timeout(struct iox_seam *s, uint64_t ns, uint64_t ud) { return s->ops->timeout(s, ns, ud); }
 static inline int iox_seam_msg_ring(struct iox_seam *s, int ring_fd, uint32_t len, uint64_t data, uint64_t ud) { return s->ops->msg_ring(s, ring_fd, len, data, ud); }
+static inline int iox_seam_unsent(struct iox_seam *s, int fd) { return s->ops->unsent(s, fd); }
 static inline char *iox_seam_buf(struct iox_seam *s, unsigned bid) { return s->ops->buf(s, bid); }
 static inline void iox_seam_buf_return(struct iox_seam *s, unsigned bid) { s->ops->buf_return(s, bid); }
 

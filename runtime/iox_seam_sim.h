@@ -51,6 +51,9 @@ int iox_sim_recv_end(struct iox_seam_sim *s, int fd, int res);
  * short send when less), res <= 0 fails it with that value (0 → full send).
  * The bytes sent are appended to the fd's peer capture. -1 if none. */
 int iox_sim_send(struct iox_seam_sim *s, int fd, int res);
+/* What the socket's send queue holds unacknowledged (SIOCOUTQ) from now on:
+ * bytes the simulated peer has not taken yet. Default 0. */
+void iox_sim_set_unsent(struct iox_seam_sim *s, int fd, uint32_t n);
 /* Complete every live op of kind `op` (enum iox_op) with `res`. */
 int iox_sim_complete_all(struct iox_seam_sim *s, unsigned op, int res);
 /* Run self-completing ops (cancel, close, shutdown) until none is left.

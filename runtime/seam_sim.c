@@ -30,6 +30,7 @@ struct peer {
     size_t len, cap;
     unsigned closes;
     uint8_t closed;
+    uint32_t unsent;             /* what SIOCOUTQ reports (iox_sim_set_unsent) */
 };
 
 struct iox_seam_sim {
@@ -164,12 +165,19 @@ static void x_buf_return(struct iox_seam *b, unsigned bid)
     s->pending[s->npending++] = (uint16_t)bid;
 }
 
+static int x_unsent(struct iox_seam *b, int fd)
+{
+    struct iox_seam_sim *s = S(b);
+    if (fd < 0 || fd >= SIM_FDS || s->peers[fd].closed) return -EBADF;
+    return (int)s->peers[fd].unsent;
+}
+
 static const struct iox_seam_ops sim_ops = {
     .accept_multishot = x_accept, .recv_multishot = x_recv_ms, .recv = x_recv,
     .send = x_send, .read = x_read, .socket = x_socket, .connect = x_connect,
     .shutdown = x_shutdown, .close = x_close, .cancel_fd = x_cancel_fd,
     .cancel = x_cancel, .timeout = x_timeout, .msg_ring = x_msg_ring,
-    .buf = x_buf, .buf_return = x_buf_return,
+    .unsent = x_unsent, .buf = x_buf, .buf_return = x_buf_return,
 };
 
 /* ---- lifecycle ---- */
@@ -490,6 +498,11 @@ unsigned iox_sim_live_ops(struct iox_seam_sim *s, int fd)
     for (unsigned i = 0; i < s->nops; i++)
         if (s->ops[i].live && s->ops[i].fd == fd && s->ops[i].op != IOX_OP_CLOSE) n++;
     return n;
+}
+
+void iox_sim_set_unsent(struct iox_seam_sim *s, int fd, uint32_t n)
+{
+    if (fd >= 0 && fd < SIM_FDS) s->peers[fd].unsent = n;
 }
 
 unsigned iox_sim_closes(struct iox_seam_sim *s, int fd) { return fd >= 0 && fd < SIM_FDS ? s->peers[fd].closes : 0; }

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -208,12 +210,20 @@ static void u_buf_return(struct iox_seam *s, unsigned bid)
     u->br_pending++;
 }
 
+static int u_unsent(struct iox_seam *s, int fd)
+{
+    (void)s;
+    int n = 0;
+    if (ioctl(fd, SIOCOUTQ, &n) < 0) return -errno;
+    return n;
+}
+
 static const struct iox_seam_ops uring_ops = {
     .accept_multishot = u_accept_multishot, .recv_multishot = u_recv_multishot,
     .recv = u_recv, .send = u_send, .read = u_read, .socket = u_socket,
     .connect = u_connect, .shutdown = u_shutdown, .close = u_close,
     .cancel_fd = u_cancel_fd, .cancel = u_cancel, .timeout = u_timeout,
-    .msg_ring = u_msg_ring, .buf = u_buf, .buf_return = u_buf_return,
+    .msg_ring = u_msg_ring, .unsent = u_unsent, .buf = u_buf, .buf_return = u_buf_return,
 };
 
 static void explain_setup_error(int err, char *why, size_t n)

@@ -50,6 +50,7 @@ int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t 
     if (!cfg->max_conns) cfg->max_conns = 16384;
     if (!cfg->write_cap) cfg->write_cap = 256 * 1024;
     if (!cfg->shutdown_grace_ms) cfg->shutdown_grace_ms = 3000;
+    if (!cfg->notsent_lowat) cfg->notsent_lowat = 128 * 1024;
     if (!cfg->host) cfg->host = getenv("HOST") && *getenv("HOST") ? getenv("HOST") : "0.0.0.0";
     cfg->pin = 1;
     uint32_t port = cfg->port, reactors = cfg->reactors, pin = 1;
@@ -64,6 +65,9 @@ int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t 
     if (!cfg->max_async) cfg->max_async = IOX_MAX_ASYNC_DEFAULT;
     rc |= env_u32("IOX_MAX_ASYNC", &cfg->max_async, 1, IOX_MAX_ASYNC_LIMIT, why, why_len);
     rc |= env_u32("IOX_SHUTDOWN_GRACE_MS", &cfg->shutdown_grace_ms, 0, 60000, why, why_len);
+    /* 0 turns it off (the kernel's default: no limit). */
+    rc |= env_u32("IOX_NOTSENT_LOWAT", &cfg->notsent_lowat, 0, 1u << 30, why, why_len);
+    if (cfg->notsent_lowat == 0) cfg->notsent_lowat = UINT32_MAX;
     rc |= env_u32("IOX_RECV_BUFFERS", &cfg->ring.buf_count, 1, 32768, why, why_len);
     rc |= env_u32("IOX_RECV_BUFSIZE", &cfg->ring.buf_size, 64, 1u << 20, why, why_len);
     rc |= env_u32("IOX_SQ_ENTRIES", &cfg->ring.sq_entries, 8, 32768, why, why_len);
@@ -114,12 +118,15 @@ static int make_listener(const struct iox_server_config *cfg, int reuseport, cha
         snprintf(why, n, "socket: %s%s", strerror(e), e == EMFILE ? " — raise `ulimit -n`" : "");
         return -e;
     }
-    int one = 1;
-    /* TCP_NODELAY on the listener is inherited by accepted sockets: one
-     * setsockopt at startup instead of one per connection. */
+    int one = 1, lowat = (int)cfg->notsent_lowat;
+    /* TCP_NODELAY and TCP_NOTSENT_LOWAT on the listener are inherited by
+     * accepted sockets: one setsockopt at startup instead of one per
+     * connection. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
         (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
+        (cfg->notsent_lowat != UINT32_MAX &&
+         setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat) < 0)) {
         int e = errno;
         snprintf(why, n, "setsockopt on the listener: %s", strerror(e));
         close(fd);

@@ -540,6 +540,32 @@ IOX_TEST(conn_sim, client_not_reading_times_out_from_last_progress)
     h_fini(&h);
 }
 
+/* Our last send ends when the kernel takes the bytes: a client still
+ * taking a large answer out of the socket buffer is not idle while the
+ * queue shrinks; one whose queue stays put is. */
+IOX_TEST(conn_sim, client_draining_the_socket_buffer_is_not_idle)
+{
+    struct h h;
+    h_init(&h, 8, 64, 1 << 20);
+    turn(&h);
+    deliver(&h, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 30, 0);
+    drain_sends(&h);                           /* all of it is in the kernel */
+    uint32_t q = 9000;
+    iox_sim_set_unsent(h.sim, FD, q);
+    for (int i = 0; i < 4; i++) {              /* the client reads slowly */
+        advance(&h, 1100);
+        CU_ASSERT_FATAL(conn_open(&h));
+        q -= 2000;
+        iox_sim_set_unsent(h.sim, FD, q);
+    }
+    advance(&h, 1100);                         /* it moved since: renewed */
+    CU_ASSERT_FATAL(conn_open(&h));
+    advance(&h, 1100);                         /* stuck at 1000 bytes */
+    CU_ASSERT(!conn_open(&h));
+    check_books(&h, "draining");
+    h_fini(&h);
+}
+
 /* A body that keeps coming is not stuck; one that stops is. */
 IOX_TEST(conn_sim, request_body_deadline_renews_with_progress)
 {
