@@ -1,7 +1,8 @@
 /* test_limits.c — every limit that protects the server is a knob, and each
  * is enforced with the right answer while the server keeps serving others:
  * IOX_MAX_CONNS (accept pauses, resumes when a slot frees), IOX_MAX_BODY_MB
- * (413), IOX_MAX_HEADERS and IOX_MAX_HEAD (431), IOX_MAX_TARGET (414). The
+ * (413), IOX_MAX_HEADERS and IOX_MAX_HEAD (431), IOX_MAX_TARGET (414),
+ * IOX_NOTSENT_LOWAT (set on every accepted socket). The
  * write cap, idle timeout and pg queue have their own suites
  * (playground_raw, pg_ring). */
 #include "iox_test.h"
@@ -9,7 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static const char GET_ROOT[] = "GET / HTTP/1.1\r\nHost: l\r\n\r\n";
@@ -284,6 +290,56 @@ IOX_TEST(limits, malformed_knob_fails_startup_with_a_clear_line)
     CU_ASSERT(strstr(e, "IOX_MAX_CONNS=lots") != NULL);
     free(e);
     hc_server_free(&s);
+}
+
+/* The server's end of the connection `c`, borrowed with pidfd_getfd, and
+ * its TCP_NOTSENT_LOWAT; -1 when it cannot be found. */
+static int server_lowat(const struct hc_server *s, const struct hc_conn *c)
+{
+    struct sockaddr_in mine, peer;
+    socklen_t ml = sizeof mine;
+    if (getsockname(c->fd, (struct sockaddr *)&mine, &ml) < 0) return -1;
+    int pfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+    if (pfd < 0) { fprintf(stderr, "\n  pidfd_open: %s\n", strerror(errno)); return -1; }
+    int found = -1;
+    for (int fd = 3; fd < 256 && found < 0; fd++) {
+        int dup = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+        if (dup < 0) continue;
+        socklen_t pl = sizeof peer;
+        int v = 0;
+        socklen_t vl = sizeof v;
+        if (getpeername(dup, (struct sockaddr *)&peer, &pl) == 0 && peer.sin_port == mine.sin_port &&
+            peer.sin_addr.s_addr == mine.sin_addr.s_addr &&
+            getsockopt(dup, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &vl) == 0)
+            found = v;
+        close(dup);
+    }
+    close(pfd);
+    return found;
+}
+
+/* IOX_NOTSENT_LOWAT bounds what each connection parks unsent in the kernel
+ * (docs/architecture.md: the soak's closes under TCP memory pressure). */
+IOX_TEST(limits, notsent_lowat_on_accepted_sockets)
+{
+    static const struct { const char *env; int want; } cases[] = {
+        {NULL, 131072}, {"IOX_NOTSENT_LOWAT=65536", 65536},
+    };
+    for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *env[] = {cases[i].env, NULL};
+        struct hc_server s;
+        CU_ASSERT_FATAL(hc_server_start(&s, env) == 0);
+        struct hc_conn c;
+        CU_ASSERT_FATAL(hc_connect(&c, s.port, 2000) == 0);
+        CU_ASSERT(answered_ok(&c));            /* accepted and served */
+        int v = server_lowat(&s, &c);
+        CU_ASSERT_EQUAL(v, cases[i].want);
+        if (v != cases[i].want) fprintf(stderr, "\n  %s: TCP_NOTSENT_LOWAT %d, want %d\n",
+                                        cases[i].env ? cases[i].env : "default", v, cases[i].want);
+        hc_close(&c);
+        CU_ASSERT_EQUAL(hc_server_stop(&s, NULL), 0);
+        hc_server_free(&s);
+    }
 }
 
 IOX_SUITE(limits, limits_init, limits_clean);
