@@ -188,8 +188,10 @@ int pg_conn_act_start_session(struct iox_pg_conn *c, const struct iox_pg_event *
 {
     (void)ev;
     struct iox_pg_conninfo *ci = &c->pool->ci;
+    const char *extra[IOX_PG_STARTUP_EXTRA_SLOTS];
+    iox_pg_conninfo_startup_extra(ci, extra);
     int rc = iox_pg_build_startup(&c->wb[c->fill], ci->user, ci->dbname,
-                                  ci->application_name[0] ? ci->application_name : "ioxide", NULL);
+                                  ci->application_name[0] ? ci->application_name : "ioxide", extra);
     if (rc < 0) { set_fail(c, rc, NULL, "cannot build the startup message: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
     return pg_conn_arm_recv(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
 }

@@ -1,5 +1,12 @@
 /* pg_conninfo.c — conninfo strings, libpq environment, socket addresses
- * (see pg_conninfo.h). */
+ * (see pg_conninfo.h; the decisions per setting: docs/pg-client.md).
+ *
+ * Loading works as libpq's conninfo_add_defaults: the conninfo string is
+ * parsed into one slot per known keyword, then every slot it left empty
+ * takes its environment variable, then each setting is checked and applied
+ * with both sources handled by the same code. A message names the setting
+ * the way the user gave it: "PGSSLMODE=verify-full" or
+ * "sslmode=verify-full". */
 #include "pg_conninfo.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -9,9 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
@@ -23,10 +33,124 @@ static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
     return code;
 }
 
-static int set(char *dst, size_t cap, const char *v, const char *what, char *err, size_t errlen)
+/* Every libpq connection keyword and environment variable of PostgreSQL 17,
+ * plus 18's min/max_protocol_version (newer keywords are unknown: errors).
+ * key NULL: environment only; env NULL: keyword only. H: honoured — an
+ * empty environment value counts as unset. The others are checked by
+ * check_settings(), where an empty value is what libpq makes of it. */
+enum {
+    K_HOST, K_HOSTADDR, K_PORT, K_DBNAME, K_USER, K_PASSWORD, K_PASSFILE,
+    K_REQUIRE_AUTH, K_CHANNEL_BINDING, K_CONNECT_TIMEOUT, K_CLIENT_ENCODING,
+    K_OPTIONS, K_APPNAME, K_FALLBACK_APPNAME, K_KEEPALIVES, K_KEEPALIVES_IDLE,
+    K_KEEPALIVES_INTERVAL, K_KEEPALIVES_COUNT, K_TCP_USER_TIMEOUT, K_REPLICATION,
+    K_GSSENCMODE, K_SSLMODE, K_SSLNEGOTIATION, K_SSLCOMPRESSION, K_SSLCERT,
+    K_SSLKEY, K_SSLCERTMODE, K_SSLPASSWORD, K_SSLROOTCERT, K_SSLCRL, K_SSLCRLDIR,
+    K_SSLSNI, K_REQUIREPEER, K_SSL_MIN_PROTOCOL, K_SSL_MAX_PROTOCOL,
+    K_MIN_PROTOCOL, K_MAX_PROTOCOL, K_KRBSRVNAME, K_GSSLIB, K_GSSDELEGATION,
+    K_SERVICE, K_TARGET_SESSION_ATTRS, K_LOAD_BALANCE_HOSTS,
+    K_CONNECT_TIMEOUT_MS, K_QUERY_TIMEOUT_MS,               /* ioxide's own */
+    E_REQUIRESSL, E_DATESTYLE, E_TZ, E_GEQO, E_SERVICEFILE, E_SYSCONFDIR,
+    E_LOCALEDIR,
+    K_N
+};
+
+#define H 1
+static const struct { const char *key, *env; int honoured; } kw[K_N] = {
+    [K_HOST] = {"host", "PGHOST", H},
+    [K_HOSTADDR] = {"hostaddr", "PGHOSTADDR", 0},
+    [K_PORT] = {"port", "PGPORT", H},
+    [K_DBNAME] = {"dbname", "PGDATABASE", H},
+    [K_USER] = {"user", "PGUSER", H},
+    [K_PASSWORD] = {"password", "PGPASSWORD", H},
+    [K_PASSFILE] = {"passfile", "PGPASSFILE", 0},
+    [K_REQUIRE_AUTH] = {"require_auth", "PGREQUIREAUTH", 0},
+    [K_CHANNEL_BINDING] = {"channel_binding", "PGCHANNELBINDING", 0},
+    [K_CONNECT_TIMEOUT] = {"connect_timeout", "PGCONNECT_TIMEOUT", H},
+    [K_CLIENT_ENCODING] = {"client_encoding", "PGCLIENTENCODING", H},
+    [K_OPTIONS] = {"options", "PGOPTIONS", H},
+    [K_APPNAME] = {"application_name", "PGAPPNAME", H},
+    [K_FALLBACK_APPNAME] = {"fallback_application_name", NULL, H},
+    [K_KEEPALIVES] = {"keepalives", NULL, 0},
+    [K_KEEPALIVES_IDLE] = {"keepalives_idle", NULL, 0},
+    [K_KEEPALIVES_INTERVAL] = {"keepalives_interval", NULL, 0},
+    [K_KEEPALIVES_COUNT] = {"keepalives_count", NULL, 0},
+    [K_TCP_USER_TIMEOUT] = {"tcp_user_timeout", NULL, 0},
+    [K_REPLICATION] = {"replication", NULL, 0},
+    [K_GSSENCMODE] = {"gssencmode", "PGGSSENCMODE", 0},
+    [K_SSLMODE] = {"sslmode", "PGSSLMODE", 0},
+    [K_SSLNEGOTIATION] = {"sslnegotiation", "PGSSLNEGOTIATION", 0},
+    [K_SSLCOMPRESSION] = {"sslcompression", "PGSSLCOMPRESSION", 0},
+    [K_SSLCERT] = {"sslcert", "PGSSLCERT", 0},
+    [K_SSLKEY] = {"sslkey", "PGSSLKEY", 0},
+    [K_SSLCERTMODE] = {"sslcertmode", "PGSSLCERTMODE", 0},
+    [K_SSLPASSWORD] = {"sslpassword", NULL, 0},
+    [K_SSLROOTCERT] = {"sslrootcert", "PGSSLROOTCERT", 0},
+    [K_SSLCRL] = {"sslcrl", "PGSSLCRL", 0},
+    [K_SSLCRLDIR] = {"sslcrldir", "PGSSLCRLDIR", 0},
+    [K_SSLSNI] = {"sslsni", "PGSSLSNI", 0},
+    [K_REQUIREPEER] = {"requirepeer", "PGREQUIREPEER", 0},
+    [K_SSL_MIN_PROTOCOL] = {"ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION", 0},
+    [K_SSL_MAX_PROTOCOL] = {"ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION", 0},
+    [K_MIN_PROTOCOL] = {"min_protocol_version", "PGMINPROTOCOLVERSION", 0},
+    [K_MAX_PROTOCOL] = {"max_protocol_version", "PGMAXPROTOCOLVERSION", 0},
+    [K_KRBSRVNAME] = {"krbsrvname", "PGKRBSRVNAME", 0},
+    [K_GSSLIB] = {"gsslib", "PGGSSLIB", 0},
+    [K_GSSDELEGATION] = {"gssdelegation", "PGGSSDELEGATION", 0},
+    [K_SERVICE] = {"service", "PGSERVICE", 0},
+    [K_TARGET_SESSION_ATTRS] = {"target_session_attrs", "PGTARGETSESSIONATTRS", 0},
+    [K_LOAD_BALANCE_HOSTS] = {"load_balance_hosts", "PGLOADBALANCEHOSTS", 0},
+    [K_CONNECT_TIMEOUT_MS] = {"connect_timeout_ms", NULL, H},
+    [K_QUERY_TIMEOUT_MS] = {"query_timeout_ms", NULL, H},
+    [E_REQUIRESSL] = {NULL, "PGREQUIRESSL", 0},
+    [E_DATESTYLE] = {NULL, "PGDATESTYLE", H},
+    [E_TZ] = {NULL, "PGTZ", H},
+    [E_GEQO] = {NULL, "PGGEQO", H},
+    [E_SERVICEFILE] = {NULL, "PGSERVICEFILE", 0},
+    [E_SYSCONFDIR] = {NULL, "PGSYSCONFDIR", 0},
+    [E_LOCALEDIR] = {NULL, "PGLOCALEDIR", 0},
+};
+#undef H
+
+/* The settings as given: val[k] NULL when neither the conninfo string nor
+ * the environment has it. Conninfo values are unescaped into store. */
+struct given {
+    const char *val[K_N];
+    unsigned char env[K_N];     /* 1: val[k] came from the environment */
+    size_t used;
+    char store[8192];
+};
+
+/* "PGSSLMODE=verify-full" or "sslmode=verify-full", one line and bounded:
+ * control characters become '?', long values are cut with "...". */
+struct shown { char s[160]; };
+static struct shown show(const struct given *g, int k)
 {
+    struct shown o;
+    const char *name = g->env[k] ? kw[k].env : kw[k].key;
+    const char *v = g->val[k] ? g->val[k] : "";
+    size_t n = (size_t)snprintf(o.s, sizeof o.s, "%s=", name);
+    if (!*v && n + 2 < sizeof o.s) { memcpy(o.s + n, "\"\"", 3); return o; }
+    for (; *v && n + 4 < sizeof o.s; v++) o.s[n++] = (unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v;
+    if (*v) memcpy(o.s + n, "...", 4); else o.s[n] = 0;
+    return o;
+}
+#define SHOW(k) (show(g, (k)).s)
+/* What to do about a refused setting. */
+#define DROP(k) (g->env[k] ? "unset it" : "remove it from the connection string")
+
+static int one_of(const char *v, const char *const *allowed)
+{
+    for (; *allowed; allowed++) if (strcmp(v, *allowed) == 0) return 1;
+    return 0;
+}
+
+static int set(char *dst, size_t cap, const struct given *g, int k, char *err, size_t errlen)
+{
+    const char *v = g->val[k];
     size_t n = strlen(v);
-    if (n >= cap) return fail(-ENAMETOOLONG, err, errlen, "%s is too long (max %zu bytes)", what, cap - 1);
+    if (n >= cap)
+        return fail(-ENAMETOOLONG, err, errlen, "%s: the value is too long (max %zu bytes)",
+                    g->env[k] ? kw[k].env : kw[k].key, cap - 1);
     memcpy(dst, v, n + 1);
     return 0;
 }
@@ -44,40 +168,230 @@ static int number(const char *v, unsigned long max, unsigned long *out)
     return 0;
 }
 
-/* One keyword=value. */
-static int apply(struct iox_pg_conninfo *ci, const char *k, const char *v, char *err, size_t errlen)
+/* ---- parsing the conninfo string into g ---- */
+
+static int find_key(const char *key)
 {
-    unsigned long n;
-#define S(field, name) if (strcmp(k, name) == 0) return set(ci->field, sizeof ci->field, v, name, err, errlen)
-    if (strcmp(k, "host") == 0 && strchr(v, ','))
-        return fail(-EINVAL, err, errlen, "host lists are not supported: \"%s\"", v);
-    S(host, "host");
-    S(user, "user");
-    S(password, "password");
-    S(dbname, "dbname");
-    S(application_name, "application_name");
-#undef S
-    if (strcmp(k, "port") == 0) {
-        if (number(v, 65535, &n) || n == 0) return fail(-EINVAL, err, errlen, "invalid port number: \"%s\"", v);
-        ci->port = (uint16_t)n;
-        return 0;
-    }
-    if (strcmp(k, "connect_timeout") == 0) {
-        if (number(v, 4000000, &n)) return fail(-EINVAL, err, errlen, "invalid connect_timeout: \"%s\"", v);
-        ci->connect_timeout_ms = (uint32_t)(n * 1000);
-        return 0;
-    }
-    if (strcmp(k, "connect_timeout_ms") == 0 || strcmp(k, "query_timeout_ms") == 0) {
-        if (number(v, 0xffffffffu, &n)) return fail(-EINVAL, err, errlen, "invalid %s: \"%s\"", k, v);
-        if (k[0] == 'c') ci->connect_timeout_ms = (uint32_t)n; else ci->query_timeout_ms = (uint32_t)n;
-        return 0;
-    }
-    if (strcmp(k, "sslmode") == 0) {
-        if (strcmp(v, "disable") == 0 || strcmp(v, "allow") == 0 || strcmp(v, "prefer") == 0) return 0;
-        return fail(-EINVAL, err, errlen, "sslmode \"%s\" needs TLS, which ioxide does not support", v);
-    }
-    return fail(-EINVAL, err, errlen, "invalid connection option \"%s\"", k);
+    for (int k = 0; k < K_N; k++)
+        if (kw[k].key && strcmp(kw[k].key, key) == 0) return k;
+    return -1;
 }
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+static int parse(struct given *g, const char *s, char *err, size_t errlen)
+{
+    if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0)
+        return fail(-EINVAL, err, errlen, "connection URIs are not supported; use key=value pairs");
+    char key[64];
+    const char *p = s;
+    for (;;) {
+        while (is_space(*p)) p++;
+        if (!*p) return 0;
+        size_t kn = 0;
+        while (*p && *p != '=' && !is_space(*p)) {
+            if (kn + 1 >= sizeof key) return fail(-EINVAL, err, errlen, "connection option name too long");
+            key[kn++] = (unsigned char)*p < 0x20 ? '?' : *p;
+            p++;
+        }
+        key[kn] = 0;
+        while (is_space(*p)) p++;
+        if (*p != '=')
+            return fail(-EINVAL, err, errlen, "missing \"=\" after \"%s\" in connection info string", key);
+        p++;
+        while (is_space(*p)) p++;
+        char *val = g->store + g->used;
+        size_t cap = sizeof g->store - g->used, vn = 0;
+        if (*p == '\'') {
+            p++;
+            for (;;) {
+                if (!*p) return fail(-EINVAL, err, errlen, "unterminated quoted string in connection info string");
+                if (*p == '\'') { p++; break; }
+                if (*p == '\\' && p[1]) p++;
+                if (vn + 1 >= cap) return fail(-ENAMETOOLONG, err, errlen, "connection info string too long");
+                val[vn++] = *p++;
+            }
+        } else {
+            while (*p && !is_space(*p)) {
+                if (*p == '\\' && p[1]) p++;
+                if (vn + 1 >= cap) return fail(-ENAMETOOLONG, err, errlen, "connection info string too long");
+                val[vn++] = *p++;
+            }
+        }
+        val[vn] = 0;
+        int k = find_key(key);
+        if (k < 0)
+            return fail(-EINVAL, err, errlen, "invalid connection option \"%s\" (not a libpq keyword ioxide knows; "
+                        "see docs/pg-client.md)", key);
+        g->val[k] = val;
+        g->env[k] = 0;
+        g->used += vn + 1;
+    }
+}
+
+/* Every slot the conninfo string left empty takes its environment variable. */
+static void add_env(struct given *g)
+{
+    for (int k = 0; k < K_N; k++) {
+        if (g->val[k] || !kw[k].env) continue;
+        const char *v = getenv(kw[k].env);
+        if (!v || (kw[k].honoured && !*v)) continue;
+        g->val[k] = v;
+        g->env[k] = 1;
+    }
+}
+
+/* ---- the settings ioxide does not implement: ignore or refuse ---- */
+
+static int invalid(const struct given *g, int k, const char *valid, char *err, size_t errlen)
+{
+    return fail(-EINVAL, err, errlen, "%s is not a valid %s value (valid: %s)", SHOW(k), kw[k].key, valid);
+}
+
+/* TLS protocol version: "" (no bound) or TLSv1, TLSv1.1, TLSv1.2, TLSv1.3
+ * (case-insensitive, as libpq). Returns 0..4 (0 = no bound), -1 invalid. */
+static int tls_version(const char *v)
+{
+    static const char *const names[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
+    if (!v || !*v) return 0;
+    for (int i = 0; i < 4; i++) if (strcasecmp(v, names[i]) == 0) return i + 1;
+    return -1;
+}
+
+static int check_settings(const struct given *g, const char *host, const char *password,
+                          char *err, size_t errlen)
+{
+    static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL};
+    static const char *const plaintext_ok[] = {"disable", "allow", "prefer", NULL};
+    const char *v;
+#define GIVEN(k) ((v = g->val[k]) != NULL)
+
+    /* sslmode / PGSSLMODE, else the deprecated PGREQUIRESSL (a value
+     * starting with '1' means sslmode=require; PGSSLMODE wins over it). As
+     * libpq built without TLS: disable/allow/prefer connect in plaintext,
+     * require/verify-ca/verify-full are an error, for Unix sockets too. */
+    if (GIVEN(K_SSLMODE)) {
+        if (!one_of(v, sslmodes))
+            return invalid(g, K_SSLMODE, "disable, allow, prefer, require, verify-ca, verify-full", err, errlen);
+        if (!one_of(v, plaintext_ok))
+            return fail(-EINVAL, err, errlen, "%s requires TLS, which this build of ioxide does not support; "
+                        "%s or use sslmode=disable/allow/prefer", SHOW(K_SSLMODE), DROP(K_SSLMODE));
+    } else if (GIVEN(E_REQUIRESSL) && v[0] == '1') {
+        return fail(-EINVAL, err, errlen, "%s means sslmode=require, which requires TLS, which this build of "
+                    "ioxide does not support; unset it (or set PGSSLMODE=disable/allow/prefer)", SHOW(E_REQUIRESSL));
+    }
+    /* sslrootcert=system implies sslmode=verify-full (libpq refuses it
+     * without TLS). Other sslrootcert values, like sslcert, sslkey,
+     * sslpassword, sslcrl, sslcrldir, sslsni, sslcompression: used by libpq
+     * only once TLS is negotiated, which with the sslmodes allowed above is
+     * optional anyway — ignored. */
+    if (GIVEN(K_SSLROOTCERT) && strcmp(v, "system") == 0)
+        return fail(-EINVAL, err, errlen, "%s means verifying the server's certificate (sslmode=verify-full), which "
+                    "requires TLS, which this build of ioxide does not support; %s",
+                    SHOW(K_SSLROOTCERT), DROP(K_SSLROOTCERT));
+    if (GIVEN(K_SSLCERTMODE)) {
+        if (!one_of(v, (const char *const[]){"disable", "allow", "require", NULL}))
+            return invalid(g, K_SSLCERTMODE, "disable, allow, require", err, errlen);
+        if (strcmp(v, "require") == 0)
+            return fail(-EINVAL, err, errlen, "%s requires TLS (a server that asks for a client certificate), which "
+                        "this build of ioxide does not support; %s or use sslcertmode=disable/allow",
+                        SHOW(K_SSLCERTMODE), DROP(K_SSLCERTMODE));
+    }
+    if (GIVEN(K_SSLNEGOTIATION)) {
+        if (!one_of(v, (const char *const[]){"postgres", "direct", NULL}))
+            return invalid(g, K_SSLNEGOTIATION, "postgres, direct", err, errlen);
+        if (strcmp(v, "direct") == 0)
+            return fail(-EINVAL, err, errlen, "%s requires TLS, which this build of ioxide does not support; "
+                        "%s or use sslnegotiation=postgres", SHOW(K_SSLNEGOTIATION), DROP(K_SSLNEGOTIATION));
+    }
+    int tmin = tls_version(g->val[K_SSL_MIN_PROTOCOL] ? g->val[K_SSL_MIN_PROTOCOL] : "TLSv1.2");
+    int tmax = tls_version(g->val[K_SSL_MAX_PROTOCOL]);
+    if (tmin < 0) return invalid(g, K_SSL_MIN_PROTOCOL, "TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", err, errlen);
+    if (tmax < 0) return invalid(g, K_SSL_MAX_PROTOCOL, "TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", err, errlen);
+    if (tmin && tmax && tmin > tmax)
+        return fail(-EINVAL, err, errlen, "%s is below the minimum TLS version (%s), an invalid range; %s",
+                    SHOW(K_SSL_MAX_PROTOCOL), g->val[K_SSL_MIN_PROTOCOL] ? SHOW(K_SSL_MIN_PROTOCOL) : "TLSv1.2 by default",
+                    DROP(K_SSL_MAX_PROTOCOL));
+
+    /* channel_binding: SCRAM-SHA-256-PLUS needs TLS; without it libpq's
+     * disable and prefer both bind nothing. */
+    if (GIVEN(K_CHANNEL_BINDING)) {
+        if (!one_of(v, (const char *const[]){"disable", "prefer", "require", NULL}))
+            return invalid(g, K_CHANNEL_BINDING, "disable, prefer, require", err, errlen);
+        if (strcmp(v, "require") == 0)
+            return fail(-EINVAL, err, errlen, "%s requires SCRAM channel binding, which needs TLS, which this build of "
+                        "ioxide does not support; %s or use channel_binding=disable/prefer",
+                        SHOW(K_CHANNEL_BINDING), DROP(K_CHANNEL_BINDING));
+    }
+    /* gssencmode: no GSSAPI here; prefer falls back to plaintext in libpq
+     * too. krbsrvname, gsslib, gssdelegation only matter for GSSAPI, which
+     * ioxide never does (a server asking for it fails the session) — ignored. */
+    if (GIVEN(K_GSSENCMODE)) {
+        if (!one_of(v, (const char *const[]){"disable", "prefer", "require", NULL}))
+            return invalid(g, K_GSSENCMODE, "disable, prefer, require", err, errlen);
+        if (strcmp(v, "require") == 0)
+            return fail(-EINVAL, err, errlen, "%s requires GSSAPI encryption, which this build of ioxide does not "
+                        "support; %s or use gssencmode=disable/prefer", SHOW(K_GSSENCMODE), DROP(K_GSSENCMODE));
+    }
+    /* require_auth: "" restricts nothing (libpq); anything else restricts
+     * which authentication the server may ask for — not enforced here. */
+    if (GIVEN(K_REQUIRE_AUTH) && *v)
+        return fail(-EINVAL, err, errlen, "%s restricts the server's authentication methods, which ioxide does not "
+                    "enforce (it accepts trust, password, md5 and scram-sha-256); %s",
+                    SHOW(K_REQUIRE_AUTH), DROP(K_REQUIRE_AUTH));
+    /* requirepeer: libpq checks it on Unix sockets only. */
+    if (GIVEN(K_REQUIREPEER) && *v && host[0] == '/')
+        return fail(-EINVAL, err, errlen, "%s requires checking the OS user of the server process on the Unix socket, "
+                    "which ioxide does not do; %s", SHOW(K_REQUIREPEER), DROP(K_REQUIREPEER));
+    /* service: libpq fails when it cannot find the entry, even for "". */
+    if (GIVEN(K_SERVICE))
+        return fail(-EINVAL, err, errlen, "%s selects an entry of a connection service file, which ioxide does not "
+                    "read; %s and give the settings directly", SHOW(K_SERVICE), DROP(K_SERVICE));
+    /* passfile: libpq reads it only when no password is given. */
+    if (GIVEN(K_PASSFILE) && *v && !password[0])
+        return fail(-EINVAL, err, errlen, "%s names a password file, which ioxide does not read; %s and give the "
+                    "password with PGPASSWORD or password=", SHOW(K_PASSFILE), DROP(K_PASSFILE));
+    if (GIVEN(K_HOSTADDR) && *v)
+        return fail(-EINVAL, err, errlen, "%s is not supported (ioxide would connect to host instead); %s and put "
+                    "the numeric address in PGHOST or host=", SHOW(K_HOSTADDR), DROP(K_HOSTADDR));
+    if (GIVEN(K_TARGET_SESSION_ATTRS)) {
+        if (!one_of(v, (const char *const[]){"any", "read-write", "read-only", "primary", "standby",
+                                             "prefer-standby", NULL}))
+            return invalid(g, K_TARGET_SESSION_ATTRS, "any, read-write, read-only, primary, standby, prefer-standby",
+                           err, errlen);
+        if (strcmp(v, "any") != 0)
+            return fail(-EINVAL, err, errlen, "%s requires checking what kind of server answered, which ioxide does "
+                        "not do; %s or use target_session_attrs=any", SHOW(K_TARGET_SESSION_ATTRS),
+                        DROP(K_TARGET_SESSION_ATTRS));
+    }
+    /* load_balance_hosts: with the single numeric host ioxide allows,
+     * random and disable connect to the same place. */
+    if (GIVEN(K_LOAD_BALANCE_HOSTS) && !one_of(v, (const char *const[]){"disable", "random", NULL}))
+        return invalid(g, K_LOAD_BALANCE_HOSTS, "disable, random", err, errlen);
+    /* replication: a false value is an ordinary session. */
+    if (GIVEN(K_REPLICATION) && *v && strcasecmp(v, "false") && strcasecmp(v, "off") && strcasecmp(v, "no") &&
+        strcmp(v, "0"))
+        return fail(-EINVAL, err, errlen, "%s asks for a replication connection, which ioxide does not support; %s",
+                    SHOW(K_REPLICATION), DROP(K_REPLICATION));
+    /* min_protocol_version: ioxide speaks protocol 3.0 only; any
+     * max_protocol_version allows 3.0. */
+    if (GIVEN(K_MIN_PROTOCOL) && *v && strcmp(v, "3.0") != 0)
+        return fail(-EINVAL, err, errlen, "%s: ioxide speaks only protocol version 3.0; %s or use "
+                    "min_protocol_version=3.0", SHOW(K_MIN_PROTOCOL), DROP(K_MIN_PROTOCOL));
+    if (GIVEN(K_CLIENT_ENCODING) && strcmp(v, "auto") == 0)
+        return fail(-EINVAL, err, errlen, "%s (the encoding of the locale) is not supported by ioxide; %s or name "
+                    "the encoding, e.g. client_encoding=UTF8", SHOW(K_CLIENT_ENCODING), DROP(K_CLIENT_ENCODING));
+    /* Ignored, whatever the value: keepalives*, tcp_user_timeout (liveness;
+     * ioxide has connect_timeout and query_timeout_ms), sslcompression,
+     * sslcert, sslkey, sslpassword, sslcrl, sslcrldir, sslsni, krbsrvname,
+     * gsslib, gssdelegation, max_protocol_version, PGSERVICEFILE and
+     * PGSYSCONFDIR (only used to find a service, refused above),
+     * PGLOCALEDIR (message translations). */
+#undef GIVEN
+    return 0;
+}
+
+/* ---- the settings ioxide implements ---- */
 
 static int os_user(char *out, size_t cap, char *err, size_t errlen)
 {
@@ -85,89 +399,94 @@ static int os_user(char *out, size_t cap, char *err, size_t errlen)
     char buf[4096];
     if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &res) != 0 || !res)
         return fail(-ENOENT, err, errlen, "could not look up the OS user name for uid %u", (unsigned)geteuid());
-    return set(out, cap, res->pw_name, "user", err, errlen);
+    size_t n = strlen(res->pw_name);
+    if (n >= cap) return fail(-ENAMETOOLONG, err, errlen, "the OS user name is too long (max %zu bytes)", cap - 1);
+    memcpy(out, res->pw_name, n + 1);
+    return 0;
 }
 
-int iox_pg_conninfo_from_env(struct iox_pg_conninfo *ci, char *err, size_t errlen)
+/* A GUC from the environment, sent unless "default" (libpq). */
+static int env_guc(char *dst, size_t cap, const struct given *g, int k, char *err, size_t errlen)
 {
+    if (!g->val[k] || strcasecmp(g->val[k], "default") == 0) return 0;
+    return set(dst, cap, g, k, err, errlen);
+}
+
+static int apply(struct iox_pg_conninfo *ci, const struct given *g, char *err, size_t errlen)
+{
+    int r = 0;
+    unsigned long n;
+    const char *v;
+#define GIVEN(k) ((v = g->val[k]) != NULL)
+#define SET(field, k) if (GIVEN(k) && (r = set(ci->field, sizeof ci->field, g, k, err, errlen))) return r
+    if (GIVEN(K_HOST) && strchr(v, ','))
+        return fail(-EINVAL, err, errlen, "%s: host lists are not supported", SHOW(K_HOST));
+    SET(host, K_HOST);
+    SET(user, K_USER);
+    SET(password, K_PASSWORD);
+    SET(dbname, K_DBNAME);
+    SET(application_name, K_FALLBACK_APPNAME);
+    SET(application_name, K_APPNAME);
+    SET(options, K_OPTIONS);
+    SET(client_encoding, K_CLIENT_ENCODING);
+#undef SET
+    if ((r = env_guc(ci->datestyle, sizeof ci->datestyle, g, E_DATESTYLE, err, errlen)) ||
+        (r = env_guc(ci->timezone, sizeof ci->timezone, g, E_TZ, err, errlen)) ||
+        (r = env_guc(ci->geqo, sizeof ci->geqo, g, E_GEQO, err, errlen)))
+        return r;
+    if (GIVEN(K_PORT)) {
+        if (number(v, 65535, &n) || n == 0) return fail(-EINVAL, err, errlen, "%s: invalid port number", SHOW(K_PORT));
+        ci->port = (uint16_t)n;
+    }
+    if (GIVEN(K_CONNECT_TIMEOUT)) {
+        if (number(v, 4000000, &n))
+            return fail(-EINVAL, err, errlen, "%s: invalid connect_timeout (whole seconds, 0 = no limit)",
+                        SHOW(K_CONNECT_TIMEOUT));
+        ci->connect_timeout_ms = (uint32_t)(n * 1000);
+    }
+    if (GIVEN(K_CONNECT_TIMEOUT_MS)) {      /* more precise: wins over connect_timeout */
+        if (number(v, 0xffffffffu, &n)) return fail(-EINVAL, err, errlen, "%s: invalid number", SHOW(K_CONNECT_TIMEOUT_MS));
+        ci->connect_timeout_ms = (uint32_t)n;
+    }
+    if (GIVEN(K_QUERY_TIMEOUT_MS)) {
+        if (number(v, 0xffffffffu, &n)) return fail(-EINVAL, err, errlen, "%s: invalid number", SHOW(K_QUERY_TIMEOUT_MS));
+        ci->query_timeout_ms = (uint32_t)n;
+    }
+#undef GIVEN
+    return 0;
+}
+
+int iox_pg_conninfo_load(struct iox_pg_conninfo *ci, const char *conninfo, char *err, size_t errlen)
+{
+    struct given g;
+    int r;
+    memset(&g, 0, sizeof g);
     memset(ci, 0, sizeof *ci);
     strcpy(ci->host, IOX_PG_DEFAULT_SOCKET_DIR);
     ci->port = IOX_PG_DEFAULT_PORT;
     ci->connect_timeout_ms = IOX_PG_DEFAULT_CONNECT_TIMEOUT_MS;
     ci->query_timeout_ms = IOX_PG_DEFAULT_QUERY_TIMEOUT_MS;
-    int r = os_user(ci->user, sizeof ci->user, err, errlen);
-    if (r) return r;
-    static const struct { const char *env, *key; } map[] = {
-        {"PGHOST", "host"}, {"PGPORT", "port"}, {"PGUSER", "user"},
-        {"PGPASSWORD", "password"}, {"PGDATABASE", "dbname"},
-        {"PGAPPNAME", "application_name"}, {"PGCONNECT_TIMEOUT", "connect_timeout"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-        const char *v = getenv(map[i].env);
-        if (!v || !*v) continue;
-        if ((r = apply(ci, map[i].key, v, err, errlen))) {
-            if (err && errlen) {
-                char tmp[256];
-                snprintf(tmp, sizeof tmp, "%s", err);
-                snprintf(err, errlen, "%s: %s", map[i].env, tmp);
-            }
-            return r;
-        }
-    }
-    return 0;
-}
-
-int iox_pg_conninfo_parse(struct iox_pg_conninfo *ci, const char *s, char *err, size_t errlen)
-{
-    if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0)
-        return fail(-EINVAL, err, errlen, "connection URIs are not supported; use key=value pairs");
-    char key[64], val[1024];
-    const char *p = s;
-    for (;;) {
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v') p++;
-        if (!*p) return 0;
-        size_t kn = 0;
-        while (*p && *p != '=' && *p != ' ' && *p != '\t' && *p != '\n') {
-            if (kn + 1 >= sizeof key) return fail(-EINVAL, err, errlen, "connection option name too long");
-            key[kn++] = *p++;
-        }
-        key[kn] = 0;
-        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
-        if (*p != '=')
-            return fail(-EINVAL, err, errlen, "missing \"=\" after \"%s\" in connection info string", key);
-        p++;
-        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
-        size_t vn = 0;
-        if (*p == '\'') {
-            p++;
-            for (;;) {
-                if (!*p) return fail(-EINVAL, err, errlen, "unterminated quoted string in connection info string");
-                if (*p == '\'') { p++; break; }
-                if (*p == '\\' && p[1]) p++;
-                if (vn + 1 >= sizeof val) return fail(-ENAMETOOLONG, err, errlen, "value of \"%s\" too long", key);
-                val[vn++] = *p++;
-            }
-        } else {
-            while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\f' && *p != '\v') {
-                if (*p == '\\' && p[1]) p++;
-                if (vn + 1 >= sizeof val) return fail(-ENAMETOOLONG, err, errlen, "value of \"%s\" too long", key);
-                val[vn++] = *p++;
-            }
-        }
-        val[vn] = 0;
-        int r = apply(ci, key, val, err, errlen);
-        if (r) return r;
-    }
-}
-
-int iox_pg_conninfo_load(struct iox_pg_conninfo *ci, const char *conninfo, char *err, size_t errlen)
-{
-    int r = iox_pg_conninfo_from_env(ci, err, errlen);
-    if (r) return r;
-    if (conninfo && (r = iox_pg_conninfo_parse(ci, conninfo, err, errlen))) return r;
+    if (conninfo && (r = parse(&g, conninfo, err, errlen))) return r;
+    add_env(&g);
+    if ((r = apply(ci, &g, err, errlen))) return r;
+    if (!ci->user[0] && (r = os_user(ci->user, sizeof ci->user, err, errlen))) return r;
     /* dbname defaults to the final user, unless PGDATABASE or dbname= set it. */
     if (!ci->dbname[0]) memcpy(ci->dbname, ci->user, sizeof ci->dbname);
-    return 0;
+    const char *host = ci->host[0] ? ci->host : IOX_PG_DEFAULT_SOCKET_DIR;
+    return check_settings(&g, host, ci->password, err, errlen);
+}
+
+void iox_pg_conninfo_startup_extra(const struct iox_pg_conninfo *ci, const char *kv[IOX_PG_STARTUP_EXTRA_SLOTS])
+{
+    size_t n = 0;
+#define ADD(name, field) if (ci->field[0]) { kv[n++] = name; kv[n++] = ci->field; }
+    ADD("options", options);
+    ADD("client_encoding", client_encoding);
+    ADD("DateStyle", datestyle);
+    ADD("TimeZone", timezone);
+    ADD("geqo", geqo);
+#undef ADD
+    kv[n] = NULL;
 }
 
 int iox_pg_conninfo_sockaddr(const struct iox_pg_conninfo *ci, struct sockaddr_storage *ss,

@@ -4,14 +4,28 @@
  * Precedence, as in libpq: conninfo keyword > environment variable >
  * default. Defaults: host = Unix socket directory /var/run/postgresql,
  * port 5432, user = the current OS user, dbname = user, application_name
- * empty, connect_timeout_ms 5000, query_timeout_ms 30000.
- * Environment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGAPPNAME
- * PGCONNECT_TIMEOUT (seconds, as libpq).
- * Keywords: host, port, user, password, dbname, application_name,
- * connect_timeout (seconds, libpq), connect_timeout_ms and
- * query_timeout_ms (ioxide's own), and sslmode accepted only as
- * disable/allow/prefer (ioxide never speaks TLS). Any other keyword, a
- * host list ("a,b"), or a URI ("postgresql://") is an error.
+ * "ioxide", connect_timeout_ms 5000, query_timeout_ms 30000.
+ *
+ * Every libpq keyword and environment variable is known here and is either
+ * honoured, ignored (not implemented, and ignoring it cannot make the
+ * connection less safe than the user asked for: e.g. sslmode=prefer, or
+ * sslcert when TLS is optional anyway), or refused: a setting ioxide does
+ * not implement that would change where or how it connects or what it
+ * trusts (sslmode=require/verify-*, PGREQUIRESSL=1, channel_binding=require,
+ * gssencmode=require, require_auth, requirepeer on a Unix socket, service,
+ * passfile without a password, hostaddr, target_session_attrs other than
+ * any, ...) is an error: one line naming the variable or keyword, its
+ * value, why, and what to do. ioxide behaves like libpq built without TLS
+ * and GSSAPI support. The full table: docs/pg-client.md, "Connection
+ * settings".
+ *
+ * Honoured: host, port, user, password, dbname, application_name,
+ * fallback_application_name, connect_timeout (seconds), options,
+ * client_encoding (not "auto"), and the environment-only PGDATESTYLE, PGTZ,
+ * PGGEQO (sent in the StartupMessage, as libpq does); plus ioxide's own
+ * keywords connect_timeout_ms and query_timeout_ms. An empty environment
+ * variable for an honoured setting counts as unset. Unknown keywords, a
+ * host list ("a,b") and URIs ("postgresql://") are errors.
  *
  * Name resolution: the ring must never block, so there is no DNS. host
  * must be a Unix socket directory (starts with '/'), a numeric IPv4 or IPv6
@@ -19,7 +33,8 @@
  * rejected by iox_pg_conninfo_sockaddr with a message saying so.
  *
  * Everything is copied into fixed arrays inside the struct: no allocation,
- * no ownership to track. Error messages go to err[0..errlen) (may be NULL).
+ * no ownership to track. Error messages go to err[0..errlen) (may be NULL);
+ * they are one line (control characters in values are shown as '?').
  */
 #ifndef IOX_PG_CONNINFO_H
 #define IOX_PG_CONNINFO_H
@@ -38,30 +53,34 @@ struct iox_pg_conninfo {
     char user[128];
     char password[256];
     char dbname[128];
-    char application_name[128];
+    char application_name[128];    /* application_name, else fallback_application_name */
+    char options[1024];            /* options / PGOPTIONS, sent as is */
+    char client_encoding[64];      /* client_encoding / PGCLIENTENCODING */
+    char datestyle[64];            /* PGDATESTYLE (not "default") */
+    char timezone[64];             /* PGTZ (not "default") */
+    char geqo[16];                 /* PGGEQO (not "default") */
     uint32_t connect_timeout_ms;   /* 0: no limit */
     uint32_t query_timeout_ms;     /* 0: no limit */
 };
 
-/* Fill *ci with the defaults overridden by the environment variables.
- * Returns 0, or -EINVAL (bad PGPORT/PGCONNECT_TIMEOUT, err says which),
- * -ENAMETOOLONG (a value does not fit), -ENOENT (no OS user name). */
-int iox_pg_conninfo_from_env(struct iox_pg_conninfo *ci, char *err, size_t errlen);
-
-/* Apply a conninfo string ("host=/tmp port=5433 user='a b'") on top of *ci.
- * Values may be single-quoted; inside or outside quotes a backslash takes
- * the next character literally; whitespace around '=' is allowed. A user
- * set here without dbname also becomes dbname only if dbname was not set
- * from anywhere (call iox_pg_conninfo_load for the full libpq order).
- * Returns 0, -EINVAL (syntax, unknown keyword, bad number) or
- * -ENAMETOOLONG; *ci may be partly updated on error. */
-int iox_pg_conninfo_parse(struct iox_pg_conninfo *ci, const char *conninfo,
-                          char *err, size_t errlen);
-
 /* The full libpq order: defaults, environment, then conninfo (may be NULL);
- * dbname defaults to the final user. Returns as the two above. */
+ * dbname defaults to the final user. conninfo: "host=/tmp port=5433
+ * user='a b'"; values may be single-quoted; inside or outside quotes a
+ * backslash takes the next character literally; whitespace around '=' is
+ * allowed; a keyword given twice keeps the last value.
+ * Returns 0; -EINVAL (syntax, unknown keyword, bad number, a refused
+ * setting: err says which); -ENAMETOOLONG (a value does not fit); -ENOENT
+ * (no OS user name). *ci is unspecified on error. */
 int iox_pg_conninfo_load(struct iox_pg_conninfo *ci, const char *conninfo,
                          char *err, size_t errlen);
+
+/* The StartupMessage parameters after user, database and application_name:
+ * name/value pairs of the set ones among options, client_encoding,
+ * DateStyle, TimeZone, geqo, NULL-terminated (kv needs 11 slots). The
+ * pointers are into *ci. */
+#define IOX_PG_STARTUP_EXTRA_SLOTS 11
+void iox_pg_conninfo_startup_extra(const struct iox_pg_conninfo *ci,
+                                   const char *kv[IOX_PG_STARTUP_EXTRA_SLOTS]);
 
 /* The address to connect to: sockaddr_un "<host>/.s.PGSQL.<port>" for a
  * socket directory, sockaddr_in/in6 for numeric addresses and localhost.

@@ -157,6 +157,36 @@ IOX_TEST(pg_ring, auth_methods_connect)
     }
 }
 
+/* options, client_encoding and the PGDATESTYLE/PGTZ/PGGEQO environment go
+ * in the StartupMessage (as libpq sends them): the session has them. */
+IOX_TEST(pg_ring, startup_parameters_reach_the_server)
+{
+    char ci[600], base[400];
+    snprintf(ci, sizeof ci, "%s options='-c search_path=ioxide_sp -c statement_timeout=4321' client_encoding=LATIN1",
+             ci_tcp(base, sizeof base, "scram_user", IOX_PG_SCRAM_PW));
+    setenv("PGDATESTYLE", "SQL, DMY", 1);
+    setenv("PGTZ", "Asia/Tokyo", 1);
+    setenv("PGGEQO", "off", 1);
+    struct rig *g = rig_open(ci, 1, 8, 16);     /* the pool reads the environment here */
+    unsetenv("PGDATESTYLE");
+    unsetenv("PGTZ");
+    unsetenv("PGGEQO");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_EQUAL_FATAL(wait_up(g, 1, 5000), 0);
+    struct outcome o[2] = {{0}};
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT current_setting('search_path'), "
+                                        "current_setting('statement_timeout')", on_outcome, &o[0]), 0);
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT concat_ws('|', current_setting('client_encoding'), "
+                                        "current_setting('DateStyle'), current_setting('geqo')), "
+                                        "current_setting('TimeZone')", on_outcome, &o[1]), 0);
+    CU_ASSERT_EQUAL_FATAL(wait_done(g, o, 2, 5000), 0);
+    CU_ASSERT_STRING_EQUAL(o[0].v0, "ioxide_sp");
+    CU_ASSERT_STRING_EQUAL(o[0].v1, "4321ms");
+    CU_ASSERT_STRING_EQUAL(o[1].v0, "LATIN1|SQL, DMY|off");
+    CU_ASSERT_STRING_EQUAL(o[1].v1, "Asia/Tokyo");
+    rig_close(g);
+}
+
 IOX_TEST(pg_ring, wrong_password_is_a_clear_error)
 {
     char ci[400];

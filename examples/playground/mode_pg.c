@@ -2,7 +2,8 @@
  * on the reactor's own Postgres pool; database down → 503 saying why; any
  * other path → 404. The pool is opened on every reactor in on_start and
  * keeps retrying when the database is down, so startup never fails on it.
- * Settings: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE (libpq's), and
+ * Settings: the libpq environment (PGHOST PGPORT PGUSER PGPASSWORD
+ * PGDATABASE ...; what is honoured, ignored or refused: pg_conninfo.h), and
  * PG_POOL_SIZE, PG_PIPELINE_MAX, PG_QUEUE_MAX. */
 #include "playground.h"
 #include "iox_conn.h"
@@ -72,7 +73,7 @@ static int pg_start(struct iox_reactor *r, void *ctx)
 {
     (void)ctx;
     struct iox_pg_pool *p;
-    char err[300] = "";
+    char err[512] = "";
     int rc = iox_pg_pool_open(r, &pool_cfg, &p, err, sizeof err);
     if (rc < 0) {
         IOX_ERROR("pg: cannot open the pool: %s", err[0] ? err : strerror(-rc));
@@ -91,12 +92,14 @@ static const struct iox_http_app pg_app = { pg_request };
 
 int playground_pg(struct iox_server_config *cfg)
 {
-    char err[300];
+    char err[512];
     if (iox_pg_pool_config_from_env(&pool_cfg, err, sizeof err) < 0) {
         fprintf(stderr, "playground: %s\n", err);
         return -1;
     }
-    /* Check the conninfo once here, so a bad PGHOST is one clear line. */
+    /* Check the settings once here, before anything listens: a bad PGHOST,
+     * or a PGSSLMODE=verify-full this build cannot honour, is one clear line
+     * on stderr and exit status 1. */
     struct iox_pg_conninfo ci;
     struct sockaddr_storage ss;
     socklen_t sl;
