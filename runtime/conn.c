@@ -7,6 +7,7 @@
 #include "iox_ud.h"
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,21 +16,40 @@ static uint64_t ud_of(struct iox_conn *c, unsigned op)
     return iox_ud(op, IOX_OWN_HTTP, c->gen, c->idx);
 }
 
-/* ---- machine entry with a small re-entrancy queue ---- */
+/* ---- machine entry with a re-entrancy queue ---- */
 
+/* An event raised while the machine is running (a handler answering inside
+ * on_request, a failure inside an action) waits for the current chain. Such
+ * events carry no payload by construction: completions — the only events
+ * with bytes or a result — are delivered by the reactor's dispatch, which
+ * never runs inside a chain. A re-entrant event with a payload is therefore
+ * a runtime bug, and stops the process rather than lose the payload. An
+ * event already waiting is not queued twice: each is a notification
+ * ("a reply is written", "fail") whose action acts on the connection as it
+ * is then, so once is enough — and the queue, one entry per event kind,
+ * cannot overflow. (Before: 6 entries, overflow dropped with a log line.) */
 void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev)
 {
     if (c->firing) {
-        if (c->nqueued < sizeof c->queued / sizeof c->queued[0]) c->queued[c->nqueued++] = (uint8_t)event;
-        else IOX_ERROR("conn %u: event queue full, %s dropped", c->idx, http_conn_event_names[event]);
+        if (ev && (ev->data || ev->len || ev->res || ev->flags)) {
+            IOX_ERROR("conn %u: %s with a payload raised inside the machine — a runtime bug; aborting",
+                      c->idx, http_conn_event_names[event]);
+            abort();
+        }
+        for (unsigned i = 0; i < c->nqueued; i++)
+            if (c->queued[i] == event) return;
+        c->queued[c->nqueued++] = (uint8_t)event;   /* < HTTP_CONN_EVENT_COUNT distinct */
         return;
     }
     static const struct iox_event none = {0, 0, NULL, 0};
     c->firing = 1;
     http_conn_fire(c, &c->state, event, ev ? ev : &none);
-    for (unsigned i = 0; i < c->nqueued; i++)
-        http_conn_fire(c, &c->state, c->queued[i], &none);
-    c->nqueued = 0;
+    while (c->nqueued) {   /* pending ones only: an event may be raised again once handled */
+        int e = c->queued[0];
+        c->nqueued--;
+        memmove(c->queued, c->queued + 1, c->nqueued);
+        http_conn_fire(c, &c->state, e, &none);
+    }
     c->firing = 0;
     iox_conn_timer_update(c);
 }

@@ -17,6 +17,7 @@
  * cancelled; the slot's generation then changes so late CQEs are dropped. */
 #ifndef IOX_CONN_H
 #define IOX_CONN_H
+#include "http_conn_machine.h"
 #include "iox_http_parser.h"
 #include "iox_reactor.h"
 #include <stddef.h>
@@ -78,7 +79,7 @@ struct iox_conn {
     uint8_t aborted;         /* iox_conn_abort called: stop parsing */
     uint8_t firing;          /* inside http_conn_fire: queue nested events */
     uint8_t nqueued;
-    uint8_t queued[6];
+    uint8_t queued[HTTP_CONN_EVENT_COUNT];   /* distinct, payload-less (conn.c, iox_conn_fire) */
     /* Open requests [rq_head, rq_tail) in the response ring (r->rslot_mask
      * + 1 entries); tgt is the request iox_resp_* write for; nasync counts
      * the outstanding async ones (at most r->max_async). side_len: bytes in
