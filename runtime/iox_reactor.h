@@ -6,9 +6,10 @@
  * is shared between reactors; they talk only through ring messages
  * (iox_reactor_send_msg, an IORING_OP_MSG_RING).
  *
- * Loop turn (iox_reactor_turn): flush pending sends and re-arm parked recvs
- * → one io_uring_submit_and_wait → reap every ready CQE in batches →
- * decode user_data (iox_ud.h) → dispatch to the owning machine.
+ * Loop turn: iox_reactor_flush (pending sends, parked recvs, end-of-turn
+ * hooks) → iox_reactor_turn (one io_uring_submit_and_wait, then every ready
+ * CQE reaped in batches, its user_data decoded (iox_ud.h) and dispatched to
+ * the owning machine).
  *
  * The same reactor runs on the simulated seam (iox_seam_sim.h) for tests:
  * iox_reactor_init_sim() skips the thread, ring and listener, and the test
@@ -181,6 +182,13 @@ void iox_reactor_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe);
 /* End-of-batch work: start sends for connections with output, re-arm
  * parked recvs, fire due timers. Called once per loop turn before submit. */
 void iox_reactor_flush(struct iox_reactor *r);
+/* One kernel entry and what it brought: submit everything queued, wait for
+ * at least one completion (DEFER_TASKRUN runs task work here), then
+ * dispatch every ready completion. The reactor threads, the embedded
+ * reactor (iox_reactor_run_until) and the pg pool's close all turn through
+ * here. Real ring only (on the simulated seam the test completes ops).
+ * Returns 0, or -errno from io_uring_enter. */
+int iox_reactor_turn(struct iox_reactor *r);
 /* Adopt an accepted socket (what the accept completion does). */
 struct iox_conn *iox_reactor_adopt(struct iox_reactor *r, int fd);
 /* Set the coarse clock (tests) and fire timers that are due. */

@@ -512,13 +512,8 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
     if (r->uring && p->ops) {
         if (iox_seam_timeout(r->seam, 500ull * 1000000ull, iox_ud(IOX_OP_TIMEOUT, IOX_OWN_PG, 0, PG_GUARD_IDX)) < 0)
             p->guard_fired = 1;   /* no guard, no unbounded wait */
-        struct iox_cqe cqes[64];
-        while (p->ops > 0 && !p->guard_fired) {
-            if (iox_seam_uring_submit_and_wait(r->uring, 1) < 0) break;
-            unsigned n;
-            while ((n = iox_seam_uring_reap(r->uring, cqes, 64)) > 0)
-                for (unsigned i = 0; i < n; i++) iox_reactor_dispatch(r, &cqes[i]);
-        }
+        while (p->ops > 0 && !p->guard_fired)
+            if (iox_reactor_turn(r) < 0) break;
         if (p->ops)
             IOX_WARN("pg: %u ops still in the ring at close", p->ops);
     }

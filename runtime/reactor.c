@@ -287,6 +287,17 @@ void iox_reactor_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe)
     }
 }
 
+int iox_reactor_turn(struct iox_reactor *r)
+{
+    struct iox_cqe cqes[256];
+    int rc = iox_seam_uring_submit_and_wait(r->uring, 1);
+    if (rc < 0) return rc;
+    unsigned n;
+    while ((n = iox_seam_uring_reap(r->uring, cqes, 256)) > 0)
+        for (unsigned i = 0; i < n; i++) iox_reactor_dispatch(r, &cqes[i]);
+    return 0;
+}
+
 void iox_reactor_flush(struct iox_reactor *r)
 {
     for (unsigned i = 0; i < 8; i++)

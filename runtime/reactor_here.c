@@ -32,17 +32,13 @@ int iox_reactor_open_here(struct iox_reactor *r, const struct iox_server_config 
 
 int iox_reactor_run_until(struct iox_reactor *r, int (*done)(void *arg), void *arg, uint32_t timeout_ms)
 {
-    struct iox_cqe cqes[256];
     uint64_t deadline = now_ms() + timeout_ms;
     for (;;) {
         iox_reactor_flush(r);
         if (done && done(arg)) return 0;
         if (now_ms() >= deadline) return -ETIMEDOUT;
-        int rc = iox_seam_uring_submit_and_wait(r->uring, 1);
+        int rc = iox_reactor_turn(r);
         if (rc < 0) return rc;
-        unsigned n;
-        while ((n = iox_seam_uring_reap(r->uring, cqes, 256)) > 0)
-            for (unsigned i = 0; i < n; i++) iox_reactor_dispatch(r, &cqes[i]);
     }
 }
 

@@ -166,9 +166,8 @@ static int listen_all(struct iox_reactor *rs, unsigned n, const struct iox_serve
 
 struct thread_arg { struct server *s; unsigned id; };
 
-static void reactor_loop(struct iox_reactor *r, struct iox_seam_uring *u)
+static void reactor_loop(struct iox_reactor *r)
 {
-    struct iox_cqe cqes[256];
     for (;;) {
         iox_reactor_flush(r);
         /* Leave only once the accept has ended too: a multishot accept still
@@ -184,14 +183,11 @@ static void reactor_loop(struct iox_reactor *r, struct iox_seam_uring *u)
              * every reactor is done. The tick wakes us to look again. */
             if (atomic_load(r->running) == 0) break;
         }
-        int rc = iox_seam_uring_submit_and_wait(u, 1);
+        int rc = iox_reactor_turn(r);
         if (rc < 0) {
             IOX_ERROR("io_uring_submit_and_wait: %s — stopping this reactor", strerror(-rc));
             break;
         }
-        unsigned n;
-        while ((n = iox_seam_uring_reap(u, cqes, 256)) > 0)
-            for (unsigned i = 0; i < n; i++) iox_reactor_dispatch(r, &cqes[i]);
     }
 }
 
@@ -244,7 +240,7 @@ static void *reactor_main(void *arg)
     pthread_mutex_unlock(&s->st.mu);
 
     if (ok && go > 0) {
-        reactor_loop(r, r->uring);
+        reactor_loop(r);
         IOX_DEBUG("stopped: %llu accepted, %llu requests, %llu stale CQEs, %llu ENOBUFS",
                   (unsigned long long)r->n_accepted, (unsigned long long)r->n_requests,
                   (unsigned long long)r->n_stale_cqes, (unsigned long long)r->n_enobufs);
