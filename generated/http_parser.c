@@ -226,6 +226,14 @@ int iox_http_parser_mid_request(const struct iox_http_parser *hp)
     return hp->phase != PH_HEAD || hp->pos != 0;
 }
 
+/* method_id is cleared with the request (reset_request) and set by
+ * end_method (or the "GET " shortcut), so during a head it is the method
+ * once known; a refused head leaves it as it was. */
+int iox_http_parser_method(const struct iox_http_parser *hp)
+{
+    return hp->phase == PH_HEAD ? hp->method_id : IOX_HTTP_OTHER;
+}
+
 /* The machine failed at *at (the byte it could not take). Name the failure:
  * see the comment at the top of this file. */
 static int refine_error(int err, const unsigned char *b, const unsigned char *at,
@@ -404,9 +412,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 523 "runtime/http_parser.rl"
+#line 531 "runtime/http_parser.rl"
     
-#line 396 "generated/http_parser.c"
+#line 404 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -476,7 +484,7 @@ tr187:
 #line 222 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 456 "generated/http_parser.c"
+#line 464 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -495,7 +503,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 473 "generated/http_parser.c"
+#line 481 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto st3;
@@ -534,7 +542,7 @@ st159:
 	if ( ++p == pe )
 		goto _test_eof159;
 case 159:
-#line 509 "generated/http_parser.c"
+#line 517 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -568,7 +576,7 @@ st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 541 "generated/http_parser.c"
+#line 549 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -597,7 +605,7 @@ st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 568 "generated/http_parser.c"
+#line 576 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -628,7 +636,7 @@ st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 597 "generated/http_parser.c"
+#line 605 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -731,7 +739,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 692 "generated/http_parser.c"
+#line 700 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -798,7 +806,7 @@ st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 756 "generated/http_parser.c"
+#line 764 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -819,7 +827,7 @@ st160:
 	if ( ++p == pe )
 		goto _test_eof160;
 case 160:
-#line 774 "generated/http_parser.c"
+#line 782 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -843,7 +851,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 796 "generated/http_parser.c"
+#line 804 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -875,7 +883,7 @@ st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 825 "generated/http_parser.c"
+#line 833 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -921,7 +929,7 @@ st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 869 "generated/http_parser.c"
+#line 877 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -966,7 +974,7 @@ st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 912 "generated/http_parser.c"
+#line 920 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1066,7 +1074,7 @@ st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1010 "generated/http_parser.c"
+#line 1018 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1112,7 +1120,7 @@ st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1054 "generated/http_parser.c"
+#line 1062 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1157,7 +1165,7 @@ st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1097 "generated/http_parser.c"
+#line 1105 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1205,7 +1213,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1143 "generated/http_parser.c"
+#line 1151 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
@@ -1253,7 +1261,7 @@ st161:
 	if ( ++p == pe )
 		goto _test_eof161;
 case 161:
-#line 1189 "generated/http_parser.c"
+#line 1197 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1291,7 +1299,7 @@ st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1225 "generated/http_parser.c"
+#line 1233 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1324,7 +1332,7 @@ st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1256 "generated/http_parser.c"
+#line 1264 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1343,7 +1351,7 @@ st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1273 "generated/http_parser.c"
+#line 1281 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1407,7 +1415,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1326 "generated/http_parser.c"
+#line 1334 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1723,7 +1731,7 @@ st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1639 "generated/http_parser.c"
+#line 1647 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1793,7 +1801,7 @@ st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1706 "generated/http_parser.c"
+#line 1714 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2585,7 +2593,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2496 "generated/http_parser.c"
+#line 2504 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2619,7 +2627,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2526 "generated/http_parser.c"
+#line 2534 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2643,7 +2651,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2548 "generated/http_parser.c"
+#line 2556 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3164,7 +3172,7 @@ st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3065 "generated/http_parser.c"
+#line 3073 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr155;
 		case 13u: goto tr156;
@@ -3197,7 +3205,7 @@ st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3096 "generated/http_parser.c"
+#line 3104 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr161;
 		case 13u: goto tr162;
@@ -3229,7 +3237,7 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3126 "generated/http_parser.c"
+#line 3134 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 13u: goto st50;
@@ -3244,7 +3252,7 @@ st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3139 "generated/http_parser.c"
+#line 3147 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st120;
@@ -3275,7 +3283,7 @@ st121:
 	if ( ++p == pe )
 		goto _test_eof121;
 case 121:
-#line 3168 "generated/http_parser.c"
+#line 3176 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr161;
 		case 13u: goto tr162;
@@ -3292,7 +3300,7 @@ st122:
 	if ( ++p == pe )
 		goto _test_eof122;
 case 122:
-#line 3183 "generated/http_parser.c"
+#line 3191 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st123;
 	if ( (*p) < 65u ) {
@@ -3854,7 +3862,7 @@ st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3742 "generated/http_parser.c"
+#line 3750 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st142;
 		case 32u: goto st142;
@@ -3928,7 +3936,7 @@ st144:
 	if ( ++p == pe )
 		goto _test_eof144;
 case 144:
-#line 3813 "generated/http_parser.c"
+#line 3821 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st144;
 		case 13u: goto st50;
@@ -3954,7 +3962,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3836 "generated/http_parser.c"
+#line 3844 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 32u: goto st145;
@@ -4672,14 +4680,14 @@ case 158:
 #line 223 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4544 "generated/http_parser.c"
+#line 4552 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 524 "runtime/http_parser.rl"
+#line 532 "runtime/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4744,9 +4752,9 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 588 "runtime/http_parser.rl"
+#line 596 "runtime/http_parser.rl"
             
-#line 4612 "generated/http_parser.c"
+#line 4620 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4836,7 +4844,7 @@ tr26:
 #line 266 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4690 "generated/http_parser.c"
+#line 4698 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -4851,7 +4859,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4703 "generated/http_parser.c"
+#line 4711 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5038,7 +5046,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4888 "generated/http_parser.c"
+#line 4896 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5101,7 +5109,7 @@ st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4949 "generated/http_parser.c"
+#line 4957 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5146,7 +5154,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4992 "generated/http_parser.c"
+#line 5000 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5274,14 +5282,14 @@ case 19:
 #line 264 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5108 "generated/http_parser.c"
+#line 5116 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 589 "runtime/http_parser.rl"
+#line 597 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);

@@ -342,6 +342,14 @@ int iox_http_parser_mid_request(const struct iox_http_parser *hp)
     return hp->phase != PH_HEAD || hp->pos != 0;
 }
 
+/* method_id is cleared with the request (reset_request) and set by
+ * end_method (or the "GET " shortcut), so during a head it is the method
+ * once known; a refused head leaves it as it was. */
+int iox_http_parser_method(const struct iox_http_parser *hp)
+{
+    return hp->phase == PH_HEAD ? hp->method_id : IOX_HTTP_OTHER;
+}
+
 /* The machine failed at *at (the byte it could not take). Name the failure:
  * see the comment at the top of this file. */
 static int refine_error(int err, const unsigned char *b, const unsigned char *at,

@@ -195,6 +195,13 @@ int iox_http_parse_body(struct iox_http_parser *p, const char *buf, size_t len,
  * closed now would cut a request), 0 between requests. */
 int iox_http_parser_mid_request(const struct iox_http_parser *p);
 
+/* The method (enum iox_http_method) of the request whose head is being
+ * scanned, known as soon as its method token has ended; IOX_HTTP_OTHER
+ * before that and while a body is read. It stays set when
+ * iox_http_parse_head() refuses the head, so the refusal can be answered
+ * as that method requires (no content for HEAD, RFC 9110 §9.3.2). */
+int iox_http_parser_method(const struct iox_http_parser *p);
+
 /* Header iteration over req->headers. *it starts at 0. Returns 1 and fills
  * name/value (value trimmed of OWS) or 0 at the end. */
 int iox_http_header_next(const struct iox_http_request *req, uint32_t *it,

@@ -8,7 +8,9 @@
  * ```log block: the expected outcome, one event per line:
  *   HEAD_DONE key=value ...   only the keys given are compared
  *   BODY <bytes>              the whole body of that request (escaped)
- *   E_<NAME>                  the parser refused the input
+ *   E_<NAME> key=value        the parser refused the input; a refused head
+ *                             also logs method_id= (the method known so far,
+ *                             iox_http_parser_method; 0 before it ends)
  *   NEED_MORE                 input ended inside a request
  *
  * The runner replays every input at every chunk size from 1 to its length and
@@ -207,7 +209,10 @@ static void replay(const char *in, size_t n, const size_t *cuts, size_t ncut,
             next_cut++;
             continue;
         }
-        sb_printf(log, "%s\n", iox_http_result_name(r));
+        /* A refused head: also the method the parser knew (answers to a
+         * HEAD carry no content, whatever the refusal). */
+        if (in_body) sb_printf(log, "%s\n", iox_http_result_name(r));
+        else sb_printf(log, "%s method_id=%d\n", iox_http_result_name(r), iox_http_parser_method(&hp));
         break;
     }
     free(body.s);
