@@ -480,7 +480,7 @@ tr154:
 #line 223 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
-tr187:
+tr185:
 #line 222 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
@@ -1388,23 +1388,17 @@ tr149:
 #line 196 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st50;
-tr156:
-#line 194 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
+tr160:
 #line 195 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st50;
-tr162:
-#line 195 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
-	goto st50;
-tr191:
+tr189:
 #line 185 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st50;
-tr209:
+tr207:
 #line 181 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 50; goto _out;} }
@@ -1415,7 +1409,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1334 "generated/http_parser.c"
+#line 1330 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1731,7 +1725,7 @@ st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1647 "generated/http_parser.c"
+#line 1643 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1801,7 +1795,7 @@ st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1714 "generated/http_parser.c"
+#line 1710 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2593,7 +2587,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2504 "generated/http_parser.c"
+#line 2500 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2627,7 +2621,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2534 "generated/http_parser.c"
+#line 2530 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2651,7 +2645,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2556 "generated/http_parser.c"
+#line 2552 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3162,42 +3156,35 @@ tr153:
     hp->flags |= IOX__HF_HOST;
 }
 	goto st116;
-tr155:
-#line 194 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-#line 195 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
-	goto st116;
 st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3073 "generated/http_parser.c"
+#line 3065 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto tr155;
-		case 13u: goto tr156;
-		case 32u: goto tr155;
-		case 33u: goto tr157;
-		case 37u: goto tr158;
-		case 58u: goto tr159;
-		case 61u: goto tr157;
-		case 91u: goto tr160;
-		case 95u: goto tr157;
-		case 126u: goto tr157;
+		case 9u: goto st116;
+		case 32u: goto st116;
+		case 33u: goto tr156;
+		case 37u: goto tr157;
+		case 59u: goto tr156;
+		case 61u: goto tr156;
+		case 91u: goto tr158;
+		case 95u: goto tr156;
+		case 126u: goto tr156;
 	}
 	if ( (*p) < 48u ) {
 		if ( 36u <= (*p) && (*p) <= 46u )
-			goto tr157;
-	} else if ( (*p) > 59u ) {
+			goto tr156;
+	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 97u <= (*p) && (*p) <= 122u )
-				goto tr157;
+				goto tr156;
 		} else if ( (*p) >= 65u )
-			goto tr157;
+			goto tr156;
 	} else
-		goto tr157;
+		goto tr156;
 	goto tr154;
-tr157:
+tr156:
 #line 194 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st117;
@@ -3205,11 +3192,11 @@ st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3104 "generated/http_parser.c"
+#line 3095 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto tr161;
-		case 13u: goto tr162;
-		case 32u: goto tr161;
+		case 9u: goto tr159;
+		case 13u: goto tr160;
+		case 32u: goto tr159;
 		case 33u: goto st117;
 		case 37u: goto st119;
 		case 58u: goto st121;
@@ -3229,7 +3216,7 @@ case 117:
 	} else
 		goto st117;
 	goto tr154;
-tr161:
+tr159:
 #line 195 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st118;
@@ -3237,14 +3224,14 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3134 "generated/http_parser.c"
+#line 3125 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 13u: goto st50;
 		case 32u: goto st118;
 	}
 	goto tr154;
-tr158:
+tr157:
 #line 194 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st119;
@@ -3252,7 +3239,7 @@ st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3147 "generated/http_parser.c"
+#line 3138 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st120;
@@ -3275,24 +3262,19 @@ case 120:
 	} else
 		goto st117;
 	goto tr154;
-tr159:
-#line 194 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-	goto st121;
 st121:
 	if ( ++p == pe )
 		goto _test_eof121;
 case 121:
-#line 3176 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto tr161;
-		case 13u: goto tr162;
-		case 32u: goto tr161;
+		case 9u: goto tr159;
+		case 13u: goto tr160;
+		case 32u: goto tr159;
 	}
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st121;
 	goto tr154;
-tr160:
+tr158:
 #line 194 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st122;
@@ -3300,7 +3282,7 @@ st122:
 	if ( ++p == pe )
 		goto _test_eof122;
 case 122:
-#line 3191 "generated/http_parser.c"
+#line 3179 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st123;
 	if ( (*p) < 65u ) {
@@ -3334,9 +3316,9 @@ st124:
 		goto _test_eof124;
 case 124:
 	switch( (*p) ) {
-		case 9u: goto tr161;
-		case 13u: goto tr162;
-		case 32u: goto tr161;
+		case 9u: goto tr159;
+		case 13u: goto tr160;
+		case 32u: goto tr159;
 		case 58u: goto st121;
 	}
 	goto tr154;
@@ -3845,13 +3827,13 @@ case 141:
 	} else
 		goto st47;
 	goto tr61;
-tr192:
+tr190:
 #line 185 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st142;
-tr210:
+tr208:
 #line 181 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 142; goto _out;} }
@@ -3862,7 +3844,7 @@ st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3750 "generated/http_parser.c"
+#line 3738 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st142;
 		case 32u: goto st142;
@@ -3889,18 +3871,18 @@ case 142:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st143:
 	if ( ++p == pe )
 		goto _test_eof143;
 case 143:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 124u: goto st143;
 		case 126u: goto st143;
 	}
@@ -3918,14 +3900,14 @@ case 143:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
-tr190:
+	goto tr185;
+tr188:
 #line 185 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st144;
-tr208:
+tr206:
 #line 181 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 144; goto _out;} }
@@ -3936,7 +3918,7 @@ st144:
 	if ( ++p == pe )
 		goto _test_eof144;
 case 144:
-#line 3821 "generated/http_parser.c"
+#line 3809 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st144;
 		case 13u: goto st50;
@@ -3944,14 +3926,14 @@ case 144:
 		case 44u: goto st142;
 		case 59u: goto st145;
 	}
-	goto tr187;
-tr193:
+	goto tr185;
+tr191:
 #line 185 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st145;
-tr211:
+tr209:
 #line 181 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 145; goto _out;} }
@@ -3962,7 +3944,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3844 "generated/http_parser.c"
+#line 3832 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 32u: goto st145;
@@ -3987,7 +3969,7 @@ case 145:
 			goto st146;
 	} else
 		goto st146;
-	goto tr187;
+	goto tr185;
 st146:
 	if ( ++p == pe )
 		goto _test_eof146;
@@ -4017,7 +3999,7 @@ case 146:
 			goto st146;
 	} else
 		goto st146;
-	goto tr187;
+	goto tr185;
 st147:
 	if ( ++p == pe )
 		goto _test_eof147;
@@ -4027,7 +4009,7 @@ case 147:
 		case 32u: goto st147;
 		case 61u: goto st148;
 	}
-	goto tr187;
+	goto tr185;
 st148:
 	if ( ++p == pe )
 		goto _test_eof148;
@@ -4056,7 +4038,7 @@ case 148:
 			goto st149;
 	} else
 		goto st149;
-	goto tr187;
+	goto tr185;
 st149:
 	if ( ++p == pe )
 		goto _test_eof149;
@@ -4085,7 +4067,7 @@ case 149:
 			goto st149;
 	} else
 		goto st149;
-	goto tr187;
+	goto tr185;
 st150:
 	if ( ++p == pe )
 		goto _test_eof150;
@@ -4093,37 +4075,37 @@ case 150:
 	switch( (*p) ) {
 		case 34u: goto st144;
 		case 92u: goto st151;
-		case 127u: goto tr187;
+		case 127u: goto tr185;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr187;
+			goto tr185;
 	} else
-		goto tr187;
+		goto tr185;
 	goto st150;
 st151:
 	if ( ++p == pe )
 		goto _test_eof151;
 case 151:
 	if ( (*p) == 127u )
-		goto tr187;
+		goto tr185;
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr187;
+			goto tr185;
 	} else
-		goto tr187;
+		goto tr185;
 	goto st150;
 st152:
 	if ( ++p == pe )
 		goto _test_eof152;
 case 152:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 72u: goto st153;
 		case 104u: goto st153;
 		case 124u: goto st143;
@@ -4143,18 +4125,18 @@ case 152:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st153:
 	if ( ++p == pe )
 		goto _test_eof153;
 case 153:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 85u: goto st154;
 		case 117u: goto st154;
 		case 124u: goto st143;
@@ -4174,18 +4156,18 @@ case 153:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st154:
 	if ( ++p == pe )
 		goto _test_eof154;
 case 154:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 78u: goto st155;
 		case 110u: goto st155;
 		case 124u: goto st143;
@@ -4205,18 +4187,18 @@ case 154:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st155:
 	if ( ++p == pe )
 		goto _test_eof155;
 case 155:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 75u: goto st156;
 		case 107u: goto st156;
 		case 124u: goto st143;
@@ -4236,18 +4218,18 @@ case 155:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st156:
 	if ( ++p == pe )
 		goto _test_eof156;
 case 156:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 69u: goto st157;
 		case 101u: goto st157;
 		case 124u: goto st143;
@@ -4267,18 +4249,18 @@ case 156:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st157:
 	if ( ++p == pe )
 		goto _test_eof157;
 case 157:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 68u: goto st158;
 		case 100u: goto st158;
 		case 124u: goto st143;
@@ -4298,18 +4280,18 @@ case 157:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st158:
 	if ( ++p == pe )
 		goto _test_eof158;
 case 158:
 	switch( (*p) ) {
-		case 9u: goto tr208;
-		case 13u: goto tr209;
-		case 32u: goto tr208;
+		case 9u: goto tr206;
+		case 13u: goto tr207;
+		case 32u: goto tr206;
 		case 33u: goto st143;
-		case 44u: goto tr210;
-		case 59u: goto tr211;
+		case 44u: goto tr208;
+		case 59u: goto tr209;
 		case 124u: goto st143;
 		case 126u: goto st143;
 	}
@@ -4327,7 +4309,7 @@ case 158:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 	}
 	_test_eof1: cs = 1; goto _test_eof; 
 	_test_eof2: cs = 2; goto _test_eof; 
@@ -4680,7 +4662,7 @@ case 158:
 #line 223 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4552 "generated/http_parser.c"
+#line 4540 "generated/http_parser.c"
 	}
 	}
 
@@ -4754,7 +4736,7 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             
 #line 596 "runtime/http_parser.rl"
             
-#line 4620 "generated/http_parser.c"
+#line 4608 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4844,7 +4826,7 @@ tr26:
 #line 266 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4698 "generated/http_parser.c"
+#line 4686 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -4859,7 +4841,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4711 "generated/http_parser.c"
+#line 4699 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5046,7 +5028,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4896 "generated/http_parser.c"
+#line 4884 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5109,7 +5091,7 @@ st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4957 "generated/http_parser.c"
+#line 4945 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5154,7 +5136,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 5000 "generated/http_parser.c"
+#line 4988 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5282,7 +5264,7 @@ case 19:
 #line 264 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5116 "generated/http_parser.c"
+#line 5104 "generated/http_parser.c"
 	}
 	}
 

@@ -35,7 +35,8 @@
  *  - Transfer-Encoding: the final coding must be "chunked" and chunked may
  *    appear once; anything else → 400. Content-Length with Transfer-Encoding
  *    → 400. Transfer-Encoding in an HTTP/1.0 request → 400.
- *  - HTTP/1.1 without Host, or with more than one Host → 400.
+ *  - HTTP/1.1 without Host, or with more than one Host, or a Host with an
+ *    empty host (any version) → 400.
  *  - HTTP/1.x with x > 1 is treated as 1.1; any other major version → 505.
  *  - Keep-alive: HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with
  *    "Connection: keep-alive".
