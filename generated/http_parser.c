@@ -139,7 +139,7 @@ static const int iox_http_head_en_target = 4;
 static const int iox_http_head_en_fields = 44;
 
 
-#line 234 "runtime/http_parser.rl"
+#line 240 "runtime/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
@@ -154,7 +154,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 274 "runtime/http_parser.rl"
+#line 280 "runtime/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -218,6 +218,7 @@ void iox_http_parser_init(struct iox_http_parser *hp, const struct iox_http_limi
     if (!hp->lim.max_headers) hp->lim.max_headers = IOX_HTTP_DEFAULT_MAX_HEADERS;
     if (!hp->lim.max_target)  hp->lim.max_target = IOX_HTTP_DEFAULT_MAX_TARGET;
     if (!hp->lim.max_body)    hp->lim.max_body = IOX_HTTP_DEFAULT_MAX_BODY;
+    if (!hp->lim.max_method)  hp->lim.max_method = IOX_HTTP_DEFAULT_MAX_METHOD;
     reset_request(hp);
 }
 
@@ -412,9 +413,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 531 "runtime/http_parser.rl"
+#line 538 "runtime/http_parser.rl"
     
-#line 404 "generated/http_parser.c"
+#line 405 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -449,42 +450,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 216 "runtime/http_parser.rl"
+#line 222 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 215 "runtime/http_parser.rl"
+#line 221 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 217 "runtime/http_parser.rl"
+#line 223 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 218 "runtime/http_parser.rl"
+#line 224 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr61:
-#line 219 "runtime/http_parser.rl"
+#line 225 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr73:
-#line 220 "runtime/http_parser.rl"
+#line 226 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
 tr124:
-#line 221 "runtime/http_parser.rl"
+#line 227 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
 tr154:
-#line 223 "runtime/http_parser.rl"
+#line 229 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
 tr185:
-#line 222 "runtime/http_parser.rl"
+#line 228 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 464 "generated/http_parser.c"
+#line 465 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -499,50 +500,56 @@ tr2:
 #line 132 "runtime/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
+tr6:
+#line 136 "runtime/http_parser.rl"
+	{
+    if (OFF - hp->start >= hp->lim.max_method) { err = IOX_HTTP_E_METHOD_TOO_LONG; {p++; cs = 3; goto _out;} }
+}
+	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 481 "generated/http_parser.c"
+#line 487 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
-		case 33u: goto st3;
-		case 124u: goto st3;
-		case 126u: goto st3;
+		case 33u: goto tr6;
+		case 124u: goto tr6;
+		case 126u: goto tr6;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st3;
+				goto tr6;
 		} else if ( (*p) >= 35u )
-			goto st3;
+			goto tr6;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st3;
+				goto tr6;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st3;
+				goto tr6;
 		} else
-			goto st3;
+			goto tr6;
 	} else
-		goto st3;
+		goto tr6;
 	goto tr0;
 tr5:
-#line 133 "runtime/http_parser.rl"
+#line 139 "runtime/http_parser.rl"
 	{
     hp->method_end = OFF;
     hp->method_id = method_id((const char *)b + hp->start, OFF - hp->start);
     if (hp->method_id == IOX_HTTP_CONNECT) hp->flags |= IOX__HF_ODD;
 }
-#line 230 "runtime/http_parser.rl"
+#line 236 "runtime/http_parser.rl"
 	{ {goto st4;} }
 	goto st159;
 st159:
 	if ( ++p == pe )
 		goto _test_eof159;
 case 159:
-#line 517 "generated/http_parser.c"
+#line 523 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -569,14 +576,14 @@ case 4:
 		goto tr13;
 	goto tr7;
 tr8:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 549 "generated/http_parser.c"
+#line 555 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -598,14 +605,14 @@ case 5:
 		goto st5;
 	goto tr7;
 tr9:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 576 "generated/http_parser.c"
+#line 582 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -629,14 +636,14 @@ case 7:
 		goto st5;
 	goto tr7;
 tr12:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 605 "generated/http_parser.c"
+#line 611 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -650,9 +657,9 @@ case 9:
 		goto st9;
 	goto tr7;
 tr20:
-#line 160 "runtime/http_parser.rl"
+#line 166 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; hp->flags |= IOX__HF_ODD; }
-#line 139 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -672,9 +679,9 @@ tr20:
 }
 	goto st10;
 tr35:
-#line 161 "runtime/http_parser.rl"
+#line 167 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; hp->flags |= IOX__HF_ODD; }
-#line 139 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -694,7 +701,7 @@ tr35:
 }
 	goto st10;
 tr36:
-#line 139 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -714,9 +721,9 @@ tr36:
 }
 	goto st10;
 tr48:
-#line 159 "runtime/http_parser.rl"
+#line 165 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; hp->flags |= IOX__HF_ODD; }
-#line 139 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -739,7 +746,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 700 "generated/http_parser.c"
+#line 706 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -795,18 +802,18 @@ case 17:
 		goto tr30;
 	goto tr21;
 tr30:
-#line 163 "runtime/http_parser.rl"
+#line 169 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
 	goto st18;
 tr34:
-#line 162 "runtime/http_parser.rl"
+#line 168 "runtime/http_parser.rl"
 	{ hp->version_minor = (*p) != '0'; }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 764 "generated/http_parser.c"
+#line 770 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -818,16 +825,16 @@ case 19:
 		goto tr32;
 	goto tr3;
 tr32:
-#line 164 "runtime/http_parser.rl"
+#line 170 "runtime/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
-#line 231 "runtime/http_parser.rl"
+#line 237 "runtime/http_parser.rl"
 	{ {goto st44;} }
 	goto st160;
 st160:
 	if ( ++p == pe )
 		goto _test_eof160;
 case 160:
-#line 782 "generated/http_parser.c"
+#line 788 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -844,14 +851,14 @@ case 21:
 		goto tr34;
 	goto tr21;
 tr10:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 804 "generated/http_parser.c"
+#line 810 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -874,16 +881,16 @@ case 22:
 		goto st5;
 	goto tr7;
 tr11:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
-#line 156 "runtime/http_parser.rl"
+#line 162 "runtime/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 833 "generated/http_parser.c"
+#line 839 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -922,14 +929,14 @@ case 25:
 		goto st23;
 	goto tr7;
 tr39:
-#line 158 "runtime/http_parser.rl"
+#line 164 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 877 "generated/http_parser.c"
+#line 883 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -967,14 +974,14 @@ case 28:
 		goto st26;
 	goto tr7;
 tr13:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st29;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 920 "generated/http_parser.c"
+#line 926 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1067,14 +1074,14 @@ case 34:
 		goto st32;
 	goto tr7;
 tr50:
-#line 156 "runtime/http_parser.rl"
+#line 162 "runtime/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st35;
 st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1018 "generated/http_parser.c"
+#line 1024 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1113,14 +1120,14 @@ case 37:
 		goto st35;
 	goto tr7;
 tr51:
-#line 158 "runtime/http_parser.rl"
+#line 164 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st38;
 st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1062 "generated/http_parser.c"
+#line 1068 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1158,14 +1165,14 @@ case 40:
 		goto st38;
 	goto tr7;
 tr14:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st41;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1105 "generated/http_parser.c"
+#line 1111 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1202,7 +1209,7 @@ case 43:
 		goto st8;
 	goto tr7;
 tr78:
-#line 197 "runtime/http_parser.rl"
+#line 203 "runtime/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 44; goto _out;}
@@ -1213,7 +1220,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1151 "generated/http_parser.c"
+#line 1157 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
@@ -1254,14 +1261,14 @@ case 45:
 		goto tr68;
 	goto tr3;
 tr68:
-#line 202 "runtime/http_parser.rl"
+#line 208 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 161; goto _out;} }
 	goto st161;
 st161:
 	if ( ++p == pe )
 		goto _test_eof161;
 case 161:
-#line 1197 "generated/http_parser.c"
+#line 1203 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1292,14 +1299,14 @@ case 46:
 		goto tr69;
 	goto tr61;
 tr69:
-#line 213 "runtime/http_parser.rl"
+#line 219 "runtime/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st47;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1233 "generated/http_parser.c"
+#line 1239 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1325,14 +1332,14 @@ case 47:
 		goto st47;
 	goto tr61;
 tr70:
-#line 213 "runtime/http_parser.rl"
+#line 219 "runtime/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st48;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1264 "generated/http_parser.c"
+#line 1270 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1344,14 +1351,14 @@ case 48:
 		goto tr73;
 	goto tr74;
 tr74:
-#line 210 "runtime/http_parser.rl"
+#line 216 "runtime/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st49;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1281 "generated/http_parser.c"
+#line 1287 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1363,19 +1370,19 @@ case 49:
 		goto tr73;
 	goto st49;
 tr75:
-#line 210 "runtime/http_parser.rl"
+#line 216 "runtime/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st50;
 tr99:
-#line 188 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st50;
 tr111:
-#line 189 "runtime/http_parser.rl"
+#line 195 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st50;
 tr127:
-#line 174 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 50; goto _out;}
@@ -1385,21 +1392,21 @@ tr127:
 }
 	goto st50;
 tr149:
-#line 196 "runtime/http_parser.rl"
+#line 202 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st50;
 tr160:
-#line 195 "runtime/http_parser.rl"
+#line 201 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st50;
 tr189:
-#line 185 "runtime/http_parser.rl"
+#line 191 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st50;
 tr207:
-#line 181 "runtime/http_parser.rl"
+#line 187 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 50; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -1409,7 +1416,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1330 "generated/http_parser.c"
+#line 1336 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1714,18 +1721,18 @@ case 60:
 		goto st47;
 	goto tr61;
 tr100:
-#line 188 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st61;
 tr112:
-#line 189 "runtime/http_parser.rl"
+#line 195 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st61;
 st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1643 "generated/http_parser.c"
+#line 1649 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1784,18 +1791,18 @@ case 62:
 		goto st62;
 	goto tr73;
 tr98:
-#line 188 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st63;
 tr110:
-#line 189 "runtime/http_parser.rl"
+#line 195 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st63;
 st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1710 "generated/http_parser.c"
+#line 1716 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2574,7 +2581,7 @@ case 89:
 		goto st47;
 	goto tr61;
 tr128:
-#line 174 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 90; goto _out;}
@@ -2587,7 +2594,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2500 "generated/http_parser.c"
+#line 2506 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2596,9 +2603,9 @@ case 90:
 		goto tr125;
 	goto tr124;
 tr125:
-#line 166 "runtime/http_parser.rl"
+#line 172 "runtime/http_parser.rl"
 	{ hp->cl_current = 0; }
-#line 167 "runtime/http_parser.rl"
+#line 173 "runtime/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2608,7 +2615,7 @@ tr125:
 }
 	goto st91;
 tr129:
-#line 167 "runtime/http_parser.rl"
+#line 173 "runtime/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2621,7 +2628,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2530 "generated/http_parser.c"
+#line 2536 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2632,7 +2639,7 @@ case 91:
 		goto tr129;
 	goto tr124;
 tr126:
-#line 174 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 92; goto _out;}
@@ -2645,7 +2652,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2552 "generated/http_parser.c"
+#line 2558 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3150,7 +3157,7 @@ case 115:
 		goto st47;
 	goto tr61;
 tr153:
-#line 190 "runtime/http_parser.rl"
+#line 196 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 116; goto _out;} }
     hp->flags |= IOX__HF_HOST;
@@ -3160,7 +3167,7 @@ st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3065 "generated/http_parser.c"
+#line 3071 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st116;
 		case 32u: goto st116;
@@ -3185,14 +3192,14 @@ case 116:
 		goto tr156;
 	goto tr154;
 tr156:
-#line 194 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st117;
 st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3095 "generated/http_parser.c"
+#line 3101 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr159;
 		case 13u: goto tr160;
@@ -3217,14 +3224,14 @@ case 117:
 		goto st117;
 	goto tr154;
 tr159:
-#line 195 "runtime/http_parser.rl"
+#line 201 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st118;
 st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3125 "generated/http_parser.c"
+#line 3131 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 13u: goto st50;
@@ -3232,14 +3239,14 @@ case 118:
 	}
 	goto tr154;
 tr157:
-#line 194 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st119;
 st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3138 "generated/http_parser.c"
+#line 3144 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st120;
@@ -3275,14 +3282,14 @@ case 121:
 		goto st121;
 	goto tr154;
 tr158:
-#line 194 "runtime/http_parser.rl"
+#line 200 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st122;
 st122:
 	if ( ++p == pe )
 		goto _test_eof122;
 case 122:
-#line 3179 "generated/http_parser.c"
+#line 3185 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st123;
 	if ( (*p) < 65u ) {
@@ -3828,13 +3835,13 @@ case 141:
 		goto st47;
 	goto tr61;
 tr190:
-#line 185 "runtime/http_parser.rl"
+#line 191 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st142;
 tr208:
-#line 181 "runtime/http_parser.rl"
+#line 187 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 142; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3844,7 +3851,7 @@ st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3738 "generated/http_parser.c"
+#line 3744 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st142;
 		case 32u: goto st142;
@@ -3902,13 +3909,13 @@ case 143:
 		goto st143;
 	goto tr185;
 tr188:
-#line 185 "runtime/http_parser.rl"
+#line 191 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st144;
 tr206:
-#line 181 "runtime/http_parser.rl"
+#line 187 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 144; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3918,7 +3925,7 @@ st144:
 	if ( ++p == pe )
 		goto _test_eof144;
 case 144:
-#line 3809 "generated/http_parser.c"
+#line 3815 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st144;
 		case 13u: goto st50;
@@ -3928,13 +3935,13 @@ case 144:
 	}
 	goto tr185;
 tr191:
-#line 185 "runtime/http_parser.rl"
+#line 191 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st145;
 tr209:
-#line 181 "runtime/http_parser.rl"
+#line 187 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 145; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3944,7 +3951,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3832 "generated/http_parser.c"
+#line 3838 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 32u: goto st145;
@@ -4481,12 +4488,12 @@ case 158:
 	case 19: 
 	case 45: 
 	case 50: 
-#line 215 "runtime/http_parser.rl"
+#line 221 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 216 "runtime/http_parser.rl"
+#line 222 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4517,7 +4524,7 @@ case 158:
 	case 41: 
 	case 42: 
 	case 43: 
-#line 217 "runtime/http_parser.rl"
+#line 223 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4531,7 +4538,7 @@ case 158:
 	case 18: 
 	case 20: 
 	case 21: 
-#line 218 "runtime/http_parser.rl"
+#line 224 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 44: 
@@ -4585,7 +4592,7 @@ case 158:
 	case 139: 
 	case 140: 
 	case 141: 
-#line 219 "runtime/http_parser.rl"
+#line 225 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 48: 
@@ -4621,13 +4628,13 @@ case 158:
 	case 109: 
 	case 110: 
 	case 111: 
-#line 220 "runtime/http_parser.rl"
+#line 226 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 90: 
 	case 91: 
 	case 92: 
-#line 221 "runtime/http_parser.rl"
+#line 227 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
 	case 142: 
@@ -4647,7 +4654,7 @@ case 158:
 	case 156: 
 	case 157: 
 	case 158: 
-#line 222 "runtime/http_parser.rl"
+#line 228 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
 	case 116: 
@@ -4659,17 +4666,17 @@ case 158:
 	case 122: 
 	case 123: 
 	case 124: 
-#line 223 "runtime/http_parser.rl"
+#line 229 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4540 "generated/http_parser.c"
+#line 4546 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 532 "runtime/http_parser.rl"
+#line 539 "runtime/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4734,9 +4741,9 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 596 "runtime/http_parser.rl"
+#line 603 "runtime/http_parser.rl"
             
-#line 4608 "generated/http_parser.c"
+#line 4614 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4789,49 +4796,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 263 "runtime/http_parser.rl"
+#line 269 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 263 "runtime/http_parser.rl"
+#line 269 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 264 "runtime/http_parser.rl"
+#line 270 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 264 "runtime/http_parser.rl"
+#line 270 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 265 "runtime/http_parser.rl"
+#line 271 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 265 "runtime/http_parser.rl"
+#line 271 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 266 "runtime/http_parser.rl"
+#line 272 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 266 "runtime/http_parser.rl"
+#line 272 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4686 "generated/http_parser.c"
+#line 4692 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 241 "runtime/http_parser.rl"
+#line 247 "runtime/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4841,7 +4848,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4699 "generated/http_parser.c"
+#line 4705 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5008,7 +5015,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 245 "runtime/http_parser.rl"
+#line 251 "runtime/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -5028,7 +5035,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4884 "generated/http_parser.c"
+#line 4890 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5084,14 +5091,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 259 "runtime/http_parser.rl"
+#line 265 "runtime/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4945 "generated/http_parser.c"
+#line 4951 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5129,14 +5136,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 260 "runtime/http_parser.rl"
+#line 266 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4988 "generated/http_parser.c"
+#line 4994 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5217,11 +5224,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 263 "runtime/http_parser.rl"
+#line 269 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -5233,45 +5240,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 264 "runtime/http_parser.rl"
+#line 270 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 265 "runtime/http_parser.rl"
+#line 271 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 266 "runtime/http_parser.rl"
+#line 272 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 265 "runtime/http_parser.rl"
+#line 271 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 266 "runtime/http_parser.rl"
+#line 272 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 263 "runtime/http_parser.rl"
+#line 269 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 264 "runtime/http_parser.rl"
+#line 270 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5104 "generated/http_parser.c"
+#line 5110 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 597 "runtime/http_parser.rl"
+#line 604 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);

@@ -130,6 +130,12 @@ machine iox_http_head;
 alphtype unsigned char;
 
 action start_method   { hp->start = OFF; }
+# Each method byte after the first: past max_method the method is longer
+# than any this server implements (501). Checked per byte, so the outcome
+# does not depend on where the reads were cut, and before max_head is.
+action method_byte {
+    if (OFF - hp->start >= hp->lim.max_method) { err = IOX_HTTP_E_METHOD_TOO_LONG; fbreak; }
+}
 action end_method {
     hp->method_end = OFF;
     hp->method_id = method_id((const char *)b + hp->start, OFF - hp->start);
@@ -334,6 +340,7 @@ void iox_http_parser_init(struct iox_http_parser *hp, const struct iox_http_limi
     if (!hp->lim.max_headers) hp->lim.max_headers = IOX_HTTP_DEFAULT_MAX_HEADERS;
     if (!hp->lim.max_target)  hp->lim.max_target = IOX_HTTP_DEFAULT_MAX_TARGET;
     if (!hp->lim.max_body)    hp->lim.max_body = IOX_HTTP_DEFAULT_MAX_BODY;
+    if (!hp->lim.max_method)  hp->lim.max_method = IOX_HTTP_DEFAULT_MAX_METHOD;
     reset_request(hp);
 }
 

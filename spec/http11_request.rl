@@ -20,7 +20,9 @@ include http11_common "http11_common.rl";
 # ---------------------------------------------------------------- request-line
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version CRLF
 
-method = token >start_method %end_method $!e_method;
+# The first byte starts the method; every later one is counted against the
+# limit (method_byte), so the count never sees a start from before.
+method = ( tchar >start_method ( tchar $method_byte )* ) %end_method $!e_method;
 
 # RFC 3986 pieces used by the four request-target forms (RFC 9112 §3.2).
 unreserved  = alnum | [\-._~];
