@@ -323,7 +323,11 @@ static __attribute__((noinline)) int finish_head_slow(struct iox_http_parser *hp
     req->method_id = mid;
     req->target_form = hp->target_form;
     req->version_minor = hp->version_minor;
-    req->keep_alive = req->version_minor ? !(f & IOX__HF_CLOSE)
+    /* CONNECT is the connection's last request: what follows its head may
+     * be the tunnel's bytes (RFC 9110 §9.3.6), never to be read as
+     * requests, and nothing here tunnels. */
+    req->keep_alive = mid == IOX_HTTP_CONNECT ? 0
+                    : req->version_minor ? !(f & IOX__HF_CLOSE)
                                          : (f & IOX__HF_KEEP) && !(f & IOX__HF_CLOSE);
     req->expect_continue = (f & IOX__HF_EXPECT) != 0;
     req->content_length = 0;
@@ -413,9 +417,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 538 "runtime/http_parser.rl"
+#line 542 "runtime/http_parser.rl"
     
-#line 405 "generated/http_parser.c"
+#line 409 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -485,7 +489,7 @@ tr185:
 #line 228 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 465 "generated/http_parser.c"
+#line 469 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -510,7 +514,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 487 "generated/http_parser.c"
+#line 491 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto tr6;
@@ -549,7 +553,7 @@ st159:
 	if ( ++p == pe )
 		goto _test_eof159;
 case 159:
-#line 523 "generated/http_parser.c"
+#line 527 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -583,7 +587,7 @@ st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 555 "generated/http_parser.c"
+#line 559 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -612,7 +616,7 @@ st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 582 "generated/http_parser.c"
+#line 586 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -643,7 +647,7 @@ st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 611 "generated/http_parser.c"
+#line 615 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -746,7 +750,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 706 "generated/http_parser.c"
+#line 710 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -813,7 +817,7 @@ st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 770 "generated/http_parser.c"
+#line 774 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -834,7 +838,7 @@ st160:
 	if ( ++p == pe )
 		goto _test_eof160;
 case 160:
-#line 788 "generated/http_parser.c"
+#line 792 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -858,7 +862,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 810 "generated/http_parser.c"
+#line 814 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -890,7 +894,7 @@ st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 839 "generated/http_parser.c"
+#line 843 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -936,7 +940,7 @@ st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 883 "generated/http_parser.c"
+#line 887 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -981,7 +985,7 @@ st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 926 "generated/http_parser.c"
+#line 930 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1081,7 +1085,7 @@ st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1024 "generated/http_parser.c"
+#line 1028 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1127,7 +1131,7 @@ st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1068 "generated/http_parser.c"
+#line 1072 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1172,7 +1176,7 @@ st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1111 "generated/http_parser.c"
+#line 1115 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1220,7 +1224,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1157 "generated/http_parser.c"
+#line 1161 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
@@ -1268,7 +1272,7 @@ st161:
 	if ( ++p == pe )
 		goto _test_eof161;
 case 161:
-#line 1203 "generated/http_parser.c"
+#line 1207 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1306,7 +1310,7 @@ st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1239 "generated/http_parser.c"
+#line 1243 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1339,7 +1343,7 @@ st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1270 "generated/http_parser.c"
+#line 1274 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1358,7 +1362,7 @@ st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1287 "generated/http_parser.c"
+#line 1291 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1416,7 +1420,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1336 "generated/http_parser.c"
+#line 1340 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1732,7 +1736,7 @@ st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1649 "generated/http_parser.c"
+#line 1653 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1802,7 +1806,7 @@ st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1716 "generated/http_parser.c"
+#line 1720 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2594,7 +2598,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2506 "generated/http_parser.c"
+#line 2510 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2628,7 +2632,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2536 "generated/http_parser.c"
+#line 2540 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2652,7 +2656,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2558 "generated/http_parser.c"
+#line 2562 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3167,7 +3171,7 @@ st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3071 "generated/http_parser.c"
+#line 3075 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st116;
 		case 32u: goto st116;
@@ -3199,7 +3203,7 @@ st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3101 "generated/http_parser.c"
+#line 3105 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr159;
 		case 13u: goto tr160;
@@ -3231,7 +3235,7 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3131 "generated/http_parser.c"
+#line 3135 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 13u: goto st50;
@@ -3246,7 +3250,7 @@ st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3144 "generated/http_parser.c"
+#line 3148 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st120;
@@ -3289,7 +3293,7 @@ st122:
 	if ( ++p == pe )
 		goto _test_eof122;
 case 122:
-#line 3185 "generated/http_parser.c"
+#line 3189 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st123;
 	if ( (*p) < 65u ) {
@@ -3851,7 +3855,7 @@ st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3744 "generated/http_parser.c"
+#line 3748 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st142;
 		case 32u: goto st142;
@@ -3925,7 +3929,7 @@ st144:
 	if ( ++p == pe )
 		goto _test_eof144;
 case 144:
-#line 3815 "generated/http_parser.c"
+#line 3819 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st144;
 		case 13u: goto st50;
@@ -3951,7 +3955,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3838 "generated/http_parser.c"
+#line 3842 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 32u: goto st145;
@@ -4669,14 +4673,14 @@ case 158:
 #line 229 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4546 "generated/http_parser.c"
+#line 4550 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 539 "runtime/http_parser.rl"
+#line 543 "runtime/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4741,9 +4745,9 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 603 "runtime/http_parser.rl"
+#line 607 "runtime/http_parser.rl"
             
-#line 4614 "generated/http_parser.c"
+#line 4618 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4833,7 +4837,7 @@ tr26:
 #line 272 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4692 "generated/http_parser.c"
+#line 4696 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -4848,7 +4852,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4705 "generated/http_parser.c"
+#line 4709 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5035,7 +5039,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4890 "generated/http_parser.c"
+#line 4894 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5098,7 +5102,7 @@ st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4951 "generated/http_parser.c"
+#line 4955 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5143,7 +5147,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4994 "generated/http_parser.c"
+#line 4998 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5271,14 +5275,14 @@ case 19:
 #line 270 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5110 "generated/http_parser.c"
+#line 5114 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 604 "runtime/http_parser.rl"
+#line 608 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);

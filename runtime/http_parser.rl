@@ -445,7 +445,11 @@ static __attribute__((noinline)) int finish_head_slow(struct iox_http_parser *hp
     req->method_id = mid;
     req->target_form = hp->target_form;
     req->version_minor = hp->version_minor;
-    req->keep_alive = req->version_minor ? !(f & IOX__HF_CLOSE)
+    /* CONNECT is the connection's last request: what follows its head may
+     * be the tunnel's bytes (RFC 9110 §9.3.6), never to be read as
+     * requests, and nothing here tunnels. */
+    req->keep_alive = mid == IOX_HTTP_CONNECT ? 0
+                    : req->version_minor ? !(f & IOX__HF_CLOSE)
                                          : (f & IOX__HF_KEEP) && !(f & IOX__HF_CLOSE);
     req->expect_continue = (f & IOX__HF_EXPECT) != 0;
     req->content_length = 0;

@@ -41,7 +41,8 @@
  *  - A method token longer than max_method (32) → 501, at its first byte
  *    over the limit (not 431 once the whole head is too large).
  *  - Keep-alive: HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with
- *    "Connection: keep-alive".
+ *    "Connection: keep-alive"; never after CONNECT (no tunnels: the bytes
+ *    after its head are not requests).
  *
  * Error convention: functions return an enum iox_http_result; errors are
  * negative, stable, and mapped to a status by iox_http_error_status().
