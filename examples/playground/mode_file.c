@@ -1,9 +1,11 @@
 /* mode_file.c — file mode: serve FILE_ROOT from an immutable snapshot.
  *
- * GET/HEAD only (405 otherwise). Paths are decoded and normalized by
- * url_path.c (anything climbing above the root, NUL, %2F, '\\', bad escapes
- * or bad UTF-8 → 400) and looked up in the snapshot's hash table; "/dir/"
- * serves dir/index.html, "/dir" redirects (301) to "/dir/" when that exists.
+ * GET and HEAD; OPTIONS on a file → 200 with Allow, OPTIONS * as in every
+ * mode; other methods (CONNECT too) → 405 with Allow. Paths are decoded and
+ * normalized by url_path.c (anything climbing above the root, NUL, %2F,
+ * '\\', bad escapes or bad UTF-8 → 400) and looked up in the snapshot's
+ * hash table; "/dir/" serves dir/index.html, "/dir" redirects (301) to
+ * "/dir/" when that exists.
  * Conditionals (If-None-Match, else If-Modified-Since → 304) and a single
  * byte range (206 / 416; If-Range honoured) apply to every file.
  *
@@ -119,13 +121,14 @@ static int file_request(struct iox_conn *c, const struct iox_http_request *req, 
 {
     (void)ctx;
     struct file_reactor *fr = c->r->services[FILE_SERVICE];
-    if (req->method_id != IOX_HTTP_GET && req->method_id != IOX_HTTP_HEAD) {
+    if (playground_server_wide(c, req, PLAYGROUND_ALLOW_GET)) return IOX_HANDLED;
+    int options = req->method_id == IOX_HTTP_OPTIONS;
+    if (req->method_id != IOX_HTTP_GET && req->method_id != IOX_HTTP_HEAD && !options) {
         static const char msg[] = "method not allowed\n";
-        iox_resp_head(c, 405, "text/plain; charset=utf-8", sizeof msg - 1, "Allow: GET, HEAD\r\n");
-        iox_resp_write(c, msg, sizeof msg - 1);
+        iox_resp_simple_ex(c, 405, "text/plain; charset=utf-8", PLAYGROUND_ALLOW_GET, msg, sizeof msg - 1);
         return IOX_HANDLED;
     }
-    if (req->body_kind != IOX_HTTP_BODY_NONE) {
+    if (req->body_kind != IOX_HTTP_BODY_NONE && !options) {
         /* A streamed answer starts before the body would be read: refuse. */
         text(c, 400, "GET and HEAD take no request body\n");
         return IOX_HANDLED;
@@ -165,6 +168,10 @@ static int file_request(struct iox_conn *c, const struct iox_http_request *req, 
             }
         }
         text(c, 404, "not found\n");
+        return IOX_HANDLED;
+    }
+    if (options) {   /* a file: what it allows (RFC 9110 §9.3.7) */
+        playground_options(c, PLAYGROUND_ALLOW_GET);
         return IOX_HANDLED;
     }
     if (not_modified(req, e)) {
