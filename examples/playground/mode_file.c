@@ -6,8 +6,9 @@
  * '\\', bad escapes or bad UTF-8 → 400) and looked up in the snapshot's
  * hash table; "/dir/" serves dir/index.html, "/dir" redirects (301) to
  * "/dir/" when that exists.
- * Conditionals (If-None-Match, else If-Modified-Since → 304) and a single
- * byte range (206 / 416; If-Range honoured) apply to every file.
+ * Conditionals (If-None-Match, else If-Modified-Since → 304) apply to every
+ * file, and so does a single byte range of a GET (206 / 416; If-Range
+ * honoured; a HEAD ignores Range).
  *
  * Small files are baked: the answer is the precomputed head fields plus one
  * memcpy of the body into the write buffer. Large files are streamed from
@@ -183,7 +184,10 @@ static int file_request(struct iox_conn *c, const struct iox_http_request *req, 
     const char *extra = e->hdrs;
     const char *rv;
     uint32_t rvl;
-    if (iox_http_header_find(req, "Range", &rv, &rvl) && if_range_ok(req, e)) {
+    /* Range is defined for GET only: any other method ignores it (RFC 9110
+     * §14.2), so a HEAD gets the plain 200 head, full Content-Length. */
+    if (req->method_id == IOX_HTTP_GET && iox_http_header_find(req, "Range", &rv, &rvl) &&
+        if_range_ok(req, e)) {
         uint64_t a, b;
         int rr = iox_http_range_parse(rv, rvl, e->size, &a, &b);
         if (rr == IOX_RANGE_UNSATISFIABLE) {
