@@ -404,8 +404,11 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     if (hp->phase != PH_HEAD) return IOX_HTTP_E_BAD_REQUEST_LINE;
     (void)eof;
     /* A request that starts with "GET ": do what the DFA would do over those
-     * four bytes (start_method, end_method) and enter the target machine. */
-    if (cs == iox_http_head_start && pe - p >= 4) {
+     * four bytes (start_method, end_method) and enter the target machine.
+     * Not under a max_method below 3, where the DFA refuses "GET" (else the
+     * outcome would depend on whether "GET " arrived in one read: found by
+     * tests/fuzz/fuzz_http_parser). */
+    if (cs == iox_http_head_start && pe - p >= 4 && hp->lim.max_method >= 3) {
         uint32_t w;
         memcpy(&w, p, 4);
         if (w == 0x20544547u /* "GET " */) {
@@ -417,9 +420,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 542 "runtime/http_parser.rl"
+#line 545 "runtime/http_parser.rl"
     
-#line 409 "generated/http_parser.c"
+#line 412 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -489,7 +492,7 @@ tr185:
 #line 228 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 469 "generated/http_parser.c"
+#line 472 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -514,7 +517,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 491 "generated/http_parser.c"
+#line 494 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto tr6;
@@ -553,7 +556,7 @@ st159:
 	if ( ++p == pe )
 		goto _test_eof159;
 case 159:
-#line 527 "generated/http_parser.c"
+#line 530 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -587,7 +590,7 @@ st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 559 "generated/http_parser.c"
+#line 562 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -616,7 +619,7 @@ st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 586 "generated/http_parser.c"
+#line 589 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -647,7 +650,7 @@ st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 615 "generated/http_parser.c"
+#line 618 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -750,7 +753,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 710 "generated/http_parser.c"
+#line 713 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -817,7 +820,7 @@ st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 774 "generated/http_parser.c"
+#line 777 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -838,7 +841,7 @@ st160:
 	if ( ++p == pe )
 		goto _test_eof160;
 case 160:
-#line 792 "generated/http_parser.c"
+#line 795 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -862,7 +865,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 814 "generated/http_parser.c"
+#line 817 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -894,7 +897,7 @@ st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 843 "generated/http_parser.c"
+#line 846 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -940,7 +943,7 @@ st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 887 "generated/http_parser.c"
+#line 890 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -985,7 +988,7 @@ st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 930 "generated/http_parser.c"
+#line 933 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1085,7 +1088,7 @@ st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1028 "generated/http_parser.c"
+#line 1031 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1131,7 +1134,7 @@ st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1072 "generated/http_parser.c"
+#line 1075 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1176,7 +1179,7 @@ st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1115 "generated/http_parser.c"
+#line 1118 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1224,7 +1227,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1161 "generated/http_parser.c"
+#line 1164 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
@@ -1272,7 +1275,7 @@ st161:
 	if ( ++p == pe )
 		goto _test_eof161;
 case 161:
-#line 1207 "generated/http_parser.c"
+#line 1210 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1310,7 +1313,7 @@ st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1243 "generated/http_parser.c"
+#line 1246 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1343,7 +1346,7 @@ st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1274 "generated/http_parser.c"
+#line 1277 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1362,7 +1365,7 @@ st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1291 "generated/http_parser.c"
+#line 1294 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1420,7 +1423,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1340 "generated/http_parser.c"
+#line 1343 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1736,7 +1739,7 @@ st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1653 "generated/http_parser.c"
+#line 1656 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1806,7 +1809,7 @@ st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1720 "generated/http_parser.c"
+#line 1723 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2598,7 +2601,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2510 "generated/http_parser.c"
+#line 2513 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2632,7 +2635,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2540 "generated/http_parser.c"
+#line 2543 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2656,7 +2659,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2562 "generated/http_parser.c"
+#line 2565 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3171,7 +3174,7 @@ st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3075 "generated/http_parser.c"
+#line 3078 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st116;
 		case 32u: goto st116;
@@ -3203,7 +3206,7 @@ st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3105 "generated/http_parser.c"
+#line 3108 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr159;
 		case 13u: goto tr160;
@@ -3235,7 +3238,7 @@ st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3135 "generated/http_parser.c"
+#line 3138 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 13u: goto st50;
@@ -3250,7 +3253,7 @@ st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3148 "generated/http_parser.c"
+#line 3151 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st120;
@@ -3293,7 +3296,7 @@ st122:
 	if ( ++p == pe )
 		goto _test_eof122;
 case 122:
-#line 3189 "generated/http_parser.c"
+#line 3192 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st123;
 	if ( (*p) < 65u ) {
@@ -3855,7 +3858,7 @@ st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3748 "generated/http_parser.c"
+#line 3751 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st142;
 		case 32u: goto st142;
@@ -3929,7 +3932,7 @@ st144:
 	if ( ++p == pe )
 		goto _test_eof144;
 case 144:
-#line 3819 "generated/http_parser.c"
+#line 3822 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st144;
 		case 13u: goto st50;
@@ -3955,7 +3958,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3842 "generated/http_parser.c"
+#line 3845 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 32u: goto st145;
@@ -4673,14 +4676,14 @@ case 158:
 #line 229 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4550 "generated/http_parser.c"
+#line 4553 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 543 "runtime/http_parser.rl"
+#line 546 "runtime/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4745,9 +4748,9 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 607 "runtime/http_parser.rl"
+#line 610 "runtime/http_parser.rl"
             
-#line 4618 "generated/http_parser.c"
+#line 4621 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4837,7 +4840,7 @@ tr26:
 #line 272 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4696 "generated/http_parser.c"
+#line 4699 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -4852,7 +4855,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4709 "generated/http_parser.c"
+#line 4712 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5039,7 +5042,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4894 "generated/http_parser.c"
+#line 4897 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5102,7 +5105,7 @@ st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4955 "generated/http_parser.c"
+#line 4958 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5147,7 +5150,7 @@ st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4998 "generated/http_parser.c"
+#line 5001 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5275,14 +5278,14 @@ case 19:
 #line 270 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5114 "generated/http_parser.c"
+#line 5117 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 608 "runtime/http_parser.rl"
+#line 611 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);
