@@ -139,7 +139,7 @@ static const int iox_http_head_en_target = 4;
 static const int iox_http_head_en_fields = 44;
 
 
-#line 234 "runtime/http_parser.rl"
+#line 240 "runtime/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
@@ -154,7 +154,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 274 "runtime/http_parser.rl"
+#line 280 "runtime/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -218,12 +218,21 @@ void iox_http_parser_init(struct iox_http_parser *hp, const struct iox_http_limi
     if (!hp->lim.max_headers) hp->lim.max_headers = IOX_HTTP_DEFAULT_MAX_HEADERS;
     if (!hp->lim.max_target)  hp->lim.max_target = IOX_HTTP_DEFAULT_MAX_TARGET;
     if (!hp->lim.max_body)    hp->lim.max_body = IOX_HTTP_DEFAULT_MAX_BODY;
+    if (!hp->lim.max_method)  hp->lim.max_method = IOX_HTTP_DEFAULT_MAX_METHOD;
     reset_request(hp);
 }
 
 int iox_http_parser_mid_request(const struct iox_http_parser *hp)
 {
     return hp->phase != PH_HEAD || hp->pos != 0;
+}
+
+/* method_id is cleared with the request (reset_request) and set by
+ * end_method (or the "GET " shortcut), so during a head it is the method
+ * once known; a refused head leaves it as it was. */
+int iox_http_parser_method(const struct iox_http_parser *hp)
+{
+    return hp->phase == PH_HEAD ? hp->method_id : IOX_HTTP_OTHER;
 }
 
 /* The machine failed at *at (the byte it could not take). Name the failure:
@@ -314,7 +323,11 @@ static __attribute__((noinline)) int finish_head_slow(struct iox_http_parser *hp
     req->method_id = mid;
     req->target_form = hp->target_form;
     req->version_minor = hp->version_minor;
-    req->keep_alive = req->version_minor ? !(f & IOX__HF_CLOSE)
+    /* CONNECT is the connection's last request: what follows its head may
+     * be the tunnel's bytes (RFC 9110 §9.3.6), never to be read as
+     * requests, and nothing here tunnels. */
+    req->keep_alive = mid == IOX_HTTP_CONNECT ? 0
+                    : req->version_minor ? !(f & IOX__HF_CLOSE)
                                          : (f & IOX__HF_KEEP) && !(f & IOX__HF_CLOSE);
     req->expect_continue = (f & IOX__HF_EXPECT) != 0;
     req->content_length = 0;
@@ -391,8 +404,11 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
     if (hp->phase != PH_HEAD) return IOX_HTTP_E_BAD_REQUEST_LINE;
     (void)eof;
     /* A request that starts with "GET ": do what the DFA would do over those
-     * four bytes (start_method, end_method) and enter the target machine. */
-    if (cs == iox_http_head_start && pe - p >= 4) {
+     * four bytes (start_method, end_method) and enter the target machine.
+     * Not under a max_method below 3, where the DFA refuses "GET" (else the
+     * outcome would depend on whether "GET " arrived in one read: found by
+     * tests/fuzz/fuzz_http_parser). */
+    if (cs == iox_http_head_start && pe - p >= 4 && hp->lim.max_method >= 3) {
         uint32_t w;
         memcpy(&w, p, 4);
         if (w == 0x20544547u /* "GET " */) {
@@ -404,9 +420,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 523 "runtime/http_parser.rl"
+#line 545 "runtime/http_parser.rl"
     
-#line 396 "generated/http_parser.c"
+#line 412 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -441,42 +457,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 216 "runtime/http_parser.rl"
+#line 222 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 215 "runtime/http_parser.rl"
+#line 221 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 217 "runtime/http_parser.rl"
+#line 223 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 218 "runtime/http_parser.rl"
+#line 224 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr61:
-#line 219 "runtime/http_parser.rl"
+#line 225 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr73:
-#line 220 "runtime/http_parser.rl"
+#line 226 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
 tr124:
-#line 221 "runtime/http_parser.rl"
+#line 227 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
 tr154:
-#line 223 "runtime/http_parser.rl"
+#line 229 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
-tr187:
-#line 222 "runtime/http_parser.rl"
+tr185:
+#line 228 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 456 "generated/http_parser.c"
+#line 472 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -491,50 +507,56 @@ tr2:
 #line 132 "runtime/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
+tr6:
+#line 136 "runtime/http_parser.rl"
+	{
+    if (OFF - hp->start >= hp->lim.max_method) { err = IOX_HTTP_E_METHOD_TOO_LONG; {p++; cs = 3; goto _out;} }
+}
+	goto st3;
 st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 473 "generated/http_parser.c"
+#line 494 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
-		case 33u: goto st3;
-		case 124u: goto st3;
-		case 126u: goto st3;
+		case 33u: goto tr6;
+		case 124u: goto tr6;
+		case 126u: goto tr6;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st3;
+				goto tr6;
 		} else if ( (*p) >= 35u )
-			goto st3;
+			goto tr6;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st3;
+				goto tr6;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st3;
+				goto tr6;
 		} else
-			goto st3;
+			goto tr6;
 	} else
-		goto st3;
+		goto tr6;
 	goto tr0;
 tr5:
-#line 133 "runtime/http_parser.rl"
+#line 139 "runtime/http_parser.rl"
 	{
     hp->method_end = OFF;
     hp->method_id = method_id((const char *)b + hp->start, OFF - hp->start);
     if (hp->method_id == IOX_HTTP_CONNECT) hp->flags |= IOX__HF_ODD;
 }
-#line 230 "runtime/http_parser.rl"
+#line 236 "runtime/http_parser.rl"
 	{ {goto st4;} }
 	goto st159;
 st159:
 	if ( ++p == pe )
 		goto _test_eof159;
 case 159:
-#line 509 "generated/http_parser.c"
+#line 530 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -561,14 +583,14 @@ case 4:
 		goto tr13;
 	goto tr7;
 tr8:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 541 "generated/http_parser.c"
+#line 562 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -590,14 +612,14 @@ case 5:
 		goto st5;
 	goto tr7;
 tr9:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 568 "generated/http_parser.c"
+#line 589 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -621,14 +643,14 @@ case 7:
 		goto st5;
 	goto tr7;
 tr12:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 597 "generated/http_parser.c"
+#line 618 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -642,9 +664,9 @@ case 9:
 		goto st9;
 	goto tr7;
 tr20:
-#line 160 "runtime/http_parser.rl"
+#line 166 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; hp->flags |= IOX__HF_ODD; }
-#line 139 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -664,9 +686,9 @@ tr20:
 }
 	goto st10;
 tr35:
-#line 161 "runtime/http_parser.rl"
+#line 167 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; hp->flags |= IOX__HF_ODD; }
-#line 139 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -686,7 +708,7 @@ tr35:
 }
 	goto st10;
 tr36:
-#line 139 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -706,9 +728,9 @@ tr36:
 }
 	goto st10;
 tr48:
-#line 159 "runtime/http_parser.rl"
+#line 165 "runtime/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; hp->flags |= IOX__HF_ODD; }
-#line 139 "runtime/http_parser.rl"
+#line 145 "runtime/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -731,7 +753,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 692 "generated/http_parser.c"
+#line 713 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -787,18 +809,18 @@ case 17:
 		goto tr30;
 	goto tr21;
 tr30:
-#line 163 "runtime/http_parser.rl"
+#line 169 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
 	goto st18;
 tr34:
-#line 162 "runtime/http_parser.rl"
+#line 168 "runtime/http_parser.rl"
 	{ hp->version_minor = (*p) != '0'; }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 756 "generated/http_parser.c"
+#line 777 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -810,16 +832,16 @@ case 19:
 		goto tr32;
 	goto tr3;
 tr32:
-#line 164 "runtime/http_parser.rl"
+#line 170 "runtime/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
-#line 231 "runtime/http_parser.rl"
+#line 237 "runtime/http_parser.rl"
 	{ {goto st44;} }
 	goto st160;
 st160:
 	if ( ++p == pe )
 		goto _test_eof160;
 case 160:
-#line 774 "generated/http_parser.c"
+#line 795 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -836,14 +858,14 @@ case 21:
 		goto tr34;
 	goto tr21;
 tr10:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 796 "generated/http_parser.c"
+#line 817 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -866,16 +888,16 @@ case 22:
 		goto st5;
 	goto tr7;
 tr11:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
-#line 156 "runtime/http_parser.rl"
+#line 162 "runtime/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 825 "generated/http_parser.c"
+#line 846 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -914,14 +936,14 @@ case 25:
 		goto st23;
 	goto tr7;
 tr39:
-#line 158 "runtime/http_parser.rl"
+#line 164 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 869 "generated/http_parser.c"
+#line 890 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -959,14 +981,14 @@ case 28:
 		goto st26;
 	goto tr7;
 tr13:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st29;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 912 "generated/http_parser.c"
+#line 933 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1059,14 +1081,14 @@ case 34:
 		goto st32;
 	goto tr7;
 tr50:
-#line 156 "runtime/http_parser.rl"
+#line 162 "runtime/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st35;
 st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1010 "generated/http_parser.c"
+#line 1031 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1105,14 +1127,14 @@ case 37:
 		goto st35;
 	goto tr7;
 tr51:
-#line 158 "runtime/http_parser.rl"
+#line 164 "runtime/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st38;
 st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1054 "generated/http_parser.c"
+#line 1075 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1150,14 +1172,14 @@ case 40:
 		goto st38;
 	goto tr7;
 tr14:
-#line 138 "runtime/http_parser.rl"
+#line 144 "runtime/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st41;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1097 "generated/http_parser.c"
+#line 1118 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1194,7 +1216,7 @@ case 43:
 		goto st8;
 	goto tr7;
 tr78:
-#line 197 "runtime/http_parser.rl"
+#line 203 "runtime/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 44; goto _out;}
@@ -1205,7 +1227,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1143 "generated/http_parser.c"
+#line 1164 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
@@ -1246,14 +1268,14 @@ case 45:
 		goto tr68;
 	goto tr3;
 tr68:
-#line 202 "runtime/http_parser.rl"
+#line 208 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 161; goto _out;} }
 	goto st161;
 st161:
 	if ( ++p == pe )
 		goto _test_eof161;
 case 161:
-#line 1189 "generated/http_parser.c"
+#line 1210 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1284,14 +1306,14 @@ case 46:
 		goto tr69;
 	goto tr61;
 tr69:
-#line 213 "runtime/http_parser.rl"
+#line 219 "runtime/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st47;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1225 "generated/http_parser.c"
+#line 1246 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1317,14 +1339,14 @@ case 47:
 		goto st47;
 	goto tr61;
 tr70:
-#line 213 "runtime/http_parser.rl"
+#line 219 "runtime/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st48;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1256 "generated/http_parser.c"
+#line 1277 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1336,14 +1358,14 @@ case 48:
 		goto tr73;
 	goto tr74;
 tr74:
-#line 210 "runtime/http_parser.rl"
+#line 216 "runtime/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st49;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1273 "generated/http_parser.c"
+#line 1294 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1355,19 +1377,19 @@ case 49:
 		goto tr73;
 	goto st49;
 tr75:
-#line 210 "runtime/http_parser.rl"
+#line 216 "runtime/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st50;
 tr99:
-#line 188 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st50;
 tr111:
-#line 189 "runtime/http_parser.rl"
+#line 195 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st50;
 tr127:
-#line 174 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 50; goto _out;}
@@ -1377,27 +1399,21 @@ tr127:
 }
 	goto st50;
 tr149:
-#line 196 "runtime/http_parser.rl"
+#line 202 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st50;
-tr156:
-#line 194 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-#line 195 "runtime/http_parser.rl"
+tr160:
+#line 201 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st50;
-tr162:
-#line 195 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
-	goto st50;
-tr191:
-#line 185 "runtime/http_parser.rl"
+tr189:
+#line 191 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st50;
-tr209:
-#line 181 "runtime/http_parser.rl"
+tr207:
+#line 187 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 50; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -1407,7 +1423,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1326 "generated/http_parser.c"
+#line 1343 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1712,18 +1728,18 @@ case 60:
 		goto st47;
 	goto tr61;
 tr100:
-#line 188 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st61;
 tr112:
-#line 189 "runtime/http_parser.rl"
+#line 195 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st61;
 st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1639 "generated/http_parser.c"
+#line 1656 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1782,18 +1798,18 @@ case 62:
 		goto st62;
 	goto tr73;
 tr98:
-#line 188 "runtime/http_parser.rl"
+#line 194 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st63;
 tr110:
-#line 189 "runtime/http_parser.rl"
+#line 195 "runtime/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st63;
 st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1706 "generated/http_parser.c"
+#line 1723 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2572,7 +2588,7 @@ case 89:
 		goto st47;
 	goto tr61;
 tr128:
-#line 174 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 90; goto _out;}
@@ -2585,7 +2601,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2496 "generated/http_parser.c"
+#line 2513 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2594,9 +2610,9 @@ case 90:
 		goto tr125;
 	goto tr124;
 tr125:
-#line 166 "runtime/http_parser.rl"
+#line 172 "runtime/http_parser.rl"
 	{ hp->cl_current = 0; }
-#line 167 "runtime/http_parser.rl"
+#line 173 "runtime/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2606,7 +2622,7 @@ tr125:
 }
 	goto st91;
 tr129:
-#line 167 "runtime/http_parser.rl"
+#line 173 "runtime/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2619,7 +2635,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2526 "generated/http_parser.c"
+#line 2543 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2630,7 +2646,7 @@ case 91:
 		goto tr129;
 	goto tr124;
 tr126:
-#line 174 "runtime/http_parser.rl"
+#line 180 "runtime/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 92; goto _out;}
@@ -2643,7 +2659,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2548 "generated/http_parser.c"
+#line 2565 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3148,60 +3164,53 @@ case 115:
 		goto st47;
 	goto tr61;
 tr153:
-#line 190 "runtime/http_parser.rl"
+#line 196 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 116; goto _out;} }
     hp->flags |= IOX__HF_HOST;
 }
 	goto st116;
-tr155:
-#line 194 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-#line 195 "runtime/http_parser.rl"
-	{ hp->host_end = OFF; }
-	goto st116;
 st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3065 "generated/http_parser.c"
+#line 3078 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto tr155;
-		case 13u: goto tr156;
-		case 32u: goto tr155;
-		case 33u: goto tr157;
-		case 37u: goto tr158;
-		case 58u: goto tr159;
-		case 61u: goto tr157;
-		case 91u: goto tr160;
-		case 95u: goto tr157;
-		case 126u: goto tr157;
+		case 9u: goto st116;
+		case 32u: goto st116;
+		case 33u: goto tr156;
+		case 37u: goto tr157;
+		case 59u: goto tr156;
+		case 61u: goto tr156;
+		case 91u: goto tr158;
+		case 95u: goto tr156;
+		case 126u: goto tr156;
 	}
 	if ( (*p) < 48u ) {
 		if ( 36u <= (*p) && (*p) <= 46u )
-			goto tr157;
-	} else if ( (*p) > 59u ) {
+			goto tr156;
+	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 97u <= (*p) && (*p) <= 122u )
-				goto tr157;
+				goto tr156;
 		} else if ( (*p) >= 65u )
-			goto tr157;
+			goto tr156;
 	} else
-		goto tr157;
+		goto tr156;
 	goto tr154;
-tr157:
-#line 194 "runtime/http_parser.rl"
+tr156:
+#line 200 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st117;
 st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3096 "generated/http_parser.c"
+#line 3108 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto tr161;
-		case 13u: goto tr162;
-		case 32u: goto tr161;
+		case 9u: goto tr159;
+		case 13u: goto tr160;
+		case 32u: goto tr159;
 		case 33u: goto st117;
 		case 37u: goto st119;
 		case 58u: goto st121;
@@ -3221,30 +3230,30 @@ case 117:
 	} else
 		goto st117;
 	goto tr154;
-tr161:
-#line 195 "runtime/http_parser.rl"
+tr159:
+#line 201 "runtime/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st118;
 st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3126 "generated/http_parser.c"
+#line 3138 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st118;
 		case 13u: goto st50;
 		case 32u: goto st118;
 	}
 	goto tr154;
-tr158:
-#line 194 "runtime/http_parser.rl"
+tr157:
+#line 200 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st119;
 st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3139 "generated/http_parser.c"
+#line 3151 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st120;
@@ -3267,32 +3276,27 @@ case 120:
 	} else
 		goto st117;
 	goto tr154;
-tr159:
-#line 194 "runtime/http_parser.rl"
-	{ hp->host_start = OFF; }
-	goto st121;
 st121:
 	if ( ++p == pe )
 		goto _test_eof121;
 case 121:
-#line 3168 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto tr161;
-		case 13u: goto tr162;
-		case 32u: goto tr161;
+		case 9u: goto tr159;
+		case 13u: goto tr160;
+		case 32u: goto tr159;
 	}
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st121;
 	goto tr154;
-tr160:
-#line 194 "runtime/http_parser.rl"
+tr158:
+#line 200 "runtime/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st122;
 st122:
 	if ( ++p == pe )
 		goto _test_eof122;
 case 122:
-#line 3183 "generated/http_parser.c"
+#line 3192 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st123;
 	if ( (*p) < 65u ) {
@@ -3326,9 +3330,9 @@ st124:
 		goto _test_eof124;
 case 124:
 	switch( (*p) ) {
-		case 9u: goto tr161;
-		case 13u: goto tr162;
-		case 32u: goto tr161;
+		case 9u: goto tr159;
+		case 13u: goto tr160;
+		case 32u: goto tr159;
 		case 58u: goto st121;
 	}
 	goto tr154;
@@ -3837,14 +3841,14 @@ case 141:
 	} else
 		goto st47;
 	goto tr61;
-tr192:
-#line 185 "runtime/http_parser.rl"
+tr190:
+#line 191 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st142;
-tr210:
-#line 181 "runtime/http_parser.rl"
+tr208:
+#line 187 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 142; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3854,7 +3858,7 @@ st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3742 "generated/http_parser.c"
+#line 3751 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st142;
 		case 32u: goto st142;
@@ -3881,18 +3885,18 @@ case 142:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st143:
 	if ( ++p == pe )
 		goto _test_eof143;
 case 143:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 124u: goto st143;
 		case 126u: goto st143;
 	}
@@ -3910,15 +3914,15 @@ case 143:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
-tr190:
-#line 185 "runtime/http_parser.rl"
+	goto tr185;
+tr188:
+#line 191 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st144;
-tr208:
-#line 181 "runtime/http_parser.rl"
+tr206:
+#line 187 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 144; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3928,7 +3932,7 @@ st144:
 	if ( ++p == pe )
 		goto _test_eof144;
 case 144:
-#line 3813 "generated/http_parser.c"
+#line 3822 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st144;
 		case 13u: goto st50;
@@ -3936,15 +3940,15 @@ case 144:
 		case 44u: goto st142;
 		case 59u: goto st145;
 	}
-	goto tr187;
-tr193:
-#line 185 "runtime/http_parser.rl"
+	goto tr185;
+tr191:
+#line 191 "runtime/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st145;
-tr211:
-#line 181 "runtime/http_parser.rl"
+tr209:
+#line 187 "runtime/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 145; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3954,7 +3958,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3836 "generated/http_parser.c"
+#line 3845 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 32u: goto st145;
@@ -3979,7 +3983,7 @@ case 145:
 			goto st146;
 	} else
 		goto st146;
-	goto tr187;
+	goto tr185;
 st146:
 	if ( ++p == pe )
 		goto _test_eof146;
@@ -4009,7 +4013,7 @@ case 146:
 			goto st146;
 	} else
 		goto st146;
-	goto tr187;
+	goto tr185;
 st147:
 	if ( ++p == pe )
 		goto _test_eof147;
@@ -4019,7 +4023,7 @@ case 147:
 		case 32u: goto st147;
 		case 61u: goto st148;
 	}
-	goto tr187;
+	goto tr185;
 st148:
 	if ( ++p == pe )
 		goto _test_eof148;
@@ -4048,7 +4052,7 @@ case 148:
 			goto st149;
 	} else
 		goto st149;
-	goto tr187;
+	goto tr185;
 st149:
 	if ( ++p == pe )
 		goto _test_eof149;
@@ -4077,7 +4081,7 @@ case 149:
 			goto st149;
 	} else
 		goto st149;
-	goto tr187;
+	goto tr185;
 st150:
 	if ( ++p == pe )
 		goto _test_eof150;
@@ -4085,37 +4089,37 @@ case 150:
 	switch( (*p) ) {
 		case 34u: goto st144;
 		case 92u: goto st151;
-		case 127u: goto tr187;
+		case 127u: goto tr185;
 	}
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr187;
+			goto tr185;
 	} else
-		goto tr187;
+		goto tr185;
 	goto st150;
 st151:
 	if ( ++p == pe )
 		goto _test_eof151;
 case 151:
 	if ( (*p) == 127u )
-		goto tr187;
+		goto tr185;
 	if ( (*p) > 8u ) {
 		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr187;
+			goto tr185;
 	} else
-		goto tr187;
+		goto tr185;
 	goto st150;
 st152:
 	if ( ++p == pe )
 		goto _test_eof152;
 case 152:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 72u: goto st153;
 		case 104u: goto st153;
 		case 124u: goto st143;
@@ -4135,18 +4139,18 @@ case 152:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st153:
 	if ( ++p == pe )
 		goto _test_eof153;
 case 153:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 85u: goto st154;
 		case 117u: goto st154;
 		case 124u: goto st143;
@@ -4166,18 +4170,18 @@ case 153:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st154:
 	if ( ++p == pe )
 		goto _test_eof154;
 case 154:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 78u: goto st155;
 		case 110u: goto st155;
 		case 124u: goto st143;
@@ -4197,18 +4201,18 @@ case 154:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st155:
 	if ( ++p == pe )
 		goto _test_eof155;
 case 155:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 75u: goto st156;
 		case 107u: goto st156;
 		case 124u: goto st143;
@@ -4228,18 +4232,18 @@ case 155:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st156:
 	if ( ++p == pe )
 		goto _test_eof156;
 case 156:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 69u: goto st157;
 		case 101u: goto st157;
 		case 124u: goto st143;
@@ -4259,18 +4263,18 @@ case 156:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st157:
 	if ( ++p == pe )
 		goto _test_eof157;
 case 157:
 	switch( (*p) ) {
-		case 9u: goto tr190;
-		case 13u: goto tr191;
-		case 32u: goto tr190;
+		case 9u: goto tr188;
+		case 13u: goto tr189;
+		case 32u: goto tr188;
 		case 33u: goto st143;
-		case 44u: goto tr192;
-		case 59u: goto tr193;
+		case 44u: goto tr190;
+		case 59u: goto tr191;
 		case 68u: goto st158;
 		case 100u: goto st158;
 		case 124u: goto st143;
@@ -4290,18 +4294,18 @@ case 157:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 st158:
 	if ( ++p == pe )
 		goto _test_eof158;
 case 158:
 	switch( (*p) ) {
-		case 9u: goto tr208;
-		case 13u: goto tr209;
-		case 32u: goto tr208;
+		case 9u: goto tr206;
+		case 13u: goto tr207;
+		case 32u: goto tr206;
 		case 33u: goto st143;
-		case 44u: goto tr210;
-		case 59u: goto tr211;
+		case 44u: goto tr208;
+		case 59u: goto tr209;
 		case 124u: goto st143;
 		case 126u: goto st143;
 	}
@@ -4319,7 +4323,7 @@ case 158:
 			goto st143;
 	} else
 		goto st143;
-	goto tr187;
+	goto tr185;
 	}
 	_test_eof1: cs = 1; goto _test_eof; 
 	_test_eof2: cs = 2; goto _test_eof; 
@@ -4491,12 +4495,12 @@ case 158:
 	case 19: 
 	case 45: 
 	case 50: 
-#line 215 "runtime/http_parser.rl"
+#line 221 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 216 "runtime/http_parser.rl"
+#line 222 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4527,7 +4531,7 @@ case 158:
 	case 41: 
 	case 42: 
 	case 43: 
-#line 217 "runtime/http_parser.rl"
+#line 223 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4541,7 +4545,7 @@ case 158:
 	case 18: 
 	case 20: 
 	case 21: 
-#line 218 "runtime/http_parser.rl"
+#line 224 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 44: 
@@ -4595,7 +4599,7 @@ case 158:
 	case 139: 
 	case 140: 
 	case 141: 
-#line 219 "runtime/http_parser.rl"
+#line 225 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 48: 
@@ -4631,13 +4635,13 @@ case 158:
 	case 109: 
 	case 110: 
 	case 111: 
-#line 220 "runtime/http_parser.rl"
+#line 226 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 90: 
 	case 91: 
 	case 92: 
-#line 221 "runtime/http_parser.rl"
+#line 227 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
 	case 142: 
@@ -4657,7 +4661,7 @@ case 158:
 	case 156: 
 	case 157: 
 	case 158: 
-#line 222 "runtime/http_parser.rl"
+#line 228 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
 	case 116: 
@@ -4669,17 +4673,17 @@ case 158:
 	case 122: 
 	case 123: 
 	case 124: 
-#line 223 "runtime/http_parser.rl"
+#line 229 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4544 "generated/http_parser.c"
+#line 4553 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 524 "runtime/http_parser.rl"
+#line 546 "runtime/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4744,9 +4748,9 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 588 "runtime/http_parser.rl"
+#line 610 "runtime/http_parser.rl"
             
-#line 4612 "generated/http_parser.c"
+#line 4621 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4799,49 +4803,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 263 "runtime/http_parser.rl"
+#line 269 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 263 "runtime/http_parser.rl"
+#line 269 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 264 "runtime/http_parser.rl"
+#line 270 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 264 "runtime/http_parser.rl"
+#line 270 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 265 "runtime/http_parser.rl"
+#line 271 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 265 "runtime/http_parser.rl"
+#line 271 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 266 "runtime/http_parser.rl"
+#line 272 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 266 "runtime/http_parser.rl"
+#line 272 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4690 "generated/http_parser.c"
+#line 4699 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 241 "runtime/http_parser.rl"
+#line 247 "runtime/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4851,7 +4855,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4703 "generated/http_parser.c"
+#line 4712 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5018,7 +5022,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 245 "runtime/http_parser.rl"
+#line 251 "runtime/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -5038,7 +5042,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4888 "generated/http_parser.c"
+#line 4897 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5094,14 +5098,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 259 "runtime/http_parser.rl"
+#line 265 "runtime/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4949 "generated/http_parser.c"
+#line 4958 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5139,14 +5143,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 260 "runtime/http_parser.rl"
+#line 266 "runtime/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 4992 "generated/http_parser.c"
+#line 5001 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5227,11 +5231,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 263 "runtime/http_parser.rl"
+#line 269 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -5243,45 +5247,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 264 "runtime/http_parser.rl"
+#line 270 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 265 "runtime/http_parser.rl"
+#line 271 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 266 "runtime/http_parser.rl"
+#line 272 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 265 "runtime/http_parser.rl"
+#line 271 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 262 "runtime/http_parser.rl"
+#line 268 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 266 "runtime/http_parser.rl"
+#line 272 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 263 "runtime/http_parser.rl"
+#line 269 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 264 "runtime/http_parser.rl"
+#line 270 "runtime/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5108 "generated/http_parser.c"
+#line 5117 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 589 "runtime/http_parser.rl"
+#line 611 "runtime/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);

@@ -136,7 +136,10 @@ static void drop_last(struct iox_conn *c, struct iox_rslot *s)
 }
 
 /* A malformed request: drop its unanswered response, answer `status` after
- * every earlier answer, and close after it. */
+ * every earlier answer, and close after it. The answer to a HEAD has no
+ * content (RFC 9110 §9.3.2), whatever went wrong: a refused body keeps its
+ * request's slot (and so its method); a refused head is a HEAD when the
+ * parser got past the method. */
 static int reject(struct iox_conn *c, int err)
 {
     int status = iox_http_error_status(err);
@@ -147,12 +150,11 @@ static int reject(struct iox_conn *c, int err)
         s = slot_of(c, (uint16_t)(c->rq_tail - 1));
         drop_last(c, s);
         s->keep_alive = 0;
-        s->head = 0;
         s->minor = 1;
         s->body_done = 1;
         iox_conn_set_target(c, s->seq);
     } else {
-        s = slot_new(c, 0, 0, 1, 1);
+        s = slot_new(c, iox_http_parser_method(&c->hp) == IOX_HTTP_HEAD, 0, 1, 1);
     }
     c->close_after = 1;
     c->one_more = 0;

@@ -4,32 +4,85 @@
 #include <errno.h>
 #include <string.h>
 
+/* Every status code of RFC 9110 §15 with its reason phrase, and the other
+ * codes of the IANA registry that a server may send (RFC 6585, 7725, 8297,
+ * 4918, 8470, 2295, 2774, 5842). 306 and 418 are "(Unused)" in RFC 9110 and
+ * get no phrase, like any code not listed: the status line then ends in
+ * "NNN " (the reason-phrase is optional, RFC 9112 §4); a phrase from another
+ * code, or from the class, would misstate what the code means. */
 const char *iox_http_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
     case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
     case 204: return "No Content";
+    case 205: return "Reset Content";
     case 206: return "Partial Content";
+    case 207: return "Multi-Status";
+    case 208: return "Already Reported";
+    case 226: return "IM Used";
+    case 300: return "Multiple Choices";
     case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
     case 304: return "Not Modified";
+    case 305: return "Use Proxy";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
     case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 423: return "Locked";
+    case 424: return "Failed Dependency";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
-    default:  return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
+    case 506: return "Variant Also Negotiates";
+    case 507: return "Insufficient Storage";
+    case 508: return "Loop Detected";
+    case 510: return "Not Extended";
+    case 511: return "Network Authentication Required";
+    default:  return "";
     }
+}
+
+/* 1xx, 204 and 304 never carry content (RFC 9110 §15.2, §15.3.5, §15.4.5;
+ * RFC 9112 §6.3 rule 1): no Content-Length is written and no body. */
+static int bodiless(int status)
+{
+    return (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
 /* Most a response may owe the peer: the backpressure cap plus room for one
@@ -89,7 +142,7 @@ static char *write_head(struct iox_conn *c, char *p, int status, const char *cty
         p = put(p, ctype, strlen(ctype));
         p = PUTS(p, "\r\n");
     }
-    if (status != 304 && status != 204 && !(status >= 100 && status < 200)) {
+    if (!bodiless(status)) {
         p = PUTS(p, "Content-Length: ");
         p = put_u64(p, content_length);
         p = PUTS(p, "\r\n");
@@ -112,16 +165,24 @@ int iox_resp_head(struct iox_conn *c, int status, const char *ctype,
     return 0;
 }
 
-int iox_resp_simple(struct iox_conn *c, int status, const char *ctype,
-                    const void *body, size_t len)
+int iox_resp_simple_ex(struct iox_conn *c, int status, const char *ctype,
+                       const char *extra_headers, const void *body, size_t len)
 {
-    size_t blen = c->req_head ? 0 : len;
-    char *p = room(c, head_bound(ctype, NULL) + blen);
+    /* HEAD: the head a GET would get, Content-Length included, no content
+     * (RFC 9110 §9.3.2). */
+    size_t blen = c->req_head || bodiless(status) ? 0 : len;
+    char *p = room(c, head_bound(ctype, extra_headers) + blen);
     if (!p) return -ENOBUFS;
-    char *e = write_head(c, p, status, ctype, len, NULL);
+    char *e = write_head(c, p, status, ctype, len, extra_headers);
     if (blen) e = put(e, body, blen);
     count(c, (size_t)(e - p));
     return 0;
+}
+
+int iox_resp_simple(struct iox_conn *c, int status, const char *ctype,
+                    const void *body, size_t len)
+{
+    return iox_resp_simple_ex(c, status, ctype, NULL, body, len);
 }
 
 int iox_resp_write(struct iox_conn *c, const void *data, size_t len)

@@ -127,11 +127,17 @@ struct iox_conn *iox_conn_deref(struct iox_conn_ref ref);
 /* ---- Writing a response (on_request, or later for an async request) ---- */
 
 /* A complete response: status line, Date, Content-Type (if ctype), Content-
- * Length, Connection as the request's keep-alive state requires, and the body
- * (omitted for HEAD). Returns 0, or -ENOBUFS when it does not fit under the
- * connection's write cap (the connection then answers 500 and closes). */
+ * Length, Connection as the request's keep-alive state requires, and the body.
+ * For HEAD the body is omitted and Content-Length still says what a GET would
+ * get (RFC 9110 §9.3.2); a 1xx, 204 or 304 gets neither Content-Length nor
+ * body, whatever len says. Returns 0, or -ENOBUFS when it does not fit under
+ * the connection's output limit (nothing is written then). */
 int iox_resp_simple(struct iox_conn *c, int status, const char *ctype,
                     const void *body, size_t len);
+/* The same with extra header lines (CRLF-terminated, may be NULL), e.g.
+ * "Allow: GET, HEAD\r\n" on a 405. */
+int iox_resp_simple_ex(struct iox_conn *c, int status, const char *ctype,
+                       const char *extra_headers, const void *body, size_t len);
 /* Head only, for callers streaming the body themselves: like iox_resp_simple
  * but writes `extra_headers` (CRLF-terminated lines, may be NULL) and no body;
  * content_length is announced as given. */
@@ -139,7 +145,8 @@ int iox_resp_head(struct iox_conn *c, int status, const char *ctype,
                   uint64_t content_length, const char *extra_headers);
 /* Raw bytes appended to the response being built. 0 or -ENOBUFS. */
 int iox_resp_write(struct iox_conn *c, const void *data, size_t len);
-/* Reason phrase for a status code ("OK", "Not Found"). */
+/* Reason phrase for a status code ("OK", "Not Found"): every RFC 9110 code
+ * and the other registered ones; "" for a code without one. */
 const char *iox_http_reason(int status);
 
 /* Room for n more bytes of the response being built, without counting them

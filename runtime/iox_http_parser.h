@@ -35,10 +35,14 @@
  *  - Transfer-Encoding: the final coding must be "chunked" and chunked may
  *    appear once; anything else → 400. Content-Length with Transfer-Encoding
  *    → 400. Transfer-Encoding in an HTTP/1.0 request → 400.
- *  - HTTP/1.1 without Host, or with more than one Host → 400.
+ *  - HTTP/1.1 without Host, or with more than one Host, or a Host with an
+ *    empty host (any version) → 400.
  *  - HTTP/1.x with x > 1 is treated as 1.1; any other major version → 505.
+ *  - A method token longer than max_method (32) → 501, at its first byte
+ *    over the limit (not 431 once the whole head is too large).
  *  - Keep-alive: HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with
- *    "Connection: keep-alive".
+ *    "Connection: keep-alive"; never after CONNECT (no tunnels: the bytes
+ *    after its head are not requests).
  *
  * Error convention: functions return an enum iox_http_result; errors are
  * negative, stable, and mapped to a status by iox_http_error_status().
@@ -75,7 +79,8 @@
     X(BAD_CHUNK_DATA,    -23, 400, "chunk data not followed by CRLF")          \
     X(BAD_TRAILER,       -24, 400, "invalid trailer field")                    \
     X(BODY_TOO_LARGE,    -25, 413, "request body too large")                   \
-    X(BAD_HOST,          -26, 400, "invalid Host field value")
+    X(BAD_HOST,          -26, 400, "invalid Host field value")             \
+    X(METHOD_TOO_LONG,   -27, 501, "method longer than any implemented")
 
 enum iox_http_result {
     IOX_HTTP_NEED_MORE = 0,  /* all input consumed, call again with more */
@@ -110,11 +115,16 @@ struct iox_http_limits {
     uint32_t max_headers;   /* header field lines (100) → 431 */
     uint32_t max_target;    /* request-target bytes (8192) → 414 */
     uint64_t max_body;      /* body bytes, CL or decoded chunked (1 GiB) → 413 */
+    uint32_t max_method;    /* method token bytes (32) → 501 */
 };
 #define IOX_HTTP_DEFAULT_MAX_HEAD    65536u
 #define IOX_HTTP_DEFAULT_MAX_HEADERS 100u
 #define IOX_HTTP_DEFAULT_MAX_TARGET  8192u
 #define IOX_HTTP_DEFAULT_MAX_BODY    (1ull << 30)
+/* Longer than any registered method (the longest in the IANA registry,
+ * UPDATEREDIRECTREF, has 17 bytes): a server receiving a method longer than
+ * any it implements SHOULD answer 501 (RFC 9112 §3). */
+#define IOX_HTTP_DEFAULT_MAX_METHOD  32u
 
 struct iox_http_request {
     const char *method;  uint32_t method_len;
@@ -195,6 +205,13 @@ int iox_http_parse_body(struct iox_http_parser *p, const char *buf, size_t len,
  * closed now would cut a request), 0 between requests. */
 int iox_http_parser_mid_request(const struct iox_http_parser *p);
 
+/* The method (enum iox_http_method) of the request whose head is being
+ * scanned, known as soon as its method token has ended; IOX_HTTP_OTHER
+ * before that and while a body is read. It stays set when
+ * iox_http_parse_head() refuses the head, so the refusal can be answered
+ * as that method requires (no content for HEAD, RFC 9110 §9.3.2). */
+int iox_http_parser_method(const struct iox_http_parser *p);
+
 /* Header iteration over req->headers. *it starts at 0. Returns 1 and fills
  * name/value (value trimmed of OWS) or 0 at the end. */
 int iox_http_header_next(const struct iox_http_request *req, uint32_t *it,
@@ -204,7 +221,7 @@ int iox_http_header_next(const struct iox_http_request *req, uint32_t *it,
 int iox_http_header_find(const struct iox_http_request *req, const char *name,
                          const char **value, uint32_t *value_len);
 
-/* Status code for an IOX_HTTP_E_* value (400, 413, 414, 431, 505). */
+/* Status code for an IOX_HTTP_E_* value (400, 413, 414, 431, 501, 505). */
 int iox_http_error_status(int err);
 /* Stable name ("E_HEAD_TOO_LARGE") and human reason for any result value. */
 const char *iox_http_result_name(int res);

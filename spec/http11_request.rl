@@ -20,7 +20,9 @@ include http11_common "http11_common.rl";
 # ---------------------------------------------------------------- request-line
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version CRLF
 
-method = token >start_method %end_method $!e_method;
+# The first byte starts the method; every later one is counted against the
+# limit (method_byte), so the count never sees a start from before.
+method = ( tchar >start_method ( tchar $method_byte )* ) %end_method $!e_method;
 
 # RFC 3986 pieces used by the four request-target forms (RFC 9112 §3.2).
 unreserved  = alnum | [\-._~];
@@ -113,9 +115,13 @@ conn_option = /close/i %conn_close
             | ( token - ( /close/i | /keep-alive/i ) );
 conn_value  = ( OWS conn_option ( OWS "," OWS conn_option )* OWS ) $!e_header_value;
 
-# Host = uri-host [ ":" port ] (RFC 9110 §7.2); may be empty.
-host_port  = ( reg_name | ip_literal ) ( ":" digit* )?;
-host_value = ( OWS ( host_port >start_host %end_host )? OWS ) $!e_host;
+# Host = uri-host [ ":" port ] (RFC 9110 §7.2). The host part may not be
+# empty: the target URI is http(s), and an http URI with an empty host is
+# invalid (RFC 9110 §4.2.1), so "Host:", "Host: " and "Host: :80" are
+# refused with 400 (RFC 9112 §3.2: an invalid Host value), as nginx does.
+host_name  = ( unreserved | pct_encoded | sub_delims )+ | ip_literal;
+host_port  = host_name ( ":" digit* )?;
+host_value = ( OWS host_port >start_host %end_host OWS ) $!e_host;
 
 # Expect = #expectation (RFC 9110 §10.1.1); only 100-continue means anything.
 expect_value = ( OWS /100-continue/i OWS ) %expect_continue

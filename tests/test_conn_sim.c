@@ -37,6 +37,10 @@ static int app_request(struct iox_conn *c, const struct iox_http_request *req, v
         iox_resp_simple(c, 200, "text/plain", "sync", 4);
         iox_conn_async_done(c);
         return IOX_ASYNC;
+    } else if (req->path_len == 11 && !memcmp(req->path, "/status/", 8)) {
+        /* /status/NNN: that status with a 4-byte body, for the writers. */
+        int st = (req->path[8] - '0') * 100 + (req->path[9] - '0') * 10 + (req->path[10] - '0');
+        iox_resp_simple(c, st, "text/plain", "body", 4);
     } else if (req->path_len == 4 && !memcmp(req->path, "/big", 4)) {
         iox_resp_simple(c, 200, "text/plain", big_body, sizeof big_body);
     } else {
@@ -840,6 +844,81 @@ IOX_TEST(conn_sim, async_limit_pauses_parsing)
     peer_close(&h);
     check_books(&h, "async limit");
     h_fini(&h);
+}
+
+/* What iox_resp_simple writes for a status (RFC 9110 §15, §9.3.2): the
+ * status line with its reason phrase (none for a code without one); no
+ * Content-Length and no content for 1xx, 204 and 304; for HEAD the
+ * Content-Length of the GET, without the content. Byte for byte: an answer
+ * with content it must not carry would shift every answer behind it. */
+IOX_TEST(conn_sim, status_lines_and_bodiless_answers)
+{
+    static const struct { const char *req, *want; } x[] = {
+        {"GET /status/204", "HTTP/1.1 204 No Content\r\n%s\r\n"},
+        {"GET /status/304", "HTTP/1.1 304 Not Modified\r\n%s\r\n"},
+        {"GET /status/101", "HTTP/1.1 101 Switching Protocols\r\n%s\r\n"},
+        {"HEAD /status/200", "HTTP/1.1 200 OK\r\n%sContent-Length: 4\r\n\r\n"},
+        {"HEAD /status/404", "HTTP/1.1 404 Not Found\r\n%sContent-Length: 4\r\n\r\n"},
+        {"GET /status/201", "HTTP/1.1 201 Created\r\n%sContent-Length: 4\r\n\r\nbody"},
+        {"GET /status/417", "HTTP/1.1 417 Expectation Failed\r\n%sContent-Length: 4\r\n\r\nbody"},
+        {"GET /status/501", "HTTP/1.1 501 Not Implemented\r\n%sContent-Length: 4\r\n\r\nbody"},
+        {"GET /status/299", "HTTP/1.1 299 \r\n%sContent-Length: 4\r\n\r\nbody"},
+        {"GET /status/200", "HTTP/1.1 200 OK\r\n%sContent-Length: 4\r\n\r\nbody"},
+    };
+    static const char fields[] = "Server: ioxide\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n"
+                                 "Content-Type: text/plain\r\n";
+    struct h h;
+    h_init(&h, 64, 4096, 1 << 20);
+    turn(&h);
+    char req[2048], want[4096];
+    size_t n = 0, wn = 0;
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) {
+        n += (size_t)snprintf(req + n, sizeof req - n, "%s HTTP/1.1\r\nHost: a\r\n\r\n", x[i].req);
+        wn += (size_t)snprintf(want + wn, sizeof want - wn, x[i].want, fields);
+    }
+    deliver(&h, req, n, 0);
+    drain_sends(&h);
+    size_t on;
+    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    CU_ASSERT(on == wn && memcmp(out, want, wn) == 0);
+    if (on != wn || memcmp(out, want, wn) != 0)
+        fprintf(stderr, "\n  got:\n%.*s\n  want:\n%.*s\n", (int)on, out, (int)wn, want);
+    peer_close(&h);
+    check_books(&h, "status lines");
+    h_fini(&h);
+}
+
+/* Every status code RFC 9110 §15 defines has its reason phrase; the codes
+ * it marks "(Unused)" and unknown ones have none (not the class's). */
+IOX_TEST(conn_sim, reason_phrases_rfc9110)
+{
+    static const struct { int code; const char *reason; } rfc9110[] = {
+        {100, "Continue"}, {101, "Switching Protocols"},
+        {200, "OK"}, {201, "Created"}, {202, "Accepted"}, {203, "Non-Authoritative Information"},
+        {204, "No Content"}, {205, "Reset Content"}, {206, "Partial Content"},
+        {300, "Multiple Choices"}, {301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"},
+        {304, "Not Modified"}, {305, "Use Proxy"}, {307, "Temporary Redirect"},
+        {308, "Permanent Redirect"},
+        {400, "Bad Request"}, {401, "Unauthorized"}, {402, "Payment Required"}, {403, "Forbidden"},
+        {404, "Not Found"}, {405, "Method Not Allowed"}, {406, "Not Acceptable"},
+        {407, "Proxy Authentication Required"}, {408, "Request Timeout"}, {409, "Conflict"},
+        {410, "Gone"}, {411, "Length Required"}, {412, "Precondition Failed"},
+        {413, "Content Too Large"}, {414, "URI Too Long"}, {415, "Unsupported Media Type"},
+        {416, "Range Not Satisfiable"}, {417, "Expectation Failed"}, {421, "Misdirected Request"},
+        {422, "Unprocessable Content"}, {426, "Upgrade Required"},
+        {500, "Internal Server Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
+        {503, "Service Unavailable"}, {504, "Gateway Timeout"}, {505, "HTTP Version Not Supported"},
+        /* registered elsewhere, sent by this runtime or its modes */
+        {431, "Request Header Fields Too Large"}, {429, "Too Many Requests"},
+        /* "(Unused)" in RFC 9110, and codes nobody defined */
+        {306, ""}, {418, ""}, {299, ""}, {299, ""}, {499, ""}, {599, ""}, {0, ""}, {1000, ""},
+    };
+    for (size_t i = 0; i < sizeof rfc9110 / sizeof rfc9110[0]; i++) {
+        const char *got = iox_http_reason(rfc9110[i].code);
+        CU_ASSERT_STRING_EQUAL(got, rfc9110[i].reason);
+        if (strcmp(got, rfc9110[i].reason))
+            fprintf(stderr, "\n  %d: \"%s\", want \"%s\"\n", rfc9110[i].code, got, rfc9110[i].reason);
+    }
 }
 
 IOX_SUITE(conn_sim, NULL, NULL);

@@ -4,11 +4,14 @@
  * "## heading", a sentence on why it exists, a ```http block (the input;
  * newlines in the block are ignored, escapes \r \n \t \0 \\ \xHH are decoded,
  * and a line "@repeat N text" stands for text repeated N times), an optional
- * ```limits block (max_head=, max_headers=, max_target=, max_body=) and a
+ * ```limits block (max_head=, max_headers=, max_target=, max_body=,
+ * max_method=) and a
  * ```log block: the expected outcome, one event per line:
  *   HEAD_DONE key=value ...   only the keys given are compared
  *   BODY <bytes>              the whole body of that request (escaped)
- *   E_<NAME>                  the parser refused the input
+ *   E_<NAME> key=value        the parser refused the input; a refused head
+ *                             also logs method_id= (the method known so far,
+ *                             iox_http_parser_method; 0 before it ends)
  *   NEED_MORE                 input ended inside a request
  *
  * The runner replays every input at every chunk size from 1 to its length and
@@ -207,7 +210,10 @@ static void replay(const char *in, size_t n, const size_t *cuts, size_t ncut,
             next_cut++;
             continue;
         }
-        sb_printf(log, "%s\n", iox_http_result_name(r));
+        /* A refused head: also the method the parser knew (answers to a
+         * HEAD carry no content, whatever the refusal). */
+        if (in_body) sb_printf(log, "%s\n", iox_http_result_name(r));
+        else sb_printf(log, "%s method_id=%d\n", iox_http_result_name(r), iox_http_parser_method(&hp));
         break;
     }
     free(body.s);
@@ -338,6 +344,7 @@ static void parse_limits(struct tcase *tc, const char *line)
     else if (!strcmp(key, "max_headers")) tc->ls.lim.max_headers = (uint32_t)v;
     else if (!strcmp(key, "max_target")) tc->ls.lim.max_target = (uint32_t)v;
     else if (!strcmp(key, "max_body")) tc->ls.lim.max_body = v;
+    else if (!strcmp(key, "max_method")) tc->ls.lim.max_method = (uint32_t)v;
 }
 
 /* Run every case of one .md file; returns cases run, adds failures. */
@@ -502,6 +509,7 @@ IOX_TEST(http_parser, error_status_mapping)
     CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_BODY_TOO_LARGE), 413);
     CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_CL_AND_TE), 400);
     CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_BAD_HOST), 400);
+    CU_ASSERT_EQUAL(iox_http_error_status(IOX_HTTP_E_METHOD_TOO_LONG), 501);
     CU_ASSERT_STRING_EQUAL(iox_http_result_name(IOX_HTTP_E_CL_AND_TE), "E_CL_AND_TE");
     CU_ASSERT_STRING_EQUAL(iox_http_result_name(IOX_HTTP_E_BAD_HOST), "E_BAD_HOST");
     CU_ASSERT_STRING_EQUAL(iox_http_result_name(IOX_HTTP_HEAD_DONE), "HEAD_DONE");
@@ -560,8 +568,9 @@ IOX_TEST(http_parser, body_by_length_views)
 IOX_TEST(http_parser, limits_defaults_and_zero)
 {
     struct iox_http_parser hp;
-    struct iox_http_limits lim = {0, 0, 0, 0};
+    struct iox_http_limits lim = {0, 0, 0, 0, 0};
     iox_http_parser_init(&hp, &lim);
+    CU_ASSERT_EQUAL(hp.lim.max_method, IOX_HTTP_DEFAULT_MAX_METHOD);
     CU_ASSERT_EQUAL(hp.lim.max_head, IOX_HTTP_DEFAULT_MAX_HEAD);
     CU_ASSERT_EQUAL(hp.lim.max_headers, IOX_HTTP_DEFAULT_MAX_HEADERS);
     CU_ASSERT_EQUAL(hp.lim.max_target, IOX_HTTP_DEFAULT_MAX_TARGET);

@@ -1,11 +1,14 @@
 /* mode_file.c — file mode: serve FILE_ROOT from an immutable snapshot.
  *
- * GET/HEAD only (405 otherwise). Paths are decoded and normalized by
- * url_path.c (anything climbing above the root, NUL, %2F, '\\', bad escapes
- * or bad UTF-8 → 400) and looked up in the snapshot's hash table; "/dir/"
- * serves dir/index.html, "/dir" redirects (301) to "/dir/" when that exists.
- * Conditionals (If-None-Match, else If-Modified-Since → 304) and a single
- * byte range (206 / 416; If-Range honoured) apply to every file.
+ * GET and HEAD; OPTIONS on a file → 200 with Allow, OPTIONS * as in every
+ * mode; other methods (CONNECT too) → 405 with Allow. Paths are decoded and
+ * normalized by url_path.c (anything climbing above the root, NUL, %2F,
+ * '\\', bad escapes or bad UTF-8 → 400) and looked up in the snapshot's
+ * hash table; "/dir/" serves dir/index.html, "/dir" redirects (301) to
+ * "/dir/" when that exists.
+ * Conditionals (If-None-Match, else If-Modified-Since → 304) apply to every
+ * file, and so does a single byte range of a GET (206 / 416; If-Range
+ * honoured; a HEAD ignores Range).
  *
  * Small files are baked: the answer is the precomputed head fields plus one
  * memcpy of the body into the write buffer. Large files are streamed from
@@ -119,13 +122,14 @@ static int file_request(struct iox_conn *c, const struct iox_http_request *req, 
 {
     (void)ctx;
     struct file_reactor *fr = c->r->services[FILE_SERVICE];
-    if (req->method_id != IOX_HTTP_GET && req->method_id != IOX_HTTP_HEAD) {
+    if (playground_server_wide(c, req, PLAYGROUND_ALLOW_GET)) return IOX_HANDLED;
+    int options = req->method_id == IOX_HTTP_OPTIONS;
+    if (req->method_id != IOX_HTTP_GET && req->method_id != IOX_HTTP_HEAD && !options) {
         static const char msg[] = "method not allowed\n";
-        iox_resp_head(c, 405, "text/plain; charset=utf-8", sizeof msg - 1, "Allow: GET, HEAD\r\n");
-        iox_resp_write(c, msg, sizeof msg - 1);
+        iox_resp_simple_ex(c, 405, "text/plain; charset=utf-8", PLAYGROUND_ALLOW_GET, msg, sizeof msg - 1);
         return IOX_HANDLED;
     }
-    if (req->body_kind != IOX_HTTP_BODY_NONE) {
+    if (req->body_kind != IOX_HTTP_BODY_NONE && !options) {
         /* A streamed answer starts before the body would be read: refuse. */
         text(c, 400, "GET and HEAD take no request body\n");
         return IOX_HANDLED;
@@ -167,6 +171,10 @@ static int file_request(struct iox_conn *c, const struct iox_http_request *req, 
         text(c, 404, "not found\n");
         return IOX_HANDLED;
     }
+    if (options) {   /* a file: what it allows (RFC 9110 §9.3.7) */
+        playground_options(c, PLAYGROUND_ALLOW_GET);
+        return IOX_HANDLED;
+    }
     if (not_modified(req, e)) {
         iox_resp_head(c, 304, NULL, 0, e->hdrs);
         return IOX_HANDLED;
@@ -176,7 +184,10 @@ static int file_request(struct iox_conn *c, const struct iox_http_request *req, 
     const char *extra = e->hdrs;
     const char *rv;
     uint32_t rvl;
-    if (iox_http_header_find(req, "Range", &rv, &rvl) && if_range_ok(req, e)) {
+    /* Range is defined for GET only: any other method ignores it (RFC 9110
+     * §14.2), so a HEAD gets the plain 200 head, full Content-Length. */
+    if (req->method_id == IOX_HTTP_GET && iox_http_header_find(req, "Range", &rv, &rvl) &&
+        if_range_ok(req, e)) {
         uint64_t a, b;
         int rr = iox_http_range_parse(rv, rvl, e->size, &a, &b);
         if (rr == IOX_RANGE_UNSATISFIABLE) {

@@ -1,5 +1,6 @@
 /* mode_hop.c — GET / is handed to another reactor and back:
- * body "hop=<from>-><to>", produced on <to>, answered on <from>.
+ * body "hop=<from>-><to>", produced on <to>, answered on <from>. Other
+ * paths, methods, OPTIONS and CONNECT: playground_root_only.
  *
  * A hop message comes from the origin reactor's own pool, goes to the
  * target with IORING_OP_MSG_RING, is filled there and sent back the same

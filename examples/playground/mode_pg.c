@@ -1,6 +1,7 @@
 /* mode_pg.c — GET / → 200 "db=42" from `SELECT 42` (a prepared statement)
  * on the reactor's own Postgres pool; database down → 503 saying why; any
- * other path → 404. The pool is opened on every reactor in on_start and
+ * other path → 404; other methods and OPTIONS as playground_root_only
+ * (405 / 200 with Allow). The pool is opened on every reactor in on_start and
  * keeps retrying when the database is down, so startup never fails on it.
  * Settings: the libpq environment (PGHOST PGPORT PGUSER PGPASSWORD
  * PGDATABASE ...; what is honoured, ignored or refused: pg_conninfo.h), and

@@ -1,17 +1,24 @@
-/* mode_raw.c — GET / → 200 "ok"; any other path → 404. */
+/* mode_raw.c — GET, HEAD or POST / → 200 "ok"; OPTIONS / and OPTIONS * →
+ * 200 with Allow; other methods on / (and CONNECT) → 405 with Allow; any
+ * other path → 404. */
 #include "playground.h"
 #include "iox_conn.h"
 #include <string.h>
 
+#define RAW_ALLOW "Allow: GET, HEAD, POST, OPTIONS\r\n"
+
 static int raw_request(struct iox_conn *c, const struct iox_http_request *req, void *ctx)
 {
     (void)ctx;
+    if (playground_server_wide(c, req, RAW_ALLOW)) return IOX_HANDLED;
     if (req->path_len == 1 && req->path[0] == '/') {
         if (req->method_id == IOX_HTTP_GET || req->method_id == IOX_HTTP_HEAD ||
             req->method_id == IOX_HTTP_POST)
             iox_resp_simple(c, 200, "text/plain", "ok", 2);
+        else if (req->method_id == IOX_HTTP_OPTIONS)
+            playground_options(c, RAW_ALLOW);
         else
-            iox_resp_simple(c, 405, "text/plain", "method not allowed\n", 19);
+            playground_405(c, RAW_ALLOW);
         return IOX_HANDLED;
     }
     iox_resp_simple(c, 404, "text/plain", "not found\n", 10);
@@ -25,4 +32,3 @@ int playground_raw(struct iox_server_config *cfg)
     cfg->app = &raw_app;
     return 0;
 }
-
