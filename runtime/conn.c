@@ -13,7 +13,7 @@
 
 static uint64_t ud_of(struct iox_conn *c, unsigned op)
 {
-    return iox_ud(op, IOX_OWN_HTTP, c->gen, c->idx);
+    return iox_ud(op, (unsigned)c->r->http_owner, c->gen, c->idx);
 }
 
 /* ---- machine entry with a re-entrancy queue ---- */

@@ -492,7 +492,7 @@ int http_conn_act_linger(struct iox_conn *c, const struct iox_event *ev)
      * still in the socket buffer (RFC 9112 §9.6). */
     if (c->eof) return HTTP_CONN_EV_FAIL;
     int r = iox_seam_shutdown(c->r->seam, c->fd, SHUT_WR,
-                              iox_ud(IOX_OP_SHUTDOWN, IOX_OWN_HTTP, c->gen, c->idx));
+                              iox_ud(IOX_OP_SHUTDOWN, (unsigned)c->r->http_owner, c->gen, c->idx));
     if (r < 0) return HTTP_CONN_EV_FAIL;
     c->inflight++;
     iox_conn_timer_linger(c);

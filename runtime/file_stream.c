@@ -29,7 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct iox_file_streams *streams_of(struct iox_reactor *r) { return r->services[IOX_OWN_FILE]; }
+static const struct iox_service_key streams_key = {"file streams"};
+static struct iox_file_streams *streams_of(struct iox_reactor *r) { return iox_reactor_service(r, &streams_key); }
 /* The connection, with its response target set to the stream's request. */
 static struct iox_conn *conn_of(struct iox_file_stream *st)
 {
@@ -73,7 +74,7 @@ int file_stream_act_issue_read(struct iox_file_stream *st, const struct iox_fstr
     size_t n = st->left < room ? (size_t)st->left : (size_t)room;
     char *p = iox_resp_reserve(c, n);
     int rc = p ? iox_seam_read(st->r->seam, st->fd, p, n, st->off,
-                               iox_ud(IOX_OP_READ, IOX_OWN_FILE, st->gen, st->idx))
+                               iox_ud(IOX_OP_READ, (unsigned)streams_of(st->r)->owner, st->gen, st->idx))
                : -ENOBUFS;
     if (rc < 0) {
         st->err = rc;
@@ -155,10 +156,10 @@ static void on_conn_drain(struct iox_conn *c, void *arg)
     if (st->active && st->gen == c->gen) fire(st, FILE_STREAM_EV_DRAINED, 0);
 }
 
-/* Completion of a chunk read (owner IOX_OWN_FILE). */
-static void on_read_cqe(struct iox_reactor *r, const struct iox_cqe *cqe)
+/* Completion of a chunk read (the streams' kind). */
+static void on_read_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe)
 {
-    struct iox_file_streams *fs = streams_of(r);
+    struct iox_file_streams *fs = ctx;
     uint32_t idx = iox_ud_idx(cqe->ud);
     uint16_t gen = (uint16_t)iox_ud_gen(cqe->ud);
     struct iox_file_stream *st = fs && idx < r->max_conns ? &fs->s[idx] : NULL;
@@ -194,6 +195,8 @@ static void on_read_cqe(struct iox_reactor *r, const struct iox_cqe *cqe)
 
 /* ---- API ---- */
 
+static const struct iox_kind streams_kind = {.name = "file streams", .on_cqe = on_read_cqe};
+
 int iox_file_streams_init(struct iox_reactor *r)
 {
     struct iox_file_streams *fs = calloc(1, sizeof *fs);
@@ -205,8 +208,13 @@ int iox_file_streams_init(struct iox_reactor *r)
         fs->s[i].idx = i;
         fs->s[i].state = FILE_STREAM_INITIAL;
     }
-    r->services[IOX_OWN_FILE] = fs;
-    r->owner_dispatch[IOX_OWN_FILE] = on_read_cqe;
+    fs->owner = iox_reactor_register_kind(r, &streams_kind, fs);
+    if (fs->owner < 0 || iox_reactor_set_service(r, &streams_key, fs) < 0) {
+        if (fs->owner >= 0) iox_reactor_unregister_kind(r, fs->owner);
+        free(fs->s);
+        free(fs);
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -216,10 +224,10 @@ void iox_file_streams_fini(struct iox_reactor *r)
     if (!fs) return;
     for (uint32_t i = 0; fs->active && i < r->max_conns; i++)
         if (fs->s[i].active) stream_end(&fs->s[i], -ECANCELED);
+    iox_reactor_unregister_kind(r, fs->owner);
+    iox_reactor_set_service(r, &streams_key, NULL);
     free(fs->s);
     free(fs);
-    r->services[IOX_OWN_FILE] = NULL;
-    r->owner_dispatch[IOX_OWN_FILE] = NULL;
 }
 
 struct iox_file_streams *iox_file_streams_of(struct iox_reactor *r) { return streams_of(r); }

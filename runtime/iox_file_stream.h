@@ -4,7 +4,7 @@
  * The per-stream lifecycle is the generated machine file_stream
  * (spec/machines/file_stream.toml → generated/file_stream_machine.[ch]);
  * the actions are in runtime/file_stream.c. One positional read
- * (IORING_OP_READ, user_data owner IOX_OWN_FILE) is in flight at a time,
+ * (IORING_OP_READ, user_data owner: the streams' kind) is in flight at a time,
  * straight into the connection's write buffer; the next one is queued when
  * the connection has sent everything (drain hook). So a connection holds at
  * most one chunk (plus the head) whatever the file size and however slow
@@ -52,13 +52,14 @@ struct iox_file_stream {
 struct iox_file_streams {
     struct iox_file_stream *s; /* r->max_conns entries */
     uint32_t active;
+    int owner;                 /* the streams' kind id in user_data */
     /* Counters (this reactor): what happened to reads and streams. */
     uint64_t n_started, n_reads, n_short, n_errors, n_eof_early, n_done, n_gone, n_stale;
 };
 
-/* Allocate the reactor's stream table (r->services[IOX_OWN_FILE]) and take
- * the IOX_OWN_FILE completions. 0 or -ENOMEM. Call from the reactor's
- * on_start. */
+/* Allocate the reactor's stream table (a service of the reactor) and
+ * register the streams' kind, which takes the read completions. 0 or
+ * -ENOMEM. Call from the reactor's on_start. */
 int iox_file_streams_init(struct iox_reactor *r);
 /* Free the table; a stream still active (none once every connection is
  * closed) is ended with -ECANCELED. Call from on_stop. */

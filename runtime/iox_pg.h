@@ -20,7 +20,7 @@
  *    connection is up, a query fails at once (-ENOTCONN): a service in front
  *    answers 503 instead of waiting for a database that is down.
  *  - Queries queued during one loop turn leave in one send per connection,
- *    at the end of the turn (the reactor's owner_flush hook).
+ *    at the end of the turn (the pool kind's on_flush hook).
  *  - A lost connection (EOF, reset, FATAL, protocol error, query timeout)
  *    fails its in-flight queries with a clear message, and the slot
  *    reconnects with exponential backoff (100 ms doubling, capped at
@@ -54,8 +54,9 @@ int iox_pg_pool_config_from_env(struct iox_pg_pool_config *cfg, char *err, size_
 
 /* Open a pool on reactor r, on r's thread (on_start). Loads the conninfo
  * (environment + cfg->conninfo), allocates everything, registers the
- * completion handler for IOX_OWN_PG and the end-of-turn flush, stores the
- * pool in r->services[0], and starts connecting every slot on the ring —
+ * pool's kind (its completions and end-of-turn flush) and the pool as the
+ * reactor's pg service (iox_pg_pool_of: the last one opened), and starts
+ * connecting every slot on the ring —
  * it does not wait: a database that is down is not an error here, the
  * slots keep retrying. Returns 0 and *out; -EINVAL with err set when the
  * conninfo is bad or the host needs DNS; -ENOMEM. */
@@ -80,7 +81,7 @@ void iox_pg_pool_stop(struct iox_pg_pool *p);
 /* Ops of the pool still in the ring (sessions and tick). */
 unsigned iox_pg_pool_ops(const struct iox_pg_pool *p);
 
-/* The pool a reactor opened (r->services[0]), or NULL. */
+/* The pool a reactor opened (its pg service), or NULL. */
 struct iox_pg_pool *iox_pg_pool_of(struct iox_reactor *r);
 /* The reactor the pool runs on. */
 struct iox_reactor *iox_pg_pool_reactor(struct iox_pg_pool *p);

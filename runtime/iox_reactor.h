@@ -66,7 +66,6 @@ struct iox_msg {
     struct iox_msg *next;   /* sender-side retry queue */
 };
 typedef void (*iox_msg_handler)(struct iox_reactor *r, struct iox_msg *m);
-#define IOX_MSG_KINDS 16
 /* IOX_MSG_SHUTDOWN and IOX_MSG_HUP come from the main thread with a NULL
  * payload. HUP is posted to every reactor after cfg->on_sighup returned: a
  * handler registered for it (iox_reactor_on_msg) picks up what on_sighup
@@ -117,6 +116,52 @@ int iox_server_run(const struct iox_server_config *cfg);
 
 struct iox_conn_list { struct iox_conn *head, *tail; };
 
+/* ---- The registry: kinds, services, messages -------------------------------
+ *
+ * A kind is anything that owns operations on the reactor's ring — a server
+ * protocol's connections, a client pool, file streams, an application's own
+ * sockets. It registers its hooks once per reactor (on the reactor's thread,
+ * at startup: from on_start) and receives an owner id for the user_data of
+ * its SQEs (iox_ud(op, owner, gen, idx)); its completions come back to
+ * on_cqe. No id is reserved for any protocol. */
+struct iox_kind {
+    const char *name;
+    /* A completion for this owner (required). */
+    void (*on_cqe)(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe);
+    /* End of every loop turn, before the ring is entered (optional): send
+     * what this turn queued. */
+    void (*on_flush)(struct iox_reactor *r, void *ctx);
+    /* Every reactor tick (optional; ≤ 250 ms, after the clock moved). */
+    void (*on_tick)(struct iox_reactor *r, void *ctx);
+    /* The reactor begins a graceful stop (optional): finish, then close. */
+    void (*on_stop)(struct iox_reactor *r, void *ctx);
+    /* Connections or ops this kind still has open (optional): a stopping
+     * reactor's loop ends only when every kind reports 0. */
+    unsigned (*busy)(struct iox_reactor *r, void *ctx);
+};
+/* Register a kind; ctx is passed back to every hook. Returns the owner id
+ * (≥ IOX_OWN_FIRST_KIND), -EINVAL (no on_cqe), -ENOSPC (255 kinds) or
+ * -ENOMEM. The kind struct must outlive the registration. */
+int iox_reactor_register_kind(struct iox_reactor *r, const struct iox_kind *k, void *ctx);
+/* Forget a kind (its id may be reused); late completions for it are
+ * dropped (a recv buffer among them is handed back). */
+void iox_reactor_unregister_kind(struct iox_reactor *r, int owner);
+/* Sum of every kind's busy(). */
+unsigned iox_reactor_kinds_busy(struct iox_reactor *r);
+
+/* A per-reactor service (a pool, a snapshot, an application's table) is
+ * found by the address of its key: define one `static const struct
+ * iox_service_key` per service type and wrap the lookup in a typed getter
+ * (iox_pg_pool_of), so the cast lives in one place. */
+struct iox_service_key { const char *name; };
+/* Set (svc != NULL) or remove (NULL) the service for key. 0 or -ENOMEM. */
+int iox_reactor_set_service(struct iox_reactor *r, const struct iox_service_key *key, void *svc);
+/* The service for key, or NULL. A scan of the few services a reactor has. */
+void *iox_reactor_service(const struct iox_reactor *r, const struct iox_service_key *key);
+
+struct iox_kind_slot { const struct iox_kind *kind; void *ctx; };
+struct iox_service_slot { const struct iox_service_key *key; void *svc; };
+
 struct iox_reactor {
     unsigned id, nreactors;
     struct iox_seam *seam;
@@ -143,14 +188,14 @@ struct iox_reactor {
     struct iox_conn *dirty;           /* conns with output to send this turn */
     struct iox_conn *parked;          /* conns whose recv must be re-armed */
     struct iox_msg *msg_retry;        /* messages to re-send next turn */
-    iox_msg_handler msg_handlers[IOX_MSG_KINDS];
-    /* Completion handlers for other owners (IOX_OWN_PG, IOX_OWN_APP...),
-     * registered by the modules that own those slots. */
-    void (*owner_dispatch[8])(struct iox_reactor *r, const struct iox_cqe *cqe);
-    /* End-of-turn hooks per owner (e.g. the pg pool sends what its
-     * connections queued this turn), run first in iox_reactor_flush. */
-    void (*owner_flush[8])(struct iox_reactor *r);
-    void *services[8];                /* per-reactor services (pg pool, file snapshot, ...) */
+    /* The registry (kind.c): grown at registration, indexed by owner id. */
+    struct iox_kind_slot *kinds;
+    unsigned nkinds;
+    struct iox_service_slot *services;
+    unsigned nservices;
+    iox_msg_handler *msg_handlers;    /* indexed by message kind */
+    uint32_t nmsg_handlers;
+    int http_owner;                   /* owner id of the HTTP connections */
     char date[40];                    /* "Date: ...\r\n" cached per second */
     uint64_t date_sec;
     /* Counters (this reactor only). */
@@ -199,8 +244,11 @@ void iox_reactor_begin_stop(struct iox_reactor *r);
 /* A connection slot became free: resume a paused accept (internal). */
 void iox_reactor_slot_freed(struct iox_reactor *r);
 
-/* Register a handler for message kind (IOX_MSG_APP0 .. IOX_MSG_KINDS-1). */
-void iox_reactor_on_msg(struct iox_reactor *r, uint32_t kind, iox_msg_handler h);
+/* Register (h) or clear (NULL) the handler for message kind (IOX_MSG_APP0
+ * and up, < 65536). 0, -EINVAL or -ENOMEM. */
+int iox_reactor_on_msg(struct iox_reactor *r, uint32_t kind, iox_msg_handler h);
+/* The handler for a message kind, or NULL. */
+iox_msg_handler iox_reactor_msg_handler(const struct iox_reactor *r, uint32_t kind);
 /* Send m to reactor `to` (m->kind set by the caller). 0 when queued (the
  * sender no longer owns m); a full target CQ is retried on later turns. */
 int iox_reactor_send_msg(struct iox_reactor *r, unsigned to, struct iox_msg *m);

@@ -23,14 +23,14 @@ enum iox_op {
     IOX_OP__COUNT
 };
 
+/* Owners 0 and 1 belong to the reactor; every other id is handed out by
+ * iox_reactor_register_kind (a kind's completions come back to its on_cqe),
+ * so nothing is reserved for any protocol. */
 enum iox_owner {
-    IOX_OWN_REACTOR = 0,  /* the reactor itself: listener, tick, control */
-    IOX_OWN_HTTP,         /* HTTP server connections */
-    IOX_OWN_PG,           /* Postgres client connections */
-    IOX_OWN_MSG,          /* cross-reactor message (pointer payload) */
-    IOX_OWN_APP,          /* reserved for applications */
-    IOX_OWN_FILE,         /* file streams (runtime/file_stream.c), slot = connection slot */
-    IOX_OWN__COUNT
+    IOX_OWN_REACTOR = 0,      /* the reactor itself: listeners, tick, control */
+    IOX_OWN_MSG = 1,          /* cross-reactor message (pointer payload) */
+    IOX_OWN_FIRST_KIND = 2,   /* the first id iox_reactor_register_kind gives */
+    IOX_OWN_MAX = 255         /* owner is 8 bits of user_data */
 };
 
 static inline uint64_t iox_ud(unsigned op, unsigned owner, uint32_t gen, uint32_t idx)

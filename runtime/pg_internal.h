@@ -88,6 +88,7 @@ struct iox_pg_pool {
     uint32_t nreqs;
     uint8_t stopping, tick_armed, guard_fired;
     uint32_t ops;              /* ops in flight across the pool (incl. tick) */
+    int owner;                 /* the pool's kind id in user_data (iox_reactor_register_kind) */
     uint64_t now_ms;
     uint64_t sessions;
     unsigned nup;

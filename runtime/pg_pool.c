@@ -1,5 +1,5 @@
 /* pg_pool.c — the per-reactor PostgreSQL pool: request slots, the wait
- * queue, the completion handler for IOX_OWN_PG, the end-of-turn flush, the
+ * queue, the completion handler for the pool's kind, the end-of-turn flush, the
  * tick (connect/query deadlines, reconnect backoff) and the query API.
  * See iox_pg.h for the model, pg_conn.c for the session machine's actions. */
 #include "pg_internal.h"
@@ -36,7 +36,7 @@ uint64_t pg_now(const struct iox_pg_pool *p)
 
 uint64_t pg_ud(struct iox_pg_conn *c, unsigned op)
 {
-    return iox_ud(op, IOX_OWN_PG, c->gen, c->idx);
+    return iox_ud(op, (unsigned)c->pool->owner, c->gen, c->idx);
 }
 
 void pg_conn_deliver(struct iox_pg_conn *c, int event, const struct iox_pg_event *ev)
@@ -279,7 +279,7 @@ int iox_pg_query_simple(struct iox_pg_pool *p, const char *sql, iox_pg_result_cb
 static void arm_tick(struct iox_pg_pool *p)
 {
     if (p->tick_armed || p->stopping) return;
-    int rc = iox_seam_timeout(p->r->seam, TICK_NS, iox_ud(IOX_OP_TIMEOUT, IOX_OWN_PG, 0, PG_TICK_IDX));
+    int rc = iox_seam_timeout(p->r->seam, TICK_NS, iox_ud(IOX_OP_TIMEOUT, (unsigned)p->owner, 0, PG_TICK_IDX));
     if (rc < 0) { IOX_WARN("pg: cannot arm the pool tick: %s (retrying next turn)", strerror(-rc)); return; }
     p->tick_armed = 1;
     p->ops++;
@@ -324,10 +324,10 @@ static void on_tick(struct iox_pg_pool *p)
 
 /* End of a loop turn: what was queued this turn leaves in one send per
  * connection. */
-static void pg_flush(struct iox_reactor *r)
+static void pg_flush(struct iox_reactor *r, void *ctx)
 {
-    struct iox_pg_pool *p = r->services[0];
-    if (!p) return;
+    (void)r;
+    struct iox_pg_pool *p = ctx;
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct iox_pg_conn *c = &p->conns[i];
         if (c->wb[c->fill].len && !c->send_busy && c->fd >= 0) pg_conn_deliver(c, PG_CONN_EV_FLUSH, NULL);
@@ -335,12 +335,12 @@ static void pg_flush(struct iox_reactor *r)
     arm_tick(p);
 }
 
-static void pg_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe)
+static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe)
 {
-    struct iox_pg_pool *p = r->services[0];
+    (void)r;
+    struct iox_pg_pool *p = ctx;
     unsigned op = iox_ud_op(cqe->ud);
     uint32_t idx = iox_ud_idx(cqe->ud);
-    if (!p) return;
     if (idx == PG_GUARD_IDX) { p->guard_fired = 1; return; }   /* not counted in ops */
     p->ops--;
     if (idx == PG_CTL_CANCEL_IDX) return;
@@ -428,6 +428,9 @@ static void pg_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe)
 
 /* ---- open / close ---- */
 
+static const struct iox_service_key pg_pool_key = {"pg pool"};
+static const struct iox_kind pg_kind = {.name = "pg", .on_cqe = pg_dispatch, .on_flush = pg_flush};
+
 int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg,
                      struct iox_pg_pool **out, char *err, size_t errlen)
 {
@@ -462,9 +465,14 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
         iox_pg_wbuf_init_growable(&c->wb[0], WBUF_MAX);
         iox_pg_wbuf_init_growable(&c->wb[1], WBUF_MAX);
     }
-    r->services[0] = p;
-    r->owner_dispatch[IOX_OWN_PG] = pg_dispatch;
-    r->owner_flush[IOX_OWN_PG] = pg_flush;
+    /* The pool is a client service: its lifetime is the application's (it
+     * is closed after the loop, with its own bounded wait), so it reports
+     * no busy() that would hold a stopping reactor. */
+    p->owner = iox_reactor_register_kind(r, &pg_kind, p);
+    if (p->owner < 0 || iox_reactor_set_service(r, &pg_pool_key, p) < 0) {
+        if (p->owner >= 0) iox_reactor_unregister_kind(r, p->owner);
+        goto nomem;
+    }
     p->now_ms = pg_now(p);
     for (unsigned i = 0; i < p->cfg.size; i++) pg_conn_deliver(&p->conns[i], PG_CONN_EV_OPEN, NULL);
     arm_tick(p);
@@ -493,8 +501,8 @@ void iox_pg_pool_stop(struct iox_pg_pool *p)
     }
     pg_pool_note_down(p);
     if (p->tick_armed) {
-        if (iox_seam_cancel(r->seam, iox_ud(IOX_OP_TIMEOUT, IOX_OWN_PG, 0, PG_TICK_IDX),
-                            iox_ud(IOX_OP_CANCEL, IOX_OWN_PG, 0, PG_CTL_CANCEL_IDX)) == 0)
+        if (iox_seam_cancel(r->seam, iox_ud(IOX_OP_TIMEOUT, (unsigned)p->owner, 0, PG_TICK_IDX),
+                            iox_ud(IOX_OP_CANCEL, (unsigned)p->owner, 0, PG_CTL_CANCEL_IDX)) == 0)
             p->ops++;
     }
 }
@@ -510,7 +518,7 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
      * lands in a freed buffer. Only on the real ring; the loop has ended,
      * so only our completions (and stale ones) arrive here. */
     if (r->uring && p->ops) {
-        if (iox_seam_timeout(r->seam, 500ull * 1000000ull, iox_ud(IOX_OP_TIMEOUT, IOX_OWN_PG, 0, PG_GUARD_IDX)) < 0)
+        if (iox_seam_timeout(r->seam, 500ull * 1000000ull, iox_ud(IOX_OP_TIMEOUT, (unsigned)p->owner, 0, PG_GUARD_IDX)) < 0)
             p->guard_fired = 1;   /* no guard, no unbounded wait */
         while (p->ops > 0 && !p->guard_fired)
             if (iox_reactor_turn(r) < 0) break;
@@ -530,17 +538,16 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
         iox_pg_wbuf_free(&c->wb[1]);
     }
     for (uint32_t i = 0; i < p->nreqs; i++) iox_pg_wbuf_free(&p->reqs[i].msg);
-    if (r->services[0] == p) {
-        r->services[0] = NULL;
-        r->owner_dispatch[IOX_OWN_PG] = NULL;
-        r->owner_flush[IOX_OWN_PG] = NULL;
+    iox_reactor_unregister_kind(r, p->owner);
+    if (iox_reactor_service(r, &pg_pool_key) == p) {
+        iox_reactor_set_service(r, &pg_pool_key, NULL);
     }
     free(p->conns);
     free(p->reqs);
     free(p);
 }
 
-struct iox_pg_pool *iox_pg_pool_of(struct iox_reactor *r) { return r->services[0]; }
+struct iox_pg_pool *iox_pg_pool_of(struct iox_reactor *r) { return iox_reactor_service(r, &pg_pool_key); }
 struct iox_reactor *iox_pg_pool_reactor(struct iox_pg_pool *p) { return p->r; }
 unsigned iox_pg_pool_up(const struct iox_pg_pool *p) { return p->nup; }
 const char *iox_pg_pool_last_error(const struct iox_pg_pool *p) { return p->last_error; }

@@ -2,6 +2,7 @@
  * See iox_reactor.h for the model. */
 #include "conn_buffers.h"
 #include "conn_internal.h"
+#include "core_internal.h"
 #include "http_conn_machine.h"
 #include "iox_log.h"
 #include "iox_reactor.h"
@@ -30,6 +31,8 @@ static void update_date(struct iox_reactor *r)
     strftime(r->date, sizeof r->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
 }
 
+static const struct iox_kind http_kind;
+
 static int reactor_alloc(struct iox_reactor *r, const struct iox_server_config *cfg)
 {
     r->cfg = cfg;
@@ -51,6 +54,8 @@ static int reactor_alloc(struct iox_reactor *r, const struct iox_server_config *
         r->free_slots[i] = r->max_conns - 1 - i;   /* pop order: slot 0 first */
     }
     r->nfree = r->max_conns;
+    r->http_owner = iox_reactor_register_kind(r, &http_kind, r);
+    if (r->http_owner < 0) return r->http_owner;
     r->now_ms = mono_ms();
     update_date(r);
     return 0;
@@ -92,6 +97,7 @@ void iox_reactor_fini(struct iox_reactor *r)
     free(r->rslots);
     r->conns = NULL;
     r->free_slots = NULL;
+    iox_reactor_kinds_free(r);
 }
 
 /* ---- accept ---- */
@@ -163,9 +169,9 @@ static void fire_due(struct iox_reactor *r, struct iox_conn_list *l)
         iox_conn_on_timer(l->head);
 }
 
-void iox_reactor_advance_clock(struct iox_reactor *r, uint64_t now_ms)
+static void http_tick(struct iox_reactor *r, void *ctx)
 {
-    r->now_ms = now_ms;
+    (void)ctx;
     fire_due(r, &r->idle);
     fire_due(r, &r->linger);
     if (r->stopping && r->now_ms >= r->stop_deadline_ms) {
@@ -176,6 +182,12 @@ void iox_reactor_advance_clock(struct iox_reactor *r, uint64_t now_ms)
                 iox_conn_fire(c, HTTP_CONN_EV_FAIL, NULL);
         }
     }
+}
+
+void iox_reactor_advance_clock(struct iox_reactor *r, uint64_t now_ms)
+{
+    r->now_ms = now_ms;
+    IOX_KINDS_CALL(r, on_tick);
 }
 
 static void on_tick(struct iox_reactor *r)
@@ -197,16 +209,23 @@ void iox_reactor_begin_stop(struct iox_reactor *r)
     if (r->accept_armed)
         iox_seam_cancel(r->seam, accept_ud(), iox_ud(IOX_OP_CANCEL, IOX_OWN_REACTOR, 0, 0));
     if (r->listen_fd >= 0) { close(r->listen_fd); r->listen_fd = -1; }
+    IOX_KINDS_CALL(r, on_stop);
+}
+
+static void http_stop(struct iox_reactor *r, void *ctx)
+{
+    (void)ctx;
     for (uint32_t i = 0; i < r->max_conns; i++)
         if (r->conns[i].in_use) iox_conn_on_shutdown(&r->conns[i]);
 }
 
-/* ---- messages ---- */
-
-void iox_reactor_on_msg(struct iox_reactor *r, uint32_t kind, iox_msg_handler h)
+static unsigned http_busy(struct iox_reactor *r, void *ctx)
 {
-    if (kind < IOX_MSG_KINDS) r->msg_handlers[kind] = h;
+    (void)ctx;
+    return r->nconns;
 }
+
+/* ---- messages ---- */
 
 int iox_reactor_send_msg(struct iox_reactor *r, unsigned to, struct iox_msg *m)
 {
@@ -238,71 +257,46 @@ static void on_msg_cqe(struct iox_reactor *r, const struct iox_cqe *cqe)
         /* The target cannot take it: bounce it to its kind's handler here. */
         IOX_WARN("msg_ring to reactor %u: %s — message bounced to its sender", m->to, strerror(-cqe->res));
         m->status = cqe->res;
-        if (m->kind < IOX_MSG_KINDS && r->msg_handlers[m->kind]) r->msg_handlers[m->kind](r, m);
+        iox_msg_handler h = iox_reactor_msg_handler(r, m->kind);
+        if (h) h(r, m);
         return;
     }
     uint32_t kind = (uint32_t)cqe->res;
     if (!m) {
         /* From the main thread: no payload. */
         if (kind == IOX_MSG_SHUTDOWN) iox_reactor_begin_stop(r);
-        else if (kind < IOX_MSG_KINDS && r->msg_handlers[kind]) r->msg_handlers[kind](r, NULL);
+        else if (iox_reactor_msg_handler(r, kind)) iox_reactor_msg_handler(r, kind)(r, NULL);
         return;
     }
-    if (kind < IOX_MSG_KINDS && r->msg_handlers[kind]) r->msg_handlers[kind](r, m);
+    iox_msg_handler h = iox_reactor_msg_handler(r, kind);
+    if (h) h(r, m);
     else IOX_ERROR("message of unknown kind %u dropped", kind);
 }
 
 /* ---- dispatch and flush ---- */
 
-void iox_reactor_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe)
+static void http_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe)
 {
-    unsigned owner = iox_ud_owner(cqe->ud), op = iox_ud_op(cqe->ud);
-    switch (owner) {
-    case IOX_OWN_HTTP: {
-        uint32_t idx = iox_ud_idx(cqe->ud);
-        struct iox_conn *c = idx < r->max_conns ? &r->conns[idx] : NULL;
-        if (!c || !c->in_use || c->gen != iox_ud_gen(cqe->ud)) {
-            /* A late completion for a closed slot: only a recv buffer needs
-             * handing back. */
-            r->n_stale_cqes++;
-            if (op == IOX_OP_RECV && cqe->res > 0 && (cqe->flags & IOX_CQE_F_BUFFER))
-                iox_seam_buf_return(r->seam, cqe->flags >> IOX_CQE_BUFFER_SHIFT);
-            return;
-        }
-        iox_conn_on_cqe(c, op, cqe);
-        return;
-    }
-    case IOX_OWN_REACTOR:
-        if (op == IOX_OP_ACCEPT) on_accept(r, cqe);
-        else if (op == IOX_OP_TICK) on_tick(r);
-        return;
-    case IOX_OWN_MSG:
-        on_msg_cqe(r, cqe);
-        return;
-    default:
-        if (owner < 8 && r->owner_dispatch[owner]) { r->owner_dispatch[owner](r, cqe); return; }
-        IOX_ERROR("completion for unknown owner %u (op %u, res %d)", owner, op, cqe->res);
-        if (cqe->res > 0 && (cqe->flags & IOX_CQE_F_BUFFER))
+    (void)ctx;
+    unsigned op = iox_ud_op(cqe->ud);
+    uint32_t idx = iox_ud_idx(cqe->ud);
+    struct iox_conn *c = idx < r->max_conns ? &r->conns[idx] : NULL;
+    if (!c || !c->in_use || c->gen != iox_ud_gen(cqe->ud)) {
+        /* A late completion for a closed slot: only a recv buffer needs
+         * handing back. */
+        r->n_stale_cqes++;
+        if (op == IOX_OP_RECV && cqe->res > 0 && (cqe->flags & IOX_CQE_F_BUFFER))
             iox_seam_buf_return(r->seam, cqe->flags >> IOX_CQE_BUFFER_SHIFT);
+        return;
     }
+    iox_conn_on_cqe(c, op, cqe);
 }
 
-int iox_reactor_turn(struct iox_reactor *r)
+/* Re-arm parked recvs first (every buffer of this turn is back), then start
+ * the sends of connections with output. */
+static void http_flush(struct iox_reactor *r, void *ctx)
 {
-    struct iox_cqe cqes[256];
-    int rc = iox_seam_uring_submit_and_wait(r->uring, 1);
-    if (rc < 0) return rc;
-    unsigned n;
-    while ((n = iox_seam_uring_reap(r->uring, cqes, 256)) > 0)
-        for (unsigned i = 0; i < n; i++) iox_reactor_dispatch(r, &cqes[i]);
-    return 0;
-}
-
-void iox_reactor_flush(struct iox_reactor *r)
-{
-    for (unsigned i = 0; i < 8; i++)
-        if (r->owner_flush[i]) r->owner_flush[i](r);
-    /* Re-arm parked recvs first: every buffer of this turn is back. */
+    (void)ctx;
     struct iox_conn *c = r->parked;
     r->parked = NULL;
     while (c) {
@@ -319,6 +313,45 @@ void iox_reactor_flush(struct iox_reactor *r)
         if (c->dirty && c->in_use) iox_conn_start_send(c);
         c = next;
     }
+}
+
+static const struct iox_kind http_kind = {
+    .name = "http", .on_cqe = http_cqe, .on_flush = http_flush, .on_tick = http_tick,
+    .on_stop = http_stop, .busy = http_busy,
+};
+
+void iox_reactor_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe)
+{
+    unsigned owner = iox_ud_owner(cqe->ud), op = iox_ud_op(cqe->ud);
+    if (owner == IOX_OWN_REACTOR) {
+        if (op == IOX_OP_ACCEPT) on_accept(r, cqe);
+        else if (op == IOX_OP_TICK) on_tick(r);
+        return;
+    }
+    if (owner == IOX_OWN_MSG) { on_msg_cqe(r, cqe); return; }
+    const struct iox_kind *k = owner < r->nkinds ? r->kinds[owner].kind : NULL;
+    if (k) { k->on_cqe(r, r->kinds[owner].ctx, cqe); return; }
+    /* An unregistered owner (a kind gone, late completions): nothing to
+     * resume, but a recv buffer must go back to the ring. */
+    r->n_stale_cqes++;
+    if (cqe->res > 0 && (cqe->flags & IOX_CQE_F_BUFFER))
+        iox_seam_buf_return(r->seam, cqe->flags >> IOX_CQE_BUFFER_SHIFT);
+}
+
+int iox_reactor_turn(struct iox_reactor *r)
+{
+    struct iox_cqe cqes[256];
+    int rc = iox_seam_uring_submit_and_wait(r->uring, 1);
+    if (rc < 0) return rc;
+    unsigned n;
+    while ((n = iox_seam_uring_reap(r->uring, cqes, 256)) > 0)
+        for (unsigned i = 0; i < n; i++) iox_reactor_dispatch(r, &cqes[i]);
+    return 0;
+}
+
+void iox_reactor_flush(struct iox_reactor *r)
+{
+    IOX_KINDS_CALL(r, on_flush);
     struct iox_msg *m = r->msg_retry;
     r->msg_retry = NULL;
     while (m) {

@@ -174,7 +174,7 @@ static void reactor_loop(struct iox_reactor *r)
          * in the ring holds the listener open after our close(), and the
          * ring's teardown is asynchronous, so the port would stay taken for
          * a moment after exit. */
-        if (r->stopping && r->nconns == 0 && !r->accept_armed) {
+        if (r->stopping && !r->accept_armed && iox_reactor_kinds_busy(r) == 0) {
             if (!r->counted_out) {
                 r->counted_out = 1;
                 atomic_fetch_sub(r->running, 1);

@@ -499,7 +499,7 @@ static inline int fsim_check_books(struct world *w)
                  (unsigned long long)fs->n_started, (unsigned long long)fs->n_done, (unsigned long long)fs->n_gone,
                  (unsigned long long)fs->n_errors, (unsigned long long)fs->n_eof_early);
     }
-    struct file_reactor *fr = w->r.services[FILE_SERVICE];
+    struct file_reactor *fr = FILE_REACTOR(&w->r);
     if (!failed) {
         struct fs_snapshot *cur = fr->view.cur;
         int fds = count_fds();

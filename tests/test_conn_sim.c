@@ -718,7 +718,7 @@ IOX_TEST(conn_sim, late_completion_for_reused_slot_is_dropped)
     struct h h;
     h_init(&h, 8, 64, 1 << 20);
     turn(&h);
-    uint64_t old_ud = iox_ud(IOX_OP_SEND, IOX_OWN_HTTP, h.c->gen, h.c->idx);
+    uint64_t old_ud = iox_ud(IOX_OP_SEND, (unsigned)h.r.http_owner, h.c->gen, h.c->idx);
     CU_ASSERT_EQUAL(iox_sim_recv_end(h.sim, FD, -ECONNRESET), 0);
     turn(&h);
     struct iox_conn *c2 = iox_reactor_adopt(&h.r, FD + 1);

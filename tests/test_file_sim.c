@@ -150,7 +150,7 @@ static int run_seed(uint64_t seed)
                 uint32_t idx = (uint32_t)(rnd(&s) % w->r.max_conns);
                 struct iox_file_stream *st = &iox_file_streams_of(&w->r)->s[idx];
                 uint16_t gen = (uint16_t)(st->gen - 1 - rnd(&s) % 3);
-                struct iox_cqe late = {iox_ud(IOX_OP_READ, IOX_OWN_FILE, gen, idx), (int32_t)(rnd(&s) % 5000), 0};
+                struct iox_cqe late = {iox_ud(IOX_OP_READ, (unsigned)iox_file_streams_of(&w->r)->owner, gen, idx), (int32_t)(rnd(&s) % 5000), 0};
                 iox_reactor_dispatch(&w->r, &late);
                 w->stale_sent++;
                 stats.stale++;

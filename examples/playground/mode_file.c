@@ -38,7 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FILE_SERVICE IOX_OWN_APP        /* r->services[] slot */
+/* The playground's per-reactor file state: a reactor service. */
+static const struct iox_service_key file_reactor_key = {"playground file mode"};
+#define FILE_REACTOR(r) ((struct file_reactor *)iox_reactor_service((r), &file_reactor_key))
 #define FILE_MAX_PATH (IOX_HTTP_DEFAULT_MAX_TARGET + 64)
 
 struct file_reactor {
@@ -82,7 +84,7 @@ static int send_baked(struct iox_conn *c, int status, const struct fs_entry *e,
 static void stream_ended(struct iox_reactor *r, void *arg, int err)
 {
     (void)err;   /* read failures are logged by the stream */
-    struct file_reactor *fr = r->services[FILE_SERVICE];
+    struct file_reactor *fr = FILE_REACTOR(r);
     fs_view_stream_end(&fr->view, arg);
 }
 
@@ -121,7 +123,7 @@ static int if_range_ok(const struct iox_http_request *req, const struct fs_entry
 static int file_request(struct iox_conn *c, const struct iox_http_request *req, void *ctx)
 {
     (void)ctx;
-    struct file_reactor *fr = c->r->services[FILE_SERVICE];
+    struct file_reactor *fr = FILE_REACTOR(c->r);
     if (playground_server_wide(c, req, PLAYGROUND_ALLOW_GET)) return IOX_HANDLED;
     int options = req->method_id == IOX_HTTP_OPTIONS;
     if (req->method_id != IOX_HTTP_GET && req->method_id != IOX_HTTP_HEAD && !options) {
@@ -223,7 +225,7 @@ static const struct iox_http_app file_app = { file_request };
 static void on_hup(struct iox_reactor *r, struct iox_msg *m)
 {
     (void)m;
-    struct file_reactor *fr = r->services[FILE_SERVICE];
+    struct file_reactor *fr = FILE_REACTOR(r);
     if (fr) fs_view_advance(&fr->view);
 }
 
@@ -237,7 +239,7 @@ static int file_start(struct iox_reactor *r, void *ctx)
      * snapshot is still the latest and holds one claim for each of us. */
     fr->view.cur = app.latest;
     fr->view.id = r->id;
-    r->services[FILE_SERVICE] = fr;
+    if (iox_reactor_set_service(r, &file_reactor_key, fr) < 0) { iox_file_streams_fini(r); free(fr); return -1; }
     iox_reactor_on_msg(r, IOX_MSG_HUP, on_hup);
     return 0;
 }
@@ -245,7 +247,7 @@ static int file_start(struct iox_reactor *r, void *ctx)
 static void file_stop(struct iox_reactor *r, void *ctx)
 {
     (void)ctx;
-    struct file_reactor *fr = r->services[FILE_SERVICE];
+    struct file_reactor *fr = FILE_REACTOR(r);
     if (!fr) return;
     /* Every connection is closed (the loop ends at zero), so every stream
      * ended through its close hook; any left (ended here, -ECANCELED) would
@@ -253,7 +255,7 @@ static void file_stop(struct iox_reactor *r, void *ctx)
     iox_file_streams_fini(r);
     fs_view_leave(&fr->view);
     free(fr);
-    r->services[FILE_SERVICE] = NULL;
+    iox_reactor_set_service(r, &file_reactor_key, NULL);
 }
 
 static void log_snapshot(const char *what, const struct fs_snapshot *s)

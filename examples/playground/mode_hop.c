@@ -32,7 +32,8 @@ struct hop_reactor {
     struct hop_msg slab[HOP_POOL];
 };
 
-#define HOP(r) ((struct hop_reactor *)(r)->services[1])
+static const struct iox_service_key hop_key = {"playground hop mode"};
+#define HOP(r) ((struct hop_reactor *)iox_reactor_service((r), &hop_key))
 
 static struct hop_msg *hop_get(struct iox_reactor *r)
 {
@@ -126,17 +127,20 @@ static int hop_start(struct iox_reactor *r, void *ctx)
         h->slab[i].free_next = h->free;
         h->free = &h->slab[i];
     }
-    r->services[1] = h;
-    iox_reactor_on_msg(r, HOP_REQ, on_hop_req);
-    iox_reactor_on_msg(r, HOP_REPLY, on_hop_reply);
+    if (iox_reactor_set_service(r, &hop_key, h) < 0 || iox_reactor_on_msg(r, HOP_REQ, on_hop_req) < 0 ||
+        iox_reactor_on_msg(r, HOP_REPLY, on_hop_reply) < 0) {
+        iox_reactor_set_service(r, &hop_key, NULL);
+        free(h);
+        return -1;
+    }
     return 0;
 }
 
 static void hop_stop(struct iox_reactor *r, void *ctx)
 {
     (void)ctx;
-    free(r->services[1]);
-    r->services[1] = NULL;
+    free(HOP(r));
+    iox_reactor_set_service(r, &hop_key, NULL);
 }
 
 int playground_hop(struct iox_server_config *cfg)

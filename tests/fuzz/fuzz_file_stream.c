@@ -274,7 +274,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             unsigned g = byte(&in) % 3, r = byte(&in);
             struct iox_file_stream *st = &fs->s[idx];
             uint16_t gen = (uint16_t)(st->gen - 1 - g);
-            struct iox_cqe late = {iox_ud(IOX_OP_READ, IOX_OWN_FILE, gen, idx), (int32_t)r * 20, 0};
+            struct iox_cqe late = {iox_ud(IOX_OP_READ, (unsigned)iox_file_streams_of(&w->r)->owner, gen, idx), (int32_t)r * 20, 0};
             iox_reactor_dispatch(&w->r, &late);
             w->stale_sent++;
             break;

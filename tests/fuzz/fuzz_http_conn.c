@@ -457,7 +457,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* A late CQE of the previous life of this slot: must be dropped. */
             unsigned k = ARG();
             static const unsigned ops[] = {IOX_OP_RECV, IOX_OP_SEND, IOX_OP_CLOSE, IOX_OP_CANCEL, IOX_OP_SHUTDOWN};
-            struct iox_cqe late = {iox_ud(ops[k % 5], IOX_OWN_HTTP, (uint16_t)(h.c->gen - 1), h.c->idx),
+            struct iox_cqe late = {iox_ud(ops[k % 5], (unsigned)h.r.http_owner, (uint16_t)(h.c->gen - 1), h.c->idx),
                                    (int32_t)(k & 0xf0) - 8, (k & 1) ? IOX_CQE_F_MORE : 0};
             uint64_t stale = h.r.n_stale_cqes;
             iox_reactor_dispatch(&h.r, &late);

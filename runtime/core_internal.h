@@ -1,0 +1,14 @@
+/* core_internal.h — the reactor's own helpers, shared by reactor.c,
+ * kind.c and server.c; not part of the API. */
+#ifndef IOX_CORE_INTERNAL_H
+#define IOX_CORE_INTERNAL_H
+#include "iox_reactor.h"
+#include <stddef.h>
+
+/* Call one hook (offsetof(struct iox_kind, on_flush) ...) of every kind. */
+void iox_reactor_kinds_call(struct iox_reactor *r, size_t hook_offset);
+#define IOX_KINDS_CALL(r, hook) iox_reactor_kinds_call((r), offsetof(struct iox_kind, hook))
+/* Free the registry's arrays (iox_reactor_fini). */
+void iox_reactor_kinds_free(struct iox_reactor *r);
+
+#endif
