@@ -9,7 +9,10 @@
  * guards were asked in which order, so the guarded alternative taken is
  * checked —; the endless follow-up chain and a reopen from the wrong state
  * must abort(); a second run must produce byte-identical files. good_u8.toml
- * (guards and [reuse] on a uint8_t state) is compiled too. */
+ * (guards and [reuse] on a uint8_t state) is compiled too.
+ * State writes: gen/check_state_writes.py must report every write in
+ * writes_bad.c, and nothing in writes_clean.c, writes_generated.c and the
+ * driver. */
 #include "iox_test.h"
 
 #include <stdio.h>
@@ -390,6 +393,70 @@ IOX_TEST(generator, good_compiles_and_runs)
     free(cmd);
     free(out);
     rmtree(d);
+}
+
+#define CHECK "/usr/bin/python3 gen/check_state_writes.py --spec " P "good.toml "
+#define USE "(use echo_conn_fire() or a [reuse] function)"
+
+/* Every write of the state outside the generated code is reported, with its
+ * line: through a context variable, a context member, a constant assigned,
+ * ++/--/compound assignments, a designated initializer, and a pointer to the
+ * state handed to anything but fire() and the [reuse] functions. */
+IOX_TEST(generator, state_writes_reported)
+{
+    char *out = NULL;
+    int rc = run(CHECK P "writes_bad.c 2>&1 >/dev/null", &out);
+    CU_ASSERT_EQUAL(rc, 1);
+    const char *expected =
+        P "writes_bad.c:14: write of the echo_conn state outside the generated code: c->state = " USE "\n"
+        P "writes_bad.c:20: write of the echo_conn state outside the generated code: t->s[i].state = " USE "\n"
+        P "writes_bad.c:25: write of the echo_conn state outside the generated code: h->conn->state = " USE "\n"
+        P "writes_bad.c:30: write of the echo_conn state outside the generated code: c->state++ " USE "\n"
+        P "writes_bad.c:31: write of the echo_conn state outside the generated code: --c->state " USE "\n"
+        P "writes_bad.c:32: write of the echo_conn state outside the generated code: c->state |= " USE "\n"
+        P "writes_bad.c:37: address of the echo_conn state taken outside echo_conn_fire() and the "
+        "[reuse] functions: &c->state (passed to poke())\n"
+        P "writes_bad.c:38: address of the echo_conn state taken outside echo_conn_fire() and the "
+        "[reuse] functions: &c->state\n"
+        P "writes_bad.c:45: write of the echo_conn state outside the generated code: a.state = " USE "\n"
+        P "writes_bad.c:46: write of the echo_conn state outside the generated code: b[1].state = " USE "\n"
+        P "writes_bad.c:51: write of the echo_conn state outside the generated code: "
+        "((struct echo_ctx*)x)->state = " USE "\n"
+        P "writes_bad.c:55: write of the echo_conn state outside the generated code: .state = " USE "\n"
+        "check_state_writes: 12 write(s) of a machine state outside the generated code\n";
+    CU_ASSERT_STRING_EQUAL(out, expected);
+    if (strcmp(out, expected) != 0) fprintf(stderr, "\nexpected:\n%s--- got:\n%s---\n", expected, out);
+    free(out);
+}
+
+/* Reads, fire() and [reuse] calls, unrelated `state` fields, comments and
+ * strings, generated files, and the good driver: nothing to report. */
+IOX_TEST(generator, state_writes_clean)
+{
+    char *out = NULL;
+    int rc = run(CHECK P "writes_clean.c " P "writes_generated.c " P "good_driver.c 2>&1", &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    free(out);
+}
+
+/* Same inputs, byte-identical outputs, whatever the output directory and
+ * however the spec path is spelled (relative, or absolute inside the repo). */
+IOX_TEST(generator, deterministic)
+{
+    char *a = tmpdir(), *b = tmpdir(), *cmd;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_FATAL(asprintf(&cmd,
+        GEN " --out '%s' " P "good.toml && " GEN " --out '%s' \"$PWD/" P "good.toml\""
+        " && for f in echo_conn_machine.h echo_conn_machine.c echo_conn_machine.dot;"
+        " do cmp '%s'/$f '%s'/$f || exit 1; done"
+        " && ! grep -l -e '%s' -e \"$PWD\" '%s'/*",
+        a, b, a, b, a, a) >= 0);
+    CU_ASSERT_EQUAL(run(cmd, NULL), 0);
+    free(cmd);
+    rmtree(a);
+    rmtree(b);
 }
 
 IOX_SUITE(generator, NULL, NULL);
