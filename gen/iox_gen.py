@@ -31,6 +31,7 @@ TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templat
 MAX_FOLLOWUPS = 64
 
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENT_TOKEN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TRANSITION_RE = re.compile(
     r"^\s*(?P<action>[A-Za-z_][A-Za-z0-9_]*)?\s*(?:->\s*(?P<target>[A-Za-z_][A-Za-z0-9_]*))?\s*$")
 C_KEYWORDS = set("""auto break case char const continue default do double else enum
@@ -38,10 +39,23 @@ extern float for goto if inline int long register restrict return short signed
 sizeof static struct switch typedef union unsigned void volatile while _Bool
 _Complex _Imaginary _Alignas _Alignof _Atomic _Generic _Noreturn
 _Static_assert _Thread_local""".split())
+GUARDED_RE = re.compile(
+    r"^\s*\[\s*(?P<neg>!)?\s*(?P<guard>[A-Za-z_][A-Za-z0-9_]*)\s*\]\s*(?P<rest>.*)$")
+REUSE_RE = re.compile(
+    r"^\s*(?P<src>[A-Za-z_][A-Za-z0-9_]*(?:\s*\|\s*[A-Za-z_][A-Za-z0-9_]*)*)?\s*->\s*"
+    r"(?P<target>[A-Za-z_][A-Za-z0-9_]*)\s*$")
 MACHINE_KEYS = ["name", "doc", "context", "arg", "initial", "final"]
-TOP_TABLES = ["machine", "events", "actions", "any", "states"]
+MACHINE_OPTIONAL = ["state_type", "state_field"]
+STATE_TYPES = ("uint8_t", "enum")
+TOP_TABLES = ["machine", "events", "guards", "actions", "any", "states", "reuse"]
 STATE_RESERVED = ("doc", "ignore")
 TRANSITION_FORMS = '"action -> next", "action", "-> next"'
+ALT_FORMS = '"[guard] T", "[!guard] T", "T", "ignore"; T is ' + TRANSITION_FORMS
+REUSE_FORMS = '"from -> to", "a | b -> to", "-> to"'
+# Names a [reuse] function may not take: NAME_<these> are generated already.
+REUSE_RESERVED = ("fire", "trace", "is_final", "state_names", "event_names", "bug",
+                  "reuse_bug", "state_t")
+REUSE_RESERVED_PREFIXES = ("act_", "guard_")
 
 
 # --------------------------------------------------------------------------
@@ -164,18 +178,86 @@ class LineIndex:
                 return n
         return first
 
+    def elements(self, *path):
+        """Line of each string element, in order, of the array value of key
+        `path` (nested arrays and inline tables are not looked into)."""
+        path = tuple(path)
+        first, last = self.spans.get(path, (None, None))
+        if first is None:
+            return []
+        out, depth, n = [], 0, first
+        text = "\n".join(self.lines[first - 1:last])
+        i = text.find("=") + 1
+        while i < len(text):
+            c = text[i]
+            if c == "\n":
+                n += 1
+            elif c == "#":
+                j = text.find("\n", i)
+                i = len(text) if j < 0 else j
+                continue
+            elif c in "[{":
+                depth += 1
+            elif c in "]}":
+                depth -= 1
+            elif c in "\"'":
+                q = text[i:i + 3] if text.startswith(c * 3, i) else c
+                if depth == 1:
+                    out.append(n)
+                j = i + len(q)
+                while j < len(text) and not text.startswith(q, j):
+                    if text[j] == "\\" and c == '"':
+                        j += 1
+                    j += 1
+                n += text.count("\n", i, j)
+                i = j + len(q)
+                continue
+            i += 1
+        return out
+
 
 # --------------------------------------------------------------------------
 # Model
 
 
-class Transition:
-    def __init__(self, event, action, target, line, source):
-        self.event = event        # event name
+class Alt:
+    """One alternative of a transition: taken when its guard holds (or always,
+    when it has none); either a transition proper or an ignore."""
+    def __init__(self, text, guard, negate, action, target, ignore, line):
+        self.text = text          # as written, for messages
+        self.guard = guard        # guard name or None
+        self.negate = negate      # [!guard]
         self.action = action      # action name or None
-        self.target = target      # state name (resolved: None means stay)
+        self.target = target      # state name (None means stay)
+        self.ignore = ignore      # "ignore": no action, state unchanged, chain ends
+        self.line = line          # spec line of the alternative
+
+    @property
+    def cond(self):
+        return None if self.guard is None else ("!" if self.negate else "") + self.guard
+
+
+class Transition:
+    def __init__(self, event, alts, line, source):
+        self.event = event        # event name
+        self.alts = alts          # [Alt], in spec order; the first that holds is taken
         self.line = line          # spec line of the key that made it
         self.source = source      # "state" or "any"
+
+    @property
+    def guarded(self):
+        """False for the plain forms: one unguarded alternative."""
+        return any(a.guard is not None for a in self.alts)
+
+
+class Reuse:
+    """A [reuse] entry: a generated function that sets the state outside the
+    dispatch — from one of `sources` (checked), or from anything (sources empty)."""
+    def __init__(self, name, sources, target, line):
+        self.name = name
+        self.sources = sources
+        self.target = target
+        self.line = line
 
 
 class State:
@@ -267,11 +349,12 @@ def _check_ident(err, line, name, what):
     return True
 
 
-def _doc_table(doc, idx, err, table, what):
-    """[events] / [actions]: name -> one-line doc string, in spec order."""
+def _doc_table(doc, idx, err, table, what, optional=False):
+    """[events] / [guards] / [actions]: name -> one-line doc string, in spec order."""
     out = {}
     if table not in doc:
-        err.add(1, f"missing [{table}] table")
+        if not optional:
+            err.add(1, f"missing [{table}] table")
         return out
     t = doc[table]
     if not isinstance(t, dict):
@@ -311,8 +394,9 @@ def validate(doc, idx, err, shown):
         if k not in mt:
             err.add(mline, f"[machine] is missing required key '{k}'")
     for k in mt:
-        if k not in MACHINE_KEYS:
-            err.add(idx.key("machine", k), f"unknown key '{k}' in [machine] (expected one of: {', '.join(MACHINE_KEYS)})")
+        if k not in MACHINE_KEYS and k not in MACHINE_OPTIONAL:
+            err.add(idx.key("machine", k), f"unknown key '{k}' in [machine] (expected one of: "
+                    f"{', '.join(MACHINE_KEYS + MACHINE_OPTIONAL)})")
     for k in ("name", "context", "arg"):
         if k in mt:
             _check_ident(err, idx.key("machine", k), mt[k], f"machine.{k}")
@@ -329,13 +413,29 @@ def validate(doc, idx, err, shown):
     m.arg = mt.get("arg", "void") if _is_str(mt.get("arg")) else "void"
     m.initial = mt.get("initial") if _is_str(mt.get("initial")) else None
     m.upper = m.name.upper()
+    m.state_type = mt.get("state_type", "uint8_t")
+    if m.state_type not in STATE_TYPES:
+        err.add(idx.key("machine", "state_type"),
+                f"machine.state_type must be one of: {', '.join(repr(t) for t in STATE_TYPES)} (got {m.state_type!r})")
+        m.state_type = "uint8_t"
+    m.typed = m.state_type == "enum"
+    # The C type the instance holds its state in, and fire()/reuse functions point at.
+    m.state_ctype = f"{m.name}_state_t" if m.typed else "uint8_t"
+    m.state_field = None
+    if "state_field" in mt and _check_ident(err, idx.key("machine", "state_field"), mt["state_field"],
+                                            "machine.state_field"):
+        m.state_field = mt["state_field"]
 
     # [events], [actions]
     m.events = _doc_table(doc, idx, err, "events", "event")
     for name in m.events:
         if name.lower() == "none" or name in STATE_RESERVED:
             err.add(idx.key("events", name), f"event name '{name}' is reserved")
+    m.guards = _doc_table(doc, idx, err, "guards", "guard", optional=True)
     m.actions = _doc_table(doc, idx, err, "actions", "action")
+    if "ignore" in m.actions:
+        err.add(idx.key("actions", "ignore"),
+                "action name 'ignore' is reserved (the alternative \"ignore\" ignores the event)")
 
     # [states]
     st = doc.get("states")
@@ -377,11 +477,67 @@ def validate(doc, idx, err, shown):
             m.states[f].final = True
 
     used_actions = {}
+    used_guards = {}
+    maybe_used = set()   # names inside malformed transitions
     # A malformed transition or an unknown target hides edges: the graph
     # checks would then report states as unreachable that are not, so they
     # are skipped until those errors are fixed (the event still counts as
     # handled for the coverage check).
     broken = {"edges": False}
+
+    def parse_alt(text, line, key, where, in_list):
+        """One alternative: `[guard] T`, `[!guard] T`, `T` or `ignore`, where T
+        is a transition. Returns an Alt, or None (reported) when malformed."""
+        gm = GUARDED_RE.match(text)
+        rest, guard, negate = text, None, False
+        if gm:
+            rest, guard, negate = gm.group("rest"), gm.group("guard"), bool(gm.group("neg"))
+        if rest.strip() == "ignore":
+            return Alt(text, guard, negate, None, None, True, line)
+        tm = TRANSITION_RE.match(rest)
+        if (text.lstrip().startswith("[") and not gm) or not tm or \
+                not (tm.group("action") or tm.group("target")) or ("->" in rest and not tm.group("target")):
+            if in_list or text.lstrip().startswith("["):
+                err.add(line, f"malformed alternative '{text}' for event '{key}' in {where} (forms: {ALT_FORMS})")
+            else:
+                err.add(line, f"malformed transition '{text}' for event '{key}' in {where} (forms: {TRANSITION_FORMS})")
+            return None
+        return Alt(text, guard, negate, tm.group("action"), tm.group("target"), False, line)
+
+    def check_alts(alts, line, key, where):
+        """Order of a transition's alternatives: the first that holds is taken,
+        so every one must be takeable, and a guarded list needs a default."""
+        seen, default, covered = {}, None, None
+        for a in alts:
+            if default is not None:
+                err.add(a.line, f"alternative '{a.text}' for '{key}' in {where} comes after the unguarded "
+                        f"default '{default.text}': it is never taken")
+                continue
+            if covered is not None:
+                err.add(a.line, f"alternative '{a.text}' for '{key}' in {where} is never taken: "
+                        f"[{covered}] and [!{covered}] before it cover every case")
+                continue
+            if a.guard is None:
+                default = a
+                continue
+            if a.cond in seen:
+                err.add(a.line, f"duplicate alternative '{a.text}' for '{key}' in {where}: [{a.cond}] is "
+                        f"already tested by '{seen[a.cond].text}' (line {seen[a.cond].line}), so it is never taken")
+                continue
+            seen[a.cond] = a
+            other = a.guard if a.negate else "!" + a.guard
+            if other in seen:
+                covered = a.guard
+        if default is not None or not alts:
+            return
+        last = alts[-1]
+        if covered is None:
+            err.add(line, f"guarded transition for '{key}' in {where} has no default: end the list with an "
+                    f"unguarded alternative (a transition, or \"ignore\")")
+        elif last.guard == covered:
+            # [g] a, [!g] b: exhaustive, but the spec asks for the plain form.
+            err.add(line, f"guarded transition for '{key}' in {where} has no default: write its last "
+                    f"alternative without a guard ('{last.text}' as '{last.text.split(']', 1)[-1].strip()}')")
 
     def parse_block(body, path, where, owner):
         """Transitions and ignores of one [states.X] or [any] table."""
@@ -406,27 +562,45 @@ def validate(doc, idx, err, shown):
             if key not in m.events:
                 err.add(line, f"unknown event '{key}' in {where}")
                 continue
-            if not _is_str(val):
-                err.add(line, f"malformed transition for event '{key}' in {where}: expected a string ({TRANSITION_FORMS})")
+            if _is_str(val):
+                texts, lines, in_list = [val], [line], False
+            elif isinstance(val, list) and val and all(_is_str(x) for x in val):
+                texts, in_list = val, True
+                lines = idx.elements(*path, key)
+                if len(lines) != len(val):
+                    lines = [line] * len(val)
+            else:
+                err.add(line, f"malformed transition for event '{key}' in {where}: expected a string or a "
+                        f"non-empty list of strings (forms: {ALT_FORMS})")
+                if isinstance(val, list):
+                    maybe_used.update(*(IDENT_TOKEN_RE.findall(x) for x in val if _is_str(x)))
                 broken["edges"] = True
                 bad.add(key)
                 continue
-            tm = TRANSITION_RE.match(val)
-            if not tm or not (tm.group("action") or tm.group("target")) or \
-                    ("->" in val and not tm.group("target")):
-                err.add(line, f"malformed transition '{val}' for event '{key}' in {where} (forms: {TRANSITION_FORMS})")
+            alts = [parse_alt(t, ln, key, where, in_list) for t, ln in zip(texts, lines)]
+            if any(a is None for a in alts):
+                # The names in it may be the uses of an action or guard:
+                # "never used" would be noise until it is fixed.
+                maybe_used.update(*(IDENT_TOKEN_RE.findall(t) for t in texts))
                 broken["edges"] = True
                 bad.add(key)
                 continue
-            action, target = tm.group("action"), tm.group("target")
-            if target is not None:
-                if not known_state(target, line, f"target of '{key}' in {where}"):
-                    broken["edges"] = True
-            if action is not None:
-                if action not in m.actions:
-                    err.add(line, f"missing action '{action}': used on '{key}' in {where} but not declared in [actions]")
-                used_actions.setdefault(action, line)
-            trans[key] = Transition(key, action, target, line, owner)
+            for a in alts:
+                if a.target is not None:
+                    if not known_state(a.target, a.line, f"target of '{key}' in {where}"):
+                        broken["edges"] = True
+                if a.action is not None:
+                    if a.action not in m.actions:
+                        err.add(a.line, f"missing action '{a.action}': used on '{key}' in {where} but not "
+                                f"declared in [actions]")
+                    used_actions.setdefault(a.action, a.line)
+                if a.guard is not None:
+                    if a.guard not in m.guards:
+                        err.add(a.line, f"unknown guard '{a.guard}': used on '{key}' in {where} but not "
+                                f"declared in [guards]")
+                    used_guards.setdefault(a.guard, a.line)
+            check_alts(alts, line, key, where)
+            trans[key] = Transition(key, alts, line, owner)
         for ev, eline in ignored.items():
             if ev in trans or ev in bad:
                 err.add(eline, f"event '{ev}' is both handled and ignored in {where}")
@@ -463,22 +637,67 @@ def validate(doc, idx, err, shown):
             err.add(s.line, f"state '{name}' neither handles nor ignores events: {', '.join(missing)}")
 
     for a in m.actions:
-        if a not in used_actions:
+        if a not in used_actions and a not in maybe_used and a != "ignore":
             err.add(idx.key("actions", a), f"action '{a}' is declared but never used")
+    for g in m.guards:
+        if g not in used_guards and g not in maybe_used:
+            err.add(idx.key("guards", g), f"guard '{g}' is declared but never used")
 
-    # Graph checks, only over resolvable edges.
+    # [reuse]: the sanctioned writes of the state outside the dispatch.
+    m.reuse = []
+    rt = doc.get("reuse", {})
+    if not isinstance(rt, dict):
+        err.add(idx.key("reuse"), "[reuse] must be a table")
+        rt = {}
+    for name, val in rt.items():
+        line = idx.key("reuse", name)
+        if not _check_ident(err, line, name, "reuse name"):
+            continue
+        if name in REUSE_RESERVED or name.startswith(REUSE_RESERVED_PREFIXES):
+            err.add(line, f"reuse name '{name}' is reserved: {m.name}_{name} would clash with generated code")
+            continue
+        rm = REUSE_RE.match(val) if _is_str(val) else None
+        if not rm:
+            err.add(line, f"malformed reuse {val!r} for '{name}' (forms: {REUSE_FORMS})")
+            broken["edges"] = True
+            continue
+        sources = [x.strip() for x in rm.group("src").split("|")] if rm.group("src") else []
+        ok = known_state(rm.group("target"), line, f"target of reuse '{name}'")
+        seen = []
+        for x in sources:
+            if not known_state(x, line, f"source of reuse '{name}'"):
+                ok = False
+            elif x in seen:
+                err.add(line, f"state '{x}' is listed twice in reuse '{name}'")
+            else:
+                seen.append(x)
+        if not ok:
+            broken["edges"] = True
+            continue
+        m.reuse.append(Reuse(name, seen, rm.group("target"), line))
+
+    # Graph checks, only over resolvable edges: every alternative of every
+    # transition is an edge, and so is every checked reuse; an unchecked
+    # reuse ("-> to") is another way in, like the initial state.
     def succ(s):
         out = []
         for t in s.transitions.values():
-            tgt = t.target or s.name
-            if tgt in m.states:
-                out.append(tgt)
+            for a in t.alts:
+                if a.ignore:
+                    continue
+                tgt = a.target or s.name
+                if tgt in m.states:
+                    out.append(tgt)
+        for r in m.reuse:
+            if s.name in r.sources:
+                out.append(r.target)
         return out
 
     if broken["edges"]:
         return m
     if m.initial in m.states:
-        seen, todo = {m.initial}, [m.initial]
+        roots = [m.initial] + [r.target for r in m.reuse if not r.sources]
+        seen, todo = set(roots), list(roots)
         while todo:
             for nx in succ(m.states[todo.pop()]):
                 if nx not in seen:
@@ -523,6 +742,7 @@ def render(m, env):
         "states": st,
         "events": list(m.events.items()),
         "actions": list(m.actions.items()),
+        "guards": list(m.guards.items()),
         "event_order": list(m.events),
         "max_followups": MAX_FOLLOWUPS,
         "generator": "gen/iox_gen.py",

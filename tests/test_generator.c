@@ -5,8 +5,14 @@
  * `path:line: message` lines on stderr, and no output directory written.
  * Good spec: tests/data/gen/good.toml is generated into a temp dir, compiled
  * with -Wall -Wextra -Werror, linked with good_driver.c (its hand-written
- * actions), run, and its transition log compared; the endless follow-up chain
- * must abort(); a second run must produce byte-identical files. */
+ * actions and guards), run, and its log compared — transitions, and which
+ * guards were asked in which order, so the guarded alternative taken is
+ * checked —; the endless follow-up chain and a reopen from the wrong state
+ * must abort(); a second run must produce byte-identical files. good_u8.toml
+ * (guards and [reuse] on a uint8_t state) is compiled too.
+ * State writes: gen/check_state_writes.py must report every write in
+ * writes_bad.c, and nothing in writes_clean.c, writes_generated.c and the
+ * driver. */
 #include "iox_test.h"
 
 #include <stdio.h>
@@ -79,6 +85,8 @@ static void expect_errors(const char *spec, const char *expected)
 
 #define P "tests/data/gen/"
 #define FORMS "(forms: \"action -> next\", \"action\", \"-> next\")"
+#define ALT_FORMS "(forms: \"[guard] T\", \"[!guard] T\", \"T\", \"ignore\"; " \
+    "T is \"action -> next\", \"action\", \"-> next\")"
 
 IOX_TEST(generator, bad_syntax)
 {
@@ -169,6 +177,92 @@ IOX_TEST(generator, bad_identifier)
         "iox_gen: 2 error(s); nothing written\n");
 }
 
+IOX_TEST(generator, bad_unknown_guard)
+{
+    expect_errors(P "bad_unknown_guard.toml",
+        P "bad_unknown_guard.toml:21: unknown guard 'nope': used on 'go' in state 'a' "
+        "but not declared in [guards]\n"
+        "iox_gen: 1 error(s); nothing written\n");
+}
+
+IOX_TEST(generator, bad_unused_guard)
+{
+    expect_errors(P "bad_unused_guard.toml",
+        P "bad_unused_guard.toml:16: guard 'spare' is declared but never used\n"
+        "iox_gen: 1 error(s); nothing written\n");
+}
+
+/* A guarded list must end with an unguarded default, even when its guards
+ * are exhaustive ([g] then [!g]): the error says how to write it. */
+IOX_TEST(generator, bad_guard_no_default)
+{
+    expect_errors(P "bad_guard_no_default.toml",
+        P "bad_guard_no_default.toml:22: guarded transition for 'go' in state 'a' has no default: "
+        "end the list with an unguarded alternative (a transition, or \"ignore\")\n"
+        P "bad_guard_no_default.toml:25: guarded transition for 'stop' in state 'a' has no default: "
+        "write its last alternative without a guard ('[!ready] act' as 'act')\n"
+        P "bad_guard_no_default.toml:26: guarded transition for 'halt' in state 'a' has no default: "
+        "end the list with an unguarded alternative (a transition, or \"ignore\")\n"
+        "iox_gen: 3 error(s); nothing written\n");
+}
+
+/* Lines are those of the alternatives, also in a multi-line list. */
+IOX_TEST(generator, bad_guard_duplicate)
+{
+    expect_errors(P "bad_guard_duplicate.toml",
+        P "bad_guard_duplicate.toml:22: duplicate alternative '[ready] -> z' for 'go' in state 'a': "
+        "[ready] is already tested by '[ready] act -> z' (line 22), so it is never taken\n"
+        P "bad_guard_duplicate.toml:25: duplicate alternative '[!busy] -> z' for 'stop' in state 'a': "
+        "[!busy] is already tested by '[!busy] -> z' (line 24), so it is never taken\n"
+        "iox_gen: 2 error(s); nothing written\n");
+}
+
+IOX_TEST(generator, bad_guard_unreachable)
+{
+    expect_errors(P "bad_guard_unreachable.toml",
+        P "bad_guard_unreachable.toml:22: alternative '[ready] -> z' for 'go' in state 'a' comes after "
+        "the unguarded default 'act -> z': it is never taken\n"
+        P "bad_guard_unreachable.toml:23: alternative '-> z' for 'stop' in state 'a' is never taken: "
+        "[ready] and [!ready] before it cover every case\n"
+        P "bad_guard_unreachable.toml:24: alternative '-> z' for 'halt' in state 'a' comes after "
+        "the unguarded default 'act': it is never taken\n"
+        "iox_gen: 3 error(s); nothing written\n");
+}
+
+/* Malformed alternatives; names used only inside them are not reported as
+ * unused ('ready', 'act'), and "ignore" cannot be an action. */
+IOX_TEST(generator, bad_guard_malformed)
+{
+    expect_errors(P "bad_guard_malformed.toml",
+        P "bad_guard_malformed.toml:22: action name 'ignore' is reserved "
+        "(the alternative \"ignore\" ignores the event)\n"
+        P "bad_guard_malformed.toml:25: malformed alternative '[ready act -> z' for event 'go' in state 'a' "
+        ALT_FORMS "\n"
+        P "bad_guard_malformed.toml:26: malformed transition for event 'stop' in state 'a': "
+        "expected a string or a non-empty list of strings " ALT_FORMS "\n"
+        P "bad_guard_malformed.toml:27: malformed alternative '[!] -> z' for event 'halt' in state 'a' "
+        ALT_FORMS "\n"
+        P "bad_guard_malformed.toml:28: malformed alternative '[ready] act ->' for event 'quit' in state 'a' "
+        ALT_FORMS "\n"
+        P "bad_guard_malformed.toml:29: malformed transition for event 'leave' in state 'a': "
+        "expected a string or a non-empty list of strings " ALT_FORMS "\n"
+        "iox_gen: 6 error(s); nothing written\n");
+}
+
+IOX_TEST(generator, bad_reuse)
+{
+    expect_errors(P "bad_reuse.toml",
+        P "bad_reuse.toml:9: machine.state_type must be one of: 'uint8_t', 'enum' (got 'short')\n"
+        P "bad_reuse.toml:10: invalid C identifier 'my-state' (machine.state_field)\n"
+        P "bad_reuse.toml:25: reuse name 'fire' is reserved: m_fire would clash with generated code\n"
+        P "bad_reuse.toml:26: reuse name 'act_x' is reserved: m_act_x would clash with generated code\n"
+        P "bad_reuse.toml:27: unknown state 'nowhere' (target of reuse 'again')\n"
+        P "bad_reuse.toml:28: state 'z' is listed twice in reuse 'twice'\n"
+        P "bad_reuse.toml:29: malformed reuse 'z a' for 'bad' (forms: \"from -> to\", \"a | b -> to\", \"-> to\")\n"
+        P "bad_reuse.toml:30: malformed reuse 3 for 'worse' (forms: \"from -> to\", \"a | b -> to\", \"-> to\")\n"
+        "iox_gen: 8 error(s); nothing written\n");
+}
+
 /* Every error in a spec is reported, not just the first; and errors from
  * several specs on one command line are all reported too. */
 IOX_TEST(generator, bad_many_all_reported)
@@ -182,25 +276,64 @@ IOX_TEST(generator, bad_many_all_reported)
         "iox_gen: 5 error(s); nothing written\n");
 }
 
+/* "  ? g: r" is a guard asked (in the order asked), "  a --e--> b" a traced
+ * transition, "fire e -> s" the state fire() returned. */
 static const char expected_log[] =
+    "init -> closed\n"
+    "open -> reading\n"
+    /* reading.recv = ["[oversized] ...", "[paused] stash", "parse"]: the default */
+    "  ? oversized (n=2): 0\n"
+    "  ? paused: 0\n"
     "  reading --recv--> reading\n"
     "  reading --idle--> reading\n"
     "fire recv -> reading\n"
     "fire sent -> reading\n"
+    /* paused: the second alternative, stash */
+    "  ? oversized (n=5): 0\n"
+    "  ? paused: 1\n"
+    "  reading --recv--> reading\n"
+    "fire recv -> reading\n"
+    /* [any] timeout = ["[!paused] begin_close -> closing", "rearm"] */
+    "  ? paused: 1\n"
+    "  reading --timeout--> reading\n"
+    "fire timeout -> reading\n"
+    "  ? oversized (n=3): 0\n"
+    "  ? paused: 0\n"
     "  reading --recv--> reading\n"
     "  reading --output--> writing\n"
     "fire recv -> writing\n"
+    /* writing.recv = ["[!paused] stash", "ignore"] */
+    "  ? paused: 0\n"
+    "  writing --recv--> writing\n"
+    "fire recv -> writing\n"
+    "  ? paused: 1\n"
     "fire recv -> writing\n"
     "  writing --sent--> reading\n"
     "fire sent -> reading\n"
     "fire none -> reading\n"
+    "  ? paused: 0\n"
     "  reading --timeout--> closing\n"
     "fire timeout -> closing\n"
     "fire timeout -> closing\n"
     "  closing --closed--> closed\n"
     "fire closed -> closed\n"
     "fire recv -> closed\n"
-    "final=1 replies=1 rearms=1 closes=1\n";
+    /* [reuse] open: closed -> reading; then the first alternative holds and
+     * the second guard is not asked */
+    "open -> reading\n"
+    "  ? oversized (n=100): 1\n"
+    "  reading --recv--> closing\n"
+    "fire recv -> closing\n"
+    "  closing --closed--> closed\n"
+    "fire closed -> closed\n"
+    "final=1 replies=1 rearms=2 closes=2 stashed=6 state_size=1\n";
+
+/* `haystack` contains `needle`; prints both when not. */
+static void expect_in(const char *haystack, const char *needle)
+{
+    CU_ASSERT_PTR_NOT_NULL(strstr(haystack, needle));
+    if (!strstr(haystack, needle)) fprintf(stderr, "\nmissing: %s\nin:\n%s\n", needle, haystack);
+}
 
 IOX_TEST(generator, good_compiles_and_runs)
 {
@@ -211,13 +344,27 @@ IOX_TEST(generator, good_compiles_and_runs)
         " && ls '%1$s'"
         " && cc -std=gnu11 -Wall -Wextra -Werror -c '%1$s/echo_conn_machine.c' -o '%1$s/m.o'"
         " && cc -std=gnu11 -Wall -Wextra -Werror -I'%1$s' -c " P "good_driver.c -o '%1$s/d.o'"
-        " && cc -o '%1$s/driver' '%1$s/m.o' '%1$s/d.o' 1>&2", d) >= 0);
+        " && cc -o '%1$s/driver' '%1$s/m.o' '%1$s/d.o' 1>&2"
+        " && " GEN " --out '%1$s/u8' " P "good_u8.toml"
+        " && cc -std=gnu11 -Wall -Wextra -Werror -c '%1$s/u8/tiny_machine.c' -o '%1$s/u8/t.o' 1>&2", d) >= 0);
     int rc = run(cmd, &out);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_STRING_EQUAL(out, "echo_conn_machine.c\necho_conn_machine.dot\necho_conn_machine.h\n");
     free(cmd);
     free(out);
     if (rc != 0) { rmtree(d); return; }
+
+    /* Guards on the .dot edges: `event [guard] / action`, [else] for the default. */
+    CU_ASSERT_FATAL(asprintf(&cmd, "cat '%s/echo_conn_machine.dot'", d) >= 0);
+    CU_ASSERT_EQUAL(run(cmd, &out), 0);
+    expect_in(out, "reading -> closing [label=\"recv [oversized] / begin_close\"];\n"
+                   "    reading -> reading [label=\"recv [paused] / stash\"];\n"
+                   "    reading -> reading [label=\"recv [else] / parse\"];\n");
+    expect_in(out, "writing -> writing [label=\"recv [!paused] / stash\"];\n"
+                   "    writing -> reading [label=\"sent\"];\n");
+    expect_in(out, "reading -> writing [label=\"output / send_reply\"];\n");
+    free(cmd);
+    free(out);
 
     /* The transition log: tracer lines ("  a --e--> b") and fire() results. */
     CU_ASSERT_FATAL(asprintf(&cmd, "'%s/driver'", d) >= 0);
@@ -236,7 +383,61 @@ IOX_TEST(generator, good_compiles_and_runs)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "rc=134")); /* 128 + SIGABRT */
     free(cmd);
     free(out);
+
+    /* A checked [reuse] from a state it does not leave: abort(). */
+    CU_ASSERT_FATAL(asprintf(&cmd, "'%s/driver' badopen 2>&1 >/dev/null; echo \"rc=$?\"", d) >= 0);
+    rc = run(cmd, &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    expect_in(out, "echo_conn_open: called in state reading; the spec allows it only from: closed\n");
+    expect_in(out, "rc=134\n"); /* 128 + SIGABRT */
+    free(cmd);
+    free(out);
     rmtree(d);
+}
+
+#define CHECK "/usr/bin/python3 gen/check_state_writes.py --spec " P "good.toml "
+#define USE "(use echo_conn_fire() or a [reuse] function)"
+
+/* Every write of the state outside the generated code is reported, with its
+ * line: through a context variable, a context member, a constant assigned,
+ * ++/--/compound assignments, a designated initializer, and a pointer to the
+ * state handed to anything but fire() and the [reuse] functions. */
+IOX_TEST(generator, state_writes_reported)
+{
+    char *out = NULL;
+    int rc = run(CHECK P "writes_bad.c 2>&1 >/dev/null", &out);
+    CU_ASSERT_EQUAL(rc, 1);
+    const char *expected =
+        P "writes_bad.c:14: write of the echo_conn state outside the generated code: c->state = " USE "\n"
+        P "writes_bad.c:20: write of the echo_conn state outside the generated code: t->s[i].state = " USE "\n"
+        P "writes_bad.c:25: write of the echo_conn state outside the generated code: h->conn->state = " USE "\n"
+        P "writes_bad.c:30: write of the echo_conn state outside the generated code: c->state++ " USE "\n"
+        P "writes_bad.c:31: write of the echo_conn state outside the generated code: --c->state " USE "\n"
+        P "writes_bad.c:32: write of the echo_conn state outside the generated code: c->state |= " USE "\n"
+        P "writes_bad.c:37: address of the echo_conn state taken outside echo_conn_fire() and the "
+        "[reuse] functions: &c->state (passed to poke())\n"
+        P "writes_bad.c:38: address of the echo_conn state taken outside echo_conn_fire() and the "
+        "[reuse] functions: &c->state\n"
+        P "writes_bad.c:45: write of the echo_conn state outside the generated code: a.state = " USE "\n"
+        P "writes_bad.c:46: write of the echo_conn state outside the generated code: b[1].state = " USE "\n"
+        P "writes_bad.c:51: write of the echo_conn state outside the generated code: "
+        "((struct echo_ctx*)x)->state = " USE "\n"
+        P "writes_bad.c:55: write of the echo_conn state outside the generated code: .state = " USE "\n"
+        "check_state_writes: 12 write(s) of a machine state outside the generated code\n";
+    CU_ASSERT_STRING_EQUAL(out, expected);
+    if (strcmp(out, expected) != 0) fprintf(stderr, "\nexpected:\n%s--- got:\n%s---\n", expected, out);
+    free(out);
+}
+
+/* Reads, fire() and [reuse] calls, unrelated `state` fields, comments and
+ * strings, generated files, and the good driver: nothing to report. */
+IOX_TEST(generator, state_writes_clean)
+{
+    char *out = NULL;
+    int rc = run(CHECK P "writes_clean.c " P "writes_generated.c " P "good_driver.c 2>&1", &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    free(out);
 }
 
 /* Same inputs, byte-identical outputs, whatever the output directory and
