@@ -13,7 +13,7 @@
 
 static uint64_t ud_of(struct iox_conn *c, unsigned op)
 {
-    return iox_ud(op, (unsigned)c->r->http_owner, c->gen, c->idx);
+    return iox_ud(op, (unsigned)c->hs->owner, c->gen, c->idx);
 }
 
 /* ---- machine entry with a re-entrancy queue ---- */
@@ -61,8 +61,8 @@ void iox_conn_mark_dirty(struct iox_conn *c)
     c->dirty = 1;
     if (c->dirty_linked) return;
     c->dirty_linked = 1;
-    c->dirty_next = c->r->dirty;
-    c->r->dirty = c;
+    c->dirty_next = c->hs->dirty;
+    c->hs->dirty = c;
 }
 
 void iox_conn_park(struct iox_conn *c)
@@ -71,8 +71,8 @@ void iox_conn_park(struct iox_conn *c)
     c->parked = 1;
     if (c->parked_linked) return;
     c->parked_linked = 1;
-    c->parked_next = c->r->parked;
-    c->r->parked = c;
+    c->parked_next = c->hs->parked;
+    c->hs->parked = c;
 }
 
 void iox_conn_throttle(struct iox_conn *c)
@@ -89,7 +89,7 @@ void iox_conn_throttle(struct iox_conn *c)
 
 static void tlist_remove(struct iox_conn *c)
 {
-    struct iox_conn_list *l = c->tlist == 1 ? &c->r->idle : c->tlist == 2 ? &c->r->linger : NULL;
+    struct iox_conn_list *l = c->tlist == 1 ? &c->hs->idle : c->tlist == 2 ? &c->hs->linger : NULL;
     if (!l) return;
     if (c->tprev) c->tprev->tnext = c->tnext; else l->head = c->tnext;
     if (c->tnext) c->tnext->tprev = c->tprev; else l->tail = c->tprev;
@@ -101,7 +101,7 @@ static void tlist_remove(struct iox_conn *c)
  * clock), so each list stays sorted and the tick pops from the head. */
 static void tlist_append(struct iox_conn *c, int which, uint64_t deadline)
 {
-    struct iox_conn_list *l = which == 1 ? &c->r->idle : &c->r->linger;
+    struct iox_conn_list *l = which == 1 ? &c->hs->idle : &c->hs->linger;
     c->deadline_ms = deadline;
     c->tlist = (uint8_t)which;
     c->tnext = NULL;
@@ -149,14 +149,14 @@ void iox_conn_timer_update(struct iox_conn *c)
     c->tclass = (uint8_t)k;
     c->last_unsent = 0;
     tlist_remove(c);
-    if (k != T_NONE) tlist_append(c, 1, c->r->now_ms + c->r->cfg->idle_timeout_ms);
+    if (k != T_NONE) tlist_append(c, 1, c->r->now_ms + c->hs->cfg.idle_timeout_ms);
 }
 
 void iox_conn_timer_linger(struct iox_conn *c)
 {
     tlist_remove(c);
     c->tclass = T_NONE;
-    tlist_append(c, 2, c->r->now_ms + c->r->cfg->linger_ms);
+    tlist_append(c, 2, c->r->now_ms + c->hs->cfg.linger_ms);
 }
 
 void iox_conn_on_timer(struct iox_conn *c)
@@ -171,7 +171,7 @@ void iox_conn_on_timer(struct iox_conn *c)
         int q = iox_seam_unsent(c->r->seam, c->fd);
         if (q > 0 && (uint32_t)q != c->last_unsent) {
             c->last_unsent = (uint32_t)q;
-            tlist_append(c, 1, c->r->now_ms + c->r->cfg->idle_timeout_ms);
+            tlist_append(c, 1, c->r->now_ms + c->hs->cfg.idle_timeout_ms);
             return;
         }
     }
@@ -342,10 +342,11 @@ void iox_conn_on_cqe(struct iox_conn *c, unsigned op, const struct iox_cqe *cqe)
 
 /* ---- slots ---- */
 
-void iox_conn_init_slot(struct iox_reactor *r, struct iox_conn *c, uint32_t idx)
+void iox_conn_init_slot(struct iox_http_server *hs, struct iox_conn *c, uint32_t idx)
 {
     memset(c, 0, sizeof *c);
-    c->r = r;
+    c->r = hs->r;
+    c->hs = hs;
     c->idx = idx;
     c->fd = -1;
     c->state = HTTP_CONN_S_CLOSED;
@@ -359,7 +360,7 @@ void iox_conn_open(struct iox_conn *c, int fd)
     uint16_t gen = c->gen;
     uint8_t pl = c->parked_linked, dl = c->dirty_linked;
     struct iox_conn *pn = c->parked_next, *dn = c->dirty_next;
-    iox_conn_init_slot(r, c, c->idx);
+    iox_conn_init_slot(c->hs, c, c->idx);
     c->gen = gen;
     c->parked_linked = pl;
     c->dirty_linked = dl;
@@ -368,7 +369,7 @@ void iox_conn_open(struct iox_conn *c, int fd)
     c->fd = fd;
     c->in_use = 1;
     c->state = HTTP_CONN_INITIAL;
-    iox_http_parser_init(&c->hp, &r->cfg->http);
+    iox_http_parser_init(&c->hp, &c->hs->cfg.limits);
     iox_conn_timer_update(c);
     iox_conn_park(c);   /* recv is armed with this turn's batch */
     if (r->stopping) iox_conn_fire(c, HTTP_CONN_EV_SHUTDOWN, NULL);
@@ -376,7 +377,7 @@ void iox_conn_open(struct iox_conn *c, int fd)
 
 void iox_conn_release(struct iox_conn *c)
 {
-    struct iox_reactor *r = c->r;
+    struct iox_http_server *hs = c->hs;
     if (c->on_close) {
         void (*fn)(struct iox_conn *, void *) = c->on_close;
         c->on_close = NULL;
@@ -391,10 +392,10 @@ void iox_conn_release(struct iox_conn *c)
     iox_out_release(c);
     c->in_use = 0;
     c->gen++;                  /* late CQEs for the old socket are now stale */
-    r->free_slots[r->nfree++] = c->idx;
-    r->nconns--;
-    r->n_closed++;
-    iox_reactor_slot_freed(r);
+    hs->free_slots[hs->nfree++] = c->idx;
+    hs->nconns--;
+    hs->n_closed++;
+    iox_http_slot_freed(hs);
 }
 
 /* ---- requests and their response slots ---- */
@@ -439,14 +440,14 @@ void iox_conn_kick_drain(struct iox_conn *c)
 
 struct iox_conn_ref iox_conn_ref(struct iox_conn *c)
 {
-    struct iox_conn_ref ref = {c->r, c->idx, c->gen, c->tgt};
+    struct iox_conn_ref ref = {c->hs, c->idx, c->gen, c->tgt};
     return ref;
 }
 
 struct iox_conn *iox_conn_deref(struct iox_conn_ref ref)
 {
-    if (!ref.r || ref.idx >= ref.r->max_conns) return NULL;
-    struct iox_conn *c = &ref.r->conns[ref.idx];
+    if (!ref.hs || ref.idx >= ref.hs->max_conns) return NULL;
+    struct iox_conn *c = &ref.hs->conns[ref.idx];
     if (!c->in_use || c->gen != ref.gen || c->state == HTTP_CONN_S_CLOSING) return NULL;
     if (!is_open(c, ref.seq)) return NULL;
     struct iox_rslot *s = slot_of(c, ref.seq);

@@ -44,7 +44,7 @@ static void read_again(struct iox_conn *c)
 
 static int over_cap(struct iox_conn *c)
 {
-    return (c->out ? c->wlen - c->wsent : 0) + c->side_len >= c->r->cfg->write_cap;
+    return (c->out ? c->wlen - c->wsent : 0) + c->side_len >= c->hs->cfg.write_cap;
 }
 
 static struct iox_rslot *slot_of(struct iox_conn *c, uint16_t seq)
@@ -90,7 +90,7 @@ static int advance(struct iox_conn *c)
         if (s->awaiting || !s->body_done) break;
         c->wcommit = c->wlen;
         c->rq_head++;
-        c->r->n_requests++;
+        c->hs->n_requests++;
         any = 1;
         if (c->rq_head == c->rq_tail) break;
         struct iox_rslot *n = slot_of(c, c->rq_head);
@@ -171,7 +171,7 @@ static int reject(struct iox_conn *c, int err)
  * connection's close hook (a streamed response is exclusive from behind). */
 static int paused(struct iox_conn *c)
 {
-    return c->nasync >= c->r->max_async || nopen(c) > c->r->rslot_mask || c->on_close;
+    return c->nasync >= c->hs->max_async || nopen(c) > c->hs->rslot_mask || c->on_close;
 }
 
 /* Run the parser over base[0, len). *used reports the bytes consumed; the
@@ -232,7 +232,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
             }
         }
         s->awaiting = 1;   /* an answer from inside on_request (async_done) is noted */
-        int h = c->r->cfg->app->on_request(c, &req, c->r->cfg->app_ctx);
+        int h = c->hs->cfg.app->on_request(c, &req, c->hs->cfg.app_ctx);
         if (c->aborted) { off = len; ev = HTTP_CONN_EV_FAIL; break; }
         if (h == IOX_ASYNC && s->awaiting) {
             s->counted = 1;
@@ -363,7 +363,7 @@ int http_conn_act_rearm(struct iox_conn *c, const struct iox_event *ev)
 int http_conn_act_park(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    c->r->n_enobufs++;
+    c->hs->n_enobufs++;
     read_again(c);
     return HTTP_CONN_EV_NONE;
 }
@@ -492,7 +492,7 @@ int http_conn_act_linger(struct iox_conn *c, const struct iox_event *ev)
      * still in the socket buffer (RFC 9112 §9.6). */
     if (c->eof) return HTTP_CONN_EV_FAIL;
     int r = iox_seam_shutdown(c->r->seam, c->fd, SHUT_WR,
-                              iox_ud(IOX_OP_SHUTDOWN, (unsigned)c->r->http_owner, c->gen, c->idx));
+                              iox_ud(IOX_OP_SHUTDOWN, (unsigned)c->hs->owner, c->gen, c->idx));
     if (r < 0) return HTTP_CONN_EV_FAIL;
     c->inflight++;
     iox_conn_timer_linger(c);

@@ -40,7 +40,7 @@ void iox_block_list_free(void **list)
 size_t iox_carry_append(struct iox_conn *c, const char *p, size_t n, size_t max)
 {
     if (!c->in) {
-        c->in = block_get(&c->r->free_carry, IOX_BLOCK);
+        c->in = block_get(&c->hs->free_carry, IOX_BLOCK);
         if (!c->in) return 0;
         c->in_cap = IOX_BLOCK;
     }
@@ -52,7 +52,7 @@ size_t iox_carry_append(struct iox_conn *c, const char *p, size_t n, size_t max)
         if (g) {
             memcpy(g, c->in, c->in_len);
             /* Not iox_carry_release: it keeps a carry that holds bytes. */
-            if (c->in_cap == IOX_BLOCK) block_put(&c->r->free_carry, c->in);
+            if (c->in_cap == IOX_BLOCK) block_put(&c->hs->free_carry, c->in);
             else free(c->in);
             c->in = g;
             c->in_cap = (uint32_t)want;
@@ -79,7 +79,7 @@ void iox_carry_consume(struct iox_conn *c, size_t used)
 void iox_carry_release(struct iox_conn *c)
 {
     if (!c->in || c->in_len) return;
-    if (c->in_cap == IOX_BLOCK) block_put(&c->r->free_carry, c->in);
+    if (c->in_cap == IOX_BLOCK) block_put(&c->hs->free_carry, c->in);
     else free(c->in);
     c->in = NULL;
     c->in_cap = 0;
@@ -91,7 +91,7 @@ void iox_carry_release(struct iox_conn *c)
  * list per power of two up to 1 MiB; NULL for anything larger (malloc'd and
  * freed: a response that large is rare and the list would pin the memory).
  * Lists only grow to the reactor's peak of concurrent large responses. */
-static void **wbuf_list(struct iox_reactor *r, size_t cap)
+static void **wbuf_list(struct iox_http_server *r, size_t cap)
 {
     if (cap == IOX_BLOCK) return &r->free_wbuf;
     size_t n = sizeof r->free_wbuf_big / sizeof r->free_wbuf_big[0];
@@ -100,13 +100,13 @@ static void **wbuf_list(struct iox_reactor *r, size_t cap)
     return NULL;
 }
 
-static char *wbuf_get(struct iox_reactor *r, size_t cap)
+static char *wbuf_get(struct iox_http_server *r, size_t cap)
 {
     void **l = wbuf_list(r, cap);
     return l ? block_get(l, cap) : malloc(cap);
 }
 
-static void wbuf_put(struct iox_reactor *r, char *p, size_t cap)
+static void wbuf_put(struct iox_http_server *r, char *p, size_t cap)
 {
     void **l = wbuf_list(r, cap);
     if (l) block_put(l, p);
@@ -120,7 +120,7 @@ char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max)
     size_t live = c->out ? c->wlen - c->wsent : 0;
     if (live + n > max) return NULL;
     if (!c->out) {
-        c->out = block_get(&c->r->free_wbuf, IOX_BLOCK);
+        c->out = block_get(&c->hs->free_wbuf, IOX_BLOCK);
         if (!c->out) return NULL;
         c->wcap = IOX_BLOCK;
         c->wlen = c->wsent = c->wcommit = c->wsend_end = 0;
@@ -128,7 +128,7 @@ char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max)
     }
     size_t want = IOX_BLOCK;
     while (want < live + n) want *= 2;
-    char *g = wbuf_get(c->r, want);
+    char *g = wbuf_get(c->hs, want);
     if (!g) return NULL;
     /* Move what is owed to the front of the new buffer. A send in flight
      * still reads the old buffer: keep it as `retired` until its completion
@@ -139,7 +139,7 @@ char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max)
         c->retired = c->out;
         c->retired_cap = c->wcap;
     } else {
-        wbuf_put(c->r, c->out, c->wcap);
+        wbuf_put(c->hs, c->out, c->wcap);
     }
     c->wcommit -= c->wsent;
     c->wsend_end -= c->send_inflight ? c->wsent : c->wsend_end;
@@ -153,7 +153,7 @@ char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max)
 void iox_out_release_retired(struct iox_conn *c)
 {
     if (c->retired && !c->send_inflight) {
-        wbuf_put(c->r, c->retired, c->retired_cap);
+        wbuf_put(c->hs, c->retired, c->retired_cap);
         c->retired = NULL;
     }
 }
@@ -161,11 +161,11 @@ void iox_out_release_retired(struct iox_conn *c)
 void iox_out_release(struct iox_conn *c)
 {
     if (c->retired && !c->send_inflight) {
-        wbuf_put(c->r, c->retired, c->retired_cap);
+        wbuf_put(c->hs, c->retired, c->retired_cap);
         c->retired = NULL;
     }
     if (!c->out || c->wlen != c->wsent || c->send_inflight) return;
-    wbuf_put(c->r, c->out, c->wcap);
+    wbuf_put(c->hs, c->out, c->wcap);
     c->out = NULL;
     c->wcap = c->wlen = c->wsent = c->wcommit = c->wsend_end = 0;
 }
@@ -179,11 +179,11 @@ char *iox_side_reserve(struct iox_conn *c, struct iox_rslot *s, size_t n, size_t
     if (live + n > max) return NULL;
     size_t want = IOX_BLOCK;
     while (want < s->len + n) want *= 2;
-    char *g = wbuf_get(c->r, want);
+    char *g = wbuf_get(c->hs, want);
     if (!g) return NULL;
     if (s->buf) {
         memcpy(g, s->buf, s->len);
-        wbuf_put(c->r, s->buf, s->cap);
+        wbuf_put(c->hs, s->buf, s->cap);
     }
     s->buf = g;
     s->cap = (uint32_t)want;
@@ -195,14 +195,14 @@ void iox_side_free(struct iox_conn *c, struct iox_rslot *s)
     c->side_len -= s->len;
     s->len = s->flushed = 0;
     if (!s->buf) return;
-    wbuf_put(c->r, s->buf, s->cap);
+    wbuf_put(c->hs, s->buf, s->cap);
     s->buf = NULL;
     s->cap = 0;
 }
 
 void iox_slots_release(struct iox_conn *c)
 {
-    if (!c->r->rslots) return;
+    if (!c->hs->rslots) return;
     for (uint16_t q = c->rq_head; q != c->rq_tail; q++)
         iox_side_free(c, iox_conn_slot(c, q));
     c->rq_head = c->rq_tail = c->tgt = c->rq_base = 0;

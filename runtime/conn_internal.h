@@ -16,8 +16,8 @@
  * Positions count from rq_base, the seq at which the ring last emptied. */
 static inline struct iox_rslot *iox_conn_slot(const struct iox_conn *c, uint16_t seq)
 {
-    uint32_t pos = (uint16_t)(seq - c->rq_base) & c->r->rslot_mask;
-    return &c->r->rslots[(size_t)pos * c->r->max_conns + c->idx];
+    uint32_t pos = (uint16_t)(seq - c->rq_base) & c->hs->rslot_mask;
+    return &c->hs->rslots[(size_t)pos * c->hs->max_conns + c->idx];
 }
 
 void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev);
@@ -31,6 +31,7 @@ void iox_conn_begin_close(struct iox_conn *c);    /* cancel all ops on the socke
 void iox_conn_close_if_idle(struct iox_conn *c);  /* issue the close when nothing is in flight */
 void iox_conn_release(struct iox_conn *c);        /* free the slot (after the close CQE) */
 void iox_conn_set_target(struct iox_conn *c, uint16_t seq); /* iox_resp_* write for request seq */
-void iox_conn_kick_drain(struct iox_conn *c);     /* run the oldest request's drain hook if all is sent */
+void iox_conn_kick_drain(struct iox_conn *c);
+void iox_http_slot_freed(struct iox_http_server *hs);  /* a slot came free: accept may resume */     /* run the oldest request's drain hook if all is sent */
 
 #endif

@@ -89,7 +89,7 @@ static int bodiless(int status)
  * large response (file mode bakes up to its threshold per response). */
 static size_t out_max(struct iox_conn *c)
 {
-    return (size_t)c->r->cfg->write_cap + (8u << 20);
+    return (size_t)c->hs->cfg.write_cap + (8u << 20);
 }
 
 /* Where the target request's response goes: straight into the write buffer
@@ -121,7 +121,7 @@ static char *put_u64(char *p, uint64_t v)
 
 static size_t head_bound(const char *ctype, const char *extra)
 {
-    return 128 + sizeof ((struct iox_reactor *)0)->date + (ctype ? strlen(ctype) + 16 : 0) +
+    return 128 + sizeof ((struct iox_http_server *)0)->date + (ctype ? strlen(ctype) + 16 : 0) +
            (extra ? strlen(extra) : 0);
 }
 
@@ -136,7 +136,7 @@ static char *write_head(struct iox_conn *c, char *p, int status, const char *cty
     const char *reason = iox_http_reason(status);
     p = put(p, reason, strlen(reason));
     p = PUTS(p, "\r\nServer: ioxide\r\n");
-    p = put(p, c->r->date, strlen(c->r->date));
+    p = put(p, c->hs->date, strlen(c->hs->date));
     if (ctype) {
         p = PUTS(p, "Content-Type: ");
         p = put(p, ctype, strlen(ctype));

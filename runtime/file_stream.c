@@ -34,7 +34,7 @@ static struct iox_file_streams *streams_of(struct iox_reactor *r) { return iox_r
 /* The connection, with its response target set to the stream's request. */
 static struct iox_conn *conn_of(struct iox_file_stream *st)
 {
-    struct iox_conn *c = &st->r->conns[st->idx];
+    struct iox_conn *c = &st->hs->conns[st->idx];
     if (c->in_use && c->gen == st->gen) iox_conn_set_target(c, st->seq);
     return c;
 }
@@ -159,10 +159,11 @@ static void on_conn_drain(struct iox_conn *c, void *arg)
 /* Completion of a chunk read (the streams' kind). */
 static void on_read_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe)
 {
+    (void)r;
     struct iox_file_streams *fs = ctx;
     uint32_t idx = iox_ud_idx(cqe->ud);
     uint16_t gen = (uint16_t)iox_ud_gen(cqe->ud);
-    struct iox_file_stream *st = fs && idx < r->max_conns ? &fs->s[idx] : NULL;
+    struct iox_file_stream *st = fs && idx < fs->n ? &fs->s[idx] : NULL;
     if (!st || iox_ud_op(cqe->ud) != IOX_OP_READ || !st->active || st->gen != gen ||
         st->state != FILE_STREAM_S_READING) {
         if (fs) fs->n_stale++;
@@ -170,7 +171,7 @@ static void on_read_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *
                   iox_ud_op(cqe->ud), cqe->res);
         return;
     }
-    struct iox_conn *c = &r->conns[idx];
+    struct iox_conn *c = &fs->hs->conns[idx];
     if (!conn_is_ours(st)) {   /* cannot happen: the close waits for op_end */
         IOX_ERROR("file stream: slot %u: connection gone with a read in flight", idx);
         fire(st, FILE_STREAM_EV_CONN_GONE, 0);
@@ -197,14 +198,18 @@ static void on_read_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *
 
 static const struct iox_kind streams_kind = {.name = "file streams", .on_cqe = on_read_cqe};
 
-int iox_file_streams_init(struct iox_reactor *r)
+int iox_file_streams_init(struct iox_http_server *hs)
 {
+    struct iox_reactor *r = hs->r;
     struct iox_file_streams *fs = calloc(1, sizeof *fs);
     if (!fs) return -ENOMEM;
-    fs->s = calloc(r->max_conns ? r->max_conns : 1, sizeof *fs->s);
+    fs->hs = hs;
+    fs->n = hs->max_conns;
+    fs->s = calloc(fs->n ? fs->n : 1, sizeof *fs->s);
     if (!fs->s) { free(fs); return -ENOMEM; }
-    for (uint32_t i = 0; i < r->max_conns; i++) {
+    for (uint32_t i = 0; i < fs->n; i++) {
         fs->s[i].r = r;
+        fs->s[i].hs = hs;
         fs->s[i].idx = i;
         fs->s[i].state = FILE_STREAM_INITIAL;
     }
@@ -222,7 +227,7 @@ void iox_file_streams_fini(struct iox_reactor *r)
 {
     struct iox_file_streams *fs = streams_of(r);
     if (!fs) return;
-    for (uint32_t i = 0; fs->active && i < r->max_conns; i++)
+    for (uint32_t i = 0; fs->active && i < fs->n; i++)
         if (fs->s[i].active) stream_end(&fs->s[i], -ECANCELED);
     iox_reactor_unregister_kind(r, fs->owner);
     iox_reactor_set_service(r, &streams_key, NULL);

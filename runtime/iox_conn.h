@@ -19,6 +19,7 @@
 #define IOX_CONN_H
 #include "http_conn_machine.h"
 #include "iox_http_parser.h"
+#include "iox_http_server.h"
 #include "iox_reactor.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -52,6 +53,7 @@ struct iox_rslot {
 
 struct iox_conn {
     struct iox_reactor *r;
+    struct iox_http_server *hs;  /* the server (per reactor, per listener) it belongs to */
     int fd;
     uint32_t idx;
     uint16_t gen;
@@ -64,8 +66,8 @@ struct iox_conn {
     uint8_t send_inflight;
     uint8_t parked;          /* wants its recv re-armed at turn end */
     uint8_t dirty;           /* has output to send at turn end */
-    uint8_t parked_linked;   /* on r->parked (an entry may outlive the want) */
-    uint8_t dirty_linked;    /* on r->dirty */
+    uint8_t parked_linked;   /* on hs->parked (an entry may outlive the want) */
+    uint8_t dirty_linked;    /* on hs->dirty */
     uint8_t eof;             /* peer shut its side */
     uint8_t close_after;     /* close once committed output is sent */
     uint8_t one_more;        /* close_after, but the request being read is still answered */
@@ -80,9 +82,9 @@ struct iox_conn {
     uint8_t firing;          /* inside http_conn_fire: queue nested events */
     uint8_t nqueued;
     uint8_t queued[HTTP_CONN_EVENT_COUNT];   /* distinct, payload-less (conn.c, iox_conn_fire) */
-    /* Open requests [rq_head, rq_tail) in the response ring (r->rslot_mask
+    /* Open requests [rq_head, rq_tail) in the response ring (hs->rslot_mask
      * + 1 entries); tgt is the request iox_resp_* write for; nasync counts
-     * the outstanding async ones (at most r->max_async). side_len: bytes in
+     * the outstanding async ones (at most hs->max_async). side_len: bytes in
      * side buffers, counted against the write cap. */
     uint16_t rq_head, rq_tail, tgt, nasync;
     uint16_t rq_base;        /* seq at ring position 0 (conn_internal.h, iox_conn_slot) */
@@ -98,7 +100,7 @@ struct iox_conn {
     uint32_t wlen, wsent, wcommit, wsend_end, wcap;
     char *retired;           /* old write buffer a send in flight still reads */
     uint32_t retired_cap;
-    /* Timer: deadline and links in r->idle or r->linger. */
+    /* Timer: deadline and links in hs->idle or hs->linger. */
     uint64_t deadline_ms;
     struct iox_conn *tprev, *tnext;
     uint8_t tlist;           /* 0 none, 1 idle, 2 linger */
@@ -120,7 +122,7 @@ struct iox_conn {
  * leaves in request order). Take it in on_request to answer asynchronously.
  * Up to IOX_MAX_ASYNC (env, default 16) async requests of one connection are
  * outstanding at once; parsing pauses at the limit. */
-struct iox_conn_ref { struct iox_reactor *r; uint32_t idx; uint16_t gen, seq; };
+struct iox_conn_ref { struct iox_http_server *hs; uint32_t idx; uint16_t gen, seq; };
 struct iox_conn_ref iox_conn_ref(struct iox_conn *c);
 struct iox_conn *iox_conn_deref(struct iox_conn_ref ref);
 
@@ -207,7 +209,7 @@ void iox_conn_on_timer(struct iox_conn *c);
 void iox_conn_on_shutdown(struct iox_conn *c);
 void iox_conn_start_send(struct iox_conn *c);
 void iox_conn_rearm(struct iox_conn *c);
-void iox_conn_init_slot(struct iox_reactor *r, struct iox_conn *c, uint32_t idx);
+void iox_conn_init_slot(struct iox_http_server *hs, struct iox_conn *c, uint32_t idx);
 void iox_conn_open(struct iox_conn *c, int fd);
 
 #endif

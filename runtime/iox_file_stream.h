@@ -34,6 +34,7 @@ struct iox_fstream_event { int32_t res; };
 
 struct iox_file_stream {
     struct iox_reactor *r;
+    struct iox_http_server *hs;  /* whose connection slot idx is */
     const char *name;          /* for logs (the file's path) */
     iox_file_stream_end_fn on_end;
     void *arg;
@@ -50,17 +51,20 @@ struct iox_file_stream {
 };
 
 struct iox_file_streams {
-    struct iox_file_stream *s; /* r->max_conns entries */
+    struct iox_file_stream *s; /* n entries: one per connection slot of hs */
+    uint32_t n;
+    struct iox_http_server *hs;
     uint32_t active;
     int owner;                 /* the streams' kind id in user_data */
     /* Counters (this reactor): what happened to reads and streams. */
     uint64_t n_started, n_reads, n_short, n_errors, n_eof_early, n_done, n_gone, n_stale;
 };
 
-/* Allocate the reactor's stream table (a service of the reactor) and
- * register the streams' kind, which takes the read completions. 0 or
- * -ENOMEM. Call from the reactor's on_start. */
-int iox_file_streams_init(struct iox_reactor *r);
+/* Allocate the stream table for the connections of HTTP server hs (one
+ * stream per connection slot; a service of hs's reactor, one per reactor)
+ * and register the streams' kind, which takes the read completions. 0 or
+ * -ENOMEM. Call from the reactor's on_start (iox_http_server_of). */
+int iox_file_streams_init(struct iox_http_server *hs);
 /* Free the table; a stream still active (none once every connection is
  * closed) is ended with -ECANCELED. Call from on_stop. */
 void iox_file_streams_fini(struct iox_reactor *r);

@@ -1,15 +1,17 @@
 /* iox_reactor.h — the per-core reactor and the server built from them.
  *
  * One reactor = one thread pinned to one core, owning one io_uring ring, its
- * SO_REUSEPORT listener, its connection table, its provided recv buffers, its
- * timers and whatever client pools the application opens in on_start. Nothing
- * is shared between reactors; they talk only through ring messages
- * (iox_reactor_send_msg, an IORING_OP_MSG_RING).
+ * own SO_REUSEPORT socket for every configured listener, its provided recv
+ * buffers, a tick, and the registry of kinds (protocol servers, client
+ * pools, file streams: whatever owns ops on the ring) that the listeners'
+ * protocols and the application register on it. The reactor itself knows no
+ * protocol. Nothing is shared between reactors; they talk only through ring
+ * messages (iox_reactor_send_msg, an IORING_OP_MSG_RING).
  *
- * Loop turn: iox_reactor_flush (pending sends, parked recvs, end-of-turn
- * hooks) → iox_reactor_turn (one io_uring_submit_and_wait, then every ready
- * CQE reaped in batches, its user_data decoded (iox_ud.h) and dispatched to
- * the owning machine).
+ * Loop turn: iox_reactor_flush (every kind's end-of-turn hook, message
+ * retries, accept re-arms, the tick) → iox_reactor_turn (one
+ * io_uring_submit_and_wait, then every ready CQE reaped in batches, its
+ * user_data decoded (iox_ud.h) and dispatched to the owning kind).
  *
  * The same reactor runs on the simulated seam (iox_seam_sim.h) for tests:
  * iox_reactor_init_sim() skips the thread, ring and listener, and the test
@@ -17,33 +19,10 @@
 #ifndef IOX_REACTOR_H
 #define IOX_REACTOR_H
 #include "iox_seam.h"
-#include "iox_http_parser.h"
 #include <pthread.h>
 #include <stdint.h>
 
-struct iox_conn;
 struct iox_reactor;
-
-/* Handler results. */
-enum { IOX_HANDLED = 0, IOX_ASYNC = 1 };
-
-/* Outstanding async requests per connection: default and most. */
-#define IOX_MAX_ASYNC_DEFAULT 16u
-#define IOX_MAX_ASYNC_LIMIT 64u
-
-/* An HTTP application. on_request runs on the reactor thread for every
- * complete request head; req's views are valid only during the call. It
- * writes the response with iox_resp_*() and returns IOX_HANDLED, or returns
- * IOX_ASYNC after taking iox_conn_ref(c), to answer later on the same
- * reactor (iox_conn_deref, iox_resp_*, iox_conn_async_done: pg query, hop);
- * the connection goes on parsing pipelined requests meanwhile, up to
- * max_async outstanding ones, and answers leave in request order. Request bodies are consumed and
- * discarded by the runtime; a response is sent only once the whole request
- * (body included) has been read, so a request whose body turns out
- * malformed gets the 400, never the handler's answer. */
-struct iox_http_app {
-    int (*on_request)(struct iox_conn *c, const struct iox_http_request *req, void *app_ctx);
-};
 
 /* A message between reactors. Embedded at the start of every payload.
  *
@@ -72,30 +51,58 @@ typedef void (*iox_msg_handler)(struct iox_reactor *r, struct iox_msg *m);
  * published (a new file snapshot) at a safe point of the reactor's loop. */
 enum { IOX_MSG_SHUTDOWN = 1, IOX_MSG_HUP = 2, IOX_MSG_APP0 = 4 };
 
-struct iox_server_config {
-    const char *host;            /* listen address (default 0.0.0.0) */
+/* ---- Listeners ------------------------------------------------------------
+ *
+ * A protocol serves the sockets one listener accepts (the HTTP server is one:
+ * iox_http_protocol in iox_http_server.h). Per reactor, open() makes the
+ * protocol's state for that listener (its connection table, its kind) on the
+ * reactor's thread; on_accept() takes each accepted socket. */
+struct iox_protocol {
+    const char *name;
+    /* On each reactor thread, before accepting: make this reactor's server
+     * for a listener configured with proto_cfg. 0 and *ctx, or -errno with
+     * one line in why (cause and fix). */
+    int (*open)(struct iox_reactor *r, const void *proto_cfg, unsigned listener, void **ctx,
+                char *why, size_t why_len);
+    /* An accepted socket (non-blocking, close-on-exec): take it and return
+     * 0, or return -ENOSPC when full (the reactor closes it and pauses this
+     * listener until iox_reactor_accept_resume). */
+    int (*on_accept)(struct iox_reactor *r, void *ctx, int fd);
+    /* After the reactor's loop ended (every kind idle): free it all. */
+    void (*close)(struct iox_reactor *r, void *ctx);
+};
+
+struct iox_listener_config {
+    const char *host;            /* IPv4 or IPv6 literal ("::", "[::1]"); default "0.0.0.0" */
     uint16_t port;               /* default 8080 */
-    unsigned reactors;           /* default online CPUs */
-    int pin;                     /* pin reactor i to CPU i (default 1) */
-    uint32_t idle_timeout_ms;    /* idle or stuck mid-request → close (30000) */
-    uint32_t linger_ms;          /* after a final response, wait this long for EOF (2000) */
-    uint32_t max_conns;          /* per reactor; accept pauses when reached (16384) */
-    uint32_t write_cap;          /* pending response bytes before reading stops (256 KiB) */
-    uint32_t max_async;          /* outstanding async requests per connection (16, ≤ 64) */
-    uint32_t shutdown_grace_ms;  /* SIGTERM: time for in-flight requests (3000) */
-    /* TCP_NOTSENT_LOWAT of accepted sockets (128 KiB; UINT32_MAX: leave the
-     * kernel's default). Bounds the unsent bytes a connection parks in the
-     * kernel: without it send buffers autotune to tcp_wmem's max (4 MiB) per
-     * connection, and thousands of large responses push the whole machine
+    int backlog;                 /* listen() backlog (default 4096) */
+    /* TCP_NOTSENT_LOWAT of accepted sockets (default 128 KiB; UINT32_MAX:
+     * the kernel's default). Bounds the unsent bytes a connection parks in
+     * the kernel: without it send buffers autotune to tcp_wmem's max (4 MiB)
+     * per connection, and thousands of large responses push the machine
      * into TCP memory pressure, where Linux drops incoming segments —
      * clients' requests among them (docs/architecture.md, Timers). */
     uint32_t notsent_lowat;
-    struct iox_http_limits http; /* parser limits (0 = defaults) */
+    const struct iox_protocol *proto;   /* required */
+    const void *proto_cfg;              /* the protocol's own configuration */
+};
+
+#define IOX_MAX_LISTENERS 64u
+
+struct iox_server_config {
+    unsigned reactors;           /* default online CPUs */
+    int pin;                     /* pin reactor i to the i-th allowed CPU (default 1; -1 off) */
+    uint32_t shutdown_grace_ms;  /* SIGTERM: time for in-flight work (3000) */
     struct iox_uring_config ring;
-    const struct iox_http_app *app;
+    /* Listeners (1 .. IOX_MAX_LISTENERS; none is a startup error naming
+     * the fix). Zero fields of each get the defaults above; an HTTP server
+     * with everything defaulted is one call: iox_http_serve. */
+    const struct iox_listener_config *listeners;
+    unsigned nlisteners;
     void *app_ctx;
-    /* Runs on each reactor thread after its ring exists, before accepting;
-     * open client pools here. Non-zero aborts startup. */
+    /* Runs on each reactor thread after its ring exists, before the
+     * listeners' protocols open; open client pools here. Non-zero aborts
+     * startup. */
     int (*on_start)(struct iox_reactor *r, void *app_ctx);
     /* Runs on each reactor thread when it stops. */
     void (*on_stop)(struct iox_reactor *r, void *app_ctx);
@@ -103,18 +110,25 @@ struct iox_server_config {
     void (*on_sighup)(void *app_ctx);
 };
 
-/* Fill cfg from the environment (PORT, REACTORS, IDLE_TIMEOUT_MS,
- * IOX_MAX_CONNS, IOX_WRITE_CAP, IOX_MAX_ASYNC, IOX_RECV_BUFFERS, IOX_RECV_BUFSIZE,
- * IOX_MAX_HEAD, IOX_MAX_HEADERS, IOX_MAX_TARGET, IOX_MAX_BODY, HOST).
- * Returns 0, or -EINVAL with a message in why (a malformed number). */
+/* Zero fields get: reactors = online CPUs, pin = 1, shutdown_grace_ms =
+ * 3000, ring = iox_seam_uring_create's defaults; a listener's: host
+ * 0.0.0.0, port 8080, backlog 4096, notsent_lowat 128 KiB. iox_server_run
+ * applies them to its own copy; call this to see them beforehand. */
+void iox_server_config_defaults(struct iox_server_config *cfg);
+
+/* Fill cfg's zero fields from the environment (REACTORS, IOX_PIN,
+ * IOX_SHUTDOWN_GRACE_MS, IOX_RECV_BUFFERS, IOX_RECV_BUFSIZE,
+ * IOX_SQ_ENTRIES). Returns 0, or -EINVAL with a message in why (a malformed
+ * number). Defaults for what is still zero are applied by iox_server_run. */
 int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t why_len);
+/* Fill a listener's zero fields from HOST, PORT and IOX_NOTSENT_LOWAT
+ * (0 = the kernel default). 0 or -EINVAL with why. */
+int iox_listener_config_from_env(struct iox_listener_config *l, char *why, size_t why_len);
 
 /* Start the reactors, serve until SIGTERM/SIGINT, then drain and stop.
  * Returns the process exit status: 0 after a clean shutdown, 1 when startup
  * failed (one line naming the cause and the fix is printed). */
 int iox_server_run(const struct iox_server_config *cfg);
-
-struct iox_conn_list { struct iox_conn *head, *tail; };
 
 /* ---- The registry: kinds, services, messages -------------------------------
  *
@@ -162,6 +176,14 @@ void *iox_reactor_service(const struct iox_reactor *r, const struct iox_service_
 struct iox_kind_slot { const struct iox_kind *kind; void *ctx; };
 struct iox_service_slot { const struct iox_service_key *key; void *svc; };
 
+/* A listener on one reactor. */
+struct iox_listener_rt {
+    int fd;
+    uint8_t armed, paused;       /* paused: 1 protocol full, 2 out of fds (one tick) */
+    const struct iox_protocol *proto;
+    void *ctx;                   /* the protocol's state for it on this reactor */
+};
+
 struct iox_reactor {
     unsigned id, nreactors;
     struct iox_seam *seam;
@@ -170,23 +192,11 @@ struct iox_reactor {
     pthread_t thread;
     int ring_fd;
     int *peer_ring_fds;               /* nreactors entries; read-only after startup */
-    int listen_fd;
-    uint8_t accept_armed, accept_paused, stopping, stopped;
-    uint64_t now_ms;                  /* coarse monotonic clock, refreshed per turn */
-    uint64_t stop_deadline_ms;
-    /* Connection table: flat array indexed by slot, free slots in a stack. */
-    struct iox_conn *conns;
-    uint32_t max_conns, nconns, nfree;
-    uint32_t *free_slots;
-    /* Response rings: rslot_mask + 1 entries per connection slot, stored
-     * position-major (conn_internal.h, iox_conn_slot). */
-    struct iox_rslot *rslots;
-    uint32_t rslot_mask;
-    uint32_t max_async;
-    struct iox_conn_list idle;        /* ordered by deadline (timers) */
-    struct iox_conn_list linger;
-    struct iox_conn *dirty;           /* conns with output to send this turn */
-    struct iox_conn *parked;          /* conns whose recv must be re-armed */
+    struct iox_listener_rt *listeners;
+    unsigned nlisteners;
+    uint8_t stopping, stopped;
+    uint64_t now_ms;                  /* coarse monotonic clock, refreshed per tick */
+    uint64_t stop_deadline_ms;        /* stopping: when the grace ends */
     struct iox_msg *msg_retry;        /* messages to re-send next turn */
     /* The registry (kind.c): grown at registration, indexed by owner id. */
     struct iox_kind_slot *kinds;
@@ -195,16 +205,8 @@ struct iox_reactor {
     unsigned nservices;
     iox_msg_handler *msg_handlers;    /* indexed by message kind */
     uint32_t nmsg_handlers;
-    int http_owner;                   /* owner id of the HTTP connections */
-    char date[40];                    /* "Date: ...\r\n" cached per second */
-    uint64_t date_sec;
     /* Counters (this reactor only). */
-    uint64_t n_accepted, n_closed, n_requests, n_stale_cqes, n_enobufs, n_accept_pauses;
-    /* Free lists of buffers (carry, write) so the hot path does not malloc. */
-    void *free_carry, *free_wbuf;
-    /* Larger write buffers (32 KiB .. 1 MiB, powers of two: a baked file or
-     * a streamed chunk) are recycled by size class too. */
-    void *free_wbuf_big[6];
+    uint64_t n_accepted, n_stale_cqes, n_accept_pauses;
     uint32_t tick_ms;
     uint8_t tick_armed;
     uint8_t counted_out;              /* left the running-reactor count */
@@ -224,8 +226,9 @@ int iox_reactor_init_sim(struct iox_reactor *r, struct iox_seam *seam,
 void iox_reactor_fini(struct iox_reactor *r);
 /* Dispatch one completion to its owner. */
 void iox_reactor_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe);
-/* End-of-batch work: start sends for connections with output, re-arm
- * parked recvs, fire due timers. Called once per loop turn before submit. */
+/* End-of-turn work: every kind's on_flush (sends, recv re-arms), message
+ * retries, accept re-arms, the tick. Called once per loop turn before
+ * iox_reactor_turn. */
 void iox_reactor_flush(struct iox_reactor *r);
 /* One kernel entry and what it brought: submit everything queued, wait for
  * at least one completion (DEFER_TASKRUN runs task work here), then
@@ -234,15 +237,22 @@ void iox_reactor_flush(struct iox_reactor *r);
  * here. Real ring only (on the simulated seam the test completes ops).
  * Returns 0, or -errno from io_uring_enter. */
 int iox_reactor_turn(struct iox_reactor *r);
-/* Adopt an accepted socket (what the accept completion does). */
-struct iox_conn *iox_reactor_adopt(struct iox_reactor *r, int fd);
+/* Stop accepting on a listener because its protocol is full (its table:
+ * the backlog holds what arrives meanwhile), and resume once it has room.
+ * `listener` is the index its protocol's open() was given. */
+void iox_reactor_accept_pause(struct iox_reactor *r, unsigned listener);
+void iox_reactor_accept_resume(struct iox_reactor *r, unsigned listener);
+/* Ask for a tick at least every `ms` (10..250; a kind whose deadlines are
+ * short wants a finer tick). The tick is the finest asked, 250 ms by
+ * default. Call from open/on_start. */
+void iox_reactor_want_tick(struct iox_reactor *r, uint32_t ms);
+/* Read an unsigned environment variable into *out when it is set: 0, or
+ * -EINVAL with "NAME=value is not a number in [min, max]" in why. */
+int iox_env_u32(const char *name, uint32_t *out, uint32_t min, uint32_t max, char *why, size_t n);
 /* Set the coarse clock (tests) and fire timers that are due. */
 void iox_reactor_advance_clock(struct iox_reactor *r, uint64_t now_ms);
 /* Begin a graceful stop on this reactor (what SIGTERM does). */
 void iox_reactor_begin_stop(struct iox_reactor *r);
-
-/* A connection slot became free: resume a paused accept (internal). */
-void iox_reactor_slot_freed(struct iox_reactor *r);
 
 /* Register (h) or clear (NULL) the handler for message kind (IOX_MSG_APP0
  * and up, < 65536). 0, -EINVAL or -ENOMEM. */

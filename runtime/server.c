@@ -5,6 +5,7 @@
  * sigwaitinfo. On SIGTERM/SIGINT it posts a shutdown message to every
  * reactor's ring through its own small ring (IORING_OP_MSG_RING): no eventfd,
  * no lock, no shared flag polled on the hot path. */
+#include "core_internal.h"
 #include "iox_log.h"
 #include "iox_reactor.h"
 #include "iox_ud.h"
@@ -25,7 +26,7 @@
 
 void iox_reactor_fini(struct iox_reactor *r);
 
-static int env_u32(const char *name, uint32_t *out, uint32_t min, uint32_t max, char *why, size_t n)
+int iox_env_u32(const char *name, uint32_t *out, uint32_t min, uint32_t max, char *why, size_t n)
 {
     const char *v = getenv(name);
     if (!v || !*v) return 0;
@@ -42,46 +43,52 @@ static int env_u32(const char *name, uint32_t *out, uint32_t min, uint32_t max, 
 
 int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t why_len)
 {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (!cfg->port) cfg->port = 8080;
-    if (!cfg->reactors) cfg->reactors = ncpu > 0 ? (unsigned)ncpu : 1;
-    if (!cfg->idle_timeout_ms) cfg->idle_timeout_ms = 30000;
-    if (!cfg->linger_ms) cfg->linger_ms = 2000;
-    if (!cfg->max_conns) cfg->max_conns = 16384;
-    if (!cfg->write_cap) cfg->write_cap = 256 * 1024;
-    if (!cfg->shutdown_grace_ms) cfg->shutdown_grace_ms = 3000;
-    if (!cfg->notsent_lowat) cfg->notsent_lowat = 128 * 1024;
-    if (!cfg->host) cfg->host = getenv("HOST") && *getenv("HOST") ? getenv("HOST") : "0.0.0.0";
-    cfg->pin = 1;
-    uint32_t port = cfg->port, reactors = cfg->reactors, pin = 1;
+    uint32_t reactors = cfg->reactors, pin = cfg->pin < 0 ? 0 : 1;
     int rc = 0;
-    rc |= env_u32("PORT", &port, 1, 65535, why, why_len);
-    rc |= env_u32("REACTORS", &reactors, 1, 1024, why, why_len);
-    rc |= env_u32("IOX_PIN", &pin, 0, 1, why, why_len);
-    rc |= env_u32("IDLE_TIMEOUT_MS", &cfg->idle_timeout_ms, 1, 86400000, why, why_len);
-    rc |= env_u32("IOX_LINGER_MS", &cfg->linger_ms, 1, 60000, why, why_len);
-    rc |= env_u32("IOX_MAX_CONNS", &cfg->max_conns, 1, 1u << 20, why, why_len);
-    rc |= env_u32("IOX_WRITE_CAP", &cfg->write_cap, 1024, 1u << 30, why, why_len);
-    if (!cfg->max_async) cfg->max_async = IOX_MAX_ASYNC_DEFAULT;
-    rc |= env_u32("IOX_MAX_ASYNC", &cfg->max_async, 1, IOX_MAX_ASYNC_LIMIT, why, why_len);
-    rc |= env_u32("IOX_SHUTDOWN_GRACE_MS", &cfg->shutdown_grace_ms, 0, 60000, why, why_len);
-    /* 0 turns it off (the kernel's default: no limit). */
-    rc |= env_u32("IOX_NOTSENT_LOWAT", &cfg->notsent_lowat, 0, 1u << 30, why, why_len);
-    if (cfg->notsent_lowat == 0) cfg->notsent_lowat = UINT32_MAX;
-    rc |= env_u32("IOX_RECV_BUFFERS", &cfg->ring.buf_count, 1, 32768, why, why_len);
-    rc |= env_u32("IOX_RECV_BUFSIZE", &cfg->ring.buf_size, 64, 1u << 20, why, why_len);
-    rc |= env_u32("IOX_SQ_ENTRIES", &cfg->ring.sq_entries, 8, 32768, why, why_len);
-    rc |= env_u32("IOX_MAX_HEAD", &cfg->http.max_head, 256, 1u << 24, why, why_len);
-    rc |= env_u32("IOX_MAX_HEADERS", &cfg->http.max_headers, 1, 65535, why, why_len);
-    rc |= env_u32("IOX_MAX_TARGET", &cfg->http.max_target, 16, 1u << 24, why, why_len);
-    uint32_t max_body_mb = 0;
-    rc |= env_u32("IOX_MAX_BODY_MB", &max_body_mb, 1, 1u << 20, why, why_len);
-    if (max_body_mb) cfg->http.max_body = (uint64_t)max_body_mb << 20;
+    rc |= iox_env_u32("REACTORS", &reactors, 1, 1024, why, why_len);
+    rc |= iox_env_u32("IOX_PIN", &pin, 0, 1, why, why_len);
+    rc |= iox_env_u32("IOX_SHUTDOWN_GRACE_MS", &cfg->shutdown_grace_ms, 0, 60000, why, why_len);
+    rc |= iox_env_u32("IOX_RECV_BUFFERS", &cfg->ring.buf_count, 1, 32768, why, why_len);
+    rc |= iox_env_u32("IOX_RECV_BUFSIZE", &cfg->ring.buf_size, 64, 1u << 20, why, why_len);
+    rc |= iox_env_u32("IOX_SQ_ENTRIES", &cfg->ring.sq_entries, 8, 32768, why, why_len);
     if (rc) return -EINVAL;
-    cfg->port = (uint16_t)port;
     cfg->reactors = reactors;
-    cfg->pin = (int)pin;
+    cfg->pin = pin ? 1 : -1;
+    /* IOX_SHUTDOWN_GRACE_MS=0 means no grace: keep it apart from "unset". */
+    if (getenv("IOX_SHUTDOWN_GRACE_MS") && cfg->shutdown_grace_ms == 0) cfg->shutdown_grace_ms = UINT32_MAX;
     return 0;
+}
+
+int iox_listener_config_from_env(struct iox_listener_config *l, char *why, size_t why_len)
+{
+    uint32_t port = l->port, lowat = l->notsent_lowat;
+    int rc = 0;
+    rc |= iox_env_u32("PORT", &port, 1, 65535, why, why_len);
+    /* 0 turns it off (the kernel's default: no limit). */
+    rc |= iox_env_u32("IOX_NOTSENT_LOWAT", &lowat, 0, 1u << 30, why, why_len);
+    if (rc) return -EINVAL;
+    if (!l->host && getenv("HOST") && *getenv("HOST")) l->host = getenv("HOST");
+    l->port = (uint16_t)port;
+    l->notsent_lowat = getenv("IOX_NOTSENT_LOWAT") && lowat == 0 ? UINT32_MAX : lowat;
+    return 0;
+}
+
+/* The documented defaults for what a configuration leaves zero. */
+void iox_server_config_defaults(struct iox_server_config *cfg)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!cfg->reactors) cfg->reactors = ncpu > 0 ? (unsigned)ncpu : 1;
+    if (!cfg->pin) cfg->pin = 1;
+    if (!cfg->shutdown_grace_ms) cfg->shutdown_grace_ms = 3000;
+    else if (cfg->shutdown_grace_ms == UINT32_MAX) cfg->shutdown_grace_ms = 0;
+}
+
+static void listener_defaults(struct iox_listener_config *l)
+{
+    if (!l->host || !*l->host) l->host = "0.0.0.0";
+    if (!l->port) l->port = 8080;
+    if (l->backlog <= 0) l->backlog = 4096;
+    if (!l->notsent_lowat) l->notsent_lowat = 128 * 1024;
 }
 
 /* ---- startup handshake (startup only: a mutex is fine here) ---- */
@@ -102,52 +109,82 @@ struct server {
     struct startup st;
 };
 
-static int make_listener(const struct iox_server_config *cfg, int reuseport, char *why, size_t n)
+/* "0.0.0.0", "::", "[::1]", "127.0.0.1" → a socket address. */
+static int parse_host(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(cfg->port);
-    if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
-        snprintf(why, n, "HOST=%s is not an IPv4 address", cfg->host);
+    memset(ss, 0, sizeof *ss);
+    char buf[64];
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof buf) {
+        memcpy(buf, host + 1, n - 2);
+        buf[n - 2] = 0;
+        host = buf;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        *len = sizeof *a4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        *len = sizeof *a6;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static int make_listener(const struct iox_listener_config *l, int reuseport, char *why, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (parse_host(l->host, l->port, &ss, &sslen) < 0) {
+        snprintf(why, n, "HOST=%s is not an IPv4 or IPv6 address (a literal such as 0.0.0.0, ::, [::1])", l->host);
         return -EINVAL;
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
         snprintf(why, n, "socket: %s%s", strerror(e), e == EMFILE ? " — raise `ulimit -n`" : "");
         return -e;
     }
-    int one = 1, lowat = (int)cfg->notsent_lowat;
+    int one = 1, lowat = (int)l->notsent_lowat;
     /* TCP_NODELAY and TCP_NOTSENT_LOWAT on the listener are inherited by
      * accepted sockets: one setsockopt at startup instead of one per
-     * connection. */
+     * connection. A v6 listener takes v6 only: "::" and "0.0.0.0" are two
+     * listeners, as in nginx. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
         (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+        (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
-        (cfg->notsent_lowat != UINT32_MAX &&
+        (l->notsent_lowat != UINT32_MAX &&
          setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat) < 0)) {
         int e = errno;
-        snprintf(why, n, "setsockopt on the listener: %s", strerror(e));
+        snprintf(why, n, "setsockopt on the listener %s:%u: %s", l->host, l->port, strerror(e));
         close(fd);
         return -e;
     }
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
         int e = errno;
         if (e == EADDRINUSE)
             snprintf(why, n, "cannot listen on %s:%u: %s — another process holds the port; stop it or set PORT",
-                     cfg->host, cfg->port, strerror(e));
+                     l->host, l->port, strerror(e));
         else if (e == EACCES)
-            snprintf(why, n, "cannot listen on %s:%u: %s — ports below 1024 need root; set PORT", cfg->host, cfg->port, strerror(e));
+            snprintf(why, n, "cannot listen on %s:%u: %s — ports below 1024 need root; set PORT", l->host, l->port, strerror(e));
+        else if (e == EADDRNOTAVAIL)
+            snprintf(why, n, "cannot listen on %s:%u: %s — no interface has that address; set HOST", l->host, l->port, strerror(e));
         else
-            snprintf(why, n, "cannot bind %s:%u: %s", cfg->host, cfg->port, strerror(e));
+            snprintf(why, n, "cannot bind %s:%u: %s", l->host, l->port, strerror(e));
         close(fd);
         return -e;
     }
     return fd;
 }
 
-/* listen() on every reactor's socket, back to back, once all reactors are
+/* listen() on every reactor's sockets, back to back, once all reactors are
  * ready: before that, connections are refused rather than queued on the
  * first listener of the SO_REUSEPORT group (the kernel spreads connections
  * only over sockets that are listening when they arrive). */
@@ -155,10 +192,13 @@ static int listen_all(struct iox_reactor *rs, unsigned n, const struct iox_serve
                       char *why, size_t wn)
 {
     for (unsigned i = 0; i < n; i++) {
-        if (listen(rs[i].listen_fd, 4096) < 0) {
-            int e = errno;
-            snprintf(why, wn, "listen on %s:%u: %s", cfg->host, cfg->port, strerror(e));
-            return -e;
+        for (unsigned k = 0; k < cfg->nlisteners; k++) {
+            const struct iox_listener_config *l = &cfg->listeners[k];
+            if (listen(rs[i].listeners[k].fd, l->backlog) < 0) {
+                int e = errno;
+                snprintf(why, wn, "listen on %s:%u: %s", l->host, l->port, strerror(e));
+                return -e;
+            }
         }
     }
     return 0;
@@ -174,7 +214,7 @@ static void reactor_loop(struct iox_reactor *r)
          * in the ring holds the listener open after our close(), and the
          * ring's teardown is asynchronous, so the port would stay taken for
          * a moment after exit. */
-        if (r->stopping && !r->accept_armed && iox_reactor_kinds_busy(r) == 0) {
+        if (r->stopping && !iox_reactor_accepting(r) && iox_reactor_kinds_busy(r) == 0) {
             if (!r->counted_out) {
                 r->counted_out = 1;
                 atomic_fetch_sub(r->running, 1);
@@ -203,7 +243,7 @@ static void *reactor_main(void *arg)
     free(ta);
 
     int ok = 1;
-    if (cfg->pin) {
+    if (cfg->pin > 0) {
         /* Reactor i takes the i-th CPU the process may use, so an outer
          * `taskset` (benchmarks, containers) is respected, not overridden. */
         cpu_set_t allowed, set;
@@ -223,10 +263,12 @@ static void *reactor_main(void *arg)
         r->seam = iox_seam_uring_seam(r->uring);
         r->ring_fd = iox_seam_uring_ring_fd(r->uring);
         s->ring_fds[r->id] = r->ring_fd;
-        r->tick_ms = cfg->idle_timeout_ms / 4;
-        if (r->tick_ms > 250) r->tick_ms = 250;
-        if (r->tick_ms < 10) r->tick_ms = 10;
+        if (!r->tick_ms) r->tick_ms = 250;
     }
+    /* The listeners' protocols first (their tables, their kinds), then the
+     * application's hook, which may find them (iox_http_server_of). Nothing
+     * is accepted before the first loop turn. */
+    if (ok && iox_reactor_open_protocols(r, why, sizeof why) < 0) ok = 0;
     if (ok && cfg->on_start && cfg->on_start(r, cfg->app_ctx) != 0) {
         snprintf(why, sizeof why, "reactor %u: application start hook failed", r->id);
         ok = 0;
@@ -241,13 +283,10 @@ static void *reactor_main(void *arg)
 
     if (ok && go > 0) {
         reactor_loop(r);
-        IOX_DEBUG("stopped: %llu accepted, %llu requests, %llu stale CQEs, %llu ENOBUFS",
-                  (unsigned long long)r->n_accepted, (unsigned long long)r->n_requests,
-                  (unsigned long long)r->n_stale_cqes, (unsigned long long)r->n_enobufs);
+        IOX_DEBUG("loop ended: %llu accepted, %llu stale CQEs",
+                  (unsigned long long)r->n_accepted, (unsigned long long)r->n_stale_cqes);
     }
     if (ok && cfg->on_stop) cfg->on_stop(r, cfg->app_ctx);
-    if (r->listen_fd >= 0) close(r->listen_fd);
-    r->listen_fd = -1;
     iox_reactor_fini(r);
     iox_seam_uring_destroy(r->uring);
     r->uring = NULL;
@@ -276,23 +315,49 @@ static int broadcast(struct server *s, struct io_uring *ctl, uint32_t kind)
     return 0;
 }
 
-int iox_server_run(const struct iox_server_config *cfg)
+int iox_server_run(const struct iox_server_config *cfg_in)
 {
     struct server s;
     memset(&s, 0, sizeof s);
+    char why[512];
+    /* Our own copy with the documented defaults in every zero field: a
+     * zeroed configuration means what the header says it means. */
+    struct iox_server_config c = *cfg_in;
+    const struct iox_server_config *cfg = &c;
+    iox_server_config_defaults(&c);
+    if (c.nlisteners == 0 || !c.listeners) {
+        fprintf(stderr, "ioxide: no listener configured — set iox_server_config.listeners "
+                        "(e.g. one with .proto = &iox_http_protocol), or serve HTTP with iox_http_serve()\n");
+        return 1;
+    }
+    if (c.nlisteners > IOX_MAX_LISTENERS) {
+        fprintf(stderr, "ioxide: %u listeners configured; at most %u\n", c.nlisteners, IOX_MAX_LISTENERS);
+        return 1;
+    }
+    struct iox_listener_config ls[IOX_MAX_LISTENERS];
+    for (unsigned k = 0; k < c.nlisteners; k++) {
+        ls[k] = cfg_in->listeners[k];
+        listener_defaults(&ls[k]);
+        if (!ls[k].proto || !ls[k].proto->open || !ls[k].proto->on_accept) {
+            fprintf(stderr, "ioxide: listener %u (%s:%u) has no protocol — set its .proto\n", k, ls[k].host, ls[k].port);
+            return 1;
+        }
+    }
+    c.listeners = ls;
     s.cfg = cfg;
     pthread_mutex_init(&s.st.mu, NULL);
     pthread_cond_init(&s.st.cv, NULL);
-    char why[512];
 
     /* A plain bind first: with SO_REUSEPORT alone a second server of the
      * same user would silently share the port instead of failing. */
-    int probe = make_listener(cfg, 0, why, sizeof why);
-    if (probe < 0) {
-        fprintf(stderr, "ioxide: %s\n", why);
-        return 1;
+    for (unsigned k = 0; k < c.nlisteners; k++) {
+        int probe = make_listener(&ls[k], 0, why, sizeof why);
+        if (probe < 0) {
+            fprintf(stderr, "ioxide: %s\n", why);
+            return 1;
+        }
+        close(probe);
     }
-    close(probe);
 
     sigset_t set;
     sigemptyset(&set);
@@ -314,16 +379,20 @@ int iox_server_run(const struct iox_server_config *cfg)
         r->peer_ring_fds = s.ring_fds;
         r->running = &s.running;
         if (reactor_alloc_public(r, cfg) < 0) {
-            fprintf(stderr, "ioxide: out of memory for %u connections per reactor (IOX_MAX_CONNS)\n", cfg->max_conns);
+            fprintf(stderr, "ioxide: out of memory for the reactors\n");
             return 1;
         }
         /* Bound now (a taken port fails before any thread starts); listening
          * only once every reactor is ready, see listen_all(). */
-        r->listen_fd = make_listener(cfg, 1, why, sizeof why);
-        if (r->listen_fd < 0) {
-            fprintf(stderr, "ioxide: %s\n", why);
-            for (unsigned j = 0; j < i; j++) close(s.reactors[j].listen_fd);
-            return 1;
+        for (unsigned k = 0; k < c.nlisteners; k++) {
+            r->listeners[k].fd = make_listener(&ls[k], 1, why, sizeof why);
+            if (r->listeners[k].fd < 0) {
+                fprintf(stderr, "ioxide: %s\n", why);
+                for (unsigned j = 0; j <= i; j++)
+                    for (unsigned q = 0; q < c.nlisteners; q++)
+                        if (s.reactors[j].listeners && s.reactors[j].listeners[q].fd >= 0) close(s.reactors[j].listeners[q].fd);
+                return 1;
+            }
         }
     }
     for (unsigned i = 0; i < cfg->reactors; i++) {
@@ -355,8 +424,9 @@ int iox_server_run(const struct iox_server_config *cfg)
         fprintf(stderr, "ioxide: %s\n", s.st.why);
         status = 1;
     } else {
-        IOX_INFO("listening on %s:%u with %u reactor%s", cfg->host, cfg->port, cfg->reactors,
-                 cfg->reactors == 1 ? "" : "s");
+        for (unsigned k = 0; k < c.nlisteners; k++)
+            IOX_INFO("listening on %s:%u (%s) with %u reactor%s", ls[k].host, ls[k].port, ls[k].proto->name,
+                     cfg->reactors, cfg->reactors == 1 ? "" : "s");
         struct io_uring ctl;
         int rc = io_uring_queue_init(8, &ctl, 0);
         if (rc < 0) {

@@ -261,6 +261,8 @@ struct world {
     struct iox_seam_sim *sim;
     struct iox_reactor r;
     struct iox_server_config cfg;
+    struct iox_http_config hcfg;
+    struct iox_http_server *hs;
     struct hconn conn[FSIM_MAXC];
     unsigned nc;
     uint64_t stale_sent;
@@ -280,7 +282,7 @@ static inline void turn(struct world *w)
 
 static inline struct hconn *conn_of_slot(struct world *w, uint32_t idx)
 {
-    int fd = w->r.conns[idx].fd;
+    int fd = w->hs->conns[idx].fd;
     for (unsigned j = 0; j < w->nc; j++)
         if (w->conn[j].fd == fd) return &w->conn[j];
     return NULL;
@@ -313,21 +315,27 @@ static inline int fsim_start(struct world *w, uint64_t bake_max, uint32_t chunk,
     }
     app.generation = 1;
     w->nc = nc;
-    w->cfg.max_conns = FSIM_MAXC + 1;
-    w->cfg.idle_timeout_ms = 1000;
-    w->cfg.linger_ms = 100;
-    w->cfg.write_cap = 1 << 20;
+    w->hcfg.max_conns = FSIM_MAXC + 1;
+    w->hcfg.idle_timeout_ms = 1000;
+    w->hcfg.linger_ms = 100;
+    w->hcfg.write_cap = 1 << 20;
     w->cfg.shutdown_grace_ms = 500;
-    w->cfg.app = &file_app;
+    w->hcfg.app = &file_app;
     w->sim = iox_sim_create(8, bufsize);
     if (!w->sim || iox_reactor_init_sim(&w->r, iox_sim_seam(w->sim), &w->cfg)) abort();
+    if (iox_http_server_open(&w->r, &w->hcfg, 0, &w->hs)) abort();
+    /* file_start finds the HTTP server as the reactor's listener 0 does. */
+    static struct iox_listener_rt fsim_listener;
+    fsim_listener = (struct iox_listener_rt){.fd = -1, .proto = &iox_http_protocol, .ctx = w->hs};
+    w->r.listeners = &fsim_listener;
+    w->r.nlisteners = 1;
     iox_sim_set_sink(w->sim, sink, &w->r);
     w->r.nreactors = 1;
     if (file_start(&w->r, NULL)) abort();
     for (unsigned j = 0; j < w->nc; j++) {
         struct hconn *c = &w->conn[j];
         c->fd = FD0 + (int)j;
-        if (!iox_reactor_adopt(&w->r, c->fd)) abort();
+        if (!iox_http_adopt(w->hs, c->fd)) abort();
     }
     return 0;
 }
@@ -342,11 +350,11 @@ static inline void fsim_read_fault(struct world *w, unsigned k, int eio)
     if (iox_sim_read_peek(w->sim, k, NULL, NULL, NULL, &ud)) return;
     uint32_t idx = iox_ud_idx(ud);
     struct hconn *c = conn_of_slot(w, idx);
-    uint16_t gen0 = w->r.conns[idx].gen;
+    uint16_t gen0 = w->hs->conns[idx].gen;
     if (eio) iox_sim_read_complete(w->sim, k, 0, -EIO, NULL);
     else iox_sim_read_complete(w->sim, k, 0, 0, NULL);
     if (c) c->cut = 1;
-    struct iox_conn *cc = &w->r.conns[idx];
+    struct iox_conn *cc = &w->hs->conns[idx];
     if (!w->why[0] && cc->in_use && cc->gen == gen0 && cc->state != HTTP_CONN_S_CLOSING)
         snprintf(w->why, sizeof w->why, "slot %u: %s read did not abort the connection (state %s)", idx,
                  eio ? "failed" : "early-EOF", http_conn_state_names[cc->state]);
@@ -486,9 +494,9 @@ static inline int fsim_check_books(struct world *w)
                      iox_sim_live_ops(w->sim, fd));
         }
     }
-    if (!failed && (iox_sim_bufs_lent(w->sim) || iox_sim_violations(w->sim) || w->r.nconns || iox_sim_reads(w->sim))) {
+    if (!failed && (iox_sim_bufs_lent(w->sim) || iox_sim_violations(w->sim) || w->hs->nconns || iox_sim_reads(w->sim))) {
         failed = 1;
-        snprintf(w->why, sizeof w->why, "lent %u, conns %u, reads left %u, %s", iox_sim_bufs_lent(w->sim), w->r.nconns,
+        snprintf(w->why, sizeof w->why, "lent %u, conns %u, reads left %u, %s", iox_sim_bufs_lent(w->sim), w->hs->nconns,
                  iox_sim_reads(w->sim), iox_sim_last_violation(w->sim));
     }
     if (!failed && (fs->active || fs->n_stale != w->stale_sent ||
@@ -525,6 +533,9 @@ static inline int fsim_stop(struct world *w)
         if (!w->why[0])
             snprintf(w->why, sizeof w->why, "%d fds open after file_stop, baseline %d", count_fds(), w->fds0);
     }
+    iox_http_server_close(w->hs);
+    w->r.listeners = NULL;             /* static, not the reactor's to free */
+    w->r.nlisteners = 0;
     iox_reactor_fini(&w->r);
     iox_sim_destroy(w->sim);
     w->sim = NULL;

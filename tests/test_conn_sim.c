@@ -80,6 +80,8 @@ struct h {
     struct iox_seam_sim *sim;
     struct iox_reactor r;
     struct iox_server_config cfg;
+    struct iox_http_config hcfg;
+    struct iox_http_server *hs;
     struct iox_conn *c;
     uint64_t now;
 };
@@ -92,25 +94,27 @@ static void h_init(struct h *h, unsigned nbufs, unsigned bufsize, uint32_t write
     memset(big_body, 'b', sizeof big_body);
     npending_async = 0;
     order_seed = 0;
-    h->cfg.idle_timeout_ms = 1000;
-    h->cfg.linger_ms = 100;
-    h->cfg.max_conns = 4;
-    h->cfg.write_cap = write_cap;
+    h->hcfg.idle_timeout_ms = 1000;
+    h->hcfg.linger_ms = 100;
+    h->hcfg.max_conns = 4;
+    h->hcfg.write_cap = write_cap;
     h->cfg.shutdown_grace_ms = 500;
-    h->cfg.app = &app;
+    h->hcfg.app = &app;
     h->sim = iox_sim_create(nbufs, bufsize);
     CU_ASSERT_FATAL(h->sim != NULL);
     CU_ASSERT_FATAL(iox_reactor_init_sim(&h->r, iox_sim_seam(h->sim), &h->cfg) == 0);
+    CU_ASSERT_FATAL(iox_http_server_open(&h->r, &h->hcfg, 0, &h->hs) == 0);
     iox_sim_set_sink(h->sim, sink, &h->r);
     /* A fixed Date: runs compared byte for byte must not straddle a second. */
-    snprintf(h->r.date, sizeof h->r.date, "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n");
+    snprintf(h->hs->date, sizeof h->hs->date, "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n");
     h->now = h->r.now_ms;
-    h->c = iox_reactor_adopt(&h->r, FD);
+    h->c = iox_http_adopt(h->hs, FD);
     CU_ASSERT_FATAL(h->c != NULL);
 }
 
 static void h_fini(struct h *h)
 {
+    iox_http_server_close(h->hs);
     iox_reactor_fini(&h->r);
     iox_sim_destroy(h->sim);
 }
@@ -125,7 +129,7 @@ static void turn(struct h *h)
     } while (iox_sim_pump(h->sim) > 0);
 }
 
-static int conn_open(struct h *h) { return h->r.nconns > 0; }
+static int conn_open(struct h *h) { return h->hs->nconns > 0; }
 
 /* Deliver bytes, re-delivering what an -ENOBUFS left in the "socket". */
 static int deliver(struct h *h, const char *p, size_t n, size_t chunk)
@@ -169,12 +173,12 @@ static void check_books(struct h *h, const char *where)
     CU_ASSERT_EQUAL(iox_sim_bufs_lent(h->sim), 0);
     CU_ASSERT_EQUAL(iox_sim_live_ops(h->sim, FD), 0);
     CU_ASSERT_EQUAL(iox_sim_violations(h->sim), 0);
-    CU_ASSERT_EQUAL(h->r.nconns, 0);
+    CU_ASSERT_EQUAL(h->hs->nconns, 0);
     if (iox_sim_closes(h->sim, FD) != 1 || iox_sim_bufs_lent(h->sim) || iox_sim_violations(h->sim) ||
-        iox_sim_live_ops(h->sim, FD) || h->r.nconns)
+        iox_sim_live_ops(h->sim, FD) || h->hs->nconns)
         fprintf(stderr, "\n  %s: closes=%u lent=%u live=%u conns=%u violation=%s\n", where,
                 iox_sim_closes(h->sim, FD), iox_sim_bufs_lent(h->sim), iox_sim_live_ops(h->sim, FD),
-                h->r.nconns, iox_sim_last_violation(h->sim));
+                h->hs->nconns, iox_sim_last_violation(h->sim));
 }
 
 static const char STREAM[] =
@@ -379,13 +383,13 @@ static int run_seed(uint64_t seed, const char *ref, size_t rn)
     if (on > rn || memcmp(out, ref, on)) failed = 1;
     if (end == END_EOF && on != rn) failed = 1;
     if (iox_sim_closes(h.sim, FD) != 1 || iox_sim_bufs_lent(h.sim) || iox_sim_violations(h.sim) ||
-        iox_sim_live_ops(h.sim, FD) || h.r.nconns)
+        iox_sim_live_ops(h.sim, FD) || h.hs->nconns)
         failed = 1;
     if (failed)
         fprintf(stderr, "\n  seed %llu failed (end %d, bufs %u×%u, cap %u): out %zu/%zu bytes, closes %u, lent %u, live %u, conns %u, %s\n"
                 "  replay: IOX_SEED=%llu build/tests conn_sim\n",
                 (unsigned long long)seed, end, nbufs, bsz, cap, on, rn, iox_sim_closes(h.sim, FD),
-                iox_sim_bufs_lent(h.sim), iox_sim_live_ops(h.sim, FD), h.r.nconns,
+                iox_sim_bufs_lent(h.sim), iox_sim_live_ops(h.sim, FD), h.hs->nconns,
                 iox_sim_last_violation(h.sim), (unsigned long long)seed);
     h_fini(&h);
     return failed;
@@ -634,7 +638,7 @@ IOX_TEST(conn_sim, enobufs_parks_and_loses_nothing)
     long got = iox_sim_recv(h.sim, FD, req, n, 16);
     CU_ASSERT(got == 32);
     CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
-    CU_ASSERT_EQUAL(h.r.n_enobufs, 1);
+    CU_ASSERT_EQUAL(h.hs->n_enobufs, 1);
     turn(&h);                                  /* buffers published, recv re-armed */
     CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
     deliver(&h, req + got, n - (size_t)got, 16);
@@ -718,18 +722,17 @@ IOX_TEST(conn_sim, late_completion_for_reused_slot_is_dropped)
     struct h h;
     h_init(&h, 8, 64, 1 << 20);
     turn(&h);
-    uint64_t old_ud = iox_ud(IOX_OP_SEND, (unsigned)h.r.http_owner, h.c->gen, h.c->idx);
+    uint64_t old_ud = iox_ud(IOX_OP_SEND, (unsigned)h.hs->owner, h.c->gen, h.c->idx);
     CU_ASSERT_EQUAL(iox_sim_recv_end(h.sim, FD, -ECONNRESET), 0);
     turn(&h);
-    struct iox_conn *c2 = iox_reactor_adopt(&h.r, FD + 1);
+    struct iox_conn *c2 = iox_http_adopt(h.hs, FD + 1);
     CU_ASSERT_PTR_EQUAL(c2, h.c);              /* same slot, new generation */
     struct iox_cqe late = {old_ud, 100, 0};
     uint64_t stale = h.r.n_stale_cqes;
     iox_reactor_dispatch(&h.r, &late);
     CU_ASSERT_EQUAL(h.r.n_stale_cqes, stale + 1);
     CU_ASSERT_EQUAL(c2->wsent, 0);
-    iox_reactor_fini(&h.r);
-    iox_sim_destroy(h.sim);
+    h_fini(&h);
 }
 
 /* Answers of one connection's pipelined async requests, completed in any

@@ -147,7 +147,7 @@ static int run_seed(uint64_t seed)
                 turn(w);
                 stats.sighups++;
             } else {                          /* a read completion for a slot whose stream is over */
-                uint32_t idx = (uint32_t)(rnd(&s) % w->r.max_conns);
+                uint32_t idx = (uint32_t)(rnd(&s) % w->hs->max_conns);
                 struct iox_file_stream *st = &iox_file_streams_of(&w->r)->s[idx];
                 uint16_t gen = (uint16_t)(st->gen - 1 - rnd(&s) % 3);
                 struct iox_cqe late = {iox_ud(IOX_OP_READ, (unsigned)iox_file_streams_of(&w->r)->owner, gen, idx), (int32_t)(rnd(&s) % 5000), 0};

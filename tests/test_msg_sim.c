@@ -63,6 +63,8 @@ struct world {
     struct iox_reactor r[MAXR];
     int ring_fds[MAXR];
     struct iox_server_config cfg;
+    struct iox_http_config hcfg;
+    struct iox_http_server *hs[MAXR];
     struct hconn conn[MAXR][MAXC];
     uint64_t now;
     int stopped[MAXR];
@@ -203,16 +205,17 @@ static int run_seed(uint64_t seed)
     int failed = 0;
     w->nr = 1 + (unsigned)(rnd(&s) % MAXR);
     w->nc = 1 + (unsigned)(rnd(&s) % MAXC);
-    w->cfg.max_conns = MAXC;
-    w->cfg.idle_timeout_ms = 1000;
-    w->cfg.linger_ms = 100;
-    w->cfg.write_cap = 1 << 20;
+    w->hcfg.max_conns = MAXC;
+    w->hcfg.idle_timeout_ms = 1000;
+    w->hcfg.linger_ms = 100;
+    w->hcfg.write_cap = 1 << 20;
     w->cfg.shutdown_grace_ms = 500;
-    w->cfg.app = &hop_app;
+    w->hcfg.app = &hop_app;
     for (unsigned i = 0; i < w->nr; i++) {
         w->sim[i] = iox_sim_create(4, 32);
         w->ring_fds[i] = RING_FD0 + (int)i;
         if (!w->sim[i] || iox_reactor_init_sim(&w->r[i], iox_sim_seam(w->sim[i]), &w->cfg)) abort();
+        if (iox_http_server_open(&w->r[i], &w->hcfg, 0, &w->hs[i])) abort();
         iox_sim_set_sink(w->sim[i], sink, &w->r[i]);
         w->r[i].id = i;
         w->r[i].nreactors = w->nr;
@@ -226,7 +229,7 @@ static int run_seed(uint64_t seed)
         for (unsigned j = 0; j < w->nc; j++) {
             struct hconn *c = &w->conn[i][j];
             c->fd = FD0 + (int)j;
-            if (!iox_reactor_adopt(&w->r[i], c->fd)) abort();
+            if (!iox_http_adopt(w->hs[i], c->fd)) abort();
             c->nreq = 1 + (unsigned)(rnd(&s) % MAXREQ);
             for (unsigned k = 0; k < c->nreq; k++) {
                 c->kind[k] = rnd(&s) % 4 != 0;
@@ -296,10 +299,10 @@ static int run_seed(uint64_t seed)
                 snprintf(w->why, sizeof w->why, "r%u c%u: closes %u, live ops %u", i, j, iox_sim_closes(sim, fd), iox_sim_live_ops(sim, fd));
             }
         }
-        if (!failed && (iox_sim_bufs_lent(sim) || iox_sim_violations(sim) || w->r[i].nconns || iox_sim_msgs(sim))) {
+        if (!failed && (iox_sim_bufs_lent(sim) || iox_sim_violations(sim) || w->hs[i]->nconns || iox_sim_msgs(sim))) {
             failed = 1;
             snprintf(w->why, sizeof w->why, "r%u: lent %u, conns %u, msgs %u, %s", i, iox_sim_bufs_lent(sim),
-                     w->r[i].nconns, iox_sim_msgs(sim), iox_sim_last_violation(sim));
+                     w->hs[i]->nconns, iox_sim_msgs(sim), iox_sim_last_violation(sim));
         }
         if (!failed && (pool_free(&w->r[i]) != HOP_POOL || w->r[i].msg_retry)) {
             failed = 1;
@@ -331,6 +334,7 @@ static int run_seed(uint64_t seed)
                 (unsigned long long)seed);
     for (unsigned i = 0; i < w->nr; i++) {
         hop_stop(&w->r[i], NULL);
+        iox_http_server_close(w->hs[i]);
         iox_reactor_fini(&w->r[i]);
         iox_sim_destroy(w->sim[i]);
     }

@@ -28,11 +28,9 @@ struct rig {
 static struct rig *rig_open(const char *conninfo, unsigned size, unsigned pipeline, unsigned queue)
 {
     struct rig *g = calloc(1, sizeof *g);
-    g->cfg.max_conns = 4;
     g->cfg.ring.sq_entries = 512;
     g->cfg.ring.buf_count = 16;
     g->cfg.ring.buf_size = 4096;
-    g->cfg.idle_timeout_ms = 30000;
     g->cfg.shutdown_grace_ms = 1000;
     char why[512] = "";
     if (iox_reactor_open_here(&g->r, &g->cfg, why, sizeof why) < 0) {

@@ -318,9 +318,6 @@ static int run_seed(uint64_t seed)
 {
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
     struct world *w = calloc(1, sizeof *w);
-    w->cfg.max_conns = 1;
-    w->cfg.idle_timeout_ms = 1000;
-    w->cfg.linger_ms = 100;
     w->cfg.shutdown_grace_ms = 500;
     w->sim = iox_sim_create(4, 64);
     int failed = 0;

@@ -12,18 +12,28 @@ int main(void)
 {
     const char *mode = getenv("PLAYGROUND_MODE");
     if (!mode || !*mode) mode = "raw";
-    struct iox_server_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    /* One HTTP listener (HOST, PORT); everything else from the environment
+     * and the library's defaults. */
+    static struct iox_server_config cfg;
+    static struct iox_listener_config listener;
+    static struct iox_http_config http;
     char why[256];
-    if (iox_server_config_from_env(&cfg, why, sizeof why) < 0) {
+    if (iox_server_config_from_env(&cfg, why, sizeof why) < 0 ||
+        iox_listener_config_from_env(&listener, why, sizeof why) < 0 ||
+        iox_http_config_from_env(&http, why, sizeof why) < 0) {
         fprintf(stderr, "playground: %s\n", why);
         return 2;
     }
+    iox_server_config_defaults(&cfg);
+    listener.proto = &iox_http_protocol;
+    listener.proto_cfg = &http;
+    cfg.listeners = &listener;
+    cfg.nlisteners = 1;
     int rc;
-    if (!strcmp(mode, "raw")) rc = playground_raw(&cfg);
-    else if (!strcmp(mode, "pg")) rc = playground_pg(&cfg);
-    else if (!strcmp(mode, "file")) rc = playground_file(&cfg);
-    else if (!strcmp(mode, "hop")) rc = playground_hop(&cfg);
+    if (!strcmp(mode, "raw")) rc = playground_raw(&cfg, &http);
+    else if (!strcmp(mode, "pg")) rc = playground_pg(&cfg, &http);
+    else if (!strcmp(mode, "file")) rc = playground_file(&cfg, &http);
+    else if (!strcmp(mode, "hop")) rc = playground_hop(&cfg, &http);
     else {
         fprintf(stderr, "playground: PLAYGROUND_MODE=%s is not one of raw, pg, file, hop\n", mode);
         return 2;

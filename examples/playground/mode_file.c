@@ -234,7 +234,8 @@ static int file_start(struct iox_reactor *r, void *ctx)
     (void)ctx;
     struct file_reactor *fr = calloc(1, sizeof *fr);
     if (!fr) return -1;
-    if (iox_file_streams_init(r) < 0) { free(fr); return -1; }
+    struct iox_http_server *hs = iox_http_server_of(r, 0);
+    if (!hs || iox_file_streams_init(hs) < 0) { free(fr); return -1; }
     /* No SIGHUP is handled before every reactor has started, so the first
      * snapshot is still the latest and holds one claim for each of us. */
     fr->view.cur = app.latest;
@@ -295,7 +296,7 @@ static int env_u64(const char *name, uint64_t def, uint64_t min, uint64_t max, u
     return 0;
 }
 
-int playground_file(struct iox_server_config *cfg)
+int playground_file(struct iox_server_config *cfg, struct iox_http_config *http)
 {
     uint64_t bake, chunk, files, depth;
     if (env_u64("FILE_BAKE_MAX", 64 * 1024, 0, 8u << 20, &bake) < 0 ||
@@ -317,7 +318,7 @@ int playground_file(struct iox_server_config *cfg)
     }
     app.generation = 1;
     log_snapshot("snapshot of", app.latest);
-    cfg->app = &file_app;
+    http->app = &file_app;
     cfg->on_start = file_start;
     cfg->on_stop = file_stop;
     cfg->on_sighup = file_sighup;

@@ -143,9 +143,9 @@ static void hop_stop(struct iox_reactor *r, void *ctx)
     iox_reactor_set_service(r, &hop_key, NULL);
 }
 
-int playground_hop(struct iox_server_config *cfg)
+int playground_hop(struct iox_server_config *cfg, struct iox_http_config *http)
 {
-    cfg->app = &hop_app;
+    http->app = &hop_app;
     cfg->on_start = hop_start;
     cfg->on_stop = hop_stop;
     return 0;

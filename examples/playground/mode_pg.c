@@ -37,7 +37,7 @@ static void unavailable(struct iox_conn *c, const char *why)
 static void on_result(void *user, const struct iox_pg_res *res)
 {
     uint64_t u = (uint64_t)(uintptr_t)user;
-    struct iox_conn_ref ref = { iox_pg_pool_reactor(res->pool), (uint32_t)u, (uint16_t)(u >> 32), (uint16_t)(u >> 48) };
+    struct iox_conn_ref ref = { iox_http_server_of(iox_pg_pool_reactor(res->pool), 0), (uint32_t)u, (uint16_t)(u >> 32), (uint16_t)(u >> 48) };
     struct iox_conn *c = iox_conn_deref(ref);
     if (!c) return;   /* the client went away meanwhile */
     if (res->status == IOX_PG_OK && res->nrows == 1 && res->ncols == 1 && iox_pg_cell(res, 0, 0)->len > 0) {
@@ -91,7 +91,7 @@ static void pg_stop(struct iox_reactor *r, void *ctx)
 
 static const struct iox_http_app pg_app = { pg_request };
 
-int playground_pg(struct iox_server_config *cfg)
+int playground_pg(struct iox_server_config *cfg, struct iox_http_config *http)
 {
     char err[512];
     if (iox_pg_pool_config_from_env(&pool_cfg, err, sizeof err) < 0) {
@@ -113,7 +113,7 @@ int playground_pg(struct iox_server_config *cfg)
         fprintf(stderr, "playground: too many prepared statements\n");
         return -1;
     }
-    cfg->app = &pg_app;
+    http->app = &pg_app;
     cfg->on_start = pg_start;
     cfg->on_stop = pg_stop;
     return 0;

@@ -27,8 +27,9 @@ static int raw_request(struct iox_conn *c, const struct iox_http_request *req, v
 
 static const struct iox_http_app raw_app = { raw_request };
 
-int playground_raw(struct iox_server_config *cfg)
+int playground_raw(struct iox_server_config *cfg, struct iox_http_config *http)
 {
-    cfg->app = &raw_app;
+    (void)cfg;
+    http->app = &raw_app;
     return 0;
 }

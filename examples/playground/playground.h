@@ -61,9 +61,9 @@ static inline int playground_root_only(struct iox_conn *c, const struct iox_http
     return 0;
 }
 
-int playground_raw(struct iox_server_config *cfg);
-int playground_pg(struct iox_server_config *cfg);
-int playground_file(struct iox_server_config *cfg);
-int playground_hop(struct iox_server_config *cfg);
+int playground_raw(struct iox_server_config *cfg, struct iox_http_config *http);
+int playground_pg(struct iox_server_config *cfg, struct iox_http_config *http);
+int playground_file(struct iox_server_config *cfg, struct iox_http_config *http);
+int playground_hop(struct iox_server_config *cfg, struct iox_http_config *http);
 
 #endif

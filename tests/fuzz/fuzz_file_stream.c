@@ -168,9 +168,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned j = 0; j < w->nc; j++) {
         /* Slots are never reused: one adoption per connection. */
         slot[j] = FSIM_MAXC + 1;
-        for (uint32_t i = 0; i < w->r.max_conns; i++)
-            if (w->r.conns[i].in_use && w->r.conns[i].fd == w->conn[j].fd) slot[j] = i;
-        FUZZ_CHECK(slot[j] < w->r.max_conns);
+        for (uint32_t i = 0; i < w->hs->max_conns; i++)
+            if (w->hs->conns[i].in_use && w->hs->conns[i].fd == w->conn[j].fd) slot[j] = i;
+        FUZZ_CHECK(slot[j] < w->hs->max_conns);
     }
     struct iox_file_streams *fs = iox_file_streams_of(&w->r);
     uint64_t faults = 0;
@@ -243,7 +243,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              * the final answer + 100 ms); the others must go on. */
             uint64_t now = w->r.now_ms + 10u * byte(&in);
             for (unsigned i = 0; i < w->nc; i++) {
-                const struct iox_conn *cc = &w->r.conns[slot[i]];
+                const struct iox_conn *cc = &w->hs->conns[slot[i]];
                 if (cc->in_use && cc->tlist && cc->deadline_ms <= now) w->conn[i].cut = 1;
             }
             iox_reactor_advance_clock(&w->r, now);
@@ -270,7 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             turn(w);
             break;
         case OP_STALE: {
-            uint32_t idx = byte(&in) % w->r.max_conns;
+            uint32_t idx = byte(&in) % w->hs->max_conns;
             unsigned g = byte(&in) % 3, r = byte(&in);
             struct iox_file_stream *st = &fs->s[idx];
             uint16_t gen = (uint16_t)(st->gen - 1 - g);

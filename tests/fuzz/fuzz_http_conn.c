@@ -157,14 +157,14 @@ static void async_step(unsigned i)
     if (done) {
         /* Pending entries are referenced by drain hooks: keep order stable
          * by marking done instead of compacting while hooks may be set. */
-        p->ref.r = NULL;
+        p->ref.hs = NULL;
     }
 }
 
 static unsigned live_pending(void)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < npend; i++) n += pend[i].ref.r != NULL;
+    for (unsigned i = 0; i < npend; i++) n += pend[i].ref.hs != NULL;
     return n;
 }
 
@@ -174,6 +174,8 @@ struct h {
     struct iox_seam_sim *sim;
     struct iox_reactor r;
     struct iox_server_config cfg;
+    struct iox_http_config hcfg;
+    struct iox_http_server *hs;
     struct iox_conn *c;
     uint64_t now;
     uint16_t first_gen;
@@ -187,31 +189,33 @@ static void h_init(struct h *h, uint8_t conf)
     npend = 0;
     aborted_any = 0;
     static const uint32_t caps[4] = {1u << 20, 1024, 64, 4096};
-    h->cfg.idle_timeout_ms = 1000;
-    h->cfg.linger_ms = 100;
-    h->cfg.max_conns = 4;
-    h->cfg.write_cap = caps[(conf >> 4) & 3];
+    h->hcfg.idle_timeout_ms = 1000;
+    h->hcfg.linger_ms = 100;
+    h->hcfg.max_conns = 4;
+    h->hcfg.write_cap = caps[(conf >> 4) & 3];
     h->cfg.shutdown_grace_ms = 500;
-    h->cfg.app = &app;
+    h->hcfg.app = &app;
     if (conf & 0x40) {
-        h->cfg.http.max_head = 96;
-        h->cfg.http.max_headers = 3;
-        h->cfg.http.max_target = 16;
-        h->cfg.http.max_body = 8;
+        h->hcfg.limits.max_head = 96;
+        h->hcfg.limits.max_headers = 3;
+        h->hcfg.limits.max_target = 16;
+        h->hcfg.limits.max_body = 8;
     }
     h->sim = iox_sim_create(1u << (conf & 3), 16u << ((conf >> 2) & 3));
     FUZZ_CHECK(h->sim != NULL);
     FUZZ_CHECK(iox_reactor_init_sim(&h->r, iox_sim_seam(h->sim), &h->cfg) == 0);
+    FUZZ_CHECK(iox_http_server_open(&h->r, &h->hcfg, 0, &h->hs) == 0);
     iox_sim_set_sink(h->sim, sink, &h->r);
-    snprintf(h->r.date, sizeof h->r.date, "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n");
+    snprintf(h->hs->date, sizeof h->hs->date, "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n");
     h->now = h->r.now_ms;
-    h->c = iox_reactor_adopt(&h->r, FD);
+    h->c = iox_http_adopt(h->hs, FD);
     FUZZ_CHECK(h->c != NULL);
     h->first_gen = h->c->gen;
 }
 
 static void h_fini(struct h *h)
 {
+    iox_http_server_close(h->hs);
     iox_reactor_fini(&h->r);
     iox_sim_destroy(h->sim);
 }
@@ -226,7 +230,7 @@ static void turn(struct h *h)
     } while (iox_sim_pump(h->sim) > 0);
 }
 
-static int conn_open(struct h *h) { return h->r.nconns > 0; }
+static int conn_open(struct h *h) { return h->hs->nconns > 0; }
 
 /* The peer's socket: bytes sent by the peer, not yet delivered to a recv. */
 struct sock {
@@ -285,7 +289,7 @@ static void epilogue(struct h *h, struct sock *s)
                     h->c->throttled, h->c->in_len, h->c->recv_armed, h->c->eof, s->len, live_pending());
         turn(h);
         for (unsigned i = 0; i < npend; i++)
-            if (pend[i].ref.r) async_step(i);
+            if (pend[i].ref.hs) async_step(i);
         turn(h);
         sock_deliver(h, s, 0);
         turn(h);
@@ -312,9 +316,9 @@ static void check_books(struct h *h)
 {
     unsigned closes = iox_sim_closes(h->sim, FD), lent = iox_sim_bufs_lent(h->sim);
     unsigned viol = iox_sim_violations(h->sim), live = iox_sim_live_ops(h->sim, FD);
-    FUZZ_CHECK(closes == 1 && !lent && !viol && !live && h->r.nconns == 0,
+    FUZZ_CHECK(closes == 1 && !lent && !viol && !live && h->hs->nconns == 0,
                "closes=%u lent=%u live=%u conns=%u violation=%s", closes, lent, live,
-               h->r.nconns, viol ? iox_sim_last_violation(h->sim) : "none");
+               h->hs->nconns, viol ? iox_sim_last_violation(h->sim) : "none");
 }
 
 /* A copy of the peer's bytes without Connection header lines: when the
@@ -355,7 +359,7 @@ static char *reference(uint8_t conf, const char *in, size_t n, size_t *out_len, 
         sock_deliver(&h, &s, 0);
         turn(&h);
         for (unsigned i = 0; i < npend; i++)
-            if (pend[i].ref.r) async_step(i);
+            if (pend[i].ref.hs) async_step(i);
         turn(&h);
         drain_sends(&h);
     }
@@ -430,7 +434,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             unsigned k = ARG();
             if (npend) {
                 unsigned j = k % npend;
-                if (pend[j].ref.r) async_step(j);
+                if (pend[j].ref.hs) async_step(j);
             }
             break;
         }
@@ -457,7 +461,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* A late CQE of the previous life of this slot: must be dropped. */
             unsigned k = ARG();
             static const unsigned ops[] = {IOX_OP_RECV, IOX_OP_SEND, IOX_OP_CLOSE, IOX_OP_CANCEL, IOX_OP_SHUTDOWN};
-            struct iox_cqe late = {iox_ud(ops[k % 5], (unsigned)h.r.http_owner, (uint16_t)(h.c->gen - 1), h.c->idx),
+            struct iox_cqe late = {iox_ud(ops[k % 5], (unsigned)h.hs->owner, (uint16_t)(h.c->gen - 1), h.c->idx),
                                    (int32_t)(k & 0xf0) - 8, (k & 1) ? IOX_CQE_F_MORE : 0};
             uint64_t stale = h.r.n_stale_cqes;
             iox_reactor_dispatch(&h.r, &late);

@@ -369,9 +369,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct world *w = calloc(1, sizeof *w);
     if (!w) abort();
     W = w;
-    w->cfg.max_conns = 1;
-    w->cfg.idle_timeout_ms = 1000;
-    w->cfg.linger_ms = 100;
     w->cfg.shutdown_grace_ms = 500;
     w->sim = iox_sim_create(4, 64);
     FUZZ_CHECK(w->sim && iox_reactor_init_sim(&w->r, iox_sim_seam(w->sim), &w->cfg) == 0);

@@ -1,0 +1,301 @@
+/* http_server.c — the HTTP server as a protocol of the reactor: per
+ * reactor its connection table, response rings, timers and buffers, its
+ * kind's hooks (completions, end-of-turn flush, tick, stop, busy) and the
+ * accept of its listener. Connections themselves: conn*.c. */
+#include "conn_buffers.h"
+#include "conn_internal.h"
+#include "http_conn_machine.h"
+#include "iox_http_server.h"
+#include "iox_log.h"
+#include "iox_ud.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void update_date(struct iox_http_server *hs)
+{
+    time_t now = time(NULL);
+    if ((uint64_t)now == hs->date_sec) return;
+    hs->date_sec = (uint64_t)now;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(hs->date, sizeof hs->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+}
+
+/* ---- configuration ---- */
+
+static void apply_defaults(struct iox_http_config *cfg)
+{
+    if (!cfg->idle_timeout_ms) cfg->idle_timeout_ms = 30000;
+    if (!cfg->linger_ms) cfg->linger_ms = 2000;
+    if (!cfg->max_conns) cfg->max_conns = 16384;
+    if (!cfg->write_cap) cfg->write_cap = 256 * 1024;
+    if (!cfg->max_async) cfg->max_async = IOX_MAX_ASYNC_DEFAULT;
+    if (cfg->max_async > IOX_MAX_ASYNC_LIMIT) cfg->max_async = IOX_MAX_ASYNC_LIMIT;
+}
+
+int iox_http_config_from_env(struct iox_http_config *cfg, char *why, size_t why_len)
+{
+    int rc = 0;
+    rc |= iox_env_u32("IDLE_TIMEOUT_MS", &cfg->idle_timeout_ms, 1, 86400000, why, why_len);
+    rc |= iox_env_u32("IOX_LINGER_MS", &cfg->linger_ms, 1, 60000, why, why_len);
+    rc |= iox_env_u32("IOX_MAX_CONNS", &cfg->max_conns, 1, 1u << 20, why, why_len);
+    rc |= iox_env_u32("IOX_WRITE_CAP", &cfg->write_cap, 1024, 1u << 30, why, why_len);
+    rc |= iox_env_u32("IOX_MAX_ASYNC", &cfg->max_async, 1, IOX_MAX_ASYNC_LIMIT, why, why_len);
+    rc |= iox_env_u32("IOX_MAX_HEAD", &cfg->limits.max_head, 256, 1u << 24, why, why_len);
+    rc |= iox_env_u32("IOX_MAX_HEADERS", &cfg->limits.max_headers, 1, 65535, why, why_len);
+    rc |= iox_env_u32("IOX_MAX_TARGET", &cfg->limits.max_target, 16, 1u << 24, why, why_len);
+    uint32_t max_body_mb = 0;
+    rc |= iox_env_u32("IOX_MAX_BODY_MB", &max_body_mb, 1, 1u << 20, why, why_len);
+    if (max_body_mb) cfg->limits.max_body = (uint64_t)max_body_mb << 20;
+    return rc ? -EINVAL : 0;
+}
+
+/* No application: every request gets 404 (a zeroed configuration answers). */
+static int no_app(struct iox_conn *c, const struct iox_http_request *req, void *ctx)
+{
+    (void)req; (void)ctx;
+    static const char msg[] = "no handler\n";
+    iox_resp_simple(c, 404, "text/plain", msg, sizeof msg - 1);
+    return IOX_HANDLED;
+}
+static const struct iox_http_app no_app_app = {no_app};
+
+/* ---- the kind ---- */
+
+static void http_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe)
+{
+    struct iox_http_server *hs = ctx;
+    unsigned op = iox_ud_op(cqe->ud);
+    uint32_t idx = iox_ud_idx(cqe->ud);
+    struct iox_conn *c = idx < hs->max_conns ? &hs->conns[idx] : NULL;
+    if (!c || !c->in_use || c->gen != iox_ud_gen(cqe->ud)) {
+        /* A late completion for a closed slot: only a recv buffer needs
+         * handing back. */
+        hs->n_stale_cqes++;
+        r->n_stale_cqes++;
+        if (op == IOX_OP_RECV && cqe->res > 0 && (cqe->flags & IOX_CQE_F_BUFFER))
+            iox_seam_buf_return(r->seam, cqe->flags >> IOX_CQE_BUFFER_SHIFT);
+        return;
+    }
+    iox_conn_on_cqe(c, op, cqe);
+}
+
+/* Re-arm parked recvs first (every buffer of this turn is back), then start
+ * the sends of connections with output. */
+static void http_flush(struct iox_reactor *r, void *ctx)
+{
+    (void)r;
+    struct iox_http_server *hs = ctx;
+    struct iox_conn *c = hs->parked;
+    hs->parked = NULL;
+    while (c) {
+        struct iox_conn *next = c->parked_next;
+        c->parked_linked = 0;
+        if (c->parked && c->in_use) iox_conn_rearm(c);
+        c = next;
+    }
+    c = hs->dirty;
+    hs->dirty = NULL;
+    while (c) {
+        struct iox_conn *next = c->dirty_next;
+        c->dirty_linked = 0;
+        if (c->dirty && c->in_use) iox_conn_start_send(c);
+        c = next;
+    }
+}
+
+static void fire_due(struct iox_reactor *r, struct iox_conn_list *l)
+{
+    while (l->head && l->head->deadline_ms <= r->now_ms)
+        iox_conn_on_timer(l->head);
+}
+
+static void http_tick(struct iox_reactor *r, void *ctx)
+{
+    struct iox_http_server *hs = ctx;
+    if (r->uring) update_date(hs);   /* tests fix the Date on the simulated seam */
+    fire_due(r, &hs->idle);
+    fire_due(r, &hs->linger);
+    if (r->stopping && r->now_ms >= r->stop_deadline_ms) {
+        /* Grace is over: whatever is still open is closed now. */
+        for (uint32_t i = 0; i < hs->max_conns; i++) {
+            struct iox_conn *c = &hs->conns[i];
+            if (c->in_use && c->state != HTTP_CONN_S_CLOSING && c->state != HTTP_CONN_S_CLOSED)
+                iox_conn_fire(c, HTTP_CONN_EV_FAIL, NULL);
+        }
+    }
+}
+
+static void http_stop(struct iox_reactor *r, void *ctx)
+{
+    (void)r;
+    struct iox_http_server *hs = ctx;
+    IOX_DEBUG("http: stopping with %u connections open", hs->nconns);
+    for (uint32_t i = 0; i < hs->max_conns; i++)
+        if (hs->conns[i].in_use) iox_conn_on_shutdown(&hs->conns[i]);
+}
+
+static unsigned http_busy(struct iox_reactor *r, void *ctx)
+{
+    (void)r;
+    return ((struct iox_http_server *)ctx)->nconns;
+}
+
+static const struct iox_kind http_kind = {
+    .name = "http", .on_cqe = http_cqe, .on_flush = http_flush, .on_tick = http_tick,
+    .on_stop = http_stop, .busy = http_busy,
+};
+
+/* ---- open, adopt, close ---- */
+
+int iox_http_server_open(struct iox_reactor *r, const struct iox_http_config *cfg, unsigned listener,
+                         struct iox_http_server **out)
+{
+    struct iox_http_server *hs = calloc(1, sizeof *hs);
+    if (!hs) return -ENOMEM;
+    hs->r = r;
+    if (cfg) hs->cfg = *cfg;
+    apply_defaults(&hs->cfg);
+    if (!hs->cfg.app) hs->cfg.app = &no_app_app;
+    hs->listener = listener;
+    hs->max_conns = hs->cfg.max_conns;
+    hs->conns = calloc(hs->max_conns, sizeof *hs->conns);
+    hs->free_slots = calloc(hs->max_conns, sizeof *hs->free_slots);
+    /* Response rings: a power of two above the async limit, so sync answers
+     * behind outstanding async ones have room too. Touched only as used. */
+    hs->max_async = hs->cfg.max_async;
+    uint32_t nslot = 2;
+    while (nslot < hs->max_async + 1) nslot *= 2;
+    hs->rslot_mask = nslot - 1;
+    hs->rslots = calloc((size_t)hs->max_conns * nslot, sizeof *hs->rslots);
+    hs->owner = -1;
+    if (!hs->conns || !hs->free_slots || !hs->rslots) goto nomem;
+    for (uint32_t i = 0; i < hs->max_conns; i++) {
+        iox_conn_init_slot(hs, &hs->conns[i], i);
+        hs->free_slots[i] = hs->max_conns - 1 - i;   /* pop order: slot 0 first */
+    }
+    hs->nfree = hs->max_conns;
+    hs->owner = iox_reactor_register_kind(r, &http_kind, hs);
+    if (hs->owner < 0) goto nomem;
+    iox_reactor_want_tick(r, hs->cfg.idle_timeout_ms / 4);
+    update_date(hs);
+    *out = hs;
+    return 0;
+nomem:
+    free(hs->conns);
+    free(hs->free_slots);
+    free(hs->rslots);
+    free(hs);
+    return -ENOMEM;
+}
+
+void iox_http_server_close(struct iox_http_server *hs)
+{
+    if (!hs) return;
+    struct iox_reactor *r = hs->r;
+    IOX_DEBUG("http stopped: %llu accepted, %llu requests, %llu stale CQEs, %llu ENOBUFS",
+              (unsigned long long)hs->n_accepted, (unsigned long long)hs->n_requests,
+              (unsigned long long)hs->n_stale_cqes, (unsigned long long)hs->n_enobufs);
+    for (uint32_t i = 0; i < hs->max_conns; i++) {
+        struct iox_conn *c = &hs->conns[i];
+        if (c->in_use && c->fd >= 0 && !r->uring) c->fd = -1;  /* simulated fds */
+        if (c->in_use && c->fd >= 0) close(c->fd);
+        c->in_len = 0;
+        iox_carry_release(c);
+        c->send_inflight = 0;
+        c->wsent = c->wlen;
+        iox_slots_release(c);
+        iox_out_release(c);
+    }
+    iox_block_list_free(&hs->free_carry);
+    iox_block_list_free(&hs->free_wbuf);
+    for (unsigned k = 0; k < sizeof hs->free_wbuf_big / sizeof hs->free_wbuf_big[0]; k++)
+        iox_block_list_free(&hs->free_wbuf_big[k]);
+    if (hs->owner >= 0) iox_reactor_unregister_kind(r, hs->owner);
+    free(hs->conns);
+    free(hs->free_slots);
+    free(hs->rslots);
+    free(hs);
+}
+
+struct iox_conn *iox_http_adopt(struct iox_http_server *hs, int fd)
+{
+    if (!hs->nfree) return NULL;
+    uint32_t idx = hs->free_slots[--hs->nfree];
+    struct iox_conn *c = &hs->conns[idx];
+    hs->nconns++;
+    hs->n_accepted++;
+    iox_conn_open(c, fd);
+    /* The table is full now: stop accepting before the next socket has to
+     * be refused (the backlog holds it). */
+    if (!hs->nfree) iox_reactor_accept_pause(hs->r, hs->listener);
+    return c;
+}
+
+/* A slot came free (conn.c, iox_conn_release). */
+void iox_http_slot_freed(struct iox_http_server *hs)
+{
+    iox_reactor_accept_resume(hs->r, hs->listener);
+}
+
+/* ---- the protocol ---- */
+
+static int proto_open(struct iox_reactor *r, const void *proto_cfg, unsigned listener, void **ctx,
+                      char *why, size_t why_len)
+{
+    struct iox_http_server *hs;
+    int rc = iox_http_server_open(r, proto_cfg, listener, &hs);
+    if (rc < 0) {
+        snprintf(why, why_len, "reactor %u: out of memory for the HTTP connection table (IOX_MAX_CONNS)", r->id);
+        return rc;
+    }
+    *ctx = hs;
+    return 0;
+}
+
+static int proto_accept(struct iox_reactor *r, void *ctx, int fd)
+{
+    (void)r;
+    return iox_http_adopt(ctx, fd) ? 0 : -ENOSPC;
+}
+
+static void proto_close(struct iox_reactor *r, void *ctx)
+{
+    (void)r;
+    iox_http_server_close(ctx);
+}
+
+const struct iox_protocol iox_http_protocol = {
+    .name = "http", .open = proto_open, .on_accept = proto_accept, .close = proto_close,
+};
+
+struct iox_http_server *iox_http_server_of(struct iox_reactor *r, unsigned listener)
+{
+    if (listener >= r->nlisteners || r->listeners[listener].proto != &iox_http_protocol) return NULL;
+    return r->listeners[listener].ctx;
+}
+
+int iox_http_serve(const struct iox_http_app *app, void *app_ctx)
+{
+    static struct iox_server_config cfg;
+    static struct iox_listener_config l;
+    static struct iox_http_config http;
+    char why[256];
+    if (iox_server_config_from_env(&cfg, why, sizeof why) < 0 ||
+        iox_listener_config_from_env(&l, why, sizeof why) < 0 ||
+        iox_http_config_from_env(&http, why, sizeof why) < 0) {
+        fprintf(stderr, "ioxide: %s\n", why);
+        return 2;
+    }
+    http.app = app;
+    http.app_ctx = app_ctx;
+    l.proto = &iox_http_protocol;
+    l.proto_cfg = &http;
+    cfg.listeners = &l;
+    cfg.nlisteners = 1;
+    return iox_server_run(&cfg);
+}

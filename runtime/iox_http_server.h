@@ -1,0 +1,114 @@
+/* iox_http_server.h — the HTTP/1.1 server: a protocol of the reactor.
+ *
+ * A listener whose protocol is iox_http_protocol (proto_cfg: a struct
+ * iox_http_config) gets, on every reactor, an iox_http_server: its
+ * connection table, its timers, its buffers and its kind in the reactor's
+ * registry. Connections (iox_conn.h) are the generated machine http_conn.
+ * Everything here runs on the reactor's thread. */
+#ifndef IOX_HTTP_SERVER_H
+#define IOX_HTTP_SERVER_H
+#include "iox_http_parser.h"
+#include "iox_reactor.h"
+#include <stdint.h>
+
+struct iox_conn;
+struct iox_rslot;
+
+/* Handler results. */
+enum { IOX_HANDLED = 0, IOX_ASYNC = 1 };
+
+/* Outstanding async requests per connection: default and most. */
+#define IOX_MAX_ASYNC_DEFAULT 16u
+#define IOX_MAX_ASYNC_LIMIT 64u
+
+/* An HTTP application. on_request runs on the reactor thread for every
+ * complete request head; req's views are valid only during the call. It
+ * writes the response with iox_resp_*() and returns IOX_HANDLED, or returns
+ * IOX_ASYNC after taking iox_conn_ref(c), to answer later on the same
+ * reactor (iox_conn_deref, iox_resp_*, iox_conn_async_done: pg query, hop);
+ * the connection goes on parsing pipelined requests meanwhile, up to
+ * max_async outstanding ones, and answers leave in request order. Request
+ * bodies are consumed and discarded by the runtime; a response is sent only
+ * once the whole request (body included) has been read, so a request whose
+ * body turns out malformed gets the 400, never the handler's answer. */
+struct iox_http_app {
+    int (*on_request)(struct iox_conn *c, const struct iox_http_request *req, void *app_ctx);
+};
+
+/* Zero fields get the defaults in brackets. */
+struct iox_http_config {
+    uint32_t idle_timeout_ms;    /* idle, stuck mid-request or not reading → close (30000) */
+    uint32_t linger_ms;          /* after a final response, wait this long for EOF (2000) */
+    uint32_t max_conns;          /* per reactor; accept pauses when reached (16384) */
+    uint32_t write_cap;          /* pending response bytes before reading stops (256 KiB) */
+    uint32_t max_async;          /* outstanding async requests per connection (16, ≤ 64) */
+    struct iox_http_limits limits; /* parser limits (0 = the parser's defaults) */
+    const struct iox_http_app *app;  /* NULL: every request is answered 404 */
+    void *app_ctx;
+};
+
+/* Fill cfg's zero fields from IDLE_TIMEOUT_MS, IOX_LINGER_MS, IOX_MAX_CONNS,
+ * IOX_WRITE_CAP, IOX_MAX_ASYNC, IOX_MAX_HEAD, IOX_MAX_HEADERS,
+ * IOX_MAX_TARGET, IOX_MAX_BODY_MB. 0, or -EINVAL with why (a malformed
+ * number). */
+int iox_http_config_from_env(struct iox_http_config *cfg, char *why, size_t why_len);
+
+/* The protocol for iox_listener_config.proto; proto_cfg is a const struct
+ * iox_http_config * (NULL: all defaults). */
+extern const struct iox_protocol iox_http_protocol;
+
+/* Serve HTTP with `app` on one listener and everything else from the
+ * environment and the defaults (iox_server_config_from_env,
+ * iox_listener_config_from_env, iox_http_config_from_env): what a zeroed
+ * configuration means. Returns iox_server_run's exit status (2: malformed
+ * environment, printed). */
+int iox_http_serve(const struct iox_http_app *app, void *app_ctx);
+
+struct iox_conn_list { struct iox_conn *head, *tail; };
+
+/* One reactor's HTTP server for one listener. Fields are the runtime's;
+ * applications read the counters. */
+struct iox_http_server {
+    struct iox_reactor *r;
+    struct iox_http_config cfg;       /* defaults applied */
+    int owner;                        /* kind id: user_data owner of its connections */
+    unsigned listener;                /* index of its listener (accept pause/resume) */
+    /* Connection table: flat array indexed by slot, free slots in a stack. */
+    struct iox_conn *conns;
+    uint32_t max_conns, nconns, nfree;
+    uint32_t *free_slots;
+    /* Response rings: rslot_mask + 1 entries per connection slot, stored
+     * position-major (conn_internal.h, iox_conn_slot). */
+    struct iox_rslot *rslots;
+    uint32_t rslot_mask;
+    uint32_t max_async;
+    struct iox_conn_list idle;        /* ordered by deadline (timers) */
+    struct iox_conn_list linger;
+    struct iox_conn *dirty;           /* conns with output to send this turn */
+    struct iox_conn *parked;          /* conns whose recv must be re-armed */
+    char date[40];                    /* "Date: ...\r\n" cached per second */
+    uint64_t date_sec;
+    /* Counters (this reactor only). */
+    uint64_t n_accepted, n_closed, n_requests, n_stale_cqes, n_enobufs;
+    /* Free lists of buffers (carry, write) so the hot path does not malloc. */
+    void *free_carry, *free_wbuf;
+    /* Larger write buffers (32 KiB .. 1 MiB, powers of two: a baked file or
+     * a streamed chunk) are recycled by size class too. */
+    void *free_wbuf_big[6];
+};
+
+/* Make an HTTP server on reactor r (its thread) outside a listener — the
+ * simulated-ring tests and tools that adopt sockets themselves; `listener`
+ * is only used to pause/resume accept (pass the listener's index, or any
+ * value when there is none). 0 and *out, or -ENOMEM. */
+int iox_http_server_open(struct iox_reactor *r, const struct iox_http_config *cfg, unsigned listener,
+                         struct iox_http_server **out);
+/* Close every connection's fd (no ceremony), free the tables and the
+ * server, unregister its kind. */
+void iox_http_server_close(struct iox_http_server *hs);
+/* The HTTP server of r's listener `listener`, or NULL (not HTTP). */
+struct iox_http_server *iox_http_server_of(struct iox_reactor *r, unsigned listener);
+/* Adopt a connected socket as an HTTP connection (what an accept does).
+ * NULL when the table is full. */
+struct iox_conn *iox_http_adopt(struct iox_http_server *hs, int fd);
+#endif
