@@ -16,8 +16,12 @@ SAN     ?=
 PYTHON  := /usr/bin/python3
 CC      ?= gcc
 
+# Public headers: include/ioxide/ (<ioxide/...>); internal ones sit beside
+# their code in runtime/<layer>/.
+RUNTIME_DIRS := core seam http pg file
+RUNTIME_INC  := -Iinclude $(addprefix -Iruntime/,$(RUNTIME_DIRS)) -Igenerated
 CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iexamples/playground \
-               -Iruntime -Igenerated -Itests -MMD -MP
+               $(RUNTIME_INC) -Itests -MMD -MP
 ifeq ($(SAN),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer \
                  -fno-sanitize-recover=undefined
@@ -26,7 +30,7 @@ endif
 CFLAGS  := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS  := -luring -lcrypto -lpthread
 
-RUNTIME_SRC := $(sort $(wildcard runtime/*.c))
+RUNTIME_SRC := $(sort $(foreach d,$(RUNTIME_DIRS),$(wildcard runtime/$(d)/*.c)))
 GEN_SRC     := $(sort $(wildcard generated/*.c))
 LIB_SRC     := $(RUNTIME_SRC) $(GEN_SRC)
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
@@ -143,7 +147,7 @@ FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
-                -Iruntime -Igenerated -Itests -Itests/fuzz -MMD -MP $(FUZZ_SAN)
+                $(RUNTIME_INC) -Itests -Itests/fuzz -MMD -MP $(FUZZ_SAN)
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRC))
 FUZZ_LIB     := $(FUZZ_DIR)/libioxide-fuzz.a
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))

@@ -13,7 +13,7 @@
  * each run timed in 10 batches; a run reports its median batch; the cell
  * reports the best of the 5 medians, as ns per request and MB/s of input.
  */
-#include "iox_http_parser.h"
+#include <ioxide/http_parser.h>
 #include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,8 +6,9 @@ set -euo pipefail
 out=${1:?usage: mk/regen.sh OUTDIR}
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
-# Ragel host files (runtime/*.rl) include grammar-only specs from spec/.
-for rl in runtime/*.rl; do
+# Ragel host files (runtime/<layer>/*.rl, beside their protocol's code)
+# include grammar-only specs from spec/.
+for rl in runtime/*/*.rl; do
   [ -e "$rl" ] || continue
   base=$(basename "$rl" .rl)
   tmp=$(mktemp)

@@ -30,10 +30,10 @@
  * file_stop, file_sighup, on_hup from mode_file.c. */
 #ifndef IOX_FILE_SIM_HARNESS_H
 #define IOX_FILE_SIM_HARNESS_H
-#include "iox_log.h"
-#include "iox_seam_sim.h"
-#include "iox_ud.h"
-#include "iox_file_stream.h"
+#include <ioxide/log.h>
+#include <ioxide/seam_sim.h>
+#include <ioxide/ud.h>
+#include <ioxide/file_stream.h>
 #include "file_stream_machine.h"
 #include "http_conn_machine.h"
 #include "../examples/playground/file_snapshot.c"

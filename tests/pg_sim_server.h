@@ -16,7 +16,7 @@
  * place to report a client that misbehaves, a loop turn) is in srv_host. */
 #ifndef IOX_PG_SIM_SERVER_H
 #define IOX_PG_SIM_SERVER_H
-#include "iox_seam_sim.h"
+#include <ioxide/seam_sim.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

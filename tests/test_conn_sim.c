@@ -6,10 +6,10 @@
  * IOX_SEED=<n> build/tests conn_sim. */
 #include "iox_test.h"
 #include "http_conn_machine.h"
-#include "iox_conn.h"
-#include "iox_reactor.h"
-#include "iox_seam_sim.h"
-#include "iox_ud.h"
+#include <ioxide/http_conn.h>
+#include <ioxide/reactor.h>
+#include <ioxide/seam_sim.h>
+#include <ioxide/ud.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

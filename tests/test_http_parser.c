@@ -24,7 +24,7 @@
  * 64 KiB carry at every byte would make the suite quadratic in time.
  */
 #include "iox_test.h"
-#include "iox_http_parser.h"
+#include <ioxide/http_parser.h>
 
 #include <dirent.h>
 #include <stdarg.h>

@@ -27,9 +27,9 @@
  *
  * Replay a failing seed: IOX_SEED=<n> build/tests msg_sim. */
 #include "iox_test.h"
-#include "iox_log.h"
-#include "iox_seam_sim.h"
-#include "iox_ud.h"
+#include <ioxide/log.h>
+#include <ioxide/seam_sim.h>
+#include <ioxide/ud.h>
 #include "../examples/playground/mode_hop.c"
 #include <errno.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * of a mixed stream, and malformed frames. Inputs are placed right before an
  * inaccessible guard page so a one-byte over-read crashes the test. */
 #include "iox_test.h"
-#include "iox_pg_parser.h"
+#include <ioxide/pg_parser.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,8 +4,8 @@
  * and the cases drive it until their predicate holds. The suite starts a
  * throwaway cluster (tests/pg_cluster.c) in its init. */
 #include "iox_test.h"
-#include "iox_pg.h"
-#include "iox_reactor.h"
+#include <ioxide/pg.h>
+#include <ioxide/reactor.h>
 #include "pg_cluster.h"
 #include <errno.h>
 #include <pthread.h>

@@ -31,11 +31,11 @@
  * A failing seed prints itself; replay: IOX_SEED=<n> build/tests pg_sim
  * (IOX_SIM_SEEDS=<n> runs more). */
 #include "iox_test.h"
-#include "iox_log.h"
-#include "iox_pg.h"
-#include "iox_reactor.h"
-#include "iox_seam_sim.h"
-#include "iox_ud.h"
+#include <ioxide/log.h>
+#include <ioxide/pg.h>
+#include <ioxide/reactor.h>
+#include <ioxide/seam_sim.h>
+#include <ioxide/ud.h>
 #include "pg_sim_server.h"
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * validates the pieces; the io_uring client comes later. The suite starts a
  * throwaway cluster (tests/pg_cluster.c) in its init and removes it after. */
 #include "iox_test.h"
-#include "iox_pg_parser.h"
+#include <ioxide/pg_parser.h>
 #include "pg_auth.h"
 #include "pg_cluster.h"
 #include "pg_conninfo.h"

@@ -2,7 +2,7 @@
  * per-reactor claims that free old snapshots; see file_snapshot.h. */
 #include "file_snapshot.h"
 #include "http_cond.h"
-#include "iox_log.h"
+#include <ioxide/log.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

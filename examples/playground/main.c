@@ -3,7 +3,7 @@
  * Configured by environment (ARCHITECTURE.md §4): PLAYGROUND_MODE, PORT,
  * REACTORS, IDLE_TIMEOUT_MS, FILE_ROOT, PG*. `make run` starts raw mode. */
 #include "playground.h"
-#include "iox_log.h"
+#include <ioxide/log.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

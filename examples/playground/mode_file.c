@@ -26,10 +26,10 @@
 #include "file_snapshot.h"
 #include "http_cond.h"
 #include "http_conn_machine.h"
-#include "iox_conn.h"
-#include "iox_file_stream.h"
-#include "iox_log.h"
-#include "iox_ud.h"
+#include <ioxide/http_conn.h>
+#include <ioxide/file_stream.h>
+#include <ioxide/log.h>
+#include <ioxide/ud.h>
 #include "playground.h"
 #include "url_path.h"
 #include <errno.h>

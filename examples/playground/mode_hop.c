@@ -8,8 +8,8 @@
  * iox_reactor.h for the ownership rule). With REACTORS=1 the target is the
  * reactor itself: the message still makes the round trip through the ring. */
 #include "playground.h"
-#include "iox_conn.h"
-#include "iox_log.h"
+#include <ioxide/http_conn.h>
+#include <ioxide/log.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

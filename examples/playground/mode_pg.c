@@ -7,9 +7,9 @@
  * PGDATABASE ...; what is honoured, ignored or refused: pg_conninfo.h), and
  * PG_POOL_SIZE, PG_PIPELINE_MAX, PG_QUEUE_MAX. */
 #include "playground.h"
-#include "iox_conn.h"
-#include "iox_log.h"
-#include "iox_pg.h"
+#include <ioxide/http_conn.h>
+#include <ioxide/log.h>
+#include <ioxide/pg.h>
 #include "pg_conninfo.h"
 #include <errno.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * 200 with Allow; other methods on / (and CONNECT) → 405 with Allow; any
  * other path → 404. */
 #include "playground.h"
-#include "iox_conn.h"
+#include <ioxide/http_conn.h>
 #include <string.h>
 
 #define RAW_ALLOW "Allow: GET, HEAD, POST, OPTIONS\r\n"

@@ -2,8 +2,8 @@
  * 0, or -1 after printing why it cannot start. */
 #ifndef PLAYGROUND_H
 #define PLAYGROUND_H
-#include "iox_conn.h"
-#include "iox_reactor.h"
+#include <ioxide/http_conn.h>
+#include <ioxide/reactor.h>
 
 /* The methods a resource allows (RFC 9110 §10.2.1), as a header line: every
  * 405 carries it (§15.5.6), and so does the 200 to OPTIONS (§9.3.7). */

@@ -36,11 +36,11 @@
  * comparison: an early EOF or a shutdown legitimately turns keep-alive off. */
 #include "fuzz_common.h"
 #include "http_conn_machine.h"
-#include "iox_conn.h"
-#include "iox_log.h"
-#include "iox_reactor.h"
-#include "iox_seam_sim.h"
-#include "iox_ud.h"
+#include <ioxide/http_conn.h>
+#include <ioxide/log.h>
+#include <ioxide/reactor.h>
+#include <ioxide/seam_sim.h>
+#include <ioxide/ud.h>
 #include <errno.h>
 
 #define FD 7

@@ -16,7 +16,7 @@
  * every view the parser returns must lie inside the buffer of that call.
  * Any difference is an abort() with both logs printed. */
 #include "fuzz_common.h"
-#include "iox_http_parser.h"
+#include <ioxide/http_parser.h>
 
 #define HDR 10
 

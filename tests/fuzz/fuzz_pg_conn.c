@@ -70,11 +70,11 @@
  * and no op is left in the ring after stop + close; the recovery above.
  * FUZZ_TRACE=1 prints the ops as they run; IOX_LOG=debug the runtime's log. */
 #include "fuzz_common.h"
-#include "iox_log.h"
-#include "iox_pg.h"
-#include "iox_reactor.h"
-#include "iox_seam_sim.h"
-#include "iox_ud.h"
+#include <ioxide/log.h>
+#include <ioxide/pg.h>
+#include <ioxide/reactor.h>
+#include <ioxide/seam_sim.h>
+#include <ioxide/ud.h>
 #include "pg_sim_server.h"
 #include <errno.h>
 

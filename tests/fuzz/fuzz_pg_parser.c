@@ -16,7 +16,7 @@
  * must end at their NUL, and the walk must find exactly the announced count.
  * NEED_MORE's count must be a true minimum. The three logs must match. */
 #include "fuzz_common.h"
-#include "iox_pg_parser.h"
+#include <ioxide/pg_parser.h>
 #include <errno.h>
 
 #define HDR 10

@@ -1,7 +1,7 @@
 /* seam_sim.c — the simulated ring (see iox_seam_sim.h). Test-only code, but
  * in the library so fuzzers and benches can drive machines through it. */
-#include "iox_seam_sim.h"
-#include "iox_ud.h"
+#include <ioxide/seam_sim.h>
+#include <ioxide/ud.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

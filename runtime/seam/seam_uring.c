@@ -1,6 +1,6 @@
 /* seam_uring.c — the real ring behind the seam (see iox_seam.h). */
-#include "iox_seam.h"
-#include "iox_log.h"
+#include <ioxide/seam.h>
+#include <ioxide/log.h>
 #include <errno.h>
 #include <liburing.h>
 #include <stdio.h>

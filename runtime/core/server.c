@@ -6,9 +6,9 @@
  * reactor's ring through its own small ring (IORING_OP_MSG_RING): no eventfd,
  * no lock, no shared flag polled on the hot path. */
 #include "core_internal.h"
-#include "iox_log.h"
-#include "iox_reactor.h"
-#include "iox_ud.h"
+#include <ioxide/log.h>
+#include <ioxide/reactor.h>
+#include <ioxide/ud.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <liburing.h>

@@ -19,7 +19,7 @@
  * freed memory. */
 #ifndef IOX_FILE_STREAM_H
 #define IOX_FILE_STREAM_H
-#include "iox_conn.h"
+#include <ioxide/http_conn.h>
 #include <stdint.h>
 
 /* Called exactly once per started stream, on the reactor thread: err 0 when

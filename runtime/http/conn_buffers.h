@@ -2,7 +2,7 @@
  * (internal to the runtime). */
 #ifndef IOX_CONN_BUFFERS_H
 #define IOX_CONN_BUFFERS_H
-#include "iox_conn.h"
+#include <ioxide/http_conn.h>
 #include <stddef.h>
 
 /* Size of the blocks kept on the per-reactor free lists. */

@@ -1,5 +1,5 @@
 /* iox_log.c — see iox_log.h. */
-#include "iox_log.h"
+#include <ioxide/log.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -18,12 +18,12 @@
  * chunk (iox_conn_async_done, which may parse a pipelined request that
  * starts the next stream on this very slot) happen outside the machine:
  * an instance is never fired from inside one of its own actions. */
-#include "iox_file_stream.h"
+#include <ioxide/file_stream.h>
 #include "conn_internal.h"
 #include "file_stream_machine.h"
 #include "http_conn_machine.h"
-#include "iox_log.h"
-#include "iox_ud.h"
+#include <ioxide/log.h>
+#include <ioxide/ud.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>

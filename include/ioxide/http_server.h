@@ -7,8 +7,8 @@
  * Everything here runs on the reactor's thread. */
 #ifndef IOX_HTTP_SERVER_H
 #define IOX_HTTP_SERVER_H
-#include "iox_http_parser.h"
-#include "iox_reactor.h"
+#include <ioxide/http_parser.h>
+#include <ioxide/reactor.h>
 #include <stdint.h>
 
 struct iox_conn;

@@ -4,7 +4,7 @@
  * Actions see: ps (parser), msg (output), buf (message start), p/pe (Ragel).
  * A hook that finds an error sets ps->err and stops with fbreak; the entry
  * point turns the stop reason into a result. */
-#include "iox_pg_parser.h"
+#include <ioxide/pg_parser.h>
 #include <errno.h>
 #include <string.h>
 

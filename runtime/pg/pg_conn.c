@@ -12,9 +12,9 @@
  * messages go to wb[fill] and leave at the end of the loop turn. */
 #include "pg_internal.h"
 #include "pg_conn_machine.h"
-#include "iox_log.h"
-#include "iox_reactor.h"
-#include "iox_ud.h"
+#include <ioxide/log.h>
+#include <ioxide/reactor.h>
+#include <ioxide/ud.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -4,9 +4,9 @@
  * See iox_pg.h for the model, pg_conn.c for the session machine's actions. */
 #include "pg_internal.h"
 #include "pg_conn_machine.h"
-#include "iox_log.h"
-#include "iox_reactor.h"
-#include "iox_ud.h"
+#include <ioxide/log.h>
+#include <ioxide/reactor.h>
+#include <ioxide/ud.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

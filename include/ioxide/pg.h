@@ -32,7 +32,7 @@
  */
 #ifndef IOX_PG_H
 #define IOX_PG_H
-#include "iox_pg_parser.h"
+#include <ioxide/pg_parser.h>
 #include <stddef.h>
 #include <stdint.h>
 

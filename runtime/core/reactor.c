@@ -3,9 +3,9 @@
  * protocol (a test checks): connections belong to the listeners' protocols,
  * which register as kinds. See iox_reactor.h. */
 #include "core_internal.h"
-#include "iox_log.h"
-#include "iox_reactor.h"
-#include "iox_ud.h"
+#include <ioxide/log.h>
+#include <ioxide/reactor.h>
+#include <ioxide/ud.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

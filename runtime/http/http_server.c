@@ -5,9 +5,9 @@
 #include "conn_buffers.h"
 #include "conn_internal.h"
 #include "http_conn_machine.h"
-#include "iox_http_server.h"
-#include "iox_log.h"
-#include "iox_ud.h"
+#include <ioxide/http_server.h>
+#include <ioxide/log.h>
+#include <ioxide/ud.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

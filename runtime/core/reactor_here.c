@@ -1,7 +1,7 @@
 /* reactor_here.c — a reactor on the calling thread, for tests and tools that
  * drive client pools on a real ring (see iox_reactor.h). */
-#include "iox_log.h"
-#include "iox_reactor.h"
+#include <ioxide/log.h>
+#include <ioxide/reactor.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* conn_internal.h — helpers shared by conn.c and conn_actions.c. */
 #ifndef IOX_CONN_INTERNAL_H
 #define IOX_CONN_INTERNAL_H
-#include "iox_conn.h"
+#include <ioxide/http_conn.h>
 
 /* Extra carry room beyond head + buffers (bytes). */
 #define IOX_CARRY_SLACK 4096u

@@ -18,7 +18,7 @@
  * drives iox_reactor_dispatch() and iox_reactor_flush() itself. */
 #ifndef IOX_REACTOR_H
 #define IOX_REACTOR_H
-#include "iox_seam.h"
+#include <ioxide/seam.h>
 #include <pthread.h>
 #include <stdint.h>
 

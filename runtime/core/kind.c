@@ -2,9 +2,9 @@
  * services (per-reactor objects found by a typed key) and message
  * handlers. Registration happens at startup, on the reactor's thread; the
  * arrays grow then and never on the hot path. See iox_reactor.h. */
-#include "iox_log.h"
-#include "iox_reactor.h"
-#include "iox_ud.h"
+#include <ioxide/log.h>
+#include <ioxide/reactor.h>
+#include <ioxide/ud.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

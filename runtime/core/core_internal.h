@@ -2,7 +2,7 @@
  * kind.c and server.c; not part of the API. */
 #ifndef IOX_CORE_INTERNAL_H
 #define IOX_CORE_INTERNAL_H
-#include "iox_reactor.h"
+#include <ioxide/reactor.h>
 #include <stddef.h>
 
 /* Call one hook (offsetof(struct iox_kind, on_flush) ...) of every kind. */

@@ -14,7 +14,7 @@
  * Actions that detect a semantic error (limits, conflicts) set `err` and
  * fbreak; the state is then not the error state and the code is final.
  */
-#include "iox_http_parser.h"
+#include <ioxide/http_parser.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>

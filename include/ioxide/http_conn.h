@@ -18,9 +18,9 @@
 #ifndef IOX_CONN_H
 #define IOX_CONN_H
 #include "http_conn_machine.h"
-#include "iox_http_parser.h"
-#include "iox_http_server.h"
-#include "iox_reactor.h"
+#include <ioxide/http_parser.h>
+#include <ioxide/http_server.h>
+#include <ioxide/reactor.h>
 #include <stddef.h>
 #include <stdint.h>
 

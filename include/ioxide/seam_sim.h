@@ -15,7 +15,7 @@
  * the bytes each fd's peer has received. */
 #ifndef IOX_SEAM_SIM_H
 #define IOX_SEAM_SIM_H
-#include "iox_seam.h"
+#include <ioxide/seam.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -2,8 +2,8 @@
  * runtime/pg_pool.c and runtime/pg_conn.c). The API is iox_pg.h. */
 #ifndef IOX_PG_INTERNAL_H
 #define IOX_PG_INTERNAL_H
-#include "iox_pg.h"
-#include "iox_pg_parser.h"
+#include <ioxide/pg.h>
+#include <ioxide/pg_parser.h>
 #include "pg_auth.h"
 #include "pg_conninfo.h"
 #include "pg_frontend.h"
