@@ -1,6 +1,6 @@
 /* spec/http11_request.rl — HTTP/1.1 request grammar, read as RFC 9112 and
  * RFC 9110. Grammar only: the action bodies (what to remember, limits, error
- * codes) live in the host file runtime/http_parser.rl, which includes this.
+ * codes) live in the host file runtime/http/http_parser.rl, which includes this.
  *
  * Two machines:
  *   http11_request — the request head: request-line, field lines, empty line.

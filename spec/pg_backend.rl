@@ -1,7 +1,7 @@
 # pg_backend.rl — PostgreSQL backend (server → client) messages, protocol 3.0.
 #
 # Grammar only: every action is a named hook whose body lives in the host
-# file (runtime/pg_parser.rl). The grammar is the specification; it follows
+# file (runtime/pg/pg_parser.rl). The grammar is the specification; it follows
 # "Message Formats" in the PostgreSQL manual (protocol-message-formats.html).
 #
 # Shape of every message:   Byte1(type) Int32(length) contents

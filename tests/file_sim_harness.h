@@ -4,7 +4,7 @@
  *
  * It #includes the playground's file mode (examples/playground/mode_file.c
  * and file_snapshot.c), so the exact playground code runs, streaming
- * through the runtime's file_stream machine (runtime/file_stream.c). What
+ * through the runtime's file_stream machine (runtime/file/file_stream.c). What
  * is here:
  *   - the files: a temp dir with files of fixed, varied sizes (0 B, 1 B,
  *     around 4 KiB, 9000, 65536, 150001, a directory with an index.html),

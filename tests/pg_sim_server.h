@@ -1,5 +1,5 @@
 /* pg_sim_server.h — a PostgreSQL server played by a test over the
- * simulated ring (iox_seam_sim.h): backend message builders and the server
+ * simulated ring (ioxide/seam_sim.h): backend message builders and the server
  * of one connection, shared by tests/test_pg_sim.c (seeded schedules) and
  * tests/fuzz/fuzz_pg_conn.c (fuzzer-written schedules).
  *

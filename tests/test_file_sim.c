@@ -2,7 +2,7 @@
  * playground's file mode (examples/playground/mode_file.c and
  * file_snapshot.c, #included by file_sim_harness.h like test_msg_sim does with mode_hop.c,
  * so the exact playground code runs) on one simulated reactor, streaming
- * through the runtime's file_stream machine (runtime/file_stream.c).
+ * through the runtime's file_stream machine (runtime/file/file_stream.c).
  *
  * The snapshot is taken over a temp dir with files of fixed, varied sizes
  * (0 B, 1 B, around 4 KiB, around the per-seed bake threshold, several

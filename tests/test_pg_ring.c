@@ -1,4 +1,4 @@
-/* test_pg_ring.c — the io_uring PostgreSQL client (iox_pg.h) against a real
+/* test_pg_ring.c — the io_uring PostgreSQL client (ioxide/pg.h) against a real
  * server: a reactor on a REAL ring runs on the test thread
  * (iox_reactor_open_here / iox_reactor_run_until), a pool is opened on it,
  * and the cases drive it until their predicate holds. The suite starts a

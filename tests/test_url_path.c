@@ -1,4 +1,4 @@
-/* test_url_path.c — the request-path normalizer (runtime/url_path.c):
+/* test_url_path.c — the request-path normalizer (runtime/http/url_path.c):
  * normal paths, dot-segments, and a traversal corpus that must never yield
  * a path above the root. */
 #include "iox_test.h"

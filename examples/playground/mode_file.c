@@ -16,8 +16,8 @@
  * (FILE_CHUNK, default 64 KiB) into the connection's write buffer, the next
  * read only when that chunk has been sent (drain hook), so a connection never
  * holds more than one chunk however big the file and however slow the peer.
- * The streaming itself is the runtime's file stream (iox_file_stream.h: the
- * generated machine file_stream, actions in runtime/file_stream.c).
+ * The streaming itself is the runtime's file stream (ioxide/file_stream.h: the
+ * generated machine file_stream, actions in runtime/file/file_stream.c).
  *
  * SIGHUP builds a new snapshot on the main thread and publishes it; each
  * reactor switches at its next request (or at once on IOX_MSG_HUP) and
@@ -77,7 +77,7 @@ static int send_baked(struct iox_conn *c, int status, const struct fs_entry *e,
 
 /* ---- streaming ---- */
 
-/* Large files go through the runtime's file stream (runtime/file_stream.c,
+/* Large files go through the runtime's file stream (runtime/file/file_stream.c,
  * the generated machine file_stream): positional reads on the ring into the
  * write buffer, one chunk at a time. The stream holds the snapshot it
  * started from (fs_view_stream_begin) until it ends, whichever way. */

@@ -5,7 +5,7 @@
  * A hop message comes from the origin reactor's own pool, goes to the
  * target with IORING_OP_MSG_RING, is filled there and sent back the same
  * way; only the origin touches its pool (see struct iox_msg in
- * iox_reactor.h for the ownership rule). With REACTORS=1 the target is the
+ * ioxide/reactor.h for the ownership rule). With REACTORS=1 the target is the
  * reactor itself: the message still makes the round trip through the ring. */
 #include "playground.h"
 #include <ioxide/http_conn.h>

@@ -1,9 +1,9 @@
-/* iox_file_stream.h — stream a byte range of an open file as the body of an
+/* ioxide/file_stream.h — stream a byte range of an open file as the body of an
  * async HTTP response.
  *
  * The per-stream lifecycle is the generated machine file_stream
  * (spec/machines/file_stream.toml → generated/file_stream_machine.[ch]);
- * the actions are in runtime/file_stream.c. One positional read
+ * the actions are in runtime/file/file_stream.c. One positional read
  * (IORING_OP_READ, user_data owner: the streams' kind) is in flight at a time,
  * straight into the connection's write buffer; the next one is queued when
  * the connection has sent everything (drain hook). So a connection holds at

@@ -1,4 +1,4 @@
-/* iox_conn.h — an HTTP/1.1 server connection on a reactor.
+/* ioxide/http_conn.h — an HTTP/1.1 server connection on a reactor.
  *
  * The connection's lifecycle is the generated machine http_conn
  * (spec/machines/http_conn.toml → generated/http_conn_machine.[ch]); this

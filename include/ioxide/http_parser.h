@@ -1,7 +1,7 @@
-/* iox_http_parser.h — incremental, zero-copy HTTP/1.1 request parser.
+/* ioxide/http_parser.h — incremental, zero-copy HTTP/1.1 request parser.
  *
  * The grammar is spec/http11_request.rl (RFC 9112 / RFC 9110); the host file
- * runtime/http_parser.rl holds the actions, and Ragel turns both into
+ * runtime/http/http_parser.rl holds the actions, and Ragel turns both into
  * generated/http_parser.c. This header is the whole API.
  *
  * Model

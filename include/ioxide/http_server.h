@@ -1,9 +1,9 @@
-/* iox_http_server.h — the HTTP/1.1 server: a protocol of the reactor.
+/* ioxide/http_server.h — the HTTP/1.1 server: a protocol of the reactor.
  *
  * A listener whose protocol is iox_http_protocol (proto_cfg: a struct
  * iox_http_config) gets, on every reactor, an iox_http_server: its
  * connection table, its timers, its buffers and its kind in the reactor's
- * registry. Connections (iox_conn.h) are the generated machine http_conn.
+ * registry. Connections (ioxide/http_conn.h) are the generated machine http_conn.
  * Everything here runs on the reactor's thread. */
 #ifndef IOX_HTTP_SERVER_H
 #define IOX_HTTP_SERVER_H

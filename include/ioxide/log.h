@@ -1,4 +1,4 @@
-/* iox_log.h — one-line diagnostics to stderr.
+/* ioxide/log.h — one-line diagnostics to stderr.
  *
  * Every line names the reactor (thread) it came from, so a log of a
  * multi-reactor process reads as per-core stories. Not for the hot path:

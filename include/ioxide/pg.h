@@ -1,4 +1,4 @@
-/* iox_pg.h — the PostgreSQL client on a reactor's ring: a per-reactor pool
+/* ioxide/pg.h — the PostgreSQL client on a reactor's ring: a per-reactor pool
  * of pipelined connections.
  *
  * Model
@@ -8,7 +8,7 @@
  *    pg_conninfo.h) and authenticate with trust, cleartext, MD5 or
  *    SCRAM-SHA-256 as the server asks.
  *  - Each connection is the generated machine pg_conn
- *    (spec/machines/pg_conn.toml); actions in runtime/pg_conn.c.
+ *    (spec/machines/pg_conn.toml); actions in runtime/pg/pg_conn.c.
  *  - Queries use the extended protocol with named prepared statements
  *    (Parse once per connection per statement, then Bind/Execute/Sync every
  *    time) or the simple protocol. Every query ends with its own Sync, so

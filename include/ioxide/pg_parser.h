@@ -1,7 +1,7 @@
-/* iox_pg_parser.h — incremental, zero-copy PostgreSQL backend-message parser.
+/* ioxide/pg_parser.h — incremental, zero-copy PostgreSQL backend-message parser.
  *
  * The grammar is spec/pg_backend.rl (protocol 3.0, "Message Formats" in the
- * PostgreSQL manual); the host file runtime/pg_parser.rl holds the actions,
+ * PostgreSQL manual); the host file runtime/pg/pg_parser.rl holds the actions,
  * and Ragel turns both into generated/pg_parser.c. This header is the API.
  *
  * Model

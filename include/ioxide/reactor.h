@@ -1,4 +1,4 @@
-/* iox_reactor.h — the per-core reactor and the server built from them.
+/* ioxide/reactor.h — the per-core reactor and the server built from them.
  *
  * One reactor = one thread pinned to one core, owning one io_uring ring, its
  * own SO_REUSEPORT socket for every configured listener, its provided recv
@@ -11,9 +11,9 @@
  * Loop turn: iox_reactor_flush (every kind's end-of-turn hook, message
  * retries, accept re-arms, the tick) → iox_reactor_turn (one
  * io_uring_submit_and_wait, then every ready CQE reaped in batches, its
- * user_data decoded (iox_ud.h) and dispatched to the owning kind).
+ * user_data decoded (ioxide/ud.h) and dispatched to the owning kind).
  *
- * The same reactor runs on the simulated seam (iox_seam_sim.h) for tests:
+ * The same reactor runs on the simulated seam (ioxide/seam_sim.h) for tests:
  * iox_reactor_init_sim() skips the thread, ring and listener, and the test
  * drives iox_reactor_dispatch() and iox_reactor_flush() itself. */
 #ifndef IOX_REACTOR_H
@@ -54,7 +54,7 @@ enum { IOX_MSG_SHUTDOWN = 1, IOX_MSG_HUP = 2, IOX_MSG_APP0 = 4 };
 /* ---- Listeners ------------------------------------------------------------
  *
  * A protocol serves the sockets one listener accepts (the HTTP server is one:
- * iox_http_protocol in iox_http_server.h). Per reactor, open() makes the
+ * iox_http_protocol in ioxide/http_server.h). Per reactor, open() makes the
  * protocol's state for that listener (its connection table, its kind) on the
  * reactor's thread; on_accept() takes each accepted socket. */
 struct iox_protocol {

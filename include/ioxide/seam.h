@@ -1,12 +1,12 @@
-/* iox_seam.h — the ring seam: the only way machines reach io_uring.
+/* ioxide/seam.h — the ring seam: the only way machines reach io_uring.
  *
  * A machine asks the seam to start an operation on behalf of an owner slot
- * (the user_data, see iox_ud.h) and later receives the completion as a
+ * (the user_data, see ioxide/ud.h) and later receives the completion as a
  * struct iox_cqe through the reactor's dispatch. Two implementations:
  *   - seam_uring.c: the real ring (one per reactor thread) with its provided
  *     buffer ring for multishot recv;
  *   - seam_sim.c:   a simulated ring whose completions a test drives
- *     (iox_seam_sim.h), so every machine can be run deterministically.
+ *     (ioxide/seam_sim.h), so every machine can be run deterministically.
  *
  * Conventions (liburing's): every call returns 0 or -errno and never sets
  * errno. A return of -EBUSY means no SQE could be had even after flushing

@@ -1,4 +1,4 @@
-/* iox_seam_sim.h — a simulated ring for deterministic tests of machines.
+/* ioxide/seam_sim.h — a simulated ring for deterministic tests of machines.
  *
  * Operations queued through the seam are recorded, not performed. The test
  * decides what completes, when, and how: bytes arriving on a multishot recv

@@ -1,4 +1,4 @@
-/* iox_ud.h — the one encoding of io_uring user_data.
+/* ioxide/ud.h — the one encoding of io_uring user_data.
  *
  *   63      56 55     48 47          32 31                 0
  *  +---------+---------+--------------+--------------------+

@@ -1,7 +1,7 @@
 /* kind.c — the reactor's registry: kinds (who owns ring operations),
  * services (per-reactor objects found by a typed key) and message
  * handlers. Registration happens at startup, on the reactor's thread; the
- * arrays grow then and never on the hot path. See iox_reactor.h. */
+ * arrays grow then and never on the hot path. See ioxide/reactor.h. */
 #include <ioxide/log.h>
 #include <ioxide/reactor.h>
 #include <ioxide/ud.h>

@@ -1,4 +1,4 @@
-/* iox_log.c — see iox_log.h. */
+/* iox_log.c — see ioxide/log.h. */
 #include <ioxide/log.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* reactor.c — the per-core loop's own parts: listeners and accept, the
  * tick, messages, dispatch to the registered kinds, stop. It knows no
  * protocol (a test checks): connections belong to the listeners' protocols,
- * which register as kinds. See iox_reactor.h. */
+ * which register as kinds. See ioxide/reactor.h. */
 #include "core_internal.h"
 #include <ioxide/log.h>
 #include <ioxide/reactor.h>

@@ -1,5 +1,5 @@
 /* reactor_here.c — a reactor on the calling thread, for tests and tools that
- * drive client pools on a real ring (see iox_reactor.h). */
+ * drive client pools on a real ring (see ioxide/reactor.h). */
 #include <ioxide/log.h>
 #include <ioxide/reactor.h>
 #include <errno.h>

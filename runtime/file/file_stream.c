@@ -1,7 +1,7 @@
 /* file_stream.c — the actions of the file_stream machine
  * (spec/machines/file_stream.toml) and the glue that turns read
  * completions and connection hooks into its events. API and model:
- * iox_file_stream.h.
+ * ioxide/file_stream.h.
  *
  * Why the reserved space stays valid while a read is in flight: the read
  * goes to [wlen, wlen+n) of the write buffer, reserved (iox_resp_reserve)

@@ -1,5 +1,5 @@
 /* conn.c — completion handling, sends, timers and close for iox_conn.
- * The decisions live in the generated machine; see iox_conn.h. */
+ * The decisions live in the generated machine; see ioxide/http_conn.h. */
 #include "conn_buffers.h"
 #include "conn_internal.h"
 #include "http_conn_machine.h"

@@ -1,4 +1,4 @@
-/* runtime/http_parser.rl — Ragel host for spec/http11_request.rl.
+/* runtime/http/http_parser.rl — Ragel host for spec/http11_request.rl.
  *
  * The grammar (what a request is) lives in spec/; this file holds what the
  * parser remembers while matching it (offsets, never pointers), the limits,

@@ -1,6 +1,6 @@
 /* pg_conn.c — the actions of the pg_conn machine (spec/machines/pg_conn.toml):
  * one PostgreSQL session on the ring. The pool (pg_pool.c) turns completions
- * into events and owns the request slots; see iox_pg.h for the model.
+ * into events and owns the request slots; see ioxide/pg.h for the model.
  *
  * Read buffer: one per connection, plain recv into [rlen, rcap). Messages
  * are parsed in place; the DataRows of the query being answered stay in the

@@ -1,5 +1,5 @@
 /* pg_internal.h — the pool's and the connection machine's data (internal to
- * runtime/pg_pool.c and runtime/pg_conn.c). The API is iox_pg.h. */
+ * runtime/pg/pg_pool.c and runtime/pg/pg_conn.c). The API is ioxide/pg.h. */
 #ifndef IOX_PG_INTERNAL_H
 #define IOX_PG_INTERNAL_H
 #include <ioxide/pg.h>

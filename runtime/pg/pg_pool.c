@@ -1,7 +1,7 @@
 /* pg_pool.c — the per-reactor PostgreSQL pool: request slots, the wait
  * queue, the completion handler for the pool's kind, the end-of-turn flush, the
  * tick (connect/query deadlines, reconnect backoff) and the query API.
- * See iox_pg.h for the model, pg_conn.c for the session machine's actions. */
+ * See ioxide/pg.h for the model, pg_conn.c for the session machine's actions. */
 #include "pg_internal.h"
 #include "pg_conn_machine.h"
 #include <ioxide/log.h>

@@ -1,4 +1,4 @@
-/* seam_sim.c — the simulated ring (see iox_seam_sim.h). Test-only code, but
+/* seam_sim.c — the simulated ring (see ioxide/seam_sim.h). Test-only code, but
  * in the library so fuzzers and benches can drive machines through it. */
 #include <ioxide/seam_sim.h>
 #include <ioxide/ud.h>

@@ -1,4 +1,4 @@
-/* seam_uring.c — the real ring behind the seam (see iox_seam.h). */
+/* seam_uring.c — the real ring behind the seam (see ioxide/seam.h). */
 #include <ioxide/seam.h>
 #include <ioxide/log.h>
 #include <errno.h>

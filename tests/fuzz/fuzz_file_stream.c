@@ -1,6 +1,6 @@
 /* fuzz_file_stream.c — libFuzzer target for the file sender: the playground's
  * file mode (examples/playground/mode_file.c, file_snapshot.c) streaming
- * through the runtime's generated file_stream machine (runtime/file_stream.c)
+ * through the runtime's generated file_stream machine (runtime/file/file_stream.c)
  * on the simulated ring, as tests/test_file_sim.c drives it (its harness:
  * tests/file_sim_harness.h), with a schedule written by the fuzzer.
  *

@@ -1,5 +1,5 @@
 /* fuzz_http_conn.c — libFuzzer target for the generated HTTP connection
- * machine, driven through the simulated ring (iox_seam_sim.h) the way
+ * machine, driven through the simulated ring (ioxide/seam_sim.h) the way
  * tests/test_conn_sim.c drives it, except that the fuzzer writes the
  * schedule.
  *

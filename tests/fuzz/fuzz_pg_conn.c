@@ -1,5 +1,5 @@
 /* fuzz_pg_conn.c — libFuzzer target for the PostgreSQL client: the pool
- * (runtime/pg_pool.c) and its generated pg_conn machine (runtime/pg_conn.c)
+ * (runtime/pg/pg_pool.c) and its generated pg_conn machine (runtime/pg/pg_conn.c)
  * driven through the simulated ring, the target playing the server with
  * tests/pg_sim_server.h (the server of tests/test_pg_sim.c), on a schedule
  * written by the fuzzer instead of a seeded generator.
