@@ -9,7 +9,8 @@
 # row, into bench/RESULTS.md (only that section is replaced).
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_ROWS      rows to run, space/comma separated [raw]
+#   BENCH_ROWS      rows to run, space/comma separated [raw]; rows: raw pg
+#                   file1k file1m hop baseline (baseline needs BASELINE=binary)
 #   DURATION        seconds per measured run [5]
 #   ROUNDS          rounds (runs per cell) [3]
 #   WARMUP          seconds of warm-up per server and shape, 0 = none [1]
@@ -426,6 +427,25 @@ print_table_pg() {
 # reactor itself with REACTORS=1: two extra CQEs and two extra SQEs per
 # request), so CPU(hop) - CPU(raw) is the cost of a hop. Cross-core hops
 # need REACTORS>=2, which would put a reactor on the load generator's core.
+# before/after: the raw playground built from another commit (BASELINE, a
+# binary path, e.g. from `git worktree add /tmp/base <commit> && make -C
+# /tmp/base build/playground`) beside this tree's, same shapes. For a change
+# that must not cost CPU per request (issue 11 §5).
+row_baseline() {
+  [ -n "${BASELINE:-}" ] || die "row baseline needs BASELINE=/path/to/playground (the other commit's build)"
+  [ -x "$BASELINE" ] || die "BASELINE=$BASELINE is not an executable"
+  ROW_TITLE="raw: this tree vs baseline"
+  ROW_SHAPES="keepalive pipelined"
+  ROW_NOTES="Both sides are the raw playground (GET / → \`ok\`): side now is this tree's build, side base is BASELINE=${BASELINE_LABEL:-$BASELINE}."
+  start_server_playground raw
+  add_side now / ok
+  local keep=$PLAYGROUND
+  PLAYGROUND=$(abspath "$BASELINE")
+  start_server_playground raw
+  PLAYGROUND=$keep
+  add_side base / ok
+}
+
 row_hop() {
   ROW_TITLE="hop vs raw"
   ROW_SHAPES="keepalive pipelined"
