@@ -13,6 +13,7 @@ const char *const file_stream_state_names[FILE_STREAM_STATE_COUNT] = {
     [FILE_STREAM_S_DONE] = "done",
     [FILE_STREAM_S_FAILED] = "failed",
     [FILE_STREAM_S_GONE] = "gone",
+    [FILE_STREAM_S_CANCELLED] = "cancelled",
 };
 
 const char *const file_stream_event_names[FILE_STREAM_EVENT_COUNT] = {
@@ -23,8 +24,8 @@ const char *const file_stream_event_names[FILE_STREAM_EVENT_COUNT] = {
     [FILE_STREAM_EV_READ_ERROR] = "read_error",
     [FILE_STREAM_EV_READ_EOF_EARLY] = "read_eof_early",
     [FILE_STREAM_EV_DRAINED] = "drained",
-    [FILE_STREAM_EV_LAST] = "last",
     [FILE_STREAM_EV_CONN_GONE] = "conn_gone",
+    [FILE_STREAM_EV_CANCEL] = "cancel",
 };
 
 void (*file_stream_trace)(struct iox_file_stream *ctx, int from, int event, int to);
@@ -36,7 +37,7 @@ file_stream_bug(const char *what, int state, int event)
     abort();
 }
 
-int file_stream_fire(struct iox_file_stream *ctx, uint8_t *state, int event,
+int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, int event,
         const struct iox_fstream_event *ev)
 {
     int followups = 0;
@@ -56,30 +57,42 @@ int file_stream_fire(struct iox_file_stream *ctx, uint8_t *state, int event,
         switch (from) {
         case FILE_STREAM_S_IDLE:
             switch (e) {
-            case FILE_STREAM_EV_START: /* spec/machines/file_stream.toml:43 */
+            case FILE_STREAM_EV_START: /* spec/machines/file_stream.toml:54 */
+                if (file_stream_guard_behind(ctx, ev)) { /* [behind] ignore (line 54) */
+                    return *state; /* ignored */
+                } else { /* issue_read -> reading (line 54) */
+                    *state = FILE_STREAM_S_READING;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
+                    next = file_stream_act_issue_read(ctx, ev);
+                }
+                break;
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:56 */
+                return *state;
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:56 */
+                return *state;
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:56 */
+                return *state;
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:56 */
+                return *state;
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:55 */
                 *state = FILE_STREAM_S_READING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                 next = file_stream_act_issue_read(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:45 */
-                return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:45 */
-                return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:45 */
-                return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:45 */
-                return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:44 */
-                *state = FILE_STREAM_S_READING;
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:49 [any] */
+                *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
-                    file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
-                next = file_stream_act_issue_read(ctx, ev);
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
+                next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_LAST: /* ignored: spec/machines/file_stream.toml:45 */
-                return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* ignored: spec/machines/file_stream.toml:45 */
-                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:50 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
+                break;
             case FILE_STREAM_EV_NONE:
             case FILE_STREAM_EVENT_COUNT:
             default:
@@ -88,41 +101,52 @@ int file_stream_fire(struct iox_file_stream *ctx, uint8_t *state, int event,
             break;
         case FILE_STREAM_S_READING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:53 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:64 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:49 */
+            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:60 */
+                if (file_stream_guard_last_chunk(ctx, ev)) { /* [last_chunk] finish -> done (line 60) */
+                    *state = FILE_STREAM_S_DONE;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
+                    next = file_stream_act_finish(ctx, ev);
+                } else { /* commit -> sending (line 60) */
+                    *state = FILE_STREAM_S_SENDING;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
+                    next = file_stream_act_commit(ctx, ev);
+                }
+                break;
+            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:61 */
                 *state = FILE_STREAM_S_SENDING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
                 next = file_stream_act_commit(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:50 */
-                *state = FILE_STREAM_S_SENDING;
-                if (file_stream_trace)
-                    file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
-                next = file_stream_act_commit(ctx, ev);
-                break;
-            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:51 */
+            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:62 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:52 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:63 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:53 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:64 */
                 return *state;
-            case FILE_STREAM_EV_LAST: /* ignored: spec/machines/file_stream.toml:53 */
-                return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:39 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:49 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:50 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
                 break;
             case FILE_STREAM_EV_NONE:
             case FILE_STREAM_EVENT_COUNT:
@@ -132,33 +156,33 @@ int file_stream_fire(struct iox_file_stream *ctx, uint8_t *state, int event,
             break;
         case FILE_STREAM_S_SENDING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:59 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:69 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:59 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:69 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:59 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:69 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:59 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:69 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:59 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:69 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:57 */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:68 */
                 *state = FILE_STREAM_S_READING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                 next = file_stream_act_issue_read(ctx, ev);
                 break;
-            case FILE_STREAM_EV_LAST: /* spec/machines/file_stream.toml:58 */
-                *state = FILE_STREAM_S_DONE;
-                if (file_stream_trace)
-                    file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
-                next = file_stream_act_finish(ctx, ev);
-                break;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:39 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:49 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:50 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
                 break;
             case FILE_STREAM_EV_NONE:
             case FILE_STREAM_EVENT_COUNT:
@@ -175,6 +199,9 @@ int file_stream_fire(struct iox_file_stream *ctx, uint8_t *state, int event,
         case FILE_STREAM_S_GONE:
             /* final state: every event is ignored */
             return *state;
+        case FILE_STREAM_S_CANCELLED:
+            /* final state: every event is ignored */
+            return *state;
         case FILE_STREAM_STATE_COUNT:
         default:
             file_stream_bug("unreachable state", from, e);
@@ -184,4 +211,26 @@ int file_stream_fire(struct iox_file_stream *ctx, uint8_t *state, int event,
         event = next;
     }
     return *state;
+}
+
+/* [reuse]: the only writes of the state outside file_stream_fire(). */
+__attribute__((noreturn, cold)) static void
+file_stream_reuse_bug(const char *fn, const char *from, int state)
+{
+    fprintf(stderr, "%s: called in state %s; the spec allows it only from: %s\n", fn,
+            state >= 0 && state < FILE_STREAM_STATE_COUNT ? file_stream_state_names[state] : "(out of range)",
+            from);
+    abort();
+}
+
+void file_stream_init(file_stream_state_t *state) /* spec/machines/file_stream.toml:84 */
+{
+    *state = FILE_STREAM_S_IDLE;
+}
+
+void file_stream_reset(file_stream_state_t *state) /* spec/machines/file_stream.toml:85 */
+{
+    if (*state != FILE_STREAM_S_IDLE && *state != FILE_STREAM_S_DONE && *state != FILE_STREAM_S_FAILED && *state != FILE_STREAM_S_GONE && *state != FILE_STREAM_S_CANCELLED)
+        file_stream_reuse_bug("file_stream_reset", "idle, done, failed, gone, cancelled", *state);
+    *state = FILE_STREAM_S_IDLE;
 }

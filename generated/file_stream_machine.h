@@ -4,9 +4,12 @@
  * file_stream: One file streamed as an HTTP response body: positional reads on the ring into the write buffer, one chunk at a time.
  *
  * The states, events, dispatch and action prototypes of one machine. The
- * runtime owns the instance (a uint8_t state, usually inside the context
- * struct) and calls file_stream_fire() with each event; the actions below are
- * hand-written elsewhere and linked in. Format: docs/machine-spec.md.
+ * runtime owns the instance (its state, a one-byte file_stream_state_t, usually inside the
+ * context struct) and calls file_stream_fire() with each event; the actions and
+ * guards below are hand-written elsewhere and linked in.
+ * Only file_stream_fire() and the [reuse] functions at the end may write the
+ * state: gen/check_state_writes.py reports any other write.
+ * Format: docs/machine-spec.md.
  */
 #ifndef FILE_STREAM_MACHINE_H
 #define FILE_STREAM_MACHINE_H
@@ -15,16 +18,21 @@
 struct iox_file_stream;
 struct iox_fstream_event;
 
-/* States, in spec order. The instance stores one in a uint8_t. */
-enum file_stream_state {
+/* States, in spec order. The instance stores one as a file_stream_state_t:
+ * the enum is packed to one byte (a GNU C attribute, gcc and clang), so it
+ * costs what a uint8_t does and a debugger prints the state's name. */
+enum __attribute__((packed)) file_stream_state {
     FILE_STREAM_S_IDLE, /* a slot with no stream, or a new one about to start: at once when its request is the oldest outstanding one, else at the first drain (when it has become the oldest) */
     FILE_STREAM_S_READING, /* a positional read is in flight into the write buffer; the socket's close waits for it */
     FILE_STREAM_S_SENDING, /* a chunk is committed: waiting for the send to drain it before the next read */
     FILE_STREAM_S_DONE, /* every byte of the range was committed; the connection went on (final) (final) */
     FILE_STREAM_S_FAILED, /* a read failed or the file ended early; the connection was aborted (final) (final) */
     FILE_STREAM_S_GONE, /* the connection closed under the stream (final) (final) */
+    FILE_STREAM_S_CANCELLED, /* ended from outside: the table is being freed, or a new stream replaced it (final) (final) */
     FILE_STREAM_STATE_COUNT
 };
+typedef enum file_stream_state file_stream_state_t;
+_Static_assert(sizeof(file_stream_state_t) == 1, "file_stream_state_t must be one byte");
 
 /* Events, in spec order. 0 is "no event": an action returns it when it has
  * no follow-up. */
@@ -36,8 +44,8 @@ enum file_stream_event {
     FILE_STREAM_EV_READ_ERROR, /* the read failed (res < 0), or it could not be queued */
     FILE_STREAM_EV_READ_EOF_EARLY, /* the read returned 0 before the range ended (the file was truncated) */
     FILE_STREAM_EV_DRAINED, /* the connection has sent everything committed (drain hook) */
-    FILE_STREAM_EV_LAST, /* (raised) the last byte of the range is committed */
     FILE_STREAM_EV_CONN_GONE, /* the connection is closing or was released under the stream */
+    FILE_STREAM_EV_CANCEL, /* the stream is ended from outside: iox_file_streams_fini, or a new stream started on the slot while this one is active (cannot happen; logged) */
     FILE_STREAM_EVENT_COUNT
 };
 
@@ -52,8 +60,20 @@ extern const char *const file_stream_event_names[FILE_STREAM_EVENT_COUNT];
 /* 1 when s is a final state (every event is ignored there), else 0. */
 static inline int file_stream_is_final(int s)
 {
-    return s == FILE_STREAM_S_DONE || s == FILE_STREAM_S_FAILED || s == FILE_STREAM_S_GONE;
+    return s == FILE_STREAM_S_DONE || s == FILE_STREAM_S_FAILED || s == FILE_STREAM_S_GONE || s == FILE_STREAM_S_CANCELLED;
 }
+
+/* Guards — written by hand, called only by file_stream_fire(), to choose
+ * between the alternatives of a guarded transition: in spec order, until one
+ * holds. A guard returns non-zero when it holds. It must be free of side
+ * effects (ctx and ev are const): it may be called any number of times per
+ * event, or not at all. It sees the state before the transition. */
+
+/* an earlier answer on the connection is still outstanding: its write buffer is not the stream's yet (!iox_conn_is_oldest; asked on start, where the connection's target is the stream's request) */
+int file_stream_guard_behind(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* the read brought the range's last byte (ev->res == left) */
+int file_stream_guard_last_chunk(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
 /* Actions — written by hand, called only by file_stream_fire(). Each runs
  * after the instance has moved to the transition's target state and returns
@@ -63,17 +83,20 @@ static inline int file_stream_is_final(int s)
 /* reserve room in the write buffer and queue the next positional read (op_begin); raises read_error when it cannot */
 int file_stream_act_issue_read(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
-/* op_end; count the bytes read and flush them to this turn's send; raises last when the range is complete */
+/* count the bytes read and flush them to this turn's send */
 int file_stream_act_commit(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
-/* release the stream and resume the connection (iox_conn_async_done): pipelined requests continue */
+/* commit the range's last bytes and release the stream; the completion handler then resumes the connection (iox_conn_async_done): pipelined requests continue */
 int file_stream_act_finish(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
 /* log the path and offset, release the stream, abort the connection */
 int file_stream_act_abort(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
-/* the connection went away: release the stream (its end callback runs) */
+/* the connection went away: release the stream (its end callback gets -EPIPE) */
 int file_stream_act_release(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* release the stream (its end callback gets -ECANCELED) */
+int file_stream_act_cancel(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
 /* Deliver `event` to the instance whose state is *state.
  *
@@ -90,12 +113,23 @@ int file_stream_act_release(struct iox_file_stream *ctx, const struct iox_fstrea
  * 64 follow-ups — both are bugs in the actions, never input.
  * Not reentrant for one instance: an action must not fire its own instance.
  */
-int file_stream_fire(struct iox_file_stream *ctx, uint8_t *state, int event,
+int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, int event,
         const struct iox_fstream_event *ev);
 
 /* Optional tracer, NULL by default: when set, it is called once per
  * transition taken (ignored events are not traced), after *state is updated
  * and before the action runs. Process-wide: set it before reactors start. */
 extern void (*file_stream_trace)(struct iox_file_stream *ctx, int from, int event, int to);
+
+/* [reuse] — the only sanctioned writes of the state outside file_stream_fire(),
+ * for an instance that lives in a reusable slot. Each sets *state to its
+ * target directly: no action runs, nothing is traced. A checked one abort()s
+ * (with a message) when *state is not one of the states it may leave. */
+
+/* spec/machines/file_stream.toml:84: -> idle, whatever *state holds (it is not read). */
+void file_stream_init(file_stream_state_t *state);
+
+/* spec/machines/file_stream.toml:85: idle | done | failed | gone | cancelled -> idle. */
+void file_stream_reset(file_stream_state_t *state);
 
 #endif /* FILE_STREAM_MACHINE_H */

@@ -14,6 +14,7 @@ const char *const pg_conn_state_names[PG_CONN_STATE_COUNT] = {
     [PG_CONN_S_READY] = "ready",
     [PG_CONN_S_BUSY] = "busy",
     [PG_CONN_S_CLOSING] = "closing",
+    [PG_CONN_S_CLOSING_SOCKET] = "closing_socket",
     [PG_CONN_S_STOPPED] = "stopped",
 };
 
@@ -28,7 +29,7 @@ const char *const pg_conn_event_names[PG_CONN_EVENT_COUNT] = {
     [PG_CONN_EV_IO_ERROR] = "io_error",
     [PG_CONN_EV_TIMEOUT] = "timeout",
     [PG_CONN_EV_ESTABLISHED] = "established",
-    [PG_CONN_EV_DRAINED] = "drained",
+    [PG_CONN_EV_INPUT_DONE] = "input_done",
     [PG_CONN_EV_FAIL] = "fail",
     [PG_CONN_EV_SHUTDOWN] = "shutdown",
     [PG_CONN_EV_OP_DONE] = "op_done",
@@ -45,7 +46,7 @@ pg_conn_bug(const char *what, int state, int event)
     abort();
 }
 
-int pg_conn_fire(struct iox_pg_conn *ctx, uint8_t *state, int event,
+int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
         const struct iox_pg_event *ev)
 {
     int followups = 0;
@@ -65,42 +66,42 @@ int pg_conn_fire(struct iox_pg_conn *ctx, uint8_t *state, int event,
         switch (from) {
         case PG_CONN_S_DOWN:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:59 */
+            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:70 */
                 *state = PG_CONN_S_SOCKETING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
                 next = pg_conn_act_open_socket(ctx, ev);
                 break;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_DRAINED: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:61 */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:72 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:62 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:73 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:60 */
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:71 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -114,55 +115,55 @@ int pg_conn_fire(struct iox_pg_conn *ctx, uint8_t *state, int event,
             break;
         case PG_CONN_S_SOCKETING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:77 */
                 *state = PG_CONN_S_CONNECTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CONNECTING);
                 next = pg_conn_act_start_connect(ctx, ev);
                 break;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:67 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:67 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:67 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:67 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:51 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:62 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:52 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:63 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_DRAINED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:53 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:64 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:54 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:65 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -172,55 +173,55 @@ int pg_conn_fire(struct iox_pg_conn *ctx, uint8_t *state, int event,
             break;
         case PG_CONN_S_CONNECTING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:72 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:71 */
+            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:82 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_start_session(ctx, ev);
                 break;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:72 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:72 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:72 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:51 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:62 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:52 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:63 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_DRAINED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:53 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:64 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:54 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:65 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -230,67 +231,67 @@ int pg_conn_fire(struct iox_pg_conn *ctx, uint8_t *state, int event,
             break;
         case PG_CONN_S_AUTHENTICATING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:80 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:91 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:80 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:91 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:87 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_auth_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:77 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:88 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:89 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:51 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:62 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:52 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:63 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:79 */
+            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:90 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_session_up(ctx, ev);
                 break;
-            case PG_CONN_EV_DRAINED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:53 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:64 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:54 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:65 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -300,63 +301,63 @@ int pg_conn_fire(struct iox_pg_conn *ctx, uint8_t *state, int event,
             break;
         case PG_CONN_S_READY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:87 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:98 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:87 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:98 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:84 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:95 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:96 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:86 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:97 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:51 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:62 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:52 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:63 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_DRAINED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:53 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:64 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:54 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:65 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -366,66 +367,70 @@ int pg_conn_fire(struct iox_pg_conn *ctx, uint8_t *state, int event,
             break;
         case PG_CONN_S_BUSY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:95 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:106 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:95 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:106 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:91 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:102 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:92 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:103 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:93 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:104 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:51 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:62 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:52 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:63 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_DRAINED: /* spec/machines/pg_conn.toml:94 */
-                *state = PG_CONN_S_READY;
-                if (pg_conn_trace)
-                    pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
+            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:105 */
+                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 105) */
+                    *state = PG_CONN_S_READY;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
+                } else { /* ignore (line 105) */
+                    return *state; /* ignored */
+                }
                 break;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:53 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:64 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:54 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:65 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:55 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:66 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -435,44 +440,99 @@ int pg_conn_fire(struct iox_pg_conn *ctx, uint8_t *state, int event,
             break;
         case PG_CONN_S_CLOSING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_DRAINED: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:116 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:99 */
-                *state = PG_CONN_S_CLOSING;
-                if (pg_conn_trace)
-                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
-                next = pg_conn_act_maybe_close(ctx, ev);
+            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:110 */
+                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 111) */
+                    return *state; /* ignored */
+                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 112) */
+                    *state = PG_CONN_S_DOWN;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
+                    next = pg_conn_act_release(ctx, ev);
+                } else { /* close_socket -> closing_socket (line 113) */
+                    *state = PG_CONN_S_CLOSING_SOCKET;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING_SOCKET);
+                    next = pg_conn_act_close_socket(ctx, ev);
+                }
                 break;
-            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:100 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:116 */
+                return *state;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:115 */
+                *state = PG_CONN_S_STOPPED;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
+                next = pg_conn_act_finish(ctx, ev);
+                break;
+            case PG_CONN_EV_NONE:
+            case PG_CONN_EVENT_COUNT:
+            default:
+                pg_conn_bug("unreachable event", from, e);
+            }
+            break;
+        case PG_CONN_S_CLOSING_SOCKET:
+            switch (e) {
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:122 */
+                return *state;
+            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:120 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 next = pg_conn_act_release(ctx, ev);
                 break;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:101 */
-                return *state;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:121 */
+                *state = PG_CONN_S_STOPPED;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
+                next = pg_conn_act_finish(ctx, ev);
+                break;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
             default:
@@ -491,4 +551,11 @@ int pg_conn_fire(struct iox_pg_conn *ctx, uint8_t *state, int event,
         event = next;
     }
     return *state;
+}
+
+/* [reuse]: the only writes of the state outside pg_conn_fire(). */
+
+void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:128 */
+{
+    *state = PG_CONN_S_DOWN;
 }

@@ -4,9 +4,12 @@
  * pg_conn: One PostgreSQL client session: connect on the ring, authenticate, pipeline queries, close and reconnect.
  *
  * The states, events, dispatch and action prototypes of one machine. The
- * runtime owns the instance (a uint8_t state, usually inside the context
- * struct) and calls pg_conn_fire() with each event; the actions below are
- * hand-written elsewhere and linked in. Format: docs/machine-spec.md.
+ * runtime owns the instance (its state, a one-byte pg_conn_state_t, usually inside the
+ * context struct) and calls pg_conn_fire() with each event; the actions and
+ * guards below are hand-written elsewhere and linked in.
+ * Only pg_conn_fire() and the [reuse] functions at the end may write the
+ * state: gen/check_state_writes.py reports any other write.
+ * Format: docs/machine-spec.md.
  */
 #ifndef PG_CONN_MACHINE_H
 #define PG_CONN_MACHINE_H
@@ -15,8 +18,10 @@
 struct iox_pg_conn;
 struct iox_pg_event;
 
-/* States, in spec order. The instance stores one in a uint8_t. */
-enum pg_conn_state {
+/* States, in spec order. The instance stores one as a pg_conn_state_t:
+ * the enum is packed to one byte (a GNU C attribute, gcc and clang), so it
+ * costs what a uint8_t does and a debugger prints the state's name. */
+enum __attribute__((packed)) pg_conn_state {
     PG_CONN_S_DOWN, /* no session: waiting for the backoff timer (or the first open) */
     PG_CONN_S_SOCKETING, /* IORING_OP_SOCKET in flight */
     PG_CONN_S_CONNECTING, /* IORING_OP_CONNECT in flight */
@@ -24,9 +29,12 @@ enum pg_conn_state {
     PG_CONN_S_READY, /* session up, no query in flight */
     PG_CONN_S_BUSY, /* queries in flight (pipelined): results are matched to them in FIFO order */
     PG_CONN_S_CLOSING, /* the session is over: every op on the socket is cancelled; the close waits for the last completion */
+    PG_CONN_S_CLOSING_SOCKET, /* IORING_OP_CLOSE in flight: every other op on the socket has ended */
     PG_CONN_S_STOPPED, /* the pool was freed (final) (final) */
     PG_CONN_STATE_COUNT
 };
+typedef enum pg_conn_state pg_conn_state_t;
+_Static_assert(sizeof(pg_conn_state_t) == 1, "pg_conn_state_t must be one byte");
 
 /* Events, in spec order. 0 is "no event": an action returns it when it has
  * no follow-up. */
@@ -41,12 +49,12 @@ enum pg_conn_event {
     PG_CONN_EV_IO_ERROR, /* an op failed, or the server closed the connection (recv 0) */
     PG_CONN_EV_TIMEOUT, /* the connect/auth deadline passed, or the oldest query is overdue */
     PG_CONN_EV_ESTABLISHED, /* (raised) ReadyForQuery after authentication: the session is usable */
-    PG_CONN_EV_DRAINED, /* (raised) the last in-flight query was answered */
+    PG_CONN_EV_INPUT_DONE, /* (raised by query_input) what arrived is parsed, its queries completed, the recv re-armed */
     PG_CONN_EV_FAIL, /* (raised) auth refused, protocol error, FATAL from the server: the session is over */
     PG_CONN_EV_SHUTDOWN, /* the pool is stopping */
-    PG_CONN_EV_OP_DONE, /* an op on the socket ended while closing */
-    PG_CONN_EV_CLOSED, /* the close of the socket completed (or there was no socket) */
-    PG_CONN_EV_STOP, /* the pool is being freed */
+    PG_CONN_EV_OP_DONE, /* an op on the socket ended while closing (raised by drop, to close at once when none is in flight) */
+    PG_CONN_EV_CLOSED, /* the close of the socket completed (raised by close_socket when it closed the fd directly) */
+    PG_CONN_EV_STOP, /* the pool is being freed (after its bounded wait for the ring's completions) */
     PG_CONN_EVENT_COUNT
 };
 
@@ -63,6 +71,21 @@ static inline int pg_conn_is_final(int s)
 {
     return s == PG_CONN_S_STOPPED;
 }
+
+/* Guards — written by hand, called only by pg_conn_fire(), to choose
+ * between the alternatives of a guarded transition: in spec order, until one
+ * holds. A guard returns non-zero when it holds. It must be free of side
+ * effects (ctx and ev are const): it may be called any number of times per
+ * event, or not at all. It sees the state before the transition. */
+
+/* no query is in flight on the connection (inflight.n == 0) */
+int pg_conn_guard_drained(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* an op on the socket has not completed yet (ops > 0): the close waits for it */
+int pg_conn_guard_ops_in_flight(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* there is no socket to close (fd < 0: IORING_OP_SOCKET failed, or could not be queued) */
+int pg_conn_guard_no_socket(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
 /* Actions — written by hand, called only by pg_conn_fire(). Each runs
  * after the instance has moved to the transition's target state and returns
@@ -84,7 +107,7 @@ int pg_conn_act_auth_input(struct iox_pg_conn *ctx, const struct iox_pg_event *e
 /* the session is ready: reset the backoff, take waiting queries */
 int pg_conn_act_session_up(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
-/* parse results, complete queries in FIFO order; raises drained or fail */
+/* parse results, complete queries in FIFO order, re-arm the recv; raises input_done or fail */
 int pg_conn_act_query_input(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
 /* send everything queued (one send per turn) */
@@ -93,11 +116,11 @@ int pg_conn_act_send_out(struct iox_pg_conn *ctx, const struct iox_pg_event *ev)
 /* account a send; send the rest or what was queued meanwhile */
 int pg_conn_act_on_sent(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
-/* fail every in-flight query with the reason, cancel every op on the socket */
+/* fail every in-flight query with the reason, cancel every op on the socket; raises op_done */
 int pg_conn_act_drop(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
-/* close the socket once no op is in flight (raises closed when there is none) */
-int pg_conn_act_maybe_close(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+/* queue IORING_OP_CLOSE (no SQE: close(2) the fd directly and raise closed) */
+int pg_conn_act_close_socket(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
 /* free the session's state, schedule the reconnect with backoff */
 int pg_conn_act_release(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
@@ -120,12 +143,20 @@ int pg_conn_act_finish(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
  * 64 follow-ups — both are bugs in the actions, never input.
  * Not reentrant for one instance: an action must not fire its own instance.
  */
-int pg_conn_fire(struct iox_pg_conn *ctx, uint8_t *state, int event,
+int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
         const struct iox_pg_event *ev);
 
 /* Optional tracer, NULL by default: when set, it is called once per
  * transition taken (ignored events are not traced), after *state is updated
  * and before the action runs. Process-wide: set it before reactors start. */
 extern void (*pg_conn_trace)(struct iox_pg_conn *ctx, int from, int event, int to);
+
+/* [reuse] — the only sanctioned writes of the state outside pg_conn_fire(),
+ * for an instance that lives in a reusable slot. Each sets *state to its
+ * target directly: no action runs, nothing is traced. A checked one abort()s
+ * (with a message) when *state is not one of the states it may leave. */
+
+/* spec/machines/pg_conn.toml:128: -> down, whatever *state holds (it is not read). */
+void pg_conn_init(pg_conn_state_t *state);
 
 #endif /* PG_CONN_MACHINE_H */

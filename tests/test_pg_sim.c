@@ -36,6 +36,7 @@
 #include <ioxide/reactor.h>
 #include <ioxide/seam_sim.h>
 #include <ioxide/ud.h>
+#include "pg_conn_machine.h"
 #include "pg_sim_server.h"
 #include <errno.h>
 #include <stdio.h>
@@ -426,9 +427,21 @@ static int run_seed(uint64_t seed)
     return failed;
 }
 
+/* Transitions taken, by (from, event), via the generated tracer; and the
+ * last `stop` (close_gives_up_on_closing). */
+static uint64_t taken[PG_CONN_STATE_COUNT][PG_CONN_EVENT_COUNT];
+static int stop_from = -1, stop_to = -1;
+static void trace(struct iox_pg_conn *c, int from, int event, int to)
+{
+    (void)c;
+    taken[from][event]++;
+    if (event == PG_CONN_EV_STOP) stop_from = from, stop_to = to;
+}
+
 static int quiet_level;
 static int suite_init(void)
 {
+    pg_conn_trace = trace;
     if (!stmt_ready) {
         if (iox_pg_stmt_init(&stmt, "SELECT 'r' || $1", 1)) return -1;
         stmt_ready = 1;
@@ -437,7 +450,7 @@ static int suite_init(void)
     if (!getenv("IOX_LOG")) iox_log_level = -1;   /* thousands of expected connection losses */
     return 0;
 }
-static int suite_clean(void) { iox_log_level = quiet_level; return 0; }
+static int suite_clean(void) { iox_log_level = quiet_level; pg_conn_trace = NULL; return 0; }
 
 static int run_seed_arg(uint64_t seed, void *arg)
 {
@@ -454,6 +467,61 @@ IOX_TEST(pg_sim, seeded_schedules_with_faults)
                 (unsigned long long)stats.seeds, (unsigned long long)stats.sockets, (unsigned long long)stats.sessions,
                 (unsigned long long)stats.accepted, (unsigned long long)stats.ok, (unsigned long long)stats.error,
                 (unsigned long long)stats.failed, (unsigned long long)stats.refused);
+    if (getenv("IOX_SIM_STATS")) {
+        fprintf(stderr, "  pg_conn transitions taken:");
+        for (int a = 0; a < PG_CONN_STATE_COUNT; a++)
+            for (int e = 0; e < PG_CONN_EVENT_COUNT; e++)
+                if (taken[a][e]) fprintf(stderr, " %s/%s %llu", pg_conn_state_names[a], pg_conn_event_names[e],
+                                         (unsigned long long)taken[a][e]);
+        fprintf(stderr, "\n");
+    }
 }
+
+/* iox_pg_pool_close does not wait for the simulated ring, as it gives up on
+ * a real one after 500 ms: a connection still closing — its socket op in
+ * flight (closing), or its close (closing_socket) — takes `stop` there and
+ * is stopped (spec/machines/pg_conn.toml), with no op queued after. */
+static void close_while(int close_in_flight)
+{
+    struct iox_server_config cfg = {.shutdown_grace_ms = 500};
+    struct iox_reactor r;
+    struct iox_seam_sim *sim = iox_sim_create(4, 64);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim);
+    CU_ASSERT_FATAL(iox_reactor_init_sim(&r, iox_sim_seam(sim), &cfg) == 0);
+    iox_sim_set_sink(sim, sink, &r);
+    struct iox_pg_pool_config pc = {
+        .size = 1, .conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw connect_timeout_ms=1000",
+    };
+    struct iox_pg_pool *pool;
+    char err[200];
+    CU_ASSERT_FATAL(iox_pg_pool_open(&r, &pc, &pool, err, sizeof err) == 0);
+    const int fd = FD0;
+    if (close_in_flight) {
+        /* socket → connect in flight; stop cancels it; both completions
+         * come (the tick's cancel is left alone): the close is queued. */
+        CU_ASSERT_EQUAL(iox_sim_complete_one(sim, IOX_OP_SOCKET, -1, fd), 0);
+        CU_ASSERT_TRUE(iox_sim_has_op(sim, IOX_OP_CONNECT, fd));
+        iox_pg_pool_stop(pool);
+        CU_ASSERT_EQUAL(iox_sim_complete_one(sim, IOX_OP_CONNECT, fd, -ECANCELED), 0);
+        CU_ASSERT_EQUAL(iox_sim_complete_one(sim, IOX_OP_CANCEL, fd, 1), 0);
+        CU_ASSERT_TRUE(iox_sim_has_op(sim, IOX_OP_CLOSE, fd));
+    } else {
+        iox_pg_pool_stop(pool);   /* the socket op stays in flight */
+        CU_ASSERT_TRUE(iox_sim_has_op(sim, IOX_OP_SOCKET, -1));
+    }
+    CU_ASSERT_NOT_EQUAL(iox_pg_pool_ops(pool), 0);
+    unsigned live = iox_sim_live_ops(sim, close_in_flight ? fd : -1);
+    stop_from = stop_to = -1;
+    iox_pg_pool_close(pool);
+    CU_ASSERT_EQUAL(stop_from, close_in_flight ? PG_CONN_S_CLOSING_SOCKET : PG_CONN_S_CLOSING);
+    CU_ASSERT_EQUAL(stop_to, PG_CONN_S_STOPPED);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(sim, close_in_flight ? fd : -1), live);   /* nothing new queued */
+    CU_ASSERT_EQUAL(iox_sim_violations(sim), 0);
+    iox_reactor_fini(&r);
+    iox_sim_destroy(sim);
+}
+
+IOX_TEST(pg_sim, close_gives_up_on_closing) { close_while(0); }
+IOX_TEST(pg_sim, close_gives_up_on_closing_socket) { close_while(1); }
 
 IOX_SUITE(pg_sim, suite_init, suite_clean);

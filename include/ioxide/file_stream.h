@@ -19,6 +19,7 @@
  * freed memory. */
 #ifndef IOX_FILE_STREAM_H
 #define IOX_FILE_STREAM_H
+#include "file_stream_machine.h"
 #include <ioxide/http_conn.h>
 #include <stdint.h>
 
@@ -46,7 +47,7 @@ struct iox_file_stream {
     int fd;
     uint16_t gen;              /* the connection's generation */
     uint16_t seq;              /* the request the stream answers */
-    uint8_t state;             /* enum file_stream_state */
+    file_stream_state_t state; /* written only by file_stream_fire() and the [reuse] functions */
     uint8_t active;            /* started, on_end not called yet */
 };
 

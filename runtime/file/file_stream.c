@@ -1,7 +1,8 @@
-/* file_stream.c — the actions of the file_stream machine
+/* file_stream.c — the actions and guards of the file_stream machine
  * (spec/machines/file_stream.toml) and the glue that turns read
  * completions and connection hooks into its events. API and model:
- * ioxide/file_stream.h.
+ * ioxide/file_stream.h. The state is written only by file_stream_fire() and
+ * the [reuse] functions file_stream_init() / file_stream_reset().
  *
  * Why the reserved space stays valid while a read is in flight: the read
  * goes to [wlen, wlen+n) of the write buffer, reserved (iox_resp_reserve)
@@ -86,22 +87,28 @@ int file_stream_act_issue_read(struct iox_file_stream *st, const struct iox_fstr
     return FILE_STREAM_EV_NONE;
 }
 
-/* A short read counts what arrived; the rest is read after it is sent. */
-int file_stream_act_commit(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+static void commit_bytes(struct iox_file_stream *st, const struct iox_fstream_event *ev)
 {
     struct iox_conn *c = conn_of(st);
     iox_resp_commit_bytes(c, (size_t)ev->res);
     st->off += (uint64_t)ev->res;
     st->left -= (uint64_t)ev->res;
     iox_conn_flush(c);
-    return st->left == 0 ? FILE_STREAM_EV_LAST : FILE_STREAM_EV_NONE;
 }
 
-/* The connection resumes in the completion handler, after the machine
- * returns (a pipelined request may start the next stream on this slot). */
+/* A short read counts what arrived; the rest is read after it is sent. */
+int file_stream_act_commit(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    commit_bytes(st, ev);
+    return FILE_STREAM_EV_NONE;
+}
+
+/* The last chunk (guard last_chunk). The connection resumes in the
+ * completion handler, after the machine returns (a pipelined request may
+ * start the next stream on this slot). */
 int file_stream_act_finish(struct iox_file_stream *st, const struct iox_fstream_event *ev)
 {
-    (void)ev;
+    commit_bytes(st, ev);
     streams_of(st->r)->n_done++;
     stream_end(st, 0);
     return FILE_STREAM_EV_NONE;
@@ -130,6 +137,32 @@ int file_stream_act_release(struct iox_file_stream *st, const struct iox_fstream
     streams_of(st->r)->n_gone++;
     stream_end(st, -EPIPE);
     return FILE_STREAM_EV_NONE;
+}
+
+int file_stream_act_cancel(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    (void)ev;
+    stream_end(st, -ECANCELED);
+    return FILE_STREAM_EV_NONE;
+}
+
+/* ---- guards ---- */
+
+/* Asked on start only, from iox_file_stream_start: the connection's target
+ * is the stream's request (st->seq = c->tgt), so "is it the oldest
+ * outstanding one" is iox_conn_is_oldest. The drain hook runs only for the
+ * oldest, so a drained idle stream needs no such question. */
+int file_stream_guard_behind(const struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    (void)ev;
+    return !iox_conn_is_oldest(&st->hs->conns[st->idx]);
+}
+
+/* read_done: the read returned all it asked for; it was the last when it
+ * asked for everything left (asked = min(left, room)). */
+int file_stream_guard_last_chunk(const struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    return ev->res > 0 && (uint64_t)ev->res == st->left;
 }
 
 /* ---- events from the connection and the ring ---- */
@@ -211,7 +244,7 @@ int iox_file_streams_init(struct iox_http_server *hs)
         fs->s[i].r = r;
         fs->s[i].hs = hs;
         fs->s[i].idx = i;
-        fs->s[i].state = FILE_STREAM_INITIAL;
+        file_stream_init(&fs->s[i].state);
     }
     fs->owner = iox_reactor_register_kind(r, &streams_kind, fs);
     if (fs->owner < 0 || iox_reactor_set_service(r, &streams_key, fs) < 0) {
@@ -228,7 +261,7 @@ void iox_file_streams_fini(struct iox_reactor *r)
     struct iox_file_streams *fs = streams_of(r);
     if (!fs) return;
     for (uint32_t i = 0; fs->active && i < fs->n; i++)
-        if (fs->s[i].active) stream_end(&fs->s[i], -ECANCELED);
+        if (fs->s[i].active) fire(&fs->s[i], FILE_STREAM_EV_CANCEL, 0);   /* -> cancelled */
     iox_reactor_unregister_kind(r, fs->owner);
     iox_reactor_set_service(r, &streams_key, NULL);
     free(fs->s);
@@ -244,7 +277,7 @@ int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len
     struct iox_file_stream *st = &fs->s[c->idx];
     if (st->active) {   /* cannot happen: the close hook or the last read ends it */
         IOX_ERROR("file stream: slot %u still has a stream; dropping it", c->idx);
-        stream_end(st, -ECANCELED);
+        fire(st, FILE_STREAM_EV_CANCEL, 0);   /* -> cancelled */
     }
     if (!len) {         /* nothing to read: done before it starts */
         if (on_end) on_end(c->r, arg, 0);
@@ -262,14 +295,14 @@ int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len
     st->gen = c->gen;
     st->seq = c->tgt;
     st->active = 1;
-    st->state = FILE_STREAM_INITIAL;
+    file_stream_reset(&st->state);   /* from idle or the last stream's final state */
     fs->active++;
     fs->n_started++;
     iox_conn_set_close_hook(c, on_conn_close, fs);
     iox_conn_set_drain_hook(c, on_conn_drain, fs);
     /* Behind an earlier outstanding answer the write buffer is not ours
-     * yet: the first read waits for the drain hook (idle → reading). */
-    if (!iox_conn_is_oldest(c)) return IOX_ASYNC;
+     * yet: start is ignored (guard behind) and the first read waits for
+     * the drain hook (idle → reading). */
     fire(st, FILE_STREAM_EV_START, 0);
-    return st->state == FILE_STREAM_S_READING ? IOX_ASYNC : IOX_HANDLED;
+    return st->state == FILE_STREAM_S_FAILED ? IOX_HANDLED : IOX_ASYNC;   /* failed: no read queued */
 }

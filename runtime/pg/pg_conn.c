@@ -1,5 +1,5 @@
-/* pg_conn.c — the actions of the pg_conn machine (spec/machines/pg_conn.toml):
- * one PostgreSQL session on the ring. The pool (pg_pool.c) turns completions
+/* pg_conn.c — the actions and guards of the pg_conn machine
+ * (spec/machines/pg_conn.toml): one PostgreSQL session on the ring. The pool (pg_pool.c) turns completions
  * into events and owns the request slots; see ioxide/pg.h for the model.
  *
  * Read buffer: one per connection, plain recv into [rlen, rcap). Messages
@@ -144,7 +144,7 @@ int pg_conn_act_open_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev
     struct iox_pg_pool *p = c->pool;
     c->gen++;
     c->fd = -1;
-    c->recv_armed = c->send_busy = c->close_sent = 0;
+    c->recv_armed = c->send_busy = 0;
     c->fill = 0;
     c->wb[0].len = c->wb[1].len = 0;
     c->rlen = c->rpos = c->keep = c->need = 0;
@@ -444,7 +444,13 @@ int pg_conn_act_query_input(struct iox_pg_conn *c, const struct iox_pg_event *ev
     }
     if (p->waiting.n) pg_pool_take_waiting(p);
     if (pg_conn_arm_recv(c) < 0) return PG_CONN_EV_FAIL;
-    return c->inflight.n == 0 ? PG_CONN_EV_DRAINED : PG_CONN_EV_NONE;
+    return PG_CONN_EV_INPUT_DONE;   /* busy: [drained] -> ready */
+}
+
+int pg_conn_guard_drained(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    return c->inflight.n == 0;
 }
 
 /* ---- the end of a session ---- */
@@ -493,18 +499,30 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
     return PG_CONN_EV_OP_DONE;
 }
 
-int pg_conn_act_maybe_close(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+/* closing, op_done: the close waits for every op on the socket... */
+int pg_conn_guard_ops_in_flight(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
-    if (c->ops > 0 || c->close_sent) return PG_CONN_EV_NONE;
-    if (c->fd < 0) return PG_CONN_EV_CLOSED;
+    return c->ops > 0;
+}
+
+/* ...and there may be no socket to close at all. */
+int pg_conn_guard_no_socket(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    return c->fd < 0;
+}
+
+/* Runs in closing_socket: no op is in flight and there is a socket. */
+int pg_conn_act_close_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
     int rc = iox_seam_close(seam(c), c->fd, pg_ud(c, IOX_OP_CLOSE));
     if (rc < 0) {
         close(c->fd);   /* no SQE: close directly, nothing is in flight */
         c->fd = -1;
         return PG_CONN_EV_CLOSED;
     }
-    c->close_sent = 1;
     op_started(c);
     return PG_CONN_EV_NONE;
 }
@@ -514,7 +532,6 @@ int pg_conn_act_release(struct iox_pg_conn *c, const struct iox_pg_event *ev)
     (void)ev;
     struct iox_pg_pool *p = c->pool;
     c->fd = -1;
-    c->close_sent = 0;
     c->fail_logged = 0;
     uint32_t next = c->backoff_ms ? c->backoff_ms * 2 : 100;
     if (next > p->cfg.backoff_max_ms) next = p->cfg.backoff_max_ms;

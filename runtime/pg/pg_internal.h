@@ -6,6 +6,7 @@
 #include <ioxide/pg_parser.h>
 #include "pg_auth.h"
 #include "pg_conninfo.h"
+#include "pg_conn_machine.h"
 #include "pg_frontend.h"
 #include <sys/socket.h>
 
@@ -39,10 +40,10 @@ struct iox_pg_conn {
     struct iox_pg_pool *pool;
     uint32_t idx;
     uint16_t gen;              /* bumped per session: late CQEs are dropped */
-    uint8_t state;             /* enum pg_conn_state */
+    pg_conn_state_t state;     /* written only by pg_conn_fire() and pg_conn_init() */
     int fd;
     uint16_t ops;              /* ops in flight in the ring (close waits for 0) */
-    uint8_t recv_armed, send_busy, close_sent, fill;
+    uint8_t recv_armed, send_busy, fill;
     uint64_t deadline_ms;      /* connect/auth deadline while not ready */
     uint64_t retry_at_ms;      /* down: when to reconnect */
     uint32_t backoff_ms;

@@ -50,6 +50,12 @@ int pg_conn_is_up(const struct iox_pg_conn *c)
     return c->state == PG_CONN_S_READY || c->state == PG_CONN_S_BUSY;
 }
 
+/* The session is over and its socket not closed yet: every completion is op_done. */
+static int pg_conn_is_closing(const struct iox_pg_conn *c)
+{
+    return c->state == PG_CONN_S_CLOSING || c->state == PG_CONN_S_CLOSING_SOCKET;
+}
+
 /* ---- configuration ---- */
 
 static int env_num(const char *name, unsigned *out, unsigned min, unsigned max, char *err, size_t n)
@@ -372,7 +378,7 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
         pg_conn_deliver(c, PG_CONN_EV_CLOSED, &ev);
         return;
     }
-    if (c->state == PG_CONN_S_CLOSING) {
+    if (pg_conn_is_closing(c)) {
         pg_conn_deliver(c, PG_CONN_EV_OP_DONE, &ev);
         return;
     }
@@ -458,7 +464,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
         c->pool = p;
         c->idx = i;
         c->fd = -1;
-        c->state = PG_CONN_INITIAL;
+        pg_conn_init(&c->state);
         c->rcap = RBUF_INIT;
         c->rbuf = malloc(c->rcap);
         if (!c->rbuf) goto nomem;
@@ -494,7 +500,7 @@ void iox_pg_pool_stop(struct iox_pg_pool *p)
     p->stopping = 1;
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct iox_pg_conn *c = &p->conns[i];
-        if (c->state != PG_CONN_S_DOWN && c->state != PG_CONN_S_CLOSING && c->state != PG_CONN_S_STOPPED) {
+        if (c->state != PG_CONN_S_DOWN && !pg_conn_is_closing(c) && c->state != PG_CONN_S_STOPPED) {
             pg_conn_set_fail(c, -ECANCELED, "the pool is closing");
             pg_conn_deliver(c, PG_CONN_EV_SHUTDOWN, NULL);
         }
@@ -529,7 +535,8 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
         struct iox_pg_conn *c = &p->conns[i];
         if (c->fd >= 0 && r->uring) close(c->fd);   /* simulated fds are not ours to close */
         c->fd = -1;
-        if (c->state == PG_CONN_S_CLOSING) c->state = PG_CONN_S_DOWN;  /* bounded wait ran out */
+        /* down, or closing / closing_socket when the bounded wait ran out
+         * (or on a simulated ring, which is not waited for): stopped. */
         pg_conn_deliver(c, PG_CONN_EV_STOP, NULL);
         if (c->sasl) iox_pg_scram_clear(&c->scram);
         free(c->rbuf);
