@@ -43,7 +43,8 @@ TEST_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
-.PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim docs
+.PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim docs \
+        install uninstall shared
 
 all: $(LIB) $(BUILD)/playground $(BUILD)/tests
 
@@ -108,6 +109,21 @@ regen:
 	@mk/deps.sh
 	mk/regen.sh generated
 
+# Plain `make` regenerates too when a grammar, a machine spec, the generator
+# or a template changed since the last regeneration (build/.regen-stamp).
+# Done while the Makefile is read, before any rule runs, so every object
+# sees the new headers. Deterministic: a fresh tree regenerates to the same
+# bytes. Skipped (with a note) while ragel or Jinja2 are not installed yet —
+# mk/deps.sh installs them, and the `regen` suite checks freshness anyway.
+GEN_INPUTS := $(wildcard spec/*.rl spec/machines/*.toml runtime/*/*.rl gen/iox_gen.py gen/templates/*.j2) mk/regen.sh
+ifeq ($(filter clean deps regen,$(MAKECMDGOALS)),)
+_regen := $(shell if [ ! -e $(BUILD)/.regen-stamp ] || [ -n "$$(find $(GEN_INPUTS) -newer $(BUILD)/.regen-stamp 2>/dev/null | head -1)" ]; then \
+  if command -v ragel >/dev/null && /usr/bin/python3 -c 'import jinja2' 2>/dev/null; then \
+    echo "make: specs changed — regenerating generated/ (mk/regen.sh)" >&2; \
+    mk/regen.sh generated >&2 && mkdir -p $(BUILD) && touch $(BUILD)/.regen-stamp; \
+  else echo "make: not regenerating generated/ yet (ragel or python3-jinja2 missing; mk/deps.sh installs them)" >&2; fi; fi)
+endif
+
 # Diagrams of every machine for the docs (docs/machines/*.svg, from the
 # generated .dot files; needs graphviz).
 docs:
@@ -128,6 +144,59 @@ bench: all
 
 clean:
 	rm -rf build
+
+# ---- install (issue 13 §1) --------------------------------------------------
+#   make install [PREFIX=/usr/local] [DESTDIR=]   library (.a, .so with soname,
+#       public API only), headers, pkg-config file, ioxide-gen with its
+#       templates and grammars, man page; make uninstall removes them.
+VERSION  := $(shell cat VERSION)
+SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+PIC_OBJ  := $(patsubst %.c,$(BUILD)/pic/obj/%.o,$(LIB_SRC))
+SHLIB    := $(BUILD)/libioxide.so.$(VERSION)
+PUB_GEN_HDRS := $(addprefix generated/,$(sort $(shell grep -ho '"[a-z_]*_machine\.h"' include/ioxide/*.h | tr -d '"')))
+
+$(BUILD)/pic/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+$(BUILD)/pic/obj/generated/%.o: CFLAGS += -Wno-unused-const-variable -Wno-implicit-fallthrough
+
+$(BUILD)/ioxide.map: $(PIC_OBJ) mk/exports.sh $(wildcard include/ioxide/*.h)
+	mk/exports.sh $@ $(PIC_OBJ)
+
+$(SHLIB): $(PIC_OBJ) $(BUILD)/ioxide.map
+	$(CC) -shared -Wl,-soname,libioxide.so.$(SOMAJOR) -Wl,--version-script=$(BUILD)/ioxide.map \
+	  -Wl,--no-undefined -o $@ $(PIC_OBJ) $(LDLIBS)
+
+shared: $(SHLIB)
+
+$(BUILD)/ioxide.pc: mk/ioxide.pc.in VERSION
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
+
+install: $(LIB) $(SHLIB) $(BUILD)/ioxide.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/ioxide \
+	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ioxide/templates $(DESTDIR)$(PREFIX)/share/ioxide/spec \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libioxide.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib/libioxide.so.$(VERSION)
+	ln -sf libioxide.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libioxide.so.$(SOMAJOR)
+	ln -sf libioxide.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libioxide.so
+	install -m 644 $(BUILD)/ioxide.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ioxide.pc
+	install -m 644 include/ioxide/*.h $(PUB_GEN_HDRS) $(DESTDIR)$(PREFIX)/include/ioxide/
+	install -m 755 gen/ioxide-gen $(DESTDIR)$(PREFIX)/bin/ioxide-gen
+	install -m 644 gen/iox_gen.py VERSION $(DESTDIR)$(PREFIX)/share/ioxide/
+	install -m 644 gen/templates/*.j2 $(DESTDIR)$(PREFIX)/share/ioxide/templates/
+	install -m 644 spec/*.rl $(DESTDIR)$(PREFIX)/share/ioxide/spec/
+	install -m 644 docs/ioxide-gen.1 $(DESTDIR)$(PREFIX)/share/man/man1/ioxide-gen.1
+	@echo "installed ioxide $(VERSION) into $(DESTDIR)$(PREFIX)"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libioxide.a $(DESTDIR)$(PREFIX)/lib/libioxide.so \
+	  $(DESTDIR)$(PREFIX)/lib/libioxide.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libioxide.so.$(VERSION) \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/ioxide.pc $(DESTDIR)$(PREFIX)/bin/ioxide-gen \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/ioxide-gen.1
+	rm -rf $(DESTDIR)$(PREFIX)/include/ioxide $(DESTDIR)$(PREFIX)/share/ioxide
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -297,9 +297,11 @@ def display_path(path):
     relative to the repo root so output does not depend on the checkout."""
     p = os.path.normpath(path)
     if os.path.isabs(p):
-        rel = os.path.relpath(p, REPO_ROOT)
-        if not rel.startswith(".."):
-            p = rel
+        for root in (REPO_ROOT, os.getcwd()):
+            rel = os.path.relpath(p, root)
+            if not rel.startswith(".."):
+                p = rel
+                break
     return p.replace(os.sep, "/")
 
 
@@ -777,8 +779,8 @@ def write_if_changed(path, text):
     os.replace(tmp, path)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="gen/iox_gen.py",
+def main(argv=None, prog="gen/iox_gen.py"):
+    ap = argparse.ArgumentParser(prog=prog,
                                  description="Generate C state machines from ioxide machine specs (TOML).")
     ap.add_argument("--out", help="directory for NAME_machine.{h,c,dot}")
     ap.add_argument("--svg", help="also render NAME_machine.svg here with `dot -Tsvg` (when graphviz is installed)")

@@ -81,7 +81,7 @@ struct iox_conn {
     uint8_t aborted;         /* iox_conn_abort called: stop parsing */
     uint8_t firing;          /* inside http_conn_fire: queue nested events */
     uint8_t nqueued;
-    uint8_t queued[HTTP_CONN_EVENT_COUNT];   /* distinct, payload-less (conn.c, iox_conn_fire) */
+    uint8_t queued[HTTP_CONN_EVENT_COUNT];   /* distinct, payload-less (conn.c: the re-entrancy queue) */
     /* Open requests [rq_head, rq_tail) in the response ring (hs->rslot_mask
      * + 1 entries); tgt is the request iox_resp_* write for; nasync counts
      * the outstanding async ones (at most hs->max_async). side_len: bytes in
