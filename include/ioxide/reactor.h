@@ -92,7 +92,7 @@ struct iox_listener_config {
 struct iox_server_config {
     unsigned reactors;           /* default online CPUs */
     int pin;                     /* pin reactor i to the i-th allowed CPU (default 1; -1 off) */
-    uint32_t shutdown_grace_ms;  /* SIGTERM: time for in-flight work (3000) */
+    uint32_t shutdown_grace_ms;  /* SIGTERM: time for in-flight work (3000; UINT32_MAX: none) */
     struct iox_uring_config ring;
     /* Listeners (1 .. IOX_MAX_LISTENERS; none is a startup error naming
      * the fix). Zero fields of each get the defaults above; an HTTP server

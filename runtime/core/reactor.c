@@ -174,7 +174,7 @@ void iox_reactor_begin_stop(struct iox_reactor *r)
 {
     if (r->stopping) return;
     r->stopping = 1;
-    r->stop_deadline_ms = r->now_ms + r->cfg->shutdown_grace_ms;
+    r->stop_deadline_ms = r->now_ms + (r->cfg->shutdown_grace_ms == UINT32_MAX ? 0 : r->cfg->shutdown_grace_ms);
     IOX_DEBUG("stopping: %u ops/connections open", iox_reactor_kinds_busy(r));
     for (unsigned i = 0; i < r->nlisteners; i++) {
         struct iox_listener_rt *l = &r->listeners[i];

@@ -54,7 +54,8 @@ int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t 
     if (rc) return -EINVAL;
     cfg->reactors = reactors;
     cfg->pin = pin ? 1 : -1;
-    /* IOX_SHUTDOWN_GRACE_MS=0 means no grace: keep it apart from "unset". */
+    /* IOX_SHUTDOWN_GRACE_MS=0 means no grace: kept apart from "unset" as
+     * UINT32_MAX (idempotent under iox_server_config_defaults). */
     if (getenv("IOX_SHUTDOWN_GRACE_MS") && cfg->shutdown_grace_ms == 0) cfg->shutdown_grace_ms = UINT32_MAX;
     return 0;
 }
@@ -79,8 +80,7 @@ void iox_server_config_defaults(struct iox_server_config *cfg)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (!cfg->reactors) cfg->reactors = ncpu > 0 ? (unsigned)ncpu : 1;
     if (!cfg->pin) cfg->pin = 1;
-    if (!cfg->shutdown_grace_ms) cfg->shutdown_grace_ms = 3000;
-    else if (cfg->shutdown_grace_ms == UINT32_MAX) cfg->shutdown_grace_ms = 0;
+    if (!cfg->shutdown_grace_ms) cfg->shutdown_grace_ms = 3000;   /* UINT32_MAX: none (see reactor.h) */
 }
 
 static void listener_defaults(struct iox_listener_config *l)
@@ -449,7 +449,8 @@ int iox_server_run(const struct iox_server_config *cfg_in)
                 }
                 continue;
             }
-            IOX_INFO("%s: stopping (grace %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_grace_ms);
+            IOX_INFO("%s: stopping (grace %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                     cfg->shutdown_grace_ms == UINT32_MAX ? 0 : cfg->shutdown_grace_ms);
             if (rc == 0 && broadcast(&s, &ctl, IOX_MSG_SHUTDOWN) < 0) status = 1;
             break;
         }
