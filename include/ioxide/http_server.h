@@ -45,12 +45,16 @@ struct iox_http_config {
     struct iox_http_limits limits; /* parser limits (0 = the parser's defaults) */
     const struct iox_http_app *app;  /* NULL: every request is answered 404 */
     void *app_ctx;
+    /* A path answered, before the application, with every reactor's
+     * counters in Prometheus text format (gathered through ring messages);
+     * NULL or "": off. */
+    const char *stats_path;
 };
 
 /* Fill cfg's zero fields from IDLE_TIMEOUT_MS, IOX_LINGER_MS, IOX_MAX_CONNS,
  * IOX_WRITE_CAP, IOX_MAX_ASYNC, IOX_MAX_HEAD, IOX_MAX_HEADERS,
- * IOX_MAX_TARGET, IOX_MAX_BODY_MB. 0, or -EINVAL with why (a malformed
- * number). */
+ * IOX_MAX_TARGET, IOX_MAX_BODY_MB, IOX_STATS_PATH. 0, or -EINVAL with why
+ * (a malformed number, a stats path not starting with '/'). */
 int iox_http_config_from_env(struct iox_http_config *cfg, char *why, size_t why_len);
 
 /* The protocol for iox_listener_config.proto; proto_cfg is a const struct
@@ -88,8 +92,14 @@ struct iox_http_server {
     struct iox_conn *parked;          /* conns whose recv must be re-armed */
     char date[40];                    /* "Date: ...\r\n" cached per second */
     uint64_t date_sec;
-    /* Counters (this reactor only). */
-    uint64_t n_accepted, n_closed, n_requests, n_stale_cqes, n_enobufs;
+    /* Counters (this reactor only; served at stats_path). */
+    uint64_t n_accepted, n_closed, n_requests, n_stale_cqes, n_enobufs, n_timeouts;
+    uint64_t n_status[6];             /* answers by status class, [1] = 1xx .. [5] = 5xx */
+    uint64_t n_bytes_in, n_bytes_out;
+    /* Stats on: the path, and the application behind it (http_stats.c). */
+    const char *stats_path;
+    const struct iox_http_app *user_app;
+    void *user_ctx;
     /* Free lists of buffers (carry, write) so the hot path does not malloc. */
     void *free_carry, *free_wbuf;
     /* Larger write buffers (32 KiB .. 1 MiB, powers of two: a baked file or

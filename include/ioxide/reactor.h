@@ -49,7 +49,7 @@ typedef void (*iox_msg_handler)(struct iox_reactor *r, struct iox_msg *m);
  * payload. HUP is posted to every reactor after cfg->on_sighup returned: a
  * handler registered for it (iox_reactor_on_msg) picks up what on_sighup
  * published (a new file snapshot) at a safe point of the reactor's loop. */
-enum { IOX_MSG_SHUTDOWN = 1, IOX_MSG_HUP = 2, IOX_MSG_APP0 = 4 };
+enum { IOX_MSG_SHUTDOWN = 1, IOX_MSG_HUP = 2, IOX_MSG_STATS = 3 /* the HTTP stats gathering */, IOX_MSG_APP0 = 4 };
 
 /* ---- Listeners ------------------------------------------------------------
  *
@@ -206,7 +206,7 @@ struct iox_reactor {
     iox_msg_handler *msg_handlers;    /* indexed by message kind */
     uint32_t nmsg_handlers;
     /* Counters (this reactor only). */
-    uint64_t n_accepted, n_stale_cqes, n_accept_pauses;
+    uint64_t n_accepted, n_stale_cqes, n_accept_pauses, n_cqes, n_enters;
     uint32_t tick_ms;
     uint8_t tick_armed;
     uint8_t counted_out;              /* left the running-reactor count */

@@ -264,9 +264,12 @@ int iox_reactor_turn(struct iox_reactor *r)
     struct iox_cqe cqes[256];
     int rc = iox_seam_uring_submit_and_wait(r->uring, 1);
     if (rc < 0) return rc;
+    r->n_enters++;
     unsigned n;
-    while ((n = iox_seam_uring_reap(r->uring, cqes, 256)) > 0)
+    while ((n = iox_seam_uring_reap(r->uring, cqes, 256)) > 0) {
+        r->n_cqes += n;
         for (unsigned i = 0; i < n; i++) iox_reactor_dispatch(r, &cqes[i]);
+    }
     return 0;
 }
 

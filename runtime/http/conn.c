@@ -161,6 +161,7 @@ void iox_conn_timer_linger(struct iox_conn *c)
 
 void iox_conn_on_timer(struct iox_conn *c)
 {
+    int lingering = c->tlist == 2;   /* the end of a linger is no timeout */
     tlist_remove(c);
     /* A send completes when the kernel has taken the bytes, not when the
      * client has them: a client still taking a large answer out of the
@@ -177,6 +178,7 @@ void iox_conn_on_timer(struct iox_conn *c)
     }
     IOX_DEBUG("conn %u: timeout in %s (deadline for %s)", c->idx, http_conn_state_names[c->state],
               timer_class_names[c->tclass]);
+    if (!lingering) c->hs->n_timeouts++;
     iox_conn_fire(c, HTTP_CONN_EV_TIMEOUT, NULL);
 }
 
@@ -266,6 +268,7 @@ void iox_conn_on_cqe(struct iox_conn *c, unsigned op, const struct iox_cqe *cqe)
                 break;
             }
             unsigned bid = cqe->flags >> IOX_CQE_BUFFER_SHIFT;
+            c->hs->n_bytes_in += (uint32_t)cqe->res;
             ev.data = iox_seam_buf(c->r->seam, bid);
             ev.len = (uint32_t)cqe->res;
             iox_conn_fire(c, HTTP_CONN_EV_RECV, &ev);
@@ -300,6 +303,7 @@ void iox_conn_on_cqe(struct iox_conn *c, unsigned op, const struct iox_cqe *cqe)
             break;
         }
         c->wsent += (uint32_t)cqe->res;
+        c->hs->n_bytes_out += (uint32_t)cqe->res;
         if (cqe->res > 0) c->tprogress = 1;   /* the client is taking our output */
         if (c->wsent < c->wsend_end) {
             if (cqe->res == 0) { iox_conn_fire(c, HTTP_CONN_EV_SEND_ERROR, &ev); break; }

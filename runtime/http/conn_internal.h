@@ -32,6 +32,7 @@ void iox_conn_close_if_idle(struct iox_conn *c);  /* issue the close when nothin
 void iox_conn_release(struct iox_conn *c);        /* free the slot (after the close CQE) */
 void iox_conn_set_target(struct iox_conn *c, uint16_t seq); /* iox_resp_* write for request seq */
 void iox_conn_kick_drain(struct iox_conn *c);
-void iox_http_slot_freed(struct iox_http_server *hs);  /* a slot came free: accept may resume */     /* run the oldest request's drain hook if all is sent */
+void iox_http_slot_freed(struct iox_http_server *hs);  /* a slot came free: accept may resume */
+int iox_http_stats_enable(struct iox_http_server *hs);  /* http_stats.c: serve cfg.stats_path */     /* run the oldest request's drain hook if all is sent */
 
 #endif

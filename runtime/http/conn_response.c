@@ -134,6 +134,7 @@ static char *write_head(struct iox_conn *c, char *p, int status, const char *cty
     p = put_u64(p, (uint64_t)status);
     *p++ = ' ';
     const char *reason = iox_http_reason(status);
+    if (status >= 100 && status < 600) c->hs->n_status[status / 100]++;
     p = put(p, reason, strlen(reason));
     p = PUTS(p, "\r\nServer: ioxide\r\n");
     p = put(p, c->hs->date, strlen(c->hs->date));

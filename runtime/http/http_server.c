@@ -51,6 +51,14 @@ int iox_http_config_from_env(struct iox_http_config *cfg, char *why, size_t why_
     uint32_t max_body_mb = 0;
     rc |= iox_env_u32("IOX_MAX_BODY_MB", &max_body_mb, 1, 1u << 20, why, why_len);
     if (max_body_mb) cfg->limits.max_body = (uint64_t)max_body_mb << 20;
+    const char *sp = getenv("IOX_STATS_PATH");
+    if (sp && *sp) {
+        if (sp[0] != '/') {
+            snprintf(why, why_len, "IOX_STATS_PATH=%s must be a path starting with '/'", sp);
+            return -EINVAL;
+        }
+        cfg->stats_path = sp;
+    }
     return rc ? -EINVAL : 0;
 }
 
@@ -181,6 +189,11 @@ int iox_http_server_open(struct iox_reactor *r, const struct iox_http_config *cf
     hs->nfree = hs->max_conns;
     hs->owner = iox_reactor_register_kind(r, &http_kind, hs);
     if (hs->owner < 0) goto nomem;
+    if (iox_http_stats_enable(hs) < 0) {
+        iox_reactor_unregister_kind(r, hs->owner);
+        hs->owner = -1;
+        goto nomem;
+    }
     iox_reactor_want_tick(r, hs->cfg.idle_timeout_ms / 4);
     update_date(hs);
     *out = hs;
