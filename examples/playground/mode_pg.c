@@ -19,12 +19,9 @@
 static struct iox_pg_stmt select42;
 static struct iox_pg_pool_config pool_cfg;
 
-/* The HTTP request travels as (idx, gen, seq) in the callback's user
- * pointer: the slot may be closed and reused before the answer comes. */
-static void *pack_ref(struct iox_conn_ref ref)
-{
-    return (void *)(uintptr_t)(((uint64_t)ref.seq << 48) | ((uint64_t)ref.gen << 32) | ref.idx);
-}
+/* The HTTP request travels with the query as its handle, by value
+ * (iox_pg_query_v): the connection may be closed and its slot reused before
+ * the answer comes, and then the handle derefs to NULL. */
 
 static void unavailable(struct iox_conn *c, const char *why)
 {
@@ -36,9 +33,7 @@ static void unavailable(struct iox_conn *c, const char *why)
 
 static void on_result(void *user, const struct iox_pg_res *res)
 {
-    uint64_t u = (uint64_t)(uintptr_t)user;
-    struct iox_conn_ref ref = { iox_http_server_of(iox_pg_pool_reactor(res->pool), 0), (uint32_t)u, (uint16_t)(u >> 32), (uint16_t)(u >> 48) };
-    struct iox_conn *c = iox_conn_deref(ref);
+    struct iox_conn *c = iox_conn_deref(*(const struct iox_conn_ref *)user);
     if (!c) return;   /* the client went away meanwhile */
     if (res->status == IOX_PG_OK && res->nrows == 1 && res->ncols == 1 && iox_pg_cell(res, 0, 0)->len > 0) {
         const struct iox_pg_str *v = iox_pg_cell(res, 0, 0);
@@ -62,7 +57,8 @@ static int pg_request(struct iox_conn *c, const struct iox_http_request *req, vo
     if (playground_root_only(c, req)) return IOX_HANDLED;
     struct iox_pg_pool *p = iox_pg_pool_of(c->r);
     if (!p) { unavailable(c, "no pool on this reactor"); return IOX_HANDLED; }
-    int rc = iox_pg_query(p, &select42, 0, NULL, on_result, pack_ref(iox_conn_ref(c)));
+    struct iox_conn_ref ref = iox_conn_ref(c);
+    int rc = iox_pg_query_v(p, &select42, 0, NULL, on_result, &ref, sizeof ref);
     if (rc == 0) return IOX_ASYNC;
     if (rc == -EAGAIN) unavailable(c, "too many queries waiting (PG_QUEUE_MAX)");
     else if (rc == -ENOTCONN) unavailable(c, iox_pg_pool_last_error(p)[0] ? iox_pg_pool_last_error(p) : "not connected yet");

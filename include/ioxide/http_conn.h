@@ -123,6 +123,8 @@ struct iox_conn {
  * Up to IOX_MAX_ASYNC (env, default 16) async requests of one connection are
  * outstanding at once; parsing pauses at the limit. */
 struct iox_conn_ref { struct iox_http_server *hs; uint32_t idx; uint16_t gen, seq; };
+/* Small enough to travel by value (a pg query's user value, a message). */
+_Static_assert(sizeof(struct iox_conn_ref) <= 24, "struct iox_conn_ref must stay small");
 struct iox_conn_ref iox_conn_ref(struct iox_conn *c);
 struct iox_conn *iox_conn_deref(struct iox_conn_ref ref);
 

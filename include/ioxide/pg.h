@@ -153,6 +153,16 @@ typedef void (*iox_pg_result_cb)(void *user, const struct iox_pg_res *res);
 int iox_pg_query(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int nparams,
                  const char *const *values, iox_pg_result_cb cb, void *user);
 
+/* As iox_pg_query, with a user value of up to IOX_PG_USER_MAX bytes kept
+ * by value with the query: the callback's `user` points at a copy, valid
+ * during the callback. For a handle that must not be a pointer — an HTTP
+ * request's struct iox_conn_ref, which derefs to NULL once the request is
+ * gone — so no application packs bits into a void *. -EINVAL when
+ * user_len is too large; otherwise as iox_pg_query. */
+#define IOX_PG_USER_MAX 24
+int iox_pg_query_v(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int nparams,
+                   const char *const *values, iox_pg_result_cb cb, const void *user, size_t user_len);
+
 /* Run sql with the simple protocol (Query message; may hold several
  * statements). Returns as iox_pg_query. */
 int iox_pg_query_simple(struct iox_pg_pool *p, const char *sql, iox_pg_result_cb cb, void *user);

@@ -17,7 +17,10 @@ struct pg_req {
     struct pg_req *next;
     const struct iox_pg_stmt *stmt;   /* NULL: simple query */
     iox_pg_result_cb cb;
-    void *user;
+    void *user;                       /* the caller's pointer, or &user_val */
+    /* A user value carried by value (iox_pg_query_v): an iox_conn_ref fits,
+     * so an HTTP handler hands its request's handle over as it is. */
+    _Alignas(8) unsigned char user_val[IOX_PG_USER_MAX];
     uint64_t deadline_ms;             /* 0: none; while waiting: since submission,
                                        * on a connection: since it got there */
     uint8_t sent_parse;               /* this query carried its statement's Parse */

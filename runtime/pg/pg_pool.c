@@ -115,10 +115,14 @@ void pg_req_free(struct iox_pg_pool *p, struct pg_req *q)
     p->free_reqs = q;
 }
 
+/* The callback runs after the slot is free (it may start queries), so a
+ * by-value user value is copied out first. */
 void pg_req_complete(struct iox_pg_conn *c, struct pg_req *q, const struct iox_pg_res *res)
 {
     iox_pg_result_cb cb = q->cb;
+    _Alignas(8) unsigned char val[IOX_PG_USER_MAX];
     void *user = q->user;
+    if (user == q->user_val) { memcpy(val, q->user_val, sizeof val); user = val; }
     pg_req_free(c->pool, q);
     cb(user, res);
 }
@@ -130,7 +134,9 @@ void pg_fail_req(struct iox_pg_pool *p, struct pg_req *q, int err, const char *s
         .message = msg, .command_tag = "", .pool = p,
     };
     iox_pg_result_cb cb = q->cb;
+    _Alignas(8) unsigned char val[IOX_PG_USER_MAX];
     void *user = q->user;
+    if (user == q->user_val) { memcpy(val, q->user_val, sizeof val); user = val; }
     pg_req_free(p, q);
     cb(user, &res);
 }
@@ -237,8 +243,10 @@ void pg_pool_note_down(struct iox_pg_pool *p)
 }
 
 static int submit(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int nparams,
-                  const char *const *values, const char *sql, iox_pg_result_cb cb, void *user)
+                  const char *const *values, const char *sql, iox_pg_result_cb cb, void *user,
+                  const void *val, size_t val_len)
 {
+    if (val_len > IOX_PG_USER_MAX) return -EINVAL;
     if (p->stopping) return -ESHUTDOWN;
     if (stmt && nparams != stmt->nparams) return -EINVAL;
     if (!p->nup) return -ENOTCONN;
@@ -249,6 +257,10 @@ static int submit(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int npa
     q->stmt = stmt;
     q->cb = cb;
     q->user = user;
+    if (val) {
+        memcpy(q->user_val, val, val_len);
+        q->user = q->user_val;
+    }
     q->deadline_ms = p->ci.query_timeout_ms ? pg_now(p) + p->ci.query_timeout_ms : 0;
     int rc;
     if (c) {
@@ -271,13 +283,20 @@ int iox_pg_query(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int npar
                  const char *const *values, iox_pg_result_cb cb, void *user)
 {
     if (!stmt) return -EINVAL;
-    return submit(p, stmt, nparams, values, NULL, cb, user);
+    return submit(p, stmt, nparams, values, NULL, cb, user, NULL, 0);
+}
+
+int iox_pg_query_v(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int nparams,
+                   const char *const *values, iox_pg_result_cb cb, const void *user, size_t user_len)
+{
+    if (!stmt || !user) return -EINVAL;
+    return submit(p, stmt, nparams, values, NULL, cb, NULL, user, user_len);
 }
 
 int iox_pg_query_simple(struct iox_pg_pool *p, const char *sql, iox_pg_result_cb cb, void *user)
 {
     if (!sql) return -EINVAL;
-    return submit(p, NULL, 0, NULL, sql, cb, user);
+    return submit(p, NULL, 0, NULL, sql, cb, user, NULL, 0);
 }
 
 /* ---- completions, flush, tick ---- */
