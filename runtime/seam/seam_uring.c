@@ -3,6 +3,7 @@
 #include <ioxide/log.h>
 #include <errno.h>
 #include <liburing.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,8 @@ struct iox_seam_uring {
     unsigned br_mask;
     unsigned br_pending;             /* buffers added since the last advance */
     int on_valgrind;                 /* RUNNING_ON_VALGRIND at creation */
+    uint8_t reg_ring_fd;             /* io_uring_register_ring_fd took */
+    uint8_t defer_taskrun;
 };
 
 static struct iox_seam_uring *U(struct iox_seam *s) { return (struct iox_seam_uring *)s; }
@@ -319,6 +322,17 @@ int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_ur
     for (unsigned i = 0; i < c.buf_count; i++) u_buf_return(&u->base, i);
     io_uring_buf_ring_advance(u->br, (int)u->br_pending);
     u->br_pending = 0;
+    /* The ring's own fd registered with itself (Linux 5.18): io_uring_enter
+     * then skips the fd table lookup and reference count on every call.
+     * Other reactors still reach this ring through its real fd (MSG_RING). */
+    u->reg_ring_fd = io_uring_register_ring_fd(&u->ring) == 1;
+    u->defer_taskrun = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+    /* Once per process: what the kernel gave us. */
+    static _Atomic int logged;
+    if (!atomic_exchange(&logged, 1))
+        IOX_INFO("io_uring: %s, CQ %u, provided buffer ring %u x %u B, registered ring fd %s, multishot accept/recv",
+                 u->defer_taskrun ? "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL" : "plain ring (no DEFER_TASKRUN)",
+                 p.cq_entries, c.buf_count, c.buf_size, u->reg_ring_fd ? "yes" : "no (kernel < 5.18)");
     *out = u;
     return 0;
 }
