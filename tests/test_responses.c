@@ -51,40 +51,7 @@
 
 /* ------------------------------------------------------------ small buffers */
 
-struct sbuf { char *s; size_t n, cap; };
-
-static void sb_put(struct sbuf *b, const void *d, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->s = realloc(b->s, b->cap);
-        if (!b->s) abort();
-    }
-    memcpy(b->s + b->n, d, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static void sb_unescape(struct sbuf *b, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '\\' && i + 1 < n) {
-            char e = s[++i];
-            if (e == 'r') c = '\r';
-            else if (e == 'n') c = '\n';
-            else if (e == 't') c = '\t';
-            else if (e == '0') c = 0;
-            else if (e == '\\') c = '\\';
-            else if (e == 'x' && i + 2 < n) {
-                char h[3] = {s[i + 1], s[i + 2], 0};
-                c = (char)strtol(h, NULL, 16);
-                i += 2;
-            } else c = e;
-        }
-        sb_put(b, &c, 1);
-    }
-}
+#include "sbuf.h"
 
 /* Bytes as text for a failure message: printable kept, the rest escaped. */
 static void show(char *out, size_t cap, const char *p, size_t n)

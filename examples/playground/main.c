@@ -14,31 +14,22 @@ int main(void)
     if (!mode || !*mode) mode = "raw";
     /* One HTTP listener (HOST, PORT); everything else from the environment
      * and the library's defaults. */
-    static struct iox_server_config cfg;
-    static struct iox_listener_config listener;
-    static struct iox_http_config http;
+    static struct iox_http_single s;
     char why[256];
-    if (iox_server_config_from_env(&cfg, why, sizeof why) < 0 ||
-        iox_listener_config_from_env(&listener, why, sizeof why) < 0 ||
-        iox_http_config_from_env(&http, why, sizeof why) < 0) {
+    if (iox_http_single_from_env(&s, why, sizeof why) < 0) {
         fprintf(stderr, "playground: %s\n", why);
         return 2;
     }
-    iox_server_config_defaults(&cfg);
-    listener.proto = &iox_http_protocol;
-    listener.proto_cfg = &http;
-    cfg.listeners = &listener;
-    cfg.nlisteners = 1;
     int rc;
-    if (!strcmp(mode, "raw")) rc = playground_raw(&cfg, &http);
-    else if (!strcmp(mode, "pg")) rc = playground_pg(&cfg, &http);
-    else if (!strcmp(mode, "file")) rc = playground_file(&cfg, &http);
-    else if (!strcmp(mode, "hop")) rc = playground_hop(&cfg, &http);
+    if (!strcmp(mode, "raw")) rc = playground_raw(&s.server, &s.http);
+    else if (!strcmp(mode, "pg")) rc = playground_pg(&s.server, &s.http);
+    else if (!strcmp(mode, "file")) rc = playground_file(&s.server, &s.http);
+    else if (!strcmp(mode, "hop")) rc = playground_hop(&s.server, &s.http);
     else {
         fprintf(stderr, "playground: PLAYGROUND_MODE=%s is not one of raw, pg, file, hop\n", mode);
         return 2;
     }
     if (rc < 0) return 1;
     IOX_INFO("%s mode", mode);
-    return iox_server_run(&cfg);
+    return iox_server_run(&s.server);
 }

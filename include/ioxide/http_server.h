@@ -61,6 +61,18 @@ int iox_http_config_from_env(struct iox_http_config *cfg, char *why, size_t why_
  * iox_http_config * (NULL: all defaults). */
 extern const struct iox_protocol iox_http_protocol;
 
+/* A server with one HTTP listener, all three configurations together;
+ * iox_http_single_from_env fills them from the environment and links them
+ * (listener → HTTP, server → listener): set http.app (and hooks on
+ * server), then iox_server_run(&s->server). s must outlive the run.
+ * 0, or -EINVAL with why. */
+struct iox_http_single {
+    struct iox_server_config server;
+    struct iox_listener_config listener;
+    struct iox_http_config http;
+};
+int iox_http_single_from_env(struct iox_http_single *s, char *why, size_t why_len);
+
 /* Serve HTTP with `app` on one listener and everything else from the
  * environment and the defaults (iox_server_config_from_env,
  * iox_listener_config_from_env, iox_http_config_from_env): what a zeroed

@@ -292,23 +292,29 @@ struct iox_http_server *iox_http_server_of(struct iox_reactor *r, unsigned liste
     return r->listeners[listener].ctx;
 }
 
+int iox_http_single_from_env(struct iox_http_single *s, char *why, size_t why_len)
+{
+    if (iox_server_config_from_env(&s->server, why, why_len) < 0 ||
+        iox_listener_config_from_env(&s->listener, why, why_len) < 0 ||
+        iox_http_config_from_env(&s->http, why, why_len) < 0)
+        return -EINVAL;
+    iox_server_config_defaults(&s->server);
+    s->listener.proto = &iox_http_protocol;
+    s->listener.proto_cfg = &s->http;
+    s->server.listeners = &s->listener;
+    s->server.nlisteners = 1;
+    return 0;
+}
+
 int iox_http_serve(const struct iox_http_app *app, void *app_ctx)
 {
-    static struct iox_server_config cfg;
-    static struct iox_listener_config l;
-    static struct iox_http_config http;
+    static struct iox_http_single s;
     char why[256];
-    if (iox_server_config_from_env(&cfg, why, sizeof why) < 0 ||
-        iox_listener_config_from_env(&l, why, sizeof why) < 0 ||
-        iox_http_config_from_env(&http, why, sizeof why) < 0) {
+    if (iox_http_single_from_env(&s, why, sizeof why) < 0) {
         fprintf(stderr, "ioxide: %s\n", why);
         return 2;
     }
-    http.app = app;
-    http.app_ctx = app_ctx;
-    l.proto = &iox_http_protocol;
-    l.proto_cfg = &http;
-    cfg.listeners = &l;
-    cfg.nlisteners = 1;
-    return iox_server_run(&cfg);
+    s.http.app = app;
+    s.http.app_ctx = app_ctx;
+    return iox_server_run(&s.server);
 }
