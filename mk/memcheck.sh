@@ -47,10 +47,10 @@ SERVER_CASES=(
   playground_hop:one_reactor_hops_to_itself_and_404_elsewhere playground_hop:sigterm_with_hops_in_flight
   file_mode:exact_bytes file_mode:directories_and_missing file_mode:head file_mode:not_modified
   file_mode:ranges file_mode:pipelined file_mode:traversal_corpus file_mode:sighup_resnapshot
-  file_mode:sigterm_exits_cleanly responses:corpus
+  file_mode:sigterm_exits_cleanly responses:corpus stats:counters_from_every_reactor
 )
 SKIPPED="playground_raw:{load_1000_conns_x_100,tiny_buffer_ring_under_load,backpressure_200000_unread,sigterm_under_load} playground_pg:two_hundred_concurrent playground_hop:{two,four}_reactors_under_pipelined_load file_mode:slow_readers_bounded_memory"
-RUNNER_SUITES=(conn_sim pg_sim msg_sim file_sim http_parser http_parser_skip pg_parser url_path pg_auth pg_conninfo pg_frontend pg_ring)
+RUNNER_SUITES=(conn_sim pg_sim msg_sim file_sim file_stream router http_parser http_parser_skip pg_parser url_path pg_auth pg_conninfo pg_frontend pg_ring)
 
 status=0
 echo "=== memcheck 1/2: playground under valgrind (${#SERVER_CASES[@]} cases; not run here: $SKIPPED) ==="
