@@ -254,13 +254,14 @@ IOX_TEST(generator, bad_reuse)
     expect_errors(P "bad_reuse.toml",
         P "bad_reuse.toml:9: machine.state_type must be one of: 'uint8_t', 'enum' (got 'short')\n"
         P "bad_reuse.toml:10: invalid C identifier 'my-state' (machine.state_field)\n"
-        P "bad_reuse.toml:25: reuse name 'fire' is reserved: m_fire would clash with generated code\n"
-        P "bad_reuse.toml:26: reuse name 'act_x' is reserved: m_act_x would clash with generated code\n"
-        P "bad_reuse.toml:27: unknown state 'nowhere' (target of reuse 'again')\n"
-        P "bad_reuse.toml:28: state 'z' is listed twice in reuse 'twice'\n"
-        P "bad_reuse.toml:29: malformed reuse 'z a' for 'bad' (forms: \"from -> to\", \"a | b -> to\", \"-> to\")\n"
-        P "bad_reuse.toml:30: malformed reuse 3 for 'worse' (forms: \"from -> to\", \"a | b -> to\", \"-> to\")\n"
-        "iox_gen: 8 error(s); nothing written\n");
+        P "bad_reuse.toml:11: machine.dot_edges must be one of: 'each', 'merged' (got 'tangled')\n"
+        P "bad_reuse.toml:26: reuse name 'fire' is reserved: m_fire would clash with generated code\n"
+        P "bad_reuse.toml:27: reuse name 'act_x' is reserved: m_act_x would clash with generated code\n"
+        P "bad_reuse.toml:28: unknown state 'nowhere' (target of reuse 'again')\n"
+        P "bad_reuse.toml:29: state 'z' is listed twice in reuse 'twice'\n"
+        P "bad_reuse.toml:30: malformed reuse 'z a' for 'bad' (forms: \"from -> to\", \"a | b -> to\", \"-> to\")\n"
+        P "bad_reuse.toml:31: malformed reuse 3 for 'worse' (forms: \"from -> to\", \"a | b -> to\", \"-> to\")\n"
+        "iox_gen: 9 error(s); nothing written\n");
 }
 
 /* Every error in a spec is reported, not just the first; and errors from
@@ -363,6 +364,16 @@ IOX_TEST(generator, good_compiles_and_runs)
     expect_in(out, "writing -> writing [label=\"recv [!paused] / stash\"];\n"
                    "    writing -> reading [label=\"sent\"];\n");
     expect_in(out, "reading -> writing [label=\"output / send_reply\"];\n");
+    free(cmd);
+    free(out);
+    /* dot_edges = "merged": one edge per pair of states, its labels one per
+     * line; a pair with one label is drawn as before. */
+    CU_ASSERT_FATAL(asprintf(&cmd, "cat '%s/u8/tiny_machine.dot'", d) >= 0);
+    CU_ASSERT_EQUAL(run(cmd, &out), 0);
+    expect_in(out, "    idle -> busy [label=\"go / work\"];\n"
+                   "    busy -> busy [label=\"go / work\"];\n"
+                   "    busy -> done [label=\"end [ok]\\lskip\\l\"];\n"
+                   "    busy -> failed [label=\"end [else]\"];\n}\n");
     free(cmd);
     free(out);
 
