@@ -45,8 +45,9 @@ REUSE_RE = re.compile(
     r"^\s*(?P<src>[A-Za-z_][A-Za-z0-9_]*(?:\s*\|\s*[A-Za-z_][A-Za-z0-9_]*)*)?\s*->\s*"
     r"(?P<target>[A-Za-z_][A-Za-z0-9_]*)\s*$")
 MACHINE_KEYS = ["name", "doc", "context", "arg", "initial", "final"]
-MACHINE_OPTIONAL = ["state_type", "state_field"]
+MACHINE_OPTIONAL = ["state_type", "state_field", "dot_edges"]
 STATE_TYPES = ("uint8_t", "enum")
+DOT_EDGES = ("each", "merged")
 TOP_TABLES = ["machine", "events", "guards", "actions", "any", "states", "reuse"]
 STATE_RESERVED = ("doc", "ignore")
 TRANSITION_FORMS = '"action -> next", "action", "-> next"'
@@ -427,6 +428,11 @@ def validate(doc, idx, err, shown):
     if "state_field" in mt and _check_ident(err, idx.key("machine", "state_field"), mt["state_field"],
                                             "machine.state_field"):
         m.state_field = mt["state_field"]
+    m.dot_edges = mt.get("dot_edges", "each")
+    if m.dot_edges not in DOT_EDGES:
+        err.add(idx.key("machine", "dot_edges"),
+                f"machine.dot_edges must be one of: {', '.join(repr(t) for t in DOT_EDGES)} (got {m.dot_edges!r})")
+        m.dot_edges = "each"
 
     # [events], [actions]
     m.events = _doc_table(doc, idx, err, "events", "event")
@@ -737,9 +743,40 @@ def dot_escape(text):
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def dot_edges(m):
+    """The .dot's edges: one per alternative that is not an ignore, in spec
+    order, as (from, to, label); with dot_edges = "merged", one per (from,
+    to) pair, where it first appears, carrying every label of the pair."""
+    edges = []
+    for s in m.states.values():
+        for ev in m.events:
+            t = s.transitions.get(ev)
+            if t is None:
+                continue
+            for a in t.alts:
+                if a.ignore:
+                    continue
+                label = ev
+                if t.guarded:
+                    label += f" [{a.cond or 'else'}]"
+                if a.action:
+                    label += f" / {a.action}"
+                edges.append((s.name, a.target or s.name, [label]))
+    if m.dot_edges != "merged":
+        return edges
+    merged = {}
+    for src, tgt, labels in edges:
+        if (src, tgt) in merged:
+            merged[(src, tgt)][2].extend(labels)
+        else:
+            merged[(src, tgt)] = (src, tgt, list(labels))
+    return list(merged.values())
+
+
 def render(m, env):
     st = list(m.states.values())
     ctx = {
+        "dot_edges": dot_edges(m),
         "m": m,
         "states": st,
         "events": list(m.events.items()),

@@ -8,7 +8,10 @@
 
 const char *const http_conn_state_names[HTTP_CONN_STATE_COUNT] = {
     [HTTP_CONN_S_READING] = "reading",
+    [HTTP_CONN_S_THROTTLED] = "throttled",
     [HTTP_CONN_S_WAITING] = "waiting",
+    [HTTP_CONN_S_WAITING_THROTTLED] = "waiting_throttled",
+    [HTTP_CONN_S_HALF_CLOSED] = "half_closed",
     [HTTP_CONN_S_FINISHING] = "finishing",
     [HTTP_CONN_S_LINGERING] = "lingering",
     [HTTP_CONN_S_CLOSING] = "closing",
@@ -30,8 +33,10 @@ const char *const http_conn_event_names[HTTP_CONN_EVENT_COUNT] = {
     [HTTP_CONN_EV_REPLY] = "reply",
     [HTTP_CONN_EV_SHUTDOWN] = "shutdown",
     [HTTP_CONN_EV_ASYNC] = "async",
+    [HTTP_CONN_EV_THROTTLE] = "throttle",
     [HTTP_CONN_EV_FINISH] = "finish",
-    [HTTP_CONN_EV_DRAINED] = "drained",
+    [HTTP_CONN_EV_COMMITTED] = "committed",
+    [HTTP_CONN_EV_CAUGHT_UP] = "caught_up",
     [HTTP_CONN_EV_FAIL] = "fail",
     [HTTP_CONN_EV_OP_DONE] = "op_done",
     [HTTP_CONN_EV_CLOSED] = "closed",
@@ -46,7 +51,7 @@ http_conn_bug(const char *what, int state, int event)
     abort();
 }
 
-int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
+int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
         const struct iox_event *ev)
 {
     int followups = 0;
@@ -66,100 +71,274 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
         switch (from) {
         case HTTP_CONN_S_READING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:66 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:102 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_consume(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:67 */
-                *state = HTTP_CONN_S_READING;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
-                next = http_conn_act_peer_eof(ctx, ev);
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:103 */
+                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] -> half_closed (line 103) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 103) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else { /* drop -> closing (line 103) */
+                    *state = HTTP_CONN_S_CLOSING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                    next = http_conn_act_drop(ctx, ev);
+                }
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:68 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:104 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:69 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:105 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:70 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:106 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
-                next = http_conn_act_recv_stopped(ctx, ev);
+                next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:59 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:71 */
-                *state = HTTP_CONN_S_READING;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
-                next = http_conn_act_sent(ctx, ev);
-                break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:72 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:118 */
+                return *state;
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:107 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:60 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:61 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:80 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:112 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
-                next = http_conn_act_resume(ctx, ev);
+                next = http_conn_act_commit(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:73 */
-                *state = HTTP_CONN_S_READING;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
-                next = http_conn_act_on_shutdown(ctx, ev);
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:114 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 114) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 114) */
+                    *state = HTTP_CONN_S_READING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
+                    next = http_conn_act_close_after_body(ctx, ev);
+                } else { /* close_after_head (line 114) */
+                    *state = HTTP_CONN_S_READING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
+                    next = http_conn_act_close_after_head(ctx, ev);
+                }
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:74 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:115 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:75 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:116 */
+                *state = HTTP_CONN_S_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                break;
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:117 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:81 */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:113 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 113) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else { /* resume (line 113) */
+                    *state = HTTP_CONN_S_READING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
+                    next = http_conn_act_resume(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:62 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:81 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:118 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:81 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:118 */
+                return *state;
+            case HTTP_CONN_EV_NONE:
+            case HTTP_CONN_EVENT_COUNT:
+            default:
+                http_conn_bug("unreachable event", from, e);
+            }
+            break;
+        case HTTP_CONN_S_THROTTLED:
+            switch (e) {
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:122 */
+                *state = HTTP_CONN_S_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                next = http_conn_act_consume_held(ctx, ev);
+                break;
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:131 */
+                return *state;
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:131 */
+                return *state;
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:123 */
+                *state = HTTP_CONN_S_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                next = http_conn_act_count_nobufs(ctx, ev);
+                break;
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:131 */
+                return *state;
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:124 */
+                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 124) */
+                    return *state; /* ignored */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 124) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                    next = http_conn_act_unthrottle(ctx, ev);
+                } else { /* unthrottle -> reading (line 124) */
+                    *state = HTTP_CONN_S_READING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
+                    next = http_conn_act_unthrottle(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:125 */
+                *state = HTTP_CONN_S_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                next = http_conn_act_send_rest(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:126 */
+                *state = HTTP_CONN_S_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                next = http_conn_act_commit(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:128 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish_held -> finishing (line 128) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish_held(ctx, ev);
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 128) */
+                    *state = HTTP_CONN_S_THROTTLED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                    next = http_conn_act_close_after_body(ctx, ev);
+                } else { /* close_after_head (line 128) */
+                    *state = HTTP_CONN_S_THROTTLED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                    next = http_conn_act_close_after_head(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:129 */
+                *state = HTTP_CONN_S_WAITING_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
+                break;
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:131 */
+                return *state;
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:130 */
+                *state = HTTP_CONN_S_FINISHING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                next = http_conn_act_finish_held(ctx, ev);
+                break;
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:127 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish_held -> finishing (line 127) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish_held(ctx, ev);
+                } else if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] resume_held (line 127) */
+                    *state = HTTP_CONN_S_THROTTLED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                    next = http_conn_act_resume_held(ctx, ev);
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] resume -> half_closed (line 127) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                    next = http_conn_act_resume(ctx, ev);
+                } else { /* resume -> reading (line 127) */
+                    *state = HTTP_CONN_S_READING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
+                    next = http_conn_act_resume(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:131 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:131 */
+                return *state;
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:131 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -169,97 +348,334 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_WAITING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:85 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:135 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_stash(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:86 */
-                *state = HTTP_CONN_S_WAITING;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
-                next = http_conn_act_note_eof(ctx, ev);
-                break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:87 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:144 */
+                return *state;
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:136 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:88 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:137 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:89 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:138 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
-                next = http_conn_act_recv_stopped(ctx, ev);
+                next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:59 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:90 */
-                *state = HTTP_CONN_S_WAITING;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
-                next = http_conn_act_sent(ctx, ev);
-                break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:91 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:144 */
+                return *state;
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:139 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:60 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:61 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:92 */
-                *state = HTTP_CONN_S_READING;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
-                next = http_conn_act_resume(ctx, ev);
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:140 */
+                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] commit -> half_closed (line 140) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                    next = http_conn_act_commit(ctx, ev);
+                } else { /* commit -> reading (line 140) */
+                    *state = HTTP_CONN_S_READING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
+                    next = http_conn_act_commit(ctx, ev);
+                }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:93 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:141 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_note_shutdown(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:95 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:144 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:94 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:142 */
+                *state = HTTP_CONN_S_WAITING_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
+                break;
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:143 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:95 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:144 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:62 [any] */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:144 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:95 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:144 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:95 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:144 */
+                return *state;
+            case HTTP_CONN_EV_NONE:
+            case HTTP_CONN_EVENT_COUNT:
+            default:
+                http_conn_bug("unreachable event", from, e);
+            }
+            break;
+        case HTTP_CONN_S_WAITING_THROTTLED:
+            switch (e) {
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:148 */
+                *state = HTTP_CONN_S_WAITING_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
+                next = http_conn_act_stash_held(ctx, ev);
+                break;
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:155 */
+                return *state;
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:155 */
+                return *state;
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:149 */
+                *state = HTTP_CONN_S_WAITING_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
+                next = http_conn_act_count_nobufs(ctx, ev);
+                break;
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:155 */
+                return *state;
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:150 */
+                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 150) */
+                    return *state; /* ignored */
+                } else { /* resume_reading -> waiting (line 150) */
+                    *state = HTTP_CONN_S_WAITING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
+                    next = http_conn_act_resume_reading(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:151 */
+                *state = HTTP_CONN_S_WAITING_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
+                next = http_conn_act_send_rest(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:152 */
+                *state = HTTP_CONN_S_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                next = http_conn_act_commit(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:153 */
+                *state = HTTP_CONN_S_WAITING_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
+                next = http_conn_act_note_shutdown(ctx, ev);
+                break;
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:155 */
+                return *state;
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:155 */
+                return *state;
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:154 */
+                *state = HTTP_CONN_S_FINISHING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                next = http_conn_act_finish_held(ctx, ev);
+                break;
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:155 */
+                return *state;
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:155 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:155 */
+                return *state;
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:155 */
+                return *state;
+            case HTTP_CONN_EV_NONE:
+            case HTTP_CONN_EVENT_COUNT:
+            default:
+                http_conn_bug("unreachable event", from, e);
+            }
+            break;
+        case HTTP_CONN_S_HALF_CLOSED:
+            switch (e) {
+            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:176 */
+                return *state;
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:176 */
+                return *state;
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:176 */
+                return *state;
+            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:176 */
+                return *state;
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:176 */
+                return *state;
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:166 */
+                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 166) */
+                    return *state; /* ignored */
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 166) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else { /* drop -> closing (line 166) */
+                    *state = HTTP_CONN_S_CLOSING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                    next = http_conn_act_drop(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:167 */
+                *state = HTTP_CONN_S_HALF_CLOSED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                next = http_conn_act_send_rest(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:168 */
+                *state = HTTP_CONN_S_HALF_CLOSED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                next = http_conn_act_commit(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:171 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 171) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 171) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                    next = http_conn_act_close_after_body(ctx, ev);
+                } else { /* close_after_head (line 171) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                    next = http_conn_act_close_after_head(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:172 */
+                *state = HTTP_CONN_S_WAITING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
+                break;
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:173 */
+                *state = HTTP_CONN_S_THROTTLED;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                break;
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:174 */
+                *state = HTTP_CONN_S_FINISHING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                next = http_conn_act_finish(ctx, ev);
+                break;
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:169 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 169) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else { /* resume (line 169) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                    next = http_conn_act_resume(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_CAUGHT_UP: /* spec/machines/http_conn.toml:170 */
+                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 170) */
+                    return *state; /* ignored */
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 170) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else { /* drop -> closing (line 170) */
+                    *state = HTTP_CONN_S_CLOSING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                    next = http_conn_act_drop(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:176 */
+                return *state;
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:176 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -269,89 +685,107 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_FINISHING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:99 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:180 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:100 */
-                *state = HTTP_CONN_S_FINISHING;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
-                next = http_conn_act_note_eof(ctx, ev);
-                break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:101 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:187 */
+                return *state;
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:181 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:102 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:182 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:107 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:187 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:59 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:103 */
-                *state = HTTP_CONN_S_FINISHING;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
-                next = http_conn_act_sent(ctx, ev);
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:183 */
+                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 183) */
+                    return *state; /* ignored */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 183) */
+                    *state = HTTP_CONN_S_CLOSING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                    next = http_conn_act_drop(ctx, ev);
+                } else { /* linger -> lingering (line 183) */
+                    *state = HTTP_CONN_S_LINGERING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
+                    next = http_conn_act_linger(ctx, ev);
+                }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:104 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:184 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:60 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:61 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:106 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:185 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
-                next = http_conn_act_settle(ctx, ev);
+                next = http_conn_act_commit(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:107 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:187 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:107 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:187 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:107 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:187 */
                 return *state;
-            case HTTP_CONN_EV_DRAINED: /* spec/machines/http_conn.toml:105 */
-                *state = HTTP_CONN_S_LINGERING;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
-                next = http_conn_act_linger(ctx, ev);
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:187 */
+                return *state;
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:186 */
+                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 186) */
+                    return *state; /* ignored */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 186) */
+                    *state = HTTP_CONN_S_CLOSING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                    next = http_conn_act_drop(ctx, ev);
+                } else { /* linger -> lingering (line 186) */
+                    *state = HTTP_CONN_S_LINGERING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
+                    next = http_conn_act_linger(ctx, ev);
+                }
                 break;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:62 [any] */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:187 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:107 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:187 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:107 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:187 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -361,73 +795,77 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_LINGERING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:111 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:191 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:112 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:192 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:113 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:193 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:114 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:194 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:195 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:59 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:195 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:195 */
                 return *state;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:60 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:61 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:195 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:195 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:195 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:195 */
                 return *state;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:195 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:62 [any] */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:195 */
+                return *state;
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:195 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:195 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:195 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -437,45 +875,49 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
             break;
         case HTTP_CONN_S_CLOSING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_DRAINED: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:201 */
                 return *state;
-            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:119 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:201 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:201 */
+                return *state;
+            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:199 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_maybe_close(ctx, ev);
                 break;
-            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:120 */
+            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:200 */
                 *state = HTTP_CONN_S_CLOSED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSED);
@@ -499,4 +941,26 @@ int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
         event = next;
     }
     return *state;
+}
+
+/* [reuse]: the only writes of the state outside http_conn_fire(). */
+__attribute__((noreturn, cold)) static void
+http_conn_reuse_bug(const char *fn, const char *from, int state)
+{
+    fprintf(stderr, "%s: called in state %s; the spec allows it only from: %s\n", fn,
+            state >= 0 && state < HTTP_CONN_STATE_COUNT ? http_conn_state_names[state] : "(out of range)",
+            from);
+    abort();
+}
+
+void http_conn_free(http_conn_state_t *state) /* spec/machines/http_conn.toml:207 */
+{
+    *state = HTTP_CONN_S_CLOSED;
+}
+
+void http_conn_open(http_conn_state_t *state) /* spec/machines/http_conn.toml:208 */
+{
+    if (*state != HTTP_CONN_S_CLOSED)
+        http_conn_reuse_bug("http_conn_open", "closed", *state);
+    *state = HTTP_CONN_S_READING;
 }

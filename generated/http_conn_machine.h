@@ -4,9 +4,12 @@
  * http_conn: One HTTP/1.1 server connection: read, parse, answer in order, close exactly once.
  *
  * The states, events, dispatch and action prototypes of one machine. The
- * runtime owns the instance (a uint8_t state, usually inside the context
- * struct) and calls http_conn_fire() with each event; the actions below are
- * hand-written elsewhere and linked in. Format: docs/machine-spec.md.
+ * runtime owns the instance (its state, a one-byte http_conn_state_t, usually inside the
+ * context struct) and calls http_conn_fire() with each event; the actions and
+ * guards below are hand-written elsewhere and linked in.
+ * Only http_conn_fire() and the [reuse] functions at the end may write the
+ * state: gen/check_state_writes.py reports any other write.
+ * Format: docs/machine-spec.md.
  */
 #ifndef HTTP_CONN_MACHINE_H
 #define HTTP_CONN_MACHINE_H
@@ -15,23 +18,30 @@
 struct iox_conn;
 struct iox_event;
 
-/* States, in spec order. The instance stores one in a uint8_t. */
-enum http_conn_state {
+/* States, in spec order. The instance stores one as a http_conn_state_t:
+ * the enum is packed to one byte (a GNU C attribute, gcc and clang), so it
+ * costs what a uint8_t does and a debugger prints the state's name. */
+enum __attribute__((packed)) http_conn_state {
     HTTP_CONN_S_READING, /* the normal state: recv armed, requests parsed and dispatched, up to IOX_MAX_ASYNC of them outstanding; answers committed in request order */
-    HTTP_CONN_S_WAITING, /* parsing paused at a request head behind outstanding async requests (the limit reached); later input is stashed in order */
-    HTTP_CONN_S_FINISHING, /* no more requests: the answers owed (async ones still being written included) and the final one (error, Connection: close, shutdown) go out in order; input is dropped */
+    HTTP_CONN_S_THROTTLED, /* unsent output reached the write cap: the recv is cancelled and not re-armed; bytes it still delivers are carried; parsing stops at each head while over the cap. May have seen the peer's EOF (peer_shut) */
+    HTTP_CONN_S_WAITING, /* parsing paused at a request head behind outstanding async requests (the limit reached); later input is stashed in order. May have seen the peer's EOF (peer_shut) */
+    HTTP_CONN_S_WAITING_THROTTLED, /* paused behind async requests with reading stopped: the stash grew past half the carry limit, or output was over the cap when parsing paused. May have seen the peer's EOF (peer_shut) */
+    HTTP_CONN_S_HALF_CLOSED, /* the peer shut its side while async handlers still owe answers (or after output held back by backpressure drained): no more input; what was received is answered, then the close */
+    HTTP_CONN_S_FINISHING, /* no more requests: the answers owed (async ones still being written included) and the final one (error, Connection: close, shutdown) go out in order; input is dropped; then linger, or close if the peer has shut its side */
     HTTP_CONN_S_LINGERING, /* output done and write side shut; draining input so the peer reads our answer before any RST */
     HTTP_CONN_S_CLOSING, /* every op on the socket is being cancelled; the close waits for the last completion */
-    HTTP_CONN_S_CLOSED, /* the slot is free (final) (final) */
+    HTTP_CONN_S_CLOSED, /* the slot is free (final) */
     HTTP_CONN_STATE_COUNT
 };
+typedef enum http_conn_state http_conn_state_t;
+_Static_assert(sizeof(http_conn_state_t) == 1, "http_conn_state_t must be one byte");
 
 /* Events, in spec order. 0 is "no event": an action returns it when it has
  * no follow-up. */
 enum http_conn_event {
     HTTP_CONN_EV_NONE = 0,
     HTTP_CONN_EV_RECV, /* multishot recv delivered bytes (res > 0) */
-    HTTP_CONN_EV_RECV_EOF, /* the peer shut its side (recv res == 0) */
+    HTTP_CONN_EV_RECV_EOF, /* the peer shut its side (recv res == 0; peer_shut is set before) */
     HTTP_CONN_EV_RECV_ENDED, /* multishot recv ended without error (no IORING_CQE_F_MORE): arm it again */
     HTTP_CONN_EV_RECV_NOBUFS, /* the provided buffer ring ran dry (-ENOBUFS): park until buffers return */
     HTTP_CONN_EV_RECV_CANCELLED, /* our cancel of the recv (backpressure) took effect (-ECANCELED) */
@@ -40,13 +50,15 @@ enum http_conn_event {
     HTTP_CONN_EV_SEND_PARTIAL, /* a send completed short: the rest is still to go */
     HTTP_CONN_EV_SEND_ERROR, /* a send failed (EPIPE, ECONNRESET, ...) */
     HTTP_CONN_EV_TIMEOUT, /* the connection was idle, or stuck mid-request, past its deadline */
-    HTTP_CONN_EV_REPLY, /* an async handler (pg query, hop) finished its request's response (iox_conn_async_done) */
+    HTTP_CONN_EV_REPLY, /* an async handler (pg query, hop, file stream) finished its request's response (iox_conn_async_done) */
     HTTP_CONN_EV_SHUTDOWN, /* the server is stopping: finish in-flight work, then close */
     HTTP_CONN_EV_ASYNC, /* (raised) parsing paused at a request head: IOX_MAX_ASYNC async requests outstanding, the response ring full, or a streamed response owns the connection */
-    HTTP_CONN_EV_FINISH, /* (raised) the last response is queued: send it, then close */
-    HTTP_CONN_EV_DRAINED, /* (raised) every byte of the final response is sent */
+    HTTP_CONN_EV_THROTTLE, /* (raised) reading stopped for backpressure: unsent output reached the write cap at a request head, or the stash grew past half the carry limit (the recv is cancelled) */
+    HTTP_CONN_EV_FINISH, /* (raised) no request will be dispatched any more (the last is answered, or a malformed one was refused): send what is owed, then close */
+    HTTP_CONN_EV_COMMITTED, /* (raised) every complete answer at the front is committed, in request order (after a reply, or by finish) */
+    HTTP_CONN_EV_CAUGHT_UP, /* (raised) parsing went as far as the input allows (the carry is parsed after a reply or a drained send) */
     HTTP_CONN_EV_FAIL, /* (raised) the connection cannot go on: close it without ceremony */
-    HTTP_CONN_EV_OP_DONE, /* an op on the socket ended while closing */
+    HTTP_CONN_EV_OP_DONE, /* no op on the socket is in flight any more */
     HTTP_CONN_EV_CLOSED, /* the close of the socket completed */
     HTTP_CONN_EVENT_COUNT
 };
@@ -65,55 +77,94 @@ static inline int http_conn_is_final(int s)
     return s == HTTP_CONN_S_CLOSED;
 }
 
+/* Guards — written by hand, called only by http_conn_fire(), to choose
+ * between the alternatives of a guarded transition: in spec order, until one
+ * holds. A guard returns non-zero when it holds. It must be free of side
+ * effects (ctx and ev are const): it may be called any number of times per
+ * event, or not at all. It sees the state before the transition. */
+
+/* the peer has shut its side (recv returned 0): no more input, no recv armed again */
+int http_conn_guard_peer_shut(const struct iox_conn *ctx, const struct iox_event *ev);
+
+/* async handlers still owe answers (nasync > 0) */
+int http_conn_guard_answers_due(const struct iox_conn *ctx, const struct iox_event *ev);
+
+/* something is still owed to the peer: committed bytes unsent, a send in flight, or an open request */
+int http_conn_guard_owes(const struct iox_conn *ctx, const struct iox_event *ev);
+
+/* unsent output (write buffer and side buffers) is at or over the write cap */
+int http_conn_guard_over_cap(const struct iox_conn *ctx, const struct iox_event *ev);
+
+/* a close is due: the last request was dispatched (Connection: close, error, EOF, shutdown) and none is still being read */
+int http_conn_guard_close_due(const struct iox_conn *ctx, const struct iox_event *ev);
+
+/* no request is being read: the parser is between heads, nothing carried, no body arriving */
+int http_conn_guard_between_requests(const struct iox_conn *ctx, const struct iox_event *ev);
+
+/* the last request's body is still arriving */
+int http_conn_guard_body_pending(const struct iox_conn *ctx, const struct iox_event *ev);
+
 /* Actions — written by hand, called only by http_conn_fire(). Each runs
  * after the instance has moved to the transition's target state and returns
  * a follow-up event (HTTP_CONN_EV_NONE for none), which http_conn_fire()
  * dispatches at once from the new state with the same ev. */
 
-/* parse the new bytes where they lie, answer complete requests, carry a cut request */
+/* parse the new bytes where they lie, answer complete requests, carry a cut request; raises async, throttle, finish or fail */
 int http_conn_act_consume(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* keep bytes that arrive while parsing is paused behind async requests */
+/* consume bytes a recv delivered after reading was stopped: they are kept (a larger carry), and reading stays stopped */
+int http_conn_act_consume_held(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* keep bytes that arrive while parsing is paused; raises throttle when the stash passes half the carry limit */
 int http_conn_act_stash(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* keep bytes that arrive while parsing is paused and reading is stopped (a larger carry) */
+int http_conn_act_stash_held(struct iox_conn *ctx, const struct iox_event *ev);
 
 /* drop bytes that arrive after the final response */
 int http_conn_act_discard(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* the peer is done sending: finish what is queued, or close */
-int http_conn_act_peer_eof(struct iox_conn *ctx, const struct iox_event *ev);
-
-/* remember the peer's EOF until the async requests complete */
-int http_conn_act_note_eof(struct iox_conn *ctx, const struct iox_event *ev);
-
 /* arm the multishot recv again (at the end of this loop turn) */
 int http_conn_act_rearm(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* wait for provided buffers to come back, then re-arm */
+/* count the -ENOBUFS; re-arm once the turn's buffers are back */
 int http_conn_act_park(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* the recv is off: re-arm it if backpressure has eased meanwhile */
-int http_conn_act_recv_stopped(struct iox_conn *ctx, const struct iox_event *ev);
-
-/* account a completed send; resume reading if it was throttled */
-int http_conn_act_sent(struct iox_conn *ctx, const struct iox_event *ev);
+/* count the -ENOBUFS (reading is stopped: no re-arm) */
+int http_conn_act_count_nobufs(struct iox_conn *ctx, const struct iox_event *ev);
 
 /* send the rest of a short send */
 int http_conn_act_send_rest(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* an async response is written: commit every complete answer in request order and parse what was stashed */
+/* an async answer is written: commit every complete answer at the front, in request order; raises committed */
+int http_conn_act_commit(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* parse what was carried or stashed (it may pause or throttle again), read on; raises caught_up */
 int http_conn_act_resume(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* an async response owed before the final one is written: commit in request order; drained once every answer is out */
-int http_conn_act_settle(struct iox_conn *ctx, const struct iox_event *ev);
+/* parse what was carried while reading stays stopped (output is over the cap: the next head waits) */
+int http_conn_act_resume_held(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* stop after the current request; finish now if between requests (async answers still owed are waited for) */
-int http_conn_act_on_shutdown(struct iox_conn *ctx, const struct iox_event *ev);
+/* output drained under the cap: parse what was held back, read again; raises caught_up */
+int http_conn_act_unthrottle(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* output drained under the cap: read again (into the stash) */
+int http_conn_act_resume_reading(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* shutdown while a body arrives: its request is the last */
+int http_conn_act_close_after_body(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* shutdown while a head arrives: dispatch it, and close after its answer */
+int http_conn_act_close_after_head(struct iox_conn *ctx, const struct iox_event *ev);
 
 /* dispatch nothing more; finish at the next async reply */
 int http_conn_act_note_shutdown(struct iox_conn *ctx, const struct iox_event *ev);
 
-/* stop parsing; close once every owed response, the final one last, has gone out */
+/* stop parsing; drop carried input and an unfinished request's answer; the answers owed go out, the final one last; raises committed */
 int http_conn_act_finish(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* finish, and arm the recv stopped for backpressure again (input is drained now) */
+int http_conn_act_finish_held(struct iox_conn *ctx, const struct iox_event *ev);
 
 /* half-close (SHUT_WR) and drain the peer's input until EOF or a short deadline */
 int http_conn_act_linger(struct iox_conn *ctx, const struct iox_event *ev);
@@ -142,12 +193,23 @@ int http_conn_act_release(struct iox_conn *ctx, const struct iox_event *ev);
  * 64 follow-ups — both are bugs in the actions, never input.
  * Not reentrant for one instance: an action must not fire its own instance.
  */
-int http_conn_fire(struct iox_conn *ctx, uint8_t *state, int event,
+int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
         const struct iox_event *ev);
 
 /* Optional tracer, NULL by default: when set, it is called once per
  * transition taken (ignored events are not traced), after *state is updated
  * and before the action runs. Process-wide: set it before reactors start. */
 extern void (*http_conn_trace)(struct iox_conn *ctx, int from, int event, int to);
+
+/* [reuse] — the only sanctioned writes of the state outside http_conn_fire(),
+ * for an instance that lives in a reusable slot. Each sets *state to its
+ * target directly: no action runs, nothing is traced. A checked one abort()s
+ * (with a message) when *state is not one of the states it may leave. */
+
+/* spec/machines/http_conn.toml:207: -> closed, whatever *state holds (it is not read). */
+void http_conn_free(http_conn_state_t *state);
+
+/* spec/machines/http_conn.toml:208: closed -> reading. */
+void http_conn_open(http_conn_state_t *state);
 
 #endif /* HTTP_CONN_MACHINE_H */

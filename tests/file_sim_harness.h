@@ -355,7 +355,7 @@ static inline void fsim_read_fault(struct world *w, unsigned k, int eio)
     else iox_sim_read_complete(w->sim, k, 0, 0, NULL);
     if (c) c->cut = 1;
     struct iox_conn *cc = &w->hs->conns[idx];
-    if (!w->why[0] && cc->in_use && cc->gen == gen0 && cc->state != HTTP_CONN_S_CLOSING)
+    if (!w->why[0] && iox_conn_in_use(cc) && cc->gen == gen0 && cc->state != HTTP_CONN_S_CLOSING)
         snprintf(w->why, sizeof w->why, "slot %u: %s read did not abort the connection (state %s)", idx,
                  eio ? "failed" : "early-EOF", http_conn_state_names[cc->state]);
     turn(w);

@@ -327,9 +327,9 @@ static int run_seed(uint64_t seed, const char *ref, size_t rn)
     }
     turn(&h);
     if (getenv("IOX_SIM_TRACE"))
-        fprintf(stderr, "pre-end: state %s nasync %u open %u throttled %u in %u w %u/%u/%u side %u eof %u recv %u send %u pend %u off %zu/%zu\n",
-                http_conn_state_names[h.c->state], h.c->nasync, (uint16_t)(h.c->rq_tail - h.c->rq_head), h.c->throttled,
-                h.c->in_len, h.c->wsent, h.c->wcommit, h.c->wlen, h.c->side_len, h.c->eof, h.c->recv_armed,
+        fprintf(stderr, "pre-end: state %s nasync %u open %u in %u w %u/%u/%u side %u peer_shut %u recv %u send %u pend %u off %zu/%zu\n",
+                http_conn_state_names[h.c->state], h.c->nasync, (uint16_t)(h.c->rq_tail - h.c->rq_head),
+                h.c->in_len, h.c->wsent, h.c->wcommit, h.c->wlen, h.c->side_len, h.c->peer_shut, h.c->recv_armed,
                 iox_sim_has_op(h.sim, IOX_OP_SEND, FD), npending_async, off, cut);
     switch (end) {
     case END_EOF:

@@ -254,13 +254,14 @@ IOX_TEST(generator, bad_reuse)
     expect_errors(P "bad_reuse.toml",
         P "bad_reuse.toml:9: machine.state_type must be one of: 'uint8_t', 'enum' (got 'short')\n"
         P "bad_reuse.toml:10: invalid C identifier 'my-state' (machine.state_field)\n"
-        P "bad_reuse.toml:25: reuse name 'fire' is reserved: m_fire would clash with generated code\n"
-        P "bad_reuse.toml:26: reuse name 'act_x' is reserved: m_act_x would clash with generated code\n"
-        P "bad_reuse.toml:27: unknown state 'nowhere' (target of reuse 'again')\n"
-        P "bad_reuse.toml:28: state 'z' is listed twice in reuse 'twice'\n"
-        P "bad_reuse.toml:29: malformed reuse 'z a' for 'bad' (forms: \"from -> to\", \"a | b -> to\", \"-> to\")\n"
-        P "bad_reuse.toml:30: malformed reuse 3 for 'worse' (forms: \"from -> to\", \"a | b -> to\", \"-> to\")\n"
-        "iox_gen: 8 error(s); nothing written\n");
+        P "bad_reuse.toml:11: machine.dot_edges must be one of: 'each', 'merged' (got 'tangled')\n"
+        P "bad_reuse.toml:26: reuse name 'fire' is reserved: m_fire would clash with generated code\n"
+        P "bad_reuse.toml:27: reuse name 'act_x' is reserved: m_act_x would clash with generated code\n"
+        P "bad_reuse.toml:28: unknown state 'nowhere' (target of reuse 'again')\n"
+        P "bad_reuse.toml:29: state 'z' is listed twice in reuse 'twice'\n"
+        P "bad_reuse.toml:30: malformed reuse 'z a' for 'bad' (forms: \"from -> to\", \"a | b -> to\", \"-> to\")\n"
+        P "bad_reuse.toml:31: malformed reuse 3 for 'worse' (forms: \"from -> to\", \"a | b -> to\", \"-> to\")\n"
+        "iox_gen: 9 error(s); nothing written\n");
 }
 
 /* Every error in a spec is reported, not just the first; and errors from
@@ -365,6 +366,16 @@ IOX_TEST(generator, good_compiles_and_runs)
     expect_in(out, "reading -> writing [label=\"output / send_reply\"];\n");
     free(cmd);
     free(out);
+    /* dot_edges = "merged": one edge per pair of states, its labels one per
+     * line; a pair with one label is drawn as before. */
+    CU_ASSERT_FATAL(asprintf(&cmd, "cat '%s/u8/tiny_machine.dot'", d) >= 0);
+    CU_ASSERT_EQUAL(run(cmd, &out), 0);
+    expect_in(out, "    idle -> busy [label=\"go / work\"];\n"
+                   "    busy -> busy [label=\"go / work\"];\n"
+                   "    busy -> done [label=\"end [ok]\\lskip\\l\"];\n"
+                   "    busy -> failed [label=\"end [else]\"];\n}\n");
+    free(cmd);
+    free(out);
 
     /* The transition log: tracer lines ("  a --e--> b") and fire() results. */
     CU_ASSERT_FATAL(asprintf(&cmd, "'%s/driver'", d) >= 0);
@@ -438,6 +449,64 @@ IOX_TEST(generator, state_writes_clean)
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_STRING_EQUAL(out, "");
     free(out);
+}
+
+/* The runtime itself, for the http_conn machine: no code outside generated/
+ * writes a connection's state — the slot table, iox_conn_open, the server,
+ * the file stream and the playground reach it only through http_conn_fire()
+ * and the spec's [reuse] functions (http_conn_free, http_conn_open). The
+ * headers go first, so `hs->conns[i].state` is recognised through the
+ * member's declared type. Only http_conn's spec is given: pg_conn and
+ * file_stream are checked by their own case. */
+#define HTTP_WRITES "/usr/bin/python3 gen/check_state_writes.py --spec spec/machines/http_conn.toml " \
+                    "include/ioxide/*.h runtime/http/*.h "
+
+IOX_TEST(generator, machine_state_writes_http)
+{
+    char *out = NULL;
+    int rc = run(HTTP_WRITES "runtime/http/*.c runtime/file/*.c examples/playground/*.c 2>&1", &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    if (rc != 0 || out[0])
+        fprintf(stderr, "\n  gen/check_state_writes.py (exit %d): set the http_conn state with "
+                "http_conn_fire() or a [reuse] function of spec/machines/http_conn.toml:\n%s", rc, out);
+    free(out);
+}
+
+/* So that the case above cannot pass vacuously (the spec losing its
+ * state_field, the headers no longer declaring the context): copies of
+ * conn.c and http_server.c with a write planted at the end of each — through
+ * a context pointer and through the table's member, neither naming one of
+ * the machine's constants — must be reported, and nothing else. */
+IOX_TEST(generator, machine_state_writes_http_planted)
+{
+    char *d = tmpdir(), *cmd, *out = NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_FATAL(asprintf(&cmd,
+        "cp runtime/http/conn.c runtime/http/http_server.c '%1$s'/"
+        " && printf 'void planted(struct iox_conn *c) { c->state = 0; }\\n' >> '%1$s'/conn.c"
+        " && printf 'void planted(struct iox_http_server *hs) { hs->conns[1].state = 0; }\\n' >> '%1$s'/http_server.c"
+        " && echo \"lines $(wc -l < '%1$s'/conn.c) $(wc -l < '%1$s'/http_server.c)\""
+        " && " HTTP_WRITES "'%1$s'/conn.c '%1$s'/http_server.c 2>&1; echo \"rc=$?\"", d) >= 0);
+    int rc = run(cmd, &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    int l1 = 0, l2 = 0;
+    CU_ASSERT_EQUAL_FATAL(sscanf(out, "lines %d %d", &l1, &l2), 2);
+    char *want;
+    CU_ASSERT_FATAL(asprintf(&want,
+        "lines %2$d %3$d\n"
+        "%1$s/conn.c:%2$d: write of the http_conn state outside the generated code: c->state = "
+        "(use http_conn_fire() or a [reuse] function)\n"
+        "%1$s/http_server.c:%3$d: write of the http_conn state outside the generated code: "
+        "hs->conns[1].state = (use http_conn_fire() or a [reuse] function)\n"
+        "check_state_writes: 2 write(s) of a machine state outside the generated code\n"
+        "rc=1\n", d, l1, l2) >= 0);
+    CU_ASSERT_STRING_EQUAL(out, want);
+    if (strcmp(out, want) != 0) fprintf(stderr, "\nexpected:\n%s--- got:\n%s---\n", want, out);
+    free(want);
+    free(out);
+    free(cmd);
+    rmtree(d);
 }
 
 /* Same inputs, byte-identical outputs, whatever the output directory and

@@ -57,28 +57,34 @@ struct iox_conn {
     int fd;
     uint32_t idx;
     uint16_t gen;
-    uint8_t state;           /* enum http_conn_state */
-    uint8_t in_use;
-    /* Ops in flight on this socket; close waits for 0. */
+    /* The control state: written only by the generated machine
+     * (http_conn_fire and the [reuse] functions http_conn_free/_open).
+     * Whether the slot is in use, the peer's EOF aside, reading stopped for
+     * backpressure, paused behind async requests, finishing: all in here
+     * (spec/machines/http_conn.toml). */
+    http_conn_state_t state;
+    /* Op bookkeeping, kept by the completion handler (conn.c) for every
+     * completion in every state. Ops in flight on this socket; close waits
+     * for 0. */
     uint16_t inflight;
     uint8_t recv_armed;      /* a multishot recv is active */
     uint8_t recv_cancelling; /* its cancel is on the way */
+    uint8_t peer_shut;       /* a recv returned 0 (EOF): none is armed again (guard peer_shut) */
     uint8_t send_inflight;
     uint8_t parked;          /* wants its recv re-armed at turn end */
     uint8_t dirty;           /* has output to send at turn end */
     uint8_t parked_linked;   /* on hs->parked (an entry may outlive the want) */
     uint8_t dirty_linked;    /* on hs->dirty */
-    uint8_t eof;             /* peer shut its side */
-    uint8_t close_after;     /* close once committed output is sent */
-    uint8_t one_more;        /* close_after, but the request being read is still answered */
+    /* What the parser loop knows, read by the guards close_due,
+     * between_requests and body_pending: they change per request, inside
+     * one recv's parse, so they are data rather than states. */
+    uint8_t close_after;     /* the last request is dispatched: close once it is answered */
+    uint8_t one_more;        /* close_after, but the head being read is still dispatched (shutdown mid-head) */
     uint8_t body_pending;    /* the last request's body is still arriving */
     /* The response target's (tgt's) request: mirrors of its slot. */
     uint8_t req_head;        /* HEAD: no response body */
     uint8_t req_keep_alive;
     uint8_t req_minor;
-    uint8_t throttled;       /* reading stopped for backpressure */
-    uint8_t closing_started;
-    uint8_t aborted;         /* iox_conn_abort called: stop parsing */
     uint8_t firing;          /* inside http_conn_fire: queue nested events */
     uint8_t nqueued;
     uint8_t queued[HTTP_CONN_EVENT_COUNT];   /* distinct, payload-less (conn.c: the re-entrancy queue) */
@@ -114,6 +120,19 @@ struct iox_conn {
     void *app_data;
     uint64_t app_u64;
 };
+
+/* The slot holds a connection (from iox_conn_open until it is released). */
+static inline int iox_conn_in_use(const struct iox_conn *c)
+{
+    return c->state != HTTP_CONN_S_CLOSED;
+}
+
+/* The socket is being closed, or the slot is free: no op may be issued on
+ * it, no answer written to it. */
+static inline int iox_conn_closing(const struct iox_conn *c)
+{
+    return c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED;
+}
 
 /* A handle on one request that survives the connection: deref gives NULL
  * once the connection was closed (and its slot possibly reused) or the

@@ -36,13 +36,13 @@ static struct iox_file_streams *streams_of(struct iox_reactor *r) { return iox_r
 static struct iox_conn *conn_of(struct iox_file_stream *st)
 {
     struct iox_conn *c = &st->hs->conns[st->idx];
-    if (c->in_use && c->gen == st->gen) iox_conn_set_target(c, st->seq);
+    if (iox_conn_in_use(c) && c->gen == st->gen) iox_conn_set_target(c, st->seq);
     return c;
 }
 static int conn_is_ours(struct iox_file_stream *st)
 {
     struct iox_conn *c = conn_of(st);
-    return c->in_use && c->gen == st->gen;
+    return iox_conn_in_use(c) && c->gen == st->gen;
 }
 
 /* The stream is over: its owner hears it once, the hooks are cleared. */

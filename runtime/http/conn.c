@@ -1,11 +1,15 @@
 /* conn.c — completion handling, sends, timers and close for iox_conn.
- * The decisions live in the generated machine; see ioxide/http_conn.h. */
+ * The decisions live in the generated machine (spec/machines/http_conn.toml);
+ * this file keeps the op books (ops in flight, the recv armed or being
+ * cancelled, the peer's EOF), delivers events, and writes the state only
+ * through the spec's [reuse] functions (http_conn_free, http_conn_open). */
 #include "conn_buffers.h"
 #include "conn_internal.h"
 #include "http_conn_machine.h"
 #include <ioxide/log.h>
 #include <ioxide/ud.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +32,7 @@ static uint64_t ud_of(struct iox_conn *c, unsigned op)
  * ("a reply is written", "fail") whose action acts on the connection as it
  * is then, so once is enough — and the queue, one entry per event kind,
  * cannot overflow. (Before: 6 entries, overflow dropped with a log line.) */
-void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev)
+static void conn_fire(struct iox_conn *c, int event, const struct iox_event *ev)
 {
     if (c->firing) {
         if (ev && (ev->data || ev->len || ev->res || ev->flags)) {
@@ -51,7 +55,21 @@ void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev)
         http_conn_fire(c, &c->state, e, &none);
     }
     c->firing = 0;
-    iox_conn_timer_update(c);
+}
+
+void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev)
+{
+    int nested = c->firing;
+    conn_fire(c, event, ev);
+    if (!nested) iox_conn_timer_update(c);
+}
+
+/* No op on the socket is in flight any more. Only closing acts on it (the
+ * close waits for it; every other state ignores it), so no deadline is
+ * recomputed: closing has none, and elsewhere nothing changed. */
+static void ops_idle(struct iox_conn *c)
+{
+    conn_fire(c, HTTP_CONN_EV_OP_DONE, NULL);
 }
 
 /* ---- lists on the reactor ---- */
@@ -65,9 +83,12 @@ void iox_conn_mark_dirty(struct iox_conn *c)
     c->hs->dirty = c;
 }
 
+/* A recv is armed again at the end of the turn: not while one is armed or
+ * being cancelled, and never after the peer's EOF (the socket has nothing
+ * more to deliver). The machine asks for it only in the states that read. */
 void iox_conn_park(struct iox_conn *c)
 {
-    if (c->recv_armed || c->recv_cancelling) return;
+    if (c->recv_armed || c->recv_cancelling || c->peer_shut) return;
     c->parked = 1;
     if (c->parked_linked) return;
     c->parked_linked = 1;
@@ -75,10 +96,12 @@ void iox_conn_park(struct iox_conn *c)
     c->hs->parked = c;
 }
 
-void iox_conn_throttle(struct iox_conn *c)
+/* Backpressure: the machine is entering a throttled state. A re-arm asked
+ * for earlier in this turn is withdrawn (reading stays stopped until the
+ * machine parks the recv again), and an armed recv is cancelled. */
+void iox_conn_stop_recv(struct iox_conn *c)
 {
-    if (c->throttled) return;
-    c->throttled = 1;
+    c->parked = 0;
     if (c->recv_armed && !c->recv_cancelling) {
         if (iox_seam_cancel(c->r->seam, ud_of(c, IOX_OP_RECV), ud_of(c, IOX_OP_CANCEL)) == 0) {
             c->inflight++;
@@ -142,8 +165,7 @@ void iox_conn_timer_update(struct iox_conn *c)
 {
     int progress = c->tprogress;
     c->tprogress = 0;
-    if (c->tlist == 2 || !c->in_use || c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED)
-        return;
+    if (c->tlist == 2 || iox_conn_closing(c)) return;
     unsigned k = timer_class(c);
     if (k == c->tclass && !(progress && (k == T_OUTPUT || k == T_BODY))) return;
     c->tclass = (uint8_t)k;
@@ -189,12 +211,14 @@ void iox_conn_on_shutdown(struct iox_conn *c)
 
 /* ---- ops ---- */
 
+/* At the end of the turn, for a connection that parked its recv. Nothing
+ * to decide: a throttle (iox_conn_stop_recv) and the close
+ * (iox_conn_begin_close) withdraw the park, and iox_conn_park refuses after
+ * the peer's EOF; what is left is the op books. */
 void iox_conn_rearm(struct iox_conn *c)
 {
     c->parked = 0;
-    if (c->recv_armed || c->recv_cancelling || c->state == HTTP_CONN_S_CLOSING ||
-        c->state == HTTP_CONN_S_CLOSED || c->throttled || c->eof)
-        return;
+    if (c->recv_armed || c->recv_cancelling || c->peer_shut) return;
     int r = iox_seam_recv_multishot(c->r->seam, c->fd, ud_of(c, IOX_OP_RECV));
     if (r < 0) {
         IOX_WARN("conn %u: cannot arm recv: %s", c->idx, strerror(-r));
@@ -208,7 +232,7 @@ void iox_conn_rearm(struct iox_conn *c)
 void iox_conn_start_send(struct iox_conn *c)
 {
     c->dirty = 0;
-    if (c->send_inflight || c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED) return;
+    if (c->send_inflight || iox_conn_closing(c)) return;
     if (c->wsent >= c->wcommit) return;
     int r = iox_seam_send(c->r->seam, c->fd, c->out + c->wsent, c->wcommit - c->wsent,
                           ud_of(c, IOX_OP_SEND));
@@ -223,10 +247,10 @@ void iox_conn_start_send(struct iox_conn *c)
     iox_conn_timer_update(c);
 }
 
+/* Once per connection: the machine's drop, on entering closing (which it
+ * never leaves but for closed). */
 void iox_conn_begin_close(struct iox_conn *c)
 {
-    if (c->closing_started) return;
-    c->closing_started = 1;
     tlist_remove(c);
     c->parked = 0;   /* a parked entry is skipped by the reactor */
     if (c->recv_armed || c->send_inflight || c->inflight) {
@@ -277,6 +301,7 @@ void iox_conn_on_cqe(struct iox_conn *c, unsigned op, const struct iox_cqe *cqe)
             iox_seam_buf_return(c->r->seam, bid);
             if (!more) iox_conn_fire(c, HTTP_CONN_EV_RECV_ENDED, &ev);
         } else if (cqe->res == 0) {
+            c->peer_shut = 1;   /* for every state, before it decides */
             iox_conn_fire(c, HTTP_CONN_EV_RECV_EOF, &ev);
         } else if (cqe->res == -ENOBUFS) {
             iox_conn_fire(c, HTTP_CONN_EV_RECV_NOBUFS, &ev);
@@ -341,19 +366,29 @@ void iox_conn_on_cqe(struct iox_conn *c, unsigned op, const struct iox_cqe *cqe)
         IOX_ERROR("conn %u: unexpected op %u", c->idx, op);
         return;
     }
-    if (c->state == HTTP_CONN_S_CLOSING && c->in_use) iox_conn_fire(c, HTTP_CONN_EV_OP_DONE, &ev);
+    if (!c->inflight) ops_idle(c);
 }
 
 /* ---- slots ---- */
 
-void iox_conn_init_slot(struct iox_http_server *hs, struct iox_conn *c, uint32_t idx)
+/* Every field of the slot zeroed but its state (the machine's: outside the
+ * dispatch only the spec's [reuse] functions set it), then the slot's
+ * constants. */
+static void slot_reset(struct iox_http_server *hs, struct iox_conn *c, uint32_t idx)
 {
-    memset(c, 0, sizeof *c);
+    const size_t at = offsetof(struct iox_conn, state), end = at + sizeof c->state;
+    memset(c, 0, at);
+    memset((char *)c + end, 0, sizeof *c - end);
     c->r = hs->r;
     c->hs = hs;
     c->idx = idx;
     c->fd = -1;
-    c->state = HTTP_CONN_S_CLOSED;
+}
+
+void iox_conn_init_slot(struct iox_http_server *hs, struct iox_conn *c, uint32_t idx)
+{
+    slot_reset(hs, c, idx);
+    http_conn_free(&c->state);   /* -> closed, whatever the memory held */
 }
 
 void iox_conn_open(struct iox_conn *c, int fd)
@@ -364,15 +399,14 @@ void iox_conn_open(struct iox_conn *c, int fd)
     uint16_t gen = c->gen;
     uint8_t pl = c->parked_linked, dl = c->dirty_linked;
     struct iox_conn *pn = c->parked_next, *dn = c->dirty_next;
-    iox_conn_init_slot(c->hs, c, c->idx);
+    slot_reset(c->hs, c, c->idx);
     c->gen = gen;
     c->parked_linked = pl;
     c->dirty_linked = dl;
     c->parked_next = pn;
     c->dirty_next = dn;
     c->fd = fd;
-    c->in_use = 1;
-    c->state = HTTP_CONN_INITIAL;
+    http_conn_open(&c->state);   /* closed -> reading; abort()s on a slot still in use */
     iox_http_parser_init(&c->hp, &c->hs->cfg.limits);
     iox_conn_timer_update(c);
     iox_conn_park(c);   /* recv is armed with this turn's batch */
@@ -394,7 +428,6 @@ void iox_conn_release(struct iox_conn *c)
     c->wsent = c->wlen;
     c->send_inflight = 0;
     iox_out_release(c);
-    c->in_use = 0;
     c->gen++;                  /* late CQEs for the old socket are now stale */
     hs->free_slots[hs->nfree++] = c->idx;
     hs->nconns--;
@@ -433,8 +466,7 @@ int iox_conn_is_oldest(const struct iox_conn *c)
  * sent: let it write its next chunk. */
 void iox_conn_kick_drain(struct iox_conn *c)
 {
-    if (c->rq_head == c->rq_tail || c->send_inflight || c->wsent < c->wcommit ||
-        c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED)
+    if (c->rq_head == c->rq_tail || c->send_inflight || c->wsent < c->wcommit || iox_conn_closing(c))
         return;
     struct iox_rslot *s = slot_of(c, c->rq_head);
     if (!s->on_drain || !s->awaiting) return;
@@ -452,7 +484,7 @@ struct iox_conn *iox_conn_deref(struct iox_conn_ref ref)
 {
     if (!ref.hs || ref.idx >= ref.hs->max_conns) return NULL;
     struct iox_conn *c = &ref.hs->conns[ref.idx];
-    if (!c->in_use || c->gen != ref.gen || c->state == HTTP_CONN_S_CLOSING) return NULL;
+    if (c->gen != ref.gen || iox_conn_closing(c)) return NULL;
     if (!is_open(c, ref.seq)) return NULL;
     struct iox_rslot *s = slot_of(c, ref.seq);
     if (s->seq != ref.seq || !s->awaiting) return NULL;
@@ -492,7 +524,7 @@ void iox_conn_op_begin(struct iox_conn *c)
 void iox_conn_op_end(struct iox_conn *c)
 {
     c->inflight--;
-    if (c->state == HTTP_CONN_S_CLOSING && c->in_use) iox_conn_fire(c, HTTP_CONN_EV_OP_DONE, NULL);
+    if (!c->inflight) ops_idle(c);
 }
 
 /* The target request's answer is written: it no longer awaits its handler
@@ -508,8 +540,9 @@ void iox_conn_async_done(struct iox_conn *c)
     iox_conn_fire(c, HTTP_CONN_EV_REPLY, NULL);
 }
 
+/* Inside a chain the fail is queued behind it; the parse sees it queued
+ * and stops (conn_actions.c, abort_pending). */
 void iox_conn_abort(struct iox_conn *c)
 {
-    c->aborted = 1;
     iox_conn_fire(c, HTTP_CONN_EV_FAIL, NULL);
 }

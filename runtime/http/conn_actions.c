@@ -1,10 +1,19 @@
-/* conn_actions.c — the hand-written actions of the http_conn machine.
+/* conn_actions.c — the hand-written actions and guards of the http_conn
+ * machine (spec/machines/http_conn.toml).
  *
  * The generated dispatch (generated/http_conn_machine.c) decides which action
- * runs in which state; these functions do the work and return a follow-up
- * event (HTTP_CONN_EV_NONE for none). Op accounting and buffer returns are
- * done by iox_conn_on_cqe (conn.c) for every completion in every state, so
- * an action never has to remember them. */
+ * runs in which state, asking the guards below where a state has
+ * alternatives. The actions do the work and raise what happened (async,
+ * throttle, finish, committed, caught_up, fail; HTTP_CONN_EV_NONE for
+ * nothing): none tests a flag or the state to steer the machine — whether
+ * reading is stopped for backpressure is the state (throttled, the held
+ * variants of the actions), whether the peer has shut its side is a state or
+ * the guard peer_shut. Inside one recv's parse (process) the loop still asks,
+ * per request, whether the next head may be dispatched — close_due, paused,
+ * over_cap, the same predicates the guards use — and raises finish, async or
+ * throttle where it stops. Op accounting and buffer returns are done by
+ * iox_conn_on_cqe (conn.c) for every completion in every state, so an action
+ * never has to remember them. */
 #include "conn_buffers.h"
 #include "conn_internal.h"
 #include "http_conn_machine.h"
@@ -21,28 +30,22 @@ static size_t carry_max(struct iox_conn *c)
     return (size_t)c->hp.lim.max_head + 8u * c->r->seam->buf_size + IOX_CARRY_SLACK;
 }
 
-/* Where the carry may go once reading is throttled. Bytes delivered after
- * the throttle were already taken from the socket and must be kept: until
- * the cancel of the multishot recv lands, the kernel may deliver as many
- * buffers as the provided ring holds (CQEs already posted each pin one), far
- * more than the "few" carry_max allows — failing then reset the connection
- * and lost every answer owed. The ring is shared by the reactor, so this
- * bounds the total taken after throttles, not only this connection's. */
-static size_t carry_limit(struct iox_conn *c)
+/* Where the carry may go once reading is stopped for backpressure (held:
+ * the throttled states, or a parse that has just stopped it). Bytes
+ * delivered after the throttle were already taken from the socket and must
+ * be kept: until the cancel of the multishot recv lands, the kernel may
+ * deliver as many buffers as the provided ring holds (CQEs already posted
+ * each pin one), far more than the "few" carry_max allows — failing then
+ * reset the connection and lost every answer owed. The ring is shared by the
+ * reactor, so this bounds the total taken after throttles, not only this
+ * connection's. */
+static size_t carry_limit(struct iox_conn *c, int held)
 {
-    if (!c->throttled) return carry_max(c);
+    if (!held) return carry_max(c);
     return carry_max(c) + (size_t)c->r->seam->buf_count * c->r->seam->buf_size;
 }
 
-/* Arm the recv again at the end of the turn unless reading is paused for
- * backpressure or the peer is done sending (iox_conn_park ignores a recv
- * that is armed or being cancelled). */
-static void read_again(struct iox_conn *c)
-{
-    if (!c->throttled && !c->eof) iox_conn_park(c);
-}
-
-static int over_cap(struct iox_conn *c)
+static int over_cap(const struct iox_conn *c)
 {
     return (c->out ? c->wlen - c->wsent : 0) + c->side_len >= c->hs->cfg.write_cap;
 }
@@ -111,17 +114,24 @@ static int advance(struct iox_conn *c)
 
 /* No more requests are dispatched: close after the answers owed. Shutdown
  * mid-request (one_more) still answers the request being read. */
-static int finish_due(struct iox_conn *c)
+static int close_due(const struct iox_conn *c)
 {
     return c->close_after && !c->one_more && !c->body_pending;
 }
 
-/* A request is fully read and answered (or a reply came): commit what can
+/* Bytes committed and not yet sent, a send in flight, or a request whose
+ * answer is not committed yet: the peer is owed something. */
+static int owes(const struct iox_conn *c)
+{
+    return c->wcommit > c->wsent || c->send_inflight || nopen(c);
+}
+
+/* A request is fully read and answered (inside the parse): commit what can
  * be, in order. Returns FINISH when the connection must close after it. */
 static int complete_request(struct iox_conn *c)
 {
     if (advance(c)) return HTTP_CONN_EV_FAIL;
-    return finish_due(c) ? HTTP_CONN_EV_FINISH : HTTP_CONN_EV_NONE;
+    return close_due(c) ? HTTP_CONN_EV_FINISH : HTTP_CONN_EV_NONE;
 }
 
 /* Forget the last request's answer (its body turned out malformed, or it
@@ -169,15 +179,28 @@ static int reject(struct iox_conn *c, int err)
 /* Parsing pauses at the next head: the async limit is reached, the ring is
  * full (sync answers behind outstanding async ones), or a request owns the
  * connection's close hook (a streamed response is exclusive from behind). */
-static int paused(struct iox_conn *c)
+static int paused(const struct iox_conn *c)
 {
     return c->nasync >= c->hs->max_async || nopen(c) > c->hs->rslot_mask || c->on_close;
 }
 
+/* iox_conn_abort was called while this chain runs (from the application's
+ * on_request, or a drain hook it caused): its fail is queued behind the
+ * chain, so parsing must stop now. Outside a chain it would have closed the
+ * connection at once. */
+static int abort_pending(const struct iox_conn *c)
+{
+    for (unsigned i = 0; i < c->nqueued; i++)
+        if (c->queued[i] == HTTP_CONN_EV_FAIL) return 1;
+    return 0;
+}
+
 /* Run the parser over base[0, len). *used reports the bytes consumed; the
  * caller keeps the rest (a cut request, or input held back while parsing
- * is paused by the async limit or backpressure). */
-static int process(struct iox_conn *c, const char *base, size_t len, size_t *used)
+ * is paused by the async limit or backpressure). At a head over the write
+ * cap it raises throttle, and stops the recv unless reading is already
+ * stopped (held). */
+static int process(struct iox_conn *c, const char *base, size_t len, size_t *used, int held)
 {
     size_t off = 0;
     int ev = HTTP_CONN_EV_NONE;
@@ -206,9 +229,13 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
         }
         /* Between requests: the next head waits while parsing is paused,
          * or while the peer is not reading our answers. */
-        if (finish_due(c)) { ev = HTTP_CONN_EV_FINISH; off = len; break; }
+        if (close_due(c)) { ev = HTTP_CONN_EV_FINISH; off = len; break; }
         if (paused(c)) { ev = HTTP_CONN_EV_ASYNC; break; }
-        if (over_cap(c)) { iox_conn_throttle(c); break; }
+        if (over_cap(c)) {
+            if (!held) iox_conn_stop_recv(c);
+            ev = HTTP_CONN_EV_THROTTLE;
+            break;
+        }
         struct iox_http_request req;
         int r = iox_http_parse_head(&c->hp, base + off, len - off, &req);
         if (r == IOX_HTTP_NEED_MORE) break;
@@ -233,7 +260,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
         }
         s->awaiting = 1;   /* an answer from inside on_request (async_done) is noted */
         int h = c->hs->cfg.app->on_request(c, &req, c->hs->cfg.app_ctx);
-        if (c->aborted) { off = len; ev = HTTP_CONN_EV_FAIL; break; }
+        if (abort_pending(c)) { off = len; ev = HTTP_CONN_EV_FAIL; break; }
         if (h == IOX_ASYNC && s->awaiting) {
             s->counted = 1;
             c->nasync++;
@@ -249,34 +276,39 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
     return ev;
 }
 
-/* Feed bytes that are not in the carry (a ring buffer's, or stashed). */
-static int feed(struct iox_conn *c, const char *p, size_t n)
+/* Feed bytes that are not in the carry (a ring buffer's). held: reading is
+ * stopped for backpressure (throttled states) — the larger carry limit, and
+ * input behind a stop is kept whole; a parse that raises throttle holds it
+ * from there on. */
+static int feed(struct iox_conn *c, const char *p, size_t n, int held)
 {
     int ev = HTTP_CONN_EV_NONE;
     if (c->in_len == 0) {
         size_t used = 0;
-        ev = process(c, p, n, &used);
+        ev = process(c, p, n, &used, held);
         p += used;
         n -= used;
+        if (ev == HTTP_CONN_EV_THROTTLE) held = 1;
         if (n && ev != HTTP_CONN_EV_FINISH && ev != HTTP_CONN_EV_FAIL) {
-            if (iox_carry_append(c, p, n, carry_limit(c)) != n) return HTTP_CONN_EV_FAIL;
+            if (iox_carry_append(c, p, n, carry_limit(c, held)) != n) return HTTP_CONN_EV_FAIL;
         }
         return ev;
     }
     /* Slow path: a request is already cut; continue it in the carry. */
     while (n) {
-        size_t k = iox_carry_append(c, p, n, carry_limit(c));
+        size_t k = iox_carry_append(c, p, n, carry_limit(c, held));
         if (k == 0) return HTTP_CONN_EV_FAIL;
         p += k;
         n -= k;
         size_t used = 0;
         size_t before = c->in_len;
-        ev = process(c, c->in, c->in_len, &used);
+        ev = process(c, c->in, c->in_len, &used, held);
         iox_carry_consume(c, used);
         if (ev == HTTP_CONN_EV_FINISH || ev == HTTP_CONN_EV_FAIL) return ev;
-        if (ev || c->throttled) {
+        if (ev == HTTP_CONN_EV_THROTTLE) held = 1;
+        if (ev || held) {
             /* Parsing paused: keep the rest of the input behind the carry. */
-            if (n && iox_carry_append(c, p, n, carry_limit(c)) != n) return HTTP_CONN_EV_FAIL;
+            if (n && iox_carry_append(c, p, n, carry_limit(c, held)) != n) return HTTP_CONN_EV_FAIL;
             return ev;
         }
         if (used == 0 && before == c->in_cap && n) return HTTP_CONN_EV_FAIL;
@@ -285,30 +317,91 @@ static int feed(struct iox_conn *c, const char *p, size_t n)
 }
 
 /* Parse what the carry holds (after an async reply or backpressure eased). */
-static int feed_carry(struct iox_conn *c)
+static int feed_carry(struct iox_conn *c, int held)
 {
     if (!c->in_len) return HTTP_CONN_EV_NONE;
     size_t used = 0;
-    int ev = process(c, c->in, c->in_len, &used);
+    int ev = process(c, c->in, c->in_len, &used, held);
     if (ev == HTTP_CONN_EV_FINISH || ev == HTTP_CONN_EV_FAIL) return ev;
     iox_carry_consume(c, used);
     return ev;
 }
 
-int http_conn_act_consume(struct iox_conn *c, const struct iox_event *ev)
+/* ---- guards: no side effects (const), trivial reads ---- */
+
+int http_conn_guard_peer_shut(const struct iox_conn *c, const struct iox_event *ev)
 {
-    return feed(c, ev->data, ev->len);
+    (void)ev;
+    return c->peer_shut;
 }
 
+int http_conn_guard_answers_due(const struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    return c->nasync != 0;
+}
+
+int http_conn_guard_owes(const struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    return owes(c);
+}
+
+int http_conn_guard_over_cap(const struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    return over_cap(c);
+}
+
+int http_conn_guard_close_due(const struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    return close_due(c);
+}
+
+int http_conn_guard_between_requests(const struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    return !iox_http_parser_mid_request(&c->hp) && !c->in_len && !c->body_pending;
+}
+
+int http_conn_guard_body_pending(const struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    return c->body_pending;
+}
+
+/* ---- input ---- */
+
+int http_conn_act_consume(struct iox_conn *c, const struct iox_event *ev)
+{
+    return feed(c, ev->data, ev->len, 0);
+}
+
+int http_conn_act_consume_held(struct iox_conn *c, const struct iox_event *ev)
+{
+    return feed(c, ev->data, ev->len, 1);
+}
+
+/* Waiting: parsing is paused at a head (no body is arriving then), so the
+ * bytes are only kept. */
 int http_conn_act_stash(struct iox_conn *c, const struct iox_event *ev)
 {
-    if (c->body_pending) return feed(c, ev->data, ev->len);
-    if (iox_carry_append(c, ev->data, ev->len, carry_limit(c)) != ev->len) {
+    if (iox_carry_append(c, ev->data, ev->len, carry_limit(c, 0)) != ev->len) {
         /* The client keeps sending while we cannot answer: stop reading. */
-        iox_conn_throttle(c);
+        iox_conn_stop_recv(c);
         return HTTP_CONN_EV_FAIL;
     }
-    if (c->in_len > carry_max(c) / 2) iox_conn_throttle(c);
+    if (c->in_len > carry_max(c) / 2) {
+        iox_conn_stop_recv(c);
+        return HTTP_CONN_EV_THROTTLE;
+    }
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_stash_held(struct iox_conn *c, const struct iox_event *ev)
+{
+    if (iox_carry_append(c, ev->data, ev->len, carry_limit(c, 1)) != ev->len) return HTTP_CONN_EV_FAIL;
     return HTTP_CONN_EV_NONE;
 }
 
@@ -318,45 +411,14 @@ int http_conn_act_discard(struct iox_conn *c, const struct iox_event *ev)
     return HTTP_CONN_EV_NONE;
 }
 
-/* The peer has sent everything (c->eof): once nothing parsable is waiting,
- * finish. Requests that arrived before the EOF are answered whenever the EOF
- * lands: while an async handler owns a request (its reply calls back here
- * through resume) or while backpressure holds complete requests in the carry
- * (the drain calls back here through sent), nothing is decided yet. After
- * that, what is left in the carry is a cut request that can never complete:
- * send what is owed and close, or close at once when nothing is. Before,
- * an EOF landing in those windows dropped the pipelined requests behind it
- * (found by tests/fuzz/fuzz_http_conn). */
-static int after_eof(struct iox_conn *c)
-{
-    if (c->nasync || c->throttled) return HTTP_CONN_EV_NONE;
-    if (c->wcommit > c->wsent || c->send_inflight || nopen(c)) {
-        c->close_after = 1;
-        return HTTP_CONN_EV_FINISH;
-    }
-    return HTTP_CONN_EV_FAIL;
-}
-
-int http_conn_act_peer_eof(struct iox_conn *c, const struct iox_event *ev)
-{
-    (void)ev;
-    c->eof = 1;
-    return after_eof(c);
-}
-
-/* Waiting: the async replies decide (resume → after_eof). Finishing: the
- * close is already decided. */
-int http_conn_act_note_eof(struct iox_conn *c, const struct iox_event *ev)
-{
-    (void)ev;
-    c->eof = 1;
-    return HTTP_CONN_EV_NONE;
-}
-
+/* The recv is off (ended, or a backpressure cancel landed after reading
+ * resumed): arm it again at the end of the turn (iox_conn_park ignores a
+ * recv that is armed, being cancelled, or over for good after the peer's
+ * EOF). Only reached in states that read. */
 int http_conn_act_rearm(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    read_again(c);
+    iox_conn_park(c);
     return HTTP_CONN_EV_NONE;
 }
 
@@ -364,34 +426,14 @@ int http_conn_act_park(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
     c->hs->n_enobufs++;
-    read_again(c);
+    iox_conn_park(c);
     return HTTP_CONN_EV_NONE;
 }
 
-int http_conn_act_recv_stopped(struct iox_conn *c, const struct iox_event *ev)
+int http_conn_act_count_nobufs(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    read_again(c);
-    return HTTP_CONN_EV_NONE;
-}
-
-/* A send completed in full. In finishing, the close follows once all is out;
- * otherwise, if reading was throttled and the backlog is gone, parse what
- * was held back and read again. */
-int http_conn_act_sent(struct iox_conn *c, const struct iox_event *ev)
-{
-    (void)ev;
-    if (c->state == HTTP_CONN_S_FINISHING) {
-        if (c->wsent >= c->wcommit && !c->send_inflight && !nopen(c)) return HTTP_CONN_EV_DRAINED;
-        return HTTP_CONN_EV_NONE;
-    }
-    if (c->throttled && !over_cap(c)) {
-        c->throttled = 0;
-        int e = c->state == HTTP_CONN_S_READING ? feed_carry(c) : HTTP_CONN_EV_NONE;
-        read_again(c);
-        if (e) return e;
-    }
-    if (c->eof && c->state == HTTP_CONN_S_READING) return after_eof(c);
+    c->hs->n_enobufs++;
     return HTTP_CONN_EV_NONE;
 }
 
@@ -402,53 +444,83 @@ int http_conn_act_send_rest(struct iox_conn *c, const struct iox_event *ev)
     return HTTP_CONN_EV_NONE;
 }
 
+/* ---- answers ---- */
+
 /* An async handler's response is written (iox_conn_async_done marked its
  * request). Commit every answer now complete at the front, in request
  * order; a request whose body is still arriving (an early reply) is
- * committed when the body ends. In waiting, the limit no longer holds:
- * parse what was stashed (it may pause again). Before, reading ignored an
- * early reply and the connection hung in waiting until its idle timeout
+ * committed when the body ends. What follows is the state's: a due close
+ * finishes, else parsing resumes (in waiting, the limit no longer holds:
+ * what was stashed is parsed, and may pause again). Before, reading ignored
+ * an early reply and the connection hung in waiting until its idle timeout
  * (found by tests/fuzz/fuzz_http_conn). */
-int http_conn_act_resume(struct iox_conn *c, const struct iox_event *ev)
-{
-    (void)ev;
-    int e = complete_request(c);
-    if (e) return e;
-    /* A throttle taken while waiting (a large stash) ends here: the stash is
-     * parsed now, and parsing throttles again if output piles up. Ending it
-     * before looking at EOF matters: with no send in flight nothing else
-     * would ever lift it (the connection would sit until its idle timeout). */
-    if (c->throttled && !over_cap(c)) c->throttled = 0;
-    e = feed_carry(c);
-    if (e) return e;
-    read_again(c);
-    if (c->eof) return after_eof(c);
-    return HTTP_CONN_EV_NONE;
-}
-
-/* Finishing, with answers still owed by async handlers: commit in order;
- * the drain (sent) waits for the last of them. */
-int http_conn_act_settle(struct iox_conn *c, const struct iox_event *ev)
+int http_conn_act_commit(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
     if (advance(c)) return HTTP_CONN_EV_FAIL;
-    if (!nopen(c) && c->wsent >= c->wcommit && !c->send_inflight) return HTTP_CONN_EV_DRAINED;
+    return HTTP_CONN_EV_COMMITTED;
+}
+
+/* Parse what the carry holds and read on. A throttle taken while waiting
+ * (a large stash) or while output was over the cap ended on the way here
+ * (throttled → reading): the stash is parsed now, and parsing throttles
+ * again if output piles up. Ending it before the peer's EOF is looked at
+ * (caught_up, in half_closed) matters: with no send in flight nothing else
+ * would ever lift it (the connection would sit until its idle timeout). */
+int http_conn_act_resume(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    int e = feed_carry(c, 0);
+    if (e) return e;
+    iox_conn_park(c);
+    return HTTP_CONN_EV_CAUGHT_UP;
+}
+
+/* Output is still over the cap: the next head waits (parsing raises
+ * throttle again, which throttled ignores); reading stays stopped. */
+int http_conn_act_resume_held(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    return feed_carry(c, 1);
+}
+
+/* A send drained output under the cap: parse what was held back and read
+ * again (unless the parse stopped reading again). */
+int http_conn_act_unthrottle(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    int e = feed_carry(c, 0);
+    if (e != HTTP_CONN_EV_THROTTLE) iox_conn_park(c);
+    return e ? e : HTTP_CONN_EV_CAUGHT_UP;
+}
+
+int http_conn_act_resume_reading(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    iox_conn_park(c);
     return HTTP_CONN_EV_NONE;
 }
 
-int http_conn_act_on_shutdown(struct iox_conn *c, const struct iox_event *ev)
+/* ---- closing ---- */
+
+/* Shutdown mid-request: close after its answer (a body being read belongs
+ * to the last request; a head being read is still dispatched). Between
+ * requests the spec finishes at once: requests the peer sent meanwhile
+ * must not turn our close into a RST that destroys answers still in
+ * flight, so the connection half-closes and lingers. */
+int http_conn_act_close_after_body(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
     c->close_after = 1;
-    /* Between requests (idle, only output left, or async answers owed):
-     * send what is owed, then half-close and linger — requests the peer
-     * sent meanwhile must not turn our close into a RST that destroys
-     * answers still in flight. */
-    if (!iox_http_parser_mid_request(&c->hp) && !c->in_len && !c->body_pending)
-        return HTTP_CONN_EV_FINISH;
-    /* Mid-request: close after its answer (a head being read is still
-     * dispatched; a body being read belongs to the last request). */
-    c->one_more = !c->body_pending;
+    c->one_more = 0;
+    return HTTP_CONN_EV_NONE;
+}
+
+int http_conn_act_close_after_head(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    c->close_after = 1;
+    c->one_more = 1;
     return HTTP_CONN_EV_NONE;
 }
 
@@ -459,9 +531,8 @@ int http_conn_act_note_shutdown(struct iox_conn *c, const struct iox_event *ev)
     return HTTP_CONN_EV_NONE;
 }
 
-int http_conn_act_finish(struct iox_conn *c, const struct iox_event *ev)
+static int finish_work(struct iox_conn *c, int held)
 {
-    (void)ev;
     c->close_after = 1;
     /* Input after the last answer is dropped, and so is any carried part. */
     c->in_len = 0;
@@ -475,22 +546,32 @@ int http_conn_act_finish(struct iox_conn *c, const struct iox_event *ev)
         if (advance(c)) return HTTP_CONN_EV_FAIL;
     }
     c->body_pending = 0;
-    if (c->throttled) {
-        c->throttled = 0;
-        read_again(c);
-    }
-    if (c->wsent >= c->wcommit && !c->send_inflight && !nopen(c)) return HTTP_CONN_EV_DRAINED;
-    iox_conn_mark_dirty(c);
-    return HTTP_CONN_EV_NONE;
+    /* Reading stopped for backpressure resumes: the input is drained (and
+     * dropped) from now on, and the peer's EOF is what lingering waits for. */
+    if (held) iox_conn_park(c);
+    if (owes(c)) iox_conn_mark_dirty(c);
+    return HTTP_CONN_EV_COMMITTED;
 }
 
+int http_conn_act_finish(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    return finish_work(c, 0);
+}
+
+int http_conn_act_finish_held(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    return finish_work(c, 1);
+}
+
+/* Everything is out (the spec asked owes and peer_shut). Linger while
+ * stopping too: the grace deadline bounds it, and closing with unread input
+ * would reset the connection and discard answers still in the socket buffer
+ * (RFC 9112 §9.6). */
 int http_conn_act_linger(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    /* Linger while stopping too: the grace deadline bounds it, and closing
-     * with unread input would reset the connection and discard answers
-     * still in the socket buffer (RFC 9112 §9.6). */
-    if (c->eof) return HTTP_CONN_EV_FAIL;
     int r = iox_seam_shutdown(c->r->seam, c->fd, SHUT_WR,
                               iox_ud(IOX_OP_SHUTDOWN, (unsigned)c->hs->owner, c->gen, c->idx));
     if (r < 0) return HTTP_CONN_EV_FAIL;

@@ -23,16 +23,16 @@ static inline struct iox_rslot *iox_conn_slot(const struct iox_conn *c, uint16_t
 void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev);
 
 void iox_conn_mark_dirty(struct iox_conn *c);     /* send committed output at turn end */
-void iox_conn_park(struct iox_conn *c);           /* (re-)arm recv at turn end */
-void iox_conn_throttle(struct iox_conn *c);       /* stop reading for backpressure */
+void iox_conn_park(struct iox_conn *c);           /* (re-)arm recv at turn end (not after the peer's EOF) */
+void iox_conn_stop_recv(struct iox_conn *c);      /* backpressure: cancel the recv, drop a pending re-arm */
 void iox_conn_timer_update(struct iox_conn *c);   /* set the client deadline this state calls for (conn.c) */
 void iox_conn_timer_linger(struct iox_conn *c);   /* move to the linger list */
 void iox_conn_begin_close(struct iox_conn *c);    /* cancel all ops on the socket */
 void iox_conn_close_if_idle(struct iox_conn *c);  /* issue the close when nothing is in flight */
 void iox_conn_release(struct iox_conn *c);        /* free the slot (after the close CQE) */
 void iox_conn_set_target(struct iox_conn *c, uint16_t seq); /* iox_resp_* write for request seq */
-void iox_conn_kick_drain(struct iox_conn *c);
+void iox_conn_kick_drain(struct iox_conn *c);    /* run the oldest request's drain hook if all is sent */
 void iox_http_slot_freed(struct iox_http_server *hs);  /* a slot came free: accept may resume */
-int iox_http_stats_enable(struct iox_http_server *hs);  /* http_stats.c: serve cfg.stats_path */     /* run the oldest request's drain hook if all is sent */
+int iox_http_stats_enable(struct iox_http_server *hs);  /* http_stats.c: serve cfg.stats_path */
 
 #endif

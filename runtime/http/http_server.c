@@ -80,7 +80,7 @@ static void http_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe
     unsigned op = iox_ud_op(cqe->ud);
     uint32_t idx = iox_ud_idx(cqe->ud);
     struct iox_conn *c = idx < hs->max_conns ? &hs->conns[idx] : NULL;
-    if (!c || !c->in_use || c->gen != iox_ud_gen(cqe->ud)) {
+    if (!c || !iox_conn_in_use(c) || c->gen != iox_ud_gen(cqe->ud)) {
         /* A late completion for a closed slot: only a recv buffer needs
          * handing back. */
         hs->n_stale_cqes++;
@@ -103,7 +103,7 @@ static void http_flush(struct iox_reactor *r, void *ctx)
     while (c) {
         struct iox_conn *next = c->parked_next;
         c->parked_linked = 0;
-        if (c->parked && c->in_use) iox_conn_rearm(c);
+        if (c->parked && iox_conn_in_use(c)) iox_conn_rearm(c);
         c = next;
     }
     c = hs->dirty;
@@ -111,7 +111,7 @@ static void http_flush(struct iox_reactor *r, void *ctx)
     while (c) {
         struct iox_conn *next = c->dirty_next;
         c->dirty_linked = 0;
-        if (c->dirty && c->in_use) iox_conn_start_send(c);
+        if (c->dirty && iox_conn_in_use(c)) iox_conn_start_send(c);
         c = next;
     }
 }
@@ -132,8 +132,7 @@ static void http_tick(struct iox_reactor *r, void *ctx)
         /* Grace is over: whatever is still open is closed now. */
         for (uint32_t i = 0; i < hs->max_conns; i++) {
             struct iox_conn *c = &hs->conns[i];
-            if (c->in_use && c->state != HTTP_CONN_S_CLOSING && c->state != HTTP_CONN_S_CLOSED)
-                iox_conn_fire(c, HTTP_CONN_EV_FAIL, NULL);
+            if (iox_conn_in_use(c)) iox_conn_fire(c, HTTP_CONN_EV_FAIL, NULL);   /* closing ignores it */
         }
     }
 }
@@ -144,7 +143,7 @@ static void http_stop(struct iox_reactor *r, void *ctx)
     struct iox_http_server *hs = ctx;
     IOX_DEBUG("http: stopping with %u connections open", hs->nconns);
     for (uint32_t i = 0; i < hs->max_conns; i++)
-        if (hs->conns[i].in_use) iox_conn_on_shutdown(&hs->conns[i]);
+        if (iox_conn_in_use(&hs->conns[i])) iox_conn_on_shutdown(&hs->conns[i]);
 }
 
 static unsigned http_busy(struct iox_reactor *r, void *ctx)
@@ -215,8 +214,8 @@ void iox_http_server_close(struct iox_http_server *hs)
               (unsigned long long)hs->n_stale_cqes, (unsigned long long)hs->n_enobufs);
     for (uint32_t i = 0; i < hs->max_conns; i++) {
         struct iox_conn *c = &hs->conns[i];
-        if (c->in_use && c->fd >= 0 && !r->uring) c->fd = -1;  /* simulated fds */
-        if (c->in_use && c->fd >= 0) close(c->fd);
+        if (iox_conn_in_use(c) && c->fd >= 0 && !r->uring) c->fd = -1;  /* simulated fds */
+        if (iox_conn_in_use(c) && c->fd >= 0) close(c->fd);
         c->in_len = 0;
         iox_carry_release(c);
         c->send_inflight = 0;

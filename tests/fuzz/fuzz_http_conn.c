@@ -284,9 +284,9 @@ static void epilogue(struct h *h, struct sock *s)
         iox_sim_peer_bytes(h->sim, FD, &before);
         unsigned before_pend = npend, before_in = h->c->in_len;
         if (getenv("FUZZ_TRACE"))
-            fprintf(stderr, "epilogue %d: state %s nasync %u body %u throttled %u in_len %u recv %u eof %u sock %zu pending %u\n",
+            fprintf(stderr, "epilogue %d: state %s nasync %u body %u in_len %u recv %u peer_shut %u sock %zu pending %u\n",
                     round, http_conn_state_names[h->c->state], h->c->nasync, h->c->body_pending,
-                    h->c->throttled, h->c->in_len, h->c->recv_armed, h->c->eof, s->len, live_pending());
+                    h->c->in_len, h->c->recv_armed, h->c->peer_shut, s->len, live_pending());
         turn(h);
         for (unsigned i = 0; i < npend; i++)
             if (pend[i].ref.hs) async_step(i);

@@ -139,7 +139,9 @@ def pg_parser():
 
 # fuzz_http_conn ops (the enum in fuzz_http_conn.c).
 RECV, TMPL, DELIVER, SEND, SENDERR, TURN, ASYNC, EOF, RESET, CLOCK, STOP, STALE = range(12)
-T_GET, T_POST, T_CHUNKED, T_ASYNC, T_BIG, T_CLOSE, T_HEAD, T_10, T_BAD, T_STREAM, \
+# (T_GET_BIG, not T_BIG: fuzz_file_stream's T_BIG below is another template,
+# and a module-level name read inside http_conn() is the last one bound.)
+T_GET, T_POST, T_CHUNKED, T_ASYNC, T_GET_BIG, T_CLOSE, T_HEAD, T_10, T_BAD, T_STREAM, \
     T_POST_ASYNC, T_ABORT, T_EXPECT, T_ASYNC10, T_CHUNK_HEAD, T_CHUNK_BODY, T_CRLF = range(17)
 
 
@@ -155,23 +157,36 @@ def recv(data, chunk=0):
     return bytes(out)
 
 
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+def _paced(data, step):
+    """data in RECVs of `step` bytes, each followed by turns and a DELIVER of
+    what the ring had no buffer for."""
+    out = bytearray()
+    while data:
+        part, data = data[:step], data[step:]
+        out += recv(part) + bytes([TURN, DELIVER, 0, TURN, DELIVER, 0, TURN])
+    return bytes(out)
+
+
 def http_conn():
     prog = {
         "get-then-eof": conf() + bytes([TMPL, T_GET, 0, TURN, SEND, 0, TURN, EOF, TURN]),
         "pipeline-short-sends": conf(1, 0) + bytes([TMPL, T_GET, 5, TMPL, T_POST, 3, TMPL, T_CHUNKED, 0,
                                                     TURN, SEND, 10, TURN, SEND, 1, TURN, SEND, 0, TURN, EOF]),
-        "enobufs": conf(0, 0) + bytes([TMPL, T_BIG, 4, TMPL, T_GET, 4, DELIVER, 4, TURN, DELIVER, 16, TURN,
+        "enobufs": conf(0, 0) + bytes([TMPL, T_GET_BIG, 4, TMPL, T_GET, 4, DELIVER, 4, TURN, DELIVER, 16, TURN,
                                        SEND, 0, TURN, SEND, 0, TURN, DELIVER, 0, TURN, EOF]),
         "async-pipelined": conf() + bytes([TMPL, T_ASYNC, 0, TMPL, T_GET, 0, TURN, ASYNC, 0, TURN,
                                            SEND, 0, TURN, EOF]),
         "stream": conf() + bytes([TMPL, T_STREAM, 0, TURN, ASYNC, 0, TURN, SEND, 30, TURN, SEND, 0,
                                   TURN, SEND, 0, TURN, SEND, 0, TURN, ASYNC, 0, TURN, SEND, 0, TURN]),
         "abort": conf() + bytes([TMPL, T_ABORT, 0, TURN, ASYNC, 0, TURN]),
-        "reset-mid-send": conf() + bytes([TMPL, T_BIG, 0, TURN, SEND, 100, RESET, TURN]),
+        "reset-mid-send": conf() + bytes([TMPL, T_GET_BIG, 0, TURN, SEND, 100, RESET, TURN]),
         "send-error": conf() + bytes([TMPL, T_GET, 0, TURN, SENDERR, 0, TURN]),
         "timeout-mid-request": conf() + recv(b"GET / HT") + bytes([TURN, CLOCK, 60, TURN, CLOCK, 60, TURN]),
         "shutdown-busy": conf() + bytes([TMPL, T_ASYNC, 0, TURN, STOP, TURN, ASYNC, 0, TURN, SEND, 0, TURN]),
-        "backpressure": conf(3, 3, 2) + bytes([TMPL, T_BIG, 0, TMPL, T_BIG, 0, TMPL, T_GET, 0, TURN,
+        "backpressure": conf(3, 3, 2) + bytes([TMPL, T_GET_BIG, 0, TMPL, T_GET_BIG, 0, TMPL, T_GET, 0, TURN,
                                                SEND, 200, TURN, SEND, 0, TURN, SEND, 0, TURN, EOF]),
         "malformed": conf() + bytes([TMPL, T_GET, 0, TMPL, T_BAD, 0, TURN, SEND, 0, TURN, TMPL, T_GET, 0,
                                      TURN, CLOCK, 20, TURN, EOF]),
@@ -184,6 +199,26 @@ def http_conn():
         "chunked-split-expect": conf(1, 1) + bytes([TMPL, T_CHUNK_HEAD, 0, TURN, TMPL, T_CHUNK_BODY, 3,
                                                     TMPL, T_EXPECT, 0, TMPL, T_HEAD, 0, TMPL, T_CRLF, 0,
                                                     TMPL, T_CLOSE, 0, TURN, SEND, 0, TURN]),
+        # The machine's rarer states (spec/machines/http_conn.toml). An async
+        # request at the front and 32 GETs behind it fill the response ring
+        # (waiting); the stash then grows past half the carry limit (small
+        # limits: ~2.6 KiB) and reading stops (waiting_throttled); the reply
+        # resumes parsing through throttled.
+        "paused-stash-throttle": conf(3, 3, 0, 1) + bytes([TMPL, T_ASYNC, 0, TURN])
+            + _paced(GET * 140, 1024)
+            + bytes([SEND, 0, TURN, ASYNC, 0, TURN, SEND, 0, TURN, SEND, 0, TURN, DELIVER, 0, TURN, EOF]),
+        # Over the 1 KiB cap with answers in side buffers behind two async
+        # requests (throttled); short sends bring the output under the cap
+        # while reading is still stopped, and the second reply resumes
+        # parsing (committed, not over the cap: reading).
+        "throttled-reply-under-cap": conf(3, 3, 1) + bytes(
+            [TMPL, T_ASYNC, 0, TURN] + [TMPL, T_GET, 0, TURN] * 5 + [TMPL, T_ASYNC, 0, TURN]
+            + [TMPL, T_GET, 0, TURN] * 5 + [ASYNC, 0, TURN, SEND, 255, TURN, SEND, 255, TURN, ASYNC, 1, TURN,
+                                          SEND, 0, TURN, SEND, 0, TURN, EOF]),
+        # Paused behind the async request when the peer's EOF arrives: the
+        # reply resumes in half_closed, which finishes once all is answered.
+        "paused-then-eof": conf() + bytes([TMPL, T_ASYNC, 0, TURN]) + _paced(GET * 34, 512)
+            + bytes([SEND, 0, TURN, EOF, TURN, ASYNC, 0, TURN, SEND, 0, TURN, SEND, 0, TURN]),
     }
     for name, p in prog.items():
         write("fuzz_http_conn", name, p)
