@@ -9,15 +9,21 @@
 /* Deliver an event to the connection's machine. Re-entrant calls (an action
  * or handler causing another event on the same connection) are queued and
  * run after the current chain. */
-/* Response slots are laid out by ring position, one plane per position
- * across all connections (rslots[pos * max_conns + idx]): a connection that
- * never pipelines touches only plane 0 — 48 bytes — instead of its whole
- * ring (32 × 48 B, most of the 2.6 KiB per idle connection the soak saw).
- * Positions count from rq_base, the seq at which the ring last emptied. */
+/* Response slots: position 0 of every connection's ring sits in one plane
+ * (rslots[idx]), the other positions of each connection together after it
+ * (rslots[max_conns + idx * mask + pos - 1]). A connection that never
+ * pipelines touches only its 48 bytes in the plane, not its whole ring
+ * (32 × 48 B: most of the 2.6 KiB per idle connection the soak saw); one
+ * that does keeps its deeper slots in one contiguous block (a fully
+ * position-major layout put each of a 16-deep pipeline's slots on its own
+ * page). Positions count from rq_base, the seq at which the ring last
+ * emptied, so a keep-alive connection keeps using position 0. */
 static inline struct iox_rslot *iox_conn_slot(const struct iox_conn *c, uint16_t seq)
 {
     uint32_t pos = (uint16_t)(seq - c->rq_base) & c->hs->rslot_mask;
-    return &c->hs->rslots[(size_t)pos * c->hs->max_conns + c->idx];
+    struct iox_rslot *s = c->hs->rslots;
+    if (pos == 0) return &s[c->idx];
+    return &s[c->hs->max_conns + (size_t)c->idx * c->hs->rslot_mask + pos - 1];
 }
 
 void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev);
