@@ -429,21 +429,26 @@ print_table_pg() {
 # need REACTORS>=2, which would put a reactor on the load generator's core.
 # before/after: the raw playground built from another commit (BASELINE, a
 # binary path, e.g. from `git worktree add /tmp/base <commit> && make -C
-# /tmp/base build/playground`) beside this tree's, same shapes. For a change
-# that must not cost CPU per request (issue 11 §5).
+# /tmp/base build/playground`) beside this tree's, same shapes; BASELINE_MODE
+# raw (default) or hop. For a change that must not cost CPU per request
+# (issue 11 §5). Both modes write the section "baseline": use RESULTS=- for
+# the one not to keep.
 row_baseline() {
   [ -n "${BASELINE:-}" ] || die "row baseline needs BASELINE=/path/to/playground (the other commit's build)"
   [ -x "$BASELINE" ] || die "BASELINE=$BASELINE is not an executable"
-  ROW_TITLE="raw: this tree vs baseline"
+  local mode=${BASELINE_MODE:-raw} body=ok
+  [ "$mode" = hop ] && body='hop=0->0'
+  [ "$mode" = raw ] || [ "$mode" = hop ] || die "BASELINE_MODE=$mode: raw or hop"
+  ROW_TITLE="$mode: this tree vs baseline"
   ROW_SHAPES="keepalive pipelined"
-  ROW_NOTES="Both sides are the raw playground (GET / → \`ok\`): side now is this tree's build, side base is BASELINE=${BASELINE_LABEL:-$BASELINE}."
-  start_server_playground raw
-  add_side now / ok
+  ROW_NOTES="Both sides are the $mode playground (GET / → \`$body\`): side now is this tree's build, side base is BASELINE=${BASELINE_LABEL:-$BASELINE}."
+  start_server_playground "$mode"
+  add_side now / "$body"
   local keep=$PLAYGROUND
   PLAYGROUND=$(abspath "$BASELINE")
-  start_server_playground raw
+  start_server_playground "$mode"
   PLAYGROUND=$keep
-  add_side base / ok
+  add_side base / "$body"
 }
 
 row_hop() {

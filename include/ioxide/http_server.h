@@ -94,7 +94,8 @@ struct iox_http_server {
     uint32_t max_conns, nconns, nfree;
     uint32_t *free_slots;
     /* Response rings: rslot_mask + 1 entries per connection slot, stored
-     * position-major (conn_internal.h, iox_conn_slot). */
+     * position 0 of every connection first, then each connection's deeper
+     * positions together (conn_internal.h, iox_conn_slot). */
     struct iox_rslot *rslots;
     uint32_t rslot_mask;
     uint32_t max_async;
