@@ -121,6 +121,23 @@ IOX_TEST(router, matching_and_answers)
     iox_router_free(rt);
 }
 
+/* A method that is a substring of one already listed is still listed
+ * (and the check reads nothing before the list). */
+IOX_TEST(router, allow_lists_each_method_once)
+{
+    static const struct iox_route routes[] = {
+        {"PUT", "/x", h, NULL}, {"UT", "/x", h, NULL}, {"PUT", "/x", h, NULL}, {"GET", "/x", h, NULL},
+    };
+    struct iox_router *rt;
+    char why[128], allow[128];
+    CU_ASSERT_FATAL(iox_router_build(routes, 4, NULL, NULL, &rt, why, sizeof why) == 0);
+    const struct iox_route *r;
+    struct iox_route_match m;
+    CU_ASSERT_EQUAL(resolve(rt, IOX_HTTP_DELETE, "/x", &r, &m, allow), IOX_ROUTE_METHOD);
+    CU_ASSERT_STRING_EQUAL(allow, "PUT, UT, GET, HEAD, OPTIONS");
+    iox_router_free(rt);
+}
+
 IOX_TEST(router, build_errors_name_the_route)
 {
     static const struct { struct iox_route r; const char *msg; } bad[] = {

@@ -243,7 +243,7 @@ static void allow_add(char *allow, size_t cap, const char *m)
     /* Once each. */
     for (const char *p = allow; (p = strstr(p, m)) != NULL; p++) {
         size_t ml = strlen(m);
-        if ((p == allow || p[-2] == ',') && (p[ml] == ',' || p[ml] == 0)) return;
+        if ((p == allow || (p >= allow + 2 && p[-2] == ',' && p[-1] == ' ')) && (p[ml] == ',' || p[ml] == 0)) return;
     }
     snprintf(allow + l, cap > l ? cap - l : 0, "%s%s", l ? ", " : "", m);
 }
