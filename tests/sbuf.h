@@ -1,11 +1,13 @@
-/* sbuf.h — a growing byte buffer for the tests' data-driven corpora
- * (tests/data/http/, tests/data/responses/): append, printf, escape bytes
- * as one word, and decode the escapes of a markdown input block. */
+/* sbuf.h — helpers of the tests' data-driven corpora (tests/data/http/,
+ * tests/data/responses/): a growing byte buffer (append, printf, escape
+ * bytes as one word, decode the escapes of a markdown input block) and the
+ * sorted list of a corpus directory's .md files. */
 #ifndef IOX_TEST_SBUF_H
 #define IOX_TEST_SBUF_H
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 
 struct sbuf { char *s; size_t n, cap; };
@@ -63,6 +65,28 @@ static inline __attribute__((unused)) void sb_unescape(struct sbuf *b, const cha
         }
         sb_put(b, &c, 1);
     }
+}
+
+static inline int corpus_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The .md files of dir, sorted (strdup'ed: free each); at most max. -1
+ * when dir cannot be opened. */
+static inline __attribute__((unused)) int corpus_md_files(const char *dir, char **names, int max)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        size_t l = strlen(e->d_name);
+        if (l > 3 && !strcmp(e->d_name + l - 3, ".md")) names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], corpus_cmp_str);
+    return n;
 }
 
 #endif

@@ -362,26 +362,14 @@ static int run_file(const char *dir, const char *fname, int *failures)
     return ncases;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 IOX_TEST(http_parser, corpus)
 {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/data/http", iox_test_src_dir());
-    DIR *d = opendir(dir);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
     char *names[256];
-    int nn = 0, failures = 0, cases = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && nn < 256) {
-        size_t l = strlen(e->d_name);
-        if (l > 3 && !strcmp(e->d_name + l - 3, ".md")) names[nn++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, (size_t)nn, sizeof names[0], cmp_str);
+    int failures = 0, cases = 0;
+    int nn = corpus_md_files(dir, names, 256);
+    CU_ASSERT_FATAL(nn >= 0);
     for (int i = 0; i < nn; i++) {
         cases += run_file(dir, names[i], &failures);
         free(names[i]);

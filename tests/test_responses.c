@@ -465,26 +465,14 @@ static int run_file(const char *dir, const char *fname)
     return ncases;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 IOX_TEST(responses, corpus)
 {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/data/responses", iox_test_src_dir());
-    DIR *d = opendir(dir);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
     char *names[64];
-    int nn = 0, cases = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && nn < 64) {
-        size_t l = strlen(e->d_name);
-        if (l > 3 && !strcmp(e->d_name + l - 3, ".md")) names[nn++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, (size_t)nn, sizeof names[0], cmp_str);
+    int cases = 0;
+    int nn = corpus_md_files(dir, names, 64);
+    CU_ASSERT_FATAL(nn >= 0);
     failures = checked = 0;
     for (int i = 0; i < nn; i++) {
         cases += run_file(dir, names[i]);
