@@ -106,4 +106,18 @@ IOX_TEST(registry, services_by_key_and_message_kinds)
     iox_sim_destroy(sim);
 }
 
+/* A configuration without a listener is refused at once (one line on
+ * stderr), before any thread, socket or signal mask. */
+IOX_TEST(registry, no_listener_is_a_startup_error)
+{
+    struct iox_server_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    CU_ASSERT_EQUAL(iox_server_run(&cfg), 1);
+    struct iox_listener_config l;
+    memset(&l, 0, sizeof l);            /* no protocol */
+    cfg.listeners = &l;
+    cfg.nlisteners = 1;
+    CU_ASSERT_EQUAL(iox_server_run(&cfg), 1);
+}
+
 IOX_SUITE(registry, NULL, NULL);

@@ -266,8 +266,8 @@ static void *reactor_main(void *arg)
         if (!r->tick_ms) r->tick_ms = 250;
     }
     /* The listeners' protocols first (their tables, their kinds), then the
-     * application's hook, which may find them (iox_http_server_of). Nothing
-     * is accepted before the first loop turn. */
+     * application's hook, which may find them through the protocol's own
+     * lookup. Nothing is accepted before the first loop turn. */
     if (ok && iox_reactor_open_protocols(r, why, sizeof why) < 0) ok = 0;
     if (ok && cfg->on_start && cfg->on_start(r, cfg->app_ctx) != 0) {
         snprintf(why, sizeof why, "reactor %u: application start hook failed", r->id);
@@ -326,8 +326,8 @@ int iox_server_run(const struct iox_server_config *cfg_in)
     const struct iox_server_config *cfg = &c;
     iox_server_config_defaults(&c);
     if (c.nlisteners == 0 || !c.listeners) {
-        fprintf(stderr, "ioxide: no listener configured — set iox_server_config.listeners "
-                        "(e.g. one with .proto = &iox_http_protocol), or serve HTTP with iox_http_serve()\n");
+        fprintf(stderr, "ioxide: no listener configured — set iox_server_config.listeners, each with "
+                        "its protocol in .proto (or use a protocol's one-call server)\n");
         return 1;
     }
     if (c.nlisteners > IOX_MAX_LISTENERS) {
