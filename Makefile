@@ -138,8 +138,14 @@ bench-parse: | $(DEPS_STAMP)
 $(BUILD)/bench_parse: $(BUILD)/obj/bench/bench_parse.o $(LIB)
 	$(CC) -o $@ $^ $(LDLIBS) -lh2o-evloop -lhttp_parser
 
+# The libpq pipeline-mode client: the pg row's ceiling (bench/pg_pipeline.c).
+$(BUILD)/pg_pipeline: bench/pg_pipeline.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -I/usr/include/postgresql -o $@ $< -lpq
+
 bench: all
 	@mk/deps.sh --bench
+	$(MAKE) --no-print-directory $(BUILD)/pg_pipeline
 	bench/run.sh
 
 clean:

@@ -352,9 +352,22 @@ pgbench_argv() {  # SECONDS
                 -T "$1" -h 127.0.0.1 -p "$PG_PORT" -U ioxide ioxide)
 }
 
+# The ceiling: bench/pg_pipeline.c (libpq pipeline mode, one Sync per query,
+# PG_BENCH_CONNS connections, DEPTH queries in flight on each), pinned like
+# pgbench.
+PG_PIPE=${PG_PIPE:-$ROOT/build/pg_pipeline}
+PG_PIPE_DEPTHS=${PG_PIPE_DEPTHS:-1 16 64}
+pipeline_argv() {  # DEPTH SECONDS
+  PIPELINE_ARGV=(taskset -c "$WRK_CPU" "$PG_PIPE" "$PG_BENCH_CONNS" "$1" "$2")
+}
+
 warmup_pg() {
   local name=$1 url=$2
-  if [ "$name" = pgbench ]; then
+  if [[ $name == pipe-d* ]]; then
+    pipeline_argv "${name#pipe-d}" "$WARMUP"
+    PGPASSWORD=ioxide-pw PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=ioxide PGDATABASE=ioxide \
+      "${PIPELINE_ARGV[@]}" >/dev/null 2>&1 || note "pg_pipeline warm-up failed"
+  elif [ "$name" = pgbench ]; then
     pgbench_argv "$WARMUP"; PGPASSWORD=ioxide-pw "${PGBENCH_ARGV[@]}" >/dev/null 2>&1 || note "pgbench warm-up failed"
   else
     taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${WARMUP}s" "$url" >/dev/null 2>&1 || note "wrk warm-up failed"
@@ -367,7 +380,20 @@ measure_pg() {
   local name=$1 pid=$2 url=$3 shape=$4
   local out=$BENCH_TMPDIR/load.out rc c0 c1 p0 p1 parsed reqs rps
   p0=$(pg_cluster_ticks)
-  if [ "$name" = pgbench ]; then
+  if [[ $name == pipe-d* ]]; then
+    pipeline_argv "${name#pipe-d}" "$DURATION"
+    PGPASSWORD=ioxide-pw PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=ioxide PGDATABASE=ioxide \
+      /usr/bin/time -f '%U %S' -o "$BENCH_TMPDIR/pgbench.time" "${PIPELINE_ARGV[@]}" >"$out" 2>&1 && rc=0 || rc=$?
+    sleep 0.5   # let the postmaster reap the backends
+    p1=$(pg_cluster_ticks)
+    c0=0
+    c1=$(awk -v hz="$CLK_TCK" '{printf "%d", ($1 + $2) * hz + 0.5}' "$BENCH_TMPDIR/pgbench.time" 2>/dev/null || echo 0)
+    if [ "$rc" != 0 ]; then parsed="discard pg_pipeline exited with status $rc: $(head -c 200 "$out" | tr '\n' ' ')"
+    else
+      parsed=$(awk '/^queries /{ if ($2 > 0) print $2, $6; else print "discard no queries"; exit }' "$out")
+      [ -n "$parsed" ] || parsed="discard no result line from pg_pipeline"
+    fi
+  elif [ "$name" = pgbench ]; then
     pgbench_argv "$DURATION"
     PGPASSWORD=ioxide-pw /usr/bin/time -f '%U %S' -o "$BENCH_TMPDIR/pgbench.time" "${PGBENCH_ARGV[@]}" >"$out" 2>&1 && rc=0 || rc=$?
     sleep 0.5   # let the postmaster reap the backends (their CPU moves to its cutime)
@@ -418,8 +444,17 @@ print_table_pg() {
     echo "| ${SIDE_NAMES[i]} | $(fmt_rps "$rps") | $(fmt_us "$us") | $(fmt_us "$pus") | $(kept pgload "${SIDE_NAMES[i]}") |"
   done
   a_rps=$(cell pgload "${SIDE_NAMES[0]}" 7); a_us=$(cell pgload "${SIDE_NAMES[0]}" 9); a_pus=$(cell pgload "${SIDE_NAMES[0]}" 10)
-  rps=$(cell pgload "${SIDE_NAMES[1]}" 7); us=$(cell pgload "${SIDE_NAMES[1]}" 9); pus=$(cell pgload "${SIDE_NAMES[1]}" 10)
-  echo "| **${SIDE_NAMES[0]}/${SIDE_NAMES[1]}** | $(ratio "$a_rps" "$rps") | $(ratio "$a_us" "$us") | $(ratio "$a_pus" "$pus") | |"
+  for ((i = 1; i < ${#SIDE_NAMES[@]}; i++)); do
+    rps=$(cell pgload "${SIDE_NAMES[i]}" 7); us=$(cell pgload "${SIDE_NAMES[i]}" 9); pus=$(cell pgload "${SIDE_NAMES[i]}" 10)
+    echo "| **${SIDE_NAMES[0]}/${SIDE_NAMES[i]}** | $(ratio "$a_rps" "$rps") | $(ratio "$a_us" "$us") | $(ratio "$a_pus" "$pus") | |"
+  done
+  # Issue 14's targets: PostgreSQL CPU per query ≤ 1.3× the depth-16
+  # ceiling's, and req/s ≥ 1.5× the 63 336 of the row before pool depth.
+  if [[ " ${SIDE_NAMES[*]} " == *" pipe-d16 "* ]]; then
+    pus=$(cell pgload pipe-d16 10)
+    echo
+    echo "Targets (issue 14): ioxide PostgreSQL CPU/query ÷ pipe-d16's = $(ratio "$a_pus" "$pus") (target ≤ 1.30×); ioxide queries/s ÷ 63336 (before this change) = $(ratio "$a_rps" 63336) (target ≥ 1.50×)."
+  fi
 }
 
 # hop: the playground in hop mode beside raw mode, one reactor each pinned to
@@ -465,7 +500,7 @@ row_pg() {
   ROW_TITLE="pg: HTTP → SELECT 42 → response vs pgbench"
   ROW_SHAPES="pgload"
   start_pg_cluster
-  ROW_NOTES="ioxide: wrk keep-alive c$CONNS → playground pg mode (REACTORS=1, PG_POOL_SIZE=$PG_BENCH_CONNS), each request one prepared SELECT 42, pipelined on the pool; its CPU includes HTTP. pgbench: the same prepared SELECT 42 with $PG_BENCH_CONNS connections, one query in flight each, pinned to core $WRK_CPU. PostgreSQL CPU = every process of the cluster (postmaster utime+stime+cutime+cstime + live children), unpinned. For this row the schedstat column of 'Every run' holds PostgreSQL µs/query."
+  ROW_NOTES="ioxide: wrk keep-alive c$CONNS → playground pg mode (REACTORS=1, PG_POOL_SIZE=$PG_BENCH_CONNS), each request one prepared SELECT 42, pipelined on the pool; its CPU includes HTTP. pgbench: the same prepared SELECT 42 with $PG_BENCH_CONNS connections, one query in flight each, pinned to core $WRK_CPU. pipe-dN (the ceiling): build/pg_pipeline, libpq pipeline mode with one Sync per query (PQsendQueryPrepared + PQpipelineSync), $PG_BENCH_CONNS connections with N queries in flight on each, one thread, pinned to core $WRK_CPU; its client CPU is that program's. PostgreSQL CPU = every process of the cluster (postmaster utime+stime+cutime+cstime + live children), unpinned. For this row the schedstat column of 'Every run' holds PostgreSQL µs/query."
   start_server_playground pg PGHOST=127.0.0.1 "PGPORT=$PG_PORT" PGUSER=ioxide PGPASSWORD=ioxide-pw PGDATABASE=ioxide \
     "PG_POOL_SIZE=$PG_BENCH_CONNS"
   local i
@@ -474,8 +509,28 @@ row_pg() {
     sleep 0.1
   done
   add_side ioxide / db=42
+  if [ -n "${PG_BASELINE:-}" ]; then
+    # Another build's playground (e.g. before a change) as a further side.
+    local keep=$PLAYGROUND
+    PLAYGROUND=$(abspath "$PG_BASELINE")
+    start_server_playground pg PGHOST=127.0.0.1 "PGPORT=$PG_PORT" PGUSER=ioxide PGPASSWORD=ioxide-pw PGDATABASE=ioxide \
+      "PG_POOL_SIZE=$PG_BENCH_CONNS"
+    PLAYGROUND=$keep
+    for ((i = 0; i < 100; i++)); do
+      [ "$(curl -s --max-time 1 "http://127.0.0.1:$SERVER_PORT/")" = db=42 ] && break
+      sleep 0.1
+    done
+    add_side base / db=42
+  fi
   pgbench_argv DURATION
   SIDE_NAMES+=(pgbench) SIDE_PIDS+=(0) SIDE_URLS+=(-) SIDE_CMDS+=("PGPASSWORD=... ${PGBENCH_ARGV[*]}")
+  local d
+  [ -x "$PG_PIPE" ] || die "$PG_PIPE not found (make build/pg_pipeline; needs libpq-dev)"
+  for d in $PG_PIPE_DEPTHS; do
+    pipeline_argv "$d" DURATION
+    SIDE_NAMES+=("pipe-d$d") SIDE_PIDS+=(0) SIDE_URLS+=(-)
+    SIDE_CMDS+=("PGPASSWORD=... PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=ioxide PGDATABASE=ioxide ${PIPELINE_ARGV[*]}")
+  done
 }
 # file mode vs nginx (sendfile on), the same bytes from the same directory.
 # Two rows, one per size: 1 KiB is baked by the playground (one memcpy per

@@ -113,7 +113,7 @@ int pg_conn_act_query_input(struct iox_pg_conn *ctx, const struct iox_pg_event *
 /* send everything queued (one send per turn) */
 int pg_conn_act_send_out(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
-/* account a send; send the rest or what was queued meanwhile */
+/* account a send; send the rest of it (what was queued meanwhile leaves with the end-of-turn flush) */
 int pg_conn_act_on_sent(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
 /* fail every in-flight query with the reason, cancel every op on the socket; raises op_done */

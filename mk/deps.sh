@@ -31,6 +31,7 @@ if [ "${1:-}" = "--bench" ]; then
     "libh2o-evloop-dev:/usr/lib/x86_64-linux-gnu/libh2o-evloop.so"
     "libhttp-parser-dev:/usr/include/http_parser.h"
     "postgresql-contrib:/usr/lib/postgresql/15/bin/pgbench"
+    "libpq-dev:/usr/include/postgresql/libpq-fe.h"
   )
 fi
 missing=()

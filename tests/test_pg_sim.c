@@ -477,6 +477,132 @@ IOX_TEST(pg_sim, seeded_schedules_with_faults)
     }
 }
 
+/* ---- one turn, one write; few connections deep ---- */
+
+/* Syncs the client sent on fd since *off (frontend messages after the
+ * startup), and move *off to the end. */
+static unsigned syncs_since(struct world *w, int fd, size_t *off)
+{
+    size_t n;
+    const unsigned char *in = (const unsigned char *)iox_sim_peer_bytes(w->sim, fd, &n);
+    unsigned k = 0;
+    while (*off + 5 <= n) {
+        uint32_t len = rd32(in + *off + 1);
+        if (in[*off] == 'S' && len == 4) k++;
+        *off += 1 + len;
+    }
+    return k;
+}
+
+static void submit_prepared(struct world *w)
+{
+    unsigned q = w->nq++;
+    char v[16];
+    snprintf(v, sizeof v, "%u", q);
+    qctx[q] = (struct qctx){w, q};
+    const char *vals[1] = {v};
+    int rc = iox_pg_query(w->pool, &stmt, 1, vals, on_result, &qctx[q]);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc == 0) w->accepted[q] = 1;
+}
+
+static int cmp_desc(const void *a, const void *b) { return (int)*(const unsigned *)b - (int)*(const unsigned *)a; }
+
+/* Queries of one loop turn leave in one send per connection, and the pool
+ * fills the deepest connection under `depth` before it uses another (issue
+ * 14: PostgreSQL pays per read, not per pipelined query). What was queued
+ * while a send was in flight waits for the end of the turn, so it leaves
+ * with the rest of that turn's queries in one send. */
+IOX_TEST(pg_sim, one_turn_one_write_few_deep_connections)
+{
+    struct world *w = calloc(1, sizeof *w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    w->cfg.shutdown_grace_ms = 500;
+    w->sim = iox_sim_create(4, 64);
+    CU_ASSERT_FATAL(w->sim && iox_reactor_init_sim(&w->r, iox_sim_seam(w->sim), &w->cfg) == 0);
+    iox_sim_set_sink(w->sim, sink, &w->r);
+    w->now = w->r.now_ms;
+    w->auth = AUTH_TRUST;
+    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w};
+    struct iox_pg_pool_config pc = {
+        .size = 4, .pipeline_max = 16, .depth = 8,
+        .conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw",
+    };
+    char err[200];
+    CU_ASSERT_FATAL(iox_pg_pool_open(&w->r, &pc, &w->pool, err, sizeof err) == 0);
+    turn(w);
+    uint64_t s = 42;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 4);
+    CU_ASSERT_EQUAL_FATAL(w->nsrv, 4);
+    size_t off[4];
+    for (unsigned i = 0; i < 4; i++) {
+        iox_sim_peer_bytes(w->sim, w->srv[i].fd, &off[i]);
+        CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SEND, w->srv[i].fd));
+    }
+
+    /* 20 queries in one turn: 8 + 8 + 4 on three connections, one send
+     * each (the first carries the statement's Parse), the fourth idle. */
+    for (unsigned i = 0; i < 20; i++) submit_prepared(w);
+    turn(w);
+    unsigned got[4];
+    for (unsigned i = 0; i < 4; i++) {
+        int fd = w->srv[i].fd;
+        unsigned sends = 0;
+        while (iox_sim_has_op(w->sim, IOX_OP_SEND, fd)) { iox_sim_send(w->sim, fd, 0); sends++; turn(w); }
+        got[i] = syncs_since(w, fd, &off[i]);
+        CU_ASSERT(sends <= 1);
+        CU_ASSERT_EQUAL(sends, got[i] ? 1u : 0u);
+    }
+    qsort(got, 4, sizeof got[0], cmp_desc);
+    CU_ASSERT_EQUAL(got[0], 8);
+    CU_ASSERT_EQUAL(got[1], 8);
+    CU_ASSERT_EQUAL(got[2], 4);
+    CU_ASSERT_EQUAL(got[3], 0);
+    calm(w, &s, 2);
+    CU_ASSERT_TRUE(all_answered(w));
+    for (unsigned i = 0; i < 4; i++) syncs_since(w, w->srv[i].fd, &off[i]);
+
+    /* A send in flight: 3 queries sent, 3 more queued behind it. Its
+     * completion starts nothing mid-turn; the end of the turn sends those
+     * 3 and 2 more in one write, on the same (deepest) connection. */
+    for (unsigned i = 0; i < 3; i++) submit_prepared(w);
+    turn(w);
+    int busy = -1;
+    for (unsigned i = 0; i < 4; i++)
+        if (iox_sim_has_op(w->sim, IOX_OP_SEND, w->srv[i].fd)) { CU_ASSERT_EQUAL(busy, -1); busy = (int)i; }
+    CU_ASSERT_FATAL(busy >= 0);
+    int fd = w->srv[busy].fd;
+    for (unsigned i = 0; i < 3; i++) submit_prepared(w);
+    iox_sim_send(w->sim, fd, 0);                      /* the completion, mid-turn */
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SEND, fd));
+    CU_ASSERT_EQUAL(syncs_since(w, fd, &off[busy]), 3);
+    for (unsigned i = 0; i < 2; i++) submit_prepared(w);
+    turn(w);                                          /* the end of the turn */
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_SEND, fd));
+    iox_sim_send(w->sim, fd, 0);
+    turn(w);
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SEND, fd));
+    CU_ASSERT_EQUAL(syncs_since(w, fd, &off[busy]), 5);
+    for (unsigned i = 0; i < 4; i++)
+        if ((int)i != busy) CU_ASSERT_EQUAL(syncs_since(w, w->srv[i].fd, &off[i]), 0);
+    calm(w, &s, 2);
+    CU_ASSERT_TRUE(all_answered(w));
+    for (unsigned q = 0; q < w->nq; q++) CU_ASSERT_EQUAL(w->calls[q], 1);
+    CU_ASSERT_EQUAL(w->bad, 0);
+
+    iox_pg_pool_stop(w->pool);
+    for (int guard = 0; iox_pg_pool_ops(w->pool) && guard < 100; guard++) turn(w);
+    CU_ASSERT_EQUAL(iox_pg_pool_ops(w->pool), 0);
+    iox_pg_pool_close(w->pool);
+    turn(w);
+    CU_ASSERT_EQUAL(iox_sim_violations(w->sim), 0);
+    for (unsigned i = 0; i < MAXFD; i++) free(w->srv[i].tx.p);
+    iox_reactor_fini(&w->r);
+    iox_sim_destroy(w->sim);
+    free(w);
+}
+
 /* iox_pg_pool_close does not wait for the simulated ring, as it gives up on
  * a real one after 500 ms: a connection still closing — its socket op in
  * flight (closing), or its close (closing_socket) — takes `stop` there and
