@@ -100,12 +100,17 @@ static void msg_step(struct world *w, unsigned i, uint64_t *s, int faults)
     unsigned n = iox_sim_msgs(w->sim[i]);
     if (!n) return;
     unsigned k = (unsigned)(rnd(s) % n);      /* any of them: reordering within and across senders */
-    uint32_t kind;
-    iox_sim_msg_peek(w->sim[i], k, NULL, &kind, NULL);
+    uint64_t data;
+    iox_sim_msg_peek(w->sim[i], k, NULL, NULL, &data);
+    /* A batch (the turn's messages to one reactor, chained): only one of
+     * hop requests alone may bounce — a reply's target is its origin,
+     * which never goes away while the server runs. */
+    int all_req = 1;
+    for (const struct iox_msg *m = iox_ud_to_ptr(data); m; m = m->next) all_req &= m->kind == HOP_REQ;
     int res = 0;
     unsigned f = (unsigned)(rnd(s) % 10);
     if (faults && f < 2) { res = -EOVERFLOW; w->overflows++; }
-    else if (faults && f == 2 && kind == HOP_REQ) { res = rnd(s) % 2 ? -ENXIO : -EBADF; w->bounced++; }
+    else if (faults && f == 2 && all_req) { res = rnd(s) % 2 ? -ENXIO : -EBADF; w->bounced++; }
     else w->delivered++;
     iox_sim_msg_complete(w->sim[i], k, res);
     turn_all(w);
@@ -304,10 +309,10 @@ static int run_seed(uint64_t seed)
             snprintf(w->why, sizeof w->why, "r%u: lent %u, conns %u, msgs %u, %s", i, iox_sim_bufs_lent(sim),
                      w->hs[i]->nconns, iox_sim_msgs(sim), iox_sim_last_violation(sim));
         }
-        if (!failed && (pool_free(&w->r[i]) != HOP_POOL || w->r[i].msg_retry)) {
+        if (!failed && (pool_free(&w->r[i]) != HOP_POOL || iox_reactor_msgs_outstanding(&w->r[i]))) {
             failed = 1;
             snprintf(w->why, sizeof w->why, "r%u: %u of %u hop messages back in the pool%s", i, pool_free(&w->r[i]),
-                     HOP_POOL, w->r[i].msg_retry ? ", retry queue not empty" : "");
+                     HOP_POOL, iox_reactor_msgs_outstanding(&w->r[i]) ? ", messages still queued" : "");
         }
     }
     stats.seeds++;

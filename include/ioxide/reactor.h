@@ -32,17 +32,21 @@ struct iox_reactor;
  * per-reactor pool and is freed only by its owner reactor, so no allocator
  * is ever shared.
  *
- * Delivery: an IORING_OP_MSG_RING posts a CQE on the target ring. When the
- * target's CQ is full (-EOVERFLOW) or no SQE is free, the sender keeps the
- * message and sends it again on its next loop turn: nothing is dropped. If
- * the target cannot take messages at all (its ring is gone), the handler of
- * the message's kind is called ON THE SENDER with status < 0, so the sender
- * can answer for itself. */
+ * Delivery: messages to one reactor in one loop turn travel together — at
+ * the end of the turn (iox_reactor_flush) one IORING_OP_MSG_RING per
+ * destination carries the turn's messages, chained through `next`, and the
+ * target runs their handlers in the order they were sent. One batch per
+ * destination is in flight at a time. When the target's CQ is full
+ * (-EOVERFLOW) or no SQE is free, the sender keeps the batch and sends it
+ * again on its next loop turn, ahead of newer messages: nothing is dropped
+ * or reordered. If the target cannot take messages at all (its ring is
+ * gone), the handler of each message's kind is called ON THE SENDER with
+ * status < 0, in order, so the sender can answer for itself. */
 struct iox_msg {
     uint32_t kind;
     uint16_t from, to;
     int32_t status;         /* 0 delivered; < 0 -errno: bounced back undelivered */
-    struct iox_msg *next;   /* sender-side retry queue */
+    struct iox_msg *next;   /* the runtime's: the batch chain (read it in no handler) */
 };
 typedef void (*iox_msg_handler)(struct iox_reactor *r, struct iox_msg *m);
 /* IOX_MSG_SHUTDOWN and IOX_MSG_HUP come from the main thread with a NULL
@@ -174,6 +178,7 @@ int iox_reactor_set_service(struct iox_reactor *r, const struct iox_service_key 
 void *iox_reactor_service(const struct iox_reactor *r, const struct iox_service_key *key);
 
 struct iox_kind_slot { const struct iox_kind *kind; void *ctx; };
+struct iox_msg_out;
 struct iox_service_slot { const struct iox_service_key *key; void *svc; };
 
 /* A listener on one reactor. */
@@ -197,7 +202,7 @@ struct iox_reactor {
     uint8_t stopping, stopped;
     uint64_t now_ms;                  /* coarse monotonic clock, refreshed per tick */
     uint64_t stop_deadline_ms;        /* stopping: when the grace ends */
-    struct iox_msg *msg_retry;        /* messages to re-send next turn */
+    struct iox_msg_out *msg_out;      /* per destination: this turn's messages, the batch in flight (reactor.c) */
     /* The registry (kind.c): grown at registration, indexed by owner id. */
     struct iox_kind_slot *kinds;
     unsigned nkinds;
@@ -207,6 +212,7 @@ struct iox_reactor {
     uint32_t nmsg_handlers;
     /* Counters (this reactor only). */
     uint64_t n_accepted, n_stale_cqes, n_accept_pauses, n_cqes, n_enters;
+    uint64_t n_msgs_sent, n_msgs_received, n_msg_batches;   /* messages; MSG_RINGs that carried them */
     uint32_t tick_ms;
     uint8_t tick_armed;
     uint8_t counted_out;              /* left the running-reactor count */
@@ -259,9 +265,21 @@ void iox_reactor_begin_stop(struct iox_reactor *r);
 int iox_reactor_on_msg(struct iox_reactor *r, uint32_t kind, iox_msg_handler h);
 /* The handler for a message kind, or NULL. */
 iox_msg_handler iox_reactor_msg_handler(const struct iox_reactor *r, uint32_t kind);
-/* Send m to reactor `to` (m->kind set by the caller). 0 when queued (the
- * sender no longer owns m); a full target CQ is retried on later turns. */
+/* Send m to reactor `to` (m->kind set by the caller), on r's thread. 0 when
+ * queued: the sender no longer owns m; it leaves at the end of this loop
+ * turn with every other message for `to` in one MSG_RING (a full target
+ * CQ is retried on later turns). -EINVAL (no such reactor, m NULL);
+ * -ENOMEM only when the per-destination queues could not be allocated
+ * (iox_reactor_msgs_init was not called, and the lazy allocation failed). */
 int iox_reactor_send_msg(struct iox_reactor *r, unsigned to, struct iox_msg *m);
+/* Allocate r's per-destination message queues (r->nreactors entries) now,
+ * so no send ever allocates; the server does it at startup. 0 or -ENOMEM;
+ * idempotent. */
+int iox_reactor_msgs_init(struct iox_reactor *r);
+/* Messages sent by r and not yet known delivered (queued, or in a batch
+ * whose MSG_RING has not completed). A stopping reactor leaves its loop
+ * only at 0. */
+unsigned iox_reactor_msgs_outstanding(const struct iox_reactor *r);
 
 /* ---- A reactor on the calling thread (tests, tools) ---------------------
  * No listener, no signals: a ring created on the caller's thread (so the

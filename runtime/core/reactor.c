@@ -76,6 +76,8 @@ void iox_reactor_fini(struct iox_reactor *r)
         if (r->listeners[i].fd >= 0) close(r->listeners[i].fd);
     free(r->listeners);
     r->listeners = NULL;
+    free(r->msg_out);
+    r->msg_out = NULL;
     r->nlisteners = 0;
     iox_reactor_kinds_free(r);
 }
@@ -191,52 +193,127 @@ int iox_reactor_accepting(const struct iox_reactor *r)
     return 0;
 }
 
-/* ---- messages ---- */
+/* ---- messages ----
+ * Batched per destination per loop turn. iox_reactor_send_msg links the
+ * message onto its destination's queue (through m->next: no memory of its
+ * own); the end of the turn (iox_reactor_flush) sends each non-empty queue
+ * as ONE IORING_OP_MSG_RING whose payload is the first message — the rest
+ * follow through ->next — and whose res is how many. The receiver walks the
+ * chain, reading ->next before each handler (which may reuse the message:
+ * a hop's reply is the request sent back). Nothing is shared but the chain
+ * handed over, and once delivered only the receiver touches it.
+ *
+ * One batch per destination is in flight at a time. Its source completion
+ * (MSG_SENT) names the destination, not the messages: once delivered they
+ * belong to the receiver, which may already have answered (with one
+ * reactor the target CQE can come first). A batch the kernel refused
+ * (-EOVERFLOW: target CQ full) is still ours and goes back to the head of
+ * its queue, so messages to one reactor arrive in the order sent, and
+ * all of them; one the target cannot take at all is bounced, message by
+ * message in order, to each kind's handler here (status < 0). */
+
+struct iox_msg_out {
+    struct iox_msg *head, *tail;      /* queued this turn (or refused), not sent */
+    struct iox_msg *fly, *fly_tail;   /* the batch in flight: ours until MSG_SENT says delivered */
+    uint32_t n, fly_n;
+};
+
+int iox_reactor_msgs_init(struct iox_reactor *r)
+{
+    if (r->msg_out || !r->nreactors) return 0;
+    /* Once per reactor (server start; a test's first send), never per message. */
+    r->msg_out = calloc(r->nreactors, sizeof *r->msg_out);
+    return r->msg_out ? 0 : -ENOMEM;
+}
 
 int iox_reactor_send_msg(struct iox_reactor *r, unsigned to, struct iox_msg *m)
 {
-    if (to >= r->nreactors) return -EINVAL;
+    if (to >= r->nreactors || !m) return -EINVAL;
+    if (!r->msg_out && iox_reactor_msgs_init(r) < 0) return -ENOMEM;
     m->from = (uint16_t)r->id;
     m->to = (uint16_t)to;
     m->status = 0;
-    int rc = iox_seam_msg_ring(r->seam, r->peer_ring_fds[to], m->kind,
-                               iox_ud_ptr(IOX_OP_MSG, m), iox_ud_ptr(IOX_OP_MSG_SENT, m));
-    if (rc < 0) {
-        /* No SQE now: retry next turn. The message stays ours until sent. */
-        m->next = r->msg_retry;
-        r->msg_retry = m;
-    }
+    m->next = NULL;
+    struct iox_msg_out *o = &r->msg_out[to];
+    if (o->tail) o->tail->next = m; else o->head = m;
+    o->tail = m;
+    o->n++;
+    r->n_msgs_sent++;
     return 0;
+}
+
+unsigned iox_reactor_msgs_outstanding(const struct iox_reactor *r)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; r->msg_out && i < r->nreactors; i++) n += r->msg_out[i].n + r->msg_out[i].fly_n;
+    return n;
+}
+
+/* The end of the turn: one MSG_RING per destination with messages queued
+ * and none in flight. No SQE: the queue stays, next turn tries again. */
+static void msgs_flush(struct iox_reactor *r)
+{
+    for (unsigned to = 0; r->msg_out && to < r->nreactors; to++) {
+        struct iox_msg_out *o = &r->msg_out[to];
+        if (!o->head || o->fly) continue;
+        if (iox_seam_msg_ring(r->seam, r->peer_ring_fds[to], o->n, iox_ud_ptr(IOX_OP_MSG, o->head),
+                              iox_ud(IOX_OP_MSG_SENT, IOX_OWN_MSG, 0, to)) < 0)
+            continue;
+        o->fly = o->head; o->fly_tail = o->tail; o->fly_n = o->n;
+        o->head = o->tail = NULL; o->n = 0;
+        r->n_msg_batches++;
+    }
+}
+
+static void on_msg_sent(struct iox_reactor *r, const struct iox_cqe *cqe)
+{
+    unsigned to = iox_ud_idx(cqe->ud);
+    if (!r->msg_out || to >= r->nreactors) return;
+    struct iox_msg_out *o = &r->msg_out[to];
+    struct iox_msg *b = o->fly, *bt = o->fly_tail;
+    uint32_t bn = o->fly_n;
+    o->fly = o->fly_tail = NULL;
+    o->fly_n = 0;
+    if (cqe->res >= 0 || !b) return;   /* delivered: the receiver's now, not to be touched */
+    if (cqe->res == -EOVERFLOW || cqe->res == -EAGAIN || cqe->res == -EBUSY) {
+        /* Target CQ full or busy: still ours, first in line next turn. */
+        bt->next = o->head;
+        o->head = b;
+        if (!o->tail) o->tail = bt;
+        o->n += bn;
+        return;
+    }
+    /* The target cannot take messages: every one bounces to its kind's
+     * handler here, in order. */
+    IOX_WARN("msg_ring to reactor %u: %s — %u message%s bounced to the sender", to, strerror(-cqe->res), bn,
+             bn == 1 ? "" : "s");
+    for (struct iox_msg *m = b, *next; m; m = next) {
+        next = m->next;
+        m->status = cqe->res;
+        iox_msg_handler h = iox_reactor_msg_handler(r, m->kind);
+        if (h) h(r, m);
+    }
 }
 
 static void on_msg_cqe(struct iox_reactor *r, const struct iox_cqe *cqe)
 {
+    if (iox_ud_op(cqe->ud) == IOX_OP_MSG_SENT) { on_msg_sent(r, cqe); return; }
     struct iox_msg *m = iox_ud_to_ptr(cqe->ud);
-    if (iox_ud_op(cqe->ud) == IOX_OP_MSG_SENT) {
-        if (cqe->res >= 0 || !m) return;
-        if (cqe->res == -EOVERFLOW || cqe->res == -EAGAIN || cqe->res == -EBUSY) {
-            /* Target CQ full or busy: still ours; send it again next turn. */
-            m->next = r->msg_retry;
-            r->msg_retry = m;
-            return;
-        }
-        /* The target cannot take it: bounce it to its kind's handler here. */
-        IOX_WARN("msg_ring to reactor %u: %s — message bounced to its sender", m->to, strerror(-cqe->res));
-        m->status = cqe->res;
-        iox_msg_handler h = iox_reactor_msg_handler(r, m->kind);
-        if (h) h(r, m);
-        return;
-    }
-    uint32_t kind = (uint32_t)cqe->res;
     if (!m) {
-        /* From the main thread: no payload. */
+        /* From the main thread: no payload, the kind in res. */
+        uint32_t kind = (uint32_t)cqe->res;
         if (kind == IOX_MSG_SHUTDOWN) iox_reactor_begin_stop(r);
         else if (iox_reactor_msg_handler(r, kind)) iox_reactor_msg_handler(r, kind)(r, NULL);
         return;
     }
-    iox_msg_handler h = iox_reactor_msg_handler(r, kind);
-    if (h) h(r, m);
-    else IOX_ERROR("message of unknown kind %u dropped", kind);
+    /* A batch: res messages chained through ->next. */
+    r->n_msgs_received += (uint32_t)cqe->res;
+    for (struct iox_msg *next; m; m = next) {
+        next = m->next;
+        iox_msg_handler h = iox_reactor_msg_handler(r, m->kind);
+        if (h) h(r, m);
+        else IOX_ERROR("message of unknown kind %u dropped", m->kind);
+    }
 }
 
 /* ---- dispatch and flush ---- */
@@ -276,13 +353,7 @@ int iox_reactor_turn(struct iox_reactor *r)
 void iox_reactor_flush(struct iox_reactor *r)
 {
     IOX_KINDS_CALL(r, on_flush);
-    struct iox_msg *m = r->msg_retry;
-    r->msg_retry = NULL;
-    while (m) {
-        struct iox_msg *next = m->next;
-        iox_reactor_send_msg(r, m->to, m);
-        m = next;
-    }
+    msgs_flush(r);
     for (unsigned i = 0; !r->stopping && i < r->nlisteners; i++) {
         struct iox_listener_rt *l = &r->listeners[i];
         if (l->armed || l->paused || l->fd < 0 || !l->ctx) continue;

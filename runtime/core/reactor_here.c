@@ -21,6 +21,7 @@ int iox_reactor_open_here(struct iox_reactor *r, const struct iox_server_config 
     r->nreactors = 1;
     r->peer_ring_fds = &r->ring_fd;
     int rc = reactor_alloc_public(r, cfg);
+    if (!rc) rc = iox_reactor_msgs_init(r);
     if (rc < 0) { snprintf(why, why_len, "out of memory for the reactor tables"); iox_reactor_fini(r); return rc; }
     struct iox_uring_config rcfg = cfg->ring;
     if ((rc = iox_seam_uring_create(&rcfg, &r->uring, why, why_len)) < 0) { iox_reactor_fini(r); return rc; }

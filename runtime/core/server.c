@@ -221,7 +221,8 @@ static void reactor_loop(struct iox_reactor *r)
             }
             /* Others may still send us messages (hop): serve them until
              * every reactor is done. The tick wakes us to look again. */
-            if (atomic_load(r->running) == 0) break;
+            /* ...and until what we sent is delivered. */
+            if (atomic_load(r->running) == 0 && iox_reactor_msgs_outstanding(r) == 0) break;
         }
         int rc = iox_reactor_turn(r);
         if (rc < 0) {
@@ -378,7 +379,7 @@ int iox_server_run(const struct iox_server_config *cfg_in)
         r->nreactors = cfg->reactors;
         r->peer_ring_fds = s.ring_fds;
         r->running = &s.running;
-        if (reactor_alloc_public(r, cfg) < 0) {
+        if (reactor_alloc_public(r, cfg) < 0 || iox_reactor_msgs_init(r) < 0) {
             fprintf(stderr, "ioxide: out of memory for the reactors\n");
             return 1;
         }
