@@ -22,6 +22,9 @@
 #   NGINX           nginx binary [/usr/sbin/nginx]
 #   SERVER_CPU      core for servers [1]     WRK_CPU  core for wrk [0]
 #   RESULTS         results file [bench/RESULTS.md]; RESULTS=- writes none
+#   pg row: PG_BENCH_CONNS [4], PG_PIPE_DEPTHS [1 16 64] (the libpq
+#   pipeline-mode ceiling build/pg_pipeline, one Sync per query),
+#   PG_PIPE [build/pg_pipeline], PG_BASELINE (another playground as side base)
 #
 # Adding a row: write row_<name>() (see row_raw below) and list <name> in
 # BENCH_ROWS. A shape is shape_<name>() that sets LOAD_ARGV and LOAD_PARSER.

@@ -3,8 +3,9 @@
  * paths, methods, OPTIONS and CONNECT: playground_root_only.
  *
  * A hop message comes from the origin reactor's own pool, goes to the
- * target with IORING_OP_MSG_RING, is filled there and sent back the same
- * way; only the origin touches its pool (see struct iox_msg in
+ * target with IORING_OP_MSG_RING (with every other message of the loop
+ * turn for that reactor: one MSG_RING per destination per turn), is filled
+ * there and sent back the same way; only the origin touches its pool (see struct iox_msg in
  * ioxide/reactor.h for the ownership rule). With REACTORS=1 the target is the
  * reactor itself: the message still makes the round trip through the ring. */
 #include "playground.h"

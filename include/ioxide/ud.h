@@ -10,7 +10,11 @@
  * queued — a CQE whose generation differs from the slot's current one
  * belongs to a closed, reused slot and is dropped. Messages from other
  * reactors (MSG_RING) carry a pointer instead: owner IOX_OWN_MSG, and the
- * low 48 bits are the payload address (x86-64 / arm64 user space). */
+ * low 48 bits are the payload address (x86-64 / arm64 user space) — the
+ * first message of a batch (IOX_OP_MSG, res = how many, chained through
+ * iox_msg.next). The sender's own completion of the MSG_RING
+ * (IOX_OP_MSG_SENT) is an ordinary iox_ud whose slot is the destination
+ * reactor. */
 #ifndef IOX_UD_H
 #define IOX_UD_H
 #include <stdint.h>
