@@ -38,7 +38,9 @@ static struct rig *rig_open(const char *conninfo, unsigned size, unsigned pipeli
         free(g);
         return NULL;
     }
-    struct iox_pg_pool_config pc = {.conninfo = conninfo, .size = size, .pipeline_max = pipeline,
+    /* min_size = size: these cases count on every session (sizing by load
+     * has its own case in pg_sim). */
+    struct iox_pg_pool_config pc = {.conninfo = conninfo, .size = size, .min_size = size, .pipeline_max = pipeline,
                                     .queue_max = queue};
     char err[256] = "";
     if (iox_pg_pool_open(&g->r, &pc, &g->pool, err, sizeof err) < 0) {

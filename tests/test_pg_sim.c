@@ -334,6 +334,7 @@ static int run_seed(uint64_t seed)
         .backoff_max_ms = 400,
         .conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw connect_timeout_ms=1000 query_timeout_ms=1500",
     };
+    pc.min_size = pc.size;   /* the invariants count on every session (sizing by load: its own case) */
     char err[200];
     int rc = iox_pg_pool_open(&w->r, &pc, &w->pool, err, sizeof err);
     if (rc) { fprintf(stderr, "pool open: %s\n", err); abort(); }
@@ -525,7 +526,7 @@ IOX_TEST(pg_sim, one_turn_one_write_few_deep_connections)
     w->auth = AUTH_TRUST;
     w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w};
     struct iox_pg_pool_config pc = {
-        .size = 4, .pipeline_max = 16, .depth = 8,
+        .size = 4, .min_size = 4, .pipeline_max = 16, .depth = 8,
         .conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw",
     };
     char err[200];
@@ -590,6 +591,83 @@ IOX_TEST(pg_sim, one_turn_one_write_few_deep_connections)
     CU_ASSERT_TRUE(all_answered(w));
     for (unsigned q = 0; q < w->nq; q++) CU_ASSERT_EQUAL(w->calls[q], 1);
     CU_ASSERT_EQUAL(w->bad, 0);
+
+    iox_pg_pool_stop(w->pool);
+    for (int guard = 0; iox_pg_pool_ops(w->pool) && guard < 100; guard++) turn(w);
+    CU_ASSERT_EQUAL(iox_pg_pool_ops(w->pool), 0);
+    iox_pg_pool_close(w->pool);
+    turn(w);
+    CU_ASSERT_EQUAL(iox_sim_violations(w->sim), 0);
+    for (unsigned i = 0; i < MAXFD; i++) free(w->srv[i].tx.p);
+    iox_reactor_fini(&w->r);
+    iox_sim_destroy(w->sim);
+    free(w);
+}
+
+/* Sized by load: a pool opens min_size sessions (default 1) and one more
+ * only when every up session is `depth` deep, one at a time (not again
+ * until the new one is up); the query that found them all deep still goes
+ * out at once, on the least loaded, and the next turn's queries fill the
+ * new session. */
+IOX_TEST(pg_sim, pool_grows_by_load_one_session_at_a_time)
+{
+    struct world *w = calloc(1, sizeof *w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    w->cfg.shutdown_grace_ms = 500;
+    w->sim = iox_sim_create(4, 64);
+    CU_ASSERT_FATAL(w->sim && iox_reactor_init_sim(&w->r, iox_sim_seam(w->sim), &w->cfg) == 0);
+    iox_sim_set_sink(w->sim, sink, &w->r);
+    w->now = w->r.now_ms;
+    w->auth = AUTH_TRUST;
+    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w};
+    struct iox_pg_pool_config pc = {
+        .size = 4, .pipeline_max = 16, .depth = 4,
+        .conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw",
+    };
+    char err[200];
+    CU_ASSERT_FATAL(iox_pg_pool_open(&w->r, &pc, &w->pool, err, sizeof err) == 0);
+    turn(w);
+    uint64_t s = 7;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(w->pool), 1);
+    CU_ASSERT_EQUAL_FATAL(w->nsrv, 1);
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    size_t off[2] = {0, 0};
+    iox_sim_peer_bytes(w->sim, w->srv[0].fd, &off[0]);
+
+    for (unsigned i = 0; i < 4; i++) submit_prepared(w);   /* up to depth: no growth */
+    turn(w);
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    submit_prepared(w);                                     /* the 5th finds it deep: grow */
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    for (unsigned i = 0; i < 3; i++) submit_prepared(w);   /* the new one is not up: no more growth */
+    turn(w);
+    while (iox_sim_has_op(w->sim, IOX_OP_SEND, w->srv[0].fd)) { iox_sim_send(w->sim, w->srv[0].fd, 0); turn(w); }
+    CU_ASSERT_EQUAL(syncs_since(w, w->srv[0].fd, &off[0]), 8);   /* 4 + 4 spilled, at once */
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(w->pool), 2);
+    CU_ASSERT_EQUAL_FATAL(w->nsrv, 2);
+    CU_ASSERT_TRUE(all_answered(w));
+    syncs_since(w, w->srv[0].fd, &off[0]);
+    iox_sim_peer_bytes(w->sim, w->srv[1].fd, &off[1]);   /* count from after the new session's startup */
+
+    /* Both idle: 6 queries in one turn fill the first to depth, the rest
+     * go to the second; the pool does not grow. */
+    for (unsigned i = 0; i < 6; i++) submit_prepared(w);
+    turn(w);
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    unsigned got[2];
+    for (unsigned i = 0; i < 2; i++) {
+        while (iox_sim_has_op(w->sim, IOX_OP_SEND, w->srv[i].fd)) { iox_sim_send(w->sim, w->srv[i].fd, 0); turn(w); }
+        got[i] = syncs_since(w, w->srv[i].fd, &off[i]);
+    }
+    CU_ASSERT_EQUAL(got[0] + got[1], 6);
+    CU_ASSERT((got[0] == 4 && got[1] == 2) || (got[0] == 2 && got[1] == 4));
+    calm(w, &s, 2);
+    CU_ASSERT_TRUE(all_answered(w));
+    for (unsigned q = 0; q < w->nq; q++) CU_ASSERT_EQUAL(w->calls[q], 1);
+    CU_ASSERT_EQUAL(w->bad, 0);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(w->pool), 2);
 
     iox_pg_pool_stop(w->pool);
     for (int guard = 0; iox_pg_pool_ops(w->pool) && guard < 100; guard++) turn(w);

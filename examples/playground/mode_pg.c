@@ -5,7 +5,7 @@
  * keeps retrying when the database is down, so startup never fails on it.
  * Settings: the libpq environment (PGHOST PGPORT PGUSER PGPASSWORD
  * PGDATABASE ...; what is honoured, ignored or refused: pg_conninfo.h), and
- * PG_POOL_SIZE, PG_PIPELINE_MAX, PG_QUEUE_MAX. */
+ * PG_POOL_SIZE, PG_POOL_MIN, PG_POOL_DEPTH, PG_PIPELINE_MAX, PG_QUEUE_MAX. */
 #include "playground.h"
 #include <ioxide/http_conn.h>
 #include <ioxide/log.h>

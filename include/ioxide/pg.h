@@ -20,7 +20,10 @@
  *    (preferring one that already has bytes queued this turn), so one
  *    loop turn's queries leave together on one connection; only when every
  *    used connection is at `depth` does traffic spill to another one (the
- *    one with the fewest in flight, up to pipeline_max). PostgreSQL's CPU
+ *    one with the fewest in flight, up to pipeline_max), and then the pool
+ *    grows by one session if it has fewer than `size` (sized by load: it
+ *    opens `min_size` at start and never closes one for being idle; it
+ *    grows again only once every session it wants is up). PostgreSQL's CPU
  *    per query falls with the number of queries each of its reads brings
  *    (docs/pg-client.md). When every up connection is at pipeline_max the
  *    query waits in a bounded FIFO (queue_max). When no
@@ -49,7 +52,9 @@ struct iox_pg_pool;
 /* Pool settings. Zero fields take the defaults. */
 struct iox_pg_pool_config {
     const char *conninfo;      /* libpq-style keywords on top of PG* env (may be NULL) */
-    unsigned size;             /* connections (PG_POOL_SIZE, default 4) */
+    unsigned size;             /* connections at most (PG_POOL_SIZE, default 4) */
+    unsigned min_size;         /* sessions opened at start and always kept (PG_POOL_MIN,
+                                * default 1, at most size); more are opened under load */
     unsigned pipeline_max;     /* queries in flight per connection (PG_PIPELINE_MAX, 64) */
     unsigned depth;            /* in flight on a connection before the next one is used
                                 * (PG_POOL_DEPTH, default 32, at most pipeline_max) */
@@ -57,7 +62,7 @@ struct iox_pg_pool_config {
     uint32_t backoff_max_ms;   /* reconnect backoff cap (2000) */
 };
 
-/* Fill cfg's zero fields from PG_POOL_SIZE, PG_PIPELINE_MAX, PG_POOL_DEPTH, PG_QUEUE_MAX.
+/* Fill cfg's zero fields from PG_POOL_SIZE, PG_POOL_MIN, PG_PIPELINE_MAX, PG_POOL_DEPTH, PG_QUEUE_MAX.
  * Returns 0 or -EINVAL (a malformed number; err says which). */
 int iox_pg_pool_config_from_env(struct iox_pg_pool_config *cfg, char *err, size_t errlen);
 
@@ -67,7 +72,8 @@ int iox_pg_pool_config_from_env(struct iox_pg_pool_config *cfg, char *err, size_
  * reactor's pg service (iox_pg_pool_of: the last one opened), and starts
  * connecting every slot on the ring —
  * it does not wait: a database that is down is not an error here, the
- * slots keep retrying. Returns 0 and *out; -EINVAL with err set when the
+ * slots keep retrying (cfg->min_size of them at first; more under load).
+ * Returns 0 and *out; -EINVAL with err set when the
  * conninfo is bad or the host needs DNS; -ENOMEM. */
 int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg,
                      struct iox_pg_pool **out, char *err, size_t errlen);

@@ -96,6 +96,7 @@ struct iox_pg_pool {
     uint64_t now_ms;
     uint64_t sessions;
     unsigned nup;
+    unsigned want;             /* slots [0, want) hold (or retry) a session: min_size, grown by load */
     int was_up;                /* for "database is back" logs */
     char last_error[PG_ERRMSG];
     char last_logged[PG_ERRMSG];   /* a failure repeated by every retry is logged once */

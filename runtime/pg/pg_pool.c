@@ -77,6 +77,7 @@ int iox_pg_pool_config_from_env(struct iox_pg_pool_config *cfg, char *err, size_
 {
     int rc = 0;
     rc |= env_num("PG_POOL_SIZE", &cfg->size, 1, 1024, err, errlen);
+    rc |= env_num("PG_POOL_MIN", &cfg->min_size, 1, 1024, err, errlen);
     rc |= env_num("PG_PIPELINE_MAX", &cfg->pipeline_max, 1, 65536, err, errlen);
     rc |= env_num("PG_POOL_DEPTH", &cfg->depth, 1, 65536, err, errlen);
     rc |= env_num("PG_QUEUE_MAX", &cfg->queue_max, 0, 1u << 20, err, errlen);
@@ -209,6 +210,18 @@ static int assign(struct iox_pg_conn *c, struct pg_req *q, const struct iox_pg_w
  * that already has bytes queued this turn (they leave in the same write);
  * when every up connection is at cfg.depth, the one with the fewest in
  * flight under pipeline_max (an idle session joins in only under load). */
+/* Under load (pick found every up connection at cfg.depth): one more
+ * session, if the pool has room and every session it wants is up (so a
+ * burst opens one at a time, not all at once). Slots at want and above were
+ * never opened: the new one is `down` with no backoff and opens now. */
+static void grow(struct iox_pg_pool *p)
+{
+    if (p->stopping || p->want >= p->cfg.size || p->nup < p->want) return;
+    struct iox_pg_conn *c = &p->conns[p->want++];
+    IOX_DEBUG("pg: pool grows to %u sessions (every up one has %u in flight)", p->want, p->cfg.depth);
+    if (c->state == PG_CONN_S_DOWN) pg_conn_deliver(c, PG_CONN_EV_OPEN, NULL);
+}
+
 static struct iox_pg_conn *pick(struct iox_pg_pool *p)
 {
     struct iox_pg_conn *deep = NULL, *spill = NULL;
@@ -223,7 +236,9 @@ static struct iox_pg_conn *pick(struct iox_pg_pool *p)
             spill = c;
         }
     }
-    return deep ? deep : spill;
+    if (deep) return deep;
+    grow(p);
+    return spill;
 }
 
 void pg_pool_take_waiting(struct iox_pg_pool *p)
@@ -333,7 +348,7 @@ static void on_tick(struct iox_pg_pool *p)
         struct iox_pg_conn *c = &p->conns[i];
         switch (c->state) {
         case PG_CONN_S_DOWN:
-            if (now >= c->retry_at_ms) pg_conn_deliver(c, PG_CONN_EV_OPEN, NULL);
+            if (i < p->want && now >= c->retry_at_ms) pg_conn_deliver(c, PG_CONN_EV_OPEN, NULL);
             break;
         case PG_CONN_S_SOCKETING: case PG_CONN_S_CONNECTING: case PG_CONN_S_AUTHENTICATING:
             if (c->deadline_ms && now >= c->deadline_ms) {
@@ -481,6 +496,9 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     if (!p->cfg.size) p->cfg.size = 4;
     if (!p->cfg.pipeline_max) p->cfg.pipeline_max = 64;
     if (!p->cfg.depth) p->cfg.depth = 32;
+    if (!p->cfg.min_size) p->cfg.min_size = 1;
+    if (p->cfg.min_size > p->cfg.size) p->cfg.min_size = p->cfg.size;
+    p->want = p->cfg.min_size;
     if (p->cfg.depth > p->cfg.pipeline_max) p->cfg.depth = p->cfg.pipeline_max;
     if (!p->cfg.queue_max) p->cfg.queue_max = 1024;
     if (!p->cfg.backoff_max_ms) p->cfg.backoff_max_ms = 2000;
@@ -516,7 +534,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
         goto nomem;
     }
     p->now_ms = pg_now(p);
-    for (unsigned i = 0; i < p->cfg.size; i++) pg_conn_deliver(&p->conns[i], PG_CONN_EV_OPEN, NULL);
+    for (unsigned i = 0; i < p->want; i++) pg_conn_deliver(&p->conns[i], PG_CONN_EV_OPEN, NULL);
     arm_tick(p);
     *out = p;
     return 0;

@@ -388,6 +388,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             ? "host=/sim port=5432 user=sim dbname=sim password=pw connect_timeout_ms=1000"
             : "host=/sim port=5432 user=sim dbname=sim password=pw connect_timeout_ms=1000 query_timeout_ms=1500",
     };
+    w->pc.min_size = w->pc.size;   /* its invariants count on every session */
     char err[200];
     FUZZ_CHECK(iox_pg_pool_open(&w->r, &w->pc, &w->pool, err, sizeof err) == 0, "pool open: %s", err);
     turn(w);
