@@ -62,6 +62,10 @@ IOX_TEST(stats, counters_from_every_reactor)
     CU_ASSERT(metric_sum(t, "ioxide_http_connections_open", NULL, NULL) >= 1);   /* this one */
     CU_ASSERT(metric_sum(t, "ioxide_http_sent_bytes_total", NULL, NULL) > 30 * 50);
     CU_ASSERT(metric_sum(t, "ioxide_reactor_enters_total", NULL, NULL) > 0);
+    uint64_t msgs = metric_sum(t, "ioxide_reactor_msgs_sent_total", NULL, &n);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT(metric_sum(t, "ioxide_reactor_msg_rings_total", NULL, &n) <= msgs);   /* batched: never more rings than messages */
+    CU_ASSERT_EQUAL(n, 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(t, "# TYPE ioxide_http_requests_total counter\n"));
     hc_response_free(&r);
     /* HEAD: the head only; other methods: 405 with Allow. */

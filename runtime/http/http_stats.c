@@ -21,7 +21,7 @@
 #include <string.h>
 
 struct stats_snap {
-    uint64_t accepted, open, requests, closed, enobufs, stale, timeouts, cqes, enters;
+    uint64_t accepted, open, requests, closed, enobufs, stale, timeouts, cqes, enters, msgs, msg_rings;
     uint64_t status[6];           /* answers by status class: 1xx .. 5xx (index 1..5) */
     uint64_t bytes_in, bytes_out;
     uint8_t valid;
@@ -60,6 +60,8 @@ static void snapshot(struct iox_reactor *r, struct stats_snap *s)
     }
     s->cqes = r->n_cqes;
     s->enters = r->n_enters;
+    s->msgs = r->n_msgs_sent;
+    s->msg_rings = r->n_msg_batches;
     s->valid = 1;
 }
 
@@ -95,6 +97,8 @@ static void answer(struct stats_gather *g)
                 {"ioxide_http_sent_bytes_total", "counter", "Bytes sent to clients.", F(bytes_out)},
                 {"ioxide_reactor_cqes_total", "counter", "Completions reaped by the reactor's loop.", F(cqes)},
                 {"ioxide_reactor_enters_total", "counter", "Kernel entries (io_uring_submit_and_wait) of the loop.", F(enters)},
+                {"ioxide_reactor_msgs_sent_total", "counter", "Messages sent to reactors (hops, gathering).", F(msgs)},
+                {"ioxide_reactor_msg_rings_total", "counter", "MSG_RINGs that carried them: one per destination per loop turn.", F(msg_rings)},
 #undef F
             };
             put(&p, end, "# HELP ioxide_reactor_up 1 when the reactor answered this scrape.\n# TYPE ioxide_reactor_up gauge\n");
