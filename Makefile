@@ -51,7 +51,7 @@ TEST_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
 .PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim docs \
-        install uninstall shared coverage
+        install uninstall shared coverage mutants
 
 all: $(LIB) $(BUILD)/playground $(BUILD)/tests
 
@@ -155,6 +155,13 @@ clean:
 # Line and branch coverage of runtime/ and generated/ from the CUnit suite
 # (the same run `make test` does, on a gcov build in build/cov): a summary
 # per file on stdout, build/coverage/index.html for reading. mk/coverage.sh.
+# Every deliberate fault of tests/mutants/*.md must make the suites fail
+# (mk/mutants.sh; MUTANT=name-part to run some, MUTANT_FULL=1 to judge each
+# with the whole suite).
+mutants:
+	@mk/deps.sh --test
+	mk/mutants.sh $(MUTANT)
+
 coverage:
 	@mk/deps.sh --coverage
 	$(MAKE) --no-print-directory BUILD=build/cov COV=1 all
