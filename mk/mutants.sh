@@ -24,14 +24,15 @@ mkdir -p "$scratch" "$log"
 cd "$scratch" || exit 1
 find . -path ./build -prune -o -type f -print0 | sed -z 's|^\./||' | sort -z | comm -z -23 - "$log/files" | xargs -0 -r rm -f
 echo "mutants: baseline build in $scratch"
-make -s -j2 build/tests >"$log/baseline.log" 2>&1 || { echo "mutants: the unmutated tree does not build (see $log/baseline.log)" >&2; exit 1; }
+make -s -j2 all >"$log/baseline.log" 2>&1 || { echo "mutants: the unmutated tree does not build (see $log/baseline.log)" >&2; exit 1; }
 
 # Parse the corpus: one "## name" heading per mutant, then lines
 #   file: path          find: text          replace: text
 #   suites: a b c       why: one sentence
-# `find` and `replace` are literal; \n and \t in them stand for newline and tab.
+# `find` and `replace` are literal, except escapes: \n newline, \t tab,
+# \\ one backslash (so C's "\r\n" is written "\\r\\n").
 mapfile -t specs < <(/usr/bin/python3 - $(ls "$here"/tests/mutants/*.md | grep -v /README.md) <<'PY'
-import sys, json
+import sys, json, re
 for path in sys.argv[1:]:
     cur = None
     for n, line in enumerate(open(path), 1):
@@ -40,11 +41,18 @@ for path in sys.argv[1:]:
             cur = {'name': line[3:].strip(), 'at': f'{path.split("/tests/")[-1]}:{n}'}
         elif cur is not None and ':' in line and line.split(':', 1)[0] in ('file', 'find', 'replace', 'suites', 'why'):
             k, v = line.split(':', 1)
-            cur[k] = v.strip().replace('\\n', '\n').replace('\\t', '\t')
+            cur[k] = re.sub(r'\\(.)', lambda m: {'n': '\n', 't': '\t'}.get(m.group(1), m.group(1)), v.strip())
     if cur: print(json.dumps(cur))
 PY
 )
 all_suites=$(grep -ho 'IOX_TEST([a-z_]*' tests/*.c | sed 's/IOX_TEST(//' | sort -u | grep -vx -e regen -e install | tr '\n' ' ')
+# A kill means something only if the unmutated tree passes the same suites.
+echo "mutants: baseline run of the whole suite on the unmutated copy"
+# The whole suite, since a survivor of its own suites is judged by it.
+base_suites=$all_suites
+if ! IOX_SRC_DIR="$scratch" build/tests $base_suites >"$log/baseline.run" 2>&1; then
+  echo "mutants: the unmutated tree fails its own suites ($base_suites) — see $log/baseline.run" >&2; exit 1
+fi
 killed=0; survived=(); broken=(); total=0
 t0=$(date +%s)
 for js in "${specs[@]}"; do
@@ -71,8 +79,9 @@ open(p, 'w').write(s.replace(m['find'], m['replace']))
 PY
   then broken+=("$m_at $m_name"); continue; fi
   result=survived
-  if ! make -s -j2 build/tests >"$log/$total.build" 2>&1; then
-    result="killed (does not compile)"
+  if ! make -s -j2 all >"$log/$total.build" 2>&1; then
+    # A fault the compiler refuses proves nothing about the tests.
+    result=broken
   else
     suites=$m_suites; [ "${MUTANT_FULL:-0}" = 1 ] && suites=$all_suites
     if ! timeout 300 env IOX_SRC_DIR="$scratch" build/tests $suites >"$log/$total.run" 2>&1; then
@@ -82,11 +91,12 @@ PY
     fi
   fi
   mv "$m_file.orig" "$m_file"; touch "$m_file"
-  if [ "$result" = survived ]; then survived+=("$m_at $m_name — $m_why"); echo "SURVIVED $m_name ($m_at)"
+  if [ "$result" = broken ]; then broken+=("$m_at $m_name: does not compile (see $log/$total.build)"); echo "BROKEN   $m_name"
+  elif [ "$result" = survived ]; then survived+=("$m_at $m_name — $m_why"); echo "SURVIVED $m_name ($m_at)"
   else killed=$((killed+1)); echo "killed   $m_name: ${result#killed }"; fi
 done
-make -s -j2 build/tests >/dev/null 2>&1
+make -s -j2 all >/dev/null 2>&1
 echo "mutants: $killed of $total killed in $(( $(date +%s) - t0 )) s; logs in $log"
-for b in "${broken[@]}"; do echo "STALE    $b" >&2; done
+for b in "${broken[@]}"; do echo "NOT RUN  $b" >&2; done
 for s in "${survived[@]}"; do echo "SURVIVOR $s" >&2; done
 [ ${#survived[@]} -eq 0 ] && [ ${#broken[@]} -eq 0 ]
