@@ -8,6 +8,8 @@
  *   recv "bytes"        bytes arrive on the multishot recv (escapes \r \n
  *                       \t \0 \\ \" \xHH); replayed whole, then split at
  *                       every byte into two deliveries with a turn between
+ *   recv-last "bytes"   bytes arrive and the multishot recv ends with them
+ *                       (no F_MORE: the kernel stopped it); not split
  *   recv eof            the recv ends: 0 (EOF), or an error: recv -ECONNRESET,
  *   recv -ENOBUFS       recv -ENOBUFS (the buffer ring ran dry)
  *   send N | send -EPIPE  the oldest send completes N bytes (short) or fails
@@ -188,6 +190,11 @@ static int parse_step(const char *l, struct step *st, char *why, size_t wl)
     if (sscanf(l, "%15s %31s%n", st->verb, st->arg, &n) < 1) { snprintf(why, wl, "empty step"); return -1; }
     const char *rest = strchr(l, ' ');
     rest = rest ? rest + 1 : l + strlen(l);
+    if (!strcmp(st->verb, "recv-last")) {
+        if (quoted(&rest, &st->data)) { snprintf(why, wl, "recv-last needs quoted bytes"); return -1; }
+        st->has_data = 1;
+        return 0;
+    }
     if (!strcmp(st->verb, "recv") || !strcmp(st->verb, "reply")) {
         if (*rest == '"') {
             if (quoted(&rest, &st->data)) { snprintf(why, wl, "unterminated string"); return -1; }
@@ -293,6 +300,8 @@ static int run_step(struct rig *g, const struct step *st, size_t split, char *wh
             int res = !strcmp(a, "eof") ? 0 : !strcmp(a, "-ECONNRESET") ? -ECONNRESET : -ENOBUFS;
             if (iox_sim_recv_end(g->sim, FD, res) < 0) FAILF("no recv armed to end");
         }
+    } else if (!strcmp(v, "recv-last")) {
+        if (iox_sim_recv_last(g->sim, FD, st->data.s, st->data.n) != (long)st->data.n) FAILF("no recv armed to take the bytes");
     } else if (!strcmp(v, "send")) {
         if (!strcmp(a, "all")) {
             if (!iox_sim_has_op(g->sim, IOX_OP_SEND, FD)) FAILF("no send in flight");
@@ -370,7 +379,8 @@ static int replay(const struct script *sc, int split_step, size_t split_at, int 
     for (int i = 0; i < sc->n && !rc; i++) {
         const struct step *st = &sc->st[i];
         *line = st->line;
-        if (!strcmp(st->verb, "recv") && st->has_data) sb_put(&sent, st->data.s, st->data.n);
+        if ((!strcmp(st->verb, "recv") || !strcmp(st->verb, "recv-last")) && st->has_data)
+            sb_put(&sent, st->data.s, st->data.n);
         rc = run_step(&g, st, i == split_step ? split_at : 0, why, wl);
     }
     if (!rc) {
