@@ -27,6 +27,13 @@ ifeq ($(SAN),1)
                  -fno-sanitize-recover=undefined
   LDFLAGS_SAN := -fsanitize=address,undefined
 endif
+# Coverage build (make coverage): gcov instrumentation, no optimisation so
+# lines and branches map to the source; atomic counters because reactors
+# are threads (racy counters go negative and gcovr refuses them).
+ifeq ($(COV),1)
+  CFLAGS_BASE += --coverage -fprofile-update=atomic -O0
+  LDFLAGS_SAN += --coverage
+endif
 CFLAGS  := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS  := -luring -lcrypto -lpthread
 
@@ -44,7 +51,7 @@ TEST_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
 .PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim docs \
-        install uninstall shared
+        install uninstall shared coverage mutants
 
 all: $(LIB) $(BUILD)/playground $(BUILD)/tests
 
@@ -150,6 +157,21 @@ bench: all
 
 clean:
 	rm -rf build
+
+# Line and branch coverage of runtime/ and generated/ from the CUnit suite
+# (the same run `make test` does, on a gcov build in build/cov): a summary
+# per file on stdout, build/coverage/index.html for reading. mk/coverage.sh.
+# Every deliberate fault of tests/mutants/*.md must make the suites fail
+# (mk/mutants.sh; MUTANT=name-part to run some, MUTANT_FULL=1 to judge each
+# with the whole suite).
+mutants:
+	@mk/deps.sh --test
+	mk/mutants.sh $(MUTANT)
+
+coverage:
+	@mk/deps.sh --coverage
+	$(MAKE) --no-print-directory BUILD=build/cov COV=1 all
+	COV_BUILD=build/cov mk/coverage.sh
 
 # ---- install (issue 13 §1) --------------------------------------------------
 #   make install [PREFIX=/usr/local] [DESTDIR=]   library (.a, .so with soname,

@@ -24,6 +24,12 @@ if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--bench" ]; then
     "valgrind:cmd:valgrind"
   )
 fi
+if [ "${1:-}" = "--coverage" ]; then
+  need+=(
+    "postgresql:/usr/lib/postgresql/15/bin/initdb"
+    "gcovr:cmd:gcovr"
+  )
+fi
 if [ "${1:-}" = "--bench" ]; then
   need+=(
     "wrk:cmd:wrk"

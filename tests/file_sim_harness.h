@@ -308,7 +308,7 @@ static inline int fsim_start(struct world *w, uint64_t bake_max, uint32_t chunk,
     app.opt.max_depth = 8;
     app.opt.nreactors = 1;
     app.chunk = chunk;
-    char why[512] = "";
+    char why[200] = "";
     if (fs_snapshot_build(&app.opt, 1, &app.latest, why, sizeof why) < 0) {
         snprintf(w->why, sizeof w->why, "snapshot: %s", why);
         return -1;

@@ -6,6 +6,7 @@
  * IOX_SEED=<n> build/tests conn_sim. */
 #include "iox_test.h"
 #include "http_conn_machine.h"
+#include "http_oracle.h"
 #include <ioxide/http_conn.h>
 #include <ioxide/reactor.h>
 #include <ioxide/seam_sim.h>
@@ -192,6 +193,33 @@ static const char STREAM[] =
     "GET /nf HTTP/1.1\r\nHost: a\r\n\r\n"
     "GET /async HTTP/1.0\r\n\r\n";
 
+/* What app_request answers, told to the independent response model
+ * (tests/http_oracle.c): the simulations judge the server by it, not only
+ * against the server's own reference run. */
+static int app_expect(const struct oracle_req *rq, struct oracle_expect *ex, void *arg)
+{
+    (void)arg;
+    size_t pl = strcspn(rq->target, "?");
+    const char *t = rq->target;
+    if (pl == 1 && t[0] == '/') *ex = (struct oracle_expect){200, "ok", 2, 0};
+    else if (pl == 6 && !memcmp(t, "/async", 6)) *ex = (struct oracle_expect){200, "async", 5, 0};
+    else if (pl == 5 && !memcmp(t, "/sync", 5)) *ex = (struct oracle_expect){200, "sync", 4, 0};
+    else if (pl == 4 && !memcmp(t, "/big", 4)) *ex = (struct oracle_expect){200, big_body, sizeof big_body, 0};
+    else if (pl == 11 && !memcmp(t, "/status/", 8))
+        *ex = (struct oracle_expect){(t[8] - '0') * 100 + (t[9] - '0') * 10 + (t[10] - '0'), "body", 4, 0};
+    else *ex = (struct oracle_expect){404, "nf", 2, 0};
+    return 0;
+}
+
+/* The oracle's verdict on one exchange: 0, or -1 with the reason printed. */
+static int oracle_ok(const char *in, size_t in_len, const char *out, size_t on, unsigned flags, const char *where)
+{
+    char why[320];
+    if (http_oracle_check(in, in_len, out, on, app_expect, NULL, flags, why, sizeof why) >= 0) return 0;
+    fprintf(stderr, "\n  %s: the response model refuses the output: %s\n", where, why);
+    return -1;
+}
+
 /* Reference output: the stream in one piece, everything completing at once. */
 static char *reference(size_t *len)
 {
@@ -205,6 +233,8 @@ static char *reference(size_t *len)
     check_books(&h, "reference");
     size_t n;
     const char *out = iox_sim_peer_bytes(h.sim, FD, &n);
+    /* Every run is compared with this one: it must itself be right. */
+    CU_ASSERT_EQUAL(oracle_ok(STREAM, sizeof STREAM - 1, out, n, 0, "reference run"), 0);
     char *copy = malloc(n + 1);
     memcpy(copy, out, n);
     copy[n] = 0;
@@ -382,6 +412,7 @@ static int run_seed(uint64_t seed, const char *ref, size_t rn)
      * reference; a clean run produces all of it. */
     if (on > rn || memcmp(out, ref, on)) failed = 1;
     if (end == END_EOF && on != rn) failed = 1;
+    if (oracle_ok(STREAM, cut, out, on, end == END_EOF ? 0 : ORACLE_PARTIAL, "seeded run")) failed = 1;
     if (iox_sim_closes(h.sim, FD) != 1 || iox_sim_bufs_lent(h.sim) || iox_sim_violations(h.sim) ||
         iox_sim_live_ops(h.sim, FD) || h.hs->nconns)
         failed = 1;

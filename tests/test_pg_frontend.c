@@ -116,9 +116,7 @@ IOX_TEST(pg_frontend, growable)
     CU_ASSERT_EQUAL(n, 4096 / 5);
     CU_ASSERT_EQUAL(w.len, (size_t)n * 5);
     CU_ASSERT_EQUAL(iox_pg_build_sync(&w), -ENOSPC);
-    iox_pg_wbuf_consume(&w, 5);
-    CU_ASSERT_EQUAL(iox_pg_build_sync(&w), 0);
-    CU_ASSERT(memcmp(w.buf, "S\0\0\0\4", 5) == 0);
+    CU_ASSERT(memcmp(w.buf + w.len - 5, "S\0\0\0\4", 5) == 0);
     iox_pg_wbuf_free(&w);
     CU_ASSERT_PTR_NULL(w.buf);
     static char big[5000];

@@ -34,6 +34,11 @@ void iox_sim_set_sink(struct iox_seam_sim *s, iox_sim_sink fn, void *ctx);
  * ended with -ENOBUFS and the rest is still "in the socket"), or -1 when no
  * recv is armed on fd. */
 long iox_sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t len, size_t chunk);
+/* Like iox_sim_recv (chunks of one buffer), but the completion carrying the
+ * last byte also ends the multishot recv: no IOX_CQE_F_MORE on it, as the
+ * kernel does when it stops a multishot (CQ overflow, a buffer ring change).
+ * The owner must arm a new recv to read on. Same returns. */
+long iox_sim_recv_last(struct iox_seam_sim *s, int fd, const void *data, size_t len);
 /* Complete the oldest plain (non-multishot) recv on fd — one that reads
  * into a buffer of its own, like the pg client's — by copying up to len
  * bytes into the buffer it recorded (at most the length it asked for). The

@@ -25,13 +25,6 @@ void iox_pg_wbuf_free(struct iox_pg_wbuf *w)
     w->len = 0;
 }
 
-void iox_pg_wbuf_consume(struct iox_pg_wbuf *w, size_t n)
-{
-    if (n >= w->len) { w->len = 0; return; }
-    memmove(w->buf, w->buf + n, w->len - n);
-    w->len -= n;
-}
-
 struct mb {                 /* one message being built */
     struct iox_pg_wbuf *w;
     size_t start;           /* rollback point */

@@ -29,8 +29,6 @@ void iox_pg_wbuf_init_fixed(struct iox_pg_wbuf *w, char *mem, size_t cap);
 void iox_pg_wbuf_init_growable(struct iox_pg_wbuf *w, size_t max);
 /* Free a growable buffer's memory (no-op for fixed ones) and empty it. */
 void iox_pg_wbuf_free(struct iox_pg_wbuf *w);
-/* Drop the first n bytes (sent); the rest move to the front. n <= len. */
-void iox_pg_wbuf_consume(struct iox_pg_wbuf *w, size_t n);
 
 /* Append n raw bytes (already-built messages). 0, -ENOSPC or -ENOMEM; the
  * buffer is unchanged on failure. */

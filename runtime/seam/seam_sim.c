@@ -214,7 +214,19 @@ void iox_sim_set_sink(struct iox_seam_sim *s, iox_sim_sink fn, void *ctx) { s->s
 
 /* ---- driving ---- */
 
+static long sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t len, size_t chunk, int last);
+
 long iox_sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t len, size_t chunk)
+{
+    return sim_recv(s, fd, data, len, chunk, 0);
+}
+
+long iox_sim_recv_last(struct iox_seam_sim *s, int fd, const void *data, size_t len)
+{
+    return sim_recv(s, fd, data, len, 0, 1);
+}
+
+static long sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t len, size_t chunk, int last)
 {
     const char *p = data;
     size_t done = 0;
@@ -235,8 +247,11 @@ long iox_sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t len, 
         size_t n = len - done < chunk ? len - done : chunk;
         memcpy(x_buf(&s->base, bid), p + done, n);
         done += n;
+        /* last: the final piece ends the multishot recv (no F_MORE). */
+        int ends = last && done == len;
+        if (ends) s->ops[i].live = 0;
         deliver(s, s->ops[i].ud, (int)n,
-                IOX_CQE_F_BUFFER | IOX_CQE_F_MORE | (bid << IOX_CQE_BUFFER_SHIFT));
+                IOX_CQE_F_BUFFER | (ends ? 0 : IOX_CQE_F_MORE) | (bid << IOX_CQE_BUFFER_SHIFT));
     }
     return (long)done;
 }
