@@ -421,4 +421,69 @@ IOX_TEST(stream_net, client_kit_against_redis_server_ping_pong)
     CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+IOX_TEST(stream_net, client_kit_over_ipv6_loopback)
+{
+    uint16_t port = free_port();
+    pid_t pid = fork();
+    if (pid == 0) {
+        iox_log_level = IOX_LOG_WARN;
+        _exit(lineecho_serve("::1", port, 1));
+    }
+    CU_ASSERT_FATAL(pid > 0);
+    struct here h;
+    memset(&h, 0, sizeof h);
+    char why[256];
+    CU_ASSERT_FATAL(iox_reactor_open_here(&h.r, &h.cfg, why, sizeof why) == 0);
+    struct iox_client_config cc = {.host = "[::1]", .port = port, .conns = 1, .backoff_min_ms = 10,
+                                   .backoff_max_ms = 50, .down_fail_ms = UINT32_MAX, .proto = &line_proto};
+    CU_ASSERT_FATAL(iox_client_pool_open(&h.r, &cc, &h.pool, why, sizeof why) == 0);
+    cur = &h;
+    static struct call c;
+    snprintf(c.want, sizeof c.want, "over v6\n");
+    ndone = 0;
+    /* Sent as soon as the server listens (the pool retries until then). */
+    CU_ASSERT_EQUAL(iox_client_request(h.pool, "over v6\n", 8, on_reply, &c), 0);
+    want_done = 1;
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&h.r, done_enough, NULL, 10000), 0);
+    CU_ASSERT(c.ok);
+    here_close(&h);
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+IOX_TEST(stream_net, max_conns_pauses_accept_until_a_stream_closes)
+{
+    uint16_t port = free_port();
+    pid_t pid = fork();
+    if (pid == 0) {
+        iox_log_level = IOX_LOG_WARN;
+        setenv("IOX_MAX_CONNS", "2", 1);
+        _exit(lineecho_serve("127.0.0.1", port, 1));
+    }
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT_FATAL(wait_listening(port) == 0);   /* its probe connection is gone again */
+    int a = connect_to(port), b = connect_to(port);
+    CU_ASSERT_FATAL(a >= 0 && b >= 0);
+    char buf[16];
+    CU_ASSERT(write(a, "a\n", 2) == 2 && write(b, "b\n", 2) == 2);
+    CU_ASSERT(read_some(a, buf, sizeof buf, 2) == 2 && read_some(b, buf, sizeof buf, 2) == 2);
+    /* The third waits in the backlog: connected by the kernel, not served. */
+    int c = connect_to(port);
+    CU_ASSERT_FATAL(c >= 0);
+    CU_ASSERT(write(c, "c\n", 2) == 2);
+    struct pollfd pf = {c, POLLIN, 0};
+    CU_ASSERT_EQUAL(poll(&pf, 1, 300), 0);
+    /* One stream closes: accept resumes and the third is answered. */
+    close(a);
+    CU_ASSERT(read_some(c, buf, sizeof buf, 2) == 2 && !memcmp(buf, "c\n", 2));
+    close(b);
+    close(c);
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 IOX_SUITE(stream_net, NULL, NULL);
