@@ -83,7 +83,9 @@ struct iox_stream_config {
      * closed and no op of it is in flight. Writes are refused from here
      * on; the user pointer is still readable. Free what you hung on it. */
     void (*on_close)(struct iox_stream *s, enum iox_stream_cause cause, void *ctx);
-    /* idle_timeout_ms passed without input or output progress. Return
+    /* idle_timeout_ms passed without input or output progress — never
+     * while a reply is open and nothing is sendable (the server is still
+     * producing an answer: not the peer's idleness). Return
      * IOX_STREAM_TIMEOUT_KEEP to give it another period, or
      * IOX_STREAM_TIMEOUT_CLOSE (the default without the callback): the
      * stream is closed, gracefully when nothing is unsent, else aborted. */
