@@ -539,6 +539,45 @@ IOX_TEST(stream_sim, shutdown_finishes_owed_answers_then_closes)
     h_fini(&h);
 }
 
+static void goodbye(struct iox_stream *s, void *ctx)
+{
+    (void)ctx;
+    iox_stream_write(s, "going away\n", 11);
+    iox_stream_close(s);
+}
+static void with_goodbye(struct iox_stream_config *c) { c->on_shutdown = goodbye; }
+
+IOX_TEST(stream_sim, on_shutdown_lets_the_protocol_say_goodbye)
+{
+    struct h h;
+    h_init_cfg(&h, 8, 256, with_goodbye);
+    turn(&h);
+    iox_sim_recv(h.sim, FD, "one\n", 4, 0);
+    iox_reactor_begin_stop(&h.r);
+    drain_sends(&h);
+    CU_ASSERT(peer_is(&h, "one\ngoing away\n"));
+    CU_ASSERT_EQUAL(P.nclose, 0);   /* lingering for the peer's EOF */
+    iox_sim_recv_end(h.sim, FD, 0);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(P.cause, IOX_STREAM_CLOSED);
+    h_fini(&h);
+
+    /* The grace runs out on a stream that owes an answer forever: aborted. */
+    h_init_cfg(&h, 8, 256, NULL);
+    turn(&h);
+    iox_sim_recv(h.sim, FD, "A1\n", 3, 0);
+    iox_reactor_begin_stop(&h.r);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 0);
+    iox_reactor_advance_clock(&h.r, h.r.now_ms + 600);   /* grace 500 ms */
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(P.cause, IOX_STREAM_SHUTDOWN);
+    CU_ASSERT_EQUAL(iox_reactor_kinds_busy(&h.r), 0);
+    h_fini(&h);
+}
+
 /* ---- seeded schedules ----
  * Random chunking of pipelined sync, async and large messages, random send
  * completions (short, failed), async answers in random order, pauses, the
