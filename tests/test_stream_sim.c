@@ -443,10 +443,15 @@ IOX_TEST(stream_sim, close_exactly_once_under_errors_timeouts_and_late_cqes)
     CU_ASSERT_EQUAL(st.open, 0);
     h_fini(&h);
 
-    /* 2: idle timeout. */
+    /* 2: idle timeout: nothing owed, so a FIN (SHUT_WR) and the linger,
+     * then the close when the linger runs out. */
     h_init(&h, 8, 256);
     turn(&h);
     iox_reactor_advance_clock(&h.r, h.r.now_ms + 2000);
+    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_SHUTDOWN, FD));
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 0);
+    iox_reactor_advance_clock(&h.r, h.r.now_ms + 200);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_TIMEOUT);
