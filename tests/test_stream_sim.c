@@ -583,6 +583,41 @@ IOX_TEST(stream_sim, on_shutdown_lets_the_protocol_say_goodbye)
     h_fini(&h);
 }
 
+IOX_TEST(stream_sim, want_drain_and_counters)
+{
+    struct h h;
+    h_init(&h, 8, 256);
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_stream_write(h.s, "part one\n", 9), 0);
+    CU_ASSERT_EQUAL(iox_stream_want_drain(h.s), 0);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.ndrain, 0);            /* not before it is sent */
+    CU_ASSERT_EQUAL(iox_sim_send(h.sim, FD, 0), 0);
+    CU_ASSERT_EQUAL(P.ndrain, 1);
+    CU_ASSERT_EQUAL(iox_stream_want_drain(h.s), 0);   /* nothing unsent: at the end of the turn */
+    CU_ASSERT_EQUAL(P.ndrain, 1);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.ndrain, 2);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.ndrain, 2);            /* once per call */
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "ab\n", 3, 0), 3);
+    drain_sends(&h);
+    struct iox_stream_stats st;
+    iox_stream_server_stats(h.srv, &st);
+    CU_ASSERT_EQUAL(st.accepted, 1);
+    CU_ASSERT_EQUAL(st.open, 1);
+    CU_ASSERT_EQUAL(st.bytes_in, 3);
+    CU_ASSERT_EQUAL(st.bytes_out, 12);
+    CU_ASSERT_PTR_EQUAL(iox_stream_server_of_stream(h.s), h.srv);
+    CU_ASSERT_PTR_EQUAL(iox_stream_reactor(h.s), &h.r);
+    CU_ASSERT_EQUAL(iox_stream_fd(h.s), FD);
+    int x;
+    iox_stream_set_user(h.s, &x);
+    CU_ASSERT_PTR_EQUAL(iox_stream_user(h.s), &x);
+    CU_ASSERT_STRING_EQUAL(iox_stream_cause_name(IOX_STREAM_PEER_EOF), "peer_eof");
+    h_fini(&h);
+}
+
 /* ---- seeded schedules ----
  * Random chunking of pipelined sync, async and large messages, random send
  * completions (short, failed), async answers in random order, pauses, the
