@@ -618,6 +618,66 @@ IOX_TEST(stream_sim, want_drain_and_counters)
     h_fini(&h);
 }
 
+/* Where on_data's bytes lie: in a provided buffer of the ring (zero-copy)
+ * or in the stream's carry. */
+static struct iox_seam *ring_seam;
+static unsigned ring_bufs, ring_bufsize;
+static size_t offers_in_ring, offers_elsewhere;   /* bytes consumed from each */
+static long (*inner_on_data)(struct iox_stream *, const char *, size_t, void *);
+static long spy_on_data(struct iox_stream *s, const char *p, size_t n, void *ctx)
+{
+    int in_ring = 0;
+    for (unsigned b = 0; b < ring_bufs; b++) {
+        const char *base = iox_seam_buf(ring_seam, b);
+        if (p >= base && p < base + ring_bufsize) in_ring = 1;
+    }
+    long k = inner_on_data(s, p, n, ctx);
+    if (k > 0) { if (in_ring) offers_in_ring += (size_t)k; else offers_elsewhere += (size_t)k; }
+    return k;
+}
+static void spy(struct iox_stream_config *c) { inner_on_data = c->on_data; c->on_data = spy_on_data; }
+
+IOX_TEST(stream_sim, after_a_cut_message_the_rest_is_offered_where_it_lies)
+{
+    struct h h;
+    h_init_cfg(&h, 4, 4096, spy);
+    ring_seam = iox_sim_seam(h.sim);
+    ring_bufs = 4;
+    ring_bufsize = 4096;
+    static char in[4096 + 600];
+    size_t n = 0;
+    memset(in, 'L', 1000);              /* a 1000-byte line, cut after 10 bytes */
+    in[999] = '\n';
+    n = 1000;
+    while (n + 8 < sizeof in) n += (size_t)snprintf(in + n, sizeof in - n, "m%04zu\n", n % 10000);
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in, 10, 0), 10);
+    CU_ASSERT_EQUAL(P.nlines, 0);
+    offers_in_ring = offers_elsewhere = 0;
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in + 10, 4000, 0), 4000);
+    /* The long line is completed in the carry (from pieces of 256, 512 and
+     * 1024 new bytes: at most 1802 bytes of stream are consumed from
+     * copies); everything after it is consumed where the ring put it
+     * (before: the whole 4000-byte buffer was copied behind the cut). */
+    CU_ASSERT(offers_elsewhere >= 1000 && offers_elsewhere <= 1802);
+    CU_ASSERT(offers_in_ring >= 4010 - 1802 - 8);
+    CU_ASSERT(offers_elsewhere + offers_in_ring >= 4010 - 8);
+    if (offers_elsewhere > 1802 || offers_in_ring < 2000)
+        fprintf(stderr, "\n  consumed: %zu bytes from the carry, %zu in the ring\n", offers_elsewhere, offers_in_ring);
+    CU_ASSERT_EQUAL(P.nlines, 64);              /* (the log keeps 64) */
+    CU_ASSERT_EQUAL(strlen(P.lines[0]), 63u);   /* (and 63 bytes of each) */
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in + 4010, n - 4010, 0), (long)(n - 4010));
+    drain_sends(&h);
+    /* Every line answered once, in order: the long one's echo is its first
+     * 63 bytes (the test protocol's line buffer), the rest verbatim. */
+    size_t got;
+    const char *b = iox_sim_peer_bytes(h.sim, FD, &got);
+    CU_ASSERT(got == n - 1000 + 64 && !memcmp(b + 64, in + 1000, n - 1000));
+    h_fini(&h);
+}
+
 /* ---- seeded schedules ----
  * Random chunking of pipelined sync, async and large messages, random send
  * completions (short, failed), async answers in random order, pauses, the
