@@ -727,14 +727,22 @@ static int one_schedule(uint64_t seed, void *arg)
     (void)arg;
     rng = seed * 0x9e3779b97f4a7c15ull + 1;
     struct h h;
-    h_init_cfg(&h, 4, 32, small_cap);
+    static const unsigned bufsizes[] = {32, 32, 300, 4096};
+    h_init_cfg(&h, 4, bufsizes[rnd(4)], small_cap);
     unsigned failed_before = CU_get_number_of_failures();
-    char in[2048];
+    static char in[16384];
     size_t inlen = 0, at = 0;
     unsigned nmsg = 5 + rnd(30);
     for (unsigned i = 0; i < nmsg && inlen < sizeof in - 16; i++) {
-        unsigned k = rnd(10);
-        if (k < 5) inlen += (size_t)snprintf(in + inlen, sizeof in - inlen, "S%u\n", i);
+        unsigned k = rnd(11);
+        if (k == 10) {   /* a long line: cut across buffers, completed in growing pieces */
+            size_t len = 100 + rnd(800);
+            if (inlen + len + 2 >= sizeof in) break;
+            in[inlen] = 'L';
+            memset(in + inlen + 1, 'a' + (char)(i % 26), len);
+            inlen += len + 1;
+            in[inlen++] = '\n';
+        } else if (k < 5) inlen += (size_t)snprintf(in + inlen, sizeof in - inlen, "S%u\n", i);
         else if (k < 8) inlen += (size_t)snprintf(in + inlen, sizeof in - inlen, "A%u\n", i);
         else inlen += (size_t)snprintf(in + inlen, sizeof in - inlen, "BIG\n");
     }
@@ -743,7 +751,7 @@ static int one_schedule(uint64_t seed, void *arg)
         unsigned a = rnd(100);
         if (a < 35) {
             if (at < inlen) {
-                size_t n = 1 + rnd(40);
+                size_t n = 1 + rnd(rnd(4) ? 40 : 1200);
                 if (n > inlen - at) n = inlen - at;
                 long got = iox_sim_recv(h.sim, FD, in + at, n, 1 + rnd(32));
                 if (got > 0) at += (size_t)got;
