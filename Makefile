@@ -18,9 +18,9 @@ CC      ?= gcc
 
 # Public headers: include/ioxide/ (<ioxide/...>); internal ones sit beside
 # their code in runtime/<layer>/.
-RUNTIME_DIRS := core seam http pg file
+RUNTIME_DIRS := core seam stream http pg file
 RUNTIME_INC  := -Iinclude $(addprefix -Iruntime/,$(RUNTIME_DIRS)) -Igenerated
-CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iexamples/playground \
+CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iexamples/playground -Iexamples/lineecho \
                $(RUNTIME_INC) -Itests -MMD -MP
 ifeq ($(SAN),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -47,13 +47,16 @@ PLAYGROUND_SRC := $(sort $(wildcard examples/playground/*.c))
 PLAYGROUND_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(PLAYGROUND_SRC))
 TEST_SRC    := $(sort $(wildcard tests/*.c))
 TEST_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
+# examples/lineecho: a line protocol on the stream layer (build/lineecho);
+# the tests serve it too.
+LINEECHO_OBJ := $(BUILD)/obj/examples/lineecho/lineecho.o
 
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
 .PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim docs \
         install uninstall shared coverage mutants
 
-all: $(LIB) $(BUILD)/playground $(BUILD)/tests
+all: $(LIB) $(BUILD)/playground $(BUILD)/lineecho $(BUILD)/tests
 
 deps:
 	@mk/deps.sh
@@ -76,8 +79,11 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/playground: $(PLAYGROUND_OBJ) $(LIB)
 	$(CC) $(LDFLAGS_SAN) -o $@ $(PLAYGROUND_OBJ) $(LIB) $(LDLIBS)
 
-$(BUILD)/tests: $(TEST_OBJ) $(LIB)
-	$(CC) $(LDFLAGS_SAN) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) -lcunit
+$(BUILD)/lineecho: $(LINEECHO_OBJ) $(BUILD)/obj/examples/lineecho/main.o $(LIB)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests: $(TEST_OBJ) $(LINEECHO_OBJ) $(LIB)
+	$(CC) $(LDFLAGS_SAN) -o $@ $(TEST_OBJ) $(LINEECHO_OBJ) $(LIB) $(LDLIBS) -lcunit
 
 run: all
 	PORT=$${PORT:-8080} $(BUILD)/playground
@@ -110,7 +116,7 @@ test-asan:
 #   make sim SEED=1827       replay one seed exactly (in every sim suite;
 #                            one suite: IOX_SEED=1827 build/tests pg_sim)
 sim: all
-	IOX_SIM_SEEDS=$${IOX_SIM_SEEDS:-20000} $(if $(SEED),IOX_SEED=$(SEED)) $(BUILD)/tests conn_sim pg_sim msg_sim file_sim
+	IOX_SIM_SEEDS=$${IOX_SIM_SEEDS:-20000} $(if $(SEED),IOX_SEED=$(SEED)) $(BUILD)/tests conn_sim pg_sim msg_sim file_sim stream_sim client_sim
 
 regen:
 	@mk/deps.sh

@@ -4,6 +4,8 @@
  *   seam.h         the ring seam (real io_uring; seam_sim.h: the simulated ring)
  *   ud.h           the user_data encoding of every SQE
  *   log.h          the log
+ *   stream.h       the protocol-neutral stream connection (server side)
+ *   stream_client.h the client kit: pooled, pipelined outbound connections
  *   http_server.h  the HTTP/1.1 server as a protocol (config, application)
  *   http_conn.h    an HTTP connection: writing answers, async requests
  *   http_parser.h  the generated HTTP/1.1 request parser
@@ -16,6 +18,8 @@
 #include <ioxide/seam.h>
 #include <ioxide/ud.h>
 #include <ioxide/log.h>
+#include <ioxide/stream.h>
+#include <ioxide/stream_client.h>
 #include <ioxide/http_parser.h>
 #include <ioxide/http_server.h>
 #include <ioxide/http_conn.h>
