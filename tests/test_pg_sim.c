@@ -604,6 +604,56 @@ IOX_TEST(pg_sim, one_turn_one_write_few_deep_connections)
     free(w);
 }
 
+/* The wait queue is bounded: with every session at pipeline_max and
+ * queue_max queries waiting, the next query is refused at once (-EAGAIN,
+ * a 503 in pg mode) instead of growing memory; once the queue drains it is
+ * taken again, and every accepted query is answered exactly once. */
+IOX_TEST(pg_sim, full_wait_queue_refuses_at_once)
+{
+    struct world *w = calloc(1, sizeof *w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    w->cfg.shutdown_grace_ms = 500;
+    w->sim = iox_sim_create(4, 64);
+    CU_ASSERT_FATAL(w->sim && iox_reactor_init_sim(&w->r, iox_sim_seam(w->sim), &w->cfg) == 0);
+    iox_sim_set_sink(w->sim, sink, &w->r);
+    w->now = w->r.now_ms;
+    w->auth = AUTH_TRUST;
+    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w};
+    struct iox_pg_pool_config pc = {
+        .size = 1, .min_size = 1, .pipeline_max = 2, .depth = 2, .queue_max = 3,
+        .conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw",
+    };
+    char err[200];
+    CU_ASSERT_FATAL(iox_pg_pool_open(&w->r, &pc, &w->pool, err, sizeof err) == 0);
+    turn(w);
+    uint64_t s = 7;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+    for (unsigned i = 0; i < 5; i++) submit_prepared(w);   /* 2 in flight + 3 waiting */
+    unsigned q = w->nq++;
+    qctx[q] = (struct qctx){w, q};
+    const char *vals[1] = {"x"};
+    CU_ASSERT_EQUAL(iox_pg_query(w->pool, &stmt, 1, vals, on_result, &qctx[q]), -EAGAIN);
+    turn(w);
+    calm(w, &s, 3);
+    CU_ASSERT_TRUE(all_answered(w));
+    for (unsigned k = 0; k < 5; k++) CU_ASSERT_EQUAL(w->calls[k], 1);
+    CU_ASSERT_EQUAL(w->calls[q], 0);
+    submit_prepared(w);                                    /* drained: taken again */
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL(w->calls[w->nq - 1], 1);
+    CU_ASSERT_EQUAL(w->bad, 0);
+    iox_pg_pool_stop(w->pool);
+    for (int guard = 0; iox_pg_pool_ops(w->pool) && guard < 100; guard++) turn(w);
+    iox_pg_pool_close(w->pool);
+    turn(w);
+    CU_ASSERT_EQUAL(iox_sim_violations(w->sim), 0);
+    for (unsigned i = 0; i < MAXFD; i++) free(w->srv[i].tx.p);
+    iox_reactor_fini(&w->r);
+    iox_sim_destroy(w->sim);
+    free(w);
+}
+
 /* Sized by load: a pool opens min_size sessions (default 1) and one more
  * only when every up session is `depth` deep, one at a time (not again
  * until the new one is up); the query that found them all deep still goes
