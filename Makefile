@@ -138,7 +138,18 @@ bench-parse: | $(DEPS_STAMP)
 $(BUILD)/bench_parse: $(BUILD)/obj/bench/bench_parse.o $(LIB)
 	$(CC) -o $@ $^ $(LDLIBS) -lh2o-evloop -lhttp_parser
 
-bench: all
+# Reference servers and load tools the bench builds (bench/ref/minimal.c:
+# the bare liburing baseline; bench/loadgen.c: constant-rate latency, churn
+# and idle-connection memory).
+$(BUILD)/minimal: bench/ref/minimal.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -luring
+
+$(BUILD)/loadgen: bench/loadgen.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lm
+
+bench: all $(BUILD)/minimal $(BUILD)/loadgen
 	@mk/deps.sh --bench
 	bench/run.sh
 
