@@ -493,11 +493,18 @@ file_row() {  # SIZE_LABEL BYTES
   local name=$1 bytes=$2 www=$BENCH_TMPDIR/www
   ROW_TITLE="file $name vs nginx"
   ROW_SHAPES="keepalive"
-  ROW_NOTES="All serve $www/$name.bin ($bytes random bytes); nginx with \`sendfile on\` (nginx-ofc: plus \`open_file_cache\`), the playground with FILE_ROOT=$www (FILE_BAKE_MAX default 64 KiB: 1k is baked, 1m is streamed in 64 KiB ring reads)."
+  ROW_NOTES="All serve $www/$name.bin ($bytes random bytes); nginx with \`sendfile on\` (nginx-ofc: plus \`open_file_cache\`), the playground with FILE_ROOT=$www (FILE_BAKE_MAX default 64 KiB: 1k is baked, 1m is streamed: side ioxide by splice file → pipe → socket, FILE_SPLICE_MIN default 64 KiB, 1 MiB pipes; side ioxide-read with FILE_SPLICE_MIN=0, 64 KiB ring reads into the write buffer then sends)."
   mkdir -p "$www"
   [ -f "$www/$name.bin" ] || head -c "$bytes" /dev/urandom >"$www/$name.bin"
   start_server_playground file "FILE_ROOT=$www"
   add_side ioxide "/$name.bin" "@$www/$name.bin"
+  # Streamed sizes: the same playground with the splice path off
+  # (FILE_SPLICE_MIN=0: positional reads into the write buffer, then send),
+  # the measurement the FILE_SPLICE_MIN default is chosen by.
+  if [ "$bytes" -gt 65536 ]; then
+    start_server_playground file "FILE_ROOT=$www" FILE_SPLICE_MIN=0
+    add_side ioxide-read "/$name.bin" "@$www/$name.bin"
+  fi
   start_nginx "location / { root $www; sendfile on; tcp_nopush on; }"
   add_side nginx "/$name.bin" "@$www/$name.bin"
   # nginx with its descriptor cache: no open/fstat/close per request, the

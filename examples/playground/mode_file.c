@@ -322,7 +322,7 @@ int playground_file(struct iox_server_config *cfg, struct iox_http_config *http)
     /* Splice from 64 KiB: everything streamed (FILE_BAKE_MAX) goes file →
      * pipe → socket; bench/RESULTS.md (row file1m) has the measurement. */
     if (env_u64("FILE_SPLICE_MIN", 64 * 1024, 0, UINT64_MAX, &splice_min) < 0 ||
-        env_u64("FILE_SPLICE_PIPES", 16, 1, 4096, &pipes) < 0 ||
+        env_u64("FILE_SPLICE_PIPES", 64, 1, 4096, &pipes) < 0 ||
         env_u64("FILE_PIPE_SIZE", 1u << 20, 4096, 1u << 30, &pipe_size) < 0 ||
         env_u64("FILE_BAKE_MAX", 64 * 1024, 0, 8u << 20, &bake) < 0 ||
         env_u64("FILE_CHUNK", 64 * 1024, 4096, 1u << 20, &chunk) < 0 ||

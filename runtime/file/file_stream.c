@@ -168,8 +168,14 @@ int file_stream_act_abort(struct iox_file_stream *st, const struct iox_fstream_e
     if (st->err) { err = st->err; what = spl ? "cannot queue splice of" : "cannot queue read of"; fs->n_errors++; }
     else if (ev && ev->res < 0) { err = ev->res; what = spl ? "splice of" : "read"; fs->n_errors++; }
     else { err = -EIO; what = "unexpected end of file (truncated since it was opened?) in"; fs->n_eof_early++; }
-    IOX_ERROR("file stream: %s %s at offset %" PRIu64 ": %s — closing the connection",
-              what, st->name ? st->name : "(file)", st->off, strerror(-err));
+    /* The socket half failing with EPIPE / ECONNRESET is the peer leaving
+     * mid-body, as common as a send failing: not worth an error line. */
+    if (spl && (err == -EPIPE || err == -ECONNRESET))
+        IOX_DEBUG("file stream: splice of %s at offset %" PRIu64 ": %s (the peer left) — closing the connection",
+                  st->name ? st->name : "(file)", st->off, strerror(-err));
+    else
+        IOX_ERROR("file stream: %s %s at offset %" PRIu64 ": %s — closing the connection",
+                  what, st->name ? st->name : "(file)", st->off, strerror(-err));
     struct iox_conn *c = conn_of(st);
     int ours = conn_is_ours(st);
     stream_end(st, err);
