@@ -78,7 +78,8 @@ struct iox_file_streams {
 };
 
 /* Allocate the stream table for the connections of HTTP server hs (one
- * stream per connection slot; a service of hs's reactor, one per reactor)
+ * stream per connection slot, set up by its first stream: untouched
+ * entries cost no RSS; a service of hs's reactor, one per reactor)
  * and register the streams' kind, which takes the read completions. 0 or
  * -ENOMEM. Call from the reactor's on_start (iox_http_server_of). */
 int iox_file_streams_init(struct iox_http_server *hs);

@@ -396,15 +396,13 @@ int iox_file_streams_init(struct iox_http_server *hs)
     if (!fs) return -ENOMEM;
     fs->hs = hs;
     fs->n = hs->max_conns;
+    /* One entry per connection slot (96 B), left as calloc made it: a slot
+     * is set up (file_stream_init: -> idle) by its first stream, so the
+     * table costs RSS only for slots that ever streamed, not for
+     * IOX_MAX_CONNS of them (bench row memory, issue 14 §6). A zeroed entry
+     * is inactive: completions and hooks for it are dropped as stale. */
     fs->s = calloc(fs->n ? fs->n : 1, sizeof *fs->s);
     if (!fs->s) { free(fs); return -ENOMEM; }
-    for (uint32_t i = 0; i < fs->n; i++) {
-        fs->s[i].pipe = -1;
-        fs->s[i].r = r;
-        fs->s[i].hs = hs;
-        fs->s[i].idx = i;
-        file_stream_init(&fs->s[i].state);
-    }
     fs->owner = iox_reactor_register_kind(r, &streams_kind, fs);
     if (fs->owner < 0 || iox_reactor_set_service(r, &streams_key, fs) < 0) {
         if (fs->owner >= 0) iox_reactor_unregister_kind(r, fs->owner);
@@ -463,6 +461,13 @@ int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len
 {
     struct iox_file_streams *fs = streams_of(c->r);
     struct iox_file_stream *st = &fs->s[c->idx];
+    if (!st->r) {       /* the slot's first stream: set it up */
+        st->r = c->r;
+        st->hs = fs->hs;
+        st->idx = c->idx;
+        st->pipe = -1;
+        file_stream_init(&st->state);
+    }
     if (st->active) {   /* cannot happen: the close hook or the last read ends it */
         IOX_ERROR("file stream: slot %u still has a stream; dropping it", c->idx);
         fire(st, FILE_STREAM_EV_CANCEL, 0);   /* -> cancelled */
