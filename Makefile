@@ -156,7 +156,19 @@ $(BUILD)/pg_pipeline: bench/pg_pipeline.c
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -I/usr/include/postgresql -o $@ $< -lpq
 
-bench: all
+
+# Reference servers and load tools the bench builds (bench/ref/minimal.c:
+# the bare liburing baseline; bench/loadgen.c: constant-rate latency, churn
+# and idle-connection memory).
+$(BUILD)/minimal: bench/ref/minimal.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -luring
+
+$(BUILD)/loadgen: bench/loadgen.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lm
+
+bench: all $(BUILD)/minimal $(BUILD)/loadgen
 	@mk/deps.sh --bench
 	$(MAKE) --no-print-directory $(BUILD)/pg_pipeline
 	bench/run.sh

@@ -19,7 +19,7 @@ pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 
 events {
-    worker_connections 4096;
+    worker_connections ${NGINX_WORKER_CONNECTIONS:-4096};
 }
 
 http {

@@ -11,6 +11,8 @@
 # Environment knobs (defaults in brackets):
 #   BENCH_ROWS      rows to run, space/comma separated [raw]; rows: raw pg
 #                   file1k file1m hop baseline (baseline needs BASELINE=binary)
+#                   minimal latency churn memory (need build/minimal and
+#                   build/loadgen: make bench builds them)
 #   DURATION        seconds per measured run [5]
 #   ROUNDS          rounds (runs per cell) [3]
 #   WARMUP          seconds of warm-up per server and shape, 0 = none [1]
@@ -47,6 +49,10 @@ SERVER_CPU=${SERVER_CPU:-1}
 WRK_CPU=${WRK_CPU:-0}
 RESULTS=$(abspath "${RESULTS:-$ROOT/bench/RESULTS.md}")
 CLK_TCK=$(getconf CLK_TCK)
+MINIMAL=$(abspath "${MINIMAL:-$ROOT/build/minimal}")
+LOADGEN=$(abspath "${LOADGEN:-$ROOT/build/loadgen}")
+CHURN_CONNS=${CHURN_CONNS:-16}
+IDLE_CONNS=${IDLE_CONNS:-10000}
 
 cd "$ROOT"
 . bench/nginx-conf.sh
@@ -60,6 +66,9 @@ done
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 ]] || die "DURATION must be whole seconds >= 1 (got '$DURATION')"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || die "ROUNDS must be >= 1 (got '$ROUNDS')"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be whole seconds (got '$WARMUP')"
+# Servers and the load tools inherit this: 10 000 idle connections (row
+# memory) need more descriptors than the usual soft limit of 1024.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || note "could not raise the open-files soft limit to $(ulimit -Hn)"
 [ "$(nproc)" -ge 2 ] || note "warning: $(nproc) CPU(s) online; server and wrk will share a core"
 
 # ---------------------------------------------------------------- lifecycle --
@@ -542,11 +551,18 @@ file_row() {  # SIZE_LABEL BYTES
   local name=$1 bytes=$2 www=$BENCH_TMPDIR/www
   ROW_TITLE="file $name vs nginx"
   ROW_SHAPES="keepalive"
-  ROW_NOTES="All serve $www/$name.bin ($bytes random bytes); nginx with \`sendfile on\` (nginx-ofc: plus \`open_file_cache\`), the playground with FILE_ROOT=$www (FILE_BAKE_MAX default 64 KiB: 1k is baked, 1m is streamed in 64 KiB ring reads)."
+  ROW_NOTES="All serve $www/$name.bin ($bytes random bytes); nginx with \`sendfile on\` (nginx-ofc: plus \`open_file_cache\`), the playground with FILE_ROOT=$www (FILE_BAKE_MAX default 64 KiB: 1k is baked, 1m is streamed: side ioxide by splice file → pipe → socket, FILE_SPLICE_MIN default 64 KiB, 1 MiB pipes; side ioxide-read with FILE_SPLICE_MIN=0, 64 KiB ring reads into the write buffer then sends)."
   mkdir -p "$www"
   [ -f "$www/$name.bin" ] || head -c "$bytes" /dev/urandom >"$www/$name.bin"
   start_server_playground file "FILE_ROOT=$www"
   add_side ioxide "/$name.bin" "@$www/$name.bin"
+  # Streamed sizes: the same playground with the splice path off
+  # (FILE_SPLICE_MIN=0: positional reads into the write buffer, then send),
+  # the measurement the FILE_SPLICE_MIN default is chosen by.
+  if [ "$bytes" -gt 65536 ]; then
+    start_server_playground file "FILE_ROOT=$www" FILE_SPLICE_MIN=0
+    add_side ioxide-read "/$name.bin" "@$www/$name.bin"
+  fi
   start_nginx "location / { root $www; sendfile on; tcp_nopush on; }"
   add_side nginx "/$name.bin" "@$www/$name.bin"
   # nginx with its descriptor cache: no open/fstat/close per request, the
@@ -556,6 +572,230 @@ file_row() {  # SIZE_LABEL BYTES
 }
 row_file1k() { file_row 1k 1024; }
 row_file1m() { file_row 1m 1048576; }
+
+# ------------------------------------------- minimal, latency, churn, memory --
+# minimal (issue 14 §2): the raw playground beside bench/ref/minimal.c, a
+# bare liburing responder (multishot accept, multishot recv on a provided
+# buffer ring, "\r\n\r\n" counted, one send per recv batch, SINGLE_ISSUER +
+# DEFER_TASKRUN; no parser, no machines): what the kernel path costs.
+need_tool() {  # PATH — a binary make bench builds
+  [ -x "$1" ] || die "$1 not found: make bench builds it (or make ${1#"$ROOT"/})"
+}
+row_minimal() {
+  need_tool "$MINIMAL"
+  ROW_TITLE="raw vs minimal liburing server"
+  ROW_SHAPES="keepalive pipelined"
+  ROW_NOTES="Side minimal is bench/ref/minimal.c (build/minimal): no parser, no machines, a fixed \`200 ok\` (Content-Type and Content-Length, no Date or Server header) per \"\\r\\n\\r\\n\"; ioxide is the raw playground. The ratio is ioxide ÷ minimal (target ≤ 1.0×)."
+  start_server_playground raw
+  add_side ioxide / ok
+  local keep=$PLAYGROUND
+  PLAYGROUND=$MINIMAL
+  start_server_playground minimal
+  PLAYGROUND=$keep
+  add_side minimal / ok
+}
+
+# parse_loadgen OUTFILE STATUS KEY — the value of KEY= on loadgen's last line.
+lg_field() { awk -v k="$2" '{for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v = kv[2] }} END{print v}' "$1"; }
+url_port() { local u=${1#http://127.0.0.1:}; printf '%s\n' "${u%%/*}"; }
+
+# churn (issue 14 §5b): one request per TCP connection (`Connection: close`),
+# CHURN_CONNS connections at a time; CPU per connection.
+shape_churn() {
+  LOAD_ARGV=(taskset -c "$WRK_CPU" "$LOADGEN" churn "$(url_port "$1")" / "$CHURN_CONNS" "$2")
+  LOAD_PARSER=parse_churn
+}
+shape_label_churn() { printf 'churn (%s at a time, 1 request per connection)' "$CHURN_CONNS"; }
+parse_churn() {
+  local out=$1 rc=$2 n rps e
+  [ "$rc" = 0 ] || { echo "discard loadgen exited with status $rc"; return; }
+  n=$(lg_field "$out" connections); rps=$(lg_field "$out" conn_per_s); e=$(lg_field "$out" errors)
+  [[ $n =~ ^[0-9]+$ && $n -gt 0 ]] || { echo "discard no connection count in loadgen's output"; return; }
+  [ "$e" = 0 ] || { echo "discard $e connection(s) failed"; return; }
+  echo "$n $rps"
+}
+row_churn() {
+  need_tool "$LOADGEN"
+  ROW_TITLE="connection churn vs nginx"
+  ROW_SHAPES="churn"
+  ROW_NOTES="build/loadgen churn: $CHURN_CONNS connections at a time, each connect → \`GET /\` with \`Connection: close\` → the answer → the server's close → close. req/s is connections/s, CPU µs/req is server CPU per connection (target ioxide ≤ 0.8× nginx). Any failed connection discards the run."
+  start_server_playground raw
+  add_side ioxide / ok
+  start_nginx 'location = / { return 200 "ok"; }'
+  add_side nginx / ok
+}
+
+# latency (issue 14 §5a): p50/p99/p99.9 at a constant offered rate of
+# LAT_PCTS percent (default 50 and 80) of nginx's keep-alive maximum,
+# measured with wrk (c$CONNS, DURATION) in this run before the rounds.
+# build/loadgen rate: CONNS connections, each on its own schedule, latency
+# from the scheduled send time (no coordinated omission).
+LAT_PCTS=${LAT_PCTS:-50 80}
+NGINX_MAX_RPS=
+row_latency() {
+  need_tool "$LOADGEN"
+  ROW_TITLE="latency at fixed rates vs nginx"
+  local p
+  ROW_SHAPES=
+  for p in $LAT_PCTS; do ROW_SHAPES+="rate$p "; eval "shape_rate$p() { shape_rate $p \"\$@\"; }; shape_label_rate$p() { shape_label_rate $p; }"; done
+  start_server_playground raw
+  add_side ioxide / ok
+  start_nginx 'location = / { return 200 "ok"; }'
+  add_side nginx / ok
+  local out=$BENCH_TMPDIR/max.out url="http://127.0.0.1:$SERVER_PORT/"
+  [ "$WARMUP" -gt 0 ] && { taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${WARMUP}s" "$url" >/dev/null 2>&1 || true; }
+  taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${DURATION}s" "$url" >"$out" 2>&1 || die "wrk (nginx maximum) failed: $(tr '\n' ' ' <"$out")"
+  NGINX_MAX_RPS=$(awk '/^Requests\/sec:/{printf "%d", $2; exit}' "$out")
+  [[ $NGINX_MAX_RPS =~ ^[0-9]+$ && $NGINX_MAX_RPS -gt 0 ]] || die "no Requests/sec from wrk against nginx: $(tr '\n' ' ' <"$out")"
+  note "nginx keep-alive maximum: $NGINX_MAX_RPS req/s (wrk -c$CONNS, ${DURATION}s)"
+  ROW_NOTES="nginx's keep-alive maximum, measured first in this run: **$NGINX_MAX_RPS req/s** (\`wrk -t1 -c$CONNS -d${DURATION}s\`). Then build/loadgen rate at $(for p in $LAT_PCTS; do printf '%s%% ' "$p"; done)of it: $CONNS connections, one request in flight each, each connection on its own fixed schedule; latency from the scheduled send time (coordinated-omission free), log-linear histogram (~1.6% buckets). Target: ioxide p99 and p99.9 ≤ nginx's at both rates. A run that achieved < 98% of the offered rate or had errors is discarded."
+}
+shape_rate() {  # PCT URL SECONDS
+  local rate=$((NGINX_MAX_RPS * $1 / 100))
+  LOAD_ARGV=(taskset -c "$WRK_CPU" "$LOADGEN" rate "$(url_port "$2")" / "$CONNS" "$rate" "$3")
+  LOAD_PARSER=parse_rate
+}
+shape_label_rate() { printf '%s%% of nginx max (%s req/s)' "$1" "$((NGINX_MAX_RPS * $1 / 100))"; }
+parse_rate() {
+  local out=$1 rc=$2 n a o e
+  [ "$rc" = 0 ] || { echo "discard loadgen exited with status $rc"; return; }
+  n=$(lg_field "$out" requests); a=$(lg_field "$out" achieved); o=$(lg_field "$out" offered); e=$(lg_field "$out" errors)
+  [[ $n =~ ^[0-9]+$ && $n -gt 0 ]] || { echo "discard no request count in loadgen's output"; return; }
+  [ "$e" = 0 ] || { echo "discard $e error(s)"; return; }
+  awk -v a="$a" -v o="$o" 'BEGIN{exit !(a >= 0.98 * o)}' || { echo "discard achieved $a of $o req/s offered"; return; }
+  echo "$n $a"
+}
+warmup_latency() {
+  local name=$1 url=$2
+  taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${WARMUP}s" "$url" >/dev/null 2>&1 || note "warm-up of $name failed"
+}
+# TSV as elsewhere, except col 10 = p50 µs, col 12 = p99 µs, col 13 = p99.9 µs.
+measure_latency() {
+  local name=$1 pid=$2 url=$3 shape=$4 out=$BENCH_TMPDIR/lat.out rc t0 t1 parsed
+  "shape_$shape" "$url" "$DURATION"
+  kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) is gone"
+  t0=$(proc_cpu_ticks "$pid")
+  "${LOAD_ARGV[@]}" >"$out" 2>&1 && rc=0 || rc=$?
+  sleep 0.2
+  t1=$(proc_cpu_ticks "$pid")
+  parsed=$(parse_rate "$out" "$rc")
+  local p50 p99 p999
+  p50=$(lg_field "$out" p50_us); p99=$(lg_field "$out" p99_us); p999=$(lg_field "$out" p999_us)
+  if [[ $parsed == discard* ]]; then
+    printf '%s\t%s\t%s\t%s\tdiscarded\t-\t-\t%s\t-\t-\t%s\t-\t-\n' "$CUR_ROW" "$CUR_ROUND" "$shape" "$name" \
+      "$((t1 - t0))" "${parsed#discard }" >>"$RUNS_TSV"
+    printf '  round %s  %-34s %-8s DISCARDED: %s\n' "$CUR_ROUND" "$("shape_label_$shape")" "$name" "${parsed#discard }"
+    return 0
+  fi
+  local reqs=${parsed% *} rps=${parsed#* } us
+  us=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.3f", t*1e6/hz/n}')
+  printf '%s\t%s\t%s\t%s\tkept\t%s\t%s\t%s\t%s\t%s\t\t%s\t%s\n' "$CUR_ROW" "$CUR_ROUND" "$shape" "$name" \
+    "$reqs" "$rps" "$((t1 - t0))" "$us" "$p50" "$p99" "$p999" >>"$RUNS_TSV"
+  printf '  round %s  %-34s %-8s %8s req/s  p50 %7s us  p99 %7s us  p99.9 %7s us  %6s us/req CPU\n' \
+    "$CUR_ROUND" "$("shape_label_$shape")" "$name" "$rps" "$p50" "$p99" "$p999" "$us"
+}
+print_table_latency() {
+  local shape i label
+  echo "| offered rate | server | achieved req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | runs kept |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  for shape in $ROW_SHAPES; do
+    label=$("shape_label_$shape")
+    for i in "${!SIDE_NAMES[@]}"; do
+      echo "| $label | ${SIDE_NAMES[i]} | $(fmt_rps "$(cell "$shape" "${SIDE_NAMES[i]}" 7)") | $(fmt_us "$(cell "$shape" "${SIDE_NAMES[i]}" 10)") | $(fmt_us "$(cell "$shape" "${SIDE_NAMES[i]}" 12)") | $(fmt_us "$(cell "$shape" "${SIDE_NAMES[i]}" 13)") | $(fmt_us "$(cell "$shape" "${SIDE_NAMES[i]}" 9)") | $(kept "$shape" "${SIDE_NAMES[i]}") |"
+    done
+    echo "| $label | **${SIDE_NAMES[0]}/${SIDE_NAMES[1]}** | | $(ratio "$(cell "$shape" "${SIDE_NAMES[0]}" 10)" "$(cell "$shape" "${SIDE_NAMES[1]}" 10)") | $(ratio "$(cell "$shape" "${SIDE_NAMES[0]}" 12)" "$(cell "$shape" "${SIDE_NAMES[1]}" 12)") | $(ratio "$(cell "$shape" "${SIDE_NAMES[0]}" 13)" "$(cell "$shape" "${SIDE_NAMES[1]}" 13)") | $(ratio "$(cell "$shape" "${SIDE_NAMES[0]}" 9)" "$(cell "$shape" "${SIDE_NAMES[1]}" 9)") | |"
+  done
+}
+print_runs_latency() {
+  echo "| round | offered rate | server | status | requests | achieved req/s | CPU ticks | µs/req | p50 µs | p99 µs | p99.9 µs |"
+  echo "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  awk -F'\t' '{ st = ($5=="kept") ? "kept" : "discarded: " $11;
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $2, $3, $4, st, $6, $7, $8, $9, $10, $12, $13 }' "$RUNS_TSV"
+}
+
+# memory (issue 14 §6): server RSS with IDLE_CONNS idle keep-alive
+# connections (each has served one request), REACTORS=1 and 2, and nginx.
+# Per side: RSS before its first round (VmRSS, after the warm-up); per round: build/loadgen
+# idle opens the connections and holds them, RSS after (1 s after every
+# answer came), then they close. Kernel socket memory is not in RSS.
+row_memory() {
+  need_tool "$LOADGEN"
+  ROW_TITLE="memory per idle connection"
+  ROW_SHAPES="idle"
+  ROW_NOTES="build/loadgen idle opens $IDLE_CONNS keep-alive connections, one \`GET /\` on each, and holds them; server VmRSS is read before and 1 s after the last answer. per-connection = (after − before) ÷ $IDLE_CONNS (what one more connection costs); all-in = after ÷ $IDLE_CONNS. The playground preallocates its per-slot tables for IOX_MAX_CONNS (default 16384 per reactor) at start, so they are in *before*. Kernel socket buffers are not in RSS. Target: ≤ 1 KiB per idle connection."
+  start_server_playground raw
+  add_side ioxide-r1 / ok
+  start_server_playground raw REACTORS=2
+  add_side ioxide-r2 / ok
+  # nginx closes idle keep-alive connections once fewer than 1/16 of
+  # worker_connections are free: give it twice what is held.
+  NGINX_WORKER_CONNECTIONS=$((2 * IDLE_CONNS + 256)) start_nginx 'location = / { return 200 "ok"; }'
+  add_side nginx / ok
+}
+shape_idle() { LOAD_ARGV=("$LOADGEN" idle "$(url_port "$1")" / "$IDLE_CONNS"); LOAD_PARSER=:; }
+shape_label_idle() { printf '%s idle keep-alive connections' "$IDLE_CONNS"; }
+warmup_memory() { curl -s -o /dev/null "$2" || true; }
+declare -A MEM_BASE=()
+proc_rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+# TSV: col 6 = connections held, col 7 = RSS before kB, col 8 = RSS after kB,
+# col 9 = bytes per connection (delta), col 10 = bytes per connection (all-in).
+measure_memory() {
+  local name=$1 pid=$2 url=$3 shape=$4 fifo=$BENCH_TMPDIR/idle.fifo out=$BENCH_TMPDIR/idle.out
+  local before after lg line i
+  "shape_$shape" "$url" 0
+  kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) is gone"
+  # "before" is the side's RSS before its first round: pages a round
+  # touched stay resident, so later rounds measure against the same base.
+  [ -n "${MEM_BASE[$name]:-}" ] || MEM_BASE[$name]=$(proc_rss_kb "$pid")
+  before=${MEM_BASE[$name]}
+  rm -f "$fifo"; mkfifo "$fifo"
+  # stdin from a FIFO we hold open: closing it ends the hold.
+  taskset -c "$WRK_CPU" "${LOAD_ARGV[@]}" <"$fifo" >"$out" 2>&1 &
+  lg=$!
+  exec 7>"$fifo"
+  for ((i = 0; i < 600; i++)); do
+    grep -q '^ready' "$out" 2>/dev/null && break
+    kill -0 "$lg" 2>/dev/null || break
+    sleep 0.1
+  done
+  local ok=0
+  grep -q '^ready' "$out" && ok=1
+  sleep 1
+  after=$(proc_rss_kb "$pid")
+  exec 7>&-
+  [ "$ok" = 1 ] || kill "$lg" 2>/dev/null || true
+  wait "$lg" 2>/dev/null || true
+  # A connection the server closed while held is an error too.
+  [ "$ok" = 1 ] && [ "$(lg_field "$out" errors)" != 0 ] && ok=0
+  sleep 1   # let the server close them before the next side
+  if [ "$ok" != 1 ]; then
+    printf '%s\t%s\t%s\t%s\tdiscarded\t-\t-\t-\t-\t-\t%s\n' "$CUR_ROW" "$CUR_ROUND" "$shape" "$name" \
+      "not every connection was answered: $(tr '\n' ' ' <"$out")" >>"$RUNS_TSV"
+    printf '  round %s  %-10s DISCARDED: %s\n' "$CUR_ROUND" "$name" "$(tr '\n' ' ' <"$out")"
+    return 0
+  fi
+  local per all
+  per=$(awk -v a="$after" -v b="$before" -v n="$IDLE_CONNS" 'BEGIN{printf "%.0f", (a-b)*1024/n}')
+  all=$(awk -v a="$after" -v n="$IDLE_CONNS" 'BEGIN{printf "%.0f", a*1024/n}')
+  printf '%s\t%s\t%s\t%s\tkept\t%s\t%s\t%s\t%s\t%s\t\n' "$CUR_ROW" "$CUR_ROUND" "$shape" "$name" \
+    "$IDLE_CONNS" "$before" "$after" "$per" "$all" >>"$RUNS_TSV"
+  printf '  round %s  %-10s RSS %7s kB -> %7s kB with %s idle: %6s B/conn (all-in %s B/conn)\n' \
+    "$CUR_ROUND" "$name" "$before" "$after" "$IDLE_CONNS" "$per" "$all"
+}
+print_table_memory() {
+  local i
+  echo "| server | RSS before kB | RSS with $IDLE_CONNS idle kB | bytes per idle connection | all-in bytes per connection | runs kept |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for i in "${!SIDE_NAMES[@]}"; do
+    echo "| ${SIDE_NAMES[i]} | $(fmt_rps "$(cell idle "${SIDE_NAMES[i]}" 7)") | $(fmt_rps "$(cell idle "${SIDE_NAMES[i]}" 8)") | $(fmt_rps "$(cell idle "${SIDE_NAMES[i]}" 9)") | $(fmt_rps "$(cell idle "${SIDE_NAMES[i]}" 10)") | $(kept idle "${SIDE_NAMES[i]}") |"
+  done
+}
+print_runs_memory() {
+  echo "| round | server | status | connections | RSS before kB | RSS after kB | bytes/conn | all-in bytes/conn |"
+  echo "|---:|---|---|---:|---:|---:|---:|---:|"
+  awk -F'\t' '{ st = ($5=="kept") ? "kept" : "discarded: " $11;
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $2, $4, st, $6, $7, $8, $9, $10 }' "$RUNS_TSV"
+}
 
 # ----------------------------------------------------------------- summary --
 median() { sort -g | awk '{v[NR]=$1} END{ if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else printf "%.3f\n", (v[NR/2]+v[NR/2+1])/2 }'; }
@@ -647,7 +887,7 @@ report_row() {
     echo
     echo "<details><summary>Every run</summary>"
     echo
-    print_runs
+    if declare -F "print_runs_$CUR_ROW" >/dev/null; then "print_runs_$CUR_ROW"; else print_runs; fi
     echo
     echo "</details>"
     echo "<!-- bench:$row:end -->"

@@ -10,6 +10,9 @@ const char *const file_stream_state_names[FILE_STREAM_STATE_COUNT] = {
     [FILE_STREAM_S_IDLE] = "idle",
     [FILE_STREAM_S_READING] = "reading",
     [FILE_STREAM_S_SENDING] = "sending",
+    [FILE_STREAM_S_SPLICE_HEAD] = "splice_head",
+    [FILE_STREAM_S_SPLICING_IN] = "splicing_in",
+    [FILE_STREAM_S_SPLICING_OUT] = "splicing_out",
     [FILE_STREAM_S_DONE] = "done",
     [FILE_STREAM_S_FAILED] = "failed",
     [FILE_STREAM_S_GONE] = "gone",
@@ -25,6 +28,11 @@ const char *const file_stream_event_names[FILE_STREAM_EVENT_COUNT] = {
     [FILE_STREAM_EV_READ_EOF_EARLY] = "read_eof_early",
     [FILE_STREAM_EV_DRAINED] = "drained",
     [FILE_STREAM_EV_CONN_GONE] = "conn_gone",
+    [FILE_STREAM_EV_SPLICE_IN] = "splice_in",
+    [FILE_STREAM_EV_SPLICE_OUT_DONE] = "splice_out_done",
+    [FILE_STREAM_EV_SPLICE_OUT_SHORT] = "splice_out_short",
+    [FILE_STREAM_EV_SPLICE_ERROR] = "splice_error",
+    [FILE_STREAM_EV_SPLICE_EOF_EARLY] = "splice_eof_early",
     [FILE_STREAM_EV_CANCEL] = "cancel",
 };
 
@@ -57,37 +65,59 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
         switch (from) {
         case FILE_STREAM_S_IDLE:
             switch (e) {
-            case FILE_STREAM_EV_START: /* spec/machines/file_stream.toml:54 */
-                if (file_stream_guard_behind(ctx, ev)) { /* [behind] ignore (line 54) */
+            case FILE_STREAM_EV_START: /* spec/machines/file_stream.toml:73 */
+                if (file_stream_guard_behind(ctx, ev)) { /* [behind] ignore (line 73) */
                     return *state; /* ignored */
-                } else { /* issue_read -> reading (line 54) */
+                } else if (file_stream_guard_spliced(ctx, ev)) { /* [spliced] flush_head -> splice_head (line 73) */
+                    *state = FILE_STREAM_S_SPLICE_HEAD;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICE_HEAD);
+                    next = file_stream_act_flush_head(ctx, ev);
+                } else { /* issue_read -> reading (line 73) */
                     *state = FILE_STREAM_S_READING;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                     next = file_stream_act_issue_read(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:56 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:75 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:56 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:75 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:56 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:75 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:56 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:75 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:55 */
-                *state = FILE_STREAM_S_READING;
-                if (file_stream_trace)
-                    file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
-                next = file_stream_act_issue_read(ctx, ev);
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:74 */
+                if (file_stream_guard_spliced(ctx, ev)) { /* [spliced] flush_head -> splice_head (line 74) */
+                    *state = FILE_STREAM_S_SPLICE_HEAD;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICE_HEAD);
+                    next = file_stream_act_flush_head(ctx, ev);
+                } else { /* issue_read -> reading (line 74) */
+                    *state = FILE_STREAM_S_READING;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
+                    next = file_stream_act_issue_read(ctx, ev);
+                }
                 break;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:49 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:50 [any] */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:75 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:75 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:75 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:75 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:75 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -101,48 +131,58 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_READING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:64 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:83 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:60 */
-                if (file_stream_guard_last_chunk(ctx, ev)) { /* [last_chunk] finish -> done (line 60) */
+            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:79 */
+                if (file_stream_guard_last_chunk(ctx, ev)) { /* [last_chunk] finish -> done (line 79) */
                     *state = FILE_STREAM_S_DONE;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
                     next = file_stream_act_finish(ctx, ev);
-                } else { /* commit -> sending (line 60) */
+                } else { /* commit -> sending (line 79) */
                     *state = FILE_STREAM_S_SENDING;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
                     next = file_stream_act_commit(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:61 */
+            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:80 */
                 *state = FILE_STREAM_S_SENDING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
                 next = file_stream_act_commit(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:62 */
+            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:81 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:63 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:82 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:64 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:83 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:49 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:50 [any] */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:83 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:83 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:83 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:83 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:83 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -156,29 +196,200 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_SENDING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:69 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:88 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:69 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:88 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:69 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:88 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:69 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:88 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:69 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:88 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:68 */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:87 */
                 *state = FILE_STREAM_S_READING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                 next = file_stream_act_issue_read(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:49 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:50 [any] */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:88 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:88 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:88 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:88 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:88 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
+                break;
+            case FILE_STREAM_EV_NONE:
+            case FILE_STREAM_EVENT_COUNT:
+            default:
+                file_stream_bug("unreachable event", from, e);
+            }
+            break;
+        case FILE_STREAM_S_SPLICE_HEAD:
+            switch (e) {
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:93 */
+                return *state;
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:93 */
+                return *state;
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:93 */
+                return *state;
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:93 */
+                return *state;
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:93 */
+                return *state;
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:92 */
+                *state = FILE_STREAM_S_SPLICING_IN;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_IN);
+                next = file_stream_act_splice_in(ctx, ev);
+                break;
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
+                *state = FILE_STREAM_S_GONE;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
+                next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:93 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:93 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:93 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:93 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:93 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
+                break;
+            case FILE_STREAM_EV_NONE:
+            case FILE_STREAM_EVENT_COUNT:
+            default:
+                file_stream_bug("unreachable event", from, e);
+            }
+            break;
+        case FILE_STREAM_S_SPLICING_IN:
+            switch (e) {
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:100 */
+                return *state;
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:100 */
+                return *state;
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:100 */
+                return *state;
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:100 */
+                return *state;
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:100 */
+                return *state;
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:100 */
+                return *state;
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
+                *state = FILE_STREAM_S_GONE;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
+                next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_IN: /* spec/machines/file_stream.toml:97 */
+                *state = FILE_STREAM_S_SPLICING_OUT;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_OUT);
+                next = file_stream_act_splice_out(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:100 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:100 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* spec/machines/file_stream.toml:98 */
+                *state = FILE_STREAM_S_FAILED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
+                next = file_stream_act_abort(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* spec/machines/file_stream.toml:99 */
+                *state = FILE_STREAM_S_FAILED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
+                next = file_stream_act_abort(ctx, ev);
+                break;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
+                break;
+            case FILE_STREAM_EV_NONE:
+            case FILE_STREAM_EVENT_COUNT:
+            default:
+                file_stream_bug("unreachable event", from, e);
+            }
+            break;
+        case FILE_STREAM_S_SPLICING_OUT:
+            switch (e) {
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:107 */
+                return *state;
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:107 */
+                return *state;
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:107 */
+                return *state;
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:107 */
+                return *state;
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:107 */
+                return *state;
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:107 */
+                return *state;
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
+                *state = FILE_STREAM_S_GONE;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
+                next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:107 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* spec/machines/file_stream.toml:104 */
+                if (file_stream_guard_all_spliced(ctx, ev)) { /* [all_spliced] finish_splice -> done (line 104) */
+                    *state = FILE_STREAM_S_DONE;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
+                    next = file_stream_act_finish_splice(ctx, ev);
+                } else { /* splice_in -> splicing_in (line 104) */
+                    *state = FILE_STREAM_S_SPLICING_IN;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_IN);
+                    next = file_stream_act_splice_in(ctx, ev);
+                }
+                break;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* spec/machines/file_stream.toml:105 */
+                *state = FILE_STREAM_S_SPLICING_OUT;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_OUT);
+                next = file_stream_act_splice_rest(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* spec/machines/file_stream.toml:106 */
+                *state = FILE_STREAM_S_FAILED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
+                next = file_stream_act_abort(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:107 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -223,12 +434,12 @@ file_stream_reuse_bug(const char *fn, const char *from, int state)
     abort();
 }
 
-void file_stream_init(file_stream_state_t *state) /* spec/machines/file_stream.toml:84 */
+void file_stream_init(file_stream_state_t *state) /* spec/machines/file_stream.toml:122 */
 {
     *state = FILE_STREAM_S_IDLE;
 }
 
-void file_stream_reset(file_stream_state_t *state) /* spec/machines/file_stream.toml:85 */
+void file_stream_reset(file_stream_state_t *state) /* spec/machines/file_stream.toml:123 */
 {
     if (*state != FILE_STREAM_S_IDLE && *state != FILE_STREAM_S_DONE && *state != FILE_STREAM_S_FAILED && *state != FILE_STREAM_S_GONE && *state != FILE_STREAM_S_CANCELLED)
         file_stream_reuse_bug("file_stream_reset", "idle, done, failed, gone, cancelled", *state);

@@ -25,6 +25,9 @@ enum __attribute__((packed)) file_stream_state {
     FILE_STREAM_S_IDLE, /* a slot with no stream, or a new one about to start: at once when its request is the oldest outstanding one, else at the first drain (when it has become the oldest) */
     FILE_STREAM_S_READING, /* a positional read is in flight into the write buffer; the socket's close waits for it */
     FILE_STREAM_S_SENDING, /* a chunk is committed: waiting for the send to drain it before the next read */
+    FILE_STREAM_S_SPLICE_HEAD, /* splice path: the head alone is committed and flushed; the first splice waits until it is sent (drain), since a splice writes the socket directly */
+    FILE_STREAM_S_SPLICING_IN, /* a file → pipe splice is in flight; the socket's close waits for it */
+    FILE_STREAM_S_SPLICING_OUT, /* a pipe → socket splice is in flight; the socket's close waits for it */
     FILE_STREAM_S_DONE, /* every byte of the range was committed; the connection went on (final) (final) */
     FILE_STREAM_S_FAILED, /* a read failed or the file ended early; the connection was aborted (final) (final) */
     FILE_STREAM_S_GONE, /* the connection closed under the stream (final) (final) */
@@ -45,6 +48,11 @@ enum file_stream_event {
     FILE_STREAM_EV_READ_EOF_EARLY, /* the read returned 0 before the range ended (the file was truncated) */
     FILE_STREAM_EV_DRAINED, /* the connection has sent everything committed (drain hook) */
     FILE_STREAM_EV_CONN_GONE, /* the connection is closing or was released under the stream */
+    FILE_STREAM_EV_SPLICE_IN, /* a file → pipe splice moved res > 0 bytes */
+    FILE_STREAM_EV_SPLICE_OUT_DONE, /* a pipe → socket splice emptied the pipe */
+    FILE_STREAM_EV_SPLICE_OUT_SHORT, /* a pipe → socket splice moved fewer bytes than the pipe holds (the socket is full): the rest is spliced next */
+    FILE_STREAM_EV_SPLICE_ERROR, /* a splice failed (res < 0), or could not be queued */
+    FILE_STREAM_EV_SPLICE_EOF_EARLY, /* a file → pipe splice returned 0 before the range ended (the file was truncated) */
     FILE_STREAM_EV_CANCEL, /* the stream is ended from outside: iox_file_streams_fini, or a new stream started on the slot while this one is active (cannot happen; logged) */
     FILE_STREAM_EVENT_COUNT
 };
@@ -75,6 +83,12 @@ int file_stream_guard_behind(const struct iox_file_stream *ctx, const struct iox
 /* the read brought the range's last byte (ev->res == left) */
 int file_stream_guard_last_chunk(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
+/* the stream holds a pipe from the reactor's pool: its body goes by splice (chosen on start: len >= splice_min and a pipe was free) */
+int file_stream_guard_spliced(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* the pipe is empty and no byte of the range is left to move (left == 0) */
+int file_stream_guard_all_spliced(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
 /* Actions — written by hand, called only by file_stream_fire(). Each runs
  * after the instance has moved to the transition's target state and returns
  * a follow-up event (FILE_STREAM_EV_NONE for none), which file_stream_fire()
@@ -91,6 +105,21 @@ int file_stream_act_finish(struct iox_file_stream *ctx, const struct iox_fstream
 
 /* log the path and offset, release the stream, abort the connection */
 int file_stream_act_abort(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* commit the response head alone and flush it: the body follows once it is sent (drain) */
+int file_stream_act_flush_head(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* count what the last pipe → socket splice moved (none after the head) and queue a splice of the next piece of the range (at most the pipe's size) from the file into the pipe (op_begin); raises splice_error when it cannot */
+int file_stream_act_splice_in(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* count what the short pipe → socket splice moved and queue a splice of the pipe's remaining bytes to the socket (op_begin); raises splice_error when it cannot */
+int file_stream_act_splice_rest(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* count what the file → pipe splice moved and queue a splice of the pipe's bytes to the socket (op_begin); raises splice_error when it cannot */
+int file_stream_act_splice_out(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* the range is on the socket: release the stream (the pipe goes back to the pool); the completion handler then resumes the connection */
+int file_stream_act_finish_splice(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
 /* the connection went away: release the stream (its end callback gets -EPIPE) */
 int file_stream_act_release(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
@@ -126,10 +155,10 @@ extern void (*file_stream_trace)(struct iox_file_stream *ctx, int from, int even
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/file_stream.toml:84: -> idle, whatever *state holds (it is not read). */
+/* spec/machines/file_stream.toml:122: -> idle, whatever *state holds (it is not read). */
 void file_stream_init(file_stream_state_t *state);
 
-/* spec/machines/file_stream.toml:85: idle | done | failed | gone | cancelled -> idle. */
+/* spec/machines/file_stream.toml:123: idle | done | failed | gone | cancelled -> idle. */
 void file_stream_reset(file_stream_state_t *state);
 
 #endif /* FILE_STREAM_MACHINE_H */

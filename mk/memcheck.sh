@@ -2,7 +2,7 @@
 # mk/memcheck.sh — `make memcheck`: the test suites under valgrind memcheck.
 #
 # 1. Server under valgrind: the integration suites (playground_raw,
-#    playground_pg, playground_hop, file_mode, responses) run from the normal runner
+#    playground_pg, playground_hop, file_mode, file_splice, responses) run from the normal runner
 #    with IOX_PLAYGROUND_WRAPPER set, so every playground they spawn runs as
 #    `valgrind ... build/playground` (tests/http_client.c, hc_server_spawn).
 #    IOX_UNDER_VALGRIND=1 scales the helpers' timeouts (hc_slow, ×20).
@@ -48,6 +48,8 @@ SERVER_CASES=(
   file_mode:exact_bytes file_mode:directories_and_missing file_mode:head file_mode:not_modified
   file_mode:ranges file_mode:pipelined file_mode:traversal_corpus file_mode:sighup_resnapshot
   file_mode:sigterm_exits_cleanly responses:corpus stats:counters_from_every_reactor
+  file_splice:one_and_ten_mib_exact file_splice:range_in_the_middle file_splice:client_closes_mid_file
+  file_splice:head_never_splices file_splice:every_big_body_was_spliced
 )
 SKIPPED="playground_raw:{load_1000_conns_x_100,tiny_buffer_ring_under_load,backpressure_200000_unread,sigterm_under_load} playground_pg:two_hundred_concurrent playground_hop:{two,four}_reactors_under_pipelined_load file_mode:slow_readers_bounded_memory"
 RUNNER_SUITES=(conn_sim pg_sim msg_sim file_sim stream_sim client_sim file_stream router http_parser http_parser_skip pg_parser url_path pg_auth pg_conninfo pg_frontend pg_ring)

@@ -292,7 +292,15 @@ static struct {
     uint64_t seeds, conns, requests, ranges, answers, complete_conns, cut_conns;
     uint64_t reads_full, reads_short, reads_eio, reads_eof, sends_short, sends_failed;
     uint64_t resets, timeouts, stops, sighups, stale, submit_fails, started, done, gone;
+    uint64_t splices_full, splices_short, splices_failed, spliced_streams, pipes_renewed;
 } stats;
+
+/* The splice path for the next fsim_start (0: off, the read path only):
+ * streams of at least this many bytes go file → pipe → socket through
+ * FSIM_PIPES real pipes of fsim_pipe_size bytes (0: the kernel's 64 KiB). */
+#define FSIM_PIPES 2
+static uint64_t fsim_splice_min;
+static uint32_t fsim_pipe_size;
 
 /* Build the snapshot (app.opt set by the caller, except what is set here)
  * and start the world: a simulated ring of 8 provided buffers of bufsize
@@ -308,6 +316,9 @@ static inline int fsim_start(struct world *w, uint64_t bake_max, uint32_t chunk,
     app.opt.max_depth = 8;
     app.opt.nreactors = 1;
     app.chunk = chunk;
+    app.splice_min = fsim_splice_min;
+    app.splice_pipes = FSIM_PIPES;
+    app.pipe_size = fsim_pipe_size;
     char why[200] = "";
     if (fs_snapshot_build(&app.opt, 1, &app.latest, why, sizeof why) < 0) {
         snprintf(w->why, sizeof w->why, "snapshot: %s", why);
@@ -361,6 +372,27 @@ static inline void fsim_read_fault(struct world *w, unsigned k, int eio)
     turn(w);
 }
 
+/* Fail the k-th live splice with err (-EIO), or complete a file → pipe
+ * one with 0 bytes (early EOF, eio 0): the connection must be aborted at
+ * once, as for a failed read. */
+static inline void fsim_splice_fault(struct world *w, unsigned k, int eio)
+{
+    uint64_t ud;
+    int64_t off_in;
+    if (iox_sim_splice_peek(w->sim, k, NULL, &off_in, NULL, NULL, &ud)) return;
+    if (!eio && off_in < 0) eio = 1;   /* a 0 from pipe → socket is not an EOF: fail it instead */
+    uint32_t idx = iox_ud_idx(ud);
+    struct hconn *c = conn_of_slot(w, idx);
+    uint16_t gen0 = w->hs->conns[idx].gen;
+    iox_sim_splice_complete(w->sim, k, 0, eio ? -EIO : 0, NULL);
+    if (c) c->cut = 1;
+    struct iox_conn *cc = &w->hs->conns[idx];
+    if (!w->why[0] && iox_conn_in_use(cc) && cc->gen == gen0 && cc->state != HTTP_CONN_S_CLOSING)
+        snprintf(w->why, sizeof w->why, "slot %u: %s splice did not abort the connection (state %s)", idx,
+                 eio ? "failed" : "early-EOF", http_conn_state_names[cc->state]);
+    turn(w);
+}
+
 static inline void deliver(struct world *w, struct hconn *c, size_t max, size_t chunk)
 {
     if (c->in_off >= c->in_len) return;
@@ -383,6 +415,12 @@ static inline void settle(struct world *w)
             turn(w);
             progress = 1;
         }
+        if (iox_sim_splices(w->sim)) {
+            iox_sim_splice_complete(w->sim, 0, (size_t)-1, 0, NULL);
+            stats.splices_full++;
+            turn(w);
+            progress = 1;
+        }
         for (unsigned j = 0; j < w->nc; j++)
             if (iox_sim_has_op(w->sim, IOX_OP_SEND, w->conn[j].fd)) {
                 iox_sim_send(w->sim, w->conn[j].fd, 0);
@@ -399,6 +437,7 @@ static inline void settle(struct world *w)
 static inline void fsim_epilogue(struct world *w)
 {
     iox_sim_fail_submit(w->sim, IOX_OP_READ, 0, 0);
+    iox_sim_fail_submit(w->sim, IOX_OP_SPLICE, 0, 0);
     for (unsigned j = 0; j < w->nc; j++)
         for (int g = 0; g < 1000 && w->conn[j].in_off < w->conn[j].in_len; g++) {
             settle(w);
@@ -507,16 +546,26 @@ static inline int fsim_check_books(struct world *w)
                  (unsigned long long)fs->n_started, (unsigned long long)fs->n_done, (unsigned long long)fs->n_gone,
                  (unsigned long long)fs->n_errors, (unsigned long long)fs->n_eof_early);
     }
+    /* Splice path: no splice left, every pipe back in the pool and open
+     * (one a stream left bytes in was made again, not lost). */
+    unsigned busy = 0;
+    for (uint32_t i = 0; i < fs->npipes; i++)
+        busy += fs->pipes[i].busy || fs->pipes[i].rfd < 0 || fs->pipes[i].wfd < 0;
+    if (!failed && (iox_sim_splices(w->sim) || busy)) {
+        failed = 1;
+        snprintf(w->why, sizeof w->why, "splices left %u, pipes not back in the pool %u of %u", iox_sim_splices(w->sim),
+                 busy, fs->npipes);
+    }
     struct file_reactor *fr = FILE_REACTOR(&w->r);
     if (!failed) {
         struct fs_snapshot *cur = fr->view.cur;
         int fds = count_fds();
         if (cur->hold[0].streams || atomic_load(&cur->claims) != 1 || cur->next ||
-            fds != w->fds0 + (int)cur->nstreamed) {
+            fds != w->fds0 + (int)cur->nstreamed + 2 * (int)fs->npipes) {
             failed = 1;
-            snprintf(w->why, sizeof w->why, "snapshot gen %llu: %u streams held, %u claims, %d fds open (baseline %d + %u streamed files)",
+            snprintf(w->why, sizeof w->why, "snapshot gen %llu: %u streams held, %u claims, %d fds open (baseline %d + %u streamed files + 2 x %u pipes)",
                      (unsigned long long)cur->generation, cur->hold[0].streams, atomic_load(&cur->claims), fds, w->fds0,
-                     cur->nstreamed);
+                     cur->nstreamed, fs->npipes);
         }
     }
     return failed;

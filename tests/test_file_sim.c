@@ -68,6 +68,31 @@ static void read_step(struct world *w, uint64_t *s, int faults)
     turn(w);
 }
 
+/* Complete the k-th live splice with a fate: full, short, or (faults) a
+ * failure / an early end of file. */
+static void splice_step(struct world *w, uint64_t *s, int faults)
+{
+    unsigned n = iox_sim_splices(w->sim);
+    if (!n) return;
+    unsigned k = (unsigned)(rnd(s) % n);
+    size_t len;
+    iox_sim_splice_peek(w->sim, k, NULL, NULL, NULL, &len, NULL);
+    unsigned f = (unsigned)(rnd(s) % 100);
+    if (faults && f < 4) {
+        fsim_splice_fault(w, k, f < 2);
+        stats.splices_failed++;
+        return;
+    }
+    if (f < 35 && len > 1) {
+        iox_sim_splice_complete(w->sim, k, 1 + rnd(s) % (len - 1), 0, NULL);
+        stats.splices_short++;
+    } else {
+        iox_sim_splice_complete(w->sim, k, len, 0, NULL);
+        stats.splices_full++;
+    }
+    turn(w);
+}
+
 /* Transitions taken, by (from, event), via the generated tracer. */
 static uint64_t taken[FILE_STREAM_STATE_COUNT][FILE_STREAM_EVENT_COUNT];
 static void trace(struct iox_file_stream *st, int from, int event, int to)
@@ -89,6 +114,11 @@ static int run_seed(uint64_t seed)
     int faults = rnd(&s) % 2;
     unsigned nc = 1 + (unsigned)(rnd(&s) % FSIM_MAXC);
     unsigned bufsize = 64u << (rnd(&s) % 3);
+    /* Half the seeds take the splice path for streams of 1+ bytes or of
+     * 9000+ (the rest read); pipes of one page or the default 64 KiB. */
+    static const uint64_t splice_mins[] = {0, 0, 1, 9000};
+    fsim_splice_min = splice_mins[rnd(&s) % 4];
+    fsim_pipe_size = rnd(&s) % 2 ? 4096 : 0;
     if (fsim_start(w, bake, chunk, nc, bufsize) < 0) {
         fprintf(stderr, "\n  %s\n", w->why);
         free(w);
@@ -109,7 +139,8 @@ static int run_seed(uint64_t seed)
         if (what < 25) {
             deliver(w, c, 1 + rnd(&s) % 200, 1 + rnd(&s) % 64);
         } else if (what < 50) {
-            read_step(w, &s, faults);
+            if (rnd(&s) % 2) read_step(w, &s, faults);
+            else splice_step(w, &s, faults);
         } else if (what < 75) {
             if (iox_sim_has_op(w->sim, IOX_OP_SEND, c->fd)) {
                 unsigned f = (unsigned)(rnd(&s) % 100);
@@ -137,9 +168,9 @@ static int run_seed(uint64_t seed)
                 iox_reactor_begin_stop(&w->r);
                 turn(w);
                 stats.stops++;
-            } else if (faults && e == 5) {    /* no SQE for the next read: the stream cannot go on */
+            } else if (faults && e == 5) {    /* no SQE for the next read or splice: the stream cannot go on */
                 for (unsigned j = 0; j < w->nc; j++) w->conn[j].cut = 1;
-                iox_sim_fail_submit(w->sim, IOX_OP_READ, 1, -EBUSY);
+                iox_sim_fail_submit(w->sim, fsim_splice_min && rnd(&s) % 2 ? IOX_OP_SPLICE : IOX_OP_READ, 1, -EBUSY);
                 stats.submit_fails++;
             } else if (e < 8) {              /* SIGHUP: a new snapshot, this reactor told */
                 file_sighup(NULL);
@@ -169,6 +200,8 @@ static int run_seed(uint64_t seed)
     stats.started += fs->n_started;
     stats.done += fs->n_done;
     stats.gone += fs->n_gone;
+    stats.spliced_streams += fs->n_spliced;
+    stats.pipes_renewed += fs->n_pipe_renewed;
     for (unsigned j = 0; j < w->nc; j++) {
         stats.requests += w->conn[j].nreq;
         stats.cut_conns += w->conn[j].cut;
@@ -223,6 +256,11 @@ IOX_TEST(file_sim, seeded_streams_with_faults)
                 (unsigned long long)stats.resets, (unsigned long long)stats.timeouts, (unsigned long long)stats.stops,
                 (unsigned long long)stats.sighups, (unsigned long long)stats.stale,
                 (unsigned long long)stats.submit_fails);
+    if (getenv("IOX_SIM_STATS"))
+        fprintf(stderr, "  splice path: %llu streams spliced; splices %llu full, %llu short, %llu failed; %llu pipes made again\n",
+                (unsigned long long)stats.spliced_streams, (unsigned long long)stats.splices_full,
+                (unsigned long long)stats.splices_short, (unsigned long long)stats.splices_failed,
+                (unsigned long long)stats.pipes_renewed);
     if (getenv("IOX_SIM_STATS")) {
         fprintf(stderr, "  file_stream transitions taken:");
         for (int a = 0; a < FILE_STREAM_STATE_COUNT; a++)

@@ -52,6 +52,9 @@ struct file_reactor {
 static struct {
     struct fs_options opt;
     uint32_t chunk;
+    uint64_t splice_min;  /* FILE_SPLICE_MIN: ranges this large go by splice (0: never) */
+    unsigned splice_pipes;  /* FILE_SPLICE_PIPES: pipes per reactor */
+    uint32_t pipe_size;  /* FILE_PIPE_SIZE: bytes per pipe (F_SETPIPE_SZ) */
     uint64_t generation;
     struct fs_snapshot *latest;    /* main thread only */
 } app;
@@ -236,6 +239,16 @@ static int file_start(struct iox_reactor *r, void *ctx)
     if (!fr) return -1;
     struct iox_http_server *hs = iox_http_server_of(r, 0);
     if (!hs || iox_file_streams_init(hs) < 0) { free(fr); return -1; }
+    if (app.splice_min) {
+        int rc = iox_file_streams_splice(r, app.splice_min, app.splice_pipes, app.pipe_size);
+        if (rc < 0) {
+            IOX_ERROR("file mode: cannot create %u splice pipes: %s — raise ulimit -n, or FILE_SPLICE_MIN=0 to read and send instead",
+                      app.splice_pipes, strerror(-rc));
+            iox_file_streams_fini(r);
+            free(fr);
+            return -1;
+        }
+    }
     /* No SIGHUP is handled before every reactor has started, so the first
      * snapshot is still the latest and holds one claim for each of us. */
     fr->view.cur = app.latest;
@@ -252,7 +265,14 @@ static void file_stop(struct iox_reactor *r, void *ctx)
     if (!fr) return;
     /* Every connection is closed (the loop ends at zero), so every stream
      * ended through its close hook; any left (ended here, -ECANCELED) would
-     * pin their snapshot. */
+     * pin their snapshot. The counters say which path the bodies took
+     * (tests/test_file_splice.c reads this line). */
+    const struct iox_file_streams *fs = iox_file_streams_of(r);
+    if (fs)
+        IOX_INFO("file mode: streams: %" PRIu64 " started (%" PRIu64 " spliced, %" PRIu64 " found no free pipe), %" PRIu64
+                 " done, %" PRIu64 " gone, %" PRIu64 " failed; %" PRIu64 " reads, %" PRIu64 " splices; %" PRIu64 " pipes made again",
+                 fs->n_started, fs->n_spliced, fs->n_no_pipe, fs->n_done, fs->n_gone, fs->n_errors + fs->n_eof_early,
+                 fs->n_reads, fs->n_splices, fs->n_pipe_renewed);
     iox_file_streams_fini(r);
     fs_view_leave(&fr->view);
     free(fr);
@@ -298,8 +318,13 @@ static int env_u64(const char *name, uint64_t def, uint64_t min, uint64_t max, u
 
 int playground_file(struct iox_server_config *cfg, struct iox_http_config *http)
 {
-    uint64_t bake, chunk, files, depth;
-    if (env_u64("FILE_BAKE_MAX", 64 * 1024, 0, 8u << 20, &bake) < 0 ||
+    uint64_t bake, chunk, files, depth, splice_min, pipes, pipe_size;
+    /* Splice from 64 KiB: everything streamed (FILE_BAKE_MAX) goes file →
+     * pipe → socket; bench/RESULTS.md (row file1m) has the measurement. */
+    if (env_u64("FILE_SPLICE_MIN", 64 * 1024, 0, UINT64_MAX, &splice_min) < 0 ||
+        env_u64("FILE_SPLICE_PIPES", 64, 1, 4096, &pipes) < 0 ||
+        env_u64("FILE_PIPE_SIZE", 1u << 20, 4096, 1u << 30, &pipe_size) < 0 ||
+        env_u64("FILE_BAKE_MAX", 64 * 1024, 0, 8u << 20, &bake) < 0 ||
         env_u64("FILE_CHUNK", 64 * 1024, 4096, 1u << 20, &chunk) < 0 ||
         env_u64("FILE_MAX_FILES", 100000, 1, 10000000, &files) < 0 ||
         env_u64("FILE_MAX_DEPTH", 32, 1, 1024, &depth) < 0)
@@ -311,6 +336,9 @@ int playground_file(struct iox_server_config *cfg, struct iox_http_config *http)
     app.opt.max_depth = (uint32_t)depth;
     app.opt.nreactors = cfg->reactors;
     app.chunk = (uint32_t)chunk;
+    app.splice_min = splice_min;
+    app.splice_pipes = (unsigned)pipes;
+    app.pipe_size = (uint32_t)pipe_size;
     char why[512] = "";
     if (fs_snapshot_build(&app.opt, 1, &app.latest, why, sizeof why) < 0) {
         fprintf(stderr, "playground: %s\n", why);

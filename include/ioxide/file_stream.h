@@ -16,7 +16,11 @@
  * with the name and offset and aborts the connection. A connection that
  * closes under a stream ends it (close hook); the socket's close waits for
  * the read in flight (iox_conn_op_begin/op_end), so a read never lands in
- * freed memory. */
+ * freed memory.
+ *
+ * Splice path (iox_file_streams_splice): a large range instead sends its
+ * head alone, then moves the body file → pipe → socket with splices on the
+ * ring; see spec/machines/file_stream.toml and docs/file-mode.md. */
 #ifndef IOX_FILE_STREAM_H
 #define IOX_FILE_STREAM_H
 #include "file_stream_machine.h"
@@ -47,6 +51,9 @@ struct iox_file_stream {
     int fd;
     uint16_t gen;              /* the connection's generation */
     uint16_t seq;              /* the request the stream answers */
+    int32_t pipe;              /* splice path: index of the pool pipe held, -1 none */
+    uint32_t in_pipe;          /* splice path: bytes in the pipe, not yet on the socket */
+    uint8_t pipe_dirty;        /* splice path: the pipe may hold bytes (a file → pipe splice was queued, the pipe not emptied since) */
     file_stream_state_t state; /* written only by file_stream_fire() and the [reuse] functions */
     uint8_t active;            /* started, on_end not called yet */
 };
@@ -57,12 +64,22 @@ struct iox_file_streams {
     struct iox_http_server *hs;
     uint32_t active;
     int owner;                 /* the streams' kind id in user_data */
+    /* Splice path (iox_file_streams_splice): ranges of at least
+     * splice_min bytes (0: never) go file → pipe → socket. */
+    uint64_t splice_min;
+    struct iox_fs_pipe { int rfd, wfd; uint8_t busy; } *pipes;
+    uint32_t npipes, pipe_size;
     /* Counters (this reactor): what happened to reads and streams. */
     uint64_t n_started, n_reads, n_short, n_errors, n_eof_early, n_done, n_gone, n_stale;
+    uint64_t n_spliced;        /* streams that took the splice path */
+    uint64_t n_splices;        /* splice SQEs queued (both halves) */
+    uint64_t n_no_pipe;        /* splice-sized streams that found no free pipe (read path) */
+    uint64_t n_pipe_renewed;   /* pipes closed and made again because a stream left bytes in them */
 };
 
 /* Allocate the stream table for the connections of HTTP server hs (one
- * stream per connection slot; a service of hs's reactor, one per reactor)
+ * stream per connection slot, set up by its first stream: untouched
+ * entries cost no RSS; a service of hs's reactor, one per reactor)
  * and register the streams' kind, which takes the read completions. 0 or
  * -ENOMEM. Call from the reactor's on_start (iox_http_server_of). */
 int iox_file_streams_init(struct iox_http_server *hs);
@@ -70,6 +87,17 @@ int iox_file_streams_init(struct iox_http_server *hs);
  * closed) is ended with -ECANCELED. Call from on_stop. */
 void iox_file_streams_fini(struct iox_reactor *r);
 struct iox_file_streams *iox_file_streams_of(struct iox_reactor *r);
+/* Turn on the splice path for this reactor's streams: a range of at least
+ * min_len bytes (min_len > 0) is sent file → pipe → socket with
+ * IORING_OP_SPLICE (both halves on the ring, one in flight at a time), so
+ * its bytes never enter user memory; shorter ranges, and any stream that
+ * finds all `npipes` pipes busy, take the read path. Creates npipes pipes
+ * now (pipe2, then F_SETPIPE_SZ to pipe_bytes when it is not 0; the
+ * kernel's default 64 KiB is kept if that is refused): a splice moves at
+ * most the pipe's size. Call after iox_file_streams_init, from on_start.
+ * Returns 0, or -errno (pipe2 failed: raise the open-files limit) with
+ * nothing created. iox_file_streams_fini closes the pipes. */
+int iox_file_streams_splice(struct iox_reactor *r, uint64_t min_len, unsigned npipes, uint32_t pipe_bytes);
 
 /* From on_request, after the response head (iox_resp_head, Content-Length
  * = len) is written: stream bytes [off, off+len) of fd (len > 0), reading

@@ -40,6 +40,12 @@ struct iox_seam_ops {
     int (*recv)(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t ud);
     int (*send)(struct iox_seam *s, int fd, const void *buf, size_t len, uint64_t ud);
     int (*read)(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t off, uint64_t ud);
+    /* Move up to len bytes from fd_in to fd_out through the kernel
+     * (IORING_OP_SPLICE; one of the two is a pipe). off_in: the file offset
+     * to read at, or -1 for a pipe (no offset); fd_out is read/written at
+     * its own position. Completes with the bytes moved (0: fd_in at end of
+     * file) or -errno. */
+    int (*splice)(struct iox_seam *s, int fd_in, int64_t off_in, int fd_out, size_t len, uint64_t ud);
     int (*socket)(struct iox_seam *s, int domain, int type, int proto, uint64_t ud);
     int (*connect)(struct iox_seam *s, int fd, const struct sockaddr *sa, socklen_t len, uint64_t ud);
     int (*shutdown)(struct iox_seam *s, int fd, int how, uint64_t ud);
@@ -71,6 +77,7 @@ static inline int iox_seam_recv_multishot(struct iox_seam *s, int fd, uint64_t u
 static inline int iox_seam_recv(struct iox_seam *s, int fd, void *b, size_t n, uint64_t ud) { return s->ops->recv(s, fd, b, n, ud); }
 static inline int iox_seam_send(struct iox_seam *s, int fd, const void *b, size_t n, uint64_t ud) { return s->ops->send(s, fd, b, n, ud); }
 static inline int iox_seam_read(struct iox_seam *s, int fd, void *b, size_t n, uint64_t off, uint64_t ud) { return s->ops->read(s, fd, b, n, off, ud); }
+static inline int iox_seam_splice(struct iox_seam *s, int in, int64_t off_in, int out, size_t n, uint64_t ud) { return s->ops->splice(s, in, off_in, out, n, ud); }
 static inline int iox_seam_socket(struct iox_seam *s, int d, int t, int p, uint64_t ud) { return s->ops->socket(s, d, t, p, ud); }
 static inline int iox_seam_connect(struct iox_seam *s, int fd, const struct sockaddr *sa, socklen_t l, uint64_t ud) { return s->ops->connect(s, fd, sa, l, ud); }
 static inline int iox_seam_shutdown(struct iox_seam *s, int fd, int how, uint64_t ud) { return s->ops->shutdown(s, fd, how, ud); }

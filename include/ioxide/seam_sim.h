@@ -108,6 +108,26 @@ unsigned iox_sim_reads(struct iox_seam_sim *s);
 int iox_sim_read_peek(struct iox_seam_sim *s, unsigned k, int *fd, uint64_t *off, size_t *len, uint64_t *ud);
 int iox_sim_read_complete(struct iox_seam_sim *s, unsigned k, size_t max, int err, int *res);
 
+/* Splices (IORING_OP_SPLICE: a file stream's file → pipe → socket path),
+ * queued until the test completes them:
+ *   iox_sim_splices(s)                  how many are live;
+ *   iox_sim_splice_peek(s, k, ...)      the k-th (oldest first): fd_in, its
+ *                                       offset (-1: a pipe), fd_out,
+ *                                       length asked, user_data;
+ *   iox_sim_splice_complete(s, k, max, err, &res)
+ *                                       err < 0: fail it with err; else move
+ *                                       min(max, length) bytes for real:
+ *                                       file → pipe with splice(2) (both
+ *                                       are the test's real descriptors),
+ *                                       pipe → socket by reading the real
+ *                                       pipe into the simulated socket's
+ *                                       peer bytes (iox_sim_peer_bytes).
+ *                                       res: the completion's res.
+ * Return 0, or -1 (no such splice). */
+unsigned iox_sim_splices(struct iox_seam_sim *s);
+int iox_sim_splice_peek(struct iox_seam_sim *s, unsigned k, int *in, int64_t *off_in, int *out, size_t *len, uint64_t *ud);
+int iox_sim_splice_complete(struct iox_seam_sim *s, unsigned k, size_t max, int err, int *res);
+
 /* The next n submissions of ops of kind `op` fail at once with err (what
  * the real seam returns when no SQE can be had: -EBUSY); 0 ends it. Only
  * reads return the error as given; other ops report -EBUSY. */

@@ -3,6 +3,7 @@
 #include <ioxide/seam_sim.h>
 #include <ioxide/ud.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ struct sim_op {
     const char *buf;
     size_t len;          /* msg_ring: the target CQE's res */
     int fd;
-    int ring_fd;         /* msg_ring: the target ring */
+    int ring_fd;         /* msg_ring: the target ring; splice: fd_in */
     uint8_t op, live, cancel_fd;
 };
 
@@ -124,6 +125,18 @@ static int x_read(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t off,
     S(b)->ops[i].off = off;
     return 0;
 }
+/* A splice is booked on its socket when it writes one (off_in -1: the
+ * pipe → socket half), so a cancel or close of the socket sees it; the
+ * file → pipe half is on no simulated fd (both are real descriptors). */
+static int x_splice(struct iox_seam *b, int in, int64_t off_in, int out, size_t n, uint64_t ud)
+{
+    int i = add_op(S(b), IOX_OP_SPLICE, off_in < 0 ? out : -1, ud, NULL, n);
+    if (i < 0) return i;
+    S(b)->ops[i].off = (uint64_t)off_in;
+    S(b)->ops[i].ring_fd = in;
+    S(b)->ops[i].target = (uint64_t)(uint32_t)out;
+    return 0;
+}
 static int x_socket(struct iox_seam *b, int d, int t, int p, uint64_t ud) { (void)d; (void)t; (void)p; return add_op(S(b), IOX_OP_SOCKET, -1, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 static int x_connect(struct iox_seam *b, int fd, const struct sockaddr *sa, socklen_t l, uint64_t ud) { (void)sa; (void)l; return add_op(S(b), IOX_OP_CONNECT, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 static int x_shutdown(struct iox_seam *b, int fd, int how, uint64_t ud) { (void)how; return add_op(S(b), IOX_OP_SHUTDOWN, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
@@ -174,7 +187,7 @@ static int x_unsent(struct iox_seam *b, int fd)
 
 static const struct iox_seam_ops sim_ops = {
     .accept_multishot = x_accept, .recv_multishot = x_recv_ms, .recv = x_recv,
-    .send = x_send, .read = x_read, .socket = x_socket, .connect = x_connect,
+    .send = x_send, .read = x_read, .splice = x_splice, .socket = x_socket, .connect = x_connect,
     .shutdown = x_shutdown, .close = x_close, .cancel_fd = x_cancel_fd,
     .cancel = x_cancel, .timeout = x_timeout, .msg_ring = x_msg_ring,
     .unsent = x_unsent, .buf = x_buf, .buf_return = x_buf_return,
@@ -426,6 +439,74 @@ int iox_sim_read_complete(struct iox_seam_sim *s, unsigned k, size_t max, int er
         size_t n = max < o->len ? max : o->len;
         ssize_t got = n ? pread(o->fd, (char *)o->buf, n, (off_t)o->off) : 0;
         r = got < 0 ? -errno : (int)got;
+    }
+    if (res) *res = r;
+    deliver(s, o->ud, r, 0);
+    return 0;
+}
+
+/* ---- splices ---- */
+
+static int splice_nth(struct iox_seam_sim *s, unsigned k)
+{
+    uint64_t after = 0;
+    for (unsigned n = 0;; n++) {
+        int best = -1;
+        for (unsigned i = 0; i < s->nops; i++) {
+            struct sim_op *o = &s->ops[i];
+            if (!o->live || o->op != IOX_OP_SPLICE || o->seq <= after) continue;
+            if (best < 0 || o->seq < s->ops[best].seq) best = (int)i;
+        }
+        if (best < 0) return -1;
+        if (n == k) return best;
+        after = s->ops[best].seq;
+    }
+}
+
+unsigned iox_sim_splices(struct iox_seam_sim *s)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->nops; i++)
+        if (s->ops[i].live && s->ops[i].op == IOX_OP_SPLICE) n++;
+    return n;
+}
+
+int iox_sim_splice_peek(struct iox_seam_sim *s, unsigned k, int *in, int64_t *off_in, int *out, size_t *len, uint64_t *ud)
+{
+    int i = splice_nth(s, k);
+    if (i < 0) return -1;
+    if (in) *in = s->ops[i].ring_fd;
+    if (off_in) *off_in = (int64_t)s->ops[i].off;
+    if (out) *out = (int)(uint32_t)s->ops[i].target;
+    if (len) *len = s->ops[i].len;
+    if (ud) *ud = s->ops[i].ud;
+    return 0;
+}
+
+int iox_sim_splice_complete(struct iox_seam_sim *s, unsigned k, size_t max, int err, int *res)
+{
+    int i = splice_nth(s, k);
+    if (i < 0) return -1;
+    struct sim_op *o = &s->ops[i];
+    o->live = 0;
+    int r = err;
+    size_t n = max < o->len ? max : o->len;
+    int in = o->ring_fd, out = (int)(uint32_t)o->target;
+    if (err >= 0 && (int64_t)o->off >= 0) {          /* file → real pipe */
+        loff_t off = (loff_t)o->off;
+        ssize_t got = n ? splice(in, &off, out, NULL, n, SPLICE_F_NONBLOCK) : 0;
+        r = got < 0 ? -errno : (int)got;
+    } else if (err >= 0) {                            /* real pipe → simulated socket */
+        char tmp[65536];
+        size_t done = 0;
+        while (done < n) {
+            size_t want = n - done < sizeof tmp ? n - done : sizeof tmp;
+            ssize_t got = read(in, tmp, want);
+            if (got <= 0) break;
+            if (out >= 0 && out < SIM_FDS) peer_append(&s->peers[out], tmp, (size_t)got);
+            done += (size_t)got;
+        }
+        r = (int)done;
     }
     if (res) *res = r;
     deliver(s, o->ud, r, 0);

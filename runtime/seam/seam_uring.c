@@ -2,6 +2,7 @@
 #include <ioxide/seam.h>
 #include <ioxide/log.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -125,6 +126,17 @@ static int u_read(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t of
     return 0;
 }
 
+/* SPLICE_F_MOVE is a hint the kernel ignores for most files; the pipe
+ * half never blocks the ring: io_uring punts a splice that would block to
+ * its worker. */
+static int u_splice(struct iox_seam *s, int fd_in, int64_t off_in, int fd_out, size_t len, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_splice(sqe, fd_in, off_in, fd_out, -1, (unsigned)len, SPLICE_F_MOVE);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
 static int u_socket(struct iox_seam *s, int domain, int type, int proto, uint64_t ud)
 {
     SQE_OR_BUSY(U(s), sqe);
@@ -223,7 +235,7 @@ static int u_unsent(struct iox_seam *s, int fd)
 
 static const struct iox_seam_ops uring_ops = {
     .accept_multishot = u_accept_multishot, .recv_multishot = u_recv_multishot,
-    .recv = u_recv, .send = u_send, .read = u_read, .socket = u_socket,
+    .recv = u_recv, .send = u_send, .read = u_read, .splice = u_splice, .socket = u_socket,
     .connect = u_connect, .shutdown = u_shutdown, .close = u_close,
     .cancel_fd = u_cancel_fd, .cancel = u_cancel, .timeout = u_timeout,
     .msg_ring = u_msg_ring, .unsent = u_unsent, .buf = u_buf, .buf_return = u_buf_return,
