@@ -109,6 +109,7 @@ struct iox_http_server {
     uint64_t n_accepted, n_closed, n_requests, n_stale_cqes, n_enobufs, n_timeouts;
     uint64_t n_status[6];             /* answers by status class, [1] = 1xx .. [5] = 5xx */
     uint64_t n_bytes_in, n_bytes_out;
+    struct iox_conn *in_request;      /* the connection whose on_request runs (body API checks) */
     /* Stats on: the path, and the application behind it (http_stats.c). */
     const char *stats_path;
     const struct iox_http_app *user_app;
