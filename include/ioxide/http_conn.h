@@ -40,11 +40,11 @@ struct iox_event {
  * earlier response is committed (see docs/architecture.md). */
 struct iox_rslot {
     char *buf;                  /* side buffer (from the reactor's free lists) */
-    uint32_t len, cap;
-    uint32_t flushed;           /* side bytes sendable at once when it becomes the oldest */
     void (*on_drain)(struct iox_conn *c, void *arg);
     void *on_drain_arg;
     void *user;                 /* the application's per-request pointer (iox_req_set_user) */
+    uint32_t len, cap;
+    uint32_t flushed;           /* side bytes sendable at once when it becomes the oldest */
     uint16_t seq;
     uint8_t awaiting;           /* an async handler owns it (iox_conn_async_done not called) */
     uint8_t counted;            /* counted in nasync */
@@ -54,6 +54,7 @@ struct iox_rslot {
     uint8_t skip_body;          /* the body will not be read (100-continue not asked for, or refused): close after the answer */
     uint8_t ka_req;             /* the request's own keep-alive (keep_alive is cleared while skip_body is provisional) */
 };
+_Static_assert(sizeof(struct iox_rslot) <= 56, "struct iox_rslot: one per pipelined request per connection");
 
 struct iox_conn {
     struct iox_reactor *r;

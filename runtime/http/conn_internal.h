@@ -12,8 +12,9 @@
 /* Response slots: position 0 of every connection's ring sits in one plane
  * (rslots[idx]), the other positions of each connection together after it
  * (rslots[max_conns + idx * mask + pos - 1]). A connection that never
- * pipelines touches only its 48 bytes in the plane, not its whole ring
- * (32 × 48 B: most of the 2.6 KiB per idle connection the soak saw); one
+ * pipelines touches only its 56 bytes in the plane, not its whole ring
+ * (32 × 48 B, before the per-request user pointer made it 56: most of the
+ * 2.6 KiB per idle connection the soak saw); one
  * that does keeps its deeper slots in one contiguous block (a fully
  * position-major layout put each of a 16-deep pipeline's slots on its own
  * page). Positions count from rq_base, the seq at which the ring last
