@@ -80,36 +80,41 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_consume(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:120 */
-                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] -> half_closed (line 120) */
-                    *state = HTTP_CONN_S_HALF_CLOSED;
-                    if (http_conn_trace)
-                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
-                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 120) */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:124 */
+                if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] finish -> finishing (line 124) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 120) */
+                } else if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] -> half_closed (line 124) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 124) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else { /* drop -> closing (line 124) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:121 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:125 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:122 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:126 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:123 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:127 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
@@ -121,9 +126,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:136 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:140 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:124 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:128 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
@@ -141,74 +146,74 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:129 */
-                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 129) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:133 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 133) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_drain_body(ctx, ev);
-                } else { /* commit (line 129) */
+                } else { /* commit (line 133) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:131 */
-                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 131) */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:135 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 135) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 131) */
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 135) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_close_after_body(ctx, ev);
-                } else { /* close_after_head (line 131) */
+                } else { /* close_after_head (line 135) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_close_after_head(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:132 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:136 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 break;
-            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:133 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:137 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:135 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:139 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:130 */
-                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 130) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:134 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 134) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* resume (line 130) */
+                } else { /* resume (line 134) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_resume(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:136 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:140 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:134 */
+            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:138 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 break;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:136 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:140 */
                 return *state;
             case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -216,9 +221,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:136 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:140 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:136 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:140 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -228,23 +233,23 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_THROTTLED:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:140 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:144 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_consume_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:150 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:150 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:141 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:145 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_count_nobufs(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:150 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
             case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -252,22 +257,22 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:142 */
-                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 142) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:146 */
+                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 146) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 142) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 146) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_unthrottle(ctx, ev);
-                } else { /* unthrottle -> reading (line 142) */
+                } else { /* unthrottle -> reading (line 146) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_unthrottle(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:143 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:147 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
@@ -285,81 +290,81 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:144 */
-                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 144) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:148 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 148) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_drain_body(ctx, ev);
-                } else { /* commit (line 144) */
+                } else { /* commit (line 148) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:146 */
-                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish_held -> finishing (line 146) */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:150 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish_held -> finishing (line 150) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish_held(ctx, ev);
-                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 146) */
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 150) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_close_after_body(ctx, ev);
-                } else { /* close_after_head (line 146) */
+                } else { /* close_after_head (line 150) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_close_after_head(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:147 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:151 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 break;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:150 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:149 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:153 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:145 */
-                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish_held -> finishing (line 145) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:149 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish_held -> finishing (line 149) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish_held(ctx, ev);
-                } else if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] resume_held (line 145) */
+                } else if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] resume_held (line 149) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_resume_held(ctx, ev);
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] resume -> half_closed (line 145) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] resume -> half_closed (line 149) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_resume(ctx, ev);
-                } else { /* resume -> reading (line 145) */
+                } else { /* resume -> reading (line 149) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_resume(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:150 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:148 */
+            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:152 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 break;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:150 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
             case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -367,9 +372,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:150 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:150 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -379,23 +384,23 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_BODY_HELD:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:154 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:158 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 next = http_conn_act_stash_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:155 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:159 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 next = http_conn_act_count_nobufs(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
             case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -403,9 +408,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:156 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:160 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
@@ -423,48 +428,48 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:157 */
-                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_held (line 157) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:161 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_held (line 161) */
                     *state = HTTP_CONN_S_BODY_HELD;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                     next = http_conn_act_drain_held(ctx, ev);
-                } else { /* commit (line 157) */
+                } else { /* commit (line 161) */
                     *state = HTTP_CONN_S_BODY_HELD;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:159 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:163 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 next = http_conn_act_close_after_body(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:160 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:164 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* spec/machines/http_conn.toml:158 */
-                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unhold -> half_closed (line 158) */
+            case HTTP_CONN_EV_RELEASE: /* spec/machines/http_conn.toml:162 */
+                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unhold -> half_closed (line 162) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_unhold(ctx, ev);
-                } else { /* unhold -> reading (line 158) */
+                } else { /* unhold -> reading (line 162) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
@@ -477,9 +482,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:161 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -489,27 +494,27 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_WAITING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:169 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_stash(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:174 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:166 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:170 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:167 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:171 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:168 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:172 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
@@ -521,9 +526,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:174 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:169 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:173 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
@@ -541,45 +546,45 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:170 */
-                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] commit -> half_closed (line 170) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:174 */
+                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] commit -> half_closed (line 174) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_commit(ctx, ev);
-                } else { /* commit -> reading (line 170) */
+                } else { /* commit -> reading (line 174) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:171 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:175 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_note_shutdown(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:174 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:172 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:176 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:173 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:177 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:174 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:174 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:174 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:174 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
             case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -587,9 +592,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:174 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:174 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -599,23 +604,23 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_WAITING_THROTTLED:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:178 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:182 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_stash_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:179 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:183 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_count_nobufs(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
             case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -623,17 +628,17 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:180 */
-                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 180) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:184 */
+                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 184) */
                     return *state; /* ignored */
-                } else { /* resume_reading -> waiting (line 180) */
+                } else { /* resume_reading -> waiting (line 184) */
                     *state = HTTP_CONN_S_WAITING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                     next = http_conn_act_resume_reading(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:181 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:185 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
@@ -651,35 +656,35 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:182 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:186 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_commit(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:183 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:187 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_note_shutdown(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:184 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:188 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
             case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -687,9 +692,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -699,15 +704,15 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_HALF_CLOSED:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:207 */
+            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:207 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:207 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:207 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:207 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
             case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -715,22 +720,22 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:196 */
-                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 196) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:200 */
+                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 200) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 196) */
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 200) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 196) */
+                } else { /* drop -> closing (line 200) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:197 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:201 */
                 *state = HTTP_CONN_S_HALF_CLOSED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
@@ -748,87 +753,92 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:198 */
-                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 198) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:202 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 202) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_drain_body(ctx, ev);
-                } else { /* commit (line 198) */
+                } else { /* commit (line 202) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:201 */
-                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 201) */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:205 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 205) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 201) */
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 205) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_close_after_body(ctx, ev);
-                } else { /* close_after_head (line 201) */
+                } else { /* close_after_head (line 205) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_close_after_head(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:202 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:206 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 break;
-            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:203 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:207 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:205 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:209 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:199 */
-                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 199) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:203 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 203) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* resume (line 199) */
+                } else { /* resume (line 203) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_resume(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* spec/machines/http_conn.toml:200 */
-                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 200) */
-                    return *state; /* ignored */
-                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 200) */
+            case HTTP_CONN_EV_CAUGHT_UP: /* spec/machines/http_conn.toml:204 */
+                if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] finish -> finishing (line 204) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 200) */
+                } else if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 204) */
+                    return *state; /* ignored */
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 204) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else { /* drop -> closing (line 204) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:204 */
+            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:208 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 break;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:207 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
             case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -836,9 +846,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:207 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:207 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -848,27 +858,27 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_FINISHING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:211 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:215 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:212 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:216 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:213 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:217 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
             case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -876,22 +886,22 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:214 */
-                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 214) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:218 */
+                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 218) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 214) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 218) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 214) */
+                } else { /* linger -> lingering (line 218) */
                     *state = HTTP_CONN_S_LINGERING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                     next = http_conn_act_linger(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:215 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:219 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
@@ -909,40 +919,40 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:216 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:220 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_commit(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:217 */
-                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 217) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:221 */
+                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 221) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 217) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 221) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 217) */
+                } else { /* linger -> lingering (line 221) */
                     *state = HTTP_CONN_S_LINGERING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                     next = http_conn_act_linger(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
             case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -950,9 +960,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:218 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -962,31 +972,31 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_LINGERING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:226 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:223 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:227 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:224 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:228 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:225 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:229 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
             case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -994,9 +1004,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
             case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -1010,23 +1020,23 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
             case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
@@ -1034,9 +1044,9 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -1046,53 +1056,53 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_CLOSING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:232 */
+            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:234 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_maybe_close(ctx, ev);
                 break;
-            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:231 */
+            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:235 */
                 *state = HTTP_CONN_S_CLOSED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSED);
@@ -1128,12 +1138,12 @@ http_conn_reuse_bug(const char *fn, const char *from, int state)
     abort();
 }
 
-void http_conn_free(http_conn_state_t *state) /* spec/machines/http_conn.toml:238 */
+void http_conn_free(http_conn_state_t *state) /* spec/machines/http_conn.toml:242 */
 {
     *state = HTTP_CONN_S_CLOSED;
 }
 
-void http_conn_open(http_conn_state_t *state) /* spec/machines/http_conn.toml:239 */
+void http_conn_open(http_conn_state_t *state) /* spec/machines/http_conn.toml:243 */
 {
     if (*state != HTTP_CONN_S_CLOSED)
         http_conn_reuse_bug("http_conn_open", "closed", *state);

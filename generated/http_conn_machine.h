@@ -221,10 +221,10 @@ extern void (*http_conn_trace)(struct iox_conn *ctx, int from, int event, int to
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/http_conn.toml:238: -> closed, whatever *state holds (it is not read). */
+/* spec/machines/http_conn.toml:242: -> closed, whatever *state holds (it is not read). */
 void http_conn_free(http_conn_state_t *state);
 
-/* spec/machines/http_conn.toml:239: closed -> reading. */
+/* spec/machines/http_conn.toml:243: closed -> reading. */
 void http_conn_open(http_conn_state_t *state);
 
 #endif /* HTTP_CONN_MACHINE_H */

@@ -737,6 +737,31 @@ IOX_TEST(body_sim, peer_gone_mid_body_tells_the_handler)
     h_fini(&h);
 }
 
+/* The peer shuts its side mid-body: the body can never complete; the
+ * handler is told at once and the connection finishes (no idle timer). */
+IOX_TEST(body_sim, peer_eof_mid_body_finishes_at_once)
+{
+    struct h h;
+    h_init(&h, 16, 64, 1 << 20);
+    turn(&h);
+    static const char req[] = "GET /async HTTP/1.1\r\nHost: a\r\n\r\n"
+                              "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc";
+    deliver(&h, req, sizeof req - 1, 0);
+    CU_ASSERT(iox_sim_recv_end(h.sim, FD, 0) == 0);
+    turn(&h);
+    CU_ASSERT(body_errors == 1 && last_error == -ECONNRESET);
+    CU_ASSERT_EQUAL(h.c->state, HTTP_CONN_S_FINISHING);   /* the async answer is still owed */
+    finish_pending();
+    turn(&h);
+    drain_sends(&h);
+    size_t on;
+    const char *out = out_bytes(&h, &on);
+    CU_ASSERT(contains(out, on, "async") > 0);   /* what was owed before the body went out */
+    peer_close(&h);
+    check_books(&h);
+    h_fini(&h);
+}
+
 IOX_TEST(body_sim, user_data_is_per_request)
 {
     struct h h;
