@@ -9,6 +9,7 @@
 const char *const http_conn_state_names[HTTP_CONN_STATE_COUNT] = {
     [HTTP_CONN_S_READING] = "reading",
     [HTTP_CONN_S_THROTTLED] = "throttled",
+    [HTTP_CONN_S_BODY_HELD] = "body_held",
     [HTTP_CONN_S_WAITING] = "waiting",
     [HTTP_CONN_S_WAITING_THROTTLED] = "waiting_throttled",
     [HTTP_CONN_S_HALF_CLOSED] = "half_closed",
@@ -37,6 +38,8 @@ const char *const http_conn_event_names[HTTP_CONN_EVENT_COUNT] = {
     [HTTP_CONN_EV_FINISH] = "finish",
     [HTTP_CONN_EV_COMMITTED] = "committed",
     [HTTP_CONN_EV_CAUGHT_UP] = "caught_up",
+    [HTTP_CONN_EV_HOLD] = "hold",
+    [HTTP_CONN_EV_RELEASE] = "release",
     [HTTP_CONN_EV_FAIL] = "fail",
     [HTTP_CONN_EV_OP_DONE] = "op_done",
     [HTTP_CONN_EV_CLOSED] = "closed",
@@ -71,137 +74,156 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
         switch (from) {
         case HTTP_CONN_S_READING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:102 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:119 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_consume(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:103 */
-                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] -> half_closed (line 103) */
-                    *state = HTTP_CONN_S_HALF_CLOSED;
-                    if (http_conn_trace)
-                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
-                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 103) */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:124 */
+                if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] finish -> finishing (line 124) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 103) */
+                } else if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] -> half_closed (line 124) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 124) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else { /* drop -> closing (line 124) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:104 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:125 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:105 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:126 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:106 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:127 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:140 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:107 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:128 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:112 */
-                *state = HTTP_CONN_S_READING;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
-                next = http_conn_act_commit(ctx, ev);
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:133 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 133) */
+                    *state = HTTP_CONN_S_READING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
+                    next = http_conn_act_drain_body(ctx, ev);
+                } else { /* commit (line 133) */
+                    *state = HTTP_CONN_S_READING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
+                    next = http_conn_act_commit(ctx, ev);
+                }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:114 */
-                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 114) */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:135 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 135) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 114) */
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 135) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_close_after_body(ctx, ev);
-                } else { /* close_after_head (line 114) */
+                } else { /* close_after_head (line 135) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_close_after_head(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:115 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:136 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 break;
-            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:116 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:137 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:117 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:139 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:113 */
-                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 113) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:134 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 134) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* resume (line 113) */
+                } else { /* resume (line 134) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_resume(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:140 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
+            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:138 */
+                *state = HTTP_CONN_S_BODY_HELD;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
+                break;
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:140 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:140 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:118 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:140 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -211,134 +233,258 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_THROTTLED:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:122 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:144 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_consume_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:131 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:131 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:123 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:145 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_count_nobufs(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:131 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:124 */
-                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 124) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:146 */
+                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 146) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 124) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 146) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_unthrottle(ctx, ev);
-                } else { /* unthrottle -> reading (line 124) */
+                } else { /* unthrottle -> reading (line 146) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_unthrottle(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:125 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:147 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:126 */
-                *state = HTTP_CONN_S_THROTTLED;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
-                next = http_conn_act_commit(ctx, ev);
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:148 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 148) */
+                    *state = HTTP_CONN_S_THROTTLED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                    next = http_conn_act_drain_body(ctx, ev);
+                } else { /* commit (line 148) */
+                    *state = HTTP_CONN_S_THROTTLED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
+                    next = http_conn_act_commit(ctx, ev);
+                }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:128 */
-                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish_held -> finishing (line 128) */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:150 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish_held -> finishing (line 150) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish_held(ctx, ev);
-                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 128) */
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 150) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_close_after_body(ctx, ev);
-                } else { /* close_after_head (line 128) */
+                } else { /* close_after_head (line 150) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_close_after_head(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:129 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:151 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 break;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:131 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:130 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:153 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:127 */
-                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish_held -> finishing (line 127) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:149 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish_held -> finishing (line 149) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish_held(ctx, ev);
-                } else if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] resume_held (line 127) */
+                } else if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] resume_held (line 149) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_resume_held(ctx, ev);
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] resume -> half_closed (line 127) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] resume -> half_closed (line 149) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_resume(ctx, ev);
-                } else { /* resume -> reading (line 127) */
+                } else { /* resume -> reading (line 149) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_resume(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:131 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
+            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:152 */
+                *state = HTTP_CONN_S_BODY_HELD;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
+                break;
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:154 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:131 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:154 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:131 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:154 */
+                return *state;
+            case HTTP_CONN_EV_NONE:
+            case HTTP_CONN_EVENT_COUNT:
+            default:
+                http_conn_bug("unreachable event", from, e);
+            }
+            break;
+        case HTTP_CONN_S_BODY_HELD:
+            switch (e) {
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:158 */
+                *state = HTTP_CONN_S_BODY_HELD;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
+                next = http_conn_act_stash_held(ctx, ev);
+                break;
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:165 */
+                return *state;
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:165 */
+                return *state;
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:159 */
+                *state = HTTP_CONN_S_BODY_HELD;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
+                next = http_conn_act_count_nobufs(ctx, ev);
+                break;
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:165 */
+                return *state;
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:165 */
+                return *state;
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:160 */
+                *state = HTTP_CONN_S_BODY_HELD;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
+                next = http_conn_act_send_rest(ctx, ev);
+                break;
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:161 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_held (line 161) */
+                    *state = HTTP_CONN_S_BODY_HELD;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
+                    next = http_conn_act_drain_held(ctx, ev);
+                } else { /* commit (line 161) */
+                    *state = HTTP_CONN_S_BODY_HELD;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
+                    next = http_conn_act_commit(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:163 */
+                *state = HTTP_CONN_S_BODY_HELD;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
+                next = http_conn_act_close_after_body(ctx, ev);
+                break;
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:165 */
+                return *state;
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:165 */
+                return *state;
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:164 */
+                *state = HTTP_CONN_S_FINISHING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                next = http_conn_act_finish_held(ctx, ev);
+                break;
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:165 */
+                return *state;
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:165 */
+                return *state;
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:165 */
+                return *state;
+            case HTTP_CONN_EV_RELEASE: /* spec/machines/http_conn.toml:162 */
+                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unhold -> half_closed (line 162) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                    next = http_conn_act_unhold(ctx, ev);
+                } else { /* unhold -> reading (line 162) */
+                    *state = HTTP_CONN_S_READING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
+                    next = http_conn_act_unhold(ctx, ev);
+                }
+                break;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
+                *state = HTTP_CONN_S_CLOSING;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                next = http_conn_act_drop(ctx, ev);
+                break;
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:165 */
+                return *state;
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:165 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -348,103 +494,107 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_WAITING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:135 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:169 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_stash(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:144 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:136 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:170 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:137 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:171 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:138 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:172 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:144 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:139 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:173 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:140 */
-                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] commit -> half_closed (line 140) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:174 */
+                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] commit -> half_closed (line 174) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_commit(ctx, ev);
-                } else { /* commit -> reading (line 140) */
+                } else { /* commit -> reading (line 174) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:141 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:175 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_note_shutdown(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:144 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:142 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:176 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:143 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:177 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:144 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:144 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:178 */
+                return *state;
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:178 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:144 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:144 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:178 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -454,93 +604,97 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_WAITING_THROTTLED:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:148 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:182 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_stash_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:155 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:155 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:149 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:183 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_count_nobufs(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:155 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:150 */
-                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 150) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:184 */
+                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 184) */
                     return *state; /* ignored */
-                } else { /* resume_reading -> waiting (line 150) */
+                } else { /* resume_reading -> waiting (line 184) */
                     *state = HTTP_CONN_S_WAITING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                     next = http_conn_act_resume_reading(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:151 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:185 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:152 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:186 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_commit(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:153 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:187 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_note_shutdown(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:155 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:155 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:154 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:188 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:155 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:155 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:189 */
+                return *state;
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:189 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:155 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:155 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:189 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -550,132 +704,151 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_HALF_CLOSED:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:176 */
+            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:176 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:176 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:176 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:176 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:166 */
-                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 166) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:200 */
+                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 200) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 166) */
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 200) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 166) */
+                } else { /* drop -> closing (line 200) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:167 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:201 */
                 *state = HTTP_CONN_S_HALF_CLOSED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:168 */
-                *state = HTTP_CONN_S_HALF_CLOSED;
-                if (http_conn_trace)
-                    http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
-                next = http_conn_act_commit(ctx, ev);
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:202 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 202) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                    next = http_conn_act_drain_body(ctx, ev);
+                } else { /* commit (line 202) */
+                    *state = HTTP_CONN_S_HALF_CLOSED;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
+                    next = http_conn_act_commit(ctx, ev);
+                }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:171 */
-                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 171) */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:205 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 205) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 171) */
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 205) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_close_after_body(ctx, ev);
-                } else { /* close_after_head (line 171) */
+                } else { /* close_after_head (line 205) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_close_after_head(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:172 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:206 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 break;
-            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:173 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:207 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:174 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:209 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:169 */
-                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 169) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:203 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 203) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* resume (line 169) */
+                } else { /* resume (line 203) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_resume(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* spec/machines/http_conn.toml:170 */
-                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 170) */
-                    return *state; /* ignored */
-                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 170) */
+            case HTTP_CONN_EV_CAUGHT_UP: /* spec/machines/http_conn.toml:204 */
+                if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] finish -> finishing (line 204) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 170) */
+                } else if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 204) */
+                    return *state; /* ignored */
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 204) */
+                    *state = HTTP_CONN_S_FINISHING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
+                    next = http_conn_act_finish(ctx, ev);
+                } else { /* drop -> closing (line 204) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
+            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:208 */
+                *state = HTTP_CONN_S_BODY_HELD;
+                if (http_conn_trace)
+                    http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
+                break;
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:211 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:176 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:176 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:211 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -685,107 +858,111 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_FINISHING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:180 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:215 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:187 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:181 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:216 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:182 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:217 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:187 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:183 */
-                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 183) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:218 */
+                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 218) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 183) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 218) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 183) */
+                } else { /* linger -> lingering (line 218) */
                     *state = HTTP_CONN_S_LINGERING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                     next = http_conn_act_linger(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:184 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:219 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:220 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_commit(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:187 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:187 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:187 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:187 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:186 */
-                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 186) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:221 */
+                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 221) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 186) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 221) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 186) */
+                } else { /* linger -> lingering (line 221) */
                     *state = HTTP_CONN_S_LINGERING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                     next = http_conn_act_linger(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:187 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:222 */
+                return *state;
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:222 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:187 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:187 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:222 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -795,77 +972,81 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_LINGERING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:191 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:226 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:192 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:227 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:193 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:228 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:194 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:229 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:95 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:96 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:97 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:98 [any] */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:230 */
+                return *state;
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:230 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:195 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:230 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -875,49 +1056,53 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_CLOSING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:236 */
                 return *state;
-            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:199 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:236 */
+                return *state;
+            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:236 */
+                return *state;
+            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:234 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_maybe_close(ctx, ev);
                 break;
-            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:200 */
+            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:235 */
                 *state = HTTP_CONN_S_CLOSED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSED);
@@ -953,12 +1138,12 @@ http_conn_reuse_bug(const char *fn, const char *from, int state)
     abort();
 }
 
-void http_conn_free(http_conn_state_t *state) /* spec/machines/http_conn.toml:207 */
+void http_conn_free(http_conn_state_t *state) /* spec/machines/http_conn.toml:242 */
 {
     *state = HTTP_CONN_S_CLOSED;
 }
 
-void http_conn_open(http_conn_state_t *state) /* spec/machines/http_conn.toml:208 */
+void http_conn_open(http_conn_state_t *state) /* spec/machines/http_conn.toml:243 */
 {
     if (*state != HTTP_CONN_S_CLOSED)
         http_conn_reuse_bug("http_conn_open", "closed", *state);

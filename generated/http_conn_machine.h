@@ -24,6 +24,7 @@ struct iox_event;
 enum __attribute__((packed)) http_conn_state {
     HTTP_CONN_S_READING, /* the normal state: recv armed, requests parsed and dispatched, up to IOX_MAX_ASYNC of them outstanding; answers committed in request order */
     HTTP_CONN_S_THROTTLED, /* unsent output reached the write cap: the recv is cancelled and not re-armed; bytes it still delivers are carried; parsing stops at each head while over the cap. May have seen the peer's EOF (peer_shut) */
+    HTTP_CONN_S_BODY_HELD, /* a handler holds a piece of its request's body (IOX_BODY_HOLD): the recv is cancelled and not re-armed; bytes it still delivers are kept unparsed behind the piece until the handler releases it. May have seen the peer's EOF (peer_shut) */
     HTTP_CONN_S_WAITING, /* parsing paused at a request head behind outstanding async requests (the limit reached); later input is stashed in order. May have seen the peer's EOF (peer_shut) */
     HTTP_CONN_S_WAITING_THROTTLED, /* paused behind async requests with reading stopped: the stash grew past half the carry limit, or output was over the cap when parsing paused. May have seen the peer's EOF (peer_shut) */
     HTTP_CONN_S_HALF_CLOSED, /* the peer shut its side while async handlers still owe answers (or after output held back by backpressure drained): no more input; what was received is answered, then the close */
@@ -57,6 +58,8 @@ enum http_conn_event {
     HTTP_CONN_EV_FINISH, /* (raised) no request will be dispatched any more (the last is answered, or a malformed one was refused): send what is owed, then close */
     HTTP_CONN_EV_COMMITTED, /* (raised) every complete answer at the front is committed, in request order (after a reply, or by finish) */
     HTTP_CONN_EV_CAUGHT_UP, /* (raised) parsing went as far as the input allows (the carry is parsed after a reply or a drained send) */
+    HTTP_CONN_EV_HOLD, /* (raised) a body handler kept the piece it was handed (IOX_BODY_HOLD): reading stops (the recv is cancelled) until it releases it */
+    HTTP_CONN_EV_RELEASE, /* the body handler released the piece it held (iox_req_body_release) */
     HTTP_CONN_EV_FAIL, /* (raised) the connection cannot go on: close it without ceremony */
     HTTP_CONN_EV_OP_DONE, /* no op on the socket is in flight any more */
     HTTP_CONN_EV_CLOSED, /* the close of the socket completed */
@@ -104,6 +107,9 @@ int http_conn_guard_between_requests(const struct iox_conn *ctx, const struct io
 /* the last request's body is still arriving */
 int http_conn_guard_body_pending(const struct iox_conn *ctx, const struct iox_event *ev);
 
+/* the body arriving was handed to its request's handler (streamed or read whole), and that handler has finished its answer: the rest is drained */
+int http_conn_guard_body_abandoned(const struct iox_conn *ctx, const struct iox_event *ev);
+
 /* Actions — written by hand, called only by http_conn_fire(). Each runs
  * after the instance has moved to the transition's target state and returns
  * a follow-up event (HTTP_CONN_EV_NONE for none), which http_conn_fire()
@@ -150,6 +156,15 @@ int http_conn_act_unthrottle(struct iox_conn *ctx, const struct iox_event *ev);
 
 /* output drained under the cap: read again (into the stash) */
 int http_conn_act_resume_reading(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* the handler finished its answer while its body still arrives: the rest of the body is drained; commit; raises committed */
+int http_conn_act_drain_body(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* the same while the handler held a piece: the piece is dropped; raises release (reading resumes) */
+int http_conn_act_drain_held(struct iox_conn *ctx, const struct iox_event *ev);
+
+/* hand the held piece to the handler again (it may hold it again), then parse what was kept and read again; raises caught_up */
+int http_conn_act_unhold(struct iox_conn *ctx, const struct iox_event *ev);
 
 /* shutdown while a body arrives: its request is the last */
 int http_conn_act_close_after_body(struct iox_conn *ctx, const struct iox_event *ev);
@@ -206,10 +221,10 @@ extern void (*http_conn_trace)(struct iox_conn *ctx, int from, int event, int to
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/http_conn.toml:207: -> closed, whatever *state holds (it is not read). */
+/* spec/machines/http_conn.toml:242: -> closed, whatever *state holds (it is not read). */
 void http_conn_free(http_conn_state_t *state);
 
-/* spec/machines/http_conn.toml:208: closed -> reading. */
+/* spec/machines/http_conn.toml:243: closed -> reading. */
 void http_conn_open(http_conn_state_t *state);
 
 #endif /* HTTP_CONN_MACHINE_H */

@@ -40,6 +40,7 @@ enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
 #define IOX__HF_TRAILERS   0x0100u  /* chunked: last-chunk seen */
 #define IOX__HF_ODD        0x0200u  /* target not origin-form, or method CONNECT */
 #define IOX__HF_PREV_CR    0x0400u  /* body: the byte before this call's buf is CR */
+#define IOX__HF_EXPECT_X   0x0800u  /* Expect: something other than 100-continue */
 
 /* Offset of the current byte from the request start (b). */
 #define OFF ((uint32_t)(p - b))
@@ -129,9 +130,9 @@ static inline int is_http11_crlf(const unsigned char *q)
 
 /* ------------------------------------------------------------------ head */
 
-#line 129 "generated/http_parser.c"
+#line 130 "generated/http_parser.c"
 static const int iox_http_head_start = 1;
-static const int iox_http_head_first_final = 159;
+static const int iox_http_head_first_final = 160;
 static const int iox_http_head_error = 0;
 
 static const int iox_http_head_en_main = 1;
@@ -139,12 +140,12 @@ static const int iox_http_head_en_target = 4;
 static const int iox_http_head_en_fields = 44;
 
 
-#line 240 "runtime/http/http_parser.rl"
+#line 242 "runtime/http/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 140 "generated/http_parser.c"
+#line 141 "generated/http_parser.c"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -154,7 +155,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 280 "runtime/http/http_parser.rl"
+#line 282 "runtime/http/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -294,6 +295,9 @@ static __attribute__((noinline)) int finish_head_slow(struct iox_http_parser *hp
         return IOX_HTTP_E_BAD_TARGET;
     if ((f & IOX__HF_CL) && hp->cl_value > hp->lim.max_body)
         return IOX_HTTP_E_BODY_TOO_LARGE;
+    /* An expectation we cannot meet: 417 (RFC 9110 §10.1.1). A 1.0
+     * request's Expect is ignored (it MUST be, ibid.). */
+    if ((f & IOX__HF_EXPECT_X) && hp->version_minor >= 1) return IOX_HTTP_E_EXPECTATION;
 
     uint32_t path_end = hp->query_start ? hp->query_start - 1 : hp->target_end;
     req->method = buf + hp->start;
@@ -359,7 +363,7 @@ static inline int finish_head(struct iox_http_parser *hp, const char *buf, uint3
                               struct iox_http_request *req)
 {
     uint16_t f = hp->flags;
-    if ((f & (IOX__HF_HOST | IOX__HF_TE | IOX__HF_CL | IOX__HF_ODD)) != IOX__HF_HOST)
+    if ((f & (IOX__HF_HOST | IOX__HF_TE | IOX__HF_CL | IOX__HF_ODD | IOX__HF_EXPECT_X)) != IOX__HF_HOST)
         return finish_head_slow(hp, buf, head_len, req);
     uint32_t ts = hp->target_start, te = hp->target_end, qs = hp->query_start;
     uint32_t path_end = qs ? qs - 1 : te;
@@ -420,9 +424,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 545 "runtime/http/http_parser.rl"
+#line 550 "runtime/http/http_parser.rl"
     
-#line 412 "generated/http_parser.c"
+#line 416 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -457,42 +461,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 222 "runtime/http/http_parser.rl"
+#line 224 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 221 "runtime/http/http_parser.rl"
+#line 223 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 223 "runtime/http/http_parser.rl"
+#line 225 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 224 "runtime/http/http_parser.rl"
+#line 226 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr61:
-#line 225 "runtime/http/http_parser.rl"
+#line 227 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr73:
-#line 226 "runtime/http/http_parser.rl"
+#line 228 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
 tr124:
-#line 227 "runtime/http/http_parser.rl"
+#line 229 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
-tr154:
-#line 229 "runtime/http/http_parser.rl"
+tr156:
+#line 231 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
-tr185:
-#line 228 "runtime/http/http_parser.rl"
+tr187:
+#line 230 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 472 "generated/http_parser.c"
+#line 476 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -504,11 +508,11 @@ case 2:
 		goto st1;
 	goto tr3;
 tr2:
-#line 132 "runtime/http/http_parser.rl"
+#line 133 "runtime/http/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
 tr6:
-#line 136 "runtime/http/http_parser.rl"
+#line 137 "runtime/http/http_parser.rl"
 	{
     if (OFF - hp->start >= hp->lim.max_method) { err = IOX_HTTP_E_METHOD_TOO_LONG; {p++; cs = 3; goto _out;} }
 }
@@ -517,7 +521,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 494 "generated/http_parser.c"
+#line 498 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto tr6;
@@ -543,20 +547,20 @@ case 3:
 		goto tr6;
 	goto tr0;
 tr5:
-#line 139 "runtime/http/http_parser.rl"
+#line 140 "runtime/http/http_parser.rl"
 	{
     hp->method_end = OFF;
     hp->method_id = method_id((const char *)b + hp->start, OFF - hp->start);
     if (hp->method_id == IOX_HTTP_CONNECT) hp->flags |= IOX__HF_ODD;
 }
-#line 236 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ {goto st4;} }
-	goto st159;
-st159:
+	goto st160;
+st160:
 	if ( ++p == pe )
-		goto _test_eof159;
-case 159:
-#line 530 "generated/http_parser.c"
+		goto _test_eof160;
+case 160:
+#line 534 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -583,14 +587,14 @@ case 4:
 		goto tr13;
 	goto tr7;
 tr8:
-#line 144 "runtime/http/http_parser.rl"
+#line 145 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 562 "generated/http_parser.c"
+#line 566 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -612,14 +616,14 @@ case 5:
 		goto st5;
 	goto tr7;
 tr9:
-#line 144 "runtime/http/http_parser.rl"
+#line 145 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 589 "generated/http_parser.c"
+#line 593 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -643,14 +647,14 @@ case 7:
 		goto st5;
 	goto tr7;
 tr12:
-#line 144 "runtime/http/http_parser.rl"
+#line 145 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 618 "generated/http_parser.c"
+#line 622 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -664,9 +668,9 @@ case 9:
 		goto st9;
 	goto tr7;
 tr20:
-#line 166 "runtime/http/http_parser.rl"
+#line 167 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; hp->flags |= IOX__HF_ODD; }
-#line 145 "runtime/http/http_parser.rl"
+#line 146 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -686,9 +690,9 @@ tr20:
 }
 	goto st10;
 tr35:
-#line 167 "runtime/http/http_parser.rl"
+#line 168 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; hp->flags |= IOX__HF_ODD; }
-#line 145 "runtime/http/http_parser.rl"
+#line 146 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -708,7 +712,7 @@ tr35:
 }
 	goto st10;
 tr36:
-#line 145 "runtime/http/http_parser.rl"
+#line 146 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -728,9 +732,9 @@ tr36:
 }
 	goto st10;
 tr48:
-#line 165 "runtime/http/http_parser.rl"
+#line 166 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; hp->flags |= IOX__HF_ODD; }
-#line 145 "runtime/http/http_parser.rl"
+#line 146 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -753,7 +757,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 713 "generated/http_parser.c"
+#line 717 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -809,18 +813,18 @@ case 17:
 		goto tr30;
 	goto tr21;
 tr30:
-#line 169 "runtime/http/http_parser.rl"
+#line 170 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
 	goto st18;
 tr34:
-#line 168 "runtime/http/http_parser.rl"
+#line 169 "runtime/http/http_parser.rl"
 	{ hp->version_minor = (*p) != '0'; }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 777 "generated/http_parser.c"
+#line 781 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -832,16 +836,16 @@ case 19:
 		goto tr32;
 	goto tr3;
 tr32:
-#line 170 "runtime/http/http_parser.rl"
+#line 171 "runtime/http/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
-#line 237 "runtime/http/http_parser.rl"
+#line 239 "runtime/http/http_parser.rl"
 	{ {goto st44;} }
-	goto st160;
-st160:
+	goto st161;
+st161:
 	if ( ++p == pe )
-		goto _test_eof160;
-case 160:
-#line 795 "generated/http_parser.c"
+		goto _test_eof161;
+case 161:
+#line 799 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -858,14 +862,14 @@ case 21:
 		goto tr34;
 	goto tr21;
 tr10:
-#line 144 "runtime/http/http_parser.rl"
+#line 145 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 817 "generated/http_parser.c"
+#line 821 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -888,16 +892,16 @@ case 22:
 		goto st5;
 	goto tr7;
 tr11:
-#line 144 "runtime/http/http_parser.rl"
+#line 145 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
-#line 162 "runtime/http/http_parser.rl"
+#line 163 "runtime/http/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 846 "generated/http_parser.c"
+#line 850 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -936,14 +940,14 @@ case 25:
 		goto st23;
 	goto tr7;
 tr39:
-#line 164 "runtime/http/http_parser.rl"
+#line 165 "runtime/http/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 890 "generated/http_parser.c"
+#line 894 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -981,14 +985,14 @@ case 28:
 		goto st26;
 	goto tr7;
 tr13:
-#line 144 "runtime/http/http_parser.rl"
+#line 145 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st29;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 933 "generated/http_parser.c"
+#line 937 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1081,14 +1085,14 @@ case 34:
 		goto st32;
 	goto tr7;
 tr50:
-#line 162 "runtime/http/http_parser.rl"
+#line 163 "runtime/http/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st35;
 st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1031 "generated/http_parser.c"
+#line 1035 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1127,14 +1131,14 @@ case 37:
 		goto st35;
 	goto tr7;
 tr51:
-#line 164 "runtime/http/http_parser.rl"
+#line 165 "runtime/http/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st38;
 st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1075 "generated/http_parser.c"
+#line 1079 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1172,14 +1176,14 @@ case 40:
 		goto st38;
 	goto tr7;
 tr14:
-#line 144 "runtime/http/http_parser.rl"
+#line 145 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st41;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1118 "generated/http_parser.c"
+#line 1122 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1216,7 +1220,7 @@ case 43:
 		goto st8;
 	goto tr7;
 tr78:
-#line 203 "runtime/http/http_parser.rl"
+#line 205 "runtime/http/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 44; goto _out;}
@@ -1227,18 +1231,18 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1164 "generated/http_parser.c"
+#line 1168 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
 		case 67u: goto st51;
 		case 69u: goto st93;
-		case 72u: goto st112;
-		case 84u: goto st125;
+		case 72u: goto st113;
+		case 84u: goto st126;
 		case 99u: goto st51;
 		case 101u: goto st93;
-		case 104u: goto st112;
-		case 116u: goto st125;
+		case 104u: goto st113;
+		case 116u: goto st126;
 		case 124u: goto st46;
 		case 126u: goto st46;
 	}
@@ -1268,14 +1272,14 @@ case 45:
 		goto tr68;
 	goto tr3;
 tr68:
-#line 208 "runtime/http/http_parser.rl"
-	{ done = 1; {p++; cs = 161; goto _out;} }
-	goto st161;
-st161:
+#line 210 "runtime/http/http_parser.rl"
+	{ done = 1; {p++; cs = 162; goto _out;} }
+	goto st162;
+st162:
 	if ( ++p == pe )
-		goto _test_eof161;
-case 161:
-#line 1210 "generated/http_parser.c"
+		goto _test_eof162;
+case 162:
+#line 1214 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1306,14 +1310,14 @@ case 46:
 		goto tr69;
 	goto tr61;
 tr69:
-#line 219 "runtime/http/http_parser.rl"
+#line 221 "runtime/http/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st47;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1246 "generated/http_parser.c"
+#line 1250 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1339,14 +1343,14 @@ case 47:
 		goto st47;
 	goto tr61;
 tr70:
-#line 219 "runtime/http/http_parser.rl"
+#line 221 "runtime/http/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st48;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1277 "generated/http_parser.c"
+#line 1281 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1358,14 +1362,14 @@ case 48:
 		goto tr73;
 	goto tr74;
 tr74:
-#line 216 "runtime/http/http_parser.rl"
+#line 218 "runtime/http/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st49;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1294 "generated/http_parser.c"
+#line 1298 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1377,19 +1381,19 @@ case 49:
 		goto tr73;
 	goto st49;
 tr75:
-#line 216 "runtime/http/http_parser.rl"
+#line 218 "runtime/http/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st50;
 tr99:
-#line 194 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st50;
 tr111:
-#line 195 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st50;
 tr127:
-#line 180 "runtime/http/http_parser.rl"
+#line 181 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 50; goto _out;}
@@ -1398,22 +1402,26 @@ tr127:
     hp->cl_value = hp->cl_current;
 }
 	goto st50;
-tr149:
-#line 202 "runtime/http/http_parser.rl"
+tr137:
+#line 204 "runtime/http/http_parser.rl"
+	{ hp->flags |= IOX__HF_EXPECT_X; }
+	goto st50;
+tr151:
+#line 203 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st50;
-tr160:
-#line 201 "runtime/http/http_parser.rl"
+tr162:
+#line 202 "runtime/http/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st50;
-tr189:
-#line 191 "runtime/http/http_parser.rl"
+tr191:
+#line 192 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st50;
-tr207:
-#line 187 "runtime/http/http_parser.rl"
+tr209:
+#line 188 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 50; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -1423,7 +1431,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1343 "generated/http_parser.c"
+#line 1350 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1728,18 +1736,18 @@ case 60:
 		goto st47;
 	goto tr61;
 tr100:
-#line 194 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st61;
 tr112:
-#line 195 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st61;
 st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1656 "generated/http_parser.c"
+#line 1663 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1798,18 +1806,18 @@ case 62:
 		goto st62;
 	goto tr73;
 tr98:
-#line 194 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st63;
 tr110:
-#line 195 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st63;
 st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1723 "generated/http_parser.c"
+#line 1730 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2588,7 +2596,7 @@ case 89:
 		goto st47;
 	goto tr61;
 tr128:
-#line 180 "runtime/http/http_parser.rl"
+#line 181 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 90; goto _out;}
@@ -2601,7 +2609,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2513 "generated/http_parser.c"
+#line 2520 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2610,9 +2618,9 @@ case 90:
 		goto tr125;
 	goto tr124;
 tr125:
-#line 172 "runtime/http/http_parser.rl"
-	{ hp->cl_current = 0; }
 #line 173 "runtime/http/http_parser.rl"
+	{ hp->cl_current = 0; }
+#line 174 "runtime/http/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2622,7 +2630,7 @@ tr125:
 }
 	goto st91;
 tr129:
-#line 173 "runtime/http/http_parser.rl"
+#line 174 "runtime/http/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2635,7 +2643,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2543 "generated/http_parser.c"
+#line 2550 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2646,7 +2654,7 @@ case 91:
 		goto tr129;
 	goto tr124;
 tr126:
-#line 180 "runtime/http/http_parser.rl"
+#line 181 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 92; goto _out;}
@@ -2659,7 +2667,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2565 "generated/http_parser.c"
+#line 2572 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -2851,21 +2859,20 @@ st99:
 case 99:
 	switch( (*p) ) {
 		case 9u: goto st99;
-		case 13u: goto st50;
+		case 13u: goto tr137;
 		case 32u: goto st99;
-		case 49u: goto st100;
+		case 49u: goto st101;
 		case 127u: goto tr73;
 	}
 	if ( (*p) <= 31u )
 		goto tr73;
-	goto st49;
+	goto st100;
 st100:
 	if ( ++p == pe )
 		goto _test_eof100;
 case 100:
 	switch( (*p) ) {
-		case 13u: goto st50;
-		case 48u: goto st101;
+		case 13u: goto tr137;
 		case 127u: goto tr73;
 	}
 	if ( (*p) > 8u ) {
@@ -2873,13 +2880,13 @@ case 100:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st101:
 	if ( ++p == pe )
 		goto _test_eof101;
 case 101:
 	switch( (*p) ) {
-		case 13u: goto st50;
+		case 13u: goto tr137;
 		case 48u: goto st102;
 		case 127u: goto tr73;
 	}
@@ -2888,14 +2895,14 @@ case 101:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st102:
 	if ( ++p == pe )
 		goto _test_eof102;
 case 102:
 	switch( (*p) ) {
-		case 13u: goto st50;
-		case 45u: goto st103;
+		case 13u: goto tr137;
+		case 48u: goto st103;
 		case 127u: goto tr73;
 	}
 	if ( (*p) > 8u ) {
@@ -2903,15 +2910,14 @@ case 102:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st103:
 	if ( ++p == pe )
 		goto _test_eof103;
 case 103:
 	switch( (*p) ) {
-		case 13u: goto st50;
-		case 67u: goto st104;
-		case 99u: goto st104;
+		case 13u: goto tr137;
+		case 45u: goto st104;
 		case 127u: goto tr73;
 	}
 	if ( (*p) > 8u ) {
@@ -2919,15 +2925,15 @@ case 103:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st104:
 	if ( ++p == pe )
 		goto _test_eof104;
 case 104:
 	switch( (*p) ) {
-		case 13u: goto st50;
-		case 79u: goto st105;
-		case 111u: goto st105;
+		case 13u: goto tr137;
+		case 67u: goto st105;
+		case 99u: goto st105;
 		case 127u: goto tr73;
 	}
 	if ( (*p) > 8u ) {
@@ -2935,15 +2941,15 @@ case 104:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st105:
 	if ( ++p == pe )
 		goto _test_eof105;
 case 105:
 	switch( (*p) ) {
-		case 13u: goto st50;
-		case 78u: goto st106;
-		case 110u: goto st106;
+		case 13u: goto tr137;
+		case 79u: goto st106;
+		case 111u: goto st106;
 		case 127u: goto tr73;
 	}
 	if ( (*p) > 8u ) {
@@ -2951,15 +2957,15 @@ case 105:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st106:
 	if ( ++p == pe )
 		goto _test_eof106;
 case 106:
 	switch( (*p) ) {
-		case 13u: goto st50;
-		case 84u: goto st107;
-		case 116u: goto st107;
+		case 13u: goto tr137;
+		case 78u: goto st107;
+		case 110u: goto st107;
 		case 127u: goto tr73;
 	}
 	if ( (*p) > 8u ) {
@@ -2967,15 +2973,15 @@ case 106:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st107:
 	if ( ++p == pe )
 		goto _test_eof107;
 case 107:
 	switch( (*p) ) {
-		case 13u: goto st50;
-		case 73u: goto st108;
-		case 105u: goto st108;
+		case 13u: goto tr137;
+		case 84u: goto st108;
+		case 116u: goto st108;
 		case 127u: goto tr73;
 	}
 	if ( (*p) > 8u ) {
@@ -2983,15 +2989,15 @@ case 107:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st108:
 	if ( ++p == pe )
 		goto _test_eof108;
 case 108:
 	switch( (*p) ) {
-		case 13u: goto st50;
-		case 78u: goto st109;
-		case 110u: goto st109;
+		case 13u: goto tr137;
+		case 73u: goto st109;
+		case 105u: goto st109;
 		case 127u: goto tr73;
 	}
 	if ( (*p) > 8u ) {
@@ -2999,15 +3005,15 @@ case 108:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st109:
 	if ( ++p == pe )
 		goto _test_eof109;
 case 109:
 	switch( (*p) ) {
-		case 13u: goto st50;
-		case 85u: goto st110;
-		case 117u: goto st110;
+		case 13u: goto tr137;
+		case 78u: goto st110;
+		case 110u: goto st110;
 		case 127u: goto tr73;
 	}
 	if ( (*p) > 8u ) {
@@ -3015,15 +3021,15 @@ case 109:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st110:
 	if ( ++p == pe )
 		goto _test_eof110;
 case 110:
 	switch( (*p) ) {
-		case 13u: goto st50;
-		case 69u: goto st111;
-		case 101u: goto st111;
+		case 13u: goto tr137;
+		case 85u: goto st111;
+		case 117u: goto st111;
 		case 127u: goto tr73;
 	}
 	if ( (*p) > 8u ) {
@@ -3031,50 +3037,36 @@ case 110:
 			goto tr73;
 	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st111:
 	if ( ++p == pe )
 		goto _test_eof111;
 case 111:
 	switch( (*p) ) {
-		case 9u: goto st111;
-		case 13u: goto tr149;
-		case 32u: goto st111;
+		case 13u: goto tr137;
+		case 69u: goto st112;
+		case 101u: goto st112;
 		case 127u: goto tr73;
 	}
-	if ( (*p) <= 31u )
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr73;
+	} else
 		goto tr73;
-	goto st49;
+	goto st100;
 st112:
 	if ( ++p == pe )
 		goto _test_eof112;
 case 112:
 	switch( (*p) ) {
-		case 33u: goto st47;
-		case 58u: goto st48;
-		case 79u: goto st113;
-		case 111u: goto st113;
-		case 124u: goto st47;
-		case 126u: goto st47;
+		case 9u: goto st112;
+		case 13u: goto tr151;
+		case 32u: goto st112;
+		case 127u: goto tr73;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st47;
-		} else if ( (*p) >= 35u )
-			goto st47;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st47;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st47;
-		} else
-			goto st47;
-	} else
-		goto st47;
-	goto tr61;
+	if ( (*p) <= 31u )
+		goto tr73;
+	goto st100;
 st113:
 	if ( ++p == pe )
 		goto _test_eof113;
@@ -3082,8 +3074,8 @@ case 113:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 83u: goto st114;
-		case 115u: goto st114;
+		case 79u: goto st114;
+		case 111u: goto st114;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3112,8 +3104,8 @@ case 114:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 84u: goto st115;
-		case 116u: goto st115;
+		case 83u: goto st115;
+		case 115u: goto st115;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3141,7 +3133,9 @@ st115:
 case 115:
 	switch( (*p) ) {
 		case 33u: goto st47;
-		case 58u: goto tr153;
+		case 58u: goto st48;
+		case 84u: goto st116;
+		case 116u: goto st116;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3163,209 +3157,207 @@ case 115:
 	} else
 		goto st47;
 	goto tr61;
-tr153:
-#line 196 "runtime/http/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 116; goto _out;} }
-    hp->flags |= IOX__HF_HOST;
-}
-	goto st116;
 st116:
 	if ( ++p == pe )
 		goto _test_eof116;
 case 116:
-#line 3078 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto st116;
-		case 32u: goto st116;
-		case 33u: goto tr156;
-		case 37u: goto tr157;
-		case 59u: goto tr156;
-		case 61u: goto tr156;
-		case 91u: goto tr158;
-		case 95u: goto tr156;
-		case 126u: goto tr156;
+		case 33u: goto st47;
+		case 58u: goto tr155;
+		case 124u: goto st47;
+		case 126u: goto st47;
 	}
-	if ( (*p) < 48u ) {
-		if ( 36u <= (*p) && (*p) <= 46u )
-			goto tr156;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
-			if ( 97u <= (*p) && (*p) <= 122u )
-				goto tr156;
-		} else if ( (*p) >= 65u )
-			goto tr156;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st47;
+		} else if ( (*p) >= 35u )
+			goto st47;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st47;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st47;
+		} else
+			goto st47;
 	} else
-		goto tr156;
-	goto tr154;
-tr156:
-#line 200 "runtime/http/http_parser.rl"
-	{ hp->host_start = OFF; }
+		goto st47;
+	goto tr61;
+tr155:
+#line 197 "runtime/http/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 117; goto _out;} }
+    hp->flags |= IOX__HF_HOST;
+}
 	goto st117;
 st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3108 "generated/http_parser.c"
+#line 3099 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto tr159;
-		case 13u: goto tr160;
-		case 32u: goto tr159;
-		case 33u: goto st117;
-		case 37u: goto st119;
-		case 58u: goto st121;
-		case 61u: goto st117;
-		case 95u: goto st117;
-		case 126u: goto st117;
+		case 9u: goto st117;
+		case 32u: goto st117;
+		case 33u: goto tr158;
+		case 37u: goto tr159;
+		case 59u: goto tr158;
+		case 61u: goto tr158;
+		case 91u: goto tr160;
+		case 95u: goto tr158;
+		case 126u: goto tr158;
 	}
 	if ( (*p) < 48u ) {
 		if ( 36u <= (*p) && (*p) <= 46u )
-			goto st117;
-	} else if ( (*p) > 59u ) {
+			goto tr158;
+	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 97u <= (*p) && (*p) <= 122u )
-				goto st117;
+				goto tr158;
 		} else if ( (*p) >= 65u )
-			goto st117;
+			goto tr158;
 	} else
-		goto st117;
-	goto tr154;
-tr159:
+		goto tr158;
+	goto tr156;
+tr158:
 #line 201 "runtime/http/http_parser.rl"
-	{ hp->host_end = OFF; }
+	{ hp->host_start = OFF; }
 	goto st118;
 st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3138 "generated/http_parser.c"
+#line 3129 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto st118;
-		case 13u: goto st50;
-		case 32u: goto st118;
+		case 9u: goto tr161;
+		case 13u: goto tr162;
+		case 32u: goto tr161;
+		case 33u: goto st118;
+		case 37u: goto st120;
+		case 58u: goto st122;
+		case 61u: goto st118;
+		case 95u: goto st118;
+		case 126u: goto st118;
 	}
-	goto tr154;
-tr157:
-#line 200 "runtime/http/http_parser.rl"
-	{ hp->host_start = OFF; }
+	if ( (*p) < 48u ) {
+		if ( 36u <= (*p) && (*p) <= 46u )
+			goto st118;
+	} else if ( (*p) > 59u ) {
+		if ( (*p) > 90u ) {
+			if ( 97u <= (*p) && (*p) <= 122u )
+				goto st118;
+		} else if ( (*p) >= 65u )
+			goto st118;
+	} else
+		goto st118;
+	goto tr156;
+tr161:
+#line 202 "runtime/http/http_parser.rl"
+	{ hp->host_end = OFF; }
 	goto st119;
 st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3151 "generated/http_parser.c"
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st120;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st120;
-	} else
-		goto st120;
-	goto tr154;
+#line 3159 "generated/http_parser.c"
+	switch( (*p) ) {
+		case 9u: goto st119;
+		case 13u: goto st50;
+		case 32u: goto st119;
+	}
+	goto tr156;
+tr159:
+#line 201 "runtime/http/http_parser.rl"
+	{ hp->host_start = OFF; }
+	goto st120;
 st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
+#line 3172 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
-			goto st117;
+			goto st121;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st117;
+			goto st121;
 	} else
-		goto st117;
-	goto tr154;
+		goto st121;
+	goto tr156;
 st121:
 	if ( ++p == pe )
 		goto _test_eof121;
 case 121:
-	switch( (*p) ) {
-		case 9u: goto tr159;
-		case 13u: goto tr160;
-		case 32u: goto tr159;
-	}
-	if ( 48u <= (*p) && (*p) <= 57u )
-		goto st121;
-	goto tr154;
-tr158:
-#line 200 "runtime/http/http_parser.rl"
-	{ hp->host_start = OFF; }
-	goto st122;
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 57u )
+			goto st118;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st118;
+	} else
+		goto st118;
+	goto tr156;
 st122:
 	if ( ++p == pe )
 		goto _test_eof122;
 case 122:
-#line 3192 "generated/http_parser.c"
-	if ( (*p) == 46u )
-		goto st123;
-	if ( (*p) < 65u ) {
-		if ( 48u <= (*p) && (*p) <= 58u )
-			goto st123;
-	} else if ( (*p) > 70u ) {
-		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st123;
-	} else
-		goto st123;
-	goto tr154;
+	switch( (*p) ) {
+		case 9u: goto tr161;
+		case 13u: goto tr162;
+		case 32u: goto tr161;
+	}
+	if ( 48u <= (*p) && (*p) <= 57u )
+		goto st122;
+	goto tr156;
+tr160:
+#line 201 "runtime/http/http_parser.rl"
+	{ hp->host_start = OFF; }
+	goto st123;
 st123:
 	if ( ++p == pe )
 		goto _test_eof123;
 case 123:
-	switch( (*p) ) {
-		case 46u: goto st123;
-		case 93u: goto st124;
-	}
+#line 3213 "generated/http_parser.c"
+	if ( (*p) == 46u )
+		goto st124;
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 58u )
-			goto st123;
+			goto st124;
 	} else if ( (*p) > 70u ) {
 		if ( 97u <= (*p) && (*p) <= 102u )
-			goto st123;
+			goto st124;
 	} else
-		goto st123;
-	goto tr154;
+		goto st124;
+	goto tr156;
 st124:
 	if ( ++p == pe )
 		goto _test_eof124;
 case 124:
 	switch( (*p) ) {
-		case 9u: goto tr159;
-		case 13u: goto tr160;
-		case 32u: goto tr159;
-		case 58u: goto st121;
+		case 46u: goto st124;
+		case 93u: goto st125;
 	}
-	goto tr154;
+	if ( (*p) < 65u ) {
+		if ( 48u <= (*p) && (*p) <= 58u )
+			goto st124;
+	} else if ( (*p) > 70u ) {
+		if ( 97u <= (*p) && (*p) <= 102u )
+			goto st124;
+	} else
+		goto st124;
+	goto tr156;
 st125:
 	if ( ++p == pe )
 		goto _test_eof125;
 case 125:
 	switch( (*p) ) {
-		case 33u: goto st47;
-		case 58u: goto st48;
-		case 82u: goto st126;
-		case 114u: goto st126;
-		case 124u: goto st47;
-		case 126u: goto st47;
+		case 9u: goto tr161;
+		case 13u: goto tr162;
+		case 32u: goto tr161;
+		case 58u: goto st122;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st47;
-		} else if ( (*p) >= 35u )
-			goto st47;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st47;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st47;
-		} else
-			goto st47;
-	} else
-		goto st47;
-	goto tr61;
+	goto tr156;
 st126:
 	if ( ++p == pe )
 		goto _test_eof126;
@@ -3373,8 +3365,38 @@ case 126:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 65u: goto st127;
-		case 97u: goto st127;
+		case 82u: goto st127;
+		case 114u: goto st127;
+		case 124u: goto st47;
+		case 126u: goto st47;
+	}
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st47;
+		} else if ( (*p) >= 35u )
+			goto st47;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st47;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st47;
+		} else
+			goto st47;
+	} else
+		goto st47;
+	goto tr61;
+st127:
+	if ( ++p == pe )
+		goto _test_eof127;
+case 127:
+	switch( (*p) ) {
+		case 33u: goto st47;
+		case 58u: goto st48;
+		case 65u: goto st128;
+		case 97u: goto st128;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3396,36 +3418,6 @@ case 126:
 	} else
 		goto st47;
 	goto tr61;
-st127:
-	if ( ++p == pe )
-		goto _test_eof127;
-case 127:
-	switch( (*p) ) {
-		case 33u: goto st47;
-		case 58u: goto st48;
-		case 78u: goto st128;
-		case 110u: goto st128;
-		case 124u: goto st47;
-		case 126u: goto st47;
-	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st47;
-		} else if ( (*p) >= 35u )
-			goto st47;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st47;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st47;
-		} else
-			goto st47;
-	} else
-		goto st47;
-	goto tr61;
 st128:
 	if ( ++p == pe )
 		goto _test_eof128;
@@ -3433,8 +3425,8 @@ case 128:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 83u: goto st129;
-		case 115u: goto st129;
+		case 78u: goto st129;
+		case 110u: goto st129;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3463,8 +3455,8 @@ case 129:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 70u: goto st130;
-		case 102u: goto st130;
+		case 83u: goto st130;
+		case 115u: goto st130;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3493,8 +3485,8 @@ case 130:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 69u: goto st131;
-		case 101u: goto st131;
+		case 70u: goto st131;
+		case 102u: goto st131;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3523,8 +3515,8 @@ case 131:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 82u: goto st132;
-		case 114u: goto st132;
+		case 69u: goto st132;
+		case 101u: goto st132;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3552,36 +3544,9 @@ st132:
 case 132:
 	switch( (*p) ) {
 		case 33u: goto st47;
-		case 45u: goto st133;
-		case 46u: goto st47;
 		case 58u: goto st48;
-		case 124u: goto st47;
-		case 126u: goto st47;
-	}
-	if ( (*p) < 48u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st47;
-		} else if ( (*p) >= 35u )
-			goto st47;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st47;
-		} else if ( (*p) >= 65u )
-			goto st47;
-	} else
-		goto st47;
-	goto tr61;
-st133:
-	if ( ++p == pe )
-		goto _test_eof133;
-case 133:
-	switch( (*p) ) {
-		case 33u: goto st47;
-		case 58u: goto st48;
-		case 69u: goto st134;
-		case 101u: goto st134;
+		case 82u: goto st133;
+		case 114u: goto st133;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3603,6 +3568,33 @@ case 133:
 	} else
 		goto st47;
 	goto tr61;
+st133:
+	if ( ++p == pe )
+		goto _test_eof133;
+case 133:
+	switch( (*p) ) {
+		case 33u: goto st47;
+		case 45u: goto st134;
+		case 46u: goto st47;
+		case 58u: goto st48;
+		case 124u: goto st47;
+		case 126u: goto st47;
+	}
+	if ( (*p) < 48u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st47;
+		} else if ( (*p) >= 35u )
+			goto st47;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st47;
+		} else if ( (*p) >= 65u )
+			goto st47;
+	} else
+		goto st47;
+	goto tr61;
 st134:
 	if ( ++p == pe )
 		goto _test_eof134;
@@ -3610,8 +3602,8 @@ case 134:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 78u: goto st135;
-		case 110u: goto st135;
+		case 69u: goto st135;
+		case 101u: goto st135;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3640,8 +3632,8 @@ case 135:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 67u: goto st136;
-		case 99u: goto st136;
+		case 78u: goto st136;
+		case 110u: goto st136;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3670,8 +3662,8 @@ case 136:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 79u: goto st137;
-		case 111u: goto st137;
+		case 67u: goto st137;
+		case 99u: goto st137;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3700,8 +3692,8 @@ case 137:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 68u: goto st138;
-		case 100u: goto st138;
+		case 79u: goto st138;
+		case 111u: goto st138;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3730,8 +3722,8 @@ case 138:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 73u: goto st139;
-		case 105u: goto st139;
+		case 68u: goto st139;
+		case 100u: goto st139;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3760,8 +3752,8 @@ case 139:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 78u: goto st140;
-		case 110u: goto st140;
+		case 73u: goto st140;
+		case 105u: goto st140;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3790,8 +3782,8 @@ case 140:
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
-		case 71u: goto st141;
-		case 103u: goto st141;
+		case 78u: goto st141;
+		case 110u: goto st141;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3819,7 +3811,9 @@ st141:
 case 141:
 	switch( (*p) ) {
 		case 33u: goto st47;
-		case 58u: goto st142;
+		case 58u: goto st48;
+		case 71u: goto st142;
+		case 103u: goto st142;
 		case 124u: goto st47;
 		case 126u: goto st47;
 	}
@@ -3841,114 +3835,116 @@ case 141:
 	} else
 		goto st47;
 	goto tr61;
-tr190:
-#line 191 "runtime/http/http_parser.rl"
-	{
-    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
-}
-	goto st142;
-tr208:
-#line 187 "runtime/http/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 142; goto _out;} }
-    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
-}
-	goto st142;
 st142:
 	if ( ++p == pe )
 		goto _test_eof142;
 case 142:
-#line 3751 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto st142;
-		case 32u: goto st142;
-		case 33u: goto st143;
-		case 67u: goto st152;
-		case 99u: goto st152;
-		case 124u: goto st143;
-		case 126u: goto st143;
+		case 33u: goto st47;
+		case 58u: goto st143;
+		case 124u: goto st47;
+		case 126u: goto st47;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st143;
+				goto st47;
 		} else if ( (*p) >= 35u )
-			goto st143;
+			goto st47;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st143;
+				goto st47;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st143;
+				goto st47;
 		} else
-			goto st143;
+			goto st47;
 	} else
-		goto st143;
-	goto tr185;
+		goto st47;
+	goto tr61;
+tr192:
+#line 192 "runtime/http/http_parser.rl"
+	{
+    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
+}
+	goto st143;
+tr210:
+#line 188 "runtime/http/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 143; goto _out;} }
+    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
+}
+	goto st143;
 st143:
 	if ( ++p == pe )
 		goto _test_eof143;
 case 143:
+#line 3772 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto tr188;
-		case 13u: goto tr189;
-		case 32u: goto tr188;
-		case 33u: goto st143;
-		case 44u: goto tr190;
-		case 59u: goto tr191;
-		case 124u: goto st143;
-		case 126u: goto st143;
+		case 9u: goto st143;
+		case 32u: goto st143;
+		case 33u: goto st144;
+		case 67u: goto st153;
+		case 99u: goto st153;
+		case 124u: goto st144;
+		case 126u: goto st144;
 	}
-	if ( (*p) < 48u ) {
+	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st143;
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st144;
 		} else if ( (*p) >= 35u )
-			goto st143;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
+			goto st144;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st144;
+		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st143;
-		} else if ( (*p) >= 65u )
-			goto st143;
+				goto st144;
+		} else
+			goto st144;
 	} else
-		goto st143;
-	goto tr185;
-tr188:
-#line 191 "runtime/http/http_parser.rl"
-	{
-    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
-}
-	goto st144;
-tr206:
-#line 187 "runtime/http/http_parser.rl"
-	{
-    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 144; goto _out;} }
-    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
-}
-	goto st144;
+		goto st144;
+	goto tr187;
 st144:
 	if ( ++p == pe )
 		goto _test_eof144;
 case 144:
-#line 3822 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto st144;
-		case 13u: goto st50;
-		case 32u: goto st144;
-		case 44u: goto st142;
-		case 59u: goto st145;
+		case 9u: goto tr190;
+		case 13u: goto tr191;
+		case 32u: goto tr190;
+		case 33u: goto st144;
+		case 44u: goto tr192;
+		case 59u: goto tr193;
+		case 124u: goto st144;
+		case 126u: goto st144;
 	}
-	goto tr185;
-tr191:
-#line 191 "runtime/http/http_parser.rl"
+	if ( (*p) < 48u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st144;
+		} else if ( (*p) >= 35u )
+			goto st144;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st144;
+		} else if ( (*p) >= 65u )
+			goto st144;
+	} else
+		goto st144;
+	goto tr187;
+tr190:
+#line 192 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st145;
-tr209:
-#line 187 "runtime/http/http_parser.rl"
+tr208:
+#line 188 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 145; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3958,72 +3954,88 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3845 "generated/http_parser.c"
+#line 3843 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
+		case 13u: goto st50;
 		case 32u: goto st145;
-		case 33u: goto st146;
-		case 124u: goto st146;
-		case 126u: goto st146;
+		case 44u: goto st143;
+		case 59u: goto st146;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st146;
-		} else if ( (*p) >= 35u )
-			goto st146;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st146;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st146;
-		} else
-			goto st146;
-	} else
-		goto st146;
-	goto tr185;
+	goto tr187;
+tr193:
+#line 192 "runtime/http/http_parser.rl"
+	{
+    hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
+}
+	goto st146;
+tr211:
+#line 188 "runtime/http/http_parser.rl"
+	{
+    if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 146; goto _out;} }
+    hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
+}
+	goto st146;
 st146:
 	if ( ++p == pe )
 		goto _test_eof146;
 case 146:
+#line 3866 "generated/http_parser.c"
 	switch( (*p) ) {
-		case 9u: goto st147;
-		case 32u: goto st147;
-		case 33u: goto st146;
-		case 61u: goto st148;
-		case 124u: goto st146;
-		case 126u: goto st146;
+		case 9u: goto st146;
+		case 32u: goto st146;
+		case 33u: goto st147;
+		case 124u: goto st147;
+		case 126u: goto st147;
 	}
 	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st146;
+				goto st147;
 		} else if ( (*p) >= 35u )
-			goto st146;
+			goto st147;
 	} else if ( (*p) > 46u ) {
 		if ( (*p) < 65u ) {
 			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st146;
+				goto st147;
 		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st146;
+				goto st147;
 		} else
-			goto st146;
+			goto st147;
 	} else
-		goto st146;
-	goto tr185;
+		goto st147;
+	goto tr187;
 st147:
 	if ( ++p == pe )
 		goto _test_eof147;
 case 147:
 	switch( (*p) ) {
-		case 9u: goto st147;
-		case 32u: goto st147;
-		case 61u: goto st148;
+		case 9u: goto st148;
+		case 32u: goto st148;
+		case 33u: goto st147;
+		case 61u: goto st149;
+		case 124u: goto st147;
+		case 126u: goto st147;
 	}
-	goto tr185;
+	if ( (*p) < 45u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st147;
+		} else if ( (*p) >= 35u )
+			goto st147;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st147;
+		} else if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st147;
+		} else
+			goto st147;
+	} else
+		goto st147;
+	goto tr187;
 st148:
 	if ( ++p == pe )
 		goto _test_eof148;
@@ -4031,304 +4043,314 @@ case 148:
 	switch( (*p) ) {
 		case 9u: goto st148;
 		case 32u: goto st148;
-		case 34u: goto st150;
-		case 124u: goto st149;
-		case 126u: goto st149;
+		case 61u: goto st149;
 	}
-	if ( (*p) < 45u ) {
-		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 43u )
-				goto st149;
-		} else if ( (*p) >= 33u )
-			goto st149;
-	} else if ( (*p) > 46u ) {
-		if ( (*p) < 65u ) {
-			if ( 48u <= (*p) && (*p) <= 57u )
-				goto st149;
-		} else if ( (*p) > 90u ) {
-			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st149;
-		} else
-			goto st149;
-	} else
-		goto st149;
-	goto tr185;
+	goto tr187;
 st149:
 	if ( ++p == pe )
 		goto _test_eof149;
 case 149:
 	switch( (*p) ) {
-		case 9u: goto st144;
-		case 13u: goto st50;
-		case 32u: goto st144;
-		case 33u: goto st149;
-		case 44u: goto st142;
-		case 59u: goto st145;
-		case 124u: goto st149;
-		case 126u: goto st149;
+		case 9u: goto st149;
+		case 32u: goto st149;
+		case 34u: goto st151;
+		case 124u: goto st150;
+		case 126u: goto st150;
 	}
-	if ( (*p) < 48u ) {
+	if ( (*p) < 45u ) {
 		if ( (*p) > 39u ) {
-			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st149;
-		} else if ( (*p) >= 35u )
-			goto st149;
-	} else if ( (*p) > 57u ) {
-		if ( (*p) > 90u ) {
+			if ( 42u <= (*p) && (*p) <= 43u )
+				goto st150;
+		} else if ( (*p) >= 33u )
+			goto st150;
+	} else if ( (*p) > 46u ) {
+		if ( (*p) < 65u ) {
+			if ( 48u <= (*p) && (*p) <= 57u )
+				goto st150;
+		} else if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st149;
-		} else if ( (*p) >= 65u )
-			goto st149;
+				goto st150;
+		} else
+			goto st150;
 	} else
-		goto st149;
-	goto tr185;
+		goto st150;
+	goto tr187;
 st150:
 	if ( ++p == pe )
 		goto _test_eof150;
 case 150:
 	switch( (*p) ) {
-		case 34u: goto st144;
-		case 92u: goto st151;
-		case 127u: goto tr185;
-	}
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr185;
-	} else
-		goto tr185;
-	goto st150;
-st151:
-	if ( ++p == pe )
-		goto _test_eof151;
-case 151:
-	if ( (*p) == 127u )
-		goto tr185;
-	if ( (*p) > 8u ) {
-		if ( 10u <= (*p) && (*p) <= 31u )
-			goto tr185;
-	} else
-		goto tr185;
-	goto st150;
-st152:
-	if ( ++p == pe )
-		goto _test_eof152;
-case 152:
-	switch( (*p) ) {
-		case 9u: goto tr188;
-		case 13u: goto tr189;
-		case 32u: goto tr188;
-		case 33u: goto st143;
-		case 44u: goto tr190;
-		case 59u: goto tr191;
-		case 72u: goto st153;
-		case 104u: goto st153;
-		case 124u: goto st143;
-		case 126u: goto st143;
+		case 9u: goto st145;
+		case 13u: goto st50;
+		case 32u: goto st145;
+		case 33u: goto st150;
+		case 44u: goto st143;
+		case 59u: goto st146;
+		case 124u: goto st150;
+		case 126u: goto st150;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st143;
+				goto st150;
 		} else if ( (*p) >= 35u )
-			goto st143;
+			goto st150;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st143;
+				goto st150;
 		} else if ( (*p) >= 65u )
-			goto st143;
+			goto st150;
 	} else
-		goto st143;
-	goto tr185;
+		goto st150;
+	goto tr187;
+st151:
+	if ( ++p == pe )
+		goto _test_eof151;
+case 151:
+	switch( (*p) ) {
+		case 34u: goto st145;
+		case 92u: goto st152;
+		case 127u: goto tr187;
+	}
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr187;
+	} else
+		goto tr187;
+	goto st151;
+st152:
+	if ( ++p == pe )
+		goto _test_eof152;
+case 152:
+	if ( (*p) == 127u )
+		goto tr187;
+	if ( (*p) > 8u ) {
+		if ( 10u <= (*p) && (*p) <= 31u )
+			goto tr187;
+	} else
+		goto tr187;
+	goto st151;
 st153:
 	if ( ++p == pe )
 		goto _test_eof153;
 case 153:
 	switch( (*p) ) {
-		case 9u: goto tr188;
-		case 13u: goto tr189;
-		case 32u: goto tr188;
-		case 33u: goto st143;
-		case 44u: goto tr190;
-		case 59u: goto tr191;
-		case 85u: goto st154;
-		case 117u: goto st154;
-		case 124u: goto st143;
-		case 126u: goto st143;
+		case 9u: goto tr190;
+		case 13u: goto tr191;
+		case 32u: goto tr190;
+		case 33u: goto st144;
+		case 44u: goto tr192;
+		case 59u: goto tr193;
+		case 72u: goto st154;
+		case 104u: goto st154;
+		case 124u: goto st144;
+		case 126u: goto st144;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 35u )
-			goto st143;
+			goto st144;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 65u )
-			goto st143;
+			goto st144;
 	} else
-		goto st143;
-	goto tr185;
+		goto st144;
+	goto tr187;
 st154:
 	if ( ++p == pe )
 		goto _test_eof154;
 case 154:
 	switch( (*p) ) {
-		case 9u: goto tr188;
-		case 13u: goto tr189;
-		case 32u: goto tr188;
-		case 33u: goto st143;
-		case 44u: goto tr190;
-		case 59u: goto tr191;
-		case 78u: goto st155;
-		case 110u: goto st155;
-		case 124u: goto st143;
-		case 126u: goto st143;
+		case 9u: goto tr190;
+		case 13u: goto tr191;
+		case 32u: goto tr190;
+		case 33u: goto st144;
+		case 44u: goto tr192;
+		case 59u: goto tr193;
+		case 85u: goto st155;
+		case 117u: goto st155;
+		case 124u: goto st144;
+		case 126u: goto st144;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 35u )
-			goto st143;
+			goto st144;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 65u )
-			goto st143;
+			goto st144;
 	} else
-		goto st143;
-	goto tr185;
+		goto st144;
+	goto tr187;
 st155:
 	if ( ++p == pe )
 		goto _test_eof155;
 case 155:
 	switch( (*p) ) {
-		case 9u: goto tr188;
-		case 13u: goto tr189;
-		case 32u: goto tr188;
-		case 33u: goto st143;
-		case 44u: goto tr190;
-		case 59u: goto tr191;
-		case 75u: goto st156;
-		case 107u: goto st156;
-		case 124u: goto st143;
-		case 126u: goto st143;
+		case 9u: goto tr190;
+		case 13u: goto tr191;
+		case 32u: goto tr190;
+		case 33u: goto st144;
+		case 44u: goto tr192;
+		case 59u: goto tr193;
+		case 78u: goto st156;
+		case 110u: goto st156;
+		case 124u: goto st144;
+		case 126u: goto st144;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 35u )
-			goto st143;
+			goto st144;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 65u )
-			goto st143;
+			goto st144;
 	} else
-		goto st143;
-	goto tr185;
+		goto st144;
+	goto tr187;
 st156:
 	if ( ++p == pe )
 		goto _test_eof156;
 case 156:
 	switch( (*p) ) {
-		case 9u: goto tr188;
-		case 13u: goto tr189;
-		case 32u: goto tr188;
-		case 33u: goto st143;
-		case 44u: goto tr190;
-		case 59u: goto tr191;
-		case 69u: goto st157;
-		case 101u: goto st157;
-		case 124u: goto st143;
-		case 126u: goto st143;
+		case 9u: goto tr190;
+		case 13u: goto tr191;
+		case 32u: goto tr190;
+		case 33u: goto st144;
+		case 44u: goto tr192;
+		case 59u: goto tr193;
+		case 75u: goto st157;
+		case 107u: goto st157;
+		case 124u: goto st144;
+		case 126u: goto st144;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 35u )
-			goto st143;
+			goto st144;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 65u )
-			goto st143;
+			goto st144;
 	} else
-		goto st143;
-	goto tr185;
+		goto st144;
+	goto tr187;
 st157:
 	if ( ++p == pe )
 		goto _test_eof157;
 case 157:
 	switch( (*p) ) {
-		case 9u: goto tr188;
-		case 13u: goto tr189;
-		case 32u: goto tr188;
-		case 33u: goto st143;
-		case 44u: goto tr190;
-		case 59u: goto tr191;
-		case 68u: goto st158;
-		case 100u: goto st158;
-		case 124u: goto st143;
-		case 126u: goto st143;
+		case 9u: goto tr190;
+		case 13u: goto tr191;
+		case 32u: goto tr190;
+		case 33u: goto st144;
+		case 44u: goto tr192;
+		case 59u: goto tr193;
+		case 69u: goto st158;
+		case 101u: goto st158;
+		case 124u: goto st144;
+		case 126u: goto st144;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 35u )
-			goto st143;
+			goto st144;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 65u )
-			goto st143;
+			goto st144;
 	} else
-		goto st143;
-	goto tr185;
+		goto st144;
+	goto tr187;
 st158:
 	if ( ++p == pe )
 		goto _test_eof158;
 case 158:
 	switch( (*p) ) {
-		case 9u: goto tr206;
-		case 13u: goto tr207;
-		case 32u: goto tr206;
-		case 33u: goto st143;
-		case 44u: goto tr208;
-		case 59u: goto tr209;
-		case 124u: goto st143;
-		case 126u: goto st143;
+		case 9u: goto tr190;
+		case 13u: goto tr191;
+		case 32u: goto tr190;
+		case 33u: goto st144;
+		case 44u: goto tr192;
+		case 59u: goto tr193;
+		case 68u: goto st159;
+		case 100u: goto st159;
+		case 124u: goto st144;
+		case 126u: goto st144;
 	}
 	if ( (*p) < 48u ) {
 		if ( (*p) > 39u ) {
 			if ( 42u <= (*p) && (*p) <= 46u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 35u )
-			goto st143;
+			goto st144;
 	} else if ( (*p) > 57u ) {
 		if ( (*p) > 90u ) {
 			if ( 94u <= (*p) && (*p) <= 122u )
-				goto st143;
+				goto st144;
 		} else if ( (*p) >= 65u )
-			goto st143;
+			goto st144;
 	} else
-		goto st143;
-	goto tr185;
+		goto st144;
+	goto tr187;
+st159:
+	if ( ++p == pe )
+		goto _test_eof159;
+case 159:
+	switch( (*p) ) {
+		case 9u: goto tr208;
+		case 13u: goto tr209;
+		case 32u: goto tr208;
+		case 33u: goto st144;
+		case 44u: goto tr210;
+		case 59u: goto tr211;
+		case 124u: goto st144;
+		case 126u: goto st144;
+	}
+	if ( (*p) < 48u ) {
+		if ( (*p) > 39u ) {
+			if ( 42u <= (*p) && (*p) <= 46u )
+				goto st144;
+		} else if ( (*p) >= 35u )
+			goto st144;
+	} else if ( (*p) > 57u ) {
+		if ( (*p) > 90u ) {
+			if ( 94u <= (*p) && (*p) <= 122u )
+				goto st144;
+		} else if ( (*p) >= 65u )
+			goto st144;
+	} else
+		goto st144;
+	goto tr187;
 	}
 	_test_eof1: cs = 1; goto _test_eof; 
 	_test_eof2: cs = 2; goto _test_eof; 
 	_test_eof3: cs = 3; goto _test_eof; 
-	_test_eof159: cs = 159; goto _test_eof; 
+	_test_eof160: cs = 160; goto _test_eof; 
 	_test_eof4: cs = 4; goto _test_eof; 
 	_test_eof5: cs = 5; goto _test_eof; 
 	_test_eof6: cs = 6; goto _test_eof; 
@@ -4345,7 +4367,7 @@ case 158:
 	_test_eof17: cs = 17; goto _test_eof; 
 	_test_eof18: cs = 18; goto _test_eof; 
 	_test_eof19: cs = 19; goto _test_eof; 
-	_test_eof160: cs = 160; goto _test_eof; 
+	_test_eof161: cs = 161; goto _test_eof; 
 	_test_eof20: cs = 20; goto _test_eof; 
 	_test_eof21: cs = 21; goto _test_eof; 
 	_test_eof22: cs = 22; goto _test_eof; 
@@ -4372,7 +4394,7 @@ case 158:
 	_test_eof43: cs = 43; goto _test_eof; 
 	_test_eof44: cs = 44; goto _test_eof; 
 	_test_eof45: cs = 45; goto _test_eof; 
-	_test_eof161: cs = 161; goto _test_eof; 
+	_test_eof162: cs = 162; goto _test_eof; 
 	_test_eof46: cs = 46; goto _test_eof; 
 	_test_eof47: cs = 47; goto _test_eof; 
 	_test_eof48: cs = 48; goto _test_eof; 
@@ -4486,6 +4508,7 @@ case 158:
 	_test_eof156: cs = 156; goto _test_eof; 
 	_test_eof157: cs = 157; goto _test_eof; 
 	_test_eof158: cs = 158; goto _test_eof; 
+	_test_eof159: cs = 159; goto _test_eof; 
 
 	_test_eof: {}
 	if ( p == eof )
@@ -4495,12 +4518,12 @@ case 158:
 	case 19: 
 	case 45: 
 	case 50: 
-#line 221 "runtime/http/http_parser.rl"
+#line 223 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 222 "runtime/http/http_parser.rl"
+#line 224 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4531,7 +4554,7 @@ case 158:
 	case 41: 
 	case 42: 
 	case 43: 
-#line 223 "runtime/http/http_parser.rl"
+#line 225 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4545,7 +4568,7 @@ case 158:
 	case 18: 
 	case 20: 
 	case 21: 
-#line 224 "runtime/http/http_parser.rl"
+#line 226 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 44: 
@@ -4578,11 +4601,10 @@ case 158:
 	case 96: 
 	case 97: 
 	case 98: 
-	case 112: 
 	case 113: 
 	case 114: 
 	case 115: 
-	case 125: 
+	case 116: 
 	case 126: 
 	case 127: 
 	case 128: 
@@ -4599,7 +4621,8 @@ case 158:
 	case 139: 
 	case 140: 
 	case 141: 
-#line 225 "runtime/http/http_parser.rl"
+	case 142: 
+#line 227 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 48: 
@@ -4635,16 +4658,16 @@ case 158:
 	case 109: 
 	case 110: 
 	case 111: 
-#line 226 "runtime/http/http_parser.rl"
+	case 112: 
+#line 228 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 90: 
 	case 91: 
 	case 92: 
-#line 227 "runtime/http/http_parser.rl"
+#line 229 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
-	case 142: 
 	case 143: 
 	case 144: 
 	case 145: 
@@ -4661,10 +4684,10 @@ case 158:
 	case 156: 
 	case 157: 
 	case 158: 
-#line 228 "runtime/http/http_parser.rl"
+	case 159: 
+#line 230 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
-	case 116: 
 	case 117: 
 	case 118: 
 	case 119: 
@@ -4673,17 +4696,18 @@ case 158:
 	case 122: 
 	case 123: 
 	case 124: 
-#line 229 "runtime/http/http_parser.rl"
+	case 125: 
+#line 231 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4553 "generated/http_parser.c"
+#line 4576 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 546 "runtime/http/http_parser.rl"
+#line 551 "runtime/http/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4748,9 +4772,9 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 610 "runtime/http/http_parser.rl"
+#line 615 "runtime/http/http_parser.rl"
             
-#line 4621 "generated/http_parser.c"
+#line 4644 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4803,49 +4827,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 269 "runtime/http/http_parser.rl"
+#line 271 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 269 "runtime/http/http_parser.rl"
+#line 271 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 270 "runtime/http/http_parser.rl"
+#line 272 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 270 "runtime/http/http_parser.rl"
+#line 272 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 268 "runtime/http/http_parser.rl"
+#line 270 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 271 "runtime/http/http_parser.rl"
+#line 273 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 268 "runtime/http/http_parser.rl"
+#line 270 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 271 "runtime/http/http_parser.rl"
+#line 273 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 272 "runtime/http/http_parser.rl"
+#line 274 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 268 "runtime/http/http_parser.rl"
+#line 270 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 272 "runtime/http/http_parser.rl"
+#line 274 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4699 "generated/http_parser.c"
+#line 4722 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 247 "runtime/http/http_parser.rl"
+#line 249 "runtime/http/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4855,7 +4879,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4712 "generated/http_parser.c"
+#line 4735 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5022,7 +5046,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 251 "runtime/http/http_parser.rl"
+#line 253 "runtime/http/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -5042,7 +5066,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4897 "generated/http_parser.c"
+#line 4920 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5098,14 +5122,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 265 "runtime/http/http_parser.rl"
+#line 267 "runtime/http/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4958 "generated/http_parser.c"
+#line 4981 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5143,14 +5167,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 266 "runtime/http/http_parser.rl"
+#line 268 "runtime/http/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 5001 "generated/http_parser.c"
+#line 5024 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5231,11 +5255,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 268 "runtime/http/http_parser.rl"
+#line 270 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 269 "runtime/http/http_parser.rl"
+#line 271 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -5247,45 +5271,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 270 "runtime/http/http_parser.rl"
+#line 272 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 271 "runtime/http/http_parser.rl"
+#line 273 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 272 "runtime/http/http_parser.rl"
+#line 274 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 268 "runtime/http/http_parser.rl"
+#line 270 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 271 "runtime/http/http_parser.rl"
+#line 273 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 268 "runtime/http/http_parser.rl"
+#line 270 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 272 "runtime/http/http_parser.rl"
+#line 274 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 269 "runtime/http/http_parser.rl"
+#line 271 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 270 "runtime/http/http_parser.rl"
+#line 272 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5117 "generated/http_parser.c"
+#line 5140 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 611 "runtime/http/http_parser.rl"
+#line 616 "runtime/http/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);

@@ -123,9 +123,10 @@ host_name  = ( unreserved | pct_encoded | sub_delims )+ | ip_literal;
 host_port  = host_name ( ":" digit* )?;
 host_value = ( OWS host_port >start_host %end_host OWS ) $!e_host;
 
-# Expect = #expectation (RFC 9110 §10.1.1); only 100-continue means anything.
+# Expect = #expectation (RFC 9110 §10.1.1); only 100-continue means anything;
+# any other expectation is answered 417 (the host: E_EXPECTATION).
 expect_value = ( OWS /100-continue/i OWS ) %expect_continue
-             | ( field_value - ( OWS /100-continue/i OWS ) ) $!e_header_value;
+             | ( field_value - ( OWS /100-continue/i OWS ) ) %expect_other $!e_header_value;
 
 # skip_value: the host may jump over a run of plain value bytes at once
 # (they would all loop in the same state); the grammar is unchanged.

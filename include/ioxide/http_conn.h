@@ -40,16 +40,21 @@ struct iox_event {
  * earlier response is committed (see docs/architecture.md). */
 struct iox_rslot {
     char *buf;                  /* side buffer (from the reactor's free lists) */
-    uint32_t len, cap;
-    uint32_t flushed;           /* side bytes sendable at once when it becomes the oldest */
     void (*on_drain)(struct iox_conn *c, void *arg);
     void *on_drain_arg;
+    void *user;                 /* the application's per-request pointer (iox_req_set_user) */
+    uint32_t len, cap;
+    uint32_t flushed;           /* side bytes sendable at once when it becomes the oldest */
     uint16_t seq;
     uint8_t awaiting;           /* an async handler owns it (iox_conn_async_done not called) */
     uint8_t counted;            /* counted in nasync */
-    uint8_t body_done;          /* the request has been read completely */
+    uint8_t body_done;          /* its answer is not held for its body: read completely, or handed to the handler */
     uint8_t head, keep_alive, minor;   /* what the response writers need */
+    uint8_t framing;            /* how iox_resp_start framed the body (conn_response.c, RF_*) */
+    uint8_t skip_body;          /* the body will not be read (100-continue not asked for, or refused): close after the answer */
+    uint8_t ka_req;             /* the request's own keep-alive (keep_alive is cleared while skip_body is provisional) */
 };
+_Static_assert(sizeof(struct iox_rslot) <= 56, "struct iox_rslot: one per pipelined request per connection");
 
 struct iox_conn {
     struct iox_reactor *r;
@@ -116,6 +121,9 @@ struct iox_conn {
     struct iox_conn *dirty_next, *parked_next;
     void (*on_close)(struct iox_conn *c, void *arg);
     void *on_close_arg;
+    /* The body being handed to its handler (iox_req_body_stream/_read);
+     * NULL: the body arriving, if any, is drained (guard body_handed). */
+    struct iox_body *body;
     /* Free for the application while it owns an async request. */
     void *app_data;
     uint64_t app_u64;
@@ -146,6 +154,78 @@ struct iox_conn_ref { struct iox_http_server *hs; uint32_t idx; uint16_t gen, se
 _Static_assert(sizeof(struct iox_conn_ref) <= 24, "struct iox_conn_ref must stay small");
 struct iox_conn_ref iox_conn_ref(struct iox_conn *c);
 struct iox_conn *iox_conn_deref(struct iox_conn_ref ref);
+/* deref + iox_conn_async_done: the request's answer is written. 0, or
+ * -ESTALE when the handle no longer derefs (nothing done). */
+int iox_conn_ref_done(struct iox_conn_ref ref);
+
+/* Per-request user data: one pointer per open request (not per
+ * connection: pipelined async requests each have their own), NULL when the
+ * request is dispatched. Set and read for the target request (in on_request,
+ * or after iox_conn_deref). The runtime never frees it: an application that
+ * owns memory through it frees it when it finishes the request, or in its
+ * body callback's error call / the close hook when the request goes away. */
+void iox_req_set_user(struct iox_conn *c, void *user);
+void *iox_req_user(const struct iox_conn *c);
+
+/* ---- Reading a request body (in on_request) ----
+ *
+ * By default a body is drained by the runtime after on_request returns
+ * (up to the parser's max_body, IOX_MAX_BODY_MB: 413 and close beyond),
+ * and the request's answer leaves only once it has been read — so a body
+ * that turns out malformed gets its 400 instead. A handler can instead take
+ * it, in on_request, before writing any of its answer:
+ *   - iox_req_body_stream: a callback per piece, as the bytes arrive (views,
+ *     no copy); reading pauses while the handler holds a piece and while the
+ *     connection's unsent output is over the write cap; the answer may leave
+ *     while the body still arrives (an echo);
+ *   - iox_req_body_read: the body gathered whole (malloc'd, up to `limit`:
+ *     413 and close beyond), handed over in one callback.
+ * Taking the body makes the request asynchronous: on_request returns
+ * IOX_ASYNC (it is treated so either way) and the answer is finished with
+ * iox_conn_async_done (from the callback, or later). Content-Length and
+ * chunked bodies alike (chunk extensions and trailers are validated and not
+ * passed on). `Expect: 100-continue`: the interim 100 is written when the
+ * handler takes the body (in request order, behind earlier answers); a
+ * request whose handler does not take it gets its answer with `Connection:
+ * close` and the connection closes after it (RFC 9110 §10.1.1 lets a server
+ * skip reading a body it never asked for) — its body is never read. A body
+ * that turns out malformed after its answer started (streamed) closes the
+ * connection: the answer can no longer be changed. Only one body is being
+ * read at a time (requests are read in order), so these are per
+ * connection. */
+
+/* Body callback statuses (status argument) and results. */
+enum { IOX_BODY_PIECE = 0, IOX_BODY_END = 1 };
+enum { IOX_BODY_OK = 0, IOX_BODY_HOLD = 1 };
+
+/* Streamed: fn(c, data, len, IOX_BODY_PIECE, arg) per piece (data valid
+ * during the call only), then fn(c, NULL, 0, IOX_BODY_END, arg) once the
+ * body is complete; or, once, fn(c, NULL, 0, status < 0, arg) when the body
+ * can never complete (an IOX_HTTP_E_* framing error or limit, -ECONNRESET:
+ * the connection went away; the request's handle is stale by then). The
+ * target is set to the request for each call, so iox_resp_* write its
+ * answer. A piece fn returns IOX_BODY_HOLD for was not taken: reading stops
+ * until iox_req_body_release, which hands the same piece again. With no
+ * body (none, or Content-Length: 0) the END call comes at once, from inside
+ * this call. 0, or -EINVAL (not in on_request, or the body already taken). */
+typedef int (*iox_body_fn)(struct iox_conn *c, const char *data, size_t len, int status, void *arg);
+int iox_req_body_stream(struct iox_conn *c, const struct iox_http_request *req, iox_body_fn fn, void *arg);
+
+/* Whole: fn(c, body, len, IOX_BODY_END, arg) once the body is complete
+ * (body valid during the call only; NULL with len 0 for an empty body), or
+ * fn(c, NULL, 0, status < 0, arg) as above. A body over `limit` bytes (a
+ * Content-Length over it at once, a chunked one when it gets there) is
+ * answered 413 by the runtime and the connection closes; fn gets
+ * IOX_HTTP_E_BODY_TOO_LARGE (for a Content-Length over the limit, from
+ * inside this call). 0, or -EINVAL as above. */
+typedef void (*iox_body_whole_fn)(struct iox_conn *c, const char *data, size_t len, int status, void *arg);
+int iox_req_body_read(struct iox_conn *c, const struct iox_http_request *req, size_t limit,
+                      iox_body_whole_fn fn, void *arg);
+
+/* The streamed body's handler takes the piece it held: it is handed again
+ * (from inside this call when it is made outside the handler's callback)
+ * and reading resumes. No-op when nothing is held. */
+void iox_req_body_release(struct iox_conn *c);
 
 /* ---- Writing a response (on_request, or later for an async request) ---- */
 
@@ -166,8 +246,36 @@ int iox_resp_simple_ex(struct iox_conn *c, int status, const char *ctype,
  * content_length is announced as given. */
 int iox_resp_head(struct iox_conn *c, int status, const char *ctype,
                   uint64_t content_length, const char *extra_headers);
-/* Raw bytes appended to the response being built. 0 or -ENOBUFS. */
+/* Raw bytes appended to the response being built. 0 or -ENOBUFS. After a
+ * head for a HEAD request or a 1xx/204/304 status (iox_resp_head,
+ * iox_resp_start) they are dropped: such an answer has no content. */
 int iox_resp_write(struct iox_conn *c, const void *data, size_t len);
+
+/* A response in pieces: iox_resp_start writes the head — status with its
+ * reason phrase, Date, Content-Type (if ctype), extra_headers (CRLF-ended
+ * lines, may be NULL), the framing, Connection — then iox_resp_chunk the
+ * body piece by piece and iox_resp_end the end. content_length >= 0: a
+ * known length (Content-Length; the pieces must add up to it);
+ * IOX_RESP_CHUNKED (-1): unknown, sent chunked to HTTP/1.1 clients
+ * (iox_resp_end's trailers, CRLF-ended field lines or NULL, after the last
+ * chunk) and close-delimited to HTTP/1.0 ones (no framing, Connection:
+ * close, the connection closes after this answer; trailers dropped; requests
+ * pipelined behind it are not answered). HEAD, 1xx, 204 and 304: the head
+ * only (HEAD keeps the framing header a GET would get), pieces and trailers
+ * dropped. Pieces are sendable once iox_conn_flush is called (or when the
+ * answer completes); a streamed producer respects the write cap: it writes
+ * while iox_conn_writable, and goes on from the drain hook
+ * (iox_conn_set_drain_hook). Each returns 0, or -ENOBUFS when the bytes do
+ * not fit under the connection's output limit (nothing written then). */
+#define IOX_RESP_CHUNKED (-1)
+int iox_resp_start(struct iox_conn *c, int status, const char *ctype, const char *extra_headers,
+                   int64_t content_length);
+int iox_resp_chunk(struct iox_conn *c, const void *data, size_t len);
+int iox_resp_end(struct iox_conn *c, const char *trailers);
+
+/* Unsent output (write buffer and side buffers) is under the write cap:
+ * a streamed producer may write more now. */
+int iox_conn_writable(const struct iox_conn *c);
 /* Reason phrase for a status code ("OK", "Not Found"): every RFC 9110 code
  * and the other registered ones; "" for a code without one. */
 const char *iox_http_reason(int status);

@@ -40,6 +40,8 @@
  *  - HTTP/1.x with x > 1 is treated as 1.1; any other major version → 505.
  *  - A method token longer than max_method (32) → 501, at its first byte
  *    over the limit (not 431 once the whole head is too large).
+ *  - Expect: only 100-continue; any other expectation in an HTTP/1.1
+ *    request → 417 (IOX_HTTP_E_EXPECTATION); ignored in HTTP/1.0.
  *  - Keep-alive: HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with
  *    "Connection: keep-alive"; never after CONNECT (no tunnels: the bytes
  *    after its head are not requests).
@@ -80,7 +82,8 @@
     X(BAD_TRAILER,       -24, 400, "invalid trailer field")                    \
     X(BODY_TOO_LARGE,    -25, 413, "request body too large")                   \
     X(BAD_HOST,          -26, 400, "invalid Host field value")             \
-    X(METHOD_TOO_LONG,   -27, 501, "method longer than any implemented")
+    X(METHOD_TOO_LONG,   -27, 501, "method longer than any implemented")  \
+    X(EXPECTATION,       -28, 417, "unsupported expectation")
 
 enum iox_http_result {
     IOX_HTTP_NEED_MORE = 0,  /* all input consumed, call again with more */
@@ -221,7 +224,7 @@ int iox_http_header_next(const struct iox_http_request *req, uint32_t *it,
 int iox_http_header_find(const struct iox_http_request *req, const char *name,
                          const char **value, uint32_t *value_len);
 
-/* Status code for an IOX_HTTP_E_* value (400, 413, 414, 431, 501, 505). */
+/* Status code for an IOX_HTTP_E_* value (400, 413, 414, 417, 431, 501, 505). */
 int iox_http_error_status(int err);
 /* Stable name ("E_HEAD_TOO_LARGE") and human reason for any result value. */
 const char *iox_http_result_name(int res);

@@ -27,10 +27,17 @@ enum { IOX_HANDLED = 0, IOX_ASYNC = 1 };
  * IOX_ASYNC after taking iox_conn_ref(c), to answer later on the same
  * reactor (iox_conn_deref, iox_resp_*, iox_conn_async_done: pg query, hop);
  * the connection goes on parsing pipelined requests meanwhile, up to
- * max_async outstanding ones, and answers leave in request order. Request
- * bodies are consumed and discarded by the runtime; a response is sent only
- * once the whole request (body included) has been read, so a request whose
- * body turns out malformed gets the 400, never the handler's answer. */
+ * max_async outstanding ones, and answers leave in request order.
+ * Request bodies (ioxide/http_conn.h, "Reading a request body"): in
+ * on_request the handler may take the body — streamed piece by piece with
+ * backpressure (iox_req_body_stream; its answer may leave while the body
+ * still arrives) or gathered whole up to a limit (iox_req_body_read; 413
+ * beyond) — which makes the request asynchronous. A body it leaves is
+ * drained by the runtime after on_request, up to the parser's max_body
+ * (413 and close beyond), and that request's answer is sent only once the
+ * body has been read, so a body that turns out malformed gets the 400, never
+ * the handler's answer. Expect: 100-continue gets its 100 only when the
+ * handler takes the body; otherwise the answer closes the connection. */
 struct iox_http_app {
     int (*on_request)(struct iox_conn *c, const struct iox_http_request *req, void *app_ctx);
 };
@@ -109,6 +116,7 @@ struct iox_http_server {
     uint64_t n_accepted, n_closed, n_requests, n_stale_cqes, n_enobufs, n_timeouts;
     uint64_t n_status[6];             /* answers by status class, [1] = 1xx .. [5] = 5xx */
     uint64_t n_bytes_in, n_bytes_out;
+    struct iox_conn *in_request;      /* the connection whose on_request runs (body API checks) */
     /* Stats on: the path, and the application behind it (http_stats.c). */
     const char *stats_path;
     const struct iox_http_app *user_app;

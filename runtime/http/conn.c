@@ -422,6 +422,7 @@ void iox_conn_release(struct iox_conn *c)
         fn(c, c->on_close_arg);   /* the slot (idx, gen) is still this connection's */
     }
     tlist_remove(c);
+    if (c->body) iox_body_abort(c, -ECONNRESET);   /* its handler is told, then freed */
     c->in_len = 0;
     iox_carry_release(c);
     iox_slots_release(c);
@@ -490,6 +491,14 @@ struct iox_conn *iox_conn_deref(struct iox_conn_ref ref)
     if (s->seq != ref.seq || !s->awaiting) return NULL;
     iox_conn_set_target(c, ref.seq);
     return c;
+}
+
+int iox_conn_ref_done(struct iox_conn_ref ref)
+{
+    struct iox_conn *c = iox_conn_deref(ref);
+    if (!c) return -ESTALE;
+    iox_conn_async_done(c);
+    return 0;
 }
 
 void iox_conn_flush(struct iox_conn *c)

@@ -20,6 +20,7 @@
 #include <ioxide/log.h>
 #include <ioxide/ud.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -50,6 +51,11 @@ static int over_cap(const struct iox_conn *c)
     return (c->out ? c->wlen - c->wsent : 0) + c->side_len >= c->hs->cfg.write_cap;
 }
 
+int iox_conn_over_cap(const struct iox_conn *c)
+{
+    return over_cap(c);
+}
+
 static struct iox_rslot *slot_of(struct iox_conn *c, uint16_t seq)
 {
     return iox_conn_slot(c, seq);
@@ -69,11 +75,13 @@ static struct iox_rslot *slot_new(struct iox_conn *c, int head, int keep_alive, 
     s->seq = seq;
     s->len = s->flushed = 0;   /* buf is NULL: freed when the slot left the ring */
     s->on_drain = NULL;
+    s->user = NULL;
     s->awaiting = s->counted = 0;
     s->body_done = (uint8_t)body_done;
     s->head = (uint8_t)head;
-    s->keep_alive = (uint8_t)keep_alive;
+    s->keep_alive = s->ka_req = (uint8_t)keep_alive;
     s->minor = (uint8_t)minor;
+    s->framing = s->skip_body = 0;
     c->tgt = seq;
     c->req_head = (uint8_t)head;
     c->req_keep_alive = (uint8_t)keep_alive;
@@ -136,8 +144,9 @@ static int complete_request(struct iox_conn *c)
 
 /* Forget the last request's answer (its body turned out malformed, or it
  * never ends): its handler's reference no longer derefs. */
-static void drop_last(struct iox_conn *c, struct iox_rslot *s)
+static void drop_last(struct iox_conn *c, struct iox_rslot *s, int err)
 {
+    if (c->body) iox_body_abort(c, err);   /* its handler is told; its handle goes stale */
     if (s->seq == c->rq_head) c->wlen = c->wcommit;
     else iox_side_free(c, s);
     s->on_drain = NULL;
@@ -155,10 +164,18 @@ static int reject(struct iox_conn *c, int err)
     int status = iox_http_error_status(err);
     IOX_DEBUG("conn %u: %s → %d", c->idx, iox_http_result_name(err), status);
     struct iox_rslot *s;
+    if (c->body_pending && (!nopen(c) || slot_of(c, (uint16_t)(c->rq_tail - 1))->body_done)) {
+        /* A body handed to a streaming handler whose answer may be under
+         * way (or complete): it can no longer be changed into an error.
+         * The handler is told; what was committed goes out, the rest of its
+         * answer is dropped, and the connection closes (finish). */
+        if (c->body) iox_body_abort(c, err);
+        return HTTP_CONN_EV_FINISH;
+    }
     if (c->body_pending && nopen(c)) {
         /* The body of the last request: its slot carries the error. */
         s = slot_of(c, (uint16_t)(c->rq_tail - 1));
-        drop_last(c, s);
+        drop_last(c, s, err);
         s->keep_alive = 0;
         s->minor = 1;
         s->body_done = 1;
@@ -204,27 +221,57 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
 {
     size_t off = 0;
     int ev = HTTP_CONN_EV_NONE;
-    while (off < len) {
+    /* len 0 with a body pending still asks the parser once: a body whose
+     * last piece was held ends without more input (iox_req_body_release). */
+    while (off < len || (c->body_pending && len == 0 && !ev)) {
         if (c->body_pending) {
             size_t consumed = 0;
             const char *data;
             size_t dlen;
             int r;
-            /* Body bytes are discarded. Ask again after each piece, even
-             * with no input left: the end of a body that ends exactly at
-             * the end of this buffer is only reported by the next call. */
+            /* Body bytes go to the handler that took them (c->body), else
+             * they are discarded. Ask again after each piece, even with no
+             * input left: the end of a body that ends exactly at the end of
+             * this buffer is only reported by the next call. A handed body
+             * pauses while output is over the write cap (throttle) or when
+             * its handler holds a piece (hold). */
             do {
+                if (c->body && over_cap(c)) {
+                    if (!held) iox_conn_stop_recv(c);
+                    *used = off;
+                    return HTTP_CONN_EV_THROTTLE;
+                }
                 r = iox_http_parse_body(&c->hp, base + off, len - off, &consumed, &data, &dlen);
                 off += consumed;
                 if (consumed) c->tprogress = 1;   /* the body is moving: not stuck */
+                if (r == IOX_HTTP_BODY_DATA && c->body) {
+                    int k = iox_body_piece(c, c->body, data, dlen);
+                    if (abort_pending(c)) { *used = len; return HTTP_CONN_EV_FAIL; }
+                    if (k == IOX_BODY_OVER) { r = IOX_HTTP_E_BODY_TOO_LARGE; break; }
+                    if (k == IOX_BODY_HOLD) {
+                        struct iox_body *b = c->body;
+                        b->held = malloc(dlen ? dlen : 1);
+                        if (!b->held) { *used = len; return HTTP_CONN_EV_FAIL; }
+                        memcpy(b->held, data, dlen);
+                        b->held_len = dlen;
+                        if (!held) iox_conn_stop_recv(c);
+                        *used = off;
+                        return HTTP_CONN_EV_HOLD;
+                    }
+                }
             } while (r == IOX_HTTP_BODY_DATA);
-            if (r == IOX_HTTP_NEED_MORE) continue;
+            if (r == IOX_HTTP_NEED_MORE) { if (len == 0) break; continue; }
             if (r < 0) { ev = reject(c, r); off = len; break; }
             /* BODY_DONE */
             c->body_pending = 0;
             slot_of(c, (uint16_t)(c->rq_tail - 1))->body_done = 1;
+            if (c->body) {
+                iox_body_end(c);
+                if (abort_pending(c)) { *used = len; return HTTP_CONN_EV_FAIL; }
+            }
             ev = complete_request(c);
             if (ev) { off = len; break; }
+            if (len == 0) break;
             continue;
         }
         /* Between requests: the next head waits while parsing is paused,
@@ -246,22 +293,29 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
                                        req.version_minor, !c->body_pending);
         if (!req.keep_alive) c->close_after = 1;   /* the last request */
         c->one_more = 0;
-        if (req.expect_continue && c->body_pending && req.version_minor >= 1 &&
-            off == len && s->seq == c->rq_head) {
-            /* The client waits for this before sending the body (RFC 9110
-             * §10.1.1); an interim answer, sent ahead of the final one. Not
-             * needed when body bytes are already here; not sent behind an
-             * earlier outstanding answer (it would overtake it). */
-            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            if (iox_resp_write(c, cont, sizeof cont - 1) == 0) {
-                c->wcommit = c->wlen;
-                iox_conn_mark_dirty(c);
-            }
+        if (req.expect_continue && c->body_pending && req.version_minor >= 1) {
+            /* The client waits for a 100 before it sends the body (RFC 9110
+             * §10.1.1), and gets it only if the handler takes the body
+             * (conn_body.c). Until then the body is to be skipped: an answer
+             * written without taking it says Connection: close. */
+            s->skip_body = 1;
+            s->keep_alive = c->req_keep_alive = 0;
         }
         s->awaiting = 1;   /* an answer from inside on_request (async_done) is noted */
+        c->hs->in_request = c;
         int h = c->hs->cfg.app->on_request(c, &req, c->hs->cfg.app_ctx);
+        c->hs->in_request = NULL;
         if (abort_pending(c)) { off = len; ev = HTTP_CONN_EV_FAIL; break; }
-        if (h == IOX_ASYNC && s->awaiting) {
+        if (s->skip_body) {
+            /* Not asked for (or refused as too large): never read. The
+             * parser cannot skip it, so this is the last request. */
+            iox_http_parser_init(&c->hp, &c->hs->cfg.limits);
+            c->body_pending = 0;
+            s->body_done = 1;
+            c->close_after = 1;
+            c->one_more = 0;
+        }
+        if ((h == IOX_ASYNC || c->body) && s->awaiting) {
             s->counted = 1;
             c->nasync++;
             continue;
@@ -288,7 +342,7 @@ static int feed(struct iox_conn *c, const char *p, size_t n, int held)
         ev = process(c, p, n, &used, held);
         p += used;
         n -= used;
-        if (ev == HTTP_CONN_EV_THROTTLE) held = 1;
+        if (ev == HTTP_CONN_EV_THROTTLE || ev == HTTP_CONN_EV_HOLD) held = 1;
         if (n && ev != HTTP_CONN_EV_FINISH && ev != HTTP_CONN_EV_FAIL) {
             if (iox_carry_append(c, p, n, carry_limit(c, held)) != n) return HTTP_CONN_EV_FAIL;
         }
@@ -305,7 +359,7 @@ static int feed(struct iox_conn *c, const char *p, size_t n, int held)
         ev = process(c, c->in, c->in_len, &used, held);
         iox_carry_consume(c, used);
         if (ev == HTTP_CONN_EV_FINISH || ev == HTTP_CONN_EV_FAIL) return ev;
-        if (ev == HTTP_CONN_EV_THROTTLE) held = 1;
+        if (ev == HTTP_CONN_EV_THROTTLE || ev == HTTP_CONN_EV_HOLD) held = 1;
         if (ev || held) {
             /* Parsing paused: keep the rest of the input behind the carry. */
             if (n && iox_carry_append(c, p, n, carry_limit(c, held)) != n) return HTTP_CONN_EV_FAIL;
@@ -319,9 +373,9 @@ static int feed(struct iox_conn *c, const char *p, size_t n, int held)
 /* Parse what the carry holds (after an async reply or backpressure eased). */
 static int feed_carry(struct iox_conn *c, int held)
 {
-    if (!c->in_len) return HTTP_CONN_EV_NONE;
+    if (!c->in_len && !c->body_pending) return HTTP_CONN_EV_NONE;
     size_t used = 0;
-    int ev = process(c, c->in, c->in_len, &used, held);
+    int ev = process(c, c->in_len ? c->in : "", c->in_len, &used, held);
     if (ev == HTTP_CONN_EV_FINISH || ev == HTTP_CONN_EV_FAIL) return ev;
     iox_carry_consume(c, used);
     return ev;
@@ -369,6 +423,15 @@ int http_conn_guard_body_pending(const struct iox_conn *c, const struct iox_even
 {
     (void)ev;
     return c->body_pending;
+}
+
+int http_conn_guard_body_abandoned(const struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    if (!c->body) return 0;
+    uint16_t seq = c->body->seq;
+    if ((uint16_t)(seq - c->rq_head) >= (uint16_t)(c->rq_tail - c->rq_head)) return 1;
+    return !iox_conn_slot(c, seq)->awaiting;
 }
 
 /* ---- input ---- */
@@ -501,6 +564,54 @@ int http_conn_act_resume_reading(struct iox_conn *c, const struct iox_event *ev)
     return HTTP_CONN_EV_NONE;
 }
 
+/* ---- a body handed to its handler ---- */
+
+/* The handler finished its answer before its body ended: it gets no more
+ * pieces; the rest is drained (and, like any drained body, bounded by the
+ * parser's max_body). */
+int http_conn_act_drain_body(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    iox_body_detach(c);
+    if (advance(c)) return HTTP_CONN_EV_FAIL;
+    return HTTP_CONN_EV_COMMITTED;
+}
+
+int http_conn_act_drain_held(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    iox_body_detach(c);   /* the held piece goes with it */
+    if (advance(c)) return HTTP_CONN_EV_FAIL;
+    return HTTP_CONN_EV_RELEASE;
+}
+
+/* The handler released the piece it held: hand it again; if it is taken,
+ * parse what was kept behind it (the next pieces, or the end of the body)
+ * and read again, unless that paused once more. */
+int http_conn_act_unhold(struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    struct iox_body *b = c->body;
+    if (b && b->held) {
+        char *piece = b->held;
+        size_t n = b->held_len;
+        b->held = NULL;
+        int k = iox_body_piece(c, b, piece, n);
+        if (abort_pending(c)) { free(piece); return HTTP_CONN_EV_FAIL; }
+        if (k == IOX_BODY_HOLD) {
+            b->held = piece;   /* reading is still stopped */
+            return HTTP_CONN_EV_HOLD;
+        }
+        free(piece);
+    }
+    int e = feed_carry(c, 1);
+    if (e == HTTP_CONN_EV_THROTTLE || e == HTTP_CONN_EV_HOLD || e == HTTP_CONN_EV_FINISH ||
+        e == HTTP_CONN_EV_FAIL)
+        return e;
+    iox_conn_park(c);
+    return e ? e : HTTP_CONN_EV_CAUGHT_UP;
+}
+
 /* ---- closing ---- */
 
 /* Shutdown mid-request: close after its answer (a body being read belongs
@@ -541,10 +652,11 @@ static int finish_work(struct iox_conn *c, int held)
      * answer is dropped (earlier ones are still owed and wait). */
     if (c->body_pending && nopen(c)) {
         struct iox_rslot *s = slot_of(c, (uint16_t)(c->rq_tail - 1));
-        drop_last(c, s);
+        drop_last(c, s, -ECONNRESET);
         s->body_done = 1;
         if (advance(c)) return HTTP_CONN_EV_FAIL;
     }
+    if (c->body) iox_body_abort(c, -ECONNRESET);   /* its answer was complete already */
     c->body_pending = 0;
     /* Reading stopped for backpressure resumes: the input is drained (and
      * dropped) from now on, and the peer's EOF is what lingering waits for. */

@@ -12,8 +12,9 @@
 /* Response slots: position 0 of every connection's ring sits in one plane
  * (rslots[idx]), the other positions of each connection together after it
  * (rslots[max_conns + idx * mask + pos - 1]). A connection that never
- * pipelines touches only its 48 bytes in the plane, not its whole ring
- * (32 × 48 B: most of the 2.6 KiB per idle connection the soak saw); one
+ * pipelines touches only its 56 bytes in the plane, not its whole ring
+ * (32 × 48 B, before the per-request user pointer made it 56: most of the
+ * 2.6 KiB per idle connection the soak saw); one
  * that does keeps its deeper slots in one contiguous block (a fully
  * position-major layout put each of a 16-deep pipeline's slots on its own
  * page). Positions count from rq_base, the seq at which the ring last
@@ -27,6 +28,36 @@ static inline struct iox_rslot *iox_conn_slot(const struct iox_conn *c, uint16_t
 }
 
 void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev);
+
+/* A body handed to its handler (conn_body.c). Whole reads gather into buf
+ * through an internal piece callback. held: the copy of a piece the handler
+ * did not take (IOX_BODY_HOLD), handed again on release. */
+struct iox_body {
+    iox_body_fn fn;
+    void *arg;
+    uint16_t seq;               /* its request */
+    iox_body_whole_fn whole;    /* iox_req_body_read's callback, else NULL */
+    void *whole_arg;
+    char *buf;
+    size_t len, cap, limit;
+    char *held;
+    size_t held_len;
+};
+
+/* Result of iox_body_piece beyond IOX_BODY_OK / IOX_BODY_HOLD: a whole read
+ * passed its limit. */
+#define IOX_BODY_OVER 2
+int iox_body_piece(struct iox_conn *c, struct iox_body *b, const char *data, size_t len);
+/* The body is complete: detach it, then hand over its END. */
+void iox_body_end(struct iox_conn *c);
+/* The body can never complete (status < 0): detach it, tell the handler. */
+void iox_body_abort(struct iox_conn *c, int status);
+/* Detach and free without a call (the handler finished its answer early:
+ * the rest of the body is drained). */
+void iox_body_detach(struct iox_conn *c);
+/* HTTP/1.1 100 Continue into the target request's output, sendable in order. */
+void iox_resp_interim_continue(struct iox_conn *c);
+int iox_conn_over_cap(const struct iox_conn *c);
 
 void iox_conn_mark_dirty(struct iox_conn *c);     /* send committed output at turn end */
 void iox_conn_park(struct iox_conn *c);           /* (re-)arm recv at turn end (not after the peer's EOF) */

@@ -125,9 +125,18 @@ static size_t head_bound(const char *ctype, const char *extra)
            (extra ? strlen(extra) : 0);
 }
 
+/* How a head frames its body: Content-Length, chunked, or neither
+ * (close-delimited: Connection: close). */
+enum { FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE, FRAME_NONE /* HEAD of a close-delimited answer */ };
+
+/* What the slot's answer does with later body bytes (rslot.framing): as
+ * written (RF_RAW, RF_LENGTH, RF_CLOSE), chunk-encoded, or dropped (a head
+ * for HEAD or a 1xx/204/304 status: no content whatever is written). */
+enum { RF_RAW = 0, RF_LENGTH, RF_CHUNKED, RF_CLOSE, RF_EMPTY };
+
 /* Writes the head; returns the end pointer. */
-static char *write_head(struct iox_conn *c, char *p, int status, const char *ctype,
-                        uint64_t content_length, const char *extra)
+static char *write_head_framed(struct iox_conn *c, char *p, int status, const char *ctype,
+                               uint64_t content_length, const char *extra, int frame)
 {
     /* Our version, not the request's (RFC 9110 §6.2): 1.0 clients accept it. */
     p = PUTS(p, "HTTP/1.1 ");
@@ -144,16 +153,32 @@ static char *write_head(struct iox_conn *c, char *p, int status, const char *cty
         p = PUTS(p, "\r\n");
     }
     if (!bodiless(status)) {
-        p = PUTS(p, "Content-Length: ");
-        p = put_u64(p, content_length);
-        p = PUTS(p, "\r\n");
+        if (frame == FRAME_LENGTH) {
+            p = PUTS(p, "Content-Length: ");
+            p = put_u64(p, content_length);
+            p = PUTS(p, "\r\n");
+        } else if (frame == FRAME_CHUNKED) {
+            p = PUTS(p, "Transfer-Encoding: chunked\r\n");
+        }
     }
     if (extra) p = put(p, extra, strlen(extra));
     /* The connection closes after the last dispatched request's answer. */
-    if (!c->req_keep_alive || (c->close_after && c->tgt == (uint16_t)(c->rq_tail - 1)))
+    if (!c->req_keep_alive || frame == FRAME_CLOSE ||
+        (c->close_after && c->tgt == (uint16_t)(c->rq_tail - 1)))
         p = PUTS(p, "Connection: close\r\n");
     else if (c->req_minor == 0) p = PUTS(p, "Connection: keep-alive\r\n");
     return PUTS(p, "\r\n");
+}
+
+static char *write_head(struct iox_conn *c, char *p, int status, const char *ctype,
+                        uint64_t content_length, const char *extra)
+{
+    return write_head_framed(c, p, status, ctype, content_length, extra, FRAME_LENGTH);
+}
+
+static struct iox_rslot *tslot(struct iox_conn *c)
+{
+    return iox_conn_slot(c, c->tgt);
 }
 
 int iox_resp_head(struct iox_conn *c, int status, const char *ctype,
@@ -163,6 +188,7 @@ int iox_resp_head(struct iox_conn *c, int status, const char *ctype,
     if (!p) return -ENOBUFS;
     char *e = write_head(c, p, status, ctype, content_length, extra_headers);
     count(c, (size_t)(e - p));
+    tslot(c)->framing = c->req_head || bodiless(status) ? RF_EMPTY : RF_RAW;
     return 0;
 }
 
@@ -188,6 +214,7 @@ int iox_resp_simple(struct iox_conn *c, int status, const char *ctype,
 
 int iox_resp_write(struct iox_conn *c, const void *data, size_t len)
 {
+    if (tslot(c)->framing == RF_EMPTY) return 0;
     char *p = room(c, len);
     if (!p) return -ENOBUFS;
     memcpy(p, data, len);
@@ -202,5 +229,83 @@ char *iox_resp_reserve(struct iox_conn *c, size_t n)
 
 void iox_resp_commit_bytes(struct iox_conn *c, size_t n)
 {
+    if (tslot(c)->framing == RF_EMPTY) return;
     count(c, n);
+}
+
+int iox_resp_start(struct iox_conn *c, int status, const char *ctype, const char *extra_headers,
+                   int64_t content_length)
+{
+    int empty = c->req_head || bodiless(status);
+    int frame = content_length >= 0 ? FRAME_LENGTH : c->req_minor >= 1 ? FRAME_CHUNKED : FRAME_CLOSE;
+    /* HEAD keeps the framing a GET would get, but never closes for it. */
+    if (empty && frame == FRAME_CLOSE) frame = FRAME_NONE;
+    char *p = room(c, head_bound(ctype, extra_headers) + 32);
+    if (!p) return -ENOBUFS;
+    if (frame == FRAME_CLOSE) c->close_after = 1;   /* the end of the stream ends this answer */
+    char *e = write_head_framed(c, p, status, ctype, content_length >= 0 ? (uint64_t)content_length : 0,
+                                extra_headers, frame);
+    count(c, (size_t)(e - p));
+    tslot(c)->framing = empty ? RF_EMPTY
+                      : frame == FRAME_LENGTH ? RF_LENGTH
+                      : frame == FRAME_CHUNKED ? RF_CHUNKED : RF_CLOSE;
+    return 0;
+}
+
+int iox_resp_chunk(struct iox_conn *c, const void *data, size_t len)
+{
+    int f = tslot(c)->framing;
+    if (f == RF_EMPTY || len == 0) return 0;   /* a 0-size chunk would end the body */
+    if (f != RF_CHUNKED) return iox_resp_write(c, data, len);
+    char *p = room(c, len + 24);
+    if (!p) return -ENOBUFS;
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    int n = 0;
+    for (size_t v = len; v; v >>= 4) tmp[n++] = hex[v & 15];
+    char *e = p;
+    while (n) *e++ = tmp[--n];
+    e = PUTS(e, "\r\n");
+    e = put(e, data, len);
+    e = PUTS(e, "\r\n");
+    count(c, (size_t)(e - p));
+    return 0;
+}
+
+int iox_resp_end(struct iox_conn *c, const char *trailers)
+{
+    if (tslot(c)->framing != RF_CHUNKED) return 0;
+    size_t tl = trailers ? strlen(trailers) : 0;
+    char *p = room(c, tl + 8);
+    if (!p) return -ENOBUFS;
+    char *e = PUTS(p, "0\r\n");
+    if (tl) e = put(e, trailers, tl);
+    e = PUTS(e, "\r\n");
+    count(c, (size_t)(e - p));
+    tslot(c)->framing = RF_RAW;
+    return 0;
+}
+
+/* The interim answer to Expect: 100-continue, ahead of the final one and
+ * sendable at once in request order: now for the oldest open request, else
+ * as soon as every earlier answer is committed (its flushed part). */
+void iox_resp_interim_continue(struct iox_conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    char *p = room(c, sizeof cont - 1);
+    if (!p) return;   /* over the output limit: the client sends after its own wait */
+    memcpy(p, cont, sizeof cont - 1);
+    count(c, sizeof cont - 1);
+    if (c->tgt == c->rq_head) {
+        c->wcommit = c->wlen;
+        iox_conn_mark_dirty(c);
+    } else {
+        struct iox_rslot *s = tslot(c);
+        s->flushed = s->len;
+    }
+}
+
+int iox_conn_writable(const struct iox_conn *c)
+{
+    return !iox_conn_over_cap(c);
 }

@@ -37,6 +37,7 @@ enum { PH_HEAD = 0, PH_LENGTH, PH_CHUNK_FRAME, PH_CHUNK_DATA };
 #define IOX__HF_TRAILERS   0x0100u  /* chunked: last-chunk seen */
 #define IOX__HF_ODD        0x0200u  /* target not origin-form, or method CONNECT */
 #define IOX__HF_PREV_CR    0x0400u  /* body: the byte before this call's buf is CR */
+#define IOX__HF_EXPECT_X   0x0800u  /* Expect: something other than 100-continue */
 
 /* Offset of the current byte from the request start (b). */
 #define OFF ((uint32_t)(p - b))
@@ -200,6 +201,7 @@ action host_field {
 action start_host { hp->host_start = OFF; }
 action end_host   { hp->host_end = OFF; }
 action expect_continue { hp->flags |= IOX__HF_EXPECT; }
+action expect_other    { hp->flags |= IOX__HF_EXPECT_X; }
 action end_field {
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; fbreak;
@@ -416,6 +418,9 @@ static __attribute__((noinline)) int finish_head_slow(struct iox_http_parser *hp
         return IOX_HTTP_E_BAD_TARGET;
     if ((f & IOX__HF_CL) && hp->cl_value > hp->lim.max_body)
         return IOX_HTTP_E_BODY_TOO_LARGE;
+    /* An expectation we cannot meet: 417 (RFC 9110 §10.1.1). A 1.0
+     * request's Expect is ignored (it MUST be, ibid.). */
+    if ((f & IOX__HF_EXPECT_X) && hp->version_minor >= 1) return IOX_HTTP_E_EXPECTATION;
 
     uint32_t path_end = hp->query_start ? hp->query_start - 1 : hp->target_end;
     req->method = buf + hp->start;
@@ -481,7 +486,7 @@ static inline int finish_head(struct iox_http_parser *hp, const char *buf, uint3
                               struct iox_http_request *req)
 {
     uint16_t f = hp->flags;
-    if ((f & (IOX__HF_HOST | IOX__HF_TE | IOX__HF_CL | IOX__HF_ODD)) != IOX__HF_HOST)
+    if ((f & (IOX__HF_HOST | IOX__HF_TE | IOX__HF_CL | IOX__HF_ODD | IOX__HF_EXPECT_X)) != IOX__HF_HOST)
         return finish_head_slow(hp, buf, head_len, req);
     uint32_t ts = hp->target_start, te = hp->target_end, qs = hp->query_start;
     uint32_t path_end = qs ? qs - 1 : te;

@@ -216,6 +216,7 @@ void iox_http_server_close(struct iox_http_server *hs)
         struct iox_conn *c = &hs->conns[i];
         if (iox_conn_in_use(c) && c->fd >= 0 && !r->uring) c->fd = -1;  /* simulated fds */
         if (iox_conn_in_use(c) && c->fd >= 0) close(c->fd);
+        iox_body_detach(c);   /* no ceremony: the handler is not called */
         c->in_len = 0;
         iox_carry_release(c);
         c->send_inflight = 0;
