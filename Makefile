@@ -18,7 +18,7 @@ CC      ?= gcc
 
 # Public headers: include/ioxide/ (<ioxide/...>); internal ones sit beside
 # their code in runtime/<layer>/.
-RUNTIME_DIRS := core seam http pg file
+RUNTIME_DIRS := core seam stream http pg file
 RUNTIME_INC  := -Iinclude $(addprefix -Iruntime/,$(RUNTIME_DIRS)) -Igenerated
 CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iexamples/playground \
                $(RUNTIME_INC) -Itests -MMD -MP

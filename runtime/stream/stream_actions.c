@@ -1,0 +1,280 @@
+/* stream_actions.c — the guards and actions of the stream_conn machine
+ * (spec/machines/stream_conn.toml). Actions do the work and raise what
+ * happened; where the stream goes next is the spec's. */
+#include "stream_internal.h"
+#include <ioxide/log.h>
+#include <ioxide/ud.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* ---- guards (side-effect free) ---- */
+
+int stream_conn_guard_peer_shut(const struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    return s->peer_shut;
+}
+
+int stream_conn_guard_over_cap(const struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    return iox_stream_unsent_bytes(s) >= s->srv->cfg.write_cap;
+}
+
+int stream_conn_guard_held(const struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    return s->paused || s->nreplies >= s->srv->cfg.max_replies;
+}
+
+int stream_conn_guard_owes(const struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    return iox_stream_unsent_bytes(s) > 0 || s->send_inflight || s->nreplies > 0;
+}
+
+int stream_conn_guard_shutdown_hook(const struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    return s->srv->cfg.on_shutdown != NULL;
+}
+
+/* ---- offering input ---- */
+
+/* May the protocol be offered more bytes now? Not once it paused, closed
+ * or failed, nor while every reply slot is open (it could not answer). */
+static int can_offer(const struct iox_stream *s)
+{
+    return !s->paused && !s->input_off && s->nreplies < s->srv->cfg.max_replies;
+}
+
+/* Offer p[0, n) until the protocol takes no more. Returns the bytes
+ * consumed, or -1 after a protocol error (cause recorded). */
+static long offer_bytes(struct iox_stream *s, const char *p, size_t n)
+{
+    struct iox_stream_server *srv = s->srv;
+    size_t done = 0;
+    while (done < n && can_offer(s)) {
+        long k = srv->cfg.on_data(s, p + done, n - done, srv->cfg.ctx);
+        if (k < 0) {
+            iox_stream_set_cause(s, IOX_STREAM_PROTOCOL);
+            s->input_off = 1;
+            return -1;
+        }
+        if (k == 0) break;
+        if ((size_t)k > n - done) k = (long)(n - done);
+        done += (size_t)k;
+    }
+    return (long)done;
+}
+
+/* The carry holds a cut message: too big to wait for? */
+static int carry_too_big(struct iox_stream *s)
+{
+    if (s->carry.len <= s->srv->cfg.max_carry || !can_offer(s)) return 0;
+    IOX_DEBUG("stream %u: a message of more than %u bytes (max_carry) was cut: closing", s->idx,
+              s->srv->cfg.max_carry);
+    iox_stream_set_cause(s, IOX_STREAM_TOO_BIG);
+    s->input_off = 1;
+    return 1;
+}
+
+static int no_memory(struct iox_stream *s)
+{
+    IOX_WARN("stream %u: out of memory for the carry: closing", s->idx);
+    s->err = -ENOMEM;
+    iox_stream_set_cause(s, IOX_STREAM_ERROR);
+    s->input_off = 1;
+    return STREAM_CONN_EV_BAD_INPUT;
+}
+
+/* Offer what the carry holds. */
+static int offer_carry(struct iox_stream *s)
+{
+    if (s->carry.len) {
+        long k = offer_bytes(s, s->carry.p, s->carry.len);
+        if (k < 0) return STREAM_CONN_EV_BAD_INPUT;
+        iox_sbuf_consume(&s->carry, (size_t)k);
+        if (carry_too_big(s)) return STREAM_CONN_EV_BAD_INPUT;
+    }
+    return STREAM_CONN_EV_DELIVERED;
+}
+
+int stream_conn_act_deliver(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    if (!s->carry.len) {
+        /* Zero-copy: the bytes are offered where the ring put them; only a
+         * tail the protocol could not consume yet is copied. */
+        long k = offer_bytes(s, ev->data, ev->len);
+        if (k < 0) return STREAM_CONN_EV_BAD_INPUT;
+        if ((size_t)k < ev->len && iox_sbuf_append(&s->carry, ev->data + k, ev->len - (size_t)k) < 0)
+            return no_memory(s);
+        if (carry_too_big(s)) return STREAM_CONN_EV_BAD_INPUT;
+        return STREAM_CONN_EV_DELIVERED;
+    }
+    if (iox_sbuf_append(&s->carry, ev->data, ev->len) < 0) return no_memory(s);
+    return offer_carry(s);
+}
+
+int stream_conn_act_hold(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    if (iox_sbuf_append(&s->carry, ev->data, ev->len) < 0) return no_memory(s);
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_discard(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)s; (void)ev;
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_rearm(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    iox_stream_park(s);
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_park(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    iox_stream_park(s);   /* -ENOBUFS was counted by the completion handler */
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_count_nobufs(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)s; (void)ev;     /* counted by the completion handler; reading stays stopped */
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_stop_recv(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    iox_stream_stop_recv(s);
+    return STREAM_CONN_EV_NONE;
+}
+
+/* ---- output ---- */
+
+static void drain_check(struct iox_stream *s)
+{
+    struct iox_stream_server *srv = s->srv;
+    if (!s->want_drain || s->send_inflight || iox_stream_unsent_bytes(s)) return;
+    s->want_drain = 0;
+    if (srv->cfg.on_drain) srv->cfg.on_drain(s, srv->cfg.ctx);
+}
+
+int stream_conn_act_send_out(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    iox_stream_start_send(s);
+    drain_check(s);
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_send_rest(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    iox_stream_start_send(s);
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_sent(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    drain_check(s);
+    return STREAM_CONN_EV_NONE;
+}
+
+static void drained(struct iox_stream *s)
+{
+    struct iox_stream_server *srv = s->srv;
+    s->want_drain = 0;
+    if (srv->cfg.on_drain) srv->cfg.on_drain(s, srv->cfg.ctx);
+}
+
+int stream_conn_act_unthrottle(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    drained(s);
+    iox_stream_park(s);
+    return offer_carry(s);
+}
+
+int stream_conn_act_unthrottle_held(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    drained(s);
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_offer(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    iox_stream_park(s);
+    return offer_carry(s);
+}
+
+int stream_conn_act_offer_held(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    return offer_carry(s);   /* the peer shut its side: no recv again */
+}
+
+/* ---- ending ---- */
+
+int stream_conn_act_finish(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    s->input_off = 1;
+    s->carry.len = 0;
+    iox_stream_park(s);   /* drain (and drop) input; see the peer's EOF */
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_notify_shutdown(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    s->srv->cfg.on_shutdown(s, s->srv->cfg.ctx);
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_linger(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    struct iox_stream_server *srv = s->srv;
+    s->input_off = 1;
+    s->carry.len = 0;
+    iox_stream_set_cause(s, IOX_STREAM_CLOSED);
+    int rc = iox_seam_shutdown(srv->r->seam, s->fd, SHUT_WR,
+                               iox_ud(IOX_OP_SHUTDOWN, (unsigned)srv->owner, s->gen, s->idx));
+    if (rc == 0) s->inflight++;
+    else if (srv->r->uring) shutdown(s->fd, SHUT_WR);   /* no SQE: the same, synchronously (rare) */
+    iox_stream_park(s);
+    iox_stream_timer_linger(s);
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_drop(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    iox_stream_begin_close(s);
+    iox_stream_close_if_idle(s);
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_maybe_close(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    iox_stream_close_if_idle(s);
+    return STREAM_CONN_EV_NONE;
+}
+
+int stream_conn_act_release(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    iox_stream_release(s);
+    return STREAM_CONN_EV_NONE;
+}
