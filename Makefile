@@ -46,7 +46,7 @@ DEPS_STAMP  := $(BUILD)/.deps-ok
 .PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim docs \
         install uninstall shared
 
-all: $(LIB) $(BUILD)/playground $(BUILD)/tests
+all: $(LIB) $(BUILD)/playground $(BUILD)/tests $(BUILD)/ioxide-resp
 
 deps:
 	@mk/deps.sh
@@ -71,6 +71,28 @@ $(BUILD)/playground: $(PLAYGROUND_OBJ) $(LIB)
 
 $(BUILD)/tests: $(TEST_OBJ) $(LIB)
 	$(CC) $(LDFLAGS_SAN) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) -lcunit
+
+# ---- examples/resp, built like a user's project (issue 13 §3) --------------
+# Its own Makefile, with pkg-config and ioxide-gen only: here against the
+# in-tree library through an uninstalled ioxide.pc, and the source tree's
+# gen/ioxide-gen. Its objects go to $(BUILD)/resp; the programs are copied
+# to $(BUILD)/ioxide-resp and $(BUILD)/ioxide-resp-bench-client.
+ABS_BUILD := $(abspath $(BUILD))
+RESP_OUT  := $(ABS_BUILD)/resp
+$(BUILD)/pkgconfig/ioxide.pc: Makefile VERSION
+	@mkdir -p $(dir $@)
+	printf 'Name: ioxide\nDescription: ioxide, uninstalled (the source tree)\nVersion: %s\nCflags: -I%s/include -I%s/generated\nLibs: -L%s -lioxide -luring -lcrypto -lpthread\n' \
+	  "$(VERSION)" "$(CURDIR)" "$(CURDIR)" "$(ABS_BUILD)" >$@
+
+$(BUILD)/ioxide-resp: $(LIB) $(BUILD)/pkgconfig/ioxide.pc FORCE
+	PKG_CONFIG_PATH=$(ABS_BUILD)/pkgconfig $(MAKE) --no-print-directory -C examples/resp OUT=$(RESP_OUT) \
+	  IOXIDE_GEN=$(CURDIR)/gen/ioxide-gen CC=$(CC) CFLAGS="-O2 -g $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)" \
+	  LDFLAGS="$(LDFLAGS_SAN)" EXTRA_DEPS=$(abspath $(LIB))
+	@cmp -s $(RESP_OUT)/ioxide-resp $@ || cp $(RESP_OUT)/ioxide-resp $@
+
+comma := ,
+.PHONY: FORCE
+FORCE:
 
 run: all
 	PORT=$${PORT:-8080} $(BUILD)/playground
