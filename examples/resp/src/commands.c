@@ -21,6 +21,7 @@ static void err_syntax(struct rbuf *out) { rb_error(out, "ERR syntax error"); }
 static void c_ping(struct resp_db *db, const struct resp_arg *argv, unsigned argc, struct rbuf *out)
 {
     (void)db;
+    if (argc > 2) { rb_error(out, "ERR wrong number of arguments for 'ping' command"); return; }
     if (argc == 1) rb_simple(out, "PONG");
     else rb_bulk(out, A(1));
 }
