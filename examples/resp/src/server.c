@@ -14,9 +14,12 @@ struct resp_server *resp_server_of(struct iox_reactor *r)
     return iox_reactor_service(r, &resp_key);
 }
 
-/* Active expiry: every tick, look at a bounded number of buckets for keys
- * past their deadline (the lazy check on access catches the rest). */
-#define SWEEP_BUCKETS 256
+/* Active expiry: every tick, look at a quarter of the buckets (at least
+ * 256, at most 16384: the work per tick is bounded) for keys past their
+ * deadline, so a table is swept about every 400 ms up to 64k buckets; the
+ * lazy check on access catches the rest. */
+#define SWEEP_MIN 256u
+#define SWEEP_MAX 16384u
 #define SWEEP_TICK_MS 100
 
 static void sweep_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe)
@@ -28,7 +31,8 @@ static void sweep_tick(struct iox_reactor *r, void *ctx)
 {
     (void)r;
     struct resp_server *rs = ctx;
-    ks_sweep(&rs->db.ks, ks_now_ms(), SWEEP_BUCKETS);
+    size_t n = (rs->db.ks.mask + 1) / 4;
+    ks_sweep(&rs->db.ks, ks_now_ms(), n < SWEEP_MIN ? SWEEP_MIN : n > SWEEP_MAX ? SWEEP_MAX : n);
 }
 
 static const struct iox_kind sweep_kind = {.name = "resp expiry", .on_cqe = sweep_cqe, .on_tick = sweep_tick};
