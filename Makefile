@@ -88,7 +88,8 @@ $(BUILD)/ioxide-resp: $(LIB) $(BUILD)/pkgconfig/ioxide.pc FORCE
 	PKG_CONFIG_PATH=$(ABS_BUILD)/pkgconfig $(MAKE) --no-print-directory -C examples/resp OUT=$(RESP_OUT) \
 	  IOXIDE_GEN=$(CURDIR)/gen/ioxide-gen CC=$(CC) CFLAGS="-O2 -g $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)" \
 	  LDFLAGS="$(LDFLAGS_SAN)" EXTRA_DEPS=$(abspath $(LIB))
-	@cmp -s $(RESP_OUT)/ioxide-resp $@ || { cp $(RESP_OUT)/ioxide-resp $@.tmp && mv -f $@.tmp $@; }
+	@for p in ioxide-resp ioxide-resp-bench-client; do cmp -s $(RESP_OUT)/$$p $(BUILD)/$$p || \
+	  { cp $(RESP_OUT)/$$p $(BUILD)/$$p.tmp && mv -f $(BUILD)/$$p.tmp $(BUILD)/$$p; } || exit 1; done
 
 comma := ,
 .PHONY: FORCE
