@@ -20,7 +20,7 @@ CC      ?= gcc
 # their code in runtime/<layer>/.
 RUNTIME_DIRS := core seam stream http pg file
 RUNTIME_INC  := -Iinclude $(addprefix -Iruntime/,$(RUNTIME_DIRS)) -Igenerated
-CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iexamples/playground \
+CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iexamples/playground -Iexamples/lineecho \
                $(RUNTIME_INC) -Itests -MMD -MP
 ifeq ($(SAN),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -40,13 +40,16 @@ PLAYGROUND_SRC := $(sort $(wildcard examples/playground/*.c))
 PLAYGROUND_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(PLAYGROUND_SRC))
 TEST_SRC    := $(sort $(wildcard tests/*.c))
 TEST_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
+# examples/lineecho: a line protocol on the stream layer (build/lineecho);
+# the tests serve it too.
+LINEECHO_OBJ := $(BUILD)/obj/examples/lineecho/lineecho.o
 
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
 .PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim docs \
         install uninstall shared
 
-all: $(LIB) $(BUILD)/playground $(BUILD)/tests $(BUILD)/ioxide-resp
+all: $(LIB) $(BUILD)/playground $(BUILD)/lineecho $(BUILD)/tests $(BUILD)/ioxide-resp
 
 deps:
 	@mk/deps.sh
@@ -69,8 +72,11 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/playground: $(PLAYGROUND_OBJ) $(LIB)
 	$(CC) $(LDFLAGS_SAN) -o $@ $(PLAYGROUND_OBJ) $(LIB) $(LDLIBS)
 
-$(BUILD)/tests: $(TEST_OBJ) $(LIB)
-	$(CC) $(LDFLAGS_SAN) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) -lcunit
+$(BUILD)/lineecho: $(LINEECHO_OBJ) $(BUILD)/obj/examples/lineecho/main.o $(LIB)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests: $(TEST_OBJ) $(LINEECHO_OBJ) $(LIB)
+	$(CC) $(LDFLAGS_SAN) -o $@ $(TEST_OBJ) $(LINEECHO_OBJ) $(LIB) $(LDLIBS) -lcunit
 
 # ---- examples/resp, built like a user's project (issue 13 §3) --------------
 # Its own Makefile, with pkg-config and ioxide-gen only: here against the

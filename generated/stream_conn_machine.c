@@ -37,6 +37,7 @@ const char *const stream_conn_event_names[STREAM_CONN_EVENT_COUNT] = {
     [STREAM_CONN_EV_TIMEOUT] = "timeout",
     [STREAM_CONN_EV_DELIVERED] = "delivered",
     [STREAM_CONN_EV_BAD_INPUT] = "bad_input",
+    [STREAM_CONN_EV_FINISHED] = "finished",
     [STREAM_CONN_EV_OP_DONE] = "op_done",
     [STREAM_CONN_EV_CLOSED] = "closed",
 };
@@ -70,118 +71,94 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
         switch (from) {
         case STREAM_CONN_S_READING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:99 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:100 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_deliver(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* spec/machines/stream_conn.toml:101 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 101) */
+            case STREAM_CONN_EV_RECV_EOF: /* spec/machines/stream_conn.toml:102 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 102) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 101) */
+                } else { /* drop -> closing (line 102) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:102 */
+            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:103 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_rearm(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:103 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:104 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_park(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* spec/machines/stream_conn.toml:104 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* spec/machines/stream_conn.toml:105 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_rearm(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:91 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:105 */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:106 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_sent(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:106 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:107 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_send_rest(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:107 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] stop_recv -> throttled (line 107) */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:108 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] stop_recv -> throttled (line 108) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                     next = stream_conn_act_stop_recv(ctx, ev);
-                } else { /* send_out (line 107) */
+                } else { /* send_out (line 108) */
                     *state = STREAM_CONN_S_READING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                     next = stream_conn_act_send_out(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_KICK: /* spec/machines/stream_conn.toml:108 */
-                if (stream_conn_guard_held(ctx, ev)) { /* [held] stop_recv -> held (line 108) */
+            case STREAM_CONN_EV_KICK: /* spec/machines/stream_conn.toml:109 */
+                if (stream_conn_guard_held(ctx, ev)) { /* [held] stop_recv -> held (line 109) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                     next = stream_conn_act_stop_recv(ctx, ev);
-                } else { /* ignore (line 108) */
+                } else { /* ignore (line 109) */
                     return *state; /* ignored */
                 }
                 break;
-            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:109 */
+            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:110 */
                 return *state; /* ignored */
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:110 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 110) */
-                    *state = STREAM_CONN_S_FINISHING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
-                    next = stream_conn_act_finish(ctx, ev);
-                } else { /* linger -> lingering (line 110) */
-                    *state = STREAM_CONN_S_LINGERING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
-                    next = stream_conn_act_linger(ctx, ev);
-                }
-                break;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:94 [any] */
-                *state = STREAM_CONN_S_CLOSING;
-                if (stream_conn_trace)
-                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                next = stream_conn_act_drop(ctx, ev);
-                break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:111 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 111) */
-                    *state = STREAM_CONN_S_READING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
-                    next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 111) */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:111 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 111) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
@@ -193,36 +170,62 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:100 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] stop_recv -> throttled (line 100) */
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:112 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 112) */
+                    *state = STREAM_CONN_S_READING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
+                    next = stream_conn_act_notify_shutdown(ctx, ev);
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 112) */
+                    *state = STREAM_CONN_S_FINISHING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
+                    next = stream_conn_act_finish(ctx, ev);
+                } else { /* linger -> lingering (line 112) */
+                    *state = STREAM_CONN_S_LINGERING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
+                    next = stream_conn_act_linger(ctx, ev);
+                }
+                break;
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
+                *state = STREAM_CONN_S_CLOSING;
+                if (stream_conn_trace)
+                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                next = stream_conn_act_drop(ctx, ev);
+                break;
+            case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:101 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] stop_recv -> throttled (line 101) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                     next = stream_conn_act_stop_recv(ctx, ev);
-                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] stop_recv -> held (line 100) */
+                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] stop_recv -> held (line 101) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                     next = stream_conn_act_stop_recv(ctx, ev);
-                } else { /* ignore (line 100) */
+                } else { /* ignore (line 101) */
                     return *state; /* ignored */
                 }
                 break;
-            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:95 [any] */
+            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:96 [any] */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:112 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:113 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:112 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:113 */
+                return *state;
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:113 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -232,117 +235,119 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_THROTTLED:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:116 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:117 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_hold(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:123 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:124 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:123 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:124 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:117 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:118 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_count_nobufs(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:123 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:124 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:91 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:118 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] sent (line 118) */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:119 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] sent (line 119) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                     next = stream_conn_act_sent(ctx, ev);
-                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] unthrottle_held -> held (line 118) */
+                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] unthrottle_held -> held (line 119) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                     next = stream_conn_act_unthrottle_held(ctx, ev);
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 118) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 119) */
                     *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                     next = stream_conn_act_unthrottle(ctx, ev);
-                } else { /* unthrottle -> reading (line 118) */
+                } else { /* unthrottle -> reading (line 119) */
                     *state = STREAM_CONN_S_READING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                     next = stream_conn_act_unthrottle(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:119 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:120 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_send_rest(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:120 */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:121 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_send_out(ctx, ev);
                 break;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:123 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:124 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:123 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:124 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:121 */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:122 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:94 [any] */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:122 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 122) */
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:123 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 123) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                     next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else { /* finish -> finishing (line 122) */
+                } else { /* finish -> finishing (line 123) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_finish(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:123 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:124 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:95 [any] */
+            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:96 [any] */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:123 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:124 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:123 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:124 */
+                return *state;
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:124 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -352,107 +357,83 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_HELD:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:127 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:128 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_hold(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:135 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:136 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:135 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:136 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:128 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:129 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_count_nobufs(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:135 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:136 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:91 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:129 */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:130 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_sent(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:130 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:131 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_send_rest(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:131 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 131) */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:132 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 132) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
-                } else { /* send_out (line 131) */
+                } else { /* send_out (line 132) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                     next = stream_conn_act_send_out(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_KICK: /* spec/machines/stream_conn.toml:132 */
-                if (stream_conn_guard_held(ctx, ev)) { /* [held] ignore (line 132) */
+            case STREAM_CONN_EV_KICK: /* spec/machines/stream_conn.toml:133 */
+                if (stream_conn_guard_held(ctx, ev)) { /* [held] ignore (line 133) */
                     return *state; /* ignored */
-                } else if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 132) */
+                } else if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 133) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] offer_held -> half_closed (line 132) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] offer_held -> half_closed (line 133) */
                     *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                     next = stream_conn_act_offer_held(ctx, ev);
-                } else { /* offer -> reading (line 132) */
+                } else { /* offer -> reading (line 133) */
                     *state = STREAM_CONN_S_READING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                     next = stream_conn_act_offer(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:135 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:136 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:133 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 133) */
-                    *state = STREAM_CONN_S_FINISHING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
-                    next = stream_conn_act_finish(ctx, ev);
-                } else { /* linger -> lingering (line 133) */
-                    *state = STREAM_CONN_S_LINGERING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
-                    next = stream_conn_act_linger(ctx, ev);
-                }
-                break;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:94 [any] */
-                *state = STREAM_CONN_S_CLOSING;
-                if (stream_conn_trace)
-                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                next = stream_conn_act_drop(ctx, ev);
-                break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:134 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 134) */
-                    *state = STREAM_CONN_S_HELD;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
-                    next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 134) */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:134 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 134) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
@@ -464,23 +445,49 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:135 */
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:135 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 135) */
+                    *state = STREAM_CONN_S_HELD;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
+                    next = stream_conn_act_notify_shutdown(ctx, ev);
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 135) */
+                    *state = STREAM_CONN_S_FINISHING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
+                    next = stream_conn_act_finish(ctx, ev);
+                } else { /* linger -> lingering (line 135) */
+                    *state = STREAM_CONN_S_LINGERING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
+                    next = stream_conn_act_linger(ctx, ev);
+                }
+                break;
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
+                *state = STREAM_CONN_S_CLOSING;
+                if (stream_conn_trace)
+                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                next = stream_conn_act_drop(ctx, ev);
+                break;
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:136 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:95 [any] */
+            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:96 [any] */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:135 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:136 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:135 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:136 */
+                return *state;
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:136 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -490,71 +497,58 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_HALF_CLOSED:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:146 */
+            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:147 */
                 return *state;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:146 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:147 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:146 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:147 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:146 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:147 */
                 return *state;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:146 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:147 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:91 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:140 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 140) */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:141 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 141) */
                     *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                     next = stream_conn_act_sent(ctx, ev);
-                } else { /* drop -> closing (line 140) */
+                } else { /* drop -> closing (line 141) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:141 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:142 */
                 *state = STREAM_CONN_S_HALF_CLOSED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                 next = stream_conn_act_send_rest(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:142 */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:143 */
                 *state = STREAM_CONN_S_HALF_CLOSED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                 next = stream_conn_act_send_out(ctx, ev);
                 break;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:146 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:147 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:143 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 143) */
+            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:144 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 144) */
                     return *state; /* ignored */
-                } else { /* drop -> closing (line 143) */
-                    *state = STREAM_CONN_S_CLOSING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                    next = stream_conn_act_drop(ctx, ev);
-                }
-                break;
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:144 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 144) */
-                    *state = STREAM_CONN_S_FINISHING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
-                    next = stream_conn_act_finish(ctx, ev);
                 } else { /* drop -> closing (line 144) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
@@ -562,19 +556,8 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:94 [any] */
-                *state = STREAM_CONN_S_CLOSING;
-                if (stream_conn_trace)
-                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                next = stream_conn_act_drop(ctx, ev);
-                break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:145 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 145) */
-                    *state = STREAM_CONN_S_HALF_CLOSED;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
-                    next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 145) */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:145 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 145) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
@@ -586,42 +569,68 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:139 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 139) */
-                    *state = STREAM_CONN_S_THROTTLED;
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:146 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 146) */
+                    *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
-                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] -> held (line 139) */
-                    *state = STREAM_CONN_S_HELD;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 139) */
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
+                    next = stream_conn_act_notify_shutdown(ctx, ev);
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 146) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 139) */
+                } else { /* drop -> closing (line 146) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:95 [any] */
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
+                *state = STREAM_CONN_S_CLOSING;
+                if (stream_conn_trace)
+                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                next = stream_conn_act_drop(ctx, ev);
+                break;
+            case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:140 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 140) */
+                    *state = STREAM_CONN_S_THROTTLED;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
+                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] -> held (line 140) */
+                    *state = STREAM_CONN_S_HELD;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 140) */
+                    *state = STREAM_CONN_S_FINISHING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
+                    next = stream_conn_act_finish(ctx, ev);
+                } else { /* drop -> closing (line 140) */
+                    *state = STREAM_CONN_S_CLOSING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                    next = stream_conn_act_drop(ctx, ev);
+                }
+                break;
+            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:96 [any] */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:146 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:147 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:146 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:147 */
+                return *state;
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:147 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -631,110 +640,125 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_FINISHING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:150 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:151 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_discard(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:157 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:159 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:151 */
+            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:152 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_rearm(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:152 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:153 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_park(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:157 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:159 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:91 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:153 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 153) */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:154 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 154) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_sent(ctx, ev);
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 153) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 154) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 153) */
+                } else { /* linger -> lingering (line 154) */
                     *state = STREAM_CONN_S_LINGERING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:154 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:155 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_send_rest(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:155 */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:156 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_send_out(ctx, ev);
                 break;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:157 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:159 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:156 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 156) */
+            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:157 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 157) */
                     return *state; /* ignored */
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 156) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 157) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 156) */
+                } else { /* linger -> lingering (line 157) */
                     *state = STREAM_CONN_S_LINGERING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:157 */
+            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:159 */
                 return *state;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:94 [any] */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:157 */
+            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:159 */
                 return *state;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:157 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:159 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:157 */
+            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:159 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:157 */
+            case STREAM_CONN_EV_FINISHED: /* spec/machines/stream_conn.toml:158 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 158) */
+                    return *state; /* ignored */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 158) */
+                    *state = STREAM_CONN_S_CLOSING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                    next = stream_conn_act_drop(ctx, ev);
+                } else { /* linger -> lingering (line 158) */
+                    *state = STREAM_CONN_S_LINGERING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
+                    next = stream_conn_act_linger(ctx, ev);
+                }
+                break;
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:159 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:157 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:159 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -744,77 +768,79 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_LINGERING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:161 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:163 */
                 *state = STREAM_CONN_S_LINGERING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                 next = stream_conn_act_discard(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* spec/machines/stream_conn.toml:162 */
+            case STREAM_CONN_EV_RECV_EOF: /* spec/machines/stream_conn.toml:164 */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:163 */
+            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:165 */
                 *state = STREAM_CONN_S_LINGERING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                 next = stream_conn_act_rearm(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:164 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:166 */
                 *state = STREAM_CONN_S_LINGERING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                 next = stream_conn_act_park(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:91 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:94 [any] */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:167 */
+                return *state;
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:167 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -824,49 +850,51 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_CLOSING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_RECV_ERROR: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_SEND_ERROR: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_SEND_ERROR: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_ABORT: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_ABORT: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_TIMEOUT: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_TIMEOUT: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:173 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:173 */
+                return *state;
+            case STREAM_CONN_EV_OP_DONE: /* spec/machines/stream_conn.toml:171 */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_maybe_close(ctx, ev);
                 break;
-            case STREAM_CONN_EV_CLOSED: /* spec/machines/stream_conn.toml:170 */
+            case STREAM_CONN_EV_CLOSED: /* spec/machines/stream_conn.toml:172 */
                 *state = STREAM_CONN_S_CLOSED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSED);
@@ -902,12 +930,12 @@ stream_conn_reuse_bug(const char *fn, const char *from, int state)
     abort();
 }
 
-void stream_conn_free(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:177 */
+void stream_conn_free(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:179 */
 {
     *state = STREAM_CONN_S_CLOSED;
 }
 
-void stream_conn_open(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:178 */
+void stream_conn_open(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:180 */
 {
     if (*state != STREAM_CONN_S_CLOSED)
         stream_conn_reuse_bug("stream_conn_open", "closed", *state);

@@ -57,6 +57,7 @@ enum stream_conn_event {
     STREAM_CONN_EV_TIMEOUT, /* idle_timeout_ms without progress (the policy said close), or the linger ran out */
     STREAM_CONN_EV_DELIVERED, /* (raised) input was offered; the protocol consumed what it could */
     STREAM_CONN_EV_BAD_INPUT, /* (raised) on_data returned < 0, or a cut message passed max_carry */
+    STREAM_CONN_EV_FINISHED, /* (raised by finish) input is over: leave once nothing is owed */
     STREAM_CONN_EV_OP_DONE, /* no op on the socket is in flight any more */
     STREAM_CONN_EV_CLOSED, /* the close of the socket completed */
     STREAM_CONN_EVENT_COUNT
@@ -144,7 +145,7 @@ int stream_conn_act_offer(struct iox_stream *ctx, const struct iox_stream_event 
 /* offer what was carried after the peer's EOF (no recv again); raises delivered */
 int stream_conn_act_offer_held(struct iox_stream *ctx, const struct iox_stream_event *ev);
 
-/* no more input: drop the carry, keep a recv armed to drain; what is owed goes out */
+/* no more input: drop the carry, keep a recv armed to drain; what is owed goes out; raises finished */
 int stream_conn_act_finish(struct iox_stream *ctx, const struct iox_stream_event *ev);
 
 /* call the protocol's on_shutdown */
@@ -190,10 +191,10 @@ extern void (*stream_conn_trace)(struct iox_stream *ctx, int from, int event, in
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/stream_conn.toml:177: -> closed, whatever *state holds (it is not read). */
+/* spec/machines/stream_conn.toml:179: -> closed, whatever *state holds (it is not read). */
 void stream_conn_free(stream_conn_state_t *state);
 
-/* spec/machines/stream_conn.toml:178: closed -> reading. */
+/* spec/machines/stream_conn.toml:180: closed -> reading. */
 void stream_conn_open(stream_conn_state_t *state);
 
 #endif /* STREAM_CONN_MACHINE_H */

@@ -231,7 +231,7 @@ int stream_conn_act_finish(struct iox_stream *s, const struct iox_stream_event *
     s->input_off = 1;
     s->carry.len = 0;
     iox_stream_park(s);   /* drain (and drop) input; see the peer's EOF */
-    return STREAM_CONN_EV_NONE;
+    return STREAM_CONN_EV_FINISHED;
 }
 
 int stream_conn_act_notify_shutdown(struct iox_stream *s, const struct iox_stream_event *ev)

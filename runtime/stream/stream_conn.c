@@ -111,7 +111,7 @@ void iox_stream_rearm(struct iox_stream *s)
     int r = iox_seam_recv_multishot(s->srv->r->seam, s->fd, ud_of(s, IOX_OP_RECV));
     if (r < 0) {
         IOX_WARN("stream %u: cannot arm recv: %s (closing it)", s->idx, strerror(-r));
-        s->err = r;
+        if (!s->err) s->err = r;
         iox_stream_set_cause(s, IOX_STREAM_ERROR);
         iox_stream_fire(s, STREAM_CONN_EV_ABORT, NULL);
         return;
@@ -128,7 +128,7 @@ void iox_stream_start_send(struct iox_stream *s)
                           ud_of(s, IOX_OP_SEND));
     if (r < 0) {
         IOX_WARN("stream %u: cannot queue send: %s (closing it)", s->idx, strerror(-r));
-        s->err = r;
+        if (!s->err) s->err = r;
         iox_stream_set_cause(s, IOX_STREAM_ERROR);
         iox_stream_fire(s, STREAM_CONN_EV_ABORT, NULL);
         return;
@@ -279,7 +279,7 @@ void iox_stream_on_cqe(struct iox_stream *s, unsigned op, const struct iox_cqe *
             iox_stream_fire(s, STREAM_CONN_EV_RECV_CANCELLED, NULL);
         } else {
             IOX_DEBUG("stream %u: recv: %s", s->idx, strerror(-cqe->res));
-            s->err = cqe->res;
+            if (!s->err) s->err = cqe->res;
             iox_stream_set_cause(s, IOX_STREAM_ERROR);
             iox_stream_fire(s, STREAM_CONN_EV_RECV_ERROR, NULL);
         }
@@ -291,7 +291,7 @@ void iox_stream_on_cqe(struct iox_stream *s, unsigned op, const struct iox_cqe *
             free(s->retired);
             s->retired = NULL;
             IOX_DEBUG("stream %u: send: %s", s->idx, strerror(-cqe->res));
-            s->err = cqe->res;
+            if (!s->err) s->err = cqe->res;
             iox_stream_set_cause(s, IOX_STREAM_ERROR);
             iox_stream_fire(s, STREAM_CONN_EV_SEND_ERROR, NULL);
             break;
@@ -302,7 +302,7 @@ void iox_stream_on_cqe(struct iox_stream *s, unsigned op, const struct iox_cqe *
         iox_stream_out_sent(s);
         if (s->wsent < s->wsend_end) {
             if (cqe->res == 0) {
-                s->err = -EPIPE;
+                if (!s->err) s->err = -EPIPE;
                 iox_stream_set_cause(s, IOX_STREAM_ERROR);
                 iox_stream_fire(s, STREAM_CONN_EV_SEND_ERROR, NULL);
                 break;

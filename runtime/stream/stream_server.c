@@ -198,6 +198,8 @@ void iox_stream_server_close(struct iox_stream_server *srv)
         if (iox_stream_in_use(s)) {
             if (s->fd >= 0 && r->uring) close(s->fd);   /* simulated fds are not ours */
             s->fd = -1;
+            s->writes_off = 1;
+            s->input_off = 1;
             if (srv->cfg.on_close) {
                 enum iox_stream_cause c = s->cause ? (enum iox_stream_cause)(s->cause - 1) : IOX_STREAM_ABORTED;
                 srv->cfg.on_close(s, c, srv->cfg.ctx);

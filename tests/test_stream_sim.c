@@ -1,0 +1,525 @@
+/* test_stream_sim.c — suite `stream_sim`: the protocol-neutral stream
+ * connection (ioxide/stream.h, spec/machines/stream_conn.toml) driven
+ * through the simulated ring with a tiny line protocol: a message cut at
+ * every byte arrives whole, backpressure stops and resumes reading, async
+ * replies leave in request order, the close happens exactly once whatever
+ * fails, and stale refs find nothing. Every case also checks the books:
+ * every provided buffer back, no op after the close. */
+#include "iox_test.h"
+#include <ioxide/reactor.h>
+#include <ioxide/seam_sim.h>
+#include <ioxide/stream.h>
+#include <ioxide/ud.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FD 9
+
+/* ---- the line protocol under test ----
+ * Each '\n'-terminated line is a message. "A..." is answered later (its
+ * reply slot and a ref are kept in `pending`), "BIG" gets a 600-byte
+ * answer, "QUIT" gets "bye\n" and a graceful close, "BAD" gets "ERR\n" and
+ * a protocol error, anything else is echoed at once. */
+struct pend { struct iox_stream_ref ref; int id; char line[32]; };
+
+static struct {
+    char lines[64][64];
+    unsigned nlines;
+    struct pend pending[16];
+    unsigned npending;
+    unsigned nclose, ndrain, nopen;
+    enum iox_stream_cause cause;
+    int full_seen;          /* reply_begin said -ENOSPC */
+    int use_plain;          /* sync answers with iox_stream_write instead of a slot */
+} P;
+
+static long on_data(struct iox_stream *s, const char *p, size_t n, void *ctx)
+{
+    (void)ctx;
+    size_t used = 0;
+    while (used < n) {
+        const char *nl = memchr(p + used, '\n', n - used);
+        if (!nl) break;
+        size_t len = (size_t)(nl - (p + used));
+        char line[64];
+        snprintf(line, sizeof line, "%.*s", (int)(len < 63 ? len : 63), p + used);
+        if (!strcmp(line, "BAD")) {
+            iox_stream_write(s, "ERR\n", 4);
+            return -1;
+        }
+        if (!strcmp(line, "QUIT")) {
+            iox_stream_write(s, "bye\n", 4);
+            iox_stream_close(s);
+            return (long)(used + len + 1);
+        }
+        if (line[0] == 'A') {
+            int id = iox_stream_reply_begin(s);
+            if (id == -ENOSPC) { P.full_seen = 1; break; }   /* offered again later */
+            CU_ASSERT(id >= 0);
+            struct pend *q = &P.pending[P.npending++];
+            q->ref = iox_stream_ref(s);
+            q->id = id;
+            snprintf(q->line, sizeof q->line, "%s", line);
+        } else if (P.use_plain) {
+            iox_stream_write(s, line, strlen(line));
+            iox_stream_write(s, "\n", 1);
+        } else {
+            int id = iox_stream_reply_begin(s);
+            if (id == -ENOSPC) { P.full_seen = 1; break; }
+            CU_ASSERT(id >= 0);
+            if (!strcmp(line, "BIG")) {
+                char *d = iox_stream_reply_reserve(s, id, 600);
+                CU_ASSERT_FATAL(d != NULL);
+                memset(d, 'x', 599);
+                d[599] = '\n';
+                iox_stream_reply_commit(s, id, 600);
+            } else {
+                CU_ASSERT_EQUAL(iox_stream_reply_write(s, id, line, strlen(line)), 0);
+                CU_ASSERT_EQUAL(iox_stream_reply_write(s, id, "\n", 1), 0);
+            }
+            CU_ASSERT_EQUAL(iox_stream_reply_end(s, id), 0);
+        }
+        if (P.nlines < 64) snprintf(P.lines[P.nlines++], 64, "%s", line);
+        used += len + 1;
+    }
+    return (long)used;
+}
+
+static void on_open(struct iox_stream *s, void *ctx) { (void)s; (void)ctx; P.nopen++; }
+static void on_drain(struct iox_stream *s, void *ctx) { (void)s; (void)ctx; P.ndrain++; }
+static void on_close(struct iox_stream *s, enum iox_stream_cause cause, void *ctx)
+{
+    (void)ctx;
+    P.nclose++;
+    P.cause = cause;
+    CU_ASSERT_EQUAL(iox_stream_write(s, "x", 1), -EPIPE);   /* writes refused from here on */
+}
+
+/* Answer the pending async message k: "<line>!\n". */
+static int answer(unsigned k)
+{
+    struct pend *q = &P.pending[k];
+    struct iox_stream *s = iox_stream_deref(q->ref);
+    if (!s) return -1;
+    char b[40];
+    int n = snprintf(b, sizeof b, "%s!\n", q->line);
+    CU_ASSERT_EQUAL(iox_stream_reply_write(s, q->id, b, (size_t)n), 0);
+    CU_ASSERT_EQUAL(iox_stream_reply_end(s, q->id), 0);
+    CU_ASSERT_EQUAL(iox_stream_reply_end(s, q->id), -ESTALE);   /* once */
+    return 0;
+}
+
+/* ---- harness ---- */
+
+struct h {
+    struct iox_seam_sim *sim;
+    struct iox_reactor r;
+    struct iox_server_config cfg;
+    struct iox_stream_config scfg;
+    struct iox_stream_server *srv;
+    struct iox_stream *s;
+};
+
+static void sink(void *ctx, const struct iox_cqe *cqe) { iox_reactor_dispatch(ctx, cqe); }
+
+static void h_init_cfg(struct h *h, unsigned nbufs, unsigned bufsize, void (*tune)(struct iox_stream_config *))
+{
+    memset(h, 0, sizeof *h);
+    memset(&P, 0, sizeof P);
+    h->scfg.on_open = on_open;
+    h->scfg.on_data = on_data;
+    h->scfg.on_drain = on_drain;
+    h->scfg.on_close = on_close;
+    h->scfg.idle_timeout_ms = 1000;
+    h->scfg.linger_ms = 100;
+    h->scfg.max_conns = 4;
+    if (tune) tune(&h->scfg);
+    h->cfg.shutdown_grace_ms = 500;
+    h->sim = iox_sim_create(nbufs, bufsize);
+    CU_ASSERT_FATAL(h->sim != NULL);
+    CU_ASSERT_FATAL(iox_reactor_init_sim(&h->r, iox_sim_seam(h->sim), &h->cfg) == 0);
+    CU_ASSERT_FATAL(iox_stream_server_open(&h->r, &h->scfg, 0, &h->srv) == 0);
+    iox_sim_set_sink(h->sim, sink, &h->r);
+    h->s = iox_stream_adopt(h->srv, FD);
+    CU_ASSERT_FATAL(h->s != NULL);
+    CU_ASSERT_EQUAL(P.nopen, 1);
+}
+
+static void h_init(struct h *h, unsigned nbufs, unsigned bufsize) { h_init_cfg(h, nbufs, bufsize, NULL); }
+
+/* One loop turn's end: buffers published, kinds flushed, self-completing
+ * ops (cancel, close, shutdown) run. */
+static void turn(struct h *h)
+{
+    iox_sim_publish(h->sim);
+    iox_reactor_flush(&h->r);
+    iox_sim_pump(h->sim);
+}
+
+static void h_fini(struct h *h)
+{
+    CU_ASSERT_EQUAL(iox_sim_bufs_lent(h->sim), 0);
+    CU_ASSERT_EQUAL(iox_sim_violations(h->sim), 0);
+    if (iox_sim_violations(h->sim)) fprintf(stderr, "\n  violation: %s\n", iox_sim_last_violation(h->sim));
+    iox_stream_server_close(h->srv);
+    iox_reactor_fini(&h->r);
+    iox_sim_destroy(h->sim);
+}
+
+static int peer_is(struct h *h, const char *want)
+{
+    size_t n;
+    const char *got = iox_sim_peer_bytes(h->sim, FD, &n);
+    int ok = n == strlen(want) && !memcmp(got, want, n);
+    if (!ok) fprintf(stderr, "\n  peer got [%.*s], want [%s]\n", (int)n, got ? got : "", want);
+    return ok;
+}
+
+/* Send everything the stream queued, completing each send in full. */
+static void drain_sends(struct h *h)
+{
+    for (int i = 0; i < 64; i++) {
+        turn(h);
+        if (iox_sim_send(h->sim, FD, 0) < 0) break;
+    }
+}
+
+/* ---- cases ---- */
+
+IOX_TEST(stream_sim, message_cut_at_every_byte_arrives_whole)
+{
+    static const char in[] = "hello\nworld wide\nx\nthe quick brown fox\n";
+    const size_t n = sizeof in - 1;
+    for (size_t cut = 0; cut <= n; cut++) {
+        struct h h;
+        h_init(&h, 8, 64);
+        turn(&h);
+        if (cut) CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in, cut, 0), (long)cut);
+        turn(&h);
+        if (cut < n) CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in + cut, n - cut, 0), (long)(n - cut));
+        CU_ASSERT_EQUAL(P.nlines, 4);
+        CU_ASSERT_STRING_EQUAL(P.lines[1], "world wide");
+        CU_ASSERT_STRING_EQUAL(P.lines[3], "the quick brown fox");
+        drain_sends(&h);
+        CU_ASSERT(peer_is(&h, in));
+        h_fini(&h);
+    }
+    /* One byte per buffer: every message is carried across several. */
+    struct h h;
+    h_init(&h, 8, 64);
+    for (size_t i = 0; i < n; i++) {
+        turn(&h);
+        CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in + i, 1, 1), 1);
+    }
+    CU_ASSERT_EQUAL(P.nlines, 4);
+    CU_ASSERT_STRING_EQUAL(P.lines[0], "hello");
+    drain_sends(&h);
+    CU_ASSERT(peer_is(&h, in));
+    h_fini(&h);
+}
+
+static void cap_1k(struct iox_stream_config *c) { c->write_cap = 1024; }
+
+IOX_TEST(stream_sim, backpressure_stops_reading_at_the_cap_and_resumes_on_drain)
+{
+    struct h h;
+    h_init_cfg(&h, 8, 64, cap_1k);
+    turn(&h);
+    /* Two 600-byte answers: 1200 unsent bytes, over the 1 KiB cap. */
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "BIG\nBIG\n", 8, 0), 8);
+    CU_ASSERT_EQUAL(P.nlines, 2);
+    turn(&h);   /* the recv is cancelled, the send queued */
+    CU_ASSERT_EQUAL(iox_stream_unsent(h.s), 1200u);
+    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
+    CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    /* The peer does not read: nothing more is read from it. */
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "one\n", 4, 0), -1);
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "one\n", 4, 0), -1);
+    CU_ASSERT_EQUAL(P.ndrain, 0);
+    /* A short send leaves it over the cap? 1200 - 100 = 1100: still stopped. */
+    CU_ASSERT_EQUAL(iox_sim_send(h.sim, FD, 100), 0);
+    turn(&h);
+    CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT_EQUAL(P.ndrain, 0);
+    /* The rest goes: on_drain, and reading resumes. */
+    CU_ASSERT_EQUAL(iox_sim_send(h.sim, FD, 0), 0);
+    CU_ASSERT_EQUAL(P.ndrain, 1);
+    turn(&h);
+    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "one\n", 4, 0), 4);
+    CU_ASSERT_EQUAL(P.nlines, 3);
+    drain_sends(&h);
+    size_t n;
+    iox_sim_peer_bytes(h.sim, FD, &n);
+    CU_ASSERT_EQUAL(n, 1204u);
+    CU_ASSERT_EQUAL(P.nclose, 0);
+    h_fini(&h);
+}
+
+IOX_TEST(stream_sim, replies_leave_in_request_order)
+{
+    for (int plain = 0; plain < 2; plain++) {
+        struct h h;
+        h_init(&h, 8, 256);
+        P.use_plain = plain;   /* sync answers through iox_stream_write behind the async one */
+        turn(&h);
+        CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "A1\nS2\nS3\n", 9, 0), 9);
+        CU_ASSERT_EQUAL(P.npending, 1);
+        drain_sends(&h);
+        CU_ASSERT(peer_is(&h, ""));   /* S2, S3 wait behind A1 */
+        CU_ASSERT_EQUAL(iox_stream_unsent(h.s), 6u);
+        CU_ASSERT_EQUAL(answer(0), 0);
+        drain_sends(&h);
+        CU_ASSERT(peer_is(&h, "A1!\nS2\nS3\n"));
+        h_fini(&h);
+    }
+    /* Three async ones answered last-first, with a sync one between. */
+    struct h h;
+    h_init(&h, 8, 256);
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "A1\nA2\nS3\nA4\n", 12, 0), 12);
+    CU_ASSERT_EQUAL(P.npending, 3);
+    CU_ASSERT_EQUAL(answer(2), 0);
+    CU_ASSERT_EQUAL(answer(1), 0);
+    drain_sends(&h);
+    CU_ASSERT(peer_is(&h, ""));
+    CU_ASSERT_EQUAL(answer(0), 0);
+    drain_sends(&h);
+    CU_ASSERT(peer_is(&h, "A1!\nA2!\nS3\nA4!\n"));
+    h_fini(&h);
+}
+
+static void two_slots(struct iox_stream_config *c) { c->max_replies = 2; }
+
+IOX_TEST(stream_sim, full_reply_slots_hold_input_until_one_ends)
+{
+    struct h h;
+    h_init_cfg(&h, 8, 256, two_slots);
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "A1\nA2\nS3\nS4\n", 12, 0), 12);
+    CU_ASSERT_EQUAL(P.npending, 2);
+    CU_ASSERT_EQUAL(P.nlines, 2);       /* S3 waits: no slot */
+    turn(&h);
+    CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));   /* held: reading stopped */
+    CU_ASSERT_EQUAL(answer(1), 0);      /* the later one: still no slot free */
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nlines, 2);
+    CU_ASSERT_EQUAL(answer(0), 0);      /* both end: S3, S4 offered at the end of the turn */
+    CU_ASSERT_EQUAL(P.nlines, 2);       /* never from inside reply_end */
+    drain_sends(&h);
+    CU_ASSERT_EQUAL(P.nlines, 4);
+    CU_ASSERT(peer_is(&h, "A1!\nA2!\nS3\nS4\n"));
+    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    h_fini(&h);
+}
+
+IOX_TEST(stream_sim, pause_holds_input_and_resume_offers_the_carry)
+{
+    struct h h;
+    h_init(&h, 8, 256);
+    turn(&h);
+    iox_stream_pause(h.s);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "one\ntwo\n", 8, 0), 8);
+    CU_ASSERT_EQUAL(P.nlines, 0);
+    turn(&h);
+    CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    iox_stream_resume(h.s);
+    CU_ASSERT_EQUAL(P.nlines, 0);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nlines, 2);
+    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    drain_sends(&h);
+    CU_ASSERT(peer_is(&h, "one\ntwo\n"));
+    h_fini(&h);
+}
+
+IOX_TEST(stream_sim, graceful_close_sends_then_lingers_for_eof)
+{
+    struct h h;
+    h_init(&h, 8, 256);
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "hi\nQUIT\nlost\n", 13, 0), 13);
+    CU_ASSERT_EQUAL(P.nlines, 1);       /* nothing after QUIT is offered */
+    drain_sends(&h);
+    CU_ASSERT(peer_is(&h, "hi\nbye\n"));
+    CU_ASSERT_EQUAL(P.nclose, 0);       /* lingering: waiting for the peer's EOF */
+    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 0);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(h.sim, FD, 0), 0);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(P.cause, IOX_STREAM_CLOSED);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    h_fini(&h);
+}
+
+IOX_TEST(stream_sim, protocol_error_sends_the_answer_then_closes)
+{
+    struct h h;
+    h_init(&h, 8, 256);
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "ok\nBAD\nnever\n", 13, 0), 13);
+    CU_ASSERT_EQUAL(P.nlines, 1);
+    drain_sends(&h);
+    CU_ASSERT(peer_is(&h, "ok\nERR\n"));
+    iox_sim_recv_end(h.sim, FD, 0);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(P.cause, IOX_STREAM_PROTOCOL);
+    h_fini(&h);
+}
+
+static void small_carry(struct iox_stream_config *c) { c->max_carry = 100; }
+
+IOX_TEST(stream_sim, a_cut_message_over_max_carry_closes)
+{
+    struct h h;
+    h_init_cfg(&h, 8, 64, small_carry);
+    char junk[300];
+    memset(junk, 'j', sizeof junk);
+    for (int i = 0; i < 5 && P.nclose == 0; i++) {
+        turn(&h);
+        iox_sim_recv(h.sim, FD, junk, 64, 0);
+    }
+    drain_sends(&h);
+    iox_sim_recv_end(h.sim, FD, 0);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(P.cause, IOX_STREAM_TOO_BIG);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    h_fini(&h);
+}
+
+IOX_TEST(stream_sim, close_exactly_once_under_errors_timeouts_and_late_cqes)
+{
+    /* 1: a recv error while a send is in flight; the send's late failure. */
+    struct h h;
+    h_init(&h, 8, 256);
+    turn(&h);
+    iox_sim_recv(h.sim, FD, "x\n", 2, 0);
+    turn(&h);
+    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
+    iox_sim_recv_end(h.sim, FD, -ECONNRESET);
+    turn(&h);
+    iox_sim_complete_all(h.sim, IOX_OP_SEND, -ECANCELED);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(P.cause, IOX_STREAM_ERROR);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_stream_error(h.s), -ECONNRESET);
+    /* A completion for the old generation is dropped (a buffer it carries
+     * is given back by the dispatch: none here). */
+    struct iox_stats_probe { uint64_t stale; } before;
+    struct iox_stream_stats st;
+    iox_stream_server_stats(h.srv, &st);
+    before.stale = st.stale_cqes;
+    struct iox_cqe late = {iox_ud(IOX_OP_SEND, (unsigned)iox_ud_owner(0) + 2, 0, 0), -EPIPE, 0};
+    /* the server's kind is the first registered: owner IOX_OWN_FIRST_KIND */
+    late.ud = iox_ud(IOX_OP_SEND, IOX_OWN_FIRST_KIND, 0, 0);
+    iox_reactor_dispatch(&h.r, &late);
+    iox_stream_server_stats(h.srv, &st);
+    CU_ASSERT_EQUAL(st.stale_cqes, before.stale + 1);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(st.closed, 1);
+    CU_ASSERT_EQUAL(st.open, 0);
+    h_fini(&h);
+
+    /* 2: idle timeout. */
+    h_init(&h, 8, 256);
+    turn(&h);
+    iox_reactor_advance_clock(&h.r, h.r.now_ms + 2000);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(P.cause, IOX_STREAM_TIMEOUT);
+    iox_stream_server_stats(h.srv, &st);
+    CU_ASSERT_EQUAL(st.timeouts, 1);
+    iox_reactor_advance_clock(&h.r, h.r.now_ms + 5000);   /* nothing fires twice */
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    h_fini(&h);
+
+    /* 3: abort while a recv and a send are in flight, then every late
+     * completion and the timers. */
+    h_init(&h, 8, 256);
+    turn(&h);
+    iox_sim_recv(h.sim, FD, "y\n", 2, 0);
+    turn(&h);
+    iox_stream_abort(h.s);
+    iox_stream_abort(h.s);
+    iox_stream_close(h.s);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(P.cause, IOX_STREAM_ABORTED);
+    iox_reactor_advance_clock(&h.r, h.r.now_ms + 5000);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    h_fini(&h);
+
+    /* 4: an async answer owed when the peer goes: EOF, the answer, then the close. */
+    h_init(&h, 8, 256);
+    turn(&h);
+    iox_sim_recv(h.sim, FD, "A1\n", 3, 0);
+    iox_sim_recv_end(h.sim, FD, 0);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 0);
+    CU_ASSERT_EQUAL(answer(0), 0);
+    drain_sends(&h);
+    CU_ASSERT(peer_is(&h, "A1!\n"));
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(P.cause, IOX_STREAM_PEER_EOF);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    h_fini(&h);
+}
+
+IOX_TEST(stream_sim, stale_refs_deref_null)
+{
+    struct h h;
+    h_init(&h, 8, 256);
+    turn(&h);
+    iox_sim_recv(h.sim, FD, "A1\n", 3, 0);
+    CU_ASSERT_EQUAL(P.npending, 1);
+    struct iox_stream_ref old = P.pending[0].ref;
+    CU_ASSERT_PTR_EQUAL(iox_stream_deref(old), h.s);
+    CU_ASSERT_PTR_EQUAL(old.r, &h.r);
+    iox_stream_abort(h.s);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_PTR_NULL(iox_stream_deref(old));
+    CU_ASSERT_EQUAL(answer(0), -1);
+    /* The slot is reused by a new stream: the old ref still finds nothing. */
+    struct iox_stream *s2 = iox_stream_adopt(h.srv, FD + 1);
+    CU_ASSERT_PTR_EQUAL(s2, h.s);
+    CU_ASSERT_PTR_NULL(iox_stream_deref(old));
+    CU_ASSERT_PTR_EQUAL(iox_stream_deref(iox_stream_ref(s2)), s2);
+    iox_stream_abort(s2);
+    turn(&h);
+    h_fini(&h);
+}
+
+IOX_TEST(stream_sim, shutdown_finishes_owed_answers_then_closes)
+{
+    struct h h;
+    h_init(&h, 8, 256);
+    turn(&h);
+    iox_sim_recv(h.sim, FD, "A1\n", 3, 0);
+    iox_reactor_begin_stop(&h.r);
+    CU_ASSERT_EQUAL(iox_reactor_kinds_busy(&h.r), 1);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 0);
+    CU_ASSERT_EQUAL(answer(0), 0);
+    drain_sends(&h);
+    CU_ASSERT(peer_is(&h, "A1!\n"));
+    iox_sim_recv_end(h.sim, FD, 0);   /* the peer closes after reading it */
+    turn(&h);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(P.cause, IOX_STREAM_SHUTDOWN);
+    CU_ASSERT_EQUAL(iox_reactor_kinds_busy(&h.r), 0);
+    CU_ASSERT_PTR_NULL(iox_stream_adopt(h.srv, FD + 1));   /* stopping: no new streams */
+    h_fini(&h);
+}
+
+IOX_SUITE(stream_sim, NULL, NULL);
