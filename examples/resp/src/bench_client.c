@@ -6,8 +6,9 @@
  *       connections (2); prints the rate; exit 1 if any failed.
  *   ioxide-resp-bench-client --check [-h HOST] [-p PORT]
  *       SET/GET/INCR/DEL/MGET with the answers checked, and a pipeline of
- *       1000 SET+GET pairs in flight at once, each reply checked against its
- *       own request; "check ok", or what was wrong and exit 1. */
+ *       1000 SET+GET pairs in flight at once on one connection, each reply
+ *       checked against its own request; "check ok", or what was wrong and
+ *       exit 1. */
 #include "resp_client.h"
 #include <errno.h>
 #include <stdio.h>
@@ -138,6 +139,7 @@ int main(int argc, char **argv)
 {
     struct resp_client_config cfg = {.port = 6379};
     int check = 0;
+    cfg.max_inflight = 1024;
     want = 20000;
     depth = 16;
     for (int i = 1; i < argc; i++) {
@@ -154,6 +156,9 @@ int main(int argc, char **argv)
         i++;
     }
     if (!depth) depth = 1;
+    /* The check sends dependent requests (SET then GET) without waiting:
+     * only one connection keeps them in order. */
+    if (check) cfg.conns = 1;
     struct iox_server_config scfg = {0};
     struct iox_reactor r;
     char why[256];

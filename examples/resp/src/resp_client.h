@@ -7,7 +7,13 @@
  * the callback as the raw RESP2 bytes of exactly one reply (use the
  * resp_client_reply_* helpers to read it). New connections say PING first
  * (the handshake: a peer that does not answer +PONG is not a Redis server
- * and is retried after the backoff). */
+ * and is retried after the backoff).
+ *
+ * Order: replies match requests FIFO per connection, and a request goes to
+ * the connection with the fewest in flight. Requests sent without waiting
+ * for each other's replies therefore run in the order sent only with
+ * conns = 1; with more connections, wait for a reply before sending what
+ * depends on it (SET, then GET the same key). */
 #ifndef RESP_CLIENT_H
 #define RESP_CLIENT_H
 #include <ioxide/reactor.h>
