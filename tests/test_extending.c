@@ -9,6 +9,7 @@
 #include "iox_test.h"
 #include "http_client.h"
 #include "resp_util.h"
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,14 +58,47 @@ IOX_TEST(extending, the_document_runs_as_written)
     fprintf(f, "set -eu\n%s", script);
     fclose(f);
     free(script);
+    char src[4096];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(iox_test_src_dir(), src));
     char *out = NULL;
     int rc = ru_sh(&out,
                    "mkdir -p '%1$s/work' && cd '%1$s/work' && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL "
                    "IOXIDE_SRC='%2$s' PREFIX='%1$s/prefix' PORT=%3$u timeout 600 bash '%1$s/doc.sh' 2>&1",
-                   dir, iox_test_src_dir(), (unsigned)hc_free_port());
+                   dir, src, (unsigned)hc_free_port());
     CU_ASSERT_EQUAL(rc, 0);
     if (rc != 0) fprintf(stderr, "\n  docs/extending.md failed (exit %d); its output:\n%s\n", rc, out ? out : "");
     else CU_ASSERT(out && strstr(out, "apples=1\npears=1\napples=2\nbye"));
+    free(out);
+    ru_sh(NULL, "rm -rf '%s'", dir);
+}
+
+/* examples/resp is a user's project too: copied out of the tree and built
+ * with nothing but an install prefix (its Makefile: pkg-config and
+ * ioxide-gen), then it serves redis-cli. */
+IOX_TEST(extending, examples_resp_builds_out_of_tree_from_a_prefix)
+{
+    char src[4096];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(iox_test_src_dir(), src));
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/iox-resp-oot-XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char *out = NULL;
+    unsigned port = hc_free_port();
+    int rc = ru_sh(&out,
+                   "set -e; cd '%1$s'; unset MAKEFLAGS MFLAGS MAKELEVEL; "
+                   "make -C '%2$s' -s install PREFIX='%1$s/prefix' >/dev/null; "
+                   "cp -r '%2$s/examples/resp' proj; cd proj; rm -rf build; "
+                   "env -u PKG_CONFIG_PATH make -s PREFIX='%1$s/prefix' 2>&1; "
+                   "ldd build/ioxide-resp | grep -q '%1$s/prefix/lib/libioxide.so' || "
+                   "LD_LIBRARY_PATH='%1$s/prefix/lib' ldd build/ioxide-resp | grep -q '%1$s/prefix/lib/libioxide.so'; "
+                   "LD_LIBRARY_PATH='%1$s/prefix/lib' PORT=%3$u HOST=127.0.0.1 REACTORS=2 build/ioxide-resp 2>srv.log & pid=$!; "
+                   "for i in $(seq 50); do redis-cli -p %3$u PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done; "
+                   "redis-cli -p %3$u SET k out-of-tree >/dev/null; redis-cli -p %3$u GET k; "
+                   "kill -TERM $pid; wait $pid",
+                   dir, src, port);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT(out && strstr(out, "out-of-tree"));
+    if (rc != 0 || !out || !strstr(out, "out-of-tree")) fprintf(stderr, "\n  exit %d: %s\n", rc, out ? out : "");
     free(out);
     ru_sh(NULL, "rm -rf '%s'", dir);
 }
