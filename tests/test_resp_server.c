@@ -225,4 +225,60 @@ IOX_TEST(resp, pipeline_in_order_across_reactors)
     cli_is("FLUSHALL", "OK");
 }
 
+/* Values of 1 MiB on keys of both reactors: each GET's answer (a hop
+ * for half of them) arrives whole, alone and pipelined. */
+IOX_TEST(resp, big_values_across_reactors)
+{
+    enum { SZ = 1 << 20, KEYS = 8 };
+    char *val = malloc(SZ);
+    for (int i = 0; i < SZ; i++) val[i] = (char)('a' + i % 26);
+    char hdr[64];
+    for (int k = 0; k < KEYS; k++) {
+        int fd = ru_connect(srv.port);
+        CU_ASSERT_FATAL(fd >= 0);
+        int n = snprintf(hdr, sizeof hdr, "*3\r\n$3\r\nSET\r\n$4\r\nbig%d\r\n$%d\r\n", k, SZ);
+        CU_ASSERT_EQUAL(send(fd, hdr, (size_t)n, MSG_NOSIGNAL), n);
+        size_t sent = 0;
+        while (sent < SZ) {
+            ssize_t w = send(fd, val + sent, SZ - sent, MSG_NOSIGNAL);
+            if (w <= 0) break;
+            sent += (size_t)w;
+        }
+        CU_ASSERT_EQUAL(send(fd, "\r\n", 2, MSG_NOSIGNAL), 2);
+        char *out = NULL;
+        size_t len = 0;
+        CU_ASSERT_EQUAL(ru_read_replies(fd, 1, &out, &len), 0);
+        CU_ASSERT(out && len == 5 && memcmp(out, "+OK\r\n", 5) == 0);
+        free(out);
+        close(fd);
+    }
+    /* Each alone, on a new connection (accepted on either reactor), then
+     * all in one pipeline. */
+    for (int round = 0; round < 2; round++) {
+        int fd = ru_connect(srv.port);
+        CU_ASSERT_FATAL(fd >= 0);
+        int want = round ? KEYS : 1;
+        for (int k = 0; k < KEYS; k += (round ? KEYS : 1)) {
+            char req[256];
+            size_t rn = 0;
+            for (int j = 0; j < want; j++) rn += (size_t)snprintf(req + rn, sizeof req - rn, "GET big%d\r\n", k + j);
+            CU_ASSERT_EQUAL(send(fd, req, rn, MSG_NOSIGNAL), (ssize_t)rn);
+            char *out = NULL;
+            size_t len = 0;
+            int rc = ru_read_replies(fd, (unsigned)want, &out, &len);
+            CU_ASSERT_EQUAL(rc, 0);
+            size_t one = (size_t)snprintf(hdr, sizeof hdr, "$%d\r\n", SZ) + SZ + 2;
+            CU_ASSERT_EQUAL(len, one * (size_t)want);
+            int whole = rc == 0 && len == one * (size_t)want;
+            for (int j = 0; whole && j < want; j++) CU_ASSERT_EQUAL(memcmp(out + j * one + one - 2 - SZ, val, SZ), 0);
+            if (!whole) fprintf(stderr, "\n  GET big%d (x%d): %s after %zu bytes\n", k, want, rc ? "no complete answer" : "wrong length", len);
+            free(out);
+            if (!round) { close(fd); fd = ru_connect(srv.port); CU_ASSERT_FATAL(fd >= 0); }
+        }
+        close(fd);
+    }
+    free(val);
+    cli_is("FLUSHALL", "OK");
+}
+
 IOX_SUITE(resp, resp_init, resp_clean);

@@ -45,6 +45,13 @@ int main(void)
      * bulk and its framing. */
     uint64_t carry = max_bulk * 2 + (1u << 20);
     scfg.max_carry = carry > UINT32_MAX ? UINT32_MAX : (uint32_t)carry;
+    /* Output may reach the largest bulk and more before reading stops
+     * (redis-server does not limit a normal client's output at all). Also
+     * works around the stream layer not starting a send when a reply
+     * written outside on_data (a hop coming back) alone puts the stream
+     * over write_cap at the end of the turn: see the README's limits. */
+    uint64_t wcap = max_bulk + (1u << 20);
+    scfg.write_cap = wcap > UINT32_MAX ? UINT32_MAX : (uint32_t)wcap;
     if (iox_stream_config_from_env(&scfg, why, sizeof why) < 0) {
         fprintf(stderr, "ioxide-resp: %s\n", why);
         return 1;
