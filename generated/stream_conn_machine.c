@@ -194,11 +194,18 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
-                *state = STREAM_CONN_S_CLOSING;
-                if (stream_conn_trace)
-                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                next = stream_conn_act_drop(ctx, ev);
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:113 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] drop -> closing (line 113) */
+                    *state = STREAM_CONN_S_CLOSING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                    next = stream_conn_act_drop(ctx, ev);
+                } else { /* linger -> lingering (line 113) */
+                    *state = STREAM_CONN_S_LINGERING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
+                    next = stream_conn_act_linger(ctx, ev);
+                }
                 break;
             case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:101 */
                 if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] stop_recv -> throttled (line 101) */
@@ -221,11 +228,11 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:113 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:114 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:113 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:114 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:113 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:114 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -235,23 +242,23 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_THROTTLED:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:117 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:118 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_hold(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:124 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:125 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:124 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:125 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:118 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:119 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_count_nobufs(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:124 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:125 */
                 return *state;
             case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
@@ -259,30 +266,30 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:119 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] sent (line 119) */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:120 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] sent (line 120) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                     next = stream_conn_act_sent(ctx, ev);
-                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] unthrottle_held -> held (line 119) */
+                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] unthrottle_held -> held (line 120) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                     next = stream_conn_act_unthrottle_held(ctx, ev);
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 119) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 120) */
                     *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                     next = stream_conn_act_unthrottle(ctx, ev);
-                } else { /* unthrottle -> reading (line 119) */
+                } else { /* unthrottle -> reading (line 120) */
                     *state = STREAM_CONN_S_READING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                     next = stream_conn_act_unthrottle(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:120 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:121 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
@@ -294,17 +301,17 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:121 */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:122 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_send_out(ctx, ev);
                 break;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:124 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:125 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:124 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:125 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:122 */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:123 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
@@ -316,13 +323,13 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:123 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 123) */
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:124 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 124) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                     next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else { /* finish -> finishing (line 123) */
+                } else { /* finish -> finishing (line 124) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
@@ -335,7 +342,7 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:124 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:125 */
                 return *state;
             case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:96 [any] */
                 *state = STREAM_CONN_S_FINISHING;
@@ -343,11 +350,11 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:124 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:125 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:124 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:125 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:124 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:125 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -357,23 +364,23 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_HELD:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:128 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:129 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_hold(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:136 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:138 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:136 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:138 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:129 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:130 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_count_nobufs(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:136 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:138 */
                 return *state;
             case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
@@ -381,13 +388,13 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:130 */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:131 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_sent(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:131 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:132 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
@@ -399,65 +406,41 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:132 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 132) */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:133 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 133) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
-                } else { /* send_out (line 132) */
+                } else { /* send_out (line 133) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                     next = stream_conn_act_send_out(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_KICK: /* spec/machines/stream_conn.toml:133 */
-                if (stream_conn_guard_held(ctx, ev)) { /* [held] ignore (line 133) */
+            case STREAM_CONN_EV_KICK: /* spec/machines/stream_conn.toml:134 */
+                if (stream_conn_guard_held(ctx, ev)) { /* [held] ignore (line 134) */
                     return *state; /* ignored */
-                } else if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 133) */
+                } else if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 134) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] offer_held -> half_closed (line 133) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] offer_held -> half_closed (line 134) */
                     *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                     next = stream_conn_act_offer_held(ctx, ev);
-                } else { /* offer -> reading (line 133) */
+                } else { /* offer -> reading (line 134) */
                     *state = STREAM_CONN_S_READING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                     next = stream_conn_act_offer(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:136 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:138 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:134 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 134) */
-                    *state = STREAM_CONN_S_FINISHING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
-                    next = stream_conn_act_finish(ctx, ev);
-                } else { /* linger -> lingering (line 134) */
-                    *state = STREAM_CONN_S_LINGERING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
-                    next = stream_conn_act_linger(ctx, ev);
-                }
-                break;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
-                *state = STREAM_CONN_S_CLOSING;
-                if (stream_conn_trace)
-                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                next = stream_conn_act_drop(ctx, ev);
-                break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:135 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 135) */
-                    *state = STREAM_CONN_S_HELD;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
-                    next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 135) */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:135 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 135) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
@@ -469,13 +452,44 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:136 */
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:136 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 136) */
+                    *state = STREAM_CONN_S_HELD;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
+                    next = stream_conn_act_notify_shutdown(ctx, ev);
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 136) */
+                    *state = STREAM_CONN_S_FINISHING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
+                    next = stream_conn_act_finish(ctx, ev);
+                } else { /* linger -> lingering (line 136) */
+                    *state = STREAM_CONN_S_LINGERING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
+                    next = stream_conn_act_linger(ctx, ev);
+                }
+                break;
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:137 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] drop -> closing (line 137) */
+                    *state = STREAM_CONN_S_CLOSING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                    next = stream_conn_act_drop(ctx, ev);
+                } else { /* linger -> lingering (line 137) */
+                    *state = STREAM_CONN_S_LINGERING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
+                    next = stream_conn_act_linger(ctx, ev);
+                }
+                break;
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:138 */
                 return *state;
             case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:96 [any] */
                 *state = STREAM_CONN_S_FINISHING;
@@ -483,11 +497,11 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:136 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:138 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:136 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:138 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:136 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:138 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -497,15 +511,15 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_HALF_CLOSED:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:147 */
+            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:149 */
                 return *state;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:147 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:149 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:147 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:149 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:147 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:149 */
                 return *state;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:147 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:149 */
                 return *state;
             case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
@@ -513,20 +527,20 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:141 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 141) */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:143 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 143) */
                     *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                     next = stream_conn_act_sent(ctx, ev);
-                } else { /* drop -> closing (line 141) */
+                } else { /* drop -> closing (line 143) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:142 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:144 */
                 *state = STREAM_CONN_S_HALF_CLOSED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
@@ -538,31 +552,31 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:143 */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:145 */
                 *state = STREAM_CONN_S_HALF_CLOSED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                 next = stream_conn_act_send_out(ctx, ev);
                 break;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:147 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:149 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:144 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 144) */
+            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:146 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 146) */
                     return *state; /* ignored */
-                } else { /* drop -> closing (line 144) */
+                } else { /* drop -> closing (line 146) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:145 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 145) */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:147 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 147) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 145) */
+                } else { /* drop -> closing (line 147) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
@@ -575,18 +589,18 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:146 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 146) */
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:148 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 148) */
                     *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                     next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 146) */
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 148) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 146) */
+                } else { /* drop -> closing (line 148) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
@@ -599,21 +613,21 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:140 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 140) */
+            case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:142 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 142) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
-                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] -> held (line 140) */
+                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] -> held (line 142) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 140) */
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 142) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 140) */
+                } else { /* drop -> closing (line 142) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
@@ -626,11 +640,11 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:147 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:149 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:147 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:149 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:147 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:149 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -640,27 +654,27 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_FINISHING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:151 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:153 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_discard(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:159 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:161 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:152 */
+            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:154 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_rearm(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:153 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:155 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_park(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:159 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:161 */
                 return *state;
             case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
@@ -668,25 +682,25 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:154 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 154) */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:156 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 156) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_sent(ctx, ev);
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 154) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 156) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 154) */
+                } else { /* linger -> lingering (line 156) */
                     *state = STREAM_CONN_S_LINGERING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:155 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:157 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
@@ -698,30 +712,30 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:156 */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:158 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_send_out(ctx, ev);
                 break;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:159 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:161 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:157 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 157) */
+            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:159 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 159) */
                     return *state; /* ignored */
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 157) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 159) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 157) */
+                } else { /* linger -> lingering (line 159) */
                     *state = STREAM_CONN_S_LINGERING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:159 */
+            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:161 */
                 return *state;
             case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
@@ -729,7 +743,7 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:159 */
+            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:161 */
                 return *state;
             case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
@@ -737,28 +751,28 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:159 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:161 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:159 */
+            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:161 */
                 return *state;
-            case STREAM_CONN_EV_FINISHED: /* spec/machines/stream_conn.toml:158 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 158) */
+            case STREAM_CONN_EV_FINISHED: /* spec/machines/stream_conn.toml:160 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 160) */
                     return *state; /* ignored */
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 158) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 160) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 158) */
+                } else { /* linger -> lingering (line 160) */
                     *state = STREAM_CONN_S_LINGERING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:159 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:161 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:159 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:161 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -768,31 +782,31 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_LINGERING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:163 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:165 */
                 *state = STREAM_CONN_S_LINGERING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                 next = stream_conn_act_discard(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* spec/machines/stream_conn.toml:164 */
+            case STREAM_CONN_EV_RECV_EOF: /* spec/machines/stream_conn.toml:166 */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:167 */
                 *state = STREAM_CONN_S_LINGERING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                 next = stream_conn_act_rearm(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:166 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:168 */
                 *state = STREAM_CONN_S_LINGERING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                 next = stream_conn_act_park(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
             case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
                 *state = STREAM_CONN_S_CLOSING;
@@ -800,9 +814,9 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
             case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
@@ -810,13 +824,13 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
             case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
@@ -824,7 +838,7 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
             case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
@@ -832,15 +846,15 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:169 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -850,51 +864,51 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_CLOSING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_RECV_ERROR: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_SEND_ERROR: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_SEND_ERROR: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_ABORT: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_ABORT: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_TIMEOUT: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_TIMEOUT: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:175 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* spec/machines/stream_conn.toml:171 */
+            case STREAM_CONN_EV_OP_DONE: /* spec/machines/stream_conn.toml:173 */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_maybe_close(ctx, ev);
                 break;
-            case STREAM_CONN_EV_CLOSED: /* spec/machines/stream_conn.toml:172 */
+            case STREAM_CONN_EV_CLOSED: /* spec/machines/stream_conn.toml:174 */
                 *state = STREAM_CONN_S_CLOSED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSED);
@@ -930,12 +944,12 @@ stream_conn_reuse_bug(const char *fn, const char *from, int state)
     abort();
 }
 
-void stream_conn_free(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:179 */
+void stream_conn_free(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:181 */
 {
     *state = STREAM_CONN_S_CLOSED;
 }
 
-void stream_conn_open(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:180 */
+void stream_conn_open(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:182 */
 {
     if (*state != STREAM_CONN_S_CLOSED)
         stream_conn_reuse_bug("stream_conn_open", "closed", *state);

@@ -191,10 +191,10 @@ extern void (*stream_conn_trace)(struct iox_stream *ctx, int from, int event, in
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/stream_conn.toml:179: -> closed, whatever *state holds (it is not read). */
+/* spec/machines/stream_conn.toml:181: -> closed, whatever *state holds (it is not read). */
 void stream_conn_free(stream_conn_state_t *state);
 
-/* spec/machines/stream_conn.toml:180: closed -> reading. */
+/* spec/machines/stream_conn.toml:182: closed -> reading. */
 void stream_conn_open(stream_conn_state_t *state);
 
 #endif /* STREAM_CONN_MACHINE_H */

@@ -7,7 +7,12 @@
  * layer's and the system's, and — comments and string literals stripped —
  * no identifier that mentions http, pg, file_stream, iox_conn or a
  * generated machine. A protocol that needs something of the core gets it
- * through the registry, never by the core knowing it. */
+ * through the registry, never by the core knowing it.
+ *
+ * The stream layer (runtime/stream, include/ioxide/stream.h and
+ * stream_client.h, its generated machines) is held to the same rule: it
+ * may include its own headers and name its own machines, nothing of http,
+ * pg or file. */
 #include "iox_test.h"
 
 #include <ctype.h>
@@ -17,11 +22,20 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Headers the lower layers may include (besides <system> ones). */
+/* Headers the lower layers may include (besides <system> ones): the core's
+ * and the seam's, and — for runtime/stream only (checked apart below) — the
+ * stream layer's own, its generated machines among them. */
 static const char *const allowed_includes[] = {
     "ioxide/reactor.h", "ioxide/seam.h", "ioxide/seam_sim.h", "ioxide/ud.h", "ioxide/log.h",
     "core_internal.h",
 };
+static const char *const stream_includes[] = {
+    "ioxide/stream.h", "ioxide/stream_client.h", "stream_internal.h", "client_internal.h",
+    "stream_conn_machine.h", "stream_client_machine.h",
+};
+/* The stream layer names its own machines (stream_conn_machine.h, ...). */
+static const char *const stream_words[] = {"stream_conn_machine", "stream_client_machine"};
+static int stream_layer;   /* check_file is looking at runtime/stream or its headers */
 
 /* Words that belong to a protocol layer (matched case-insensitively inside
  * identifiers). */
@@ -90,6 +104,8 @@ static unsigned check_file(const char *path)
         int ok = 0;
         for (size_t i = 0; i < sizeof allowed_includes / sizeof *allowed_includes; i++)
             if (strlen(allowed_includes[i]) == n && !strncmp(q + 1, allowed_includes[i], n)) ok = 1;
+        for (size_t i = 0; stream_layer && i < sizeof stream_includes / sizeof *stream_includes; i++)
+            if (strlen(stream_includes[i]) == n && !strncmp(q + 1, stream_includes[i], n)) ok = 1;
         if (!ok) {
             fprintf(stderr, "\n  %s:%u: includes %.*s (not of this layer)", path, line_of(s, p), (int)n, q + 1);
             bad++;
@@ -106,7 +122,10 @@ static unsigned check_file(const char *path)
         if (n >= sizeof id) continue;
         for (size_t i = 0; i < n; i++) id[i] = (char)tolower((unsigned char)w[i]);
         id[n] = 0;
-        for (size_t i = 0; i < sizeof protocol_words / sizeof *protocol_words; i++) {
+        int own = 0;
+        for (size_t i = 0; stream_layer && i < sizeof stream_words / sizeof *stream_words; i++)
+            if (strstr(id, stream_words[i])) own = 1;
+        for (size_t i = 0; !own && i < sizeof protocol_words / sizeof *protocol_words; i++) {
             if (strstr(id, protocol_words[i])) {
                 fprintf(stderr, "\n  %s:%u: names %.*s (a protocol's)", path, line_of(s, w), (int)n, w);
                 bad++;
@@ -150,6 +169,53 @@ IOX_TEST(layers, core_and_seam_know_no_protocol)
     }
     CU_ASSERT_EQUAL(bad, 0);
     if (bad) fprintf(stderr, "\n  %u layering violation(s): the core and the seam must not know any protocol\n", bad);
+}
+
+/* The stream layer (runtime/stream: the stream connection and the client
+ * kit) sits on the core like a protocol, but knows none: the same check,
+ * with its own headers and machines allowed. */
+IOX_TEST(layers, stream_knows_no_protocol)
+{
+    stream_layer = 1;
+    unsigned bad = check_dir("runtime/stream");
+    static const char *const pub[] = {"stream.h", "stream_client.h"};
+    for (size_t i = 0; i < sizeof pub / sizeof *pub; i++) {
+        char f[4096];
+        snprintf(f, sizeof f, "%s/include/ioxide/%s", iox_test_src_dir(), pub[i]);
+        bad += check_file(f);
+    }
+    /* The generated machines of the layer too (their banner and the spec
+     * path name nothing of a protocol). */
+    static const char *const gen[] = {"stream_conn_machine.h", "stream_conn_machine.c",
+                                      "stream_client_machine.h", "stream_client_machine.c"};
+    for (size_t i = 0; i < sizeof gen / sizeof *gen; i++) {
+        char f[4096];
+        snprintf(f, sizeof f, "%s/generated/%s", iox_test_src_dir(), gen[i]);
+        bad += check_file(f);
+    }
+    stream_layer = 0;
+    CU_ASSERT_EQUAL(bad, 0);
+    if (bad) fprintf(stderr, "\n  %u layering violation(s): the stream layer must not know any protocol\n", bad);
+}
+
+/* A protocol's name in the stream layer is caught, its own machine is not. */
+IOX_TEST(layers, stream_checker_catches_a_violation)
+{
+    char path[] = "/tmp/iox-layers-XXXXXX.c";
+    int fd = mkstemps(path, 2);
+    CU_ASSERT_FATAL(fd >= 0);
+    static const char bad[] =
+        "#include \"stream_conn_machine.h\"\n"     /* allowed: its own machine */
+        "#include \"http_conn_machine.h\"\n"       /* 1 */
+        "int f(void) { return STREAM_CONN_S_CLOSED + iox_http_x; }\n";   /* 2: iox_http_x */
+    CU_ASSERT_FATAL(write(fd, bad, sizeof bad - 1) == (ssize_t)(sizeof bad - 1));
+    close(fd);
+    fprintf(stderr, "\n  (expected violations follow)");
+    stream_layer = 1;
+    CU_ASSERT_EQUAL(check_file(path), 2);
+    stream_layer = 0;
+    fprintf(stderr, "\n");
+    unlink(path);
 }
 
 /* The checker itself catches what it is for (else the test above could

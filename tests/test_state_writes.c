@@ -9,8 +9,9 @@
  * the context structs go first, so `x->conns[i].state` and friends are
  * recognised through the members' declared types.
  *
- * Machines covered: pg_conn (runtime/pg/ files, pg_internal.h) and file_stream
- * (runtime/file/file_stream.c, ioxide/file_stream.h). http_conn joins when
+ * Machines covered: pg_conn (runtime/pg/ files, pg_internal.h), file_stream
+ * (runtime/file/file_stream.c, ioxide/file_stream.h), and the stream layer's
+ * stream_conn and stream_client (runtime/stream/, its internal headers). http_conn joins when
  * runtime/http/conn files set its state through [reuse] functions only: add its
  * files to CHECKED.
  *
@@ -26,11 +27,15 @@
 #include <sys/wait.h>
 
 #define CHECKER "/usr/bin/python3 gen/check_state_writes.py"
+#define STREAM_HDRS "runtime/stream/stream_internal.h runtime/stream/client_internal.h"
 #define CHECKED                                                               \
     "runtime/pg/pg_internal.h include/ioxide/file_stream.h "                        \
     "runtime/pg/*.c runtime/file/*.c "                                   \
     "generated/pg_conn_machine.c generated/pg_conn_machine.h "                \
-    "generated/file_stream_machine.c generated/file_stream_machine.h"
+    "generated/file_stream_machine.c generated/file_stream_machine.h "        \
+    STREAM_HDRS " runtime/stream/*.c "                                        \
+    "generated/stream_conn_machine.c generated/stream_conn_machine.h "        \
+    "generated/stream_client_machine.c generated/stream_client_machine.h"
 
 /* `sh -c cmd` from the source root: exit status (-1 when it did not exit),
  * stdout+stderr in *out (malloc'd). */
@@ -94,6 +99,48 @@ IOX_TEST(state_writes, planted_writes_are_reported)
              "(use file_stream_fire() or a [reuse] function)\n"
              "check_state_writes: 2 write(s) of a machine state outside the generated code\n",
              dir, l1, dir, l2);
+    CU_ASSERT_EQUAL(strncmp(out, want, strlen(want)), 0);
+    CU_ASSERT_EQUAL((size_t)(tail - out), strlen(want));
+    if (strncmp(out, want, strlen(want)) || (size_t)(tail - out) != strlen(want))
+        fprintf(stderr, "\nexpected:\n%s--- got:\n%s---\n", want, out);
+    free(out);
+    free(cmd);
+    CU_ASSERT_FATAL(asprintf(&cmd, "rm -rf '%s'", dir) >= 0);
+    CU_ASSERT_EQUAL(run(cmd, &out), 0);
+    free(out);
+    free(cmd);
+}
+
+/* The same for the stream layer's two machines: a write through a stream
+ * pointer and one through the pool's connection table are reported, and
+ * nothing else. */
+IOX_TEST(state_writes, planted_stream_writes_are_reported)
+{
+    char dir[] = "/tmp/iox-state-writes-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char *cmd, *out = NULL;
+    CU_ASSERT_FATAL(asprintf(&cmd,
+        "cp runtime/stream/stream_conn.c runtime/stream/client_pool.c '%1$s'/ && "
+        "printf 'void planted(struct iox_stream *s) { s->state = 0; }\\n' >> '%1$s'/stream_conn.c && "
+        "printf 'void planted(struct iox_client_pool *p) { p->conns[1].state = 0; }\\n' >> '%1$s'/client_pool.c && "
+        "L1=$(wc -l < '%1$s'/stream_conn.c) && L2=$(wc -l < '%1$s'/client_pool.c) && "
+        CHECKER " " STREAM_HDRS " '%1$s'/client_pool.c '%1$s'/stream_conn.c; "
+        "echo \"rc=$? lines $L1 $L2\"", dir) >= 0);
+    int rc = run(cmd, &out);
+    CU_ASSERT_EQUAL(rc, 0);
+    int l1 = 0, l2 = 0;
+    const char *tail = strstr(out, "rc=");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tail);
+    CU_ASSERT_EQUAL(sscanf(tail, "rc=%d lines %d %d", &rc, &l1, &l2), 3);
+    CU_ASSERT_EQUAL(rc, 1);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "%s/client_pool.c:%d: write of the stream_client state outside the generated code: p->conns[1].state = "
+             "(use stream_client_fire() or a [reuse] function)\n"
+             "%s/stream_conn.c:%d: write of the stream_conn state outside the generated code: s->state = "
+             "(use stream_conn_fire() or a [reuse] function)\n"
+             "check_state_writes: 2 write(s) of a machine state outside the generated code\n",
+             dir, l2, dir, l1);
     CU_ASSERT_EQUAL(strncmp(out, want, strlen(want)), 0);
     CU_ASSERT_EQUAL((size_t)(tail - out), strlen(want));
     if (strncmp(out, want, strlen(want)) || (size_t)(tail - out) != strlen(want))

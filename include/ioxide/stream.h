@@ -72,9 +72,10 @@ struct iox_stream_config {
      * of the next bytes (so a message cut anywhere arrives whole). Return
      * < 0 for a protocol error: reading stops, what was written is sent,
      * then the stream closes (cause IOX_STREAM_PROTOCOL) — write the error
-     * answer first. on_data is not called again for this stream after it
-     * paused (iox_stream_pause), closed, or began a reply when no reply
-     * slot was free (see iox_stream_reply_begin). Required. */
+     * answer first. on_data is not called for this stream while it is
+     * paused (iox_stream_pause) or every reply slot is open (after a
+     * reply_begin returned -ENOSPC: until a reply ends), and never after
+     * iox_stream_close / _abort. Required. */
     long (*on_data)(struct iox_stream *s, const char *p, size_t n, void *ctx);
     /* Output that had reached write_cap (reading stopped) was all sent and
      * reading resumes; also once after iox_stream_want_drain. */
@@ -83,7 +84,9 @@ struct iox_stream_config {
      * closed and no op of it is in flight. Writes are refused from here
      * on; the user pointer is still readable. Free what you hung on it. */
     void (*on_close)(struct iox_stream *s, enum iox_stream_cause cause, void *ctx);
-    /* idle_timeout_ms passed without input or output progress. Return
+    /* idle_timeout_ms passed without input or output progress — never
+     * while a reply is open and nothing is sendable (the server is still
+     * producing an answer: not the peer's idleness). Return
      * IOX_STREAM_TIMEOUT_KEEP to give it another period, or
      * IOX_STREAM_TIMEOUT_CLOSE (the default without the callback): the
      * stream is closed, gracefully when nothing is unsent, else aborted. */
@@ -221,8 +224,10 @@ unsigned iox_stream_replies_open(const struct iox_stream *s);
 
 /* ---- Input control -------------------------------------------------------- */
 
-/* Stop offering input (bytes that arrive are kept in the carry, up to
- * max_carry + one buffer; more stops reading). Idempotent. */
+/* Stop offering input: on_data is not called for s from now on (not even
+ * for the rest of the bytes being offered); reading stops at the end of the
+ * turn (the recv is cancelled) and bytes already on their way are kept in
+ * the carry. Idempotent. */
 void iox_stream_pause(struct iox_stream *s);
 /* Offer input again: the carry is re-offered before the end of this loop
  * turn (never from inside this call), and reading resumes. Idempotent. */

@@ -170,8 +170,9 @@ void iox_stream_close_if_idle(struct iox_stream *s)
  * both in deadline order: durations are fixed and the clock monotonic, so
  * appending keeps them sorted and the tick pops from the head. Progress
  * (bytes in, bytes out) moves the stream to the tail at most once per clock
- * step. While replies are open and nothing is unsent the server is working
- * on an answer: that is never the peer's idleness (the expiry renews). */
+ * step. While replies are open and nothing is sendable the server is
+ * working on an answer: that is never the peer's idleness (the expiry
+ * renews). */
 
 static struct iox_stream_list *list_of(struct iox_stream *s, int which)
 {
@@ -220,7 +221,9 @@ void iox_stream_on_timer(struct iox_stream *s)
     int lingering = s->tlist == 2;
     iox_stream_timer_remove(s);
     if (!lingering) {
-        int working = s->nreplies && iox_stream_unsent_bytes(s) == 0 && !s->send_inflight;
+        /* Replies open and nothing sendable (side bytes wait for an
+         * earlier answer): the server is working, the peer is not idle. */
+        int working = s->nreplies && s->out.len == s->wsent && !s->send_inflight;
         int keep = working;
         if (!keep && srv->cfg.on_timeout) keep = srv->cfg.on_timeout(s, srv->cfg.ctx) == IOX_STREAM_TIMEOUT_KEEP;
         if (keep || !iox_stream_in_use(s) || s->state == STREAM_CONN_S_CLOSING) {
