@@ -101,6 +101,11 @@ comma := ,
 .PHONY: FORCE
 FORCE:
 
+# tests/test_resp_sim.c #includes the example's sources and what its
+# Makefile generates (the parser, the machine).
+$(BUILD)/obj/tests/test_resp_sim.o: CFLAGS += -I$(RESP_OUT)/gen -Iexamples/resp/src -Wno-unused-const-variable -Wno-implicit-fallthrough
+$(BUILD)/obj/tests/test_resp_sim.o: | $(BUILD)/ioxide-resp
+
 run: all
 	PORT=$${PORT:-8080} $(BUILD)/playground
 
@@ -200,7 +205,10 @@ $(SHLIB): $(PIC_OBJ) $(BUILD)/ioxide.map
 
 shared: $(SHLIB)
 
-$(BUILD)/ioxide.pc: mk/ioxide.pc.in VERSION
+# Remade on every install: it holds PREFIX, and a file left by an install
+# to another prefix would point there (the extending and install suites
+# install to different prefixes one after the other).
+$(BUILD)/ioxide.pc: mk/ioxide.pc.in VERSION FORCE
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
 
 install: $(LIB) $(SHLIB) $(BUILD)/ioxide.pc

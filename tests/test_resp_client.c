@@ -13,7 +13,8 @@
 #include "iox_test.h"
 #include "resp_util.h"
 #include "../examples/resp/src/resp_client.c"
-#include "../examples/resp/src/rbuf.c"
+/* rbuf.c (the reply framing it uses) comes with test_resp_sim.c, which
+ * #includes the whole example. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
