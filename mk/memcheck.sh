@@ -50,7 +50,7 @@ SERVER_CASES=(
   file_mode:sigterm_exits_cleanly responses:corpus stats:counters_from_every_reactor
 )
 SKIPPED="playground_raw:{load_1000_conns_x_100,tiny_buffer_ring_under_load,backpressure_200000_unread,sigterm_under_load} playground_pg:two_hundred_concurrent playground_hop:{two,four}_reactors_under_pipelined_load file_mode:slow_readers_bounded_memory"
-RUNNER_SUITES=(conn_sim pg_sim msg_sim file_sim file_stream router http_parser http_parser_skip pg_parser url_path pg_auth pg_conninfo pg_frontend pg_ring)
+RUNNER_SUITES=(conn_sim pg_sim msg_sim file_sim stream_sim client_sim file_stream router http_parser http_parser_skip pg_parser url_path pg_auth pg_conninfo pg_frontend pg_ring)
 
 status=0
 echo "=== memcheck 1/2: playground under valgrind (${#SERVER_CASES[@]} cases; not run here: $SKIPPED) ==="

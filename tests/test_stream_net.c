@@ -17,6 +17,7 @@
 #include <ioxide/stream_client.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -488,6 +489,96 @@ IOX_TEST(stream_net, max_conns_pauses_accept_until_a_stream_closes)
     CU_ASSERT(read_some(c, buf, sizeof buf, 2) == 2 && !memcmp(buf, "c\n", 2));
     close(b);
     close(c);
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* A peer that does not read: the server's unsent output reaches write_cap,
+ * it stops reading (so the peer's writes block), and once the peer reads
+ * again everything is answered, in order, nothing lost. */
+#define BP_LINE 70u                 /* "%08u " + 60 bytes + "\n" */
+#define BP_LINES 120000u            /* 8.4 MB: far more than every buffer on the way */
+
+static size_t bp_fill(char *buf, size_t cap, uint32_t *next)
+{
+    size_t n = 0;
+    while (n + BP_LINE <= cap && *next < BP_LINES) {
+        snprintf(buf + n, BP_LINE + 1, "%08u the quick brown fox jumps over the lazy dog, again and again", *next);
+        buf[n + BP_LINE - 1] = '\n';
+        n += BP_LINE;
+        ++*next;
+    }
+    return n;
+}
+
+IOX_TEST(stream_net, backpressure_over_real_sockets)
+{
+    uint16_t port = free_port();
+    pid_t pid = fork();
+    if (pid == 0) {
+        iox_log_level = IOX_LOG_WARN;
+        setenv("IOX_WRITE_CAP", "65536", 1);
+        _exit(lineecho_serve("127.0.0.1", port, 1));
+    }
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT_FATAL(wait_listening(port) == 0);
+    int fd = connect_to(port);
+    CU_ASSERT_FATAL(fd >= 0);
+    int rcv = 16384;
+    CU_ASSERT(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv) == 0);
+    CU_ASSERT(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
+    static char wbuf[BP_LINE * 1000], rbuf[65536];
+    size_t wlen = 0, woff = 0;
+    uint32_t next_out = 0, next_in = 0;
+    size_t sent = 0, got = 0;
+    const size_t total = (size_t)BP_LINE * BP_LINES;
+    int blocked = 0, bad = 0;
+    char acc[BP_LINE];
+    size_t alen = 0;
+    /* Phase 1: write without reading until the writes block. */
+    for (;;) {
+        if (woff == wlen) { wlen = bp_fill(wbuf, sizeof wbuf, &next_out); woff = 0; }
+        if (!wlen) break;
+        ssize_t w = write(fd, wbuf + woff, wlen - woff);
+        if (w < 0) { blocked = errno == EAGAIN; break; }
+        woff += (size_t)w;
+        sent += (size_t)w;
+    }
+    CU_ASSERT(blocked && sent < total);
+    /* ... and stays blocked: the server stopped reading (its output is
+     * over the cap), it is not just slower than us. Without backpressure
+     * it would drain the socket and buffer our lines without bound. */
+    struct pollfd wp = {fd, POLLOUT, 0};
+    CU_ASSERT_EQUAL(poll(&wp, 1, 300), 0);
+    /* Phase 2: read and write until everything is echoed. */
+    while (got < total) {
+        struct pollfd pf = {fd, (short)(POLLIN | (sent < total ? POLLOUT : 0)), 0};
+        if (poll(&pf, 1, 10000) <= 0) break;
+        if (pf.revents & POLLIN) {
+            ssize_t r = read(fd, rbuf, sizeof rbuf);
+            if (r <= 0) break;
+            got += (size_t)r;
+            for (ssize_t i = 0; i < r; i++) {
+                if (alen < sizeof acc) acc[alen++] = rbuf[i];
+                if (rbuf[i] != '\n') continue;
+                if (alen != BP_LINE || strtoul(acc, NULL, 10) != next_in) bad++;
+                next_in++;
+                alen = 0;
+            }
+        }
+        if ((pf.revents & POLLOUT) && sent < total) {
+            if (woff == wlen) { wlen = bp_fill(wbuf, sizeof wbuf, &next_out); woff = 0; }
+            ssize_t w = write(fd, wbuf + woff, wlen - woff);
+            if (w > 0) { woff += (size_t)w; sent += (size_t)w; }
+        }
+    }
+    CU_ASSERT_EQUAL(sent, total);
+    CU_ASSERT_EQUAL(got, total);
+    CU_ASSERT_EQUAL(next_in, BP_LINES);
+    CU_ASSERT_EQUAL(bad, 0);
+    close(fd);
     kill(pid, SIGTERM);
     int st = 0;
     waitpid(pid, &st, 0);

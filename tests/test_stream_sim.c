@@ -618,6 +618,66 @@ IOX_TEST(stream_sim, want_drain_and_counters)
     h_fini(&h);
 }
 
+/* Where on_data's bytes lie: in a provided buffer of the ring (zero-copy)
+ * or in the stream's carry. */
+static struct iox_seam *ring_seam;
+static unsigned ring_bufs, ring_bufsize;
+static size_t offers_in_ring, offers_elsewhere;   /* bytes consumed from each */
+static long (*inner_on_data)(struct iox_stream *, const char *, size_t, void *);
+static long spy_on_data(struct iox_stream *s, const char *p, size_t n, void *ctx)
+{
+    int in_ring = 0;
+    for (unsigned b = 0; b < ring_bufs; b++) {
+        const char *base = iox_seam_buf(ring_seam, b);
+        if (p >= base && p < base + ring_bufsize) in_ring = 1;
+    }
+    long k = inner_on_data(s, p, n, ctx);
+    if (k > 0) { if (in_ring) offers_in_ring += (size_t)k; else offers_elsewhere += (size_t)k; }
+    return k;
+}
+static void spy(struct iox_stream_config *c) { inner_on_data = c->on_data; c->on_data = spy_on_data; }
+
+IOX_TEST(stream_sim, after_a_cut_message_the_rest_is_offered_where_it_lies)
+{
+    struct h h;
+    h_init_cfg(&h, 4, 4096, spy);
+    ring_seam = iox_sim_seam(h.sim);
+    ring_bufs = 4;
+    ring_bufsize = 4096;
+    static char in[4096 + 600];
+    size_t n = 0;
+    memset(in, 'L', 1000);              /* a 1000-byte line, cut after 10 bytes */
+    in[999] = '\n';
+    n = 1000;
+    while (n + 8 < sizeof in) n += (size_t)snprintf(in + n, sizeof in - n, "m%04zu\n", n % 10000);
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in, 10, 0), 10);
+    CU_ASSERT_EQUAL(P.nlines, 0);
+    offers_in_ring = offers_elsewhere = 0;
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in + 10, 4000, 0), 4000);
+    /* The long line is completed in the carry (from pieces of 256, 512 and
+     * 1024 new bytes: at most 1802 bytes of stream are consumed from
+     * copies); everything after it is consumed where the ring put it
+     * (before: the whole 4000-byte buffer was copied behind the cut). */
+    CU_ASSERT(offers_elsewhere >= 1000 && offers_elsewhere <= 1802);
+    CU_ASSERT(offers_in_ring >= 4010 - 1802 - 8);
+    CU_ASSERT(offers_elsewhere + offers_in_ring >= 4010 - 8);
+    if (offers_elsewhere > 1802 || offers_in_ring < 2000)
+        fprintf(stderr, "\n  consumed: %zu bytes from the carry, %zu in the ring\n", offers_elsewhere, offers_in_ring);
+    CU_ASSERT_EQUAL(P.nlines, 64);              /* (the log keeps 64) */
+    CU_ASSERT_EQUAL(strlen(P.lines[0]), 63u);   /* (and 63 bytes of each) */
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in + 4010, n - 4010, 0), (long)(n - 4010));
+    drain_sends(&h);
+    /* Every line answered once, in order: the long one's echo is its first
+     * 63 bytes (the test protocol's line buffer), the rest verbatim. */
+    size_t got;
+    const char *b = iox_sim_peer_bytes(h.sim, FD, &got);
+    CU_ASSERT(got == n - 1000 + 64 && !memcmp(b + 64, in + 1000, n - 1000));
+    h_fini(&h);
+}
+
 /* ---- seeded schedules ----
  * Random chunking of pipelined sync, async and large messages, random send
  * completions (short, failed), async answers in random order, pauses, the
@@ -667,14 +727,22 @@ static int one_schedule(uint64_t seed, void *arg)
     (void)arg;
     rng = seed * 0x9e3779b97f4a7c15ull + 1;
     struct h h;
-    h_init_cfg(&h, 4, 32, small_cap);
+    static const unsigned bufsizes[] = {32, 32, 300, 4096};
+    h_init_cfg(&h, 4, bufsizes[rnd(4)], small_cap);
     unsigned failed_before = CU_get_number_of_failures();
-    char in[2048];
+    static char in[16384];
     size_t inlen = 0, at = 0;
     unsigned nmsg = 5 + rnd(30);
     for (unsigned i = 0; i < nmsg && inlen < sizeof in - 16; i++) {
-        unsigned k = rnd(10);
-        if (k < 5) inlen += (size_t)snprintf(in + inlen, sizeof in - inlen, "S%u\n", i);
+        unsigned k = rnd(11);
+        if (k == 10) {   /* a long line: cut across buffers, completed in growing pieces */
+            size_t len = 100 + rnd(800);
+            if (inlen + len + 2 >= sizeof in) break;
+            in[inlen] = 'L';
+            memset(in + inlen + 1, 'a' + (char)(i % 26), len);
+            inlen += len + 1;
+            in[inlen++] = '\n';
+        } else if (k < 5) inlen += (size_t)snprintf(in + inlen, sizeof in - inlen, "S%u\n", i);
         else if (k < 8) inlen += (size_t)snprintf(in + inlen, sizeof in - inlen, "A%u\n", i);
         else inlen += (size_t)snprintf(in + inlen, sizeof in - inlen, "BIG\n");
     }
@@ -683,7 +751,7 @@ static int one_schedule(uint64_t seed, void *arg)
         unsigned a = rnd(100);
         if (a < 35) {
             if (at < inlen) {
-                size_t n = 1 + rnd(40);
+                size_t n = 1 + rnd(rnd(4) ? 40 : 1200);
                 if (n > inlen - at) n = inlen - at;
                 long got = iox_sim_recv(h.sim, FD, in + at, n, 1 + rnd(32));
                 if (got > 0) at += (size_t)got;

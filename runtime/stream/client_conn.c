@@ -72,29 +72,48 @@ static long frame(struct iox_client_conn *c, const char *p, size_t n, int (*one)
     return (long)done;
 }
 
-/* Bytes from a recv (or the carry after them): frame what is complete,
- * keep a cut reply in the carry. 0, or -1 after a failure. */
+/* Frame p[0, n) where it lies; keep a cut reply in the carry. */
+static int in_place(struct iox_client_conn *c, const char *p, size_t n,
+                    int (*one)(struct iox_client_conn *, const char *, size_t))
+{
+    long k = frame(c, p, n, one);
+    if (k < 0) return -1;
+    if ((size_t)k < n && iox_sbuf_append(&c->carry, p + k, n - (size_t)k) < 0) {
+        fail_conn(c, -ECONNRESET, "out of memory for a reply");
+        return -1;
+    }
+    return 0;
+}
+
+/* Bytes from a recv. As for a server stream (stream_actions.c, deliver):
+ * a cut reply is completed from the new bytes copied in growing pieces,
+ * and once what was carried is consumed the rest is framed where the ring
+ * put it. 0, or -1 after a failure (recorded). */
 static int input(struct iox_client_conn *c, const struct iox_client_event *ev,
                  int (*one)(struct iox_client_conn *, const char *, size_t))
 {
     c->pool->st.bytes_in += ev->len;
-    if (!c->carry.len) {
-        long k = frame(c, ev->data, ev->len, one);
-        if (k < 0) return -1;
-        if ((size_t)k < ev->len && iox_sbuf_append(&c->carry, ev->data + k, ev->len - (size_t)k) < 0) {
+    if (!c->carry.len) return in_place(c, ev->data, ev->len, one);
+    size_t cut = c->carry.len, off = 0, step = 256;
+    for (;;) {
+        size_t take = ev->len - off < step ? ev->len - off : step;
+        if (iox_sbuf_append(&c->carry, ev->data + off, take) < 0) {
             fail_conn(c, -ECONNRESET, "out of memory for a reply");
             return -1;
         }
-        return 0;
+        off += take;
+        long k = frame(c, c->carry.p, c->carry.len, one);
+        if (k < 0) return -1;
+        if ((size_t)k >= cut) {
+            size_t back = c->carry.len - (size_t)k;
+            c->carry.len = 0;
+            return in_place(c, ev->data + off - back, ev->len - off + back, one);
+        }
+        iox_sbuf_consume(&c->carry, (size_t)k);
+        cut -= (size_t)k;
+        if (off == ev->len) return 0;
+        step *= 2;
     }
-    if (iox_sbuf_append(&c->carry, ev->data, ev->len) < 0) {
-        fail_conn(c, -ECONNRESET, "out of memory for a reply");
-        return -1;
-    }
-    long k = frame(c, c->carry.p, c->carry.len, one);
-    if (k < 0) return -1;
-    iox_sbuf_consume(&c->carry, (size_t)k);
-    return 0;
 }
 
 /* ---- connecting ---- */

@@ -74,7 +74,7 @@ static struct iox_client_conn *least_loaded(struct iox_client_pool *p)
     struct iox_client_conn *best = NULL;
     for (unsigned i = 0; i < p->cfg.conns; i++) {
         struct iox_client_conn *c = &p->conns[i];
-        if (c->state != STREAM_CLIENT_S_UP || c->nqueued) continue;
+        if (c->state != STREAM_CLIENT_S_UP) continue;
         uint32_t n = iox_client_inflight(c);
         if (n >= p->cfg.max_inflight) continue;
         if (!best || n < iox_client_inflight(best)) best = c;

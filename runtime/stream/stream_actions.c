@@ -101,20 +101,48 @@ static int offer_carry(struct iox_stream *s)
     return STREAM_CONN_EV_DELIVERED;
 }
 
+/* Offer p[0, n) where it lies; only the tail the protocol could not
+ * consume yet is copied into the carry. */
+static int offer_in_place(struct iox_stream *s, const char *p, size_t n)
+{
+    long k = offer_bytes(s, p, n);
+    if (k < 0) return STREAM_CONN_EV_BAD_INPUT;
+    if ((size_t)k < n && iox_sbuf_append(&s->carry, p + k, n - (size_t)k) < 0) return no_memory(s);
+    if (carry_too_big(s)) return STREAM_CONN_EV_BAD_INPUT;
+    return STREAM_CONN_EV_DELIVERED;
+}
+
 int stream_conn_act_deliver(struct iox_stream *s, const struct iox_stream_event *ev)
 {
-    if (!s->carry.len) {
-        /* Zero-copy: the bytes are offered where the ring put them; only a
-         * tail the protocol could not consume yet is copied. */
-        long k = offer_bytes(s, ev->data, ev->len);
+    if (!s->carry.len) return offer_in_place(s, ev->data, ev->len);   /* zero-copy */
+    /* A message was cut: complete it from the new bytes, copied in growing
+     * pieces (most messages complete within the first). Once the protocol
+     * has consumed everything that was carried, the rest lies in the ring
+     * buffer: it is offered there, not copied. (Appending the whole buffer
+     * instead copied every byte of a pipelined stream whose buffers each
+     * end in a cut message.) */
+    size_t cut = s->carry.len, off = 0, step = 256;
+    for (;;) {
+        if (!can_offer(s)) {
+            if (iox_sbuf_append(&s->carry, ev->data + off, ev->len - off) < 0) return no_memory(s);
+            return STREAM_CONN_EV_DELIVERED;
+        }
+        size_t take = ev->len - off < step ? ev->len - off : step;
+        if (iox_sbuf_append(&s->carry, ev->data + off, take) < 0) return no_memory(s);
+        off += take;
+        long k = offer_bytes(s, s->carry.p, s->carry.len);
         if (k < 0) return STREAM_CONN_EV_BAD_INPUT;
-        if ((size_t)k < ev->len && iox_sbuf_append(&s->carry, ev->data + k, ev->len - (size_t)k) < 0)
-            return no_memory(s);
+        if ((size_t)k >= cut) {
+            size_t back = s->carry.len - (size_t)k;   /* copies of ring bytes not consumed yet */
+            s->carry.len = 0;
+            return offer_in_place(s, ev->data + off - back, ev->len - off + back);
+        }
+        iox_sbuf_consume(&s->carry, (size_t)k);
+        cut -= (size_t)k;
         if (carry_too_big(s)) return STREAM_CONN_EV_BAD_INPUT;
-        return STREAM_CONN_EV_DELIVERED;
+        if (off == ev->len) return STREAM_CONN_EV_DELIVERED;
+        step *= 2;
     }
-    if (iox_sbuf_append(&s->carry, ev->data, ev->len) < 0) return no_memory(s);
-    return offer_carry(s);
 }
 
 int stream_conn_act_hold(struct iox_stream *s, const struct iox_stream_event *ev)

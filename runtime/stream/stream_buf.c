@@ -187,11 +187,9 @@ char *iox_stream_reply_reserve(struct iox_stream *s, int id, size_t n)
     if (!r) return NULL;
     if ((uint16_t)id == s->rq_head) {
         if (iox_stream_out_reserve(s, n) < 0) return NULL;
-        s->reserved_side = 0;
         return s->out.p + s->out.len;
     }
     if (iox_sbuf_reserve(&r->side, n) < 0) return NULL;
-    s->reserved_side = 1;
     return r->side.p + r->side.len;
 }
 
@@ -276,7 +274,6 @@ char *iox_stream_reserve(struct iox_stream *s, size_t n)
     } else if (iox_sbuf_reserve(b, n) < 0) {
         return NULL;
     }
-    s->reserved_side = (uint8_t)!direct;
     return b->p + b->len;
 }
 

@@ -352,7 +352,6 @@ static void slot_reset(struct iox_stream *s)
     s->err = 0;
     s->parked = s->dirty = s->kicked = 0;
     s->firing = s->nqueued = 0;
-    s->reserved_side = 0;
     s->carry.len = 0;
     s->wsent = s->wsend_end = 0;
     s->out.len = 0;

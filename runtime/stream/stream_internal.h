@@ -57,7 +57,6 @@ struct iox_stream {
     uint8_t parked, parked_linked, dirty, dirty_linked, kicked, kick_linked;
     uint8_t firing, nqueued;
     uint8_t queued[STREAM_CONN_EVENT_COUNT];
-    uint8_t reserved_side;    /* a reserve is open on a side buffer */
     struct iox_stream *parked_next, *dirty_next, *kick_next;
     /* Input carry: unconsumed bytes not in a ring buffer. */
     struct iox_sbuf carry;

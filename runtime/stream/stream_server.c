@@ -200,10 +200,8 @@ void iox_stream_server_close(struct iox_stream_server *srv)
             s->fd = -1;
             s->writes_off = 1;
             s->input_off = 1;
-            if (srv->cfg.on_close) {
-                enum iox_stream_cause c = s->cause ? (enum iox_stream_cause)(s->cause - 1) : IOX_STREAM_ABORTED;
-                srv->cfg.on_close(s, c, srv->cfg.ctx);
-            }
+            /* Whatever it was doing, it did not finish: aborted. */
+            if (srv->cfg.on_close) srv->cfg.on_close(s, IOX_STREAM_ABORTED, srv->cfg.ctx);
             srv->st.closed++;
         }
         iox_sbuf_free(&s->carry);
