@@ -137,7 +137,7 @@ test-asan:
 #   make sim SEED=1827       replay one seed exactly (in every sim suite;
 #                            one suite: IOX_SEED=1827 build/tests pg_sim)
 sim: all
-	IOX_SIM_SEEDS=$${IOX_SIM_SEEDS:-20000} $(if $(SEED),IOX_SEED=$(SEED)) $(BUILD)/tests conn_sim pg_sim msg_sim file_sim stream_sim
+	IOX_SIM_SEEDS=$${IOX_SIM_SEEDS:-20000} $(if $(SEED),IOX_SEED=$(SEED)) $(BUILD)/tests conn_sim pg_sim msg_sim file_sim stream_sim client_sim
 
 regen:
 	@mk/deps.sh

@@ -54,7 +54,8 @@ enum iox_stream_cause {
     IOX_STREAM_PROTOCOL,     /* on_data returned < 0 (after what was written was sent) */
     IOX_STREAM_SHUTDOWN,     /* the reactor stopped (SIGTERM) */
 };
-/* A short name for a cause ("peer_eof"), for logs. Never NULL. */
+/* A short name for a cause ("peer_eof"), for logs: a static string, never
+ * NULL. Any thread. */
 const char *iox_stream_cause_name(enum iox_stream_cause cause);
 
 /* Results of on_timeout. */

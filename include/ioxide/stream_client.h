@@ -130,13 +130,15 @@ void iox_client_pool_stop(struct iox_client_pool *p);
  * bounded: 500 ms) so no buffer is freed under the kernel; sockets closed;
  * the kind unregistered. p is gone afterwards. NULL is ignored. */
 void iox_client_pool_close(struct iox_client_pool *p);
-/* Ops of the pool still in the ring. */
+/* Ops of the pool still in the ring (0 after a stop once the loop has
+ * delivered their completions). */
 unsigned iox_client_pool_ops(const struct iox_client_pool *p);
 
 /* Connections up now (handshake done). */
 unsigned iox_client_pool_up(const struct iox_client_pool *p);
 /* Why the last connection attempt failed or the last connection was lost
- * ("connect 127.0.0.1:6379: Connection refused"), "" if none. */
+ * ("127.0.0.1:6379: connect: Connection refused"), "" if none. The string
+ * is the pool's: valid until the next failure or the pool's close. */
 const char *iox_client_pool_last_error(const struct iox_client_pool *p);
 /* The reactor the pool runs on. */
 struct iox_reactor *iox_client_pool_reactor(const struct iox_client_pool *p);
@@ -152,6 +154,7 @@ struct iox_client_stats {
     uint64_t bytes_out, bytes_in;
     uint32_t inflight_now, queued_now, up_now;
 };
+/* Copy p's counters into *out. On the pool's reactor thread. */
 void iox_client_pool_stats(const struct iox_client_pool *p, struct iox_client_stats *out);
 
 #endif
