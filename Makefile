@@ -56,7 +56,7 @@ DEPS_STAMP  := $(BUILD)/.deps-ok
 .PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim docs \
         install uninstall shared coverage mutants
 
-all: $(LIB) $(BUILD)/playground $(BUILD)/lineecho $(BUILD)/tests
+all: $(LIB) $(BUILD)/playground $(BUILD)/lineecho $(BUILD)/tests $(BUILD)/ioxide-resp
 
 deps:
 	@mk/deps.sh
@@ -84,6 +84,34 @@ $(BUILD)/lineecho: $(LINEECHO_OBJ) $(BUILD)/obj/examples/lineecho/main.o $(LIB)
 
 $(BUILD)/tests: $(TEST_OBJ) $(LINEECHO_OBJ) $(LIB)
 	$(CC) $(LDFLAGS_SAN) -o $@ $(TEST_OBJ) $(LINEECHO_OBJ) $(LIB) $(LDLIBS) -lcunit
+
+# ---- examples/resp, built like a user's project (issue 13 §3) --------------
+# Its own Makefile, with pkg-config and ioxide-gen only: here against the
+# in-tree library through an uninstalled ioxide.pc, and the source tree's
+# gen/ioxide-gen. Its objects go to $(BUILD)/resp; the programs are copied
+# to $(BUILD)/ioxide-resp and $(BUILD)/ioxide-resp-bench-client.
+ABS_BUILD := $(abspath $(BUILD))
+RESP_OUT  := $(ABS_BUILD)/resp
+$(BUILD)/pkgconfig/ioxide.pc: Makefile VERSION
+	@mkdir -p $(dir $@)
+	printf 'Name: ioxide\nDescription: ioxide, uninstalled (the source tree)\nVersion: %s\nCflags: -I%s/include -I%s/generated\nLibs: -L%s -lioxide -luring -lcrypto -lpthread\n' \
+	  "$(VERSION)" "$(CURDIR)" "$(CURDIR)" "$(ABS_BUILD)" >$@
+
+$(BUILD)/ioxide-resp: $(LIB) $(BUILD)/pkgconfig/ioxide.pc FORCE
+	PKG_CONFIG_PATH=$(ABS_BUILD)/pkgconfig $(MAKE) --no-print-directory -C examples/resp OUT=$(RESP_OUT) \
+	  IOXIDE_GEN=$(CURDIR)/gen/ioxide-gen CC=$(CC) CFLAGS="-O2 -g $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)" \
+	  LDFLAGS="$(LDFLAGS_SAN)" EXTRA_DEPS=$(abspath $(LIB))
+	@for p in ioxide-resp ioxide-resp-bench-client; do cmp -s $(RESP_OUT)/$$p $(BUILD)/$$p || \
+	  { cp $(RESP_OUT)/$$p $(BUILD)/$$p.tmp && mv -f $(BUILD)/$$p.tmp $(BUILD)/$$p; } || exit 1; done
+
+comma := ,
+.PHONY: FORCE
+FORCE:
+
+# tests/test_resp_sim.c #includes the example's sources and what its
+# Makefile generates (the parser, the machine).
+$(BUILD)/obj/tests/test_resp_sim.o: CFLAGS += -I$(RESP_OUT)/gen -Iexamples/resp/src -Wno-unused-const-variable -Wno-implicit-fallthrough
+$(BUILD)/obj/tests/test_resp_sim.o: | $(BUILD)/ioxide-resp
 
 run: all
 	PORT=$${PORT:-8080} $(BUILD)/playground
@@ -217,7 +245,10 @@ $(SHLIB): $(PIC_OBJ) $(BUILD)/ioxide.map
 
 shared: $(SHLIB)
 
-$(BUILD)/ioxide.pc: mk/ioxide.pc.in VERSION
+# Remade on every install: it holds PREFIX, and a file left by an install
+# to another prefix would point there (the extending and install suites
+# install to different prefixes one after the other).
+$(BUILD)/ioxide.pc: mk/ioxide.pc.in VERSION FORCE
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
 
 install: $(LIB) $(SHLIB) $(BUILD)/ioxide.pc

@@ -10,9 +10,12 @@
 #
 # Environment knobs (defaults in brackets):
 #   BENCH_ROWS      rows to run, space/comma separated [raw]; rows: raw pg
-#                   file1k file1m hop baseline (baseline needs BASELINE=binary)
+#                   file1k file1m hop resp baseline (baseline needs BASELINE=binary)
 #                   minimal latency churn memory (need build/minimal and
 #                   build/loadgen: make bench builds them)
+#   RESP_BIN        ioxide-resp binary, row resp [build/ioxide-resp]
+#   REDIS_SERVER    redis-server binary, row resp [redis-server]
+#   RESP_REQUESTS   requests per redis-benchmark run, row resp [200000]
 #   DURATION        seconds per measured run [5]
 #   ROUNDS          rounds (runs per cell) [3]
 #   WARMUP          seconds of warm-up per server and shape, 0 = none [1]
@@ -795,6 +798,94 @@ print_runs_memory() {
   echo "|---:|---|---|---:|---:|---:|---:|---:|"
   awk -F'\t' '{ st = ($5=="kept") ? "kept" : "discarded: " $11;
                 printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $2, $4, st, $6, $7, $8, $9, $10 }' "$RUNS_TSV"
+}
+
+# resp: ioxide-resp (REACTORS=1) vs redis-server, both pinned to the server
+# core, under redis-benchmark on the load core: SET and GET, 1 and 16
+# requests in flight per connection. redis-benchmark runs a fixed count
+# (RESP_REQUESTS), not a duration; CPU per operation = the server's
+# utime+stime delta over the run ÷ that count. A run whose redis-benchmark
+# fails or prints no rate is discarded.
+RESP_BIN=$(abspath "${RESP_BIN:-$ROOT/build/ioxide-resp}")
+REDIS_SERVER=${REDIS_SERVER:-redis-server}
+RESP_REQUESTS=${RESP_REQUESTS:-200000}
+
+resp_port_of() { local u=${1#*://}; u=${u%%/*}; printf '%s\n' "${u##*:}"; }
+resp_shape() {  # TEST DEPTH URL
+  LOAD_ARGV=(taskset -c "$WRK_CPU" redis-benchmark -h 127.0.0.1 -p "$(resp_port_of "$3")" -c "$CONNS"
+             -n "$RESP_REQUESTS" -P "$2" -t "$1" --csv)
+  LOAD_PARSER=parse_redis_benchmark
+}
+shape_set_p1()  { resp_shape set 1 "$1"; }
+shape_get_p1()  { resp_shape get 1 "$1"; }
+shape_set_p16() { resp_shape set 16 "$1"; }
+shape_get_p16() { resp_shape get 16 "$1"; }
+shape_label_set_p1()  { printf 'SET -P 1 (c%s)' "$CONNS"; }
+shape_label_get_p1()  { printf 'GET -P 1 (c%s)' "$CONNS"; }
+shape_label_set_p16() { printf 'SET -P 16 (c%s)' "$CONNS"; }
+shape_label_get_p16() { printf 'GET -P 16 (c%s)' "$CONNS"; }
+
+# redis-benchmark --csv: a header, then "TEST","rps",... per test.
+parse_redis_benchmark() {
+  local out=$1 rc=$2 rps
+  [ "$rc" = 0 ] || { echo "discard redis-benchmark exited with status $rc"; return; }
+  rps=$(awk -F'"' '$2 ~ /^(SET|GET)$/ {print $4; exit}' "$out")
+  [[ $rps =~ ^[0-9.]+$ ]] || { echo "discard no rate in redis-benchmark's output: $(head -c 120 "$out" | tr '\n' ' ')"; return; }
+  echo "$RESP_REQUESTS $rps"
+}
+
+# wait_resp NAME PID PORT LOG — until PING answers PONG.
+wait_resp() {
+  local name=$1 pid=$2 port=$3 log=$4 i
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || { sed 's/^/  | /' "$log" >&2; die "$name (pid $pid) exited before answering on port $port"; }
+    [ "$(redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null)" = PONG ] && return 0
+    sleep 0.1
+  done
+  sed 's/^/  | /' "$log" >&2
+  die "$name (pid $pid) did not answer PING on 127.0.0.1:$port within 10 s"
+}
+
+# add_resp_side NAME — SET then GET must round-trip on the last started server.
+add_resp_side() {
+  redis-cli -h 127.0.0.1 -p "$SERVER_PORT" SET bench:check ok >/dev/null 2>&1 || true
+  [ "$(redis-cli -h 127.0.0.1 -p "$SERVER_PORT" GET bench:check 2>/dev/null)" = ok ] ||
+    die "$1: SET/GET bench:check did not round-trip on port $SERVER_PORT"
+  SIDE_NAMES+=("$1") SIDE_PIDS+=("$SERVER_PID") SIDE_URLS+=("resp://127.0.0.1:$SERVER_PORT") SIDE_CMDS+=("$SERVER_CMD")
+}
+
+warmup_resp() {  # a short run of every shape
+  local keep=$RESP_REQUESTS shape
+  RESP_REQUESTS=20000
+  for shape in $ROW_SHAPES; do
+    "shape_$shape" "$2" 0
+    "${LOAD_ARGV[@]}" >/dev/null 2>&1 || note "warm-up of $1 ($shape) failed; measuring anyway"
+  done
+  RESP_REQUESTS=$keep
+}
+
+row_resp() {
+  command -v redis-benchmark >/dev/null || die "redis-benchmark not found (apt-get install redis-tools)"
+  command -v "$REDIS_SERVER" >/dev/null || die "$REDIS_SERVER not found (apt-get install redis-server)"
+  [ -x "$RESP_BIN" ] || die "$RESP_BIN not found (run make, or set RESP_BIN=)"
+  ROW_TITLE="resp: ioxide-resp vs redis-server"
+  ROW_SHAPES="set_p1 get_p1 set_p16 get_p16"
+  ROW_NOTES="redis-benchmark -t set|get -n $RESP_REQUESTS -c $CONNS -P 1|16 --csv on core $WRK_CPU; ioxide-resp with REACTORS=1 and redis-server (no persistence), each pinned to core $SERVER_CPU; req/s is redis-benchmark's, CPU µs/req is the server's utime+stime over the run ÷ $RESP_REQUESTS."
+  local port log dir
+  port=$(free_port); log=$BENCH_TMPDIR/ioxide-resp-$port.log
+  env REACTORS=1 "PORT=$port" HOST=127.0.0.1 taskset -c "$SERVER_CPU" "$RESP_BIN" >"$log" 2>&1 &
+  SERVER_PID=$! SERVER_PORT=$port SERVER_CMD="REACTORS=1 PORT=$port HOST=127.0.0.1 taskset -c $SERVER_CPU ${RESP_BIN#"$ROOT"/}"
+  SERVER_PIDS+=("$SERVER_PID")
+  wait_resp ioxide-resp "$SERVER_PID" "$port" "$log"
+  add_resp_side ioxide-resp
+  port=$(free_port); dir=$BENCH_TMPDIR/redis-$port; mkdir -p "$dir"
+  taskset -c "$SERVER_CPU" "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$dir" --daemonize no >"$dir/log" 2>&1 &
+  SERVER_PID=$! SERVER_PORT=$port
+  SERVER_CMD="taskset -c $SERVER_CPU $REDIS_SERVER --port $port --bind 127.0.0.1 --save '' --appendonly no --dir DIR --daemonize no"
+  SERVER_PIDS+=("$SERVER_PID")
+  wait_resp redis-server "$SERVER_PID" "$port" "$dir/log"
+  add_resp_side redis-server
 }
 
 # ----------------------------------------------------------------- summary --

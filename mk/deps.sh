@@ -13,6 +13,7 @@ need=(
   "libssl-dev:/usr/include/openssl/evp.h"
   "gcc:cmd:gcc"
   "make:cmd:make"
+  "pkg-config:cmd:pkg-config"
 )
 # Extra packages for `make test` / `make bench` (postgres, clang sanitizer runtime, ...).
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--bench" ]; then
@@ -22,6 +23,8 @@ if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--bench" ]; then
     "libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"
     "graphviz:cmd:dot"
     "valgrind:cmd:valgrind"
+    "redis-server:cmd:redis-server"
+    "redis-tools:cmd:redis-cli"
   )
 fi
 if [ "${1:-}" = "--coverage" ]; then
