@@ -275,7 +275,9 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/share/man/man1/ioxide-gen.1
 	rm -rf $(DESTDIR)$(PREFIX)/include/ioxide $(DESTDIR)$(PREFIX)/share/ioxide
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+# Header dependencies of every object tree, the PIC one (shared library)
+# included: a header change must rebuild libioxide.so too.
+-include $(shell find $(BUILD)/obj $(BUILD)/pic/obj -name '*.d' 2>/dev/null)
 
 # ===================================================================== fuzz
 # libFuzzer targets (tests/fuzz/, docs/fuzzing.md). Appended section: the

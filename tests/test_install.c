@@ -118,6 +118,8 @@ static int install_init(void)
 
 static int install_clean(void)
 {
+    /* IOX_KEEP=1: leave the prefix and the project for a look. */
+    if (getenv("IOX_KEEP")) { fprintf(stderr, "\n  install: kept %s\n", root); return 0; }
     sh("rm -rf '%s'", root);
     return 0;
 }
