@@ -71,118 +71,94 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
         switch (from) {
         case STREAM_CONN_S_READING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:100 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:101 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_deliver(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* spec/machines/stream_conn.toml:102 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 102) */
+            case STREAM_CONN_EV_RECV_EOF: /* spec/machines/stream_conn.toml:103 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 103) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 102) */
+                } else { /* drop -> closing (line 103) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:103 */
+            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:104 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_rearm(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:104 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:105 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_park(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* spec/machines/stream_conn.toml:105 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* spec/machines/stream_conn.toml:106 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_rearm(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:106 */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:107 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_sent(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:107 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:108 */
                 *state = STREAM_CONN_S_READING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                 next = stream_conn_act_send_rest(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:108 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] stop_recv -> throttled (line 108) */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:109 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] throttle -> throttled (line 109) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
-                    next = stream_conn_act_stop_recv(ctx, ev);
-                } else { /* send_out (line 108) */
+                    next = stream_conn_act_throttle(ctx, ev);
+                } else { /* send_out (line 109) */
                     *state = STREAM_CONN_S_READING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                     next = stream_conn_act_send_out(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_KICK: /* spec/machines/stream_conn.toml:109 */
-                if (stream_conn_guard_held(ctx, ev)) { /* [held] stop_recv -> held (line 109) */
+            case STREAM_CONN_EV_KICK: /* spec/machines/stream_conn.toml:110 */
+                if (stream_conn_guard_held(ctx, ev)) { /* [held] stop_recv -> held (line 110) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                     next = stream_conn_act_stop_recv(ctx, ev);
-                } else { /* ignore (line 109) */
+                } else { /* ignore (line 110) */
                     return *state; /* ignored */
                 }
                 break;
-            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:110 */
+            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:111 */
                 return *state; /* ignored */
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:111 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 111) */
-                    *state = STREAM_CONN_S_FINISHING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
-                    next = stream_conn_act_finish(ctx, ev);
-                } else { /* linger -> lingering (line 111) */
-                    *state = STREAM_CONN_S_LINGERING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
-                    next = stream_conn_act_linger(ctx, ev);
-                }
-                break;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
-                *state = STREAM_CONN_S_CLOSING;
-                if (stream_conn_trace)
-                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                next = stream_conn_act_drop(ctx, ev);
-                break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:112 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 112) */
-                    *state = STREAM_CONN_S_READING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
-                    next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 112) */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:112 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 112) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
@@ -194,12 +170,23 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:113 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] drop -> closing (line 113) */
-                    *state = STREAM_CONN_S_CLOSING;
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:96 [any] */
+                *state = STREAM_CONN_S_CLOSING;
+                if (stream_conn_trace)
+                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                next = stream_conn_act_drop(ctx, ev);
+                break;
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:113 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 113) */
+                    *state = STREAM_CONN_S_READING;
                     if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                    next = stream_conn_act_drop(ctx, ev);
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
+                    next = stream_conn_act_notify_shutdown(ctx, ev);
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 113) */
+                    *state = STREAM_CONN_S_FINISHING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
+                    next = stream_conn_act_finish(ctx, ev);
                 } else { /* linger -> lingering (line 113) */
                     *state = STREAM_CONN_S_LINGERING;
                     if (stream_conn_trace)
@@ -207,32 +194,45 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:101 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] stop_recv -> throttled (line 101) */
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:114 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] drop -> closing (line 114) */
+                    *state = STREAM_CONN_S_CLOSING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                    next = stream_conn_act_drop(ctx, ev);
+                } else { /* linger -> lingering (line 114) */
+                    *state = STREAM_CONN_S_LINGERING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
+                    next = stream_conn_act_linger(ctx, ev);
+                }
+                break;
+            case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:102 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] stop_recv -> throttled (line 102) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                     next = stream_conn_act_stop_recv(ctx, ev);
-                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] stop_recv -> held (line 101) */
+                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] stop_recv -> held (line 102) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                     next = stream_conn_act_stop_recv(ctx, ev);
-                } else { /* ignore (line 101) */
+                } else { /* ignore (line 102) */
                     return *state; /* ignored */
                 }
                 break;
-            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:96 [any] */
+            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:97 [any] */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:114 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:115 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:114 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:115 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:114 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:115 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -242,119 +242,119 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_THROTTLED:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:118 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:119 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_hold(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:125 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:126 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:125 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:126 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:119 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:120 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_count_nobufs(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:125 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:126 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:120 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] sent (line 120) */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:121 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] sent (line 121) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                     next = stream_conn_act_sent(ctx, ev);
-                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] unthrottle_held -> held (line 120) */
+                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] unthrottle_held -> held (line 121) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                     next = stream_conn_act_unthrottle_held(ctx, ev);
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 120) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 121) */
                     *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                     next = stream_conn_act_unthrottle(ctx, ev);
-                } else { /* unthrottle -> reading (line 120) */
+                } else { /* unthrottle -> reading (line 121) */
                     *state = STREAM_CONN_S_READING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                     next = stream_conn_act_unthrottle(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:121 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:122 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_send_rest(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:122 */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:123 */
                 *state = STREAM_CONN_S_THROTTLED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                 next = stream_conn_act_send_out(ctx, ev);
                 break;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:125 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:126 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:125 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:126 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:123 */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:124 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:96 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:124 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 124) */
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:125 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 125) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
                     next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else { /* finish -> finishing (line 124) */
+                } else { /* finish -> finishing (line 125) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_finish(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:125 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:126 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:96 [any] */
+            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:97 [any] */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:125 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:126 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:125 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:126 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:125 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:126 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -364,107 +364,84 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_HELD:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:129 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:130 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_hold(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:138 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:139 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:138 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:139 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:130 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:131 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_count_nobufs(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:138 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:139 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:131 */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:132 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_sent(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:132 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:133 */
                 *state = STREAM_CONN_S_HELD;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                 next = stream_conn_act_send_rest(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:133 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 133) */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:134 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] send_out -> throttled (line 134) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
-                } else { /* send_out (line 133) */
+                    next = stream_conn_act_send_out(ctx, ev);
+                } else { /* send_out (line 134) */
                     *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
                     next = stream_conn_act_send_out(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_KICK: /* spec/machines/stream_conn.toml:134 */
-                if (stream_conn_guard_held(ctx, ev)) { /* [held] ignore (line 134) */
+            case STREAM_CONN_EV_KICK: /* spec/machines/stream_conn.toml:135 */
+                if (stream_conn_guard_held(ctx, ev)) { /* [held] ignore (line 135) */
                     return *state; /* ignored */
-                } else if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 134) */
+                } else if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 135) */
                     *state = STREAM_CONN_S_THROTTLED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] offer_held -> half_closed (line 134) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] offer_held -> half_closed (line 135) */
                     *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                     next = stream_conn_act_offer_held(ctx, ev);
-                } else { /* offer -> reading (line 134) */
+                } else { /* offer -> reading (line 135) */
                     *state = STREAM_CONN_S_READING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_READING);
                     next = stream_conn_act_offer(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:138 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:139 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:135 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 135) */
-                    *state = STREAM_CONN_S_FINISHING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
-                    next = stream_conn_act_finish(ctx, ev);
-                } else { /* linger -> lingering (line 135) */
-                    *state = STREAM_CONN_S_LINGERING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
-                    next = stream_conn_act_linger(ctx, ev);
-                }
-                break;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
-                *state = STREAM_CONN_S_CLOSING;
-                if (stream_conn_trace)
-                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                next = stream_conn_act_drop(ctx, ev);
-                break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:136 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 136) */
-                    *state = STREAM_CONN_S_HELD;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
-                    next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 136) */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:136 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 136) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
@@ -476,12 +453,23 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:137 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] drop -> closing (line 137) */
-                    *state = STREAM_CONN_S_CLOSING;
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:96 [any] */
+                *state = STREAM_CONN_S_CLOSING;
+                if (stream_conn_trace)
+                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                next = stream_conn_act_drop(ctx, ev);
+                break;
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:137 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 137) */
+                    *state = STREAM_CONN_S_HELD;
                     if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                    next = stream_conn_act_drop(ctx, ev);
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
+                    next = stream_conn_act_notify_shutdown(ctx, ev);
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 137) */
+                    *state = STREAM_CONN_S_FINISHING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
+                    next = stream_conn_act_finish(ctx, ev);
                 } else { /* linger -> lingering (line 137) */
                     *state = STREAM_CONN_S_LINGERING;
                     if (stream_conn_trace)
@@ -489,19 +477,32 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:138 */
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:138 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] drop -> closing (line 138) */
+                    *state = STREAM_CONN_S_CLOSING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                    next = stream_conn_act_drop(ctx, ev);
+                } else { /* linger -> lingering (line 138) */
+                    *state = STREAM_CONN_S_LINGERING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
+                    next = stream_conn_act_linger(ctx, ev);
+                }
+                break;
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:139 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:96 [any] */
+            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:97 [any] */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:138 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:139 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:138 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:139 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:138 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:139 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -511,71 +512,58 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_HALF_CLOSED:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:149 */
+            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:150 */
                 return *state;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:149 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:150 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:149 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:150 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:149 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:150 */
                 return *state;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:149 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:150 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:143 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 143) */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:144 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 144) */
                     *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                     next = stream_conn_act_sent(ctx, ev);
-                } else { /* drop -> closing (line 143) */
+                } else { /* drop -> closing (line 144) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:144 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:145 */
                 *state = STREAM_CONN_S_HALF_CLOSED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                 next = stream_conn_act_send_rest(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:145 */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:146 */
                 *state = STREAM_CONN_S_HALF_CLOSED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
                 next = stream_conn_act_send_out(ctx, ev);
                 break;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:149 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:150 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:146 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 146) */
+            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:147 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 147) */
                     return *state; /* ignored */
-                } else { /* drop -> closing (line 146) */
-                    *state = STREAM_CONN_S_CLOSING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                    next = stream_conn_act_drop(ctx, ev);
-                }
-                break;
-            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:147 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 147) */
-                    *state = STREAM_CONN_S_FINISHING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
-                    next = stream_conn_act_finish(ctx, ev);
                 } else { /* drop -> closing (line 147) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
@@ -583,19 +571,8 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
-                *state = STREAM_CONN_S_CLOSING;
-                if (stream_conn_trace)
-                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                next = stream_conn_act_drop(ctx, ev);
-                break;
-            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:148 */
-                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 148) */
-                    *state = STREAM_CONN_S_HALF_CLOSED;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
-                    next = stream_conn_act_notify_shutdown(ctx, ev);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 148) */
+            case STREAM_CONN_EV_CLOSE: /* spec/machines/stream_conn.toml:148 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 148) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
@@ -607,44 +584,68 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:96 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:142 */
-                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 142) */
-                    *state = STREAM_CONN_S_THROTTLED;
+            case STREAM_CONN_EV_SHUTDOWN: /* spec/machines/stream_conn.toml:149 */
+                if (stream_conn_guard_shutdown_hook(ctx, ev)) { /* [shutdown_hook] notify_shutdown (line 149) */
+                    *state = STREAM_CONN_S_HALF_CLOSED;
                     if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
-                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] -> held (line 142) */
-                    *state = STREAM_CONN_S_HELD;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
-                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 142) */
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HALF_CLOSED);
+                    next = stream_conn_act_notify_shutdown(ctx, ev);
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 149) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 142) */
+                } else { /* drop -> closing (line 149) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:96 [any] */
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:95 [any] */
+                *state = STREAM_CONN_S_CLOSING;
+                if (stream_conn_trace)
+                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                next = stream_conn_act_drop(ctx, ev);
+                break;
+            case STREAM_CONN_EV_DELIVERED: /* spec/machines/stream_conn.toml:143 */
+                if (stream_conn_guard_over_cap(ctx, ev)) { /* [over_cap] -> throttled (line 143) */
+                    *state = STREAM_CONN_S_THROTTLED;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_THROTTLED);
+                } else if (stream_conn_guard_held(ctx, ev)) { /* [held] -> held (line 143) */
+                    *state = STREAM_CONN_S_HELD;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_HELD);
+                } else if (stream_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 143) */
+                    *state = STREAM_CONN_S_FINISHING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
+                    next = stream_conn_act_finish(ctx, ev);
+                } else { /* drop -> closing (line 143) */
+                    *state = STREAM_CONN_S_CLOSING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                    next = stream_conn_act_drop(ctx, ev);
+                }
+                break;
+            case STREAM_CONN_EV_BAD_INPUT: /* spec/machines/stream_conn.toml:97 [any] */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_finish(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:149 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:150 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:149 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:150 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:149 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:150 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -654,108 +655,73 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_FINISHING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:153 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:154 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_discard(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:161 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:162 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:154 */
+            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:155 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_rearm(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:155 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:156 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_park(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:161 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:162 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:156 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 156) */
+            case STREAM_CONN_EV_SEND_DONE: /* spec/machines/stream_conn.toml:157 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] sent (line 157) */
                     *state = STREAM_CONN_S_FINISHING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                     next = stream_conn_act_sent(ctx, ev);
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 156) */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 157) */
                     *state = STREAM_CONN_S_CLOSING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                     next = stream_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 156) */
+                } else { /* linger -> lingering (line 157) */
                     *state = STREAM_CONN_S_LINGERING;
                     if (stream_conn_trace)
                         stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:157 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* spec/machines/stream_conn.toml:158 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_send_rest(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:158 */
+            case STREAM_CONN_EV_FLUSH: /* spec/machines/stream_conn.toml:159 */
                 *state = STREAM_CONN_S_FINISHING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_FINISHING);
                 next = stream_conn_act_send_out(ctx, ev);
                 break;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:161 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:162 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:159 */
-                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 159) */
-                    return *state; /* ignored */
-                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 159) */
-                    *state = STREAM_CONN_S_CLOSING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                    next = stream_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 159) */
-                    *state = STREAM_CONN_S_LINGERING;
-                    if (stream_conn_trace)
-                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
-                    next = stream_conn_act_linger(ctx, ev);
-                }
-                break;
-            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:161 */
-                return *state;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
-                *state = STREAM_CONN_S_CLOSING;
-                if (stream_conn_trace)
-                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                next = stream_conn_act_drop(ctx, ev);
-                break;
-            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:161 */
-                return *state;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
-                *state = STREAM_CONN_S_CLOSING;
-                if (stream_conn_trace)
-                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
-                next = stream_conn_act_drop(ctx, ev);
-                break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:161 */
-                return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:161 */
-                return *state;
-            case STREAM_CONN_EV_FINISHED: /* spec/machines/stream_conn.toml:160 */
+            case STREAM_CONN_EV_REPLY_END: /* spec/machines/stream_conn.toml:160 */
                 if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 160) */
                     return *state; /* ignored */
                 } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 160) */
@@ -770,9 +736,44 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
                     next = stream_conn_act_linger(ctx, ev);
                 }
                 break;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:161 */
+            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:162 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:161 */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:96 [any] */
+                *state = STREAM_CONN_S_CLOSING;
+                if (stream_conn_trace)
+                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                next = stream_conn_act_drop(ctx, ev);
+                break;
+            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:162 */
+                return *state;
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:95 [any] */
+                *state = STREAM_CONN_S_CLOSING;
+                if (stream_conn_trace)
+                    stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                next = stream_conn_act_drop(ctx, ev);
+                break;
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:162 */
+                return *state;
+            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:162 */
+                return *state;
+            case STREAM_CONN_EV_FINISHED: /* spec/machines/stream_conn.toml:161 */
+                if (stream_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 161) */
+                    return *state; /* ignored */
+                } else if (stream_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 161) */
+                    *state = STREAM_CONN_S_CLOSING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
+                    next = stream_conn_act_drop(ctx, ev);
+                } else { /* linger -> lingering (line 161) */
+                    *state = STREAM_CONN_S_LINGERING;
+                    if (stream_conn_trace)
+                        stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
+                    next = stream_conn_act_linger(ctx, ev);
+                }
+                break;
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:162 */
+                return *state;
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:162 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -782,79 +783,79 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_LINGERING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:165 */
+            case STREAM_CONN_EV_RECV: /* spec/machines/stream_conn.toml:166 */
                 *state = STREAM_CONN_S_LINGERING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                 next = stream_conn_act_discard(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_EOF: /* spec/machines/stream_conn.toml:166 */
+            case STREAM_CONN_EV_RECV_EOF: /* spec/machines/stream_conn.toml:167 */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:167 */
+            case STREAM_CONN_EV_RECV_ENDED: /* spec/machines/stream_conn.toml:168 */
                 *state = STREAM_CONN_S_LINGERING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                 next = stream_conn_act_rearm(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:168 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* spec/machines/stream_conn.toml:169 */
                 *state = STREAM_CONN_S_LINGERING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_LINGERING);
                 next = stream_conn_act_park(ctx, ev);
                 break;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:92 [any] */
+            case STREAM_CONN_EV_RECV_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:93 [any] */
+            case STREAM_CONN_EV_SEND_ERROR: /* spec/machines/stream_conn.toml:94 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:95 [any] */
+            case STREAM_CONN_EV_ABORT: /* spec/machines/stream_conn.toml:96 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:94 [any] */
+            case STREAM_CONN_EV_TIMEOUT: /* spec/machines/stream_conn.toml:95 [any] */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_drop(ctx, ev);
                 break;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_OP_DONE: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
-            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:169 */
+            case STREAM_CONN_EV_CLOSED: /* ignored: spec/machines/stream_conn.toml:170 */
                 return *state;
             case STREAM_CONN_EV_NONE:
             case STREAM_CONN_EVENT_COUNT:
@@ -864,51 +865,51 @@ int stream_conn_fire(struct iox_stream *ctx, stream_conn_state_t *state, int eve
             break;
         case STREAM_CONN_S_CLOSING:
             switch (e) {
-            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_RECV: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_RECV_EOF: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_RECV_ENDED: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_RECV_ERROR: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_RECV_ERROR: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_SEND_DONE: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_SEND_ERROR: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_SEND_ERROR: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_FLUSH: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_KICK: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_REPLY_END: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_CLOSE: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_ABORT: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_ABORT: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_SHUTDOWN: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_TIMEOUT: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_TIMEOUT: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_DELIVERED: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_BAD_INPUT: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:175 */
+            case STREAM_CONN_EV_FINISHED: /* ignored: spec/machines/stream_conn.toml:176 */
                 return *state;
-            case STREAM_CONN_EV_OP_DONE: /* spec/machines/stream_conn.toml:173 */
+            case STREAM_CONN_EV_OP_DONE: /* spec/machines/stream_conn.toml:174 */
                 *state = STREAM_CONN_S_CLOSING;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSING);
                 next = stream_conn_act_maybe_close(ctx, ev);
                 break;
-            case STREAM_CONN_EV_CLOSED: /* spec/machines/stream_conn.toml:174 */
+            case STREAM_CONN_EV_CLOSED: /* spec/machines/stream_conn.toml:175 */
                 *state = STREAM_CONN_S_CLOSED;
                 if (stream_conn_trace)
                     stream_conn_trace(ctx, from, e, STREAM_CONN_S_CLOSED);
@@ -944,12 +945,12 @@ stream_conn_reuse_bug(const char *fn, const char *from, int state)
     abort();
 }
 
-void stream_conn_free(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:181 */
+void stream_conn_free(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:182 */
 {
     *state = STREAM_CONN_S_CLOSED;
 }
 
-void stream_conn_open(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:182 */
+void stream_conn_open(stream_conn_state_t *state) /* spec/machines/stream_conn.toml:183 */
 {
     if (*state != STREAM_CONN_S_CLOSED)
         stream_conn_reuse_bug("stream_conn_open", "closed", *state);

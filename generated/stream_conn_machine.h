@@ -127,6 +127,9 @@ int stream_conn_act_stop_recv(struct iox_stream *ctx, const struct iox_stream_ev
 /* send everything written (one send per stream per turn) */
 int stream_conn_act_send_out(struct iox_stream *ctx, const struct iox_stream_event *ev);
 
+/* output reached write_cap at the end of a turn: stop reading and send what is waiting (a reply written outside on_data may alone fill the cap) */
+int stream_conn_act_throttle(struct iox_stream *ctx, const struct iox_stream_event *ev);
+
 /* send the rest of a short send */
 int stream_conn_act_send_rest(struct iox_stream *ctx, const struct iox_stream_event *ev);
 
@@ -191,10 +194,10 @@ extern void (*stream_conn_trace)(struct iox_stream *ctx, int from, int event, in
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/stream_conn.toml:181: -> closed, whatever *state holds (it is not read). */
+/* spec/machines/stream_conn.toml:182: -> closed, whatever *state holds (it is not read). */
 void stream_conn_free(stream_conn_state_t *state);
 
-/* spec/machines/stream_conn.toml:182: closed -> reading. */
+/* spec/machines/stream_conn.toml:183: closed -> reading. */
 void stream_conn_open(stream_conn_state_t *state);
 
 #endif /* STREAM_CONN_MACHINE_H */

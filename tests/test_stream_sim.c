@@ -309,6 +309,39 @@ IOX_TEST(stream_sim, replies_leave_in_request_order)
     h_fini(&h);
 }
 
+/* An async reply written outside on_data that alone reaches write_cap on
+ * an idle stream still leaves at the end of the turn (reading stops until it
+ * drained). It once only stopped reading: the send was never started and
+ * the stream hung (found by the RESP example, 1 MiB values across reactors). */
+IOX_TEST(stream_sim, a_late_reply_over_the_cap_is_sent)
+{
+    struct h h;
+    h_init_cfg(&h, 8, 256, cap_1k);
+    turn(&h);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "A1\n", 3, 0), 3);
+    turn(&h);
+    CU_ASSERT_EQUAL(P.npending, 1);
+    struct iox_stream *s = iox_stream_deref(P.pending[0].ref);
+    CU_ASSERT_FATAL(s != NULL);
+    static char big[4096];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\n';
+    CU_ASSERT_EQUAL(iox_stream_reply_write(s, P.pending[0].id, big, sizeof big), 0);
+    CU_ASSERT_EQUAL(iox_stream_reply_end(s, P.pending[0].id), 0);
+    turn(&h);
+    CU_ASSERT_TRUE(iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
+    drain_sends(&h);
+    size_t n;
+    iox_sim_peer_bytes(h.sim, FD, &n);
+    CU_ASSERT_EQUAL(n, sizeof big);
+    /* Reading resumed: the next line is answered. */
+    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "S2\n", 3, 0), 3);
+    drain_sends(&h);
+    iox_sim_peer_bytes(h.sim, FD, &n);
+    CU_ASSERT_EQUAL(n, sizeof big + 3);
+    h_fini(&h);
+}
+
 static void two_slots(struct iox_stream_config *c) { c->max_replies = 2; }
 
 IOX_TEST(stream_sim, full_reply_slots_hold_input_until_one_ends)

@@ -202,6 +202,19 @@ int stream_conn_act_send_out(struct iox_stream *s, const struct iox_stream_event
     return STREAM_CONN_EV_NONE;
 }
 
+/* Over the cap at the end of a turn: reading stops, and what is waiting
+ * must still leave now — a reply written outside on_data (a cross-reactor
+ * answer) can fill the cap on its own, and nothing else would flush it
+ * (found by the RESP example with 1 MiB values across reactors). */
+int stream_conn_act_throttle(struct iox_stream *s, const struct iox_stream_event *ev)
+{
+    (void)ev;
+    iox_stream_stop_recv(s);
+    iox_stream_start_send(s);
+    drain_check(s);
+    return STREAM_CONN_EV_NONE;
+}
+
 int stream_conn_act_send_rest(struct iox_stream *s, const struct iox_stream_event *ev)
 {
     (void)ev;
