@@ -292,12 +292,12 @@ ltl ends { <> ended }
 /* @@script 2 read -EIO */
 /* @@script 3 read 0 */
 /* @@script 4 read (connection closing) */
-/* @@script 5 (start) */
+/* @@script 5 start */
 /* @@script 6 (drained: the stream's request became the oldest) */
 /* @@script 7 send all */
-/* @@script 8 (the connection closes) */
+/* @@script 8 conn closes */
 /* @@script 9 (close hook) */
-/* @@script 10 (cancel) */
+/* @@script 10 cancel */
 /* @@trans 0 idle reading issue_read */
 /* @@trans 1 idle reading issue_read */
 /* @@trans 2 idle gone release */

@@ -532,12 +532,12 @@ ltl ends { <> ended }
 /* @@script 14 cancel 0 */
 /* @@script 15 cancel 0 */
 /* @@script 16 close 0 */
-/* @@script 17 (a query: Bind/Execute/Sync queued) */
+/* @@script 17 query */
 /* @@script 18 (end of turn: flush) */
-/* @@script 19 (the pool opens a session) */
+/* @@script 19 open */
 /* @@script 20 timeout */
 /* @@script 21 shutdown */
-/* @@script 22 (the pool is freed) */
+/* @@script 22 stop */
 /* @@trans 0 down socketing open_socket */
 /* @@trans 1 down down - */
 /* @@trans 2 down stopped finish */

@@ -33,11 +33,13 @@ if ! command -v spin >/dev/null; then
 fi
 
 models=()
+gens=()
+trap 'rm -rf "${gens[@]}"' EXIT
 while [ $# -gt 0 ]; do
   case "$1" in
     --spec)
       [ $# -ge 2 ] || { echo "usage: mk/verify.sh [--spec SPEC.toml]... [MODEL.pml]..." >&2; exit 2; }
-      g=$(mktemp -d "$out/gen.XXXXXX")
+      g=$(mktemp -d "$out/gen.XXXXXX"); gens+=("$g")
       if ! /usr/bin/python3 gen/iox_gen.py --out "$g" "$2" >&2; then
         echo "verify: $2 does not generate" >&2; exit 1
       fi
@@ -54,6 +56,14 @@ total_start=$(date +%s.%N)
 for pml in "${models[@]}"; do
   name=$(basename "$pml" .pml)
   d="$out/$name"
+  # A passing result is kept with a key: the model, this script, the
+  # verifier's settings. The same key again is the same proof (the CUnit
+  # suite after `make verify`); VERIFY_FRESH=1 searches anyway.
+  key=$({ cat "$pml" "$0" "$root/mk/trail.py"; echo "$PAN_CFLAGS $DEPTH $LIMIT"; spin -V; } | sha256sum | cut -d' ' -f1)
+  if [ "${VERIFY_FRESH:-0}" != 1 ] && [ -f "$d/ok.key" ] && [ "$(cat "$d/ok.key")" = "$key" ]; then
+    echo "$(cat "$d/ok.line") (cached: same model and verifier)"
+    continue
+  fi
   rm -rf "$d"; mkdir -p "$d"
   cp "$pml" "$d/$name.pml"
   start=$(date +%s.%N)
@@ -112,7 +122,10 @@ PY
   secs=$(echo "$(date +%s.%N) - $start" | bc)
   states=$(grep -o '[0-9]* states, stored' "$d/safety.log" 2>/dev/null | head -1)
   if [ $ok = 1 ]; then
-    printf 'verify: %-14s ok    %6.1fs  (safety %s; %s)\n' "$name" "$secs" "${states:-?}, $cover" "$live"
+    printf 'verify: %-14s ok    %6.1fs  (safety %s; %s)\n' "$name" "$secs" "${states:-?}, $cover" "$live" \
+      | tee "$d/ok.line"
+    echo "$key" >"$d/ok.key"
+    rm -f "$d"/pan* "$d"/_spin_nvr.tmp   # the proof is the logs; pan.c is large
   else
     fail=1
     printf 'verify: %-14s FAIL  %6.1fs  (%s)\n' "$name" "$secs" "$what"
