@@ -60,7 +60,15 @@ def parse(doc, idx, err, m):
         return md
 
     def where(*path):
-        return idx.key("model", *path) or idx.table("model", *path) or line
+        """The line of the deepest key (or table) of path that the index
+        knows: keys inside inline tables are not indexed, their table is."""
+        for n in range(len(path), 0, -1):
+            p = ("model",) + tuple(path[:n])
+            if p in idx.keys:
+                return idx.keys[p]
+            if p in idx.tables:
+                return idx.tables[p]
+        return line
 
     for k in t:
         if k not in MODEL_KEYS:
