@@ -4,7 +4,8 @@
 Usage: gen/iox_gen.py --out DIR [--svg DIR] [--check] SPEC.toml...
 
 For each spec `spec/machines/NAME.toml` whose [machine] name is NAME, writes
-DIR/NAME_machine.h, DIR/NAME_machine.c and DIR/NAME_machine.dot. The format
+DIR/NAME_machine.h, DIR/NAME_machine.c, DIR/NAME_machine.dot and the Promela
+model DIR/NAME.pml (gen/iox_model.py; docs/verification.md). The format
 and the generated API are described in docs/machine-spec.md.
 
 Every spec is validated first; each problem is printed on stderr as
