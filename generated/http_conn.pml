@@ -283,7 +283,7 @@ inline run_action() {
      finish_work(1);
      skip
   :: act == A_linger ->
-     submit(OP_shutdown); park();
+     assert(wq == 0 && sending == 0 && inflight(OP_send) == 0 && head == tail); submit(OP_shutdown); park();
      skip
   :: act == A_drop ->
      parked = 0; cancel_all(); raise(E_op_done);
