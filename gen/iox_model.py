@@ -560,9 +560,13 @@ def render(m):
     w("end: skip")
     w("}")
     w("")
-    w("/* Liveness: every run ends with the machine final and no op in flight")
-    w(" * (checked with pan -a -f: weak fairness, acceptance cycles). */")
-    w("ltl ends { <> ended }")
+    if md.present:
+        w("/* Liveness: every run ends with the machine final and no op in flight")
+        w(" * (checked with pan -a -f: weak fairness, acceptance cycles). */")
+        w("ltl ends { <> ended }")
+    else:
+        w("/* No [model]: no liveness claim (any event may come, or none: the run")
+        w(" * stops where it is). Annotate the spec (docs/verification.md). */")
     w("")
     w("/* Tables for mk/trail.py: @@c N is the completion-script line N, @@t N E")
     w(" * the transition N taken on event E. */")

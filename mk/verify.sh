@@ -78,7 +78,7 @@ for pml in "${models[@]}"; do
     if ! grep -q "errors: 0" "$d/safety.log"; then ok=0; what="safety"; fi
     if grep -q "max search depth too small" "$d/safety.log"; then ok=0; what="safety: search depth $DEPTH too small (VERIFY_DEPTH)"; fi
   fi
-  live="no liveness claim (no [model] section)"
+  live="no liveness claim: the spec has no [model] section (docs/verification.md)"
   if [ $ok = 1 ] && grep -q "^ltl ends" "$d/$name.pml"; then
     (cd "$d" && cc $PAN_CFLAGS -o pan_live pan.c >cc.log 2>&1) || { ok=0; what="cc pan.c failed"; cat "$d/cc.log" >&2; }
     if [ $ok = 1 ]; then
