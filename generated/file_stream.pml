@@ -246,7 +246,7 @@ active proctype ring() {
      :: !in_final() && (closing && inflight(OP_read) == 0) ->
         printf("@@c %d\n", 9);
         q0 = E_conn_gone; q1 = E_none
-     :: timeout && !in_final() && (st == S_idle || st == S_reading || st == S_sending) && b_cancel > 0 ->
+     :: !in_final() && b_cancel > 0 ->
         b_cancel--;
         printf("@@c %d\n", 10);
         q0 = E_cancel; q1 = E_none

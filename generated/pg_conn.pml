@@ -61,6 +61,7 @@ byte b_q = 2;  /* budget: q */
 byte b_short = 1;  /* budget: short */
 byte b_err = 1;  /* budget: err */
 byte b_shutdown = 1;  /* budget: shutdown */
+byte b_deadline = 1;  /* budget: deadline */
 byte qn = 0;
 byte unsent = 0;
 byte auth_out = 0;
@@ -144,10 +145,10 @@ byte act;          /* the action the transition asked for */
 inline run_action() {
   if
   :: act == A_open_socket ->
-     submit(OP_socket);
+     if :: submit(OP_socket) :: b_err > 0 -> b_err--; raise(E_fail) fi;
      skip
   :: act == A_start_connect ->
-     submit(OP_connect);
+     if :: submit(OP_connect) :: b_err > 0 -> b_err--; raise(E_fail) fi;
      skip
   :: act == A_start_session ->
      auth_out = 1; arm(OP_recv);
@@ -464,12 +465,16 @@ active proctype ring() {
      :: timeout && !in_final() && (st == S_socketing || st == S_connecting || st == S_authenticating || st == S_ready || st == S_busy) ->
         printf("@@c %d\n", 20);
         q0 = E_timeout; q1 = E_none
+     :: !in_final() && b_deadline > 0 ->
+        b_deadline--;
+        printf("@@c %d\n", 21);
+        q0 = E_timeout; q1 = E_none
      :: !in_final() && b_shutdown > 0 ->
         b_shutdown--;
-        printf("@@c %d\n", 21);
+        printf("@@c %d\n", 22);
         q0 = E_shutdown; q1 = E_none
      :: timeout && !in_final() && (st == S_down || st == S_closing || st == S_closing_socket) && (busy() == 0) ->
-        printf("@@c %d\n", 22);
+        printf("@@c %d\n", 23);
         q0 = E_stop; q1 = E_none
      fi;
      /* dispatch: each event with its follow-ups (NAME_fire) */
@@ -536,8 +541,9 @@ ltl ends { <> ended }
 /* @@script 18 (end of turn: flush) */
 /* @@script 19 open */
 /* @@script 20 timeout */
-/* @@script 21 shutdown */
-/* @@script 22 stop */
+/* @@script 21 timeout */
+/* @@script 22 shutdown */
+/* @@script 23 stop */
 /* @@trans 0 down socketing open_socket */
 /* @@trans 1 down down - */
 /* @@trans 2 down stopped finish */
