@@ -5,6 +5,7 @@
 #   make run-pg     the playground in pg mode against a throwaway PostgreSQL
 #   make test       build and run every test: normal build, then ASan+UBSan
 #   make regen      re-run Ragel and the machine generator into generated/
+#   make verify     model-check every generated machine with SPIN (docs/verification.md)
 #   make bench      interleaved benchmark vs nginx (bench/RESULTS.md)
 #   make bench-parse  HTTP parser micro-benchmark vs picohttpparser/http-parser
 #
@@ -53,7 +54,7 @@ LINEECHO_OBJ := $(BUILD)/obj/examples/lineecho/lineecho.o
 
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
-.PHONY: all deps run run-pg test test-normal test-asan regen check-regen bench bench-parse clean sim docs \
+.PHONY: all deps run run-pg test test-normal test-asan regen check-regen verify bench bench-parse clean sim docs \
         install uninstall shared coverage mutants
 
 all: $(LIB) $(BUILD)/playground $(BUILD)/lineecho $(BUILD)/tests $(BUILD)/ioxide-resp
@@ -128,6 +129,7 @@ test:
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all
 	$(MAKE) --no-print-directory fuzz-smoke
+	$(MAKE) --no-print-directory verify
 	$(MAKE) --no-print-directory test-normal test-asan
 
 test-normal:
@@ -150,13 +152,20 @@ regen:
 	@mk/deps.sh
 	mk/regen.sh generated
 
+# SPIN over every machine's Promela model (generated/NAME.pml): safety and
+# liveness, a trail as events and a completion script on failure.
+verify:
+	@mk/deps.sh --test
+	@echo "=== verify: SPIN over generated/*.pml ==="
+	mk/verify.sh generated/*.pml
+
 # Plain `make` regenerates too when a grammar, a machine spec, the generator
 # or a template changed since the last regeneration (build/.regen-stamp).
 # Done while the Makefile is read, before any rule runs, so every object
 # sees the new headers. Deterministic: a fresh tree regenerates to the same
 # bytes. Skipped (with a note) while ragel or Jinja2 are not installed yet —
 # mk/deps.sh installs them, and the `regen` suite checks freshness anyway.
-GEN_INPUTS := $(wildcard spec/*.rl spec/machines/*.toml runtime/*/*.rl gen/iox_gen.py gen/templates/*.j2) mk/regen.sh
+GEN_INPUTS := $(wildcard spec/*.rl spec/machines/*.toml runtime/*/*.rl gen/iox_gen.py gen/iox_model.py gen/templates/*.j2) mk/regen.sh
 ifeq ($(filter clean deps regen,$(MAKECMDGOALS)),)
 _regen := $(shell if [ ! -e $(BUILD)/.regen-stamp ] || [ -n "$$(find $(GEN_INPUTS) -newer $(BUILD)/.regen-stamp 2>/dev/null | head -1)" ]; then \
   if command -v ragel >/dev/null && /usr/bin/python3 -c 'import jinja2' 2>/dev/null; then \
@@ -262,7 +271,7 @@ install: $(LIB) $(SHLIB) $(BUILD)/ioxide.pc
 	install -m 644 $(BUILD)/ioxide.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ioxide.pc
 	install -m 644 include/ioxide/*.h $(PUB_GEN_HDRS) $(DESTDIR)$(PREFIX)/include/ioxide/
 	install -m 755 gen/ioxide-gen $(DESTDIR)$(PREFIX)/bin/ioxide-gen
-	install -m 644 gen/iox_gen.py VERSION $(DESTDIR)$(PREFIX)/share/ioxide/
+	install -m 644 gen/iox_gen.py gen/iox_model.py VERSION $(DESTDIR)$(PREFIX)/share/ioxide/
 	install -m 644 gen/templates/*.j2 $(DESTDIR)$(PREFIX)/share/ioxide/templates/
 	install -m 644 spec/*.rl $(DESTDIR)$(PREFIX)/share/ioxide/spec/
 	install -m 644 docs/ioxide-gen.1 $(DESTDIR)$(PREFIX)/share/man/man1/ioxide-gen.1

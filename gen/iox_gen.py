@@ -4,7 +4,8 @@
 Usage: gen/iox_gen.py --out DIR [--svg DIR] [--check] SPEC.toml...
 
 For each spec `spec/machines/NAME.toml` whose [machine] name is NAME, writes
-DIR/NAME_machine.h, DIR/NAME_machine.c and DIR/NAME_machine.dot. The format
+DIR/NAME_machine.h, DIR/NAME_machine.c, DIR/NAME_machine.dot and the Promela
+model DIR/NAME.pml (gen/iox_model.py; docs/verification.md). The format
 and the generated API are described in docs/machine-spec.md.
 
 Every spec is validated first; each problem is printed on stderr as
@@ -25,6 +26,9 @@ import sys
 import tomllib
 
 import jinja2
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import iox_model  # noqa: E402  (beside this file, installed with it)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
@@ -48,7 +52,7 @@ MACHINE_KEYS = ["name", "doc", "context", "arg", "initial", "final"]
 MACHINE_OPTIONAL = ["state_type", "state_field", "dot_edges"]
 STATE_TYPES = ("uint8_t", "enum")
 DOT_EDGES = ("each", "merged")
-TOP_TABLES = ["machine", "events", "guards", "actions", "any", "states", "reuse"]
+TOP_TABLES = ["machine", "events", "guards", "actions", "any", "states", "reuse", "model"]
 STATE_RESERVED = ("doc", "ignore")
 TRANSITION_FORMS = '"action -> next", "action", "-> next"'
 ALT_FORMS = '"[guard] T", "[!guard] T", "T", "ignore"; T is ' + TRANSITION_FORMS
@@ -701,6 +705,9 @@ def validate(doc, idx, err, shown):
                 out.append(r.target)
         return out
 
+    # [model]: what the actions do to the ring, for the Promela model.
+    m.model = iox_model.parse(doc, idx, err, m)
+
     if broken["edges"]:
         return m
     if m.initial in m.states:
@@ -789,6 +796,7 @@ def render(m, env):
     out = {}
     for ext in ("h", "c", "dot"):
         out[f"{m.name}_machine.{ext}"] = env.get_template(f"machine.{ext}.j2").render(**ctx)
+    out[f"{m.name}.pml"] = iox_model.render(m)
     return out
 
 

@@ -23,6 +23,8 @@ if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--bench" ]; then
     "libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"
     "graphviz:cmd:dot"
     "valgrind:cmd:valgrind"
+    "spin:cmd:spin"
+    "bc:cmd:bc"
     "redis-server:cmd:redis-server"
     "redis-tools:cmd:redis-cli"
   )

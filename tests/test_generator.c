@@ -102,6 +102,22 @@ IOX_TEST(generator, bad_unknown_state)
         "iox_gen: 1 error(s); nothing written\n");
 }
 
+/* [model] (docs/verification.md): every key checked against the machine. */
+IOX_TEST(generator, bad_model)
+{
+    expect_errors(P "bad_model.toml",
+        P "bad_model.toml:24: model.socket must be one of: 'none', 'open', 'later'\n"
+        P "bad_model.toml:25: model.bounds.data must be a number 0..255\n"
+        P "bad_model.toml:26: unknown key 'colour' in [model] (expected one of: doc, decls, bounds, counters, socket, idle_event, invariants, at_end, ops, actions, guards, env)\n"
+        P "bad_model.toml:29: model.ops.recv.cqe[0]: unknown event 'gone'\n"
+        P "bad_model.toml:29: model.ops.recv.cqe[0]: budget 'nothing' is not in model.bounds\n"
+        P "bad_model.toml:32: model.actions: unknown action 'frob'\n"
+        P "bad_model.toml:33: model.actions.act: raises unknown event 'nope'\n"
+        P "bad_model.toml:36: model.guards: unknown guard 'ready'\n"
+        P "bad_model.toml:38: model.env.stop: budget 'none' is not in model.bounds\n"
+        "iox_gen: 9 error(s); nothing written\n");
+}
+
 IOX_TEST(generator, bad_unknown_event)
 {
     expect_errors(P "bad_unknown_event.toml",
@@ -350,7 +366,7 @@ IOX_TEST(generator, good_compiles_and_runs)
         " && cc -std=gnu11 -Wall -Wextra -Werror -c '%1$s/u8/tiny_machine.c' -o '%1$s/u8/t.o' 1>&2", d) >= 0);
     int rc = run(cmd, &out);
     CU_ASSERT_EQUAL(rc, 0);
-    CU_ASSERT_STRING_EQUAL(out, "echo_conn_machine.c\necho_conn_machine.dot\necho_conn_machine.h\n");
+    CU_ASSERT_STRING_EQUAL(out, "echo_conn.pml\necho_conn_machine.c\necho_conn_machine.dot\necho_conn_machine.h\n");
     free(cmd);
     free(out);
     if (rc != 0) { rmtree(d); return; }
@@ -518,7 +534,7 @@ IOX_TEST(generator, deterministic)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT_FATAL(asprintf(&cmd,
         GEN " --out '%s' " P "good.toml && " GEN " --out '%s' \"$PWD/" P "good.toml\""
-        " && for f in echo_conn_machine.h echo_conn_machine.c echo_conn_machine.dot;"
+        " && for f in echo_conn_machine.h echo_conn_machine.c echo_conn_machine.dot echo_conn.pml;"
         " do cmp '%s'/$f '%s'/$f || exit 1; done"
         " && ! grep -l -e '%s' -e \"$PWD\" '%s'/*",
         a, b, a, b, a, a) >= 0);

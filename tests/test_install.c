@@ -129,7 +129,7 @@ IOX_TEST(install, files_in_place)
     static const char *const files[] = {
         "usr/lib/libioxide.a", "usr/lib/libioxide.so", "usr/lib/pkgconfig/ioxide.pc",
         "usr/include/ioxide/ioxide.h", "usr/include/ioxide/reactor.h", "usr/include/ioxide/http_conn.h",
-        "usr/include/ioxide/http_conn_machine.h", "usr/bin/ioxide-gen", "usr/share/ioxide/iox_gen.py",
+        "usr/include/ioxide/http_conn_machine.h", "usr/bin/ioxide-gen", "usr/share/ioxide/iox_gen.py", "usr/share/ioxide/iox_model.py",
         "usr/share/ioxide/templates/machine.c.j2", "usr/share/ioxide/spec/http11_request.rl",
         "usr/share/man/man1/ioxide-gen.1",
     };
@@ -152,6 +152,7 @@ IOX_TEST(install, generator_command)
     CU_ASSERT_EQUAL(sh(USER_ENV "ioxide-gen --help | grep -q 'machines --out'", root), 0);
     CU_ASSERT_EQUAL(sh(USER_ENV "ioxide-gen machines --out gen echo.toml", root), 0);
     CU_ASSERT_EQUAL(sh("test -s '%s/proj/gen/echo_conn_machine.c'", root), 0);
+    CU_ASSERT_EQUAL(sh("test -s '%s/proj/gen/echo_conn.pml'", root), 0);   /* the Promela model too */
     /* Deterministic: a second run leaves the files alone and equal. */
     CU_ASSERT_EQUAL(sh(USER_ENV "cp -r gen gen0 && ioxide-gen machines --out gen echo.toml && diff -r gen0 gen", root), 0);
     /* A broken spec: file:line, exit 1, nothing written. */
