@@ -7,10 +7,13 @@
 #define S_idle 0
 #define S_reading 1
 #define S_sending 2
-#define S_done 3
-#define S_failed 4
-#define S_gone 5
-#define S_cancelled 6
+#define S_splice_head 3
+#define S_splicing_in 4
+#define S_splicing_out 5
+#define S_done 6
+#define S_failed 7
+#define S_gone 8
+#define S_cancelled 9
 #define E_none 0
 #define E_start 1
 #define E_read_done 2
@@ -19,7 +22,12 @@
 #define E_read_eof_early 5
 #define E_drained 6
 #define E_conn_gone 7
-#define E_cancel 8
+#define E_splice_in 8
+#define E_splice_out_done 9
+#define E_splice_out_short 10
+#define E_splice_error 11
+#define E_splice_eof_early 12
+#define E_cancel 13
 #define OP_read 0
 #define NOPS 1
 #define SOCK_NONE 0
@@ -93,8 +101,13 @@ inline sock_closed() { assert(sock == SOCK_CLOSING); sock = SOCK_CLOSED }
 #define A_commit 2
 #define A_finish 3
 #define A_abort 4
-#define A_release 5
-#define A_cancel 6
+#define A_flush_head 5
+#define A_splice_in 6
+#define A_splice_rest 7
+#define A_splice_out 8
+#define A_finish_splice 9
+#define A_release 10
+#define A_cancel 11
 byte act;          /* the action the transition asked for */
 
 inline run_action() {
@@ -111,6 +124,21 @@ inline run_action() {
   :: act == A_abort ->
      assert(!released); released = 1; closing = 1;
      skip
+  :: act == A_flush_head ->
+     skip;
+     skip
+  :: act == A_splice_in ->
+     skip;
+     skip
+  :: act == A_splice_rest ->
+     skip;
+     skip
+  :: act == A_splice_out ->
+     skip;
+     skip
+  :: act == A_finish_splice ->
+     skip;
+     skip
   :: act == A_release ->
      assert(!released); released = 1;
      skip
@@ -123,6 +151,8 @@ inline run_action() {
 }
 inline guard_behind() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_last_chunk() { gv = (left == 0) }
+inline guard_spliced() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
+inline guard_all_spliced() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 
 /* One event from the current state: the transition's alternatives, in
  * spec order; the state is stored before the action runs (as in C). */
@@ -134,16 +164,28 @@ inline step() {
         guard_behind();
         if
         :: gv ->
-           skip /* ignored: spec/machines/file_stream.toml:54 */
+           skip /* ignored: spec/machines/file_stream.toml:73 */
         :: else ->
-           printf("@@t %d %d\n", 0, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:54 */
+           guard_spliced();
+           if
+           :: gv ->
+              printf("@@t %d %d\n", 0, cur); st = S_splice_head; act = A_flush_head  /* spec/machines/file_stream.toml:73 */
+           :: else ->
+              printf("@@t %d %d\n", 1, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:73 */
+           fi
         fi
      :: cur == E_drained ->
-        printf("@@t %d %d\n", 1, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:55 */
+        guard_spliced();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 2, cur); st = S_splice_head; act = A_flush_head  /* spec/machines/file_stream.toml:74 */
+        :: else ->
+           printf("@@t %d %d\n", 3, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:74 */
+        fi
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 2, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:49 */
+        printf("@@t %d %d\n", 4, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 3, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:50 */
+        printf("@@t %d %d\n", 5, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
      :: else -> skip /* ignored */
      fi
   :: st == S_reading ->
@@ -152,30 +194,74 @@ inline step() {
         guard_last_chunk();
         if
         :: gv ->
-           printf("@@t %d %d\n", 4, cur); st = S_done; act = A_finish  /* spec/machines/file_stream.toml:60 */
+           printf("@@t %d %d\n", 6, cur); st = S_done; act = A_finish  /* spec/machines/file_stream.toml:79 */
         :: else ->
-           printf("@@t %d %d\n", 5, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:60 */
+           printf("@@t %d %d\n", 7, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:79 */
         fi
      :: cur == E_read_short ->
-        printf("@@t %d %d\n", 6, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:61 */
+        printf("@@t %d %d\n", 8, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:80 */
      :: cur == E_read_error ->
-        printf("@@t %d %d\n", 7, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:62 */
+        printf("@@t %d %d\n", 9, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:81 */
      :: cur == E_read_eof_early ->
-        printf("@@t %d %d\n", 8, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:63 */
+        printf("@@t %d %d\n", 10, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:82 */
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 9, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:49 */
+        printf("@@t %d %d\n", 11, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 10, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:50 */
+        printf("@@t %d %d\n", 12, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
      :: else -> skip /* ignored */
      fi
   :: st == S_sending ->
      if
      :: cur == E_drained ->
-        printf("@@t %d %d\n", 11, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:68 */
+        printf("@@t %d %d\n", 13, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:87 */
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 12, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:49 */
+        printf("@@t %d %d\n", 14, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 13, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:50 */
+        printf("@@t %d %d\n", 15, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_splice_head ->
+     if
+     :: cur == E_drained ->
+        printf("@@t %d %d\n", 16, cur); st = S_splicing_in; act = A_splice_in  /* spec/machines/file_stream.toml:92 */
+     :: cur == E_conn_gone ->
+        printf("@@t %d %d\n", 17, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
+     :: cur == E_cancel ->
+        printf("@@t %d %d\n", 18, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_splicing_in ->
+     if
+     :: cur == E_conn_gone ->
+        printf("@@t %d %d\n", 19, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
+     :: cur == E_splice_in ->
+        printf("@@t %d %d\n", 20, cur); st = S_splicing_out; act = A_splice_out  /* spec/machines/file_stream.toml:97 */
+     :: cur == E_splice_error ->
+        printf("@@t %d %d\n", 21, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:98 */
+     :: cur == E_splice_eof_early ->
+        printf("@@t %d %d\n", 22, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:99 */
+     :: cur == E_cancel ->
+        printf("@@t %d %d\n", 23, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_splicing_out ->
+     if
+     :: cur == E_conn_gone ->
+        printf("@@t %d %d\n", 24, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
+     :: cur == E_splice_out_done ->
+        guard_all_spliced();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 25, cur); st = S_done; act = A_finish_splice  /* spec/machines/file_stream.toml:104 */
+        :: else ->
+           printf("@@t %d %d\n", 26, cur); st = S_splicing_in; act = A_splice_in  /* spec/machines/file_stream.toml:104 */
+        fi
+     :: cur == E_splice_out_short ->
+        printf("@@t %d %d\n", 27, cur); st = S_splicing_out; act = A_splice_rest  /* spec/machines/file_stream.toml:105 */
+     :: cur == E_splice_error ->
+        printf("@@t %d %d\n", 28, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:106 */
+     :: cur == E_cancel ->
+        printf("@@t %d %d\n", 29, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
      :: else -> skip /* ignored */
      fi
   :: else -> skip /* a final state ignores every event */
@@ -298,20 +384,36 @@ ltl ends { <> ended }
 /* @@script 8 conn closes */
 /* @@script 9 (close hook) */
 /* @@script 10 cancel */
-/* @@trans 0 idle reading issue_read */
+/* @@trans 0 idle splice_head flush_head */
 /* @@trans 1 idle reading issue_read */
-/* @@trans 2 idle gone release */
-/* @@trans 3 idle cancelled cancel */
-/* @@trans 4 reading done finish */
-/* @@trans 5 reading sending commit */
-/* @@trans 6 reading sending commit */
-/* @@trans 7 reading failed abort */
-/* @@trans 8 reading failed abort */
-/* @@trans 9 reading gone release */
-/* @@trans 10 reading cancelled cancel */
-/* @@trans 11 sending reading issue_read */
-/* @@trans 12 sending gone release */
-/* @@trans 13 sending cancelled cancel */
+/* @@trans 2 idle splice_head flush_head */
+/* @@trans 3 idle reading issue_read */
+/* @@trans 4 idle gone release */
+/* @@trans 5 idle cancelled cancel */
+/* @@trans 6 reading done finish */
+/* @@trans 7 reading sending commit */
+/* @@trans 8 reading sending commit */
+/* @@trans 9 reading failed abort */
+/* @@trans 10 reading failed abort */
+/* @@trans 11 reading gone release */
+/* @@trans 12 reading cancelled cancel */
+/* @@trans 13 sending reading issue_read */
+/* @@trans 14 sending gone release */
+/* @@trans 15 sending cancelled cancel */
+/* @@trans 16 splice_head splicing_in splice_in */
+/* @@trans 17 splice_head gone release */
+/* @@trans 18 splice_head cancelled cancel */
+/* @@trans 19 splicing_in gone release */
+/* @@trans 20 splicing_in splicing_out splice_out */
+/* @@trans 21 splicing_in failed abort */
+/* @@trans 22 splicing_in failed abort */
+/* @@trans 23 splicing_in cancelled cancel */
+/* @@trans 24 splicing_out gone release */
+/* @@trans 25 splicing_out done finish_splice */
+/* @@trans 26 splicing_out splicing_in splice_in */
+/* @@trans 27 splicing_out splicing_out splice_rest */
+/* @@trans 28 splicing_out failed abort */
+/* @@trans 29 splicing_out cancelled cancel */
 /* @@event 1 start */
 /* @@event 2 read_done */
 /* @@event 3 read_short */
@@ -319,4 +421,9 @@ ltl ends { <> ended }
 /* @@event 5 read_eof_early */
 /* @@event 6 drained */
 /* @@event 7 conn_gone */
-/* @@event 8 cancel */
+/* @@event 8 splice_in */
+/* @@event 9 splice_out_done */
+/* @@event 10 splice_out_short */
+/* @@event 11 splice_error */
+/* @@event 12 splice_eof_early */
+/* @@event 13 cancel */

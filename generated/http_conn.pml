@@ -6,13 +6,14 @@
 
 #define S_reading 0
 #define S_throttled 1
-#define S_waiting 2
-#define S_waiting_throttled 3
-#define S_half_closed 4
-#define S_finishing 5
-#define S_lingering 6
-#define S_closing 7
-#define S_closed 8
+#define S_body_held 2
+#define S_waiting 3
+#define S_waiting_throttled 4
+#define S_half_closed 5
+#define S_finishing 6
+#define S_lingering 7
+#define S_closing 8
+#define S_closed 9
 #define E_none 0
 #define E_recv 1
 #define E_recv_eof 2
@@ -31,9 +32,11 @@
 #define E_finish 15
 #define E_committed 16
 #define E_caught_up 17
-#define E_fail 18
-#define E_op_done 19
-#define E_closed 20
+#define E_hold 18
+#define E_release 19
+#define E_fail 20
+#define E_op_done 21
+#define E_closed 22
 #define OP_recv 0
 #define OP_send 1
 #define OP_cancel 2
@@ -197,15 +200,18 @@ inline finish_work(held) {
 #define A_resume_held 12
 #define A_unthrottle 13
 #define A_resume_reading 14
-#define A_close_after_body 15
-#define A_close_after_head 16
-#define A_note_shutdown 17
-#define A_finish 18
-#define A_finish_held 19
-#define A_linger 20
-#define A_drop 21
-#define A_maybe_close 22
-#define A_release 23
+#define A_drain_body 15
+#define A_drain_held 16
+#define A_unhold 17
+#define A_close_after_body 18
+#define A_close_after_head 19
+#define A_note_shutdown 20
+#define A_finish 21
+#define A_finish_held 22
+#define A_linger 23
+#define A_drop 24
+#define A_maybe_close 25
+#define A_release 26
 byte act;          /* the action the transition asked for */
 
 inline run_action() {
@@ -267,6 +273,15 @@ inline run_action() {
   :: act == A_resume_reading ->
      park();
      skip
+  :: act == A_drain_body ->
+     skip;
+     skip
+  :: act == A_drain_held ->
+     skip;
+     skip
+  :: act == A_unhold ->
+     skip;
+     skip
   :: act == A_close_after_body ->
      close_after = 1;
      skip
@@ -305,6 +320,7 @@ inline guard_over_cap() { if :: gv = 1 :: gv = 0 fi; gv = gv && (wq + sending > 
 inline guard_close_due() { gv = (close_after && !body) }
 inline guard_between_requests() { if :: gv = 1 :: gv = 0 fi; gv = gv && (!body) }
 inline guard_body_pending() { gv = (body) }
+inline guard_body_abandoned() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 
 /* One event from the current state: the transition's alternatives, in
  * spec order; the state is stored before the action runs (as in C). */
@@ -313,357 +329,431 @@ inline step() {
   :: st == S_reading ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 0, cur); st = S_reading; act = A_consume  /* spec/machines/http_conn.toml:102 */
+        printf("@@t %d %d\n", 0, cur); st = S_reading; act = A_consume  /* spec/machines/http_conn.toml:119 */
      :: cur == E_recv_eof ->
-        guard_answers_due();
+        guard_body_pending();
         if
         :: gv ->
-           printf("@@t %d %d\n", 1, cur); st = S_half_closed; skip  /* spec/machines/http_conn.toml:103 */
+           printf("@@t %d %d\n", 1, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:124 */
         :: else ->
-           guard_owes();
+           guard_answers_due();
            if
            :: gv ->
-              printf("@@t %d %d\n", 2, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:103 */
+              printf("@@t %d %d\n", 2, cur); st = S_half_closed; skip  /* spec/machines/http_conn.toml:124 */
            :: else ->
-              printf("@@t %d %d\n", 3, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:103 */
+              guard_owes();
+              if
+              :: gv ->
+                 printf("@@t %d %d\n", 3, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:124 */
+              :: else ->
+                 printf("@@t %d %d\n", 4, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:124 */
+              fi
            fi
         fi
      :: cur == E_recv_ended ->
-        printf("@@t %d %d\n", 4, cur); st = S_reading; act = A_rearm  /* spec/machines/http_conn.toml:104 */
+        printf("@@t %d %d\n", 5, cur); st = S_reading; act = A_rearm  /* spec/machines/http_conn.toml:125 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 5, cur); st = S_reading; act = A_park  /* spec/machines/http_conn.toml:105 */
+        printf("@@t %d %d\n", 6, cur); st = S_reading; act = A_park  /* spec/machines/http_conn.toml:126 */
      :: cur == E_recv_cancelled ->
-        printf("@@t %d %d\n", 6, cur); st = S_reading; act = A_rearm  /* spec/machines/http_conn.toml:106 */
+        printf("@@t %d %d\n", 7, cur); st = S_reading; act = A_rearm  /* spec/machines/http_conn.toml:127 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 7, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:95 */
+        printf("@@t %d %d\n", 8, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 8, cur); st = S_reading; act = A_send_rest  /* spec/machines/http_conn.toml:107 */
+        printf("@@t %d %d\n", 9, cur); st = S_reading; act = A_send_rest  /* spec/machines/http_conn.toml:128 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 9, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:96 */
+        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:97 */
+        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_reply ->
-        printf("@@t %d %d\n", 11, cur); st = S_reading; act = A_commit  /* spec/machines/http_conn.toml:112 */
+        guard_body_abandoned();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 12, cur); st = S_reading; act = A_drain_body  /* spec/machines/http_conn.toml:133 */
+        :: else ->
+           printf("@@t %d %d\n", 13, cur); st = S_reading; act = A_commit  /* spec/machines/http_conn.toml:133 */
+        fi
      :: cur == E_shutdown ->
         guard_between_requests();
         if
         :: gv ->
-           printf("@@t %d %d\n", 12, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:114 */
+           printf("@@t %d %d\n", 14, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:135 */
         :: else ->
            guard_body_pending();
            if
            :: gv ->
-              printf("@@t %d %d\n", 13, cur); st = S_reading; act = A_close_after_body  /* spec/machines/http_conn.toml:114 */
+              printf("@@t %d %d\n", 15, cur); st = S_reading; act = A_close_after_body  /* spec/machines/http_conn.toml:135 */
            :: else ->
-              printf("@@t %d %d\n", 14, cur); st = S_reading; act = A_close_after_head  /* spec/machines/http_conn.toml:114 */
+              printf("@@t %d %d\n", 16, cur); st = S_reading; act = A_close_after_head  /* spec/machines/http_conn.toml:135 */
            fi
         fi
      :: cur == E_async ->
-        printf("@@t %d %d\n", 15, cur); st = S_waiting; skip  /* spec/machines/http_conn.toml:115 */
+        printf("@@t %d %d\n", 17, cur); st = S_waiting; skip  /* spec/machines/http_conn.toml:136 */
      :: cur == E_throttle ->
-        printf("@@t %d %d\n", 16, cur); st = S_throttled; skip  /* spec/machines/http_conn.toml:116 */
+        printf("@@t %d %d\n", 18, cur); st = S_throttled; skip  /* spec/machines/http_conn.toml:137 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 17, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:117 */
+        printf("@@t %d %d\n", 19, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:139 */
      :: cur == E_committed ->
         guard_close_due();
         if
         :: gv ->
-           printf("@@t %d %d\n", 18, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:113 */
+           printf("@@t %d %d\n", 20, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:134 */
         :: else ->
-           printf("@@t %d %d\n", 19, cur); st = S_reading; act = A_resume  /* spec/machines/http_conn.toml:113 */
+           printf("@@t %d %d\n", 21, cur); st = S_reading; act = A_resume  /* spec/machines/http_conn.toml:134 */
         fi
+     :: cur == E_hold ->
+        printf("@@t %d %d\n", 22, cur); st = S_body_held; skip  /* spec/machines/http_conn.toml:138 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 20, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:98 */
+        printf("@@t %d %d\n", 23, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: else -> skip /* ignored */
      fi
   :: st == S_throttled ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 21, cur); st = S_throttled; act = A_consume_held  /* spec/machines/http_conn.toml:122 */
+        printf("@@t %d %d\n", 24, cur); st = S_throttled; act = A_consume_held  /* spec/machines/http_conn.toml:144 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 22, cur); st = S_throttled; act = A_count_nobufs  /* spec/machines/http_conn.toml:123 */
+        printf("@@t %d %d\n", 25, cur); st = S_throttled; act = A_count_nobufs  /* spec/machines/http_conn.toml:145 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 23, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:95 */
+        printf("@@t %d %d\n", 26, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
      :: cur == E_send_done ->
         guard_over_cap();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:124 */
+           skip /* ignored: spec/machines/http_conn.toml:146 */
         :: else ->
            guard_peer_shut();
            if
            :: gv ->
-              printf("@@t %d %d\n", 24, cur); st = S_half_closed; act = A_unthrottle  /* spec/machines/http_conn.toml:124 */
+              printf("@@t %d %d\n", 27, cur); st = S_half_closed; act = A_unthrottle  /* spec/machines/http_conn.toml:146 */
            :: else ->
-              printf("@@t %d %d\n", 25, cur); st = S_reading; act = A_unthrottle  /* spec/machines/http_conn.toml:124 */
+              printf("@@t %d %d\n", 28, cur); st = S_reading; act = A_unthrottle  /* spec/machines/http_conn.toml:146 */
            fi
         fi
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 26, cur); st = S_throttled; act = A_send_rest  /* spec/machines/http_conn.toml:125 */
+        printf("@@t %d %d\n", 29, cur); st = S_throttled; act = A_send_rest  /* spec/machines/http_conn.toml:147 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 27, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:96 */
+        printf("@@t %d %d\n", 30, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 28, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:97 */
+        printf("@@t %d %d\n", 31, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_reply ->
-        printf("@@t %d %d\n", 29, cur); st = S_throttled; act = A_commit  /* spec/machines/http_conn.toml:126 */
+        guard_body_abandoned();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 32, cur); st = S_throttled; act = A_drain_body  /* spec/machines/http_conn.toml:148 */
+        :: else ->
+           printf("@@t %d %d\n", 33, cur); st = S_throttled; act = A_commit  /* spec/machines/http_conn.toml:148 */
+        fi
      :: cur == E_shutdown ->
         guard_between_requests();
         if
         :: gv ->
-           printf("@@t %d %d\n", 30, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:128 */
+           printf("@@t %d %d\n", 34, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:150 */
         :: else ->
            guard_body_pending();
            if
            :: gv ->
-              printf("@@t %d %d\n", 31, cur); st = S_throttled; act = A_close_after_body  /* spec/machines/http_conn.toml:128 */
+              printf("@@t %d %d\n", 35, cur); st = S_throttled; act = A_close_after_body  /* spec/machines/http_conn.toml:150 */
            :: else ->
-              printf("@@t %d %d\n", 32, cur); st = S_throttled; act = A_close_after_head  /* spec/machines/http_conn.toml:128 */
+              printf("@@t %d %d\n", 36, cur); st = S_throttled; act = A_close_after_head  /* spec/machines/http_conn.toml:150 */
            fi
         fi
      :: cur == E_async ->
-        printf("@@t %d %d\n", 33, cur); st = S_waiting_throttled; skip  /* spec/machines/http_conn.toml:129 */
+        printf("@@t %d %d\n", 37, cur); st = S_waiting_throttled; skip  /* spec/machines/http_conn.toml:151 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 34, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:130 */
+        printf("@@t %d %d\n", 38, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:153 */
      :: cur == E_committed ->
         guard_close_due();
         if
         :: gv ->
-           printf("@@t %d %d\n", 35, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:127 */
+           printf("@@t %d %d\n", 39, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:149 */
         :: else ->
            guard_over_cap();
            if
            :: gv ->
-              printf("@@t %d %d\n", 36, cur); st = S_throttled; act = A_resume_held  /* spec/machines/http_conn.toml:127 */
+              printf("@@t %d %d\n", 40, cur); st = S_throttled; act = A_resume_held  /* spec/machines/http_conn.toml:149 */
            :: else ->
               guard_peer_shut();
               if
               :: gv ->
-                 printf("@@t %d %d\n", 37, cur); st = S_half_closed; act = A_resume  /* spec/machines/http_conn.toml:127 */
+                 printf("@@t %d %d\n", 41, cur); st = S_half_closed; act = A_resume  /* spec/machines/http_conn.toml:149 */
               :: else ->
-                 printf("@@t %d %d\n", 38, cur); st = S_reading; act = A_resume  /* spec/machines/http_conn.toml:127 */
+                 printf("@@t %d %d\n", 42, cur); st = S_reading; act = A_resume  /* spec/machines/http_conn.toml:149 */
               fi
            fi
         fi
+     :: cur == E_hold ->
+        printf("@@t %d %d\n", 43, cur); st = S_body_held; skip  /* spec/machines/http_conn.toml:152 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 39, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:98 */
+        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_body_held ->
+     if
+     :: cur == E_recv ->
+        printf("@@t %d %d\n", 45, cur); st = S_body_held; act = A_stash_held  /* spec/machines/http_conn.toml:158 */
+     :: cur == E_recv_nobufs ->
+        printf("@@t %d %d\n", 46, cur); st = S_body_held; act = A_count_nobufs  /* spec/machines/http_conn.toml:159 */
+     :: cur == E_recv_error ->
+        printf("@@t %d %d\n", 47, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
+     :: cur == E_send_partial ->
+        printf("@@t %d %d\n", 48, cur); st = S_body_held; act = A_send_rest  /* spec/machines/http_conn.toml:160 */
+     :: cur == E_send_error ->
+        printf("@@t %d %d\n", 49, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
+     :: cur == E_timeout ->
+        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
+     :: cur == E_reply ->
+        guard_body_abandoned();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 51, cur); st = S_body_held; act = A_drain_held  /* spec/machines/http_conn.toml:161 */
+        :: else ->
+           printf("@@t %d %d\n", 52, cur); st = S_body_held; act = A_commit  /* spec/machines/http_conn.toml:161 */
+        fi
+     :: cur == E_shutdown ->
+        printf("@@t %d %d\n", 53, cur); st = S_body_held; act = A_close_after_body  /* spec/machines/http_conn.toml:163 */
+     :: cur == E_finish ->
+        printf("@@t %d %d\n", 54, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:164 */
+     :: cur == E_release ->
+        guard_peer_shut();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 55, cur); st = S_half_closed; act = A_unhold  /* spec/machines/http_conn.toml:162 */
+        :: else ->
+           printf("@@t %d %d\n", 56, cur); st = S_reading; act = A_unhold  /* spec/machines/http_conn.toml:162 */
+        fi
+     :: cur == E_fail ->
+        printf("@@t %d %d\n", 57, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: else -> skip /* ignored */
      fi
   :: st == S_waiting ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 40, cur); st = S_waiting; act = A_stash  /* spec/machines/http_conn.toml:135 */
+        printf("@@t %d %d\n", 58, cur); st = S_waiting; act = A_stash  /* spec/machines/http_conn.toml:169 */
      :: cur == E_recv_ended ->
-        printf("@@t %d %d\n", 41, cur); st = S_waiting; act = A_rearm  /* spec/machines/http_conn.toml:136 */
+        printf("@@t %d %d\n", 59, cur); st = S_waiting; act = A_rearm  /* spec/machines/http_conn.toml:170 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 42, cur); st = S_waiting; act = A_park  /* spec/machines/http_conn.toml:137 */
+        printf("@@t %d %d\n", 60, cur); st = S_waiting; act = A_park  /* spec/machines/http_conn.toml:171 */
      :: cur == E_recv_cancelled ->
-        printf("@@t %d %d\n", 43, cur); st = S_waiting; act = A_rearm  /* spec/machines/http_conn.toml:138 */
+        printf("@@t %d %d\n", 61, cur); st = S_waiting; act = A_rearm  /* spec/machines/http_conn.toml:172 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:95 */
+        printf("@@t %d %d\n", 62, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 45, cur); st = S_waiting; act = A_send_rest  /* spec/machines/http_conn.toml:139 */
+        printf("@@t %d %d\n", 63, cur); st = S_waiting; act = A_send_rest  /* spec/machines/http_conn.toml:173 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 46, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:96 */
+        printf("@@t %d %d\n", 64, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 47, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:97 */
+        printf("@@t %d %d\n", 65, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_reply ->
         guard_peer_shut();
         if
         :: gv ->
-           printf("@@t %d %d\n", 48, cur); st = S_half_closed; act = A_commit  /* spec/machines/http_conn.toml:140 */
+           printf("@@t %d %d\n", 66, cur); st = S_half_closed; act = A_commit  /* spec/machines/http_conn.toml:174 */
         :: else ->
-           printf("@@t %d %d\n", 49, cur); st = S_reading; act = A_commit  /* spec/machines/http_conn.toml:140 */
+           printf("@@t %d %d\n", 67, cur); st = S_reading; act = A_commit  /* spec/machines/http_conn.toml:174 */
         fi
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 50, cur); st = S_waiting; act = A_note_shutdown  /* spec/machines/http_conn.toml:141 */
+        printf("@@t %d %d\n", 68, cur); st = S_waiting; act = A_note_shutdown  /* spec/machines/http_conn.toml:175 */
      :: cur == E_throttle ->
-        printf("@@t %d %d\n", 51, cur); st = S_waiting_throttled; skip  /* spec/machines/http_conn.toml:142 */
+        printf("@@t %d %d\n", 69, cur); st = S_waiting_throttled; skip  /* spec/machines/http_conn.toml:176 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 52, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:143 */
+        printf("@@t %d %d\n", 70, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:177 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 53, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:98 */
+        printf("@@t %d %d\n", 71, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: else -> skip /* ignored */
      fi
   :: st == S_waiting_throttled ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 54, cur); st = S_waiting_throttled; act = A_stash_held  /* spec/machines/http_conn.toml:148 */
+        printf("@@t %d %d\n", 72, cur); st = S_waiting_throttled; act = A_stash_held  /* spec/machines/http_conn.toml:182 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 55, cur); st = S_waiting_throttled; act = A_count_nobufs  /* spec/machines/http_conn.toml:149 */
+        printf("@@t %d %d\n", 73, cur); st = S_waiting_throttled; act = A_count_nobufs  /* spec/machines/http_conn.toml:183 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 56, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:95 */
+        printf("@@t %d %d\n", 74, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
      :: cur == E_send_done ->
         guard_over_cap();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:150 */
+           skip /* ignored: spec/machines/http_conn.toml:184 */
         :: else ->
-           printf("@@t %d %d\n", 57, cur); st = S_waiting; act = A_resume_reading  /* spec/machines/http_conn.toml:150 */
+           printf("@@t %d %d\n", 75, cur); st = S_waiting; act = A_resume_reading  /* spec/machines/http_conn.toml:184 */
         fi
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 58, cur); st = S_waiting_throttled; act = A_send_rest  /* spec/machines/http_conn.toml:151 */
+        printf("@@t %d %d\n", 76, cur); st = S_waiting_throttled; act = A_send_rest  /* spec/machines/http_conn.toml:185 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 59, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:96 */
+        printf("@@t %d %d\n", 77, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 60, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:97 */
+        printf("@@t %d %d\n", 78, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_reply ->
-        printf("@@t %d %d\n", 61, cur); st = S_throttled; act = A_commit  /* spec/machines/http_conn.toml:152 */
+        printf("@@t %d %d\n", 79, cur); st = S_throttled; act = A_commit  /* spec/machines/http_conn.toml:186 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 62, cur); st = S_waiting_throttled; act = A_note_shutdown  /* spec/machines/http_conn.toml:153 */
+        printf("@@t %d %d\n", 80, cur); st = S_waiting_throttled; act = A_note_shutdown  /* spec/machines/http_conn.toml:187 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 63, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:154 */
+        printf("@@t %d %d\n", 81, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:188 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 64, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:98 */
+        printf("@@t %d %d\n", 82, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: else -> skip /* ignored */
      fi
   :: st == S_half_closed ->
      if
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 65, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:95 */
+        printf("@@t %d %d\n", 83, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
      :: cur == E_send_done ->
         guard_answers_due();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:166 */
+           skip /* ignored: spec/machines/http_conn.toml:200 */
         :: else ->
            guard_owes();
            if
            :: gv ->
-              printf("@@t %d %d\n", 66, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:166 */
+              printf("@@t %d %d\n", 84, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:200 */
            :: else ->
-              printf("@@t %d %d\n", 67, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:166 */
+              printf("@@t %d %d\n", 85, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:200 */
            fi
         fi
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 68, cur); st = S_half_closed; act = A_send_rest  /* spec/machines/http_conn.toml:167 */
+        printf("@@t %d %d\n", 86, cur); st = S_half_closed; act = A_send_rest  /* spec/machines/http_conn.toml:201 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 69, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:96 */
+        printf("@@t %d %d\n", 87, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 70, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:97 */
+        printf("@@t %d %d\n", 88, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_reply ->
-        printf("@@t %d %d\n", 71, cur); st = S_half_closed; act = A_commit  /* spec/machines/http_conn.toml:168 */
+        guard_body_abandoned();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 89, cur); st = S_half_closed; act = A_drain_body  /* spec/machines/http_conn.toml:202 */
+        :: else ->
+           printf("@@t %d %d\n", 90, cur); st = S_half_closed; act = A_commit  /* spec/machines/http_conn.toml:202 */
+        fi
      :: cur == E_shutdown ->
         guard_between_requests();
         if
         :: gv ->
-           printf("@@t %d %d\n", 72, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:171 */
+           printf("@@t %d %d\n", 91, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:205 */
         :: else ->
            guard_body_pending();
            if
            :: gv ->
-              printf("@@t %d %d\n", 73, cur); st = S_half_closed; act = A_close_after_body  /* spec/machines/http_conn.toml:171 */
+              printf("@@t %d %d\n", 92, cur); st = S_half_closed; act = A_close_after_body  /* spec/machines/http_conn.toml:205 */
            :: else ->
-              printf("@@t %d %d\n", 74, cur); st = S_half_closed; act = A_close_after_head  /* spec/machines/http_conn.toml:171 */
+              printf("@@t %d %d\n", 93, cur); st = S_half_closed; act = A_close_after_head  /* spec/machines/http_conn.toml:205 */
            fi
         fi
      :: cur == E_async ->
-        printf("@@t %d %d\n", 75, cur); st = S_waiting; skip  /* spec/machines/http_conn.toml:172 */
+        printf("@@t %d %d\n", 94, cur); st = S_waiting; skip  /* spec/machines/http_conn.toml:206 */
      :: cur == E_throttle ->
-        printf("@@t %d %d\n", 76, cur); st = S_throttled; skip  /* spec/machines/http_conn.toml:173 */
+        printf("@@t %d %d\n", 95, cur); st = S_throttled; skip  /* spec/machines/http_conn.toml:207 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 77, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:174 */
+        printf("@@t %d %d\n", 96, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:209 */
      :: cur == E_committed ->
         guard_close_due();
         if
         :: gv ->
-           printf("@@t %d %d\n", 78, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:169 */
+           printf("@@t %d %d\n", 97, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:203 */
         :: else ->
-           printf("@@t %d %d\n", 79, cur); st = S_half_closed; act = A_resume  /* spec/machines/http_conn.toml:169 */
+           printf("@@t %d %d\n", 98, cur); st = S_half_closed; act = A_resume  /* spec/machines/http_conn.toml:203 */
         fi
      :: cur == E_caught_up ->
-        guard_answers_due();
+        guard_body_pending();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:170 */
+           printf("@@t %d %d\n", 99, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:204 */
         :: else ->
-           guard_owes();
+           guard_answers_due();
            if
            :: gv ->
-              printf("@@t %d %d\n", 80, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:170 */
+              skip /* ignored: spec/machines/http_conn.toml:204 */
            :: else ->
-              printf("@@t %d %d\n", 81, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:170 */
+              guard_owes();
+              if
+              :: gv ->
+                 printf("@@t %d %d\n", 100, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:204 */
+              :: else ->
+                 printf("@@t %d %d\n", 101, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:204 */
+              fi
            fi
         fi
+     :: cur == E_hold ->
+        printf("@@t %d %d\n", 102, cur); st = S_body_held; skip  /* spec/machines/http_conn.toml:208 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 82, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:98 */
+        printf("@@t %d %d\n", 103, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: else -> skip /* ignored */
      fi
   :: st == S_finishing ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 83, cur); st = S_finishing; act = A_discard  /* spec/machines/http_conn.toml:180 */
+        printf("@@t %d %d\n", 104, cur); st = S_finishing; act = A_discard  /* spec/machines/http_conn.toml:215 */
      :: cur == E_recv_ended ->
-        printf("@@t %d %d\n", 84, cur); st = S_finishing; act = A_rearm  /* spec/machines/http_conn.toml:181 */
+        printf("@@t %d %d\n", 105, cur); st = S_finishing; act = A_rearm  /* spec/machines/http_conn.toml:216 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 85, cur); st = S_finishing; act = A_park  /* spec/machines/http_conn.toml:182 */
+        printf("@@t %d %d\n", 106, cur); st = S_finishing; act = A_park  /* spec/machines/http_conn.toml:217 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 86, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:95 */
+        printf("@@t %d %d\n", 107, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
      :: cur == E_send_done ->
         guard_owes();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:183 */
+           skip /* ignored: spec/machines/http_conn.toml:218 */
         :: else ->
            guard_peer_shut();
            if
            :: gv ->
-              printf("@@t %d %d\n", 87, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:183 */
+              printf("@@t %d %d\n", 108, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:218 */
            :: else ->
-              printf("@@t %d %d\n", 88, cur); st = S_lingering; act = A_linger  /* spec/machines/http_conn.toml:183 */
+              printf("@@t %d %d\n", 109, cur); st = S_lingering; act = A_linger  /* spec/machines/http_conn.toml:218 */
            fi
         fi
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 89, cur); st = S_finishing; act = A_send_rest  /* spec/machines/http_conn.toml:184 */
+        printf("@@t %d %d\n", 110, cur); st = S_finishing; act = A_send_rest  /* spec/machines/http_conn.toml:219 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 90, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:96 */
+        printf("@@t %d %d\n", 111, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 91, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:97 */
+        printf("@@t %d %d\n", 112, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_reply ->
-        printf("@@t %d %d\n", 92, cur); st = S_finishing; act = A_commit  /* spec/machines/http_conn.toml:185 */
+        printf("@@t %d %d\n", 113, cur); st = S_finishing; act = A_commit  /* spec/machines/http_conn.toml:220 */
      :: cur == E_committed ->
         guard_owes();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:186 */
+           skip /* ignored: spec/machines/http_conn.toml:221 */
         :: else ->
            guard_peer_shut();
            if
            :: gv ->
-              printf("@@t %d %d\n", 93, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:186 */
+              printf("@@t %d %d\n", 114, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:221 */
            :: else ->
-              printf("@@t %d %d\n", 94, cur); st = S_lingering; act = A_linger  /* spec/machines/http_conn.toml:186 */
+              printf("@@t %d %d\n", 115, cur); st = S_lingering; act = A_linger  /* spec/machines/http_conn.toml:221 */
            fi
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 95, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:98 */
+        printf("@@t %d %d\n", 116, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: else -> skip /* ignored */
      fi
   :: st == S_lingering ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 96, cur); st = S_lingering; act = A_discard  /* spec/machines/http_conn.toml:191 */
+        printf("@@t %d %d\n", 117, cur); st = S_lingering; act = A_discard  /* spec/machines/http_conn.toml:226 */
      :: cur == E_recv_eof ->
-        printf("@@t %d %d\n", 97, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:192 */
+        printf("@@t %d %d\n", 118, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:227 */
      :: cur == E_recv_ended ->
-        printf("@@t %d %d\n", 98, cur); st = S_lingering; act = A_rearm  /* spec/machines/http_conn.toml:193 */
+        printf("@@t %d %d\n", 119, cur); st = S_lingering; act = A_rearm  /* spec/machines/http_conn.toml:228 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 99, cur); st = S_lingering; act = A_park  /* spec/machines/http_conn.toml:194 */
+        printf("@@t %d %d\n", 120, cur); st = S_lingering; act = A_park  /* spec/machines/http_conn.toml:229 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 100, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:95 */
+        printf("@@t %d %d\n", 121, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 101, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:96 */
+        printf("@@t %d %d\n", 122, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 102, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:97 */
+        printf("@@t %d %d\n", 123, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 103, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:98 */
+        printf("@@t %d %d\n", 124, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing ->
      if
      :: cur == E_op_done ->
-        printf("@@t %d %d\n", 104, cur); st = S_closing; act = A_maybe_close  /* spec/machines/http_conn.toml:199 */
+        printf("@@t %d %d\n", 125, cur); st = S_closing; act = A_maybe_close  /* spec/machines/http_conn.toml:234 */
      :: cur == E_closed ->
-        printf("@@t %d %d\n", 105, cur); st = S_closed; act = A_release  /* spec/machines/http_conn.toml:200 */
+        printf("@@t %d %d\n", 126, cur); st = S_closed; act = A_release  /* spec/machines/http_conn.toml:235 */
      :: else -> skip /* ignored */
      fi
   :: else -> skip /* a final state ignores every event */
@@ -792,7 +882,7 @@ active proctype ring() {
         b_shutdown--;
         printf("@@c %d\n", 16);
         q0 = E_shutdown; q1 = E_none
-     :: timeout && !in_final() && (st == S_reading || st == S_throttled || st == S_waiting || st == S_waiting_throttled || st == S_half_closed || st == S_finishing || st == S_lingering) ->
+     :: timeout && !in_final() && (st == S_reading || st == S_throttled || st == S_body_held || st == S_waiting || st == S_waiting_throttled || st == S_half_closed || st == S_finishing || st == S_lingering) ->
         printf("@@c %d\n", 17);
         q0 = E_timeout; q1 = E_none
      :: !in_final() && b_deadline > 0 ->
@@ -863,111 +953,132 @@ ltl ends { <> ended }
 /* @@script 17 timeout */
 /* @@script 18 timeout */
 /* @@trans 0 reading reading consume */
-/* @@trans 1 reading half_closed - */
-/* @@trans 2 reading finishing finish */
-/* @@trans 3 reading closing drop */
-/* @@trans 4 reading reading rearm */
-/* @@trans 5 reading reading park */
-/* @@trans 6 reading reading rearm */
-/* @@trans 7 reading closing drop */
-/* @@trans 8 reading reading send_rest */
-/* @@trans 9 reading closing drop */
+/* @@trans 1 reading finishing finish */
+/* @@trans 2 reading half_closed - */
+/* @@trans 3 reading finishing finish */
+/* @@trans 4 reading closing drop */
+/* @@trans 5 reading reading rearm */
+/* @@trans 6 reading reading park */
+/* @@trans 7 reading reading rearm */
+/* @@trans 8 reading closing drop */
+/* @@trans 9 reading reading send_rest */
 /* @@trans 10 reading closing drop */
-/* @@trans 11 reading reading commit */
-/* @@trans 12 reading finishing finish */
-/* @@trans 13 reading reading close_after_body */
-/* @@trans 14 reading reading close_after_head */
-/* @@trans 15 reading waiting - */
-/* @@trans 16 reading throttled - */
-/* @@trans 17 reading finishing finish */
-/* @@trans 18 reading finishing finish */
-/* @@trans 19 reading reading resume */
-/* @@trans 20 reading closing drop */
-/* @@trans 21 throttled throttled consume_held */
-/* @@trans 22 throttled throttled count_nobufs */
-/* @@trans 23 throttled closing drop */
-/* @@trans 24 throttled half_closed unthrottle */
-/* @@trans 25 throttled reading unthrottle */
-/* @@trans 26 throttled throttled send_rest */
-/* @@trans 27 throttled closing drop */
-/* @@trans 28 throttled closing drop */
-/* @@trans 29 throttled throttled commit */
-/* @@trans 30 throttled finishing finish_held */
-/* @@trans 31 throttled throttled close_after_body */
-/* @@trans 32 throttled throttled close_after_head */
-/* @@trans 33 throttled waiting_throttled - */
+/* @@trans 11 reading closing drop */
+/* @@trans 12 reading reading drain_body */
+/* @@trans 13 reading reading commit */
+/* @@trans 14 reading finishing finish */
+/* @@trans 15 reading reading close_after_body */
+/* @@trans 16 reading reading close_after_head */
+/* @@trans 17 reading waiting - */
+/* @@trans 18 reading throttled - */
+/* @@trans 19 reading finishing finish */
+/* @@trans 20 reading finishing finish */
+/* @@trans 21 reading reading resume */
+/* @@trans 22 reading body_held - */
+/* @@trans 23 reading closing drop */
+/* @@trans 24 throttled throttled consume_held */
+/* @@trans 25 throttled throttled count_nobufs */
+/* @@trans 26 throttled closing drop */
+/* @@trans 27 throttled half_closed unthrottle */
+/* @@trans 28 throttled reading unthrottle */
+/* @@trans 29 throttled throttled send_rest */
+/* @@trans 30 throttled closing drop */
+/* @@trans 31 throttled closing drop */
+/* @@trans 32 throttled throttled drain_body */
+/* @@trans 33 throttled throttled commit */
 /* @@trans 34 throttled finishing finish_held */
-/* @@trans 35 throttled finishing finish_held */
-/* @@trans 36 throttled throttled resume_held */
-/* @@trans 37 throttled half_closed resume */
-/* @@trans 38 throttled reading resume */
-/* @@trans 39 throttled closing drop */
-/* @@trans 40 waiting waiting stash */
-/* @@trans 41 waiting waiting rearm */
-/* @@trans 42 waiting waiting park */
-/* @@trans 43 waiting waiting rearm */
-/* @@trans 44 waiting closing drop */
-/* @@trans 45 waiting waiting send_rest */
-/* @@trans 46 waiting closing drop */
-/* @@trans 47 waiting closing drop */
-/* @@trans 48 waiting half_closed commit */
-/* @@trans 49 waiting reading commit */
-/* @@trans 50 waiting waiting note_shutdown */
-/* @@trans 51 waiting waiting_throttled - */
-/* @@trans 52 waiting finishing finish */
-/* @@trans 53 waiting closing drop */
-/* @@trans 54 waiting_throttled waiting_throttled stash_held */
-/* @@trans 55 waiting_throttled waiting_throttled count_nobufs */
-/* @@trans 56 waiting_throttled closing drop */
-/* @@trans 57 waiting_throttled waiting resume_reading */
-/* @@trans 58 waiting_throttled waiting_throttled send_rest */
-/* @@trans 59 waiting_throttled closing drop */
-/* @@trans 60 waiting_throttled closing drop */
-/* @@trans 61 waiting_throttled throttled commit */
-/* @@trans 62 waiting_throttled waiting_throttled note_shutdown */
-/* @@trans 63 waiting_throttled finishing finish_held */
-/* @@trans 64 waiting_throttled closing drop */
-/* @@trans 65 half_closed closing drop */
-/* @@trans 66 half_closed finishing finish */
-/* @@trans 67 half_closed closing drop */
-/* @@trans 68 half_closed half_closed send_rest */
-/* @@trans 69 half_closed closing drop */
-/* @@trans 70 half_closed closing drop */
-/* @@trans 71 half_closed half_closed commit */
-/* @@trans 72 half_closed finishing finish */
-/* @@trans 73 half_closed half_closed close_after_body */
-/* @@trans 74 half_closed half_closed close_after_head */
-/* @@trans 75 half_closed waiting - */
-/* @@trans 76 half_closed throttled - */
-/* @@trans 77 half_closed finishing finish */
-/* @@trans 78 half_closed finishing finish */
-/* @@trans 79 half_closed half_closed resume */
-/* @@trans 80 half_closed finishing finish */
-/* @@trans 81 half_closed closing drop */
-/* @@trans 82 half_closed closing drop */
-/* @@trans 83 finishing finishing discard */
-/* @@trans 84 finishing finishing rearm */
-/* @@trans 85 finishing finishing park */
-/* @@trans 86 finishing closing drop */
-/* @@trans 87 finishing closing drop */
-/* @@trans 88 finishing lingering linger */
-/* @@trans 89 finishing finishing send_rest */
-/* @@trans 90 finishing closing drop */
-/* @@trans 91 finishing closing drop */
-/* @@trans 92 finishing finishing commit */
-/* @@trans 93 finishing closing drop */
-/* @@trans 94 finishing lingering linger */
-/* @@trans 95 finishing closing drop */
-/* @@trans 96 lingering lingering discard */
-/* @@trans 97 lingering closing drop */
-/* @@trans 98 lingering lingering rearm */
-/* @@trans 99 lingering lingering park */
-/* @@trans 100 lingering closing drop */
-/* @@trans 101 lingering closing drop */
-/* @@trans 102 lingering closing drop */
-/* @@trans 103 lingering closing drop */
-/* @@trans 104 closing closing maybe_close */
-/* @@trans 105 closing closed release */
+/* @@trans 35 throttled throttled close_after_body */
+/* @@trans 36 throttled throttled close_after_head */
+/* @@trans 37 throttled waiting_throttled - */
+/* @@trans 38 throttled finishing finish_held */
+/* @@trans 39 throttled finishing finish_held */
+/* @@trans 40 throttled throttled resume_held */
+/* @@trans 41 throttled half_closed resume */
+/* @@trans 42 throttled reading resume */
+/* @@trans 43 throttled body_held - */
+/* @@trans 44 throttled closing drop */
+/* @@trans 45 body_held body_held stash_held */
+/* @@trans 46 body_held body_held count_nobufs */
+/* @@trans 47 body_held closing drop */
+/* @@trans 48 body_held body_held send_rest */
+/* @@trans 49 body_held closing drop */
+/* @@trans 50 body_held closing drop */
+/* @@trans 51 body_held body_held drain_held */
+/* @@trans 52 body_held body_held commit */
+/* @@trans 53 body_held body_held close_after_body */
+/* @@trans 54 body_held finishing finish_held */
+/* @@trans 55 body_held half_closed unhold */
+/* @@trans 56 body_held reading unhold */
+/* @@trans 57 body_held closing drop */
+/* @@trans 58 waiting waiting stash */
+/* @@trans 59 waiting waiting rearm */
+/* @@trans 60 waiting waiting park */
+/* @@trans 61 waiting waiting rearm */
+/* @@trans 62 waiting closing drop */
+/* @@trans 63 waiting waiting send_rest */
+/* @@trans 64 waiting closing drop */
+/* @@trans 65 waiting closing drop */
+/* @@trans 66 waiting half_closed commit */
+/* @@trans 67 waiting reading commit */
+/* @@trans 68 waiting waiting note_shutdown */
+/* @@trans 69 waiting waiting_throttled - */
+/* @@trans 70 waiting finishing finish */
+/* @@trans 71 waiting closing drop */
+/* @@trans 72 waiting_throttled waiting_throttled stash_held */
+/* @@trans 73 waiting_throttled waiting_throttled count_nobufs */
+/* @@trans 74 waiting_throttled closing drop */
+/* @@trans 75 waiting_throttled waiting resume_reading */
+/* @@trans 76 waiting_throttled waiting_throttled send_rest */
+/* @@trans 77 waiting_throttled closing drop */
+/* @@trans 78 waiting_throttled closing drop */
+/* @@trans 79 waiting_throttled throttled commit */
+/* @@trans 80 waiting_throttled waiting_throttled note_shutdown */
+/* @@trans 81 waiting_throttled finishing finish_held */
+/* @@trans 82 waiting_throttled closing drop */
+/* @@trans 83 half_closed closing drop */
+/* @@trans 84 half_closed finishing finish */
+/* @@trans 85 half_closed closing drop */
+/* @@trans 86 half_closed half_closed send_rest */
+/* @@trans 87 half_closed closing drop */
+/* @@trans 88 half_closed closing drop */
+/* @@trans 89 half_closed half_closed drain_body */
+/* @@trans 90 half_closed half_closed commit */
+/* @@trans 91 half_closed finishing finish */
+/* @@trans 92 half_closed half_closed close_after_body */
+/* @@trans 93 half_closed half_closed close_after_head */
+/* @@trans 94 half_closed waiting - */
+/* @@trans 95 half_closed throttled - */
+/* @@trans 96 half_closed finishing finish */
+/* @@trans 97 half_closed finishing finish */
+/* @@trans 98 half_closed half_closed resume */
+/* @@trans 99 half_closed finishing finish */
+/* @@trans 100 half_closed finishing finish */
+/* @@trans 101 half_closed closing drop */
+/* @@trans 102 half_closed body_held - */
+/* @@trans 103 half_closed closing drop */
+/* @@trans 104 finishing finishing discard */
+/* @@trans 105 finishing finishing rearm */
+/* @@trans 106 finishing finishing park */
+/* @@trans 107 finishing closing drop */
+/* @@trans 108 finishing closing drop */
+/* @@trans 109 finishing lingering linger */
+/* @@trans 110 finishing finishing send_rest */
+/* @@trans 111 finishing closing drop */
+/* @@trans 112 finishing closing drop */
+/* @@trans 113 finishing finishing commit */
+/* @@trans 114 finishing closing drop */
+/* @@trans 115 finishing lingering linger */
+/* @@trans 116 finishing closing drop */
+/* @@trans 117 lingering lingering discard */
+/* @@trans 118 lingering closing drop */
+/* @@trans 119 lingering lingering rearm */
+/* @@trans 120 lingering lingering park */
+/* @@trans 121 lingering closing drop */
+/* @@trans 122 lingering closing drop */
+/* @@trans 123 lingering closing drop */
+/* @@trans 124 lingering closing drop */
+/* @@trans 125 closing closing maybe_close */
+/* @@trans 126 closing closed release */
 /* @@event 1 recv */
 /* @@event 2 recv_eof */
 /* @@event 3 recv_ended */
@@ -985,6 +1096,8 @@ ltl ends { <> ended }
 /* @@event 15 finish */
 /* @@event 16 committed */
 /* @@event 17 caught_up */
-/* @@event 18 fail */
-/* @@event 19 op_done */
-/* @@event 20 closed */
+/* @@event 18 hold */
+/* @@event 19 release */
+/* @@event 20 fail */
+/* @@event 21 op_done */
+/* @@event 22 closed */
