@@ -142,6 +142,17 @@ int iox_server_run(const struct iox_server_config *cfg);
  * at startup: from on_start) and receives an owner id for the user_data of
  * its SQEs (iox_ud(op, owner, gen, idx)); its completions come back to
  * on_cqe. No id is reserved for any protocol. */
+/* One number a kind reports to the stats scrape: a Prometheus metric name
+ * (e.g. "ioxide_pg_queries_total"), its help line, whether it is a gauge
+ * (else a counter), and its value on this reactor. Several kinds may report
+ * the same name: the values add up per reactor. */
+struct iox_counter {
+    const char *name;
+    const char *help;
+    uint8_t gauge;
+    uint64_t value;
+};
+
 struct iox_kind {
     const char *name;
     /* A completion for this owner (required). */
@@ -156,6 +167,10 @@ struct iox_kind {
     /* Connections or ops this kind still has open (optional): a stopping
      * reactor's loop ends only when every kind reports 0. */
     unsigned (*busy)(struct iox_reactor *r, void *ctx);
+    /* Counters for the stats scrape (optional): fill at most max entries of
+     * out and return how many. Runs on the reactor's thread when a scrape
+     * asks (not the hot path); names and help are static strings. */
+    unsigned (*counters)(struct iox_reactor *r, void *ctx, struct iox_counter *out, unsigned max);
 };
 /* Register a kind; ctx is passed back to every hook. Returns the owner id
  * (≥ IOX_OWN_FIRST_KIND), -EINVAL (no on_cqe), -ENOSPC (255 kinds) or
@@ -166,6 +181,9 @@ int iox_reactor_register_kind(struct iox_reactor *r, const struct iox_kind *k, v
 void iox_reactor_unregister_kind(struct iox_reactor *r, int owner);
 /* Sum of every kind's busy(). */
 unsigned iox_reactor_kinds_busy(struct iox_reactor *r);
+/* Every registered kind's counters (struct iox_kind.counters), at most max,
+ * entries of one name summed. Returns how many were written. On r's thread. */
+unsigned iox_reactor_counters(struct iox_reactor *r, struct iox_counter *out, unsigned max);
 
 /* A per-reactor service (a pool, a snapshot, an application's table) is
  * found by the address of its key: define one `static const struct

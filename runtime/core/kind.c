@@ -35,6 +35,25 @@ void iox_reactor_unregister_kind(struct iox_reactor *r, int owner)
     r->kinds[owner].ctx = NULL;
 }
 
+unsigned iox_reactor_counters(struct iox_reactor *r, struct iox_counter *out, unsigned max)
+{
+    unsigned n = 0;
+    for (unsigned i = IOX_OWN_FIRST_KIND; i < r->nkinds && n < max; i++) {
+        const struct iox_kind *k = r->kinds[i].kind;
+        if (!k || !k->counters) continue;
+        struct iox_counter got[32];
+        unsigned m = k->counters(r, r->kinds[i].ctx, got, 32);
+        for (unsigned j = 0; j < m && j < 32; j++) {
+            unsigned at = 0;
+            while (at < n && strcmp(out[at].name, got[j].name)) at++;
+            if (at < n) { out[at].value += got[j].value; continue; }
+            if (n == max) break;
+            out[n++] = got[j];
+        }
+    }
+    return n;
+}
+
 unsigned iox_reactor_kinds_busy(struct iox_reactor *r)
 {
     unsigned busy = 0;

@@ -24,6 +24,8 @@ struct stats_snap {
     uint64_t accepted, open, requests, closed, enobufs, stale, timeouts, cqes, enters, msgs, msg_rings;
     uint64_t status[6];           /* answers by status class: 1xx .. 5xx (index 1..5) */
     uint64_t bytes_in, bytes_out;
+    struct iox_counter kc[48];    /* every other kind's (pg pools, streams, clients) */
+    unsigned nkc;
     uint8_t valid;
 };
 
@@ -62,6 +64,7 @@ static void snapshot(struct iox_reactor *r, struct stats_snap *s)
     s->enters = r->n_enters;
     s->msgs = r->n_msgs_sent;
     s->msg_rings = r->n_msg_batches;
+    s->nkc = iox_reactor_counters(r, s->kc, sizeof s->kc / sizeof s->kc[0]);
     s->valid = 1;
 }
 
@@ -79,7 +82,7 @@ static void answer(struct stats_gather *g)
 {
     struct iox_conn *c = iox_conn_deref(g->ref);
     if (c) {
-        size_t cap = 4096 + (size_t)g->want * 1536;
+        size_t cap = 4096 + (size_t)g->want * 6144;
         char *buf = malloc(cap), *p = buf, *end = buf + cap;
         if (!buf) {
             iox_resp_simple(c, 503, "text/plain", "out of memory\n", 14);
@@ -117,6 +120,27 @@ static void answer(struct stats_gather *g)
                 for (int k = 1; k <= 5 && g->snap[i].valid; k++)
                     put(&p, end, "ioxide_http_responses_total{reactor=\"%u\",class=\"%dxx\"} %" PRIu64 "\n", i, k,
                         g->snap[i].status[k]);
+            /* The other kinds' counters, one group per name (Prometheus
+             * wants a metric's samples together), reactors in order. */
+            for (unsigned i = 0; i < g->want; i++) {
+                if (!g->snap[i].valid) continue;
+                for (unsigned k = 0; k < g->snap[i].nkc; k++) {
+                    const struct iox_counter *kc = &g->snap[i].kc[k];
+                    int seen = 0;
+                    for (unsigned j = 0; j < i && !seen; j++)
+                        for (unsigned l = 0; l < g->snap[j].nkc && g->snap[j].valid; l++)
+                            if (!strcmp(g->snap[j].kc[l].name, kc->name)) { seen = 1; break; }
+                    for (unsigned l = 0; l < k && !seen; l++)
+                        if (!strcmp(g->snap[i].kc[l].name, kc->name)) seen = 1;
+                    if (seen) continue;
+                    put(&p, end, "# HELP %s %s\n# TYPE %s %s\n", kc->name, kc->help, kc->name,
+                        kc->gauge ? "gauge" : "counter");
+                    for (unsigned j = i; j < g->want; j++)
+                        for (unsigned l = 0; l < g->snap[j].nkc && g->snap[j].valid; l++)
+                            if (!strcmp(g->snap[j].kc[l].name, kc->name))
+                                put(&p, end, "%s{reactor=\"%u\"} %" PRIu64 "\n", kc->name, j, g->snap[j].kc[l].value);
+                }
+            }
             iox_resp_simple(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf, (size_t)(p - buf));
             free(buf);
         }

@@ -95,6 +95,10 @@ struct iox_pg_pool {
     int owner;                 /* the pool's kind id in user_data (iox_reactor_register_kind) */
     uint64_t now_ms;
     uint64_t sessions;
+    /* For the stats scrape (the kind's counters hook): queries taken,
+     * refused at once (-EAGAIN, -ENOTCONN, ...), that waited in the queue,
+     * that failed after they were taken. */
+    uint64_t n_queries, n_refused, n_waited, n_failed;
     unsigned nup;
     unsigned want;             /* slots [0, want) hold (or retry) a session: min_size, grown by load */
     int was_up;                /* for "database is back" logs */

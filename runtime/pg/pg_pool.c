@@ -122,6 +122,7 @@ void pg_req_free(struct iox_pg_pool *p, struct pg_req *q)
 void pg_req_complete(struct iox_pg_conn *c, struct pg_req *q, const struct iox_pg_res *res)
 {
     iox_pg_result_cb cb = q->cb;
+    if (res->status != IOX_PG_OK) c->pool->n_failed++;   /* server errors and lost answers */
     _Alignas(8) unsigned char val[IOX_PG_USER_MAX];
     void *user = q->user;
     if (user == q->user_val) { memcpy(val, q->user_val, sizeof val); user = val; }
@@ -135,6 +136,7 @@ void pg_fail_req(struct iox_pg_pool *p, struct pg_req *q, int err, const char *s
         .status = IOX_PG_FAILED, .err = err, .sqlstate = sqlstate ? sqlstate : "",
         .message = msg, .command_tag = "", .pool = p,
     };
+    p->n_failed++;
     iox_pg_result_cb cb = q->cb;
     _Alignas(8) unsigned char val[IOX_PG_USER_MAX];
     void *user = q->user;
@@ -303,30 +305,37 @@ static int submit(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int npa
             iox_pg_wbuf_init_growable(&q->msg, REQ_MSG_MAX);
             rc = build_exec(&q->msg, stmt, nparams, values, sql);
         }
-        if (!rc) list_push(&p->waiting, q);
+        if (!rc) { list_push(&p->waiting, q); p->n_waited++; }
     }
     if (rc) { pg_req_free(p, q); return rc; }
     return 0;
+}
+
+static int counted(struct iox_pg_pool *p, int rc)
+{
+    if (rc == 0) p->n_queries++;
+    else p->n_refused++;
+    return rc;
 }
 
 int iox_pg_query(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int nparams,
                  const char *const *values, iox_pg_result_cb cb, void *user)
 {
     if (!stmt) return -EINVAL;
-    return submit(p, stmt, nparams, values, NULL, cb, user, NULL, 0);
+    return counted(p, submit(p, stmt, nparams, values, NULL, cb, user, NULL, 0));
 }
 
 int iox_pg_query_v(struct iox_pg_pool *p, const struct iox_pg_stmt *stmt, int nparams,
                    const char *const *values, iox_pg_result_cb cb, const void *user, size_t user_len)
 {
     if (!stmt || !user) return -EINVAL;
-    return submit(p, stmt, nparams, values, NULL, cb, NULL, user, user_len);
+    return counted(p, submit(p, stmt, nparams, values, NULL, cb, NULL, user, user_len));
 }
 
 int iox_pg_query_simple(struct iox_pg_pool *p, const char *sql, iox_pg_result_cb cb, void *user)
 {
     if (!sql) return -EINVAL;
-    return submit(p, NULL, 0, NULL, sql, cb, user, NULL, 0);
+    return counted(p, submit(p, NULL, 0, NULL, sql, cb, user, NULL, 0));
 }
 
 /* ---- completions, flush, tick ---- */
@@ -484,7 +493,26 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
 /* ---- open / close ---- */
 
 static const struct iox_service_key pg_pool_key = {"pg pool"};
-static const struct iox_kind pg_kind = {.name = "pg", .on_cqe = pg_dispatch, .on_flush = pg_flush};
+static unsigned pg_counters(struct iox_reactor *r, void *ctx, struct iox_counter *out, unsigned max)
+{
+    (void)r;
+    const struct iox_pg_pool *p = ctx;
+    const struct iox_counter c[] = {
+        {"ioxide_pg_queries_total", "Queries the pool took.", 0, p->n_queries},
+        {"ioxide_pg_refused_total", "Queries refused at once (pool full, no session up, stopping): 503s.", 0, p->n_refused},
+        {"ioxide_pg_waited_total", "Queries that waited in the pool's queue for a session.", 0, p->n_waited},
+        {"ioxide_pg_failed_total", "Queries taken that failed (server error, session lost, deadline).", 0, p->n_failed},
+        {"ioxide_pg_sessions_total", "Sessions opened (authenticated).", 0, p->sessions},
+        {"ioxide_pg_sessions_up", "Sessions up now.", 1, p->nup},
+        {"ioxide_pg_waiting", "Queries in the queue now.", 1, p->waiting.n},
+    };
+    unsigned n = 0;
+    for (; n < sizeof c / sizeof c[0] && n < max; n++) out[n] = c[n];
+    return n;
+}
+
+static const struct iox_kind pg_kind = {.name = "pg", .on_cqe = pg_dispatch, .on_flush = pg_flush,
+                                        .counters = pg_counters};
 
 int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg,
                      struct iox_pg_pool **out, char *err, size_t errlen)

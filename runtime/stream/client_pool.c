@@ -283,9 +283,28 @@ static unsigned client_busy(struct iox_reactor *r, void *ctx)
     return n;
 }
 
+static unsigned client_counters(struct iox_reactor *r, void *ctx, struct iox_counter *out, unsigned max)
+{
+    (void)r;
+    struct iox_client_stats st;
+    iox_client_pool_stats(ctx, &st);
+    const struct iox_counter c[] = {
+        {"ioxide_client_requests_total", "Requests the client pools took.", 0, st.requests},
+        {"ioxide_client_replies_total", "Replies matched to their requests.", 0, st.replies},
+        {"ioxide_client_failures_total", "Requests that failed (connection lost, refused, down too long).", 0, st.failures},
+        {"ioxide_client_connects_total", "Outbound connections that came up.", 0, st.connects},
+        {"ioxide_client_connect_failures_total", "Outbound connection attempts that failed.", 0, st.connect_failures},
+        {"ioxide_client_connections_up", "Outbound connections up now.", 1, st.up_now},
+        {"ioxide_client_inflight", "Requests in flight now.", 1, st.inflight_now},
+    };
+    unsigned n = 0;
+    for (; n < sizeof c / sizeof c[0] && n < max; n++) out[n] = c[n];
+    return n;
+}
+
 static const struct iox_kind client_kind = {
     .name = "stream_client", .on_cqe = client_cqe, .on_flush = client_flush, .on_tick = client_tick,
-    .busy = client_busy,
+    .busy = client_busy, .counters = client_counters,
 };
 
 /* ---- open, stop, close ---- */

@@ -140,9 +140,28 @@ static unsigned stream_busy(struct iox_reactor *r, void *ctx)
     return ((struct iox_stream_server *)ctx)->nconns;
 }
 
+static unsigned stream_counters(struct iox_reactor *r, void *ctx, struct iox_counter *out, unsigned max)
+{
+    (void)r;
+    struct iox_stream_stats st;
+    iox_stream_server_stats(ctx, &st);
+    const struct iox_counter c[] = {
+        {"ioxide_stream_accepted_total", "Stream connections opened.", 0, st.accepted},
+        {"ioxide_stream_closed_total", "Stream connections closed.", 0, st.closed},
+        {"ioxide_stream_connections_open", "Stream connections open now.", 1, st.open},
+        {"ioxide_stream_received_bytes_total", "Bytes received on stream connections.", 0, st.bytes_in},
+        {"ioxide_stream_sent_bytes_total", "Bytes sent on stream connections.", 0, st.bytes_out},
+        {"ioxide_stream_timeouts_total", "Stream connections closed by the idle timeout.", 0, st.timeouts},
+        {"ioxide_stream_enobufs_total", "Receive re-arms after the provided buffer ring ran dry.", 0, st.enobufs},
+    };
+    unsigned n = 0;
+    for (; n < sizeof c / sizeof c[0] && n < max; n++) out[n] = c[n];
+    return n;
+}
+
 static const struct iox_kind stream_kind = {
     .name = "stream", .on_cqe = stream_cqe, .on_flush = stream_flush, .on_tick = stream_tick,
-    .on_stop = stream_stop, .busy = stream_busy,
+    .on_stop = stream_stop, .busy = stream_busy, .counters = stream_counters,
 };
 
 /* ---- open, adopt, close ---- */
