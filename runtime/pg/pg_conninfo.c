@@ -8,6 +8,7 @@
  * the way the user gave it: "PGSSLMODE=verify-full" or
  * "sslmode=verify-full". */
 #include "pg_conninfo.h"
+#include "pg_pgfiles.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -111,11 +112,12 @@ static const struct { const char *key, *env; int honoured; } kw[K_N] = {
 };
 #undef H
 
+enum { FROM_STRING, FROM_ENV, FROM_SERVICE };
 /* The settings as given: val[k] NULL when neither the conninfo string nor
  * the environment has it. Conninfo values are unescaped into store. */
 struct given {
     const char *val[K_N];
-    unsigned char env[K_N];     /* 1: val[k] came from the environment */
+    unsigned char env[K_N];     /* FROM_STRING, FROM_ENV or FROM_SERVICE */
     size_t used;
     char store[8192];
 };
@@ -126,7 +128,7 @@ struct shown { char s[160]; };
 static struct shown show(const struct given *g, int k)
 {
     struct shown o;
-    const char *name = g->env[k] ? kw[k].env : kw[k].key;
+    const char *name = g->env[k] == FROM_ENV ? kw[k].env : kw[k].key;
     const char *v = g->val[k] ? g->val[k] : "";
     size_t n = (size_t)snprintf(o.s, sizeof o.s, "%s=", name);
     if (!*v && n + 2 < sizeof o.s) { memcpy(o.s + n, "\"\"", 3); return o; }
@@ -136,7 +138,8 @@ static struct shown show(const struct given *g, int k)
 }
 #define SHOW(k) (show(g, (k)).s)
 /* What to do about a refused setting. */
-#define DROP(k) (g->env[k] ? "unset it" : "remove it from the connection string")
+#define DROP(k) (g->env[k] == FROM_ENV ? "unset it" : g->env[k] == FROM_SERVICE ? "remove it from the service file" \
+                                                                           : "remove it from the connection string")
 
 static int one_of(const char *v, const char *const *allowed)
 {
@@ -150,7 +153,7 @@ static int set(char *dst, size_t cap, const struct given *g, int k, char *err, s
     size_t n = strlen(v);
     if (n >= cap)
         return fail(-ENAMETOOLONG, err, errlen, "%s: the value is too long (max %zu bytes)",
-                    g->env[k] ? kw[k].env : kw[k].key, cap - 1);
+                    g->env[k] == FROM_ENV ? kw[k].env : kw[k].key, cap - 1);
     memcpy(dst, v, n + 1);
     return 0;
 }
@@ -237,7 +240,7 @@ static void add_env(struct given *g)
         const char *v = getenv(kw[k].env);
         if (!v || (kw[k].honoured && !*v)) continue;
         g->val[k] = v;
-        g->env[k] = 1;
+        g->env[k] = FROM_ENV;
     }
 }
 
@@ -258,8 +261,7 @@ static int tls_version(const char *v)
     return -1;
 }
 
-static int check_settings(const struct given *g, const char *host, const char *password,
-                          char *err, size_t errlen)
+static int check_settings(const struct given *g, const char *host, char *err, size_t errlen)
 {
     static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL};
     static const char *const plaintext_ok[] = {"disable", "allow", "prefer", NULL};
@@ -343,14 +345,8 @@ static int check_settings(const struct given *g, const char *host, const char *p
     if (GIVEN(K_REQUIREPEER) && *v && host[0] == '/')
         return fail(-EINVAL, err, errlen, "%s requires checking the OS user of the server process on the Unix socket, "
                     "which ioxide does not do; %s", SHOW(K_REQUIREPEER), DROP(K_REQUIREPEER));
-    /* service: libpq fails when it cannot find the entry, even for "". */
-    if (GIVEN(K_SERVICE))
-        return fail(-EINVAL, err, errlen, "%s selects an entry of a connection service file, which ioxide does not "
-                    "read; %s and give the settings directly", SHOW(K_SERVICE), DROP(K_SERVICE));
-    /* passfile: libpq reads it only when no password is given. */
-    if (GIVEN(K_PASSFILE) && *v && !password[0])
-        return fail(-EINVAL, err, errlen, "%s names a password file, which ioxide does not read; %s and give the "
-                    "password with PGPASSWORD or password=", SHOW(K_PASSFILE), DROP(K_PASSFILE));
+    /* service: read before the environment (load_service); passfile: read
+     * after apply (load_passfile). */
     if (GIVEN(K_HOSTADDR) && *v)
         return fail(-EINVAL, err, errlen, "%s is not supported (ioxide would connect to host instead); %s and put "
                     "the numeric address in PGHOST or host=", SHOW(K_HOSTADDR), DROP(K_HOSTADDR));
@@ -384,9 +380,9 @@ static int check_settings(const struct given *g, const char *host, const char *p
     /* Ignored, whatever the value: keepalives*, tcp_user_timeout (liveness;
      * ioxide has connect_timeout and query_timeout_ms), sslcompression,
      * sslcert, sslkey, sslpassword, sslcrl, sslcrldir, sslsni, krbsrvname,
-     * gsslib, gssdelegation, max_protocol_version, PGSERVICEFILE and
-     * PGSYSCONFDIR (only used to find a service, refused above),
-     * PGLOCALEDIR (message translations). */
+     * gsslib, gssdelegation, max_protocol_version,
+     * PGLOCALEDIR (message translations). PGSERVICEFILE and PGSYSCONFDIR
+     * are read by load_service. */
 #undef GIVEN
     return 0;
 }
@@ -456,6 +452,89 @@ static int apply(struct iox_pg_conninfo *ci, const struct given *g, char *err, s
     return 0;
 }
 
+/* ---- libpq's files ---- */
+
+/* A key=value of the service's section: a known keyword the conninfo string
+ * (or an earlier line) left unset takes it, as libpq (which also keeps the
+ * first of two lines with the same keyword). */
+static int service_set(void *ctx, const char *key, const char *val, char *err, size_t errlen)
+{
+    struct given *g = ctx;
+    int k = find_key(key);
+    if (k < 0 || k == K_SERVICE) {
+        char shown[64];
+        size_t n = 0;
+        for (; key[n] && n + 1 < sizeof shown; n++) shown[n] = (unsigned char)key[n] < 0x20 ? '?' : key[n];
+        shown[n] = 0;
+        return fail(-EINVAL, err, errlen, "invalid connection option \"%s\" (not a libpq keyword ioxide knows; "
+                    "note that libpq allows no spaces around '=')", shown);
+    }
+    if (g->val[k]) return 0;
+    size_t vn = strlen(val);
+    if (vn + 1 > sizeof g->store - g->used) return fail(-ENAMETOOLONG, err, errlen, "the service is too long");
+    char *dst = g->store + g->used;
+    memcpy(dst, val, vn + 1);
+    g->used += vn + 1;
+    g->val[k] = dst;
+    g->env[k] = FROM_SERVICE;
+    return 0;
+}
+
+/* libpq's parseServiceInfo: service= (else PGSERVICE, even empty) names a
+ * section of PGSERVICEFILE or ~/.pg_service.conf, else of
+ * PGSYSCONFDIR/pg_service.conf; its settings fill what the string left
+ * unset, before the environment does. A service found nowhere is an error. */
+static int load_service(struct given *g, char *err, size_t errlen)
+{
+    if (!g->val[K_SERVICE]) {
+        const char *e = getenv("PGSERVICE");
+        if (!e) return 0;
+        g->val[K_SERVICE] = e;
+        g->env[K_SERVICE] = FROM_ENV;
+    }
+    const char *name = g->val[K_SERVICE];
+    char user_file[4096], sys_file[4096], home[3072];
+    const char *e = getenv("PGSERVICEFILE");
+    if (e) snprintf(user_file, sizeof user_file, "%s", e);
+    else if (iox_pg_home_dir(home, sizeof home) == 0) snprintf(user_file, sizeof user_file, "%s/.pg_service.conf", home);
+    else user_file[0] = 0;
+    e = getenv("PGSYSCONFDIR");
+    snprintf(sys_file, sizeof sys_file, "%s/pg_service.conf", e ? e : IOX_PG_SYSCONFDIR);
+    int found = 0, r;
+    if (user_file[0] && (r = iox_pg_service_read(user_file, name, &found, service_set, g, err, errlen))) return r;
+    if (!found && (r = iox_pg_service_read(sys_file, name, &found, service_set, g, err, errlen))) return r;
+    if (!found) {
+        struct shown sh = show(g, K_SERVICE);      /* "PGSERVICE=name", bounded, one line */
+        const char *shown_name = strchr(sh.s, '=') + 1;
+        return fail(-EINVAL, err, errlen, "%s: definition of service %s not found (looked in \"%s\" and \"%s\"); "
+                    "%s or add a [%s] section to one of them", sh.s, shown_name, user_file, sys_file, DROP(K_SERVICE),
+                    shown_name);
+    }
+    return 0;
+}
+
+/* libpq's passwordFromFile, used only when no password is given: passfile=
+ * (or PGPASSFILE), else ~/.pgpass; the default socket directory matches as
+ * "localhost". A warning (permissions) goes to ci->warning. */
+static int load_passfile(struct iox_pg_conninfo *ci, const struct given *g, char *err, size_t errlen)
+{
+    if (ci->password[0]) return 0;
+    char path[4096], home[3072], port[8];
+    const char *pf = g->val[K_PASSFILE];
+    if (pf && *pf) snprintf(path, sizeof path, "%s", pf);
+    else if (iox_pg_home_dir(home, sizeof home) == 0) snprintf(path, sizeof path, "%s/.pgpass", home);
+    else return 0;
+    const char *host = ci->host[0] && strcmp(ci->host, IOX_PG_DEFAULT_SOCKET_DIR) != 0 ? ci->host : "localhost";
+    snprintf(port, sizeof port, "%u", ci->port);
+    int r = iox_pg_passfile_lookup(path, host, port, ci->dbname, ci->user, ci->password, sizeof ci->password,
+                                   ci->warning, sizeof ci->warning);
+    if (r == -ENAMETOOLONG)
+        return fail(r, err, errlen, "password file \"%s\": the matching password is too long (max %zu bytes)", path,
+                    sizeof ci->password - 1);
+    ci->password_from_file = r == 1;
+    return 0;
+}
+
 int iox_pg_conninfo_load(struct iox_pg_conninfo *ci, const char *conninfo, char *err, size_t errlen)
 {
     struct given g;
@@ -467,13 +546,15 @@ int iox_pg_conninfo_load(struct iox_pg_conninfo *ci, const char *conninfo, char 
     ci->connect_timeout_ms = IOX_PG_DEFAULT_CONNECT_TIMEOUT_MS;
     ci->query_timeout_ms = IOX_PG_DEFAULT_QUERY_TIMEOUT_MS;
     if (conninfo && (r = parse(&g, conninfo, err, errlen))) return r;
+    if ((r = load_service(&g, err, errlen))) return r;
     add_env(&g);
     if ((r = apply(ci, &g, err, errlen))) return r;
     if (!ci->user[0] && (r = os_user(ci->user, sizeof ci->user, err, errlen))) return r;
     /* dbname defaults to the final user, unless PGDATABASE or dbname= set it. */
     if (!ci->dbname[0]) memcpy(ci->dbname, ci->user, sizeof ci->dbname);
     const char *host = ci->host[0] ? ci->host : IOX_PG_DEFAULT_SOCKET_DIR;
-    return check_settings(&g, host, ci->password, err, errlen);
+    if ((r = check_settings(&g, host, err, errlen))) return r;
+    return load_passfile(ci, &g, err, errlen);
 }
 
 void iox_pg_conninfo_startup_extra(const struct iox_pg_conninfo *ci, const char *kv[IOX_PG_STARTUP_EXTRA_SLOTS])

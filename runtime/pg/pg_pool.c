@@ -505,6 +505,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     int rc = iox_pg_conninfo_load(&p->ci, cfg->conninfo, err, errlen);
     if (!rc) rc = iox_pg_conninfo_sockaddr(&p->ci, &p->sa, &p->salen, err, errlen);
     if (rc) { free(p); return rc; }
+    if (p->ci.warning[0]) IOX_WARN("pg: %s", p->ci.warning);     /* e.g. an ignored ~/.pgpass, as libpq warns */
     p->nreqs = p->cfg.size * p->cfg.pipeline_max + p->cfg.queue_max;
     p->conns = calloc(p->cfg.size, sizeof *p->conns);
     p->reqs = calloc(p->nreqs, sizeof *p->reqs);
