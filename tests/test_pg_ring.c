@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -247,6 +250,38 @@ IOX_TEST(pg_ring, password_from_pgpass_authenticates)
     CU_ASSERT_PTR_NOT_NULL(strstr(e, "scram_user"));
     rig_close(g);
     unlink(path);
+}
+
+/* connect_timeout (libpq's whole seconds) bounds connect + authentication
+ * on the ring: a server that accepts the TCP connection (the kernel does,
+ * from the listen backlog) but never answers the StartupMessage fails the
+ * attempt with a clear reason, and the slot keeps retrying. */
+struct want_err { struct rig *g; const char *needle; };
+static int pred_err(void *arg)
+{
+    struct want_err *w = arg;
+    return strstr(iox_pg_pool_last_error(w->g->pool), w->needle) != NULL;
+}
+IOX_TEST(pg_ring, connect_timeout_bounds_a_silent_server)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 16) == 0 &&
+                    getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
+    char ci[300];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%u user=u dbname=d password=p connect_timeout=1",
+             ntohs(a.sin_port));
+    struct rig *g = rig_open(ci, 1, 8, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct want_err w = {g, "no session within 1000 ms (connect_timeout)"};
+    int rc = iox_reactor_run_until(&g->r, pred_err, &w, 10000);
+    if (rc) fprintf(stderr, "silent server: last error \"%s\"\n", iox_pg_pool_last_error(g->pool));
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
+    rig_close(g);
+    close(lfd);
 }
 
 /* ---- queries ---- */
