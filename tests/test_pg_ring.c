@@ -212,6 +212,13 @@ IOX_TEST(pg_ring, wrong_password_is_a_clear_error)
     rig_close(g);
 }
 
+struct want_err { struct rig *g; const char *needle; };
+static int pred_err(void *arg)
+{
+    struct want_err *w = arg;
+    return strstr(iox_pg_pool_last_error(w->g->pool), w->needle) != NULL;
+}
+
 /* No password in the conninfo: it comes from the password file (libpq's
  * format, passfile=), for md5 and scram-sha-256 roles alike; the same file
  * readable by others is ignored, as libpq does, and the server refuses. */
@@ -249,6 +256,18 @@ IOX_TEST(pg_ring, password_from_pgpass_authenticates)
     if (!strstr(e, "scram_user")) fprintf(stderr, "pgpass 0640: %s\n", e);
     CU_ASSERT_PTR_NOT_NULL(strstr(e, "scram_user"));
     rig_close(g);
+    /* a wrong password from the file: the error says where it came from, as libpq's does */
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("*:*:*:scram_user:not-the-password\n", f);
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(chmod(path, 0600), 0);
+    g = rig_open(ci, 1, 8, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct want_err w = {g, "(the password was retrieved from the password file)"};
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_err, &w, 5000), 0);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
+    rig_close(g);
     unlink(path);
 }
 
@@ -256,12 +275,6 @@ IOX_TEST(pg_ring, password_from_pgpass_authenticates)
  * on the ring: a server that accepts the TCP connection (the kernel does,
  * from the listen backlog) but never answers the StartupMessage fails the
  * attempt with a clear reason, and the slot keeps retrying. */
-struct want_err { struct rig *g; const char *needle; };
-static int pred_err(void *arg)
-{
-    struct want_err *w = arg;
-    return strstr(iox_pg_pool_last_error(w->g->pool), w->needle) != NULL;
-}
 IOX_TEST(pg_ring, connect_timeout_bounds_a_silent_server)
 {
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -289,8 +289,11 @@ int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
             char state[6], msg[PG_ERRMSG];
             server_error(&m, state, msg, sizeof msg);
             const char *user = c->pool->ci.user;
+            /* libpq says where a refused password came from. */
+            const char *hint = !strcmp(state, "28P01") && c->pool->ci.password_from_file
+                                   ? " (the password was retrieved from the password file)" : "";
             if (!strncmp(state, "28", 2))
-                set_fail(c, -EACCES, state, "authentication failed for user \"%s\": %s", user, msg);
+                set_fail(c, -EACCES, state, "authentication failed for user \"%s\": %s%s", user, msg, hint);
             else
                 set_fail(c, -ECONNREFUSED, state, "the server refused the session for user \"%s\": %s", user, msg);
             /* One clear line, not one per retry. */
