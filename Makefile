@@ -28,7 +28,7 @@ ifeq ($(SAN),1)
   LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 CFLAGS  := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
-LDLIBS  := -luring -lcrypto -lpthread
+LDLIBS  := -luring -lssl -lcrypto -lpthread
 
 RUNTIME_SRC := $(sort $(foreach d,$(RUNTIME_DIRS),$(wildcard runtime/$(d)/*.c)))
 GEN_SRC     := $(sort $(wildcard generated/*.c))

@@ -2,7 +2,7 @@
  * socket addresses; what is honoured, ignored and refused of every libpq
  * setting (docs/pg-client.md "Connection settings"), environment and
  * keyword alike, and their precedence; and the integration path: the
- * playground in pg mode with PGSSLMODE=verify-full exits 1 with one line on
+ * playground in pg mode with PGSSLMODE=verify-full and no root certificate exits 1 with one line on
  * stderr before serving. No database needed. */
 #include "iox_test.h"
 #include "http_client.h"
@@ -150,7 +150,7 @@ IOX_TEST(pg_conninfo, string_syntax)
     CU_ASSERT_EQUAL(ci.connect_timeout_ms, 250);      /* the precise one wins */
 
     const char *bad[] = {"host", "port=0", "port=65536", "port=12x", "bogus=1", "user='open",
-                         "sslmode=require", "host=a,b", "postgresql://localhost/db",
+                         "sslmode=required", "host=a,b", "postgresql://localhost/db",
                          "connect_timeout=-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
@@ -188,15 +188,11 @@ struct setting { const char *key, *env, *value, *why; };
 /* Refused: load fails with -EINVAL, err is one line that starts with
  * "NAME=value" (or NAME="" for an empty value) and says why. */
 static const struct setting refused[] = {
-    {"sslmode", "PGSSLMODE", "require", "requires TLS, which this build of ioxide does not support"},
-    {"sslmode", "PGSSLMODE", "verify-ca", "requires TLS"},
-    {"sslmode", "PGSSLMODE", "verify-full", "requires TLS"},
     {"sslmode", "PGSSLMODE", "Disable", "not a valid sslmode value"},
     {"sslmode", "PGSSLMODE", "", "not a valid sslmode value"},
-    {"sslrootcert", "PGSSLROOTCERT", "system", "verify-full"},
-    {"sslcertmode", "PGSSLCERTMODE", "require", "requires TLS"},
+    {"sslcertmode", "PGSSLCERTMODE", "require", "not implemented"},
     {"sslcertmode", "PGSSLCERTMODE", "sometimes", "not a valid sslcertmode value"},
-    {"sslnegotiation", "PGSSLNEGOTIATION", "direct", "requires TLS"},
+    {"sslnegotiation", "PGSSLNEGOTIATION", "direct", "not implemented"},
     {"sslnegotiation", "PGSSLNEGOTIATION", "tls", "not a valid sslnegotiation value"},
     {"ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION", "TLSv9", "not a valid ssl_min_protocol_version value"},
     {"ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION", "TLSv1.1", "below the minimum TLS version"},
@@ -225,31 +221,22 @@ static const struct setting refused[] = {
     {"replication", NULL, "database", "replication connection"},
     {"replication", NULL, "true", "replication connection"},
     {"replication", NULL, "1", "replication connection"},
-    {NULL, "PGREQUIRESSL", "1", "means sslmode=require"},
-    {NULL, "PGREQUIRESSL", "1yes", "means sslmode=require"},
 };
 
 /* Accepted and ignored: load succeeds and nothing ioxide uses changes. */
 static const struct setting ignored[] = {
-    {"sslmode", "PGSSLMODE", "disable", NULL},
-    {"sslmode", "PGSSLMODE", "allow", NULL},
-    {"sslmode", "PGSSLMODE", "prefer", NULL},
+    {"sslmode", "PGSSLMODE", "prefer", NULL},      /* the default */
     {NULL, "PGREQUIRESSL", "0", NULL},
     {NULL, "PGREQUIRESSL", "", NULL},
     {NULL, "PGREQUIRESSL", "yes", NULL},          /* libpq: only a leading '1' counts */
     {"sslcompression", "PGSSLCOMPRESSION", "1", NULL},
-    {"sslcert", "PGSSLCERT", "/nonexistent/client.crt", NULL},
-    {"sslkey", "PGSSLKEY", "/nonexistent/client.key", NULL},
     {"sslpassword", NULL, "secret", NULL},
-    {"sslrootcert", "PGSSLROOTCERT", "/nonexistent/root.crt", NULL},
     {"sslcrl", "PGSSLCRL", "/nonexistent/root.crl", NULL},
     {"sslcrldir", "PGSSLCRLDIR", "/nonexistent/crl", NULL},
-    {"sslsni", "PGSSLSNI", "0", NULL},
     {"sslcertmode", "PGSSLCERTMODE", "disable", NULL},
     {"sslcertmode", "PGSSLCERTMODE", "allow", NULL},
     {"sslnegotiation", "PGSSLNEGOTIATION", "postgres", NULL},
-    {"ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION", "TLSv1.3", NULL},
-    {"ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION", "tlsv1.3", NULL},
+    {"ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION", "TLSv1.2", NULL},     /* the default */
     {"channel_binding", "PGCHANNELBINDING", "disable", NULL},
     {"channel_binding", "PGCHANNELBINDING", "prefer", NULL},
     {"gssencmode", "PGGSSENCMODE", "disable", NULL},
@@ -313,11 +300,24 @@ IOX_TEST(pg_conninfo, refused_settings_are_one_clear_line)
             CU_ASSERT(ok);
         }
     }
-    /* The brief's exact line. */
+    /* verify-* over TCP need the root certificate: one line at startup */
     setenv("PGSSLMODE", "verify-full", 1);
-    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), -EINVAL);
-    CU_ASSERT_STRING_EQUAL(err, "PGSSLMODE=verify-full requires TLS, which this build of ioxide does not support; "
-                                "unset it or use sslmode=disable/allow/prefer");
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 sslrootcert=/nonexistent/root.crt", err, sizeof err),
+                    -EINVAL);
+    CU_ASSERT(starts(err, "PGSSLMODE=verify-full: root certificate file \"/nonexistent/root.crt\" does not exist"));
+    CU_ASSERT(strstr(err, "unset it") != NULL);
+    /* ~/.postgresql/root.crt by default */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1", err, sizeof err), -EINVAL);
+    CU_ASSERT(strstr(err, "/.postgresql/root.crt\" does not exist") != NULL);
+    /* a Unix socket never uses TLS (libpq ignores sslmode there) */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=/tmp", err, sizeof err), 0);
+    clear_env();
+    /* sslrootcert=system: verify-full by default, a weaker sslmode is an error (libpq) */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 sslrootcert=system", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_VERIFY_FULL);
+    CU_ASSERT_EQUAL(ci.sslroot_system, 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=require sslrootcert=system", err, sizeof err), -EINVAL);
+    CU_ASSERT(starts(err, "weak sslmode=require may not be used with sslrootcert=system"));
     clear_env();
 }
 
@@ -346,21 +346,40 @@ IOX_TEST(pg_conninfo, conninfo_wins_over_environment)
     char err[512];
     clear_env();
     /* a refused value in the environment is overridden by the string ... */
-    setenv("PGSSLMODE", "verify-full", 1);
+    setenv("PGSSLMODE", "verify-fill", 1);
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=disable", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_DISABLE);
     /* ... and a refused value in the string is reported as the string's */
     setenv("PGSSLMODE", "disable", 1);
-    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=verify-full", err, sizeof err), -EINVAL);
-    CU_ASSERT(starts(err, "sslmode=verify-full requires TLS"));
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=verify-fill", err, sizeof err), -EINVAL);
+    CU_ASSERT(starts(err, "sslmode=verify-fill is not a valid sslmode value"));
     clear_env();
-    /* PGREQUIRESSL=1 yields to sslmode from anywhere (PGSSLMODE since 9.3) */
+    /* PGREQUIRESSL=1 means require, and yields to sslmode from anywhere (PGSSLMODE since 9.3) */
     setenv("PGREQUIRESSL", "1", 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_REQUIRE);
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=prefer", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_PREFER);
     setenv("PGSSLMODE", "allow", 1);
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
-    setenv("PGSSLMODE", "require", 1);
-    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), -EINVAL);
-    CU_ASSERT(starts(err, "PGSSLMODE=require"));
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_ALLOW);
+    setenv("PGREQUIRESSL", "yes", 1);      /* libpq: only a leading '1' counts */
+    unsetenv("PGSSLMODE");
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_PREFER);
+    clear_env();
+    /* the TLS files and knobs are taken as given */
+    setenv("PGSSLCERT", "/c/client.crt", 1);
+    setenv("PGSSLKEY", "/c/client.key", 1);
+    setenv("PGSSLSNI", "0", 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslrootcert=/c/root.crt sslmode=require "
+                                         "ssl_min_protocol_version=TLSv1.3", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.sslcert, "/c/client.crt");
+    CU_ASSERT_STRING_EQUAL(ci.sslkey, "/c/client.key");
+    CU_ASSERT_STRING_EQUAL(ci.sslrootcert, "/c/root.crt");
+    CU_ASSERT_EQUAL(ci.sslsni, 0);
+    CU_ASSERT_EQUAL(ci.ssl_min, 4);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_REQUIRE);
     clear_env();
     setenv("PGCHANNELBINDING", "require", 1);
     setenv("PGGSSENCMODE", "require", 1);
@@ -675,9 +694,9 @@ IOX_TEST(pg_conninfo, service_file_as_libpq)
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "service=s", err, sizeof err), -EINVAL);
     CU_ASSERT(strstr(err, "line 2: line too long") != NULL);
     /* errors in other sections are not looked at; a refused setting from the service says where it is */
-    setenv("PGSERVICEFILE", put_file("bad.conf", 0644, "[x]\nnonsense\n[s]\nsslmode=verify-full\n"), 1);
+    setenv("PGSERVICEFILE", put_file("bad.conf", 0644, "[x]\nnonsense\n[s]\nhost=127.0.0.1\nsslmode=verify-ca\n"), 1);
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "service=s", err, sizeof err), -EINVAL);
-    CU_ASSERT(starts(err, "sslmode=verify-full requires TLS"));
+    CU_ASSERT(starts(err, "sslmode=verify-ca: root certificate file"));
     CU_ASSERT(strstr(err, "remove it from the service file") != NULL);
     /* the service may carry the password file */
     const char *pf = put_file("svc.pgpass", 0600, "*:*:*:*:svc-pw\n");
@@ -707,8 +726,9 @@ IOX_TEST(pg_conninfo, playground_refuses_verify_full_before_serving)
     int st = hc_server_wait_exit(&s, hc_slow(5000));
     CU_ASSERT_EQUAL(st, 1);
     char *e = hc_server_stderr(&s);
-    CU_ASSERT_STRING_EQUAL(e, "playground: pg mode: PGSSLMODE=verify-full requires TLS, which this build of ioxide "
-                              "does not support; unset it or use sslmode=disable/allow/prefer\n");
+    CU_ASSERT(starts(e, "playground: pg mode: PGSSLMODE=verify-full: root certificate file \""));
+    CU_ASSERT(strstr(e, "/.postgresql/root.crt\" does not exist") != NULL);
+    CU_ASSERT(strchr(e, '\n') && strchr(e, '\n')[1] == 0);    /* exactly one line */
     if (st != 1) fprintf(stderr, "\n  playground stderr: %s", e);
     free(e);
     hc_server_free(&s);

@@ -264,46 +264,31 @@ static int tls_version(const char *v)
 static int check_settings(const struct given *g, const char *host, char *err, size_t errlen)
 {
     static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL};
-    static const char *const plaintext_ok[] = {"disable", "allow", "prefer", NULL};
     const char *v;
 #define GIVEN(k) ((v = g->val[k]) != NULL)
 
-    /* sslmode / PGSSLMODE, else the deprecated PGREQUIRESSL (a value
-     * starting with '1' means sslmode=require; PGSSLMODE wins over it). As
-     * libpq built without TLS: disable/allow/prefer connect in plaintext,
-     * require/verify-ca/verify-full are an error, for Unix sockets too. */
-    if (GIVEN(K_SSLMODE)) {
-        if (!one_of(v, sslmodes))
-            return invalid(g, K_SSLMODE, "disable, allow, prefer, require, verify-ca, verify-full", err, errlen);
-        if (!one_of(v, plaintext_ok))
-            return fail(-EINVAL, err, errlen, "%s requires TLS, which this build of ioxide does not support; "
-                        "%s or use sslmode=disable/allow/prefer", SHOW(K_SSLMODE), DROP(K_SSLMODE));
-    } else if (GIVEN(E_REQUIRESSL) && v[0] == '1') {
-        return fail(-EINVAL, err, errlen, "%s means sslmode=require, which requires TLS, which this build of "
-                    "ioxide does not support; unset it (or set PGSSLMODE=disable/allow/prefer)", SHOW(E_REQUIRESSL));
-    }
-    /* sslrootcert=system implies sslmode=verify-full (libpq refuses it
-     * without TLS). Other sslrootcert values, like sslcert, sslkey,
-     * sslpassword, sslcrl, sslcrldir, sslsni, sslcompression: used by libpq
-     * only once TLS is negotiated, which with the sslmodes allowed above is
-     * optional anyway — ignored. */
-    if (GIVEN(K_SSLROOTCERT) && strcmp(v, "system") == 0)
-        return fail(-EINVAL, err, errlen, "%s means verifying the server's certificate (sslmode=verify-full), which "
-                    "requires TLS, which this build of ioxide does not support; %s",
-                    SHOW(K_SSLROOTCERT), DROP(K_SSLROOTCERT));
+    /* sslmode / PGSSLMODE: checked here, applied by apply_tls. */
+    if (GIVEN(K_SSLMODE) && !one_of(v, sslmodes))
+        return invalid(g, K_SSLMODE, "disable, allow, prefer, require, verify-ca, verify-full", err, errlen);
+    /* sslrootcert=system: libpq allows it only with verify-full (and makes
+     * that the default). */
+    if (GIVEN(K_SSLROOTCERT) && strcmp(v, "system") == 0 && g->val[K_SSLMODE] &&
+        strcmp(g->val[K_SSLMODE], "verify-full") != 0)
+        return fail(-EINVAL, err, errlen, "weak %s may not be used with %s (use sslmode=verify-full)",
+                    SHOW(K_SSLMODE), SHOW(K_SSLROOTCERT));
     if (GIVEN(K_SSLCERTMODE)) {
         if (!one_of(v, (const char *const[]){"disable", "allow", "require", NULL}))
             return invalid(g, K_SSLCERTMODE, "disable, allow, require", err, errlen);
         if (strcmp(v, "require") == 0)
-            return fail(-EINVAL, err, errlen, "%s requires TLS (a server that asks for a client certificate), which "
-                        "this build of ioxide does not support; %s or use sslcertmode=disable/allow",
+            return fail(-EINVAL, err, errlen, "%s (fail unless the server asked for a client certificate) is not "
+                        "implemented by ioxide; %s or use sslcertmode=disable/allow",
                         SHOW(K_SSLCERTMODE), DROP(K_SSLCERTMODE));
     }
     if (GIVEN(K_SSLNEGOTIATION)) {
         if (!one_of(v, (const char *const[]){"postgres", "direct", NULL}))
             return invalid(g, K_SSLNEGOTIATION, "postgres, direct", err, errlen);
         if (strcmp(v, "direct") == 0)
-            return fail(-EINVAL, err, errlen, "%s requires TLS, which this build of ioxide does not support; "
+            return fail(-EINVAL, err, errlen, "%s (TLS without the SSLRequest) is not implemented by ioxide; "
                         "%s or use sslnegotiation=postgres", SHOW(K_SSLNEGOTIATION), DROP(K_SSLNEGOTIATION));
     }
     int tmin = tls_version(g->val[K_SSL_MIN_PROTOCOL] ? g->val[K_SSL_MIN_PROTOCOL] : "TLSv1.2");
@@ -321,8 +306,8 @@ static int check_settings(const struct given *g, const char *host, char *err, si
         if (!one_of(v, (const char *const[]){"disable", "prefer", "require", NULL}))
             return invalid(g, K_CHANNEL_BINDING, "disable, prefer, require", err, errlen);
         if (strcmp(v, "require") == 0)
-            return fail(-EINVAL, err, errlen, "%s requires SCRAM channel binding, which needs TLS, which this build of "
-                        "ioxide does not support; %s or use channel_binding=disable/prefer",
+            return fail(-EINVAL, err, errlen, "%s requires SCRAM channel binding (SCRAM-SHA-256-PLUS), which ioxide "
+                        "does not implement; %s or use channel_binding=disable/prefer",
                         SHOW(K_CHANNEL_BINDING), DROP(K_CHANNEL_BINDING));
     }
     /* gssencmode: no GSSAPI here; prefer falls back to plaintext in libpq
@@ -452,6 +437,48 @@ static int apply(struct iox_pg_conninfo *ci, const struct given *g, char *err, s
     return 0;
 }
 
+/* sslmode (else PGREQUIRESSL=1 → require; else verify-full with
+ * sslrootcert=system; else prefer), the files, sslsni, the versions. */
+static int apply_tls(struct iox_pg_conninfo *ci, const struct given *g, char *err, size_t errlen)
+{
+    static const char *const modes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL};
+    const char *v;
+    int r;
+    ci->sslmode = IOX_PG_SSL_PREFER;
+    ci->sslsni = 1;
+    ci->sslroot_system = (v = g->val[K_SSLROOTCERT]) && strcmp(v, "system") == 0;
+    if ((v = g->val[K_SSLMODE])) {
+        for (int i = 0; modes[i]; i++) if (strcmp(v, modes[i]) == 0) ci->sslmode = (uint8_t)i;
+    } else if ((v = g->val[E_REQUIRESSL]) && v[0] == '1') {
+        ci->sslmode = IOX_PG_SSL_REQUIRE;
+    } else if (ci->sslroot_system) {
+        ci->sslmode = IOX_PG_SSL_VERIFY_FULL;
+    }
+    if (g->val[K_SSLROOTCERT] && !ci->sslroot_system &&
+        (r = set(ci->sslrootcert, sizeof ci->sslrootcert, g, K_SSLROOTCERT, err, errlen)))
+        return r;
+    if (g->val[K_SSLCERT] && (r = set(ci->sslcert, sizeof ci->sslcert, g, K_SSLCERT, err, errlen))) return r;
+    if (g->val[K_SSLKEY] && (r = set(ci->sslkey, sizeof ci->sslkey, g, K_SSLKEY, err, errlen))) return r;
+    if ((v = g->val[K_SSLSNI]) && strcmp(v, "1") != 0) ci->sslsni = 0;     /* libpq: "1" sends it */
+    ci->ssl_min = (uint8_t)tls_version(g->val[K_SSL_MIN_PROTOCOL] ? g->val[K_SSL_MIN_PROTOCOL] : "TLSv1.2");
+    ci->ssl_max = (uint8_t)tls_version(g->val[K_SSL_MAX_PROTOCOL]);
+    /* verify-ca / verify-full need the root certificate (libpq checks it
+     * when connecting; here it is one line at startup). A Unix socket never
+     * uses TLS (libpq ignores sslmode there). */
+    const char *host = ci->host[0] ? ci->host : IOX_PG_DEFAULT_SOCKET_DIR;
+    if (ci->sslmode >= IOX_PG_SSL_VERIFY_CA && !ci->sslroot_system && host[0] != '/') {
+        char path[4096], home[3072];
+        if (ci->sslrootcert[0]) snprintf(path, sizeof path, "%s", ci->sslrootcert);
+        else if (iox_pg_home_dir(home, sizeof home) == 0) snprintf(path, sizeof path, "%s/.postgresql/root.crt", home);
+        else snprintf(path, sizeof path, "~/.postgresql/root.crt");
+        if (access(path, R_OK) != 0)
+            return fail(-EINVAL, err, errlen, "%s: root certificate file \"%s\" does not exist or cannot be read "
+                        "(%s); provide it with sslrootcert=, use sslrootcert=system, or %s", SHOW(K_SSLMODE), path,
+                        strerror(errno), DROP(K_SSLMODE));
+    }
+    return 0;
+}
+
 /* ---- libpq's files ---- */
 
 /* A key=value of the service's section: a known keyword the conninfo string
@@ -554,6 +581,7 @@ int iox_pg_conninfo_load(struct iox_pg_conninfo *ci, const char *conninfo, char 
     if (!ci->dbname[0]) memcpy(ci->dbname, ci->user, sizeof ci->dbname);
     const char *host = ci->host[0] ? ci->host : IOX_PG_DEFAULT_SOCKET_DIR;
     if ((r = check_settings(&g, host, err, errlen))) return r;
+    if ((r = apply_tls(ci, &g, err, errlen))) return r;
     return load_passfile(ci, &g, err, errlen);
 }
 

@@ -68,7 +68,21 @@ struct iox_pg_conninfo {
     uint32_t connect_timeout_ms;   /* 0: no limit */
     uint32_t query_timeout_ms;     /* 0: no limit */
     uint8_t password_from_file;    /* password came from the password file */
+    /* TLS (pg_tls.c). sslmode: what libpq's sslmode asks; the Unix socket
+     * never uses TLS (as libpq). */
+    uint8_t sslmode;               /* enum iox_pg_sslmode, default PREFER */
+    uint8_t sslsni;                /* send SNI (default 1) */
+    uint8_t ssl_min, ssl_max;      /* 0 = no bound, 1..4 = TLSv1 .. TLSv1.3 */
+    uint8_t sslroot_system;        /* sslrootcert=system: the OS's CA store */
+    char sslrootcert[256];         /* "" = ~/.postgresql/root.crt */
+    char sslcert[256];             /* "" = ~/.postgresql/postgresql.crt if present */
+    char sslkey[256];              /* "" = ~/.postgresql/postgresql.key */
     char warning[320];             /* "" or one line to log (an ignored password file) */
+};
+
+enum iox_pg_sslmode {
+    IOX_PG_SSL_DISABLE, IOX_PG_SSL_ALLOW, IOX_PG_SSL_PREFER, IOX_PG_SSL_REQUIRE,
+    IOX_PG_SSL_VERIFY_CA, IOX_PG_SSL_VERIFY_FULL,
 };
 
 /* The full libpq order: defaults, environment, service file, then conninfo
