@@ -17,7 +17,7 @@
 
 static struct iox_pg_cluster cluster;
 static char tlsdir[200];
-static int server_tls = -1;    /* 0 off, 1 localhost cert, 2 wrong-host cert */
+static int server_tls = -1;    /* 0 off, 1 localhost cert, 2 wrong-host cert, 3 expired cert */
 
 static int sh(const char *fmt, const char *arg)
 {
@@ -45,6 +45,9 @@ static int suite_init(void)
               "printf 'subjectAltName=DNS:wrong.example\\n' > wrong.ext;"
               "openssl x509 -req -in wrong.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out wrong.crt -days 30 "
               "-extfile wrong.ext;"
+              "openssl req $K -keyout expired.key -out expired.csr -subj /CN=localhost;"
+              "openssl x509 -req -in expired.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out expired.crt -days -1 "
+              "-extfile good.ext;"
               "chmod 600 *.key; if [ $(id -u) = 0 ]; then chown -R postgres %s; fi", tlsdir);
 }
 static int suite_clean(void) { return iox_pg_cluster_stop(&cluster) ? -1 : 0; }
@@ -54,7 +57,7 @@ static int server_set(int mode)
 {
     if (server_tls == mode) return 0;
     char sql[1024];
-    const char *name = mode == 2 ? "wrong" : "server";
+    const char *name = mode == 2 ? "wrong" : mode == 3 ? "expired" : "server";
     snprintf(sql, sizeof sql, "ALTER SYSTEM SET ssl = %s; ALTER SYSTEM SET ssl_cert_file = '%s/%s.crt';"
              "ALTER SYSTEM SET ssl_key_file = '%s/%s.key';", mode ? "on" : "off", tlsdir, name, tlsdir, name);
     if (iox_pg_cluster_psql(&cluster, sql, NULL, 0) || iox_pg_cluster_restart(&cluster)) return -1;
@@ -243,6 +246,59 @@ IOX_TEST(pg_tls, verify_ca_refuses_an_unknown_ca)
     snprintf(ci, sizeof ci, "host=localhost port=%u sslmode=verify-ca sslrootcert=%s/absent.crt", cluster.port, tlsdir);
     CU_ASSERT_PTR_NULL(rig_open(ci, err, sizeof err));
     CU_ASSERT(strstr(err, "root certificate file") != NULL && strstr(err, "does not exist") != NULL);
+}
+
+IOX_TEST(pg_tls, verify_ca_refuses_an_expired_certificate)
+{
+    CU_ASSERT_FATAL(server_set(3) == 0);
+    char extra[512];
+    struct rig *g = NULL;
+    snprintf(extra, sizeof extra, "sslmode=verify-ca sslrootcert=%s/ca.crt", tlsdir);
+    CU_ASSERT_PTR_NULL(connect_with(&g, "localhost", extra));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct want_err w = {g, "TLS: the server's certificate is not accepted (sslmode=verify-ca): certificate has expired"};
+    int rc = iox_reactor_run_until(&g->r, pred_err, &w, 5000);
+    if (rc) fprintf(stderr, "expired: %s\n", iox_pg_pool_last_error(g->pool));
+    CU_ASSERT_EQUAL(rc, 0);
+    rig_close(g);
+}
+
+/* Many pipelined queries and results much larger than a TLS record (and
+ * than the read buffer) go through the BIOs intact and in order. */
+struct bulk { int done, bad; size_t want; };
+static void on_bulk(void *user, const struct iox_pg_res *res)
+{
+    struct bulk *b = user;
+    b->done++;
+    if (res->status != IOX_PG_OK || res->nrows != 1 || iox_pg_cell(res, 0, 0)->len != (int32_t)b->want) b->bad++;
+}
+static int pred_bulk(void *arg) { return ((struct bulk *)arg)->done >= 300; }
+
+IOX_TEST(pg_tls, pipelined_and_wide_results_over_tls)
+{
+    CU_ASSERT_FATAL(server_set(1) == 0);
+    char extra[512];
+    struct rig *g = NULL;
+    snprintf(extra, sizeof extra, "sslmode=verify-full sslrootcert=%s/ca.crt", tlsdir);
+    const char *s = connect_with(&g, "localhost", extra);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_STRING_EQUAL(s, "t");
+    /* 300 queries in one turn (the pool queues what does not fit the pipeline) */
+    struct bulk small = {.want = 1000};
+    for (int i = 0; i < 300; i++)
+        CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT repeat('x', 1000)", on_bulk, &small), 0);
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_bulk, &small, 10000), 0);
+    CU_ASSERT_EQUAL(small.bad, 0);
+    /* one 3 MB cell */
+    struct bulk wide = {.want = 3000000};
+    struct outcome o = {0};
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT repeat('y', 3000000)", on_bulk, &wide), 0);
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT 42", on_outcome, &o), 0);
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_done, &o, 10000), 0);
+    CU_ASSERT_EQUAL(wide.done, 1);
+    CU_ASSERT_EQUAL(wide.bad, 0);
+    CU_ASSERT_STRING_EQUAL(o.v0, "42");
+    rig_close(g);
 }
 
 IOX_SUITE(pg_tls, suite_init, suite_clean);
