@@ -8,14 +8,14 @@
  *
  * Every libpq keyword and environment variable is known here and is either
  * honoured, ignored (not implemented, and ignoring it cannot make the
- * connection less safe than the user asked for: e.g. sslmode=prefer, or
- * sslcert when TLS is optional anyway), or refused: a setting ioxide does
+ * connection less safe than the user asked for: e.g. sslcrl, or
+ * channel_binding=prefer), or refused: a setting ioxide does
  * not implement that would change where or how it connects or what it
- * trusts (sslmode=require/verify-*, PGREQUIRESSL=1, channel_binding=require,
+ * trusts (sslcertmode=require, sslnegotiation=direct, channel_binding=require,
  * gssencmode=require, require_auth, requirepeer on a Unix socket,
  * hostaddr, target_session_attrs other than any, ...) is an error: one line naming the variable or keyword, its
- * value, why, and what to do. ioxide behaves like libpq built without TLS
- * and GSSAPI support. The full table: docs/pg-client.md, "Connection
+ * value, why, and what to do. ioxide behaves like libpq built with TLS
+ * (pg_tls.c) and without GSSAPI. The full table: docs/pg-client.md, "Connection
  * settings".
  *
  * Honoured: host, port, user, password, dbname, application_name,
