@@ -32,6 +32,14 @@ static int suite_init(void)
 {
     if (iox_pg_cluster_start(&cluster)) return -1;
     snprintf(tlsdir, sizeof tlsdir, "%s/tls", cluster.dir);
+    /* cert_user logs in with a client certificate only (hba "cert"), read
+     * before the catch-all scram line. */
+    char hba[300];
+    snprintf(hba, sizeof hba, "%s/pg_hba.conf", cluster.data);
+    if (sh("set -e; f=%s; { echo 'hostssl all cert_user 127.0.0.1/32 cert'; cat $f; } > $f.new; mv $f.new $f;"
+           "if [ $(id -u) = 0 ]; then chown postgres $f; fi", hba) ||
+        iox_pg_cluster_psql(&cluster, "CREATE ROLE cert_user LOGIN", NULL, 0))
+        return -1;
     /* EC keys: fast to make. */
     return sh("set -e; mkdir -p %s; cd %s; exec >openssl.log 2>&1;"
               "K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes';"
@@ -48,7 +56,10 @@ static int suite_init(void)
               "openssl req $K -keyout expired.key -out expired.csr -subj /CN=localhost;"
               "openssl x509 -req -in expired.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out expired.crt -days -1 "
               "-extfile good.ext;"
-              "chmod 600 *.key; if [ $(id -u) = 0 ]; then chown -R postgres %s; fi", tlsdir);
+              "openssl req $K -keyout client.key -out client.csr -subj /CN=cert_user;"
+              "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 30;"
+              "cp client.key client-open.key; chmod 644 client-open.key;"
+              "chmod 600 client.key server.key wrong.key expired.key ca.key ca2.key; if [ $(id -u) = 0 ]; then chown -R postgres %s; fi", tlsdir);
 }
 static int suite_clean(void) { return iox_pg_cluster_stop(&cluster) ? -1 : 0; }
 
@@ -59,7 +70,8 @@ static int server_set(int mode)
     char sql[1024];
     const char *name = mode == 2 ? "wrong" : mode == 3 ? "expired" : "server";
     snprintf(sql, sizeof sql, "ALTER SYSTEM SET ssl = %s; ALTER SYSTEM SET ssl_cert_file = '%s/%s.crt';"
-             "ALTER SYSTEM SET ssl_key_file = '%s/%s.key';", mode ? "on" : "off", tlsdir, name, tlsdir, name);
+             "ALTER SYSTEM SET ssl_key_file = '%s/%s.key'; ALTER SYSTEM SET ssl_ca_file = '%s/ca.crt';",
+             mode ? "on" : "off", tlsdir, name, tlsdir, name, tlsdir);
     if (iox_pg_cluster_psql(&cluster, sql, NULL, 0) || iox_pg_cluster_restart(&cluster)) return -1;
     server_tls = mode;
     return 0;
@@ -299,6 +311,41 @@ IOX_TEST(pg_tls, pipelined_and_wide_results_over_tls)
     CU_ASSERT_EQUAL(wide.bad, 0);
     CU_ASSERT_STRING_EQUAL(o.v0, "42");
     rig_close(g);
+}
+
+/* sslcert / sslkey: the client certificate logs cert_user in (hba "cert",
+ * no password); without it the server refuses; a key others may read
+ * refuses to start, as libpq. */
+IOX_TEST(pg_tls, client_certificate_authenticates)
+{
+    CU_ASSERT_FATAL(server_set(1) == 0);
+    char ci[1024], err[512] = "";
+    snprintf(ci, sizeof ci, "host=localhost port=%u user=cert_user dbname=postgres sslmode=verify-full "
+             "sslrootcert=%s/ca.crt sslcert=%s/client.crt sslkey=%s/client.key", cluster.port, tlsdir, tlsdir, tlsdir);
+    struct rig *g = rig_open(ci, err, sizeof err);
+    if (!g) fprintf(stderr, "client cert: %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    int rc = iox_reactor_run_until(&g->r, pred_up, g, 5000);
+    if (rc) fprintf(stderr, "client cert: %s\n", iox_pg_pool_last_error(g->pool));
+    CU_ASSERT_EQUAL(rc, 0);
+    struct outcome o;
+    CU_ASSERT_STRING_EQUAL(session_ssl(g, &o), "t");
+    rig_close(g);
+    /* no client certificate: the server refuses cert_user */
+    snprintf(ci, sizeof ci, "host=localhost port=%u user=cert_user dbname=postgres sslmode=verify-full "
+             "sslrootcert=%s/ca.crt sslcert=%s/absent.crt", cluster.port, tlsdir, tlsdir);
+    g = rig_open(ci, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct want_err w = {g, "cert_user"};
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_err, &w, 5000), 0);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
+    rig_close(g);
+    /* a private key others may read */
+    snprintf(ci, sizeof ci, "host=localhost port=%u user=cert_user dbname=postgres sslmode=verify-full "
+             "sslrootcert=%s/ca.crt sslcert=%s/client.crt sslkey=%s/client-open.key", cluster.port, tlsdir, tlsdir,
+             tlsdir);
+    CU_ASSERT_PTR_NULL(rig_open(ci, err, sizeof err));
+    CU_ASSERT(strstr(err, "has group or world access") != NULL);
 }
 
 IOX_SUITE(pg_tls, suite_init, suite_clean);
