@@ -36,7 +36,7 @@ ifeq ($(COV),1)
   LDFLAGS_SAN += --coverage
 endif
 CFLAGS  := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
-LDLIBS  := -luring -lcrypto -lpthread
+LDLIBS  := -luring -lssl -lcrypto -lpthread
 
 RUNTIME_SRC := $(sort $(foreach d,$(RUNTIME_DIRS),$(wildcard runtime/$(d)/*.c)))
 GEN_SRC     := $(sort $(wildcard generated/*.c))

@@ -10,6 +10,8 @@ const char *const pg_conn_state_names[PG_CONN_STATE_COUNT] = {
     [PG_CONN_S_DOWN] = "down",
     [PG_CONN_S_SOCKETING] = "socketing",
     [PG_CONN_S_CONNECTING] = "connecting",
+    [PG_CONN_S_SSL_REQUESTING] = "ssl_requesting",
+    [PG_CONN_S_HANDSHAKING] = "handshaking",
     [PG_CONN_S_AUTHENTICATING] = "authenticating",
     [PG_CONN_S_READY] = "ready",
     [PG_CONN_S_BUSY] = "busy",
@@ -34,6 +36,9 @@ const char *const pg_conn_event_names[PG_CONN_EVENT_COUNT] = {
     [PG_CONN_EV_SHUTDOWN] = "shutdown",
     [PG_CONN_EV_OP_DONE] = "op_done",
     [PG_CONN_EV_CLOSED] = "closed",
+    [PG_CONN_EV_SSL_YES] = "ssl_yes",
+    [PG_CONN_EV_SSL_NO] = "ssl_no",
+    [PG_CONN_EV_TLS_DONE] = "tls_done",
     [PG_CONN_EV_STOP] = "stop",
 };
 
@@ -66,42 +71,48 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
         switch (from) {
         case PG_CONN_S_DOWN:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:70 */
+            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:80 */
                 *state = PG_CONN_S_SOCKETING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
                 next = pg_conn_act_open_socket(ctx, ev);
                 break;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:72 */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:82 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:73 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:83 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:71 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:83 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:83 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:83 */
+                return *state;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:81 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -115,55 +126,61 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_SOCKETING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:77 */
+            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:87 */
                 *state = PG_CONN_S_CONNECTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CONNECTING);
                 next = pg_conn_act_start_connect(ctx, ev);
                 break;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:62 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:63 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:64 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:65 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -173,55 +190,231 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CONNECTING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:93 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:82 */
+            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:92 */
+                if (pg_conn_guard_wants_tls(ctx, ev)) { /* [wants_tls] start_ssl_request -> ssl_requesting (line 92) */
+                    *state = PG_CONN_S_SSL_REQUESTING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
+                    next = pg_conn_act_start_ssl_request(ctx, ev);
+                } else { /* start_session -> authenticating (line 92) */
+                    *state = PG_CONN_S_AUTHENTICATING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
+                    next = pg_conn_act_start_session(ctx, ev);
+                }
+                break;
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:93 */
+                return *state;
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:93 */
+                return *state;
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:93 */
+                return *state;
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_NONE:
+            case PG_CONN_EVENT_COUNT:
+            default:
+                pg_conn_bug("unreachable event", from, e);
+            }
+            break;
+        case PG_CONN_S_SSL_REQUESTING:
+            switch (e) {
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:102 */
+                return *state;
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:102 */
+                return *state;
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:97 */
+                *state = PG_CONN_S_SSL_REQUESTING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
+                next = pg_conn_act_ssl_answer(ctx, ev);
+                break;
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:98 */
+                *state = PG_CONN_S_SSL_REQUESTING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
+                next = pg_conn_act_on_sent(ctx, ev);
+                break;
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:99 */
+                *state = PG_CONN_S_SSL_REQUESTING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
+                next = pg_conn_act_send_out(ctx, ev);
+                break;
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SSL_YES: /* spec/machines/pg_conn.toml:100 */
+                *state = PG_CONN_S_HANDSHAKING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
+                next = pg_conn_act_tls_start(ctx, ev);
+                break;
+            case PG_CONN_EV_SSL_NO: /* spec/machines/pg_conn.toml:101 */
+                if (pg_conn_guard_tls_required(ctx, ev)) { /* [tls_required] refuse_plaintext (line 101) */
+                    *state = PG_CONN_S_SSL_REQUESTING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
+                    next = pg_conn_act_refuse_plaintext(ctx, ev);
+                } else { /* start_session -> authenticating (line 101) */
+                    *state = PG_CONN_S_AUTHENTICATING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
+                    next = pg_conn_act_start_session(ctx, ev);
+                }
+                break;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_NONE:
+            case PG_CONN_EVENT_COUNT:
+            default:
+                pg_conn_bug("unreachable event", from, e);
+            }
+            break;
+        case PG_CONN_S_HANDSHAKING:
+            switch (e) {
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:110 */
+                return *state;
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:110 */
+                return *state;
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:106 */
+                *state = PG_CONN_S_HANDSHAKING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
+                next = pg_conn_act_tls_input(ctx, ev);
+                break;
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:107 */
+                *state = PG_CONN_S_HANDSHAKING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
+                next = pg_conn_act_on_sent(ctx, ev);
+                break;
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:108 */
+                *state = PG_CONN_S_HANDSHAKING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
+                next = pg_conn_act_send_out(ctx, ev);
+                break;
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* spec/machines/pg_conn.toml:109 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_start_session(ctx, ev);
                 break;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:83 */
-                return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:83 */
-                return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:83 */
-                return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:62 [any] */
-                *state = PG_CONN_S_CLOSING;
-                if (pg_conn_trace)
-                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
-                next = pg_conn_act_drop(ctx, ev);
-                break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:63 [any] */
-                *state = PG_CONN_S_CLOSING;
-                if (pg_conn_trace)
-                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
-                next = pg_conn_act_drop(ctx, ev);
-                break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:66 */
-                return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
-                return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:64 [any] */
-                *state = PG_CONN_S_CLOSING;
-                if (pg_conn_trace)
-                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
-                next = pg_conn_act_drop(ctx, ev);
-                break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:65 [any] */
-                *state = PG_CONN_S_CLOSING;
-                if (pg_conn_trace)
-                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
-                next = pg_conn_act_drop(ctx, ev);
-                break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
-                return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:66 */
-                return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -231,67 +424,73 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_AUTHENTICATING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:91 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:118 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:91 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:118 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:87 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:114 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_auth_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:88 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:115 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:89 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:116 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:62 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:63 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:117 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_session_up(ctx, ev);
                 break;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:64 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:65 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -301,63 +500,69 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_READY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:98 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:125 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:98 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:125 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:95 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:122 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:96 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:123 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:97 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:124 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:62 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:63 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:64 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:65 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -367,70 +572,76 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_BUSY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:106 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:133 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:106 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:133 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:102 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:129 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:130 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:104 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:131 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:62 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:63 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:105 */
-                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 105) */
+            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:132 */
+                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 132) */
                     *state = PG_CONN_S_READY;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
-                } else { /* ignore (line 105) */
+                } else { /* ignore (line 132) */
                     return *state; /* ignored */
                 }
                 break;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:64 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:65 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:66 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -440,48 +651,54 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CLOSING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:110 */
-                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 111) */
+            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:137 */
+                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 138) */
                     return *state; /* ignored */
-                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 112) */
+                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 139) */
                     *state = PG_CONN_S_DOWN;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                     next = pg_conn_act_release(ctx, ev);
-                } else { /* close_socket -> closing_socket (line 113) */
+                } else { /* close_socket -> closing_socket (line 140) */
                     *state = PG_CONN_S_CLOSING_SOCKET;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING_SOCKET);
                     next = pg_conn_act_close_socket(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:143 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:115 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:143 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:143 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:143 */
+                return *state;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:142 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -495,39 +712,45 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CLOSING_SOCKET:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:120 */
+            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:147 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 next = pg_conn_act_release(ctx, ev);
                 break;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:121 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:149 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:149 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:149 */
+                return *state;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:148 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -555,7 +778,7 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
 
 /* [reuse]: the only writes of the state outside pg_conn_fire(). */
 
-void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:128 */
+void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:155 */
 {
     *state = PG_CONN_S_DOWN;
 }

@@ -25,6 +25,8 @@ enum __attribute__((packed)) pg_conn_state {
     PG_CONN_S_DOWN, /* no session: waiting for the backoff timer (or the first open) */
     PG_CONN_S_SOCKETING, /* IORING_OP_SOCKET in flight */
     PG_CONN_S_CONNECTING, /* IORING_OP_CONNECT in flight */
+    PG_CONN_S_SSL_REQUESTING, /* SSLRequest sent: waiting for the server's one-byte answer */
+    PG_CONN_S_HANDSHAKING, /* the TLS handshake runs: ciphertext moves between the ring's buffers and the memory BIOs */
     PG_CONN_S_AUTHENTICATING, /* startup sent: answering the server's authentication request until ReadyForQuery */
     PG_CONN_S_READY, /* session up, no query in flight */
     PG_CONN_S_BUSY, /* queries in flight (pipelined): results are matched to them in FIFO order */
@@ -54,6 +56,9 @@ enum pg_conn_event {
     PG_CONN_EV_SHUTDOWN, /* the pool is stopping */
     PG_CONN_EV_OP_DONE, /* an op on the socket ended while closing (raised by drop, to close at once when none is in flight) */
     PG_CONN_EV_CLOSED, /* the close of the socket completed (raised by close_socket when it closed the fd directly) */
+    PG_CONN_EV_SSL_YES, /* (raised by ssl_answer) the server answered the SSLRequest with 'S': TLS follows */
+    PG_CONN_EV_SSL_NO, /* (raised by ssl_answer) the server answered the SSLRequest with 'N': no TLS */
+    PG_CONN_EV_TLS_DONE, /* (raised by tls_start / tls_input) the TLS handshake completed and the certificate checks passed */
     PG_CONN_EV_STOP, /* the pool is being freed (after its bounded wait for the ring's completions) */
     PG_CONN_EVENT_COUNT
 };
@@ -87,6 +92,12 @@ int pg_conn_guard_ops_in_flight(const struct iox_pg_conn *ctx, const struct iox_
 /* there is no socket to close (fd < 0: IORING_OP_SOCKET failed, or could not be queued) */
 int pg_conn_guard_no_socket(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
+/* the pool negotiates TLS (sslmode prefer/require/verify-*, TCP host) */
+int pg_conn_guard_wants_tls(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* sslmode is require, verify-ca or verify-full: plaintext is not acceptable */
+int pg_conn_guard_tls_required(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
 /* Actions — written by hand, called only by pg_conn_fire(). Each runs
  * after the instance has moved to the transition's target state and returns
  * a follow-up event (PG_CONN_EV_NONE for none), which pg_conn_fire()
@@ -100,6 +111,21 @@ int pg_conn_act_start_connect(struct iox_pg_conn *ctx, const struct iox_pg_event
 
 /* queue the StartupMessage and arm the recv */
 int pg_conn_act_start_session(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* queue the SSLRequest and arm the recv */
+int pg_conn_act_start_ssl_request(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* read the one-byte answer to the SSLRequest; raises ssl_yes, ssl_no or fail */
+int pg_conn_act_ssl_answer(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* the server has no TLS but sslmode requires it: one clear reason; raises fail */
+int pg_conn_act_refuse_plaintext(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* create the TLS session on memory BIOs (SNI, host check), send the ClientHello; raises tls_done or fail */
+int pg_conn_act_tls_start(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* feed the handshake with what arrived, send what it produced; raises tls_done or fail */
+int pg_conn_act_tls_input(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
 /* parse authentication messages: answer cleartext/MD5/SCRAM, consume ParameterStatus/BackendKeyData; raises established or fail */
 int pg_conn_act_auth_input(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
@@ -156,7 +182,7 @@ extern void (*pg_conn_trace)(struct iox_pg_conn *ctx, int from, int event, int t
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/pg_conn.toml:128: -> down, whatever *state holds (it is not read). */
+/* spec/machines/pg_conn.toml:155: -> down, whatever *state holds (it is not read). */
 void pg_conn_init(pg_conn_state_t *state);
 
 #endif /* PG_CONN_MACHINE_H */

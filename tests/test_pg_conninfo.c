@@ -2,7 +2,7 @@
  * socket addresses; what is honoured, ignored and refused of every libpq
  * setting (docs/pg-client.md "Connection settings"), environment and
  * keyword alike, and their precedence; and the integration path: the
- * playground in pg mode with PGSSLMODE=verify-full exits 1 with one line on
+ * playground in pg mode with PGSSLMODE=verify-full and no root certificate exits 1 with one line on
  * stderr before serving. No database needed. */
 #include "iox_test.h"
 #include "http_client.h"
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -32,6 +33,11 @@ static const char *vars[] = {
 #define NVARS (sizeof vars / sizeof vars[0])
 static char *saved[NVARS];
 
+/* HOME points at an empty temp dir for the suite: ~/.pgpass and
+ * ~/.pg_service.conf are the test's, never the developer's. */
+static char *saved_home;
+static char home[64];
+
 static int save_env(void)
 {
     for (size_t i = 0; i < NVARS; i++) {
@@ -39,6 +45,11 @@ static int save_env(void)
         saved[i] = v ? strdup(v) : NULL;
         unsetenv(vars[i]);
     }
+    const char *h = getenv("HOME");
+    saved_home = h ? strdup(h) : NULL;
+    strcpy(home, "/tmp/iox-pgci-XXXXXX");
+    if (!mkdtemp(home)) return -1;
+    setenv("HOME", home, 1);
     return 0;
 }
 static int restore_env(void)
@@ -47,7 +58,11 @@ static int restore_env(void)
         if (saved[i]) { setenv(vars[i], saved[i], 1); free(saved[i]); saved[i] = NULL; }
         else unsetenv(vars[i]);
     }
-    return 0;
+    if (saved_home) { setenv("HOME", saved_home, 1); free(saved_home); saved_home = NULL; }
+    else unsetenv("HOME");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
+    return system(cmd) == 0 ? 0 : -1;
 }
 static void clear_env(void) { for (size_t i = 0; i < NVARS; i++) unsetenv(vars[i]); }
 static int starts(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
@@ -135,7 +150,7 @@ IOX_TEST(pg_conninfo, string_syntax)
     CU_ASSERT_EQUAL(ci.connect_timeout_ms, 250);      /* the precise one wins */
 
     const char *bad[] = {"host", "port=0", "port=65536", "port=12x", "bogus=1", "user='open",
-                         "sslmode=require", "host=a,b", "postgresql://localhost/db",
+                         "sslmode=required", "host=a,b", "postgresql://localhost/db",
                          "connect_timeout=-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
@@ -173,15 +188,11 @@ struct setting { const char *key, *env, *value, *why; };
 /* Refused: load fails with -EINVAL, err is one line that starts with
  * "NAME=value" (or NAME="" for an empty value) and says why. */
 static const struct setting refused[] = {
-    {"sslmode", "PGSSLMODE", "require", "requires TLS, which this build of ioxide does not support"},
-    {"sslmode", "PGSSLMODE", "verify-ca", "requires TLS"},
-    {"sslmode", "PGSSLMODE", "verify-full", "requires TLS"},
     {"sslmode", "PGSSLMODE", "Disable", "not a valid sslmode value"},
     {"sslmode", "PGSSLMODE", "", "not a valid sslmode value"},
-    {"sslrootcert", "PGSSLROOTCERT", "system", "verify-full"},
-    {"sslcertmode", "PGSSLCERTMODE", "require", "requires TLS"},
+    {"sslcertmode", "PGSSLCERTMODE", "require", "not implemented"},
     {"sslcertmode", "PGSSLCERTMODE", "sometimes", "not a valid sslcertmode value"},
-    {"sslnegotiation", "PGSSLNEGOTIATION", "direct", "requires TLS"},
+    {"sslnegotiation", "PGSSLNEGOTIATION", "direct", "not implemented"},
     {"sslnegotiation", "PGSSLNEGOTIATION", "tls", "not a valid sslnegotiation value"},
     {"ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION", "TLSv9", "not a valid ssl_min_protocol_version value"},
     {"ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION", "TLSv1.1", "below the minimum TLS version"},
@@ -194,9 +205,8 @@ static const struct setting refused[] = {
     {"require_auth", "PGREQUIREAUTH", "!password", "does not enforce"},
     {"require_auth", "PGREQUIREAUTH", "none", "does not enforce"},
     {"requirepeer", "PGREQUIREPEER", "postgres", "Unix socket"},   /* the default host is a socket */
-    {"service", "PGSERVICE", "mydb", "service file"},
-    {"service", "PGSERVICE", "", "service file"},
-    {"passfile", "PGPASSFILE", "/nonexistent/pgpass", "password file"},   /* no password given */
+    {"service", "PGSERVICE", "mydb", "definition of service mydb not found"},
+    {"service", "PGSERVICE", "", "definition of service \"\" not found"},
     {"hostaddr", "PGHOSTADDR", "10.0.0.5", "connect to host instead"},
     {"target_session_attrs", "PGTARGETSESSIONATTRS", "read-write", "what kind of server"},
     {"target_session_attrs", "PGTARGETSESSIONATTRS", "read-only", "what kind of server"},
@@ -211,31 +221,22 @@ static const struct setting refused[] = {
     {"replication", NULL, "database", "replication connection"},
     {"replication", NULL, "true", "replication connection"},
     {"replication", NULL, "1", "replication connection"},
-    {NULL, "PGREQUIRESSL", "1", "means sslmode=require"},
-    {NULL, "PGREQUIRESSL", "1yes", "means sslmode=require"},
 };
 
 /* Accepted and ignored: load succeeds and nothing ioxide uses changes. */
 static const struct setting ignored[] = {
-    {"sslmode", "PGSSLMODE", "disable", NULL},
-    {"sslmode", "PGSSLMODE", "allow", NULL},
-    {"sslmode", "PGSSLMODE", "prefer", NULL},
+    {"sslmode", "PGSSLMODE", "prefer", NULL},      /* the default */
     {NULL, "PGREQUIRESSL", "0", NULL},
     {NULL, "PGREQUIRESSL", "", NULL},
     {NULL, "PGREQUIRESSL", "yes", NULL},          /* libpq: only a leading '1' counts */
     {"sslcompression", "PGSSLCOMPRESSION", "1", NULL},
-    {"sslcert", "PGSSLCERT", "/nonexistent/client.crt", NULL},
-    {"sslkey", "PGSSLKEY", "/nonexistent/client.key", NULL},
     {"sslpassword", NULL, "secret", NULL},
-    {"sslrootcert", "PGSSLROOTCERT", "/nonexistent/root.crt", NULL},
     {"sslcrl", "PGSSLCRL", "/nonexistent/root.crl", NULL},
     {"sslcrldir", "PGSSLCRLDIR", "/nonexistent/crl", NULL},
-    {"sslsni", "PGSSLSNI", "0", NULL},
     {"sslcertmode", "PGSSLCERTMODE", "disable", NULL},
     {"sslcertmode", "PGSSLCERTMODE", "allow", NULL},
     {"sslnegotiation", "PGSSLNEGOTIATION", "postgres", NULL},
-    {"ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION", "TLSv1.3", NULL},
-    {"ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION", "tlsv1.3", NULL},
+    {"ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION", "TLSv1.2", NULL},     /* the default */
     {"channel_binding", "PGCHANNELBINDING", "disable", NULL},
     {"channel_binding", "PGCHANNELBINDING", "prefer", NULL},
     {"gssencmode", "PGGSSENCMODE", "disable", NULL},
@@ -246,6 +247,7 @@ static const struct setting ignored[] = {
     {"require_auth", "PGREQUIREAUTH", "", NULL},
     {"requirepeer", "PGREQUIREPEER", "", NULL},
     {"passfile", "PGPASSFILE", "", NULL},
+    {"passfile", "PGPASSFILE", "/nonexistent/pgpass", NULL},     /* libpq: no file, no password, no word */
     {"hostaddr", "PGHOSTADDR", "", NULL},
     {"target_session_attrs", "PGTARGETSESSIONATTRS", "any", NULL},
     {"load_balance_hosts", "PGLOADBALANCEHOSTS", "disable", NULL},
@@ -298,11 +300,24 @@ IOX_TEST(pg_conninfo, refused_settings_are_one_clear_line)
             CU_ASSERT(ok);
         }
     }
-    /* The brief's exact line. */
+    /* verify-* over TCP need the root certificate: one line at startup */
     setenv("PGSSLMODE", "verify-full", 1);
-    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), -EINVAL);
-    CU_ASSERT_STRING_EQUAL(err, "PGSSLMODE=verify-full requires TLS, which this build of ioxide does not support; "
-                                "unset it or use sslmode=disable/allow/prefer");
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 sslrootcert=/nonexistent/root.crt", err, sizeof err),
+                    -EINVAL);
+    CU_ASSERT(starts(err, "PGSSLMODE=verify-full: root certificate file \"/nonexistent/root.crt\" does not exist"));
+    CU_ASSERT(strstr(err, "unset it") != NULL);
+    /* ~/.postgresql/root.crt by default */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1", err, sizeof err), -EINVAL);
+    CU_ASSERT(strstr(err, "/.postgresql/root.crt\" does not exist") != NULL);
+    /* a Unix socket never uses TLS (libpq ignores sslmode there) */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=/tmp", err, sizeof err), 0);
+    clear_env();
+    /* sslrootcert=system: verify-full by default, a weaker sslmode is an error (libpq) */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 sslrootcert=system", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_VERIFY_FULL);
+    CU_ASSERT_EQUAL(ci.sslroot_system, 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=require sslrootcert=system", err, sizeof err), -EINVAL);
+    CU_ASSERT(starts(err, "weak sslmode=require may not be used with sslrootcert=system"));
     clear_env();
 }
 
@@ -331,21 +346,40 @@ IOX_TEST(pg_conninfo, conninfo_wins_over_environment)
     char err[512];
     clear_env();
     /* a refused value in the environment is overridden by the string ... */
-    setenv("PGSSLMODE", "verify-full", 1);
+    setenv("PGSSLMODE", "verify-fill", 1);
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=disable", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_DISABLE);
     /* ... and a refused value in the string is reported as the string's */
     setenv("PGSSLMODE", "disable", 1);
-    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=verify-full", err, sizeof err), -EINVAL);
-    CU_ASSERT(starts(err, "sslmode=verify-full requires TLS"));
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=verify-fill", err, sizeof err), -EINVAL);
+    CU_ASSERT(starts(err, "sslmode=verify-fill is not a valid sslmode value"));
     clear_env();
-    /* PGREQUIRESSL=1 yields to sslmode from anywhere (PGSSLMODE since 9.3) */
+    /* PGREQUIRESSL=1 means require, and yields to sslmode from anywhere (PGSSLMODE since 9.3) */
     setenv("PGREQUIRESSL", "1", 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_REQUIRE);
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=prefer", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_PREFER);
     setenv("PGSSLMODE", "allow", 1);
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
-    setenv("PGSSLMODE", "require", 1);
-    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), -EINVAL);
-    CU_ASSERT(starts(err, "PGSSLMODE=require"));
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_ALLOW);
+    setenv("PGREQUIRESSL", "yes", 1);      /* libpq: only a leading '1' counts */
+    unsetenv("PGSSLMODE");
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_PREFER);
+    clear_env();
+    /* the TLS files and knobs are taken as given */
+    setenv("PGSSLCERT", "/c/client.crt", 1);
+    setenv("PGSSLKEY", "/c/client.key", 1);
+    setenv("PGSSLSNI", "0", 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslrootcert=/c/root.crt sslmode=require "
+                                         "ssl_min_protocol_version=TLSv1.3", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.sslcert, "/c/client.crt");
+    CU_ASSERT_STRING_EQUAL(ci.sslkey, "/c/client.key");
+    CU_ASSERT_STRING_EQUAL(ci.sslrootcert, "/c/root.crt");
+    CU_ASSERT_EQUAL(ci.sslsni, 0);
+    CU_ASSERT_EQUAL(ci.ssl_min, 4);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_REQUIRE);
     clear_env();
     setenv("PGCHANNELBINDING", "require", 1);
     setenv("PGGSSENCMODE", "require", 1);
@@ -362,14 +396,6 @@ IOX_TEST(pg_conninfo, conninfo_wins_over_environment)
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=/tmp", err, sizeof err), -EINVAL);
     CU_ASSERT(starts(err, "PGREQUIREPEER=postgres"));
-    clear_env();
-    /* passfile is read by libpq only without a password, from either source */
-    setenv("PGPASSFILE", "/nonexistent/pgpass", 1);
-    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "password=pw", err, sizeof err), 0);
-    setenv("PGPASSWORD", "pw", 1);
-    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
-    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "password=''", err, sizeof err), -EINVAL);
-    CU_ASSERT(starts(err, "PGPASSFILE=/nonexistent/pgpass names a password file"));
     clear_env();
     /* honoured settings: the string's value is the one used */
     setenv("PGOPTIONS", "-c search_path=env", 1);
@@ -481,6 +507,207 @@ IOX_TEST(pg_conninfo, sockaddr)
     CU_ASSERT_STRING_EQUAL(((struct sockaddr_un *)&ss)->sun_path, "/tmp/s/.s.PGSQL.6000");
 }
 
+/* ---- libpq's files: the password file and the service file ---- */
+
+/* Write text to dir/name with mode; returns the path (static buffer). */
+static const char *put_file(const char *name, mode_t mode, const char *text)
+{
+    static char path[4][128];
+    static int turn;
+    char *pth = path[turn++ & 3];
+    snprintf(pth, 128, "%s/%s", home, name);
+    FILE *f = fopen(pth, "w");
+    if (!f) return pth;
+    fputs(text, f);
+    fclose(f);
+    chmod(pth, mode);
+    return pth;
+}
+
+/* The other cases run with an empty home (no ~/.pgpass, no ~/.pg_service.conf). */
+static void clean_home(void)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'/* '%s'/.pg*", home, home);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+IOX_TEST(pg_conninfo, pgpass_lookup_as_libpq)
+{
+    struct iox_pg_conninfo ci;
+    char err[512] = "";
+    clear_env();
+    put_file(".pgpass", 0600,
+             "# comment line: host:port:db:user:password\n"
+             "10.0.0.1:5432:*:*:wrong-host\n"
+             "127.0.0.1:5433:appdb:alice:alice-5433\n"
+             "127.0.0.1:*:appdb:alice:alice-any-port\n"
+             "127.0.0.1:*:*:b\\:ob:colon\\:user\\\\pw:ignored-after-colon\r\n"
+             "localhost:5432:*:carol:carol-socket\n"
+             "*:*:*:*:catch-all\n");
+    /* ~/.pgpass (HOME) by default; the first matching line wins */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 port=5433 user=alice dbname=appdb", err,
+                                               sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "alice-5433");
+    CU_ASSERT_EQUAL(ci.password_from_file, 1);
+    CU_ASSERT_STRING_EQUAL(ci.warning, "");
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 port=6000 user=alice dbname=appdb", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "alice-any-port");
+    /* escapes: "\:" in a field, "\:" and "\\" in the password, which ends at an unescaped ':' (CRLF stripped) */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 user=b:ob", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "colon:user\\pw");
+    /* the default socket directory matches as "localhost"; another directory does not */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "user=carol", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "carol-socket");
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=/tmp user=carol", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "catch-all");
+    /* dbname defaults to the user before the lookup: "alice" is not appdb */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 port=5433 user=alice", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "catch-all");
+    /* a given password wins: the file is not read (PGPASSWORD or password=) */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 user=alice password=given", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "given");
+    CU_ASSERT_EQUAL(ci.password_from_file, 0);
+    setenv("PGPASSWORD", "envpw", 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 user=alice", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "envpw");
+    clear_env();
+    /* PGPASSFILE and passfile= name another file (the string's wins); no match is no password */
+    const char *other = put_file("other.pgpass", 0600, "*:*:*:alice:from-other\n");
+    const char *third = put_file("third.pgpass", 0400, "*:*:*:alice:from-third\n");
+    setenv("PGPASSFILE", other, 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 user=alice", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "from-other");
+    char str[256];
+    snprintf(str, sizeof str, "host=127.0.0.1 user=alice passfile=%s", third);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, str, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "from-third");
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 user=dave", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "");
+    CU_ASSERT_EQUAL(ci.password_from_file, 0);
+    /* libpq's permission check: group or world access → ignored, one warning line */
+    chmod(other, 0640);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 user=alice", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "");
+    char want[400];
+    snprintf(want, sizeof want, "WARNING: password file \"%s\" has group or world access; permissions should be "
+             "u=rw (0600) or less", other);
+    CU_ASSERT_STRING_EQUAL(ci.warning, want);
+    chmod(other, 0604);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 user=alice", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "");
+    CU_ASSERT_STRING_EQUAL(ci.warning, want);
+    /* not a plain file: ignored with a warning */
+    setenv("PGPASSFILE", home, 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 user=alice", err, sizeof err), 0);
+    CU_ASSERT(strstr(ci.warning, "is not a plain file") != NULL);
+    /* an empty passfile means the default ~/.pgpass */
+    setenv("PGPASSFILE", "", 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 port=5433 user=alice dbname=appdb", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "alice-5433");
+    clear_env();
+    clean_home();
+}
+
+IOX_TEST(pg_conninfo, service_file_as_libpq)
+{
+    struct iox_pg_conninfo ci;
+    char err[512] = "";
+    char str[256];
+    clear_env();
+    const char *sysdir_file = put_file("pg_service.conf", 0644,
+                                       "[sysonly]\nport=7001\n[both]\nport=7002\n");
+    (void)sysdir_file;
+    setenv("PGSYSCONFDIR", home, 1);
+    put_file(".pg_service.conf", 0644,
+             "# the user's file\n"
+             "[other]\n"
+             "port=1111\n"
+             "\n"
+             "  [prod]  \n"
+             "   host=127.0.0.1   \n"
+             "port=6543\n"
+             "user=svcuser\n"
+             "dbname=svcdb\n"
+             "port=9999\n"                   /* a second port: the first one stays, as libpq */
+             "application_name=svc app\n"
+             "[both]\n"
+             "port=7003\n");
+    /* service= names a section of ~/.pg_service.conf */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "service=prod", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.host, "127.0.0.1");
+    CU_ASSERT_EQUAL(ci.port, 6543);
+    CU_ASSERT_STRING_EQUAL(ci.user, "svcuser");
+    CU_ASSERT_STRING_EQUAL(ci.dbname, "svcdb");
+    CU_ASSERT_STRING_EQUAL(ci.application_name, "svc app");
+    /* the string wins over the service, the service over the environment */
+    setenv("PGPORT", "5555", 1);
+    setenv("PGUSER", "envuser", 1);
+    setenv("PGPASSWORD", "envpw", 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "service=prod user=struser", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.port, 6543);
+    CU_ASSERT_STRING_EQUAL(ci.user, "struser");
+    CU_ASSERT_STRING_EQUAL(ci.password, "envpw");     /* the service sets none */
+    clear_env();
+    /* PGSERVICE works like service= */
+    setenv("PGSYSCONFDIR", home, 1);
+    setenv("PGSERVICE", "prod", 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.port, 6543);
+    unsetenv("PGSERVICE");
+    /* the user's file first; the system file (PGSYSCONFDIR) only for a section it lacks */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "service=both", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.port, 7003);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "service=sysonly", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.port, 7001);
+    /* PGSERVICEFILE replaces ~/.pg_service.conf */
+    const char *alt = put_file("alt.conf", 0644, "[prod]\nport=4321\n");
+    setenv("PGSERVICEFILE", alt, 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "service=prod", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.port, 4321);
+    /* a service found nowhere: one line naming both files */
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "service=nope", err, sizeof err), -EINVAL);
+    CU_ASSERT(starts(err, "service=nope: definition of service nope not found (looked in \""));
+    CU_ASSERT(strstr(err, alt) != NULL);
+    CU_ASSERT(strstr(err, "remove it from the connection string") != NULL);
+    CU_ASSERT_PTR_NULL(strchr(err, '\n'));
+    /* syntax errors name the file and the line */
+    static const struct { const char *text, *why; } bad[] = {
+        {"[s]\nport=1\nhost\n", "line 3: syntax error"},
+        {"[s]\nhots=127.0.0.1\n", "line 2: invalid connection option \"hots\""},
+        {"[s]\nhost = 127.0.0.1\n", "line 2: invalid connection option \"host \""},
+        {"[s]\nservice=prod\n", "line 2: nested service"},
+        {"[s]\nPGPORT=1\n", "line 2: invalid connection option \"PGPORT\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("PGSERVICEFILE", put_file("bad.conf", 0644, bad[i].text), 1);
+        err[0] = 0;
+        int rc = iox_pg_conninfo_load(&ci, "service=s", err, sizeof err);
+        int ok = rc == -EINVAL && starts(err, "service file \"") && strstr(err, bad[i].why) && !strchr(err, '\n');
+        if (!ok) fprintf(stderr, "\n  bad service file %zu: rc %d, err \"%s\"", i, rc, err);
+        CU_ASSERT(ok);
+    }
+    /* a line of 255 bytes or more is an error, as libpq's 256-byte buffer makes it */
+    char longline[400];
+    snprintf(longline, sizeof longline, "[s]\napplication_name=%0300d\n", 0);
+    setenv("PGSERVICEFILE", put_file("bad.conf", 0644, longline), 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "service=s", err, sizeof err), -EINVAL);
+    CU_ASSERT(strstr(err, "line 2: line too long") != NULL);
+    /* errors in other sections are not looked at; a refused setting from the service says where it is */
+    setenv("PGSERVICEFILE", put_file("bad.conf", 0644, "[x]\nnonsense\n[s]\nhost=127.0.0.1\nsslmode=verify-ca\n"), 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "service=s", err, sizeof err), -EINVAL);
+    CU_ASSERT(starts(err, "sslmode=verify-ca: root certificate file"));
+    CU_ASSERT(strstr(err, "remove it from the service file") != NULL);
+    /* the service may carry the password file */
+    const char *pf = put_file("svc.pgpass", 0600, "*:*:*:*:svc-pw\n");
+    snprintf(str, sizeof str, "[s]\npassfile=%s\n", pf);
+    setenv("PGSERVICEFILE", put_file("svc.conf", 0644, str), 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "service=s", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.password, "svc-pw");
+    clear_env();
+    clean_home();
+}
+
 /* ---- the integration path: build/playground (or build/asan/playground) ---- */
 
 IOX_TEST(pg_conninfo, playground_refuses_verify_full_before_serving)
@@ -499,8 +726,9 @@ IOX_TEST(pg_conninfo, playground_refuses_verify_full_before_serving)
     int st = hc_server_wait_exit(&s, hc_slow(5000));
     CU_ASSERT_EQUAL(st, 1);
     char *e = hc_server_stderr(&s);
-    CU_ASSERT_STRING_EQUAL(e, "playground: pg mode: PGSSLMODE=verify-full requires TLS, which this build of ioxide "
-                              "does not support; unset it or use sslmode=disable/allow/prefer\n");
+    CU_ASSERT(starts(e, "playground: pg mode: PGSSLMODE=verify-full: root certificate file \""));
+    CU_ASSERT(strstr(e, "/.postgresql/root.crt\" does not exist") != NULL);
+    CU_ASSERT(strchr(e, '\n') && strchr(e, '\n')[1] == 0);    /* exactly one line */
     if (st != 1) fprintf(stderr, "\n  playground stderr: %s", e);
     free(e);
     hc_server_free(&s);
@@ -524,7 +752,7 @@ IOX_TEST(pg_conninfo, playground_refuses_verify_full_before_serving)
     CU_ASSERT_FATAL(hc_server_spawn(&s, svc, hc_free_port()) == 0);
     CU_ASSERT_EQUAL(hc_server_wait_exit(&s, hc_slow(5000)), 1);
     e = hc_server_stderr(&s);
-    CU_ASSERT(starts(e, "playground: pg mode: PGSERVICE=prod selects an entry of a connection service file"));
+    CU_ASSERT(starts(e, "playground: pg mode: PGSERVICE=prod: definition of service prod not found"));
     CU_ASSERT_PTR_NOT_NULL(strchr(e, '\n'));
     CU_ASSERT(strchr(e, '\n') && strchr(e, '\n')[1] == 0);    /* exactly one line */
     free(e);

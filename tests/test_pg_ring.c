@@ -12,6 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static struct iox_pg_cluster cluster;
 
@@ -205,6 +210,91 @@ IOX_TEST(pg_ring, wrong_password_is_a_clear_error)
     iox_reactor_run_until(&g->r, NULL, NULL, 300);
     CU_ASSERT_PTR_NOT_NULL(strstr(iox_pg_pool_last_error(g->pool), "authentication failed for user \"md5_user\""));
     rig_close(g);
+}
+
+struct want_err { struct rig *g; const char *needle; };
+static int pred_err(void *arg)
+{
+    struct want_err *w = arg;
+    return strstr(iox_pg_pool_last_error(w->g->pool), w->needle) != NULL;
+}
+
+/* No password in the conninfo: it comes from the password file (libpq's
+ * format, passfile=), for md5 and scram-sha-256 roles alike; the same file
+ * readable by others is ignored, as libpq does, and the server refuses. */
+IOX_TEST(pg_ring, password_from_pgpass_authenticates)
+{
+    char path[200], ci[600];
+    snprintf(path, sizeof path, "%s/test.pgpass", cluster.dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "# test file\n127.0.0.1:%u:%s:md5_user:%s\n127.0.0.1:*:*:scram_user:%s\n*:*:*:other:x\n",
+            cluster.port, IOX_PG_DB, IOX_PG_MD5_PW, IOX_PG_SCRAM_PW);
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(chmod(path, 0600), 0);
+    const char *users[] = {"md5_user", "scram_user"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(ci, sizeof ci, "host=127.0.0.1 port=%u user=%s dbname=%s passfile=%s", cluster.port, users[i],
+                 IOX_PG_DB, path);
+        struct rig *g = rig_open(ci, 1, 8, 16);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+        int up = wait_up(g, 1, 5000);
+        if (up) fprintf(stderr, "pgpass %s: %s\n", users[i], iox_pg_pool_last_error(g->pool));
+        CU_ASSERT_EQUAL(up, 0);
+        CU_ASSERT_EQUAL(simple_42(g), 0);
+        rig_close(g);
+    }
+    /* group-readable: ignored (a warning is logged), so no password is sent */
+    CU_ASSERT_EQUAL_FATAL(chmod(path, 0640), 0);
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%u user=scram_user dbname=%s passfile=%s", cluster.port,
+             IOX_PG_DB, path);
+    struct rig *g = rig_open(ci, 1, 8, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    iox_reactor_run_until(&g->r, NULL, NULL, 500);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
+    const char *e = iox_pg_pool_last_error(g->pool);
+    if (!strstr(e, "scram_user")) fprintf(stderr, "pgpass 0640: %s\n", e);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e, "scram_user"));
+    rig_close(g);
+    /* a wrong password from the file: the error says where it came from, as libpq's does */
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("*:*:*:scram_user:not-the-password\n", f);
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(chmod(path, 0600), 0);
+    g = rig_open(ci, 1, 8, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct want_err w = {g, "(the password was retrieved from the password file)"};
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_err, &w, 5000), 0);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
+    rig_close(g);
+    unlink(path);
+}
+
+/* connect_timeout (libpq's whole seconds) bounds connect + authentication
+ * on the ring: a server that accepts the TCP connection (the kernel does,
+ * from the listen backlog) but never answers the StartupMessage fails the
+ * attempt with a clear reason, and the slot keeps retrying. */
+IOX_TEST(pg_ring, connect_timeout_bounds_a_silent_server)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 16) == 0 &&
+                    getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
+    char ci[300];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%u user=u dbname=d password=p connect_timeout=1",
+             ntohs(a.sin_port));
+    struct rig *g = rig_open(ci, 1, 8, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct want_err w = {g, "no session within 1000 ms (connect_timeout)"};
+    int rc = iox_reactor_run_until(&g->r, pred_err, &w, 10000);
+    if (rc) fprintf(stderr, "silent server: last error \"%s\"\n", iox_pg_pool_last_error(g->pool));
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
+    rig_close(g);
+    close(lfd);
 }
 
 /* ---- queries ---- */

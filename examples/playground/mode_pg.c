@@ -95,7 +95,7 @@ int playground_pg(struct iox_server_config *cfg, struct iox_http_config *http)
         return -1;
     }
     /* Check the settings once here, before anything listens: a bad PGHOST,
-     * or a PGSSLMODE=verify-full this build cannot honour, is one clear line
+     * or a PGSSLMODE=verify-full without its root certificate, is one clear line
      * on stderr and exit status 1. */
     struct iox_pg_conninfo ci;
     struct sockaddr_storage ss;

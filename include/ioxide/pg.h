@@ -5,8 +5,10 @@
  *  - One pool per reactor, opened on the reactor thread (on_start) and used
  *    only there: no locks, nothing shared. Connections are opened on the
  *    ring (IORING_OP_SOCKET + IORING_OP_CONNECT, TCP or Unix socket per
- *    pg_conninfo.h) and authenticate with trust, cleartext, MD5 or
- *    SCRAM-SHA-256 as the server asks.
+ *    pg_conninfo.h), negotiate TLS over TCP per sslmode (SSLRequest, then
+ *    OpenSSL on memory BIOs: the ring moves the ciphertext, nothing
+ *    blocks; docs/pg-client.md "TLS") and authenticate with trust,
+ *    cleartext, MD5 or SCRAM-SHA-256 as the server asks.
  *  - Each connection is the generated machine pg_conn
  *    (spec/machines/pg_conn.toml); actions in runtime/pg/pg_conn.c.
  *  - Queries use the extended protocol with named prepared statements

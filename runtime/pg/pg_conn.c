@@ -69,6 +69,9 @@ int pg_conn_arm_recv(struct iox_pg_conn *c)
 {
     if (c->recv_armed || c->fd < 0) return 0;
     uint32_t need = c->need;
+    /* With TLS the recv lands in tin and is decrypted into rbuf: keep room
+     * for a record already partly received plus this recv's. */
+    if (c->tls && need < 2 * PG_TLS_IN) need = 2 * PG_TLS_IN;
     /* Compact: drop what no query needs any more. */
     if (c->keep > 0 && (c->rcap - c->rlen < RBUF_MIN_FREE || c->rcap - c->rlen < need)) {
         uint32_t shift = c->keep;
@@ -91,7 +94,8 @@ int pg_conn_arm_recv(struct iox_pg_conn *c)
         c->rbuf = nb;
         c->rcap = (uint32_t)cap;
     }
-    int rc = iox_seam_recv(seam(c), c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, pg_ud(c, IOX_OP_RECV));
+    int rc = c->tls ? iox_seam_recv(seam(c), c->fd, c->tin, PG_TLS_IN, pg_ud(c, IOX_OP_RECV))
+                    : iox_seam_recv(seam(c), c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, pg_ud(c, IOX_OP_RECV));
     if (rc < 0) { set_fail(c, rc, NULL, "no SQE for recv: %s", strerror(-rc)); return rc; }
     c->recv_armed = 1;
     op_started(c);
@@ -102,11 +106,20 @@ int pg_conn_arm_recv(struct iox_pg_conn *c)
 
 static int start_send(struct iox_pg_conn *c)
 {
-    if (c->send_busy || !c->wb[c->fill].len || c->fd < 0) return 0;
+    if (c->send_busy || c->fd < 0) return 0;
+    if (!c->wb[c->fill].len && !(c->tls && pg_tls_out_pending(c))) return 0;
     unsigned s = c->fill;
     c->fill ^= 1;
     c->soff = 0;
-    int rc = iox_seam_send(seam(c), c->fd, c->wb[s].buf, c->wb[s].len, pg_ud(c, IOX_OP_SEND));
+    c->sbuf = c->wb[s].buf;
+    c->slen = (uint32_t)c->wb[s].len;
+    if (c->tls) {
+        /* The turn's output (or the handshake's) is encrypted here, once. */
+        if (pg_tls_seal(c, c->wb[s].buf, c->wb[s].len) < 0) return -EPROTO;
+        c->sbuf = c->tx.buf;
+        c->slen = (uint32_t)c->tx.len;
+    }
+    int rc = iox_seam_send(seam(c), c->fd, c->sbuf, c->slen, pg_ud(c, IOX_OP_SEND));
     if (rc < 0) { set_fail(c, rc, NULL, "no SQE for send: %s", strerror(-rc)); return rc; }
     c->send_busy = 1;
     op_started(c);
@@ -123,9 +136,8 @@ int pg_conn_act_on_sent(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     unsigned s = c->fill ^ 1;
     c->soff += (uint32_t)ev->res;
-    if (c->soff < c->wb[s].len) {
-        int rc = iox_seam_send(seam(c), c->fd, c->wb[s].buf + c->soff, c->wb[s].len - c->soff,
-                               pg_ud(c, IOX_OP_SEND));
+    if (c->soff < c->slen) {
+        int rc = iox_seam_send(seam(c), c->fd, c->sbuf + c->soff, c->slen - c->soff, pg_ud(c, IOX_OP_SEND));
         if (rc < 0) { set_fail(c, rc, NULL, "no SQE for send: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
         op_started(c);
         return PG_CONN_EV_NONE;
@@ -159,6 +171,7 @@ int pg_conn_act_open_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev
     c->fail_err = 0;
     c->fail_msg[0] = c->fail_sqlstate[0] = 0;
     c->was_up = 0;
+    pg_tls_end(c);
     iox_pg_parser_init(&c->ps, 0);
     uint64_t now = pg_now(p);
     c->deadline_ms = p->ci.connect_timeout_ms ? now + p->ci.connect_timeout_ms : 0;
@@ -197,6 +210,78 @@ int pg_conn_act_start_session(struct iox_pg_conn *c, const struct iox_pg_event *
                                   ci->application_name[0] ? ci->application_name : "ioxide", extra);
     if (rc < 0) { set_fail(c, rc, NULL, "cannot build the startup message: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
     return pg_conn_arm_recv(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
+}
+
+/* ---- TLS negotiation (pg_tls.c does the OpenSSL side) ---- */
+
+int pg_conn_guard_wants_tls(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    return c->pool->ssl_ctx != NULL;
+}
+
+int pg_conn_guard_tls_required(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    return c->pool->ci.sslmode >= IOX_PG_SSL_REQUIRE;
+}
+
+int pg_conn_act_start_ssl_request(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    static const unsigned char req[8] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};     /* length 8, 80877103 */
+    int rc = iox_pg_wbuf_append(&c->wb[c->fill], req, sizeof req);
+    if (rc < 0) { set_fail(c, rc, NULL, "cannot queue the SSLRequest: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
+    return pg_conn_arm_recv(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
+}
+
+int pg_conn_act_ssl_answer(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    char a = c->rbuf[0];
+    /* Anything after the one byte would be unencrypted data slipped in
+     * before the handshake (CVE-2021-23222): libpq refuses it too. */
+    if ((a == 'S' || a == 'N') && c->rlen != 1) {
+        set_fail(c, -EPROTO, NULL, "received unencrypted data after the SSL response");
+        return PG_CONN_EV_FAIL;
+    }
+    c->rlen = c->rpos = c->keep = 0;
+    if (a == 'S') return PG_CONN_EV_SSL_YES;
+    if (a == 'N') return PG_CONN_EV_SSL_NO;
+    if (a == 'E') set_fail(c, -EPROTO, NULL, "the server answered the SSLRequest with an error (a server older than 7.0?)");
+    else set_fail(c, -EPROTO, NULL, "received invalid response to SSL negotiation: '%c'", a >= 0x20 && a < 0x7f ? a : '?');
+    return PG_CONN_EV_FAIL;
+}
+
+int pg_conn_act_refuse_plaintext(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    static const char *const names[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+    set_fail(c, -EPROTO, NULL, "server does not support SSL, but SSL was required (sslmode=%s)",
+             names[c->pool->ci.sslmode]);
+    return PG_CONN_EV_FAIL;
+}
+
+/* Send what the handshake produced now if the socket is free (else the
+ * end-of-turn flush sends it), and wait for the server. */
+static int tls_step(struct iox_pg_conn *c, int r)
+{
+    if (r < 0) return PG_CONN_EV_FAIL;
+    if (start_send(c) < 0) return PG_CONN_EV_FAIL;
+    if (r == 1) return PG_CONN_EV_TLS_DONE;
+    return pg_conn_arm_recv(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
+}
+
+int pg_conn_act_tls_start(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    return tls_step(c, pg_tls_begin(c));
+}
+
+int pg_conn_act_tls_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    return tls_step(c, pg_tls_handshake(c));
 }
 
 /* ---- authentication ---- */
@@ -289,8 +374,11 @@ int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
             char state[6], msg[PG_ERRMSG];
             server_error(&m, state, msg, sizeof msg);
             const char *user = c->pool->ci.user;
+            /* libpq says where a refused password came from. */
+            const char *hint = !strcmp(state, "28P01") && c->pool->ci.password_from_file
+                                   ? " (the password was retrieved from the password file)" : "";
             if (!strncmp(state, "28", 2))
-                set_fail(c, -EACCES, state, "authentication failed for user \"%s\": %s", user, msg);
+                set_fail(c, -EACCES, state, "authentication failed for user \"%s\": %s%s", user, msg, hint);
             else
                 set_fail(c, -ECONNREFUSED, state, "the server refused the session for user \"%s\": %s", user, msg);
             /* One clear line, not one per retry. */
@@ -536,6 +624,7 @@ int pg_conn_act_release(struct iox_pg_conn *c, const struct iox_pg_event *ev)
     struct iox_pg_pool *p = c->pool;
     c->fd = -1;
     c->fail_logged = 0;
+    pg_tls_end(c);      /* every op has ended: nothing reads tin or tx any more */
     uint32_t next = c->backoff_ms ? c->backoff_ms * 2 : 100;
     if (next > p->cfg.backoff_max_ms) next = p->cfg.backoff_max_ms;
     c->backoff_ms = next;
@@ -545,6 +634,7 @@ int pg_conn_act_release(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 
 int pg_conn_act_finish(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
-    (void)c; (void)ev;
+    (void)ev;
+    pg_tls_end(c);
     return PG_CONN_EV_NONE;
 }

@@ -8,6 +8,7 @@
  * the way the user gave it: "PGSSLMODE=verify-full" or
  * "sslmode=verify-full". */
 #include "pg_conninfo.h"
+#include "pg_pgfiles.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -111,11 +112,12 @@ static const struct { const char *key, *env; int honoured; } kw[K_N] = {
 };
 #undef H
 
+enum { FROM_STRING, FROM_ENV, FROM_SERVICE };
 /* The settings as given: val[k] NULL when neither the conninfo string nor
  * the environment has it. Conninfo values are unescaped into store. */
 struct given {
     const char *val[K_N];
-    unsigned char env[K_N];     /* 1: val[k] came from the environment */
+    unsigned char env[K_N];     /* FROM_STRING, FROM_ENV or FROM_SERVICE */
     size_t used;
     char store[8192];
 };
@@ -126,7 +128,7 @@ struct shown { char s[160]; };
 static struct shown show(const struct given *g, int k)
 {
     struct shown o;
-    const char *name = g->env[k] ? kw[k].env : kw[k].key;
+    const char *name = g->env[k] == FROM_ENV ? kw[k].env : kw[k].key;
     const char *v = g->val[k] ? g->val[k] : "";
     size_t n = (size_t)snprintf(o.s, sizeof o.s, "%s=", name);
     if (!*v && n + 2 < sizeof o.s) { memcpy(o.s + n, "\"\"", 3); return o; }
@@ -136,7 +138,8 @@ static struct shown show(const struct given *g, int k)
 }
 #define SHOW(k) (show(g, (k)).s)
 /* What to do about a refused setting. */
-#define DROP(k) (g->env[k] ? "unset it" : "remove it from the connection string")
+#define DROP(k) (g->env[k] == FROM_ENV ? "unset it" : g->env[k] == FROM_SERVICE ? "remove it from the service file" \
+                                                                           : "remove it from the connection string")
 
 static int one_of(const char *v, const char *const *allowed)
 {
@@ -150,7 +153,7 @@ static int set(char *dst, size_t cap, const struct given *g, int k, char *err, s
     size_t n = strlen(v);
     if (n >= cap)
         return fail(-ENAMETOOLONG, err, errlen, "%s: the value is too long (max %zu bytes)",
-                    g->env[k] ? kw[k].env : kw[k].key, cap - 1);
+                    g->env[k] == FROM_ENV ? kw[k].env : kw[k].key, cap - 1);
     memcpy(dst, v, n + 1);
     return 0;
 }
@@ -237,7 +240,7 @@ static void add_env(struct given *g)
         const char *v = getenv(kw[k].env);
         if (!v || (kw[k].honoured && !*v)) continue;
         g->val[k] = v;
-        g->env[k] = 1;
+        g->env[k] = FROM_ENV;
     }
 }
 
@@ -258,50 +261,34 @@ static int tls_version(const char *v)
     return -1;
 }
 
-static int check_settings(const struct given *g, const char *host, const char *password,
-                          char *err, size_t errlen)
+static int check_settings(const struct given *g, const char *host, char *err, size_t errlen)
 {
     static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL};
-    static const char *const plaintext_ok[] = {"disable", "allow", "prefer", NULL};
     const char *v;
 #define GIVEN(k) ((v = g->val[k]) != NULL)
 
-    /* sslmode / PGSSLMODE, else the deprecated PGREQUIRESSL (a value
-     * starting with '1' means sslmode=require; PGSSLMODE wins over it). As
-     * libpq built without TLS: disable/allow/prefer connect in plaintext,
-     * require/verify-ca/verify-full are an error, for Unix sockets too. */
-    if (GIVEN(K_SSLMODE)) {
-        if (!one_of(v, sslmodes))
-            return invalid(g, K_SSLMODE, "disable, allow, prefer, require, verify-ca, verify-full", err, errlen);
-        if (!one_of(v, plaintext_ok))
-            return fail(-EINVAL, err, errlen, "%s requires TLS, which this build of ioxide does not support; "
-                        "%s or use sslmode=disable/allow/prefer", SHOW(K_SSLMODE), DROP(K_SSLMODE));
-    } else if (GIVEN(E_REQUIRESSL) && v[0] == '1') {
-        return fail(-EINVAL, err, errlen, "%s means sslmode=require, which requires TLS, which this build of "
-                    "ioxide does not support; unset it (or set PGSSLMODE=disable/allow/prefer)", SHOW(E_REQUIRESSL));
-    }
-    /* sslrootcert=system implies sslmode=verify-full (libpq refuses it
-     * without TLS). Other sslrootcert values, like sslcert, sslkey,
-     * sslpassword, sslcrl, sslcrldir, sslsni, sslcompression: used by libpq
-     * only once TLS is negotiated, which with the sslmodes allowed above is
-     * optional anyway — ignored. */
-    if (GIVEN(K_SSLROOTCERT) && strcmp(v, "system") == 0)
-        return fail(-EINVAL, err, errlen, "%s means verifying the server's certificate (sslmode=verify-full), which "
-                    "requires TLS, which this build of ioxide does not support; %s",
-                    SHOW(K_SSLROOTCERT), DROP(K_SSLROOTCERT));
+    /* sslmode / PGSSLMODE: checked here, applied by apply_tls. */
+    if (GIVEN(K_SSLMODE) && !one_of(v, sslmodes))
+        return invalid(g, K_SSLMODE, "disable, allow, prefer, require, verify-ca, verify-full", err, errlen);
+    /* sslrootcert=system: libpq allows it only with verify-full (and makes
+     * that the default). */
+    if (GIVEN(K_SSLROOTCERT) && strcmp(v, "system") == 0 && g->val[K_SSLMODE] &&
+        strcmp(g->val[K_SSLMODE], "verify-full") != 0)
+        return fail(-EINVAL, err, errlen, "weak %s may not be used with %s (use sslmode=verify-full)",
+                    SHOW(K_SSLMODE), SHOW(K_SSLROOTCERT));
     if (GIVEN(K_SSLCERTMODE)) {
         if (!one_of(v, (const char *const[]){"disable", "allow", "require", NULL}))
             return invalid(g, K_SSLCERTMODE, "disable, allow, require", err, errlen);
         if (strcmp(v, "require") == 0)
-            return fail(-EINVAL, err, errlen, "%s requires TLS (a server that asks for a client certificate), which "
-                        "this build of ioxide does not support; %s or use sslcertmode=disable/allow",
+            return fail(-EINVAL, err, errlen, "%s (fail unless the server asked for a client certificate) is not "
+                        "implemented by ioxide; %s or use sslcertmode=disable/allow",
                         SHOW(K_SSLCERTMODE), DROP(K_SSLCERTMODE));
     }
     if (GIVEN(K_SSLNEGOTIATION)) {
         if (!one_of(v, (const char *const[]){"postgres", "direct", NULL}))
             return invalid(g, K_SSLNEGOTIATION, "postgres, direct", err, errlen);
         if (strcmp(v, "direct") == 0)
-            return fail(-EINVAL, err, errlen, "%s requires TLS, which this build of ioxide does not support; "
+            return fail(-EINVAL, err, errlen, "%s (TLS without the SSLRequest) is not implemented by ioxide; "
                         "%s or use sslnegotiation=postgres", SHOW(K_SSLNEGOTIATION), DROP(K_SSLNEGOTIATION));
     }
     int tmin = tls_version(g->val[K_SSL_MIN_PROTOCOL] ? g->val[K_SSL_MIN_PROTOCOL] : "TLSv1.2");
@@ -319,8 +306,8 @@ static int check_settings(const struct given *g, const char *host, const char *p
         if (!one_of(v, (const char *const[]){"disable", "prefer", "require", NULL}))
             return invalid(g, K_CHANNEL_BINDING, "disable, prefer, require", err, errlen);
         if (strcmp(v, "require") == 0)
-            return fail(-EINVAL, err, errlen, "%s requires SCRAM channel binding, which needs TLS, which this build of "
-                        "ioxide does not support; %s or use channel_binding=disable/prefer",
+            return fail(-EINVAL, err, errlen, "%s requires SCRAM channel binding (SCRAM-SHA-256-PLUS), which ioxide "
+                        "does not implement; %s or use channel_binding=disable/prefer",
                         SHOW(K_CHANNEL_BINDING), DROP(K_CHANNEL_BINDING));
     }
     /* gssencmode: no GSSAPI here; prefer falls back to plaintext in libpq
@@ -343,14 +330,8 @@ static int check_settings(const struct given *g, const char *host, const char *p
     if (GIVEN(K_REQUIREPEER) && *v && host[0] == '/')
         return fail(-EINVAL, err, errlen, "%s requires checking the OS user of the server process on the Unix socket, "
                     "which ioxide does not do; %s", SHOW(K_REQUIREPEER), DROP(K_REQUIREPEER));
-    /* service: libpq fails when it cannot find the entry, even for "". */
-    if (GIVEN(K_SERVICE))
-        return fail(-EINVAL, err, errlen, "%s selects an entry of a connection service file, which ioxide does not "
-                    "read; %s and give the settings directly", SHOW(K_SERVICE), DROP(K_SERVICE));
-    /* passfile: libpq reads it only when no password is given. */
-    if (GIVEN(K_PASSFILE) && *v && !password[0])
-        return fail(-EINVAL, err, errlen, "%s names a password file, which ioxide does not read; %s and give the "
-                    "password with PGPASSWORD or password=", SHOW(K_PASSFILE), DROP(K_PASSFILE));
+    /* service: read before the environment (load_service); passfile: read
+     * after apply (load_passfile). */
     if (GIVEN(K_HOSTADDR) && *v)
         return fail(-EINVAL, err, errlen, "%s is not supported (ioxide would connect to host instead); %s and put "
                     "the numeric address in PGHOST or host=", SHOW(K_HOSTADDR), DROP(K_HOSTADDR));
@@ -384,9 +365,9 @@ static int check_settings(const struct given *g, const char *host, const char *p
     /* Ignored, whatever the value: keepalives*, tcp_user_timeout (liveness;
      * ioxide has connect_timeout and query_timeout_ms), sslcompression,
      * sslcert, sslkey, sslpassword, sslcrl, sslcrldir, sslsni, krbsrvname,
-     * gsslib, gssdelegation, max_protocol_version, PGSERVICEFILE and
-     * PGSYSCONFDIR (only used to find a service, refused above),
-     * PGLOCALEDIR (message translations). */
+     * gsslib, gssdelegation, max_protocol_version,
+     * PGLOCALEDIR (message translations). PGSERVICEFILE and PGSYSCONFDIR
+     * are read by load_service. */
 #undef GIVEN
     return 0;
 }
@@ -456,6 +437,131 @@ static int apply(struct iox_pg_conninfo *ci, const struct given *g, char *err, s
     return 0;
 }
 
+/* sslmode (else PGREQUIRESSL=1 → require; else verify-full with
+ * sslrootcert=system; else prefer), the files, sslsni, the versions. */
+static int apply_tls(struct iox_pg_conninfo *ci, const struct given *g, char *err, size_t errlen)
+{
+    static const char *const modes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL};
+    const char *v;
+    int r;
+    ci->sslmode = IOX_PG_SSL_PREFER;
+    ci->sslsni = 1;
+    ci->sslroot_system = (v = g->val[K_SSLROOTCERT]) && strcmp(v, "system") == 0;
+    if ((v = g->val[K_SSLMODE])) {
+        for (int i = 0; modes[i]; i++) if (strcmp(v, modes[i]) == 0) ci->sslmode = (uint8_t)i;
+    } else if ((v = g->val[E_REQUIRESSL]) && v[0] == '1') {
+        ci->sslmode = IOX_PG_SSL_REQUIRE;
+    } else if (ci->sslroot_system) {
+        ci->sslmode = IOX_PG_SSL_VERIFY_FULL;
+    }
+    if (g->val[K_SSLROOTCERT] && !ci->sslroot_system &&
+        (r = set(ci->sslrootcert, sizeof ci->sslrootcert, g, K_SSLROOTCERT, err, errlen)))
+        return r;
+    if (g->val[K_SSLCERT] && (r = set(ci->sslcert, sizeof ci->sslcert, g, K_SSLCERT, err, errlen))) return r;
+    if (g->val[K_SSLKEY] && (r = set(ci->sslkey, sizeof ci->sslkey, g, K_SSLKEY, err, errlen))) return r;
+    if ((v = g->val[K_SSLSNI]) && strcmp(v, "1") != 0) ci->sslsni = 0;     /* libpq: "1" sends it */
+    ci->ssl_min = (uint8_t)tls_version(g->val[K_SSL_MIN_PROTOCOL] ? g->val[K_SSL_MIN_PROTOCOL] : "TLSv1.2");
+    ci->ssl_max = (uint8_t)tls_version(g->val[K_SSL_MAX_PROTOCOL]);
+    /* verify-ca / verify-full need the root certificate (libpq checks it
+     * when connecting; here it is one line at startup). A Unix socket never
+     * uses TLS (libpq ignores sslmode there). */
+    const char *host = ci->host[0] ? ci->host : IOX_PG_DEFAULT_SOCKET_DIR;
+    if (ci->sslmode >= IOX_PG_SSL_VERIFY_CA && !ci->sslroot_system && host[0] != '/') {
+        char path[4096], home[3072];
+        if (ci->sslrootcert[0]) snprintf(path, sizeof path, "%s", ci->sslrootcert);
+        else if (iox_pg_home_dir(home, sizeof home) == 0) snprintf(path, sizeof path, "%s/.postgresql/root.crt", home);
+        else snprintf(path, sizeof path, "~/.postgresql/root.crt");
+        if (access(path, R_OK) != 0)
+            return fail(-EINVAL, err, errlen, "%s: root certificate file \"%s\" does not exist or cannot be read "
+                        "(%s); provide it with sslrootcert=, use sslrootcert=system, or %s", SHOW(K_SSLMODE), path,
+                        strerror(errno), DROP(K_SSLMODE));
+    }
+    return 0;
+}
+
+/* ---- libpq's files ---- */
+
+/* A key=value of the service's section: a known keyword the conninfo string
+ * (or an earlier line) left unset takes it, as libpq (which also keeps the
+ * first of two lines with the same keyword). */
+static int service_set(void *ctx, const char *key, const char *val, char *err, size_t errlen)
+{
+    struct given *g = ctx;
+    int k = find_key(key);
+    if (k < 0 || k == K_SERVICE) {
+        char shown[64];
+        size_t n = 0;
+        for (; key[n] && n + 1 < sizeof shown; n++) shown[n] = (unsigned char)key[n] < 0x20 ? '?' : key[n];
+        shown[n] = 0;
+        return fail(-EINVAL, err, errlen, "invalid connection option \"%s\" (not a libpq keyword ioxide knows; "
+                    "note that libpq allows no spaces around '=')", shown);
+    }
+    if (g->val[k]) return 0;
+    size_t vn = strlen(val);
+    if (vn + 1 > sizeof g->store - g->used) return fail(-ENAMETOOLONG, err, errlen, "the service is too long");
+    char *dst = g->store + g->used;
+    memcpy(dst, val, vn + 1);
+    g->used += vn + 1;
+    g->val[k] = dst;
+    g->env[k] = FROM_SERVICE;
+    return 0;
+}
+
+/* libpq's parseServiceInfo: service= (else PGSERVICE, even empty) names a
+ * section of PGSERVICEFILE or ~/.pg_service.conf, else of
+ * PGSYSCONFDIR/pg_service.conf; its settings fill what the string left
+ * unset, before the environment does. A service found nowhere is an error. */
+static int load_service(struct given *g, char *err, size_t errlen)
+{
+    if (!g->val[K_SERVICE]) {
+        const char *e = getenv("PGSERVICE");
+        if (!e) return 0;
+        g->val[K_SERVICE] = e;
+        g->env[K_SERVICE] = FROM_ENV;
+    }
+    const char *name = g->val[K_SERVICE];
+    char user_file[4096], sys_file[4096], home[3072];
+    const char *e = getenv("PGSERVICEFILE");
+    if (e) snprintf(user_file, sizeof user_file, "%s", e);
+    else if (iox_pg_home_dir(home, sizeof home) == 0) snprintf(user_file, sizeof user_file, "%s/.pg_service.conf", home);
+    else user_file[0] = 0;
+    e = getenv("PGSYSCONFDIR");
+    snprintf(sys_file, sizeof sys_file, "%s/pg_service.conf", e ? e : IOX_PG_SYSCONFDIR);
+    int found = 0, r;
+    if (user_file[0] && (r = iox_pg_service_read(user_file, name, &found, service_set, g, err, errlen))) return r;
+    if (!found && (r = iox_pg_service_read(sys_file, name, &found, service_set, g, err, errlen))) return r;
+    if (!found) {
+        struct shown sh = show(g, K_SERVICE);      /* "PGSERVICE=name", bounded, one line */
+        const char *shown_name = strchr(sh.s, '=') + 1;
+        return fail(-EINVAL, err, errlen, "%s: definition of service %s not found (looked in \"%s\" and \"%s\"); "
+                    "%s or add a [%s] section to one of them", sh.s, shown_name, user_file, sys_file, DROP(K_SERVICE),
+                    shown_name);
+    }
+    return 0;
+}
+
+/* libpq's passwordFromFile, used only when no password is given: passfile=
+ * (or PGPASSFILE), else ~/.pgpass; the default socket directory matches as
+ * "localhost". A warning (permissions) goes to ci->warning. */
+static int load_passfile(struct iox_pg_conninfo *ci, const struct given *g, char *err, size_t errlen)
+{
+    if (ci->password[0]) return 0;
+    char path[4096], home[3072], port[8];
+    const char *pf = g->val[K_PASSFILE];
+    if (pf && *pf) snprintf(path, sizeof path, "%s", pf);
+    else if (iox_pg_home_dir(home, sizeof home) == 0) snprintf(path, sizeof path, "%s/.pgpass", home);
+    else return 0;
+    const char *host = ci->host[0] && strcmp(ci->host, IOX_PG_DEFAULT_SOCKET_DIR) != 0 ? ci->host : "localhost";
+    snprintf(port, sizeof port, "%u", ci->port);
+    int r = iox_pg_passfile_lookup(path, host, port, ci->dbname, ci->user, ci->password, sizeof ci->password,
+                                   ci->warning, sizeof ci->warning);
+    if (r == -ENAMETOOLONG)
+        return fail(r, err, errlen, "password file \"%s\": the matching password is too long (max %zu bytes)", path,
+                    sizeof ci->password - 1);
+    ci->password_from_file = r == 1;
+    return 0;
+}
+
 int iox_pg_conninfo_load(struct iox_pg_conninfo *ci, const char *conninfo, char *err, size_t errlen)
 {
     struct given g;
@@ -467,13 +573,16 @@ int iox_pg_conninfo_load(struct iox_pg_conninfo *ci, const char *conninfo, char 
     ci->connect_timeout_ms = IOX_PG_DEFAULT_CONNECT_TIMEOUT_MS;
     ci->query_timeout_ms = IOX_PG_DEFAULT_QUERY_TIMEOUT_MS;
     if (conninfo && (r = parse(&g, conninfo, err, errlen))) return r;
+    if ((r = load_service(&g, err, errlen))) return r;
     add_env(&g);
     if ((r = apply(ci, &g, err, errlen))) return r;
     if (!ci->user[0] && (r = os_user(ci->user, sizeof ci->user, err, errlen))) return r;
     /* dbname defaults to the final user, unless PGDATABASE or dbname= set it. */
     if (!ci->dbname[0]) memcpy(ci->dbname, ci->user, sizeof ci->dbname);
     const char *host = ci->host[0] ? ci->host : IOX_PG_DEFAULT_SOCKET_DIR;
-    return check_settings(&g, host, ci->password, err, errlen);
+    if ((r = check_settings(&g, host, err, errlen))) return r;
+    if ((r = apply_tls(ci, &g, err, errlen))) return r;
+    return load_passfile(ci, &g, err, errlen);
 }
 
 void iox_pg_conninfo_startup_extra(const struct iox_pg_conninfo *ci, const char *kv[IOX_PG_STARTUP_EXTRA_SLOTS])

@@ -8,22 +8,28 @@
  *
  * Every libpq keyword and environment variable is known here and is either
  * honoured, ignored (not implemented, and ignoring it cannot make the
- * connection less safe than the user asked for: e.g. sslmode=prefer, or
- * sslcert when TLS is optional anyway), or refused: a setting ioxide does
+ * connection less safe than the user asked for: e.g. sslcrl, or
+ * channel_binding=prefer), or refused: a setting ioxide does
  * not implement that would change where or how it connects or what it
- * trusts (sslmode=require/verify-*, PGREQUIRESSL=1, channel_binding=require,
- * gssencmode=require, require_auth, requirepeer on a Unix socket, service,
- * passfile without a password, hostaddr, target_session_attrs other than
- * any, ...) is an error: one line naming the variable or keyword, its
- * value, why, and what to do. ioxide behaves like libpq built without TLS
- * and GSSAPI support. The full table: docs/pg-client.md, "Connection
+ * trusts (sslcertmode=require, sslnegotiation=direct, channel_binding=require,
+ * gssencmode=require, require_auth, requirepeer on a Unix socket,
+ * hostaddr, target_session_attrs other than any, ...) is an error: one line naming the variable or keyword, its
+ * value, why, and what to do. ioxide behaves like libpq built with TLS
+ * (pg_tls.c) and without GSSAPI. The full table: docs/pg-client.md, "Connection
  * settings".
  *
  * Honoured: host, port, user, password, dbname, application_name,
  * fallback_application_name, connect_timeout (seconds), options,
  * client_encoding (not "auto"), and the environment-only PGDATESTYLE, PGTZ,
  * PGGEQO (sent in the StartupMessage, as libpq does); plus ioxide's own
- * keywords connect_timeout_ms and query_timeout_ms. An empty environment
+ * keywords connect_timeout_ms and query_timeout_ms. libpq's files, as
+ * libpq reads them (pg_pgfiles.h): service / PGSERVICE selects a section of
+ * PGSERVICEFILE or ~/.pg_service.conf, else PGSYSCONFDIR/pg_service.conf
+ * (default /etc/postgresql-common), whose settings come between the string
+ * and the environment (a service found nowhere, or a bad line, is an
+ * error); without a password, passfile / PGPASSFILE (default ~/.pgpass)
+ * gives it, and a password file others may access is ignored with a
+ * warning in ci->warning. An empty environment
  * variable for an honoured setting counts as unset. Unknown keywords, a
  * host list ("a,b") and URIs ("postgresql://") are errors.
  *
@@ -61,10 +67,28 @@ struct iox_pg_conninfo {
     char geqo[16];                 /* PGGEQO (not "default") */
     uint32_t connect_timeout_ms;   /* 0: no limit */
     uint32_t query_timeout_ms;     /* 0: no limit */
+    uint8_t password_from_file;    /* password came from the password file */
+    /* TLS (pg_tls.c). sslmode: what libpq's sslmode asks; the Unix socket
+     * never uses TLS (as libpq). */
+    uint8_t sslmode;               /* enum iox_pg_sslmode, default PREFER */
+    uint8_t sslsni;                /* send SNI (default 1) */
+    uint8_t ssl_min, ssl_max;      /* 0 = no bound, 1..4 = TLSv1 .. TLSv1.3 */
+    uint8_t sslroot_system;        /* sslrootcert=system: the OS's CA store */
+    char sslrootcert[256];         /* "" = ~/.postgresql/root.crt */
+    char sslcert[256];             /* "" = ~/.postgresql/postgresql.crt if present */
+    char sslkey[256];              /* "" = ~/.postgresql/postgresql.key */
+    char warning[320];             /* "" or one line to log (an ignored password file) */
 };
 
-/* The full libpq order: defaults, environment, then conninfo (may be NULL);
- * dbname defaults to the final user. conninfo: "host=/tmp port=5433
+enum iox_pg_sslmode {
+    IOX_PG_SSL_DISABLE, IOX_PG_SSL_ALLOW, IOX_PG_SSL_PREFER, IOX_PG_SSL_REQUIRE,
+    IOX_PG_SSL_VERIFY_CA, IOX_PG_SSL_VERIFY_FULL,
+};
+
+/* The full libpq order: defaults, environment, service file, then conninfo
+ * (may be NULL); dbname defaults to the final user; then the password file
+ * when no password is given. Reads the service and password files (stdio:
+ * call it at startup, not on the hot path). conninfo: "host=/tmp port=5433
  * user='a b'"; values may be single-quoted; inside or outside quotes a
  * backslash takes the next character literally; whitespace around '=' is
  * allowed; a keyword given twice keeps the last value.

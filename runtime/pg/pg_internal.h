@@ -9,6 +9,7 @@
 #include "pg_conn_machine.h"
 #include "pg_frontend.h"
 #include <sys/socket.h>
+#include <openssl/ssl.h>
 
 struct iox_pg_pool;
 
@@ -59,6 +60,16 @@ struct iox_pg_conn {
      * wb[fill ^ 1] is being sent ([soff, len) still to go). */
     struct iox_pg_wbuf wb[2];
     uint32_t soff;
+    const char *sbuf;          /* the bytes of the send in flight: wb[fill ^ 1], or tx with TLS */
+    uint32_t slen;
+    /* TLS (pg_tls.c): ssl on memory BIOs; recv lands in tin (ciphertext),
+     * is decrypted into rbuf; wb is encrypted into tx at send time. */
+    SSL *ssl;
+    BIO *bio_in, *bio_out;     /* network → ssl, ssl → network (ssl owns both) */
+    uint8_t tls, tls_up;       /* tls: recv/send go through ssl; tls_up: handshake done */
+    char *tin;
+    struct iox_pg_wbuf tx;
+    char tls_peer[64];         /* the server certificate's CN, for a refusal's message */
     /* Queries in flight, oldest first. */
     struct pg_req_list inflight;
     uint64_t prepared;         /* statements whose Parse was sent (bit = id) */
@@ -83,6 +94,7 @@ struct iox_pg_pool {
     struct iox_reactor *r;
     struct iox_pg_pool_config cfg;
     struct iox_pg_conninfo ci;
+    SSL_CTX *ssl_ctx;          /* NULL: no TLS is negotiated (sslmode disable/allow, Unix socket) */
     struct sockaddr_storage sa;
     socklen_t salen;
     struct iox_pg_conn *conns;
@@ -124,5 +136,27 @@ uint64_t pg_now(const struct iox_pg_pool *p);
 int pg_conn_is_up(const struct iox_pg_conn *c);
 int pg_conn_arm_recv(struct iox_pg_conn *c);
 void pg_conn_set_fail(struct iox_pg_conn *c, int err, const char *msg);
+
+/* pg_tls.c: TLS over memory BIOs, so the reactor never blocks: the ring
+ * moves ciphertext between the socket and tin / tx; SSL_read and
+ * SSL_write only touch the BIOs. */
+#define PG_TLS_IN 17408u       /* one TLS record and its overhead */
+/* The pool's SSL_CTX per ci (verification, versions, client cert). 0 or
+ * -EINVAL with err (a file that cannot be loaded). */
+int pg_tls_ctx_open(struct iox_pg_pool *p, char *err, size_t errlen);
+void pg_tls_ctx_close(struct iox_pg_pool *p);
+/* Start the handshake on c (sets c->tls). 1 done, 0 more to do, -1 failed (reason set). */
+int pg_tls_begin(struct iox_pg_conn *c);
+int pg_tls_handshake(struct iox_pg_conn *c);
+/* n ciphertext bytes arrived in tin: feed them, and once the handshake is
+ * done decrypt what is complete into rbuf. 0, or -1 (reason set). */
+int pg_tls_received(struct iox_pg_conn *c, uint32_t n);
+/* Encrypt n plaintext bytes (may be 0) and move all pending ciphertext to
+ * tx. 0, or -1 (reason set). */
+int pg_tls_seal(struct iox_pg_conn *c, const char *data, size_t n);
+/* Ciphertext waits in the output BIO (handshake messages). */
+int pg_tls_out_pending(const struct iox_pg_conn *c);
+/* Free the session's TLS state (at release). */
+void pg_tls_end(struct iox_pg_conn *c);
 
 #endif

@@ -359,7 +359,8 @@ static void on_tick(struct iox_pg_pool *p)
         case PG_CONN_S_DOWN:
             if (i < p->want && now >= c->retry_at_ms) pg_conn_deliver(c, PG_CONN_EV_OPEN, NULL);
             break;
-        case PG_CONN_S_SOCKETING: case PG_CONN_S_CONNECTING: case PG_CONN_S_AUTHENTICATING:
+        case PG_CONN_S_SOCKETING: case PG_CONN_S_CONNECTING: case PG_CONN_S_SSL_REQUESTING:
+        case PG_CONN_S_HANDSHAKING: case PG_CONN_S_AUTHENTICATING:
             if (c->deadline_ms && now >= c->deadline_ms) {
                 char msg[96];
                 snprintf(msg, sizeof msg, "no session within %u ms (connect_timeout)", p->ci.connect_timeout_ms);
@@ -394,7 +395,8 @@ static void pg_flush(struct iox_reactor *r, void *ctx)
     struct iox_pg_pool *p = ctx;
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct iox_pg_conn *c = &p->conns[i];
-        if (c->wb[c->fill].len && !c->send_busy && c->fd >= 0) pg_conn_deliver(c, PG_CONN_EV_FLUSH, NULL);
+        if ((c->wb[c->fill].len || (c->tls && pg_tls_out_pending(c))) && !c->send_busy && c->fd >= 0)
+            pg_conn_deliver(c, PG_CONN_EV_FLUSH, NULL);
     }
     arm_tick(p);
 }
@@ -460,7 +462,8 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
         break;
     case IOX_OP_RECV:
         if (res > 0) {
-            c->rlen += (uint32_t)res;
+            if (!c->tls) c->rlen += (uint32_t)res;
+            else if (pg_tls_received(c, (uint32_t)res) < 0) break;     /* reason set */
             pg_conn_deliver(c, PG_CONN_EV_RECV, &ev);
             return;
         }
@@ -533,6 +536,9 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     int rc = iox_pg_conninfo_load(&p->ci, cfg->conninfo, err, errlen);
     if (!rc) rc = iox_pg_conninfo_sockaddr(&p->ci, &p->sa, &p->salen, err, errlen);
     if (rc) { free(p); return rc; }
+    if (!rc) rc = pg_tls_ctx_open(p, err, errlen);
+    if (rc) { free(p); return rc; }
+    if (p->ci.warning[0]) IOX_WARN("pg: %s", p->ci.warning);     /* e.g. an ignored ~/.pgpass, as libpq warns */
     p->nreqs = p->cfg.size * p->cfg.pipeline_max + p->cfg.queue_max;
     p->conns = calloc(p->cfg.size, sizeof *p->conns);
     p->reqs = calloc(p->nreqs, sizeof *p->reqs);
@@ -568,6 +574,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     return 0;
 nomem:
     for (unsigned i = 0; p->conns && i < p->cfg.size; i++) free(p->conns[i].rbuf);
+    pg_tls_ctx_close(p);
     free(p->conns);
     free(p->reqs);
     free(p);
@@ -625,7 +632,11 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
         free(c->cells);
         iox_pg_wbuf_free(&c->wb[0]);
         iox_pg_wbuf_free(&c->wb[1]);
+        pg_tls_end(c);
+        free(c->tin);
+        iox_pg_wbuf_free(&c->tx);
     }
+    pg_tls_ctx_close(p);
     for (uint32_t i = 0; i < p->nreqs; i++) iox_pg_wbuf_free(&p->reqs[i].msg);
     iox_reactor_unregister_kind(r, p->owner);
     if (iox_reactor_service(r, &pg_pool_key) == p) {
