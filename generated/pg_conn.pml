@@ -7,12 +7,14 @@
 #define S_down 0
 #define S_socketing 1
 #define S_connecting 2
-#define S_authenticating 3
-#define S_ready 4
-#define S_busy 5
-#define S_closing 6
-#define S_closing_socket 7
-#define S_stopped 8
+#define S_ssl_requesting 3
+#define S_handshaking 4
+#define S_authenticating 5
+#define S_ready 6
+#define S_busy 7
+#define S_closing 8
+#define S_closing_socket 9
+#define S_stopped 10
 #define E_none 0
 #define E_open 1
 #define E_socket_ok 2
@@ -28,7 +30,10 @@
 #define E_shutdown 12
 #define E_op_done 13
 #define E_closed 14
-#define E_stop 15
+#define E_ssl_yes 15
+#define E_ssl_no 16
+#define E_tls_done 17
+#define E_stop 18
 #define OP_socket 0
 #define OP_connect 1
 #define OP_recv 2
@@ -131,15 +136,20 @@ inline start_send() {
 #define A_open_socket 1
 #define A_start_connect 2
 #define A_start_session 3
-#define A_auth_input 4
-#define A_session_up 5
-#define A_query_input 6
-#define A_send_out 7
-#define A_on_sent 8
-#define A_drop 9
-#define A_close_socket 10
-#define A_release 11
-#define A_finish 12
+#define A_start_ssl_request 4
+#define A_ssl_answer 5
+#define A_refuse_plaintext 6
+#define A_tls_start 7
+#define A_tls_input 8
+#define A_auth_input 9
+#define A_session_up 10
+#define A_query_input 11
+#define A_send_out 12
+#define A_on_sent 13
+#define A_drop 14
+#define A_close_socket 15
+#define A_release 16
+#define A_finish 17
 byte act;          /* the action the transition asked for */
 
 inline run_action() {
@@ -152,6 +162,21 @@ inline run_action() {
      skip
   :: act == A_start_session ->
      auth_out = 1; arm(OP_recv);
+     skip
+  :: act == A_start_ssl_request ->
+     skip;
+     skip
+  :: act == A_ssl_answer ->
+     skip;
+     skip
+  :: act == A_refuse_plaintext ->
+     skip;
+     skip
+  :: act == A_tls_start ->
+     skip;
+     skip
+  :: act == A_tls_input ->
+     skip;
      skip
   :: act == A_auth_input ->
      arm(OP_recv); if :: auth_out = 1 :: skip fi;
@@ -196,6 +221,8 @@ inline run_action() {
 inline guard_drained() { gv = (qn == 0) }
 inline guard_ops_in_flight() { gv = (busy() > 0) }
 inline guard_no_socket() { gv = (sock != SOCK_OPEN) }
+inline guard_wants_tls() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
+inline guard_tls_required() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 
 /* One event from the current state: the transition's alternatives, in
  * spec order; the state is stored before the action runs (as in C). */
@@ -204,103 +231,157 @@ inline step() {
   :: st == S_down ->
      if
      :: cur == E_open ->
-        printf("@@t %d %d\n", 0, cur); st = S_socketing; act = A_open_socket  /* spec/machines/pg_conn.toml:70 */
+        printf("@@t %d %d\n", 0, cur); st = S_socketing; act = A_open_socket  /* spec/machines/pg_conn.toml:80 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 1, cur); st = S_down; skip  /* spec/machines/pg_conn.toml:72 */
+        printf("@@t %d %d\n", 1, cur); st = S_down; skip  /* spec/machines/pg_conn.toml:82 */
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 2, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:71 */
+        printf("@@t %d %d\n", 2, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:81 */
      :: else -> skip /* ignored */
      fi
   :: st == S_socketing ->
      if
      :: cur == E_socket_ok ->
-        printf("@@t %d %d\n", 3, cur); st = S_connecting; act = A_start_connect  /* spec/machines/pg_conn.toml:77 */
+        printf("@@t %d %d\n", 3, cur); st = S_connecting; act = A_start_connect  /* spec/machines/pg_conn.toml:87 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 4, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:62 */
+        printf("@@t %d %d\n", 4, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 5, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:63 */
+        printf("@@t %d %d\n", 5, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 6, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:64 */
+        printf("@@t %d %d\n", 6, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 7, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:65 */
+        printf("@@t %d %d\n", 7, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
      :: else -> skip /* ignored */
      fi
   :: st == S_connecting ->
      if
      :: cur == E_connect_ok ->
-        printf("@@t %d %d\n", 8, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:82 */
+        guard_wants_tls();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 8, cur); st = S_ssl_requesting; act = A_start_ssl_request  /* spec/machines/pg_conn.toml:92 */
+        :: else ->
+           printf("@@t %d %d\n", 9, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:92 */
+        fi
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 9, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:62 */
+        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:63 */
+        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:64 */
+        printf("@@t %d %d\n", 12, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 12, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:65 */
+        printf("@@t %d %d\n", 13, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_ssl_requesting ->
+     if
+     :: cur == E_recv ->
+        printf("@@t %d %d\n", 14, cur); st = S_ssl_requesting; act = A_ssl_answer  /* spec/machines/pg_conn.toml:97 */
+     :: cur == E_sent ->
+        printf("@@t %d %d\n", 15, cur); st = S_ssl_requesting; act = A_on_sent  /* spec/machines/pg_conn.toml:98 */
+     :: cur == E_flush ->
+        printf("@@t %d %d\n", 16, cur); st = S_ssl_requesting; act = A_send_out  /* spec/machines/pg_conn.toml:99 */
+     :: cur == E_io_error ->
+        printf("@@t %d %d\n", 17, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
+     :: cur == E_timeout ->
+        printf("@@t %d %d\n", 18, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
+     :: cur == E_fail ->
+        printf("@@t %d %d\n", 19, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+     :: cur == E_shutdown ->
+        printf("@@t %d %d\n", 20, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+     :: cur == E_ssl_yes ->
+        printf("@@t %d %d\n", 21, cur); st = S_handshaking; act = A_tls_start  /* spec/machines/pg_conn.toml:100 */
+     :: cur == E_ssl_no ->
+        guard_tls_required();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 22, cur); st = S_ssl_requesting; act = A_refuse_plaintext  /* spec/machines/pg_conn.toml:101 */
+        :: else ->
+           printf("@@t %d %d\n", 23, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:101 */
+        fi
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_handshaking ->
+     if
+     :: cur == E_recv ->
+        printf("@@t %d %d\n", 24, cur); st = S_handshaking; act = A_tls_input  /* spec/machines/pg_conn.toml:106 */
+     :: cur == E_sent ->
+        printf("@@t %d %d\n", 25, cur); st = S_handshaking; act = A_on_sent  /* spec/machines/pg_conn.toml:107 */
+     :: cur == E_flush ->
+        printf("@@t %d %d\n", 26, cur); st = S_handshaking; act = A_send_out  /* spec/machines/pg_conn.toml:108 */
+     :: cur == E_io_error ->
+        printf("@@t %d %d\n", 27, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
+     :: cur == E_timeout ->
+        printf("@@t %d %d\n", 28, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
+     :: cur == E_fail ->
+        printf("@@t %d %d\n", 29, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+     :: cur == E_shutdown ->
+        printf("@@t %d %d\n", 30, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+     :: cur == E_tls_done ->
+        printf("@@t %d %d\n", 31, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:109 */
      :: else -> skip /* ignored */
      fi
   :: st == S_authenticating ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 13, cur); st = S_authenticating; act = A_auth_input  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 32, cur); st = S_authenticating; act = A_auth_input  /* spec/machines/pg_conn.toml:114 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 14, cur); st = S_authenticating; act = A_on_sent  /* spec/machines/pg_conn.toml:88 */
+        printf("@@t %d %d\n", 33, cur); st = S_authenticating; act = A_on_sent  /* spec/machines/pg_conn.toml:115 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 15, cur); st = S_authenticating; act = A_send_out  /* spec/machines/pg_conn.toml:89 */
+        printf("@@t %d %d\n", 34, cur); st = S_authenticating; act = A_send_out  /* spec/machines/pg_conn.toml:116 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 16, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:62 */
+        printf("@@t %d %d\n", 35, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 17, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:63 */
+        printf("@@t %d %d\n", 36, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
      :: cur == E_established ->
-        printf("@@t %d %d\n", 18, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:90 */
+        printf("@@t %d %d\n", 37, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:117 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 19, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:64 */
+        printf("@@t %d %d\n", 38, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 20, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:65 */
+        printf("@@t %d %d\n", 39, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
      :: else -> skip /* ignored */
      fi
   :: st == S_ready ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 21, cur); st = S_ready; act = A_query_input  /* spec/machines/pg_conn.toml:95 */
+        printf("@@t %d %d\n", 40, cur); st = S_ready; act = A_query_input  /* spec/machines/pg_conn.toml:122 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 22, cur); st = S_ready; act = A_on_sent  /* spec/machines/pg_conn.toml:96 */
+        printf("@@t %d %d\n", 41, cur); st = S_ready; act = A_on_sent  /* spec/machines/pg_conn.toml:123 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 23, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:97 */
+        printf("@@t %d %d\n", 42, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:124 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 24, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:62 */
+        printf("@@t %d %d\n", 43, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 25, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:63 */
+        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 26, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:64 */
+        printf("@@t %d %d\n", 45, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 27, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:65 */
+        printf("@@t %d %d\n", 46, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
      :: else -> skip /* ignored */
      fi
   :: st == S_busy ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 28, cur); st = S_busy; act = A_query_input  /* spec/machines/pg_conn.toml:102 */
+        printf("@@t %d %d\n", 47, cur); st = S_busy; act = A_query_input  /* spec/machines/pg_conn.toml:129 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 29, cur); st = S_busy; act = A_on_sent  /* spec/machines/pg_conn.toml:103 */
+        printf("@@t %d %d\n", 48, cur); st = S_busy; act = A_on_sent  /* spec/machines/pg_conn.toml:130 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 30, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:104 */
+        printf("@@t %d %d\n", 49, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:131 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 31, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:62 */
+        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 32, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:63 */
+        printf("@@t %d %d\n", 51, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
      :: cur == E_input_done ->
         guard_drained();
         if
         :: gv ->
-           printf("@@t %d %d\n", 33, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:105 */
+           printf("@@t %d %d\n", 52, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:132 */
         :: else ->
-           skip /* ignored: spec/machines/pg_conn.toml:105 */
+           skip /* ignored: spec/machines/pg_conn.toml:132 */
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 34, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:64 */
+        printf("@@t %d %d\n", 53, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 35, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:65 */
+        printf("@@t %d %d\n", 54, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing ->
@@ -309,26 +390,26 @@ inline step() {
         guard_ops_in_flight();
         if
         :: gv ->
-           skip /* ignored: spec/machines/pg_conn.toml:111 */
+           skip /* ignored: spec/machines/pg_conn.toml:138 */
         :: else ->
            guard_no_socket();
            if
            :: gv ->
-              printf("@@t %d %d\n", 36, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:112 */
+              printf("@@t %d %d\n", 55, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:139 */
            :: else ->
-              printf("@@t %d %d\n", 37, cur); st = S_closing_socket; act = A_close_socket  /* spec/machines/pg_conn.toml:113 */
+              printf("@@t %d %d\n", 56, cur); st = S_closing_socket; act = A_close_socket  /* spec/machines/pg_conn.toml:140 */
            fi
         fi
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 38, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:115 */
+        printf("@@t %d %d\n", 57, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:142 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing_socket ->
      if
      :: cur == E_closed ->
-        printf("@@t %d %d\n", 39, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:120 */
+        printf("@@t %d %d\n", 58, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:147 */
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 40, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:121 */
+        printf("@@t %d %d\n", 59, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:148 */
      :: else -> skip /* ignored */
      fi
   :: else -> skip /* a final state ignores every event */
@@ -462,7 +543,7 @@ active proctype ring() {
         b_sessions--;
         printf("@@c %d\n", 19);
         q0 = E_open; q1 = E_none
-     :: timeout && !in_final() && (st == S_socketing || st == S_connecting || st == S_authenticating || st == S_ready || st == S_busy) ->
+     :: timeout && !in_final() && (st == S_socketing || st == S_connecting || st == S_ssl_requesting || st == S_handshaking || st == S_authenticating || st == S_ready || st == S_busy) ->
         printf("@@c %d\n", 20);
         q0 = E_timeout; q1 = E_none
      :: !in_final() && b_deadline > 0 ->
@@ -552,39 +633,58 @@ ltl ends { <> ended }
 /* @@trans 5 socketing closing drop */
 /* @@trans 6 socketing closing drop */
 /* @@trans 7 socketing closing drop */
-/* @@trans 8 connecting authenticating start_session */
-/* @@trans 9 connecting closing drop */
+/* @@trans 8 connecting ssl_requesting start_ssl_request */
+/* @@trans 9 connecting authenticating start_session */
 /* @@trans 10 connecting closing drop */
 /* @@trans 11 connecting closing drop */
 /* @@trans 12 connecting closing drop */
-/* @@trans 13 authenticating authenticating auth_input */
-/* @@trans 14 authenticating authenticating on_sent */
-/* @@trans 15 authenticating authenticating send_out */
-/* @@trans 16 authenticating closing drop */
-/* @@trans 17 authenticating closing drop */
-/* @@trans 18 authenticating ready session_up */
-/* @@trans 19 authenticating closing drop */
-/* @@trans 20 authenticating closing drop */
-/* @@trans 21 ready ready query_input */
-/* @@trans 22 ready ready on_sent */
-/* @@trans 23 ready busy send_out */
-/* @@trans 24 ready closing drop */
-/* @@trans 25 ready closing drop */
-/* @@trans 26 ready closing drop */
-/* @@trans 27 ready closing drop */
-/* @@trans 28 busy busy query_input */
-/* @@trans 29 busy busy on_sent */
-/* @@trans 30 busy busy send_out */
-/* @@trans 31 busy closing drop */
-/* @@trans 32 busy closing drop */
-/* @@trans 33 busy ready - */
-/* @@trans 34 busy closing drop */
-/* @@trans 35 busy closing drop */
-/* @@trans 36 closing down release */
-/* @@trans 37 closing closing_socket close_socket */
-/* @@trans 38 closing stopped finish */
-/* @@trans 39 closing_socket down release */
-/* @@trans 40 closing_socket stopped finish */
+/* @@trans 13 connecting closing drop */
+/* @@trans 14 ssl_requesting ssl_requesting ssl_answer */
+/* @@trans 15 ssl_requesting ssl_requesting on_sent */
+/* @@trans 16 ssl_requesting ssl_requesting send_out */
+/* @@trans 17 ssl_requesting closing drop */
+/* @@trans 18 ssl_requesting closing drop */
+/* @@trans 19 ssl_requesting closing drop */
+/* @@trans 20 ssl_requesting closing drop */
+/* @@trans 21 ssl_requesting handshaking tls_start */
+/* @@trans 22 ssl_requesting ssl_requesting refuse_plaintext */
+/* @@trans 23 ssl_requesting authenticating start_session */
+/* @@trans 24 handshaking handshaking tls_input */
+/* @@trans 25 handshaking handshaking on_sent */
+/* @@trans 26 handshaking handshaking send_out */
+/* @@trans 27 handshaking closing drop */
+/* @@trans 28 handshaking closing drop */
+/* @@trans 29 handshaking closing drop */
+/* @@trans 30 handshaking closing drop */
+/* @@trans 31 handshaking authenticating start_session */
+/* @@trans 32 authenticating authenticating auth_input */
+/* @@trans 33 authenticating authenticating on_sent */
+/* @@trans 34 authenticating authenticating send_out */
+/* @@trans 35 authenticating closing drop */
+/* @@trans 36 authenticating closing drop */
+/* @@trans 37 authenticating ready session_up */
+/* @@trans 38 authenticating closing drop */
+/* @@trans 39 authenticating closing drop */
+/* @@trans 40 ready ready query_input */
+/* @@trans 41 ready ready on_sent */
+/* @@trans 42 ready busy send_out */
+/* @@trans 43 ready closing drop */
+/* @@trans 44 ready closing drop */
+/* @@trans 45 ready closing drop */
+/* @@trans 46 ready closing drop */
+/* @@trans 47 busy busy query_input */
+/* @@trans 48 busy busy on_sent */
+/* @@trans 49 busy busy send_out */
+/* @@trans 50 busy closing drop */
+/* @@trans 51 busy closing drop */
+/* @@trans 52 busy ready - */
+/* @@trans 53 busy closing drop */
+/* @@trans 54 busy closing drop */
+/* @@trans 55 closing down release */
+/* @@trans 56 closing closing_socket close_socket */
+/* @@trans 57 closing stopped finish */
+/* @@trans 58 closing_socket down release */
+/* @@trans 59 closing_socket stopped finish */
 /* @@event 1 open */
 /* @@event 2 socket_ok */
 /* @@event 3 connect_ok */
@@ -599,4 +699,7 @@ ltl ends { <> ended }
 /* @@event 12 shutdown */
 /* @@event 13 op_done */
 /* @@event 14 closed */
-/* @@event 15 stop */
+/* @@event 15 ssl_yes */
+/* @@event 16 ssl_no */
+/* @@event 17 tls_done */
+/* @@event 18 stop */

@@ -86,6 +86,47 @@ IOX_TEST(stats, counters_from_every_reactor)
     hc_server_free(&s);
 }
 
+/* Kinds other than HTTP report through the registry (struct
+ * iox_kind.counters): pg mode against a port where no database listens
+ * answers 503, and the scrape shows each reactor's pool refusing. */
+IOX_TEST(stats, pg_pool_counters_through_the_registry)
+{
+    const char *env[] = {"PLAYGROUND_MODE=pg", "REACTORS=2", "IOX_STATS_PATH=/metrics", "PGHOST=127.0.0.1",
+                         "PGPORT=1", "PGUSER=nobody", "PGDATABASE=nothing", "PGSSLMODE=disable", NULL};
+    struct hc_server s;
+    CU_ASSERT_FATAL(hc_server_start(&s, env) == 0);
+    for (int i = 0; i < 6; i++) {
+        struct hc_conn c;
+        CU_ASSERT_FATAL(hc_connect(&c, s.port, 2000) == 0);
+        struct hc_response r;
+        CU_ASSERT_EQUAL(hc_roundtrip(&c, "GET / HTTP/1.1\r\nHost: s\r\n\r\n", &r, 0), HC_OK);
+        CU_ASSERT_EQUAL(r.status, 503);
+        hc_response_free(&r);
+        hc_close(&c);
+    }
+    struct hc_conn c;
+    CU_ASSERT_FATAL(hc_connect(&c, s.port, 2000) == 0);
+    struct hc_response r;
+    CU_ASSERT_EQUAL_FATAL(hc_roundtrip(&c, "GET /metrics HTTP/1.1\r\nHost: s\r\n\r\n", &r, 0), HC_OK);
+    CU_ASSERT_EQUAL(r.status, 200);
+    const char *t = r.body ? r.body : "";
+    unsigned n;
+    CU_ASSERT(metric_sum(t, "ioxide_pg_refused_total", NULL, &n) >= 6);
+    CU_ASSERT_EQUAL(n, 2);                          /* one pool per reactor */
+    CU_ASSERT_EQUAL(metric_sum(t, "ioxide_pg_sessions_up", NULL, &n), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(metric_sum(t, "ioxide_pg_queries_total", NULL, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "# TYPE ioxide_pg_sessions_up gauge\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "# TYPE ioxide_pg_refused_total counter\n"));
+    /* One HELP/TYPE per metric, its samples together. */
+    const char *h = strstr(t, "# TYPE ioxide_pg_refused_total");
+    CU_ASSERT(h && !strstr(h + 1, "# TYPE ioxide_pg_refused_total"));
+    hc_response_free(&r);
+    hc_close(&c);
+    CU_ASSERT_EQUAL(hc_server_stop(&s, NULL), 0);
+    hc_server_free(&s);
+}
+
 IOX_TEST(stats, off_unless_set_and_path_checked)
 {
     struct hc_server s;
