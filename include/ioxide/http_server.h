@@ -126,6 +126,8 @@ struct iox_http_server {
     /* Larger write buffers (32 KiB .. 1 MiB, powers of two: a baked file or
      * a streamed chunk) are recycled by size class too. */
     void *free_wbuf_big[6];
+    /* Request-body states (struct iox_body, conn_body.c) ready for reuse. */
+    void *free_body;
 };
 
 /* Make an HTTP server on reactor r (its thread) outside a listener — the

@@ -226,6 +226,7 @@ void iox_http_server_close(struct iox_http_server *hs)
     }
     iox_block_list_free(&hs->free_carry);
     iox_block_list_free(&hs->free_wbuf);
+    iox_block_list_free(&hs->free_body);
     for (unsigned k = 0; k < sizeof hs->free_wbuf_big / sizeof hs->free_wbuf_big[0]; k++)
         iox_block_list_free(&hs->free_wbuf_big[k]);
     if (hs->owner >= 0) iox_reactor_unregister_kind(r, hs->owner);
