@@ -21,9 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
+int pg_errf(int code, char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -152,7 +150,7 @@ static int set(char *dst, size_t cap, const struct given *g, int k, char *err, s
     const char *v = g->val[k];
     size_t n = strlen(v);
     if (n >= cap)
-        return fail(-ENAMETOOLONG, err, errlen, "%s: the value is too long (max %zu bytes)",
+        return pg_errf(-ENAMETOOLONG, err, errlen, "%s: the value is too long (max %zu bytes)",
                     g->env[k] == FROM_ENV ? kw[k].env : kw[k].key, cap - 1);
     memcpy(dst, v, n + 1);
     return 0;
@@ -185,7 +183,7 @@ static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == 
 static int parse(struct given *g, const char *s, char *err, size_t errlen)
 {
     if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0)
-        return fail(-EINVAL, err, errlen, "connection URIs are not supported; use key=value pairs");
+        return pg_errf(-EINVAL, err, errlen, "connection URIs are not supported; use key=value pairs");
     char key[64];
     const char *p = s;
     for (;;) {
@@ -193,14 +191,14 @@ static int parse(struct given *g, const char *s, char *err, size_t errlen)
         if (!*p) return 0;
         size_t kn = 0;
         while (*p && *p != '=' && !is_space(*p)) {
-            if (kn + 1 >= sizeof key) return fail(-EINVAL, err, errlen, "connection option name too long");
+            if (kn + 1 >= sizeof key) return pg_errf(-EINVAL, err, errlen, "connection option name too long");
             key[kn++] = (unsigned char)*p < 0x20 ? '?' : *p;
             p++;
         }
         key[kn] = 0;
         while (is_space(*p)) p++;
         if (*p != '=')
-            return fail(-EINVAL, err, errlen, "missing \"=\" after \"%s\" in connection info string", key);
+            return pg_errf(-EINVAL, err, errlen, "missing \"=\" after \"%s\" in connection info string", key);
         p++;
         while (is_space(*p)) p++;
         char *val = g->store + g->used;
@@ -208,23 +206,23 @@ static int parse(struct given *g, const char *s, char *err, size_t errlen)
         if (*p == '\'') {
             p++;
             for (;;) {
-                if (!*p) return fail(-EINVAL, err, errlen, "unterminated quoted string in connection info string");
+                if (!*p) return pg_errf(-EINVAL, err, errlen, "unterminated quoted string in connection info string");
                 if (*p == '\'') { p++; break; }
                 if (*p == '\\' && p[1]) p++;
-                if (vn + 1 >= cap) return fail(-ENAMETOOLONG, err, errlen, "connection info string too long");
+                if (vn + 1 >= cap) return pg_errf(-ENAMETOOLONG, err, errlen, "connection info string too long");
                 val[vn++] = *p++;
             }
         } else {
             while (*p && !is_space(*p)) {
                 if (*p == '\\' && p[1]) p++;
-                if (vn + 1 >= cap) return fail(-ENAMETOOLONG, err, errlen, "connection info string too long");
+                if (vn + 1 >= cap) return pg_errf(-ENAMETOOLONG, err, errlen, "connection info string too long");
                 val[vn++] = *p++;
             }
         }
         val[vn] = 0;
         int k = find_key(key);
         if (k < 0)
-            return fail(-EINVAL, err, errlen, "invalid connection option \"%s\" (not a libpq keyword ioxide knows; "
+            return pg_errf(-EINVAL, err, errlen, "invalid connection option \"%s\" (not a libpq keyword ioxide knows; "
                         "see docs/pg-client.md)", key);
         g->val[k] = val;
         g->env[k] = 0;
@@ -248,7 +246,7 @@ static void add_env(struct given *g)
 
 static int invalid(const struct given *g, int k, const char *valid, char *err, size_t errlen)
 {
-    return fail(-EINVAL, err, errlen, "%s is not a valid %s value (valid: %s)", SHOW(k), kw[k].key, valid);
+    return pg_errf(-EINVAL, err, errlen, "%s is not a valid %s value (valid: %s)", SHOW(k), kw[k].key, valid);
 }
 
 /* TLS protocol version: "" (no bound) or TLSv1, TLSv1.1, TLSv1.2, TLSv1.3
@@ -274,13 +272,13 @@ static int check_settings(const struct given *g, const char *host, char *err, si
      * that the default). */
     if (GIVEN(K_SSLROOTCERT) && strcmp(v, "system") == 0 && g->val[K_SSLMODE] &&
         strcmp(g->val[K_SSLMODE], "verify-full") != 0)
-        return fail(-EINVAL, err, errlen, "weak %s may not be used with %s (use sslmode=verify-full)",
+        return pg_errf(-EINVAL, err, errlen, "weak %s may not be used with %s (use sslmode=verify-full)",
                     SHOW(K_SSLMODE), SHOW(K_SSLROOTCERT));
     if (GIVEN(K_SSLCERTMODE)) {
         if (!one_of(v, (const char *const[]){"disable", "allow", "require", NULL}))
             return invalid(g, K_SSLCERTMODE, "disable, allow, require", err, errlen);
         if (strcmp(v, "require") == 0)
-            return fail(-EINVAL, err, errlen, "%s (fail unless the server asked for a client certificate) is not "
+            return pg_errf(-EINVAL, err, errlen, "%s (fail unless the server asked for a client certificate) is not "
                         "implemented by ioxide; %s or use sslcertmode=disable/allow",
                         SHOW(K_SSLCERTMODE), DROP(K_SSLCERTMODE));
     }
@@ -288,7 +286,7 @@ static int check_settings(const struct given *g, const char *host, char *err, si
         if (!one_of(v, (const char *const[]){"postgres", "direct", NULL}))
             return invalid(g, K_SSLNEGOTIATION, "postgres, direct", err, errlen);
         if (strcmp(v, "direct") == 0)
-            return fail(-EINVAL, err, errlen, "%s (TLS without the SSLRequest) is not implemented by ioxide; "
+            return pg_errf(-EINVAL, err, errlen, "%s (TLS without the SSLRequest) is not implemented by ioxide; "
                         "%s or use sslnegotiation=postgres", SHOW(K_SSLNEGOTIATION), DROP(K_SSLNEGOTIATION));
     }
     int tmin = tls_version(g->val[K_SSL_MIN_PROTOCOL] ? g->val[K_SSL_MIN_PROTOCOL] : "TLSv1.2");
@@ -296,7 +294,7 @@ static int check_settings(const struct given *g, const char *host, char *err, si
     if (tmin < 0) return invalid(g, K_SSL_MIN_PROTOCOL, "TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", err, errlen);
     if (tmax < 0) return invalid(g, K_SSL_MAX_PROTOCOL, "TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", err, errlen);
     if (tmin && tmax && tmin > tmax)
-        return fail(-EINVAL, err, errlen, "%s is below the minimum TLS version (%s), an invalid range; %s",
+        return pg_errf(-EINVAL, err, errlen, "%s is below the minimum TLS version (%s), an invalid range; %s",
                     SHOW(K_SSL_MAX_PROTOCOL), g->val[K_SSL_MIN_PROTOCOL] ? SHOW(K_SSL_MIN_PROTOCOL) : "TLSv1.2 by default",
                     DROP(K_SSL_MAX_PROTOCOL));
 
@@ -306,7 +304,7 @@ static int check_settings(const struct given *g, const char *host, char *err, si
         if (!one_of(v, (const char *const[]){"disable", "prefer", "require", NULL}))
             return invalid(g, K_CHANNEL_BINDING, "disable, prefer, require", err, errlen);
         if (strcmp(v, "require") == 0)
-            return fail(-EINVAL, err, errlen, "%s requires SCRAM channel binding (SCRAM-SHA-256-PLUS), which ioxide "
+            return pg_errf(-EINVAL, err, errlen, "%s requires SCRAM channel binding (SCRAM-SHA-256-PLUS), which ioxide "
                         "does not implement; %s or use channel_binding=disable/prefer",
                         SHOW(K_CHANNEL_BINDING), DROP(K_CHANNEL_BINDING));
     }
@@ -317,23 +315,23 @@ static int check_settings(const struct given *g, const char *host, char *err, si
         if (!one_of(v, (const char *const[]){"disable", "prefer", "require", NULL}))
             return invalid(g, K_GSSENCMODE, "disable, prefer, require", err, errlen);
         if (strcmp(v, "require") == 0)
-            return fail(-EINVAL, err, errlen, "%s requires GSSAPI encryption, which this build of ioxide does not "
+            return pg_errf(-EINVAL, err, errlen, "%s requires GSSAPI encryption, which this build of ioxide does not "
                         "support; %s or use gssencmode=disable/prefer", SHOW(K_GSSENCMODE), DROP(K_GSSENCMODE));
     }
     /* require_auth: "" restricts nothing (libpq); anything else restricts
      * which authentication the server may ask for — not enforced here. */
     if (GIVEN(K_REQUIRE_AUTH) && *v)
-        return fail(-EINVAL, err, errlen, "%s restricts the server's authentication methods, which ioxide does not "
+        return pg_errf(-EINVAL, err, errlen, "%s restricts the server's authentication methods, which ioxide does not "
                     "enforce (it accepts trust, password, md5 and scram-sha-256); %s",
                     SHOW(K_REQUIRE_AUTH), DROP(K_REQUIRE_AUTH));
     /* requirepeer: libpq checks it on Unix sockets only. */
     if (GIVEN(K_REQUIREPEER) && *v && host[0] == '/')
-        return fail(-EINVAL, err, errlen, "%s requires checking the OS user of the server process on the Unix socket, "
+        return pg_errf(-EINVAL, err, errlen, "%s requires checking the OS user of the server process on the Unix socket, "
                     "which ioxide does not do; %s", SHOW(K_REQUIREPEER), DROP(K_REQUIREPEER));
     /* service: read before the environment (load_service); passfile: read
      * after apply (load_passfile). */
     if (GIVEN(K_HOSTADDR) && *v)
-        return fail(-EINVAL, err, errlen, "%s is not supported (ioxide would connect to host instead); %s and put "
+        return pg_errf(-EINVAL, err, errlen, "%s is not supported (ioxide would connect to host instead); %s and put "
                     "the numeric address in PGHOST or host=", SHOW(K_HOSTADDR), DROP(K_HOSTADDR));
     if (GIVEN(K_TARGET_SESSION_ATTRS)) {
         if (!one_of(v, (const char *const[]){"any", "read-write", "read-only", "primary", "standby",
@@ -341,7 +339,7 @@ static int check_settings(const struct given *g, const char *host, char *err, si
             return invalid(g, K_TARGET_SESSION_ATTRS, "any, read-write, read-only, primary, standby, prefer-standby",
                            err, errlen);
         if (strcmp(v, "any") != 0)
-            return fail(-EINVAL, err, errlen, "%s requires checking what kind of server answered, which ioxide does "
+            return pg_errf(-EINVAL, err, errlen, "%s requires checking what kind of server answered, which ioxide does "
                         "not do; %s or use target_session_attrs=any", SHOW(K_TARGET_SESSION_ATTRS),
                         DROP(K_TARGET_SESSION_ATTRS));
     }
@@ -352,15 +350,15 @@ static int check_settings(const struct given *g, const char *host, char *err, si
     /* replication: a false value is an ordinary session. */
     if (GIVEN(K_REPLICATION) && *v && strcasecmp(v, "false") && strcasecmp(v, "off") && strcasecmp(v, "no") &&
         strcmp(v, "0"))
-        return fail(-EINVAL, err, errlen, "%s asks for a replication connection, which ioxide does not support; %s",
+        return pg_errf(-EINVAL, err, errlen, "%s asks for a replication connection, which ioxide does not support; %s",
                     SHOW(K_REPLICATION), DROP(K_REPLICATION));
     /* min_protocol_version: ioxide speaks protocol 3.0 only; any
      * max_protocol_version allows 3.0. */
     if (GIVEN(K_MIN_PROTOCOL) && *v && strcmp(v, "3.0") != 0)
-        return fail(-EINVAL, err, errlen, "%s: ioxide speaks only protocol version 3.0; %s or use "
+        return pg_errf(-EINVAL, err, errlen, "%s: ioxide speaks only protocol version 3.0; %s or use "
                     "min_protocol_version=3.0", SHOW(K_MIN_PROTOCOL), DROP(K_MIN_PROTOCOL));
     if (GIVEN(K_CLIENT_ENCODING) && strcmp(v, "auto") == 0)
-        return fail(-EINVAL, err, errlen, "%s (the encoding of the locale) is not supported by ioxide; %s or name "
+        return pg_errf(-EINVAL, err, errlen, "%s (the encoding of the locale) is not supported by ioxide; %s or name "
                     "the encoding, e.g. client_encoding=UTF8", SHOW(K_CLIENT_ENCODING), DROP(K_CLIENT_ENCODING));
     /* Ignored, whatever the value: keepalives*, tcp_user_timeout (liveness;
      * ioxide has connect_timeout and query_timeout_ms), sslcompression,
@@ -379,9 +377,9 @@ static int os_user(char *out, size_t cap, char *err, size_t errlen)
     struct passwd pw, *res = NULL;
     char buf[4096];
     if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &res) != 0 || !res)
-        return fail(-ENOENT, err, errlen, "could not look up the OS user name for uid %u", (unsigned)geteuid());
+        return pg_errf(-ENOENT, err, errlen, "could not look up the OS user name for uid %u", (unsigned)geteuid());
     size_t n = strlen(res->pw_name);
-    if (n >= cap) return fail(-ENAMETOOLONG, err, errlen, "the OS user name is too long (max %zu bytes)", cap - 1);
+    if (n >= cap) return pg_errf(-ENAMETOOLONG, err, errlen, "the OS user name is too long (max %zu bytes)", cap - 1);
     memcpy(out, res->pw_name, n + 1);
     return 0;
 }
@@ -401,7 +399,7 @@ static int apply(struct iox_pg_conninfo *ci, const struct given *g, char *err, s
 #define GIVEN(k) ((v = g->val[k]) != NULL)
 #define SET(field, k) if (GIVEN(k) && (r = set(ci->field, sizeof ci->field, g, k, err, errlen))) return r
     if (GIVEN(K_HOST) && strchr(v, ','))
-        return fail(-EINVAL, err, errlen, "%s: host lists are not supported", SHOW(K_HOST));
+        return pg_errf(-EINVAL, err, errlen, "%s: host lists are not supported", SHOW(K_HOST));
     SET(host, K_HOST);
     SET(user, K_USER);
     SET(password, K_PASSWORD);
@@ -416,21 +414,21 @@ static int apply(struct iox_pg_conninfo *ci, const struct given *g, char *err, s
         (r = env_guc(ci->geqo, sizeof ci->geqo, g, E_GEQO, err, errlen)))
         return r;
     if (GIVEN(K_PORT)) {
-        if (number(v, 65535, &n) || n == 0) return fail(-EINVAL, err, errlen, "%s: invalid port number", SHOW(K_PORT));
+        if (number(v, 65535, &n) || n == 0) return pg_errf(-EINVAL, err, errlen, "%s: invalid port number", SHOW(K_PORT));
         ci->port = (uint16_t)n;
     }
     if (GIVEN(K_CONNECT_TIMEOUT)) {
         if (number(v, 4000000, &n))
-            return fail(-EINVAL, err, errlen, "%s: invalid connect_timeout (whole seconds, 0 = no limit)",
+            return pg_errf(-EINVAL, err, errlen, "%s: invalid connect_timeout (whole seconds, 0 = no limit)",
                         SHOW(K_CONNECT_TIMEOUT));
         ci->connect_timeout_ms = (uint32_t)(n * 1000);
     }
     if (GIVEN(K_CONNECT_TIMEOUT_MS)) {      /* more precise: wins over connect_timeout */
-        if (number(v, 0xffffffffu, &n)) return fail(-EINVAL, err, errlen, "%s: invalid number", SHOW(K_CONNECT_TIMEOUT_MS));
+        if (number(v, 0xffffffffu, &n)) return pg_errf(-EINVAL, err, errlen, "%s: invalid number", SHOW(K_CONNECT_TIMEOUT_MS));
         ci->connect_timeout_ms = (uint32_t)n;
     }
     if (GIVEN(K_QUERY_TIMEOUT_MS)) {
-        if (number(v, 0xffffffffu, &n)) return fail(-EINVAL, err, errlen, "%s: invalid number", SHOW(K_QUERY_TIMEOUT_MS));
+        if (number(v, 0xffffffffu, &n)) return pg_errf(-EINVAL, err, errlen, "%s: invalid number", SHOW(K_QUERY_TIMEOUT_MS));
         ci->query_timeout_ms = (uint32_t)n;
     }
 #undef GIVEN
@@ -472,7 +470,7 @@ static int apply_tls(struct iox_pg_conninfo *ci, const struct given *g, char *er
         else if (iox_pg_home_dir(home, sizeof home) == 0) snprintf(path, sizeof path, "%s/.postgresql/root.crt", home);
         else snprintf(path, sizeof path, "~/.postgresql/root.crt");
         if (access(path, R_OK) != 0)
-            return fail(-EINVAL, err, errlen, "%s: root certificate file \"%s\" does not exist or cannot be read "
+            return pg_errf(-EINVAL, err, errlen, "%s: root certificate file \"%s\" does not exist or cannot be read "
                         "(%s); provide it with sslrootcert=, use sslrootcert=system, or %s", SHOW(K_SSLMODE), path,
                         strerror(errno), DROP(K_SSLMODE));
     }
@@ -493,12 +491,12 @@ static int service_set(void *ctx, const char *key, const char *val, char *err, s
         size_t n = 0;
         for (; key[n] && n + 1 < sizeof shown; n++) shown[n] = (unsigned char)key[n] < 0x20 ? '?' : key[n];
         shown[n] = 0;
-        return fail(-EINVAL, err, errlen, "invalid connection option \"%s\" (not a libpq keyword ioxide knows; "
+        return pg_errf(-EINVAL, err, errlen, "invalid connection option \"%s\" (not a libpq keyword ioxide knows; "
                     "note that libpq allows no spaces around '=')", shown);
     }
     if (g->val[k]) return 0;
     size_t vn = strlen(val);
-    if (vn + 1 > sizeof g->store - g->used) return fail(-ENAMETOOLONG, err, errlen, "the service is too long");
+    if (vn + 1 > sizeof g->store - g->used) return pg_errf(-ENAMETOOLONG, err, errlen, "the service is too long");
     char *dst = g->store + g->used;
     memcpy(dst, val, vn + 1);
     g->used += vn + 1;
@@ -533,7 +531,7 @@ static int load_service(struct given *g, char *err, size_t errlen)
     if (!found) {
         struct shown sh = show(g, K_SERVICE);      /* "PGSERVICE=name", bounded, one line */
         const char *shown_name = strchr(sh.s, '=') + 1;
-        return fail(-EINVAL, err, errlen, "%s: definition of service %s not found (looked in \"%s\" and \"%s\"); "
+        return pg_errf(-EINVAL, err, errlen, "%s: definition of service %s not found (looked in \"%s\" and \"%s\"); "
                     "%s or add a [%s] section to one of them", sh.s, shown_name, user_file, sys_file, DROP(K_SERVICE),
                     shown_name);
     }
@@ -556,7 +554,7 @@ static int load_passfile(struct iox_pg_conninfo *ci, const struct given *g, char
     int r = iox_pg_passfile_lookup(path, host, port, ci->dbname, ci->user, ci->password, sizeof ci->password,
                                    ci->warning, sizeof ci->warning);
     if (r == -ENAMETOOLONG)
-        return fail(r, err, errlen, "password file \"%s\": the matching password is too long (max %zu bytes)", path,
+        return pg_errf(r, err, errlen, "password file \"%s\": the matching password is too long (max %zu bytes)", path,
                     sizeof ci->password - 1);
     ci->password_from_file = r == 1;
     return 0;
@@ -608,7 +606,7 @@ int iox_pg_conninfo_sockaddr(const struct iox_pg_conninfo *ci, struct sockaddr_s
         un->sun_family = AF_UNIX;
         int n = snprintf(un->sun_path, sizeof un->sun_path, "%s/.s.PGSQL.%u", h, ci->port);
         if (n < 0 || (size_t)n >= sizeof un->sun_path)
-            return fail(-ENAMETOOLONG, err, errlen, "Unix socket path \"%s/.s.PGSQL.%u\" is longer than %zu bytes",
+            return pg_errf(-ENAMETOOLONG, err, errlen, "Unix socket path \"%s/.s.PGSQL.%u\" is longer than %zu bytes",
                         h, ci->port, sizeof un->sun_path - 1);
         *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
         return 0;
@@ -628,7 +626,7 @@ int iox_pg_conninfo_sockaddr(const struct iox_pg_conninfo *ci, struct sockaddr_s
         *len = sizeof *in6;
         return 0;
     }
-    return fail(-EINVAL, err, errlen,
+    return pg_errf(-EINVAL, err, errlen,
                 "host \"%s\" would need a DNS lookup, which ioxide does not do on the ring; "
                 "use a numeric address, localhost, or a Unix socket directory", h);
 }

@@ -113,4 +113,7 @@ void iox_pg_conninfo_startup_extra(const struct iox_pg_conninfo *ci,
 int iox_pg_conninfo_sockaddr(const struct iox_pg_conninfo *ci, struct sockaddr_storage *ss,
                              socklen_t *len, char *err, size_t errlen);
 
+/* Format a message into err (when err and errlen) and return code: the
+ * error convention of conninfo and the libpq files (pg_pgfiles.c). */
+int pg_errf(int code, char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 #endif

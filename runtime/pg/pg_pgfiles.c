@@ -1,6 +1,7 @@
 /* pg_pgfiles.c — libpq's password and service files (see pg_pgfiles.h).
  * Runs when the conninfo is loaded, off the hot path: stdio is fine here. */
 #include "pg_pgfiles.h"
+#include "pg_conninfo.h"
 #include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
@@ -11,17 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 int iox_pg_home_dir(char *out, size_t cap)
 {
@@ -64,18 +54,18 @@ int iox_pg_passfile_lookup(const char *path, const char *host, const char *port,
     if (warn && warnlen) warn[0] = 0;
     if (!path || !*path || stat(path, &st) != 0) return 0;     /* libpq: no file, no password, no word */
     if (!S_ISREG(st.st_mode)) {
-        fail(0, warn, warnlen, "WARNING: password file \"%s\" is not a plain file", path);
+        pg_errf(0, warn, warnlen, "WARNING: password file \"%s\" is not a plain file", path);
         return 0;
     }
     /* libpq's permission check: a password file others may read is not used. */
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        fail(0, warn, warnlen, "WARNING: password file \"%s\" has group or world access; permissions should be "
+        pg_errf(0, warn, warnlen, "WARNING: password file \"%s\" has group or world access; permissions should be "
              "u=rw (0600) or less", path);
         return 0;
     }
     FILE *f = fopen(path, "re");
     if (!f) {
-        fail(0, warn, warnlen, "WARNING: password file \"%s\" cannot be read: %s", path, strerror(errno));
+        pg_errf(0, warn, warnlen, "WARNING: password file \"%s\" cannot be read: %s", path, strerror(errno));
         return 0;
     }
     char *line = NULL;
@@ -114,14 +104,14 @@ int iox_pg_service_read(const char *path, const char *service, int *found, iox_p
     struct stat st;
     if (stat(path, &st) != 0) return 0;
     FILE *f = fopen(path, "re");
-    if (!f) return fail(-errno, err, errlen, "service file \"%s\" cannot be read: %s", path, strerror(errno));
+    if (!f) return pg_errf(-errno, err, errlen, "service file \"%s\" cannot be read: %s", path, strerror(errno));
     char buf[256];      /* libpq's MAXBUFSIZE: longer lines are an error there too */
     int linenr = 0, rc = 0, in = 0;
     size_t slen = strlen(service);
     while (fgets(buf, sizeof buf, f)) {
         linenr++;
         if (strlen(buf) >= sizeof buf - 1) {
-            rc = fail(-EINVAL, err, errlen, "service file \"%s\", line %d: line too long (at most %zu bytes)",
+            rc = pg_errf(-EINVAL, err, errlen, "service file \"%s\", line %d: line too long (at most %zu bytes)",
                       path, linenr, sizeof buf - 2);
             break;
         }
@@ -139,23 +129,23 @@ int iox_pg_service_read(const char *path, const char *service, int *found, iox_p
         if (!in) continue;
         char *val = strchr(line, '=');
         if (!val) {
-            rc = fail(-EINVAL, err, errlen, "service file \"%s\", line %d: syntax error (expected keyword=value)",
+            rc = pg_errf(-EINVAL, err, errlen, "service file \"%s\", line %d: syntax error (expected keyword=value)",
                       path, linenr);
             break;
         }
         *val++ = 0;
         if (strcmp(line, "service") == 0) {
-            rc = fail(-EINVAL, err, errlen, "service file \"%s\", line %d: nested service specifications are not "
+            rc = pg_errf(-EINVAL, err, errlen, "service file \"%s\", line %d: nested service specifications are not "
                       "supported", path, linenr);
             break;
         }
         char why[256];
         if ((rc = set(ctx, line, val, why, sizeof why))) {
-            fail(rc, err, errlen, "service file \"%s\", line %d: %s", path, linenr, why);
+            pg_errf(rc, err, errlen, "service file \"%s\", line %d: %s", path, linenr, why);
             break;
         }
     }
-    if (!rc && ferror(f)) rc = fail(-EIO, err, errlen, "service file \"%s\": read error", path);
+    if (!rc && ferror(f)) rc = pg_errf(-EIO, err, errlen, "service file \"%s\": read error", path);
     fclose(f);
     return rc;
 }
