@@ -55,8 +55,11 @@ static int fs_on_request(struct iox_conn *c, const struct iox_http_request *req,
         fst.have_held = 1;
         return IOX_ASYNC;
     }
-    if (iox_resp_head(c, 200, "application/octet-stream", FS_LEN, NULL) < 0) return IOX_HANDLED;
-    return iox_file_stream_start(c, fst.file_fd, 0, FS_LEN, FS_CHUNK, "file", fs_ended, NULL);
+    /* /empty: a zero-length range of the file (what a Range of nothing or an
+     * empty file comes to). */
+    uint64_t len = req->target_len == 6 && !memcmp(req->target, "/empty", 6) ? 0 : FS_LEN;
+    if (iox_resp_head(c, 200, "application/octet-stream", len, NULL) < 0) return IOX_HANDLED;
+    return iox_file_stream_start(c, fst.file_fd, 0, len, FS_CHUNK, "file", fs_ended, NULL);
 }
 
 static const struct iox_http_app fs_app = {.on_request = fs_on_request};
@@ -155,6 +158,47 @@ IOX_TEST(file_stream, start_behind_an_async_answer)
 
     file_stream_trace = NULL;
     iox_file_streams_fini(&r);
+    iox_http_server_close(hs);
+    iox_reactor_fini(&r);
+    iox_sim_destroy(sim);
+    close(fd);
+}
+
+/* A stream of zero bytes ends at once, with no read (and no splice) on the
+ * ring: nothing to wait for, nothing to hand back. */
+IOX_TEST(file_stream, zero_length_ends_without_a_read)
+{
+    memset(&fst, 0, sizeof fst);
+    char path[] = "/tmp/iox_file_stream.XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    unlink(path);
+    fst.file_fd = fd;
+    struct iox_server_config cfg = {.shutdown_grace_ms = 500};
+    struct iox_http_config hcfg = {.idle_timeout_ms = 1000, .linger_ms = 100, .max_conns = 2,
+                                   .write_cap = 1 << 20, .app = &fs_app};
+    struct iox_reactor r;
+    struct iox_http_server *hs;
+    struct iox_seam_sim *sim = iox_sim_create(4, 4096);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sim);
+    CU_ASSERT_FATAL(iox_reactor_init_sim(&r, iox_sim_seam(sim), &cfg) == 0);
+    CU_ASSERT_FATAL(iox_http_server_open(&r, &hcfg, 0, &hs) == 0);
+    iox_sim_set_sink(sim, fs_sink, &r);
+    CU_ASSERT_FATAL(iox_file_streams_init(hs) == 0);
+    struct iox_conn *c = iox_http_adopt(hs, FS_FD);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    fs_turn(sim, &r);
+    static const char req[] = "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n";
+    CU_ASSERT_EQUAL(iox_sim_recv(sim, FS_FD, req, sizeof req - 1, 0), (long)(sizeof req - 1));
+    fs_turn(sim, &r);
+    CU_ASSERT_EQUAL(iox_sim_reads(sim), 0);
+    CU_ASSERT_EQUAL(fst.ends, 1);
+    CU_ASSERT_EQUAL(fst.end_err, 0);
+    while (iox_sim_has_op(sim, IOX_OP_SEND, FS_FD)) { iox_sim_send(sim, FS_FD, 0); fs_turn(sim, &r); }
+    size_t n;
+    const char *out = iox_sim_peer_bytes(sim, FS_FD, &n);
+    CU_ASSERT(n > 4 && memmem(out, n, "Content-Length: 0\r\n", 19) && !memcmp(out + n - 4, "\r\n\r\n", 4));
+    CU_ASSERT_EQUAL(iox_sim_reads(sim), 0);
     iox_http_server_close(hs);
     iox_reactor_fini(&r);
     iox_sim_destroy(sim);
