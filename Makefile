@@ -156,8 +156,8 @@ regen:
 # liveness, a trail as events and a completion script on failure.
 verify:
 	@mk/deps.sh --test
-	@echo "=== verify: SPIN over generated/*.pml ==="
-	mk/verify.sh generated/*.pml
+	@echo "=== verify: SPIN over generated/*.pml and the examples' specs (examples/*/spec/*.toml) ==="
+	mk/verify.sh generated/*.pml $(foreach s,$(wildcard examples/*/spec/*.toml),--spec $(s))
 
 # Plain `make` regenerates too when a grammar, a machine spec, the generator
 # or a template changed since the last regeneration (build/.regen-stamp).
@@ -271,7 +271,8 @@ install: $(LIB) $(SHLIB) $(BUILD)/ioxide.pc
 	install -m 644 $(BUILD)/ioxide.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ioxide.pc
 	install -m 644 include/ioxide/*.h $(PUB_GEN_HDRS) $(DESTDIR)$(PREFIX)/include/ioxide/
 	install -m 755 gen/ioxide-gen $(DESTDIR)$(PREFIX)/bin/ioxide-gen
-	install -m 644 gen/iox_gen.py gen/iox_model.py VERSION $(DESTDIR)$(PREFIX)/share/ioxide/
+	install -m 644 gen/iox_gen.py gen/iox_model.py mk/trail.py VERSION $(DESTDIR)$(PREFIX)/share/ioxide/
+	install -m 755 mk/verify.sh $(DESTDIR)$(PREFIX)/share/ioxide/verify.sh
 	install -m 644 gen/templates/*.j2 $(DESTDIR)$(PREFIX)/share/ioxide/templates/
 	install -m 644 spec/*.rl $(DESTDIR)$(PREFIX)/share/ioxide/spec/
 	install -m 644 docs/ioxide-gen.1 $(DESTDIR)$(PREFIX)/share/man/man1/ioxide-gen.1

@@ -29,7 +29,8 @@
 #define E_splice_eof_early 12
 #define E_cancel 13
 #define OP_read 0
-#define NOPS 1
+#define OP_splice 1
+#define NOPS 2
 #define SOCK_NONE 0
 #define SOCK_OPEN 1
 #define SOCK_CLOSING 2
@@ -59,8 +60,9 @@ byte pending = 0;
 byte started = 0;
 byte released = 0;
 byte closing = 0;
+byte sdir = 0;
 
-#define busy() (op_n[0])
+#define busy() (op_n[0] + op_n[1])
 #define inflight(k) (op_n[k])
 #define cancelled(k) (op_cx[k])
 #define in_final() (st == S_done || st == S_failed || st == S_gone || st == S_cancelled)
@@ -81,6 +83,7 @@ inline cancel_all() {
   if
   :: busy() > 0 ->
      if :: op_n[OP_read] > 0 -> op_cx[OP_read] = 1 :: else -> skip fi;
+     if :: op_n[OP_splice] > 0 -> op_cx[OP_splice] = 1 :: else -> skip fi;
      skip
   :: else -> skip
   fi
@@ -125,19 +128,19 @@ inline run_action() {
      assert(!released); released = 1; closing = 1;
      skip
   :: act == A_flush_head ->
-     skip;
+     pending = 1;
      skip
   :: act == A_splice_in ->
-     skip;
+     if :: sdir = 1; submit(OP_splice) :: raise(E_splice_error) fi;
      skip
   :: act == A_splice_rest ->
-     skip;
+     if :: sdir = 2; submit(OP_splice) :: raise(E_splice_error) fi;
      skip
   :: act == A_splice_out ->
-     skip;
+     if :: sdir = 2; submit(OP_splice) :: raise(E_splice_error) fi;
      skip
   :: act == A_finish_splice ->
-     skip;
+     assert(!released); released = 1;
      skip
   :: act == A_release ->
      assert(!released); released = 1;
@@ -152,7 +155,7 @@ inline run_action() {
 inline guard_behind() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_last_chunk() { gv = (left == 0) }
 inline guard_spliced() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
-inline guard_all_spliced() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
+inline guard_all_spliced() { gv = (left == 0) }
 
 /* One event from the current state: the transition's alternatives, in
  * spec order; the state is stored before the action runs (as in C). */
@@ -312,29 +315,63 @@ active proctype ring() {
         op_n[OP_read]--; op_fin[OP_read]++;
         if :: op_n[OP_read] == 0 -> op_cx[OP_read] = 0 :: else -> skip fi;
         q0 = E_conn_gone; q1 = E_none
+     :: op_n[OP_splice] > 0 && (!closing && sdir == 1 && left > 0) ->
+        printf("@@c %d\n", 5);
+        op_n[OP_splice]--; op_fin[OP_splice]++;
+        if :: op_n[OP_splice] == 0 -> op_cx[OP_splice] = 0 :: else -> skip fi;
+        left--;
+        q0 = E_splice_in; q1 = E_none
+     :: op_n[OP_splice] > 0 && b_err > 0 && (!closing && sdir == 1) ->
+        b_err--;
+        printf("@@c %d\n", 6);
+        op_n[OP_splice]--; op_fin[OP_splice]++;
+        if :: op_n[OP_splice] == 0 -> op_cx[OP_splice] = 0 :: else -> skip fi;
+        q0 = E_splice_eof_early; q1 = E_none
+     :: op_n[OP_splice] > 0 && (!closing && sdir == 2) ->
+        printf("@@c %d\n", 7);
+        op_n[OP_splice]--; op_fin[OP_splice]++;
+        if :: op_n[OP_splice] == 0 -> op_cx[OP_splice] = 0 :: else -> skip fi;
+        q0 = E_splice_out_done; q1 = E_none
+     :: op_n[OP_splice] > 0 && b_short > 0 && (!closing && sdir == 2) ->
+        b_short--;
+        printf("@@c %d\n", 8);
+        op_n[OP_splice]--; op_fin[OP_splice]++;
+        if :: op_n[OP_splice] == 0 -> op_cx[OP_splice] = 0 :: else -> skip fi;
+        q0 = E_splice_out_short; q1 = E_none
+     :: op_n[OP_splice] > 0 && b_err > 0 && (!closing) ->
+        b_err--;
+        printf("@@c %d\n", 9);
+        op_n[OP_splice]--; op_fin[OP_splice]++;
+        if :: op_n[OP_splice] == 0 -> op_cx[OP_splice] = 0 :: else -> skip fi;
+        q0 = E_splice_error; q1 = E_none
+     :: op_n[OP_splice] > 0 && (closing) ->
+        printf("@@c %d\n", 10);
+        op_n[OP_splice]--; op_fin[OP_splice]++;
+        if :: op_n[OP_splice] == 0 -> op_cx[OP_splice] = 0 :: else -> skip fi;
+        q0 = E_conn_gone; q1 = E_none
      :: !in_final() && b_start > 0 ->
         b_start--;
-        printf("@@c %d\n", 5);
+        printf("@@c %d\n", 11);
         started = 1;
         q0 = E_start; q1 = E_none
      :: !in_final() && (started && st == S_idle) ->
-        printf("@@c %d\n", 6);
+        printf("@@c %d\n", 12);
         q0 = E_drained; q1 = E_none
-     :: !in_final() && (pending && st == S_sending) ->
-        printf("@@c %d\n", 7);
+     :: !in_final() && (pending && (st == S_sending || st == S_splice_head)) ->
+        printf("@@c %d\n", 13);
         pending = 0;
         q0 = E_drained; q1 = E_none
      :: !in_final() && b_gone > 0 ->
         b_gone--;
-        printf("@@c %d\n", 8);
+        printf("@@c %d\n", 14);
         closing = 1;
         q0 = E_none; q1 = E_none
-     :: !in_final() && (closing && inflight(OP_read) == 0) ->
-        printf("@@c %d\n", 9);
+     :: !in_final() && (closing && inflight(OP_read) == 0 && inflight(OP_splice) == 0) ->
+        printf("@@c %d\n", 15);
         q0 = E_conn_gone; q1 = E_none
      :: !in_final() && b_cancel > 0 ->
         b_cancel--;
-        printf("@@c %d\n", 10);
+        printf("@@c %d\n", 16);
         q0 = E_cancel; q1 = E_none
      fi;
      /* dispatch: each event with its follow-ups (NAME_fire) */
@@ -362,6 +399,7 @@ active proctype ring() {
   /* The end: every op submitted completed once, every buffer is back,
    * the socket (if any) is closed. */
   assert(op_sub[OP_read] == op_fin[OP_read]);
+  assert(op_sub[OP_splice] == op_fin[OP_splice]);
   assert(bufs == 0);
   assert((released == 1)); /* at_end released_once */
 end: skip
@@ -378,12 +416,18 @@ ltl ends { <> ended }
 /* @@script 2 read -EIO */
 /* @@script 3 read 0 */
 /* @@script 4 read (connection closing) */
-/* @@script 5 start */
-/* @@script 6 (drained: the stream's request became the oldest) */
-/* @@script 7 send all */
-/* @@script 8 conn closes */
-/* @@script 9 (close hook) */
-/* @@script 10 cancel */
+/* @@script 5 splice file→pipe 9 */
+/* @@script 6 splice file→pipe 0 */
+/* @@script 7 splice pipe→socket all */
+/* @@script 8 splice pipe→socket 5/9 */
+/* @@script 9 splice -EPIPE */
+/* @@script 10 splice (connection closing) */
+/* @@script 11 start */
+/* @@script 12 (drained: the stream's request became the oldest) */
+/* @@script 13 send all */
+/* @@script 14 conn closes */
+/* @@script 15 (close hook) */
+/* @@script 16 cancel */
 /* @@trans 0 idle splice_head flush_head */
 /* @@trans 1 idle reading issue_read */
 /* @@trans 2 idle splice_head flush_head */

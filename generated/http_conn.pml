@@ -69,6 +69,7 @@ byte b_nobufs = 1;  /* budget: nobufs */
 byte b_err = 1;  /* budget: err */
 byte b_shutdown = 1;  /* budget: shutdown */
 byte b_deadline = 1;  /* budget: deadline */
+byte b_hold = 1;  /* budget: hold */
 byte peer_shut = 0;
 byte parked = 1;
 byte tail = 0;
@@ -80,6 +81,8 @@ byte answered = 0;
 byte close_after = 0;
 byte body = 0;
 byte freed = 0;
+byte kept = 0;
+byte hp = 0;
 
 #define busy() (op_n[0] + op_n[1] + op_n[2] + op_n[3] + op_n[4])
 #define inflight(k) (op_n[k])
@@ -142,6 +145,7 @@ inline advance() {
 inline parse() {
   if
   :: body -> if :: body = 0; advance() :: skip fi
+  :: body && b_hold > 0 -> b_hold--; kept = 1; hp = 1   /* its handler keeps the piece */
   :: !body && !close_after && b_req > 0 && tail - head < 4 ->
      b_req--;
      if :: nasync < 1 -> awaiting[tail % 4] = 1; nasync++ :: awaiting[tail % 4] = 0 fi;
@@ -156,10 +160,14 @@ inline parse() {
  * async requests, throttle over the write cap, finish after the last. */
 inline parse_outcome(held) {
   if
-  :: close_after && !body -> raise(E_finish)
-  :: nasync == 1 -> raise(E_async)   /* IOX_MAX_ASYNC, 1 in the model */
-  :: wq > 0 -> if :: !held -> stop_recv() :: else -> skip fi; raise(E_throttle)
-  :: true -> skip
+  :: hp -> hp = 0; if :: !held -> stop_recv() :: else -> skip fi; raise(E_hold)   /* IOX_BODY_HOLD */
+  :: else ->
+     if
+     :: close_after && !body -> raise(E_finish)
+     :: nasync == 1 -> raise(E_async)   /* IOX_MAX_ASYNC, 1 in the model */
+     :: wq > 0 -> if :: !held -> stop_recv() :: else -> skip fi; raise(E_throttle)
+     :: true -> skip
+     fi
   fi
 }
 /* A handler answers one of the open async requests (any of them). */
@@ -174,7 +182,7 @@ inline reply_one() {
 /* finish_work(): a request whose body still arrives is dropped (its answer
  * with it); what is owed goes out. */
 inline finish_work(held) {
-  close_after = 1;
+  close_after = 1; kept = 0;
   if
   :: body && tail != head ->
      body = 0;
@@ -274,13 +282,19 @@ inline run_action() {
      park();
      skip
   :: act == A_drain_body ->
-     skip;
-     skip
+     advance();
+     if
+     :: fu == E_none && true -> fu = E_committed
+     :: else -> skip
+     fi
   :: act == A_drain_held ->
-     skip;
-     skip
+     kept = 0; advance();
+     if
+     :: fu == E_none && true -> fu = E_release
+     :: else -> skip
+     fi
   :: act == A_unhold ->
-     skip;
+     kept = 0; if :: b_hold > 0 -> b_hold--; kept = 1; raise(E_hold) :: else -> parse(); parse_outcome(1); if :: fu != E_throttle && fu != E_hold && fu != E_finish && fu != E_fail -> park() :: else -> skip fi; if :: fu == E_none -> raise(E_caught_up) :: else -> skip fi fi;
      skip
   :: act == A_close_after_body ->
      close_after = 1;
@@ -301,7 +315,7 @@ inline run_action() {
      assert(wq == 0 && sending == 0 && inflight(OP_send) == 0 && head == tail); submit(OP_shutdown); park();
      skip
   :: act == A_drop ->
-     parked = 0; cancel_all(); raise(E_op_done);
+     parked = 0; kept = 0; cancel_all(); raise(E_op_done);
      skip
   :: act == A_maybe_close ->
      if :: busy() == 0 && sock == SOCK_OPEN -> close_sock() :: else -> skip fi;
@@ -320,7 +334,7 @@ inline guard_over_cap() { if :: gv = 1 :: gv = 0 fi; gv = gv && (wq + sending > 
 inline guard_close_due() { gv = (close_after && !body) }
 inline guard_between_requests() { if :: gv = 1 :: gv = 0 fi; gv = gv && (!body) }
 inline guard_body_pending() { gv = (body) }
-inline guard_body_abandoned() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
+inline guard_body_abandoned() { if :: gv = 1 :: gv = 0 fi; gv = gv && (body) }
 
 /* One event from the current state: the transition's alternatives, in
  * spec order; the state is stored before the action runs (as in C). */
@@ -878,16 +892,19 @@ active proctype ring() {
         printf("@@c %d\n", 15);
         reply_one();
         q0 = E_reply; q1 = E_none
+     :: !in_final() && (kept && st != S_closing && !in_final()) ->
+        printf("@@c %d\n", 16);
+        q0 = E_release; q1 = E_none
      :: !in_final() && b_shutdown > 0 ->
         b_shutdown--;
-        printf("@@c %d\n", 16);
+        printf("@@c %d\n", 17);
         q0 = E_shutdown; q1 = E_none
      :: timeout && !in_final() && (st == S_reading || st == S_throttled || st == S_body_held || st == S_waiting || st == S_waiting_throttled || st == S_half_closed || st == S_finishing || st == S_lingering) ->
-        printf("@@c %d\n", 17);
+        printf("@@c %d\n", 18);
         q0 = E_timeout; q1 = E_none
      :: !in_final() && b_deadline > 0 ->
         b_deadline--;
-        printf("@@c %d\n", 18);
+        printf("@@c %d\n", 19);
         q0 = E_timeout; q1 = E_none
      fi;
      /* dispatch: each event with its follow-ups (NAME_fire) */
@@ -949,9 +966,10 @@ ltl ends { <> ended }
 /* @@script 13 (end of turn: send what is committed) */
 /* @@script 14 (end of turn: arm the recv) */
 /* @@script 15 reply */
-/* @@script 16 shutdown */
-/* @@script 17 timeout */
+/* @@script 16 body release */
+/* @@script 17 shutdown */
 /* @@script 18 timeout */
+/* @@script 19 timeout */
 /* @@trans 0 reading reading consume */
 /* @@trans 1 reading finishing finish */
 /* @@trans 2 reading half_closed - */

@@ -29,7 +29,13 @@
 #define E_closed 14
 #define E_released 15
 #define E_abandon 16
-#define NOPS 1
+#define OP_socket 0
+#define OP_connect 1
+#define OP_recv 2
+#define OP_send 3
+#define OP_cancel 4
+#define OP_close 5
+#define NOPS 6
 #define SOCK_NONE 0
 #define SOCK_OPEN 1
 #define SOCK_CLOSING 2
@@ -49,8 +55,32 @@ byte sock = SOCK_NONE;
 byte opens = 0;    /* sockets opened */
 byte closes;        /* sockets closed */
 bool ended;         /* the machine is final with nothing in flight */
+byte b_sessions = 2;  /* budget: sessions */
+byte b_req = 2;  /* budget: req */
+byte b_data = 1;  /* budget: data */
+byte b_glitch = 1;  /* budget: glitch */
+byte b_err = 1;  /* budget: err */
+byte b_deadline = 1;  /* budget: deadline */
+byte b_stop = 1;  /* budget: stop */
+byte issued = 0;
+byte waiting = 0;
+byte tail = 0;
+byte head = 0;
+byte unsent = 0;
+byte sending = 0;
+byte at_srv = 0;
+byte rep = 0;
+byte replies = 0;
+byte failed = 0;
+byte sent_total = 0;
+byte hs_out = 0;
+byte shs = 0;
+byte hs_srv = 0;
+byte hsrep = 0;
+byte stopping = 0;
+byte sent_full = 1;
 
-#define busy() (0)
+#define busy() (op_n[0] + op_n[1] + op_n[2] + op_n[3] + op_n[4] + op_n[5])
 #define inflight(k) (op_n[k])
 #define cancelled(k) (op_cx[k])
 #define in_final() (st == S_stopped)
@@ -58,19 +88,25 @@ bool ended;         /* the machine is final with nothing in flight */
 inline raise(e) { fu = e }
 inline submit(k) {
   assert(op_n[k] < 255);
+  if :: (k == OP_connect || k == OP_recv || k == OP_send || k == OP_cancel || k == OP_close) && k != OP_close -> assert(sock == SOCK_OPEN) /* no op on a closed socket */ :: else -> skip fi;
   op_n[k]++; op_sub[k]++
 }
 inline arm(k) { if :: op_n[k] == 0 -> submit(k) :: else -> skip fi }
 inline cancel(k) {
   if
-  :: op_n[k] > 0 && !op_cx[k] -> op_cx[k] = 1
+  :: op_n[k] > 0 && !op_cx[k] -> op_cx[k] = 1; submit(OP_cancel)
   :: else -> skip
   fi
 }
 inline cancel_all() {
   if
   :: busy() > 0 ->
-     skip
+     if :: op_n[OP_socket] > 0 -> op_cx[OP_socket] = 1 :: else -> skip fi;
+     if :: op_n[OP_connect] > 0 -> op_cx[OP_connect] = 1 :: else -> skip fi;
+     if :: op_n[OP_recv] > 0 -> op_cx[OP_recv] = 1 :: else -> skip fi;
+     if :: op_n[OP_send] > 0 -> op_cx[OP_send] = 1 :: else -> skip fi;
+     if :: op_n[OP_close] > 0 -> op_cx[OP_close] = 1 :: else -> skip fi;
+     submit(OP_cancel)
   :: else -> skip
   fi
 }
@@ -82,9 +118,27 @@ inline close_sock() {
   assert(sock == SOCK_OPEN);  /* closed exactly once */
   assert(busy() == 0);        /* and only after its last op ended */
   closes++;
-  sock = SOCK_CLOSED
+  sock = SOCK_CLOSING; op_n[OP_close]++; op_sub[OP_close]++
 }
 inline sock_closed() { assert(sock == SOCK_CLOSING); sock = SOCK_CLOSED }
+
+/* [model] decls */
+#define MAXI 2      /* cfg.max_inflight in the model */
+/* send_out: everything queued leaves in one send, unless one is in flight */
+inline start_send() {
+  if
+  :: inflight(OP_send) == 0 && (unsent > 0 || hs_out) ->
+     submit(OP_send); sending = unsent; unsent = 0; shs = hs_out; hs_out = 0
+  :: else -> skip
+  fi
+}
+/* iox_client_pump: waiting requests go onto the connection once it is up */
+inline pump() {
+  do
+  :: waiting > 0 && st == S_up && tail - head < MAXI -> waiting--; tail++; unsent++
+  :: else -> break
+  od
+}
 
 #define A_open_socket 1
 #define A_start_connect 2
@@ -104,41 +158,44 @@ byte act;          /* the action the transition asked for */
 inline run_action() {
   if
   :: act == A_open_socket ->
-     skip;
+     if :: submit(OP_socket) :: b_err > 0 -> b_err--; raise(E_fail) fi;
      skip
   :: act == A_start_connect ->
-     skip;
+     if :: submit(OP_connect) :: b_err > 0 -> b_err--; raise(E_fail) fi;
      skip
   :: act == A_start_handshake ->
-     skip;
+     arm(OP_recv); if :: hs_out = 1 :: raise(E_established) fi;
      skip
   :: act == A_handshake_input ->
-     skip;
+     if :: hsrep -> hsrep = 0; if :: raise(E_established) :: b_err > 0 -> b_err--; raise(E_fail) fi :: else -> skip fi;
      skip
   :: act == A_session_up ->
-     skip;
+     pump();
      skip
   :: act == A_reply_input ->
-     skip;
+     if :: rep > 0 -> rep--; assert(head < tail); head++; replies++ :: else -> skip fi; if :: b_err > 0 -> b_err--; raise(E_fail) :: skip fi; pump();
      skip
   :: act == A_rearm ->
-     skip;
+     arm(OP_recv);
      skip
   :: act == A_send_out ->
-     skip;
+     start_send();
      skip
   :: act == A_on_sent ->
-     skip;
+     if :: !sent_full -> submit(OP_send) :: else -> at_srv = at_srv + sending; sent_total = sent_total + sending; sending = 0; hs_srv = hs_srv || shs; shs = 0 fi;
      skip
   :: act == A_drop ->
-     skip;
+     failed = failed + tail - head; head = tail; unsent = 0; sending = 0; at_srv = 0; rep = 0; hs_out = 0; shs = 0; hs_srv = 0; hsrep = 0; if :: sock == SOCK_OPEN && busy() > 0 -> cancel_all() :: else -> skip fi; raise(E_op_done);
      skip
   :: act == A_close_socket ->
-     skip;
+     close_sock();
      skip
   :: act == A_release ->
      skip;
-     skip
+     if
+     :: fu == E_none && true -> fu = E_released
+     :: else -> skip
+     fi
   :: act == A_finish ->
      skip;
      skip
@@ -146,9 +203,9 @@ inline run_action() {
   fi;
   act = 0
 }
-inline guard_ops_in_flight() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
-inline guard_no_socket() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
-inline guard_stopping() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
+inline guard_ops_in_flight() { gv = (busy() > 0) }
+inline guard_no_socket() { gv = (sock != SOCK_OPEN) }
+inline guard_stopping() { gv = (stopping) }
 
 /* One event from the current state: the transition's alternatives, in
  * spec order; the state is stored before the action runs (as in C). */
@@ -283,82 +340,154 @@ inline step() {
 
 inline check() {
   assert(bufs <= 1)
+  ; assert((head + unsent + sending + at_srv + rep == tail)) /* invariant each_request_somewhere */
+  ; assert((replies + failed + waiting + (tail - head) == issued)) /* invariant answered_at_most_once */
+  ; assert((replies <= sent_total && tail - head <= MAXI)) /* invariant fifo */
 }
 
 byte q0, q1;        /* the events a completion delivers, in order */
 bool pbuf;          /* it holds a provided buffer until its events are handled */
 byte post;          /* its post-step */
 bool idle;          /* it may leave no op in flight: raise the idle event */
-byte b_events = 4;  /* no [model]: this many events, any of them */
 
 active proctype ring() {
   do
   :: atomic {
      if
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+     :: op_n[OP_socket] > 0 && (st != S_closing) ->
         printf("@@c %d\n", 0);
-        q0 = E_open; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 1);
+        op_n[OP_socket]--; op_fin[OP_socket]++;
+        if :: op_n[OP_socket] == 0 -> op_cx[OP_socket] = 0 :: else -> skip fi;
+        open_sock();
         q0 = E_socket_ok; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 2);
-        q0 = E_connect_ok; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 3);
-        q0 = E_recv; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 4);
-        q0 = E_recv_ended; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 5);
-        q0 = E_sent; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 6);
-        q0 = E_flush; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 7);
+     :: op_n[OP_socket] > 0 && b_err > 0 && (st != S_closing) ->
+        b_err--;
+        printf("@@c %d\n", 1);
+        op_n[OP_socket]--; op_fin[OP_socket]++;
+        if :: op_n[OP_socket] == 0 -> op_cx[OP_socket] = 0 :: else -> skip fi;
         q0 = E_io_error; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 8);
-        q0 = E_timeout; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 9);
-        q0 = E_established; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 10);
-        q0 = E_fail; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 11);
-        q0 = E_stop; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 12);
+     :: op_n[OP_socket] > 0 && (st == S_closing) ->
+        printf("@@c %d\n", 2);
+        op_n[OP_socket]--; op_fin[OP_socket]++;
+        if :: op_n[OP_socket] == 0 -> op_cx[OP_socket] = 0 :: else -> skip fi;
+        open_sock();
         q0 = E_op_done; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+     :: op_n[OP_socket] > 0 && (st == S_closing) ->
+        printf("@@c %d\n", 3);
+        op_n[OP_socket]--; op_fin[OP_socket]++;
+        if :: op_n[OP_socket] == 0 -> op_cx[OP_socket] = 0 :: else -> skip fi;
+        q0 = E_op_done; q1 = E_none
+     :: op_n[OP_connect] > 0 && (st != S_closing) ->
+        printf("@@c %d\n", 4);
+        op_n[OP_connect]--; op_fin[OP_connect]++;
+        if :: op_n[OP_connect] == 0 -> op_cx[OP_connect] = 0 :: else -> skip fi;
+        q0 = E_connect_ok; q1 = E_none
+     :: op_n[OP_connect] > 0 && b_err > 0 && (st != S_closing) ->
+        b_err--;
+        printf("@@c %d\n", 5);
+        op_n[OP_connect]--; op_fin[OP_connect]++;
+        if :: op_n[OP_connect] == 0 -> op_cx[OP_connect] = 0 :: else -> skip fi;
+        q0 = E_io_error; q1 = E_none
+     :: op_n[OP_connect] > 0 && (st == S_closing) ->
+        printf("@@c %d\n", 6);
+        op_n[OP_connect]--; op_fin[OP_connect]++;
+        if :: op_n[OP_connect] == 0 -> op_cx[OP_connect] = 0 :: else -> skip fi;
+        q0 = E_op_done; q1 = E_none
+     :: op_n[OP_recv] > 0 && (st == S_handshaking && hs_srv) ->
+        printf("@@c %d\n", 7);
+        hs_srv = 0; hsrep = 1;
+        bufs++; pbuf = 1;
+        q0 = E_recv; q1 = E_none
+     :: op_n[OP_recv] > 0 && (st == S_up && at_srv > 0) ->
+        printf("@@c %d\n", 8);
+        at_srv--; rep++;
+        bufs++; pbuf = 1;
+        q0 = E_recv; q1 = E_none
+     :: op_n[OP_recv] > 0 && b_data > 0 && (st == S_handshaking || st == S_up) ->
+        b_data--;
+        printf("@@c %d\n", 9);
+        bufs++; pbuf = 1;
+        q0 = E_recv; q1 = E_none
+     :: op_n[OP_recv] > 0 && b_glitch > 0 && (st != S_closing) ->
+        b_glitch--;
+        printf("@@c %d\n", 10);
+        op_n[OP_recv]--; op_fin[OP_recv]++;
+        if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
+        q0 = E_recv_ended; q1 = E_none
+     :: op_n[OP_recv] > 0 && b_err > 0 && (st != S_closing) ->
+        b_err--;
+        printf("@@c %d\n", 11);
+        op_n[OP_recv]--; op_fin[OP_recv]++;
+        if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
+        q0 = E_io_error; q1 = E_none
+     :: op_n[OP_recv] > 0 && (st == S_closing) ->
+        printf("@@c %d\n", 12);
+        op_n[OP_recv]--; op_fin[OP_recv]++;
+        if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
+        q0 = E_op_done; q1 = E_none
+     :: op_n[OP_send] > 0 && (st != S_closing) ->
         printf("@@c %d\n", 13);
-        q0 = E_closed; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_send]--; op_fin[OP_send]++;
+        if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
+        sent_full = 1;
+        q0 = E_sent; q1 = E_none
+     :: op_n[OP_send] > 0 && b_glitch > 0 && (st != S_closing) ->
+        b_glitch--;
         printf("@@c %d\n", 14);
-        q0 = E_released; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_send]--; op_fin[OP_send]++;
+        if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
+        sent_full = 0;
+        q0 = E_sent; q1 = E_none
+     :: op_n[OP_send] > 0 && b_err > 0 && (st != S_closing) ->
+        b_err--;
         printf("@@c %d\n", 15);
-        q0 = E_abandon; q1 = E_none
+        op_n[OP_send]--; op_fin[OP_send]++;
+        if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
+        q0 = E_io_error; q1 = E_none
+     :: op_n[OP_send] > 0 && (st == S_closing) ->
+        printf("@@c %d\n", 16);
+        op_n[OP_send]--; op_fin[OP_send]++;
+        if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
+        q0 = E_op_done; q1 = E_none
+     :: op_n[OP_cancel] > 0 && (st == S_closing) ->
+        printf("@@c %d\n", 17);
+        op_n[OP_cancel]--; op_fin[OP_cancel]++;
+        if :: op_n[OP_cancel] == 0 -> op_cx[OP_cancel] = 0 :: else -> skip fi;
+        q0 = E_op_done; q1 = E_none
+     :: op_n[OP_close] > 0 ->
+        printf("@@c %d\n", 18);
+        op_n[OP_close]--; op_fin[OP_close]++;
+        if :: op_n[OP_close] == 0 -> op_cx[OP_close] = 0 :: else -> skip fi;
+        sock_closed();
+        q0 = E_closed; q1 = E_none
+     :: !in_final() && b_req > 0 && (!stopping) ->
+        b_req--;
+        printf("@@c %d\n", 19);
+        issued++; if :: st == S_up && waiting == 0 && tail - head < MAXI -> tail++; unsent++ :: else -> waiting++ fi;
+        q0 = E_none; q1 = E_none
+     :: !in_final() && ((unsent > 0 || hs_out) && inflight(OP_send) == 0 && (st == S_handshaking || st == S_up)) ->
+        printf("@@c %d\n", 20);
+        q0 = E_flush; q1 = E_none
+     :: !in_final() && b_sessions > 0 && (st == S_down && !stopping) ->
+        b_sessions--;
+        printf("@@c %d\n", 21);
+        q0 = E_open; q1 = E_none
+     :: timeout && !in_final() && (st == S_socketing || st == S_connecting || st == S_handshaking) && (st == S_socketing || st == S_connecting || st == S_handshaking) ->
+        printf("@@c %d\n", 22);
+        q0 = E_timeout; q1 = E_none
+     :: !in_final() && b_deadline > 0 && (st == S_socketing || st == S_connecting || st == S_handshaking) ->
+        b_deadline--;
+        printf("@@c %d\n", 23);
+        q0 = E_timeout; q1 = E_none
+     :: !in_final() && b_stop > 0 && (!stopping) ->
+        b_stop--;
+        printf("@@c %d\n", 24);
+        stopping = 1; failed = failed + waiting; waiting = 0;
+        q0 = E_stop; q1 = E_none
+     :: timeout && !in_final() && (st == S_down || st == S_socketing || st == S_connecting || st == S_handshaking || st == S_up) && (!stopping) ->
+        printf("@@c %d\n", 25);
+        stopping = 1; failed = failed + waiting; waiting = 0;
+        q0 = E_stop; q1 = E_none
      fi;
      /* dispatch: each event with its follow-ups (NAME_fire) */
      do
@@ -380,35 +509,55 @@ active proctype ring() {
      od;
      check()
      }
-  :: atomic { (in_final() || b_events == 0) && busy() == 0 -> ended = true; break }
+  :: atomic { in_final() && busy() == 0 -> ended = true; break }
   od;
   /* The end: every op submitted completed once, every buffer is back,
    * the socket (if any) is closed. */
+  assert(op_sub[OP_socket] == op_fin[OP_socket]);
+  assert(op_sub[OP_connect] == op_fin[OP_connect]);
+  assert(op_sub[OP_recv] == op_fin[OP_recv]);
+  assert(op_sub[OP_send] == op_fin[OP_send]);
+  assert(op_sub[OP_cancel] == op_fin[OP_cancel]);
+  assert(op_sub[OP_close] == op_fin[OP_close]);
   assert(bufs == 0);
+  assert(sock != SOCK_OPEN && sock != SOCK_CLOSING); /* the socket is closed */
+  assert(closes == opens);                           /* exactly once per socket */
+  assert((replies + failed == issued && waiting == 0)); /* at_end every_request_answered_once */
 end: skip
 }
 
-/* No [model]: no liveness claim (any event may come, or none: the run
- * stops where it is). Annotate the spec (docs/verification.md). */
+/* Liveness: every run ends with the machine final and no op in flight
+ * (checked with pan -a -f: weak fairness, acceptance cycles). */
+ltl ends { <> ended }
 
 /* Tables for mk/trail.py: @@c N is the completion-script line N, @@t N E
  * the transition N taken on event E. */
-/* @@script 0 open */
-/* @@script 1 socket_ok */
-/* @@script 2 connect_ok */
-/* @@script 3 recv */
-/* @@script 4 recv_ended */
-/* @@script 5 sent */
-/* @@script 6 flush */
-/* @@script 7 io_error */
-/* @@script 8 timeout */
-/* @@script 9 established */
-/* @@script 10 fail */
-/* @@script 11 stop */
-/* @@script 12 op_done */
-/* @@script 13 closed */
-/* @@script 14 released */
-/* @@script 15 abandon */
+/* @@script 0 socket 5 */
+/* @@script 1 socket -EMFILE */
+/* @@script 2 socket 5 (while closing) */
+/* @@script 3 socket -EMFILE (while closing) */
+/* @@script 4 connect 0 */
+/* @@script 5 connect -ECONNREFUSED */
+/* @@script 6 connect -ECANCELED */
+/* @@script 7 recv "+OK\r\n" (the handshake reply) */
+/* @@script 8 recv "+PONG\r\n" */
+/* @@script 9 recv "+PO" (a cut reply) */
+/* @@script 10 recv -ENOBUFS */
+/* @@script 11 recv 0 */
+/* @@script 12 recv -ECANCELED */
+/* @@script 13 send all */
+/* @@script 14 send 5/9 */
+/* @@script 15 send -EPIPE */
+/* @@script 16 send -ECANCELED */
+/* @@script 17 cancel 0 */
+/* @@script 18 close 0 */
+/* @@script 19 request */
+/* @@script 20 (end of turn: flush) */
+/* @@script 21 open */
+/* @@script 22 timeout */
+/* @@script 23 timeout */
+/* @@script 24 stop */
+/* @@script 25 stop */
 /* @@trans 0 down socketing open_socket */
 /* @@trans 1 down stopped finish */
 /* @@trans 2 down stopped finish */

@@ -34,7 +34,12 @@
 #define E_finished 19
 #define E_op_done 20
 #define E_closed 21
-#define NOPS 1
+#define OP_recv 0
+#define OP_send 1
+#define OP_cancel 2
+#define OP_shutdown 3
+#define OP_close 4
+#define NOPS 5
 #define SOCK_NONE 0
 #define SOCK_OPEN 1
 #define SOCK_CLOSING 2
@@ -50,12 +55,31 @@ bool op_cx[NOPS];   /* a cancel was asked for the kind's op in flight */
 byte op_sub[NOPS];  /* ops submitted, per kind */
 byte op_fin[NOPS];  /* ops completed (their last CQE), per kind */
 byte bufs;          /* provided buffers held */
-byte sock = SOCK_NONE;
-byte opens = 0;    /* sockets opened */
+byte sock = SOCK_OPEN;
+byte opens = 1;    /* sockets opened */
 byte closes;        /* sockets closed */
 bool ended;         /* the machine is final with nothing in flight */
+byte b_data = 2;  /* budget: data */
+byte b_req = 2;  /* budget: req */
+byte b_glitch = 1;  /* budget: glitch */
+byte b_err = 1;  /* budget: err */
+byte b_stop = 1;  /* budget: stop */
+byte peer_shut = 0;
+byte parked = 1;
+byte tail = 0;
+byte head = 0;
+byte nrep = 0;
+byte nasync = 0;
+byte wq = 0;
+byte sending = 0;
+byte answered = 0;
+byte lost = 0;
+byte paused = 0;
+byte inoff = 0;
+byte kicked = 0;
+byte freed = 0;
 
-#define busy() (0)
+#define busy() (op_n[0] + op_n[1] + op_n[2] + op_n[3] + op_n[4])
 #define inflight(k) (op_n[k])
 #define cancelled(k) (op_cx[k])
 #define in_final() (st == S_closed)
@@ -63,19 +87,24 @@ bool ended;         /* the machine is final with nothing in flight */
 inline raise(e) { fu = e }
 inline submit(k) {
   assert(op_n[k] < 255);
+  if :: (k == OP_recv || k == OP_send || k == OP_cancel || k == OP_shutdown || k == OP_close) && k != OP_close -> assert(sock == SOCK_OPEN) /* no op on a closed socket */ :: else -> skip fi;
   op_n[k]++; op_sub[k]++
 }
 inline arm(k) { if :: op_n[k] == 0 -> submit(k) :: else -> skip fi }
 inline cancel(k) {
   if
-  :: op_n[k] > 0 && !op_cx[k] -> op_cx[k] = 1
+  :: op_n[k] > 0 && !op_cx[k] -> op_cx[k] = 1; submit(OP_cancel)
   :: else -> skip
   fi
 }
 inline cancel_all() {
   if
   :: busy() > 0 ->
-     skip
+     if :: op_n[OP_recv] > 0 -> op_cx[OP_recv] = 1 :: else -> skip fi;
+     if :: op_n[OP_send] > 0 -> op_cx[OP_send] = 1 :: else -> skip fi;
+     if :: op_n[OP_shutdown] > 0 -> op_cx[OP_shutdown] = 1 :: else -> skip fi;
+     if :: op_n[OP_close] > 0 -> op_cx[OP_close] = 1 :: else -> skip fi;
+     submit(OP_cancel)
   :: else -> skip
   fi
 }
@@ -87,9 +116,55 @@ inline close_sock() {
   assert(sock == SOCK_OPEN);  /* closed exactly once */
   assert(busy() == 0);        /* and only after its last op ended */
   closes++;
-  sock = SOCK_CLOSED
+  sock = SOCK_CLOSING; op_n[OP_close]++; op_sub[OP_close]++
 }
 inline sock_closed() { assert(sock == SOCK_CLOSING); sock = SOCK_CLOSED }
+
+/* [model] decls */
+#define MAXR 1      /* cfg.max_replies in the model */
+bool awaiting[4];   /* the reply ring: slot seq % 4 is a reply not ended yet */
+bool isreply[4];    /* slot seq % 4 is a reply (not an inline slot of plain writes) */
+byte ri, seen;
+/* iox_stream_park: a re-arm at the end of the turn, unless armed, cancelling or after EOF */
+inline park() { if :: op_n[OP_recv] == 0 && !peer_shut -> parked = 1 :: else -> skip fi }
+/* iox_stream_stop_recv: a park asked for is withdrawn, an armed recv cancelled */
+inline stop_recv() { parked = 0; cancel(OP_recv) }
+/* iox_stream_start_send: one send of what is unsent, if none is in flight */
+inline start_send() { if :: inflight(OP_send) == 0 && wq > 0 -> submit(OP_send); sending = wq; wq = 0 :: else -> skip fi }
+/* advance() (stream_buf.c): every ended slot at the front goes to the write buffer, in order */
+inline advance() {
+  do
+  :: head != tail && !awaiting[head % 4] -> if :: isreply[head % 4] -> nrep-- :: else -> skip fi; head++; wq++
+  :: else -> break
+  od
+}
+/* The protocol's on_data over what may be offered (can_offer: not paused,
+ * input not off, a reply slot free): a message answered at once, a reply
+ * opened, a pause, a failure (raises bad_input), or nothing taken. */
+inline proto() {
+  if
+  :: !paused && !inoff && nrep < MAXR ->
+     if
+     :: b_req > 0 && tail - head < 4 -> b_req--; awaiting[tail % 4] = 0; isreply[tail % 4] = 0; tail++; advance()
+     :: b_req > 0 && tail - head < 4 -> b_req--; awaiting[tail % 4] = 1; isreply[tail % 4] = 1; tail++; nrep++; nasync++
+     :: b_glitch > 0 -> b_glitch--; paused = 1; kicked = 1
+     :: b_err > 0 -> b_err--; inoff = 1; raise(E_bad_input)
+     :: true -> skip
+     fi
+  :: else -> skip
+  fi;
+  if :: fu == E_none -> raise(E_delivered) :: else -> skip fi
+}
+/* A handler ends one of the open replies (any of them): iox_stream_reply_end. */
+inline reply_one() {
+  ri = head; seen = 0;
+  do
+  :: awaiting[ri % 4] && nasync - seen > 1 -> seen++; ri++   /* a later one ends first */
+  :: awaiting[ri % 4] -> awaiting[ri % 4] = 0; nasync--; break
+  :: !awaiting[ri % 4] -> ri++
+  od;
+  advance(); kicked = 1
+}
 
 #define A_deliver 1
 #define A_hold 2
@@ -117,8 +192,13 @@ byte act;          /* the action the transition asked for */
 inline run_action() {
   if
   :: act == A_deliver ->
-     skip;
-     skip
+     proto();
+     if
+     :: fu == E_none && true -> fu = E_delivered
+     :: fu == E_none && true -> fu = E_bad_input
+     :: fu == E_none -> skip
+     :: else -> skip
+     fi
   :: act == A_hold ->
      skip;
      skip
@@ -126,67 +206,70 @@ inline run_action() {
      skip;
      skip
   :: act == A_rearm ->
-     skip;
+     park();
      skip
   :: act == A_count_nobufs ->
      skip;
      skip
   :: act == A_park ->
-     skip;
+     park();
      skip
   :: act == A_stop_recv ->
-     skip;
+     stop_recv();
      skip
   :: act == A_send_out ->
-     skip;
+     start_send();
      skip
   :: act == A_throttle ->
-     skip;
+     stop_recv(); start_send();
      skip
   :: act == A_send_rest ->
-     skip;
+     start_send();
      skip
   :: act == A_sent ->
      skip;
      skip
   :: act == A_unthrottle ->
-     skip;
+     park(); proto();
      skip
   :: act == A_unthrottle_held ->
      skip;
      skip
   :: act == A_offer ->
-     skip;
+     park(); proto();
      skip
   :: act == A_offer_held ->
-     skip;
+     proto();
      skip
   :: act == A_finish ->
-     skip;
-     skip
+     inoff = 1; park();
+     if
+     :: fu == E_none && true -> fu = E_finished
+     :: else -> skip
+     fi
   :: act == A_notify_shutdown ->
      skip;
      skip
   :: act == A_linger ->
-     skip;
+     assert(wq == 0 && sending == 0 && inflight(OP_send) == 0 && nrep == 0); inoff = 1; submit(OP_shutdown); park();
      skip
   :: act == A_drop ->
-     skip;
+     parked = 0; cancel_all(); if :: busy() == 0 -> close_sock() :: else -> skip fi;
      skip
   :: act == A_maybe_close ->
-     skip;
+     if :: busy() == 0 && sock == SOCK_OPEN -> close_sock() :: else -> skip fi;
      skip
   :: act == A_release ->
-     skip;
+     assert(!freed); freed = 1;
      skip
   :: else -> skip
   fi;
   act = 0
 }
-inline guard_peer_shut() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
-inline guard_over_cap() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
-inline guard_held() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
-inline guard_owes() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
+inline guard_peer_shut() { gv = (peer_shut) }
+inline guard_over_cap() { if :: gv = 1 :: gv = 0 fi; gv = gv && (wq + sending > 0 || tail != head) }
+inline guard_held() { gv = (paused || nrep >= MAXR) }
+inline guard_owes() { gv = (wq > 0 || sending > 0 || inflight(OP_send) > 0 || nrep > 0) }
 inline guard_shutdown_hook() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 
 /* One event from the current state: the transition's alternatives, in
@@ -592,102 +675,149 @@ inline step() {
 
 inline check() {
   assert(bufs <= 1)
+  ; assert((head <= tail && tail - head <= 4)) /* invariant ring_order */
+  ; assert((answered + wq + sending + lost == head)) /* invariant replies_in_order */
+  ; assert((nrep <= MAXR && nasync <= nrep)) /* invariant slots */
 }
 
 byte q0, q1;        /* the events a completion delivers, in order */
 bool pbuf;          /* it holds a provided buffer until its events are handled */
 byte post;          /* its post-step */
 bool idle;          /* it may leave no op in flight: raise the idle event */
-byte b_events = 4;  /* no [model]: this many events, any of them */
 
 active proctype ring() {
   do
   :: atomic {
      if
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+     :: op_n[OP_recv] > 0 && b_data > 0 ->
+        b_data--;
         printf("@@c %d\n", 0);
-        q0 = E_recv; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        bufs++; pbuf = 1;
+        q0 = E_recv; q1 = E_none;
+        idle = 1
+     :: op_n[OP_recv] > 0 && b_data > 0 ->
+        b_data--;
         printf("@@c %d\n", 1);
-        q0 = E_recv_eof; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_recv]--; op_fin[OP_recv]++;
+        if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
+        bufs++; pbuf = 1;
+        q0 = E_recv; q1 = E_recv_ended;
+        idle = 1
+     :: op_n[OP_recv] > 0 ->
         printf("@@c %d\n", 2);
-        q0 = E_recv_ended; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_recv]--; op_fin[OP_recv]++;
+        if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
+        peer_shut = 1;
+        q0 = E_recv_eof; q1 = E_none;
+        idle = 1
+     :: op_n[OP_recv] > 0 && b_glitch > 0 ->
+        b_glitch--;
         printf("@@c %d\n", 3);
-        q0 = E_recv_nobufs; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_recv]--; op_fin[OP_recv]++;
+        if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
+        q0 = E_recv_nobufs; q1 = E_none;
+        idle = 1
+     :: op_n[OP_recv] > 0 && (cancelled(OP_recv)) ->
         printf("@@c %d\n", 4);
-        q0 = E_recv_cancelled; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_recv]--; op_fin[OP_recv]++;
+        if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
+        q0 = E_recv_cancelled; q1 = E_none;
+        idle = 1
+     :: op_n[OP_recv] > 0 && b_err > 0 ->
+        b_err--;
         printf("@@c %d\n", 5);
-        q0 = E_recv_error; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_recv]--; op_fin[OP_recv]++;
+        if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
+        q0 = E_recv_error; q1 = E_none;
+        idle = 1
+     :: op_n[OP_send] > 0 ->
         printf("@@c %d\n", 6);
-        q0 = E_send_done; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_send]--; op_fin[OP_send]++;
+        if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
+        answered = answered + sending; sending = 0;
+        q0 = E_send_done; q1 = E_none;
+        idle = 1
+     :: op_n[OP_send] > 0 && b_glitch > 0 ->
+        b_glitch--;
         printf("@@c %d\n", 7);
-        q0 = E_send_partial; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_send]--; op_fin[OP_send]++;
+        if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
+        wq = wq + sending; sending = 0;
+        q0 = E_send_partial; q1 = E_none;
+        idle = 1
+     :: op_n[OP_send] > 0 && b_err > 0 ->
+        b_err--;
         printf("@@c %d\n", 8);
-        q0 = E_send_error; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_send]--; op_fin[OP_send]++;
+        if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
+        lost = lost + sending; sending = 0;
+        q0 = E_send_error; q1 = E_none;
+        idle = 1
+     :: op_n[OP_send] > 0 && (cancelled(OP_send)) ->
         printf("@@c %d\n", 9);
-        q0 = E_flush; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_send]--; op_fin[OP_send]++;
+        if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
+        lost = lost + sending; sending = 0;
+        q0 = E_send_error; q1 = E_none;
+        idle = 1
+     :: op_n[OP_cancel] > 0 ->
         printf("@@c %d\n", 10);
-        q0 = E_kick; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_cancel]--; op_fin[OP_cancel]++;
+        if :: op_n[OP_cancel] == 0 -> op_cx[OP_cancel] = 0 :: else -> skip fi;
+        q0 = E_none; q1 = E_none;
+        idle = 1
+     :: op_n[OP_shutdown] > 0 ->
         printf("@@c %d\n", 11);
-        q0 = E_reply_end; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
+        op_n[OP_shutdown]--; op_fin[OP_shutdown]++;
+        if :: op_n[OP_shutdown] == 0 -> op_cx[OP_shutdown] = 0 :: else -> skip fi;
+        q0 = E_none; q1 = E_none;
+        idle = 1
+     :: op_n[OP_close] > 0 ->
         printf("@@c %d\n", 12);
-        q0 = E_close; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 13);
-        q0 = E_abort; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 14);
-        q0 = E_shutdown; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 15);
-        q0 = E_timeout; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 16);
-        q0 = E_delivered; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 17);
-        q0 = E_bad_input; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 18);
-        q0 = E_finished; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 19);
-        q0 = E_op_done; q1 = E_none
-     :: !in_final() && b_events > 0 ->
-        b_events--;
-        printf("@@c %d\n", 20);
+        op_n[OP_close]--; op_fin[OP_close]++;
+        if :: op_n[OP_close] == 0 -> op_cx[OP_close] = 0 :: else -> skip fi;
+        sock_closed();
         q0 = E_closed; q1 = E_none
+     :: !in_final() && (kicked && !in_final()) ->
+        printf("@@c %d\n", 13);
+        kicked = 0;
+        q0 = E_kick; q1 = E_none
+     :: !in_final() && (parked && inflight(OP_recv) == 0 && !peer_shut && st != S_closing && !in_final()) ->
+        printf("@@c %d\n", 14);
+        parked = 0; submit(OP_recv);
+        q0 = E_none; q1 = E_none
+     :: !in_final() && (wq > 0 && inflight(OP_send) == 0 && st != S_closing && !in_final()) ->
+        printf("@@c %d\n", 15);
+        q0 = E_flush; q1 = E_none
+     :: !in_final() && (nasync > 0) ->
+        printf("@@c %d\n", 16);
+        reply_one();
+        q0 = E_reply_end; q1 = E_none
+     :: !in_final() && (paused && !in_final()) ->
+        printf("@@c %d\n", 17);
+        paused = 0; kicked = 1;
+        q0 = E_none; q1 = E_none
+     :: !in_final() && b_stop > 0 && (!in_final() && !inoff) ->
+        b_stop--;
+        printf("@@c %d\n", 18);
+        inoff = 1;
+        q0 = E_close; q1 = E_none
+     :: !in_final() && b_stop > 0 && (!in_final()) ->
+        b_stop--;
+        printf("@@c %d\n", 19);
+        inoff = 1;
+        q0 = E_abort; q1 = E_none
+     :: !in_final() && b_stop > 0 && (!in_final()) ->
+        b_stop--;
+        printf("@@c %d\n", 20);
+        q0 = E_shutdown; q1 = E_none
+     :: timeout && !in_final() && (st == S_reading || st == S_throttled || st == S_held || st == S_half_closed || st == S_finishing || st == S_lingering) ->
+        printf("@@c %d\n", 21);
+        q0 = E_timeout; q1 = E_none
+     :: !in_final() && b_stop > 0 ->
+        b_stop--;
+        printf("@@c %d\n", 22);
+        q0 = E_timeout; q1 = E_none
      fi;
      /* dispatch: each event with its follow-ups (NAME_fire) */
      do
@@ -704,45 +834,57 @@ active proctype ring() {
         fi;
         post = 0;
         if
+        :: idle && busy() == 0 -> idle = 0; q0 = E_op_done   /* then the idle event */
         :: else -> idle = 0; break
         fi
      od;
      check()
      }
-  :: atomic { (in_final() || b_events == 0) && busy() == 0 -> ended = true; break }
+  :: atomic { in_final() && busy() == 0 -> ended = true; break }
   od;
   /* The end: every op submitted completed once, every buffer is back,
    * the socket (if any) is closed. */
+  assert(op_sub[OP_recv] == op_fin[OP_recv]);
+  assert(op_sub[OP_send] == op_fin[OP_send]);
+  assert(op_sub[OP_cancel] == op_fin[OP_cancel]);
+  assert(op_sub[OP_shutdown] == op_fin[OP_shutdown]);
+  assert(op_sub[OP_close] == op_fin[OP_close]);
   assert(bufs == 0);
+  assert(sock != SOCK_OPEN && sock != SOCK_CLOSING); /* the socket is closed */
+  assert(closes == opens);                           /* exactly once per socket */
+  assert((freed == 1)); /* at_end released_once */
 end: skip
 }
 
-/* No [model]: no liveness claim (any event may come, or none: the run
- * stops where it is). Annotate the spec (docs/verification.md). */
+/* Liveness: every run ends with the machine final and no op in flight
+ * (checked with pan -a -f: weak fairness, acceptance cycles). */
+ltl ends { <> ended }
 
 /* Tables for mk/trail.py: @@c N is the completion-script line N, @@t N E
  * the transition N taken on event E. */
-/* @@script 0 recv */
-/* @@script 1 recv_eof */
-/* @@script 2 recv_ended */
-/* @@script 3 recv_nobufs */
-/* @@script 4 recv_cancelled */
-/* @@script 5 recv_error */
-/* @@script 6 send_done */
-/* @@script 7 send_partial */
-/* @@script 8 send_error */
-/* @@script 9 flush */
-/* @@script 10 kick */
-/* @@script 11 reply_end */
-/* @@script 12 close */
-/* @@script 13 abort */
-/* @@script 14 shutdown */
-/* @@script 15 timeout */
-/* @@script 16 delivered */
-/* @@script 17 bad_input */
-/* @@script 18 finished */
-/* @@script 19 op_done */
-/* @@script 20 closed */
+/* @@script 0 recv "PING\r\n" */
+/* @@script 1 recv "PING\r\n" (no F_MORE) */
+/* @@script 2 recv 0 */
+/* @@script 3 recv -ENOBUFS */
+/* @@script 4 recv -ECANCELED */
+/* @@script 5 recv -ECONNRESET */
+/* @@script 6 send all */
+/* @@script 7 send 5/9 */
+/* @@script 8 send -EPIPE */
+/* @@script 9 send -ECANCELED */
+/* @@script 10 cancel 0 */
+/* @@script 11 shutdown(SHUT_WR) 0 */
+/* @@script 12 close 0 */
+/* @@script 13 (end of turn: kick) */
+/* @@script 14 (end of turn: arm the recv) */
+/* @@script 15 (end of turn: flush) */
+/* @@script 16 reply */
+/* @@script 17 (resume) */
+/* @@script 18 close */
+/* @@script 19 abort */
+/* @@script 20 shutdown */
+/* @@script 21 timeout */
+/* @@script 22 timeout */
 /* @@trans 0 reading reading deliver */
 /* @@trans 1 reading finishing finish */
 /* @@trans 2 reading closing drop */

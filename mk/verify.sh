@@ -15,10 +15,19 @@
 # A failure prints the counterexample as events and a completion script
 # (mk/trail.py) and the exit status is 1. The time of each machine is printed.
 # Work files go to ${VERIFY_DIR:-build/verify}/NAME/.
+#
+# Installed (share/ioxide/verify.sh beside iox_gen.py and trail.py; what
+# `ioxide-gen verify` runs) it judges a user's specs the same way: paths are
+# taken from the caller's directory, work files go to ${VERIFY_DIR:-ioxide-verify}.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
-out=${VERIFY_DIR:-build/verify}
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -f "$here/iox_gen.py" ]; then      # installed: share/ioxide/
+  root=""; gen_py=$here/iox_gen.py; trail_py=$here/trail.py
+  out=${VERIFY_DIR:-ioxide-verify}
+else                                     # the source tree: mk/
+  root=$(cd "$here/.." && pwd); gen_py=$root/gen/iox_gen.py; trail_py=$root/mk/trail.py
+  out=${VERIFY_DIR:-$root/build/verify}
+fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 PAN_CFLAGS=${PAN_CFLAGS:--O0 -w}
@@ -40,16 +49,20 @@ while [ $# -gt 0 ]; do
     --spec)
       [ $# -ge 2 ] || { echo "usage: mk/verify.sh [--spec SPEC.toml]... [MODEL.pml]..." >&2; exit 2; }
       g=$(mktemp -d "$out/gen.XXXXXX"); gens+=("$g")
-      if ! /usr/bin/python3 gen/iox_gen.py --out "$g" "$2" >&2; then
+      if ! /usr/bin/python3 "$gen_py" --out "$g" "$2" >&2; then
         echo "verify: $2 does not generate" >&2; exit 1
       fi
       for f in "$g"/*.pml; do models+=("$f"); done
       shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-    *) models+=("$1"); shift ;;
+    -h|--help) sed -n "2,22p" "$here/$(basename "$0")"; exit 0 ;;
+    *) models+=("$(realpath -m "$1")"); shift ;;
   esac
 done
-[ ${#models[@]} -gt 0 ] || models=(generated/*.pml)
+if [ -n "$root" ]; then
+  cd "$root"
+  [ ${#models[@]} -gt 0 ] || models=(generated/*.pml)
+fi
+[ ${#models[@]} -gt 0 ] || { echo "usage: verify.sh [--spec SPEC.toml]... [MODEL.pml]..." >&2; exit 2; }
 
 fail=0
 total_start=$(date +%s.%N)
@@ -59,7 +72,7 @@ for pml in "${models[@]}"; do
   # A passing result is kept with a key: the model, this script, the
   # verifier's settings. The same key again is the same proof (the CUnit
   # suite after `make verify`); VERIFY_FRESH=1 searches anyway.
-  key=$({ cat "$pml" "$0" "$root/mk/trail.py"; echo "$PAN_CFLAGS $DEPTH $LIMIT"; spin -V; } | sha256sum | cut -d' ' -f1)
+  key=$({ cat "$pml" "$here/$(basename "$0")" "$trail_py"; echo "$PAN_CFLAGS $DEPTH $LIMIT"; spin -V; } | sha256sum | cut -d' ' -f1)
   if [ "${VERIFY_FRESH:-0}" != 1 ] && [ -f "$d/ok.key" ] && [ "$(cat "$d/ok.key")" = "$key" ]; then
     echo "$(cat "$d/ok.line") (cached: same model and verifier)"
     continue
@@ -143,9 +156,9 @@ PY
       fi
     fi
     if [ -f "$d/$name.pml.trail" ]; then
-      VERIFY_TRAIL_MAX=${VERIFY_TRAIL_MAX:-60} /usr/bin/python3 "$root/mk/trail.py" "$d/$name.pml" \
+      VERIFY_TRAIL_MAX=${VERIFY_TRAIL_MAX:-60} /usr/bin/python3 "$trail_py" "$d/$name.pml" \
         | tee "$d/trail.txt"
-      /usr/bin/python3 "$root/mk/trail.py" --script "$d/$name.pml" >"$d/trail.script"
+      /usr/bin/python3 "$trail_py" --script "$d/$name.pml" >"$d/trail.script"
       echo "  (trail: $d/trail.txt; completion script: $d/trail.script)"
     fi
   fi

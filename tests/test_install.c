@@ -163,6 +163,39 @@ IOX_TEST(install, generator_command)
     CU_ASSERT_EQUAL(sh(USER_ENV "ioxide-gen ragel t.rl -o t.c && grep -q 't_start' t.c", root), 0);
 }
 
+/* `ioxide-gen verify`: the user's spec model-checked with the installed
+ * generator and verifier (share/ioxide/verify.sh), outside the tree: the
+ * spec as it is (a safety model), then with a [model] section of its own
+ * (liveness too), then with a broken end-property (a failure with a trail). */
+static const char user_model[] =
+    "\n[model]\n"
+    "bounds = { lines = 2 }\n"
+    "counters = { n = 0 }\n"
+    "[model.actions]\n"
+    "answer = \"n++\"\n"
+    "[model.at_end]\n"
+    "answered = \"n <= 2\"\n"
+    "[model.env.line]\n"
+    "budget = \"lines\"\n"
+    "[model.env.quit]\n"
+    "quiet = true\n";
+
+IOX_TEST(install, verify_command)
+{
+    CU_ASSERT_EQUAL(sh("test -x '%s/usr/share/ioxide/verify.sh' && test -e '%s/usr/share/ioxide/trail.py'", root, root), 0);
+    CU_ASSERT_EQUAL(sh(USER_ENV "ioxide-gen --help | grep -qF 'verify [--out DIR]'", root), 0);
+    CU_ASSERT_EQUAL(sh(USER_ENV "ioxide-gen verify --out v echo.toml > verify.txt 2>&1 && "
+                       "grep -q '^verify: echo_conn *ok .*no liveness claim' verify.txt && test -d v/echo_conn", root), 0);
+    CU_ASSERT_EQUAL(sh(USER_ENV "{ cat echo.toml; printf '%%s' '%2$s'; } > m.toml && "
+                       "ioxide-gen verify --out v m.toml > m.txt 2>&1 && grep -q '^verify: echo_conn *ok .*liveness [0-9]' m.txt",
+                       root, user_model), 0);
+    CU_ASSERT_EQUAL(sh(USER_ENV "sed 's/n <= 2/n < 2/' m.toml > bad.toml && ! ioxide-gen verify --out v2 bad.toml > bad.txt 2>&1 && "
+                       "grep -q 'FAIL' bad.txt && grep -q 'line  open.*open  / answer' bad.txt && grep -q 'completion script' bad.txt",
+                       root), 0);
+    if (sh("grep -q ' ok ' '%s/proj/m.txt' && grep -q FAIL '%s/proj/bad.txt'", root, root))
+        (void)sh("cat '%s/proj/verify.txt' '%s/proj/m.txt' '%s/proj/bad.txt' >&2", root, root, root);
+}
+
 IOX_TEST(install, out_of_tree_program_shared_and_static)
 {
     /* Built like a user's project: pkg-config and the installed generator only. */

@@ -114,6 +114,14 @@ IOX_TEST(verify, mutated_specs_fail_with_a_trail)
     out = reject("tests/data/verify/file_stream_unreleased.toml", d, "read_error  reading\u2192failed");
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "released==1"));
     free(out);
+    /* A stream lingers (SHUT_WR) with an answer still unsent. */
+    out = reject("tests/data/verify/stream_conn_linger_owed.toml", d, "close  reading\u2192lingering  / linger");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "trail (stream_conn)"));
+    free(out);
+    /* A client connection closes its socket while an op is in flight. */
+    out = reject("tests/data/verify/stream_client_early_close.toml", d, "op_done  closing\u2192closing_socket  / close_socket");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "trail (stream_client)"));
+    free(out);
     char *cmd;
     CU_ASSERT_FATAL(asprintf(&cmd, "rm -rf '%s'", d) >= 0);
     CU_ASSERT_EQUAL(system(cmd), 0);
