@@ -474,6 +474,20 @@ IOX_TEST(stream_sim, close_exactly_once_under_errors_timeouts_and_late_cqes)
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(st.closed, 1);
     CU_ASSERT_EQUAL(st.open, 0);
+    /* The slot's next stream (same index, a new generation) is not touched
+     * by the old one's late completion: only the generation tells them
+     * apart. */
+    struct iox_stream *s2 = iox_stream_adopt(h.srv, FD + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s2);
+    turn(&h);
+    iox_reactor_dispatch(&h.r, &late);
+    turn(&h);
+    iox_stream_server_stats(h.srv, &st);
+    CU_ASSERT_EQUAL(st.stale_cqes, before.stale + 2);
+    CU_ASSERT_EQUAL(P.nclose, 1);
+    CU_ASSERT_EQUAL(st.open, 1);
+    iox_stream_abort(s2);
+    turn(&h);
     h_fini(&h);
 
     /* 2: idle timeout: nothing owed, so a FIN (SHUT_WR) and the linger,
