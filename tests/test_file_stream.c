@@ -199,6 +199,7 @@ IOX_TEST(file_stream, zero_length_ends_without_a_read)
     const char *out = iox_sim_peer_bytes(sim, FS_FD, &n);
     CU_ASSERT(n > 4 && memmem(out, n, "Content-Length: 0\r\n", 19) && !memcmp(out + n - 4, "\r\n\r\n", 4));
     CU_ASSERT_EQUAL(iox_sim_reads(sim), 0);
+    iox_file_streams_fini(&r);
     iox_http_server_close(hs);
     iox_reactor_fini(&r);
     iox_sim_destroy(sim);
