@@ -654,6 +654,52 @@ IOX_TEST(pg_sim, full_wait_queue_refuses_at_once)
     free(w);
 }
 
+/* The only session is lost with queries waiting behind it: they fail at
+ * once (503s) instead of waiting for a reconnect that may take long, and
+ * the one in flight fails with the session. No clock moves in between. */
+IOX_TEST(pg_sim, waiting_queries_fail_when_no_session_is_up)
+{
+    struct world *w = calloc(1, sizeof *w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    w->cfg.shutdown_grace_ms = 500;
+    w->sim = iox_sim_create(4, 64);
+    CU_ASSERT_FATAL(w->sim && iox_reactor_init_sim(&w->r, iox_sim_seam(w->sim), &w->cfg) == 0);
+    iox_sim_set_sink(w->sim, sink, &w->r);
+    w->now = w->r.now_ms;
+    w->auth = AUTH_TRUST;
+    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w};
+    struct iox_pg_pool_config pc = {
+        .size = 1, .min_size = 1, .pipeline_max = 1, .depth = 1, .queue_max = 4,
+        .conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw",
+    };
+    char err[200];
+    CU_ASSERT_FATAL(iox_pg_pool_open(&w->r, &pc, &w->pool, err, sizeof err) == 0);
+    turn(w);
+    uint64_t s = 11;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+    unsigned first = w->nq;
+    for (unsigned i = 0; i < 3; i++) submit_prepared(w);   /* 1 on the session, 2 waiting */
+    turn(w);
+    int fd = w->srv[w->nsrv - 1].fd;
+    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sim, fd, -ECONNRESET), 0);
+    turn(w);
+    for (unsigned q = first; q < first + 3; q++) {
+        CU_ASSERT_EQUAL(w->calls[q], 1);
+        CU_ASSERT_EQUAL(w->status[q], IOX_PG_FAILED);
+    }
+    CU_ASSERT_EQUAL(w->bad, 0);
+    iox_pg_pool_stop(w->pool);
+    for (int guard = 0; iox_pg_pool_ops(w->pool) && guard < 100; guard++) turn(w);
+    iox_pg_pool_close(w->pool);
+    turn(w);
+    CU_ASSERT_EQUAL(iox_sim_violations(w->sim), 0);
+    for (unsigned i = 0; i < MAXFD; i++) free(w->srv[i].tx.p);
+    iox_reactor_fini(&w->r);
+    iox_sim_destroy(w->sim);
+    free(w);
+}
+
 /* Sized by load: a pool opens min_size sessions (default 1) and one more
  * only when every up session is `depth` deep, one at a time (not again
  * until the new one is up); the query that found them all deep still goes
