@@ -122,8 +122,11 @@ start() {  # MODE PATH BODY [VAR=VALUE...]
 }
 hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 start raw / "$(hex ok)"
+# PG_POOL_MIN=PG_POOL_SIZE: the pool grows by load and never shrinks, so a
+# pool that starts small ends the soak with more sessions (sockets) than it
+# had at the baseline; full from the start, the fd count must come back.
 start pg / "$(hex db=42)" PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=ioxide PGPASSWORD=ioxide-pw PGDATABASE=ioxide \
-  PG_POOL_SIZE=8 PG_QUEUE_MAX=65536
+  PG_POOL_SIZE=8 PG_POOL_MIN=8 PG_QUEUE_MAX=65536
 start file /1k.bin "$(head -c 16 "$WWW/1k.bin" | od -An -tx1 | tr -d ' \n')" FILE_ROOT="$WWW"
 note "raw pid ${PID[raw]} :${PORT[raw]}, pg pid ${PID[pg]} :${PORT[pg]}, file pid ${PID[file]} :${PORT[file]}; PostgreSQL :$PG_PORT"
 
