@@ -61,7 +61,7 @@ static long on_data(struct iox_stream *s, const char *p, size_t n, void *ctx)
             struct pend *q = &P.pending[P.npending++];
             q->ref = iox_stream_ref(s);
             q->id = id;
-            snprintf(q->line, sizeof q->line, "%s", line);
+            snprintf(q->line, sizeof q->line, "%.31s", line);
         } else if (P.use_plain) {
             iox_stream_write(s, line, strlen(line));
             iox_stream_write(s, "\n", 1);
