@@ -68,6 +68,14 @@ static void snapshot(struct iox_reactor *r, struct stats_snap *s)
     s->valid = 1;
 }
 
+/* A kind's counter of that name in a reactor's snapshot, or NULL. */
+static const struct iox_counter *find_counter(const struct stats_snap *s, const char *name)
+{
+    for (unsigned l = 0; s->valid && l < s->nkc; l++)
+        if (!strcmp(s->kc[l].name, name)) return &s->kc[l];
+    return NULL;
+}
+
 static void put(char **p, char *end, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void put(char **p, char *end, const char *fmt, ...)
 {
@@ -121,24 +129,21 @@ static void answer(struct stats_gather *g)
                     put(&p, end, "ioxide_http_responses_total{reactor=\"%u\",class=\"%dxx\"} %" PRIu64 "\n", i, k,
                         g->snap[i].status[k]);
             /* The other kinds' counters, one group per name (Prometheus
-             * wants a metric's samples together), reactors in order. */
+             * wants a metric's samples together), reactors in order. Names
+             * are unique within a reactor (iox_reactor_counters sums them),
+             * so a name is new when no earlier reactor had it. */
             for (unsigned i = 0; i < g->want; i++) {
-                if (!g->snap[i].valid) continue;
-                for (unsigned k = 0; k < g->snap[i].nkc; k++) {
+                for (unsigned k = 0; g->snap[i].valid && k < g->snap[i].nkc; k++) {
                     const struct iox_counter *kc = &g->snap[i].kc[k];
                     int seen = 0;
-                    for (unsigned j = 0; j < i && !seen; j++)
-                        for (unsigned l = 0; l < g->snap[j].nkc && g->snap[j].valid; l++)
-                            if (!strcmp(g->snap[j].kc[l].name, kc->name)) { seen = 1; break; }
-                    for (unsigned l = 0; l < k && !seen; l++)
-                        if (!strcmp(g->snap[i].kc[l].name, kc->name)) seen = 1;
+                    for (unsigned j = 0; j < i && !seen; j++) seen = find_counter(&g->snap[j], kc->name) != NULL;
                     if (seen) continue;
                     put(&p, end, "# HELP %s %s\n# TYPE %s %s\n", kc->name, kc->help, kc->name,
                         kc->gauge ? "gauge" : "counter");
-                    for (unsigned j = i; j < g->want; j++)
-                        for (unsigned l = 0; l < g->snap[j].nkc && g->snap[j].valid; l++)
-                            if (!strcmp(g->snap[j].kc[l].name, kc->name))
-                                put(&p, end, "%s{reactor=\"%u\"} %" PRIu64 "\n", kc->name, j, g->snap[j].kc[l].value);
+                    for (unsigned j = i; j < g->want; j++) {
+                        const struct iox_counter *v = find_counter(&g->snap[j], kc->name);
+                        if (v) put(&p, end, "%s{reactor=\"%u\"} %" PRIu64 "\n", kc->name, j, v->value);
+                    }
                 }
             }
             iox_resp_simple(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf, (size_t)(p - buf));
