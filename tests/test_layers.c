@@ -2,7 +2,8 @@
  * (docs/architecture.md, "Layers"; ../shared/ARCHITECTURE.md §2).
  *
  * The core (runtime/core), the seam (runtime/seam) and their public
- * headers (include/ioxide/reactor.h, seam.h, seam_sim.h, ud.h, log.h) must
+ * headers (include/ioxide/reactor.h, seam.h, seam_sim.h, ud.h, log.h,
+ * logfile.h) must
  * neither include nor name anything of a protocol: no header but their own
  * layer's and the system's, and — comments and string literals stripped —
  * no identifier that mentions http, pg, file_stream, iox_conn or a
@@ -26,7 +27,7 @@
  * and the seam's, and — for runtime/stream only (checked apart below) — the
  * stream layer's own, its generated machines among them. */
 static const char *const allowed_includes[] = {
-    "ioxide/reactor.h", "ioxide/seam.h", "ioxide/seam_sim.h", "ioxide/ud.h", "ioxide/log.h",
+    "ioxide/reactor.h", "ioxide/seam.h", "ioxide/seam_sim.h", "ioxide/ud.h", "ioxide/log.h", "ioxide/logfile.h",
     "core_internal.h",
 };
 static const char *const stream_includes[] = {
@@ -161,7 +162,7 @@ static unsigned check_dir(const char *dir)
 IOX_TEST(layers, core_and_seam_know_no_protocol)
 {
     unsigned bad = check_dir("runtime/core") + check_dir("runtime/seam");
-    static const char *const pub[] = {"reactor.h", "seam.h", "seam_sim.h", "ud.h", "log.h"};
+    static const char *const pub[] = {"reactor.h", "seam.h", "seam_sim.h", "ud.h", "log.h", "logfile.h"};
     for (size_t i = 0; i < sizeof pub / sizeof *pub; i++) {
         char f[4096];
         snprintf(f, sizeof f, "%s/include/ioxide/%s", iox_test_src_dir(), pub[i]);

@@ -289,6 +289,11 @@ const char *iox_http_reason(int status);
  * for the oldest). NULL when over the write cap. */
 char *iox_resp_reserve(struct iox_conn *c, size_t n);
 void iox_resp_commit_bytes(struct iox_conn *c, size_t n);
+/* n bytes of the target request's body left on the socket without passing
+ * through the write buffer (a splice from a file, on an op the caller
+ * holds with iox_conn_op_begin): counted in the bytes-out stats and the
+ * access log's body bytes. Call it when the op completes with n > 0. */
+void iox_resp_sent_direct(struct iox_conn *c, uint64_t n);
 
 /* Streaming an async response: make what has been written so far sendable
  * now (normally a response goes out only once complete) — at once for the

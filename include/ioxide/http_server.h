@@ -56,12 +56,22 @@ struct iox_http_config {
      * counters in Prometheus text format (gathered through ring messages);
      * NULL or "": off. */
     const char *stats_path;
+    /* The access log (opt-in): one line per request in the combined log
+     * format, each reactor writing its own file through its ring
+     * (ioxide/logfile.h: buffered, at most one write per loop turn; a full
+     * disk drops lines, counted in ioxide_log_dropped_total, and never
+     * stalls a request). "%r" in the path is replaced by the reactor's
+     * index; without it ".<index>" is appended when there are several
+     * reactors. SIGHUP reopens the files (log rotation). NULL or "": off.
+     * A file that cannot be opened stops startup with its reason. */
+    const char *access_log;
 };
 
 /* Fill cfg's zero fields from IDLE_TIMEOUT_MS, IOX_LINGER_MS, IOX_MAX_CONNS,
  * IOX_WRITE_CAP, IOX_MAX_ASYNC, IOX_MAX_HEAD, IOX_MAX_HEADERS,
- * IOX_MAX_TARGET, IOX_MAX_BODY_MB, IOX_STATS_PATH. 0, or -EINVAL with why
- * (a malformed number, a stats path not starting with '/'). */
+ * IOX_MAX_TARGET, IOX_MAX_BODY_MB, IOX_STATS_PATH, IOX_ACCESS_LOG. 0, or
+ * -EINVAL with why (a malformed number, a stats path not starting with
+ * '/'). */
 int iox_http_config_from_env(struct iox_http_config *cfg, char *why, size_t why_len);
 
 /* The protocol for iox_listener_config.proto; proto_cfg is a const struct
@@ -128,6 +138,8 @@ struct iox_http_server {
     void *free_wbuf_big[6];
     /* Request-body states (struct iox_body, conn_body.c) ready for reuse. */
     void *free_body;
+    /* The access log when cfg.access_log is set, else NULL (access_log.c). */
+    struct iox_alog *alog;
 };
 
 /* Make an HTTP server on reactor r (its thread) outside a listener — the

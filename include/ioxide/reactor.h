@@ -50,9 +50,10 @@ struct iox_msg {
 };
 typedef void (*iox_msg_handler)(struct iox_reactor *r, struct iox_msg *m);
 /* IOX_MSG_SHUTDOWN and IOX_MSG_HUP come from the main thread with a NULL
- * payload. HUP is posted to every reactor after cfg->on_sighup returned: a
- * handler registered for it (iox_reactor_on_msg) picks up what on_sighup
- * published (a new file snapshot) at a safe point of the reactor's loop. */
+ * payload. HUP is posted to every reactor on SIGHUP, after cfg->on_sighup
+ * (if set) returned: every kind's on_hup hook runs, then a handler
+ * registered for it (iox_reactor_on_msg) picks up what on_sighup published
+ * (a new file snapshot) at a safe point of the reactor's loop. */
 enum { IOX_MSG_SHUTDOWN = 1, IOX_MSG_HUP = 2, IOX_MSG_STATS = 3 /* the HTTP stats gathering */, IOX_MSG_APP0 = 4 };
 
 /* ---- Listeners ------------------------------------------------------------
@@ -171,6 +172,10 @@ struct iox_kind {
      * out and return how many. Runs on the reactor's thread when a scrape
      * asks (not the hot path); names and help are static strings. */
     unsigned (*counters)(struct iox_reactor *r, void *ctx, struct iox_counter *out, unsigned max);
+    /* SIGHUP reached this reactor (optional): reopen log files, reload.
+     * Runs on the reactor's thread at a safe point of its loop, before the
+     * IOX_MSG_HUP handler (iox_reactor_on_msg) if one is registered. */
+    void (*on_hup)(struct iox_reactor *r, void *ctx);
 };
 /* Register a kind; ctx is passed back to every hook. Returns the owner id
  * (≥ IOX_OWN_FIRST_KIND), -EINVAL (no on_cqe), -ENOSPC (255 kinds) or

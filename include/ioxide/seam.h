@@ -64,6 +64,17 @@ struct iox_seam_ops {
     int (*unsent)(struct iox_seam *s, int fd);
     char *(*buf)(struct iox_seam *s, unsigned bid);
     void (*buf_return)(struct iox_seam *s, unsigned bid);
+    /* Write len bytes of buf to fd at offset off ((uint64_t)-1: at the
+     * file position — the end, for a file opened O_APPEND). buf must stay
+     * valid until the completion: the bytes written, or -errno. */
+    int (*write)(struct iox_seam *s, int fd, const void *buf, size_t len, uint64_t off, uint64_t ud);
+    /* The peer address of a connected socket into sa, on the ring
+     * (getsockopt SO_PEERNAME through SOCKET_URING_OP_GETSOCKOPT, Linux
+     * 6.7+). len must be the size of the socket family's address
+     * (sockaddr_in or sockaddr_in6: the kernel refuses a larger one); sa
+     * must stay valid until the completion: the address length, or -errno
+     * (-EOPNOTSUPP or -EINVAL where the kernel has no such command). */
+    int (*peername)(struct iox_seam *s, int fd, struct sockaddr *sa, socklen_t len, uint64_t ud);
 };
 
 struct iox_seam {
@@ -89,6 +100,8 @@ static inline int iox_seam_msg_ring(struct iox_seam *s, int ring_fd, uint32_t le
 static inline int iox_seam_unsent(struct iox_seam *s, int fd) { return s->ops->unsent(s, fd); }
 static inline char *iox_seam_buf(struct iox_seam *s, unsigned bid) { return s->ops->buf(s, bid); }
 static inline void iox_seam_buf_return(struct iox_seam *s, unsigned bid) { s->ops->buf_return(s, bid); }
+static inline int iox_seam_write(struct iox_seam *s, int fd, const void *b, size_t n, uint64_t off, uint64_t ud) { return s->ops->write(s, fd, b, n, off, ud); }
+static inline int iox_seam_peername(struct iox_seam *s, int fd, struct sockaddr *sa, socklen_t l, uint64_t ud) { return s->ops->peername(s, fd, sa, l, ud); }
 
 /* ---- The real ring ------------------------------------------------------ */
 struct iox_uring_config {

@@ -302,8 +302,11 @@ static void on_msg_cqe(struct iox_reactor *r, const struct iox_cqe *cqe)
     if (!m) {
         /* From the main thread: no payload, the kind in res. */
         uint32_t kind = (uint32_t)cqe->res;
-        if (kind == IOX_MSG_SHUTDOWN) iox_reactor_begin_stop(r);
-        else if (iox_reactor_msg_handler(r, kind)) iox_reactor_msg_handler(r, kind)(r, NULL);
+        if (kind == IOX_MSG_SHUTDOWN) { iox_reactor_begin_stop(r); return; }
+        if (kind == IOX_MSG_HUP)
+            for (unsigned i = 0; i < r->nkinds; i++)
+                if (r->kinds[i].kind && r->kinds[i].kind->on_hup) r->kinds[i].kind->on_hup(r, r->kinds[i].ctx);
+        if (iox_reactor_msg_handler(r, kind)) iox_reactor_msg_handler(r, kind)(r, NULL);
         return;
     }
     /* A batch: res messages chained through ->next. */

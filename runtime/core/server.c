@@ -443,11 +443,12 @@ int iox_server_run(const struct iox_server_config *cfg_in)
                 break;
             }
             if (sig == SIGHUP) {
-                if (cfg->on_sighup) {
-                    cfg->on_sighup(cfg->app_ctx);
-                    if (rc == 0 && broadcast(&s, &ctl, IOX_MSG_HUP) < 0)
-                        IOX_WARN("SIGHUP: cannot notify the reactors; they pick the change up on their own");
-                }
+                /* Every reactor hears it (kinds reopen their log files),
+                 * after the application's own hook. */
+                if (cfg->on_sighup) cfg->on_sighup(cfg->app_ctx);
+                if (rc == 0 && broadcast(&s, &ctl, IOX_MSG_HUP) < 0)
+                    IOX_WARN("SIGHUP: cannot notify the reactors (log files are not reopened); "
+                             "snapshots are picked up on their own");
                 continue;
             }
             IOX_INFO("%s: stopping (grace %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",

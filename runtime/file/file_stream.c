@@ -366,6 +366,7 @@ static void on_read_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *
         } else if (res == 0) {   /* the socket took nothing: it is gone */
             e = FILE_STREAM_EV_SPLICE_ERROR, res = -EPIPE;
         } else {
+            iox_resp_sent_direct(c, (uint64_t)res);   /* pipe → socket: the body left */
             e = (uint32_t)res < st->in_pipe ? FILE_STREAM_EV_SPLICE_OUT_SHORT : FILE_STREAM_EV_SPLICE_OUT_DONE;
         }
         int s = file_stream_fire(st, &st->state, e, &(struct iox_fstream_event){res});

@@ -15,6 +15,7 @@
  * iox_conn_on_cqe (conn.c) for every completion in every state, so an action
  * never has to remember them. */
 #include "conn_buffers.h"
+#include "access_log.h"
 #include "conn_internal.h"
 #include "http_conn_machine.h"
 #include <ioxide/log.h>
@@ -100,6 +101,7 @@ static int advance(struct iox_conn *c)
         struct iox_rslot *s = slot_of(c, c->rq_head);
         if (s->awaiting || !s->body_done) break;
         c->wcommit = c->wlen;
+        if (c->hs->alog) iox_alog_done(c, s);
         c->rq_head++;
         c->hs->n_requests++;
         any = 1;
@@ -183,6 +185,7 @@ static int reject(struct iox_conn *c, int err)
     } else {
         s = slot_new(c, iox_http_parser_method(&c->hp) == IOX_HTTP_HEAD, 0, 1, 1);
     }
+    if (c->hs->alog) iox_alog_reject(c, s);
     c->close_after = 1;
     c->one_more = 0;
     c->body_pending = 0;
@@ -291,6 +294,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
         c->body_pending = req.body_kind != IOX_HTTP_BODY_NONE;
         struct iox_rslot *s = slot_new(c, req.method_id == IOX_HTTP_HEAD, req.keep_alive,
                                        req.version_minor, !c->body_pending);
+        if (c->hs->alog) iox_alog_request(c, s, &req);
         if (!req.keep_alive) c->close_after = 1;   /* the last request */
         c->one_more = 0;
         if (req.expect_continue && c->body_pending && req.version_minor >= 1) {

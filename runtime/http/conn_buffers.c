@@ -5,6 +5,7 @@
  * request cut across ring buffers with a large head, or a response over
  * 1 MiB; write buffers up to 1 MiB are recycled by power-of-two class. */
 #include "conn_buffers.h"
+#include "access_log.h"
 #include "conn_internal.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -203,8 +204,10 @@ void iox_side_free(struct iox_conn *c, struct iox_rslot *s)
 void iox_slots_release(struct iox_conn *c)
 {
     if (!c->hs->rslots) return;
-    for (uint16_t q = c->rq_head; q != c->rq_tail; q++)
+    for (uint16_t q = c->rq_head; q != c->rq_tail; q++) {
+        if (c->hs->alog) iox_alog_abandon(c, iox_conn_slot(c, q));
         iox_side_free(c, iox_conn_slot(c, q));
+    }
     c->rq_head = c->rq_tail = c->tgt = c->rq_base = 0;
     c->nasync = 0;
     c->side_len = 0;

@@ -1,4 +1,5 @@
 /* conn_response.c — writing HTTP responses into a connection's write buffer. */
+#include "access_log.h"
 #include "conn_buffers.h"
 #include "conn_internal.h"
 #include <errno.h>
@@ -102,6 +103,7 @@ static char *room(struct iox_conn *c, size_t n)
 
 static void count(struct iox_conn *c, size_t n)
 {
+    if (c->hs->alog) iox_alog_count(c, n);
     if (c->tgt == c->rq_head) { c->wlen += (uint32_t)n; return; }
     iox_conn_slot(c, c->tgt)->len += (uint32_t)n;
     c->side_len += (uint32_t)n;
@@ -138,6 +140,7 @@ enum { RF_RAW = 0, RF_LENGTH, RF_CHUNKED, RF_CLOSE, RF_EMPTY };
 static char *write_head_framed(struct iox_conn *c, char *p, int status, const char *ctype,
                                uint64_t content_length, const char *extra, int frame)
 {
+    char *start = p;
     /* Our version, not the request's (RFC 9110 §6.2): 1.0 clients accept it. */
     p = PUTS(p, "HTTP/1.1 ");
     p = put_u64(p, (uint64_t)status);
@@ -167,7 +170,9 @@ static char *write_head_framed(struct iox_conn *c, char *p, int status, const ch
         (c->close_after && c->tgt == (uint16_t)(c->rq_tail - 1)))
         p = PUTS(p, "Connection: close\r\n");
     else if (c->req_minor == 0) p = PUTS(p, "Connection: keep-alive\r\n");
-    return PUTS(p, "\r\n");
+    p = PUTS(p, "\r\n");
+    if (c->hs->alog) iox_alog_head(c, status, (size_t)(p - start));
+    return p;
 }
 
 static char *write_head(struct iox_conn *c, char *p, int status, const char *ctype,
@@ -296,6 +301,7 @@ void iox_resp_interim_continue(struct iox_conn *c)
     if (!p) return;   /* over the output limit: the client sends after its own wait */
     memcpy(p, cont, sizeof cont - 1);
     count(c, sizeof cont - 1);
+    if (c->hs->alog) iox_alog_head(c, 0, sizeof cont - 1);
     if (c->tgt == c->rq_head) {
         c->wcommit = c->wlen;
         iox_conn_mark_dirty(c);
@@ -303,6 +309,12 @@ void iox_resp_interim_continue(struct iox_conn *c)
         struct iox_rslot *s = tslot(c);
         s->flushed = s->len;
     }
+}
+
+void iox_resp_sent_direct(struct iox_conn *c, uint64_t n)
+{
+    c->hs->n_bytes_out += n;
+    if (c->hs->alog) iox_alog_count(c, (size_t)n);
 }
 
 int iox_conn_writable(const struct iox_conn *c)

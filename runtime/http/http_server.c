@@ -2,6 +2,7 @@
  * reactor its connection table, response rings, timers and buffers, its
  * kind's hooks (completions, end-of-turn flush, tick, stop, busy) and the
  * accept of its listener. Connections themselves: conn*.c. */
+#include "access_log.h"
 #include "conn_buffers.h"
 #include "conn_internal.h"
 #include "http_conn_machine.h"
@@ -59,6 +60,8 @@ int iox_http_config_from_env(struct iox_http_config *cfg, char *why, size_t why_
         }
         cfg->stats_path = sp;
     }
+    const char *al = getenv("IOX_ACCESS_LOG");
+    if (al && *al) cfg->access_log = al;
     return rc ? -EINVAL : 0;
 }
 
@@ -78,6 +81,7 @@ static void http_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe
 {
     struct iox_http_server *hs = ctx;
     unsigned op = iox_ud_op(cqe->ud);
+    if (op == IOX_OP_PEERNAME) { iox_alog_peer_cqe(hs, cqe); return; }   /* not a connection op */
     uint32_t idx = iox_ud_idx(cqe->ud);
     struct iox_conn *c = idx < hs->max_conns ? &hs->conns[idx] : NULL;
     if (!c || !iox_conn_in_use(c) || c->gen != iox_ud_gen(cqe->ud)) {
@@ -159,8 +163,8 @@ static const struct iox_kind http_kind = {
 
 /* ---- open, adopt, close ---- */
 
-int iox_http_server_open(struct iox_reactor *r, const struct iox_http_config *cfg, unsigned listener,
-                         struct iox_http_server **out)
+static int server_open(struct iox_reactor *r, const struct iox_http_config *cfg, unsigned listener,
+                       struct iox_http_server **out, char *why, size_t why_len)
 {
     struct iox_http_server *hs = calloc(1, sizeof *hs);
     if (!hs) return -ENOMEM;
@@ -193,16 +197,33 @@ int iox_http_server_open(struct iox_reactor *r, const struct iox_http_config *cf
         hs->owner = -1;
         goto nomem;
     }
+    if (hs->cfg.access_log && *hs->cfg.access_log) {
+        int rc = iox_alog_open(hs, why, why_len);
+        if (rc < 0) {
+            iox_http_server_close(hs);
+            return rc;
+        }
+    }
     iox_reactor_want_tick(r, hs->cfg.idle_timeout_ms / 4);
     update_date(hs);
     *out = hs;
     return 0;
 nomem:
+    snprintf(why, why_len, "reactor %u: out of memory for the HTTP connection table (IOX_MAX_CONNS)", r->id);
     free(hs->conns);
     free(hs->free_slots);
     free(hs->rslots);
     free(hs);
     return -ENOMEM;
+}
+
+int iox_http_server_open(struct iox_reactor *r, const struct iox_http_config *cfg, unsigned listener,
+                         struct iox_http_server **out)
+{
+    char why[512];
+    int rc = server_open(r, cfg, listener, out, why, sizeof why);
+    if (rc < 0) IOX_ERROR("%s", why);
+    return rc;
 }
 
 void iox_http_server_close(struct iox_http_server *hs)
@@ -229,6 +250,7 @@ void iox_http_server_close(struct iox_http_server *hs)
     iox_block_list_free(&hs->free_body);
     for (unsigned k = 0; k < sizeof hs->free_wbuf_big / sizeof hs->free_wbuf_big[0]; k++)
         iox_block_list_free(&hs->free_wbuf_big[k]);
+    iox_alog_close(hs);   /* after the slots: unanswered requests are logged */
     if (hs->owner >= 0) iox_reactor_unregister_kind(r, hs->owner);
     free(hs->conns);
     free(hs->free_slots);
@@ -244,6 +266,7 @@ struct iox_conn *iox_http_adopt(struct iox_http_server *hs, int fd)
     hs->nconns++;
     hs->n_accepted++;
     iox_conn_open(c, fd);
+    if (hs->alog) iox_alog_conn_open(c);
     /* The table is full now: stop accepting before the next socket has to
      * be refused (the backlog holds it). */
     if (!hs->nfree) iox_reactor_accept_pause(hs->r, hs->listener);
@@ -262,11 +285,8 @@ static int proto_open(struct iox_reactor *r, const void *proto_cfg, unsigned lis
                       char *why, size_t why_len)
 {
     struct iox_http_server *hs;
-    int rc = iox_http_server_open(r, proto_cfg, listener, &hs);
-    if (rc < 0) {
-        snprintf(why, why_len, "reactor %u: out of memory for the HTTP connection table (IOX_MAX_CONNS)", r->id);
-        return rc;
-    }
+    int rc = server_open(r, proto_cfg, listener, &hs, why, why_len);
+    if (rc < 0) return rc;
     *ctx = hs;
     return 0;
 }

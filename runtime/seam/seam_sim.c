@@ -4,6 +4,8 @@
 #include <ioxide/ud.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,12 +187,33 @@ static int x_unsent(struct iox_seam *b, int fd)
     return (int)s->peers[fd].unsent;
 }
 
+/* A write waits for iox_sim_complete_one / _all(s, IOX_OP_WRITE, ...,
+ * res): the test decides how much of it the "disk" took, and those res
+ * bytes really go to the (real) file descriptor, so a test reads back what
+ * reached the file. */
+static int x_write(struct iox_seam *b, int fd, const void *buf, size_t n, uint64_t off, uint64_t ud)
+{
+    int i = add_op(S(b), IOX_OP_WRITE, fd, ud, buf, n);
+    if (i < 0) return i;
+    S(b)->ops[i].off = off;
+    return 0;
+}
+/* The simulated peer is 192.0.2.1 (TEST-NET-1) port 40000 + fd; the op is
+ * booked on the fd and completes with iox_sim_complete_one(s,
+ * IOX_OP_PEERNAME, fd, res): res > 0 fills the address first. */
+static int x_peername(struct iox_seam *b, int fd, struct sockaddr *sa, socklen_t len, uint64_t ud)
+{
+    int i = add_op(S(b), IOX_OP_PEERNAME, fd, ud, sa, len);
+    return i < 0 ? i : 0;
+}
+
 static const struct iox_seam_ops sim_ops = {
     .accept_multishot = x_accept, .recv_multishot = x_recv_ms, .recv = x_recv,
     .send = x_send, .read = x_read, .splice = x_splice, .socket = x_socket, .connect = x_connect,
     .shutdown = x_shutdown, .close = x_close, .cancel_fd = x_cancel_fd,
     .cancel = x_cancel, .timeout = x_timeout, .msg_ring = x_msg_ring,
     .unsent = x_unsent, .buf = x_buf, .buf_return = x_buf_return,
+    .write = x_write, .peername = x_peername,
 };
 
 /* ---- lifecycle ---- */
@@ -282,11 +305,28 @@ long iox_sim_recv_into(struct iox_seam_sim *s, int fd, const void *data, size_t 
     return (long)n;
 }
 
+/* A write the test completes with res > 0: the first min(res, len) bytes
+ * are written to the descriptor for real (the result says what it took). */
+static int sim_write_out(const struct sim_op *o, int res)
+{
+    if (res <= 0 || o->fd < 0) return res;
+    size_t n = (size_t)res < o->len ? (size_t)res : o->len;
+    ssize_t w = write(o->fd, o->buf, n);
+    return w < 0 ? -errno : (int)w;
+}
+
 int iox_sim_complete_one(struct iox_seam_sim *s, unsigned op, int fd, int res)
 {
     int i = find_oldest(s, op, fd, -1);
     if (i < 0) return -1;
     s->ops[i].live = 0;
+    if (op == IOX_OP_WRITE) res = sim_write_out(&s->ops[i], res);
+    if (op == IOX_OP_PEERNAME && res > 0 && s->ops[i].len >= sizeof(struct sockaddr_in)) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(40000 + fd))};
+        sin.sin_addr.s_addr = htonl(0xc0000201u);   /* 192.0.2.1 */
+        memcpy((void *)s->ops[i].buf, &sin, sizeof sin);
+        res = (int)sizeof sin;
+    }
     deliver(s, s->ops[i].ud, res, 0);
     return 0;
 }
@@ -332,7 +372,7 @@ int iox_sim_complete_all(struct iox_seam_sim *s, unsigned op, int res)
     for (unsigned i = 0; i < s->nops; i++) {
         if (!s->ops[i].live || s->ops[i].op != op) continue;
         s->ops[i].live = 0;
-        deliver(s, s->ops[i].ud, res, 0);
+        deliver(s, s->ops[i].ud, op == IOX_OP_WRITE ? sim_write_out(&s->ops[i], res) : res, 0);
         n++;
     }
     return n;

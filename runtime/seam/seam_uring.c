@@ -233,12 +233,47 @@ static int u_unsent(struct iox_seam *s, int fd)
     return n;
 }
 
+static int u_write(struct iox_seam *s, int fd, const void *buf, size_t len, uint64_t off, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+/* getsockopt on the ring is an IORING_OP_URING_CMD on the socket (Linux
+ * 6.7); liburing 2.3 has neither the opcode's socket commands nor
+ * io_uring_prep_cmd_sock, so the SQE is filled by hand from the kernel ABI
+ * (include/uapi/linux/io_uring.h): cmd_op in `off`, level/optname in
+ * `addr`, optlen in `file_index`, optval in `addr3`. The kernel runs
+ * SO_PEERNAME inline and answers with the address length. */
+#ifndef IORING_OP_URING_CMD
+#define IORING_OP_URING_CMD 46
+#endif
+#define IOX_SOCKET_URING_OP_GETSOCKOPT 2u
+
+static int u_peername(struct iox_seam *s, int fd, struct sockaddr *sa, socklen_t len, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    memset(sqe, 0, sizeof *sqe);
+    sqe->opcode = IORING_OP_URING_CMD;
+    sqe->fd = fd;
+    sqe->off = IOX_SOCKET_URING_OP_GETSOCKOPT;                      /* cmd_op (low 32 bits) */
+    sqe->addr = (uint64_t)SOL_SOCKET | ((uint64_t)SO_PEERNAME << 32);   /* level, optname */
+    sqe->file_index = (uint32_t)len;                                 /* optlen */
+    sqe->addr3 = (uint64_t)(uintptr_t)sa;                            /* optval */
+    IOX_KERNEL_WRITES(sa, len);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
 static const struct iox_seam_ops uring_ops = {
     .accept_multishot = u_accept_multishot, .recv_multishot = u_recv_multishot,
     .recv = u_recv, .send = u_send, .read = u_read, .splice = u_splice, .socket = u_socket,
     .connect = u_connect, .shutdown = u_shutdown, .close = u_close,
     .cancel_fd = u_cancel_fd, .cancel = u_cancel, .timeout = u_timeout,
     .msg_ring = u_msg_ring, .unsent = u_unsent, .buf = u_buf, .buf_return = u_buf_return,
+    .write = u_write, .peername = u_peername,
 };
 
 static void explain_setup_error(int err, char *why, size_t n)
