@@ -33,6 +33,7 @@ struct resp_server {
     struct resp_db db;
     struct resp_parser ps;       /* the request being run */
     struct rbuf out;             /* a reply being built here */
+    struct rbuf hop_out;         /* a hopped command's reply, built here before it goes home */
     struct resp_arg *dargv;      /* a hopped request's decoded arguments */
     uint32_t dcap;
     struct resp_conn *free_conns;
@@ -40,6 +41,7 @@ struct resp_server {
     struct gather *free_gathers;
     int sweep_owner;
     uint64_t hops_out, hops_in;  /* counters */
+    uint64_t big_out, big_back;  /* replies too big for their hop's buffer: sent home, returned */
 };
 
 struct resp_config {

@@ -13,17 +13,40 @@
  * resent on the next turn and may then be overtaken by a later one: see
  * the README's limits.)
  *
- * Memory: messages and gathers come from the origin's pools and go back to
- * them. A reply bigger than the message's buffer makes the target grow that
- * buffer (glibc's allocator is thread-safe; the buffer stays with the
- * message in the origin's pool afterwards). */
+ * Memory: every block is allocated and freed by the reactor that owns it,
+ * so no allocator arena is shared between threads. Messages and gathers
+ * come from the origin's pools and go back to them; the target only reads
+ * the request and writes the reply into the message's buffer, never
+ * growing it. A reply bigger than that buffer is built in the target's own
+ * scratch, copied into a block the target allocates (struct big_reply) and
+ * sent home with the message; the origin copies it into the message's
+ * buffer (growing it on its own thread, kept for the next hop) and sends
+ * the block back to its owner in a ring message of its own, where it is
+ * freed. */
 #include "server.h"
 #include <errno.h>
 #include <ioxide/log.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { MSG_HOP = IOX_MSG_APP0, MSG_HOP_BACK = IOX_MSG_APP0 + 1 };
+enum { MSG_HOP = IOX_MSG_APP0, MSG_HOP_BACK = IOX_MSG_APP0 + 1, MSG_BIG_FREE = IOX_MSG_APP0 + 2 };
+
+/* The reply buffer a new hop starts with: most replies fit. HOP_REP_FIT is
+ * how much of a buffer of capacity cap a reply may use (all of it; the
+ * simulation shrinks it so most of its replies take the big path). */
+#define HOP_REP_CAP 1024u
+#ifndef HOP_REP_FIT
+#define HOP_REP_FIT(cap) (cap)
+#endif
+
+/* A reply too big for its hop's buffer, owned by the reactor that made it. */
+struct big_reply {
+    struct iox_msg m;            /* first: it travels home to be freed */
+    uint16_t owner;
+    int oom;
+    size_t len;
+    char data[];
+};
 
 struct hop {
     struct iox_msg m;            /* first: what the ring carries */
@@ -36,6 +59,7 @@ struct hop {
     int failed;                  /* the target was unreachable */
     uint32_t argc;
     long long count;             /* part(): its count */
+    struct big_reply *big;       /* the reply, when the target's did not fit in rep */
     struct rbuf req;             /* argc times: u32 length, bytes */
     struct rbuf rep;             /* the reply (single) or the part's values */
 };
@@ -59,8 +83,13 @@ static struct hop *hop_get(struct resp_server *rs)
 {
     struct hop *h = rs->free_hops;
     if (h) rs->free_hops = h->free_next;
-    else h = calloc(1, sizeof *h);   /* the pool grows to the most hops in flight */
+    else {
+        h = calloc(1, sizeof *h);   /* the pool grows to the most hops in flight */
+        /* The target writes replies into rep without growing it. */
+        if (h && !rb_room(&h->rep, HOP_REP_CAP)) { free(h); h = NULL; }
+    }
     if (!h) return NULL;
+    h->big = NULL;
     h->g = NULL;
     h->failed = 0;
     h->count = 0;
@@ -359,10 +388,32 @@ static void on_hop(struct iox_reactor *r, struct iox_msg *msg)
     }
     rs->hops_in++;
     const struct resp_cmd *c = resp_cmd_at(h->cmd);
+    /* Built in this reactor's own buffer: the message's belongs to the origin. */
+    struct rbuf *out = &rs->hop_out;
+    rb_reset(out);
+    if (decode(rs, h) < 0) out->oom = 1;
+    else if (h->g) h->count = c->part(&rs->db, rs->dargv, h->argc, out);
+    else c->run(&rs->db, rs->dargv, h->argc, out);
     rb_reset(&h->rep);
-    if (decode(rs, h) < 0) h->rep.oom = 1;
-    else if (h->g) h->count = c->part(&rs->db, rs->dargv, h->argc, &h->rep);
-    else c->run(&rs->db, rs->dargv, h->argc, &h->rep);
+    h->big = NULL;
+    if (out->len <= HOP_REP_FIT(h->rep.cap)) {
+        memcpy(h->rep.p, out->p, out->len);
+        h->rep.len = out->len;
+        h->rep.oom = out->oom;
+    } else {
+        struct big_reply *b = malloc(sizeof *b + out->len);
+        if (!b) {
+            h->rep.oom = 1;
+        } else {
+            memset(&b->m, 0, sizeof b->m);
+            b->owner = (uint16_t)r->id;
+            b->oom = out->oom;
+            b->len = out->len;
+            memcpy(b->data, out->p, out->len);
+            h->big = b;
+            rs->big_out++;
+        }
+    }
     h->m.kind = MSG_HOP_BACK;
     iox_reactor_send_msg(r, h->origin, &h->m);
 }
@@ -377,6 +428,16 @@ static void on_hop_back(struct iox_reactor *r, struct iox_msg *msg)
         return;
     }
     struct resp_server *rs = resp_server_of(r);
+    if (h->big) {
+        /* Into our own buffer (grown here), then the block goes home. */
+        struct big_reply *b = h->big;
+        h->big = NULL;
+        rb_reset(&h->rep);
+        rb_raw(&h->rep, b->data, b->len);
+        if (b->oom) h->rep.oom = 1;
+        b->m.kind = MSG_BIG_FREE;
+        iox_reactor_send_msg(r, b->owner, &b->m);
+    }
     if (!h->g) {
         answer_slot(h->ref, h->reply_id, &h->rep);
         hop_put(rs, h);
@@ -388,9 +449,23 @@ static void on_hop_back(struct iox_reactor *r, struct iox_msg *msg)
     if (--g->pending == 0) gather_finish(rs, g, NULL);
 }
 
+/* A big reply's block is home: its owner frees it. Bounced (the owner's
+ * ring is gone, only while stopping): freed here, the one exception. */
+static void on_big_free(struct iox_reactor *r, struct iox_msg *msg)
+{
+    struct big_reply *b = (struct big_reply *)msg;
+    if (msg->status == 0 && b->owner != r->id) {
+        IOX_ERROR("resp: reply block of reactor %u freed on reactor %u — a bug; aborting", b->owner, r->id);
+        abort();
+    }
+    if (msg->status == 0) resp_server_of(r)->big_back++;
+    free(b);
+}
+
 int resp_shard_start(struct resp_server *rs)
 {
-    if (iox_reactor_on_msg(rs->r, MSG_HOP, on_hop) < 0 || iox_reactor_on_msg(rs->r, MSG_HOP_BACK, on_hop_back) < 0)
+    if (iox_reactor_on_msg(rs->r, MSG_HOP, on_hop) < 0 || iox_reactor_on_msg(rs->r, MSG_HOP_BACK, on_hop_back) < 0 ||
+        iox_reactor_on_msg(rs->r, MSG_BIG_FREE, on_big_free) < 0)
         return -1;
     return 0;
 }
@@ -423,4 +498,11 @@ void resp_shard_stop(struct resp_server *rs)
     rs->free_gathers = NULL;
     free(rs->dargv);
     rs->dargv = NULL;
+    rb_free(&rs->hop_out);
+    if (rs->big_out != rs->big_back)
+        IOX_ERROR("resp: reactor %u: %llu of %llu big reply blocks did not come home", rs->r->id,
+                  (unsigned long long)(rs->big_out - rs->big_back), (unsigned long long)rs->big_out);
+    else if (rs->big_out)
+        IOX_DEBUG("resp: reactor %u: %llu big replies, every block freed here", rs->r->id,
+                  (unsigned long long)rs->big_out);
 }
