@@ -4,6 +4,7 @@
 #include "pg_auth.h"
 #include <errno.h>
 #include <string.h>
+#include <openssl/evp.h>
 
 IOX_TEST(pg_auth, md5)
 {
@@ -34,6 +35,41 @@ IOX_TEST(pg_auth, scram_rfc7677_vector)
     CU_ASSERT_STRING_EQUAL(out, cfinal);
     CU_ASSERT_EQUAL(iox_pg_scram_verify_final(&s, sfinal, strlen(sfinal)), 0);
     CU_ASSERT_EQUAL(s.state, IOX_PG_SCRAM_DONE);
+    iox_pg_scram_clear(&s);
+}
+
+/* The gs2 header and c= of each binding: "n,," → biws, "y,," → eSws,
+ * "p=tls-server-end-point,," + the certificate hash. */
+IOX_TEST(pg_auth, scram_channel_binding_headers)
+{
+    struct iox_pg_scram s;
+    char out[512]; size_t n;
+    const char *sf = "r=abcdefXYZ,s=QSXCR+Q6sek8bf92,i=4096";
+    CU_ASSERT_EQUAL_FATAL(iox_pg_scram_init(&s, NULL, "pw", "abcdef"), 0);
+    CU_ASSERT_EQUAL(iox_pg_scram_bind(&s, IOX_PG_CBIND_UNUSED, NULL, 0), 0);
+    CU_ASSERT_EQUAL(iox_pg_scram_client_first(&s, out, sizeof out, &n), 0);
+    CU_ASSERT_STRING_EQUAL(out, "y,,n=,r=abcdef");
+    CU_ASSERT_EQUAL(iox_pg_scram_client_final(&s, sf, strlen(sf), out, sizeof out, &n), 0);
+    CU_ASSERT_NSTRING_EQUAL(out, "c=eSws,r=abcdefXYZ,p=", 21);
+    iox_pg_scram_clear(&s);
+
+    unsigned char h[32];
+    for (int i = 0; i < 32; i++) h[i] = (unsigned char)i;
+    CU_ASSERT_EQUAL_FATAL(iox_pg_scram_init(&s, NULL, "pw", "abcdef"), 0);
+    CU_ASSERT_EQUAL(iox_pg_scram_bind(&s, IOX_PG_CBIND_SERVER_END, NULL, 0), -EINVAL);
+    CU_ASSERT_EQUAL(iox_pg_scram_bind(&s, IOX_PG_CBIND_SERVER_END, h, sizeof h), 0);
+    CU_ASSERT_EQUAL(iox_pg_scram_client_first(&s, out, sizeof out, &n), 0);
+    CU_ASSERT_STRING_EQUAL(out, "p=tls-server-end-point,,n=,r=abcdef");
+    CU_ASSERT_EQUAL(iox_pg_scram_bind(&s, IOX_PG_CBIND_NONE, NULL, 0), -EINVAL);   /* too late */
+    CU_ASSERT_EQUAL(iox_pg_scram_client_final(&s, sf, strlen(sf), out, sizeof out, &n), 0);
+    /* base64("p=tls-server-end-point,," 00 01 .. 1f) */
+    unsigned char raw[24 + 32];
+    memcpy(raw, "p=tls-server-end-point,,", 24);
+    memcpy(raw + 24, h, 32);
+    char want[128] = "c=";
+    EVP_EncodeBlock((unsigned char *)want + 2, raw, sizeof raw);
+    strcat(want, ",r=abcdefXYZ,p=");
+    CU_ASSERT_NSTRING_EQUAL(out, want, strlen(want));
     iox_pg_scram_clear(&s);
 }
 

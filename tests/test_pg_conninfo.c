@@ -197,7 +197,7 @@ static const struct setting refused[] = {
     {"ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION", "TLSv9", "not a valid ssl_min_protocol_version value"},
     {"ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION", "TLSv1.1", "below the minimum TLS version"},
     {"ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION", "1.3", "not a valid ssl_max_protocol_version value"},
-    {"channel_binding", "PGCHANNELBINDING", "require", "channel binding"},
+    {"channel_binding", "PGCHANNELBINDING", "require", "needs TLS (SCRAM-SHA-256-PLUS"},   /* a Unix socket */
     {"channel_binding", "PGCHANNELBINDING", "", "not a valid channel_binding value"},
     {"gssencmode", "PGGSSENCMODE", "require", "GSSAPI encryption"},
     {"gssencmode", "PGGSSENCMODE", "on", "not a valid gssencmode value"},
@@ -237,8 +237,7 @@ static const struct setting ignored[] = {
     {"sslcertmode", "PGSSLCERTMODE", "allow", NULL},
     {"sslnegotiation", "PGSSLNEGOTIATION", "postgres", NULL},
     {"ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION", "TLSv1.2", NULL},     /* the default */
-    {"channel_binding", "PGCHANNELBINDING", "disable", NULL},
-    {"channel_binding", "PGCHANNELBINDING", "prefer", NULL},
+    {"channel_binding", "PGCHANNELBINDING", "prefer", NULL},      /* the default */
     {"gssencmode", "PGGSSENCMODE", "disable", NULL},
     {"gssencmode", "PGGSSENCMODE", "prefer", NULL},
     {"krbsrvname", "PGKRBSRVNAME", "postgres", NULL},
@@ -318,6 +317,24 @@ IOX_TEST(pg_conninfo, refused_settings_are_one_clear_line)
     CU_ASSERT_EQUAL(ci.sslroot_system, 1);
     CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "sslmode=require sslrootcert=system", err, sizeof err), -EINVAL);
     CU_ASSERT(starts(err, "weak sslmode=require may not be used with sslrootcert=system"));
+    clear_env();
+}
+
+IOX_TEST(pg_conninfo, channel_binding_modes)
+{
+    struct iox_pg_conninfo ci;
+    char err[512];
+    clear_env();
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.channel_binding, IOX_PG_CB_PREFER);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 channel_binding=disable", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.channel_binding, IOX_PG_CB_DISABLE);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 channel_binding=require", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.channel_binding, IOX_PG_CB_REQUIRE);
+    setenv("PGCHANNELBINDING", "require", 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1 sslmode=disable", err, sizeof err), -EINVAL);
+    CU_ASSERT(starts(err, "PGCHANNELBINDING=require needs TLS"));
+    CU_ASSERT(strstr(err, "unset it") != NULL);
     clear_env();
 }
 

@@ -348,4 +348,64 @@ IOX_TEST(pg_tls, client_certificate_authenticates)
     CU_ASSERT(strstr(err, "has group or world access") != NULL);
 }
 
+/* SCRAM-SHA-256-PLUS: the server checks the binding (the certificate hash
+ * we send) and refuses a wrong one, so a session under require proves it. */
+IOX_TEST(pg_tls, channel_binding_require_binds_over_tls)
+{
+    CU_ASSERT_FATAL(server_set(1) == 0);
+    char extra[512];
+    struct rig *g = NULL;
+    snprintf(extra, sizeof extra, "sslmode=verify-full sslrootcert=%s/ca.crt channel_binding=require", tlsdir);
+    const char *s = connect_with(&g, "localhost", extra);
+    if (!s && g) fprintf(stderr, "channel_binding=require: %s\n", iox_pg_pool_last_error(g->pool));
+    CU_ASSERT_PTR_NOT_NULL(s);
+    if (s) CU_ASSERT_STRING_EQUAL(s, "t");
+    rig_close(g);
+    /* prefer (the default) and disable connect too: -PLUS, and "y"/"n" SCRAM */
+    const char *modes[] = {"channel_binding=prefer", "channel_binding=disable", ""};
+    for (int i = 0; i < 3; i++) {
+        s = connect_with(&g, "127.0.0.1", modes[i]);
+        if (!s && g) fprintf(stderr, "%s: %s\n", modes[i], iox_pg_pool_last_error(g->pool));
+        CU_ASSERT_PTR_NOT_NULL(s);
+        rig_close(g);
+    }
+}
+
+IOX_TEST(pg_tls, channel_binding_require_refuses_what_cannot_bind)
+{
+    char ci[1024], err[512] = "";
+    /* sslmode=disable can never bind: one line at startup */
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%u user=scram_user password=%s dbname=%s sslmode=disable "
+             "channel_binding=require", cluster.port, IOX_PG_SCRAM_PW, IOX_PG_DB);
+    CU_ASSERT_PTR_NULL(rig_open(ci, err, sizeof err));
+    CU_ASSERT(strstr(err, "needs TLS") && strstr(err, "sslmode=disable never negotiates it"));
+    /* a server without TLS: the session fails, with the reason */
+    CU_ASSERT_FATAL(server_set(0) == 0);
+    struct rig *g = NULL;
+    CU_ASSERT_PTR_NULL(connect_with(&g, "127.0.0.1", "sslmode=prefer channel_binding=require"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct want_err w = {g, "offers no SCRAM-SHA-256-PLUS (the session has no TLS)"};
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_err, &w, 5000), 0);
+    rig_close(g);
+    /* TLS, but a method that cannot bind: MD5, and a client certificate */
+    CU_ASSERT_FATAL(server_set(1) == 0);
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%u user=md5_user password=%s dbname=%s sslmode=require "
+             "channel_binding=require", cluster.port, IOX_PG_MD5_PW, IOX_PG_DB);
+    g = rig_open(ci, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct want_err w2 = {g, "channel_binding=require, but the server asks for a MD5 password"};
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_err, &w2, 5000), 0);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
+    rig_close(g);
+    snprintf(ci, sizeof ci, "host=localhost port=%u user=cert_user dbname=postgres sslmode=verify-full "
+             "sslrootcert=%s/ca.crt sslcert=%s/client.crt sslkey=%s/client.key channel_binding=require", cluster.port,
+             tlsdir, tlsdir, tlsdir);
+    g = rig_open(ci, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct want_err w3 = {g, "authenticated the session without channel binding"};
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_err, &w3, 5000), 0);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
+    rig_close(g);
+}
+
 IOX_SUITE(pg_tls, suite_init, suite_clean);

@@ -91,10 +91,32 @@ int iox_pg_scram_init(struct iox_pg_scram *s, const char *user, const char *pass
     return 0;
 }
 
+int iox_pg_scram_bind(struct iox_pg_scram *s, int cbind, const unsigned char *data, size_t len)
+{
+    if (s->state != IOX_PG_SCRAM_INIT) return -EINVAL;
+    if (cbind == IOX_PG_CBIND_SERVER_END) {
+        if (!data || !len || len > sizeof s->cbind_data) return -EINVAL;
+        memcpy(s->cbind_data, data, len);
+        s->cbind_len = len;
+    } else if (cbind != IOX_PG_CBIND_NONE && cbind != IOX_PG_CBIND_UNUSED) {
+        return -EINVAL;
+    }
+    s->cbind = cbind;
+    return 0;
+}
+
+/* The gs2 header the exchange opens with, and repeats (base64, with the
+ * binding data) in the final message's c= attribute. */
+static const char *gs2_header(const struct iox_pg_scram *s)
+{
+    return s->cbind == IOX_PG_CBIND_SERVER_END ? "p=tls-server-end-point,,"
+         : s->cbind == IOX_PG_CBIND_UNUSED ? "y,," : "n,,";
+}
+
 int iox_pg_scram_client_first(struct iox_pg_scram *s, char *out, size_t cap, size_t *len)
 {
     if (s->state != IOX_PG_SCRAM_INIT) return -EINVAL;
-    int n = snprintf(out, cap, "n,,%s", s->client_first_bare);
+    int n = snprintf(out, cap, "%s%s", gs2_header(s), s->client_first_bare);
     if (n < 0 || (size_t)n >= cap) return -ENOSPC;
     *len = (size_t)n;
     s->state = IOX_PG_SCRAM_SENT_FIRST;
@@ -153,8 +175,17 @@ int iox_pg_scram_client_final(struct iox_pg_scram *s, const char *sf, size_t n,
      * ServerKey = HMAC(SP, "Server Key"); ServerSignature = HMAC(SK, AuthMessage). */
     unsigned char sp[32], ck[32], stk[32], cs[32], sk[32], proof[32];
     int rc = -EIO;
+    /* c= is base64(gs2 header + binding data): "biws" for "n,,". */
+    unsigned char cb_in[32 + sizeof s->cbind_data];
+    const char *gs2 = gs2_header(s);
+    size_t gl = strlen(gs2);
+    memcpy(cb_in, gs2, gl);
+    if (s->cbind == IOX_PG_CBIND_SERVER_END) memcpy(cb_in + gl, s->cbind_data, s->cbind_len);
+    char cb64[4 * ((sizeof cb_in + 2) / 3) + 1];
+    if (b64enc(cb64, sizeof cb64, cb_in, gl + (s->cbind == IOX_PG_CBIND_SERVER_END ? s->cbind_len : 0)) < 0)
+        return -EPROTO;
     char without_proof[IOX_PG_SCRAM_MAX_MSG];
-    int wn = snprintf(without_proof, sizeof without_proof, "c=biws,r=%.*s", (int)rn, r);
+    int wn = snprintf(without_proof, sizeof without_proof, "c=%s,r=%.*s", cb64, (int)rn, r);
     if (wn < 0 || (size_t)wn >= sizeof without_proof) return -EPROTO;
     size_t am_cap = 3 * IOX_PG_SCRAM_MAX_MSG;
     char *am = malloc(am_cap);

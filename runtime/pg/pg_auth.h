@@ -3,10 +3,15 @@
  * All cryptography is OpenSSL libcrypto (EVP digests, HMAC,
  * PKCS5_PBKDF2_HMAC, RAND_bytes, base64); nothing is hand-rolled.
  *
- * SCRAM-SHA-256 (RFC 5802 / RFC 7677) client, no channel binding (gs2
- * header "n,,"; ioxide speaks to PostgreSQL without TLS, so the
- * SCRAM-SHA-256-PLUS mechanism is never chosen). Flow:
+ * SCRAM-SHA-256 (RFC 5802 / RFC 7677) client, with channel binding
+ * (SCRAM-SHA-256-PLUS, RFC 5929's tls-server-end-point, as PostgreSQL
+ * implements it) over TLS. Flow:
  *   iox_pg_scram_init()          → state with client nonce
+ *   iox_pg_scram_bind()          (optional) the gs2 header: "n,," (the
+ *                                default: no TLS, or binding disabled),
+ *                                "y,," (we could bind, the server offered
+ *                                no -PLUS) or "p=tls-server-end-point,,"
+ *                                with the certificate hash
  *   iox_pg_scram_client_first()  → data for SASLInitialResponse
  *   iox_pg_scram_client_final()  ← AuthenticationSASLContinue data
  *                                → data for SASLResponse
@@ -35,8 +40,18 @@ enum iox_pg_scram_state {
 
 #define IOX_PG_SCRAM_MAX_MSG 512   /* cap on each SCRAM message we keep */
 
+/* How the exchange binds the channel (the gs2 header's cbind-flag). */
+enum iox_pg_scram_cbind {
+    IOX_PG_CBIND_NONE = 0,     /* "n": the client does not support binding here */
+    IOX_PG_CBIND_UNUSED,       /* "y": it does, but the server did not offer -PLUS */
+    IOX_PG_CBIND_SERVER_END,   /* "p=tls-server-end-point": SCRAM-SHA-256-PLUS */
+};
+
 struct iox_pg_scram {
     int state;                                   /* enum iox_pg_scram_state */
+    int cbind;                                   /* enum iox_pg_scram_cbind */
+    unsigned char cbind_data[64];                /* the server certificate's hash (SERVER_END) */
+    size_t cbind_len;
     char password[256];
     char nonce[64];                              /* client nonce (printable) */
     char client_first_bare[IOX_PG_SCRAM_MAX_MSG];
@@ -52,7 +67,12 @@ struct iox_pg_scram {
 int iox_pg_scram_init(struct iox_pg_scram *s, const char *user, const char *password,
                       const char *nonce);
 
-/* The client-first-message ("n,,n=<user>,r=<nonce>") into out[0..cap), NUL
+/* Choose the channel binding (before client_first; the default is
+ * IOX_PG_CBIND_NONE). SERVER_END needs data: the server certificate's hash
+ * (pg_tls.c, pg_tls_server_end_point), 1..64 bytes. Returns 0 or -EINVAL. */
+int iox_pg_scram_bind(struct iox_pg_scram *s, int cbind, const unsigned char *data, size_t len);
+
+/* The client-first-message (gs2 header, then "n=<user>,r=<nonce>") into out[0..cap), NUL
  * terminated; *len = its length. Returns 0, -ENOSPC, -EINVAL (wrong state). */
 int iox_pg_scram_client_first(struct iox_pg_scram *s, char *out, size_t cap, size_t *len);
 

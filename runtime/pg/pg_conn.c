@@ -300,6 +300,14 @@ static void server_error(const struct iox_pg_msg *m, char *state, char *msg, siz
     copy_str(msg, cap, iox_pg_notice_field(m, 'M'));
 }
 
+/* channel_binding=require and the server asks for a password: no binding. */
+static int refuse_password(struct iox_pg_conn *c, const char *kind)
+{
+    set_fail(c, -EACCES, NULL, "channel_binding=require, but the server asks for a %s password, which cannot bind "
+             "the channel (pg_hba.conf: use scram-sha-256)", kind);
+    return -1;
+}
+
 static int auth_request(struct iox_pg_conn *c, const struct iox_pg_msg *m)
 {
     struct iox_pg_conninfo *ci = &c->pool->ci;
@@ -307,28 +315,61 @@ static int auth_request(struct iox_pg_conn *c, const struct iox_pg_msg *m)
     char out[512];
     size_t on;
     int rc = 0;
+    int require_cb = ci->channel_binding == IOX_PG_CB_REQUIRE;
     switch (m->auth.code) {
     case IOX_PG_AUTH_OK:
+        /* As libpq: a required binding that did not happen (trust, cert, a
+         * SCRAM exchange without -PLUS) fails the session. */
+        if (require_cb && !(c->sasl && c->scram.cbind == IOX_PG_CBIND_SERVER_END && c->scram.state == IOX_PG_SCRAM_DONE)) {
+            set_fail(c, -EACCES, NULL, "channel_binding=require, but the server authenticated the session without "
+                     "channel binding (pg_hba.conf: use scram-sha-256 over hostssl)");
+            return -1;
+        }
         return 0;
     case IOX_PG_AUTH_CLEARTEXT:
+        if (require_cb) return refuse_password(c, "cleartext");
         rc = iox_pg_build_password(w, ci->password);
         break;
     case IOX_PG_AUTH_MD5: {
+        if (require_cb) return refuse_password(c, "MD5");
         char md5[36];
         rc = iox_pg_md5_password(md5, ci->user, ci->password, (const unsigned char *)m->auth.salt);
         if (!rc) rc = iox_pg_build_password(w, md5);
         break;
     }
-    case IOX_PG_AUTH_SASL:
-        if (!iox_pg_sasl_has_mech(m, "SCRAM-SHA-256")) {
+    case IOX_PG_AUTH_SASL: {
+        /* libpq's choice: -PLUS over TLS unless channel_binding=disable;
+         * plain SCRAM tells the server we could have bound ("y") when TLS
+         * is up, so a man in the middle cannot strip the -PLUS offer. */
+        int tls = c->tls && c->tls_up;
+        int plus = tls && ci->channel_binding != IOX_PG_CB_DISABLE && iox_pg_sasl_has_mech(m, "SCRAM-SHA-256-PLUS");
+        if (!plus && require_cb) {
+            set_fail(c, -EACCES, NULL, "channel_binding=require, but the server offers no SCRAM-SHA-256-PLUS%s",
+                     tls ? "" : " (the session has no TLS)");
+            return -1;
+        }
+        if (!plus && !iox_pg_sasl_has_mech(m, "SCRAM-SHA-256")) {
             set_fail(c, -EPROTONOSUPPORT, NULL, "the server offers no SASL mechanism ioxide speaks (SCRAM-SHA-256)");
             return -1;
         }
         if ((rc = iox_pg_scram_init(&c->scram, NULL, ci->password, NULL))) break;
         c->sasl = 1;
-        if (!(rc = iox_pg_scram_client_first(&c->scram, out, sizeof out, &on)))
-            rc = iox_pg_build_sasl_initial(w, "SCRAM-SHA-256", out, on);
+        if (plus) {
+            unsigned char hash[64];
+            char why[160];
+            int hn = pg_tls_server_end_point(c, hash, sizeof hash, why, sizeof why);
+            if (hn < 0) {
+                set_fail(c, -EPROTO, NULL, "SCRAM-SHA-256-PLUS: %s", why);
+                return -1;
+            }
+            rc = iox_pg_scram_bind(&c->scram, IOX_PG_CBIND_SERVER_END, hash, (size_t)hn);
+        } else if (tls && ci->channel_binding != IOX_PG_CB_DISABLE) {
+            rc = iox_pg_scram_bind(&c->scram, IOX_PG_CBIND_UNUSED, NULL, 0);
+        }
+        if (!rc && !(rc = iox_pg_scram_client_first(&c->scram, out, sizeof out, &on)))
+            rc = iox_pg_build_sasl_initial(w, plus ? "SCRAM-SHA-256-PLUS" : "SCRAM-SHA-256", out, on);
         break;
+    }
     case IOX_PG_AUTH_SASL_CONTINUE:
         if (!c->sasl) { rc = -EPROTO; break; }
         if (!(rc = iox_pg_scram_client_final(&c->scram, m->auth.data, m->auth.data_len, out, sizeof out, &on)))

@@ -298,15 +298,11 @@ static int check_settings(const struct given *g, const char *host, char *err, si
                     SHOW(K_SSL_MAX_PROTOCOL), g->val[K_SSL_MIN_PROTOCOL] ? SHOW(K_SSL_MIN_PROTOCOL) : "TLSv1.2 by default",
                     DROP(K_SSL_MAX_PROTOCOL));
 
-    /* channel_binding: SCRAM-SHA-256-PLUS needs TLS; without it libpq's
-     * disable and prefer both bind nothing. */
+    /* channel_binding: SCRAM-SHA-256-PLUS over TLS (pg_conn.c); the
+     * combinations that can never bind are refused in apply_tls. */
     if (GIVEN(K_CHANNEL_BINDING)) {
         if (!one_of(v, (const char *const[]){"disable", "prefer", "require", NULL}))
             return invalid(g, K_CHANNEL_BINDING, "disable, prefer, require", err, errlen);
-        if (strcmp(v, "require") == 0)
-            return pg_errf(-EINVAL, err, errlen, "%s requires SCRAM channel binding (SCRAM-SHA-256-PLUS), which ioxide "
-                        "does not implement; %s or use channel_binding=disable/prefer",
-                        SHOW(K_CHANNEL_BINDING), DROP(K_CHANNEL_BINDING));
     }
     /* gssencmode: no GSSAPI here; prefer falls back to plaintext in libpq
      * too. krbsrvname, gsslib, gssdelegation only matter for GSSAPI, which
@@ -473,6 +469,20 @@ static int apply_tls(struct iox_pg_conninfo *ci, const struct given *g, char *er
             return pg_errf(-EINVAL, err, errlen, "%s: root certificate file \"%s\" does not exist or cannot be read "
                         "(%s); provide it with sslrootcert=, use sslrootcert=system, or %s", SHOW(K_SSLMODE), path,
                         strerror(errno), DROP(K_SSLMODE));
+    }
+    /* channel_binding: prefer binds whenever TLS and the server allow it;
+     * require fails a session that did not bind (pg_conn.c), and is one
+     * line at startup where TLS can never be used. */
+    ci->channel_binding = IOX_PG_CB_PREFER;
+    if ((v = g->val[K_CHANNEL_BINDING])) {
+        ci->channel_binding = strcmp(v, "disable") == 0 ? IOX_PG_CB_DISABLE
+                            : strcmp(v, "require") == 0 ? IOX_PG_CB_REQUIRE : IOX_PG_CB_PREFER;
+        if (ci->channel_binding == IOX_PG_CB_REQUIRE && (ci->sslmode == IOX_PG_SSL_DISABLE || host[0] == '/'))
+            return pg_errf(-EINVAL, err, errlen, "%s needs TLS (SCRAM-SHA-256-PLUS binds to the TLS channel), but %s; "
+                        "use sslmode=require (or verify-ca/verify-full) over TCP, or %s",
+                        SHOW(K_CHANNEL_BINDING),
+                        host[0] == '/' ? "a Unix socket never uses TLS" : "sslmode=disable never negotiates it",
+                        DROP(K_CHANNEL_BINDING));
     }
     return 0;
 }

@@ -11,8 +11,7 @@
  * connection less safe than the user asked for: e.g. sslcrl, or
  * channel_binding=prefer), or refused: a setting ioxide does
  * not implement that would change where or how it connects or what it
- * trusts (sslcertmode=require, sslnegotiation=direct, channel_binding=require,
- * gssencmode=require, require_auth, requirepeer on a Unix socket,
+ * trusts (sslcertmode=require, sslnegotiation=direct, gssencmode=require, require_auth, requirepeer on a Unix socket,
  * hostaddr, target_session_attrs other than any, ...) is an error: one line naming the variable or keyword, its
  * value, why, and what to do. ioxide behaves like libpq built with TLS
  * (pg_tls.c) and without GSSAPI. The full table: docs/pg-client.md, "Connection
@@ -74,11 +73,15 @@ struct iox_pg_conninfo {
     uint8_t sslsni;                /* send SNI (default 1) */
     uint8_t ssl_min, ssl_max;      /* 0 = no bound, 1..4 = TLSv1 .. TLSv1.3 */
     uint8_t sslroot_system;        /* sslrootcert=system: the OS's CA store */
+    uint8_t channel_binding;       /* enum iox_pg_cbind_mode, default PREFER */
     char sslrootcert[256];         /* "" = ~/.postgresql/root.crt */
     char sslcert[256];             /* "" = ~/.postgresql/postgresql.crt if present */
     char sslkey[256];              /* "" = ~/.postgresql/postgresql.key */
     char warning[320];             /* "" or one line to log (an ignored password file) */
 };
+
+/* channel_binding (SCRAM-SHA-256-PLUS over TLS, pg_conn.c auth_request). */
+enum iox_pg_cbind_mode { IOX_PG_CB_DISABLE = 0, IOX_PG_CB_PREFER, IOX_PG_CB_REQUIRE };
 
 enum iox_pg_sslmode {
     IOX_PG_SSL_DISABLE, IOX_PG_SSL_ALLOW, IOX_PG_SSL_PREFER, IOX_PG_SSL_REQUIRE,

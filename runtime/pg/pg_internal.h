@@ -158,5 +158,10 @@ int pg_tls_seal(struct iox_pg_conn *c, const char *data, size_t n);
 int pg_tls_out_pending(const struct iox_pg_conn *c);
 /* Free the session's TLS state (at release). */
 void pg_tls_end(struct iox_pg_conn *c);
+/* SCRAM channel binding data (RFC 5929 tls-server-end-point, as libpq
+ * computes it): the server certificate hashed with its signature's digest,
+ * SHA-256 when that is MD5 or SHA-1. The length (≤ cap), or -1 with the
+ * reason in msg (no certificate, an algorithm without a digest: Ed25519). */
+int pg_tls_server_end_point(struct iox_pg_conn *c, unsigned char *out, size_t cap, char *msg, size_t msg_cap);
 
 #endif

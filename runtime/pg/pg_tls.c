@@ -195,6 +195,26 @@ int pg_tls_begin(struct iox_pg_conn *c)
     return pg_tls_handshake(c);
 }
 
+int pg_tls_server_end_point(struct iox_pg_conn *c, unsigned char *out, size_t cap, char *msg, size_t msg_cap)
+{
+    X509 *cert = c->ssl ? SSL_get1_peer_certificate(c->ssl) : NULL;
+    if (!cert) { snprintf(msg, msg_cap, "the server sent no certificate to bind the channel to"); return -1; }
+    int algo = NID_undef, rc = -1;
+    const EVP_MD *md = NULL;
+    if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &algo, NULL)) {
+        snprintf(msg, msg_cap, "the server certificate's signature algorithm is unknown: no channel binding");
+    } else {
+        md = algo == NID_md5 || algo == NID_sha1 ? EVP_sha256() : EVP_get_digestbynid(algo);
+        if (!md) snprintf(msg, msg_cap, "the server certificate's signature (%s) has no digest for channel binding",
+                          OBJ_nid2sn(algo));
+    }
+    unsigned int n = 0;
+    if (md && (size_t)EVP_MD_size(md) <= cap && X509_digest(cert, md, out, &n)) rc = (int)n;
+    else if (md) snprintf(msg, msg_cap, "hashing the server certificate for channel binding failed");
+    X509_free(cert);
+    return rc;
+}
+
 int pg_tls_handshake(struct iox_pg_conn *c)
 {
     int r = SSL_do_handshake(c->ssl);
