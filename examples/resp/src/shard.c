@@ -397,7 +397,7 @@ static void on_hop(struct iox_reactor *r, struct iox_msg *msg)
     rb_reset(&h->rep);
     h->big = NULL;
     if (out->len <= HOP_REP_FIT(h->rep.cap)) {
-        memcpy(h->rep.p, out->p, out->len);
+        if (out->len) memcpy(h->rep.p, out->p, out->len);
         h->rep.len = out->len;
         h->rep.oom = out->oom;
     } else {
