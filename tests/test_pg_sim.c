@@ -69,6 +69,8 @@ struct world {
     uint8_t accepted[MAXQ], calls[MAXQ], final_batch[MAXQ];
     int status[MAXQ];
     unsigned bad;         /* results not matching their query */
+    unsigned cancel_hits; /* queries answered 57014 (a cancel landed on them) */
+    unsigned timeouts;    /* queries answered -ETIMEDOUT */
     uint64_t *rng;        /* callbacks submit queries too (re-entrancy) while set */
     char why[200];
 };
@@ -113,11 +115,17 @@ static void on_result(void *user, const struct iox_pg_res *res)
         else if (res->nrows != 1 || res->ncols != 1 || iox_pg_cell(res, 0, 0)->len != (int32_t)strlen(want) ||
                  memcmp(iox_pg_cell(res, 0, 0)->ptr, want, strlen(want)))
             note_bad(w, "query %u: wrong rows (%s)", q, res->nrows ? "another query's?" : "none");
+    } else if (res->status == IOX_PG_ERROR && !strcmp(res->sqlstate, "57014")) {
+        /* A cancel meant for an overdue query that landed on this one (the
+         * slow one finished first): an error of its own, never another's rows. */
+        w->cancel_hits++;
     } else if (res->status == IOX_PG_ERROR) {
         snprintf(want, sizeof want, "e%u", q);
         if (!query_is_error(q) || strcmp(res->message, want)) note_bad(w, "query %u: unexpected error '%s'", q, res->message);
     } else if (res->err >= 0 || !res->message[0]) {
         note_bad(w, "query %u: FAILED without an errno or message '%s'", q, res->message);
+    } else if (res->err == -ETIMEDOUT) {
+        w->timeouts++;
     }
     /* From inside the callback (completion processing, a drop failing the
      * pipeline, the tick, stop): start another query now and then. */
@@ -146,6 +154,13 @@ static void submit(struct world *w, uint64_t *s)
 
 static void host_bad(void *ctx, const char *fmt, unsigned q, const char *got) { note_bad(ctx, fmt, q, got); }
 static void host_turn(void *ctx) { turn(ctx); }
+static struct srv *host_find(void *ctx, int32_t pid)
+{
+    struct world *w = ctx;
+    for (unsigned i = 0; i < w->nsrv; i++)
+        if (w->srv[i].fd == pid) return &w->srv[i];
+    return NULL;
+}
 
 static void serve(struct world *w, struct srv *sv) { srv_serve(&w->host, sv); }
 static void deliver(struct world *w, struct srv *sv, size_t max, size_t chunk) { srv_deliver(&w->host, sv, max, chunk); }
@@ -326,7 +341,7 @@ static int run_seed(uint64_t seed)
     iox_sim_set_sink(w->sim, sink, &w->r);
     w->now = w->r.now_ms;
     w->auth = (int)(rnd(&s) % 3);
-    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w};
+    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w, host_find};
     struct iox_pg_pool_config pc = {
         .size = 1 + (unsigned)(rnd(&s) % 3),
         .pipeline_max = 1 + (unsigned)(rnd(&s) % 8),
@@ -520,7 +535,7 @@ static struct world *pool_world(const struct iox_pg_pool_config *pc)
     iox_sim_set_sink(w->sim, sink, &w->r);
     w->now = w->r.now_ms;
     w->auth = AUTH_TRUST;
-    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w};
+    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w, host_find};
     char err[200];
     CU_ASSERT_FATAL(iox_pg_pool_open(&w->r, pc, &w->pool, err, sizeof err) == 0);
     turn(w);
