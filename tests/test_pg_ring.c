@@ -653,6 +653,18 @@ static void on_notice_cb(void *arg, const struct iox_pg_notice *n)
     snprintf(l->message, sizeof l->message, "%s", n->message);
 }
 static int pred_notifies(void *arg) { return ((struct async_log *)arg)->notifies >= 1; }
+struct notify_wait { struct async_log *l; int before; };
+static int pred_notifies_more(void *arg)
+{
+    struct notify_wait *w = arg;
+    return w->l->notifies > w->before;
+}
+struct want_sessions { struct rig *g; uint64_t n; };
+static int pred_sessions(void *arg)
+{
+    struct want_sessions *w = arg;
+    return iox_pg_pool_sessions(w->g->pool) >= w->n && iox_pg_pool_up(w->g->pool) == 2;
+}
 
 IOX_TEST(pg_ring, notifications_and_notices_reach_their_callbacks)
 {
@@ -692,6 +704,54 @@ IOX_TEST(pg_ring, notifications_and_notices_reach_their_callbacks)
     CU_ASSERT_STRING_EQUAL(l.severity, "NOTICE");
     CU_ASSERT_STRING_EQUAL(l.sqlstate, "00000");
     CU_ASSERT_STRING_EQUAL(l.message, "x");
+    rig_close(g);
+}
+
+/* iox_pg_listen: the pool LISTENs on one of its sessions, and again on the
+ * new session after a server restart (as libpq users re-LISTEN after
+ * PQreset). A NOTIFY from psql reaches the callback once per notification
+ * (a pool of 2: only one session listens), before and after the restart. */
+static int notify_until_heard(struct rig *g, struct async_log *l, const char *payload)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "\\c " IOX_PG_DB "\nNOTIFY ioxide_listen, '%s'", payload);
+    int before = l->notifies;
+    /* The re-LISTEN after a restart races the first NOTIFY: notify again
+     * until one is heard (each psql is its own session). */
+    for (int tries = 0; tries < 50 && l->notifies == before; tries++) {
+        if (iox_pg_cluster_psql(&cluster, sql, NULL, 0)) return -1;
+        iox_reactor_run_until(&g->r, pred_notifies_more, &(struct notify_wait){l, before}, 200);
+    }
+    return l->notifies > before ? 0 : -1;
+}
+
+IOX_TEST(pg_ring, listen_is_reissued_after_a_restart)
+{
+    char ci[400];
+    struct rig *g = rig_open(ci_tcp(ci, sizeof ci, "scram_user", IOX_PG_SCRAM_PW), 2, 8, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct async_log l;
+    memset(&l, 0, sizeof l);
+    iox_pg_on_notify(g->pool, on_notify_cb, &l);
+    CU_ASSERT_EQUAL(iox_pg_listen(g->pool, "ioxide_listen"), 0);   /* before any session is up */
+    CU_ASSERT_EQUAL(iox_pg_listen(g->pool, "ioxide_listen"), -EEXIST);
+    CU_ASSERT_EQUAL(iox_pg_listen(g->pool, ""), -EINVAL);
+    CU_ASSERT_EQUAL_FATAL(wait_up(g, 2, 5000), 0);
+    CU_ASSERT_EQUAL(notify_until_heard(g, &l, "before"), 0);
+    CU_ASSERT_STRING_EQUAL(l.payload, "before");
+    iox_reactor_run_until(&g->r, NULL, NULL, 200);
+    CU_ASSERT_EQUAL(l.notifies, 1);                                  /* once: one session listens */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_cluster_restart(&cluster), 0);
+    struct want_sessions ws = {g, 4};
+    CU_ASSERT_EQUAL_FATAL(iox_reactor_run_until(&g->r, pred_sessions, &ws, 10000), 0);
+    CU_ASSERT_EQUAL(notify_until_heard(g, &l, "after"), 0);
+    CU_ASSERT_STRING_EQUAL(l.payload, "after");
+    iox_reactor_run_until(&g->r, NULL, NULL, 200);
+    CU_ASSERT_EQUAL(l.notifies, 2);
+    char out[64];
+    CU_ASSERT_EQUAL(iox_pg_cluster_psql(&cluster, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                        "application_name = 'ioxide-ring-test' AND query LIKE 'LISTEN%'", out, sizeof out), 0);
+    CU_ASSERT_STRING_EQUAL(out, "1");                                /* one listening session */
     rig_close(g);
 }
 

@@ -131,10 +131,9 @@ uint64_t iox_pg_pool_sessions(const struct iox_pg_pool *p);
  * LISTEN is per session: a channel is listened on by the session that ran
  * LISTEN, and a session the pool reconnects (after a restart, a lost
  * connection or a cancel that did not help) listens on nothing. A LISTEN
- * sent through the pool lands on whichever session the pool picks: for
- * notifications use a pool of its own (size 1, min_size 1) and run LISTEN
- * again whenever iox_pg_pool_sessions() grows, as libpq users re-LISTEN
- * after PQreset. */
+ * sent as a query lands on whichever session the pool picks and is gone
+ * with it: use iox_pg_listen, which the pool re-issues on a new session
+ * (what libpq users do by hand after PQreset). */
 struct iox_pg_notification {
     const char *channel;
     const char *payload;
@@ -160,6 +159,19 @@ typedef void (*iox_pg_notice_cb)(void *arg, const struct iox_pg_notice *n);
 void iox_pg_on_notify(struct iox_pg_pool *p, iox_pg_notify_cb fn, void *arg);
 /* Likewise for notices. Without one, a notice is logged at debug level. */
 void iox_pg_on_notice(struct iox_pg_pool *p, iox_pg_notice_cb fn, void *arg);
+
+/* LISTEN on channel for the pool's life, as libpq users re-LISTEN by hand
+ * after a reconnect: the pool keeps the channel (copied) and LISTENs on
+ * exactly one of its sessions at a time (so a notification arrives once),
+ * and again on another session, or the next one up, whenever that one is
+ * lost (a restart, a failover, a cancel that did not help). Notifications
+ * sent while no session listens are lost, as with libpq. The LISTEN runs
+ * as a query of the pool's own (its failure is logged). On the pool's
+ * reactor thread. Returns 0; -EINVAL (empty, or 64 bytes or more:
+ * PostgreSQL's NAMEDATALEN); -ENOSPC after IOX_PG_LISTEN_MAX channels;
+ * -EEXIST when already listened; -ESHUTDOWN when closing. */
+#define IOX_PG_LISTEN_MAX 16
+int iox_pg_listen(struct iox_pg_pool *p, const char *channel);
 
 /* A statement prepared by name once per connection. Define it once (static
  * storage), initialise with iox_pg_stmt_init before any pool uses it; it is

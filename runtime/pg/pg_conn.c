@@ -463,6 +463,7 @@ int pg_conn_act_session_up(struct iox_pg_conn *c, const struct iox_pg_event *ev)
         p->last_error[0] = 0;
         p->last_logged[0] = 0;
     }
+    pg_pool_listen_session(p, c);
     pg_pool_take_waiting(p);
     return PG_CONN_EV_NONE;
 }
@@ -668,6 +669,7 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
         q = next;
     }
     if (c->sasl) { iox_pg_scram_clear(&c->scram); c->sasl = 0; }
+    pg_pool_listener_lost(p, c);
     pg_pool_note_down(p);
     if (c->fd >= 0 && c->ops > 0) {
         int rc = iox_seam_cancel_fd(seam(c), c->fd, pg_ud(c, IOX_OP_CANCEL));

@@ -146,6 +146,11 @@ struct iox_pg_pool {
     void *notify_arg;
     iox_pg_notice_cb on_notice;
     void *notice_arg;
+    /* iox_pg_listen: the channels, LISTENed on one session at a time (the
+     * listener, -1: none yet), again on another when it is lost. */
+    char listen_ch[IOX_PG_LISTEN_MAX][64];
+    unsigned nlisten;
+    int listener;
     unsigned nup;
     unsigned want;             /* slots [0, want) hold (or retry) a session: min_size, grown by load */
     int was_up;                /* for "database is back" logs */
@@ -166,6 +171,8 @@ void pg_req_complete(struct iox_pg_conn *c, struct pg_req *q, const struct iox_p
 void pg_fail_req(struct iox_pg_pool *p, struct pg_req *q, int err, const char *sqlstate, const char *msg);
 void pg_req_answer_early(struct iox_pg_pool *p, struct pg_req *q, int err, const char *msg);
 int pg_cancel_start(struct iox_pg_conn *c);
+void pg_pool_listen_session(struct iox_pg_pool *p, struct iox_pg_conn *c);
+void pg_pool_listener_lost(struct iox_pg_pool *p, struct iox_pg_conn *c);
 void pg_pool_take_waiting(struct iox_pg_pool *p);
 void pg_pool_note_down(struct iox_pg_pool *p);
 void pg_conn_deliver(struct iox_pg_conn *c, int event, const struct iox_pg_event *ev);

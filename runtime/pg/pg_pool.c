@@ -686,6 +686,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     if (!p->cfg.min_size) p->cfg.min_size = 1;
     if (p->cfg.min_size > p->cfg.size) p->cfg.min_size = p->cfg.size;
     p->want = p->cfg.min_size;
+    p->listener = -1;
     if (p->cfg.depth > p->cfg.pipeline_max) p->cfg.depth = p->cfg.pipeline_max;
     if (!p->cfg.queue_max) p->cfg.queue_max = 1024;
     if (!p->cfg.backoff_max_ms) p->cfg.backoff_max_ms = 2000;
@@ -807,6 +808,77 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
     free(p->reqs);
     free(p->cancels);
     free(p);
+}
+
+/* ---- iox_pg_listen: one listening session, re-LISTENed when lost ---- */
+
+static void listen_done(void *user, const struct iox_pg_res *res)
+{
+    struct iox_pg_pool *p = user;
+    /* A lost session is not logged again: the next one LISTENs anew. */
+    if (res->status == IOX_PG_ERROR)
+        IOX_WARN("pg: LISTEN refused by the server: %s (SQLSTATE %s)", res->message, res->sqlstate);
+    else if (res->status == IOX_PG_FAILED && !p->stopping)
+        IOX_DEBUG("pg: LISTEN did not complete: %s", res->message);
+}
+
+/* LISTEN channels [from, nlisten) on c, as one simple query of the pool's. */
+static void listen_on(struct iox_pg_pool *p, struct iox_pg_conn *c, unsigned from)
+{
+    char sql[IOX_PG_LISTEN_MAX * 140];
+    size_t n = 0;
+    for (unsigned i = from; i < p->nlisten; i++) {
+        n += (size_t)snprintf(sql + n, sizeof sql - n, "LISTEN \"");
+        for (const char *s = p->listen_ch[i]; *s; s++) {       /* a quoted identifier: " doubled */
+            if (*s == '"') sql[n++] = '"';
+            sql[n++] = *s;
+        }
+        n += (size_t)snprintf(sql + n, sizeof sql - n, "\";");
+    }
+    struct pg_req *q = req_alloc(p);
+    int rc = -EAGAIN;
+    if (q) {
+        q->stmt = NULL;
+        q->cb = listen_done;
+        q->user = p;
+        q->deadline_ms = p->ci.query_timeout_ms ? pg_now(p) + p->ci.query_timeout_ms : 0;
+        rc = assign(c, q, NULL, 0, NULL, sql);
+        if (rc) pg_req_free(p, q);
+    }
+    if (rc) IOX_WARN("pg: cannot queue LISTEN on connection %u: %s", c->idx, strerror(-rc));
+}
+
+/* c is up (session_up), or NULL: pick any up session. */
+void pg_pool_listen_session(struct iox_pg_pool *p, struct iox_pg_conn *c)
+{
+    if (!p->nlisten || p->stopping || p->listener >= 0) return;
+    for (unsigned i = 0; !c && i < p->cfg.size; i++)
+        if (pg_conn_is_up(&p->conns[i])) c = &p->conns[i];
+    if (!c) return;
+    p->listener = (int)c->idx;
+    listen_on(p, c, 0);
+}
+
+/* c's session ends (drop): if it was the listener, LISTEN on another. */
+void pg_pool_listener_lost(struct iox_pg_pool *p, struct iox_pg_conn *c)
+{
+    if (p->listener != (int)c->idx) return;
+    p->listener = -1;
+    pg_pool_listen_session(p, NULL);
+}
+
+int iox_pg_listen(struct iox_pg_pool *p, const char *channel)
+{
+    if (p->stopping) return -ESHUTDOWN;
+    size_t len = channel ? strlen(channel) : 0;
+    if (!len || len >= sizeof p->listen_ch[0]) return -EINVAL;
+    for (unsigned i = 0; i < p->nlisten; i++)
+        if (!strcmp(p->listen_ch[i], channel)) return -EEXIST;
+    if (p->nlisten >= IOX_PG_LISTEN_MAX) return -ENOSPC;
+    memcpy(p->listen_ch[p->nlisten++], channel, len + 1);
+    if (p->listener >= 0) listen_on(p, &p->conns[p->listener], p->nlisten - 1);
+    else pg_pool_listen_session(p, NULL);
+    return 0;
 }
 
 void iox_pg_on_notify(struct iox_pg_pool *p, iox_pg_notify_cb fn, void *arg)
