@@ -841,6 +841,42 @@ IOX_TEST(pg_sim, overdue_query_is_cancelled_and_the_session_survives)
     pool_world_close(w);
 }
 
+/* While the session is cancelling it takes no new query: one submitted
+ * then waits in the pool's queue, and leaves at the end of the turn in
+ * which the cancelled query's ReadyForQuery brings the session back. */
+IOX_TEST(pg_sim, a_query_waiting_during_the_cancel_runs_after_it)
+{
+    struct world *w = pool_world(&cancel_pc);
+    uint64_t s = 6;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+    struct srv *sv = &w->srv[0];
+    unsigned q0 = w->nq;
+    submit_prepared(w);
+    turn(w);
+    sv->stalled = 1;
+    pump_srv(w, sv);
+    tick(w, 1000);
+    CU_ASSERT_EQUAL(w->calls[q0], 1);
+    unsigned q1 = w->nq;
+    submit_prepared(w);                    /* the session is cancelling: q1 waits */
+    turn(w);
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd));
+    struct srv *cx = cancel_conn(w, 0);
+    pump_srv(w, cx);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sim, cx->fd, 0), 0);
+    turn(w);
+    pump_srv(w, sv);                       /* 57014 for q0: the session is back, q1 leaves */
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd));
+    pump_srv(w, sv);
+    CU_ASSERT_EQUAL(w->calls[q1], 1);
+    CU_ASSERT_EQUAL(w->status[q1], query_is_error(q1) ? IOX_PG_ERROR : IOX_PG_OK);
+    CU_ASSERT_EQUAL(w->cancel_hits, 0);
+    CU_ASSERT_EQUAL(iox_pg_pool_sessions(w->pool), 1);
+    CU_ASSERT_EQUAL(w->bad, 0);
+    pool_world_close(w);
+}
+
 /* The race libpq users know: the slow query finishes just as its deadline
  * passes, so the cancel lands on the NEXT query. That one fails with 57014
  * (its own error, never q0's rows), q0's late rows are swallowed, and the

@@ -638,7 +638,7 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
     struct iox_pg_pool *p = c->pool;
     if (!c->fail_err) set_fail(c, -ECANCELED, NULL, "the pool is closing");
     if (c->was_up) p->nup--;
-    uint32_t nfailed = c->inflight.n;
+    uint32_t nfailed = c->inflight.n - c->zombies;   /* a zombie was answered already */
     if (!c->fail_logged && !p->stopping) {
         if (c->was_up)
             IOX_WARN("pg: connection %u lost: %s (%u quer%s failed)", c->idx, c->fail_msg, nfailed,

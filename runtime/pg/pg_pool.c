@@ -552,6 +552,10 @@ static void pg_flush(struct iox_reactor *r, void *ctx)
 {
     (void)r;
     struct iox_pg_pool *p = ctx;
+    /* Queries that waited while every session was full or cancelling: a
+     * session back from cancelling (its input_done came after its
+     * query_input took nothing) takes them here. */
+    if (p->waiting.head && !p->stopping) pg_pool_take_waiting(p);
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct iox_pg_conn *c = &p->conns[i];
         if ((c->wb[c->fill].len || (c->tls && pg_tls_out_pending(c))) && !c->send_busy && c->fd >= 0)
