@@ -49,8 +49,8 @@
  *  - A lost connection (EOF, reset, FATAL, protocol error, a cancel that
  *    did not help) fails its in-flight queries with a clear message, and the slot
  *    reconnects with exponential backoff (100 ms doubling, capped at
- *    2 s) driven by a ring timeout: when the database comes back the pool
- *    recovers by itself.
+ *    2 s) driven by the reactor's tick and clock (r->now_ms): when the
+ *    database comes back the pool recovers by itself.
  *  - Hot path: no malloc (buffers and request slots are allocated when the
  *    pool opens and grow only for results or parameters larger than seen
  *    before), no locks, no syscalls besides the ring's.
