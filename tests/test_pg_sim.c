@@ -965,6 +965,48 @@ IOX_TEST(pg_sim, cancel_refused_drops_the_session_at_the_second_deadline)
     pool_world_close(w);
 }
 
+/* A cancel connection that hangs (a connect never answered) is given up at
+ * connect_timeout: its op cancelled, its socket closed, the failure
+ * counted; the stuck session still goes at the recovery bound. */
+IOX_TEST(pg_sim, a_hanging_cancel_connection_is_given_up)
+{
+    struct iox_pg_pool_config pc = cancel_pc;
+    pc.conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw query_timeout_ms=1000 connect_timeout_ms=500";
+    struct world *w = pool_world(&pc);
+    uint64_t s = 8;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+    struct srv *sv = &w->srv[0];
+    unsigned q0 = w->nq;
+    submit_prepared(w);
+    submit_prepared(w);
+    turn(w);
+    sv->stalled = 1;
+    pump_srv(w, sv);
+    tick(w, 1000);
+    CU_ASSERT_EQUAL(w->calls[q0], 1);
+    struct srv *cx = new_srv(w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cx);
+    CU_ASSERT_EQUAL(iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, cx->fd), 0);
+    turn(w);
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));   /* never answered */
+    tick(w, 499);
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));
+    CU_ASSERT_EQUAL(counter(w, "ioxide_pg_cancel_failures_total"), 0);
+    tick(w, 1);                    /* connect_timeout: the connect is cancelled (the sim answers -ECANCELED) */
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, cx->fd), 1);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(w->sim, cx->fd), 0);
+    CU_ASSERT_EQUAL(counter(w, "ioxide_pg_cancel_failures_total"), 1);
+    CU_ASSERT_EQUAL(w->calls[q0 + 1], 0);
+    tick(w, 500);                                                     /* the recovery bound */
+    CU_ASSERT_EQUAL(w->calls[q0 + 1], 1);
+    CU_ASSERT_EQUAL(w->status[q0 + 1], IOX_PG_FAILED);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, sv->fd), 1);
+    CU_ASSERT_EQUAL(w->bad, 0);
+    pool_world_close(w);
+}
+
 /* iox_pg_pool_close does not wait for the simulated ring, as it gives up on
  * a real one after 500 ms: a connection still closing — its socket op in
  * flight (closing), or its close (closing_socket) — takes `stop` there and
