@@ -12,9 +12,10 @@
 #define S_authenticating 5
 #define S_ready 6
 #define S_busy 7
-#define S_closing 8
-#define S_closing_socket 9
-#define S_stopped 10
+#define S_cancelling 8
+#define S_closing 9
+#define S_closing_socket 10
+#define S_stopped 11
 #define E_none 0
 #define E_open 1
 #define E_socket_ok 2
@@ -66,7 +67,8 @@ byte b_q = 2;  /* budget: q */
 byte b_short = 1;  /* budget: short */
 byte b_err = 1;  /* budget: err */
 byte b_shutdown = 1;  /* budget: shutdown */
-byte b_deadline = 1;  /* budget: deadline */
+byte b_deadline = 2;  /* budget: deadline */
+byte zq = 0;
 byte qn = 0;
 byte unsent = 0;
 byte auth_out = 0;
@@ -143,13 +145,14 @@ inline start_send() {
 #define A_tls_input 8
 #define A_auth_input 9
 #define A_session_up 10
-#define A_query_input 11
-#define A_send_out 12
-#define A_on_sent 13
-#define A_drop 14
-#define A_close_socket 15
-#define A_release 16
-#define A_finish 17
+#define A_cancel_query 11
+#define A_query_input 12
+#define A_send_out 13
+#define A_on_sent 14
+#define A_drop 15
+#define A_close_socket 16
+#define A_release 17
+#define A_finish 18
 byte act;          /* the action the transition asked for */
 
 inline run_action() {
@@ -189,8 +192,15 @@ inline run_action() {
   :: act == A_session_up ->
      skip;
      skip
+  :: act == A_cancel_query ->
+     if :: qn > 0 -> qn--; failed++; zq++ :: else -> raise(E_fail) fi;
+     if
+     :: fu == E_none && true -> fu = E_fail
+     :: fu == E_none -> skip
+     :: else -> skip
+     fi
   :: act == A_query_input ->
-     if :: rfq -> rfq = 0; qn--; replies++ :: else -> skip fi; arm(OP_recv);
+     if :: rfq && zq > 0 -> rfq = 0; zq-- :: rfq && zq == 0 -> rfq = 0; qn--; replies++ :: else -> skip fi; arm(OP_recv);
      if
      :: fu == E_none && true -> fu = E_input_done
      :: fu == E_none && true -> fu = E_fail
@@ -203,7 +213,7 @@ inline run_action() {
      if :: !sent_full -> submit(OP_send) :: else -> at_srv = at_srv + sending; sent_total = sent_total + sending; sending = 0; start_send() fi;
      skip
   :: act == A_drop ->
-     failed = failed + qn; qn = 0; unsent = 0; sending = 0; at_srv = 0; rfq = 0; auth_out = 0; if :: sock == SOCK_OPEN && busy() > 0 -> cancel_all() :: else -> skip fi; raise(E_op_done);
+     failed = failed + qn; qn = 0; zq = 0; unsent = 0; sending = 0; at_srv = 0; rfq = 0; auth_out = 0; if :: sock == SOCK_OPEN && busy() > 0 -> cancel_all() :: else -> skip fi; raise(E_op_done);
      skip
   :: act == A_close_socket ->
      close_sock();
@@ -223,6 +233,7 @@ inline guard_ops_in_flight() { gv = (busy() > 0) }
 inline guard_no_socket() { gv = (sock != SOCK_OPEN) }
 inline guard_wants_tls() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_tls_required() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
+inline guard_cancel_pending() { gv = (zq > 0) }
 
 /* One event from the current state: the transition's alternatives, in
  * spec order; the state is stored before the action runs (as in C). */
@@ -231,25 +242,25 @@ inline step() {
   :: st == S_down ->
      if
      :: cur == E_open ->
-        printf("@@t %d %d\n", 0, cur); st = S_socketing; act = A_open_socket  /* spec/machines/pg_conn.toml:80 */
+        printf("@@t %d %d\n", 0, cur); st = S_socketing; act = A_open_socket  /* spec/machines/pg_conn.toml:82 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 1, cur); st = S_down; skip  /* spec/machines/pg_conn.toml:82 */
+        printf("@@t %d %d\n", 1, cur); st = S_down; skip  /* spec/machines/pg_conn.toml:84 */
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 2, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:81 */
+        printf("@@t %d %d\n", 2, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:83 */
      :: else -> skip /* ignored */
      fi
   :: st == S_socketing ->
      if
      :: cur == E_socket_ok ->
-        printf("@@t %d %d\n", 3, cur); st = S_connecting; act = A_start_connect  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 3, cur); st = S_connecting; act = A_start_connect  /* spec/machines/pg_conn.toml:89 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 4, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
+        printf("@@t %d %d\n", 4, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 5, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
+        printf("@@t %d %d\n", 5, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 6, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 6, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 7, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 7, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
      :: else -> skip /* ignored */
      fi
   :: st == S_connecting ->
@@ -258,130 +269,162 @@ inline step() {
         guard_wants_tls();
         if
         :: gv ->
-           printf("@@t %d %d\n", 8, cur); st = S_ssl_requesting; act = A_start_ssl_request  /* spec/machines/pg_conn.toml:92 */
+           printf("@@t %d %d\n", 8, cur); st = S_ssl_requesting; act = A_start_ssl_request  /* spec/machines/pg_conn.toml:94 */
         :: else ->
-           printf("@@t %d %d\n", 9, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:92 */
+           printf("@@t %d %d\n", 9, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:94 */
         fi
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
+        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
+        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 12, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 12, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 13, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 13, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
      :: else -> skip /* ignored */
      fi
   :: st == S_ssl_requesting ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 14, cur); st = S_ssl_requesting; act = A_ssl_answer  /* spec/machines/pg_conn.toml:97 */
+        printf("@@t %d %d\n", 14, cur); st = S_ssl_requesting; act = A_ssl_answer  /* spec/machines/pg_conn.toml:99 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 15, cur); st = S_ssl_requesting; act = A_on_sent  /* spec/machines/pg_conn.toml:98 */
+        printf("@@t %d %d\n", 15, cur); st = S_ssl_requesting; act = A_on_sent  /* spec/machines/pg_conn.toml:100 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 16, cur); st = S_ssl_requesting; act = A_send_out  /* spec/machines/pg_conn.toml:99 */
+        printf("@@t %d %d\n", 16, cur); st = S_ssl_requesting; act = A_send_out  /* spec/machines/pg_conn.toml:101 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 17, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
+        printf("@@t %d %d\n", 17, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 18, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
+        printf("@@t %d %d\n", 18, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 19, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 19, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 20, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 20, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
      :: cur == E_ssl_yes ->
-        printf("@@t %d %d\n", 21, cur); st = S_handshaking; act = A_tls_start  /* spec/machines/pg_conn.toml:100 */
+        printf("@@t %d %d\n", 21, cur); st = S_handshaking; act = A_tls_start  /* spec/machines/pg_conn.toml:102 */
      :: cur == E_ssl_no ->
         guard_tls_required();
         if
         :: gv ->
-           printf("@@t %d %d\n", 22, cur); st = S_ssl_requesting; act = A_refuse_plaintext  /* spec/machines/pg_conn.toml:101 */
+           printf("@@t %d %d\n", 22, cur); st = S_ssl_requesting; act = A_refuse_plaintext  /* spec/machines/pg_conn.toml:103 */
         :: else ->
-           printf("@@t %d %d\n", 23, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:101 */
+           printf("@@t %d %d\n", 23, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:103 */
         fi
      :: else -> skip /* ignored */
      fi
   :: st == S_handshaking ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 24, cur); st = S_handshaking; act = A_tls_input  /* spec/machines/pg_conn.toml:106 */
+        printf("@@t %d %d\n", 24, cur); st = S_handshaking; act = A_tls_input  /* spec/machines/pg_conn.toml:108 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 25, cur); st = S_handshaking; act = A_on_sent  /* spec/machines/pg_conn.toml:107 */
+        printf("@@t %d %d\n", 25, cur); st = S_handshaking; act = A_on_sent  /* spec/machines/pg_conn.toml:109 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 26, cur); st = S_handshaking; act = A_send_out  /* spec/machines/pg_conn.toml:108 */
+        printf("@@t %d %d\n", 26, cur); st = S_handshaking; act = A_send_out  /* spec/machines/pg_conn.toml:110 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 27, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
+        printf("@@t %d %d\n", 27, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 28, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
+        printf("@@t %d %d\n", 28, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 29, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 29, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 30, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 30, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
      :: cur == E_tls_done ->
-        printf("@@t %d %d\n", 31, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:109 */
+        printf("@@t %d %d\n", 31, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_authenticating ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 32, cur); st = S_authenticating; act = A_auth_input  /* spec/machines/pg_conn.toml:114 */
+        printf("@@t %d %d\n", 32, cur); st = S_authenticating; act = A_auth_input  /* spec/machines/pg_conn.toml:116 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 33, cur); st = S_authenticating; act = A_on_sent  /* spec/machines/pg_conn.toml:115 */
+        printf("@@t %d %d\n", 33, cur); st = S_authenticating; act = A_on_sent  /* spec/machines/pg_conn.toml:117 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 34, cur); st = S_authenticating; act = A_send_out  /* spec/machines/pg_conn.toml:116 */
+        printf("@@t %d %d\n", 34, cur); st = S_authenticating; act = A_send_out  /* spec/machines/pg_conn.toml:118 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 35, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
+        printf("@@t %d %d\n", 35, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 36, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
+        printf("@@t %d %d\n", 36, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
      :: cur == E_established ->
-        printf("@@t %d %d\n", 37, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:117 */
+        printf("@@t %d %d\n", 37, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:119 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 38, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 38, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 39, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 39, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
      :: else -> skip /* ignored */
      fi
   :: st == S_ready ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 40, cur); st = S_ready; act = A_query_input  /* spec/machines/pg_conn.toml:122 */
+        printf("@@t %d %d\n", 40, cur); st = S_ready; act = A_query_input  /* spec/machines/pg_conn.toml:124 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 41, cur); st = S_ready; act = A_on_sent  /* spec/machines/pg_conn.toml:123 */
+        printf("@@t %d %d\n", 41, cur); st = S_ready; act = A_on_sent  /* spec/machines/pg_conn.toml:125 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 42, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:124 */
+        printf("@@t %d %d\n", 42, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:126 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 43, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
+        printf("@@t %d %d\n", 43, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
+        printf("@@t %d %d\n", 44, cur); st = S_cancelling; act = A_cancel_query  /* spec/machines/pg_conn.toml:127 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 45, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 45, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 46, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 46, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
      :: else -> skip /* ignored */
      fi
   :: st == S_busy ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 47, cur); st = S_busy; act = A_query_input  /* spec/machines/pg_conn.toml:129 */
+        printf("@@t %d %d\n", 47, cur); st = S_busy; act = A_query_input  /* spec/machines/pg_conn.toml:132 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 48, cur); st = S_busy; act = A_on_sent  /* spec/machines/pg_conn.toml:130 */
+        printf("@@t %d %d\n", 48, cur); st = S_busy; act = A_on_sent  /* spec/machines/pg_conn.toml:133 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 49, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:131 */
+        printf("@@t %d %d\n", 49, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:134 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:72 */
+        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 51, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:73 */
+        printf("@@t %d %d\n", 51, cur); st = S_cancelling; act = A_cancel_query  /* spec/machines/pg_conn.toml:136 */
      :: cur == E_input_done ->
         guard_drained();
         if
         :: gv ->
-           printf("@@t %d %d\n", 52, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:132 */
+           printf("@@t %d %d\n", 52, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:135 */
         :: else ->
-           skip /* ignored: spec/machines/pg_conn.toml:132 */
+           skip /* ignored: spec/machines/pg_conn.toml:135 */
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 53, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 53, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 54, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 54, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_cancelling ->
+     if
+     :: cur == E_recv ->
+        printf("@@t %d %d\n", 55, cur); st = S_cancelling; act = A_query_input  /* spec/machines/pg_conn.toml:141 */
+     :: cur == E_sent ->
+        printf("@@t %d %d\n", 56, cur); st = S_cancelling; act = A_on_sent  /* spec/machines/pg_conn.toml:142 */
+     :: cur == E_flush ->
+        printf("@@t %d %d\n", 57, cur); st = S_cancelling; act = A_send_out  /* spec/machines/pg_conn.toml:143 */
+     :: cur == E_io_error ->
+        printf("@@t %d %d\n", 58, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+     :: cur == E_timeout ->
+        printf("@@t %d %d\n", 59, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+     :: cur == E_input_done ->
+        guard_cancel_pending();
+        if
+        :: gv ->
+           skip /* ignored: spec/machines/pg_conn.toml:144 */
+        :: else ->
+           guard_drained();
+           if
+           :: gv ->
+              printf("@@t %d %d\n", 60, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:144 */
+           :: else ->
+              printf("@@t %d %d\n", 61, cur); st = S_busy; skip  /* spec/machines/pg_conn.toml:144 */
+           fi
+        fi
+     :: cur == E_fail ->
+        printf("@@t %d %d\n", 62, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
+     :: cur == E_shutdown ->
+        printf("@@t %d %d\n", 63, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing ->
@@ -390,26 +433,26 @@ inline step() {
         guard_ops_in_flight();
         if
         :: gv ->
-           skip /* ignored: spec/machines/pg_conn.toml:138 */
+           skip /* ignored: spec/machines/pg_conn.toml:150 */
         :: else ->
            guard_no_socket();
            if
            :: gv ->
-              printf("@@t %d %d\n", 55, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:139 */
+              printf("@@t %d %d\n", 64, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:151 */
            :: else ->
-              printf("@@t %d %d\n", 56, cur); st = S_closing_socket; act = A_close_socket  /* spec/machines/pg_conn.toml:140 */
+              printf("@@t %d %d\n", 65, cur); st = S_closing_socket; act = A_close_socket  /* spec/machines/pg_conn.toml:152 */
            fi
         fi
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 57, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:142 */
+        printf("@@t %d %d\n", 66, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:154 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing_socket ->
      if
      :: cur == E_closed ->
-        printf("@@t %d %d\n", 58, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:147 */
+        printf("@@t %d %d\n", 67, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:159 */
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 59, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:148 */
+        printf("@@t %d %d\n", 68, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:160 */
      :: else -> skip /* ignored */
      fi
   :: else -> skip /* a final state ignores every event */
@@ -420,7 +463,7 @@ inline step() {
 inline check() {
   assert(bufs <= 1)
   ; assert((syncs == assigned)) /* invariant one_sync_per_query */
-  ; assert((qn == unsent + sending + at_srv + rfq)) /* invariant each_query_somewhere */
+  ; assert((qn + zq == unsent + sending + at_srv + rfq)) /* invariant each_query_somewhere */
   ; assert((rfq_total <= sent_total && replies <= rfq_total)) /* invariant fifo */
   ; assert((replies + failed + qn == assigned)) /* invariant accounted */
 }
@@ -474,7 +517,7 @@ active proctype ring() {
         op_n[OP_recv]--; op_fin[OP_recv]++;
         if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
         q0 = E_recv; q1 = E_none
-     :: op_n[OP_recv] > 0 && ((st == S_ready || st == S_busy) && at_srv > 0) ->
+     :: op_n[OP_recv] > 0 && ((st == S_ready || st == S_busy || st == S_cancelling) && at_srv > 0) ->
         printf("@@c %d\n", 7);
         op_n[OP_recv]--; op_fin[OP_recv]++;
         if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
@@ -543,7 +586,7 @@ active proctype ring() {
         b_sessions--;
         printf("@@c %d\n", 19);
         q0 = E_open; q1 = E_none
-     :: timeout && !in_final() && (st == S_socketing || st == S_connecting || st == S_ssl_requesting || st == S_handshaking || st == S_authenticating || st == S_ready || st == S_busy) ->
+     :: timeout && !in_final() && (st == S_socketing || st == S_connecting || st == S_ssl_requesting || st == S_handshaking || st == S_authenticating || st == S_ready || st == S_busy || st == S_cancelling) ->
         printf("@@c %d\n", 20);
         q0 = E_timeout; q1 = E_none
      :: !in_final() && b_deadline > 0 ->
@@ -669,22 +712,31 @@ ltl ends { <> ended }
 /* @@trans 41 ready ready on_sent */
 /* @@trans 42 ready busy send_out */
 /* @@trans 43 ready closing drop */
-/* @@trans 44 ready closing drop */
+/* @@trans 44 ready cancelling cancel_query */
 /* @@trans 45 ready closing drop */
 /* @@trans 46 ready closing drop */
 /* @@trans 47 busy busy query_input */
 /* @@trans 48 busy busy on_sent */
 /* @@trans 49 busy busy send_out */
 /* @@trans 50 busy closing drop */
-/* @@trans 51 busy closing drop */
+/* @@trans 51 busy cancelling cancel_query */
 /* @@trans 52 busy ready - */
 /* @@trans 53 busy closing drop */
 /* @@trans 54 busy closing drop */
-/* @@trans 55 closing down release */
-/* @@trans 56 closing closing_socket close_socket */
-/* @@trans 57 closing stopped finish */
-/* @@trans 58 closing_socket down release */
-/* @@trans 59 closing_socket stopped finish */
+/* @@trans 55 cancelling cancelling query_input */
+/* @@trans 56 cancelling cancelling on_sent */
+/* @@trans 57 cancelling cancelling send_out */
+/* @@trans 58 cancelling closing drop */
+/* @@trans 59 cancelling closing drop */
+/* @@trans 60 cancelling ready - */
+/* @@trans 61 cancelling busy - */
+/* @@trans 62 cancelling closing drop */
+/* @@trans 63 cancelling closing drop */
+/* @@trans 64 closing down release */
+/* @@trans 65 closing closing_socket close_socket */
+/* @@trans 66 closing stopped finish */
+/* @@trans 67 closing_socket down release */
+/* @@trans 68 closing_socket stopped finish */
 /* @@event 1 open */
 /* @@event 2 socket_ok */
 /* @@event 3 connect_ok */

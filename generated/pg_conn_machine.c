@@ -15,6 +15,7 @@ const char *const pg_conn_state_names[PG_CONN_STATE_COUNT] = {
     [PG_CONN_S_AUTHENTICATING] = "authenticating",
     [PG_CONN_S_READY] = "ready",
     [PG_CONN_S_BUSY] = "busy",
+    [PG_CONN_S_CANCELLING] = "cancelling",
     [PG_CONN_S_CLOSING] = "closing",
     [PG_CONN_S_CLOSING_SOCKET] = "closing_socket",
     [PG_CONN_S_STOPPED] = "stopped",
@@ -71,48 +72,48 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
         switch (from) {
         case PG_CONN_S_DOWN:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:80 */
+            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:82 */
                 *state = PG_CONN_S_SOCKETING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
                 next = pg_conn_act_open_socket(ctx, ev);
                 break;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:82 */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:84 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:85 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:81 */
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:83 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -126,61 +127,61 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_SOCKETING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:87 */
+            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:89 */
                 *state = PG_CONN_S_CONNECTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CONNECTING);
                 next = pg_conn_act_start_connect(ctx, ev);
                 break;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:88 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:90 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:88 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:90 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:88 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:90 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:88 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:90 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -190,68 +191,68 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CONNECTING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:93 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:92 */
-                if (pg_conn_guard_wants_tls(ctx, ev)) { /* [wants_tls] start_ssl_request -> ssl_requesting (line 92) */
+            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:94 */
+                if (pg_conn_guard_wants_tls(ctx, ev)) { /* [wants_tls] start_ssl_request -> ssl_requesting (line 94) */
                     *state = PG_CONN_S_SSL_REQUESTING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                     next = pg_conn_act_start_ssl_request(ctx, ev);
-                } else { /* start_session -> authenticating (line 92) */
+                } else { /* start_session -> authenticating (line 94) */
                     *state = PG_CONN_S_AUTHENTICATING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                     next = pg_conn_act_start_session(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:93 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:93 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:93 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -261,84 +262,84 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_SSL_REQUESTING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:102 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:104 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:102 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:104 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:97 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:99 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_ssl_answer(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:98 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:100 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:99 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:101 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* spec/machines/pg_conn.toml:100 */
+            case PG_CONN_EV_SSL_YES: /* spec/machines/pg_conn.toml:102 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_tls_start(ctx, ev);
                 break;
-            case PG_CONN_EV_SSL_NO: /* spec/machines/pg_conn.toml:101 */
-                if (pg_conn_guard_tls_required(ctx, ev)) { /* [tls_required] refuse_plaintext (line 101) */
+            case PG_CONN_EV_SSL_NO: /* spec/machines/pg_conn.toml:103 */
+                if (pg_conn_guard_tls_required(ctx, ev)) { /* [tls_required] refuse_plaintext (line 103) */
                     *state = PG_CONN_S_SSL_REQUESTING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                     next = pg_conn_act_refuse_plaintext(ctx, ev);
-                } else { /* start_session -> authenticating (line 101) */
+                } else { /* start_session -> authenticating (line 103) */
                     *state = PG_CONN_S_AUTHENTICATING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                     next = pg_conn_act_start_session(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -348,73 +349,73 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_HANDSHAKING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:110 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:112 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:110 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:112 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:106 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:108 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_tls_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:107 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:109 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:108 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:110 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* spec/machines/pg_conn.toml:109 */
+            case PG_CONN_EV_TLS_DONE: /* spec/machines/pg_conn.toml:111 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_start_session(ctx, ev);
                 break;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -424,73 +425,73 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_AUTHENTICATING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:118 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:120 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:118 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:120 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:114 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:116 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_auth_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:115 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:117 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:118 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:117 */
+            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:119 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_session_up(ctx, ev);
                 break;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -500,69 +501,69 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_READY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:125 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:128 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:125 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:128 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:124 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:123 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:125 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:124 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:126 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:127 */
+                *state = PG_CONN_S_CANCELLING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CANCELLING);
+                next = pg_conn_act_cancel_query(ctx, ev);
+                break;
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
+                return *state;
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+                return *state;
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
-                return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
-                return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
-                *state = PG_CONN_S_CLOSING;
-                if (pg_conn_trace)
-                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
-                next = pg_conn_act_drop(ctx, ev);
-                break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -572,76 +573,159 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_BUSY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:133 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:137 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:133 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:137 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:129 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:132 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:130 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:133 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:131 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:134 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
-                *state = PG_CONN_S_CLOSING;
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:136 */
+                *state = PG_CONN_S_CANCELLING;
                 if (pg_conn_trace)
-                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
-                next = pg_conn_act_drop(ctx, ev);
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CANCELLING);
+                next = pg_conn_act_cancel_query(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:132 */
-                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 132) */
+            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:135 */
+                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 135) */
                     *state = PG_CONN_S_READY;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
-                } else { /* ignore (line 132) */
+                } else { /* ignore (line 135) */
                     return *state; /* ignored */
                 }
                 break;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
+                return *state;
+            case PG_CONN_EV_NONE:
+            case PG_CONN_EVENT_COUNT:
+            default:
+                pg_conn_bug("unreachable event", from, e);
+            }
+            break;
+        case PG_CONN_S_CANCELLING:
+            switch (e) {
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
+                return *state;
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:145 */
+                return *state;
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:145 */
+                return *state;
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:141 */
+                *state = PG_CONN_S_CANCELLING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CANCELLING);
+                next = pg_conn_act_query_input(ctx, ev);
+                break;
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:142 */
+                *state = PG_CONN_S_CANCELLING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CANCELLING);
+                next = pg_conn_act_on_sent(ctx, ev);
+                break;
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:143 */
+                *state = PG_CONN_S_CANCELLING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CANCELLING);
+                next = pg_conn_act_send_out(ctx, ev);
+                break;
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
+                return *state;
+            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:144 */
+                if (pg_conn_guard_cancel_pending(ctx, ev)) { /* [cancel_pending] ignore (line 144) */
+                    return *state; /* ignored */
+                } else if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 144) */
+                    *state = PG_CONN_S_READY;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
+                } else { /* -> busy (line 144) */
+                    *state = PG_CONN_S_BUSY;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
+                }
+                break;
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+                return *state;
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
+                return *state;
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -651,54 +735,54 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CLOSING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:137 */
-                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 138) */
+            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:149 */
+                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 150) */
                     return *state; /* ignored */
-                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 139) */
+                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 151) */
                     *state = PG_CONN_S_DOWN;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                     next = pg_conn_act_release(ctx, ev);
-                } else { /* close_socket -> closing_socket (line 140) */
+                } else { /* close_socket -> closing_socket (line 152) */
                     *state = PG_CONN_S_CLOSING_SOCKET;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING_SOCKET);
                     next = pg_conn_act_close_socket(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:142 */
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:154 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -712,45 +796,45 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CLOSING_SOCKET:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:147 */
+            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:159 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 next = pg_conn_act_release(ctx, ev);
                 break;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:161 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:148 */
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:160 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -778,7 +862,7 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
 
 /* [reuse]: the only writes of the state outside pg_conn_fire(). */
 
-void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:155 */
+void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:167 */
 {
     *state = PG_CONN_S_DOWN;
 }

@@ -30,6 +30,7 @@ enum __attribute__((packed)) pg_conn_state {
     PG_CONN_S_AUTHENTICATING, /* startup sent: answering the server's authentication request until ReadyForQuery */
     PG_CONN_S_READY, /* session up, no query in flight */
     PG_CONN_S_BUSY, /* queries in flight (pipelined): results are matched to them in FIFO order */
+    PG_CONN_S_CANCELLING, /* the oldest query was answered with a timeout and a CancelRequest sent; it stays in flight (FIFO) until its ReadyForQuery, the queries behind it complete normally; a second deadline (timeout) drops the session */
     PG_CONN_S_CLOSING, /* the session is over: every op on the socket is cancelled; the close waits for the last completion */
     PG_CONN_S_CLOSING_SOCKET, /* IORING_OP_CLOSE in flight: every other op on the socket has ended */
     PG_CONN_S_STOPPED, /* the pool was freed (final) (final) */
@@ -49,7 +50,7 @@ enum pg_conn_event {
     PG_CONN_EV_SENT, /* a send completed (possibly short) */
     PG_CONN_EV_FLUSH, /* end of the loop turn and output is queued */
     PG_CONN_EV_IO_ERROR, /* an op failed, or the server closed the connection (recv 0) */
-    PG_CONN_EV_TIMEOUT, /* the connect/auth deadline passed, or the oldest query is overdue */
+    PG_CONN_EV_TIMEOUT, /* the connect/auth deadline passed, the oldest query is overdue (ready/busy: cancel it), or a cancelled session did not recover in time (cancelling) */
     PG_CONN_EV_ESTABLISHED, /* (raised) ReadyForQuery after authentication: the session is usable */
     PG_CONN_EV_INPUT_DONE, /* (raised by query_input) what arrived is parsed, its queries completed, the recv re-armed */
     PG_CONN_EV_FAIL, /* (raised) auth refused, protocol error, FATAL from the server: the session is over */
@@ -98,6 +99,9 @@ int pg_conn_guard_wants_tls(const struct iox_pg_conn *ctx, const struct iox_pg_e
 /* sslmode is require, verify-ca or verify-full: plaintext is not acceptable */
 int pg_conn_guard_tls_required(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
+/* the query answered with a timeout is still in flight: its ReadyForQuery has not arrived (zombies > 0) */
+int pg_conn_guard_cancel_pending(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
 /* Actions — written by hand, called only by pg_conn_fire(). Each runs
  * after the instance has moved to the transition's target state and returns
  * a follow-up event (PG_CONN_EV_NONE for none), which pg_conn_fire()
@@ -133,7 +137,10 @@ int pg_conn_act_auth_input(struct iox_pg_conn *ctx, const struct iox_pg_event *e
 /* the session is ready: reset the backoff, take waiting queries */
 int pg_conn_act_session_up(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
-/* parse results, complete queries in FIFO order, re-arm the recv; raises input_done or fail */
+/* the oldest query is overdue: answer it at once (-ETIMEDOUT), keep it in flight as a zombie whose answer is swallowed, send a CancelRequest on a fresh connection (the pool's ops) and start the recovery deadline; raises fail when nothing is in flight */
+int pg_conn_act_cancel_query(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* parse results, complete queries in FIFO order (a zombie's answer is swallowed), hand notifications and notices to the pool's callbacks, re-arm the recv; raises input_done or fail */
 int pg_conn_act_query_input(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
 /* send everything queued (one send per turn) */
@@ -182,7 +189,7 @@ extern void (*pg_conn_trace)(struct iox_pg_conn *ctx, int from, int event, int t
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/pg_conn.toml:155: -> down, whatever *state holds (it is not read). */
+/* spec/machines/pg_conn.toml:167: -> down, whatever *state holds (it is not read). */
 void pg_conn_init(pg_conn_state_t *state);
 
 #endif /* PG_CONN_MACHINE_H */

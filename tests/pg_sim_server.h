@@ -59,20 +59,25 @@ static inline void be_auth(struct buf *b, uint32_t code, const char *salt)
     free(pl.p);
 }
 
-static inline void be_session_start(struct buf *b)
+/* The BackendKeyData of the session on fd: pid fd, secret key srv_key(fd). */
+static inline uint32_t srv_key(int fd) { return (uint32_t)fd * 7u + 1u; }
+
+static inline void be_session_start_pid(struct buf *b, int pid)
 {
     struct buf pl = {0};
     be_auth(b, 0, NULL);
     b_str(&pl, "server_version"); b_str(&pl, "16.0");
     b_msg(b, 'S', &pl);
     pl.len = 0;
-    b_u32(&pl, 4242); b_u32(&pl, 777);
+    b_u32(&pl, (uint32_t)pid); b_u32(&pl, srv_key(pid));
     b_msg(b, 'K', &pl);
     pl.len = 0;
     b_put(&pl, "I", 1);
     b_msg(b, 'Z', &pl);
     free(pl.p);
 }
+
+static inline void be_session_start(struct buf *b) { be_session_start_pid(b, 4242); }
 
 static inline void be_rows(struct buf *b, unsigned q, int with_desc)
 {
@@ -133,6 +138,9 @@ struct srv {
     struct buf tx;        /* bytes owed to the client; [off, len) undelivered */
     unsigned bind_q;      /* the query of the last Bind */
     int bind_err;
+    int cancel;           /* a CancelRequest landed: the next Execute/Query fails with 57014 */
+    unsigned cancels;     /* CancelRequests this session received (as the target) */
+    int was_cancel;       /* this connection carried a CancelRequest */
 };
 
 static inline int query_is_error(unsigned q) { return q % 5 == 2; }
@@ -145,6 +153,9 @@ struct srv_host {
     void (*bad)(void *ctx, const char *fmt, unsigned q, const char *got);
     void (*turn)(void *ctx);  /* one loop turn, after each delivered piece */
     void *ctx;
+    /* The session whose BackendKeyData pid is pid (a CancelRequest's
+     * target), or NULL; without it a CancelRequest is dropped. */
+    struct srv *(*find)(void *ctx, int32_t pid);
 };
 
 static inline uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
@@ -162,9 +173,30 @@ static inline void srv_serve(const struct srv_host *w, struct srv *sv)
         if (sv->st == SV_STARTUP) {
             if (left < 8 || left < rd32(m)) return;
             uint32_t len = rd32(m);
+            if (len == 16 && rd32(m + 4) == 80877102) {
+                /* CancelRequest: as the postmaster, signal the target (when
+                 * pid and key match) and close. A backend that has consumed
+                 * everything is idle and ignores it; otherwise the oldest
+                 * query not answered yet fails with 57014 — the slow one, or
+                 * the next if the slow one finished first (the race). */
+                sv->rx += len;
+                sv->was_cancel = 1;
+                sv->st = SV_DEAD;
+                struct srv *t = w->find ? w->find(w->ctx, (int32_t)rd32(m + 8)) : NULL;
+                if (t && t->st == SV_UP && rd32(m + 12) == srv_key(t->fd)) {
+                    size_t tn;
+                    iox_sim_peer_bytes(w->sim, t->fd, &tn);
+                    t->cancels++;
+                    if (t->rx < tn) t->cancel = 1;
+                    t->stalled = 0;   /* pg_sleep is interrupted */
+                } else if (t && t->st == SV_UP) {
+                    w->bad(w->ctx, "fd %u: CancelRequest with a wrong key%s", (unsigned)t->fd, "");
+                }
+                return;
+            }
             if (rd32(m + 4) != 196608) w->bad(w->ctx, "fd %u: startup with a wrong protocol%s", (unsigned)sv->fd, "");
             sv->rx += len;
-            if (w->auth == AUTH_TRUST) { be_session_start(&sv->tx); sv->st = SV_UP; }
+            if (w->auth == AUTH_TRUST) { be_session_start_pid(&sv->tx, sv->fd); sv->st = SV_UP; }
             else { be_auth(&sv->tx, w->auth == AUTH_MD5 ? 5 : 3, w->auth == AUTH_MD5 ? "salt" : NULL); sv->st = SV_PASSWORD; }
             continue;
         }
@@ -178,7 +210,7 @@ static inline void srv_serve(const struct srv_host *w, struct srv *sv)
             /* MD5: "md5" + 32 hex digits; cleartext: the password. */
             if (w->auth == AUTH_MD5 ? (end - p != 36 || memcmp(p, "md5", 3)) : strcmp((const char *)p, "pw"))
                 w->bad(w->ctx, "fd %u: bad password message%s", (unsigned)sv->fd, "");
-            be_session_start(&sv->tx);
+            be_session_start_pid(&sv->tx, sv->fd);
             sv->st = SV_UP;
             continue;
         }
@@ -198,7 +230,10 @@ static inline void srv_serve(const struct srv_host *w, struct srv *sv)
             break;
         }
         case 'E':
-            if (sv->bind_err) {
+            if (sv->cancel) {
+                sv->cancel = 0;
+                be_error(&sv->tx, "ERROR", "57014", "canceling statement due to user request");
+            } else if (sv->bind_err) {
                 char msg[16];
                 snprintf(msg, sizeof msg, "e%u", sv->bind_q);
                 be_error(&sv->tx, "ERROR", "22012", msg);
@@ -209,7 +244,10 @@ static inline void srv_serve(const struct srv_host *w, struct srv *sv)
         case 'S': be_rfq(&sv->tx); sv->bind_err = 0; break;
         case 'Q': {
             unsigned q = (unsigned)strtoul((const char *)p + 7, NULL, 10);
-            if (query_is_error(q)) {
+            if (sv->cancel) {
+                sv->cancel = 0;
+                be_error(&sv->tx, "ERROR", "57014", "canceling statement due to user request");
+            } else if (query_is_error(q)) {
                 char msg[16];
                 snprintf(msg, sizeof msg, "e%u", q);
                 be_error(&sv->tx, "ERROR", "22012", msg);

@@ -555,23 +555,203 @@ IOX_TEST(pg_ring, database_absent_fails_fast_and_closes)
     rig_close(g);
 }
 
-IOX_TEST(pg_ring, query_timeout_drops_the_session)
+static uint64_t ring_counter(struct rig *g, const char *name)
+{
+    struct iox_counter c[64];
+    unsigned n = iox_reactor_counters(&g->r, c, 64);
+    for (unsigned i = 0; i < n; i++)
+        if (!strcmp(c[i].name, name)) return c[i].value;
+    return ~0ull;
+}
+
+static int backend_pid(struct rig *g)
+{
+    struct outcome o = {0};
+    if (iox_pg_query_simple(g->pool, "SELECT pg_backend_pid()", on_outcome, &o)) return -1;
+    if (wait_done(g, &o, 1, 5000) || o.status != IOX_PG_OK) return -2;
+    return atoi(o.v0);
+}
+
+/* A query past query_timeout_ms is answered -ETIMEDOUT at once and
+ * cancelled with a CancelRequest on a fresh connection (issue 16 part 3):
+ * the SAME backend then answers the queries pipelined behind it and the
+ * next ones, and the server is no longer sleeping. */
+static void cancel_case(const char *ci)
+{
+    struct rig *g = rig_open(ci, 1, 8, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_EQUAL_FATAL(wait_up(g, 1, 5000), 0);
+    int pid = backend_pid(g);
+    CU_ASSERT(pid > 0);
+    static struct iox_pg_stmt three;
+    static int three_init;
+    if (!three_init) { CU_ASSERT_EQUAL_FATAL(iox_pg_stmt_init(&three, "SELECT $1::int + 1", 1), 0); three_init = 1; }
+    struct outcome o[3];
+    memset(o, 0, sizeof o);
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT pg_sleep(5)", on_outcome, &o[0]), 0);
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT 2", on_outcome, &o[1]), 0);   /* behind it */
+    CU_ASSERT_EQUAL(iox_pg_query(g->pool, &three, 1, (const char *const[]){"2"}, on_outcome, &o[2]), 0);
+    /* pg_sleep(5) is answered as timed out well before its 5 s. */
+    CU_ASSERT_EQUAL_FATAL(wait_done(g, o, 1, 1000), 0);
+    CU_ASSERT(o[0].status == IOX_PG_FAILED && o[0].err == -ETIMEDOUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o[0].message, "query timed out after 300 ms"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o[0].message, "cancelled"));
+    CU_ASSERT_EQUAL_FATAL(wait_done(g, o, 3, 2000), 0);
+    CU_ASSERT(o[1].status == IOX_PG_OK && !strcmp(o[1].v0, "2"));
+    CU_ASSERT(o[2].status == IOX_PG_OK && !strcmp(o[2].v0, "3"));
+    CU_ASSERT_EQUAL(backend_pid(g), pid);                 /* the same session */
+    CU_ASSERT_EQUAL(iox_pg_pool_sessions(g->pool), 1);
+    CU_ASSERT_EQUAL(ring_counter(g, "ioxide_pg_cancels_total"), 1);
+    CU_ASSERT_EQUAL(ring_counter(g, "ioxide_pg_cancel_failures_total"), 0);
+    char sql[200], out[64];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND query LIKE '%%pg_sleep%%' "
+             "AND state = 'active'", pid);
+    CU_ASSERT_EQUAL(iox_pg_cluster_psql(&cluster, sql, out, sizeof out), 0);
+    CU_ASSERT_STRING_EQUAL(out, "0");                     /* the sleep is gone */
+    rig_close(g);
+}
+
+IOX_TEST(pg_ring, query_timeout_cancels_and_the_session_survives)
 {
     char ci[400], ci2[460];
     snprintf(ci2, sizeof ci2, "%s query_timeout_ms=300", ci_tcp(ci, sizeof ci, "scram_user", IOX_PG_SCRAM_PW));
-    struct rig *g = rig_open(ci2, 1, 8, 16);
+    cancel_case(ci2);
+}
+
+/* The same over the Unix socket: the cancel connection goes there too. */
+IOX_TEST(pg_ring, query_timeout_cancels_over_the_unix_socket)
+{
+    char ci[400];
+    snprintf(ci, sizeof ci, "host=%s port=%u user=postgres dbname=postgres application_name=ioxide-ring-test "
+             "query_timeout_ms=300", cluster.dir, cluster.port);
+    cancel_case(ci);
+}
+
+/* NOTIFY from another session (psql) and from the pool's own session
+ * reach the notification callback; a RAISE NOTICE reaches the notice
+ * callback (issue 16 part 5). */
+struct async_log {
+    int notifies, notices;
+    char channel[64], payload[64];
+    int32_t pid[4];
+    char severity[16], sqlstate[6], message[64];
+};
+static void on_notify_cb(void *arg, const struct iox_pg_notification *n)
+{
+    struct async_log *l = arg;
+    if (l->notifies < 4) l->pid[l->notifies] = n->pid;
+    l->notifies++;
+    snprintf(l->channel, sizeof l->channel, "%s", n->channel);
+    snprintf(l->payload, sizeof l->payload, "%s", n->payload);
+}
+static void on_notice_cb(void *arg, const struct iox_pg_notice *n)
+{
+    struct async_log *l = arg;
+    l->notices++;
+    snprintf(l->severity, sizeof l->severity, "%s", n->severity);
+    snprintf(l->sqlstate, sizeof l->sqlstate, "%s", n->sqlstate);
+    snprintf(l->message, sizeof l->message, "%s", n->message);
+}
+static int pred_notifies(void *arg) { return ((struct async_log *)arg)->notifies >= 1; }
+struct notify_wait { struct async_log *l; int before; };
+static int pred_notifies_more(void *arg)
+{
+    struct notify_wait *w = arg;
+    return w->l->notifies > w->before;
+}
+struct want_sessions { struct rig *g; uint64_t n; };
+static int pred_sessions(void *arg)
+{
+    struct want_sessions *w = arg;
+    return iox_pg_pool_sessions(w->g->pool) >= w->n && iox_pg_pool_up(w->g->pool) == 2;
+}
+
+IOX_TEST(pg_ring, notifications_and_notices_reach_their_callbacks)
+{
+    char ci[400];
+    struct rig *g = rig_open(ci_tcp(ci, sizeof ci, "scram_user", IOX_PG_SCRAM_PW), 1, 8, 16);
     CU_ASSERT_PTR_NOT_NULL_FATAL(g);
     CU_ASSERT_EQUAL_FATAL(wait_up(g, 1, 5000), 0);
-    struct outcome o[2];
-    memset(o, 0, sizeof o);
-    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT pg_sleep(3)", on_outcome, &o[0]), 0);
-    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT 2", on_outcome, &o[1]), 0);   /* behind it */
-    CU_ASSERT_EQUAL_FATAL(wait_done(g, o, 2, 2000), 0);
-    CU_ASSERT(o[0].status == IOX_PG_FAILED && o[0].err == -ETIMEDOUT);
-    CU_ASSERT_PTR_NOT_NULL(strstr(o[0].message, "query timed out after 300 ms"));
-    CU_ASSERT_EQUAL(o[1].status, IOX_PG_FAILED);
-    CU_ASSERT_EQUAL(wait_up(g, 1, 3000), 0);
-    CU_ASSERT_EQUAL(simple_42(g), 0);
+    struct async_log l;
+    memset(&l, 0, sizeof l);
+    iox_pg_on_notify(g->pool, on_notify_cb, &l);
+    iox_pg_on_notice(g->pool, on_notice_cb, &l);
+    int pid = backend_pid(g);
+    struct outcome o = {0};
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "LISTEN ioxide_ch", on_outcome, &o), 0);
+    CU_ASSERT_EQUAL_FATAL(wait_done(g, &o, 1, 5000), 0);
+    CU_ASSERT_EQUAL(o.status, IOX_PG_OK);
+    /* From another client: arrives while the session is idle. */
+    CU_ASSERT_EQUAL(iox_pg_cluster_psql(&cluster, "\\c " IOX_PG_DB "\nNOTIFY ioxide_ch, 'hello'", NULL, 0), 0);
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_notifies, &l, 5000), 0);
+    CU_ASSERT_EQUAL(l.notifies, 1);
+    CU_ASSERT_STRING_EQUAL(l.channel, "ioxide_ch");
+    CU_ASSERT_STRING_EQUAL(l.payload, "hello");
+    CU_ASSERT(l.pid[0] > 0 && l.pid[0] != pid);           /* psql's backend */
+    /* From the pool's own session: delivered with that query's answer. */
+    memset(&o, 0, sizeof o);
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT pg_notify('ioxide_ch', 'self')", on_outcome, &o), 0);
+    CU_ASSERT_EQUAL_FATAL(wait_done(g, &o, 1, 5000), 0);
+    CU_ASSERT_EQUAL(l.notifies, 2);
+    CU_ASSERT_STRING_EQUAL(l.payload, "self");
+    CU_ASSERT_EQUAL(l.pid[1], pid);
+    /* A notice. */
+    memset(&o, 0, sizeof o);
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "DO $$ BEGIN RAISE NOTICE 'x'; END $$", on_outcome, &o), 0);
+    CU_ASSERT_EQUAL_FATAL(wait_done(g, &o, 1, 5000), 0);
+    CU_ASSERT_EQUAL(o.status, IOX_PG_OK);
+    CU_ASSERT_EQUAL(l.notices, 1);
+    CU_ASSERT_STRING_EQUAL(l.severity, "NOTICE");
+    CU_ASSERT_STRING_EQUAL(l.sqlstate, "00000");
+    CU_ASSERT_STRING_EQUAL(l.message, "x");
+    rig_close(g);
+}
+
+/* iox_pg_listen: the pool LISTENs on one of its sessions, and again on the
+ * new session after a server restart (as libpq users re-LISTEN after
+ * PQreset). A NOTIFY from psql reaches the callback once per notification
+ * (a pool of 2: only one session listens), before and after the restart. */
+static int notify_until_heard(struct rig *g, struct async_log *l, const char *payload)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "\\c " IOX_PG_DB "\nNOTIFY ioxide_listen, '%s'", payload);
+    int before = l->notifies;
+    /* The re-LISTEN after a restart races the first NOTIFY: notify again
+     * until one is heard (each psql is its own session). */
+    for (int tries = 0; tries < 50 && l->notifies == before; tries++) {
+        if (iox_pg_cluster_psql(&cluster, sql, NULL, 0)) return -1;
+        iox_reactor_run_until(&g->r, pred_notifies_more, &(struct notify_wait){l, before}, 200);
+    }
+    return l->notifies > before ? 0 : -1;
+}
+
+IOX_TEST(pg_ring, listen_is_reissued_after_a_restart)
+{
+    char ci[400];
+    struct rig *g = rig_open(ci_tcp(ci, sizeof ci, "scram_user", IOX_PG_SCRAM_PW), 2, 8, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    struct async_log l;
+    memset(&l, 0, sizeof l);
+    iox_pg_on_notify(g->pool, on_notify_cb, &l);
+    CU_ASSERT_EQUAL(iox_pg_listen(g->pool, "ioxide_listen"), 0);   /* before any session is up */
+    CU_ASSERT_EQUAL(iox_pg_listen(g->pool, "ioxide_listen"), -EEXIST);
+    CU_ASSERT_EQUAL(iox_pg_listen(g->pool, ""), -EINVAL);
+    CU_ASSERT_EQUAL_FATAL(wait_up(g, 2, 5000), 0);
+    CU_ASSERT_EQUAL(notify_until_heard(g, &l, "before"), 0);
+    CU_ASSERT_STRING_EQUAL(l.payload, "before");
+    iox_reactor_run_until(&g->r, NULL, NULL, 200);
+    CU_ASSERT_EQUAL(l.notifies, 1);                                  /* once: one session listens */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_cluster_restart(&cluster), 0);
+    struct want_sessions ws = {g, 4};
+    CU_ASSERT_EQUAL_FATAL(iox_reactor_run_until(&g->r, pred_sessions, &ws, 10000), 0);
+    CU_ASSERT_EQUAL(notify_until_heard(g, &l, "after"), 0);
+    CU_ASSERT_STRING_EQUAL(l.payload, "after");
+    iox_reactor_run_until(&g->r, NULL, NULL, 200);
+    CU_ASSERT_EQUAL(l.notifies, 2);
+    char out[64];
+    CU_ASSERT_EQUAL(iox_pg_cluster_psql(&cluster, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                        "application_name = 'ioxide-ring-test' AND query LIKE 'LISTEN%'", out, sizeof out), 0);
+    CU_ASSERT_STRING_EQUAL(out, "1");                                /* one listening session */
     rig_close(g);
 }
 

@@ -69,6 +69,8 @@ struct world {
     uint8_t accepted[MAXQ], calls[MAXQ], final_batch[MAXQ];
     int status[MAXQ];
     unsigned bad;         /* results not matching their query */
+    unsigned cancel_hits; /* queries answered 57014 (a cancel landed on them) */
+    unsigned timeouts;    /* queries answered -ETIMEDOUT */
     uint64_t *rng;        /* callbacks submit queries too (re-entrancy) while set */
     char why[200];
 };
@@ -113,11 +115,17 @@ static void on_result(void *user, const struct iox_pg_res *res)
         else if (res->nrows != 1 || res->ncols != 1 || iox_pg_cell(res, 0, 0)->len != (int32_t)strlen(want) ||
                  memcmp(iox_pg_cell(res, 0, 0)->ptr, want, strlen(want)))
             note_bad(w, "query %u: wrong rows (%s)", q, res->nrows ? "another query's?" : "none");
+    } else if (res->status == IOX_PG_ERROR && !strcmp(res->sqlstate, "57014")) {
+        /* A cancel meant for an overdue query that landed on this one (the
+         * slow one finished first): an error of its own, never another's rows. */
+        w->cancel_hits++;
     } else if (res->status == IOX_PG_ERROR) {
         snprintf(want, sizeof want, "e%u", q);
         if (!query_is_error(q) || strcmp(res->message, want)) note_bad(w, "query %u: unexpected error '%s'", q, res->message);
     } else if (res->err >= 0 || !res->message[0]) {
         note_bad(w, "query %u: FAILED without an errno or message '%s'", q, res->message);
+    } else if (res->err == -ETIMEDOUT) {
+        w->timeouts++;
     }
     /* From inside the callback (completion processing, a drop failing the
      * pipeline, the tick, stop): start another query now and then. */
@@ -146,6 +154,13 @@ static void submit(struct world *w, uint64_t *s)
 
 static void host_bad(void *ctx, const char *fmt, unsigned q, const char *got) { note_bad(ctx, fmt, q, got); }
 static void host_turn(void *ctx) { turn(ctx); }
+static struct srv *host_find(void *ctx, int32_t pid)
+{
+    struct world *w = ctx;
+    for (unsigned i = 0; i < w->nsrv; i++)
+        if (w->srv[i].fd == pid) return &w->srv[i];
+    return NULL;
+}
 
 static void serve(struct world *w, struct srv *sv) { srv_serve(&w->host, sv); }
 static void deliver(struct world *w, struct srv *sv, size_t max, size_t chunk) { srv_deliver(&w->host, sv, max, chunk); }
@@ -326,7 +341,7 @@ static int run_seed(uint64_t seed)
     iox_sim_set_sink(w->sim, sink, &w->r);
     w->now = w->r.now_ms;
     w->auth = (int)(rnd(&s) % 3);
-    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w};
+    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w, host_find};
     struct iox_pg_pool_config pc = {
         .size = 1 + (unsigned)(rnd(&s) % 3),
         .pipeline_max = 1 + (unsigned)(rnd(&s) % 8),
@@ -520,7 +535,7 @@ static struct world *pool_world(const struct iox_pg_pool_config *pc)
     iox_sim_set_sink(w->sim, sink, &w->r);
     w->now = w->r.now_ms;
     w->auth = AUTH_TRUST;
-    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w};
+    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w, host_find};
     char err[200];
     CU_ASSERT_FATAL(iox_pg_pool_open(&w->r, pc, &w->pool, err, sizeof err) == 0);
     turn(w);
@@ -730,6 +745,265 @@ IOX_TEST(pg_sim, pool_grows_by_load_one_session_at_a_time)
     CU_ASSERT_EQUAL(w->bad, 0);
     CU_ASSERT_EQUAL(iox_pg_pool_up(w->pool), 2);
 
+    pool_world_close(w);
+}
+
+/* ---- cancel (query_timeout_ms): the session survives ---- */
+
+static uint64_t counter(struct world *w, const char *name)
+{
+    struct iox_counter c[64];
+    unsigned n = iox_reactor_counters(&w->r, c, 64);
+    for (unsigned i = 0; i < n; i++)
+        if (!strcmp(c[i].name, name)) return c[i].value;
+    return ~0ull;
+}
+
+/* Complete the client's sends on sv, then let the server answer. */
+static void pump_srv(struct world *w, struct srv *sv)
+{
+    while (iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd)) { iox_sim_send(w->sim, sv->fd, 0); turn(w); }
+    serve(w, sv);
+    deliver(w, sv, (size_t)-1, 512);
+}
+
+/* The cancel connection the pool opened: socket, then connect with
+ * connect_res (0 or an error); returns its server. */
+static struct srv *cancel_conn(struct world *w, int connect_res)
+{
+    CU_ASSERT_TRUE_FATAL(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    struct srv *cx = new_srv(w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cx);
+    CU_ASSERT_EQUAL(iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, cx->fd), 0);
+    turn(w);
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));
+    cx->st = connect_res ? SV_DEAD : SV_STARTUP;
+    CU_ASSERT_EQUAL(iox_sim_complete_one(w->sim, IOX_OP_CONNECT, cx->fd, connect_res), 0);
+    turn(w);
+    return cx;
+}
+
+static const struct iox_pg_pool_config cancel_pc = {
+    .size = 1, .min_size = 1, .pipeline_max = 8, .depth = 8,
+    .conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw query_timeout_ms=1000",
+};
+
+/* The server is stuck on q0 with q1 behind it. At the deadline q0 is
+ * answered -ETIMEDOUT at once and a CancelRequest (the session's pid and
+ * key) goes out on a fresh connection; the server fails q0 with 57014 —
+ * swallowed — and answers q1: same session, nothing mismatched. */
+IOX_TEST(pg_sim, overdue_query_is_cancelled_and_the_session_survives)
+{
+    struct world *w = pool_world(&cancel_pc);
+    uint64_t s = 3;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+    struct srv *sv = &w->srv[0];
+    unsigned q0 = w->nq;
+    submit_prepared(w);
+    submit_prepared(w);
+    turn(w);
+    sv->stalled = 1;                       /* pg_sleep: nothing comes back */
+    pump_srv(w, sv);
+    tick(w, 999);
+    CU_ASSERT_EQUAL(w->calls[q0], 0);
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    tick(w, 1);
+    CU_ASSERT_EQUAL(w->calls[q0], 1);      /* answered at once */
+    CU_ASSERT_EQUAL(w->status[q0], IOX_PG_FAILED);
+    CU_ASSERT_EQUAL(w->timeouts, 1);
+    CU_ASSERT_EQUAL(w->calls[q0 + 1], 0);  /* behind it: still waiting */
+    CU_ASSERT_EQUAL(counter(w, "ioxide_pg_cancels_total"), 1);
+    struct srv *cx = cancel_conn(w, 0);
+    pump_srv(w, cx);                       /* the server reads the CancelRequest, closes */
+    CU_ASSERT_TRUE(cx->was_cancel);
+    CU_ASSERT_EQUAL(sv->cancels, 1);       /* it reached the right backend, right key */
+    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sim, cx->fd, 0), 0);
+    turn(w);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, cx->fd), 1);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(w->sim, cx->fd), 0);
+    pump_srv(w, sv);                       /* 57014 for q0 (swallowed), then q1's rows */
+    CU_ASSERT_EQUAL(w->calls[q0], 1);
+    CU_ASSERT_EQUAL(w->calls[q0 + 1], 1);
+    CU_ASSERT_EQUAL(w->status[q0 + 1], query_is_error(q0 + 1) ? IOX_PG_ERROR : IOX_PG_OK);
+    CU_ASSERT_EQUAL(w->cancel_hits, 0);
+    tick(w, 1500);                         /* past the recovery bound: recovered, kept */
+    CU_ASSERT_EQUAL(iox_pg_pool_sessions(w->pool), 1);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(w->pool), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, sv->fd), 0);
+    submit_prepared(w);
+    turn(w);
+    pump_srv(w, sv);
+    CU_ASSERT_EQUAL(w->calls[w->nq - 1], 1);
+    CU_ASSERT_EQUAL(w->status[w->nq - 1], query_is_error(w->nq - 1) ? IOX_PG_ERROR : IOX_PG_OK);
+    CU_ASSERT_EQUAL(counter(w, "ioxide_pg_cancel_failures_total"), 0);
+    CU_ASSERT_EQUAL(w->bad, 0);
+    pool_world_close(w);
+}
+
+/* While the session is cancelling it takes no new query: one submitted
+ * then waits in the pool's queue, and leaves at the end of the turn in
+ * which the cancelled query's ReadyForQuery brings the session back. */
+IOX_TEST(pg_sim, a_query_waiting_during_the_cancel_runs_after_it)
+{
+    struct world *w = pool_world(&cancel_pc);
+    uint64_t s = 6;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+    struct srv *sv = &w->srv[0];
+    unsigned q0 = w->nq;
+    submit_prepared(w);
+    turn(w);
+    sv->stalled = 1;
+    pump_srv(w, sv);
+    tick(w, 1000);
+    CU_ASSERT_EQUAL(w->calls[q0], 1);
+    unsigned q1 = w->nq;
+    submit_prepared(w);                    /* the session is cancelling: q1 waits */
+    turn(w);
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd));
+    struct srv *cx = cancel_conn(w, 0);
+    pump_srv(w, cx);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sim, cx->fd, 0), 0);
+    turn(w);
+    pump_srv(w, sv);                       /* 57014 for q0: the session is back, q1 leaves */
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd));
+    pump_srv(w, sv);
+    CU_ASSERT_EQUAL(w->calls[q1], 1);
+    CU_ASSERT_EQUAL(w->status[q1], query_is_error(q1) ? IOX_PG_ERROR : IOX_PG_OK);
+    CU_ASSERT_EQUAL(w->cancel_hits, 0);
+    CU_ASSERT_EQUAL(iox_pg_pool_sessions(w->pool), 1);
+    CU_ASSERT_EQUAL(w->bad, 0);
+    pool_world_close(w);
+}
+
+/* The race libpq users know: the slow query finishes just as its deadline
+ * passes, so the cancel lands on the NEXT query. That one fails with 57014
+ * (its own error, never q0's rows), q0's late rows are swallowed, and the
+ * session lives on. */
+IOX_TEST(pg_sim, a_late_cancel_fails_the_next_query_never_mismatches)
+{
+    struct world *w = pool_world(&cancel_pc);
+    uint64_t s = 4;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+    struct srv *sv = &w->srv[0];
+    unsigned q0 = w->nq;
+    submit_prepared(w);
+    turn(w);
+    sv->stalled = 1;
+    pump_srv(w, sv);
+    tick(w, 1000);
+    CU_ASSERT_EQUAL(w->calls[q0], 1);
+    CU_ASSERT_EQUAL(w->status[q0], IOX_PG_FAILED);
+    sv->stalled = 0;
+    pump_srv(w, sv);                       /* q0 finished after all: its rows go nowhere */
+    CU_ASSERT_EQUAL(w->calls[q0], 1);
+    unsigned q1 = w->nq;
+    submit_prepared(w);                    /* the session takes queries again */
+    turn(w);
+    while (iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd)) { iox_sim_send(w->sim, sv->fd, 0); turn(w); }
+    struct srv *cx = cancel_conn(w, 0);    /* only now does the cancel land */
+    pump_srv(w, cx);
+    CU_ASSERT_EQUAL(sv->cancels, 1);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sim, cx->fd, 0), 0);
+    turn(w);
+    pump_srv(w, sv);
+    CU_ASSERT_EQUAL(w->calls[q1], 1);
+    CU_ASSERT_EQUAL(w->status[q1], IOX_PG_ERROR);
+    CU_ASSERT_EQUAL(w->cancel_hits, 1);    /* sqlstate 57014 (on_result checks the rest) */
+    CU_ASSERT_EQUAL(w->calls[q0], 1);
+    CU_ASSERT_EQUAL(iox_pg_pool_sessions(w->pool), 1);
+    submit_prepared(w);
+    turn(w);
+    pump_srv(w, sv);
+    CU_ASSERT_EQUAL(w->calls[w->nq - 1], 1);
+    CU_ASSERT_EQUAL(w->status[w->nq - 1], query_is_error(w->nq - 1) ? IOX_PG_ERROR : IOX_PG_OK);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, cx->fd), 1);
+    CU_ASSERT_EQUAL(w->bad, 0);
+    pool_world_close(w);
+}
+
+/* The cancel cannot be delivered (connect refused): logged, counted, its
+ * socket closed; the stuck session is dropped at the second deadline
+ * (query_timeout_ms after the cancel) — never a hang — and the pool
+ * reconnects. */
+IOX_TEST(pg_sim, cancel_refused_drops_the_session_at_the_second_deadline)
+{
+    struct world *w = pool_world(&cancel_pc);
+    uint64_t s = 5;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+    struct srv *sv = &w->srv[0];
+    unsigned q0 = w->nq;
+    submit_prepared(w);
+    submit_prepared(w);
+    turn(w);
+    sv->stalled = 1;
+    pump_srv(w, sv);
+    tick(w, 1000);
+    CU_ASSERT_EQUAL(w->calls[q0], 1);
+    struct srv *cx = cancel_conn(w, -ECONNREFUSED);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, cx->fd), 1);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(w->sim, cx->fd), 0);
+    CU_ASSERT_EQUAL(counter(w, "ioxide_pg_cancel_failures_total"), 1);
+    tick(w, 999);
+    CU_ASSERT_EQUAL(w->calls[q0 + 1], 0);  /* still within the bound */
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, sv->fd), 0);
+    tick(w, 1);
+    CU_ASSERT_EQUAL(w->calls[q0 + 1], 1);  /* dropped with its pipeline */
+    CU_ASSERT_EQUAL(w->status[q0 + 1], IOX_PG_FAILED);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, sv->fd), 1);
+    CU_ASSERT_STRING_EQUAL(iox_pg_pool_last_error(w->pool),
+                           "query timed out after 1000 ms (query_timeout_ms) and the session did not recover "
+                           "within 1000 ms of the cancel");
+    sv->st = SV_DEAD;
+    calm(w, &s, 5);
+    CU_ASSERT_EQUAL(iox_pg_pool_up(w->pool), 1);
+    CU_ASSERT_EQUAL(iox_pg_pool_sessions(w->pool), 2);
+    CU_ASSERT_EQUAL(w->bad, 0);
+    pool_world_close(w);
+}
+
+/* A cancel connection that hangs (a connect never answered) is given up at
+ * connect_timeout: its op cancelled, its socket closed, the failure
+ * counted; the stuck session still goes at the recovery bound. */
+IOX_TEST(pg_sim, a_hanging_cancel_connection_is_given_up)
+{
+    struct iox_pg_pool_config pc = cancel_pc;
+    pc.conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw query_timeout_ms=1000 connect_timeout_ms=500";
+    struct world *w = pool_world(&pc);
+    uint64_t s = 8;
+    calm(w, &s, 3);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+    struct srv *sv = &w->srv[0];
+    unsigned q0 = w->nq;
+    submit_prepared(w);
+    submit_prepared(w);
+    turn(w);
+    sv->stalled = 1;
+    pump_srv(w, sv);
+    tick(w, 1000);
+    CU_ASSERT_EQUAL(w->calls[q0], 1);
+    struct srv *cx = new_srv(w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cx);
+    CU_ASSERT_EQUAL(iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, cx->fd), 0);
+    turn(w);
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));   /* never answered */
+    tick(w, 499);
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));
+    CU_ASSERT_EQUAL(counter(w, "ioxide_pg_cancel_failures_total"), 0);
+    tick(w, 1);                    /* connect_timeout: the connect is cancelled (the sim answers -ECANCELED) */
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, cx->fd), 1);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(w->sim, cx->fd), 0);
+    CU_ASSERT_EQUAL(counter(w, "ioxide_pg_cancel_failures_total"), 1);
+    CU_ASSERT_EQUAL(w->calls[q0 + 1], 0);
+    tick(w, 500);                                                     /* the recovery bound */
+    CU_ASSERT_EQUAL(w->calls[q0 + 1], 1);
+    CU_ASSERT_EQUAL(w->status[q0 + 1], IOX_PG_FAILED);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, sv->fd), 1);
+    CU_ASSERT_EQUAL(w->bad, 0);
     pool_world_close(w);
 }
 

@@ -313,6 +313,33 @@ IOX_TEST(pg_tls, pipelined_and_wide_results_over_tls)
     rig_close(g);
 }
 
+/* A TLS session's overdue query is cancelled too: the CancelRequest goes
+ * in plaintext on its own connection, as libpq before 17 sends it (the
+ * postmaster reads it before any SSL negotiation; pg_hba does not apply),
+ * and the same TLS session answers the next query. */
+IOX_TEST(pg_tls, cancel_of_a_tls_session)
+{
+    CU_ASSERT_FATAL(server_set(1) == 0);
+    char extra[512];
+    struct rig *g = NULL;
+    snprintf(extra, sizeof extra, "sslmode=verify-full sslrootcert=%s/ca.crt query_timeout_ms=300", tlsdir);
+    const char *s = connect_with(&g, "localhost", extra);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_STRING_EQUAL(s, "t");
+    struct outcome slow = {0}, next = {0};
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT pg_sleep(5)", on_outcome, &slow), 0);
+    CU_ASSERT_EQUAL(iox_pg_query_simple(g->pool, "SELECT 7", on_outcome, &next), 0);
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_done, &slow, 1000), 0);
+    CU_ASSERT_EQUAL(slow.status, IOX_PG_FAILED);
+    CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_done, &next, 2000), 0);
+    CU_ASSERT_EQUAL(next.status, IOX_PG_OK);
+    CU_ASSERT_STRING_EQUAL(next.v0, "7");
+    CU_ASSERT_EQUAL(iox_pg_pool_sessions(g->pool), 1);     /* the same session */
+    struct outcome o;
+    CU_ASSERT_STRING_EQUAL(session_ssl(g, &o), "t");
+    rig_close(g);
+}
+
 /* sslcert / sslkey: the client certificate logs cert_user in (hba "cert",
  * no password); without it the server refuses; a key others may read
  * refuses to start, as libpq. */

@@ -158,9 +158,19 @@ static int suite_init(void)
     snprintf(bin, sizeof bin, "%s/playground", iox_test_bin_dir());
     snprintf(port, sizeof port, "%u", http_port);
     snprintf(pgport, sizeof pgport, "%u", cluster.port);
+    /* query_timeout_ms (an ioxide keyword, no PG* variable) through a
+     * service file, as a deployment would set it: slow_query_is_504. */
+    char svc[300];
+    snprintf(svc, sizeof svc, "%s/pg_service.conf", cluster.dir);
+    FILE *sf = fopen(svc, "w");
+    if (!sf) return -1;
+    fprintf(sf, "[ioxide_test]\nquery_timeout_ms=1000\n");
+    fclose(sf);
     server_pid = fork();
     if (server_pid < 0) return -1;
     if (server_pid == 0) {
+        setenv("PGSERVICEFILE", svc, 1);
+        setenv("PGSERVICE", "ioxide_test", 1);
         int fd = open(server_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) { dup2(fd, 2); dup2(fd, 1); close(fd); }
         setenv("PLAYGROUND_MODE", "pg", 1);
@@ -240,6 +250,40 @@ IOX_TEST(playground_pg, two_hundred_concurrent)
     }
     close(fd);
     CU_ASSERT_EQUAL(piped, 32);
+}
+
+/* Signal every backend of the playground's sessions (application_name
+ * "ioxide"); returns how many. */
+static int pgpg_signal_backends(int sig)
+{
+    char out[512] = "";
+    if (iox_pg_cluster_psql(&cluster, "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity "
+                            "WHERE application_name = 'ioxide'", out, sizeof out)) return -1;
+    int n = 0;
+    for (char *p = out, *end; *p; p = end) {
+        long pid = strtol(p, &end, 10);
+        if (end == p) break;
+        if (pid > 0 && kill((pid_t)pid, sig) == 0) n++;
+    }
+    return n;
+}
+
+/* A query past query_timeout_ms (1000 ms here) answers 504: the backends
+ * are stopped (SIGSTOP), so SELECT 42 cannot finish; once they run again
+ * the pool serves 200s (the cancelled session recovered, or was replaced). */
+IOX_TEST(playground_pg, slow_query_is_504)
+{
+    CU_ASSERT_FATAL(pgpg_wait_status(200, "db=42", 5000) >= 0);
+    int n = pgpg_signal_backends(SIGSTOP);
+    CU_ASSERT(n >= 1);
+    int st = 0;
+    char body[512] = "";
+    CU_ASSERT_EQUAL(pgpg_get("/", &st, body, sizeof body), 0);
+    CU_ASSERT_EQUAL(pgpg_signal_backends(SIGCONT), n);
+    CU_ASSERT_EQUAL(st, 504);
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "database timeout: query timed out after 1000 ms"));
+    fprintf(stderr, "[504 body: %.*s] ", (int)strcspn(body, "\n"), body);
+    CU_ASSERT(pgpg_wait_status(200, "db=42", 10000) >= 0);
 }
 
 IOX_TEST(playground_pg, database_down_503_then_recovers)

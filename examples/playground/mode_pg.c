@@ -1,5 +1,6 @@
 /* mode_pg.c — GET / → 200 "db=42" from `SELECT 42` (a prepared statement)
- * on the reactor's own Postgres pool; database down → 503 saying why; any
+ * on the reactor's own Postgres pool; database down → 503 saying why; the
+ * query past query_timeout_ms (cancelled on the server, ioxide/pg.h) → 504; any
  * other path → 404; other methods and OPTIONS as playground_root_only
  * (405 / 200 with Allow). The pool is opened on every reactor in on_start and
  * keeps retrying when the database is down, so startup never fails on it.
@@ -45,6 +46,13 @@ static void on_result(void *user, const struct iox_pg_res *res)
         int n = snprintf(body, sizeof body, "query failed: %s (SQLSTATE %s)\n", res->message, res->sqlstate);
         if (n >= (int)sizeof body) n = sizeof body - 1;
         iox_resp_simple(c, 500, "text/plain", body, (size_t)n);
+    } else if (res->err == -ETIMEDOUT) {
+        /* Past query_timeout_ms (the pool cancelled it on the server) or
+         * waited too long for a session: a gateway timeout. */
+        char body[400];
+        int n = snprintf(body, sizeof body, "database timeout: %s\n", res->message);
+        if (n >= (int)sizeof body) n = sizeof body - 1;
+        iox_resp_simple(c, 504, "text/plain", body, (size_t)n);
     } else {
         unavailable(c, res->message);
     }

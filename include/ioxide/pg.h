@@ -33,11 +33,24 @@
  *    answers 503 instead of waiting for a database that is down.
  *  - Queries queued during one loop turn leave in one send per connection,
  *    at the end of the turn (the pool kind's on_flush hook).
- *  - A lost connection (EOF, reset, FATAL, protocol error, query timeout)
- *    fails its in-flight queries with a clear message, and the slot
+ *  - A query past its deadline (query_timeout_ms) is cancelled as libpq's
+ *    PQcancel does it: it is answered at once (IOX_PG_FAILED, -ETIMEDOUT;
+ *    pg mode answers 504), a CancelRequest with the session's
+ *    BackendKeyData goes to the server on a fresh connection on the ring
+ *    (plaintext, as libpq before 17 sends it), and the session keeps
+ *    serving: the server's answer to the cancelled query (57014
+ *    query_canceled, or its rows if it finished meanwhile) is swallowed,
+ *    the queries behind it complete normally. A cancel that reaches the
+ *    server after the slow query ended can cancel the NEXT query on that
+ *    session (libpq has the same race): that one is answered IOX_PG_ERROR
+ *    with sqlstate 57014, never with another query's result. A session
+ *    still not past the cancelled query query_timeout_ms after the cancel
+ *    is dropped. docs/pg-client.md "Cancel".
+ *  - A lost connection (EOF, reset, FATAL, protocol error, a cancel that
+ *    did not help) fails its in-flight queries with a clear message, and the slot
  *    reconnects with exponential backoff (100 ms doubling, capped at
- *    2 s) driven by a ring timeout: when the database comes back the pool
- *    recovers by itself.
+ *    2 s) driven by the reactor's tick and clock (r->now_ms): when the
+ *    database comes back the pool recovers by itself.
  *  - Hot path: no malloc (buffers and request slots are allocated when the
  *    pool opens and grow only for results or parameters larger than seen
  *    before), no locks, no syscalls besides the ring's.
@@ -109,6 +122,57 @@ const char *iox_pg_pool_last_error(const struct iox_pg_pool *p);
 /* Sessions established since the pool opened (reconnects included). */
 uint64_t iox_pg_pool_sessions(const struct iox_pg_pool *p);
 
+/* Asynchronous messages (LISTEN/NOTIFY and notices; docs/pg-client.md
+ * "Notifications"). Both callbacks run on the pool's reactor thread, from
+ * completion processing, while the session's input is parsed: they may
+ * start queries but must not close the pool. Every pointer is valid only
+ * during the call; the strings are NUL-terminated.
+ *
+ * LISTEN is per session: a channel is listened on by the session that ran
+ * LISTEN, and a session the pool reconnects (after a restart, a lost
+ * connection or a cancel that did not help) listens on nothing. A LISTEN
+ * sent as a query lands on whichever session the pool picks and is gone
+ * with it: use iox_pg_listen, which the pool re-issues on a new session
+ * (what libpq users do by hand after PQreset). */
+struct iox_pg_notification {
+    const char *channel;
+    const char *payload;
+    int32_t pid;                 /* the notifying backend's process id */
+};
+typedef void (*iox_pg_notify_cb)(void *arg, const struct iox_pg_notification *n);
+
+/* A NoticeResponse (RAISE NOTICE, WARNING, ...). Fields the server left
+ * out are "". */
+struct iox_pg_notice {
+    const char *severity;        /* "NOTICE", "WARNING", ... (not localized) */
+    const char *sqlstate;
+    const char *message;
+    const char *detail;
+    const char *hint;
+    int32_t pid;                 /* the backend of the session that got it */
+};
+typedef void (*iox_pg_notice_cb)(void *arg, const struct iox_pg_notice *n);
+
+/* Set (fn != NULL) or clear (NULL) the pool's notification callback, on its
+ * reactor's thread, at any time. Without one, notifications are dropped.
+ * arg is passed back as is. */
+void iox_pg_on_notify(struct iox_pg_pool *p, iox_pg_notify_cb fn, void *arg);
+/* Likewise for notices. Without one, a notice is logged at debug level. */
+void iox_pg_on_notice(struct iox_pg_pool *p, iox_pg_notice_cb fn, void *arg);
+
+/* LISTEN on channel for the pool's life, as libpq users re-LISTEN by hand
+ * after a reconnect: the pool keeps the channel (copied) and LISTENs on
+ * exactly one of its sessions at a time (so a notification arrives once),
+ * and again on another session, or the next one up, whenever that one is
+ * lost (a restart, a failover, a cancel that did not help). Notifications
+ * sent while no session listens are lost, as with libpq. The LISTEN runs
+ * as a query of the pool's own (its failure is logged). On the pool's
+ * reactor thread. Returns 0; -EINVAL (empty, or 64 bytes or more:
+ * PostgreSQL's NAMEDATALEN); -ENOSPC after IOX_PG_LISTEN_MAX channels;
+ * -EEXIST when already listened; -ESHUTDOWN when closing. */
+#define IOX_PG_LISTEN_MAX 16
+int iox_pg_listen(struct iox_pg_pool *p, const char *channel);
+
 /* A statement prepared by name once per connection. Define it once (static
  * storage), initialise with iox_pg_stmt_init before any pool uses it; it is
  * read-only afterwards and may be shared by every reactor. */
@@ -128,7 +192,10 @@ enum iox_pg_status {
     IOX_PG_ERROR = 1,    /* the server answered ErrorResponse: sqlstate, message */
     IOX_PG_FAILED = 2,   /* no answer: the session was lost, timed out, or the
                             pool closed; err is -ECONNRESET, -ETIMEDOUT,
-                            -EPROTO or -ECANCELED, message says why */
+                            -EPROTO or -ECANCELED, message says why.
+                            -ETIMEDOUT: past query_timeout_ms (the query was
+                            cancelled; the session lives on) or waiting for
+                            a connection too long — a gateway timeout, 504 */
 };
 
 /* A query's outcome. Everything it points to is valid only during the

@@ -168,6 +168,10 @@ int pg_conn_act_open_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev
     c->tag[0] = 0;
     c->prepared = 0;
     c->sasl = 0;
+    c->have_key = 0;
+    c->be_pid = c->be_key = 0;
+    c->zombies = 0;
+    c->cancel_deadline_ms = 0;
     c->fail_err = 0;
     c->fail_msg[0] = c->fail_sqlstate[0] = 0;
     c->was_up = 0;
@@ -308,6 +312,38 @@ static int refuse_password(struct iox_pg_conn *c, const char *kind)
     return -1;
 }
 
+/* A field of an 'E'/'N' message as a C string (on the wire it ends with
+ * its NUL), "" when absent. */
+static const char *field(const struct iox_pg_msg *m, char code)
+{
+    const struct iox_pg_str *f = iox_pg_notice_field(m, code);
+    return f && f->ptr ? f->ptr : "";
+}
+
+/* NotificationResponse / NoticeResponse: to the pool's callbacks. */
+static void async_message(struct iox_pg_conn *c, const struct iox_pg_msg *m)
+{
+    struct iox_pg_pool *p = c->pool;
+    if (m->type == IOX_PG_NOTIFICATION) {
+        if (!p->on_notify) return;
+        struct iox_pg_notification n = {
+            .channel = m->notify.channel.ptr ? m->notify.channel.ptr : "",
+            .payload = m->notify.payload.ptr ? m->notify.payload.ptr : "",
+            .pid = m->notify.pid,
+        };
+        p->on_notify(p->notify_arg, &n);
+        return;
+    }
+    const char *sev = field(m, 'V');
+    if (!sev[0]) sev = field(m, 'S');
+    struct iox_pg_notice n = {
+        .severity = sev, .sqlstate = field(m, 'C'), .message = field(m, 'M'),
+        .detail = field(m, 'D'), .hint = field(m, 'H'), .pid = c->be_pid,
+    };
+    if (p->on_notice) p->on_notice(p->notice_arg, &n);
+    else IOX_DEBUG("pg: connection %u: %s: %s", c->idx, n.severity, n.message);
+}
+
 static int auth_request(struct iox_pg_conn *c, const struct iox_pg_msg *m)
 {
     struct iox_pg_conninfo *ci = &c->pool->ci;
@@ -434,8 +470,15 @@ int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
             if (c->sasl) { iox_pg_scram_clear(&c->scram); c->sasl = 0; }
             if (pg_conn_arm_recv(c) < 0) return PG_CONN_EV_FAIL;
             return PG_CONN_EV_ESTABLISHED;
-        case IOX_PG_PARAMETER_STATUS: case IOX_PG_BACKEND_KEY_DATA:
+        case IOX_PG_BACKEND_KEY_DATA:
+            c->be_pid = m.key.pid;
+            c->be_key = m.key.secret;
+            c->have_key = 1;
+            break;
         case IOX_PG_NOTICE_RESPONSE:
+            async_message(c, &m);
+            break;
+        case IOX_PG_PARAMETER_STATUS:
             break;
         default:
             set_fail(c, -EPROTO, NULL, "unexpected '%c' message during authentication", m.type);
@@ -461,6 +504,7 @@ int pg_conn_act_session_up(struct iox_pg_conn *c, const struct iox_pg_event *ev)
         p->last_error[0] = 0;
         p->last_logged[0] = 0;
     }
+    pg_pool_listen_session(p, c);
     pg_pool_take_waiting(p);
     return PG_CONN_EV_NONE;
 }
@@ -515,7 +559,10 @@ int pg_conn_act_query_input(struct iox_pg_conn *c, const struct iox_pg_event *ev
             break;
         case IOX_PG_BIND_COMPLETE: case IOX_PG_CLOSE_COMPLETE: case IOX_PG_NO_DATA:
         case IOX_PG_PARAM_DESCRIPTION: case IOX_PG_PORTAL_SUSPENDED:
-        case IOX_PG_PARAMETER_STATUS: case IOX_PG_NOTICE_RESPONSE: case IOX_PG_NOTIFICATION:
+        case IOX_PG_PARAMETER_STATUS:
+            break;
+        case IOX_PG_NOTICE_RESPONSE: case IOX_PG_NOTIFICATION:
+            async_message(c, &m);
             break;
         case IOX_PG_ROW_DESCRIPTION:
             /* Simple protocol: a new statement's rows replace the last's. */
@@ -553,6 +600,17 @@ int pg_conn_act_query_input(struct iox_pg_conn *c, const struct iox_pg_event *ev
             c->inflight.n--;
             /* A Parse that failed left no statement: the next query parses again. */
             if (q->sent_parse && !c->saw_parse && q->stmt) c->prepared &= ~(1ull << q->stmt->id);
+            if (!q->cb) {
+                /* The zombie of a cancelled query, answered at its deadline:
+                 * its result (57014 query_canceled, or rows if it finished
+                 * before the cancel landed) goes nowhere. */
+                IOX_DEBUG("pg: connection %u: the cancelled query ended (%s)", c->idx,
+                          c->res_error ? c->sqlstate : "it finished first");
+                c->zombies--;
+                pg_req_free(p, q);
+                reset_result(c);
+                break;
+            }
             struct iox_pg_res res = {
                 .status = c->res_error ? IOX_PG_ERROR : IOX_PG_OK,
                 .err = 0,
@@ -585,6 +643,34 @@ int pg_conn_guard_drained(const struct iox_pg_conn *c, const struct iox_pg_event
     return c->inflight.n == 0;
 }
 
+int pg_conn_guard_cancel_pending(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    return c->zombies > 0;
+}
+
+/* ---- cancel (ready/busy, timeout -> cancelling) ---- */
+
+int pg_conn_act_cancel_query(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    struct iox_pg_pool *p = c->pool;
+    struct pg_req *q = c->inflight.head;
+    if (!q || !q->cb) {
+        set_fail(c, -ETIMEDOUT, NULL, "query deadline with no query to cancel");
+        return PG_CONN_EV_FAIL;
+    }
+    c->zombies++;
+    c->cancel_deadline_ms = pg_now(p) + p->ci.query_timeout_ms;
+    /* A cancel that cannot start (no BackendKeyData, no SQE) is logged;
+     * the recovery deadline still bounds the session. */
+    pg_cancel_start(c);
+    char msg[128];
+    snprintf(msg, sizeof msg, "query timed out after %u ms (query_timeout_ms); it was cancelled", p->ci.query_timeout_ms);
+    pg_req_answer_early(p, q, -ETIMEDOUT, msg);
+    return PG_CONN_EV_NONE;
+}
+
 /* ---- the end of a session ---- */
 
 int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
@@ -593,7 +679,7 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
     struct iox_pg_pool *p = c->pool;
     if (!c->fail_err) set_fail(c, -ECANCELED, NULL, "the pool is closing");
     if (c->was_up) p->nup--;
-    uint32_t nfailed = c->inflight.n;
+    uint32_t nfailed = c->inflight.n - c->zombies;   /* a zombie was answered already */
     if (!c->fail_logged && !p->stopping) {
         if (c->was_up)
             IOX_WARN("pg: connection %u lost: %s (%u quer%s failed)", c->idx, c->fail_msg, nfailed,
@@ -616,12 +702,15 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
     /* Unsent output is dropped (a send in flight keeps its buffer, which
      * is not touched again: nothing appends to a closing session). */
     c->wb[c->fill].len = 0;
+    c->zombies = 0;
     while (q) {
         struct pg_req *next = q->next;
-        pg_fail_req(p, q, c->fail_err, c->fail_sqlstate, msg);
+        if (!q->cb) pg_req_free(p, q);            /* a zombie: answered already */
+        else pg_fail_req(p, q, c->fail_err, c->fail_sqlstate, msg);
         q = next;
     }
     if (c->sasl) { iox_pg_scram_clear(&c->scram); c->sasl = 0; }
+    pg_pool_listener_lost(p, c);
     pg_pool_note_down(p);
     if (c->fd >= 0 && c->ops > 0) {
         int rc = iox_seam_cancel_fd(seam(c), c->fd, pg_ud(c, IOX_OP_CANCEL));

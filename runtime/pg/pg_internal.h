@@ -24,6 +24,9 @@ struct pg_req {
     _Alignas(8) unsigned char user_val[IOX_PG_USER_MAX];
     uint64_t deadline_ms;             /* 0: none; while waiting: since submission,
                                        * on a connection: since it got there */
+    /* cb == NULL on a connection's in-flight list: a zombie — answered at its
+     * deadline (-ETIMEDOUT) and cancelled, kept in line until the server's
+     * ReadyForQuery for it, whose result is swallowed. */
     uint8_t sent_parse;               /* this query carried its statement's Parse */
     /* Waiting queries keep their Bind/Execute/Sync (or Query) bytes here. */
     struct iox_pg_wbuf msg;
@@ -80,6 +83,13 @@ struct iox_pg_conn {
     char sqlstate[6];
     char errmsg[PG_ERRMSG];
     char tag[64];
+    /* BackendKeyData (the CancelRequest's pid and secret key). */
+    int32_t be_pid, be_key;
+    uint8_t have_key;
+    /* Cancel (state cancelling): zombies in flight (0 or 1) and the
+     * recovery deadline, when the session is dropped if still cancelling. */
+    uint8_t zombies;
+    uint64_t cancel_deadline_ms;
     /* Auth. */
     uint8_t sasl;
     struct iox_pg_scram scram;
@@ -88,6 +98,23 @@ struct iox_pg_conn {
     uint8_t was_up, fail_logged;
     char fail_sqlstate[6];
     char fail_msg[PG_ERRMSG];
+};
+
+/* A CancelRequest on a fresh connection: ops owned by the pool (not a
+ * session), one at a time per slot: socket → connect → send the 16 bytes →
+ * recv (the server closes when it has processed it, as libpq waits) →
+ * close. Which op completed says what comes next; nothing else decides. */
+struct pg_cancel {
+    int fd;
+    uint16_t gen;              /* bumped per use: late CQEs are dropped */
+    uint8_t ops;               /* ops in flight (0: the slot is free) */
+    uint8_t cancelled;         /* its ops were cancelled (stop, deadline) */
+    uint32_t conn;             /* the session it cancels (for logs) */
+    int32_t pid;
+    uint32_t off;              /* bytes of msg sent */
+    uint64_t deadline_ms;      /* the ops are cancelled after this */
+    unsigned char msg[16];
+    char rbuf[64];
 };
 
 struct iox_pg_pool {
@@ -111,6 +138,19 @@ struct iox_pg_pool {
      * refused at once (-EAGAIN, -ENOTCONN, ...), that waited in the queue,
      * that failed after they were taken. */
     uint64_t n_queries, n_refused, n_waited, n_failed;
+    uint64_t n_cancels, n_cancel_failed;   /* CancelRequests started; of them failed (logged) */
+    /* Cancel connections (cfg.size slots; user_data slot PG_CANCEL_BIT | i). */
+    struct pg_cancel *cancels;
+    /* Notification and notice callbacks (iox_pg_on_notify / iox_pg_on_notice). */
+    iox_pg_notify_cb on_notify;
+    void *notify_arg;
+    iox_pg_notice_cb on_notice;
+    void *notice_arg;
+    /* iox_pg_listen: the channels, LISTENed on one session at a time (the
+     * listener, -1: none yet), again on another when it is lost. */
+    char listen_ch[IOX_PG_LISTEN_MAX][64];
+    unsigned nlisten;
+    int listener;
     unsigned nup;
     unsigned want;             /* slots [0, want) hold (or retry) a session: min_size, grown by load */
     int was_up;                /* for "database is back" logs */
@@ -122,16 +162,20 @@ struct iox_pg_pool {
 #define PG_TICK_IDX 0xfffffffeu
 #define PG_GUARD_IDX 0xfffffffdu
 #define PG_CTL_CANCEL_IDX 0xfffffffcu
+#define PG_CANCEL_BIT 0x40000000u      /* slot index of a cancel connection: PG_CANCEL_BIT | i */
 
 /* pg_pool.c, used by pg_conn.c */
 uint64_t pg_ud(struct iox_pg_conn *c, unsigned op);
 void pg_req_free(struct iox_pg_pool *p, struct pg_req *q);
 void pg_req_complete(struct iox_pg_conn *c, struct pg_req *q, const struct iox_pg_res *res);
 void pg_fail_req(struct iox_pg_pool *p, struct pg_req *q, int err, const char *sqlstate, const char *msg);
+void pg_req_answer_early(struct iox_pg_pool *p, struct pg_req *q, int err, const char *msg);
+int pg_cancel_start(struct iox_pg_conn *c);
+void pg_pool_listen_session(struct iox_pg_pool *p, struct iox_pg_conn *c);
+void pg_pool_listener_lost(struct iox_pg_pool *p, struct iox_pg_conn *c);
 void pg_pool_take_waiting(struct iox_pg_pool *p);
 void pg_pool_note_down(struct iox_pg_pool *p);
 void pg_conn_deliver(struct iox_pg_conn *c, int event, const struct iox_pg_event *ev);
-uint64_t pg_mono_ms(void);
 uint64_t pg_now(const struct iox_pg_pool *p);
 int pg_conn_is_up(const struct iox_pg_conn *c);
 int pg_conn_arm_recv(struct iox_pg_conn *c);

@@ -14,24 +14,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TICK_NS (50ull * 1000000ull)
+#define TICK_MS 50u
 #define RBUF_INIT (16u * 1024u)
 #define WBUF_MAX (64u << 20)
 #define REQ_MSG_MAX (64u << 20)
 
-uint64_t pg_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);   /* vDSO: no syscall */
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* The pool's clock: the monotonic clock on a real ring; on the simulated
- * seam the reactor's clock (r->now_ms, moved by iox_reactor_advance_clock),
- * so tests control backoff and deadlines. */
+/* The pool's clock is the reactor's (r->now_ms: the coarse monotonic clock
+ * refreshed every reactor tick, which the pool asks for every TICK_MS; on
+ * the simulated seam the test moves it with iox_reactor_advance_clock), so
+ * deadlines and backoff are judged on the clock the tick runs on and a
+ * simulated run is deterministic. */
 uint64_t pg_now(const struct iox_pg_pool *p)
 {
-    return p->r->uring ? pg_mono_ms() : p->r->now_ms;
+    return p->r->now_ms;
 }
 
 uint64_t pg_ud(struct iox_pg_conn *c, unsigned op)
@@ -128,6 +123,20 @@ void pg_req_complete(struct iox_pg_conn *c, struct pg_req *q, const struct iox_p
     if (user == q->user_val) { memcpy(val, q->user_val, sizeof val); user = val; }
     pg_req_free(c->pool, q);
     cb(user, res);
+}
+
+/* q's deadline passed on a session: answer it now, but keep the slot — q
+ * stays in the session's FIFO as a zombie (cb NULL) until the server's
+ * ReadyForQuery for it, whose result query_input swallows. */
+void pg_req_answer_early(struct iox_pg_pool *p, struct pg_req *q, int err, const char *msg)
+{
+    struct iox_pg_res res = {
+        .status = IOX_PG_FAILED, .err = err, .sqlstate = "", .message = msg, .command_tag = "", .pool = p,
+    };
+    p->n_failed++;
+    iox_pg_result_cb cb = q->cb;
+    q->cb = NULL;
+    cb(q->user, &res);    /* the slot stays allocated: user (and user_val) are valid */
 }
 
 void pg_fail_req(struct iox_pg_pool *p, struct pg_req *q, int err, const char *sqlstate, const char *msg)
@@ -340,17 +349,160 @@ int iox_pg_query_simple(struct iox_pg_pool *p, const char *sql, iox_pg_result_cb
 
 /* ---- completions, flush, tick ---- */
 
-static void arm_tick(struct iox_pg_pool *p)
+/* ---- cancel connections (CancelRequest, protocol-flow "Canceling
+ * Requests in Progress"): the pool's ops, not a session's ---- */
+
+static uint64_t cancel_ud(struct iox_pg_pool *p, struct pg_cancel *x, unsigned op)
 {
-    if (p->tick_armed || p->stopping) return;
-    int rc = iox_seam_timeout(p->r->seam, TICK_NS, iox_ud(IOX_OP_TIMEOUT, (unsigned)p->owner, 0, PG_TICK_IDX));
-    if (rc < 0) { IOX_WARN("pg: cannot arm the pool tick: %s (retrying next turn)", strerror(-rc)); return; }
-    p->tick_armed = 1;
-    p->ops++;
+    return iox_ud(op, (unsigned)p->owner, x->gen, PG_CANCEL_BIT | (uint32_t)(x - p->cancels));
 }
 
-static void on_tick(struct iox_pg_pool *p)
+static void cancel_failed(struct iox_pg_pool *p, struct pg_cancel *x, const char *what, int res)
 {
+    p->n_cancel_failed++;
+    if (!p->stopping)
+        IOX_WARN("pg: cancel request for connection %u (backend pid %d) to %s port %u: %s: %s "
+                 "(the session is dropped if it does not recover)", x->conn, x->pid, p->ci.host, p->ci.port,
+                 what, res ? strerror(-res) : "no SQE");
+}
+
+/* Close the cancel's socket (or forget it: no socket, or no SQE). */
+static void cancel_close(struct iox_pg_pool *p, struct pg_cancel *x)
+{
+    if (x->fd < 0) return;
+    if (iox_seam_close(p->r->seam, x->fd, cancel_ud(p, x, IOX_OP_CLOSE)) == 0) { x->ops++; p->ops++; return; }
+    if (p->r->uring) close(x->fd);   /* no SQE, nothing in flight on it */
+    x->fd = -1;
+}
+
+static int cancel_submit(struct iox_pg_pool *p, struct pg_cancel *x, unsigned op)
+{
+    struct iox_seam *sm = p->r->seam;
+    int rc;
+    switch (op) {
+    case IOX_OP_CONNECT: rc = iox_seam_connect(sm, x->fd, (const struct sockaddr *)&p->sa, p->salen, cancel_ud(p, x, op)); break;
+    case IOX_OP_SEND: rc = iox_seam_send(sm, x->fd, x->msg + x->off, sizeof x->msg - x->off, cancel_ud(p, x, op)); break;
+    case IOX_OP_RECV: rc = iox_seam_recv(sm, x->fd, x->rbuf, sizeof x->rbuf, cancel_ud(p, x, op)); break;
+    default: rc = -EINVAL; break;
+    }
+    if (rc == 0) { x->ops++; p->ops++; }
+    return rc;
+}
+
+int pg_cancel_start(struct iox_pg_conn *c)
+{
+    struct iox_pg_pool *p = c->pool;
+    if (!c->have_key) {
+        IOX_WARN("pg: connection %u: the server sent no BackendKeyData: the overdue query cannot be cancelled", c->idx);
+        return -ENOTSUP;
+    }
+    struct pg_cancel *x = NULL;
+    for (unsigned i = 0; i < p->cfg.size && !x; i++)
+        if (!p->cancels[i].ops && p->cancels[i].fd < 0) x = &p->cancels[i];
+    p->n_cancels++;
+    if (!x) {
+        p->n_cancel_failed++;
+        IOX_WARN("pg: connection %u: every cancel connection is busy: the overdue query is not cancelled", c->idx);
+        return -EBUSY;
+    }
+    x->gen++;
+    x->conn = c->idx;
+    x->pid = c->be_pid;
+    x->off = 0;
+    x->cancelled = 0;
+    x->deadline_ms = pg_now(p) + (p->ci.connect_timeout_ms ? p->ci.connect_timeout_ms : p->ci.query_timeout_ms);
+    /* CancelRequest: Int32 16, Int32 80877102, Int32 pid, Int32 key. */
+    uint32_t v[4] = {16u, 80877102u, (uint32_t)c->be_pid, (uint32_t)c->be_key};
+    for (unsigned i = 0; i < 4; i++) {
+        x->msg[4 * i] = (unsigned char)(v[i] >> 24);
+        x->msg[4 * i + 1] = (unsigned char)(v[i] >> 16);
+        x->msg[4 * i + 2] = (unsigned char)(v[i] >> 8);
+        x->msg[4 * i + 3] = (unsigned char)v[i];
+    }
+    int rc = iox_seam_socket(p->r->seam, p->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0, cancel_ud(p, x, IOX_OP_SOCKET));
+    if (rc < 0) { cancel_failed(p, x, "socket", rc); return rc; }
+    x->ops++;
+    p->ops++;
+    IOX_DEBUG("pg: connection %u: query past its deadline: cancel request for backend pid %d", c->idx, c->be_pid);
+    return 0;
+}
+
+/* A completion of a cancel connection: which op it was says what follows. */
+static void cancel_cqe(struct iox_pg_pool *p, uint32_t i, uint16_t gen, unsigned op, int res)
+{
+    if (i >= p->cfg.size) { IOX_ERROR("pg: completion for unknown cancel slot %u (op %u, res %d)", i, op, res); return; }
+    struct pg_cancel *x = &p->cancels[i];
+    if (gen != x->gen) {
+        p->r->n_stale_cqes++;
+        if (op == IOX_OP_SOCKET && res >= 0 && p->r->uring) close(res);
+        return;
+    }
+    x->ops--;
+    if (op == IOX_OP_CANCEL) return;
+    if (op == IOX_OP_CLOSE) {
+        if (res < 0) IOX_WARN("pg: close of a cancel connection: %s", strerror(-res));
+        x->fd = -1;
+        return;
+    }
+    if (op == IOX_OP_SOCKET) {
+        if (res < 0) { cancel_failed(p, x, "socket", res); return; }
+        x->fd = res;
+    }
+    int next = 0;                 /* the op to submit next, 0: close */
+    const char *what = "";
+    if (p->stopping || x->cancelled) {
+        /* Abandoned (stop, or no progress before its deadline): close. */
+        if (!p->stopping && op != IOX_OP_RECV) cancel_failed(p, x, "no progress before the deadline", -ETIMEDOUT);
+    } else switch (op) {
+    case IOX_OP_SOCKET:
+        next = IOX_OP_CONNECT;
+        break;
+    case IOX_OP_CONNECT:
+        if (res == 0) next = IOX_OP_SEND;
+        else what = "connect";
+        break;
+    case IOX_OP_SEND:
+        if (res > 0) {
+            x->off += (uint32_t)res;
+            next = x->off < sizeof x->msg ? IOX_OP_SEND : IOX_OP_RECV;
+        } else {
+            what = "send";
+            if (!res) res = -EIO;
+        }
+        break;
+    case IOX_OP_RECV:
+        /* The server closes once it has processed the request (EOF); what
+         * the server does with it is told on the session itself. */
+        if (res < 0 && res != -ECONNRESET) IOX_DEBUG("pg: cancel connection recv: %s", strerror(-res));
+        break;
+    default:
+        IOX_ERROR("pg: unexpected op %u on a cancel connection (res %d)", op, res);
+        break;
+    }
+    if (what[0]) cancel_failed(p, x, what, res);
+    if (next) {
+        int rc = cancel_submit(p, x, (unsigned)next);
+        if (rc == 0) return;
+        cancel_failed(p, x, next == IOX_OP_CONNECT ? "connect" : next == IOX_OP_SEND ? "send" : "recv", rc);
+    }
+    cancel_close(p, x);
+}
+
+/* Cancel the ops of a cancel connection (stop, or its own deadline). */
+static void cancel_abandon(struct iox_pg_pool *p, struct pg_cancel *x)
+{
+    if (x->cancelled || !x->ops) return;
+    x->cancelled = 1;
+    if (x->fd < 0) return;   /* the socket op: its completion closes what it gives */
+    if (iox_seam_cancel_fd(p->r->seam, x->fd, cancel_ud(p, x, IOX_OP_CANCEL)) == 0) { x->ops++; p->ops++; }
+}
+
+/* The reactor's tick (every TICK_MS at most, after the clock moved). */
+static void on_tick(struct iox_reactor *r, void *ctx)
+{
+    (void)r;
+    struct iox_pg_pool *p = ctx;
+    if (p->stopping) return;
     uint64_t now = pg_now(p);
     p->now_ms = now;
     for (unsigned i = 0; i < p->cfg.size && !p->stopping; i++) {
@@ -369,11 +521,17 @@ static void on_tick(struct iox_pg_pool *p)
             }
             break;
         case PG_CONN_S_READY: case PG_CONN_S_BUSY:
-            if (c->inflight.head && c->inflight.head->deadline_ms && now >= c->inflight.head->deadline_ms) {
-                /* The session is stuck behind this query: drop it (and its
+            /* The oldest query is overdue: the machine cancels it (cancelling). */
+            if (c->inflight.head && c->inflight.head->deadline_ms && now >= c->inflight.head->deadline_ms)
+                pg_conn_deliver(c, PG_CONN_EV_TIMEOUT, NULL);
+            break;
+        case PG_CONN_S_CANCELLING:
+            if (now >= c->cancel_deadline_ms) {
+                /* The cancel did not help in time: drop the session (and its
                  * pipeline) rather than let everything behind it wait. */
-                char msg[96];
-                snprintf(msg, sizeof msg, "query timed out after %u ms (query_timeout_ms)", p->ci.query_timeout_ms);
+                char msg[128];
+                snprintf(msg, sizeof msg, "query timed out after %u ms (query_timeout_ms) and the session did not "
+                         "recover within %u ms of the cancel", p->ci.query_timeout_ms, p->ci.query_timeout_ms);
                 pg_conn_set_fail(c, -ETIMEDOUT, msg);
                 pg_conn_deliver(c, PG_CONN_EV_TIMEOUT, NULL);
             }
@@ -382,9 +540,10 @@ static void on_tick(struct iox_pg_pool *p)
             break;
         }
     }
+    for (unsigned i = 0; i < p->cfg.size && !p->stopping; i++)
+        if (p->cancels[i].ops && now >= p->cancels[i].deadline_ms) cancel_abandon(p, &p->cancels[i]);
     while (p->waiting.head && p->waiting.head->deadline_ms && now >= p->waiting.head->deadline_ms)
         pg_fail_req(p, list_pop(&p->waiting), -ETIMEDOUT, NULL, "query timed out waiting for a connection");
-    arm_tick(p);
 }
 
 /* End of a loop turn: what was queued this turn leaves in one send per
@@ -393,12 +552,15 @@ static void pg_flush(struct iox_reactor *r, void *ctx)
 {
     (void)r;
     struct iox_pg_pool *p = ctx;
+    /* Queries that waited while every session was full or cancelling: a
+     * session back from cancelling (its input_done came after its
+     * query_input took nothing) takes them here. */
+    if (p->waiting.head && !p->stopping) pg_pool_take_waiting(p);
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct iox_pg_conn *c = &p->conns[i];
         if ((c->wb[c->fill].len || (c->tls && pg_tls_out_pending(c))) && !c->send_busy && c->fd >= 0)
             pg_conn_deliver(c, PG_CONN_EV_FLUSH, NULL);
     }
-    arm_tick(p);
 }
 
 static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe)
@@ -409,12 +571,8 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
     uint32_t idx = iox_ud_idx(cqe->ud);
     if (idx == PG_GUARD_IDX) { p->guard_fired = 1; return; }   /* not counted in ops */
     p->ops--;
-    if (idx == PG_CTL_CANCEL_IDX) return;
-    if (idx == PG_TICK_IDX) {
-        p->tick_armed = 0;
-        if (cqe->res != -ETIME && cqe->res != -ECANCELED && cqe->res < 0)
-            IOX_WARN("pg: pool tick: %s", strerror(-cqe->res));
-        if (!p->stopping) on_tick(p);
+    if ((idx & PG_CANCEL_BIT) && idx < PG_CTL_CANCEL_IDX) {
+        cancel_cqe(p, idx & ~PG_CANCEL_BIT, (uint16_t)iox_ud_gen(cqe->ud), op, cqe->res);
         return;
     }
     if (idx >= p->cfg.size) {
@@ -506,6 +664,8 @@ static unsigned pg_counters(struct iox_reactor *r, void *ctx, struct iox_counter
         {"ioxide_pg_waited_total", "Queries that waited in the pool's queue for a session.", 0, p->n_waited},
         {"ioxide_pg_failed_total", "Queries taken that failed (server error, session lost, deadline).", 0, p->n_failed},
         {"ioxide_pg_sessions_total", "Sessions opened (authenticated).", 0, p->sessions},
+        {"ioxide_pg_cancels_total", "CancelRequests started for queries past query_timeout_ms.", 0, p->n_cancels},
+        {"ioxide_pg_cancel_failures_total", "CancelRequests that could not be delivered (logged with the cause).", 0, p->n_cancel_failed},
         {"ioxide_pg_sessions_up", "Sessions up now.", 1, p->nup},
         {"ioxide_pg_waiting", "Queries in the queue now.", 1, p->waiting.n},
     };
@@ -515,7 +675,7 @@ static unsigned pg_counters(struct iox_reactor *r, void *ctx, struct iox_counter
 }
 
 static const struct iox_kind pg_kind = {.name = "pg", .on_cqe = pg_dispatch, .on_flush = pg_flush,
-                                        .counters = pg_counters};
+                                        .on_tick = on_tick, .counters = pg_counters};
 
 int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg,
                      struct iox_pg_pool **out, char *err, size_t errlen)
@@ -530,6 +690,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     if (!p->cfg.min_size) p->cfg.min_size = 1;
     if (p->cfg.min_size > p->cfg.size) p->cfg.min_size = p->cfg.size;
     p->want = p->cfg.min_size;
+    p->listener = -1;
     if (p->cfg.depth > p->cfg.pipeline_max) p->cfg.depth = p->cfg.pipeline_max;
     if (!p->cfg.queue_max) p->cfg.queue_max = 1024;
     if (!p->cfg.backoff_max_ms) p->cfg.backoff_max_ms = 2000;
@@ -542,7 +703,9 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     p->nreqs = p->cfg.size * p->cfg.pipeline_max + p->cfg.queue_max;
     p->conns = calloc(p->cfg.size, sizeof *p->conns);
     p->reqs = calloc(p->nreqs, sizeof *p->reqs);
-    if (!p->conns || !p->reqs) goto nomem;
+    p->cancels = calloc(p->cfg.size, sizeof *p->cancels);
+    if (!p->conns || !p->reqs || !p->cancels) goto nomem;
+    for (unsigned i = 0; i < p->cfg.size; i++) p->cancels[i].fd = -1;
     for (uint32_t i = p->nreqs; i-- > 0;) {
         p->reqs[i].next = p->free_reqs;
         p->free_reqs = &p->reqs[i];
@@ -567,9 +730,9 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
         if (p->owner >= 0) iox_reactor_unregister_kind(r, p->owner);
         goto nomem;
     }
+    iox_reactor_want_tick(r, TICK_MS);
     p->now_ms = pg_now(p);
     for (unsigned i = 0; i < p->want; i++) pg_conn_deliver(&p->conns[i], PG_CONN_EV_OPEN, NULL);
-    arm_tick(p);
     *out = p;
     return 0;
 nomem:
@@ -577,6 +740,7 @@ nomem:
     pg_tls_ctx_close(p);
     free(p->conns);
     free(p->reqs);
+    free(p->cancels);
     free(p);
     if (err) snprintf(err, errlen, "out of memory for the pg pool");
     return -ENOMEM;
@@ -595,11 +759,8 @@ void iox_pg_pool_stop(struct iox_pg_pool *p)
         }
     }
     pg_pool_note_down(p);
-    if (p->tick_armed) {
-        if (iox_seam_cancel(r->seam, iox_ud(IOX_OP_TIMEOUT, (unsigned)p->owner, 0, PG_TICK_IDX),
-                            iox_ud(IOX_OP_CANCEL, (unsigned)p->owner, 0, PG_CTL_CANCEL_IDX)) == 0)
-            p->ops++;
-    }
+    for (unsigned i = 0; i < p->cfg.size; i++) cancel_abandon(p, &p->cancels[i]);
+    (void)r;
 }
 
 unsigned iox_pg_pool_ops(const struct iox_pg_pool *p) { return p->ops; }
@@ -619,6 +780,11 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
             if (iox_reactor_turn(r) < 0) break;
         if (p->ops)
             IOX_WARN("pg: %u ops still in the ring at close", p->ops);
+    }
+    for (unsigned i = 0; i < p->cfg.size; i++) {
+        struct pg_cancel *x = &p->cancels[i];
+        if (x->fd >= 0 && r->uring) close(x->fd);
+        x->fd = -1;
     }
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct iox_pg_conn *c = &p->conns[i];
@@ -644,7 +810,91 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
     }
     free(p->conns);
     free(p->reqs);
+    free(p->cancels);
     free(p);
+}
+
+/* ---- iox_pg_listen: one listening session, re-LISTENed when lost ---- */
+
+static void listen_done(void *user, const struct iox_pg_res *res)
+{
+    struct iox_pg_pool *p = user;
+    /* A lost session is not logged again: the next one LISTENs anew. */
+    if (res->status == IOX_PG_ERROR)
+        IOX_WARN("pg: LISTEN refused by the server: %s (SQLSTATE %s)", res->message, res->sqlstate);
+    else if (res->status == IOX_PG_FAILED && !p->stopping)
+        IOX_DEBUG("pg: LISTEN did not complete: %s", res->message);
+}
+
+/* LISTEN channels [from, nlisten) on c, as one simple query of the pool's. */
+static void listen_on(struct iox_pg_pool *p, struct iox_pg_conn *c, unsigned from)
+{
+    char sql[IOX_PG_LISTEN_MAX * 140];
+    size_t n = 0;
+    for (unsigned i = from; i < p->nlisten; i++) {
+        n += (size_t)snprintf(sql + n, sizeof sql - n, "LISTEN \"");
+        for (const char *s = p->listen_ch[i]; *s; s++) {       /* a quoted identifier: " doubled */
+            if (*s == '"') sql[n++] = '"';
+            sql[n++] = *s;
+        }
+        n += (size_t)snprintf(sql + n, sizeof sql - n, "\";");
+    }
+    struct pg_req *q = req_alloc(p);
+    int rc = -EAGAIN;
+    if (q) {
+        q->stmt = NULL;
+        q->cb = listen_done;
+        q->user = p;
+        q->deadline_ms = p->ci.query_timeout_ms ? pg_now(p) + p->ci.query_timeout_ms : 0;
+        rc = assign(c, q, NULL, 0, NULL, sql);
+        if (rc) pg_req_free(p, q);
+    }
+    if (rc) IOX_WARN("pg: cannot queue LISTEN on connection %u: %s", c->idx, strerror(-rc));
+}
+
+/* c is up (session_up), or NULL: pick any up session. */
+void pg_pool_listen_session(struct iox_pg_pool *p, struct iox_pg_conn *c)
+{
+    if (!p->nlisten || p->stopping || p->listener >= 0) return;
+    for (unsigned i = 0; !c && i < p->cfg.size; i++)
+        if (pg_conn_is_up(&p->conns[i])) c = &p->conns[i];
+    if (!c) return;
+    p->listener = (int)c->idx;
+    listen_on(p, c, 0);
+}
+
+/* c's session ends (drop): if it was the listener, LISTEN on another. */
+void pg_pool_listener_lost(struct iox_pg_pool *p, struct iox_pg_conn *c)
+{
+    if (p->listener != (int)c->idx) return;
+    p->listener = -1;
+    pg_pool_listen_session(p, NULL);
+}
+
+int iox_pg_listen(struct iox_pg_pool *p, const char *channel)
+{
+    if (p->stopping) return -ESHUTDOWN;
+    size_t len = channel ? strlen(channel) : 0;
+    if (!len || len >= sizeof p->listen_ch[0]) return -EINVAL;
+    for (unsigned i = 0; i < p->nlisten; i++)
+        if (!strcmp(p->listen_ch[i], channel)) return -EEXIST;
+    if (p->nlisten >= IOX_PG_LISTEN_MAX) return -ENOSPC;
+    memcpy(p->listen_ch[p->nlisten++], channel, len + 1);
+    if (p->listener >= 0) listen_on(p, &p->conns[p->listener], p->nlisten - 1);
+    else pg_pool_listen_session(p, NULL);
+    return 0;
+}
+
+void iox_pg_on_notify(struct iox_pg_pool *p, iox_pg_notify_cb fn, void *arg)
+{
+    p->on_notify = fn;
+    p->notify_arg = arg;
+}
+
+void iox_pg_on_notice(struct iox_pg_pool *p, iox_pg_notice_cb fn, void *arg)
+{
+    p->on_notice = fn;
+    p->notice_arg = arg;
 }
 
 struct iox_pg_pool *iox_pg_pool_of(struct iox_reactor *r) { return iox_reactor_service(r, &pg_pool_key); }

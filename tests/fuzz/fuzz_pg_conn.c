@@ -41,7 +41,10 @@
  *                    is a message the session must refuse), delivered in
  *                    recvs of <= c+1; the server is dead after
  *   SENDFAIL k       the next send on k fails (-EPIPE)
- *   STALL k          k stops answering (query / auth timeouts)
+ *   STALL k          k stops answering (query / auth timeouts; an overdue
+ *                    query is cancelled: the server reads a CancelRequest
+ *                    on a connection of its own and fails the oldest
+ *                    unanswered query with 57014, or ignores it when idle)
  *   NOISE k t        k queues a NoticeResponse / ParameterStatus /
  *                    NotificationResponse at a message boundary (ignored by
  *                    a session; a NotificationResponse during
@@ -148,6 +151,14 @@ static void host_bad(void *ctx, const char *fmt, unsigned q, const char *got)
     FUZZ_CHECK(0, "the client sent the server something wrong: %s", why);
 }
 static void host_turn(void *ctx) { turn(ctx); }
+/* A CancelRequest's target: the session whose pid (its fd) it names. */
+static struct srv *host_find(void *ctx, int32_t pid)
+{
+    struct world *w = ctx;
+    for (unsigned i = 0; i < w->nsrv; i++)
+        if (w->srv[i].fd == pid) return &w->srv[i];
+    return NULL;
+}
 
 /* ---- queries ---- */
 
@@ -173,6 +184,9 @@ static void on_result(void *user, const struct iox_pg_res *res)
         FUZZ_CHECK(c->len == (int32_t)strlen(want) && !memcmp(c->ptr, want, strlen(want)),
                    "query %u: got '%.*s' (another query's result?)", q, c->len > 0 ? (int)c->len : 0, c->ptr ? c->ptr : "");
         FUZZ_CHECK(!strcmp(res->command_tag, "SELECT 1"), "query %u: tag '%s'", q, res->command_tag);
+    } else if (res->status == IOX_PG_ERROR && !strcmp(res->sqlstate, "57014")) {
+        /* A cancel meant for an overdue query landed on this one (the slow
+         * one finished first): its own error, never another's rows. */
     } else if (res->status == IOX_PG_ERROR) {
         snprintf(want, sizeof want, "e%u", q);
         FUZZ_CHECK(query_is_error(q) && !strcmp(res->message, want) && !strcmp(res->sqlstate, "22012"),
@@ -378,7 +392,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int auth = (c0 >> 2) & 3;
     if (auth == 3) auth = AUTH_TRUST;
     w->resubmit = (c0 >> 4) & 1;
-    w->host = (struct srv_host){w->sim, auth, host_bad, host_turn, w};
+    w->host = (struct srv_host){w->sim, auth, host_bad, host_turn, w, host_find};
     w->pc = (struct iox_pg_pool_config){
         .size = 1 + (c0 & 3) % 3,
         .pipeline_max = 1 + (c1 & 7),
