@@ -120,4 +120,34 @@ IOX_TEST(registry, no_listener_is_a_startup_error)
     CU_ASSERT_EQUAL(iox_server_run(&cfg), 1);
 }
 
+/* A tick timeout the kernel keeps failing (not -ETIME) is not re-armed
+ * forever: after a few in a row the loop stops arming it (one log line),
+ * instead of spinning on it. A tick that expires resets the count. On a
+ * real ring: the simulated one has no tick. */
+IOX_TEST(registry, a_failing_tick_is_not_rearmed_forever)
+{
+    struct iox_reactor r;
+    struct iox_server_config cfg = {0};
+    cfg.ring.sq_entries = 64;
+    cfg.ring.buf_count = 16;
+    cfg.ring.buf_size = 1024;
+    char why[256];
+    CU_ASSERT_FATAL(iox_reactor_open_here(&r, &cfg, why, sizeof why) == 0);
+    iox_reactor_want_tick(&r, 250);
+    struct iox_cqe bad = {iox_ud(IOX_OP_TICK, IOX_OWN_REACTOR, 0, 0), -EINVAL, 0};
+    struct iox_cqe good = {iox_ud(IOX_OP_TICK, IOX_OWN_REACTOR, 0, 0), -ETIME, 0};
+    iox_reactor_flush(&r);
+    CU_ASSERT_EQUAL(r.tick_armed, 1);
+    for (int i = 0; i < 5; i++) { iox_reactor_dispatch(&r, &bad); iox_reactor_flush(&r); }
+    CU_ASSERT_EQUAL(r.tick_armed, 1);           /* a few failures: still re-armed */
+    iox_reactor_dispatch(&r, &good);
+    iox_reactor_flush(&r);
+    CU_ASSERT_EQUAL(r.tick_errors, 0);          /* an expiry resets the count */
+    for (int i = 0; i < 8; i++) { iox_reactor_dispatch(&r, &bad); iox_reactor_flush(&r); }
+    CU_ASSERT_EQUAL(r.tick_armed, 0);           /* eight in a row: given up */
+    iox_reactor_flush(&r);
+    CU_ASSERT_EQUAL(r.tick_armed, 0);
+    iox_reactor_close_here(&r);
+}
+
 IOX_SUITE(registry, NULL, NULL);

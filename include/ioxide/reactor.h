@@ -238,6 +238,7 @@ struct iox_reactor {
     uint64_t n_msgs_sent, n_msgs_received, n_msg_batches;   /* messages; MSG_RINGs that carried them */
     uint32_t tick_ms;
     uint8_t tick_armed;
+    uint8_t tick_errors;     /* tick timeouts in a row that failed instead of expiring */
     uint8_t counted_out;              /* left the running-reactor count */
     /* Reactors still serving (shutdown only): a stopped reactor keeps
      * answering messages until every reactor is done, so a hop in flight to

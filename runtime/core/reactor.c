@@ -141,9 +141,15 @@ static void on_accept(struct iox_reactor *r, const struct iox_cqe *cqe)
 
 /* ---- the tick ---- */
 
+/* After this many tick timeouts in a row fail at once (not -ETIME), the
+ * tick is no longer re-armed: re-arming a timeout the kernel keeps
+ * refusing would spin the loop. Said once; deadlines then only move with
+ * other completions. */
+#define TICK_MAX_ERRORS 8
+
 static void arm_tick(struct iox_reactor *r)
 {
-    if (r->tick_armed || !r->uring) return;
+    if (r->tick_armed || !r->uring || r->tick_errors >= TICK_MAX_ERRORS) return;
     if (iox_seam_timeout(r->seam, (uint64_t)r->tick_ms * 1000000ull,
                          iox_ud(IOX_OP_TICK, IOX_OWN_REACTOR, 0, 0)) == 0)
         r->tick_armed = 1;
@@ -162,9 +168,16 @@ void iox_reactor_advance_clock(struct iox_reactor *r, uint64_t now_ms)
     IOX_KINDS_CALL(r, on_tick);
 }
 
-static void on_tick(struct iox_reactor *r)
+static void on_tick(struct iox_reactor *r, int res)
 {
     r->tick_armed = 0;
+    if (res == -ETIME || res >= 0) {
+        r->tick_errors = 0;
+    } else if (++r->tick_errors == TICK_MAX_ERRORS) {
+        IOX_ERROR("reactor %u: the tick timer failed %d times in a row: %s — it is not re-armed; timeouts "
+                  "now fire only when other completions arrive (restart the server)",
+                  r->id, TICK_MAX_ERRORS, strerror(-res));
+    }
     for (unsigned i = 0; i < r->nlisteners; i++)
         if (r->listeners[i].paused == 2) r->listeners[i].paused = 0;
     iox_reactor_advance_clock(r, mono_ms());
@@ -326,7 +339,7 @@ void iox_reactor_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe)
     unsigned owner = iox_ud_owner(cqe->ud), op = iox_ud_op(cqe->ud);
     if (owner == IOX_OWN_REACTOR) {
         if (op == IOX_OP_ACCEPT) on_accept(r, cqe);
-        else if (op == IOX_OP_TICK) on_tick(r);
+        else if (op == IOX_OP_TICK) on_tick(r, cqe->res);
         return;
     }
     if (owner == IOX_OWN_MSG) { on_msg_cqe(r, cqe); return; }
