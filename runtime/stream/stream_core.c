@@ -11,18 +11,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static uint64_t ud_of(const struct iox_sock_host *h, const struct iox_sock *s, unsigned op)
-{
-    return iox_ud(op, (unsigned)h->owner, s->gen, s->idx);
-}
-
 /* ---- ops ---- */
 
 void iox_sock_stop_recv(struct iox_sock_host *h, struct iox_sock *s)
 {
     s->parked = 0;
     if (s->recv_armed && !s->recv_cancelling) {
-        if (iox_seam_cancel(h->r->seam, ud_of(h, s, IOX_OP_RECV), ud_of(h, s, IOX_OP_CANCEL)) == 0) {
+        if (iox_seam_cancel(h->r->seam, iox_sock_ud(h, s, IOX_OP_RECV), iox_sock_ud(h, s, IOX_OP_CANCEL)) == 0) {
             s->inflight++;
             s->recv_cancelling = 1;
         }
@@ -33,7 +28,7 @@ int iox_sock_rearm(struct iox_sock_host *h, struct iox_sock *s)
 {
     s->parked = 0;
     if (s->recv_armed || s->recv_cancelling || s->peer_shut) return 0;
-    int r = iox_seam_recv_multishot(h->r->seam, s->fd, ud_of(h, s, IOX_OP_RECV));
+    int r = iox_seam_recv_multishot(h->r->seam, s->fd, iox_sock_ud(h, s, IOX_OP_RECV));
     if (r < 0) {
         IOX_WARN("%s %u: cannot arm recv: %s (closing it)", h->name, s->idx, strerror(-r));
         return r;
@@ -43,24 +38,14 @@ int iox_sock_rearm(struct iox_sock_host *h, struct iox_sock *s)
     return 0;
 }
 
-int iox_sock_start_send(struct iox_sock_host *h, struct iox_sock *s)
+void iox_sock_send_failed(const struct iox_sock_host *h, const struct iox_sock *s, int r)
 {
-    s->dirty = 0;
-    if (s->send_inflight || s->wsent >= s->wcommit) return 0;
-    int r = iox_seam_send(h->r->seam, s->fd, s->out + s->wsent, s->wcommit - s->wsent, ud_of(h, s, IOX_OP_SEND));
-    if (r < 0) {
-        IOX_WARN("%s %u: cannot queue send: %s (closing it)", h->name, s->idx, strerror(-r));
-        return r;
-    }
-    s->send_inflight = 1;
-    s->wsend_end = s->wcommit;
-    s->inflight++;
-    return 0;
+    IOX_WARN("%s %u: cannot queue send: %s (closing it)", h->name, s->idx, strerror(-r));
 }
 
 int iox_sock_shutdown_wr(struct iox_sock_host *h, struct iox_sock *s)
 {
-    int r = iox_seam_shutdown(h->r->seam, s->fd, SHUT_WR, ud_of(h, s, IOX_OP_SHUTDOWN));
+    int r = iox_seam_shutdown(h->r->seam, s->fd, SHUT_WR, iox_sock_ud(h, s, IOX_OP_SHUTDOWN));
     if (r < 0) {
         IOX_DEBUG("%s %u: cannot queue shutdown: %s", h->name, s->idx, strerror(-r));
         return r;
@@ -74,7 +59,7 @@ void iox_sock_begin_close(struct iox_sock_host *h, struct iox_sock *s)
     iox_sock_timer_remove(h, s);
     s->parked = 0;   /* a parked entry is skipped by the flush */
     if (s->inflight) {
-        if (iox_seam_cancel_fd(h->r->seam, s->fd, ud_of(h, s, IOX_OP_CANCEL)) == 0)
+        if (iox_seam_cancel_fd(h->r->seam, s->fd, iox_sock_ud(h, s, IOX_OP_CANCEL)) == 0)
             s->inflight++;
         else if (h->r->uring)
             shutdown(s->fd, SHUT_RDWR);   /* no SQE: make the ops end on their own */
@@ -86,7 +71,7 @@ int iox_sock_close_if_idle(struct iox_sock_host *h, struct iox_sock *s)
     if (s->inflight || s->fd < 0) return 0;
     int fd = s->fd;
     s->fd = -1;
-    if (iox_seam_close(h->r->seam, fd, ud_of(h, s, IOX_OP_CLOSE)) == 0) {
+    if (iox_seam_close(h->r->seam, fd, iox_sock_ud(h, s, IOX_OP_CLOSE)) == 0) {
         s->inflight++;
         return 0;
     }
@@ -97,77 +82,28 @@ int iox_sock_close_if_idle(struct iox_sock_host *h, struct iox_sock *s)
 
 /* ---- completions ---- */
 
-/* A send completed, in full, short or failed: the buffer retired under it
- * is no longer read. Free it now: left "retired" into the next send (it
- * was, after a short send), the next growth took the current buffer for
- * one that "holds only copies" and freed it under the send in flight
- * (found by tests/test_file_sim.c, seed 33357). */
-static void release_retired(struct iox_sock_host *h, struct iox_sock *s)
-{
-    if (s->retired && !s->send_inflight) {
-        iox_sock_block_put(h, s->retired, s->retired_cap);
-        s->retired = NULL;
-    }
-}
-
-enum iox_sock_got iox_sock_cqe(struct iox_sock_host *h, struct iox_sock *s, unsigned op,
-                               const struct iox_cqe *cqe, const char **data, uint32_t *len)
+void iox_sock_cqe_note(const struct iox_sock_host *h, const struct iox_sock *s, unsigned op, int res)
 {
     switch (op) {
     case IOX_OP_RECV:
-        if (!(cqe->flags & IOX_CQE_F_MORE)) { s->recv_armed = 0; s->recv_cancelling = 0; s->inflight--; }
-        if (cqe->res > 0) {
-            if (!(cqe->flags & IOX_CQE_F_BUFFER)) {
-                IOX_ERROR("%s %u: recv completion without a buffer (closing it)", h->name, s->idx);
-                return IOX_SOCK_GOT_RECV_ERROR;
-            }
-            *data = iox_seam_buf(h->r->seam, cqe->flags >> IOX_CQE_BUFFER_SHIFT);
-            *len = (uint32_t)cqe->res;
-            return IOX_SOCK_GOT_RECV;
-        }
-        if (cqe->res == 0) {
-            s->peer_shut = 1;   /* for every state, before it decides */
-            return IOX_SOCK_GOT_RECV_EOF;
-        }
-        if (cqe->res == -ENOBUFS) return IOX_SOCK_GOT_RECV_NOBUFS;
-        if (cqe->res == -ECANCELED) return IOX_SOCK_GOT_RECV_CANCELLED;
-        IOX_DEBUG("%s %u: recv: %s", h->name, s->idx, strerror(-cqe->res));
-        return IOX_SOCK_GOT_RECV_ERROR;
+        if (res > 0) IOX_ERROR("%s %u: recv completion without a buffer (closing it)", h->name, s->idx);
+        else IOX_DEBUG("%s %u: recv: %s", h->name, s->idx, strerror(-res));
+        break;
     case IOX_OP_SEND:
-        s->send_inflight = 0;
-        s->inflight--;
-        release_retired(h, s);
-        if (cqe->res < 0) {
-            IOX_DEBUG("%s %u: send: %s", h->name, s->idx, strerror(-cqe->res));
-            return IOX_SOCK_GOT_SEND_ERROR;
-        }
-        s->wsent += (uint32_t)cqe->res;
-        if (cqe->res > 0) s->tprogress = 1;   /* the peer is taking our output */
-        if (s->wsent < s->wsend_end) return cqe->res == 0 ? IOX_SOCK_GOT_SEND_ERROR : IOX_SOCK_GOT_SEND_PARTIAL;
-        if (s->wsent == s->wlen) {
-            /* Everything sent: rewind the buffer and give it back. */
-            s->wsent = s->wlen = s->wcommit = s->wsend_end = 0;
-            iox_sock_out_release(h, s);
-        }
-        if (s->wsent < s->wcommit) iox_sock_mark_dirty(h, s);   /* committed meanwhile */
-        return IOX_SOCK_GOT_SEND_DONE;
+        IOX_DEBUG("%s %u: send: %s", h->name, s->idx, strerror(-res));
+        break;
     case IOX_OP_CANCEL:
-        s->inflight--;
-        if (cqe->res < 0 && cqe->res != -ENOENT && cqe->res != -EALREADY)
-            IOX_DEBUG("%s %u: cancel: %s", h->name, s->idx, strerror(-cqe->res));
-        return IOX_SOCK_GOT_OTHER;
+        if (res != -ENOENT && res != -EALREADY) IOX_DEBUG("%s %u: cancel: %s", h->name, s->idx, strerror(-res));
+        break;
     case IOX_OP_SHUTDOWN:
-        s->inflight--;
-        if (cqe->res < 0 && cqe->res != -ENOTCONN)
-            IOX_DEBUG("%s %u: shutdown: %s", h->name, s->idx, strerror(-cqe->res));
-        return IOX_SOCK_GOT_OTHER;
+        if (res != -ENOTCONN) IOX_DEBUG("%s %u: shutdown: %s", h->name, s->idx, strerror(-res));
+        break;
     case IOX_OP_CLOSE:
-        s->inflight--;
-        if (cqe->res < 0) IOX_WARN("%s %u: close: %s", h->name, s->idx, strerror(-cqe->res));
-        return IOX_SOCK_GOT_CLOSED;
+        IOX_WARN("%s %u: close: %s", h->name, s->idx, strerror(-res));
+        break;
     default:
         IOX_ERROR("%s %u: unexpected op %u", h->name, s->idx, op);
-        return IOX_SOCK_GOT_OTHER;
+        break;
     }
 }
 
@@ -401,7 +337,7 @@ char *iox_sock_out_reserve(struct iox_sock_host *h, struct iox_sock *s, size_t n
 
 void iox_sock_out_release(struct iox_sock_host *h, struct iox_sock *s)
 {
-    release_retired(h, s);
+    iox_sock_release_retired(h, s);
     if (!s->out || s->wlen != s->wsent || s->send_inflight) return;
     iox_sock_block_put(h, s->out, s->wcap);
     s->out = NULL;
