@@ -257,6 +257,7 @@ size_t iox_sock_carry_append(struct iox_sock_host *h, struct iox_sock *s, const 
         if (!s->in) return 0;
         s->in_cap = IOX_BLOCK;
     }
+    if (max > UINT32_MAX / 2) max = UINT32_MAX / 2;   /* lengths are 32-bit */
     if (s->in_len + n > s->in_cap && s->in_cap < max) {
         size_t want = s->in_cap;
         while (want < s->in_len + n && want < max) want *= 2;
@@ -303,7 +304,7 @@ char *iox_sock_out_reserve(struct iox_sock_host *h, struct iox_sock *s, size_t n
     if (s->out && s->wlen + n <= s->wcap) return s->out + s->wlen;
     /* Bytes still owed to the peer: [wsent, wlen). */
     size_t live = s->out ? s->wlen - s->wsent : 0;
-    if (live + n > max) return NULL;
+    if (live + n > max || live + n > UINT32_MAX / 2) return NULL;   /* lengths are 32-bit */
     if (!s->out) {
         s->out = list_get(&h->free_wbuf, IOX_BLOCK);
         if (!s->out) return NULL;
