@@ -222,17 +222,20 @@ int iox_sock_expire(struct iox_sock_host *h, struct iox_sock *s, int *lingering)
 
 /* ---- buffers ---- */
 
-/* Append up to n bytes to the carry, growing it up to max; returns the
- * bytes appended (fewer when the cap is reached or memory ran out). */
+/* Append up to n bytes to the carry, growing it (when it is full) to at
+ * most max bytes; returns the bytes appended (fewer when it is full at max,
+ * or memory ran out). */
 size_t iox_sock_carry_append(struct iox_sock_host *h, struct iox_sock *s, const char *p, size_t n,
                              size_t max);
 /* Drop the first `used` bytes (all: the block goes back). */
 void iox_sock_carry_consume(struct iox_sock_host *h, struct iox_sock *s, size_t used);
 /* Give an empty carry's block back. */
 void iox_sock_carry_release(struct iox_sock_host *h, struct iox_sock *s);
-/* Room for n bytes at out + wlen, keeping what is owed ([wsent, wlen))
- * plus n under max; a buffer a send in flight reads stays alive. Returns
- * the pointer (count the bytes by adding to wlen), or NULL. */
+/* Room for n bytes at out + wlen: in place when the buffer has it, else
+ * in a larger buffer (what is owed, [wsent, wlen), moved to its front)
+ * while owed + n stays under max; a buffer a send in flight reads stays
+ * alive (retired). Returns the pointer (count the bytes by adding to
+ * wlen), or NULL. */
 char *iox_sock_out_reserve(struct iox_sock_host *h, struct iox_sock *s, size_t n, size_t max);
 /* Give the write buffer back when nothing is owed or in flight (and a
  * retired one whose send ended). */
