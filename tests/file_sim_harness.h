@@ -282,7 +282,7 @@ static inline void turn(struct world *w)
 
 static inline struct hconn *conn_of_slot(struct world *w, uint32_t idx)
 {
-    int fd = w->hs->conns[idx].fd;
+    int fd = w->hs->conns[idx].sk.fd;
     for (unsigned j = 0; j < w->nc; j++)
         if (w->conn[j].fd == fd) return &w->conn[j];
     return NULL;
@@ -361,12 +361,12 @@ static inline void fsim_read_fault(struct world *w, unsigned k, int eio)
     if (iox_sim_read_peek(w->sim, k, NULL, NULL, NULL, &ud)) return;
     uint32_t idx = iox_ud_idx(ud);
     struct hconn *c = conn_of_slot(w, idx);
-    uint16_t gen0 = w->hs->conns[idx].gen;
+    uint16_t gen0 = w->hs->conns[idx].sk.gen;
     if (eio) iox_sim_read_complete(w->sim, k, 0, -EIO, NULL);
     else iox_sim_read_complete(w->sim, k, 0, 0, NULL);
     if (c) c->cut = 1;
     struct iox_conn *cc = &w->hs->conns[idx];
-    if (!w->why[0] && iox_conn_in_use(cc) && cc->gen == gen0 && cc->state != HTTP_CONN_S_CLOSING)
+    if (!w->why[0] && iox_conn_in_use(cc) && cc->sk.gen == gen0 && cc->state != HTTP_CONN_S_CLOSING)
         snprintf(w->why, sizeof w->why, "slot %u: %s read did not abort the connection (state %s)", idx,
                  eio ? "failed" : "early-EOF", http_conn_state_names[cc->state]);
     turn(w);
@@ -383,11 +383,11 @@ static inline void fsim_splice_fault(struct world *w, unsigned k, int eio)
     if (!eio && off_in < 0) eio = 1;   /* a 0 from pipe → socket is not an EOF: fail it instead */
     uint32_t idx = iox_ud_idx(ud);
     struct hconn *c = conn_of_slot(w, idx);
-    uint16_t gen0 = w->hs->conns[idx].gen;
+    uint16_t gen0 = w->hs->conns[idx].sk.gen;
     iox_sim_splice_complete(w->sim, k, 0, eio ? -EIO : 0, NULL);
     if (c) c->cut = 1;
     struct iox_conn *cc = &w->hs->conns[idx];
-    if (!w->why[0] && iox_conn_in_use(cc) && cc->gen == gen0 && cc->state != HTTP_CONN_S_CLOSING)
+    if (!w->why[0] && iox_conn_in_use(cc) && cc->sk.gen == gen0 && cc->state != HTTP_CONN_S_CLOSING)
         snprintf(w->why, sizeof w->why, "slot %u: %s splice did not abort the connection (state %s)", idx,
                  eio ? "failed" : "early-EOF", http_conn_state_names[cc->state]);
     turn(w);

@@ -429,7 +429,7 @@ IOX_TEST(body_sim, slow_reader_keeps_buffers_bounded)
             if (iox_sim_has_op(h.sim, IOX_OP_SEND, FD)) iox_sim_send(h.sim, FD, 0);
         }
         turn(&h);
-        size_t o = h.c->wcap + h.c->side_len, in = h.c->in_cap;
+        size_t o = h.c->sk.wcap + h.c->side_len, in = h.c->sk.in_cap;
         if (o > max_out) max_out = o;
         if (in > max_in) max_in = in;
     }
@@ -726,7 +726,7 @@ IOX_TEST(body_sim, peer_gone_mid_body_tells_the_handler)
     turn(&h);
     static const char req[] = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc";
     deliver(&h, req, sizeof req - 1, 0);
-    struct iox_conn_ref ref = {h.hs, h.c->idx, h.c->gen, h.c->tgt};
+    struct iox_conn_ref ref = {h.hs, h.c->sk.idx, h.c->sk.gen, h.c->tgt};
     iox_sim_recv_end(h.sim, FD, -ECONNRESET);
     turn(&h);
     peer_close(&h);

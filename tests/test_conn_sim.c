@@ -359,7 +359,7 @@ static int run_seed(uint64_t seed, const char *ref, size_t rn)
     if (getenv("IOX_SIM_TRACE"))
         fprintf(stderr, "pre-end: state %s nasync %u open %u in %u w %u/%u/%u side %u peer_shut %u recv %u send %u pend %u off %zu/%zu\n",
                 http_conn_state_names[h.c->state], h.c->nasync, (uint16_t)(h.c->rq_tail - h.c->rq_head),
-                h.c->in_len, h.c->wsent, h.c->wcommit, h.c->wlen, h.c->side_len, h.c->peer_shut, h.c->recv_armed,
+                h.c->sk.in_len, h.c->sk.wsent, h.c->sk.wcommit, h.c->sk.wlen, h.c->side_len, h.c->sk.peer_shut, h.c->sk.recv_armed,
                 iox_sim_has_op(h.sim, IOX_OP_SEND, FD), npending_async, off, cut);
     switch (end) {
     case END_EOF:
@@ -753,7 +753,7 @@ IOX_TEST(conn_sim, late_completion_for_reused_slot_is_dropped)
     struct h h;
     h_init(&h, 8, 64, 1 << 20);
     turn(&h);
-    uint64_t old_ud = iox_ud(IOX_OP_SEND, (unsigned)h.hs->owner, h.c->gen, h.c->idx);
+    uint64_t old_ud = iox_ud(IOX_OP_SEND, (unsigned)h.hs->owner, h.c->sk.gen, h.c->sk.idx);
     CU_ASSERT_EQUAL(iox_sim_recv_end(h.sim, FD, -ECONNRESET), 0);
     turn(&h);
     struct iox_conn *c2 = iox_http_adopt(h.hs, FD + 1);
@@ -762,7 +762,7 @@ IOX_TEST(conn_sim, late_completion_for_reused_slot_is_dropped)
     uint64_t stale = h.r.n_stale_cqes;
     iox_reactor_dispatch(&h.r, &late);
     CU_ASSERT_EQUAL(h.r.n_stale_cqes, stale + 1);
-    CU_ASSERT_EQUAL(c2->wsent, 0);
+    CU_ASSERT_EQUAL(c2->sk.wsent, 0);
     h_fini(&h);
 }
 

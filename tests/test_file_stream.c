@@ -100,7 +100,7 @@ IOX_TEST(file_stream, start_behind_an_async_answer)
     file_stream_trace = fs_trace;
     struct iox_conn *c = iox_http_adopt(hs, FS_FD);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    struct iox_file_stream *st = &iox_file_streams_of(&r)->s[c->idx];
+    struct iox_file_stream *st = &iox_file_streams_of(&r)->s[c->sk.idx];
 
     fs_turn(sim, &r);   /* arms the recv */
     static const char req[] = "GET /hold HTTP/1.1\r\nHost: t\r\n\r\nGET /file HTTP/1.1\r\nHost: t\r\n\r\n";

@@ -328,7 +328,7 @@ static int run_step(struct rig *g, const struct step *st, size_t split, char *wh
         iox_reactor_begin_stop(&g->r);
     } else if (!strcmp(v, "expect")) {
         int sending = iox_sim_has_op(g->sim, IOX_OP_SEND, FD);
-        int recving = is_open(g) && g->c->recv_armed;
+        int recving = is_open(g) && g->c->sk.recv_armed;
         if (!strcmp(a, "send") && !sending) FAILF("no send in flight");
         if (!strcmp(a, "no-send") && sending) FAILF("a send is in flight");
         if (!strcmp(a, "recv") && !recving) FAILF("no recv armed");

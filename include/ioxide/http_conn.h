@@ -21,6 +21,7 @@
 #include <ioxide/http_parser.h>
 #include <ioxide/http_server.h>
 #include <ioxide/reactor.h>
+#include <ioxide/stream_core.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,27 +60,22 @@ _Static_assert(sizeof(struct iox_rslot) <= 56, "struct iox_rslot: one per pipeli
 struct iox_conn {
     struct iox_reactor *r;
     struct iox_http_server *hs;  /* the server (per reactor, per listener) it belongs to */
-    int fd;
-    uint32_t idx;
-    uint16_t gen;
+    /* The socket mechanics (ioxide/stream_core.h), kept by the stream
+     * core for every completion in every state: fd, slot index and
+     * generation, the op books (ops in flight — close waits for 0 —, the
+     * recv armed or being cancelled, the peer's EOF: guard peer_shut, the
+     * send in flight), this turn's parked/dirty lists, the carry (input
+     * not in a ring buffer), the write buffer ([0, wsent) sent, [wsent,
+     * wcommit) ready to send, [wcommit, wlen) the current request's
+     * response, not yet committed) and the timer (its class: conn.c,
+     * timer_class). */
+    struct iox_sock sk;
     /* The control state: written only by the generated machine
      * (http_conn_fire and the [reuse] functions http_conn_free/_open).
      * Whether the slot is in use, the peer's EOF aside, reading stopped for
      * backpressure, paused behind async requests, finishing: all in here
      * (spec/machines/http_conn.toml). */
     http_conn_state_t state;
-    /* Op bookkeeping, kept by the completion handler (conn.c) for every
-     * completion in every state. Ops in flight on this socket; close waits
-     * for 0. */
-    uint16_t inflight;
-    uint8_t recv_armed;      /* a multishot recv is active */
-    uint8_t recv_cancelling; /* its cancel is on the way */
-    uint8_t peer_shut;       /* a recv returned 0 (EOF): none is armed again (guard peer_shut) */
-    uint8_t send_inflight;
-    uint8_t parked;          /* wants its recv re-armed at turn end */
-    uint8_t dirty;           /* has output to send at turn end */
-    uint8_t parked_linked;   /* on hs->parked (an entry may outlive the want) */
-    uint8_t dirty_linked;    /* on hs->dirty */
     /* What the parser loop knows, read by the guards close_due,
      * between_requests and body_pending: they change per request, inside
      * one recv's parse, so they are data rather than states. */
@@ -101,24 +97,6 @@ struct iox_conn {
     uint16_t rq_base;        /* seq at ring position 0 (conn_internal.h, iox_conn_slot) */
     uint32_t side_len;
     struct iox_http_parser hp;
-    /* Carry: unconsumed input that is not in a ring buffer. */
-    char *in;
-    uint32_t in_len, in_cap;
-    /* Write buffer: [0, wsent) sent, [wsent, wcommit) ready to send,
-     * [wcommit, wlen) the current request's response, not yet committed.
-     * While a send is in flight it covers [wsent, wsend_end). */
-    char *out;
-    uint32_t wlen, wsent, wcommit, wsend_end, wcap;
-    char *retired;           /* old write buffer a send in flight still reads */
-    uint32_t retired_cap;
-    /* Timer: deadline and links in hs->idle or hs->linger. */
-    uint64_t deadline_ms;
-    struct iox_conn *tprev, *tnext;
-    uint8_t tlist;           /* 0 none, 1 idle, 2 linger */
-    uint8_t tclass;          /* what the deadline is for (conn.c, timer_class) */
-    uint8_t tprogress;       /* the client made progress since the last update */
-    uint32_t last_unsent;    /* SIOCOUTQ at the last expiry that was renewed */
-    struct iox_conn *dirty_next, *parked_next;
     void (*on_close)(struct iox_conn *c, void *arg);
     void *on_close_arg;
     /* The body being handed to its handler (iox_req_body_stream/_read);

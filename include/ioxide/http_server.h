@@ -9,6 +9,7 @@
 #define IOX_HTTP_SERVER_H
 #include <ioxide/http_parser.h>
 #include <ioxide/reactor.h>
+#include <ioxide/stream_core.h>
 #include <stdint.h>
 
 struct iox_conn;
@@ -97,8 +98,6 @@ int iox_http_single_from_env(struct iox_http_single *s, char *why, size_t why_le
  * environment, printed). */
 int iox_http_serve(const struct iox_http_app *app, void *app_ctx);
 
-struct iox_conn_list { struct iox_conn *head, *tail; };
-
 /* One reactor's HTTP server for one listener. Fields are the runtime's;
  * applications read the counters. */
 struct iox_http_server {
@@ -116,10 +115,9 @@ struct iox_http_server {
     struct iox_rslot *rslots;
     uint32_t rslot_mask;
     uint32_t max_async;
-    struct iox_conn_list idle;        /* ordered by deadline (timers) */
-    struct iox_conn_list linger;
-    struct iox_conn *dirty;           /* conns with output to send this turn */
-    struct iox_conn *parked;          /* conns whose recv must be re-armed */
+    /* Its connections' shared socket mechanics (ioxide/stream_core.h):
+     * turn-end lists, timer lists ordered by deadline, buffer free lists. */
+    struct iox_sock_host sh;
     char date[40];                    /* "Date: ...\r\n" cached per second */
     uint64_t date_sec;
     /* Counters (this reactor only; served at stats_path). */
@@ -131,11 +129,6 @@ struct iox_http_server {
     const char *stats_path;
     const struct iox_http_app *user_app;
     void *user_ctx;
-    /* Free lists of buffers (carry, write) so the hot path does not malloc. */
-    void *free_carry, *free_wbuf;
-    /* Larger write buffers (32 KiB .. 1 MiB, powers of two: a baked file or
-     * a streamed chunk) are recycled by size class too. */
-    void *free_wbuf_big[6];
     /* Request-body states (struct iox_body, conn_body.c) ready for reuse. */
     void *free_body;
     /* The access log when cfg.access_log is set, else NULL (access_log.c). */

@@ -6,6 +6,7 @@
  *   log.h          the log
  *   stream.h       the protocol-neutral stream connection (server side)
  *   stream_client.h the client kit: pooled, pipelined outbound connections
+ *   stream_core.h  the socket mechanics stream connections share (stream, HTTP)
  *   http_server.h  the HTTP/1.1 server as a protocol (config, application)
  *   http_conn.h    an HTTP connection: writing answers, async requests
  *   http_parser.h  the generated HTTP/1.1 request parser
@@ -20,6 +21,7 @@
 #include <ioxide/log.h>
 #include <ioxide/stream.h>
 #include <ioxide/stream_client.h>
+#include <ioxide/stream_core.h>
 #include <ioxide/http_parser.h>
 #include <ioxide/http_server.h>
 #include <ioxide/http_conn.h>

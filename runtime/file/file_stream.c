@@ -38,13 +38,13 @@ static struct iox_file_streams *streams_of(struct iox_reactor *r) { return iox_r
 static struct iox_conn *conn_of(struct iox_file_stream *st)
 {
     struct iox_conn *c = &st->hs->conns[st->idx];
-    if (iox_conn_in_use(c) && c->gen == st->gen) iox_conn_set_target(c, st->seq);
+    if (iox_conn_in_use(c) && c->sk.gen == st->gen) iox_conn_set_target(c, st->seq);
     return c;
 }
 static int conn_is_ours(struct iox_file_stream *st)
 {
     struct iox_conn *c = conn_of(st);
-    return iox_conn_in_use(c) && c->gen == st->gen;
+    return iox_conn_in_use(c) && c->sk.gen == st->gen;
 }
 
 /* Make pool pipe i (closed or never made): 0 or -errno. */
@@ -115,7 +115,7 @@ int file_stream_act_issue_read(struct iox_file_stream *st, const struct iox_fstr
 {
     (void)ev;
     struct iox_conn *c = conn_of(st);
-    uint32_t owed = c->wlen - c->wsent;
+    uint32_t owed = c->sk.wlen - c->sk.wsent;
     uint64_t room = st->chunk > owed + 4096 ? st->chunk - owed : st->chunk;
     size_t n = st->left < room ? (size_t)st->left : (size_t)room;
     char *p = iox_resp_reserve(c, n);
@@ -228,7 +228,7 @@ static int queue_splice(struct iox_file_stream *st, int in)
         if (rc == 0) st->pipe_dirty = 1;
     } else {
         n = st->in_pipe;
-        rc = iox_seam_splice(st->r->seam, p->rfd, -1, c->fd, n, ud);
+        rc = iox_seam_splice(st->r->seam, p->rfd, -1, c->sk.fd, n, ud);
     }
     if (rc < 0) {
         st->err = rc;
@@ -315,16 +315,16 @@ static void fire(struct iox_file_stream *st, int event, int32_t res)
 static void on_conn_close(struct iox_conn *c, void *arg)
 {
     struct iox_file_streams *fs = arg;
-    struct iox_file_stream *st = &fs->s[c->idx];
-    if (st->active && st->gen == c->gen) fire(st, FILE_STREAM_EV_CONN_GONE, 0);
+    struct iox_file_stream *st = &fs->s[c->sk.idx];
+    if (st->active && st->gen == c->sk.gen) fire(st, FILE_STREAM_EV_CONN_GONE, 0);
 }
 
 /* Drain hook: everything committed has been sent. */
 static void on_conn_drain(struct iox_conn *c, void *arg)
 {
     struct iox_file_streams *fs = arg;
-    struct iox_file_stream *st = &fs->s[c->idx];
-    if (st->active && st->gen == c->gen) fire(st, FILE_STREAM_EV_DRAINED, 0);
+    struct iox_file_stream *st = &fs->s[c->sk.idx];
+    if (st->active && st->gen == c->sk.gen) fire(st, FILE_STREAM_EV_DRAINED, 0);
 }
 
 /* Completion of a chunk read (the streams' kind). */
@@ -461,16 +461,16 @@ int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len
                           const char *name, iox_file_stream_end_fn on_end, void *arg)
 {
     struct iox_file_streams *fs = streams_of(c->r);
-    struct iox_file_stream *st = &fs->s[c->idx];
+    struct iox_file_stream *st = &fs->s[c->sk.idx];
     if (!st->r) {       /* the slot's first stream: set it up */
         st->r = c->r;
         st->hs = fs->hs;
-        st->idx = c->idx;
+        st->idx = c->sk.idx;
         st->pipe = -1;
         file_stream_init(&st->state);
     }
     if (st->active) {   /* cannot happen: the close hook or the last read ends it */
-        IOX_ERROR("file stream: slot %u still has a stream; dropping it", c->idx);
+        IOX_ERROR("file stream: slot %u still has a stream; dropping it", c->sk.idx);
         fire(st, FILE_STREAM_EV_CANCEL, 0);   /* -> cancelled */
     }
     if (!len) {         /* nothing to read: done before it starts */
@@ -486,7 +486,7 @@ int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len
     st->chunk = chunk ? chunk : 65536;
     st->asked = 0;
     st->err = 0;
-    st->gen = c->gen;
+    st->gen = c->sk.gen;
     st->seq = c->tgt;
     st->active = 1;
     st->in_pipe = 0;

@@ -141,24 +141,24 @@ static void peer_text(struct peer *p, int len)
  * of the first connection). */
 static void peer_by_syscall(struct iox_alog *a, struct iox_conn *c)
 {
-    struct peer *p = &a->peers[c->idx];
+    struct peer *p = &a->peers[c->sk.idx];
     socklen_t len = sizeof p->sa;
-    if (getpeername(c->fd, (struct sockaddr *)&p->sa, &len) == 0) peer_text(p, (int)len);
+    if (getpeername(c->sk.fd, (struct sockaddr *)&p->sa, &len) == 0) peer_text(p, (int)len);
 }
 
 void iox_alog_conn_open(struct iox_conn *c)
 {
     struct iox_alog *a = c->hs->alog;
-    struct peer *p = &a->peers[c->idx];
-    p->gen = c->gen;
+    struct peer *p = &a->peers[c->sk.idx];
+    p->gen = c->sk.gen;
     p->host[0] = 0;
     if (a->no_ring_peername) { peer_by_syscall(a, c); return; }
     memset(&p->sa, 0, sizeof p->sa);
     /* Not counted among the connection's ops: the kernel answers it inline
      * while submitting, and a late answer for a reused slot is told apart
      * by the generation. */
-    if (iox_seam_peername(c->r->seam, c->fd, (struct sockaddr *)&p->sa, a->sa_len,
-                          iox_ud(IOX_OP_PEERNAME, (unsigned)c->hs->owner, c->gen, c->idx)) < 0)
+    if (iox_seam_peername(c->r->seam, c->sk.fd, (struct sockaddr *)&p->sa, a->sa_len,
+                          iox_ud(IOX_OP_PEERNAME, (unsigned)c->hs->owner, c->sk.gen, c->sk.idx)) < 0)
         peer_by_syscall(a, c);   /* SQ full: once, the plain way */
 }
 
@@ -169,14 +169,14 @@ void iox_alog_peer_cqe(struct iox_http_server *hs, const struct iox_cqe *cqe)
     if (!a || idx >= hs->max_conns) return;
     struct peer *p = &a->peers[idx];
     struct iox_conn *c = &hs->conns[idx];
-    if (p->gen != (uint16_t)iox_ud_gen(cqe->ud) || !iox_conn_in_use(c) || c->gen != p->gen) return;
+    if (p->gen != (uint16_t)iox_ud_gen(cqe->ud) || !iox_conn_in_use(c) || c->sk.gen != p->gen) return;
     if (cqe->res > 0) { peer_text(p, cqe->res); return; }
     if ((cqe->res == -EOPNOTSUPP || cqe->res == -EINVAL) && !a->no_ring_peername) {
         a->no_ring_peername = 1;
         IOX_INFO("access log: the kernel has no getsockopt on the ring (Linux 6.7+); peer addresses come from "
                  "getpeername(2), one call per connection");
     }
-    if (cqe->res != -ENOTCONN && c->fd >= 0) peer_by_syscall(a, c);
+    if (cqe->res != -ENOTCONN && c->sk.fd >= 0) peer_by_syscall(a, c);
 }
 
 /* ---- records ---- */
@@ -270,9 +270,9 @@ static void rec_fill(struct iox_conn *c, struct iox_rslot *s, const struct iox_h
     if (!*slot) *slot = rec_new(a);
     if (!*slot) return;   /* out of memory: the line goes without its record */
     struct rec *r = &a->recs[*slot];
-    struct peer *p = &a->peers[c->idx];
+    struct peer *p = &a->peers[c->sk.idx];
     char *o = r->text;
-    size_t n = put_str(o, p->host[0] && p->gen == c->gen ? p->host : "-");
+    size_t n = put_str(o, p->host[0] && p->gen == c->sk.gen ? p->host : "-");
     n += put_str(o + n, " - - ");
     n += put_str(o + n, stamp(a, c->r));
     n += put_str(o + n, " \"");

@@ -49,7 +49,7 @@ static size_t carry_limit(struct iox_conn *c, int held)
 
 static int over_cap(const struct iox_conn *c)
 {
-    return (c->out ? c->wlen - c->wsent : 0) + c->side_len >= c->hs->cfg.write_cap;
+    return iox_sock_owed(&c->sk) + c->side_len >= c->hs->cfg.write_cap;
 }
 
 int iox_conn_over_cap(const struct iox_conn *c)
@@ -100,7 +100,7 @@ static int advance(struct iox_conn *c)
     while (c->rq_head != c->rq_tail) {
         struct iox_rslot *s = slot_of(c, c->rq_head);
         if (s->awaiting || !s->body_done) break;
-        c->wcommit = c->wlen;
+        c->sk.wcommit = c->sk.wlen;
         if (c->hs->alog) iox_alog_done(c, s);
         c->rq_head++;
         c->hs->n_requests++;
@@ -111,8 +111,8 @@ static int advance(struct iox_conn *c)
             char *p = iox_out_reserve(c, n->len, (size_t)-1);
             if (!p) return HTTP_CONN_EV_FAIL;
             memcpy(p, n->buf, n->len);
-            c->wlen += n->len;
-            c->wcommit += n->flushed;
+            c->sk.wlen += n->len;
+            c->sk.wcommit += n->flushed;
             if (n->flushed) any = 1;
         }
         iox_side_free(c, n);
@@ -133,7 +133,7 @@ static int close_due(const struct iox_conn *c)
  * answer is not committed yet: the peer is owed something. */
 static int owes(const struct iox_conn *c)
 {
-    return c->wcommit > c->wsent || c->send_inflight || nopen(c);
+    return c->sk.wcommit > c->sk.wsent || c->sk.send_inflight || nopen(c);
 }
 
 /* A request is fully read and answered (inside the parse): commit what can
@@ -149,7 +149,7 @@ static int complete_request(struct iox_conn *c)
 static void drop_last(struct iox_conn *c, struct iox_rslot *s, int err)
 {
     if (c->body) iox_body_abort(c, err);   /* its handler is told; its handle goes stale */
-    if (s->seq == c->rq_head) c->wlen = c->wcommit;
+    if (s->seq == c->rq_head) c->sk.wlen = c->sk.wcommit;
     else iox_side_free(c, s);
     s->on_drain = NULL;
     s->awaiting = 0;
@@ -164,7 +164,7 @@ static void drop_last(struct iox_conn *c, struct iox_rslot *s, int err)
 static int reject(struct iox_conn *c, int err)
 {
     int status = iox_http_error_status(err);
-    IOX_DEBUG("conn %u: %s → %d", c->idx, iox_http_result_name(err), status);
+    IOX_DEBUG("conn %u: %s → %d", c->sk.idx, iox_http_result_name(err), status);
     struct iox_rslot *s;
     if (c->body_pending && (!nopen(c) || slot_of(c, (uint16_t)(c->rq_tail - 1))->body_done)) {
         /* A body handed to a streaming handler whose answer may be under
@@ -246,7 +246,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
                 }
                 r = iox_http_parse_body(&c->hp, base + off, len - off, &consumed, &data, &dlen);
                 off += consumed;
-                if (consumed) c->tprogress = 1;   /* the body is moving: not stuck */
+                if (consumed) c->sk.tprogress = 1;   /* the body is moving: not stuck */
                 if (r == IOX_HTTP_BODY_DATA && c->body) {
                     int k = iox_body_piece(c, c->body, data, dlen);
                     if (abort_pending(c)) { *used = len; return HTTP_CONN_EV_FAIL; }
@@ -341,7 +341,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
 static int feed(struct iox_conn *c, const char *p, size_t n, int held)
 {
     int ev = HTTP_CONN_EV_NONE;
-    if (c->in_len == 0) {
+    if (c->sk.in_len == 0) {
         size_t used = 0;
         ev = process(c, p, n, &used, held);
         p += used;
@@ -359,8 +359,8 @@ static int feed(struct iox_conn *c, const char *p, size_t n, int held)
         p += k;
         n -= k;
         size_t used = 0;
-        size_t before = c->in_len;
-        ev = process(c, c->in, c->in_len, &used, held);
+        size_t before = c->sk.in_len;
+        ev = process(c, c->sk.in, c->sk.in_len, &used, held);
         iox_carry_consume(c, used);
         if (ev == HTTP_CONN_EV_FINISH || ev == HTTP_CONN_EV_FAIL) return ev;
         if (ev == HTTP_CONN_EV_THROTTLE || ev == HTTP_CONN_EV_HOLD) held = 1;
@@ -369,7 +369,7 @@ static int feed(struct iox_conn *c, const char *p, size_t n, int held)
             if (n && iox_carry_append(c, p, n, carry_limit(c, held)) != n) return HTTP_CONN_EV_FAIL;
             return ev;
         }
-        if (used == 0 && before == c->in_cap && n) return HTTP_CONN_EV_FAIL;
+        if (used == 0 && before == c->sk.in_cap && n) return HTTP_CONN_EV_FAIL;
     }
     return ev;
 }
@@ -377,9 +377,9 @@ static int feed(struct iox_conn *c, const char *p, size_t n, int held)
 /* Parse what the carry holds (after an async reply or backpressure eased). */
 static int feed_carry(struct iox_conn *c, int held)
 {
-    if (!c->in_len && !c->body_pending) return HTTP_CONN_EV_NONE;
+    if (!c->sk.in_len && !c->body_pending) return HTTP_CONN_EV_NONE;
     size_t used = 0;
-    int ev = process(c, c->in_len ? c->in : "", c->in_len, &used, held);
+    int ev = process(c, c->sk.in_len ? c->sk.in : "", c->sk.in_len, &used, held);
     if (ev == HTTP_CONN_EV_FINISH || ev == HTTP_CONN_EV_FAIL) return ev;
     iox_carry_consume(c, used);
     return ev;
@@ -390,7 +390,7 @@ static int feed_carry(struct iox_conn *c, int held)
 int http_conn_guard_peer_shut(const struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    return c->peer_shut;
+    return c->sk.peer_shut;
 }
 
 int http_conn_guard_answers_due(const struct iox_conn *c, const struct iox_event *ev)
@@ -420,7 +420,7 @@ int http_conn_guard_close_due(const struct iox_conn *c, const struct iox_event *
 int http_conn_guard_between_requests(const struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    return !iox_http_parser_mid_request(&c->hp) && !c->in_len && !c->body_pending;
+    return !iox_http_parser_mid_request(&c->hp) && !c->sk.in_len && !c->body_pending;
 }
 
 int http_conn_guard_body_pending(const struct iox_conn *c, const struct iox_event *ev)
@@ -459,7 +459,7 @@ int http_conn_act_stash(struct iox_conn *c, const struct iox_event *ev)
         iox_conn_stop_recv(c);
         return HTTP_CONN_EV_FAIL;
     }
-    if (c->in_len > carry_max(c) / 2) {
+    if (c->sk.in_len > carry_max(c) / 2) {
         iox_conn_stop_recv(c);
         return HTTP_CONN_EV_THROTTLE;
     }
@@ -650,7 +650,7 @@ static int finish_work(struct iox_conn *c, int held)
 {
     c->close_after = 1;
     /* Input after the last answer is dropped, and so is any carried part. */
-    c->in_len = 0;
+    c->sk.in_len = 0;
     iox_carry_release(c);
     /* A request whose body is still arriving never completes now: its
      * answer is dropped (earlier ones are still owed and wait). */
@@ -688,10 +688,7 @@ int http_conn_act_finish_held(struct iox_conn *c, const struct iox_event *ev)
 int http_conn_act_linger(struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
-    int r = iox_seam_shutdown(c->r->seam, c->fd, SHUT_WR,
-                              iox_ud(IOX_OP_SHUTDOWN, (unsigned)c->hs->owner, c->gen, c->idx));
-    if (r < 0) return HTTP_CONN_EV_FAIL;
-    c->inflight++;
+    if (iox_sock_shutdown_wr(&c->hs->sh, &c->sk) < 0) return HTTP_CONN_EV_FAIL;
     iox_conn_timer_linger(c);
     iox_conn_park(c);   /* drain the peer's input (armed or parking: no-op) */
     return HTTP_CONN_EV_NONE;

@@ -25,7 +25,7 @@ static struct iox_rslot *open_slot(struct iox_conn *c, uint16_t seq)
 /* Nothing of the target request's answer is written yet. */
 static int nothing_written(const struct iox_conn *c, const struct iox_rslot *s)
 {
-    if (c->tgt == c->rq_head) return c->wlen == c->wcommit;
+    if (c->tgt == c->rq_head) return c->sk.wlen == c->sk.wcommit;
     return s->len == 0;
 }
 

@@ -3,28 +3,32 @@
 #ifndef IOX_CONN_BUFFERS_H
 #define IOX_CONN_BUFFERS_H
 #include <ioxide/http_conn.h>
+#include <ioxide/http_server.h>
 #include <stddef.h>
 
-/* Size of the blocks kept on the per-reactor free lists. */
-#define IOX_BLOCK 16384u
+/* The carry and the write buffer are the stream core's (stream_core.h);
+ * these name them for a connection. */
+static inline size_t iox_carry_append(struct iox_conn *c, const char *p, size_t n, size_t max)
+{
+    return iox_sock_carry_append(&c->hs->sh, &c->sk, p, n, max);
+}
+static inline void iox_carry_consume(struct iox_conn *c, size_t used)
+{
+    iox_sock_carry_consume(&c->hs->sh, &c->sk, used);
+}
+static inline void iox_carry_release(struct iox_conn *c)
+{
+    iox_sock_carry_release(&c->hs->sh, &c->sk);
+}
+static inline char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max)
+{
+    return iox_sock_out_reserve(&c->hs->sh, &c->sk, n, max);
+}
+static inline void iox_out_release(struct iox_conn *c)
+{
+    iox_sock_out_release(&c->hs->sh, &c->sk);
+}
 
-/* Append up to n bytes to the carry, growing it up to `max` bytes.
- * Returns the bytes appended (less than n when the cap is reached). */
-size_t iox_carry_append(struct iox_conn *c, const char *p, size_t n, size_t max);
-/* Drop the first `used` bytes of the carry. */
-void iox_carry_consume(struct iox_conn *c, size_t used);
-/* Give an empty carry's block back to the reactor. */
-void iox_carry_release(struct iox_conn *c);
-
-/* Room for n more bytes at out + wlen, growing (moving owed bytes to a new
- * buffer) while keeping the total owed under `max`. NULL when it cannot. */
-char *iox_out_reserve(struct iox_conn *c, size_t n, size_t max);
-/* Return the write buffer to the reactor when nothing is owed or in flight,
- * and free a retired buffer once its send is done. */
-void iox_out_release(struct iox_conn *c);
-/* A send completed (in full, short or failed): the old buffer it was reading
- * (retired when the buffer grew under it) is no longer read; free it. */
-void iox_out_release_retired(struct iox_conn *c);
 /* Room for n more bytes in slot s's side buffer (a response waiting behind
  * an earlier one), growing it while the connection's total owed bytes
  * (write buffer + side buffers) stay under `max`. NULL when it cannot. */
@@ -33,7 +37,5 @@ char *iox_side_reserve(struct iox_conn *c, struct iox_rslot *s, size_t n, size_t
 void iox_side_free(struct iox_conn *c, struct iox_rslot *s);
 /* Free the side buffers of every open request (connection released). */
 void iox_slots_release(struct iox_conn *c);
-/* Free every block on a reactor free list. */
-void iox_block_list_free(void **list);
 
 #endif

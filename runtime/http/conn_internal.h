@@ -2,6 +2,8 @@
 #ifndef IOX_CONN_INTERNAL_H
 #define IOX_CONN_INTERNAL_H
 #include <ioxide/http_conn.h>
+#include <ioxide/http_server.h>
+#include <stddef.h>
 
 /* Extra carry room beyond head + buffers (bytes). */
 #define IOX_CARRY_SLACK 4096u
@@ -23,8 +25,8 @@ static inline struct iox_rslot *iox_conn_slot(const struct iox_conn *c, uint16_t
 {
     uint32_t pos = (uint16_t)(seq - c->rq_base) & c->hs->rslot_mask;
     struct iox_rslot *s = c->hs->rslots;
-    if (pos == 0) return &s[c->idx];
-    return &s[c->hs->max_conns + (size_t)c->idx * c->hs->rslot_mask + pos - 1];
+    if (pos == 0) return &s[c->sk.idx];
+    return &s[c->hs->max_conns + (size_t)c->sk.idx * c->hs->rslot_mask + pos - 1];
 }
 
 void iox_conn_fire(struct iox_conn *c, int event, const struct iox_event *ev);
@@ -59,9 +61,24 @@ void iox_body_detach(struct iox_conn *c);
 void iox_resp_interim_continue(struct iox_conn *c);
 int iox_conn_over_cap(const struct iox_conn *c);
 
-void iox_conn_mark_dirty(struct iox_conn *c);     /* send committed output at turn end */
-void iox_conn_park(struct iox_conn *c);           /* (re-)arm recv at turn end (not after the peer's EOF) */
-void iox_conn_stop_recv(struct iox_conn *c);      /* backpressure: cancel the recv, drop a pending re-arm */
+/* The stream core's turn-end lists and backpressure, for a connection. */
+static inline void iox_conn_mark_dirty(struct iox_conn *c)   /* send committed output at turn end */
+{
+    iox_sock_mark_dirty(&c->hs->sh, &c->sk);
+}
+static inline void iox_conn_park(struct iox_conn *c)         /* (re-)arm recv at turn end (not after the peer's EOF) */
+{
+    iox_sock_park(&c->hs->sh, &c->sk);
+}
+static inline void iox_conn_stop_recv(struct iox_conn *c)    /* backpressure: cancel the recv, drop a pending re-arm */
+{
+    iox_sock_stop_recv(&c->hs->sh, &c->sk);
+}
+/* The connection a core socket of this server belongs to. */
+static inline struct iox_conn *iox_conn_of_sock(struct iox_sock *s)
+{
+    return (struct iox_conn *)(void *)((char *)s - offsetof(struct iox_conn, sk));
+}
 void iox_conn_timer_update(struct iox_conn *c);   /* set the client deadline this state calls for (conn.c) */
 void iox_conn_timer_linger(struct iox_conn *c);   /* move to the linger list */
 void iox_conn_begin_close(struct iox_conn *c);    /* cancel all ops on the socket */

@@ -104,7 +104,7 @@ static char *room(struct iox_conn *c, size_t n)
 static void count(struct iox_conn *c, size_t n)
 {
     if (c->hs->alog) iox_alog_count(c, n);
-    if (c->tgt == c->rq_head) { c->wlen += (uint32_t)n; return; }
+    if (c->tgt == c->rq_head) { c->sk.wlen += (uint32_t)n; return; }
     iox_conn_slot(c, c->tgt)->len += (uint32_t)n;
     c->side_len += (uint32_t)n;
 }
@@ -303,7 +303,7 @@ void iox_resp_interim_continue(struct iox_conn *c)
     count(c, sizeof cont - 1);
     if (c->hs->alog) iox_alog_head(c, 0, sizeof cont - 1);
     if (c->tgt == c->rq_head) {
-        c->wcommit = c->wlen;
+        c->sk.wcommit = c->sk.wlen;
         iox_conn_mark_dirty(c);
     } else {
         struct iox_rslot *s = tslot(c);

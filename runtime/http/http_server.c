@@ -84,7 +84,7 @@ static void http_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe
     if (op == IOX_OP_PEERNAME) { iox_alog_peer_cqe(hs, cqe); return; }   /* not a connection op */
     uint32_t idx = iox_ud_idx(cqe->ud);
     struct iox_conn *c = idx < hs->max_conns ? &hs->conns[idx] : NULL;
-    if (!c || !iox_conn_in_use(c) || c->gen != iox_ud_gen(cqe->ud)) {
+    if (!c || !iox_conn_in_use(c) || c->sk.gen != iox_ud_gen(cqe->ud)) {
         /* A late completion for a closed slot: only a recv buffer needs
          * handing back. */
         hs->n_stale_cqes++;
@@ -102,36 +102,36 @@ static void http_flush(struct iox_reactor *r, void *ctx)
 {
     (void)r;
     struct iox_http_server *hs = ctx;
-    struct iox_conn *c = hs->parked;
-    hs->parked = NULL;
-    while (c) {
-        struct iox_conn *next = c->parked_next;
-        c->parked_linked = 0;
-        if (c->parked && iox_conn_in_use(c)) iox_conn_rearm(c);
-        c = next;
+    struct iox_sock *s = iox_sock_take_parked(&hs->sh);
+    while (s) {
+        struct iox_sock *next = s->parked_next;
+        s->parked_linked = 0;
+        struct iox_conn *c = iox_conn_of_sock(s);
+        if (s->parked && iox_conn_in_use(c)) iox_conn_rearm(c);
+        s = next;
     }
-    c = hs->dirty;
-    hs->dirty = NULL;
-    while (c) {
-        struct iox_conn *next = c->dirty_next;
-        c->dirty_linked = 0;
-        if (c->dirty && iox_conn_in_use(c)) iox_conn_start_send(c);
-        c = next;
+    s = iox_sock_take_dirty(&hs->sh);
+    while (s) {
+        struct iox_sock *next = s->dirty_next;
+        s->dirty_linked = 0;
+        struct iox_conn *c = iox_conn_of_sock(s);
+        if (s->dirty && iox_conn_in_use(c)) iox_conn_start_send(c);
+        s = next;
     }
 }
 
-static void fire_due(struct iox_reactor *r, struct iox_conn_list *l)
+static void fire_due(struct iox_reactor *r, struct iox_sock_list *l)
 {
     while (l->head && l->head->deadline_ms <= r->now_ms)
-        iox_conn_on_timer(l->head);
+        iox_conn_on_timer(iox_conn_of_sock(l->head));
 }
 
 static void http_tick(struct iox_reactor *r, void *ctx)
 {
     struct iox_http_server *hs = ctx;
     if (r->uring) update_date(hs);   /* tests fix the Date on the simulated seam */
-    fire_due(r, &hs->idle);
-    fire_due(r, &hs->linger);
+    fire_due(r, &hs->sh.idle);
+    fire_due(r, &hs->sh.linger);
     if (r->stopping && r->now_ms >= r->stop_deadline_ms) {
         /* Grace is over: whatever is still open is closed now. */
         for (uint32_t i = 0; i < hs->max_conns; i++) {
@@ -192,6 +192,11 @@ static int server_open(struct iox_reactor *r, const struct iox_http_config *cfg,
     hs->nfree = hs->max_conns;
     hs->owner = iox_reactor_register_kind(r, &http_kind, hs);
     if (hs->owner < 0) goto nomem;
+    hs->sh.r = r;
+    hs->sh.owner = hs->owner;
+    hs->sh.name = "conn";
+    hs->sh.idle_ms = hs->cfg.idle_timeout_ms;
+    hs->sh.linger_ms = hs->cfg.linger_ms;
     if (iox_http_stats_enable(hs) < 0) {
         iox_reactor_unregister_kind(r, hs->owner);
         hs->owner = -1;
@@ -235,21 +240,18 @@ void iox_http_server_close(struct iox_http_server *hs)
               (unsigned long long)hs->n_stale_cqes, (unsigned long long)hs->n_enobufs);
     for (uint32_t i = 0; i < hs->max_conns; i++) {
         struct iox_conn *c = &hs->conns[i];
-        if (iox_conn_in_use(c) && c->fd >= 0 && !r->uring) c->fd = -1;  /* simulated fds */
-        if (iox_conn_in_use(c) && c->fd >= 0) close(c->fd);
+        if (iox_conn_in_use(c) && c->sk.fd >= 0 && !r->uring) c->sk.fd = -1;  /* simulated fds */
+        if (iox_conn_in_use(c) && c->sk.fd >= 0) close(c->sk.fd);
         iox_body_detach(c);   /* no ceremony: the handler is not called */
-        c->in_len = 0;
-        iox_carry_release(c);
-        c->send_inflight = 0;
-        c->wsent = c->wlen;
         iox_slots_release(c);
-        iox_out_release(c);
+        iox_sock_buffers_drop(&hs->sh, &c->sk);
     }
-    iox_block_list_free(&hs->free_carry);
-    iox_block_list_free(&hs->free_wbuf);
-    iox_block_list_free(&hs->free_body);
-    for (unsigned k = 0; k < sizeof hs->free_wbuf_big / sizeof hs->free_wbuf_big[0]; k++)
-        iox_block_list_free(&hs->free_wbuf_big[k]);
+    while (hs->free_body) {   /* request-body states (conn_body.c): a free list */
+        void *b = hs->free_body;
+        hs->free_body = *(void **)b;
+        free(b);
+    }
+    iox_sock_host_free(&hs->sh);
     iox_alog_close(hs);   /* after the slots: unanswered requests are logged */
     if (hs->owner >= 0) iox_reactor_unregister_kind(r, hs->owner);
     free(hs->conns);

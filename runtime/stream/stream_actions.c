@@ -13,7 +13,7 @@
 int stream_conn_guard_peer_shut(const struct iox_stream *s, const struct iox_stream_event *ev)
 {
     (void)ev;
-    return s->peer_shut;
+    return s->sk.peer_shut;
 }
 
 int stream_conn_guard_over_cap(const struct iox_stream *s, const struct iox_stream_event *ev)
@@ -31,7 +31,7 @@ int stream_conn_guard_held(const struct iox_stream *s, const struct iox_stream_e
 int stream_conn_guard_owes(const struct iox_stream *s, const struct iox_stream_event *ev)
 {
     (void)ev;
-    return iox_stream_unsent_bytes(s) > 0 || s->send_inflight || s->nreplies > 0;
+    return iox_stream_unsent_bytes(s) > 0 || s->sk.send_inflight || s->nreplies > 0;
 }
 
 int stream_conn_guard_shutdown_hook(const struct iox_stream *s, const struct iox_stream_event *ev)
@@ -69,11 +69,26 @@ static long offer_bytes(struct iox_stream *s, const char *p, size_t n)
     return (long)done;
 }
 
+/* The carry is the core's (stream_core.c): blocks from the server's free
+ * list, grown as a cut message needs (max_carry bounds it below). Append
+ * all n bytes, or 0 for no memory. */
+static int carry_add(struct iox_stream *s, const char *p, size_t n)
+{
+    if (!n) return 1;
+    return iox_sock_carry_append(&s->srv->sh, &s->sk, p, n, (size_t)s->sk.in_len + n) == n;
+}
+
+static void carry_drop(struct iox_stream *s)
+{
+    s->sk.in_len = 0;
+    iox_sock_carry_release(&s->srv->sh, &s->sk);
+}
+
 /* The carry holds a cut message: too big to wait for? */
 static int carry_too_big(struct iox_stream *s)
 {
-    if (s->carry.len <= s->srv->cfg.max_carry || !can_offer(s)) return 0;
-    IOX_DEBUG("stream %u: a message of more than %u bytes (max_carry) was cut: closing", s->idx,
+    if (s->sk.in_len <= s->srv->cfg.max_carry || !can_offer(s)) return 0;
+    IOX_DEBUG("stream %u: a message of more than %u bytes (max_carry) was cut: closing", s->sk.idx,
               s->srv->cfg.max_carry);
     iox_stream_set_cause(s, IOX_STREAM_TOO_BIG);
     s->input_off = 1;
@@ -82,7 +97,7 @@ static int carry_too_big(struct iox_stream *s)
 
 static int no_memory(struct iox_stream *s)
 {
-    IOX_WARN("stream %u: out of memory for the carry: closing", s->idx);
+    IOX_WARN("stream %u: out of memory for the carry: closing", s->sk.idx);
     s->err = -ENOMEM;
     iox_stream_set_cause(s, IOX_STREAM_ERROR);
     s->input_off = 1;
@@ -92,10 +107,10 @@ static int no_memory(struct iox_stream *s)
 /* Offer what the carry holds. */
 static int offer_carry(struct iox_stream *s)
 {
-    if (s->carry.len) {
-        long k = offer_bytes(s, s->carry.p, s->carry.len);
+    if (s->sk.in_len) {
+        long k = offer_bytes(s, s->sk.in, s->sk.in_len);
         if (k < 0) return STREAM_CONN_EV_BAD_INPUT;
-        iox_sbuf_consume(&s->carry, (size_t)k);
+        iox_sock_carry_consume(&s->srv->sh, &s->sk, (size_t)k);
         if (carry_too_big(s)) return STREAM_CONN_EV_BAD_INPUT;
     }
     return STREAM_CONN_EV_DELIVERED;
@@ -107,37 +122,37 @@ static int offer_in_place(struct iox_stream *s, const char *p, size_t n)
 {
     long k = offer_bytes(s, p, n);
     if (k < 0) return STREAM_CONN_EV_BAD_INPUT;
-    if ((size_t)k < n && iox_sbuf_append(&s->carry, p + k, n - (size_t)k) < 0) return no_memory(s);
+    if ((size_t)k < n && !carry_add(s, p + k, n - (size_t)k)) return no_memory(s);
     if (carry_too_big(s)) return STREAM_CONN_EV_BAD_INPUT;
     return STREAM_CONN_EV_DELIVERED;
 }
 
 int stream_conn_act_deliver(struct iox_stream *s, const struct iox_stream_event *ev)
 {
-    if (!s->carry.len) return offer_in_place(s, ev->data, ev->len);   /* zero-copy */
+    if (!s->sk.in_len) return offer_in_place(s, ev->data, ev->len);   /* zero-copy */
     /* A message was cut: complete it from the new bytes, copied in growing
      * pieces (most messages complete within the first). Once the protocol
      * has consumed everything that was carried, the rest lies in the ring
      * buffer: it is offered there, not copied. (Appending the whole buffer
      * instead copied every byte of a pipelined stream whose buffers each
      * end in a cut message.) */
-    size_t cut = s->carry.len, off = 0, step = 256;
+    size_t cut = s->sk.in_len, off = 0, step = 256;
     for (;;) {
         if (!can_offer(s)) {
-            if (iox_sbuf_append(&s->carry, ev->data + off, ev->len - off) < 0) return no_memory(s);
+            if (!carry_add(s, ev->data + off, ev->len - off)) return no_memory(s);
             return STREAM_CONN_EV_DELIVERED;
         }
         size_t take = ev->len - off < step ? ev->len - off : step;
-        if (iox_sbuf_append(&s->carry, ev->data + off, take) < 0) return no_memory(s);
+        if (!carry_add(s, ev->data + off, take)) return no_memory(s);
         off += take;
-        long k = offer_bytes(s, s->carry.p, s->carry.len);
+        long k = offer_bytes(s, s->sk.in, s->sk.in_len);
         if (k < 0) return STREAM_CONN_EV_BAD_INPUT;
         if ((size_t)k >= cut) {
-            size_t back = s->carry.len - (size_t)k;   /* copies of ring bytes not consumed yet */
-            s->carry.len = 0;
+            size_t back = s->sk.in_len - (size_t)k;   /* copies of ring bytes not consumed yet */
+            carry_drop(s);
             return offer_in_place(s, ev->data + off - back, ev->len - off + back);
         }
-        iox_sbuf_consume(&s->carry, (size_t)k);
+        iox_sock_carry_consume(&s->srv->sh, &s->sk, (size_t)k);
         cut -= (size_t)k;
         if (carry_too_big(s)) return STREAM_CONN_EV_BAD_INPUT;
         if (off == ev->len) return STREAM_CONN_EV_DELIVERED;
@@ -147,7 +162,7 @@ int stream_conn_act_deliver(struct iox_stream *s, const struct iox_stream_event 
 
 int stream_conn_act_hold(struct iox_stream *s, const struct iox_stream_event *ev)
 {
-    if (iox_sbuf_append(&s->carry, ev->data, ev->len) < 0) return no_memory(s);
+    if (!carry_add(s, ev->data, ev->len)) return no_memory(s);
     return STREAM_CONN_EV_NONE;
 }
 
@@ -189,7 +204,7 @@ int stream_conn_act_stop_recv(struct iox_stream *s, const struct iox_stream_even
 static void drain_check(struct iox_stream *s)
 {
     struct iox_stream_server *srv = s->srv;
-    if (!s->want_drain || s->send_inflight || iox_stream_unsent_bytes(s)) return;
+    if (!s->want_drain || s->sk.send_inflight || iox_stream_unsent_bytes(s)) return;
     s->want_drain = 0;
     if (srv->cfg.on_drain) srv->cfg.on_drain(s, srv->cfg.ctx);
 }
@@ -270,7 +285,7 @@ int stream_conn_act_finish(struct iox_stream *s, const struct iox_stream_event *
 {
     (void)ev;
     s->input_off = 1;
-    s->carry.len = 0;
+    carry_drop(s);
     iox_stream_park(s);   /* drain (and drop) input; see the peer's EOF */
     return STREAM_CONN_EV_FINISHED;
 }
@@ -287,12 +302,10 @@ int stream_conn_act_linger(struct iox_stream *s, const struct iox_stream_event *
     (void)ev;
     struct iox_stream_server *srv = s->srv;
     s->input_off = 1;
-    s->carry.len = 0;
+    carry_drop(s);
     iox_stream_set_cause(s, IOX_STREAM_CLOSED);
-    int rc = iox_seam_shutdown(srv->r->seam, s->fd, SHUT_WR,
-                               iox_ud(IOX_OP_SHUTDOWN, (unsigned)srv->owner, s->gen, s->idx));
-    if (rc == 0) s->inflight++;
-    else if (srv->r->uring) shutdown(s->fd, SHUT_WR);   /* no SQE: the same, synchronously (rare) */
+    if (iox_sock_shutdown_wr(&srv->sh, &s->sk) < 0 && srv->r->uring)
+        shutdown(s->sk.fd, SHUT_WR);   /* no SQE: the same, synchronously (rare) */
     iox_stream_park(s);
     iox_stream_timer_linger(s);
     return STREAM_CONN_EV_NONE;

@@ -1,9 +1,11 @@
-/* stream_buf.c — a stream's byte buffers: the carry, the write buffer and
- * the reply slots' side buffers, and the output API on them (stream.h:
- * iox_stream_write, reserve/commit, reply slots).
+/* stream_buf.c — a stream's reply slots' side buffers, and the output API
+ * (stream.h: iox_stream_write, reserve/commit, reply slots) on them and on
+ * the write buffer, which is the stream core's (stream_core.c: blocks from
+ * the server's free lists, given back when everything is sent).
  *
- * Buffers stay with their slot across connections (trimmed when they grew
- * large), so a steady state allocates nothing. */
+ * Side buffers stay with their slot across connections (trimmed when they
+ * grew large), so a steady state allocates nothing. The growable iox_sbuf
+ * here also serves the client kit. */
 #include "stream_internal.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -55,46 +57,23 @@ void iox_sbuf_trim(struct iox_sbuf *b)
     if (b->cap > KEEP_MAX) iox_sbuf_free(b);
 }
 
-/* ---- the write buffer ---- */
+/* ---- the write buffer (the core's; every write is committed at once) ---- */
 
 int iox_stream_out_reserve(struct iox_stream *s, size_t n)
 {
-    struct iox_sbuf *o = &s->out;
-    if ((size_t)o->len + n <= o->cap) return 0;
-    if (!s->send_inflight) {
-        /* Nothing reads the buffer: drop what was sent, then grow in place. */
-        if (s->wsent) { iox_sbuf_consume(o, s->wsent); s->wsent = 0; }
-        return iox_sbuf_reserve(o, n);
-    }
-    /* A send in flight reads [wsent, wsend_end) of this buffer: grow into a
-     * new one and keep the old alive until the send completes. */
-    size_t keep = o->len - s->wsent;
-    size_t cap = o->cap ? o->cap : 4096;
-    while (cap < keep + n) cap *= 2;
-    char *p = malloc(cap);
-    if (!p) return -ENOMEM;
-    memcpy(p, o->p + s->wsent, keep);
-    /* Only the buffer the send was queued on must live on; one retired
-     * already is that one, and this buffer holds only copies. */
-    if (s->retired) free(o->p); else s->retired = o->p;
-    o->p = p;
-    o->cap = (uint32_t)cap;
-    o->len = (uint32_t)keep;
-    s->wsend_end -= s->wsent;
-    s->wsent = 0;
-    return 0;
+    return iox_sock_out_reserve(&s->srv->sh, &s->sk, n, (size_t)-1) ? 0 : -ENOMEM;
 }
 
-void iox_stream_out_sent(struct iox_stream *s)
+/* `used` bytes were written at out + wlen. */
+static void out_grew(struct iox_stream *s, size_t used)
 {
-    free(s->retired);
-    s->retired = NULL;
-    if (s->wsent == s->out.len) s->wsent = s->out.len = s->wsend_end = 0;
+    s->sk.wlen += (uint32_t)used;
+    s->sk.wcommit = s->sk.wlen;
 }
 
 size_t iox_stream_unsent_bytes(const struct iox_stream *s)
 {
-    return (size_t)(s->out.len - s->wsent) + s->side_len;
+    return (size_t)iox_sock_owed(&s->sk) + s->side_len;
 }
 
 size_t iox_stream_unsent(const struct iox_stream *s)
@@ -140,8 +119,8 @@ static int advance(struct iox_stream *s)
         struct iox_stream_rslot *r = rslot(s, s->rq_head);
         if (r->side.len) {
             if (iox_stream_out_reserve(s, r->side.len) < 0) return -ENOMEM;
-            memcpy(s->out.p + s->out.len, r->side.p, r->side.len);
-            s->out.len += r->side.len;
+            memcpy(s->sk.out + s->sk.wlen, r->side.p, r->side.len);
+            out_grew(s, r->side.len);
             s->side_len -= r->side.len;
             r->side.len = 0;
             iox_sbuf_trim(&r->side);
@@ -187,7 +166,7 @@ char *iox_stream_reply_reserve(struct iox_stream *s, int id, size_t n)
     if (!r) return NULL;
     if ((uint16_t)id == s->rq_head) {
         if (iox_stream_out_reserve(s, n) < 0) return NULL;
-        return s->out.p + s->out.len;
+        return s->sk.out + s->sk.wlen;
     }
     if (iox_sbuf_reserve(&r->side, n) < 0) return NULL;
     return r->side.p + r->side.len;
@@ -198,8 +177,8 @@ void iox_stream_reply_commit(struct iox_stream *s, int id, size_t used)
     struct iox_stream_rslot *r = open_reply(s, id);
     if (!r || !used) return;
     if ((uint16_t)id == s->rq_head) {
-        if (s->out.len + used > s->out.cap) return;   /* not reserved: a caller bug, dropped */
-        s->out.len += (uint32_t)used;
+        if (!s->sk.out || s->sk.wlen + used > s->sk.wcap) return;   /* not reserved: a caller bug, dropped */
+        out_grew(s, used);
         wrote(s);
     } else {
         if (r->side.len + used > r->side.cap) return;
@@ -252,7 +231,7 @@ unsigned iox_stream_replies_open(const struct iox_stream *s)
 static struct iox_sbuf *plain_target(struct iox_stream *s, int *direct)
 {
     *direct = s->rq_head == s->rq_tail;
-    if (*direct) return &s->out;
+    if (*direct) return NULL;
     struct iox_stream_rslot *t = rslot(s, (uint16_t)(s->rq_tail - 1));
     if (t->inline_) return &t->side;
     uint16_t seq = s->rq_tail++;
@@ -271,9 +250,9 @@ char *iox_stream_reserve(struct iox_stream *s, size_t n)
     struct iox_sbuf *b = plain_target(s, &direct);
     if (direct) {
         if (iox_stream_out_reserve(s, n) < 0) return NULL;
-    } else if (iox_sbuf_reserve(b, n) < 0) {
-        return NULL;
+        return s->sk.out + s->sk.wlen;
     }
+    if (!b || iox_sbuf_reserve(b, n) < 0) return NULL;
     return b->p + b->len;
 }
 
@@ -281,8 +260,8 @@ void iox_stream_commit(struct iox_stream *s, size_t used)
 {
     if (!used || !iox_stream_writable(s)) return;
     if (s->rq_head == s->rq_tail) {
-        if (s->out.len + used > s->out.cap) return;
-        s->out.len += (uint32_t)used;
+        if (!s->sk.out || s->sk.wlen + used > s->sk.wcap) return;
+        out_grew(s, used);
         wrote(s);
         return;
     }
@@ -305,14 +284,10 @@ int iox_stream_write(struct iox_stream *s, const void *p, size_t n)
 
 void iox_stream_buffers_release(struct iox_stream *s)
 {
-    iox_sbuf_trim(&s->carry);
+    iox_sock_buffers_drop(&s->srv->sh, &s->sk);
     if (s->rs)
         for (uint32_t i = 0; i <= s->srv->rmask; i++) iox_sbuf_trim(&s->rs[i].side);
     s->rq_head = s->rq_tail = 0;
     s->nreplies = 0;
     s->side_len = 0;
-    free(s->retired);
-    s->retired = NULL;
-    s->wsent = s->wsend_end = 0;
-    iox_sbuf_trim(&s->out);
 }

@@ -8,6 +8,7 @@
 #define IOX_STREAM_INTERNAL_H
 #include "stream_conn_machine.h"
 #include <ioxide/stream.h>
+#include <ioxide/stream_core.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,19 +34,15 @@ struct iox_stream_rslot {
     uint8_t inline_;          /* made by a plain write behind open replies (ended) */
 };
 
-struct iox_stream_list { struct iox_stream *head, *tail; };
-
 struct iox_stream {
     struct iox_stream_server *srv;
-    int fd;
-    uint32_t idx;
-    uint16_t gen;
+    /* The socket mechanics (ioxide/stream_core.h): fd, slot index and
+     * generation, op books, turn-end links, the carry, the write buffer
+     * (every write is committed at once: wcommit == wlen) and the timer
+     * (class PROGRESS: any progress renews it). */
+    struct iox_sock sk;
     /* The control state (generated machine). */
     stream_conn_state_t state;
-    /* Op books, for every completion in every state. */
-    uint16_t inflight;        /* ops on the socket in flight; close waits for 0 */
-    uint8_t recv_armed, recv_cancelling, send_inflight;
-    uint8_t peer_shut;        /* a recv returned 0 (guard peer_shut) */
     /* Facts the protocol set (guards held; the deliver loop stops on them). */
     uint8_t paused;           /* iox_stream_pause */
     uint8_t input_off;        /* close / abort / bad input asked: offer nothing more */
@@ -53,27 +50,16 @@ struct iox_stream {
     uint8_t writes_off;       /* close asked: plain writes refused (replies still taken) */
     uint8_t cause;            /* enum iox_stream_cause + 1 once recorded (first wins) */
     int32_t err;              /* the socket error that closed it */
-    /* End-of-turn lists. */
-    uint8_t parked, parked_linked, dirty, dirty_linked, kicked, kick_linked;
+    /* End-of-turn kick list (the parked and dirty lists are the core's). */
+    uint8_t kicked, kick_linked;
     uint8_t firing, nqueued;
     uint8_t queued[STREAM_CONN_EVENT_COUNT];
-    struct iox_stream *parked_next, *dirty_next, *kick_next;
-    /* Input carry: unconsumed bytes not in a ring buffer. */
-    struct iox_sbuf carry;
-    /* Write buffer: [0, wsent) sent, [wsent, wlen) unsent; a send in flight
-     * covers [wsent, wsend_end). */
-    struct iox_sbuf out;
-    uint32_t wsent, wsend_end;
-    char *retired;            /* the old buffer a send in flight still reads */
+    struct iox_stream *kick_next;
     /* Reply slots: open ones are [rq_head, rq_tail), entry seq & rmask. */
     struct iox_stream_rslot *rs;
     uint16_t rq_head, rq_tail;
     uint16_t nreplies;        /* open replies begun with reply_begin (not inline) */
     uint32_t side_len;        /* bytes in side buffers */
-    /* Timer. */
-    uint64_t deadline_ms;
-    struct iox_stream *tprev, *tnext;
-    uint8_t tlist;            /* 0 none, 1 idle, 2 linger */
     void *user;
 };
 
@@ -87,18 +73,23 @@ struct iox_stream_server {
     uint32_t *free_slots;
     uint16_t rmask;                   /* reply ring entries - 1 */
     uint8_t stopping;
-    struct iox_stream_list idle, linger;
-    struct iox_stream *parked, *dirty, *kicked;
+    struct iox_sock_host sh;          /* turn-end and timer lists, buffer free lists */
+    struct iox_stream *kicked;
     struct iox_stream_stats st;
 };
 
 /* stream_conn.c */
 void iox_stream_fire(struct iox_stream *s, int event, const struct iox_stream_event *ev);
 void iox_stream_on_cqe(struct iox_stream *s, unsigned op, const struct iox_cqe *cqe);
-void iox_stream_mark_dirty(struct iox_stream *s);
+static inline void iox_stream_mark_dirty(struct iox_stream *s) { iox_sock_mark_dirty(&s->srv->sh, &s->sk); }
+static inline void iox_stream_park(struct iox_stream *s) { iox_sock_park(&s->srv->sh, &s->sk); }
+static inline void iox_stream_stop_recv(struct iox_stream *s) { iox_sock_stop_recv(&s->srv->sh, &s->sk); }
+/* The stream a core socket of a stream server belongs to. */
+static inline struct iox_stream *iox_stream_of_sock(struct iox_sock *k)
+{
+    return (struct iox_stream *)(void *)((char *)k - offsetof(struct iox_stream, sk));
+}
 void iox_stream_mark_kick(struct iox_stream *s);
-void iox_stream_park(struct iox_stream *s);
-void iox_stream_stop_recv(struct iox_stream *s);
 void iox_stream_rearm(struct iox_stream *s);
 void iox_stream_start_send(struct iox_stream *s);
 void iox_stream_begin_close(struct iox_stream *s);
@@ -120,13 +111,11 @@ void iox_sbuf_consume(struct iox_sbuf *b, size_t n);
 void iox_sbuf_free(struct iox_sbuf *b);
 /* Keep a buffer for the slot's next life unless it grew large. */
 void iox_sbuf_trim(struct iox_sbuf *b);
-/* Room for n bytes at the end of the write buffer (a send in flight keeps
- * reading the old one, retired). 0 or -ENOMEM. */
+/* Room for n bytes at the end of the write buffer (the core's: a send in
+ * flight keeps reading the old one). 0 or -ENOMEM. */
 int iox_stream_out_reserve(struct iox_stream *s, size_t n);
-/* Everything sent: rewind; a retired buffer whose send ended is freed. */
-void iox_stream_out_sent(struct iox_stream *s);
 size_t iox_stream_unsent_bytes(const struct iox_stream *s);
-/* Free every buffer of a slot's life (carry, reply side buffers). */
+/* Free every buffer of a slot's life (carry, write buffer, reply side buffers). */
 void iox_stream_buffers_release(struct iox_stream *s);
 
 #endif

@@ -50,7 +50,7 @@ static void stream_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *c
     unsigned op = iox_ud_op(cqe->ud);
     uint32_t idx = iox_ud_idx(cqe->ud);
     struct iox_stream *s = idx < srv->max_conns ? &srv->s[idx] : NULL;
-    if (!s || !iox_stream_in_use(s) || s->gen != iox_ud_gen(cqe->ud)) {
+    if (!s || !iox_stream_in_use(s) || s->sk.gen != iox_ud_gen(cqe->ud)) {
         /* A late completion for a closed slot: only a recv buffer needs
          * handing back. */
         srv->st.stale_cqes++;
@@ -78,37 +78,37 @@ static void stream_flush(struct iox_reactor *r, void *ctx)
             iox_stream_fire(s, STREAM_CONN_EV_KICK, NULL);
         }
     }
-    s = srv->parked;
-    srv->parked = NULL;
-    while (s) {
-        struct iox_stream *next = s->parked_next;
-        s->parked_linked = 0;
-        if (s->parked && iox_stream_in_use(s)) iox_stream_rearm(s);
-        s = next;
+    struct iox_sock *k = iox_sock_take_parked(&srv->sh);
+    while (k) {
+        struct iox_sock *next = k->parked_next;
+        k->parked_linked = 0;
+        s = iox_stream_of_sock(k);
+        if (k->parked && iox_stream_in_use(s)) iox_stream_rearm(s);
+        k = next;
     }
-    s = srv->dirty;
-    srv->dirty = NULL;
-    while (s) {
-        struct iox_stream *next = s->dirty_next;
-        s->dirty_linked = 0;
-        if (s->dirty && iox_stream_in_use(s)) {
-            s->dirty = 0;
+    k = iox_sock_take_dirty(&srv->sh);
+    while (k) {
+        struct iox_sock *next = k->dirty_next;
+        k->dirty_linked = 0;
+        s = iox_stream_of_sock(k);
+        if (k->dirty && iox_stream_in_use(s)) {
+            k->dirty = 0;
             iox_stream_fire(s, STREAM_CONN_EV_FLUSH, NULL);
         }
-        s = next;
+        k = next;
     }
 }
 
-static void fire_due(struct iox_reactor *r, struct iox_stream_list *l)
+static void fire_due(struct iox_reactor *r, struct iox_sock_list *l)
 {
-    while (l->head && l->head->deadline_ms <= r->now_ms) iox_stream_on_timer(l->head);
+    while (l->head && l->head->deadline_ms <= r->now_ms) iox_stream_on_timer(iox_stream_of_sock(l->head));
 }
 
 static void stream_tick(struct iox_reactor *r, void *ctx)
 {
     struct iox_stream_server *srv = ctx;
-    fire_due(r, &srv->idle);
-    fire_due(r, &srv->linger);
+    fire_due(r, &srv->sh.idle);
+    fire_due(r, &srv->sh.linger);
     if (r->stopping && r->now_ms >= r->stop_deadline_ms) {
         /* The grace is over: whatever is still open is closed now. */
         for (uint32_t i = 0; i < srv->max_conns; i++) {
@@ -193,6 +193,11 @@ int iox_stream_server_open(struct iox_reactor *r, const struct iox_stream_config
     srv->nfree = srv->max_conns;
     srv->owner = iox_reactor_register_kind(r, &stream_kind, srv);
     if (srv->owner < 0) goto nomem;
+    srv->sh.r = r;
+    srv->sh.owner = srv->owner;
+    srv->sh.name = "stream";
+    srv->sh.idle_ms = srv->cfg.idle_timeout_ms;
+    srv->sh.linger_ms = srv->cfg.linger_ms;
     uint32_t tick = srv->cfg.idle_timeout_ms / 4;
     if (srv->cfg.linger_ms / 4 < tick) tick = srv->cfg.linger_ms / 4;
     iox_reactor_want_tick(r, tick);
@@ -215,21 +220,20 @@ void iox_stream_server_close(struct iox_stream_server *srv)
     for (uint32_t i = 0; i < srv->max_conns; i++) {
         struct iox_stream *s = &srv->s[i];
         if (iox_stream_in_use(s)) {
-            if (s->fd >= 0 && r->uring) close(s->fd);   /* simulated fds are not ours */
-            s->fd = -1;
+            if (s->sk.fd >= 0 && r->uring) close(s->sk.fd);   /* simulated fds are not ours */
+            s->sk.fd = -1;
             s->writes_off = 1;
             s->input_off = 1;
             /* Whatever it was doing, it did not finish: aborted. */
             if (srv->cfg.on_close) srv->cfg.on_close(s, IOX_STREAM_ABORTED, srv->cfg.ctx);
             srv->st.closed++;
         }
-        iox_sbuf_free(&s->carry);
-        iox_sbuf_free(&s->out);
-        free(s->retired);
+        iox_sock_buffers_drop(&srv->sh, &s->sk);
         if (s->rs)
             for (uint32_t k = 0; k <= srv->rmask; k++) iox_sbuf_free(&s->rs[k].side);
         free(s->rs);
     }
+    iox_sock_host_free(&srv->sh);
     if (srv->owner >= 0) iox_reactor_unregister_kind(r, srv->owner);
     free(srv->s);
     free(srv->free_slots);
@@ -308,7 +312,7 @@ struct iox_stream_server *iox_stream_server_of(struct iox_reactor *r, unsigned l
 
 struct iox_stream_server *iox_stream_server_of_stream(const struct iox_stream *s) { return s->srv; }
 struct iox_reactor *iox_stream_reactor(const struct iox_stream *s) { return s->srv->r; }
-int iox_stream_fd(const struct iox_stream *s) { return s->fd; }
+int iox_stream_fd(const struct iox_stream *s) { return s->sk.fd; }
 void *iox_stream_user(const struct iox_stream *s) { return s->user; }
 void iox_stream_set_user(struct iox_stream *s, void *user) { s->user = user; }
 int iox_stream_error(const struct iox_stream *s) { return s->err; }
@@ -355,7 +359,7 @@ void iox_stream_abort(struct iox_stream *s)
 
 struct iox_stream_ref iox_stream_ref(const struct iox_stream *s)
 {
-    struct iox_stream_ref ref = {s->srv->r, s->srv, s->idx, s->gen};
+    struct iox_stream_ref ref = {s->srv->r, s->srv, s->sk.idx, s->sk.gen};
     return ref;
 }
 
@@ -363,7 +367,7 @@ struct iox_stream *iox_stream_deref(struct iox_stream_ref ref)
 {
     if (!ref.srv || ref.idx >= ref.srv->max_conns) return NULL;
     struct iox_stream *s = &ref.srv->s[ref.idx];
-    if (s->gen != ref.gen || !iox_stream_in_use(s)) return NULL;
+    if (s->sk.gen != ref.gen || !iox_stream_in_use(s)) return NULL;
     if (s->state == STREAM_CONN_S_CLOSING || s->state == STREAM_CONN_S_LINGERING) return NULL;
     return s;
 }

@@ -169,7 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* Slots are never reused: one adoption per connection. */
         slot[j] = FSIM_MAXC + 1;
         for (uint32_t i = 0; i < w->hs->max_conns; i++)
-            if (iox_conn_in_use(&w->hs->conns[i]) && w->hs->conns[i].fd == w->conn[j].fd) slot[j] = i;
+            if (iox_conn_in_use(&w->hs->conns[i]) && w->hs->conns[i].sk.fd == w->conn[j].fd) slot[j] = i;
         FUZZ_CHECK(slot[j] < w->hs->max_conns);
     }
     struct iox_file_streams *fs = iox_file_streams_of(&w->r);
@@ -244,7 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint64_t now = w->r.now_ms + 10u * byte(&in);
             for (unsigned i = 0; i < w->nc; i++) {
                 const struct iox_conn *cc = &w->hs->conns[slot[i]];
-                if (iox_conn_in_use(cc) && cc->tlist && cc->deadline_ms <= now) w->conn[i].cut = 1;
+                if (iox_conn_in_use(cc) && cc->sk.tlist && cc->sk.deadline_ms <= now) w->conn[i].cut = 1;
             }
             iox_reactor_advance_clock(&w->r, now);
             turn(w);

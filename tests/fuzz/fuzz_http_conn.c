@@ -279,7 +279,7 @@ static void h_init(struct h *h, uint8_t conf)
     h->now = h->r.now_ms;
     h->c = iox_http_adopt(h->hs, FD);
     FUZZ_CHECK(h->c != NULL);
-    h->first_gen = h->c->gen;
+    h->first_gen = h->c->sk.gen;
 }
 
 static void h_fini(struct h *h)
@@ -351,11 +351,11 @@ static void epilogue(struct h *h, struct sock *s)
     for (int round = 0; conn_open(h) && round < 4096; round++) {
         size_t before;
         iox_sim_peer_bytes(h->sim, FD, &before);
-        unsigned before_pend = npend, before_in = h->c->in_len;
+        unsigned before_pend = npend, before_in = h->c->sk.in_len;
         if (getenv("FUZZ_TRACE"))
             fprintf(stderr, "epilogue %d: state %s nasync %u body %u in_len %u recv %u peer_shut %u sock %zu pending %u\n",
                     round, http_conn_state_names[h->c->state], h->c->nasync, h->c->body_pending,
-                    h->c->in_len, h->c->recv_armed, h->c->peer_shut, s->len, live_pending());
+                    h->c->sk.in_len, h->c->sk.recv_armed, h->c->sk.peer_shut, s->len, live_pending());
         turn(h);
         for (unsigned i = 0; i < npend; i++)
             if (pend[i].ref.hs) async_step(i);
@@ -370,7 +370,7 @@ static void epilogue(struct h *h, struct sock *s)
         }
         size_t after;
         iox_sim_peer_bytes(h->sim, FD, &after);
-        int progress = conn_open(h) && (after != before || npend != before_pend || h->c->in_len != before_in);
+        int progress = conn_open(h) && (after != before || npend != before_pend || h->c->sk.in_len != before_in);
         /* Time passes only when nothing else moves: a timer must not cut
          * work the epilogue is still finishing (a stream, a pipeline). */
         if (!progress || (!s->len && !live_pending())) {
@@ -530,7 +530,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* A late CQE of the previous life of this slot: must be dropped. */
             unsigned k = ARG();
             static const unsigned ops[] = {IOX_OP_RECV, IOX_OP_SEND, IOX_OP_CLOSE, IOX_OP_CANCEL, IOX_OP_SHUTDOWN};
-            struct iox_cqe late = {iox_ud(ops[k % 5], (unsigned)h.hs->owner, (uint16_t)(h.c->gen - 1), h.c->idx),
+            struct iox_cqe late = {iox_ud(ops[k % 5], (unsigned)h.hs->owner, (uint16_t)(h.c->sk.gen - 1), h.c->sk.idx),
                                    (int32_t)(k & 0xf0) - 8, (k & 1) ? IOX_CQE_F_MORE : 0};
             uint64_t stale = h.r.n_stale_cqes;
             iox_reactor_dispatch(&h.r, &late);
