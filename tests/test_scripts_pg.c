@@ -37,8 +37,11 @@
  *   query NAME prepared V  iox_pg_query with "SELECT $1" and parameter V
  *   advance MS             the clock moves MS ms; the pool's tick fires
  *   timeout                the clock moves past both deadlines (2001 ms)
- *   shutdown               the reactor begins to stop
- *   stop                   iox_pg_pool_stop
+ *   shutdown               iox_pg_pool_stop (the machine's `shutdown`: the
+ *                          pool stops; the loop delivers what is in flight)
+ *   stop                   iox_pg_pool_close now (the machine's `stop`: the
+ *                          pool is freed whatever is still in the ring; the
+ *                          books then only check the state and violations)
  * Expectations (they do not turn the loop):
  *   expect sent MSG ...    the frontend messages the server received since
  *                          the last `expect sent`, exactly, by name:
@@ -95,6 +98,7 @@ struct pgw {
     struct pq q[MAXQN];
     unsigned nq;
     char bad[160];                 /* a callback that should not have run */
+    int closed_early;              /* `stop`: the pool was freed by the script */
 };
 
 static struct pgw *cur;
@@ -423,8 +427,9 @@ static int pg_parse(struct sr_step *st, char *why, size_t wl)
             int n = 0;
             if (sscanf(rest, "%*s %31s%n", nm, &n) != 1) { snprintf(why, wl, "expect %s NAME ...", a); return -1; }
             const char *r = rest + n;
+            int is_answer = !strcmp(a, "answer");
             snprintf(st->arg + strlen(st->arg), sizeof st->arg - strlen(st->arg), " %s", nm);
-            if (strcmp(a, "answer")) return 0;
+            if (!is_answer) return 0;
             if (sscanf(r, " %15s%n", how, &n) != 1 || (strcmp(how, "ok") && strcmp(how, "error") && strcmp(how, "failed"))) {
                 snprintf(why, wl, "expect answer NAME ok [\"v\"] | error \"msg\" | failed");
                 return -1;
@@ -567,9 +572,12 @@ static int pg_step(void *arg, const struct sr_step *st, size_t split, char *why,
         tick(g, 2001);
         return SR_OK;
     } else if (!strcmp(v, "shutdown")) {
-        iox_reactor_begin_stop(&g->w.r);
-    } else if (!strcmp(v, "stop")) {
         iox_pg_pool_stop(g->pool);
+    } else if (!strcmp(v, "stop")) {
+        if (!g->pool) FAILF("the pool is closed already");
+        iox_pg_pool_close(g->pool);
+        g->pool = NULL;
+        g->closed_early = 1;
     } else if (!strcmp(v, "expect")) {
         if (g->bad[0]) FAILF("%s", g->bad);
         if (!strcmp(a, "closed") || !strcmp(a, "open")) {
@@ -629,11 +637,15 @@ static int pg_finish(void *arg, char *why, size_t wl)
 {
     struct pgw *g = arg;
     struct iox_seam_sim *sim = g->w.sim;
+    if (g->closed_early) {
+        if (g->state != PG_CONN_S_STOPPED) FAILF("state %s after close, want stopped", pg_conn_state_names[g->state]);
+        if (iox_sim_violations(sim)) FAILF("%u ring violations (%s)", iox_sim_violations(sim), iox_sim_last_violation(sim));
+        return 0;
+    }
     iox_pg_pool_stop(g->pool);
     sw_turn(&g->w);
     for (int guard = 0; iox_pg_pool_ops(g->pool) && guard < 100; guard++) {
         if (g->nfd < MAXFDS && iox_sim_complete_one(sim, IOX_OP_SOCKET, -1, FD0 + g->nfd) == 0) g->nfd++;
-        else if (g->nfd < MAXFDS && iox_sim_complete_one(sim, IOX_OP_SOCKET, -1, -ECANCELED) == 0) {}
         int fd = fd_now(g);
         if (fd >= 0) {
             iox_sim_complete_one(sim, IOX_OP_CONNECT, fd, -ECANCELED);
