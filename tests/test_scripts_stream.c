@@ -399,9 +399,7 @@ static int from_trail(const char *t, char *out, size_t cap)
     return 1;
 }
 
-/* half_closed: the peer's EOF with input carried and deliverable; no case
- * gets the EOF past the held state's cancel yet (a case to add). */
-static const char *const stream_unreached[] = {"half_closed", NULL};
+static const char *const stream_unreached[] = {NULL};
 
 const struct sr_vocab stream_conn_vocab = {
     .machine = "stream_conn",
