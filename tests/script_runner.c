@@ -290,7 +290,8 @@ int sr_run_trail(const struct sr_vocab *v, const char *rel, unsigned *applied, u
     while (fgets(buf, sizeof buf, fp)) {
         ln++;
         buf[strcspn(buf, "\n")] = 0;
-        if (ln == 1 && !strncmp(buf, "trail (", 7)) { report = 1; continue; }
+        if (buf[0] == '#') continue;
+        if (!report && !sc.n && !strncmp(buf, "trail (", 7)) { report = 1; continue; }
         if (report && !in_script) { in_script = !strncmp(buf, "completion script", 17); continue; }
         char *s = buf;
         while (*s == ' ') s++;

@@ -102,7 +102,9 @@ unsigned sr_run_corpus(const struct sr_vocab *v, unsigned *cases, unsigned *runs
 /* Replay one markdown file (path; rel names it in messages). */
 unsigned sr_run_file(const struct sr_vocab *v, const char *path, const char *rel, unsigned *cases, unsigned *runs);
 /* Replay a trail file (tests/data/machines/<machine>/trails/NAME.trail:
- * mk/trail.py's output, or just its completion script). Returns 0 when the
+ * mk/trail.py's output — what `make verify` prints for a failing spec —
+ * or just its completion script; lines starting with # are comments).
+ * Returns 0 when the
  * real machine ends with its books balanced; *applied, *skipped count the
  * steps. */
 int sr_run_trail(const struct sr_vocab *v, const char *rel, unsigned *applied, unsigned *skipped);

@@ -447,6 +447,7 @@ static int from_trail(const char *t, char *out, size_t cap)
 
 static const char *const file_unreached[] = {NULL};
 
+extern const struct sr_vocab file_stream_vocab;
 const struct sr_vocab file_stream_vocab = {
     .machine = "file_stream",
     .state_names = file_stream_state_names,

@@ -692,6 +692,7 @@ static int from_trail(const char *t, char *out, size_t cap)
  * completed: that takes a TLS server (pg_tls, the playground's TLS cases). */
 static const char *const pg_unreached[] = {NULL};
 
+extern const struct sr_vocab pg_conn_vocab;
 const struct sr_vocab pg_conn_vocab = {
     .machine = "pg_conn",
     .state_names = pg_conn_state_names,

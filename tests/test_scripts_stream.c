@@ -401,6 +401,7 @@ static int from_trail(const char *t, char *out, size_t cap)
 
 static const char *const stream_unreached[] = {NULL};
 
+extern const struct sr_vocab stream_conn_vocab;
 const struct sr_vocab stream_conn_vocab = {
     .machine = "stream_conn",
     .state_names = stream_conn_state_names,
