@@ -121,7 +121,11 @@ int iox_sim_read_complete(struct iox_seam_sim *s, unsigned k, size_t max, int er
  *                                       are the test's real descriptors),
  *                                       pipe → socket by reading the real
  *                                       pipe into the simulated socket's
- *                                       peer bytes (iox_sim_peer_bytes).
+ *                                       peer bytes (iox_sim_peer_bytes);
+ *                                       never blocking: a pipe holding
+ *                                       fewer bytes gives what it holds
+ *                                       (0 when empty: an owner that
+ *                                       miscounts its pipe sees it).
  *                                       res: the completion's res.
  * Return 0, or -1 (no such splice). */
 unsigned iox_sim_splices(struct iox_seam_sim *s);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define SIM_FDS 4096
@@ -501,6 +502,9 @@ int iox_sim_splice_complete(struct iox_seam_sim *s, unsigned k, size_t max, int 
         size_t done = 0;
         while (done < n) {
             size_t want = n - done < sizeof tmp ? n - done : sizeof tmp;
+            int avail = 0;                            /* never block on an emptied pipe */
+            if (ioctl(in, FIONREAD, &avail) < 0 || avail <= 0) break;
+            if ((size_t)avail < want) want = (size_t)avail;
             ssize_t got = read(in, tmp, want);
             if (got <= 0) break;
             if (out >= 0 && out < SIM_FDS) peer_append(&s->peers[out], tmp, (size_t)got);
