@@ -37,8 +37,23 @@ void sw_advance(struct sim_world *w, uint64_t ms);
  * re-delivering what a dry buffer ring (ENOBUFS) left once the owner armed
  * again. 0, or -1 when the bytes could not all be delivered. */
 int sw_deliver(struct sim_world *w, int fd, const void *p, size_t n);
+/* Like sw_deliver, in pieces of at most `chunk` bytes (0: a buffer each).
+ * 0 when all were delivered, -1 when no recv was armed for a piece (the
+ * connection stopped reading; the rest is not delivered). */
+int sw_deliver_chunked(struct sim_world *w, int fd, const void *p, size_t n, size_t chunk);
 /* Complete every send on fd in full, a turn after each (at most `max`).
  * Returns how many completed. */
 unsigned sw_send_all(struct sim_world *w, int fd, unsigned max);
+
+/* ---- an HTTP server on the world ---- */
+struct iox_http_config;
+struct iox_http_server;
+/* Open an HTTP server with hcfg on the world's reactor, its Date fixed (runs
+ * compared byte for byte must not straddle a second). 0, or -1. */
+int sw_http_open(struct sim_world *w, const struct iox_http_config *hcfg, struct iox_http_server **hs);
+/* The peer of fd goes away: a turn, every send completed, EOF on the recv
+ * if one is armed, the sends again, and when the connection is still open
+ * (lingering) the clock moved `ms` and a turn. */
+void sw_http_peer_close(struct sim_world *w, struct iox_http_server *hs, int fd, uint64_t ms);
 
 #endif
