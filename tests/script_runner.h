@@ -103,7 +103,8 @@ unsigned sr_run_corpus(const struct sr_vocab *v, unsigned *cases, unsigned *runs
 unsigned sr_run_file(const struct sr_vocab *v, const char *path, const char *rel, unsigned *cases, unsigned *runs);
 /* Replay a trail file (tests/data/machines/<machine>/trails/NAME.trail:
  * mk/trail.py's output — what `make verify` prints for a failing spec —
- * or just its completion script; lines starting with # are comments).
+ * or just its completion script; lines starting with # are comments;
+ * rel is under the source tree, or an absolute path).
  * Returns 0 when the
  * real machine ends with its books balanced; *applied, *skipped count the
  * steps. */
