@@ -9,7 +9,12 @@
  * block, one step a line (# starts a comment):
  *   recv "bytes"        bytes arrive on the multishot recv (escapes \r \n
  *                       \t \0 \\ \" \xHH); replayed whole, then split at
- *                       every byte into two deliveries with a turn between
+ *                       every byte into two deliveries with a turn between.
+ *                       A recv must be armed when the step begins; bytes it
+ *                       no longer takes (the connection throttled or held
+ *                       after the first piece) stay in the socket and are
+ *                       delivered once a recv is armed again
+ *   recv "bytes" xN     the bytes N times over, in one step (not cut)
  *   recv-last "bytes"   bytes arrive and the multishot recv ends with them
  *                       (no F_MORE: the kernel stopped it); not split
  *   recv eof            the recv ends: 0 (EOF), or an error: recv -ECONNRESET,
@@ -18,6 +23,8 @@
  *   send all            every send completes in full, until none is left
  *   reply "body"        the oldest pending async request (GET /async) is
  *                       answered 200 with body, and marked done
+ *   release             the body piece POST /hold held is released
+ *                       (iox_req_body_release): handed again, and taken
  *   advance MS          the clock moves MS milliseconds
  *   timeout             the clock moves past the idle timeout (1000 ms)
  *   shutdown            the server begins to stop
@@ -39,8 +46,11 @@
  * must satisfy the independent response model (tests/http_oracle.c).
  * Failures are reported as file.md:line, with the split that broke it.
  *
- * The application: GET / → 200 "ok"; /async → answered by `reply`; /big →
- * 10 000 × 'b'; /status/NNN → that status, body "body"; else 404 "nf". */
+ * The application: GET / → 200 "ok"; /async → answered by `reply` (at most
+ * 2 outstanding: max_async); /big → 10 000 × 'b'; /huge → 1.5 MiB of 'h'
+ * (over the 1 MiB write cap); POST /hold → the body streamed, its first
+ * piece held until `release`, then 200 "body"; /status/NNN → that status,
+ * body "body"; else 404 "nf". */
 #include "http_conn_machine.h"
 #include "http_oracle.h"
 #include "iox_test.h"
@@ -67,6 +77,22 @@
 static struct iox_conn_ref pend[64];
 static unsigned npend;
 static char big[10000];
+static char huge[3 << 19];           /* 1.5 MiB: over the 1 MiB write cap */
+static int hold_next, held;           /* POST /hold: hold the first body piece */
+
+static int body_piece(struct iox_conn *c, const char *data, size_t len, int status, void *arg)
+{
+    (void)data; (void)len; (void)arg;
+    if (status == IOX_BODY_PIECE) {
+        if (hold_next) { hold_next = 0; held = 1; return IOX_BODY_HOLD; }
+        return IOX_BODY_OK;
+    }
+    if (status == IOX_BODY_END) {
+        iox_resp_simple(c, 200, "text/plain", "body", 4);
+        iox_conn_async_done(c);
+    }
+    return IOX_BODY_OK;
+}
 
 static int on_request(struct iox_conn *c, const struct iox_http_request *req, void *ctx)
 {
@@ -75,6 +101,12 @@ static int on_request(struct iox_conn *c, const struct iox_http_request *req, vo
         iox_resp_simple(c, 200, "text/plain", "ok", 2);
     } else if (req->path_len == 6 && !memcmp(req->path, "/async", 6) && npend < 64) {
         pend[npend++] = iox_conn_ref(c);
+        return IOX_ASYNC;
+    } else if (req->path_len == 5 && !memcmp(req->path, "/huge", 5)) {
+        iox_resp_simple(c, 200, "text/plain", huge, sizeof huge);
+    } else if (req->path_len == 5 && !memcmp(req->path, "/hold", 5)) {
+        hold_next = 1;
+        iox_req_body_stream(c, req, body_piece, NULL);
         return IOX_ASYNC;
     } else if (req->path_len == 4 && !memcmp(req->path, "/big", 4)) {
         iox_resp_simple(c, 200, "text/plain", big, sizeof big);
@@ -97,6 +129,8 @@ struct rig {
     struct iox_conn *c;
     size_t read_off;          /* how far `expect answer` has read the peer's bytes */
     struct sbuf sent;         /* every byte the peer sent (for the response model) */
+    struct sbuf backlog;      /* bytes "in the socket": no recv armed to take them yet */
+    size_t backlog_off;
 };
 
 static void trace(struct iox_conn *c, int from, int event, int to) { (void)c; sr_took(from, event, to); }
@@ -108,11 +142,14 @@ static void *rig_open(const struct sr_script *sc, char *why, size_t wl)
     struct rig *g = &rig;
     memset(g, 0, sizeof *g);
     memset(big, 'b', sizeof big);
+    memset(huge, 'h', sizeof huge);
     npend = 0;
+    hold_next = held = 0;
     g->hcfg.idle_timeout_ms = IDLE_MS;
     g->hcfg.linger_ms = 100;
     g->hcfg.max_conns = 2;
     g->hcfg.write_cap = 1 << 20;
+    g->hcfg.max_async = 2;
     g->hcfg.app = &app;
     if (sw_open(&g->w, 8, 64, 500)) { snprintf(why, wl, "sim world setup failed"); return NULL; }
     if (iox_http_server_open(&g->w.r, &g->hcfg, 0, &g->hs) != 0) {
@@ -140,6 +177,7 @@ static void rig_close(void *arg)
     iox_http_server_close(g->hs);
     sw_close(&g->w);
     free(g->sent.s);
+    free(g->backlog.s);
 }
 
 static int is_open(struct rig *g) { return g->hs->nconns > 0; }
@@ -167,6 +205,17 @@ static int parse_step(struct sr_step *st, char *why, size_t wl)
             st->has_data = 1;
             st->split = !strcmp(st->verb, "recv");
             strcpy(st->arg, "bytes");
+            long times;
+            if (!strcmp(st->verb, "recv") && sscanf(rest, " x%ld", &times) == 1) {   /* "bytes" xN: N times, not cut */
+                if (times < 1 || times > 100000) { snprintf(why, wl, "recv \"bytes\" xN: 1 <= N <= 100000"); return -1; }
+                size_t one = st->data.n;
+                char *unit = malloc(one);
+                if (!unit) abort();
+                memcpy(unit, st->data.s, one);           /* sb_put may move st->data.s */
+                for (long k = 1; k < times; k++) sb_put(&st->data, unit, one);
+                free(unit);
+                st->split = 0;
+            }
         } else if (!strcmp(st->verb, "reply")) {
             snprintf(why, wl, "reply needs a quoted body"); return -1;
         } else if (strcmp(st->arg, "eof") && strcmp(st->arg, "-ECONNRESET") && strcmp(st->arg, "-ENOBUFS")) {
@@ -184,7 +233,7 @@ static int parse_step(struct sr_step *st, char *why, size_t wl)
         if ((st->num = strtol(st->arg, NULL, 10)) <= 0) { snprintf(why, wl, "advance takes milliseconds"); return -1; }
         return 0;
     }
-    if (!strcmp(st->verb, "timeout") || !strcmp(st->verb, "shutdown")) return 0;
+    if (!strcmp(st->verb, "timeout") || !strcmp(st->verb, "shutdown") || !strcmp(st->verb, "release")) return 0;
     if (!strcmp(st->verb, "expect")) {
         static const char *const plain[] = {"send", "no-send", "recv", "no-recv", "silence", "closed", "open"};
         for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
@@ -242,12 +291,51 @@ static int next_answer(struct rig *g, int head, int *status, const char **body, 
 
 #define FAILF(...) do { snprintf(why, wl, __VA_ARGS__); return -1; } while (0)
 
+/* Hand the socket's bytes to the recv while one is armed (a throttled or
+ * held connection cancels it: the rest waits, as in the kernel). */
+static void pump(struct rig *g)
+{
+    for (int guard = 0; g->backlog_off < g->backlog.n && guard < 10000; guard++) {
+        long k = iox_sim_recv(g->w.sim, FD, g->backlog.s + g->backlog_off, g->backlog.n - g->backlog_off, 0);
+        if (k < 0) return;
+        g->backlog_off += (size_t)k;
+        sw_turn(&g->w);
+    }
+}
+
+/* A loop turn, then whatever the socket still holds to a recv armed by it. */
+static void settle(struct rig *g)
+{
+    sw_turn(&g->w);
+    pump(g);
+}
+
+/* Every send completed in full, the socket's bytes delivered in between
+ * (a connection that resumes reading while its answers drain). */
+static void send_all(struct rig *g)
+{
+    for (int k = 0; k < 100000 && iox_sim_has_op(g->w.sim, IOX_OP_SEND, FD); k++) {
+        iox_sim_send(g->w.sim, FD, 0);
+        settle(g);
+    }
+}
+
+static int run_step1(struct rig *g, const struct sr_step *st, size_t split, char *why, size_t wl);
+
 /* One step. SR_OK, SR_FAIL with why, or SR_SKIP (a lenient step with
  * nothing in flight to complete). split: for a recv, deliver [0, split)
- * and [split, n) apart (0: whole). */
+ * and [split, n) apart (0: whole). After every step but an expectation,
+ * bytes left in the socket go to a recv if one is armed. */
 static int run_step(void *arg, const struct sr_step *st, size_t split, char *why, size_t wl)
 {
     struct rig *g = arg;
+    int rc = run_step1(g, st, split, why, wl);
+    if (rc == SR_OK && strcmp(st->verb, "expect")) pump(g);
+    return rc;
+}
+
+static int run_step1(struct rig *g, const struct sr_step *st, size_t split, char *why, size_t wl)
+{
     struct iox_seam_sim *sim = g->w.sim;
     const char *v = st->verb, *a = st->arg;
 #define NOOP(...) do { if (st->lenient) return SR_SKIP; FAILF(__VA_ARGS__); } while (0)
@@ -256,10 +344,15 @@ static int run_step(void *arg, const struct sr_step *st, size_t split, char *why
             const char *d = st->data.s;
             size_t n = st->data.n;
             if (st->lenient && (!is_open(g) || !g->c->recv_armed)) return SR_SKIP;
+            if (!iox_sim_has_op(sim, IOX_OP_RECV, FD)) FAILF("no recv armed to take the bytes");
             sb_put(&g->sent, d, n);
             if (split && split < n) {
-                if (sw_deliver(&g->w, FD, d, split) || sw_deliver(&g->w, FD, d + split, n - split)) FAILF("no recv armed to take the bytes");
-            } else if (sw_deliver(&g->w, FD, d, n)) FAILF("no recv armed to take the bytes");
+                sb_put(&g->backlog, d, split);
+                pump(g);
+                sb_put(&g->backlog, d + split, n - split);
+            } else {
+                sb_put(&g->backlog, d, n);
+            }
         } else {
             int res = !strcmp(a, "eof") ? 0 : !strcmp(a, "-ECONNRESET") ? -ECONNRESET : -ENOBUFS;
             if (iox_sim_recv_end(sim, FD, res) < 0) NOOP("no recv armed to end");
@@ -270,7 +363,7 @@ static int run_step(void *arg, const struct sr_step *st, size_t split, char *why
     } else if (!strcmp(v, "send")) {
         if (!strcmp(a, "all")) {
             if (!iox_sim_has_op(sim, IOX_OP_SEND, FD)) NOOP("no send in flight");
-            sw_send_all(&g->w, FD, 1000);
+            send_all(g);
         } else if (iox_sim_send(sim, FD, !strcmp(a, "-EPIPE") ? -EPIPE : (int)st->num) < 0) {
             NOOP("no send in flight");
         }
@@ -287,6 +380,10 @@ static int run_step(void *arg, const struct sr_step *st, size_t split, char *why
         sw_advance(&g->w, !strcmp(v, "timeout") ? IDLE_MS + 1 : (uint64_t)st->num);
     } else if (!strcmp(v, "shutdown")) {
         iox_reactor_begin_stop(&g->w.r);
+    } else if (!strcmp(v, "release")) {
+        if (!held || !is_open(g)) NOOP("no body piece is held");
+        held = 0;
+        iox_req_body_release(g->c);
     } else if (!strcmp(v, "expect")) {
         int sending = iox_sim_has_op(sim, IOX_OP_SEND, FD);
         int recving = is_open(g) && g->c->recv_armed;
@@ -331,18 +428,19 @@ static int rig_finish(void *arg, char *why, size_t wl)
 {
     struct rig *g = arg;
     struct iox_seam_sim *sim = g->w.sim;
-    sw_send_all(&g->w, FD, 1000);
+    pump(g);
+    send_all(g);
     while (npend) {
         struct iox_conn *c = iox_conn_deref(pend[--npend]);
         if (c) { iox_resp_simple(c, 200, "text/plain", "late", 4); iox_conn_async_done(c); }
         sw_turn(&g->w);
     }
     if (is_open(g) && iox_sim_recv_end(sim, FD, 0) == 0) sw_turn(&g->w);
-    sw_send_all(&g->w, FD, 1000);
+    send_all(g);
     for (int k = 0; k < 4 && is_open(g); k++) {
         sw_advance(&g->w, 60000);
         sw_turn(&g->w);
-        sw_send_all(&g->w, FD, 1000);
+        send_all(g);
     }
     if (iox_sim_closes(sim, FD) != 1 || iox_sim_live_ops(sim, FD) || is_open(g))
         FAILF("at the end: %u closes, %u live ops, %s", iox_sim_closes(sim, FD), iox_sim_live_ops(sim, FD),
@@ -373,9 +471,7 @@ static int from_trail(const char *t, char *out, size_t cap)
     return 1;
 }
 
-/* States the corpus does not reach yet (no case fills the 1 MiB write cap,
- * holds a body piece, or passes the async limit): cases to add. */
-static const char *const http_unreached[] = {"throttled", "body_held", "waiting", "waiting_throttled", NULL};
+static const char *const http_unreached[] = {NULL};
 
 extern const struct sr_vocab http_conn_vocab;
 const struct sr_vocab http_conn_vocab = {

@@ -268,6 +268,23 @@ static void pump(struct sw *g)
     }
 }
 
+/* A loop turn, then whatever the socket still holds to a recv armed by it. */
+static void settle(struct sw *g)
+{
+    sw_turn(&g->w);
+    pump(g);
+}
+
+/* Every send completed in full, the socket's bytes delivered in between
+ * (a connection that resumes reading while its answers drain). */
+static void send_all(struct sw *g)
+{
+    for (int k = 0; k < 100000 && iox_sim_has_op(g->w.sim, IOX_OP_SEND, FD); k++) {
+        iox_sim_send(g->w.sim, FD, 0);
+        settle(g);
+    }
+}
+
 static int st_step1(struct sw *g, const struct sr_step *st, size_t split, char *why, size_t wl);
 
 static int st_step(void *arg, const struct sr_step *st, size_t split, char *why, size_t wl)
@@ -305,7 +322,7 @@ static int st_step1(struct sw *g, const struct sr_step *st, size_t split, char *
         if (iox_sim_recv_end(sim, FD, res) < 0) NOOP("no recv armed to end");
     } else if (!strcmp(v, "send")) {
         if (!iox_sim_has_op(sim, IOX_OP_SEND, FD)) NOOP("no send in flight");
-        if (!strcmp(a, "all")) sw_send_all(&g->w, FD, 1000);
+        if (!strcmp(a, "all")) send_all(g);
         else iox_sim_send(sim, FD, !strcmp(a, "-EPIPE") ? -EPIPE : (int)st->num);
     } else if (!strcmp(v, "reply")) {
         if (answer_oldest(g)) NOOP("no async reply open");
@@ -364,13 +381,13 @@ static int st_finish(void *arg, char *why, size_t wl)
     struct iox_seam_sim *sim = g->w.sim;
     pump(g);
     while (g->npending) { answer_oldest(g); sw_turn(&g->w); }
-    sw_send_all(&g->w, FD, 1000);
+    send_all(g);
     if (iox_sim_recv_end(sim, FD, 0) == 0) sw_turn(&g->w);
-    sw_send_all(&g->w, FD, 1000);
+    send_all(g);
     for (int k = 0; k < 4 && is_open(g); k++) {
         sw_advance(&g->w, 60000);
         sw_turn(&g->w);
-        sw_send_all(&g->w, FD, 1000);
+        send_all(g);
     }
     if (iox_sim_closes(sim, FD) != 1 || iox_sim_live_ops(sim, FD) || g->nclose != 1 || is_open(g))
         FAILF("at the end: %u closes, %u live ops, on_close %u times, state %s", iox_sim_closes(sim, FD),
