@@ -3,7 +3,7 @@
  * corpus tests/data/machines/http_conn/NAME.md drives one HTTP connection
  * through the simulated ring, completion by completion, and checks what it
  * submits and answers along the way. The other machines' vocabularies are
- * tests/test_scripts_{pg,file,stream}.c, in the same suite.
+ * tests/test_scripts_{pg,file,stream,client}.c, in the same suite.
  *
  * A case is a "## heading", one sentence on why it exists, and a ```script
  * block, one step a line (# starts a comment):
@@ -500,7 +500,7 @@ IOX_TEST(machine_scripts, http_conn_corpus)
 
 /* ---- trails: SPIN counterexamples replayed in the real machines ---- */
 
-extern const struct sr_vocab pg_conn_vocab, file_stream_vocab, stream_conn_vocab;
+extern const struct sr_vocab pg_conn_vocab, file_stream_vocab, stream_conn_vocab, stream_client_vocab;
 
 /* Every tests/data/machines/MACHINE/trails/NAME.trail: the counterexample
  * `make verify` printed for a mutated spec (tests/data/verify/), replayed
@@ -508,7 +508,8 @@ extern const struct sr_vocab pg_conn_vocab, file_stream_vocab, stream_conn_vocab
  * books balance (socket closed once, every op ended, buffers back). */
 IOX_TEST(machine_scripts, trails_replay)
 {
-    const struct sr_vocab *vs[] = {&http_conn_vocab, &pg_conn_vocab, &file_stream_vocab, &stream_conn_vocab};
+    const struct sr_vocab *vs[] = {&http_conn_vocab, &pg_conn_vocab, &file_stream_vocab, &stream_conn_vocab,
+                                   &stream_client_vocab};
     for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s/tests/data/machines/%s/trails", iox_test_src_dir(), vs[i]->machine);
