@@ -65,8 +65,6 @@ static int fs_on_request(struct iox_conn *c, const struct iox_http_request *req,
 
 static const struct iox_http_app fs_app = {.on_request = fs_on_request};
 
-
-
 IOX_TEST(file_stream, start_behind_an_async_answer)
 {
     memset(&fst, 0, sizeof fst);
