@@ -9,6 +9,7 @@
  * its answer started, per-request user data and stale handles. */
 #include "http_client.h"
 #include "iox_test.h"
+#include "sim_world.h"
 #include "http_conn_machine.h"
 #include <ioxide/http_conn.h>
 #include <ioxide/reactor.h>
@@ -135,16 +136,11 @@ static void finish_pending(void)
 /* ---- harness (as in test_conn_sim.c) ---- */
 
 struct h {
-    struct iox_seam_sim *sim;
-    struct iox_reactor r;
-    struct iox_server_config cfg;
+    struct sim_world w;        /* tests/sim_world.h: simulator, reactor, clock */
     struct iox_http_config hcfg;
     struct iox_http_server *hs;
     struct iox_conn *c;
-    uint64_t now;
 };
-
-static void sink(void *ctx, const struct iox_cqe *cqe) { iox_reactor_dispatch(ctx, cqe); }
 
 static void h_init(struct h *h, unsigned nbufs, unsigned bufsize, uint32_t write_cap)
 {
@@ -157,15 +153,10 @@ static void h_init(struct h *h, unsigned nbufs, unsigned bufsize, uint32_t write
     h->hcfg.linger_ms = 100;
     h->hcfg.max_conns = 4;
     h->hcfg.write_cap = write_cap;
-    h->cfg.shutdown_grace_ms = 500;
     h->hcfg.app = &app;
-    h->sim = iox_sim_create(nbufs, bufsize);
-    CU_ASSERT_FATAL(h->sim != NULL);
-    CU_ASSERT_FATAL(iox_reactor_init_sim(&h->r, iox_sim_seam(h->sim), &h->cfg) == 0);
-    CU_ASSERT_FATAL(iox_http_server_open(&h->r, &h->hcfg, 0, &h->hs) == 0);
-    iox_sim_set_sink(h->sim, sink, &h->r);
-    snprintf(h->hs->date, sizeof h->hs->date, "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n");
-    h->now = h->r.now_ms;
+    CU_ASSERT_FATAL(sw_open(&h->w, nbufs, bufsize, 500) == 0);
+    CU_ASSERT_FATAL(h->w.r.seam == iox_sim_seam(h->w.sim));   /* the reactor runs on the simulator */
+    CU_ASSERT_FATAL(sw_http_open(&h->w, &h->hcfg, &h->hs) == 0);   /* Date fixed */
     h->c = iox_http_adopt(h->hs, FD);
     CU_ASSERT_FATAL(h->c != NULL);
 }
@@ -173,63 +164,29 @@ static void h_init(struct h *h, unsigned nbufs, unsigned bufsize, uint32_t write
 static void h_fini(struct h *h)
 {
     iox_http_server_close(h->hs);
-    iox_reactor_fini(&h->r);
-    iox_sim_destroy(h->sim);
+    sw_close(&h->w);
 }
 
-static void turn(struct h *h)
-{
-    do {
-        iox_sim_publish(h->sim);
-        iox_reactor_flush(&h->r);
-    } while (iox_sim_pump(h->sim) > 0);
-}
+static void turn(struct h *h) { sw_turn(&h->w); }
 
 static int conn_open(struct h *h) { return h->hs->nconns > 0; }
 
-static int deliver(struct h *h, const char *p, size_t n, size_t chunk)
-{
-    size_t done = 0;
-    for (int guard = 0; done < n && guard < 1000000; guard++) {
-        long k = iox_sim_recv(h->sim, FD, p + done, n - done, chunk);
-        if (k < 0) return -1;
-        done += (size_t)k;
-        turn(h);
-    }
-    return 0;
-}
+static int deliver(struct h *h, const char *p, size_t n, size_t chunk) { return sw_deliver_chunked(&h->w, FD, p, n, chunk); }
 
-static void drain_sends(struct h *h)
-{
-    for (int guard = 0; guard < 1000000 && iox_sim_has_op(h->sim, IOX_OP_SEND, FD); guard++) {
-        iox_sim_send(h->sim, FD, 0);
-        turn(h);
-    }
-}
+static void drain_sends(struct h *h) { sw_send_all(&h->w, FD, 1000000); }
 
-static void peer_close(struct h *h)
-{
-    turn(h);
-    drain_sends(h);
-    if (iox_sim_recv_end(h->sim, FD, 0) == 0) turn(h);
-    drain_sends(h);
-    if (conn_open(h)) {
-        h->now += 10000;
-        iox_reactor_advance_clock(&h->r, h->now);
-        turn(h);
-    }
-}
+static void peer_close(struct h *h) { sw_http_peer_close(&h->w, h->hs, FD, 10000); }
 
 static void check_books(struct h *h)
 {
-    CU_ASSERT_EQUAL(iox_sim_closes(h->sim, FD), 1);
-    CU_ASSERT_EQUAL(iox_sim_bufs_lent(h->sim), 0);
-    CU_ASSERT_EQUAL(iox_sim_live_ops(h->sim, FD), 0);
-    CU_ASSERT_EQUAL(iox_sim_violations(h->sim), 0);
+    CU_ASSERT_EQUAL(iox_sim_closes(h->w.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_sim_bufs_lent(h->w.sim), 0);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(h->w.sim, FD), 0);
+    CU_ASSERT_EQUAL(iox_sim_violations(h->w.sim), 0);
     CU_ASSERT_EQUAL(h->hs->nconns, 0);
 }
 
-static const char *out_bytes(struct h *h, size_t *n) { return iox_sim_peer_bytes(h->sim, FD, n); }
+static const char *out_bytes(struct h *h, size_t *n) { return iox_sim_peer_bytes(h->w.sim, FD, n); }
 
 /* Parse every response of the peer's bytes with the test's client; heads
  * says which requests were HEAD. Returns the count parsed. */
@@ -341,7 +298,7 @@ IOX_TEST(body_sim, echo_byte_by_byte_with_one_byte_sends)
     turn(&h);
     for (size_t i = 0; i < sizeof ECHO_STREAM - 1; i++) {
         deliver(&h, ECHO_STREAM + i, 1, 1);
-        while (iox_sim_has_op(h.sim, IOX_OP_SEND, FD)) { iox_sim_send(h.sim, FD, 1); turn(&h); }
+        while (iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD)) { iox_sim_send(h.w.sim, FD, 1); turn(&h); }
         turn(&h);
     }
     peer_close(&h);
@@ -374,11 +331,11 @@ IOX_TEST(body_sim, a_held_piece_stops_reading_until_released)
     size_t off = 0;
     unsigned releases = 0;
     for (int guard = 0; guard < 10000 && off < sizeof body; guard++) {
-        long k = iox_sim_recv(h.sim, FD, body + off, sizeof body - off, 40);
+        long k = iox_sim_recv(h.w.sim, FD, body + off, sizeof body - off, 40);
         if (k > 0) { off += (size_t)k; turn(&h); continue; }
         /* No recv armed: the handler holds a piece, and reading is stopped. */
         CU_ASSERT_EQUAL(h.c->state, HTTP_CONN_S_BODY_HELD);
-        CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+        CU_ASSERT(!iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
         iox_req_body_release(h.c);
         releases++;
         turn(&h);
@@ -420,13 +377,13 @@ IOX_TEST(body_sim, slow_reader_keeps_buffers_bounded)
     CU_ASSERT(deliver(&h, head, (size_t)hl, 0) == 0);
     size_t off = 0, max_out = 0, max_in = 0, stops = 0;
     for (long guard = 0; guard < 10000000 && off < total; guard++) {
-        long k = iox_sim_recv(h.sim, FD, body + off, total - off, bsz);
+        long k = iox_sim_recv(h.w.sim, FD, body + off, total - off, bsz);
         if (k > 0) {
             off += (size_t)k;
         } else {
             /* Reading stopped: only now does the peer take some output. */
             stops++;
-            if (iox_sim_has_op(h.sim, IOX_OP_SEND, FD)) iox_sim_send(h.sim, FD, 0);
+            if (iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD)) iox_sim_send(h.w.sim, FD, 0);
         }
         turn(&h);
         size_t o = h.c->sk.wcap + h.c->side_len, in = h.c->sk.in_cap;
@@ -727,7 +684,7 @@ IOX_TEST(body_sim, peer_gone_mid_body_tells_the_handler)
     static const char req[] = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc";
     deliver(&h, req, sizeof req - 1, 0);
     struct iox_conn_ref ref = {h.hs, h.c->sk.idx, h.c->sk.gen, h.c->tgt};
-    iox_sim_recv_end(h.sim, FD, -ECONNRESET);
+    iox_sim_recv_end(h.w.sim, FD, -ECONNRESET);
     turn(&h);
     peer_close(&h);
     CU_ASSERT(body_errors == 1 && last_error == -ECONNRESET);
@@ -747,7 +704,7 @@ IOX_TEST(body_sim, peer_eof_mid_body_finishes_at_once)
     static const char req[] = "GET /async HTTP/1.1\r\nHost: a\r\n\r\n"
                               "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc";
     deliver(&h, req, sizeof req - 1, 0);
-    CU_ASSERT(iox_sim_recv_end(h.sim, FD, 0) == 0);
+    CU_ASSERT(iox_sim_recv_end(h.w.sim, FD, 0) == 0);
     turn(&h);
     CU_ASSERT(body_errors == 1 && last_error == -ECONNRESET);
     CU_ASSERT_EQUAL(h.c->state, HTTP_CONN_S_FINISHING);   /* the async answer is still owed */

@@ -5,6 +5,7 @@
  * once and never touched after. A failing seed prints itself; replay it with
  * IOX_SEED=<n> build/tests conn_sim. */
 #include "iox_test.h"
+#include "sim_world.h"
 #include "http_conn_machine.h"
 #include "http_oracle.h"
 #include <ioxide/http_conn.h>
@@ -78,16 +79,11 @@ static void finish_asyncs(void)
 /* ---- harness ---- */
 
 struct h {
-    struct iox_seam_sim *sim;
-    struct iox_reactor r;
-    struct iox_server_config cfg;
+    struct sim_world w;        /* tests/sim_world.h: simulator, reactor, clock */
     struct iox_http_config hcfg;
     struct iox_http_server *hs;
     struct iox_conn *c;
-    uint64_t now;
 };
-
-static void sink(void *ctx, const struct iox_cqe *cqe) { iox_reactor_dispatch(ctx, cqe); }
 
 static void h_init(struct h *h, unsigned nbufs, unsigned bufsize, uint32_t write_cap)
 {
@@ -99,16 +95,10 @@ static void h_init(struct h *h, unsigned nbufs, unsigned bufsize, uint32_t write
     h->hcfg.linger_ms = 100;
     h->hcfg.max_conns = 4;
     h->hcfg.write_cap = write_cap;
-    h->cfg.shutdown_grace_ms = 500;
     h->hcfg.app = &app;
-    h->sim = iox_sim_create(nbufs, bufsize);
-    CU_ASSERT_FATAL(h->sim != NULL);
-    CU_ASSERT_FATAL(iox_reactor_init_sim(&h->r, iox_sim_seam(h->sim), &h->cfg) == 0);
-    CU_ASSERT_FATAL(iox_http_server_open(&h->r, &h->hcfg, 0, &h->hs) == 0);
-    iox_sim_set_sink(h->sim, sink, &h->r);
-    /* A fixed Date: runs compared byte for byte must not straddle a second. */
-    snprintf(h->hs->date, sizeof h->hs->date, "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n");
-    h->now = h->r.now_ms;
+    CU_ASSERT_FATAL(sw_open(&h->w, nbufs, bufsize, 500) == 0);
+    CU_ASSERT_FATAL(h->w.r.seam == iox_sim_seam(h->w.sim));   /* the reactor runs on the simulator */
+    CU_ASSERT_FATAL(sw_http_open(&h->w, &h->hcfg, &h->hs) == 0);   /* Date fixed */
     h->c = iox_http_adopt(h->hs, FD);
     CU_ASSERT_FATAL(h->c != NULL);
 }
@@ -116,70 +106,36 @@ static void h_init(struct h *h, unsigned nbufs, unsigned bufsize, uint32_t write
 static void h_fini(struct h *h)
 {
     iox_http_server_close(h->hs);
-    iox_reactor_fini(&h->r);
-    iox_sim_destroy(h->sim);
+    sw_close(&h->w);
 }
 
 /* One loop turn: what the reactor does before io_uring_enter, plus the
  * completions that need no decision (cancel, close, shutdown). */
-static void turn(struct h *h)
-{
-    do {
-        iox_sim_publish(h->sim);
-        iox_reactor_flush(&h->r);
-    } while (iox_sim_pump(h->sim) > 0);
-}
+static void turn(struct h *h) { sw_turn(&h->w); }
 
 static int conn_open(struct h *h) { return h->hs->nconns > 0; }
 
 /* Deliver bytes, re-delivering what an -ENOBUFS left in the "socket". */
-static int deliver(struct h *h, const char *p, size_t n, size_t chunk)
-{
-    size_t done = 0;
-    for (int guard = 0; done < n && guard < 100000; guard++) {
-        long k = iox_sim_recv(h->sim, FD, p + done, n - done, chunk);
-        if (k < 0) return -1;          /* no recv armed: connection is done reading */
-        done += (size_t)k;
-        turn(h);
-    }
-    return 0;
-}
+static int deliver(struct h *h, const char *p, size_t n, size_t chunk) { return sw_deliver_chunked(&h->w, FD, p, n, chunk); }
 
 /* Complete sends (fully) until none is left. */
-static void drain_sends(struct h *h)
-{
-    for (int guard = 0; guard < 100000 && iox_sim_has_op(h->sim, IOX_OP_SEND, FD); guard++) {
-        iox_sim_send(h->sim, FD, 0);
-        turn(h);
-    }
-}
+static void drain_sends(struct h *h) { sw_send_all(&h->w, FD, 1000000); }
 
 /* The peer closes: EOF on the recv if one is armed, and lingering ends. */
-static void peer_close(struct h *h)
-{
-    turn(h);
-    drain_sends(h);
-    if (iox_sim_recv_end(h->sim, FD, 0) == 0) turn(h);
-    drain_sends(h);
-    if (conn_open(h)) {
-        h->now += 10000;
-        iox_reactor_advance_clock(&h->r, h->now);
-        turn(h);
-    }
-}
+static void peer_close(struct h *h) { sw_http_peer_close(&h->w, h->hs, FD, 10000); }
 
 static void check_books(struct h *h, const char *where)
 {
-    CU_ASSERT_EQUAL(iox_sim_closes(h->sim, FD), 1);
-    CU_ASSERT_EQUAL(iox_sim_bufs_lent(h->sim), 0);
-    CU_ASSERT_EQUAL(iox_sim_live_ops(h->sim, FD), 0);
-    CU_ASSERT_EQUAL(iox_sim_violations(h->sim), 0);
+    CU_ASSERT_EQUAL(iox_sim_closes(h->w.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_sim_bufs_lent(h->w.sim), 0);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(h->w.sim, FD), 0);
+    CU_ASSERT_EQUAL(iox_sim_violations(h->w.sim), 0);
     CU_ASSERT_EQUAL(h->hs->nconns, 0);
-    if (iox_sim_closes(h->sim, FD) != 1 || iox_sim_bufs_lent(h->sim) || iox_sim_violations(h->sim) ||
-        iox_sim_live_ops(h->sim, FD) || h->hs->nconns)
+    if (iox_sim_closes(h->w.sim, FD) != 1 || iox_sim_bufs_lent(h->w.sim) || iox_sim_violations(h->w.sim) ||
+        iox_sim_live_ops(h->w.sim, FD) || h->hs->nconns)
         fprintf(stderr, "\n  %s: closes=%u lent=%u live=%u conns=%u violation=%s\n", where,
-                iox_sim_closes(h->sim, FD), iox_sim_bufs_lent(h->sim), iox_sim_live_ops(h->sim, FD),
-                h->hs->nconns, iox_sim_last_violation(h->sim));
+                iox_sim_closes(h->w.sim, FD), iox_sim_bufs_lent(h->w.sim), iox_sim_live_ops(h->w.sim, FD),
+                h->hs->nconns, iox_sim_last_violation(h->w.sim));
 }
 
 static const char STREAM[] =
@@ -232,7 +188,7 @@ static char *reference(size_t *len)
     peer_close(&h);
     check_books(&h, "reference");
     size_t n;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &n);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &n);
     /* Every run is compared with this one: it must itself be right. */
     CU_ASSERT_EQUAL(oracle_ok(STREAM, sizeof STREAM - 1, out, n, 0, "reference run"), 0);
     char *copy = malloc(n + 1);
@@ -281,7 +237,7 @@ IOX_TEST(conn_sim, every_split_point_gives_the_same_bytes)
         turn(&h);
         peer_close(&h);
         size_t on;
-        const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+        const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
         CU_ASSERT(on == rn && !memcmp(out, ref, rn));
         if (on != rn || memcmp(out, ref, rn)) fprintf(stderr, "\n  split at %zu differs\n", k);
         check_books(&h, "split");
@@ -299,13 +255,13 @@ IOX_TEST(conn_sim, byte_by_byte_with_one_byte_sends)
     turn(&h);
     for (size_t i = 0; i < sizeof STREAM - 1; i++) {
         deliver(&h, STREAM + i, 1, 1);
-        while (iox_sim_has_op(h.sim, IOX_OP_SEND, FD)) { iox_sim_send(h.sim, FD, 1); turn(&h); }
+        while (iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD)) { iox_sim_send(h.w.sim, FD, 1); turn(&h); }
         finish_asyncs();
         turn(&h);
     }
     peer_close(&h);
     size_t on;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT(on == rn && !memcmp(out, ref, rn));
     check_books(&h, "byte-by-byte");
     h_fini(&h);
@@ -344,28 +300,28 @@ static int run_seed(uint64_t seed, const char *ref, size_t rn)
         if (what < 3 && off < cut) {
             size_t k = 1 + rnd(&s) % 40;
             if (k > cut - off) k = cut - off;
-            long got = iox_sim_recv(h.sim, FD, STREAM + off, k, 1 + rnd(&s) % bsz);
+            long got = iox_sim_recv(h.w.sim, FD, STREAM + off, k, 1 + rnd(&s) % bsz);
             if (got > 0) off += (size_t)got;
         } else if (what < 5) {
-            if (iox_sim_has_op(h.sim, IOX_OP_SEND, FD)) iox_sim_send(h.sim, FD, (int)(1 + rnd(&s) % 300));
+            if (iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD)) iox_sim_send(h.w.sim, FD, (int)(1 + rnd(&s) % 300));
         } else if (what == 5) {
             finish_asyncs();
         } else {
             turn(&h);
         }
-        if (off >= cut && !iox_sim_has_op(h.sim, IOX_OP_SEND, FD) && !npending_async) break;
+        if (off >= cut && !iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD) && !npending_async) break;
     }
     turn(&h);
     if (getenv("IOX_SIM_TRACE"))
         fprintf(stderr, "pre-end: state %s nasync %u open %u in %u w %u/%u/%u side %u peer_shut %u recv %u send %u pend %u off %zu/%zu\n",
                 http_conn_state_names[h.c->state], h.c->nasync, (uint16_t)(h.c->rq_tail - h.c->rq_head),
                 h.c->sk.in_len, h.c->sk.wsent, h.c->sk.wcommit, h.c->sk.wlen, h.c->side_len, h.c->sk.peer_shut, h.c->sk.recv_armed,
-                iox_sim_has_op(h.sim, IOX_OP_SEND, FD), npending_async, off, cut);
+                iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD), npending_async, off, cut);
     switch (end) {
     case END_EOF:
         /* Requests held back by backpressure are dispatched as the sends
          * drain: answer them too (in random order) before the EOF. */
-        for (int k = 0; k < 64 && (npending_async || iox_sim_has_op(h.sim, IOX_OP_SEND, FD)); k++) {
+        for (int k = 0; k < 64 && (npending_async || iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD)); k++) {
             drain_sends(&h);
             finish_asyncs();
             turn(&h);
@@ -373,18 +329,18 @@ static int run_seed(uint64_t seed, const char *ref, size_t rn)
         peer_close(&h);
         break;
     case END_RESET:
-        if (iox_sim_recv_end(h.sim, FD, -ECONNRESET) < 0) peer_close(&h);
+        if (iox_sim_recv_end(h.w.sim, FD, -ECONNRESET) < 0) peer_close(&h);
         turn(&h);
         drain_sends(&h);
         break;
     case END_TIMEOUT:
-        h.now += 5000;
-        iox_reactor_advance_clock(&h.r, h.now);
+        h.w.now += 5000;
+        iox_reactor_advance_clock(&h.w.r, h.w.now);
         turn(&h);
         drain_sends(&h);
         break;
     case END_SHUTDOWN:
-        iox_reactor_begin_stop(&h.r);
+        iox_reactor_begin_stop(&h.w.r);
         turn(&h);
         finish_asyncs();
         turn(&h);
@@ -394,34 +350,34 @@ static int run_seed(uint64_t seed, const char *ref, size_t rn)
     case END_SEND_ERROR:
         finish_asyncs();
         turn(&h);
-        if (iox_sim_has_op(h.sim, IOX_OP_SEND, FD)) iox_sim_send(h.sim, FD, -EPIPE);
+        if (iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD)) iox_sim_send(h.w.sim, FD, -EPIPE);
         turn(&h);
         peer_close(&h);
         break;
     }
     if (conn_open(&h)) {   /* whatever is left: the idle timer ends it */
         finish_asyncs();
-        h.now += 60000;
-        iox_reactor_advance_clock(&h.r, h.now);
+        h.w.now += 60000;
+        iox_reactor_advance_clock(&h.w.r, h.w.now);
         turn(&h);
         drain_sends(&h);
     }
     size_t on;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
     /* Responses in order and never corrupted: the output is a prefix of the
      * reference; a clean run produces all of it. */
     if (on > rn || memcmp(out, ref, on)) failed = 1;
     if (end == END_EOF && on != rn) failed = 1;
     if (oracle_ok(STREAM, cut, out, on, end == END_EOF ? 0 : ORACLE_PARTIAL, "seeded run")) failed = 1;
-    if (iox_sim_closes(h.sim, FD) != 1 || iox_sim_bufs_lent(h.sim) || iox_sim_violations(h.sim) ||
-        iox_sim_live_ops(h.sim, FD) || h.hs->nconns)
+    if (iox_sim_closes(h.w.sim, FD) != 1 || iox_sim_bufs_lent(h.w.sim) || iox_sim_violations(h.w.sim) ||
+        iox_sim_live_ops(h.w.sim, FD) || h.hs->nconns)
         failed = 1;
     if (failed)
         fprintf(stderr, "\n  seed %llu failed (end %d, bufs %u×%u, cap %u): out %zu/%zu bytes, closes %u, lent %u, live %u, conns %u, %s\n"
                 "  replay: IOX_SEED=%llu build/tests conn_sim\n",
-                (unsigned long long)seed, end, nbufs, bsz, cap, on, rn, iox_sim_closes(h.sim, FD),
-                iox_sim_bufs_lent(h.sim), iox_sim_live_ops(h.sim, FD), h.hs->nconns,
-                iox_sim_last_violation(h.sim), (unsigned long long)seed);
+                (unsigned long long)seed, end, nbufs, bsz, cap, on, rn, iox_sim_closes(h.w.sim, FD),
+                iox_sim_bufs_lent(h.w.sim), iox_sim_live_ops(h.w.sim, FD), h.hs->nconns,
+                iox_sim_last_violation(h.w.sim), (unsigned long long)seed);
     h_fini(&h);
     return failed;
 }
@@ -466,7 +422,7 @@ IOX_TEST(conn_sim, body_ending_with_the_input_is_answered_at_once)
             deliver(&h, reqs[i], strlen(reqs[i]), chunk);
             drain_sends(&h);
             size_t on;
-            const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+            const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
             CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 200"), 1);
             if (count(out, on, "HTTP/1.1 200") != 1) fprintf(stderr, "\n  request %u chunk %zu: no answer\n", i, chunk);
             peer_close(&h);
@@ -482,10 +438,10 @@ IOX_TEST(conn_sim, eof_mid_request_closes_once_without_answer)
     h_init(&h, 8, 64, 1 << 20);
     turn(&h);
     deliver(&h, "GET / HTTP/1.1\r\nHo", 18, 0);
-    CU_ASSERT_EQUAL(iox_sim_recv_end(h.sim, FD, 0), 0);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(h.w.sim, FD, 0), 0);
     turn(&h);
     size_t on;
-    iox_sim_peer_bytes(h.sim, FD, &on);
+    iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT_EQUAL(on, 0);
     check_books(&h, "eof mid-request");
     h_fini(&h);
@@ -497,8 +453,8 @@ IOX_TEST(conn_sim, reset_closes_once)
     h_init(&h, 8, 64, 1 << 20);
     turn(&h);
     deliver(&h, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, 0);
-    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
-    CU_ASSERT_EQUAL(iox_sim_recv_end(h.sim, FD, -ECONNRESET), 0);
+    CU_ASSERT(iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD));
+    CU_ASSERT_EQUAL(iox_sim_recv_end(h.w.sim, FD, -ECONNRESET), 0);
     turn(&h);
     check_books(&h, "reset");
     h_fini(&h);
@@ -510,13 +466,13 @@ IOX_TEST(conn_sim, idle_timeout_closes_a_stuck_request)
     h_init(&h, 8, 64, 1 << 20);
     turn(&h);
     deliver(&h, "GET / HT", 8, 0);
-    h.now += 500;
-    iox_reactor_advance_clock(&h.r, h.now);
+    h.w.now += 500;
+    iox_reactor_advance_clock(&h.w.r, h.w.now);
     turn(&h);
     CU_ASSERT(conn_open(&h));                 /* not yet */
     deliver(&h, "T", 1, 0);                   /* a trickle does not renew it */
-    h.now += 600;
-    iox_reactor_advance_clock(&h.r, h.now);
+    h.w.now += 600;
+    iox_reactor_advance_clock(&h.w.r, h.w.now);
     turn(&h);
     CU_ASSERT(!conn_open(&h));
     check_books(&h, "timeout");
@@ -525,8 +481,8 @@ IOX_TEST(conn_sim, idle_timeout_closes_a_stuck_request)
 
 static void advance(struct h *h, uint64_t ms)
 {
-    h->now += ms;
-    iox_reactor_advance_clock(&h->r, h->now);
+    h->w.now += ms;
+    iox_reactor_advance_clock(&h->w.r, h->w.now);
     turn(h);
 }
 
@@ -550,7 +506,7 @@ IOX_TEST(conn_sim, slow_answer_to_a_late_request_is_not_timed_out)
     turn(&h);
     drain_sends(&h);
     size_t on;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 200"), 2);
     CU_ASSERT_EQUAL(count(out, on, "async"), 1);
     /* Owed nothing now: idle again, and the idle deadline holds. */
@@ -570,11 +526,11 @@ IOX_TEST(conn_sim, client_not_reading_times_out_from_last_progress)
     h_init(&h, 8, 64, 1 << 20);
     turn(&h);
     deliver(&h, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 30, 0);
-    CU_ASSERT_FATAL(iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
+    CU_ASSERT_FATAL(iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD));
     for (int i = 0; i < 4; i++) {              /* 100 bytes every 600 ms */
         advance(&h, 600);
         CU_ASSERT_FATAL(conn_open(&h));
-        CU_ASSERT_EQUAL(iox_sim_send(h.sim, FD, 100), 0);
+        CU_ASSERT_EQUAL(iox_sim_send(h.w.sim, FD, 100), 0);
         turn(&h);
     }
     advance(&h, 600);
@@ -596,12 +552,12 @@ IOX_TEST(conn_sim, client_draining_the_socket_buffer_is_not_idle)
     deliver(&h, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 30, 0);
     drain_sends(&h);                           /* all of it is in the kernel */
     uint32_t q = 9000;
-    iox_sim_set_unsent(h.sim, FD, q);
+    iox_sim_set_unsent(h.w.sim, FD, q);
     for (int i = 0; i < 4; i++) {              /* the client reads slowly */
         advance(&h, 1100);
         CU_ASSERT_FATAL(conn_open(&h));
         q -= 2000;
-        iox_sim_set_unsent(h.sim, FD, q);
+        iox_sim_set_unsent(h.w.sim, FD, q);
     }
     advance(&h, 1100);                         /* it moved since: renewed */
     CU_ASSERT_FATAL(conn_open(&h));
@@ -625,7 +581,7 @@ IOX_TEST(conn_sim, many_reentrant_replies_in_one_chain)
     deliver(&h, req, n, 0);
     drain_sends(&h);
     size_t on;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 200"), 41);
     CU_ASSERT_EQUAL(count(out, on, "sync"), 40);
     CU_ASSERT(on > 2 && !memcmp(out + on - 2, "ok", 2));   /* the last one last */
@@ -652,7 +608,7 @@ IOX_TEST(conn_sim, request_body_deadline_renews_with_progress)
     advance(&h, 400);                          /* 1.1 s since the last byte */
     CU_ASSERT(!conn_open(&h));
     size_t on;
-    iox_sim_peer_bytes(h.sim, FD, &on);
+    iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT_EQUAL(on, 0);
     check_books(&h, "stuck body");
     h_fini(&h);
@@ -666,16 +622,16 @@ IOX_TEST(conn_sim, enobufs_parks_and_loses_nothing)
     const char *req = "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n";
     size_t n = strlen(req);
     /* No turn between chunks: the 2-buffer ring runs dry at the third. */
-    long got = iox_sim_recv(h.sim, FD, req, n, 16);
+    long got = iox_sim_recv(h.w.sim, FD, req, n, 16);
     CU_ASSERT(got == 32);
-    CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT(!iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
     CU_ASSERT_EQUAL(h.hs->n_enobufs, 1);
     turn(&h);                                  /* buffers published, recv re-armed */
-    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT(iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
     deliver(&h, req + got, n - (size_t)got, 16);
     drain_sends(&h);
     size_t on;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 200"), 1);
     CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 404"), 1);
     CU_ASSERT(conn_open(&h));
@@ -692,14 +648,14 @@ IOX_TEST(conn_sim, backpressure_stops_reading_and_resumes)
     char req[64 * 40];
     size_t n = 0;
     for (int i = 0; i < 64; i++) n += (size_t)sprintf(req + n, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
-    iox_sim_recv(h.sim, FD, req, n, 0);
+    iox_sim_recv(h.w.sim, FD, req, n, 0);
     turn(&h);
     /* Over the write cap after the first response: reading stopped. */
-    CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT(!iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
     drain_sends(&h);
-    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT(iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
     size_t on;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 200"), 64);
     peer_close(&h);
     check_books(&h, "backpressure");
@@ -714,7 +670,7 @@ IOX_TEST(conn_sim, malformed_request_gets_400_then_close)
     deliver(&h, "GET / HTTP/1.1\r\nHost: a\r\n\r\nBAD\r\n\r\nGET / HTTP/1.1\r\n\r\n", 49, 0);
     drain_sends(&h);
     size_t on;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 200"), 1);
     CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 400"), 1);
     CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 "), 2);
@@ -730,14 +686,14 @@ IOX_TEST(conn_sim, shutdown_closes_idle_and_finishes_busy)
     h_init(&h, 8, 64, 1 << 20);
     turn(&h);
     deliver(&h, "GET /async HTTP/1.1\r\nHost: a\r\n\r\n", 32, 0);
-    iox_reactor_begin_stop(&h.r);
+    iox_reactor_begin_stop(&h.w.r);
     turn(&h);
     CU_ASSERT(conn_open(&h));                 /* busy: its answer is owed */
     finish_asyncs();
     turn(&h);
     drain_sends(&h);
     size_t on;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT_EQUAL(count(out, on, "Connection: close"), 1);
     /* Lingers (half-closed) so the answer is not lost to a RST, until the
      * peer closes or the grace ends. */
@@ -754,14 +710,14 @@ IOX_TEST(conn_sim, late_completion_for_reused_slot_is_dropped)
     h_init(&h, 8, 64, 1 << 20);
     turn(&h);
     uint64_t old_ud = iox_ud(IOX_OP_SEND, (unsigned)h.hs->owner, h.c->sk.gen, h.c->sk.idx);
-    CU_ASSERT_EQUAL(iox_sim_recv_end(h.sim, FD, -ECONNRESET), 0);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(h.w.sim, FD, -ECONNRESET), 0);
     turn(&h);
     struct iox_conn *c2 = iox_http_adopt(h.hs, FD + 1);
     CU_ASSERT_PTR_EQUAL(c2, h.c);              /* same slot, new generation */
     struct iox_cqe late = {old_ud, 100, 0};
-    uint64_t stale = h.r.n_stale_cqes;
-    iox_reactor_dispatch(&h.r, &late);
-    CU_ASSERT_EQUAL(h.r.n_stale_cqes, stale + 1);
+    uint64_t stale = h.w.r.n_stale_cqes;
+    iox_reactor_dispatch(&h.w.r, &late);
+    CU_ASSERT_EQUAL(h.w.r.n_stale_cqes, stale + 1);
     CU_ASSERT_EQUAL(c2->sk.wsent, 0);
     h_fini(&h);
 }
@@ -819,9 +775,9 @@ IOX_TEST(conn_sim, pipelined_asyncs_answered_in_reverse_leave_in_order)
          * (the 404 waits behind the first eight). */
         CU_ASSERT_EQUAL(npending_async, 16);
         size_t on;
-        iox_sim_peer_bytes(h.sim, FD, &on);
+        iox_sim_peer_bytes(h.w.sim, FD, &on);
         CU_ASSERT_EQUAL(on, 0);
-        CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
+        CU_ASSERT(!iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD));
         for (unsigned i = 16; i-- > 0;) {
             struct iox_conn *c = iox_conn_deref(pending_async[i]);
             CU_ASSERT_FATAL(c != NULL);
@@ -831,11 +787,11 @@ IOX_TEST(conn_sim, pipelined_asyncs_answered_in_reverse_leave_in_order)
             iox_conn_async_done(c);
             CU_ASSERT_PTR_NULL(iox_conn_deref(pending_async[i]));   /* answered: gone */
             turn(&h);
-            if (i) CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
+            if (i) CU_ASSERT(!iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD));
         }
         npending_async = 0;
         drain_sends(&h);
-        const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+        const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
         check_in_order(out, on, 16, variant == 1, variant == 2);
         if (variant == 2) {
             CU_ASSERT(h.c->state == HTTP_CONN_S_LINGERING);
@@ -873,7 +829,7 @@ IOX_TEST(conn_sim, async_limit_pauses_parsing)
     while (npending_async) { finish_asyncs(); turn(&h); }
     drain_sends(&h);
     size_t on;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT_EQUAL(count(out, on, "HTTP/1.1 200"), 20);
     peer_close(&h);
     check_books(&h, "async limit");
@@ -913,7 +869,7 @@ IOX_TEST(conn_sim, status_lines_and_bodiless_answers)
     deliver(&h, req, n, 0);
     drain_sends(&h);
     size_t on;
-    const char *out = iox_sim_peer_bytes(h.sim, FD, &on);
+    const char *out = iox_sim_peer_bytes(h.w.sim, FD, &on);
     CU_ASSERT(on == wn && memcmp(out, want, wn) == 0);
     if (on != wn || memcmp(out, want, wn) != 0)
         fprintf(stderr, "\n  got:\n%.*s\n  want:\n%.*s\n", (int)on, out, (int)wn, want);

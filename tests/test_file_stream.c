@@ -11,6 +11,7 @@
  * test: an app that holds "/hold" (IOX_ASYNC) and streams "/file" behind
  * it, pipelined on one connection. */
 #include "iox_test.h"
+#include "sim_world.h"
 #include "file_stream_machine.h"
 #include <ioxide/http_conn.h>
 #include <ioxide/file_stream.h>
@@ -64,16 +65,6 @@ static int fs_on_request(struct iox_conn *c, const struct iox_http_request *req,
 
 static const struct iox_http_app fs_app = {.on_request = fs_on_request};
 
-static void fs_sink(void *ctx, const struct iox_cqe *cqe) { iox_reactor_dispatch(ctx, cqe); }
-
-static void fs_turn(struct iox_seam_sim *sim, struct iox_reactor *r)
-{
-    do {
-        iox_sim_publish(sim);
-        iox_reactor_flush(r);
-    } while (iox_sim_pump(sim) > 0);
-}
-
 IOX_TEST(file_stream, start_behind_an_async_answer)
 {
     memset(&fst, 0, sizeof fst);
@@ -86,29 +77,27 @@ IOX_TEST(file_stream, start_behind_an_async_answer)
     CU_ASSERT_FATAL(write(fd, data, FS_LEN) == (ssize_t)FS_LEN);
     fst.file_fd = fd;
 
-    struct iox_server_config cfg = {.shutdown_grace_ms = 500};
     struct iox_http_config hcfg = {.idle_timeout_ms = 1000, .linger_ms = 100, .max_conns = 2,
                                    .write_cap = 1 << 20, .app = &fs_app};
-    struct iox_reactor r;
+    struct sim_world sw;      /* tests/sim_world.h: simulator, reactor, clock */
     struct iox_http_server *hs;
-    struct iox_seam_sim *sim = iox_sim_create(4, 4096);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(sim);
-    CU_ASSERT_FATAL(iox_reactor_init_sim(&r, iox_sim_seam(sim), &cfg) == 0);
-    CU_ASSERT_FATAL(iox_http_server_open(&r, &hcfg, 0, &hs) == 0);
-    iox_sim_set_sink(sim, fs_sink, &r);
+    CU_ASSERT_FATAL(sw_open(&sw, 4, 4096, 500) == 0);
+    CU_ASSERT_FATAL(sw.r.seam == iox_sim_seam(sw.sim));   /* the reactor runs on the simulator */
+    struct iox_seam_sim *sim = sw.sim;
+    CU_ASSERT_FATAL(iox_http_server_open(&sw.r, &hcfg, 0, &hs) == 0);
     CU_ASSERT_FATAL(iox_file_streams_init(hs) == 0);
     file_stream_trace = fs_trace;
     struct iox_conn *c = iox_http_adopt(hs, FS_FD);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    struct iox_file_stream *st = &iox_file_streams_of(&r)->s[c->sk.idx];
+    struct iox_file_stream *st = &iox_file_streams_of(&sw.r)->s[c->sk.idx];
 
-    fs_turn(sim, &r);   /* arms the recv */
+    sw_turn(&sw);   /* arms the recv */
     static const char req[] = "GET /hold HTTP/1.1\r\nHost: t\r\n\r\nGET /file HTTP/1.1\r\nHost: t\r\n\r\n";
     CU_ASSERT_EQUAL(iox_sim_recv(sim, FS_FD, req, sizeof req - 1, 0), (long)(sizeof req - 1));
-    fs_turn(sim, &r);
+    sw_turn(&sw);
     /* Behind /hold: started, but idle with no read queued. */
     CU_ASSERT_TRUE(fst.have_held);
-    CU_ASSERT_EQUAL(iox_file_streams_of(&r)->n_started, 1);
+    CU_ASSERT_EQUAL(iox_file_streams_of(&sw.r)->n_started, 1);
     CU_ASSERT_EQUAL(st->state, FILE_STREAM_S_IDLE);
     CU_ASSERT_TRUE(st->active);
     CU_ASSERT_EQUAL(iox_sim_reads(sim), 0);
@@ -119,7 +108,7 @@ IOX_TEST(file_stream, start_behind_an_async_answer)
     CU_ASSERT_PTR_NOT_NULL_FATAL(hc);
     CU_ASSERT_EQUAL(iox_resp_simple(hc, 200, "text/plain", "held", 4), 0);
     iox_conn_async_done(hc);
-    fs_turn(sim, &r);
+    sw_turn(&sw);
     for (int guard = 0; guard < 100 && fst.ends == 0; guard++) {
         if (iox_sim_has_op(sim, IOX_OP_SEND, FS_FD)) {
             iox_sim_send(sim, FS_FD, 0);
@@ -128,11 +117,11 @@ IOX_TEST(file_stream, start_behind_an_async_answer)
         } else {
             break;
         }
-        fs_turn(sim, &r);
+        sw_turn(&sw);
     }
     while (iox_sim_has_op(sim, IOX_OP_SEND, FS_FD)) {
         iox_sim_send(sim, FS_FD, 0);
-        fs_turn(sim, &r);
+        sw_turn(&sw);
     }
     CU_ASSERT_EQUAL(fst.ends, 1);
     CU_ASSERT_EQUAL(fst.end_err, 0);
@@ -157,10 +146,9 @@ IOX_TEST(file_stream, start_behind_an_async_answer)
     CU_ASSERT(out + n - body == FS_LEN && memcmp(body, data, FS_LEN) == 0);
 
     file_stream_trace = NULL;
-    iox_file_streams_fini(&r);
+    iox_file_streams_fini(&sw.r);
     iox_http_server_close(hs);
-    iox_reactor_fini(&r);
-    iox_sim_destroy(sim);
+    sw_close(&sw);
     close(fd);
 }
 
@@ -174,35 +162,32 @@ IOX_TEST(file_stream, zero_length_ends_without_a_read)
     CU_ASSERT_FATAL(fd >= 0);
     unlink(path);
     fst.file_fd = fd;
-    struct iox_server_config cfg = {.shutdown_grace_ms = 500};
     struct iox_http_config hcfg = {.idle_timeout_ms = 1000, .linger_ms = 100, .max_conns = 2,
                                    .write_cap = 1 << 20, .app = &fs_app};
-    struct iox_reactor r;
+    struct sim_world sw;      /* tests/sim_world.h: simulator, reactor, clock */
     struct iox_http_server *hs;
-    struct iox_seam_sim *sim = iox_sim_create(4, 4096);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(sim);
-    CU_ASSERT_FATAL(iox_reactor_init_sim(&r, iox_sim_seam(sim), &cfg) == 0);
-    CU_ASSERT_FATAL(iox_http_server_open(&r, &hcfg, 0, &hs) == 0);
-    iox_sim_set_sink(sim, fs_sink, &r);
+    CU_ASSERT_FATAL(sw_open(&sw, 4, 4096, 500) == 0);
+    CU_ASSERT_FATAL(sw.r.seam == iox_sim_seam(sw.sim));   /* the reactor runs on the simulator */
+    struct iox_seam_sim *sim = sw.sim;
+    CU_ASSERT_FATAL(iox_http_server_open(&sw.r, &hcfg, 0, &hs) == 0);
     CU_ASSERT_FATAL(iox_file_streams_init(hs) == 0);
     struct iox_conn *c = iox_http_adopt(hs, FS_FD);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    fs_turn(sim, &r);
+    sw_turn(&sw);
     static const char req[] = "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n";
     CU_ASSERT_EQUAL(iox_sim_recv(sim, FS_FD, req, sizeof req - 1, 0), (long)(sizeof req - 1));
-    fs_turn(sim, &r);
+    sw_turn(&sw);
     CU_ASSERT_EQUAL(iox_sim_reads(sim), 0);
     CU_ASSERT_EQUAL(fst.ends, 1);
     CU_ASSERT_EQUAL(fst.end_err, 0);
-    while (iox_sim_has_op(sim, IOX_OP_SEND, FS_FD)) { iox_sim_send(sim, FS_FD, 0); fs_turn(sim, &r); }
+    while (iox_sim_has_op(sim, IOX_OP_SEND, FS_FD)) { iox_sim_send(sim, FS_FD, 0); sw_turn(&sw); }
     size_t n;
     const char *out = iox_sim_peer_bytes(sim, FS_FD, &n);
     CU_ASSERT(n > 4 && memmem(out, n, "Content-Length: 0\r\n", 19) && !memcmp(out + n - 4, "\r\n\r\n", 4));
     CU_ASSERT_EQUAL(iox_sim_reads(sim), 0);
-    iox_file_streams_fini(&r);
+    iox_file_streams_fini(&sw.r);
     iox_http_server_close(hs);
-    iox_reactor_fini(&r);
-    iox_sim_destroy(sim);
+    sw_close(&sw);
     close(fd);
 }
 

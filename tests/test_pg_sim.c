@@ -31,6 +31,7 @@
  * A failing seed prints itself; replay: IOX_SEED=<n> build/tests pg_sim
  * (IOX_SIM_SEEDS=<n> runs more). */
 #include "iox_test.h"
+#include "sim_world.h"
 #include <ioxide/log.h>
 #include <ioxide/pg.h>
 #include <ioxide/reactor.h>
@@ -55,15 +56,12 @@ static uint64_t rnd(uint64_t *s)
 }
 
 struct world {
-    struct iox_seam_sim *sim;
-    struct iox_reactor r;
-    struct iox_server_config cfg;
+    struct sim_world sw;  /* tests/sim_world.h: simulator, reactor, clock */
     struct iox_pg_pool *pool;
     struct srv srv[MAXFD];
     unsigned nsrv;
     int auth;
     struct srv_host host; /* what the server (pg_sim_server.h) needs from us */
-    uint64_t now;
     /* Queries. */
     unsigned nq;
     uint8_t accepted[MAXQ], calls[MAXQ], final_batch[MAXQ];
@@ -78,15 +76,7 @@ struct world {
 static struct iox_pg_stmt stmt;
 static int stmt_ready;
 
-static void sink(void *ctx, const struct iox_cqe *cqe) { iox_reactor_dispatch(ctx, cqe); }
-
-static void turn(struct world *w)
-{
-    do {
-        iox_sim_publish(w->sim);
-        iox_reactor_flush(&w->r);
-    } while (iox_sim_pump(w->sim) > 0);
-}
+static void turn(struct world *w) { sw_turn(&w->sw); }
 
 static void note_bad(struct world *w, const char *fmt, unsigned q, const char *got)
 {
@@ -189,21 +179,21 @@ static struct srv *pick_srv(struct world *w, uint64_t *s, int live_only)
 static void kill_srv(struct world *w, struct srv *sv, int res)
 {
     sv->st = SV_DEAD;
-    if (iox_sim_recv_end(w->sim, sv->fd, res) == 0) turn(w);
+    if (iox_sim_recv_end(w->sw.sim, sv->fd, res) == 0) turn(w);
 }
 
 /* A dead server's socket reads EOF whenever the client reads again. */
 static void reap_dead(struct world *w)
 {
     for (unsigned i = 0; i < w->nsrv; i++)
-        if (w->srv[i].st == SV_DEAD && iox_sim_recv_end(w->sim, w->srv[i].fd, 0) == 0) turn(w);
+        if (w->srv[i].st == SV_DEAD && iox_sim_recv_end(w->sw.sim, w->srv[i].fd, 0) == 0) turn(w);
 }
 
 static void tick(struct world *w, uint64_t ms)
 {
-    w->now += ms;
-    iox_reactor_advance_clock(&w->r, w->now);
-    iox_sim_complete_all(w->sim, IOX_OP_TIMEOUT, -ETIME);
+    w->sw.now += ms;
+    iox_reactor_advance_clock(&w->sw.r, w->sw.now);
+    iox_sim_complete_all(w->sw.sim, IOX_OP_TIMEOUT, -ETIME);
     turn(w);
 }
 
@@ -214,24 +204,24 @@ static void step(struct world *w, uint64_t *s, int faults)
     struct srv *sv;
     switch (what) {
     case 0: case 1:
-        if (iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1)) {
-            if (faults && rnd(s) % 10 == 0) iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, -EMFILE);
-            else if ((sv = new_srv(w))) iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, sv->fd);
+        if (iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1)) {
+            if (faults && rnd(s) % 10 == 0) iox_sim_complete_one(w->sw.sim, IOX_OP_SOCKET, -1, -EMFILE);
+            else if ((sv = new_srv(w))) iox_sim_complete_one(w->sw.sim, IOX_OP_SOCKET, -1, sv->fd);
             turn(w);
         }
         break;
     case 2:
-        if ((sv = pick_srv(w, s, 1)) && sv->st == SV_CONNECTING && iox_sim_has_op(w->sim, IOX_OP_CONNECT, sv->fd)) {
-            if (faults && rnd(s) % 4 == 0) { sv->st = SV_DEAD; iox_sim_complete_one(w->sim, IOX_OP_CONNECT, sv->fd, -ECONNREFUSED); }
+        if ((sv = pick_srv(w, s, 1)) && sv->st == SV_CONNECTING && iox_sim_has_op(w->sw.sim, IOX_OP_CONNECT, sv->fd)) {
+            if (faults && rnd(s) % 4 == 0) { sv->st = SV_DEAD; iox_sim_complete_one(w->sw.sim, IOX_OP_CONNECT, sv->fd, -ECONNREFUSED); }
             else if (faults && rnd(s) % 8 == 0) sv->stalled = 1;   /* connect never completes: connect timeout */
-            else { sv->st = SV_STARTUP; iox_sim_complete_one(w->sim, IOX_OP_CONNECT, sv->fd, 0); }
+            else { sv->st = SV_STARTUP; iox_sim_complete_one(w->sw.sim, IOX_OP_CONNECT, sv->fd, 0); }
             turn(w);
         }
         break;
     case 3: case 4:
-        if ((sv = pick_srv(w, s, 0)) && iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd)) {
-            if (sv->send_fail) { sv->send_fail = 0; iox_sim_send(w->sim, sv->fd, -EPIPE); }
-            else iox_sim_send(w->sim, sv->fd, rnd(s) % 3 ? 0 : (int)(1 + rnd(s) % 40));
+        if ((sv = pick_srv(w, s, 0)) && iox_sim_has_op(w->sw.sim, IOX_OP_SEND, sv->fd)) {
+            if (sv->send_fail) { sv->send_fail = 0; iox_sim_send(w->sw.sim, sv->fd, -EPIPE); }
+            else iox_sim_send(w->sw.sim, sv->fd, rnd(s) % 3 ? 0 : (int)(1 + rnd(s) % 40));
             turn(w);
         }
         break;
@@ -290,9 +280,9 @@ static void calm(struct world *w, uint64_t *s, unsigned steps)
         struct srv *sv = &w->srv[i];
         if (sv->stalled) {   /* a stall ends: a stalled connect is refused now */
             sv->stalled = 0;
-            if (sv->st == SV_CONNECTING && iox_sim_has_op(w->sim, IOX_OP_CONNECT, sv->fd)) {
+            if (sv->st == SV_CONNECTING && iox_sim_has_op(w->sw.sim, IOX_OP_CONNECT, sv->fd)) {
                 sv->st = SV_DEAD;
-                iox_sim_complete_one(w->sim, IOX_OP_CONNECT, sv->fd, -ECONNREFUSED);
+                iox_sim_complete_one(w->sw.sim, IOX_OP_CONNECT, sv->fd, -ECONNREFUSED);
             }
         }
         sv->send_fail = 0;
@@ -300,20 +290,20 @@ static void calm(struct world *w, uint64_t *s, unsigned steps)
     reap_dead(w);
     turn(w);
     for (unsigned i = 0; i < steps; i++) {
-        while (iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1)) {
+        while (iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1)) {
             struct srv *sv = new_srv(w);
             if (!sv) return;
-            iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, sv->fd);
+            iox_sim_complete_one(w->sw.sim, IOX_OP_SOCKET, -1, sv->fd);
             turn(w);
         }
         for (unsigned j = 0; j < w->nsrv; j++) {
             struct srv *sv = &w->srv[j];
-            if (sv->st == SV_CONNECTING && iox_sim_has_op(w->sim, IOX_OP_CONNECT, sv->fd)) {
+            if (sv->st == SV_CONNECTING && iox_sim_has_op(w->sw.sim, IOX_OP_CONNECT, sv->fd)) {
                 sv->st = SV_STARTUP;
-                iox_sim_complete_one(w->sim, IOX_OP_CONNECT, sv->fd, 0);
+                iox_sim_complete_one(w->sw.sim, IOX_OP_CONNECT, sv->fd, 0);
                 turn(w);
             }
-            while (iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd)) { iox_sim_send(w->sim, sv->fd, 0); turn(w); }
+            while (iox_sim_has_op(w->sw.sim, IOX_OP_SEND, sv->fd)) { iox_sim_send(w->sw.sim, sv->fd, 0); turn(w); }
             serve(w, sv);
             deliver(w, sv, (size_t)-1, 1 + rnd(s) % 512);
         }
@@ -334,14 +324,10 @@ static int run_seed(uint64_t seed)
 {
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
     struct world *w = calloc(1, sizeof *w);
-    w->cfg.shutdown_grace_ms = 500;
-    w->sim = iox_sim_create(4, 64);
     int failed = 0;
-    if (!w->sim || iox_reactor_init_sim(&w->r, iox_sim_seam(w->sim), &w->cfg)) abort();
-    iox_sim_set_sink(w->sim, sink, &w->r);
-    w->now = w->r.now_ms;
+    if (sw_open(&w->sw, 4, 64, 500)) abort();
     w->auth = (int)(rnd(&s) % 3);
-    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w, host_find};
+    w->host = (struct srv_host){w->sw.sim, w->auth, host_bad, host_turn, w, host_find};
     struct iox_pg_pool_config pc = {
         .size = 1 + (unsigned)(rnd(&s) % 3),
         .pipeline_max = 1 + (unsigned)(rnd(&s) % 8),
@@ -351,7 +337,7 @@ static int run_seed(uint64_t seed)
     };
     pc.min_size = pc.size;   /* the invariants count on every session (sizing by load: its own case) */
     char err[200];
-    int rc = iox_pg_pool_open(&w->r, &pc, &w->pool, err, sizeof err);
+    int rc = iox_pg_pool_open(&w->sw.r, &pc, &w->pool, err, sizeof err);
     if (rc) { fprintf(stderr, "pool open: %s\n", err); abort(); }
     turn(w);
     unsigned nsteps = 50 + (unsigned)(rnd(&s) % 400);
@@ -405,10 +391,10 @@ static int run_seed(uint64_t seed)
     }
     iox_pg_pool_stop(w->pool);
     for (int guard = 0; iox_pg_pool_ops(w->pool) && guard < 100; guard++) {
-        while (iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1)) {
+        while (iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1)) {
             struct srv *sv = new_srv(w);
             if (!sv) break;
-            iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, sv->fd);
+            iox_sim_complete_one(w->sw.sim, IOX_OP_SOCKET, -1, sv->fd);
         }
         turn(w);
     }
@@ -422,14 +408,14 @@ static int run_seed(uint64_t seed)
         }
     for (unsigned i = 0; i < w->nsrv; i++) {
         int fd = w->srv[i].fd;
-        if (iox_sim_closes(w->sim, fd) != 1 || iox_sim_live_ops(w->sim, fd)) {
+        if (iox_sim_closes(w->sw.sim, fd) != 1 || iox_sim_live_ops(w->sw.sim, fd)) {
             failed = 1;
             if (!w->why[0]) snprintf(w->why, sizeof w->why, "fd %d: closes %u, live ops %u", fd,
-                                     iox_sim_closes(w->sim, fd), iox_sim_live_ops(w->sim, fd));
+                                     iox_sim_closes(w->sw.sim, fd), iox_sim_live_ops(w->sw.sim, fd));
         }
     }
-    if (iox_sim_live_ops(w->sim, -1)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "%u ops left on no fd (tick, socket)", iox_sim_live_ops(w->sim, -1)); }
-    if (iox_sim_violations(w->sim)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "sim: %s", iox_sim_last_violation(w->sim)); }
+    if (iox_sim_live_ops(w->sw.sim, -1)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "%u ops left on no fd (tick, socket)", iox_sim_live_ops(w->sw.sim, -1)); }
+    if (iox_sim_violations(w->sw.sim)) { failed = 1; if (!w->why[0]) snprintf(w->why, sizeof w->why, "sim: %s", iox_sim_last_violation(w->sw.sim)); }
     if (w->bad) failed = 1;
     if (failed)
         fprintf(stderr, "\n  seed %llu failed (pool %u, pipeline %u, queue %u, auth %d, %u queries, %u sockets): %s\n"
@@ -437,8 +423,7 @@ static int run_seed(uint64_t seed)
                 (unsigned long long)seed, pc.size, pc.pipeline_max, pc.queue_max, w->auth, w->nq, w->nsrv, w->why,
                 (unsigned long long)seed);
     for (unsigned i = 0; i < MAXFD; i++) free(w->srv[i].tx.p);
-    iox_reactor_fini(&w->r);
-    iox_sim_destroy(w->sim);
+    sw_close(&w->sw);
     free(w);
     return failed;
 }
@@ -500,7 +485,7 @@ IOX_TEST(pg_sim, seeded_schedules_with_faults)
 static unsigned syncs_since(struct world *w, int fd, size_t *off)
 {
     size_t n;
-    const unsigned char *in = (const unsigned char *)iox_sim_peer_bytes(w->sim, fd, &n);
+    const unsigned char *in = (const unsigned char *)iox_sim_peer_bytes(w->sw.sim, fd, &n);
     unsigned k = 0;
     while (*off + 5 <= n) {
         uint32_t len = rd32(in + *off + 1);
@@ -529,15 +514,11 @@ static struct world *pool_world(const struct iox_pg_pool_config *pc)
 {
     struct world *w = calloc(1, sizeof *w);
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
-    w->cfg.shutdown_grace_ms = 500;
-    w->sim = iox_sim_create(4, 64);
-    CU_ASSERT_FATAL(w->sim && iox_reactor_init_sim(&w->r, iox_sim_seam(w->sim), &w->cfg) == 0);
-    iox_sim_set_sink(w->sim, sink, &w->r);
-    w->now = w->r.now_ms;
+    CU_ASSERT_FATAL(sw_open(&w->sw, 4, 64, 500) == 0);
     w->auth = AUTH_TRUST;
-    w->host = (struct srv_host){w->sim, w->auth, host_bad, host_turn, w, host_find};
+    w->host = (struct srv_host){w->sw.sim, w->auth, host_bad, host_turn, w, host_find};
     char err[200];
-    CU_ASSERT_FATAL(iox_pg_pool_open(&w->r, pc, &w->pool, err, sizeof err) == 0);
+    CU_ASSERT_FATAL(iox_pg_pool_open(&w->sw.r, pc, &w->pool, err, sizeof err) == 0);
     turn(w);
     return w;
 }
@@ -549,10 +530,9 @@ static void pool_world_close(struct world *w)
     CU_ASSERT_EQUAL(iox_pg_pool_ops(w->pool), 0);
     iox_pg_pool_close(w->pool);
     turn(w);
-    CU_ASSERT_EQUAL(iox_sim_violations(w->sim), 0);
+    CU_ASSERT_EQUAL(iox_sim_violations(w->sw.sim), 0);
     for (unsigned i = 0; i < MAXFD; i++) free(w->srv[i].tx.p);
-    iox_reactor_fini(&w->r);
-    iox_sim_destroy(w->sim);
+    sw_close(&w->sw);
     free(w);
 }
 
@@ -576,8 +556,8 @@ IOX_TEST(pg_sim, one_turn_one_write_few_deep_connections)
     CU_ASSERT_EQUAL_FATAL(w->nsrv, 4);
     size_t off[4];
     for (unsigned i = 0; i < 4; i++) {
-        iox_sim_peer_bytes(w->sim, w->srv[i].fd, &off[i]);
-        CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SEND, w->srv[i].fd));
+        iox_sim_peer_bytes(w->sw.sim, w->srv[i].fd, &off[i]);
+        CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SEND, w->srv[i].fd));
     }
 
     /* 20 queries in one turn: 8 + 8 + 4 on three connections, one send
@@ -588,7 +568,7 @@ IOX_TEST(pg_sim, one_turn_one_write_few_deep_connections)
     for (unsigned i = 0; i < 4; i++) {
         int fd = w->srv[i].fd;
         unsigned sends = 0;
-        while (iox_sim_has_op(w->sim, IOX_OP_SEND, fd)) { iox_sim_send(w->sim, fd, 0); sends++; turn(w); }
+        while (iox_sim_has_op(w->sw.sim, IOX_OP_SEND, fd)) { iox_sim_send(w->sw.sim, fd, 0); sends++; turn(w); }
         got[i] = syncs_since(w, fd, &off[i]);
         CU_ASSERT(sends <= 1);
         CU_ASSERT_EQUAL(sends, got[i] ? 1u : 0u);
@@ -609,19 +589,19 @@ IOX_TEST(pg_sim, one_turn_one_write_few_deep_connections)
     turn(w);
     int busy = -1;
     for (unsigned i = 0; i < 4; i++)
-        if (iox_sim_has_op(w->sim, IOX_OP_SEND, w->srv[i].fd)) { CU_ASSERT_EQUAL(busy, -1); busy = (int)i; }
+        if (iox_sim_has_op(w->sw.sim, IOX_OP_SEND, w->srv[i].fd)) { CU_ASSERT_EQUAL(busy, -1); busy = (int)i; }
     CU_ASSERT_FATAL(busy >= 0);
     int fd = w->srv[busy].fd;
     for (unsigned i = 0; i < 3; i++) submit_prepared(w);
-    iox_sim_send(w->sim, fd, 0);                      /* the completion, mid-turn */
-    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SEND, fd));
+    iox_sim_send(w->sw.sim, fd, 0);                      /* the completion, mid-turn */
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SEND, fd));
     CU_ASSERT_EQUAL(syncs_since(w, fd, &off[busy]), 3);
     for (unsigned i = 0; i < 2; i++) submit_prepared(w);
     turn(w);                                          /* the end of the turn */
-    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_SEND, fd));
-    iox_sim_send(w->sim, fd, 0);
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sw.sim, IOX_OP_SEND, fd));
+    iox_sim_send(w->sw.sim, fd, 0);
     turn(w);
-    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SEND, fd));
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SEND, fd));
     CU_ASSERT_EQUAL(syncs_since(w, fd, &off[busy]), 5);
     for (unsigned i = 0; i < 4; i++)
         if ((int)i != busy) CU_ASSERT_EQUAL(syncs_since(w, w->srv[i].fd, &off[i]), 0);
@@ -681,7 +661,7 @@ IOX_TEST(pg_sim, waiting_queries_fail_when_no_session_is_up)
     for (unsigned i = 0; i < 3; i++) submit_prepared(w);   /* 1 on the session, 2 waiting */
     turn(w);
     int fd = w->srv[w->nsrv - 1].fd;
-    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sim, fd, -ECONNRESET), 0);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sw.sim, fd, -ECONNRESET), 0);
     turn(w);
     for (unsigned q = first; q < first + 3; q++) {
         CU_ASSERT_EQUAL(w->calls[q], 1);
@@ -707,34 +687,34 @@ IOX_TEST(pg_sim, pool_grows_by_load_one_session_at_a_time)
     calm(w, &s, 3);
     CU_ASSERT_EQUAL(iox_pg_pool_up(w->pool), 1);
     CU_ASSERT_EQUAL_FATAL(w->nsrv, 1);
-    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));
     size_t off[2] = {0, 0};
-    iox_sim_peer_bytes(w->sim, w->srv[0].fd, &off[0]);
+    iox_sim_peer_bytes(w->sw.sim, w->srv[0].fd, &off[0]);
 
     for (unsigned i = 0; i < 4; i++) submit_prepared(w);   /* up to depth: no growth */
     turn(w);
-    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));
     submit_prepared(w);                                     /* the 5th finds it deep: grow */
-    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));
     for (unsigned i = 0; i < 3; i++) submit_prepared(w);   /* the new one is not up: no more growth */
     turn(w);
-    while (iox_sim_has_op(w->sim, IOX_OP_SEND, w->srv[0].fd)) { iox_sim_send(w->sim, w->srv[0].fd, 0); turn(w); }
+    while (iox_sim_has_op(w->sw.sim, IOX_OP_SEND, w->srv[0].fd)) { iox_sim_send(w->sw.sim, w->srv[0].fd, 0); turn(w); }
     CU_ASSERT_EQUAL(syncs_since(w, w->srv[0].fd, &off[0]), 8);   /* 4 + 4 spilled, at once */
     calm(w, &s, 3);
     CU_ASSERT_EQUAL(iox_pg_pool_up(w->pool), 2);
     CU_ASSERT_EQUAL_FATAL(w->nsrv, 2);
     CU_ASSERT_TRUE(all_answered(w));
     syncs_since(w, w->srv[0].fd, &off[0]);
-    iox_sim_peer_bytes(w->sim, w->srv[1].fd, &off[1]);   /* count from after the new session's startup */
+    iox_sim_peer_bytes(w->sw.sim, w->srv[1].fd, &off[1]);   /* count from after the new session's startup */
 
     /* Both idle: 6 queries in one turn fill the first to depth, the rest
      * go to the second; the pool does not grow. */
     for (unsigned i = 0; i < 6; i++) submit_prepared(w);
     turn(w);
-    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));
     unsigned got[2];
     for (unsigned i = 0; i < 2; i++) {
-        while (iox_sim_has_op(w->sim, IOX_OP_SEND, w->srv[i].fd)) { iox_sim_send(w->sim, w->srv[i].fd, 0); turn(w); }
+        while (iox_sim_has_op(w->sw.sim, IOX_OP_SEND, w->srv[i].fd)) { iox_sim_send(w->sw.sim, w->srv[i].fd, 0); turn(w); }
         got[i] = syncs_since(w, w->srv[i].fd, &off[i]);
     }
     CU_ASSERT_EQUAL(got[0] + got[1], 6);
@@ -753,7 +733,7 @@ IOX_TEST(pg_sim, pool_grows_by_load_one_session_at_a_time)
 static uint64_t counter(struct world *w, const char *name)
 {
     struct iox_counter c[64];
-    unsigned n = iox_reactor_counters(&w->r, c, 64);
+    unsigned n = iox_reactor_counters(&w->sw.r, c, 64);
     for (unsigned i = 0; i < n; i++)
         if (!strcmp(c[i].name, name)) return c[i].value;
     return ~0ull;
@@ -762,7 +742,7 @@ static uint64_t counter(struct world *w, const char *name)
 /* Complete the client's sends on sv, then let the server answer. */
 static void pump_srv(struct world *w, struct srv *sv)
 {
-    while (iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd)) { iox_sim_send(w->sim, sv->fd, 0); turn(w); }
+    while (iox_sim_has_op(w->sw.sim, IOX_OP_SEND, sv->fd)) { iox_sim_send(w->sw.sim, sv->fd, 0); turn(w); }
     serve(w, sv);
     deliver(w, sv, (size_t)-1, 512);
 }
@@ -771,14 +751,14 @@ static void pump_srv(struct world *w, struct srv *sv)
  * connect_res (0 or an error); returns its server. */
 static struct srv *cancel_conn(struct world *w, int connect_res)
 {
-    CU_ASSERT_TRUE_FATAL(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    CU_ASSERT_TRUE_FATAL(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));
     struct srv *cx = new_srv(w);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cx);
-    CU_ASSERT_EQUAL(iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, cx->fd), 0);
+    CU_ASSERT_EQUAL(iox_sim_complete_one(w->sw.sim, IOX_OP_SOCKET, -1, cx->fd), 0);
     turn(w);
-    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sw.sim, IOX_OP_CONNECT, cx->fd));
     cx->st = connect_res ? SV_DEAD : SV_STARTUP;
-    CU_ASSERT_EQUAL(iox_sim_complete_one(w->sim, IOX_OP_CONNECT, cx->fd, connect_res), 0);
+    CU_ASSERT_EQUAL(iox_sim_complete_one(w->sw.sim, IOX_OP_CONNECT, cx->fd, connect_res), 0);
     turn(w);
     return cx;
 }
@@ -807,7 +787,7 @@ IOX_TEST(pg_sim, overdue_query_is_cancelled_and_the_session_survives)
     pump_srv(w, sv);
     tick(w, 999);
     CU_ASSERT_EQUAL(w->calls[q0], 0);
-    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SOCKET, -1));
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));
     tick(w, 1);
     CU_ASSERT_EQUAL(w->calls[q0], 1);      /* answered at once */
     CU_ASSERT_EQUAL(w->status[q0], IOX_PG_FAILED);
@@ -818,10 +798,10 @@ IOX_TEST(pg_sim, overdue_query_is_cancelled_and_the_session_survives)
     pump_srv(w, cx);                       /* the server reads the CancelRequest, closes */
     CU_ASSERT_TRUE(cx->was_cancel);
     CU_ASSERT_EQUAL(sv->cancels, 1);       /* it reached the right backend, right key */
-    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sim, cx->fd, 0), 0);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sw.sim, cx->fd, 0), 0);
     turn(w);
-    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, cx->fd), 1);
-    CU_ASSERT_EQUAL(iox_sim_live_ops(w->sim, cx->fd), 0);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sw.sim, cx->fd), 1);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(w->sw.sim, cx->fd), 0);
     pump_srv(w, sv);                       /* 57014 for q0 (swallowed), then q1's rows */
     CU_ASSERT_EQUAL(w->calls[q0], 1);
     CU_ASSERT_EQUAL(w->calls[q0 + 1], 1);
@@ -830,7 +810,7 @@ IOX_TEST(pg_sim, overdue_query_is_cancelled_and_the_session_survives)
     tick(w, 1500);                         /* past the recovery bound: recovered, kept */
     CU_ASSERT_EQUAL(iox_pg_pool_sessions(w->pool), 1);
     CU_ASSERT_EQUAL(iox_pg_pool_up(w->pool), 1);
-    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, sv->fd), 0);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sw.sim, sv->fd), 0);
     submit_prepared(w);
     turn(w);
     pump_srv(w, sv);
@@ -861,13 +841,13 @@ IOX_TEST(pg_sim, a_query_waiting_during_the_cancel_runs_after_it)
     unsigned q1 = w->nq;
     submit_prepared(w);                    /* the session is cancelling: q1 waits */
     turn(w);
-    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd));
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SEND, sv->fd));
     struct srv *cx = cancel_conn(w, 0);
     pump_srv(w, cx);
-    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sim, cx->fd, 0), 0);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sw.sim, cx->fd, 0), 0);
     turn(w);
     pump_srv(w, sv);                       /* 57014 for q0: the session is back, q1 leaves */
-    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd));
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sw.sim, IOX_OP_SEND, sv->fd));
     pump_srv(w, sv);
     CU_ASSERT_EQUAL(w->calls[q1], 1);
     CU_ASSERT_EQUAL(w->status[q1], query_is_error(q1) ? IOX_PG_ERROR : IOX_PG_OK);
@@ -902,11 +882,11 @@ IOX_TEST(pg_sim, a_late_cancel_fails_the_next_query_never_mismatches)
     unsigned q1 = w->nq;
     submit_prepared(w);                    /* the session takes queries again */
     turn(w);
-    while (iox_sim_has_op(w->sim, IOX_OP_SEND, sv->fd)) { iox_sim_send(w->sim, sv->fd, 0); turn(w); }
+    while (iox_sim_has_op(w->sw.sim, IOX_OP_SEND, sv->fd)) { iox_sim_send(w->sw.sim, sv->fd, 0); turn(w); }
     struct srv *cx = cancel_conn(w, 0);    /* only now does the cancel land */
     pump_srv(w, cx);
     CU_ASSERT_EQUAL(sv->cancels, 1);
-    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sim, cx->fd, 0), 0);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(w->sw.sim, cx->fd, 0), 0);
     turn(w);
     pump_srv(w, sv);
     CU_ASSERT_EQUAL(w->calls[q1], 1);
@@ -919,7 +899,7 @@ IOX_TEST(pg_sim, a_late_cancel_fails_the_next_query_never_mismatches)
     pump_srv(w, sv);
     CU_ASSERT_EQUAL(w->calls[w->nq - 1], 1);
     CU_ASSERT_EQUAL(w->status[w->nq - 1], query_is_error(w->nq - 1) ? IOX_PG_ERROR : IOX_PG_OK);
-    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, cx->fd), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sw.sim, cx->fd), 1);
     CU_ASSERT_EQUAL(w->bad, 0);
     pool_world_close(w);
 }
@@ -944,16 +924,16 @@ IOX_TEST(pg_sim, cancel_refused_drops_the_session_at_the_second_deadline)
     tick(w, 1000);
     CU_ASSERT_EQUAL(w->calls[q0], 1);
     struct srv *cx = cancel_conn(w, -ECONNREFUSED);
-    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, cx->fd), 1);
-    CU_ASSERT_EQUAL(iox_sim_live_ops(w->sim, cx->fd), 0);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sw.sim, cx->fd), 1);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(w->sw.sim, cx->fd), 0);
     CU_ASSERT_EQUAL(counter(w, "ioxide_pg_cancel_failures_total"), 1);
     tick(w, 999);
     CU_ASSERT_EQUAL(w->calls[q0 + 1], 0);  /* still within the bound */
-    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, sv->fd), 0);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sw.sim, sv->fd), 0);
     tick(w, 1);
     CU_ASSERT_EQUAL(w->calls[q0 + 1], 1);  /* dropped with its pipeline */
     CU_ASSERT_EQUAL(w->status[q0 + 1], IOX_PG_FAILED);
-    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, sv->fd), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sw.sim, sv->fd), 1);
     CU_ASSERT_STRING_EQUAL(iox_pg_pool_last_error(w->pool),
                            "query timed out after 1000 ms (query_timeout_ms) and the session did not recover "
                            "within 1000 ms of the cancel");
@@ -987,22 +967,22 @@ IOX_TEST(pg_sim, a_hanging_cancel_connection_is_given_up)
     CU_ASSERT_EQUAL(w->calls[q0], 1);
     struct srv *cx = new_srv(w);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cx);
-    CU_ASSERT_EQUAL(iox_sim_complete_one(w->sim, IOX_OP_SOCKET, -1, cx->fd), 0);
+    CU_ASSERT_EQUAL(iox_sim_complete_one(w->sw.sim, IOX_OP_SOCKET, -1, cx->fd), 0);
     turn(w);
-    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));   /* never answered */
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sw.sim, IOX_OP_CONNECT, cx->fd));   /* never answered */
     tick(w, 499);
-    CU_ASSERT_TRUE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sw.sim, IOX_OP_CONNECT, cx->fd));
     CU_ASSERT_EQUAL(counter(w, "ioxide_pg_cancel_failures_total"), 0);
     tick(w, 1);                    /* connect_timeout: the connect is cancelled (the sim answers -ECANCELED) */
-    CU_ASSERT_FALSE(iox_sim_has_op(w->sim, IOX_OP_CONNECT, cx->fd));
-    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, cx->fd), 1);
-    CU_ASSERT_EQUAL(iox_sim_live_ops(w->sim, cx->fd), 0);
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_CONNECT, cx->fd));
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sw.sim, cx->fd), 1);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(w->sw.sim, cx->fd), 0);
     CU_ASSERT_EQUAL(counter(w, "ioxide_pg_cancel_failures_total"), 1);
     CU_ASSERT_EQUAL(w->calls[q0 + 1], 0);
     tick(w, 500);                                                     /* the recovery bound */
     CU_ASSERT_EQUAL(w->calls[q0 + 1], 1);
     CU_ASSERT_EQUAL(w->status[q0 + 1], IOX_PG_FAILED);
-    CU_ASSERT_EQUAL(iox_sim_closes(w->sim, sv->fd), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(w->sw.sim, sv->fd), 1);
     CU_ASSERT_EQUAL(w->bad, 0);
     pool_world_close(w);
 }
@@ -1013,18 +993,17 @@ IOX_TEST(pg_sim, a_hanging_cancel_connection_is_given_up)
  * is stopped (spec/machines/pg_conn.toml), with no op queued after. */
 static void close_while(int close_in_flight)
 {
-    struct iox_server_config cfg = {.shutdown_grace_ms = 500};
-    struct iox_reactor r;
-    struct iox_seam_sim *sim = iox_sim_create(4, 64);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(sim);
-    CU_ASSERT_FATAL(iox_reactor_init_sim(&r, iox_sim_seam(sim), &cfg) == 0);
-    iox_sim_set_sink(sim, sink, &r);
+    struct sim_world sw;
+    CU_ASSERT_FATAL(sw_open(&sw, 4, 64, 500) == 0);
+    CU_ASSERT_FATAL(sw.r.seam == iox_sim_seam(sw.sim));   /* the reactor runs on the simulator */
+    struct iox_reactor *r = &sw.r;
+    struct iox_seam_sim *sim = sw.sim;
     struct iox_pg_pool_config pc = {
         .size = 1, .conninfo = "host=/sim port=5432 user=sim dbname=sim password=pw connect_timeout_ms=1000",
     };
     struct iox_pg_pool *pool;
     char err[200];
-    CU_ASSERT_FATAL(iox_pg_pool_open(&r, &pc, &pool, err, sizeof err) == 0);
+    CU_ASSERT_FATAL(iox_pg_pool_open(r, &pc, &pool, err, sizeof err) == 0);
     const int fd = FD0;
     if (close_in_flight) {
         /* socket → connect in flight; stop cancels it; both completions
@@ -1047,8 +1026,7 @@ static void close_while(int close_in_flight)
     CU_ASSERT_EQUAL(stop_to, PG_CONN_S_STOPPED);
     CU_ASSERT_EQUAL(iox_sim_live_ops(sim, close_in_flight ? fd : -1), live);   /* nothing new queued */
     CU_ASSERT_EQUAL(iox_sim_violations(sim), 0);
-    iox_reactor_fini(&r);
-    iox_sim_destroy(sim);
+    sw_close(&sw);
 }
 
 IOX_TEST(pg_sim, close_gives_up_on_closing) { close_while(0); }

@@ -6,6 +6,7 @@
  * fails, and stale refs find nothing. Every case also checks the books:
  * every provided buffer back, no op after the close. */
 #include "iox_test.h"
+#include "sim_world.h"
 #include <ioxide/reactor.h>
 #include <ioxide/seam_sim.h>
 #include <ioxide/stream.h>
@@ -114,15 +115,11 @@ static int answer(unsigned k)
 /* ---- harness ---- */
 
 struct h {
-    struct iox_seam_sim *sim;
-    struct iox_reactor r;
-    struct iox_server_config cfg;
+    struct sim_world w;        /* tests/sim_world.h: simulator, reactor, clock */
     struct iox_stream_config scfg;
     struct iox_stream_server *srv;
     struct iox_stream *s;
 };
-
-static void sink(void *ctx, const struct iox_cqe *cqe) { iox_reactor_dispatch(ctx, cqe); }
 
 static void h_init_cfg(struct h *h, unsigned nbufs, unsigned bufsize, void (*tune)(struct iox_stream_config *))
 {
@@ -136,12 +133,9 @@ static void h_init_cfg(struct h *h, unsigned nbufs, unsigned bufsize, void (*tun
     h->scfg.linger_ms = 100;
     h->scfg.max_conns = 4;
     if (tune) tune(&h->scfg);
-    h->cfg.shutdown_grace_ms = 500;
-    h->sim = iox_sim_create(nbufs, bufsize);
-    CU_ASSERT_FATAL(h->sim != NULL);
-    CU_ASSERT_FATAL(iox_reactor_init_sim(&h->r, iox_sim_seam(h->sim), &h->cfg) == 0);
-    CU_ASSERT_FATAL(iox_stream_server_open(&h->r, &h->scfg, 0, &h->srv) == 0);
-    iox_sim_set_sink(h->sim, sink, &h->r);
+    CU_ASSERT_FATAL(sw_open(&h->w, nbufs, bufsize, 500) == 0);
+    CU_ASSERT_FATAL(h->w.r.seam == iox_sim_seam(h->w.sim));   /* the reactor runs on the simulator */
+    CU_ASSERT_FATAL(iox_stream_server_open(&h->w.r, &h->scfg, 0, &h->srv) == 0);
     h->s = iox_stream_adopt(h->srv, FD);
     CU_ASSERT_FATAL(h->s != NULL);
     CU_ASSERT_EQUAL(P.nopen, 1);
@@ -150,28 +144,28 @@ static void h_init_cfg(struct h *h, unsigned nbufs, unsigned bufsize, void (*tun
 static void h_init(struct h *h, unsigned nbufs, unsigned bufsize) { h_init_cfg(h, nbufs, bufsize, NULL); }
 
 /* One loop turn's end: buffers published, kinds flushed, self-completing
- * ops (cancel, close, shutdown) run. */
+ * ops (cancel, close, shutdown) run — once: unlike sw_turn, what those
+ * completions queue waits for the next turn (the cases count on it). */
 static void turn(struct h *h)
 {
-    iox_sim_publish(h->sim);
-    iox_reactor_flush(&h->r);
-    iox_sim_pump(h->sim);
+    iox_sim_publish(h->w.sim);
+    iox_reactor_flush(&h->w.r);
+    iox_sim_pump(h->w.sim);
 }
 
 static void h_fini(struct h *h)
 {
-    CU_ASSERT_EQUAL(iox_sim_bufs_lent(h->sim), 0);
-    CU_ASSERT_EQUAL(iox_sim_violations(h->sim), 0);
-    if (iox_sim_violations(h->sim)) fprintf(stderr, "\n  violation: %s\n", iox_sim_last_violation(h->sim));
+    CU_ASSERT_EQUAL(iox_sim_bufs_lent(h->w.sim), 0);
+    CU_ASSERT_EQUAL(iox_sim_violations(h->w.sim), 0);
+    if (iox_sim_violations(h->w.sim)) fprintf(stderr, "\n  violation: %s\n", iox_sim_last_violation(h->w.sim));
     iox_stream_server_close(h->srv);
-    iox_reactor_fini(&h->r);
-    iox_sim_destroy(h->sim);
+    sw_close(&h->w);
 }
 
 static int peer_is(struct h *h, const char *want)
 {
     size_t n;
-    const char *got = iox_sim_peer_bytes(h->sim, FD, &n);
+    const char *got = iox_sim_peer_bytes(h->w.sim, FD, &n);
     int ok = n == strlen(want) && !memcmp(got, want, n);
     if (!ok) fprintf(stderr, "\n  peer got [%.*s], want [%s]\n", (int)n, got ? got : "", want);
     return ok;
@@ -182,7 +176,7 @@ static void drain_sends(struct h *h)
 {
     for (int i = 0; i < 64; i++) {
         turn(h);
-        if (iox_sim_send(h->sim, FD, 0) < 0) break;
+        if (iox_sim_send(h->w.sim, FD, 0) < 0) break;
     }
 }
 
@@ -196,9 +190,9 @@ IOX_TEST(stream_sim, message_cut_at_every_byte_arrives_whole)
         struct h h;
         h_init(&h, 8, 64);
         turn(&h);
-        if (cut) CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in, cut, 0), (long)cut);
+        if (cut) CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, in, cut, 0), (long)cut);
         turn(&h);
-        if (cut < n) CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in + cut, n - cut, 0), (long)(n - cut));
+        if (cut < n) CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, in + cut, n - cut, 0), (long)(n - cut));
         CU_ASSERT_EQUAL(P.nlines, 4);
         CU_ASSERT_STRING_EQUAL(P.lines[1], "world wide");
         CU_ASSERT_STRING_EQUAL(P.lines[3], "the quick brown fox");
@@ -211,7 +205,7 @@ IOX_TEST(stream_sim, message_cut_at_every_byte_arrives_whole)
     h_init(&h, 8, 64);
     for (size_t i = 0; i < n; i++) {
         turn(&h);
-        CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in + i, 1, 1), 1);
+        CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, in + i, 1, 1), 1);
     }
     CU_ASSERT_EQUAL(P.nlines, 4);
     CU_ASSERT_STRING_EQUAL(P.lines[0], "hello");
@@ -228,32 +222,32 @@ IOX_TEST(stream_sim, backpressure_stops_reading_at_the_cap_and_resumes_on_drain)
     h_init_cfg(&h, 8, 64, cap_1k);
     turn(&h);
     /* Two 600-byte answers: 1200 unsent bytes, over the 1 KiB cap. */
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "BIG\nBIG\n", 8, 0), 8);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "BIG\nBIG\n", 8, 0), 8);
     CU_ASSERT_EQUAL(P.nlines, 2);
     turn(&h);   /* the recv is cancelled, the send queued */
     CU_ASSERT_EQUAL(iox_stream_unsent(h.s), 1200u);
-    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
-    CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT(iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD));
+    CU_ASSERT(!iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
     /* The peer does not read: nothing more is read from it. */
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "one\n", 4, 0), -1);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "one\n", 4, 0), -1);
     turn(&h);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "one\n", 4, 0), -1);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "one\n", 4, 0), -1);
     CU_ASSERT_EQUAL(P.ndrain, 0);
     /* A short send leaves it over the cap? 1200 - 100 = 1100: still stopped. */
-    CU_ASSERT_EQUAL(iox_sim_send(h.sim, FD, 100), 0);
+    CU_ASSERT_EQUAL(iox_sim_send(h.w.sim, FD, 100), 0);
     turn(&h);
-    CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT(!iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
     CU_ASSERT_EQUAL(P.ndrain, 0);
     /* The rest goes: on_drain, and reading resumes. */
-    CU_ASSERT_EQUAL(iox_sim_send(h.sim, FD, 0), 0);
+    CU_ASSERT_EQUAL(iox_sim_send(h.w.sim, FD, 0), 0);
     CU_ASSERT_EQUAL(P.ndrain, 1);
     turn(&h);
-    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "one\n", 4, 0), 4);
+    CU_ASSERT(iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "one\n", 4, 0), 4);
     CU_ASSERT_EQUAL(P.nlines, 3);
     drain_sends(&h);
     size_t n;
-    iox_sim_peer_bytes(h.sim, FD, &n);
+    iox_sim_peer_bytes(h.w.sim, FD, &n);
     CU_ASSERT_EQUAL(n, 1204u);
     CU_ASSERT_EQUAL(P.nclose, 0);
     h_fini(&h);
@@ -266,7 +260,7 @@ IOX_TEST(stream_sim, replies_leave_in_request_order)
         h_init(&h, 8, 256);
         P.use_plain = plain;   /* sync answers through iox_stream_write behind the async one */
         turn(&h);
-        CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "A1\nS2\nS3\n", 9, 0), 9);
+        CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "A1\nS2\nS3\n", 9, 0), 9);
         CU_ASSERT_EQUAL(P.npending, 1);
         drain_sends(&h);
         CU_ASSERT(peer_is(&h, ""));   /* S2, S3 wait behind A1 */
@@ -280,7 +274,7 @@ IOX_TEST(stream_sim, replies_leave_in_request_order)
     struct h h;
     h_init(&h, 8, 256);
     turn(&h);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "A1\nA2\nS3\nA4\n", 12, 0), 12);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "A1\nA2\nS3\nA4\n", 12, 0), 12);
     CU_ASSERT_EQUAL(P.npending, 3);
     CU_ASSERT_EQUAL(answer(2), 0);
     CU_ASSERT_EQUAL(answer(1), 0);
@@ -295,7 +289,7 @@ IOX_TEST(stream_sim, replies_leave_in_request_order)
      * rest after: its side bytes go first, then it writes straight on. */
     h_init(&h, 8, 256);
     turn(&h);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "A1\nA2\n", 6, 0), 6);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "A1\nA2\n", 6, 0), 6);
     CU_ASSERT_EQUAL(P.npending, 2);
     struct iox_stream *s = iox_stream_deref(P.pending[1].ref);
     CU_ASSERT_FATAL(s != NULL);
@@ -318,7 +312,7 @@ IOX_TEST(stream_sim, a_late_reply_over_the_cap_is_sent)
     struct h h;
     h_init_cfg(&h, 8, 256, cap_1k);
     turn(&h);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "A1\n", 3, 0), 3);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "A1\n", 3, 0), 3);
     turn(&h);
     CU_ASSERT_EQUAL(P.npending, 1);
     struct iox_stream *s = iox_stream_deref(P.pending[0].ref);
@@ -329,15 +323,15 @@ IOX_TEST(stream_sim, a_late_reply_over_the_cap_is_sent)
     CU_ASSERT_EQUAL(iox_stream_reply_write(s, P.pending[0].id, big, sizeof big), 0);
     CU_ASSERT_EQUAL(iox_stream_reply_end(s, P.pending[0].id), 0);
     turn(&h);
-    CU_ASSERT_TRUE(iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
+    CU_ASSERT_TRUE(iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD));
     drain_sends(&h);
     size_t n;
-    iox_sim_peer_bytes(h.sim, FD, &n);
+    iox_sim_peer_bytes(h.w.sim, FD, &n);
     CU_ASSERT_EQUAL(n, sizeof big);
     /* Reading resumed: the next line is answered. */
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "S2\n", 3, 0), 3);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "S2\n", 3, 0), 3);
     drain_sends(&h);
-    iox_sim_peer_bytes(h.sim, FD, &n);
+    iox_sim_peer_bytes(h.w.sim, FD, &n);
     CU_ASSERT_EQUAL(n, sizeof big + 3);
     h_fini(&h);
 }
@@ -349,11 +343,11 @@ IOX_TEST(stream_sim, full_reply_slots_hold_input_until_one_ends)
     struct h h;
     h_init_cfg(&h, 8, 256, two_slots);
     turn(&h);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "A1\nA2\nS3\nS4\n", 12, 0), 12);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "A1\nA2\nS3\nS4\n", 12, 0), 12);
     CU_ASSERT_EQUAL(P.npending, 2);
     CU_ASSERT_EQUAL(P.nlines, 2);       /* S3 waits: no slot */
     turn(&h);
-    CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));   /* held: reading stopped */
+    CU_ASSERT(!iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));   /* held: reading stopped */
     CU_ASSERT_EQUAL(answer(1), 0);      /* the later one: still no slot free */
     turn(&h);
     CU_ASSERT_EQUAL(P.nlines, 2);
@@ -362,7 +356,7 @@ IOX_TEST(stream_sim, full_reply_slots_hold_input_until_one_ends)
     drain_sends(&h);
     CU_ASSERT_EQUAL(P.nlines, 4);
     CU_ASSERT(peer_is(&h, "A1!\nA2!\nS3\nS4\n"));
-    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT(iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
     h_fini(&h);
 }
 
@@ -372,15 +366,15 @@ IOX_TEST(stream_sim, pause_holds_input_and_resume_offers_the_carry)
     h_init(&h, 8, 256);
     turn(&h);
     iox_stream_pause(h.s);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "one\ntwo\n", 8, 0), 8);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "one\ntwo\n", 8, 0), 8);
     CU_ASSERT_EQUAL(P.nlines, 0);
     turn(&h);
-    CU_ASSERT(!iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT(!iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
     iox_stream_resume(h.s);
     CU_ASSERT_EQUAL(P.nlines, 0);
     turn(&h);
     CU_ASSERT_EQUAL(P.nlines, 2);
-    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_RECV, FD));
+    CU_ASSERT(iox_sim_has_op(h.w.sim, IOX_OP_RECV, FD));
     drain_sends(&h);
     CU_ASSERT(peer_is(&h, "one\ntwo\n"));
     h_fini(&h);
@@ -391,17 +385,17 @@ IOX_TEST(stream_sim, graceful_close_sends_then_lingers_for_eof)
     struct h h;
     h_init(&h, 8, 256);
     turn(&h);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "hi\nQUIT\nlost\n", 13, 0), 13);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "hi\nQUIT\nlost\n", 13, 0), 13);
     CU_ASSERT_EQUAL(P.nlines, 1);       /* nothing after QUIT is offered */
     drain_sends(&h);
     CU_ASSERT(peer_is(&h, "hi\nbye\n"));
     CU_ASSERT_EQUAL(P.nclose, 0);       /* lingering: waiting for the peer's EOF */
-    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 0);
-    CU_ASSERT_EQUAL(iox_sim_recv_end(h.sim, FD, 0), 0);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.w.sim, FD), 0);
+    CU_ASSERT_EQUAL(iox_sim_recv_end(h.w.sim, FD, 0), 0);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_CLOSED);
-    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.w.sim, FD), 1);
     h_fini(&h);
 }
 
@@ -410,11 +404,11 @@ IOX_TEST(stream_sim, protocol_error_sends_the_answer_then_closes)
     struct h h;
     h_init(&h, 8, 256);
     turn(&h);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "ok\nBAD\nnever\n", 13, 0), 13);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "ok\nBAD\nnever\n", 13, 0), 13);
     CU_ASSERT_EQUAL(P.nlines, 1);
     drain_sends(&h);
     CU_ASSERT(peer_is(&h, "ok\nERR\n"));
-    iox_sim_recv_end(h.sim, FD, 0);
+    iox_sim_recv_end(h.w.sim, FD, 0);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_PROTOCOL);
@@ -431,14 +425,14 @@ IOX_TEST(stream_sim, a_cut_message_over_max_carry_closes)
     memset(junk, 'j', sizeof junk);
     for (int i = 0; i < 5 && P.nclose == 0; i++) {
         turn(&h);
-        iox_sim_recv(h.sim, FD, junk, 64, 0);
+        iox_sim_recv(h.w.sim, FD, junk, 64, 0);
     }
     drain_sends(&h);
-    iox_sim_recv_end(h.sim, FD, 0);
+    iox_sim_recv_end(h.w.sim, FD, 0);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_TOO_BIG);
-    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.w.sim, FD), 1);
     h_fini(&h);
 }
 
@@ -448,16 +442,16 @@ IOX_TEST(stream_sim, close_exactly_once_under_errors_timeouts_and_late_cqes)
     struct h h;
     h_init(&h, 8, 256);
     turn(&h);
-    iox_sim_recv(h.sim, FD, "x\n", 2, 0);
+    iox_sim_recv(h.w.sim, FD, "x\n", 2, 0);
     turn(&h);
-    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_SEND, FD));
-    iox_sim_recv_end(h.sim, FD, -ECONNRESET);
+    CU_ASSERT(iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD));
+    iox_sim_recv_end(h.w.sim, FD, -ECONNRESET);
     turn(&h);
-    iox_sim_complete_all(h.sim, IOX_OP_SEND, -ECANCELED);
+    iox_sim_complete_all(h.w.sim, IOX_OP_SEND, -ECANCELED);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_ERROR);
-    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.w.sim, FD), 1);
     CU_ASSERT_EQUAL(iox_stream_error(h.s), -ECONNRESET);
     /* A completion for the old generation is dropped (a buffer it carries
      * is given back by the dispatch: none here). */
@@ -468,7 +462,7 @@ IOX_TEST(stream_sim, close_exactly_once_under_errors_timeouts_and_late_cqes)
     struct iox_cqe late = {iox_ud(IOX_OP_SEND, (unsigned)iox_ud_owner(0) + 2, 0, 0), -EPIPE, 0};
     /* the server's kind is the first registered: owner IOX_OWN_FIRST_KIND */
     late.ud = iox_ud(IOX_OP_SEND, IOX_OWN_FIRST_KIND, 0, 0);
-    iox_reactor_dispatch(&h.r, &late);
+    iox_reactor_dispatch(&h.w.r, &late);
     iox_stream_server_stats(h.srv, &st);
     CU_ASSERT_EQUAL(st.stale_cqes, before.stale + 1);
     CU_ASSERT_EQUAL(P.nclose, 1);
@@ -480,7 +474,7 @@ IOX_TEST(stream_sim, close_exactly_once_under_errors_timeouts_and_late_cqes)
     struct iox_stream *s2 = iox_stream_adopt(h.srv, FD + 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s2);
     turn(&h);
-    iox_reactor_dispatch(&h.r, &late);
+    iox_reactor_dispatch(&h.w.r, &late);
     turn(&h);
     iox_stream_server_stats(h.srv, &st);
     CU_ASSERT_EQUAL(st.stale_cqes, before.stale + 2);
@@ -494,27 +488,27 @@ IOX_TEST(stream_sim, close_exactly_once_under_errors_timeouts_and_late_cqes)
      * then the close when the linger runs out. */
     h_init(&h, 8, 256);
     turn(&h);
-    iox_reactor_advance_clock(&h.r, h.r.now_ms + 2000);
-    CU_ASSERT(iox_sim_has_op(h.sim, IOX_OP_SHUTDOWN, FD));
+    iox_reactor_advance_clock(&h.w.r, h.w.r.now_ms + 2000);
+    CU_ASSERT(iox_sim_has_op(h.w.sim, IOX_OP_SHUTDOWN, FD));
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 0);
-    iox_reactor_advance_clock(&h.r, h.r.now_ms + 200);
+    iox_reactor_advance_clock(&h.w.r, h.w.r.now_ms + 200);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_TIMEOUT);
     iox_stream_server_stats(h.srv, &st);
     CU_ASSERT_EQUAL(st.timeouts, 1);
-    iox_reactor_advance_clock(&h.r, h.r.now_ms + 5000);   /* nothing fires twice */
+    iox_reactor_advance_clock(&h.w.r, h.w.r.now_ms + 5000);   /* nothing fires twice */
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
-    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.w.sim, FD), 1);
     h_fini(&h);
 
     /* 3: abort while a recv and a send are in flight, then every late
      * completion and the timers. */
     h_init(&h, 8, 256);
     turn(&h);
-    iox_sim_recv(h.sim, FD, "y\n", 2, 0);
+    iox_sim_recv(h.w.sim, FD, "y\n", 2, 0);
     turn(&h);
     iox_stream_abort(h.s);
     iox_stream_abort(h.s);
@@ -522,17 +516,17 @@ IOX_TEST(stream_sim, close_exactly_once_under_errors_timeouts_and_late_cqes)
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_ABORTED);
-    iox_reactor_advance_clock(&h.r, h.r.now_ms + 5000);
+    iox_reactor_advance_clock(&h.w.r, h.w.r.now_ms + 5000);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
-    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.w.sim, FD), 1);
     h_fini(&h);
 
     /* 4: an async answer owed when the peer goes: EOF, the answer, then the close. */
     h_init(&h, 8, 256);
     turn(&h);
-    iox_sim_recv(h.sim, FD, "A1\n", 3, 0);
-    iox_sim_recv_end(h.sim, FD, 0);
+    iox_sim_recv(h.w.sim, FD, "A1\n", 3, 0);
+    iox_sim_recv_end(h.w.sim, FD, 0);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 0);
     CU_ASSERT_EQUAL(answer(0), 0);
@@ -540,7 +534,7 @@ IOX_TEST(stream_sim, close_exactly_once_under_errors_timeouts_and_late_cqes)
     CU_ASSERT(peer_is(&h, "A1!\n"));
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_PEER_EOF);
-    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.w.sim, FD), 1);
     h_fini(&h);
 }
 
@@ -549,11 +543,11 @@ IOX_TEST(stream_sim, stale_refs_deref_null)
     struct h h;
     h_init(&h, 8, 256);
     turn(&h);
-    iox_sim_recv(h.sim, FD, "A1\n", 3, 0);
+    iox_sim_recv(h.w.sim, FD, "A1\n", 3, 0);
     CU_ASSERT_EQUAL(P.npending, 1);
     struct iox_stream_ref old = P.pending[0].ref;
     CU_ASSERT_PTR_EQUAL(iox_stream_deref(old), h.s);
-    CU_ASSERT_PTR_EQUAL(old.r, &h.r);
+    CU_ASSERT_PTR_EQUAL(old.r, &h.w.r);
     iox_stream_abort(h.s);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
@@ -574,19 +568,19 @@ IOX_TEST(stream_sim, shutdown_finishes_owed_answers_then_closes)
     struct h h;
     h_init(&h, 8, 256);
     turn(&h);
-    iox_sim_recv(h.sim, FD, "A1\n", 3, 0);
-    iox_reactor_begin_stop(&h.r);
-    CU_ASSERT_EQUAL(iox_reactor_kinds_busy(&h.r), 1);
+    iox_sim_recv(h.w.sim, FD, "A1\n", 3, 0);
+    iox_reactor_begin_stop(&h.w.r);
+    CU_ASSERT_EQUAL(iox_reactor_kinds_busy(&h.w.r), 1);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 0);
     CU_ASSERT_EQUAL(answer(0), 0);
     drain_sends(&h);
     CU_ASSERT(peer_is(&h, "A1!\n"));
-    iox_sim_recv_end(h.sim, FD, 0);   /* the peer closes after reading it */
+    iox_sim_recv_end(h.w.sim, FD, 0);   /* the peer closes after reading it */
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_SHUTDOWN);
-    CU_ASSERT_EQUAL(iox_reactor_kinds_busy(&h.r), 0);
+    CU_ASSERT_EQUAL(iox_reactor_kinds_busy(&h.w.r), 0);
     CU_ASSERT_PTR_NULL(iox_stream_adopt(h.srv, FD + 1));   /* stopping: no new streams */
     h_fini(&h);
 }
@@ -604,12 +598,12 @@ IOX_TEST(stream_sim, on_shutdown_lets_the_protocol_say_goodbye)
     struct h h;
     h_init_cfg(&h, 8, 256, with_goodbye);
     turn(&h);
-    iox_sim_recv(h.sim, FD, "one\n", 4, 0);
-    iox_reactor_begin_stop(&h.r);
+    iox_sim_recv(h.w.sim, FD, "one\n", 4, 0);
+    iox_reactor_begin_stop(&h.w.r);
     drain_sends(&h);
     CU_ASSERT(peer_is(&h, "one\ngoing away\n"));
     CU_ASSERT_EQUAL(P.nclose, 0);   /* lingering for the peer's EOF */
-    iox_sim_recv_end(h.sim, FD, 0);
+    iox_sim_recv_end(h.w.sim, FD, 0);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_CLOSED);
@@ -618,15 +612,15 @@ IOX_TEST(stream_sim, on_shutdown_lets_the_protocol_say_goodbye)
     /* The grace runs out on a stream that owes an answer forever: aborted. */
     h_init_cfg(&h, 8, 256, NULL);
     turn(&h);
-    iox_sim_recv(h.sim, FD, "A1\n", 3, 0);
-    iox_reactor_begin_stop(&h.r);
+    iox_sim_recv(h.w.sim, FD, "A1\n", 3, 0);
+    iox_reactor_begin_stop(&h.w.r);
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 0);
-    iox_reactor_advance_clock(&h.r, h.r.now_ms + 600);   /* grace 500 ms */
+    iox_reactor_advance_clock(&h.w.r, h.w.r.now_ms + 600);   /* grace 500 ms */
     turn(&h);
     CU_ASSERT_EQUAL(P.nclose, 1);
     CU_ASSERT_EQUAL(P.cause, IOX_STREAM_SHUTDOWN);
-    CU_ASSERT_EQUAL(iox_reactor_kinds_busy(&h.r), 0);
+    CU_ASSERT_EQUAL(iox_reactor_kinds_busy(&h.w.r), 0);
     h_fini(&h);
 }
 
@@ -639,7 +633,7 @@ IOX_TEST(stream_sim, want_drain_and_counters)
     CU_ASSERT_EQUAL(iox_stream_want_drain(h.s), 0);
     turn(&h);
     CU_ASSERT_EQUAL(P.ndrain, 0);            /* not before it is sent */
-    CU_ASSERT_EQUAL(iox_sim_send(h.sim, FD, 0), 0);
+    CU_ASSERT_EQUAL(iox_sim_send(h.w.sim, FD, 0), 0);
     CU_ASSERT_EQUAL(P.ndrain, 1);
     CU_ASSERT_EQUAL(iox_stream_want_drain(h.s), 0);   /* nothing unsent: at the end of the turn */
     CU_ASSERT_EQUAL(P.ndrain, 1);
@@ -647,7 +641,7 @@ IOX_TEST(stream_sim, want_drain_and_counters)
     CU_ASSERT_EQUAL(P.ndrain, 2);
     turn(&h);
     CU_ASSERT_EQUAL(P.ndrain, 2);            /* once per call */
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, "ab\n", 3, 0), 3);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, "ab\n", 3, 0), 3);
     drain_sends(&h);
     struct iox_stream_stats st;
     iox_stream_server_stats(h.srv, &st);
@@ -656,7 +650,7 @@ IOX_TEST(stream_sim, want_drain_and_counters)
     CU_ASSERT_EQUAL(st.bytes_in, 3);
     CU_ASSERT_EQUAL(st.bytes_out, 12);
     CU_ASSERT_PTR_EQUAL(iox_stream_server_of_stream(h.s), h.srv);
-    CU_ASSERT_PTR_EQUAL(iox_stream_reactor(h.s), &h.r);
+    CU_ASSERT_PTR_EQUAL(iox_stream_reactor(h.s), &h.w.r);
     CU_ASSERT_EQUAL(iox_stream_fd(h.s), FD);
     int x;
     iox_stream_set_user(h.s, &x);
@@ -688,7 +682,7 @@ IOX_TEST(stream_sim, after_a_cut_message_the_rest_is_offered_where_it_lies)
 {
     struct h h;
     h_init_cfg(&h, 4, 4096, spy);
-    ring_seam = iox_sim_seam(h.sim);
+    ring_seam = iox_sim_seam(h.w.sim);
     ring_bufs = 4;
     ring_bufsize = 4096;
     static char in[4096 + 600];
@@ -698,11 +692,11 @@ IOX_TEST(stream_sim, after_a_cut_message_the_rest_is_offered_where_it_lies)
     n = 1000;
     while (n + 8 < sizeof in) n += (size_t)snprintf(in + n, sizeof in - n, "m%04zu\n", n % 10000);
     turn(&h);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in, 10, 0), 10);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, in, 10, 0), 10);
     CU_ASSERT_EQUAL(P.nlines, 0);
     offers_in_ring = offers_elsewhere = 0;
     turn(&h);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in + 10, 4000, 0), 4000);
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, in + 10, 4000, 0), 4000);
     /* The long line is completed in the carry (from pieces of 256, 512 and
      * 1024 new bytes: at most 1802 bytes of stream are consumed from
      * copies); everything after it is consumed where the ring put it
@@ -715,12 +709,12 @@ IOX_TEST(stream_sim, after_a_cut_message_the_rest_is_offered_where_it_lies)
     CU_ASSERT_EQUAL(P.nlines, 64);              /* (the log keeps 64) */
     CU_ASSERT_EQUAL(strlen(P.lines[0]), 63u);   /* (and 63 bytes of each) */
     turn(&h);
-    CU_ASSERT_EQUAL(iox_sim_recv(h.sim, FD, in + 4010, n - 4010, 0), (long)(n - 4010));
+    CU_ASSERT_EQUAL(iox_sim_recv(h.w.sim, FD, in + 4010, n - 4010, 0), (long)(n - 4010));
     drain_sends(&h);
     /* Every line answered once, in order: the long one's echo is its first
      * 63 bytes (the test protocol's line buffer), the rest verbatim. */
     size_t got;
-    const char *b = iox_sim_peer_bytes(h.sim, FD, &got);
+    const char *b = iox_sim_peer_bytes(h.w.sim, FD, &got);
     CU_ASSERT(got == n - 1000 + 64 && !memcmp(b + 64, in + 1000, n - 1000));
     h_fini(&h);
 }
@@ -800,11 +794,11 @@ static int one_schedule(uint64_t seed, void *arg)
             if (at < inlen) {
                 size_t n = 1 + rnd(rnd(4) ? 40 : 1200);
                 if (n > inlen - at) n = inlen - at;
-                long got = iox_sim_recv(h.sim, FD, in + at, n, 1 + rnd(32));
+                long got = iox_sim_recv(h.w.sim, FD, in + at, n, 1 + rnd(32));
                 if (got > 0) at += (size_t)got;
             }
         } else if (a < 55) {
-            if (iox_sim_has_op(h.sim, IOX_OP_SEND, FD)) iox_sim_send(h.sim, FD, rnd(3) ? 0 : (int)(1 + rnd(300)));
+            if (iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD)) iox_sim_send(h.w.sim, FD, rnd(3) ? 0 : (int)(1 + rnd(300)));
         } else if (a < 70) {
             answer_random();
         } else if (a < 90) {
@@ -814,17 +808,17 @@ static int one_schedule(uint64_t seed, void *arg)
                 if (rnd(2)) iox_stream_pause(h.s); else iox_stream_resume(h.s);
             }
         } else if (a < 95) {
-            iox_reactor_advance_clock(&h.r, h.r.now_ms + 100);
+            iox_reactor_advance_clock(&h.w.r, h.w.r.now_ms + 100);
         } else if (faulted || rnd(30)) {
             turn(&h);
         } else {
             faulted = 1;
             switch (rnd(5)) {
-            case 0: iox_sim_recv_end(h.sim, FD, -ECONNRESET); break;
-            case 1: iox_sim_recv_end(h.sim, FD, 0); break;
+            case 0: iox_sim_recv_end(h.w.sim, FD, -ECONNRESET); break;
+            case 1: iox_sim_recv_end(h.w.sim, FD, 0); break;
             case 2: if (iox_stream_deref(iox_stream_ref(h.s)) == h.s) iox_stream_abort(h.s); break;
-            case 3: if (iox_sim_has_op(h.sim, IOX_OP_SEND, FD)) iox_sim_send(h.sim, FD, -EPIPE); break;
-            default: iox_reactor_advance_clock(&h.r, h.r.now_ms + 5000); break;
+            case 3: if (iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD)) iox_sim_send(h.w.sim, FD, -EPIPE); break;
+            default: iox_reactor_advance_clock(&h.w.r, h.w.r.now_ms + 5000); break;
             }
         }
         CU_ASSERT(P.nclose <= 1);
@@ -835,19 +829,19 @@ static int one_schedule(uint64_t seed, void *arg)
     for (unsigned i = 0; i < 400 && !P.nclose; i++) {
         while (P.npending) answer_random();
         turn(&h);
-        if (iox_sim_has_op(h.sim, IOX_OP_SEND, FD)) { iox_sim_send(h.sim, FD, 0); continue; }
+        if (iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD)) { iox_sim_send(h.w.sim, FD, 0); continue; }
         if (at < inlen && !eof) {
-            long got = iox_sim_recv(h.sim, FD, in + at, inlen - at, 0);
+            long got = iox_sim_recv(h.w.sim, FD, in + at, inlen - at, 0);
             if (got > 0) { at += (size_t)got; continue; }
         }
-        if (!eof && iox_sim_recv_end(h.sim, FD, 0) == 0) eof = 1;
-        else iox_reactor_advance_clock(&h.r, h.r.now_ms + 1000);
+        if (!eof && iox_sim_recv_end(h.w.sim, FD, 0) == 0) eof = 1;
+        else iox_reactor_advance_clock(&h.w.r, h.w.r.now_ms + 1000);
     }
     CU_ASSERT_EQUAL(P.nclose, 1);
-    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.w.sim, FD), 1);
     static char want[65536];
     size_t wn = expected(want, sizeof want), gn;
-    const char *got = iox_sim_peer_bytes(h.sim, FD, &gn);
+    const char *got = iox_sim_peer_bytes(h.w.sim, FD, &gn);
     CU_ASSERT(gn <= wn && (gn == 0 || !memcmp(got, want, gn)));
     if (!faulted) CU_ASSERT_EQUAL(gn, wn);   /* nothing went wrong: every answer arrived */
     h_fini(&h);

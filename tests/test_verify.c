@@ -15,6 +15,8 @@
  * forces a new search. Needs spin (Debian: spin); without it the cases
  * fail with that message. */
 #include "iox_test.h"
+#include "script_runner.h"
+#include "sim_world.h"
 #include <ioxide/http_conn.h>
 #include <ioxide/reactor.h>
 #include <ioxide/seam_sim.h>
@@ -142,26 +144,15 @@ static int app_request(struct iox_conn *c, const struct iox_http_request *req, v
 static const struct iox_http_app app = {app_request};
 
 struct h {
-    struct iox_seam_sim *sim;
-    struct iox_reactor r;
-    struct iox_server_config cfg;
+    struct sim_world w;        /* tests/sim_world.h: simulator, reactor, clock */
     struct iox_http_config hcfg;
     struct iox_http_server *hs;
-    uint64_t now;
 };
-
-static void sink(void *ctx, const struct iox_cqe *cqe) { iox_reactor_dispatch(ctx, cqe); }
 
 /* One loop turn, with the completions that need no decision (cancel,
  * close, shutdown) — the model's "(end of turn)" steps and `cancel 0`,
  * `close 0`, `shutdown(SHUT_WR) 0`. */
-static void turn(struct h *h)
-{
-    do {
-        iox_sim_publish(h->sim);
-        iox_reactor_flush(&h->r);
-    } while (iox_sim_pump(h->sim) > 0);
-}
+static void turn(struct h *h) { sw_turn(&h->w); }
 
 /* `recv "GET / HTTP/1.1\r\n..."`: the quoted bytes, C escapes undone. */
 static size_t unquote(const char *p, char *out, size_t cap)
@@ -186,22 +177,22 @@ static int step(struct h *h, const char *line)
     int applied = 1;
     if (!strncmp(line, "recv \"", 6)) {
         size_t n = unquote(line, data, sizeof data);
-        applied = iox_sim_recv(h->sim, FD, data, n, n) >= 0;
+        applied = iox_sim_recv(h->w.sim, FD, data, n, n) >= 0;
     } else if (!strncmp(line, "recv ", 5)) {
         int res = !strcmp(line + 5, "0") ? 0 : !strcmp(line + 5, "-ENOBUFS") ? -ENOBUFS
                 : !strcmp(line + 5, "-ECANCELED") ? -ECANCELED : -ECONNRESET;
-        applied = res == -ECANCELED ? 1 : iox_sim_recv_end(h->sim, FD, res) == 0;
+        applied = res == -ECANCELED ? 1 : iox_sim_recv_end(h->w.sim, FD, res) == 0;
     } else if (!strcmp(line, "send all")) {
-        applied = iox_sim_send(h->sim, FD, 0) == 0;
+        applied = iox_sim_send(h->w.sim, FD, 0) == 0;
     } else if (!strncmp(line, "send ", 5) && strchr(line, '/')) {
-        applied = iox_sim_send(h->sim, FD, atoi(line + 5)) == 0;
+        applied = iox_sim_send(h->w.sim, FD, atoi(line + 5)) == 0;
     } else if (!strncmp(line, "send -", 6)) {
-        applied = !strcmp(line, "send -ECANCELED") ? 1 : iox_sim_send(h->sim, FD, -EPIPE) == 0;
+        applied = !strcmp(line, "send -ECANCELED") ? 1 : iox_sim_send(h->w.sim, FD, -EPIPE) == 0;
     } else if (!strcmp(line, "shutdown")) {
-        iox_reactor_begin_stop(&h->r);
+        iox_reactor_begin_stop(&h->w.r);
     } else if (!strcmp(line, "timeout")) {
-        h->now += 10000;
-        iox_reactor_advance_clock(&h->r, h->now);
+        h->w.now += 10000;
+        iox_reactor_advance_clock(&h->w.r, h->w.now);
     } else if (!strcmp(line, "reply")) {
         applied = 0;   /* this app answers every request synchronously */
     }   /* cancel 0, close 0, shutdown(SHUT_WR) 0: the turn completes them */
@@ -226,14 +217,10 @@ IOX_TEST(verify, trail_replays_in_the_simulated_ring)
     h.hcfg.idle_timeout_ms = 1000;
     h.hcfg.linger_ms = 100;
     h.hcfg.max_conns = 4;
-    h.cfg.shutdown_grace_ms = 500;
     h.hcfg.app = &app;
-    h.sim = iox_sim_create(8, 512);
-    CU_ASSERT_FATAL(h.sim != NULL);
-    CU_ASSERT_FATAL(iox_reactor_init_sim(&h.r, iox_sim_seam(h.sim), &h.cfg) == 0);
-    CU_ASSERT_FATAL(iox_http_server_open(&h.r, &h.hcfg, 0, &h.hs) == 0);
-    iox_sim_set_sink(h.sim, sink, &h.r);
-    h.now = h.r.now_ms;
+    CU_ASSERT_FATAL(sw_open(&h.w, 8, 512, 500) == 0);
+    CU_ASSERT_FATAL(h.w.r.seam == iox_sim_seam(h.w.sim));   /* the reactor runs on the simulator */
+    CU_ASSERT_FATAL(iox_http_server_open(&h.w.r, &h.hcfg, 0, &h.hs) == 0);
     CU_ASSERT_FATAL(iox_http_adopt(h.hs, FD) != NULL);
     turn(&h);
 
@@ -247,23 +234,31 @@ IOX_TEST(verify, trail_replays_in_the_simulated_ring)
     /* The real machine closes the socket (the mutant did not). Past the
      * script: the linger deadline, and any send still owed. */
     for (int k = 0; k < 8 && h.hs->nconns; k++) {
-        while (iox_sim_has_op(h.sim, IOX_OP_SEND, FD)) { iox_sim_send(h.sim, FD, 0); turn(&h); }
-        h.now += 10000;
-        iox_reactor_advance_clock(&h.r, h.now);
+        while (iox_sim_has_op(h.w.sim, IOX_OP_SEND, FD)) { iox_sim_send(h.w.sim, FD, 0); turn(&h); }
+        h.w.now += 10000;
+        iox_reactor_advance_clock(&h.w.r, h.w.now);
         turn(&h);
     }
-    CU_ASSERT_EQUAL(iox_sim_closes(h.sim, FD), 1);
-    CU_ASSERT_EQUAL(iox_sim_bufs_lent(h.sim), 0);
-    CU_ASSERT_EQUAL(iox_sim_live_ops(h.sim, FD), 0);
-    CU_ASSERT_EQUAL(iox_sim_violations(h.sim), 0);
+    CU_ASSERT_EQUAL(iox_sim_closes(h.w.sim, FD), 1);
+    CU_ASSERT_EQUAL(iox_sim_bufs_lent(h.w.sim), 0);
+    CU_ASSERT_EQUAL(iox_sim_live_ops(h.w.sim, FD), 0);
+    CU_ASSERT_EQUAL(iox_sim_violations(h.w.sim), 0);
     CU_ASSERT_EQUAL(h.hs->nconns, 0);
-    if (iox_sim_closes(h.sim, FD) != 1 || h.hs->nconns)
-        fprintf(stderr, "\n  replay: closes=%u live=%u conns=%u violation=%s\n", iox_sim_closes(h.sim, FD),
-                iox_sim_live_ops(h.sim, FD), h.hs->nconns, iox_sim_last_violation(h.sim));
+    if (iox_sim_closes(h.w.sim, FD) != 1 || h.hs->nconns)
+        fprintf(stderr, "\n  replay: closes=%u live=%u conns=%u violation=%s\n", iox_sim_closes(h.w.sim, FD),
+                iox_sim_live_ops(h.w.sim, FD), h.hs->nconns, iox_sim_last_violation(h.w.sim));
     free(out);
     iox_http_server_close(h.hs);
-    iox_reactor_fini(&h.r);
-    iox_sim_destroy(h.sim);
+    sw_close(&h.w);
+    /* The same trail through the generic completion-script runner (the
+     * http_conn vocabulary of machine_scripts; tests/script_runner.h). */
+    extern const struct sr_vocab http_conn_vocab;
+    char *script;
+    CU_ASSERT_FATAL(asprintf(&script, "%s/http_conn/trail.script", d) >= 0);
+    unsigned sr_applied = 0, sr_skipped = 0;
+    CU_ASSERT_EQUAL(sr_run_trail(&http_conn_vocab, script, &sr_applied, &sr_skipped), 0);
+    CU_ASSERT(sr_applied >= 2);
+    free(script);
     CU_ASSERT_FATAL(asprintf(&cmd, "rm -rf '%s'", d) >= 0);
     CU_ASSERT_EQUAL(system(cmd), 0);
     free(cmd);

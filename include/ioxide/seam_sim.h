@@ -121,7 +121,11 @@ int iox_sim_read_complete(struct iox_seam_sim *s, unsigned k, size_t max, int er
  *                                       are the test's real descriptors),
  *                                       pipe → socket by reading the real
  *                                       pipe into the simulated socket's
- *                                       peer bytes (iox_sim_peer_bytes).
+ *                                       peer bytes (iox_sim_peer_bytes);
+ *                                       never blocking: a pipe holding
+ *                                       fewer bytes gives what it holds
+ *                                       (0 when empty: an owner that
+ *                                       miscounts its pipe sees it).
  *                                       res: the completion's res.
  * Return 0, or -1 (no such splice). */
 unsigned iox_sim_splices(struct iox_seam_sim *s);
@@ -142,7 +146,7 @@ int iox_sim_has_op(struct iox_seam_sim *s, unsigned op, int fd);
 unsigned iox_sim_live_ops(struct iox_seam_sim *s, int fd);
 unsigned iox_sim_closes(struct iox_seam_sim *s, int fd);
 unsigned iox_sim_bufs_lent(struct iox_seam_sim *s);
-unsigned iox_sim_violations(struct iox_seam_sim *s);   /* double returns, ops after close */
+unsigned iox_sim_violations(struct iox_seam_sim *s);   /* double returns, ops after close, a close queued while another op (not a cancel) is live on its fd */
 const char *iox_sim_peer_bytes(struct iox_seam_sim *s, int fd, size_t *len);
 void iox_sim_peer_clear(struct iox_seam_sim *s, int fd);
 const char *iox_sim_last_violation(struct iox_seam_sim *s);

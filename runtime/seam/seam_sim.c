@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define SIM_FDS 4096
@@ -142,7 +143,19 @@ static int x_splice(struct iox_seam *b, int in, int64_t off_in, int out, size_t 
 static int x_socket(struct iox_seam *b, int d, int t, int p, uint64_t ud) { (void)d; (void)t; (void)p; return add_op(S(b), IOX_OP_SOCKET, -1, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 static int x_connect(struct iox_seam *b, int fd, const struct sockaddr *sa, socklen_t l, uint64_t ud) { (void)sa; (void)l; return add_op(S(b), IOX_OP_CONNECT, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 static int x_shutdown(struct iox_seam *b, int fd, int how, uint64_t ud) { (void)how; return add_op(S(b), IOX_OP_SHUTDOWN, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
-static int x_close(struct iox_seam *b, int fd, uint64_t ud) { return add_op(S(b), IOX_OP_CLOSE, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
+/* A close queued while another op (but a cancel) is still live on the fd:
+ * the owner closed before its last completion (the kernel may then run
+ * that op on a reused descriptor). */
+static int x_close(struct iox_seam *b, int fd, uint64_t ud)
+{
+    struct iox_seam_sim *s = S(b);
+    for (unsigned i = 0; i < s->nops; i++)
+        if (s->ops[i].live && s->ops[i].fd == fd && s->ops[i].op != IOX_OP_CANCEL && s->ops[i].op != IOX_OP_CLOSE) {
+            violation(s, "close queued while ops are live", fd);
+            break;
+        }
+    return add_op(s, IOX_OP_CLOSE, fd, ud, NULL, 0) < 0 ? -EBUSY : 0;
+}
 static int x_timeout(struct iox_seam *b, uint64_t ns, uint64_t ud) { (void)ns; return add_op(S(b), IOX_OP_TIMEOUT, -1, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 static int x_msg_ring(struct iox_seam *b, int rfd, uint32_t len, uint64_t data, uint64_t ud)
 {
@@ -541,6 +554,9 @@ int iox_sim_splice_complete(struct iox_seam_sim *s, unsigned k, size_t max, int 
         size_t done = 0;
         while (done < n) {
             size_t want = n - done < sizeof tmp ? n - done : sizeof tmp;
+            int avail = 0;                            /* never block on an emptied pipe */
+            if (ioctl(in, FIONREAD, &avail) < 0 || avail <= 0) break;
+            if ((size_t)avail < want) want = (size_t)avail;
             ssize_t got = read(in, tmp, want);
             if (got <= 0) break;
             if (out >= 0 && out < SIM_FDS) peer_append(&s->peers[out], tmp, (size_t)got);
