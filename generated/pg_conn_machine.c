@@ -13,6 +13,7 @@ const char *const pg_conn_state_names[PG_CONN_STATE_COUNT] = {
     [PG_CONN_S_SSL_REQUESTING] = "ssl_requesting",
     [PG_CONN_S_HANDSHAKING] = "handshaking",
     [PG_CONN_S_AUTHENTICATING] = "authenticating",
+    [PG_CONN_S_CHECKING_SESSION] = "checking_session",
     [PG_CONN_S_READY] = "ready",
     [PG_CONN_S_BUSY] = "busy",
     [PG_CONN_S_CLOSING] = "closing",
@@ -39,6 +40,8 @@ const char *const pg_conn_event_names[PG_CONN_EVENT_COUNT] = {
     [PG_CONN_EV_SSL_YES] = "ssl_yes",
     [PG_CONN_EV_SSL_NO] = "ssl_no",
     [PG_CONN_EV_TLS_DONE] = "tls_done",
+    [PG_CONN_EV_CHECKED] = "checked",
+    [PG_CONN_EV_RELEASED] = "released",
     [PG_CONN_EV_STOP] = "stop",
 };
 
@@ -71,48 +74,68 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
         switch (from) {
         case PG_CONN_S_DOWN:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:80 */
+            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:92 */
                 *state = PG_CONN_S_SOCKETING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
                 next = pg_conn_act_open_socket(ctx, ev);
                 break;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:82 */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:94 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:100 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:81 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:100 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* spec/machines/pg_conn.toml:95 */
+                if (pg_conn_guard_host_left(ctx, ev)) { /* [host_left] next_host -> socketing (line 96) */
+                    *state = PG_CONN_S_SOCKETING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
+                    next = pg_conn_act_next_host(ctx, ev);
+                } else if (pg_conn_guard_second_pass(ctx, ev)) { /* [second_pass] start_second_pass -> socketing (line 97) */
+                    *state = PG_CONN_S_SOCKETING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
+                    next = pg_conn_act_start_second_pass(ctx, ev);
+                } else { /* end_pass (line 98) */
+                    *state = PG_CONN_S_DOWN;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
+                    next = pg_conn_act_end_pass(ctx, ev);
+                }
+                break;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:93 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -126,61 +149,65 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_SOCKETING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:87 */
+            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:104 */
                 *state = PG_CONN_S_CONNECTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CONNECTING);
                 next = pg_conn_act_start_connect(ctx, ev);
                 break;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:88 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:105 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:88 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:105 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:88 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:105 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:88 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:105 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:84 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:85 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:86 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:87 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -190,68 +217,72 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CONNECTING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:93 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:92 */
-                if (pg_conn_guard_wants_tls(ctx, ev)) { /* [wants_tls] start_ssl_request -> ssl_requesting (line 92) */
+            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:109 */
+                if (pg_conn_guard_wants_tls(ctx, ev)) { /* [wants_tls] start_ssl_request -> ssl_requesting (line 109) */
                     *state = PG_CONN_S_SSL_REQUESTING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                     next = pg_conn_act_start_ssl_request(ctx, ev);
-                } else { /* start_session -> authenticating (line 92) */
+                } else { /* start_session -> authenticating (line 109) */
                     *state = PG_CONN_S_AUTHENTICATING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                     next = pg_conn_act_start_session(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:93 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:93 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:93 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:84 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:85 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:86 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:87 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -261,84 +292,88 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_SSL_REQUESTING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:102 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:119 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:102 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:119 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:97 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:114 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_ssl_answer(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:98 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:115 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:99 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:116 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:84 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:85 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:86 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:87 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* spec/machines/pg_conn.toml:100 */
+            case PG_CONN_EV_SSL_YES: /* spec/machines/pg_conn.toml:117 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_tls_start(ctx, ev);
                 break;
-            case PG_CONN_EV_SSL_NO: /* spec/machines/pg_conn.toml:101 */
-                if (pg_conn_guard_tls_required(ctx, ev)) { /* [tls_required] refuse_plaintext (line 101) */
+            case PG_CONN_EV_SSL_NO: /* spec/machines/pg_conn.toml:118 */
+                if (pg_conn_guard_tls_required(ctx, ev)) { /* [tls_required] refuse_plaintext (line 118) */
                     *state = PG_CONN_S_SSL_REQUESTING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                     next = pg_conn_act_refuse_plaintext(ctx, ev);
-                } else { /* start_session -> authenticating (line 101) */
+                } else { /* start_session -> authenticating (line 118) */
                     *state = PG_CONN_S_AUTHENTICATING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                     next = pg_conn_act_start_session(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -348,73 +383,77 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_HANDSHAKING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:110 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:127 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:110 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:127 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:106 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:123 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_tls_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:107 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:124 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:108 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:125 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:84 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:85 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:86 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:87 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* spec/machines/pg_conn.toml:109 */
+            case PG_CONN_EV_TLS_DONE: /* spec/machines/pg_conn.toml:126 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_start_session(ctx, ev);
                 break;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -424,73 +463,176 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_AUTHENTICATING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:118 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:139 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:118 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:139 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:114 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:131 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_auth_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:115 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:132 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:133 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:84 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:85 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:117 */
-                *state = PG_CONN_S_READY;
-                if (pg_conn_trace)
-                    pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
-                next = pg_conn_act_session_up(ctx, ev);
+            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:134 */
+                if (pg_conn_guard_session_fits(ctx, ev)) { /* [session_fits] session_up -> ready (line 135) */
+                    *state = PG_CONN_S_READY;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
+                    next = pg_conn_act_session_up(ctx, ev);
+                } else if (pg_conn_guard_check_needed(ctx, ev)) { /* [check_needed] start_check -> checking_session (line 136) */
+                    *state = PG_CONN_S_CHECKING_SESSION;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
+                    next = pg_conn_act_start_check(ctx, ev);
+                } else { /* reject_session (line 137) */
+                    *state = PG_CONN_S_AUTHENTICATING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
+                    next = pg_conn_act_reject_session(ctx, ev);
+                }
                 break;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:86 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:87 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_NONE:
+            case PG_CONN_EVENT_COUNT:
+            default:
+                pg_conn_bug("unreachable event", from, e);
+            }
+            break;
+        case PG_CONN_S_CHECKING_SESSION:
+            switch (e) {
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:147 */
+                return *state;
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:147 */
+                return *state;
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:143 */
+                *state = PG_CONN_S_CHECKING_SESSION;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
+                next = pg_conn_act_check_input(ctx, ev);
+                break;
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:144 */
+                *state = PG_CONN_S_CHECKING_SESSION;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
+                next = pg_conn_act_on_sent(ctx, ev);
+                break;
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:145 */
+                *state = PG_CONN_S_CHECKING_SESSION;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
+                next = pg_conn_act_send_out(ctx, ev);
+                break;
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:84 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:85 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:86 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:87 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_CHECKED: /* spec/machines/pg_conn.toml:146 */
+                if (pg_conn_guard_session_fits(ctx, ev)) { /* [session_fits] session_up -> ready (line 146) */
+                    *state = PG_CONN_S_READY;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
+                    next = pg_conn_act_session_up(ctx, ev);
+                } else { /* reject_session (line 146) */
+                    *state = PG_CONN_S_CHECKING_SESSION;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
+                    next = pg_conn_act_reject_session(ctx, ev);
+                }
+                break;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -500,69 +642,73 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_READY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:125 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:154 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:125 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:154 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:151 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:123 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:152 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:124 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:153 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:84 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:85 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:86 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:87 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -572,76 +718,80 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_BUSY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:133 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:162 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:133 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:162 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:129 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:158 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:130 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:159 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:131 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:160 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:72 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:84 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:73 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:85 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:132 */
-                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 132) */
+            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:161 */
+                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 161) */
                     *state = PG_CONN_S_READY;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
-                } else { /* ignore (line 132) */
+                } else { /* ignore (line 161) */
                     return *state; /* ignored */
                 }
                 break;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:86 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:87 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:76 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:88 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:88 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -651,54 +801,58 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CLOSING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:137 */
-                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 138) */
+            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:166 */
+                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 167) */
                     return *state; /* ignored */
-                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 139) */
+                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 168) */
                     *state = PG_CONN_S_DOWN;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                     next = pg_conn_act_release(ctx, ev);
-                } else { /* close_socket -> closing_socket (line 140) */
+                } else { /* close_socket -> closing_socket (line 169) */
                     *state = PG_CONN_S_CLOSING_SOCKET;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING_SOCKET);
                     next = pg_conn_act_close_socket(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:172 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:142 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:172 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:172 */
+                return *state;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:171 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -712,45 +866,49 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CLOSING_SOCKET:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:147 */
+            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:176 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 next = pg_conn_act_release(ctx, ev);
                 break;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:149 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:178 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:148 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:178 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:178 */
+                return *state;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:177 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -778,7 +936,7 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
 
 /* [reuse]: the only writes of the state outside pg_conn_fire(). */
 
-void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:155 */
+void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:184 */
 {
     *state = PG_CONN_S_DOWN;
 }

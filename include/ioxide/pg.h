@@ -62,6 +62,9 @@ struct iox_pg_pool_config {
                                 * (PG_POOL_DEPTH, default 32, at most pipeline_max) */
     unsigned queue_max;        /* waiting queries when all are full (PG_QUEUE_MAX, 1024) */
     uint32_t backoff_max_ms;   /* reconnect backoff cap (2000) */
+    uint64_t lb_seed;          /* load_balance_hosts=random: seed of the pool's own PRNG
+                                * (0: from the clock and the pool's address); a test sets
+                                * it to get the same host orders every run */
 };
 
 /* Fill cfg's zero fields from PG_POOL_SIZE, PG_POOL_MIN, PG_PIPELINE_MAX, PG_POOL_DEPTH, PG_QUEUE_MAX.

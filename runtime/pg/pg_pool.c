@@ -360,7 +360,7 @@ static void on_tick(struct iox_pg_pool *p)
             if (i < p->want && now >= c->retry_at_ms) pg_conn_deliver(c, PG_CONN_EV_OPEN, NULL);
             break;
         case PG_CONN_S_SOCKETING: case PG_CONN_S_CONNECTING: case PG_CONN_S_SSL_REQUESTING:
-        case PG_CONN_S_HANDSHAKING: case PG_CONN_S_AUTHENTICATING:
+        case PG_CONN_S_HANDSHAKING: case PG_CONN_S_AUTHENTICATING: case PG_CONN_S_CHECKING_SESSION:
             if (c->deadline_ms && now >= c->deadline_ms) {
                 char msg[96];
                 snprintf(msg, sizeof msg, "no session within %u ms (connect_timeout)", p->ci.connect_timeout_ms);
@@ -456,7 +456,8 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
         if (res == 0) { pg_conn_deliver(c, PG_CONN_EV_CONNECT_OK, &ev); return; }
         {
             char msg[400];
-            snprintf(msg, sizeof msg, "connect to %s port %u: %s", p->ci.host, p->ci.port, strerror(-res));
+            snprintf(msg, sizeof msg, "connect to %s port %u: %s", p->ci.hosts[c->host].host, p->ci.hosts[c->host].port,
+                     strerror(-res));
             pg_conn_set_fail(c, res, msg);
         }
         break;
@@ -534,8 +535,14 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     if (!p->cfg.queue_max) p->cfg.queue_max = 1024;
     if (!p->cfg.backoff_max_ms) p->cfg.backoff_max_ms = 2000;
     int rc = iox_pg_conninfo_load(&p->ci, cfg->conninfo, err, errlen);
-    if (!rc) rc = iox_pg_conninfo_sockaddr(&p->ci, &p->sa, &p->salen, err, errlen);
+    for (unsigned i = 0; !rc && i < p->ci.nhosts; i++)
+        rc = iox_pg_conninfo_host_sockaddr(&p->ci, i, &p->sa[i], &p->salen[i], err, errlen);
     if (rc) { free(p); return rc; }
+    /* load_balance_hosts=random: the pool's own PRNG (per reactor, no
+     * shared state); cfg->lb_seed makes the orders repeatable. */
+    p->rng = cfg->lb_seed ? cfg->lb_seed : ((uint64_t)pg_mono_ms() << 20) ^ (uint64_t)(uintptr_t)p;
+    if (!p->rng) p->rng = 0x9E3779B97F4A7C15ull;
+    p->on_host = -1;
     if (!rc) rc = pg_tls_ctx_open(p, err, errlen);
     if (rc) { free(p); return rc; }
     if (p->ci.warning[0]) IOX_WARN("pg: %s", p->ci.warning);     /* e.g. an ignored ~/.pgpass, as libpq warns */
@@ -553,6 +560,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
         c->idx = i;
         c->fd = -1;
         pg_conn_init(&c->state);
+        pg_pass_begin(c);
         c->rcap = RBUF_INIT;
         c->rbuf = malloc(c->rcap);
         if (!c->rbuf) goto nomem;
