@@ -753,8 +753,6 @@ IOX_TEST(pg_conninfo, playground_refuses_verify_full_before_serving)
     hc_server_free(&s);
 }
 
-IOX_SUITE(pg_conninfo, save_env, restore_env);
-
 /* ---- several hosts (libpq's "Specifying Multiple Hosts") ---- */
 
 IOX_TEST(pg_conninfo, host_and_port_lists)
@@ -895,3 +893,5 @@ IOX_TEST(pg_conninfo, target_session_attrs_and_load_balance)
     CU_ASSERT_EQUAL(ci.load_balance, 1);
     clear_env();
 }
+
+IOX_SUITE(pg_conninfo, save_env, restore_env);
