@@ -70,6 +70,7 @@ byte b_short = 1;  /* budget: short */
 byte b_err = 1;  /* budget: err */
 byte b_shutdown = 1;  /* budget: shutdown */
 byte b_deadline = 1;  /* budget: deadline */
+byte enc = 1;
 byte hosts = 1;
 byte p2 = 1;
 byte qn = 0;
@@ -157,10 +158,11 @@ inline start_send() {
 #define A_start_check 17
 #define A_check_input 18
 #define A_reject_session 19
-#define A_next_host 20
-#define A_start_second_pass 21
-#define A_end_pass 22
-#define A_finish 23
+#define A_retry_encryption 20
+#define A_next_host 21
+#define A_start_second_pass 22
+#define A_end_pass 23
+#define A_finish 24
 byte act;          /* the action the transition asked for */
 
 inline run_action() {
@@ -241,6 +243,9 @@ inline run_action() {
      :: fu == E_none && true -> fu = E_fail
      :: else -> skip
      fi
+  :: act == A_retry_encryption ->
+     enc--; if :: submit(OP_socket) :: b_err > 0 -> b_err--; raise(E_fail) fi;
+     skip
   :: act == A_next_host ->
      hosts--; if :: submit(OP_socket) :: b_err > 0 -> b_err--; raise(E_fail) fi;
      skip
@@ -264,6 +269,7 @@ inline guard_wants_tls() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_tls_required() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_session_fits() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_check_needed() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
+inline guard_other_encryption() { gv = (enc > 0) }
 inline guard_host_left() { gv = (hosts > 0) }
 inline guard_second_pass() { gv = (p2 > 0) }
 
@@ -274,39 +280,45 @@ inline step() {
   :: st == S_down ->
      if
      :: cur == E_open ->
-        printf("@@t %d %d\n", 0, cur); st = S_socketing; act = A_open_socket  /* spec/machines/pg_conn.toml:92 */
+        printf("@@t %d %d\n", 0, cur); st = S_socketing; act = A_open_socket  /* spec/machines/pg_conn.toml:94 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 1, cur); st = S_down; skip  /* spec/machines/pg_conn.toml:94 */
+        printf("@@t %d %d\n", 1, cur); st = S_down; skip  /* spec/machines/pg_conn.toml:96 */
      :: cur == E_released ->
-        guard_host_left();
+        guard_other_encryption();
         if
         :: gv ->
-           printf("@@t %d %d\n", 2, cur); st = S_socketing; act = A_next_host  /* spec/machines/pg_conn.toml:96 */
+           printf("@@t %d %d\n", 2, cur); st = S_socketing; act = A_retry_encryption  /* spec/machines/pg_conn.toml:98 */
         :: else ->
-           guard_second_pass();
+           guard_host_left();
            if
            :: gv ->
-              printf("@@t %d %d\n", 3, cur); st = S_socketing; act = A_start_second_pass  /* spec/machines/pg_conn.toml:97 */
+              printf("@@t %d %d\n", 3, cur); st = S_socketing; act = A_next_host  /* spec/machines/pg_conn.toml:99 */
            :: else ->
-              printf("@@t %d %d\n", 4, cur); st = S_down; act = A_end_pass  /* spec/machines/pg_conn.toml:98 */
+              guard_second_pass();
+              if
+              :: gv ->
+                 printf("@@t %d %d\n", 4, cur); st = S_socketing; act = A_start_second_pass  /* spec/machines/pg_conn.toml:100 */
+              :: else ->
+                 printf("@@t %d %d\n", 5, cur); st = S_down; act = A_end_pass  /* spec/machines/pg_conn.toml:101 */
+              fi
            fi
         fi
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 5, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:93 */
+        printf("@@t %d %d\n", 6, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:95 */
      :: else -> skip /* ignored */
      fi
   :: st == S_socketing ->
      if
      :: cur == E_socket_ok ->
-        printf("@@t %d %d\n", 6, cur); st = S_connecting; act = A_start_connect  /* spec/machines/pg_conn.toml:104 */
+        printf("@@t %d %d\n", 7, cur); st = S_connecting; act = A_start_connect  /* spec/machines/pg_conn.toml:107 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 7, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:84 */
+        printf("@@t %d %d\n", 8, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 8, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:85 */
+        printf("@@t %d %d\n", 9, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 9, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
      :: else -> skip /* ignored */
      fi
   :: st == S_connecting ->
@@ -315,168 +327,168 @@ inline step() {
         guard_wants_tls();
         if
         :: gv ->
-           printf("@@t %d %d\n", 11, cur); st = S_ssl_requesting; act = A_start_ssl_request  /* spec/machines/pg_conn.toml:109 */
+           printf("@@t %d %d\n", 12, cur); st = S_ssl_requesting; act = A_start_ssl_request  /* spec/machines/pg_conn.toml:112 */
         :: else ->
-           printf("@@t %d %d\n", 12, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:109 */
+           printf("@@t %d %d\n", 13, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:112 */
         fi
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 13, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:84 */
+        printf("@@t %d %d\n", 14, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 14, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:85 */
+        printf("@@t %d %d\n", 15, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 15, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 16, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 16, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 17, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
      :: else -> skip /* ignored */
      fi
   :: st == S_ssl_requesting ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 17, cur); st = S_ssl_requesting; act = A_ssl_answer  /* spec/machines/pg_conn.toml:114 */
+        printf("@@t %d %d\n", 18, cur); st = S_ssl_requesting; act = A_ssl_answer  /* spec/machines/pg_conn.toml:117 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 18, cur); st = S_ssl_requesting; act = A_on_sent  /* spec/machines/pg_conn.toml:115 */
+        printf("@@t %d %d\n", 19, cur); st = S_ssl_requesting; act = A_on_sent  /* spec/machines/pg_conn.toml:118 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 19, cur); st = S_ssl_requesting; act = A_send_out  /* spec/machines/pg_conn.toml:116 */
+        printf("@@t %d %d\n", 20, cur); st = S_ssl_requesting; act = A_send_out  /* spec/machines/pg_conn.toml:119 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 20, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:84 */
+        printf("@@t %d %d\n", 21, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 21, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:85 */
+        printf("@@t %d %d\n", 22, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 22, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 23, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 23, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 24, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
      :: cur == E_ssl_yes ->
-        printf("@@t %d %d\n", 24, cur); st = S_handshaking; act = A_tls_start  /* spec/machines/pg_conn.toml:117 */
+        printf("@@t %d %d\n", 25, cur); st = S_handshaking; act = A_tls_start  /* spec/machines/pg_conn.toml:120 */
      :: cur == E_ssl_no ->
         guard_tls_required();
         if
         :: gv ->
-           printf("@@t %d %d\n", 25, cur); st = S_ssl_requesting; act = A_refuse_plaintext  /* spec/machines/pg_conn.toml:118 */
+           printf("@@t %d %d\n", 26, cur); st = S_ssl_requesting; act = A_refuse_plaintext  /* spec/machines/pg_conn.toml:121 */
         :: else ->
-           printf("@@t %d %d\n", 26, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:118 */
+           printf("@@t %d %d\n", 27, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:121 */
         fi
      :: else -> skip /* ignored */
      fi
   :: st == S_handshaking ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 27, cur); st = S_handshaking; act = A_tls_input  /* spec/machines/pg_conn.toml:123 */
+        printf("@@t %d %d\n", 28, cur); st = S_handshaking; act = A_tls_input  /* spec/machines/pg_conn.toml:126 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 28, cur); st = S_handshaking; act = A_on_sent  /* spec/machines/pg_conn.toml:124 */
+        printf("@@t %d %d\n", 29, cur); st = S_handshaking; act = A_on_sent  /* spec/machines/pg_conn.toml:127 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 29, cur); st = S_handshaking; act = A_send_out  /* spec/machines/pg_conn.toml:125 */
+        printf("@@t %d %d\n", 30, cur); st = S_handshaking; act = A_send_out  /* spec/machines/pg_conn.toml:128 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 30, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:84 */
+        printf("@@t %d %d\n", 31, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 31, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:85 */
+        printf("@@t %d %d\n", 32, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 32, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 33, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 33, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 34, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
      :: cur == E_tls_done ->
-        printf("@@t %d %d\n", 34, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:126 */
+        printf("@@t %d %d\n", 35, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:129 */
      :: else -> skip /* ignored */
      fi
   :: st == S_authenticating ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 35, cur); st = S_authenticating; act = A_auth_input  /* spec/machines/pg_conn.toml:131 */
+        printf("@@t %d %d\n", 36, cur); st = S_authenticating; act = A_auth_input  /* spec/machines/pg_conn.toml:134 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 36, cur); st = S_authenticating; act = A_on_sent  /* spec/machines/pg_conn.toml:132 */
+        printf("@@t %d %d\n", 37, cur); st = S_authenticating; act = A_on_sent  /* spec/machines/pg_conn.toml:135 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 37, cur); st = S_authenticating; act = A_send_out  /* spec/machines/pg_conn.toml:133 */
+        printf("@@t %d %d\n", 38, cur); st = S_authenticating; act = A_send_out  /* spec/machines/pg_conn.toml:136 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 38, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:84 */
+        printf("@@t %d %d\n", 39, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 39, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:85 */
+        printf("@@t %d %d\n", 40, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
      :: cur == E_established ->
         guard_session_fits();
         if
         :: gv ->
-           printf("@@t %d %d\n", 40, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:135 */
+           printf("@@t %d %d\n", 41, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:138 */
         :: else ->
            guard_check_needed();
            if
            :: gv ->
-              printf("@@t %d %d\n", 41, cur); st = S_checking_session; act = A_start_check  /* spec/machines/pg_conn.toml:136 */
+              printf("@@t %d %d\n", 42, cur); st = S_checking_session; act = A_start_check  /* spec/machines/pg_conn.toml:139 */
            :: else ->
-              printf("@@t %d %d\n", 42, cur); st = S_authenticating; act = A_reject_session  /* spec/machines/pg_conn.toml:137 */
+              printf("@@t %d %d\n", 43, cur); st = S_authenticating; act = A_reject_session  /* spec/machines/pg_conn.toml:140 */
            fi
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 43, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 45, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
      :: else -> skip /* ignored */
      fi
   :: st == S_checking_session ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 45, cur); st = S_checking_session; act = A_check_input  /* spec/machines/pg_conn.toml:143 */
+        printf("@@t %d %d\n", 46, cur); st = S_checking_session; act = A_check_input  /* spec/machines/pg_conn.toml:146 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 46, cur); st = S_checking_session; act = A_on_sent  /* spec/machines/pg_conn.toml:144 */
+        printf("@@t %d %d\n", 47, cur); st = S_checking_session; act = A_on_sent  /* spec/machines/pg_conn.toml:147 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 47, cur); st = S_checking_session; act = A_send_out  /* spec/machines/pg_conn.toml:145 */
+        printf("@@t %d %d\n", 48, cur); st = S_checking_session; act = A_send_out  /* spec/machines/pg_conn.toml:148 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 48, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:84 */
+        printf("@@t %d %d\n", 49, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 49, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:85 */
+        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 51, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 51, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 52, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
      :: cur == E_checked ->
         guard_session_fits();
         if
         :: gv ->
-           printf("@@t %d %d\n", 52, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:146 */
+           printf("@@t %d %d\n", 53, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:149 */
         :: else ->
-           printf("@@t %d %d\n", 53, cur); st = S_checking_session; act = A_reject_session  /* spec/machines/pg_conn.toml:146 */
+           printf("@@t %d %d\n", 54, cur); st = S_checking_session; act = A_reject_session  /* spec/machines/pg_conn.toml:149 */
         fi
      :: else -> skip /* ignored */
      fi
   :: st == S_ready ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 54, cur); st = S_ready; act = A_query_input  /* spec/machines/pg_conn.toml:151 */
+        printf("@@t %d %d\n", 55, cur); st = S_ready; act = A_query_input  /* spec/machines/pg_conn.toml:154 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 55, cur); st = S_ready; act = A_on_sent  /* spec/machines/pg_conn.toml:152 */
+        printf("@@t %d %d\n", 56, cur); st = S_ready; act = A_on_sent  /* spec/machines/pg_conn.toml:155 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 56, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:153 */
+        printf("@@t %d %d\n", 57, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:156 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 57, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:84 */
+        printf("@@t %d %d\n", 58, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 58, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:85 */
+        printf("@@t %d %d\n", 59, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 59, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 60, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 60, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 61, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
      :: else -> skip /* ignored */
      fi
   :: st == S_busy ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 61, cur); st = S_busy; act = A_query_input  /* spec/machines/pg_conn.toml:158 */
+        printf("@@t %d %d\n", 62, cur); st = S_busy; act = A_query_input  /* spec/machines/pg_conn.toml:161 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 62, cur); st = S_busy; act = A_on_sent  /* spec/machines/pg_conn.toml:159 */
+        printf("@@t %d %d\n", 63, cur); st = S_busy; act = A_on_sent  /* spec/machines/pg_conn.toml:162 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 63, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:160 */
+        printf("@@t %d %d\n", 64, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:163 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 64, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:84 */
+        printf("@@t %d %d\n", 65, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 65, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:85 */
+        printf("@@t %d %d\n", 66, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
      :: cur == E_input_done ->
         guard_drained();
         if
         :: gv ->
-           printf("@@t %d %d\n", 66, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:161 */
+           printf("@@t %d %d\n", 67, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:164 */
         :: else ->
-           skip /* ignored: spec/machines/pg_conn.toml:161 */
+           skip /* ignored: spec/machines/pg_conn.toml:164 */
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 67, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 68, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 68, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 69, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing ->
@@ -485,26 +497,26 @@ inline step() {
         guard_ops_in_flight();
         if
         :: gv ->
-           skip /* ignored: spec/machines/pg_conn.toml:167 */
+           skip /* ignored: spec/machines/pg_conn.toml:170 */
         :: else ->
            guard_no_socket();
            if
            :: gv ->
-              printf("@@t %d %d\n", 69, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:168 */
+              printf("@@t %d %d\n", 70, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:171 */
            :: else ->
-              printf("@@t %d %d\n", 70, cur); st = S_closing_socket; act = A_close_socket  /* spec/machines/pg_conn.toml:169 */
+              printf("@@t %d %d\n", 71, cur); st = S_closing_socket; act = A_close_socket  /* spec/machines/pg_conn.toml:172 */
            fi
         fi
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 71, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:171 */
+        printf("@@t %d %d\n", 72, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:174 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing_socket ->
      if
      :: cur == E_closed ->
-        printf("@@t %d %d\n", 72, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:176 */
+        printf("@@t %d %d\n", 73, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:179 */
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 73, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:177 */
+        printf("@@t %d %d\n", 74, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:180 */
      :: else -> skip /* ignored */
      fi
   :: else -> skip /* a final state ignores every event */
@@ -728,78 +740,79 @@ ltl ends { <> ended }
 /* @@script 24 stop */
 /* @@trans 0 down socketing open_socket */
 /* @@trans 1 down down - */
-/* @@trans 2 down socketing next_host */
-/* @@trans 3 down socketing start_second_pass */
-/* @@trans 4 down down end_pass */
-/* @@trans 5 down stopped finish */
-/* @@trans 6 socketing connecting start_connect */
-/* @@trans 7 socketing closing drop */
+/* @@trans 2 down socketing retry_encryption */
+/* @@trans 3 down socketing next_host */
+/* @@trans 4 down socketing start_second_pass */
+/* @@trans 5 down down end_pass */
+/* @@trans 6 down stopped finish */
+/* @@trans 7 socketing connecting start_connect */
 /* @@trans 8 socketing closing drop */
 /* @@trans 9 socketing closing drop */
 /* @@trans 10 socketing closing drop */
-/* @@trans 11 connecting ssl_requesting start_ssl_request */
-/* @@trans 12 connecting authenticating start_session */
-/* @@trans 13 connecting closing drop */
+/* @@trans 11 socketing closing drop */
+/* @@trans 12 connecting ssl_requesting start_ssl_request */
+/* @@trans 13 connecting authenticating start_session */
 /* @@trans 14 connecting closing drop */
 /* @@trans 15 connecting closing drop */
 /* @@trans 16 connecting closing drop */
-/* @@trans 17 ssl_requesting ssl_requesting ssl_answer */
-/* @@trans 18 ssl_requesting ssl_requesting on_sent */
-/* @@trans 19 ssl_requesting ssl_requesting send_out */
-/* @@trans 20 ssl_requesting closing drop */
+/* @@trans 17 connecting closing drop */
+/* @@trans 18 ssl_requesting ssl_requesting ssl_answer */
+/* @@trans 19 ssl_requesting ssl_requesting on_sent */
+/* @@trans 20 ssl_requesting ssl_requesting send_out */
 /* @@trans 21 ssl_requesting closing drop */
 /* @@trans 22 ssl_requesting closing drop */
 /* @@trans 23 ssl_requesting closing drop */
-/* @@trans 24 ssl_requesting handshaking tls_start */
-/* @@trans 25 ssl_requesting ssl_requesting refuse_plaintext */
-/* @@trans 26 ssl_requesting authenticating start_session */
-/* @@trans 27 handshaking handshaking tls_input */
-/* @@trans 28 handshaking handshaking on_sent */
-/* @@trans 29 handshaking handshaking send_out */
-/* @@trans 30 handshaking closing drop */
+/* @@trans 24 ssl_requesting closing drop */
+/* @@trans 25 ssl_requesting handshaking tls_start */
+/* @@trans 26 ssl_requesting ssl_requesting refuse_plaintext */
+/* @@trans 27 ssl_requesting authenticating start_session */
+/* @@trans 28 handshaking handshaking tls_input */
+/* @@trans 29 handshaking handshaking on_sent */
+/* @@trans 30 handshaking handshaking send_out */
 /* @@trans 31 handshaking closing drop */
 /* @@trans 32 handshaking closing drop */
 /* @@trans 33 handshaking closing drop */
-/* @@trans 34 handshaking authenticating start_session */
-/* @@trans 35 authenticating authenticating auth_input */
-/* @@trans 36 authenticating authenticating on_sent */
-/* @@trans 37 authenticating authenticating send_out */
-/* @@trans 38 authenticating closing drop */
+/* @@trans 34 handshaking closing drop */
+/* @@trans 35 handshaking authenticating start_session */
+/* @@trans 36 authenticating authenticating auth_input */
+/* @@trans 37 authenticating authenticating on_sent */
+/* @@trans 38 authenticating authenticating send_out */
 /* @@trans 39 authenticating closing drop */
-/* @@trans 40 authenticating ready session_up */
-/* @@trans 41 authenticating checking_session start_check */
-/* @@trans 42 authenticating authenticating reject_session */
-/* @@trans 43 authenticating closing drop */
+/* @@trans 40 authenticating closing drop */
+/* @@trans 41 authenticating ready session_up */
+/* @@trans 42 authenticating checking_session start_check */
+/* @@trans 43 authenticating authenticating reject_session */
 /* @@trans 44 authenticating closing drop */
-/* @@trans 45 checking_session checking_session check_input */
-/* @@trans 46 checking_session checking_session on_sent */
-/* @@trans 47 checking_session checking_session send_out */
-/* @@trans 48 checking_session closing drop */
+/* @@trans 45 authenticating closing drop */
+/* @@trans 46 checking_session checking_session check_input */
+/* @@trans 47 checking_session checking_session on_sent */
+/* @@trans 48 checking_session checking_session send_out */
 /* @@trans 49 checking_session closing drop */
 /* @@trans 50 checking_session closing drop */
 /* @@trans 51 checking_session closing drop */
-/* @@trans 52 checking_session ready session_up */
-/* @@trans 53 checking_session checking_session reject_session */
-/* @@trans 54 ready ready query_input */
-/* @@trans 55 ready ready on_sent */
-/* @@trans 56 ready busy send_out */
-/* @@trans 57 ready closing drop */
+/* @@trans 52 checking_session closing drop */
+/* @@trans 53 checking_session ready session_up */
+/* @@trans 54 checking_session checking_session reject_session */
+/* @@trans 55 ready ready query_input */
+/* @@trans 56 ready ready on_sent */
+/* @@trans 57 ready busy send_out */
 /* @@trans 58 ready closing drop */
 /* @@trans 59 ready closing drop */
 /* @@trans 60 ready closing drop */
-/* @@trans 61 busy busy query_input */
-/* @@trans 62 busy busy on_sent */
-/* @@trans 63 busy busy send_out */
-/* @@trans 64 busy closing drop */
+/* @@trans 61 ready closing drop */
+/* @@trans 62 busy busy query_input */
+/* @@trans 63 busy busy on_sent */
+/* @@trans 64 busy busy send_out */
 /* @@trans 65 busy closing drop */
-/* @@trans 66 busy ready - */
-/* @@trans 67 busy closing drop */
+/* @@trans 66 busy closing drop */
+/* @@trans 67 busy ready - */
 /* @@trans 68 busy closing drop */
-/* @@trans 69 closing down release */
-/* @@trans 70 closing closing_socket close_socket */
-/* @@trans 71 closing stopped finish */
-/* @@trans 72 closing_socket down release */
-/* @@trans 73 closing_socket stopped finish */
+/* @@trans 69 busy closing drop */
+/* @@trans 70 closing down release */
+/* @@trans 71 closing closing_socket close_socket */
+/* @@trans 72 closing stopped finish */
+/* @@trans 73 closing_socket down release */
+/* @@trans 74 closing_socket stopped finish */
 /* @@event 1 open */
 /* @@event 2 socket_ok */
 /* @@event 3 connect_ok */

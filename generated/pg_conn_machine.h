@@ -107,6 +107,9 @@ int pg_conn_guard_session_fits(const struct iox_pg_conn *ctx, const struct iox_p
 /* the server did not report what target_session_attrs needs (before PostgreSQL 14): ask it with a query */
 int pg_conn_guard_check_needed(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
+/* libpq retries this host with its other sslmode method (once): prefer, and the TLS handshake failed or the server refused the session over TLS (plaintext next); allow, and the server refused the plaintext session (TLS next); not when the pool is stopping */
+int pg_conn_guard_other_encryption(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
 /* the attempt ended before a session was up, the server did not refuse it (no ErrorResponse, no failed authentication), the pool is not stopping, and the pass has a host it has not tried */
 int pg_conn_guard_host_left(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
@@ -175,6 +178,9 @@ int pg_conn_act_check_input(struct iox_pg_conn *ctx, const struct iox_pg_event *
 /* the server is not what target_session_attrs asks: one reason (libpq's words); raises fail */
 int pg_conn_act_reject_session(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
+/* the same host again at once with the other encryption (sslmode allow / prefer): open the socket */
+int pg_conn_act_retry_encryption(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
 /* the pass goes on at once (no backoff) with the next host of its order: open the socket */
 int pg_conn_act_next_host(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
@@ -215,7 +221,7 @@ extern void (*pg_conn_trace)(struct iox_pg_conn *ctx, int from, int event, int t
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/pg_conn.toml:184: -> down, whatever *state holds (it is not read). */
+/* spec/machines/pg_conn.toml:187: -> down, whatever *state holds (it is not read). */
 void pg_conn_init(pg_conn_state_t *state);
 
 #endif /* PG_CONN_MACHINE_H */

@@ -172,6 +172,7 @@ int pg_conn_act_open_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev
     c->fail_msg[0] = c->fail_sqlstate[0] = 0;
     c->was_up = 0;
     c->refused = c->hard = 0;
+    c->tls_attempt = c->tls_failed = 0;
     c->hot_standby = c->read_only = -1;
     c->host = c->order[c->at < p->ci.nhosts ? c->at : 0];
     pg_tls_end(c);
@@ -221,7 +222,31 @@ int pg_conn_act_start_session(struct iox_pg_conn *c, const struct iox_pg_event *
 int pg_conn_guard_wants_tls(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
-    return c->pool->ssl_ctx != NULL && c->pool->sa[c->host].ss_family != AF_UNIX;   /* libpq: no TLS on a socket */
+    const struct iox_pg_pool *p = c->pool;
+    if (!p->ssl_ctx || p->sa[c->host].ss_family == AF_UNIX) return 0;   /* libpq: no TLS on a socket */
+    /* allow: plaintext first, TLS on the retry; prefer: the other way round. */
+    if (p->ci.sslmode == IOX_PG_SSL_ALLOW) return c->second_method;
+    if (p->ci.sslmode == IOX_PG_SSL_PREFER) return !c->second_method;
+    return 1;
+}
+
+int pg_conn_guard_other_encryption(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    const struct iox_pg_pool *p = c->pool;
+    if (p->stopping || c->second_method || !p->ssl_ctx || p->sa[c->host].ss_family == AF_UNIX) return 0;
+    if (p->ci.sslmode == IOX_PG_SSL_PREFER) return c->tls_attempt && (c->tls_failed || c->refused);
+    if (p->ci.sslmode == IOX_PG_SSL_ALLOW) return !c->tls_attempt && c->refused;
+    return 0;
+}
+
+int pg_conn_act_retry_encryption(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    c->second_method = 1;
+    IOX_DEBUG("pg: connection %u: retrying %s port %u %s (sslmode=%s)", c->idx, c->pool->ci.hosts[c->host].host,
+              c->pool->ci.hosts[c->host].port, c->pool->ci.sslmode == IOX_PG_SSL_ALLOW ? "with TLS" : "without TLS",
+              c->pool->ci.sslmode == IOX_PG_SSL_ALLOW ? "allow" : "prefer");
+    return pg_conn_act_open_socket(c, ev);
 }
 
 int pg_conn_guard_tls_required(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
@@ -270,7 +295,8 @@ int pg_conn_act_refuse_plaintext(struct iox_pg_conn *c, const struct iox_pg_even
  * end-of-turn flush sends it), and wait for the server. */
 static int tls_step(struct iox_pg_conn *c, int r)
 {
-    if (r < 0) return PG_CONN_EV_FAIL;
+    c->tls_attempt = 1;
+    if (r < 0) { c->tls_failed = 1; return PG_CONN_EV_FAIL; }
     if (start_send(c) < 0) return PG_CONN_EV_FAIL;
     if (r == 1) return PG_CONN_EV_TLS_DONE;
     return pg_conn_arm_recv(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
@@ -403,8 +429,12 @@ int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
                 set_fail(c, -EACCES, state, "authentication failed for user \"%s\": %s%s", user, msg, hint);
             else
                 set_fail(c, -ECONNREFUSED, state, "the server refused the session for user \"%s\": %s", user, msg);
-            /* One clear line, not one per retry. */
-            if (strcmp(c->pool->last_logged, c->fail_msg)) {
+            /* One clear line, not one per retry; none when sslmode allow /
+             * prefer retries the host the other way (the retry's outcome
+             * is what counts). */
+            if (pg_conn_guard_other_encryption(c, NULL))
+                IOX_DEBUG("pg: %s (retrying with the other sslmode method)", c->fail_msg);
+            else if (strcmp(c->pool->last_logged, c->fail_msg)) {
                 IOX_ERROR("pg: %s", c->fail_msg);
                 snprintf(c->pool->last_logged, sizeof c->pool->last_logged, "%s", c->fail_msg);
             }
@@ -596,7 +626,9 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
         const struct iox_pg_host *h = &p->ci.hosts[c->host];
         uint32_t hash = 2166136261u;      /* FNV-1a of the reason: a reason repeated by every pass is logged once */
         for (const char *s = c->fail_msg; *s; s++) hash = (hash ^ (unsigned char)*s) * 16777619u;
-        if (c->was_up)
+        if (!c->was_up && pg_conn_guard_other_encryption(c, NULL))
+            IOX_DEBUG("pg: %s port %u: %s (retrying with the other sslmode method)", h->host, h->port, c->fail_msg);
+        else if (c->was_up)
             IOX_WARN("pg: connection %u lost: %s (%u quer%s failed)", c->idx, c->fail_msg, nfailed,
                      nfailed == 1 ? "y" : "ies");
         else if (p->logged_hash[c->host] != hash) {
@@ -696,6 +728,7 @@ void pg_pass_begin(struct iox_pg_conn *c)
         }
     c->at = 0;
     c->pass2 = 0;
+    c->second_method = 0;
 }
 
 int pg_conn_guard_host_left(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
@@ -713,6 +746,7 @@ int pg_conn_guard_second_pass(const struct iox_pg_conn *c, const struct iox_pg_e
 int pg_conn_act_next_host(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     c->at++;
+    c->second_method = 0;
     return pg_conn_act_open_socket(c, ev);
 }
 
@@ -720,6 +754,7 @@ int pg_conn_act_start_second_pass(struct iox_pg_conn *c, const struct iox_pg_eve
 {
     c->at = 0;
     c->pass2 = 1;
+    c->second_method = 0;
     IOX_DEBUG("pg: connection %u: no standby answered (target_session_attrs=prefer-standby): any server now", c->idx);
     return pg_conn_act_open_socket(c, ev);
 }

@@ -92,6 +92,10 @@ struct iox_pg_conn {
      * attempt that just ended ends the pass (set by drop). */
     uint8_t order[IOX_PG_MAX_HOSTS];
     uint8_t at, host, pass2, refused, hard;
+    /* sslmode allow / prefer (libpq): second_method — this attempt uses the
+     * other encryption (allow: TLS, prefer: plaintext); tls_attempt: it
+     * negotiated TLS; tls_failed: its handshake failed. */
+    uint8_t second_method, tls_attempt, tls_failed;
     /* What the server is, for target_session_attrs: -1 unknown, 0 off, 1 on
      * (ParameterStatus in_hot_standby / default_transaction_read_only, or
      * the check query's answer). */

@@ -491,6 +491,9 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
         IOX_ERROR("pg: unexpected op %u on connection %u (res %d)", op, c->idx, res);
         return;
     }
+    /* A handshake cut short is a failed handshake (sslmode=prefer retries
+     * the host without TLS, as libpq). */
+    if (c->state == PG_CONN_S_HANDSHAKING) c->tls_failed = 1;
     pg_conn_deliver(c, PG_CONN_EV_IO_ERROR, &ev);
 }
 

@@ -62,7 +62,7 @@ int pg_tls_ctx_open(struct iox_pg_pool *p, char *err, size_t errlen)
     const struct iox_pg_conninfo *ci = &p->ci;
     int tcp = 0;
     for (unsigned i = 0; i < ci->nhosts; i++) tcp |= p->sa[i].ss_family != AF_UNIX;
-    if (ci->sslmode < IOX_PG_SSL_PREFER || !tcp) return 0;   /* libpq: no TLS on Unix sockets */
+    if (ci->sslmode < IOX_PG_SSL_ALLOW || !tcp) return 0;    /* libpq: no TLS on Unix sockets; allow: the retry's */
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     char why[256], path[4096];
     if (!ctx) { ssl_errstr(why, sizeof why); snprintf(err, errlen, "TLS: cannot create a context: %s", why); return -ENOMEM; }
