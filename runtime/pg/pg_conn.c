@@ -485,6 +485,7 @@ int pg_conn_act_session_up(struct iox_pg_conn *c, const struct iox_pg_event *ev)
         p->was_up = 1;
         p->last_error[0] = 0;
         p->last_logged[0] = 0;
+        memset(p->logged_hash, 0, sizeof p->logged_hash);   /* the next outage is logged again */
     }
     pg_pool_take_waiting(p);
     return PG_CONN_EV_NONE;
@@ -640,7 +641,13 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
         } else
             IOX_DEBUG("pg: connect retry to %s port %u failed: %s", h->host, h->port, c->fail_msg);
     }
-    snprintf(p->last_error, sizeof p->last_error, "%s", c->fail_msg);
+    /* For a 503's body: with several hosts, which one said it (a connect
+     * failure names its host already). */
+    if (p->ci.nhosts > 1 && !c->was_up && strncmp(c->fail_msg, "connect to ", 11))
+        snprintf(p->last_error, sizeof p->last_error, "%.100s port %u: %.140s", p->ci.hosts[c->host].host,
+                 p->ci.hosts[c->host].port, c->fail_msg);
+    else
+        snprintf(p->last_error, sizeof p->last_error, "%s", c->fail_msg);
     char msg[PG_ERRMSG + 32];
     snprintf(msg, sizeof msg, "%s%s", c->was_up ? "connection lost: " : "", c->fail_msg);
     struct pg_req *q = c->inflight.head;
