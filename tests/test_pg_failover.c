@@ -184,6 +184,7 @@ IOX_TEST(pg_failover, read_write_follows_the_promotion)
     }
     CU_ASSERT_EQUAL(not_503, 0);
     fprintf(stderr, "[503 body: %.*s] ", (int)strcspn(body, "\n"), body);
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "session is read-only (target_session_attrs=read-write)"));   /* host by host */
     sleep_ms(200);
     CU_ASSERT_EQUAL(selects_on(&standby) - on_standby, 0);
 

@@ -613,6 +613,15 @@ int pg_conn_guard_drained(const struct iox_pg_conn *c, const struct iox_pg_event
 
 /* ---- the end of a session ---- */
 
+/* Append src to the string in dst[0, cap), cut at cap - 1. */
+static void append(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(dst), k = strlen(src);
+    if (k > cap - 1 - n) k = cap - 1 - n;
+    memcpy(dst + n, src, k);
+    dst[n + k] = 0;
+}
+
 int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
@@ -641,13 +650,19 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
         } else
             IOX_DEBUG("pg: connect retry to %s port %u failed: %s", h->host, h->port, c->fail_msg);
     }
-    /* For a 503's body: with several hosts, which one said it (a connect
-     * failure names its host already). */
-    if (p->ci.nhosts > 1 && !c->was_up && strncmp(c->fail_msg, "connect to ", 11))
-        snprintf(p->last_error, sizeof p->last_error, "%.100s port %u: %.140s", p->ci.hosts[c->host].host,
-                 p->ci.hosts[c->host].port, c->fail_msg);
-    else
+    /* For a 503's body: with several hosts, what each host of this pass
+     * said so far (a connect failure names its host already). */
+    if (p->ci.nhosts > 1 && !c->was_up) {
+        char where[300] = "";
+        if (strncmp(c->fail_msg, "connect to ", 11))
+            snprintf(where, sizeof where, "%.200s port %u: ", p->ci.hosts[c->host].host, p->ci.hosts[c->host].port);
+        if (c->pass_err[0]) append(c->pass_err, sizeof c->pass_err, "; ");
+        append(c->pass_err, sizeof c->pass_err, where);
+        append(c->pass_err, sizeof c->pass_err, c->fail_msg);
+        memcpy(p->last_error, c->pass_err, sizeof p->last_error);
+    } else {
         snprintf(p->last_error, sizeof p->last_error, "%s", c->fail_msg);
+    }
     char msg[PG_ERRMSG + 32];
     snprintf(msg, sizeof msg, "%s%s", c->was_up ? "connection lost: " : "", c->fail_msg);
     struct pg_req *q = c->inflight.head;
@@ -736,6 +751,7 @@ void pg_pass_begin(struct iox_pg_conn *c)
     c->at = 0;
     c->pass2 = 0;
     c->second_method = 0;
+    c->pass_err[0] = 0;
 }
 
 int pg_conn_guard_host_left(const struct iox_pg_conn *c, const struct iox_pg_event *ev)

@@ -96,6 +96,7 @@ struct iox_pg_conn {
      * other encryption (allow: TLS, prefer: plaintext); tls_attempt: it
      * negotiated TLS; tls_failed: its handshake failed. */
     uint8_t second_method, tls_attempt, tls_failed;
+    char pass_err[PG_ERRMSG];  /* this pass's reasons, host by host (a 503's body) */
     /* What the server is, for target_session_attrs: -1 unknown, 0 off, 1 on
      * (ParameterStatus in_hot_standby / default_transaction_read_only, or
      * the check query's answer). */
