@@ -70,6 +70,9 @@ byte b_short = 1;  /* budget: short */
 byte b_err = 1;  /* budget: err */
 byte b_shutdown = 1;  /* budget: shutdown */
 byte b_deadline = 1;  /* budget: deadline */
+byte fitv = 0;
+byte chk = 1;
+byte rej = 1;
 byte enc = 1;
 byte hosts = 1;
 byte p2 = 1;
@@ -228,17 +231,17 @@ inline run_action() {
      :: else -> skip
      fi
   :: act == A_start_check ->
-     auth_out = 1;
+     chk--; auth_out = 1;
      skip
   :: act == A_check_input ->
-     arm(OP_recv);
+     arm(OP_recv); if :: fitv = 1 :: fitv = 0 fi;
      if
      :: fu == E_none && true -> fu = E_checked
      :: fu == E_none && true -> fu = E_fail
      :: else -> skip
      fi
   :: act == A_reject_session ->
-     skip;
+     rej = 0;
      if
      :: fu == E_none && true -> fu = E_fail
      :: else -> skip
@@ -250,10 +253,10 @@ inline run_action() {
      hosts--; if :: submit(OP_socket) :: b_err > 0 -> b_err--; raise(E_fail) fi;
      skip
   :: act == A_start_second_pass ->
-     p2--; hosts = 1; if :: submit(OP_socket) :: b_err > 0 -> b_err--; raise(E_fail) fi;
+     p2--; if :: submit(OP_socket) :: b_err > 0 -> b_err--; raise(E_fail) fi;
      skip
   :: act == A_end_pass ->
-     hosts = 1;
+     skip;
      skip
   :: act == A_finish ->
      skip;
@@ -267,8 +270,8 @@ inline guard_ops_in_flight() { gv = (busy() > 0) }
 inline guard_no_socket() { gv = (sock != SOCK_OPEN) }
 inline guard_wants_tls() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_tls_required() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
-inline guard_session_fits() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
-inline guard_check_needed() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
+inline guard_session_fits() { gv = (rej == 0 || (st == S_checking_session && fitv == 1)) }
+inline guard_check_needed() { gv = (chk > 0) }
 inline guard_other_encryption() { gv = (enc > 0) }
 inline guard_host_left() { gv = (hosts > 0) }
 inline guard_second_pass() { gv = (p2 > 0) }
