@@ -283,45 +283,45 @@ inline step() {
   :: st == S_down ->
      if
      :: cur == E_open ->
-        printf("@@t %d %d\n", 0, cur); st = S_socketing; act = A_open_socket  /* spec/machines/pg_conn.toml:94 */
+        printf("@@t %d %d\n", 0, cur); st = S_socketing; act = A_open_socket  /* spec/machines/pg_conn.toml:99 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 1, cur); st = S_down; skip  /* spec/machines/pg_conn.toml:96 */
+        printf("@@t %d %d\n", 1, cur); st = S_down; skip  /* spec/machines/pg_conn.toml:101 */
      :: cur == E_released ->
         guard_other_encryption();
         if
         :: gv ->
-           printf("@@t %d %d\n", 2, cur); st = S_socketing; act = A_retry_encryption  /* spec/machines/pg_conn.toml:98 */
+           printf("@@t %d %d\n", 2, cur); st = S_socketing; act = A_retry_encryption  /* spec/machines/pg_conn.toml:103 */
         :: else ->
            guard_host_left();
            if
            :: gv ->
-              printf("@@t %d %d\n", 3, cur); st = S_socketing; act = A_next_host  /* spec/machines/pg_conn.toml:99 */
+              printf("@@t %d %d\n", 3, cur); st = S_socketing; act = A_next_host  /* spec/machines/pg_conn.toml:104 */
            :: else ->
               guard_second_pass();
               if
               :: gv ->
-                 printf("@@t %d %d\n", 4, cur); st = S_socketing; act = A_start_second_pass  /* spec/machines/pg_conn.toml:100 */
+                 printf("@@t %d %d\n", 4, cur); st = S_socketing; act = A_start_second_pass  /* spec/machines/pg_conn.toml:105 */
               :: else ->
-                 printf("@@t %d %d\n", 5, cur); st = S_down; act = A_end_pass  /* spec/machines/pg_conn.toml:101 */
+                 printf("@@t %d %d\n", 5, cur); st = S_down; act = A_end_pass  /* spec/machines/pg_conn.toml:106 */
               fi
            fi
         fi
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 6, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:95 */
+        printf("@@t %d %d\n", 6, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:100 */
      :: else -> skip /* ignored */
      fi
   :: st == S_socketing ->
      if
      :: cur == E_socket_ok ->
-        printf("@@t %d %d\n", 7, cur); st = S_connecting; act = A_start_connect  /* spec/machines/pg_conn.toml:107 */
+        printf("@@t %d %d\n", 7, cur); st = S_connecting; act = A_start_connect  /* spec/machines/pg_conn.toml:112 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 8, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 8, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:91 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 9, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 9, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:92 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
+        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
+        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: else -> skip /* ignored */
      fi
   :: st == S_connecting ->
@@ -330,168 +330,168 @@ inline step() {
         guard_wants_tls();
         if
         :: gv ->
-           printf("@@t %d %d\n", 12, cur); st = S_ssl_requesting; act = A_start_ssl_request  /* spec/machines/pg_conn.toml:112 */
+           printf("@@t %d %d\n", 12, cur); st = S_ssl_requesting; act = A_start_ssl_request  /* spec/machines/pg_conn.toml:117 */
         :: else ->
-           printf("@@t %d %d\n", 13, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:112 */
+           printf("@@t %d %d\n", 13, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:117 */
         fi
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 14, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 14, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:91 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 15, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 15, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:92 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 16, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
+        printf("@@t %d %d\n", 16, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 17, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
+        printf("@@t %d %d\n", 17, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: else -> skip /* ignored */
      fi
   :: st == S_ssl_requesting ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 18, cur); st = S_ssl_requesting; act = A_ssl_answer  /* spec/machines/pg_conn.toml:117 */
+        printf("@@t %d %d\n", 18, cur); st = S_ssl_requesting; act = A_ssl_answer  /* spec/machines/pg_conn.toml:122 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 19, cur); st = S_ssl_requesting; act = A_on_sent  /* spec/machines/pg_conn.toml:118 */
+        printf("@@t %d %d\n", 19, cur); st = S_ssl_requesting; act = A_on_sent  /* spec/machines/pg_conn.toml:123 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 20, cur); st = S_ssl_requesting; act = A_send_out  /* spec/machines/pg_conn.toml:119 */
+        printf("@@t %d %d\n", 20, cur); st = S_ssl_requesting; act = A_send_out  /* spec/machines/pg_conn.toml:124 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 21, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 21, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:91 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 22, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 22, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:92 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 23, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
+        printf("@@t %d %d\n", 23, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 24, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
+        printf("@@t %d %d\n", 24, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: cur == E_ssl_yes ->
-        printf("@@t %d %d\n", 25, cur); st = S_handshaking; act = A_tls_start  /* spec/machines/pg_conn.toml:120 */
+        printf("@@t %d %d\n", 25, cur); st = S_handshaking; act = A_tls_start  /* spec/machines/pg_conn.toml:125 */
      :: cur == E_ssl_no ->
         guard_tls_required();
         if
         :: gv ->
-           printf("@@t %d %d\n", 26, cur); st = S_ssl_requesting; act = A_refuse_plaintext  /* spec/machines/pg_conn.toml:121 */
+           printf("@@t %d %d\n", 26, cur); st = S_ssl_requesting; act = A_refuse_plaintext  /* spec/machines/pg_conn.toml:126 */
         :: else ->
-           printf("@@t %d %d\n", 27, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:121 */
+           printf("@@t %d %d\n", 27, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:126 */
         fi
      :: else -> skip /* ignored */
      fi
   :: st == S_handshaking ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 28, cur); st = S_handshaking; act = A_tls_input  /* spec/machines/pg_conn.toml:126 */
+        printf("@@t %d %d\n", 28, cur); st = S_handshaking; act = A_tls_input  /* spec/machines/pg_conn.toml:131 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 29, cur); st = S_handshaking; act = A_on_sent  /* spec/machines/pg_conn.toml:127 */
+        printf("@@t %d %d\n", 29, cur); st = S_handshaking; act = A_on_sent  /* spec/machines/pg_conn.toml:132 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 30, cur); st = S_handshaking; act = A_send_out  /* spec/machines/pg_conn.toml:128 */
+        printf("@@t %d %d\n", 30, cur); st = S_handshaking; act = A_send_out  /* spec/machines/pg_conn.toml:133 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 31, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 31, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:91 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 32, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 32, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:92 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 33, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
+        printf("@@t %d %d\n", 33, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 34, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
+        printf("@@t %d %d\n", 34, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: cur == E_tls_done ->
-        printf("@@t %d %d\n", 35, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:129 */
+        printf("@@t %d %d\n", 35, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:134 */
      :: else -> skip /* ignored */
      fi
   :: st == S_authenticating ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 36, cur); st = S_authenticating; act = A_auth_input  /* spec/machines/pg_conn.toml:134 */
+        printf("@@t %d %d\n", 36, cur); st = S_authenticating; act = A_auth_input  /* spec/machines/pg_conn.toml:139 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 37, cur); st = S_authenticating; act = A_on_sent  /* spec/machines/pg_conn.toml:135 */
+        printf("@@t %d %d\n", 37, cur); st = S_authenticating; act = A_on_sent  /* spec/machines/pg_conn.toml:140 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 38, cur); st = S_authenticating; act = A_send_out  /* spec/machines/pg_conn.toml:136 */
+        printf("@@t %d %d\n", 38, cur); st = S_authenticating; act = A_send_out  /* spec/machines/pg_conn.toml:141 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 39, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 39, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:91 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 40, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 40, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:92 */
      :: cur == E_established ->
         guard_session_fits();
         if
         :: gv ->
-           printf("@@t %d %d\n", 41, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:138 */
+           printf("@@t %d %d\n", 41, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:143 */
         :: else ->
            guard_check_needed();
            if
            :: gv ->
-              printf("@@t %d %d\n", 42, cur); st = S_checking_session; act = A_start_check  /* spec/machines/pg_conn.toml:139 */
+              printf("@@t %d %d\n", 42, cur); st = S_checking_session; act = A_start_check  /* spec/machines/pg_conn.toml:144 */
            :: else ->
-              printf("@@t %d %d\n", 43, cur); st = S_authenticating; act = A_reject_session  /* spec/machines/pg_conn.toml:140 */
+              printf("@@t %d %d\n", 43, cur); st = S_authenticating; act = A_reject_session  /* spec/machines/pg_conn.toml:145 */
            fi
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
+        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 45, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
+        printf("@@t %d %d\n", 45, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: else -> skip /* ignored */
      fi
   :: st == S_checking_session ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 46, cur); st = S_checking_session; act = A_check_input  /* spec/machines/pg_conn.toml:146 */
+        printf("@@t %d %d\n", 46, cur); st = S_checking_session; act = A_check_input  /* spec/machines/pg_conn.toml:151 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 47, cur); st = S_checking_session; act = A_on_sent  /* spec/machines/pg_conn.toml:147 */
+        printf("@@t %d %d\n", 47, cur); st = S_checking_session; act = A_on_sent  /* spec/machines/pg_conn.toml:152 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 48, cur); st = S_checking_session; act = A_send_out  /* spec/machines/pg_conn.toml:148 */
+        printf("@@t %d %d\n", 48, cur); st = S_checking_session; act = A_send_out  /* spec/machines/pg_conn.toml:153 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 49, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 49, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:91 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:92 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 51, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
+        printf("@@t %d %d\n", 51, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 52, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
+        printf("@@t %d %d\n", 52, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: cur == E_checked ->
         guard_session_fits();
         if
         :: gv ->
-           printf("@@t %d %d\n", 53, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:149 */
+           printf("@@t %d %d\n", 53, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:154 */
         :: else ->
-           printf("@@t %d %d\n", 54, cur); st = S_checking_session; act = A_reject_session  /* spec/machines/pg_conn.toml:149 */
+           printf("@@t %d %d\n", 54, cur); st = S_checking_session; act = A_reject_session  /* spec/machines/pg_conn.toml:154 */
         fi
      :: else -> skip /* ignored */
      fi
   :: st == S_ready ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 55, cur); st = S_ready; act = A_query_input  /* spec/machines/pg_conn.toml:154 */
+        printf("@@t %d %d\n", 55, cur); st = S_ready; act = A_query_input  /* spec/machines/pg_conn.toml:159 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 56, cur); st = S_ready; act = A_on_sent  /* spec/machines/pg_conn.toml:155 */
+        printf("@@t %d %d\n", 56, cur); st = S_ready; act = A_on_sent  /* spec/machines/pg_conn.toml:160 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 57, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:156 */
+        printf("@@t %d %d\n", 57, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:161 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 58, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 58, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:91 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 59, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 59, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:92 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 60, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
+        printf("@@t %d %d\n", 60, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 61, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
+        printf("@@t %d %d\n", 61, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: else -> skip /* ignored */
      fi
   :: st == S_busy ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 62, cur); st = S_busy; act = A_query_input  /* spec/machines/pg_conn.toml:161 */
+        printf("@@t %d %d\n", 62, cur); st = S_busy; act = A_query_input  /* spec/machines/pg_conn.toml:166 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 63, cur); st = S_busy; act = A_on_sent  /* spec/machines/pg_conn.toml:162 */
+        printf("@@t %d %d\n", 63, cur); st = S_busy; act = A_on_sent  /* spec/machines/pg_conn.toml:167 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 64, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:163 */
+        printf("@@t %d %d\n", 64, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:168 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 65, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:86 */
+        printf("@@t %d %d\n", 65, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:91 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 66, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:87 */
+        printf("@@t %d %d\n", 66, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:92 */
      :: cur == E_input_done ->
         guard_drained();
         if
         :: gv ->
-           printf("@@t %d %d\n", 67, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:164 */
+           printf("@@t %d %d\n", 67, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:169 */
         :: else ->
-           skip /* ignored: spec/machines/pg_conn.toml:164 */
+           skip /* ignored: spec/machines/pg_conn.toml:169 */
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 68, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:88 */
+        printf("@@t %d %d\n", 68, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 69, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:89 */
+        printf("@@t %d %d\n", 69, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing ->
@@ -500,26 +500,26 @@ inline step() {
         guard_ops_in_flight();
         if
         :: gv ->
-           skip /* ignored: spec/machines/pg_conn.toml:170 */
+           skip /* ignored: spec/machines/pg_conn.toml:175 */
         :: else ->
            guard_no_socket();
            if
            :: gv ->
-              printf("@@t %d %d\n", 70, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:171 */
+              printf("@@t %d %d\n", 70, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:176 */
            :: else ->
-              printf("@@t %d %d\n", 71, cur); st = S_closing_socket; act = A_close_socket  /* spec/machines/pg_conn.toml:172 */
+              printf("@@t %d %d\n", 71, cur); st = S_closing_socket; act = A_close_socket  /* spec/machines/pg_conn.toml:177 */
            fi
         fi
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 72, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:174 */
+        printf("@@t %d %d\n", 72, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:179 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing_socket ->
      if
      :: cur == E_closed ->
-        printf("@@t %d %d\n", 73, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:179 */
+        printf("@@t %d %d\n", 73, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:184 */
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 74, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:180 */
+        printf("@@t %d %d\n", 74, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:185 */
      :: else -> skip /* ignored */
      fi
   :: else -> skip /* a final state ignores every event */

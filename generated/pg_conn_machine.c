@@ -74,73 +74,73 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
         switch (from) {
         case PG_CONN_S_DOWN:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:94 */
+            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:99 */
                 *state = PG_CONN_S_SOCKETING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
                 next = pg_conn_act_open_socket(ctx, ev);
                 break;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:96 */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:101 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:103 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:108 */
                 return *state;
-            case PG_CONN_EV_RELEASED: /* spec/machines/pg_conn.toml:97 */
-                if (pg_conn_guard_other_encryption(ctx, ev)) { /* [other_encryption] retry_encryption -> socketing (line 98) */
+            case PG_CONN_EV_RELEASED: /* spec/machines/pg_conn.toml:102 */
+                if (pg_conn_guard_other_encryption(ctx, ev)) { /* [other_encryption] retry_encryption -> socketing (line 103) */
                     *state = PG_CONN_S_SOCKETING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
                     next = pg_conn_act_retry_encryption(ctx, ev);
-                } else if (pg_conn_guard_host_left(ctx, ev)) { /* [host_left] next_host -> socketing (line 99) */
+                } else if (pg_conn_guard_host_left(ctx, ev)) { /* [host_left] next_host -> socketing (line 104) */
                     *state = PG_CONN_S_SOCKETING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
                     next = pg_conn_act_next_host(ctx, ev);
-                } else if (pg_conn_guard_second_pass(ctx, ev)) { /* [second_pass] start_second_pass -> socketing (line 100) */
+                } else if (pg_conn_guard_second_pass(ctx, ev)) { /* [second_pass] start_second_pass -> socketing (line 105) */
                     *state = PG_CONN_S_SOCKETING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
                     next = pg_conn_act_start_second_pass(ctx, ev);
-                } else { /* end_pass (line 101) */
+                } else { /* end_pass (line 106) */
                     *state = PG_CONN_S_DOWN;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                     next = pg_conn_act_end_pass(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:95 */
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:100 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -154,65 +154,65 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_SOCKETING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:107 */
+            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:112 */
                 *state = PG_CONN_S_CONNECTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CONNECTING);
                 next = pg_conn_act_start_connect(ctx, ev);
                 break;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:108 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:113 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:108 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:113 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:108 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:113 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:108 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:113 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:86 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:91 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:87 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:92 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:88 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:89 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -222,72 +222,72 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CONNECTING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:113 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:118 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:112 */
-                if (pg_conn_guard_wants_tls(ctx, ev)) { /* [wants_tls] start_ssl_request -> ssl_requesting (line 112) */
+            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:117 */
+                if (pg_conn_guard_wants_tls(ctx, ev)) { /* [wants_tls] start_ssl_request -> ssl_requesting (line 117) */
                     *state = PG_CONN_S_SSL_REQUESTING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                     next = pg_conn_act_start_ssl_request(ctx, ev);
-                } else { /* start_session -> authenticating (line 112) */
+                } else { /* start_session -> authenticating (line 117) */
                     *state = PG_CONN_S_AUTHENTICATING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                     next = pg_conn_act_start_session(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:113 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:118 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:113 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:118 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:113 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:118 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:86 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:91 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:87 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:92 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:88 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:89 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -297,88 +297,88 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_SSL_REQUESTING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:127 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:122 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:127 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:117 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:122 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_ssl_answer(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:118 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:123 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:119 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:124 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:86 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:91 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:87 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:92 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:88 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:89 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* spec/machines/pg_conn.toml:120 */
+            case PG_CONN_EV_SSL_YES: /* spec/machines/pg_conn.toml:125 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_tls_start(ctx, ev);
                 break;
-            case PG_CONN_EV_SSL_NO: /* spec/machines/pg_conn.toml:121 */
-                if (pg_conn_guard_tls_required(ctx, ev)) { /* [tls_required] refuse_plaintext (line 121) */
+            case PG_CONN_EV_SSL_NO: /* spec/machines/pg_conn.toml:126 */
+                if (pg_conn_guard_tls_required(ctx, ev)) { /* [tls_required] refuse_plaintext (line 126) */
                     *state = PG_CONN_S_SSL_REQUESTING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                     next = pg_conn_act_refuse_plaintext(ctx, ev);
-                } else { /* start_session -> authenticating (line 121) */
+                } else { /* start_session -> authenticating (line 126) */
                     *state = PG_CONN_S_AUTHENTICATING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                     next = pg_conn_act_start_session(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -388,77 +388,77 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_HANDSHAKING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:130 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:135 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:130 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:135 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:126 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:131 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_tls_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:127 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:132 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:128 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:133 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:86 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:91 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:87 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:92 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:88 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:89 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* spec/machines/pg_conn.toml:129 */
+            case PG_CONN_EV_TLS_DONE: /* spec/machines/pg_conn.toml:134 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_start_session(ctx, ev);
                 break;
-            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -468,89 +468,89 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_AUTHENTICATING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:142 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:147 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:142 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:147 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:134 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:139 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_auth_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:135 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:140 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:136 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:141 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:86 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:91 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:87 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:92 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:137 */
-                if (pg_conn_guard_session_fits(ctx, ev)) { /* [session_fits] session_up -> ready (line 138) */
+            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:142 */
+                if (pg_conn_guard_session_fits(ctx, ev)) { /* [session_fits] session_up -> ready (line 143) */
                     *state = PG_CONN_S_READY;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                     next = pg_conn_act_session_up(ctx, ev);
-                } else if (pg_conn_guard_check_needed(ctx, ev)) { /* [check_needed] start_check -> checking_session (line 139) */
+                } else if (pg_conn_guard_check_needed(ctx, ev)) { /* [check_needed] start_check -> checking_session (line 144) */
                     *state = PG_CONN_S_CHECKING_SESSION;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
                     next = pg_conn_act_start_check(ctx, ev);
-                } else { /* reject_session (line 140) */
+                } else { /* reject_session (line 145) */
                     *state = PG_CONN_S_AUTHENTICATING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                     next = pg_conn_act_reject_session(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:88 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:89 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -560,84 +560,84 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CHECKING_SESSION:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:150 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:150 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:155 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:146 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:151 */
                 *state = PG_CONN_S_CHECKING_SESSION;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
                 next = pg_conn_act_check_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:147 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:152 */
                 *state = PG_CONN_S_CHECKING_SESSION;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:148 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:153 */
                 *state = PG_CONN_S_CHECKING_SESSION;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:86 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:91 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:87 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:92 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:88 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:89 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CHECKED: /* spec/machines/pg_conn.toml:149 */
-                if (pg_conn_guard_session_fits(ctx, ev)) { /* [session_fits] session_up -> ready (line 149) */
+            case PG_CONN_EV_CHECKED: /* spec/machines/pg_conn.toml:154 */
+                if (pg_conn_guard_session_fits(ctx, ev)) { /* [session_fits] session_up -> ready (line 154) */
                     *state = PG_CONN_S_READY;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                     next = pg_conn_act_session_up(ctx, ev);
-                } else { /* reject_session (line 149) */
+                } else { /* reject_session (line 154) */
                     *state = PG_CONN_S_CHECKING_SESSION;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
                     next = pg_conn_act_reject_session(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -647,73 +647,73 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_READY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:157 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:162 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:157 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:162 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:154 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:159 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:160 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:156 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:161 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:86 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:91 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:87 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:92 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:88 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:89 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -723,80 +723,80 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_BUSY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:165 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:170 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:165 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:170 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:166 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:162 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:167 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:163 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:168 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:86 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:91 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:87 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:92 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:164 */
-                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 164) */
+            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:169 */
+                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 169) */
                     *state = PG_CONN_S_READY;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
-                } else { /* ignore (line 164) */
+                } else { /* ignore (line 169) */
                     return *state; /* ignored */
                 }
                 break;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:88 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:89 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:95 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -806,58 +806,58 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CLOSING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:169 */
-                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 170) */
+            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:174 */
+                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 175) */
                     return *state; /* ignored */
-                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 171) */
+                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 176) */
                     *state = PG_CONN_S_DOWN;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                     next = pg_conn_act_release(ctx, ev);
-                } else { /* close_socket -> closing_socket (line 172) */
+                } else { /* close_socket -> closing_socket (line 177) */
                     *state = PG_CONN_S_CLOSING_SOCKET;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING_SOCKET);
                     next = pg_conn_act_close_socket(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:175 */
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:180 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:174 */
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:179 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -871,49 +871,49 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CLOSING_SOCKET:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:179 */
+            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:184 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 next = pg_conn_act_release(ctx, ev);
                 break;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:181 */
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:186 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:180 */
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:185 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -941,7 +941,7 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
 
 /* [reuse]: the only writes of the state outside pg_conn_fire(). */
 
-void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:187 */
+void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:192 */
 {
     *state = PG_CONN_S_DOWN;
 }

@@ -221,7 +221,7 @@ extern void (*pg_conn_trace)(struct iox_pg_conn *ctx, int from, int event, int t
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/pg_conn.toml:187: -> down, whatever *state holds (it is not read). */
+/* spec/machines/pg_conn.toml:192: -> down, whatever *state holds (it is not read). */
 void pg_conn_init(pg_conn_state_t *state);
 
 #endif /* PG_CONN_MACHINE_H */
