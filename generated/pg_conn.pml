@@ -10,12 +10,13 @@
 #define S_ssl_requesting 3
 #define S_handshaking 4
 #define S_authenticating 5
-#define S_ready 6
-#define S_busy 7
-#define S_cancelling 8
-#define S_closing 9
-#define S_closing_socket 10
-#define S_stopped 11
+#define S_checking_session 6
+#define S_ready 7
+#define S_busy 8
+#define S_cancelling 9
+#define S_closing 10
+#define S_closing_socket 11
+#define S_stopped 12
 #define E_none 0
 #define E_open 1
 #define E_socket_ok 2
@@ -34,7 +35,9 @@
 #define E_ssl_yes 15
 #define E_ssl_no 16
 #define E_tls_done 17
-#define E_stop 18
+#define E_checked 18
+#define E_released 19
+#define E_stop 20
 #define OP_socket 0
 #define OP_connect 1
 #define OP_recv 2
@@ -69,6 +72,12 @@ byte b_err = 1;  /* budget: err */
 byte b_shutdown = 1;  /* budget: shutdown */
 byte b_deadline = 2;  /* budget: deadline */
 byte zq = 0;
+byte fitv = 0;
+byte chk = 1;
+byte rej = 1;
+byte enc = 1;
+byte hosts = 1;
+byte p2 = 1;
 byte qn = 0;
 byte unsent = 0;
 byte auth_out = 0;
@@ -152,7 +161,14 @@ inline start_send() {
 #define A_drop 15
 #define A_close_socket 16
 #define A_release 17
-#define A_finish 18
+#define A_start_check 18
+#define A_check_input 19
+#define A_reject_session 20
+#define A_retry_encryption 21
+#define A_next_host 22
+#define A_start_second_pass 23
+#define A_end_pass 24
+#define A_finish 25
 byte act;          /* the action the transition asked for */
 
 inline run_action() {
@@ -220,6 +236,37 @@ inline run_action() {
      skip
   :: act == A_release ->
      skip;
+     if
+     :: fu == E_none && true -> fu = E_released
+     :: else -> skip
+     fi
+  :: act == A_start_check ->
+     chk--; auth_out = 1;
+     skip
+  :: act == A_check_input ->
+     arm(OP_recv); if :: fitv = 1 :: fitv = 0 fi;
+     if
+     :: fu == E_none && true -> fu = E_checked
+     :: fu == E_none && true -> fu = E_fail
+     :: else -> skip
+     fi
+  :: act == A_reject_session ->
+     rej = 0;
+     if
+     :: fu == E_none && true -> fu = E_fail
+     :: else -> skip
+     fi
+  :: act == A_retry_encryption ->
+     enc--; if :: submit(OP_socket) :: b_err > 0 -> b_err--; raise(E_fail) fi;
+     skip
+  :: act == A_next_host ->
+     hosts--; if :: submit(OP_socket) :: b_err > 0 -> b_err--; raise(E_fail) fi;
+     skip
+  :: act == A_start_second_pass ->
+     p2--; if :: submit(OP_socket) :: b_err > 0 -> b_err--; raise(E_fail) fi;
+     skip
+  :: act == A_end_pass ->
+     skip;
      skip
   :: act == A_finish ->
      skip;
@@ -234,6 +281,11 @@ inline guard_no_socket() { gv = (sock != SOCK_OPEN) }
 inline guard_wants_tls() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_tls_required() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_cancel_pending() { gv = (zq > 0) }
+inline guard_session_fits() { gv = (rej == 0 || (st == S_checking_session && fitv == 1)) }
+inline guard_check_needed() { gv = (chk > 0) }
+inline guard_other_encryption() { gv = (enc > 0) }
+inline guard_host_left() { gv = (hosts > 0) }
+inline guard_second_pass() { gv = (p2 > 0) }
 
 /* One event from the current state: the transition's alternatives, in
  * spec order; the state is stored before the action runs (as in C). */
@@ -242,25 +294,45 @@ inline step() {
   :: st == S_down ->
      if
      :: cur == E_open ->
-        printf("@@t %d %d\n", 0, cur); st = S_socketing; act = A_open_socket  /* spec/machines/pg_conn.toml:82 */
+        printf("@@t %d %d\n", 0, cur); st = S_socketing; act = A_open_socket  /* spec/machines/pg_conn.toml:101 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 1, cur); st = S_down; skip  /* spec/machines/pg_conn.toml:84 */
+        printf("@@t %d %d\n", 1, cur); st = S_down; skip  /* spec/machines/pg_conn.toml:103 */
+     :: cur == E_released ->
+        guard_other_encryption();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 2, cur); st = S_socketing; act = A_retry_encryption  /* spec/machines/pg_conn.toml:105 */
+        :: else ->
+           guard_host_left();
+           if
+           :: gv ->
+              printf("@@t %d %d\n", 3, cur); st = S_socketing; act = A_next_host  /* spec/machines/pg_conn.toml:106 */
+           :: else ->
+              guard_second_pass();
+              if
+              :: gv ->
+                 printf("@@t %d %d\n", 4, cur); st = S_socketing; act = A_start_second_pass  /* spec/machines/pg_conn.toml:107 */
+              :: else ->
+                 printf("@@t %d %d\n", 5, cur); st = S_down; act = A_end_pass  /* spec/machines/pg_conn.toml:108 */
+              fi
+           fi
+        fi
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 2, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:83 */
+        printf("@@t %d %d\n", 6, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:102 */
      :: else -> skip /* ignored */
      fi
   :: st == S_socketing ->
      if
      :: cur == E_socket_ok ->
-        printf("@@t %d %d\n", 3, cur); st = S_connecting; act = A_start_connect  /* spec/machines/pg_conn.toml:89 */
+        printf("@@t %d %d\n", 7, cur); st = S_connecting; act = A_start_connect  /* spec/machines/pg_conn.toml:114 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 4, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 8, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 5, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 9, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 6, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
+        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:95 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 7, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
+        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:96 */
      :: else -> skip /* ignored */
      fi
   :: st == S_connecting ->
@@ -269,162 +341,200 @@ inline step() {
         guard_wants_tls();
         if
         :: gv ->
-           printf("@@t %d %d\n", 8, cur); st = S_ssl_requesting; act = A_start_ssl_request  /* spec/machines/pg_conn.toml:94 */
+           printf("@@t %d %d\n", 12, cur); st = S_ssl_requesting; act = A_start_ssl_request  /* spec/machines/pg_conn.toml:119 */
         :: else ->
-           printf("@@t %d %d\n", 9, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:94 */
+           printf("@@t %d %d\n", 13, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:119 */
         fi
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 14, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 15, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 12, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
+        printf("@@t %d %d\n", 16, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:95 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 13, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
+        printf("@@t %d %d\n", 17, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:96 */
      :: else -> skip /* ignored */
      fi
   :: st == S_ssl_requesting ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 14, cur); st = S_ssl_requesting; act = A_ssl_answer  /* spec/machines/pg_conn.toml:99 */
+        printf("@@t %d %d\n", 18, cur); st = S_ssl_requesting; act = A_ssl_answer  /* spec/machines/pg_conn.toml:124 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 15, cur); st = S_ssl_requesting; act = A_on_sent  /* spec/machines/pg_conn.toml:100 */
+        printf("@@t %d %d\n", 19, cur); st = S_ssl_requesting; act = A_on_sent  /* spec/machines/pg_conn.toml:125 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 16, cur); st = S_ssl_requesting; act = A_send_out  /* spec/machines/pg_conn.toml:101 */
+        printf("@@t %d %d\n", 20, cur); st = S_ssl_requesting; act = A_send_out  /* spec/machines/pg_conn.toml:126 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 17, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 21, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 18, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 22, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 19, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
+        printf("@@t %d %d\n", 23, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:95 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 20, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
+        printf("@@t %d %d\n", 24, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:96 */
      :: cur == E_ssl_yes ->
-        printf("@@t %d %d\n", 21, cur); st = S_handshaking; act = A_tls_start  /* spec/machines/pg_conn.toml:102 */
+        printf("@@t %d %d\n", 25, cur); st = S_handshaking; act = A_tls_start  /* spec/machines/pg_conn.toml:127 */
      :: cur == E_ssl_no ->
         guard_tls_required();
         if
         :: gv ->
-           printf("@@t %d %d\n", 22, cur); st = S_ssl_requesting; act = A_refuse_plaintext  /* spec/machines/pg_conn.toml:103 */
+           printf("@@t %d %d\n", 26, cur); st = S_ssl_requesting; act = A_refuse_plaintext  /* spec/machines/pg_conn.toml:128 */
         :: else ->
-           printf("@@t %d %d\n", 23, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:103 */
+           printf("@@t %d %d\n", 27, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:128 */
         fi
      :: else -> skip /* ignored */
      fi
   :: st == S_handshaking ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 24, cur); st = S_handshaking; act = A_tls_input  /* spec/machines/pg_conn.toml:108 */
+        printf("@@t %d %d\n", 28, cur); st = S_handshaking; act = A_tls_input  /* spec/machines/pg_conn.toml:133 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 25, cur); st = S_handshaking; act = A_on_sent  /* spec/machines/pg_conn.toml:109 */
+        printf("@@t %d %d\n", 29, cur); st = S_handshaking; act = A_on_sent  /* spec/machines/pg_conn.toml:134 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 26, cur); st = S_handshaking; act = A_send_out  /* spec/machines/pg_conn.toml:110 */
+        printf("@@t %d %d\n", 30, cur); st = S_handshaking; act = A_send_out  /* spec/machines/pg_conn.toml:135 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 27, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 31, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 28, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 32, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 29, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
+        printf("@@t %d %d\n", 33, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:95 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 30, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
+        printf("@@t %d %d\n", 34, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:96 */
      :: cur == E_tls_done ->
-        printf("@@t %d %d\n", 31, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:111 */
+        printf("@@t %d %d\n", 35, cur); st = S_authenticating; act = A_start_session  /* spec/machines/pg_conn.toml:136 */
      :: else -> skip /* ignored */
      fi
   :: st == S_authenticating ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 32, cur); st = S_authenticating; act = A_auth_input  /* spec/machines/pg_conn.toml:116 */
+        printf("@@t %d %d\n", 36, cur); st = S_authenticating; act = A_auth_input  /* spec/machines/pg_conn.toml:141 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 33, cur); st = S_authenticating; act = A_on_sent  /* spec/machines/pg_conn.toml:117 */
+        printf("@@t %d %d\n", 37, cur); st = S_authenticating; act = A_on_sent  /* spec/machines/pg_conn.toml:142 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 34, cur); st = S_authenticating; act = A_send_out  /* spec/machines/pg_conn.toml:118 */
+        printf("@@t %d %d\n", 38, cur); st = S_authenticating; act = A_send_out  /* spec/machines/pg_conn.toml:143 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 35, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 39, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 36, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 40, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: cur == E_established ->
-        printf("@@t %d %d\n", 37, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:119 */
+        guard_session_fits();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 41, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:145 */
+        :: else ->
+           guard_check_needed();
+           if
+           :: gv ->
+              printf("@@t %d %d\n", 42, cur); st = S_checking_session; act = A_start_check  /* spec/machines/pg_conn.toml:146 */
+           :: else ->
+              printf("@@t %d %d\n", 43, cur); st = S_authenticating; act = A_reject_session  /* spec/machines/pg_conn.toml:147 */
+           fi
+        fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 38, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
+        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:95 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 39, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
+        printf("@@t %d %d\n", 45, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:96 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_checking_session ->
+     if
+     :: cur == E_recv ->
+        printf("@@t %d %d\n", 46, cur); st = S_checking_session; act = A_check_input  /* spec/machines/pg_conn.toml:153 */
+     :: cur == E_sent ->
+        printf("@@t %d %d\n", 47, cur); st = S_checking_session; act = A_on_sent  /* spec/machines/pg_conn.toml:154 */
+     :: cur == E_flush ->
+        printf("@@t %d %d\n", 48, cur); st = S_checking_session; act = A_send_out  /* spec/machines/pg_conn.toml:155 */
+     :: cur == E_io_error ->
+        printf("@@t %d %d\n", 49, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
+     :: cur == E_timeout ->
+        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
+     :: cur == E_fail ->
+        printf("@@t %d %d\n", 51, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:95 */
+     :: cur == E_shutdown ->
+        printf("@@t %d %d\n", 52, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:96 */
+     :: cur == E_checked ->
+        guard_session_fits();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 53, cur); st = S_ready; act = A_session_up  /* spec/machines/pg_conn.toml:156 */
+        :: else ->
+           printf("@@t %d %d\n", 54, cur); st = S_checking_session; act = A_reject_session  /* spec/machines/pg_conn.toml:156 */
+        fi
      :: else -> skip /* ignored */
      fi
   :: st == S_ready ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 40, cur); st = S_ready; act = A_query_input  /* spec/machines/pg_conn.toml:124 */
+        printf("@@t %d %d\n", 55, cur); st = S_ready; act = A_query_input  /* spec/machines/pg_conn.toml:161 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 41, cur); st = S_ready; act = A_on_sent  /* spec/machines/pg_conn.toml:125 */
+        printf("@@t %d %d\n", 56, cur); st = S_ready; act = A_on_sent  /* spec/machines/pg_conn.toml:162 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 42, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:126 */
+        printf("@@t %d %d\n", 57, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:163 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 43, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 58, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 44, cur); st = S_cancelling; act = A_cancel_query  /* spec/machines/pg_conn.toml:127 */
+        printf("@@t %d %d\n", 59, cur); st = S_cancelling; act = A_cancel_query  /* spec/machines/pg_conn.toml:164 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 45, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
+        printf("@@t %d %d\n", 60, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:95 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 46, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
+        printf("@@t %d %d\n", 61, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:96 */
      :: else -> skip /* ignored */
      fi
   :: st == S_busy ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 47, cur); st = S_busy; act = A_query_input  /* spec/machines/pg_conn.toml:132 */
+        printf("@@t %d %d\n", 62, cur); st = S_busy; act = A_query_input  /* spec/machines/pg_conn.toml:169 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 48, cur); st = S_busy; act = A_on_sent  /* spec/machines/pg_conn.toml:133 */
+        printf("@@t %d %d\n", 63, cur); st = S_busy; act = A_on_sent  /* spec/machines/pg_conn.toml:170 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 49, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:134 */
+        printf("@@t %d %d\n", 64, cur); st = S_busy; act = A_send_out  /* spec/machines/pg_conn.toml:171 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 65, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 51, cur); st = S_cancelling; act = A_cancel_query  /* spec/machines/pg_conn.toml:136 */
+        printf("@@t %d %d\n", 66, cur); st = S_cancelling; act = A_cancel_query  /* spec/machines/pg_conn.toml:173 */
      :: cur == E_input_done ->
         guard_drained();
         if
         :: gv ->
-           printf("@@t %d %d\n", 52, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:135 */
+           printf("@@t %d %d\n", 67, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:172 */
         :: else ->
-           skip /* ignored: spec/machines/pg_conn.toml:135 */
+           skip /* ignored: spec/machines/pg_conn.toml:172 */
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 53, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
+        printf("@@t %d %d\n", 68, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:95 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 54, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
+        printf("@@t %d %d\n", 69, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:96 */
      :: else -> skip /* ignored */
      fi
   :: st == S_cancelling ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 55, cur); st = S_cancelling; act = A_query_input  /* spec/machines/pg_conn.toml:141 */
+        printf("@@t %d %d\n", 70, cur); st = S_cancelling; act = A_query_input  /* spec/machines/pg_conn.toml:178 */
      :: cur == E_sent ->
-        printf("@@t %d %d\n", 56, cur); st = S_cancelling; act = A_on_sent  /* spec/machines/pg_conn.toml:142 */
+        printf("@@t %d %d\n", 71, cur); st = S_cancelling; act = A_on_sent  /* spec/machines/pg_conn.toml:179 */
      :: cur == E_flush ->
-        printf("@@t %d %d\n", 57, cur); st = S_cancelling; act = A_send_out  /* spec/machines/pg_conn.toml:143 */
+        printf("@@t %d %d\n", 72, cur); st = S_cancelling; act = A_send_out  /* spec/machines/pg_conn.toml:180 */
      :: cur == E_io_error ->
-        printf("@@t %d %d\n", 58, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:74 */
+        printf("@@t %d %d\n", 73, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:93 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 59, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:75 */
+        printf("@@t %d %d\n", 74, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:94 */
      :: cur == E_input_done ->
         guard_cancel_pending();
         if
         :: gv ->
-           skip /* ignored: spec/machines/pg_conn.toml:144 */
+           skip /* ignored: spec/machines/pg_conn.toml:181 */
         :: else ->
            guard_drained();
            if
            :: gv ->
-              printf("@@t %d %d\n", 60, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:144 */
+              printf("@@t %d %d\n", 75, cur); st = S_ready; skip  /* spec/machines/pg_conn.toml:181 */
            :: else ->
-              printf("@@t %d %d\n", 61, cur); st = S_busy; skip  /* spec/machines/pg_conn.toml:144 */
+              printf("@@t %d %d\n", 76, cur); st = S_busy; skip  /* spec/machines/pg_conn.toml:181 */
            fi
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 62, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:76 */
+        printf("@@t %d %d\n", 77, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:95 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 63, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:77 */
+        printf("@@t %d %d\n", 78, cur); st = S_closing; act = A_drop  /* spec/machines/pg_conn.toml:96 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing ->
@@ -433,26 +543,26 @@ inline step() {
         guard_ops_in_flight();
         if
         :: gv ->
-           skip /* ignored: spec/machines/pg_conn.toml:150 */
+           skip /* ignored: spec/machines/pg_conn.toml:187 */
         :: else ->
            guard_no_socket();
            if
            :: gv ->
-              printf("@@t %d %d\n", 64, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:151 */
+              printf("@@t %d %d\n", 79, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:188 */
            :: else ->
-              printf("@@t %d %d\n", 65, cur); st = S_closing_socket; act = A_close_socket  /* spec/machines/pg_conn.toml:152 */
+              printf("@@t %d %d\n", 80, cur); st = S_closing_socket; act = A_close_socket  /* spec/machines/pg_conn.toml:189 */
            fi
         fi
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 66, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:154 */
+        printf("@@t %d %d\n", 81, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:191 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing_socket ->
      if
      :: cur == E_closed ->
-        printf("@@t %d %d\n", 67, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:159 */
+        printf("@@t %d %d\n", 82, cur); st = S_down; act = A_release  /* spec/machines/pg_conn.toml:196 */
      :: cur == E_stop ->
-        printf("@@t %d %d\n", 68, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:160 */
+        printf("@@t %d %d\n", 83, cur); st = S_stopped; act = A_finish  /* spec/machines/pg_conn.toml:197 */
      :: else -> skip /* ignored */
      fi
   :: else -> skip /* a final state ignores every event */
@@ -523,82 +633,87 @@ active proctype ring() {
         if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
         at_srv--; rfq = 1; rfq_total++;
         q0 = E_recv; q1 = E_none
+     :: op_n[OP_recv] > 0 && (st == S_checking_session) ->
+        printf("@@c %d\n", 8);
+        op_n[OP_recv]--; op_fin[OP_recv]++;
+        if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
+        q0 = E_recv; q1 = E_none
      :: op_n[OP_recv] > 0 && b_err > 0 && (st != S_closing) ->
         b_err--;
-        printf("@@c %d\n", 8);
+        printf("@@c %d\n", 9);
         op_n[OP_recv]--; op_fin[OP_recv]++;
         if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
         q0 = E_io_error; q1 = E_none
      :: op_n[OP_recv] > 0 && (st == S_closing) ->
-        printf("@@c %d\n", 9);
+        printf("@@c %d\n", 10);
         op_n[OP_recv]--; op_fin[OP_recv]++;
         if :: op_n[OP_recv] == 0 -> op_cx[OP_recv] = 0 :: else -> skip fi;
         q0 = E_op_done; q1 = E_none
      :: op_n[OP_send] > 0 && (st != S_closing) ->
-        printf("@@c %d\n", 10);
+        printf("@@c %d\n", 11);
         op_n[OP_send]--; op_fin[OP_send]++;
         if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
         sent_full = 1;
         q0 = E_sent; q1 = E_none
      :: op_n[OP_send] > 0 && b_short > 0 && (st != S_closing) ->
         b_short--;
-        printf("@@c %d\n", 11);
+        printf("@@c %d\n", 12);
         op_n[OP_send]--; op_fin[OP_send]++;
         if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
         sent_full = 0;
         q0 = E_sent; q1 = E_none
      :: op_n[OP_send] > 0 && b_err > 0 && (st != S_closing) ->
         b_err--;
-        printf("@@c %d\n", 12);
+        printf("@@c %d\n", 13);
         op_n[OP_send]--; op_fin[OP_send]++;
         if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
         q0 = E_io_error; q1 = E_none
      :: op_n[OP_send] > 0 && (st == S_closing) ->
-        printf("@@c %d\n", 13);
+        printf("@@c %d\n", 14);
         op_n[OP_send]--; op_fin[OP_send]++;
         if :: op_n[OP_send] == 0 -> op_cx[OP_send] = 0 :: else -> skip fi;
         q0 = E_op_done; q1 = E_none
      :: op_n[OP_cancel] > 0 && (st != S_closing) ->
-        printf("@@c %d\n", 14);
+        printf("@@c %d\n", 15);
         op_n[OP_cancel]--; op_fin[OP_cancel]++;
         if :: op_n[OP_cancel] == 0 -> op_cx[OP_cancel] = 0 :: else -> skip fi;
         q0 = E_none; q1 = E_none
      :: op_n[OP_cancel] > 0 && (st == S_closing) ->
-        printf("@@c %d\n", 15);
+        printf("@@c %d\n", 16);
         op_n[OP_cancel]--; op_fin[OP_cancel]++;
         if :: op_n[OP_cancel] == 0 -> op_cx[OP_cancel] = 0 :: else -> skip fi;
         q0 = E_op_done; q1 = E_none
      :: op_n[OP_close] > 0 ->
-        printf("@@c %d\n", 16);
+        printf("@@c %d\n", 17);
         op_n[OP_close]--; op_fin[OP_close]++;
         if :: op_n[OP_close] == 0 -> op_cx[OP_close] = 0 :: else -> skip fi;
         sock_closed();
         q0 = E_closed; q1 = E_none
      :: !in_final() && b_q > 0 && (st == S_ready || st == S_busy) ->
         b_q--;
-        printf("@@c %d\n", 17);
+        printf("@@c %d\n", 18);
         qn++; unsent++; syncs++; assigned++;
         q0 = E_none; q1 = E_none
      :: !in_final() && ((unsent > 0 || auth_out) && inflight(OP_send) == 0 && sock == SOCK_OPEN) ->
-        printf("@@c %d\n", 18);
+        printf("@@c %d\n", 19);
         q0 = E_flush; q1 = E_none
      :: !in_final() && b_sessions > 0 && (st == S_down && b_shutdown > 0) ->
         b_sessions--;
-        printf("@@c %d\n", 19);
-        q0 = E_open; q1 = E_none
-     :: timeout && !in_final() && (st == S_socketing || st == S_connecting || st == S_ssl_requesting || st == S_handshaking || st == S_authenticating || st == S_ready || st == S_busy || st == S_cancelling) ->
         printf("@@c %d\n", 20);
+        q0 = E_open; q1 = E_none
+     :: timeout && !in_final() && (st == S_socketing || st == S_connecting || st == S_ssl_requesting || st == S_handshaking || st == S_authenticating || st == S_checking_session || st == S_ready || st == S_busy || st == S_cancelling) ->
+        printf("@@c %d\n", 21);
         q0 = E_timeout; q1 = E_none
      :: !in_final() && b_deadline > 0 ->
         b_deadline--;
-        printf("@@c %d\n", 21);
+        printf("@@c %d\n", 22);
         q0 = E_timeout; q1 = E_none
      :: !in_final() && b_shutdown > 0 ->
         b_shutdown--;
-        printf("@@c %d\n", 22);
+        printf("@@c %d\n", 23);
         q0 = E_shutdown; q1 = E_none
      :: timeout && !in_final() && (st == S_down || st == S_closing || st == S_closing_socket) && (busy() == 0) ->
-        printf("@@c %d\n", 23);
+        printf("@@c %d\n", 24);
         q0 = E_stop; q1 = E_none
      fi;
      /* dispatch: each event with its follow-ups (NAME_fire) */
@@ -652,91 +767,107 @@ ltl ends { <> ended }
 /* @@script 5 connect -ECANCELED */
 /* @@script 6 recv "R\0\0\0\10\0\0\0\0" */
 /* @@script 7 recv "Z\0\0\0\5I" */
-/* @@script 8 recv 0 */
-/* @@script 9 recv -ECANCELED */
-/* @@script 10 send all */
-/* @@script 11 send 5/9 */
-/* @@script 12 send -EPIPE */
-/* @@script 13 send -ECANCELED */
-/* @@script 14 cancel 0 */
+/* @@script 8 recv "T..D..C..Z\0\0\0\5I" (the session check) */
+/* @@script 9 recv 0 */
+/* @@script 10 recv -ECANCELED */
+/* @@script 11 send all */
+/* @@script 12 send 5/9 */
+/* @@script 13 send -EPIPE */
+/* @@script 14 send -ECANCELED */
 /* @@script 15 cancel 0 */
-/* @@script 16 close 0 */
-/* @@script 17 query */
-/* @@script 18 (end of turn: flush) */
-/* @@script 19 open */
-/* @@script 20 timeout */
+/* @@script 16 cancel 0 */
+/* @@script 17 close 0 */
+/* @@script 18 query */
+/* @@script 19 (end of turn: flush) */
+/* @@script 20 open */
 /* @@script 21 timeout */
-/* @@script 22 shutdown */
-/* @@script 23 stop */
+/* @@script 22 timeout */
+/* @@script 23 shutdown */
+/* @@script 24 stop */
 /* @@trans 0 down socketing open_socket */
 /* @@trans 1 down down - */
-/* @@trans 2 down stopped finish */
-/* @@trans 3 socketing connecting start_connect */
-/* @@trans 4 socketing closing drop */
-/* @@trans 5 socketing closing drop */
-/* @@trans 6 socketing closing drop */
-/* @@trans 7 socketing closing drop */
-/* @@trans 8 connecting ssl_requesting start_ssl_request */
-/* @@trans 9 connecting authenticating start_session */
-/* @@trans 10 connecting closing drop */
-/* @@trans 11 connecting closing drop */
-/* @@trans 12 connecting closing drop */
-/* @@trans 13 connecting closing drop */
-/* @@trans 14 ssl_requesting ssl_requesting ssl_answer */
-/* @@trans 15 ssl_requesting ssl_requesting on_sent */
-/* @@trans 16 ssl_requesting ssl_requesting send_out */
-/* @@trans 17 ssl_requesting closing drop */
-/* @@trans 18 ssl_requesting closing drop */
-/* @@trans 19 ssl_requesting closing drop */
-/* @@trans 20 ssl_requesting closing drop */
-/* @@trans 21 ssl_requesting handshaking tls_start */
-/* @@trans 22 ssl_requesting ssl_requesting refuse_plaintext */
-/* @@trans 23 ssl_requesting authenticating start_session */
-/* @@trans 24 handshaking handshaking tls_input */
-/* @@trans 25 handshaking handshaking on_sent */
-/* @@trans 26 handshaking handshaking send_out */
-/* @@trans 27 handshaking closing drop */
-/* @@trans 28 handshaking closing drop */
-/* @@trans 29 handshaking closing drop */
-/* @@trans 30 handshaking closing drop */
-/* @@trans 31 handshaking authenticating start_session */
-/* @@trans 32 authenticating authenticating auth_input */
-/* @@trans 33 authenticating authenticating on_sent */
-/* @@trans 34 authenticating authenticating send_out */
-/* @@trans 35 authenticating closing drop */
-/* @@trans 36 authenticating closing drop */
-/* @@trans 37 authenticating ready session_up */
-/* @@trans 38 authenticating closing drop */
+/* @@trans 2 down socketing retry_encryption */
+/* @@trans 3 down socketing next_host */
+/* @@trans 4 down socketing start_second_pass */
+/* @@trans 5 down down end_pass */
+/* @@trans 6 down stopped finish */
+/* @@trans 7 socketing connecting start_connect */
+/* @@trans 8 socketing closing drop */
+/* @@trans 9 socketing closing drop */
+/* @@trans 10 socketing closing drop */
+/* @@trans 11 socketing closing drop */
+/* @@trans 12 connecting ssl_requesting start_ssl_request */
+/* @@trans 13 connecting authenticating start_session */
+/* @@trans 14 connecting closing drop */
+/* @@trans 15 connecting closing drop */
+/* @@trans 16 connecting closing drop */
+/* @@trans 17 connecting closing drop */
+/* @@trans 18 ssl_requesting ssl_requesting ssl_answer */
+/* @@trans 19 ssl_requesting ssl_requesting on_sent */
+/* @@trans 20 ssl_requesting ssl_requesting send_out */
+/* @@trans 21 ssl_requesting closing drop */
+/* @@trans 22 ssl_requesting closing drop */
+/* @@trans 23 ssl_requesting closing drop */
+/* @@trans 24 ssl_requesting closing drop */
+/* @@trans 25 ssl_requesting handshaking tls_start */
+/* @@trans 26 ssl_requesting ssl_requesting refuse_plaintext */
+/* @@trans 27 ssl_requesting authenticating start_session */
+/* @@trans 28 handshaking handshaking tls_input */
+/* @@trans 29 handshaking handshaking on_sent */
+/* @@trans 30 handshaking handshaking send_out */
+/* @@trans 31 handshaking closing drop */
+/* @@trans 32 handshaking closing drop */
+/* @@trans 33 handshaking closing drop */
+/* @@trans 34 handshaking closing drop */
+/* @@trans 35 handshaking authenticating start_session */
+/* @@trans 36 authenticating authenticating auth_input */
+/* @@trans 37 authenticating authenticating on_sent */
+/* @@trans 38 authenticating authenticating send_out */
 /* @@trans 39 authenticating closing drop */
-/* @@trans 40 ready ready query_input */
-/* @@trans 41 ready ready on_sent */
-/* @@trans 42 ready busy send_out */
-/* @@trans 43 ready closing drop */
-/* @@trans 44 ready cancelling cancel_query */
-/* @@trans 45 ready closing drop */
-/* @@trans 46 ready closing drop */
-/* @@trans 47 busy busy query_input */
-/* @@trans 48 busy busy on_sent */
-/* @@trans 49 busy busy send_out */
-/* @@trans 50 busy closing drop */
-/* @@trans 51 busy cancelling cancel_query */
-/* @@trans 52 busy ready - */
-/* @@trans 53 busy closing drop */
-/* @@trans 54 busy closing drop */
-/* @@trans 55 cancelling cancelling query_input */
-/* @@trans 56 cancelling cancelling on_sent */
-/* @@trans 57 cancelling cancelling send_out */
-/* @@trans 58 cancelling closing drop */
-/* @@trans 59 cancelling closing drop */
-/* @@trans 60 cancelling ready - */
-/* @@trans 61 cancelling busy - */
-/* @@trans 62 cancelling closing drop */
-/* @@trans 63 cancelling closing drop */
-/* @@trans 64 closing down release */
-/* @@trans 65 closing closing_socket close_socket */
-/* @@trans 66 closing stopped finish */
-/* @@trans 67 closing_socket down release */
-/* @@trans 68 closing_socket stopped finish */
+/* @@trans 40 authenticating closing drop */
+/* @@trans 41 authenticating ready session_up */
+/* @@trans 42 authenticating checking_session start_check */
+/* @@trans 43 authenticating authenticating reject_session */
+/* @@trans 44 authenticating closing drop */
+/* @@trans 45 authenticating closing drop */
+/* @@trans 46 checking_session checking_session check_input */
+/* @@trans 47 checking_session checking_session on_sent */
+/* @@trans 48 checking_session checking_session send_out */
+/* @@trans 49 checking_session closing drop */
+/* @@trans 50 checking_session closing drop */
+/* @@trans 51 checking_session closing drop */
+/* @@trans 52 checking_session closing drop */
+/* @@trans 53 checking_session ready session_up */
+/* @@trans 54 checking_session checking_session reject_session */
+/* @@trans 55 ready ready query_input */
+/* @@trans 56 ready ready on_sent */
+/* @@trans 57 ready busy send_out */
+/* @@trans 58 ready closing drop */
+/* @@trans 59 ready cancelling cancel_query */
+/* @@trans 60 ready closing drop */
+/* @@trans 61 ready closing drop */
+/* @@trans 62 busy busy query_input */
+/* @@trans 63 busy busy on_sent */
+/* @@trans 64 busy busy send_out */
+/* @@trans 65 busy closing drop */
+/* @@trans 66 busy cancelling cancel_query */
+/* @@trans 67 busy ready - */
+/* @@trans 68 busy closing drop */
+/* @@trans 69 busy closing drop */
+/* @@trans 70 cancelling cancelling query_input */
+/* @@trans 71 cancelling cancelling on_sent */
+/* @@trans 72 cancelling cancelling send_out */
+/* @@trans 73 cancelling closing drop */
+/* @@trans 74 cancelling closing drop */
+/* @@trans 75 cancelling ready - */
+/* @@trans 76 cancelling busy - */
+/* @@trans 77 cancelling closing drop */
+/* @@trans 78 cancelling closing drop */
+/* @@trans 79 closing down release */
+/* @@trans 80 closing closing_socket close_socket */
+/* @@trans 81 closing stopped finish */
+/* @@trans 82 closing_socket down release */
+/* @@trans 83 closing_socket stopped finish */
 /* @@event 1 open */
 /* @@event 2 socket_ok */
 /* @@event 3 connect_ok */
@@ -754,4 +885,6 @@ ltl ends { <> ended }
 /* @@event 15 ssl_yes */
 /* @@event 16 ssl_no */
 /* @@event 17 tls_done */
-/* @@event 18 stop */
+/* @@event 18 checked */
+/* @@event 19 released */
+/* @@event 20 stop */

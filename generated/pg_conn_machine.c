@@ -13,6 +13,7 @@ const char *const pg_conn_state_names[PG_CONN_STATE_COUNT] = {
     [PG_CONN_S_SSL_REQUESTING] = "ssl_requesting",
     [PG_CONN_S_HANDSHAKING] = "handshaking",
     [PG_CONN_S_AUTHENTICATING] = "authenticating",
+    [PG_CONN_S_CHECKING_SESSION] = "checking_session",
     [PG_CONN_S_READY] = "ready",
     [PG_CONN_S_BUSY] = "busy",
     [PG_CONN_S_CANCELLING] = "cancelling",
@@ -40,6 +41,8 @@ const char *const pg_conn_event_names[PG_CONN_EVENT_COUNT] = {
     [PG_CONN_EV_SSL_YES] = "ssl_yes",
     [PG_CONN_EV_SSL_NO] = "ssl_no",
     [PG_CONN_EV_TLS_DONE] = "tls_done",
+    [PG_CONN_EV_CHECKED] = "checked",
+    [PG_CONN_EV_RELEASED] = "released",
     [PG_CONN_EV_STOP] = "stop",
 };
 
@@ -72,48 +75,73 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
         switch (from) {
         case PG_CONN_S_DOWN:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:82 */
+            case PG_CONN_EV_OPEN: /* spec/machines/pg_conn.toml:101 */
                 *state = PG_CONN_S_SOCKETING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
                 next = pg_conn_act_open_socket(ctx, ev);
                 break;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:84 */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:103 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:85 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:110 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:83 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:110 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* spec/machines/pg_conn.toml:104 */
+                if (pg_conn_guard_other_encryption(ctx, ev)) { /* [other_encryption] retry_encryption -> socketing (line 105) */
+                    *state = PG_CONN_S_SOCKETING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
+                    next = pg_conn_act_retry_encryption(ctx, ev);
+                } else if (pg_conn_guard_host_left(ctx, ev)) { /* [host_left] next_host -> socketing (line 106) */
+                    *state = PG_CONN_S_SOCKETING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
+                    next = pg_conn_act_next_host(ctx, ev);
+                } else if (pg_conn_guard_second_pass(ctx, ev)) { /* [second_pass] start_second_pass -> socketing (line 107) */
+                    *state = PG_CONN_S_SOCKETING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_SOCKETING);
+                    next = pg_conn_act_start_second_pass(ctx, ev);
+                } else { /* end_pass (line 108) */
+                    *state = PG_CONN_S_DOWN;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
+                    next = pg_conn_act_end_pass(ctx, ev);
+                }
+                break;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:102 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -127,61 +155,65 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_SOCKETING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:89 */
+            case PG_CONN_EV_SOCKET_OK: /* spec/machines/pg_conn.toml:114 */
                 *state = PG_CONN_S_CONNECTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CONNECTING);
                 next = pg_conn_act_start_connect(ctx, ev);
                 break;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:115 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:115 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:115 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:90 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:115 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:95 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:96 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -191,68 +223,72 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CONNECTING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:95 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:120 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:94 */
-                if (pg_conn_guard_wants_tls(ctx, ev)) { /* [wants_tls] start_ssl_request -> ssl_requesting (line 94) */
+            case PG_CONN_EV_CONNECT_OK: /* spec/machines/pg_conn.toml:119 */
+                if (pg_conn_guard_wants_tls(ctx, ev)) { /* [wants_tls] start_ssl_request -> ssl_requesting (line 119) */
                     *state = PG_CONN_S_SSL_REQUESTING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                     next = pg_conn_act_start_ssl_request(ctx, ev);
-                } else { /* start_session -> authenticating (line 94) */
+                } else { /* start_session -> authenticating (line 119) */
                     *state = PG_CONN_S_AUTHENTICATING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                     next = pg_conn_act_start_session(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:95 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:120 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:95 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:120 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:95 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:120 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:95 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:96 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -262,84 +298,88 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_SSL_REQUESTING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:104 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:129 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:104 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:129 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:99 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:124 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_ssl_answer(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:100 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:125 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:101 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:126 */
                 *state = PG_CONN_S_SSL_REQUESTING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:95 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:96 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* spec/machines/pg_conn.toml:102 */
+            case PG_CONN_EV_SSL_YES: /* spec/machines/pg_conn.toml:127 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_tls_start(ctx, ev);
                 break;
-            case PG_CONN_EV_SSL_NO: /* spec/machines/pg_conn.toml:103 */
-                if (pg_conn_guard_tls_required(ctx, ev)) { /* [tls_required] refuse_plaintext (line 103) */
+            case PG_CONN_EV_SSL_NO: /* spec/machines/pg_conn.toml:128 */
+                if (pg_conn_guard_tls_required(ctx, ev)) { /* [tls_required] refuse_plaintext (line 128) */
                     *state = PG_CONN_S_SSL_REQUESTING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_SSL_REQUESTING);
                     next = pg_conn_act_refuse_plaintext(ctx, ev);
-                } else { /* start_session -> authenticating (line 103) */
+                } else { /* start_session -> authenticating (line 128) */
                     *state = PG_CONN_S_AUTHENTICATING;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                     next = pg_conn_act_start_session(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -349,73 +389,77 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_HANDSHAKING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:112 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:137 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:112 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:137 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:108 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:133 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_tls_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:109 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:134 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:110 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:135 */
                 *state = PG_CONN_S_HANDSHAKING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_HANDSHAKING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:95 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:96 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* spec/machines/pg_conn.toml:111 */
+            case PG_CONN_EV_TLS_DONE: /* spec/machines/pg_conn.toml:136 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_start_session(ctx, ev);
                 break;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -425,73 +469,176 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_AUTHENTICATING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:120 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:120 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:149 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:116 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:141 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_auth_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:117 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:142 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:118 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:143 */
                 *state = PG_CONN_S_AUTHENTICATING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:119 */
-                *state = PG_CONN_S_READY;
-                if (pg_conn_trace)
-                    pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
-                next = pg_conn_act_session_up(ctx, ev);
+            case PG_CONN_EV_ESTABLISHED: /* spec/machines/pg_conn.toml:144 */
+                if (pg_conn_guard_session_fits(ctx, ev)) { /* [session_fits] session_up -> ready (line 145) */
+                    *state = PG_CONN_S_READY;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
+                    next = pg_conn_act_session_up(ctx, ev);
+                } else if (pg_conn_guard_check_needed(ctx, ev)) { /* [check_needed] start_check -> checking_session (line 146) */
+                    *state = PG_CONN_S_CHECKING_SESSION;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
+                    next = pg_conn_act_start_check(ctx, ev);
+                } else { /* reject_session (line 147) */
+                    *state = PG_CONN_S_AUTHENTICATING;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_AUTHENTICATING);
+                    next = pg_conn_act_reject_session(ctx, ev);
+                }
                 break;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:95 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:96 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_NONE:
+            case PG_CONN_EVENT_COUNT:
+            default:
+                pg_conn_bug("unreachable event", from, e);
+            }
+            break;
+        case PG_CONN_S_CHECKING_SESSION:
+            switch (e) {
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:157 */
+                return *state;
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:157 */
+                return *state;
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:153 */
+                *state = PG_CONN_S_CHECKING_SESSION;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
+                next = pg_conn_act_check_input(ctx, ev);
+                break;
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:154 */
+                *state = PG_CONN_S_CHECKING_SESSION;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
+                next = pg_conn_act_on_sent(ctx, ev);
+                break;
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:155 */
+                *state = PG_CONN_S_CHECKING_SESSION;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
+                next = pg_conn_act_send_out(ctx, ev);
+                break;
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:93 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:94 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:95 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:96 [any] */
+                *state = PG_CONN_S_CLOSING;
+                if (pg_conn_trace)
+                    pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
+                next = pg_conn_act_drop(ctx, ev);
+                break;
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_CHECKED: /* spec/machines/pg_conn.toml:156 */
+                if (pg_conn_guard_session_fits(ctx, ev)) { /* [session_fits] session_up -> ready (line 156) */
+                    *state = PG_CONN_S_READY;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
+                    next = pg_conn_act_session_up(ctx, ev);
+                } else { /* reject_session (line 156) */
+                    *state = PG_CONN_S_CHECKING_SESSION;
+                    if (pg_conn_trace)
+                        pg_conn_trace(ctx, from, e, PG_CONN_S_CHECKING_SESSION);
+                    next = pg_conn_act_reject_session(ctx, ev);
+                }
+                break;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -501,69 +648,73 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_READY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:128 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:165 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:128 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:165 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:124 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:161 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:125 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:162 */
                 *state = PG_CONN_S_READY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:126 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:163 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:127 */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:164 */
                 *state = PG_CONN_S_CANCELLING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CANCELLING);
                 next = pg_conn_act_cancel_query(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:95 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:96 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -573,76 +724,80 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_BUSY:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:137 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:174 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:137 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:174 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:132 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:169 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:133 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:170 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:134 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:171 */
                 *state = PG_CONN_S_BUSY;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:136 */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:173 */
                 *state = PG_CONN_S_CANCELLING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CANCELLING);
                 next = pg_conn_act_cancel_query(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:135 */
-                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 135) */
+            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:172 */
+                if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 172) */
                     *state = PG_CONN_S_READY;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
-                } else { /* ignore (line 135) */
+                } else { /* ignore (line 172) */
                     return *state; /* ignored */
                 }
                 break;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:95 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:96 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -652,80 +807,84 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CANCELLING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:145 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:182 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:145 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:182 */
                 return *state;
-            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:141 */
+            case PG_CONN_EV_RECV: /* spec/machines/pg_conn.toml:178 */
                 *state = PG_CONN_S_CANCELLING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CANCELLING);
                 next = pg_conn_act_query_input(ctx, ev);
                 break;
-            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:142 */
+            case PG_CONN_EV_SENT: /* spec/machines/pg_conn.toml:179 */
                 *state = PG_CONN_S_CANCELLING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CANCELLING);
                 next = pg_conn_act_on_sent(ctx, ev);
                 break;
-            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:143 */
+            case PG_CONN_EV_FLUSH: /* spec/machines/pg_conn.toml:180 */
                 *state = PG_CONN_S_CANCELLING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CANCELLING);
                 next = pg_conn_act_send_out(ctx, ev);
                 break;
-            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:74 [any] */
+            case PG_CONN_EV_IO_ERROR: /* spec/machines/pg_conn.toml:93 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:75 [any] */
+            case PG_CONN_EV_TIMEOUT: /* spec/machines/pg_conn.toml:94 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:144 */
-                if (pg_conn_guard_cancel_pending(ctx, ev)) { /* [cancel_pending] ignore (line 144) */
+            case PG_CONN_EV_INPUT_DONE: /* spec/machines/pg_conn.toml:181 */
+                if (pg_conn_guard_cancel_pending(ctx, ev)) { /* [cancel_pending] ignore (line 181) */
                     return *state; /* ignored */
-                } else if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 144) */
+                } else if (pg_conn_guard_drained(ctx, ev)) { /* [drained] -> ready (line 181) */
                     *state = PG_CONN_S_READY;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_READY);
-                } else { /* -> busy (line 144) */
+                } else { /* -> busy (line 181) */
                     *state = PG_CONN_S_BUSY;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_BUSY);
                 }
                 break;
-            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:76 [any] */
+            case PG_CONN_EV_FAIL: /* spec/machines/pg_conn.toml:95 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:77 [any] */
+            case PG_CONN_EV_SHUTDOWN: /* spec/machines/pg_conn.toml:96 [any] */
                 *state = PG_CONN_S_CLOSING;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING);
                 next = pg_conn_act_drop(ctx, ev);
                 break;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
-            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:78 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:97 */
+                return *state;
+            case PG_CONN_EV_STOP: /* ignored: spec/machines/pg_conn.toml:97 */
                 return *state;
             case PG_CONN_EV_NONE:
             case PG_CONN_EVENT_COUNT:
@@ -735,54 +894,58 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CLOSING:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:149 */
-                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 150) */
+            case PG_CONN_EV_OP_DONE: /* spec/machines/pg_conn.toml:186 */
+                if (pg_conn_guard_ops_in_flight(ctx, ev)) { /* [ops_in_flight] ignore (line 187) */
                     return *state; /* ignored */
-                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 151) */
+                } else if (pg_conn_guard_no_socket(ctx, ev)) { /* [no_socket] release -> down (line 188) */
                     *state = PG_CONN_S_DOWN;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                     next = pg_conn_act_release(ctx, ev);
-                } else { /* close_socket -> closing_socket (line 152) */
+                } else { /* close_socket -> closing_socket (line 189) */
                     *state = PG_CONN_S_CLOSING_SOCKET;
                     if (pg_conn_trace)
                         pg_conn_trace(ctx, from, e, PG_CONN_S_CLOSING_SOCKET);
                     next = pg_conn_act_close_socket(ctx, ev);
                 }
                 break;
-            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_CLOSED: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:155 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:192 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:154 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:192 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:192 */
+                return *state;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:191 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -796,45 +959,49 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
             break;
         case PG_CONN_S_CLOSING_SOCKET:
             switch (e) {
-            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_OPEN: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_SOCKET_OK: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_CONNECT_OK: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_RECV: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_SENT: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_FLUSH: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_IO_ERROR: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_TIMEOUT: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_ESTABLISHED: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_INPUT_DONE: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_FAIL: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_SHUTDOWN: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_OP_DONE: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:159 */
+            case PG_CONN_EV_CLOSED: /* spec/machines/pg_conn.toml:196 */
                 *state = PG_CONN_S_DOWN;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_DOWN);
                 next = pg_conn_act_release(ctx, ev);
                 break;
-            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_SSL_YES: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_SSL_NO: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:161 */
+            case PG_CONN_EV_TLS_DONE: /* ignored: spec/machines/pg_conn.toml:198 */
                 return *state;
-            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:160 */
+            case PG_CONN_EV_CHECKED: /* ignored: spec/machines/pg_conn.toml:198 */
+                return *state;
+            case PG_CONN_EV_RELEASED: /* ignored: spec/machines/pg_conn.toml:198 */
+                return *state;
+            case PG_CONN_EV_STOP: /* spec/machines/pg_conn.toml:197 */
                 *state = PG_CONN_S_STOPPED;
                 if (pg_conn_trace)
                     pg_conn_trace(ctx, from, e, PG_CONN_S_STOPPED);
@@ -862,7 +1029,7 @@ int pg_conn_fire(struct iox_pg_conn *ctx, pg_conn_state_t *state, int event,
 
 /* [reuse]: the only writes of the state outside pg_conn_fire(). */
 
-void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:167 */
+void pg_conn_init(pg_conn_state_t *state) /* spec/machines/pg_conn.toml:204 */
 {
     *state = PG_CONN_S_DOWN;
 }

@@ -28,6 +28,7 @@ enum __attribute__((packed)) pg_conn_state {
     PG_CONN_S_SSL_REQUESTING, /* SSLRequest sent: waiting for the server's one-byte answer */
     PG_CONN_S_HANDSHAKING, /* the TLS handshake runs: ciphertext moves between the ring's buffers and the memory BIOs */
     PG_CONN_S_AUTHENTICATING, /* startup sent: answering the server's authentication request until ReadyForQuery */
+    PG_CONN_S_CHECKING_SESSION, /* authenticated; the server is asked what it is before the session takes any query (target_session_attrs) */
     PG_CONN_S_READY, /* session up, no query in flight */
     PG_CONN_S_BUSY, /* queries in flight (pipelined): results are matched to them in FIFO order */
     PG_CONN_S_CANCELLING, /* the oldest query was answered with a timeout and a CancelRequest sent; it stays in flight (FIFO) until its ReadyForQuery, the queries behind it complete normally; a second deadline (timeout) drops the session */
@@ -60,6 +61,8 @@ enum pg_conn_event {
     PG_CONN_EV_SSL_YES, /* (raised by ssl_answer) the server answered the SSLRequest with 'S': TLS follows */
     PG_CONN_EV_SSL_NO, /* (raised by ssl_answer) the server answered the SSLRequest with 'N': no TLS */
     PG_CONN_EV_TLS_DONE, /* (raised by tls_start / tls_input) the TLS handshake completed and the certificate checks passed */
+    PG_CONN_EV_CHECKED, /* (raised by check_input) the answer to the session check (SHOW transaction_read_only / SELECT pg_is_in_recovery()) is in, up to its ReadyForQuery */
+    PG_CONN_EV_RELEASED, /* (raised by release) the slot's session state is freed: the pass goes on with the next host, or ends */
     PG_CONN_EV_STOP, /* the pool is being freed (after its bounded wait for the ring's completions) */
     PG_CONN_EVENT_COUNT
 };
@@ -101,6 +104,21 @@ int pg_conn_guard_tls_required(const struct iox_pg_conn *ctx, const struct iox_p
 
 /* the query answered with a timeout is still in flight: its ReadyForQuery has not arrived (zombies > 0) */
 int pg_conn_guard_cancel_pending(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* target_session_attrs accepts this server, by what it reported (ParameterStatus in_hot_standby, default_transaction_read_only) or answered to the check query (any: always) */
+int pg_conn_guard_session_fits(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* the server did not report what target_session_attrs needs (before PostgreSQL 14): ask it with a query */
+int pg_conn_guard_check_needed(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* libpq retries this host with its other sslmode method (once): prefer, and the TLS handshake failed or the server refused the session over TLS (plaintext next); allow, and the server refused the plaintext session (TLS next); not when the pool is stopping */
+int pg_conn_guard_other_encryption(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* the attempt ended before a session was up, the server did not refuse it (no ErrorResponse, no failed authentication), the pool is not stopping, and the pass has a host it has not tried */
+int pg_conn_guard_host_left(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* as host_left, but every host was tried: target_session_attrs=prefer-standby found no standby, so every host is tried again accepting any server */
+int pg_conn_guard_second_pass(const struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
 /* Actions — written by hand, called only by pg_conn_fire(). Each runs
  * after the instance has moved to the transition's target state and returns
@@ -155,8 +173,29 @@ int pg_conn_act_drop(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 /* queue IORING_OP_CLOSE (no SQE: close(2) the fd directly and raise closed) */
 int pg_conn_act_close_socket(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
-/* free the session's state, schedule the reconnect with backoff */
+/* free the session's state; raises released */
 int pg_conn_act_release(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* queue the session check (SHOW transaction_read_only for read-write / read-only, SELECT pg_catalog.pg_is_in_recovery() for primary / standby / prefer-standby) */
+int pg_conn_act_start_check(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* parse the check's answer (its value sets what the server is, as libpq does) until ReadyForQuery; raises checked or fail */
+int pg_conn_act_check_input(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* the server is not what target_session_attrs asks: one reason (libpq's words); raises fail */
+int pg_conn_act_reject_session(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* the same host again at once with the other encryption (sslmode allow / prefer): open the socket */
+int pg_conn_act_retry_encryption(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* the pass goes on at once (no backoff) with the next host of its order: open the socket */
+int pg_conn_act_next_host(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* prefer-standby's second pass: the first host of the order again, accepting any server: open the socket */
+int pg_conn_act_start_second_pass(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
+
+/* the pass is over (every host failed, the session was lost, or a server refused it): back to the first host (reshuffled with load_balance_hosts=random), reconnect after the backoff */
+int pg_conn_act_end_pass(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
 
 /* the slot is done for good */
 int pg_conn_act_finish(struct iox_pg_conn *ctx, const struct iox_pg_event *ev);
@@ -189,7 +228,7 @@ extern void (*pg_conn_trace)(struct iox_pg_conn *ctx, int from, int event, int t
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/pg_conn.toml:167: -> down, whatever *state holds (it is not read). */
+/* spec/machines/pg_conn.toml:204: -> down, whatever *state holds (it is not read). */
 void pg_conn_init(pg_conn_state_t *state);
 
 #endif /* PG_CONN_MACHINE_H */

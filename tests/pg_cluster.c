@@ -122,6 +122,7 @@ int iox_pg_cluster_start(struct iox_pg_cluster *c)
     snprintf(path, sizeof path, "%s/pg_hba.conf", c->data);
     if ((r = write_file(path, "w",
                         "local all all trust\n"
+                        "local replication all trust\n"     /* iox_pg_cluster_standby's pg_basebackup */
                         "host all scram_user 127.0.0.1/32 scram-sha-256\n"
                         "host all md5_user 127.0.0.1/32 md5\n"
                         "host all clear_user 127.0.0.1/32 password\n"
@@ -141,6 +142,61 @@ int iox_pg_cluster_start(struct iox_pg_cluster *c)
 fail:
     iox_pg_cluster_stop(c);
     return r;
+}
+
+/* A fresh temp dir for c, owned by postgres, with owner.pid (as start). */
+static int make_dir(struct iox_pg_cluster *c)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->dir, "/tmp/iox-pg-XXXXXX");
+    if (!mkdtemp(c->dir)) return -errno;
+    snprintf(c->data, sizeof c->data, "%s/data", c->dir);
+    char path[256], text[32];
+    snprintf(path, sizeof path, "%s/owner.pid", c->dir);
+    snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    write_file(path, "w", text);
+    chmod(c->dir, 0755);
+    if (geteuid() == 0) {
+        struct passwd *pw = getpwnam("postgres");
+        if (!pw) { fprintf(stderr, "pg_cluster: no postgres OS user\n"); return -ENOENT; }
+        if (chown(c->dir, pw->pw_uid, pw->pw_gid)) return -errno;
+    }
+    return 0;
+}
+
+int iox_pg_cluster_standby(struct iox_pg_cluster *primary, struct iox_pg_cluster *sb)
+{
+    int r = make_dir(sb);
+    if (r) { sb->dir[0] = 0; return r; }
+    /* -R: standby.signal and primary_conninfo (the primary's socket);
+     * -X stream: the WAL of the copy comes along. */
+    if ((r = run(sb, PGBIN "/pg_basebackup -h %s -p %u -U postgres -D %s -R -X stream -c fast --no-sync",
+                 primary->dir, primary->port, sb->data)))
+        goto fail;
+    if ((r = free_port(&sb->port))) goto fail;
+    char path[256], text[512];
+    snprintf(path, sizeof path, "%s/postgresql.conf", sb->data);
+    snprintf(text, sizeof text, "\n# iox test standby\nport = %u\nunix_socket_directories = '%s'\nhot_standby = on\n",
+             sb->port, sb->dir);
+    if ((r = write_file(path, "a", text))) goto fail;
+    if ((r = run(sb, PGBIN "/pg_ctl -D %s -l %s/server.log -w -t 60 start", sb->data, sb->dir))) goto fail;
+    sb->running = 1;
+    return 0;
+fail:
+    iox_pg_cluster_stop(sb);
+    return r;
+}
+
+int iox_pg_cluster_kill(struct iox_pg_cluster *c)
+{
+    if (!c->running) return 0;
+    c->running = 0;
+    return run(c, PGBIN "/pg_ctl -D %s -m immediate -w stop", c->data);
+}
+
+int iox_pg_cluster_promote(struct iox_pg_cluster *c)
+{
+    return run(c, PGBIN "/pg_ctl -D %s -w -t 60 promote", c->data);
 }
 
 int iox_pg_cluster_stop(struct iox_pg_cluster *c)

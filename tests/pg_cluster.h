@@ -37,6 +37,17 @@ int iox_pg_cluster_start(struct iox_pg_cluster *c);
 int iox_pg_cluster_stop(struct iox_pg_cluster *c);
 /* pg_ctl -m fast -w restart (all sessions are cut). */
 int iox_pg_cluster_restart(struct iox_pg_cluster *c);
+/* A streaming standby of primary in a temp dir of its own: pg_basebackup
+ * -R -X stream from the primary's socket (its pg_hba has "local replication
+ * all trust"), its own free port and socket directory, hot_standby on,
+ * started with pg_ctl -w (it accepts read-only sessions when this returns).
+ * Stop it with iox_pg_cluster_stop. */
+int iox_pg_cluster_standby(struct iox_pg_cluster *primary, struct iox_pg_cluster *standby);
+/* pg_ctl stop -m immediate (a crash: sessions are cut, nothing is flushed),
+ * keeping the temp dir (stop removes it later). */
+int iox_pg_cluster_kill(struct iox_pg_cluster *c);
+/* pg_ctl promote -w: a standby becomes a primary (read-write). */
+int iox_pg_cluster_promote(struct iox_pg_cluster *c);
 /* Run sql with psql over the Unix socket as postgres (-At, ON_ERROR_STOP);
  * its stdout (trimmed of the final newline) into out (may be NULL). */
 int iox_pg_cluster_psql(struct iox_pg_cluster *c, const char *sql, char *out, size_t outlen);

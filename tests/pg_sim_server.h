@@ -62,13 +62,25 @@ static inline void be_auth(struct buf *b, uint32_t code, const char *salt)
 /* The BackendKeyData of the session on fd: pid fd, secret key srv_key(fd). */
 static inline uint32_t srv_key(int fd) { return (uint32_t)fd * 7u + 1u; }
 
-static inline void be_session_start_pid(struct buf *b, int pid)
+/* report: also the ParameterStatus a PostgreSQL 14+ server sends for
+ * target_session_attrs (in_hot_standby, default_transaction_read_only),
+ * as a standby (hot standby, read-only) or a primary. pid: its
+ * BackendKeyData (pid, srv_key(pid)). */
+static inline void be_session_start_as(struct buf *b, int report, int standby, int pid)
 {
     struct buf pl = {0};
     be_auth(b, 0, NULL);
-    b_str(&pl, "server_version"); b_str(&pl, "16.0");
+    b_str(&pl, "server_version"); b_str(&pl, report ? "16.0" : "13.0");
     b_msg(b, 'S', &pl);
     pl.len = 0;
+    if (report) {
+        b_str(&pl, "in_hot_standby"); b_str(&pl, standby ? "on" : "off");
+        b_msg(b, 'S', &pl);
+        pl.len = 0;
+        b_str(&pl, "default_transaction_read_only"); b_str(&pl, "off");
+        b_msg(b, 'S', &pl);
+        pl.len = 0;
+    }
     b_u32(&pl, (uint32_t)pid); b_u32(&pl, srv_key(pid));
     b_msg(b, 'K', &pl);
     pl.len = 0;
@@ -77,7 +89,24 @@ static inline void be_session_start_pid(struct buf *b, int pid)
     free(pl.p);
 }
 
-static inline void be_session_start(struct buf *b) { be_session_start_pid(b, 4242); }
+/* One text row of one column (the answer to a session check). */
+static inline void be_one_value(struct buf *b, const char *v)
+{
+    struct buf pl = {0};
+    b_u16(&pl, 1);
+    b_str(&pl, "v"); b_u32(&pl, 0); b_u16(&pl, 0); b_u32(&pl, 25); b_u16(&pl, 0xffff);
+    b_u32(&pl, 0xffffffff); b_u16(&pl, 0);
+    b_msg(b, 'T', &pl);
+    pl.len = 0;
+    b_u16(&pl, 1); b_u32(&pl, (uint32_t)strlen(v)); b_put(&pl, v, strlen(v));
+    b_msg(b, 'D', &pl);
+    pl.len = 0;
+    b_str(&pl, "SHOW");
+    b_msg(b, 'C', &pl);
+    free(pl.p);
+}
+
+static inline void be_session_start(struct buf *b) { be_session_start_as(b, 0, 0, 4242); }
 
 static inline void be_rows(struct buf *b, unsigned q, int with_desc)
 {
@@ -141,6 +170,12 @@ struct srv {
     int cancel;           /* a CancelRequest landed: the next Execute/Query fails with 57014 */
     unsigned cancels;     /* CancelRequests this session received (as the target) */
     int was_cancel;       /* this connection carried a CancelRequest */
+    /* What kind of server this is (target_session_attrs): a hot standby or
+     * a primary; report: PostgreSQL 14+ (reports in_hot_standby and
+     * default_transaction_read_only), else the client must ask. */
+    uint8_t standby, report;
+    unsigned checks;      /* session checks (SHOW / pg_is_in_recovery) answered */
+    unsigned queries;     /* application queries (Sync or Query) answered */
 };
 
 static inline int query_is_error(unsigned q) { return q % 5 == 2; }
@@ -196,7 +231,7 @@ static inline void srv_serve(const struct srv_host *w, struct srv *sv)
             }
             if (rd32(m + 4) != 196608) w->bad(w->ctx, "fd %u: startup with a wrong protocol%s", (unsigned)sv->fd, "");
             sv->rx += len;
-            if (w->auth == AUTH_TRUST) { be_session_start_pid(&sv->tx, sv->fd); sv->st = SV_UP; }
+            if (w->auth == AUTH_TRUST) { be_session_start_as(&sv->tx, sv->report, sv->standby, sv->fd); sv->st = SV_UP; }
             else { be_auth(&sv->tx, w->auth == AUTH_MD5 ? 5 : 3, w->auth == AUTH_MD5 ? "salt" : NULL); sv->st = SV_PASSWORD; }
             continue;
         }
@@ -210,7 +245,7 @@ static inline void srv_serve(const struct srv_host *w, struct srv *sv)
             /* MD5: "md5" + 32 hex digits; cleartext: the password. */
             if (w->auth == AUTH_MD5 ? (end - p != 36 || memcmp(p, "md5", 3)) : strcmp((const char *)p, "pw"))
                 w->bad(w->ctx, "fd %u: bad password message%s", (unsigned)sv->fd, "");
-            be_session_start_pid(&sv->tx, sv->fd);
+            be_session_start_as(&sv->tx, sv->report, sv->standby, sv->fd);
             sv->st = SV_UP;
             continue;
         }
@@ -241,8 +276,16 @@ static inline void srv_serve(const struct srv_host *w, struct srv *sv)
                 be_rows(&sv->tx, sv->bind_q, 0);
             }
             break;
-        case 'S': be_rfq(&sv->tx); sv->bind_err = 0; break;
+        case 'S': be_rfq(&sv->tx); sv->bind_err = 0; sv->queries++; break;
         case 'Q': {
+            if (!strcmp((const char *)p, "SHOW transaction_read_only") ||
+                !strcmp((const char *)p, "SELECT pg_catalog.pg_is_in_recovery()")) {
+                be_one_value(&sv->tx, p[0] == 'S' && p[1] == 'H' ? (sv->standby ? "on" : "off") : (sv->standby ? "t" : "f"));
+                be_rfq(&sv->tx);
+                sv->checks++;
+                break;
+            }
+            sv->queries++;
             unsigned q = (unsigned)strtoul((const char *)p + 7, NULL, 10);
             if (sv->cancel) {
                 sv->cancel = 0;

@@ -150,7 +150,7 @@ IOX_TEST(pg_conninfo, string_syntax)
     CU_ASSERT_EQUAL(ci.connect_timeout_ms, 250);      /* the precise one wins */
 
     const char *bad[] = {"host", "port=0", "port=65536", "port=12x", "bogus=1", "user='open",
-                         "sslmode=required", "host=a,b", "postgresql://localhost/db",
+                         "sslmode=required", "host=a,b port=1,2,3", "postgresql://localhost/db?bogus=1",
                          "connect_timeout=-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
@@ -208,11 +208,6 @@ static const struct setting refused[] = {
     {"service", "PGSERVICE", "mydb", "definition of service mydb not found"},
     {"service", "PGSERVICE", "", "definition of service \"\" not found"},
     {"hostaddr", "PGHOSTADDR", "10.0.0.5", "connect to host instead"},
-    {"target_session_attrs", "PGTARGETSESSIONATTRS", "read-write", "what kind of server"},
-    {"target_session_attrs", "PGTARGETSESSIONATTRS", "read-only", "what kind of server"},
-    {"target_session_attrs", "PGTARGETSESSIONATTRS", "primary", "what kind of server"},
-    {"target_session_attrs", "PGTARGETSESSIONATTRS", "standby", "what kind of server"},
-    {"target_session_attrs", "PGTARGETSESSIONATTRS", "prefer-standby", "what kind of server"},
     {"target_session_attrs", "PGTARGETSESSIONATTRS", "master", "not a valid target_session_attrs value"},
     {"load_balance_hosts", "PGLOADBALANCEHOSTS", "yes", "not a valid load_balance_hosts value"},
     {"min_protocol_version", "PGMINPROTOCOLVERSION", "3.2", "only protocol version 3.0"},
@@ -250,7 +245,6 @@ static const struct setting ignored[] = {
     {"hostaddr", "PGHOSTADDR", "", NULL},
     {"target_session_attrs", "PGTARGETSESSIONATTRS", "any", NULL},
     {"load_balance_hosts", "PGLOADBALANCEHOSTS", "disable", NULL},
-    {"load_balance_hosts", "PGLOADBALANCEHOSTS", "random", NULL},
     {"min_protocol_version", "PGMINPROTOCOLVERSION", "3.0", NULL},
     {"max_protocol_version", "PGMAXPROTOCOLVERSION", "3.2", NULL},
     {"max_protocol_version", "PGMAXPROTOCOLVERSION", "latest", NULL},
@@ -774,6 +768,147 @@ IOX_TEST(pg_conninfo, playground_refuses_verify_full_before_serving)
     CU_ASSERT(strchr(e, '\n') && strchr(e, '\n')[1] == 0);    /* exactly one line */
     free(e);
     hc_server_free(&s);
+}
+
+/* ---- several hosts (libpq's "Specifying Multiple Hosts") ---- */
+
+IOX_TEST(pg_conninfo, host_and_port_lists)
+{
+    clear_env();
+    struct iox_pg_conninfo ci;
+    char err[512] = "";
+    /* one port for every host */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1,/tmp/pg,::1 port=6000", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.nhosts, 3);
+    CU_ASSERT_STRING_EQUAL(ci.hosts[0].host, "127.0.0.1");
+    CU_ASSERT_STRING_EQUAL(ci.hosts[1].host, "/tmp/pg");
+    CU_ASSERT_STRING_EQUAL(ci.hosts[2].host, "::1");
+    for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(ci.hosts[i].port, 6000);
+    CU_ASSERT_STRING_EQUAL(ci.host, "127.0.0.1");      /* the first host */
+    CU_ASSERT_EQUAL(ci.port, 6000);
+    /* one port per host; an empty element is the default */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1,,localhost port=1,2,", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.nhosts, 3);
+    CU_ASSERT_EQUAL(ci.hosts[0].port, 1);
+    CU_ASSERT_STRING_EQUAL(ci.hosts[1].host, "/var/run/postgresql");
+    CU_ASSERT_EQUAL(ci.hosts[1].port, 2);
+    CU_ASSERT_EQUAL(ci.hosts[2].port, 5432);
+    /* the addresses, one per host */
+    struct sockaddr_storage ss; socklen_t len;
+    CU_ASSERT_EQUAL(iox_pg_conninfo_host_sockaddr(&ci, 0, &ss, &len, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ss.ss_family, AF_INET);
+    CU_ASSERT_EQUAL(ntohs(((struct sockaddr_in *)&ss)->sin_port), 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_host_sockaddr(&ci, 1, &ss, &len, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(((struct sockaddr_un *)&ss)->sun_path, "/var/run/postgresql/.s.PGSQL.2");
+    CU_ASSERT_EQUAL(iox_pg_conninfo_host_sockaddr(&ci, 3, &ss, &len, err, sizeof err), -EINVAL);
+    /* from the environment too */
+    setenv("PGHOST", "127.0.0.2,127.0.0.3", 1);
+    setenv("PGPORT", "7,8", 1);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.nhosts, 2);
+    CU_ASSERT_EQUAL(ci.hosts[1].port, 8);
+    /* mismatched counts: one line naming the keyword */
+    setenv("PGPORT", "7,8,9", 1);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), -EINVAL);
+    CU_ASSERT(starts(err, "PGPORT=7,8,9: could not match 3 port numbers to 2 hosts"));
+    CU_ASSERT(!strchr(err, '\n'));
+    clear_env();
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=a1,a2,a3 port=1,2", err, sizeof err), -EINVAL);
+    CU_ASSERT(starts(err, "port=1,2: could not match 2 port numbers to 3 hosts"));
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1,127.0.0.2 port=1,x", err, sizeof err), -EINVAL);
+    CU_ASSERT(starts(err, "port=1,x: invalid port number"));
+    CU_ASSERT_EQUAL(iox_pg_conninfo_load(&ci, "host=1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17", err, sizeof err), -EINVAL);
+    CU_ASSERT(strstr(err, "more than 16 hosts") != NULL);
+    /* one host is the list of one */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.nhosts, 1);
+    CU_ASSERT_STRING_EQUAL(ci.hosts[0].host, "/var/run/postgresql");
+    /* a name that needs DNS is still refused, naming that host */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "host=127.0.0.1,db.example", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(iox_pg_conninfo_host_sockaddr(&ci, 1, &ss, &len, err, sizeof err), -EINVAL);
+    CU_ASSERT(strstr(err, "\"db.example\" would need a DNS lookup") != NULL);
+}
+
+IOX_TEST(pg_conninfo, uris)
+{
+    clear_env();
+    struct iox_pg_conninfo ci;
+    char err[512] = "";
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "postgresql://u%40x:p%3Aw@127.0.0.1:6001,[::1]:6002,localhost/my%20db"
+                                               "?target_session_attrs=read-write&application_name=a%26b&connect_timeout=2",
+                                               err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.user, "u@x");
+    CU_ASSERT_STRING_EQUAL(ci.password, "p:w");
+    CU_ASSERT_STRING_EQUAL(ci.dbname, "my db");
+    CU_ASSERT_EQUAL(ci.nhosts, 3);
+    CU_ASSERT_STRING_EQUAL(ci.hosts[0].host, "127.0.0.1");
+    CU_ASSERT_EQUAL(ci.hosts[0].port, 6001);
+    CU_ASSERT_STRING_EQUAL(ci.hosts[1].host, "::1");
+    CU_ASSERT_EQUAL(ci.hosts[1].port, 6002);
+    CU_ASSERT_STRING_EQUAL(ci.hosts[2].host, "localhost");
+    CU_ASSERT_EQUAL(ci.hosts[2].port, 5432);
+    CU_ASSERT_EQUAL(ci.target, IOX_PG_TARGET_READ_WRITE);
+    CU_ASSERT_STRING_EQUAL(ci.application_name, "a&b");
+    CU_ASSERT_EQUAL(ci.connect_timeout_ms, 2000);
+    /* postgres://, a socket directory percent-encoded, no port */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "postgres://%2Ftmp%2Fpg,127.0.0.1:7/?ssl=true", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.nhosts, 2);
+    CU_ASSERT_STRING_EQUAL(ci.hosts[0].host, "/tmp/pg");
+    CU_ASSERT_EQUAL(ci.hosts[0].port, 5432);
+    CU_ASSERT_EQUAL(ci.hosts[1].port, 7);
+    CU_ASSERT_EQUAL(ci.sslmode, IOX_PG_SSL_REQUIRE);        /* ssl=true, as libpq */
+    /* nothing but the scheme: the defaults */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "postgresql://", err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(ci.host, "/var/run/postgresql");
+    CU_ASSERT_EQUAL(ci.nhosts, 1);
+    /* errors: one line each */
+    static const struct { const char *uri, *why; } bad[] = {
+        {"postgresql://h/db?nosuch=1", "invalid URI query parameter: \"nosuch\""},
+        {"postgresql://h/db?port", "missing \"=\" in the query parameter \"port\""},
+        {"postgresql://[::1/db", "missing \"]\""},
+        {"postgresql://127.0.0.1/d%zz", "invalid percent-encoded token"},
+        {"postgresql://127.0.0.1/d%00", "forbidden value %00"},
+        {"postgresql://127.0.0.1:99999/", "port=99999: invalid port number"},
+        {"postgresql://127.0.0.1/?target_session_attrs=master", "target_session_attrs=master is not a valid"},
+        {"postgresql://[::1]x/", "unexpected character \"x\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        int rc = iox_pg_conninfo_load(&ci, bad[i].uri, err, sizeof err);
+        int ok = rc == -EINVAL && strstr(err, bad[i].why) && !strchr(err, '\n');
+        if (!ok) fprintf(stderr, "\n  %s: rc %d, err \"%s\"", bad[i].uri, rc, err);
+        CU_ASSERT(ok);
+    }
+}
+
+IOX_TEST(pg_conninfo, target_session_attrs_and_load_balance)
+{
+    clear_env();
+    struct iox_pg_conninfo ci;
+    char err[512] = "";
+    static const char *const words[] = {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"};
+    for (unsigned i = 0; i < 6; i++) {
+        char s[96];
+        snprintf(s, sizeof s, "target_session_attrs=%s", words[i]);
+        CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, s, err, sizeof err), 0);
+        CU_ASSERT_EQUAL(ci.target, i);
+        CU_ASSERT_STRING_EQUAL(iox_pg_target_name(ci.target), words[i]);
+        setenv("PGTARGETSESSIONATTRS", words[i], 1);
+        CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
+        CU_ASSERT_EQUAL(ci.target, i);
+        clear_env();
+    }
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.target, IOX_PG_TARGET_ANY);
+    CU_ASSERT_EQUAL(ci.load_balance, 0);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "load_balance_hosts=random", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.load_balance, 1);
+    setenv("PGLOADBALANCEHOSTS", "random", 1);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, "load_balance_hosts=disable", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.load_balance, 0);      /* the string wins */
+    CU_ASSERT_EQUAL_FATAL(iox_pg_conninfo_load(&ci, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ci.load_balance, 1);
+    clear_env();
 }
 
 IOX_SUITE(pg_conninfo, save_env, restore_env);

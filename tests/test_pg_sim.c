@@ -1032,4 +1032,206 @@ static void close_while(int close_in_flight)
 IOX_TEST(pg_sim, close_gives_up_on_closing) { close_while(0); }
 IOX_TEST(pg_sim, close_gives_up_on_closing_socket) { close_while(1); }
 
+/* ---- several hosts: host=/sim1,/sim2 (docs/pg-client.md "Several hosts") ---- */
+
+/* What the server at an address is: refuses connections, or a standby /
+ * primary that reports what it is (PostgreSQL 14+) or must be asked. */
+struct role { const char *path; int refuse; uint8_t standby, report; };
+
+static const struct role *role_of(struct world *w, const struct srv *sv, const struct role *roles, unsigned n)
+{
+    const char *a = iox_sim_connect_addr(w->sw.sim, sv->fd);
+    for (unsigned i = 0; i < n; i++)
+        if (!strncmp(a, roles[i].path, strlen(roles[i].path))) return &roles[i];
+    CU_FAIL("connect to an address no role names");
+    return NULL;
+}
+
+/* calm() for a host list: every connect is answered as its address's role
+ * says; the clock moves only when with_tick. */
+static void drive_hosts(struct world *w, uint64_t *s, const struct role *roles, unsigned nroles, unsigned steps,
+                        int with_tick)
+{
+    for (unsigned i = 0; i < steps; i++) {
+        turn(w);
+        for (int again = 1; again;) {
+            again = 0;
+            while (iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1)) {
+                struct srv *sv = new_srv(w);
+                if (!sv) return;
+                iox_sim_complete_one(w->sw.sim, IOX_OP_SOCKET, -1, sv->fd);
+                turn(w);
+            }
+            for (unsigned j = 0; j < w->nsrv; j++) {
+                struct srv *sv = &w->srv[j];
+                if (sv->st == SV_CONNECTING && iox_sim_has_op(w->sw.sim, IOX_OP_CONNECT, sv->fd)) {
+                    const struct role *ro = role_of(w, sv, roles, nroles);
+                    if (!ro || ro->refuse) {
+                        sv->st = SV_DEAD;
+                        iox_sim_complete_one(w->sw.sim, IOX_OP_CONNECT, sv->fd, -ECONNREFUSED);
+                    } else {
+                        sv->standby = ro->standby;
+                        sv->report = ro->report;
+                        sv->st = SV_STARTUP;
+                        iox_sim_complete_one(w->sw.sim, IOX_OP_CONNECT, sv->fd, 0);
+                    }
+                    turn(w);
+                    again = 1;
+                }
+                while (iox_sim_has_op(w->sw.sim, IOX_OP_SEND, sv->fd)) { iox_sim_send(w->sw.sim, sv->fd, 0); turn(w); again = 1; }
+                size_t owed = sv->tx.len - sv->tx.off;
+                serve(w, sv);
+                deliver(w, sv, (size_t)-1, 1 + rnd(s) % 512);
+                if (sv->tx.len - sv->tx.off != owed) again = 1;
+            }
+        }
+        if (with_tick) tick(w, 100);
+    }
+}
+
+/* Host 1 refuses the connection: the session moves on to host 2 at once
+ * (no backoff between the hosts of a pass) and the queries go there. */
+IOX_TEST(pg_sim, host_list_moves_on_when_a_host_refuses)
+{
+    struct iox_pg_pool_config pc = {.size = 1, .conninfo = "host=/sim1,/sim2 port=5432 user=sim dbname=sim"};
+    struct world *w = pool_world(&pc);
+    uint64_t s = 5;
+    static const struct role roles[] = {{"/sim1/", 1, 0, 0}, {"/sim2/", 0, 0, 0}};
+    drive_hosts(w, &s, roles, 2, 2, 0);
+    CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+    CU_ASSERT_EQUAL_FATAL(w->nsrv, 2);
+    CU_ASSERT_STRING_EQUAL(iox_sim_connect_addr(w->sw.sim, w->srv[0].fd), "/sim1/.s.PGSQL.5432");
+    CU_ASSERT_STRING_EQUAL(iox_sim_connect_addr(w->sw.sim, w->srv[1].fd), "/sim2/.s.PGSQL.5432");
+    for (unsigned i = 0; i < 3; i++) submit_prepared(w);
+    drive_hosts(w, &s, roles, 2, 2, 0);
+    CU_ASSERT_TRUE(all_answered(w));
+    CU_ASSERT_EQUAL(w->srv[1].queries, 3);
+    CU_ASSERT_EQUAL(w->bad, 0);
+    pool_world_close(w);
+}
+
+/* target_session_attrs=read-write with a hot standby listed first: its
+ * session is rejected — by the ParameterStatus a PostgreSQL 14+ server
+ * reports, or by SHOW transaction_read_only on an older one — before it
+ * takes any query; the session moves to the primary and every query is
+ * answered there. */
+IOX_TEST(pg_sim, read_write_moves_past_a_standby)
+{
+    for (int report = 0; report < 2; report++) {
+        struct iox_pg_pool_config pc = {
+            .size = 1, .conninfo = "host=/sim1,/sim2 user=sim dbname=sim target_session_attrs=read-write"};
+        struct world *w = pool_world(&pc);
+        uint64_t s = 9;
+        const struct role roles[] = {{"/sim1/", 0, 1, (uint8_t)report}, {"/sim2/", 0, 0, (uint8_t)report}};
+        drive_hosts(w, &s, roles, 2, 2, 0);
+        CU_ASSERT_EQUAL_FATAL(iox_pg_pool_up(w->pool), 1);
+        CU_ASSERT_EQUAL_FATAL(w->nsrv, 2);
+        CU_ASSERT_EQUAL(w->srv[0].checks, report ? 0u : 1u);     /* asked only when not reported */
+        CU_ASSERT_EQUAL(w->srv[1].checks, report ? 0u : 1u);
+        for (unsigned i = 0; i < 4; i++) submit_prepared(w);
+        drive_hosts(w, &s, roles, 2, 2, 0);
+        CU_ASSERT_TRUE(all_answered(w));
+        CU_ASSERT_EQUAL(w->srv[0].queries, 0);                   /* the standby served nothing */
+        CU_ASSERT_EQUAL(w->srv[1].queries, 4);
+        CU_ASSERT_EQUAL(w->bad, 0);
+        pool_world_close(w);
+    }
+}
+
+/* standby / prefer-standby / primary / read-only pick their server from the
+ * same two; prefer-standby with no standby takes a second pass accepting
+ * any (at once, no backoff), standby with none does not get up. */
+IOX_TEST(pg_sim, target_session_attrs_pick_their_server)
+{
+    static const struct { const char *attrs; uint8_t standby1, standby2; int up; unsigned nsrv, on; } cases[] = {
+        {"standby", 0, 1, 1, 2, 1},
+        {"read-only", 0, 1, 1, 2, 1},
+        {"primary", 1, 0, 1, 2, 1},
+        {"prefer-standby", 0, 1, 1, 2, 1},
+        {"prefer-standby", 1, 1, 1, 1, 0},
+        {"prefer-standby", 0, 0, 1, 3, 2},     /* no standby: pass 2 takes the first host */
+        {"standby", 0, 0, 0, 2, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        for (int report = 0; report < 2; report++) {
+            char ci[160];
+            snprintf(ci, sizeof ci, "host=/sim1,/sim2 user=sim dbname=sim target_session_attrs=%s", cases[k].attrs);
+            struct iox_pg_pool_config pc = {.size = 1, .conninfo = ci};
+            struct world *w = pool_world(&pc);
+            uint64_t s = 3;
+            const struct role roles[] = {{"/sim1/", 0, cases[k].standby1, (uint8_t)report},
+                                         {"/sim2/", 0, cases[k].standby2, (uint8_t)report}};
+            drive_hosts(w, &s, roles, 2, 1, 0);
+            int ok = iox_pg_pool_up(w->pool) == (unsigned)cases[k].up && w->nsrv == cases[k].nsrv;
+            if (ok && cases[k].up) {
+                submit_prepared(w);
+                drive_hosts(w, &s, roles, 2, 1, 0);
+                for (unsigned i = 0; i < w->nsrv; i++) ok &= w->srv[i].queries == (i == cases[k].on ? 1u : 0u);
+                ok &= all_answered(w);
+            }
+            if (!ok) fprintf(stderr, "\n  %s (report %d): up %u, %u servers", cases[k].attrs, report,
+                             iox_pg_pool_up(w->pool), w->nsrv);
+            CU_ASSERT(ok);
+            pool_world_close(w);
+        }
+    }
+}
+
+/* Every host refuses: the backoff is per pass over the list — both hosts
+ * are tried at once, then nothing until 100 ms, both again, then 200 ms. */
+IOX_TEST(pg_sim, backoff_once_per_pass_when_every_host_fails)
+{
+    struct iox_pg_pool_config pc = {.size = 1, .conninfo = "host=/sim1,/sim2 user=sim dbname=sim"};
+    struct world *w = pool_world(&pc);
+    uint64_t s = 4;
+    static const struct role roles[] = {{"/sim1/", 1, 0, 0}, {"/sim2/", 1, 0, 0}};
+    drive_hosts(w, &s, roles, 2, 1, 0);
+    CU_ASSERT_EQUAL(w->nsrv, 2);                                  /* one pass: both hosts */
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));
+    tick(w, 60);
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));  /* backoff 100 ms */
+    tick(w, 60);
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));
+    drive_hosts(w, &s, roles, 2, 1, 0);
+    CU_ASSERT_EQUAL(w->nsrv, 4);
+    CU_ASSERT_STRING_EQUAL(iox_sim_connect_addr(w->sw.sim, w->srv[2].fd), "/sim1/.s.PGSQL.5432");   /* from the top */
+    tick(w, 120);
+    CU_ASSERT_FALSE(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));  /* doubled: 200 ms */
+    tick(w, 100);
+    CU_ASSERT_TRUE(iox_sim_has_op(w->sw.sim, IOX_OP_SOCKET, -1));
+    CU_ASSERT_EQUAL(iox_pg_pool_up(w->pool), 0);
+    drive_hosts(w, &s, roles, 2, 1, 0);       /* that pass fails too: nothing left in the ring */
+    pool_world_close(w);
+}
+
+/* load_balance_hosts=random: each pass shuffles the list with the pool's
+ * PRNG; with a fixed seed the order is the same every run, and over many
+ * passes each host comes first. */
+IOX_TEST(pg_sim, load_balance_random_shuffles_each_pass)
+{
+    unsigned first[2][3] = {{0}};
+    for (int run = 0; run < 2; run++) {
+        struct iox_pg_pool_config pc = {
+            .size = 1, .lb_seed = 12345,
+            .conninfo = "host=/sim1,/sim2,/sim3 user=sim dbname=sim load_balance_hosts=random"};
+        struct world *w = pool_world(&pc);
+        uint64_t s = 4;
+        static const struct role roles[] = {{"/sim1/", 1, 0, 0}, {"/sim2/", 1, 0, 0}, {"/sim3/", 1, 0, 0}};
+        for (unsigned pass = 0; pass < 12; pass++) {
+            unsigned n0 = w->nsrv;
+            drive_hosts(w, &s, roles, 3, 1, 0);
+            CU_ASSERT_EQUAL(w->nsrv, n0 + 3);
+            const char *a = iox_sim_connect_addr(w->sw.sim, w->srv[n0].fd);
+            if (strlen(a) > 4) first[run][a[4] - '1']++;
+            tick(w, 2100);
+        }
+        drive_hosts(w, &s, roles, 3, 1, 0);
+        pool_world_close(w);
+    }
+    for (int h = 0; h < 3; h++) {
+        CU_ASSERT_EQUAL(first[0][h], first[1][h]);     /* the seed decides */
+        CU_ASSERT(first[0][h] > 0);
+    }
+}
+
 IOX_SUITE(pg_sim, suite_init, suite_clean);

@@ -36,9 +36,15 @@ static int suite_init(void)
      * before the catch-all scram line. */
     char hba[300];
     snprintf(hba, sizeof hba, "%s/pg_hba.conf", cluster.data);
-    if (sh("set -e; f=%s; { echo 'hostssl all cert_user 127.0.0.1/32 cert'; cat $f; } > $f.new; mv $f.new $f;"
+    /* tls_user is refused without TLS, plain_user with it (sslmode allow
+     * and prefer retry the other way). */
+    if (sh("set -e; f=%s; { echo 'hostssl all cert_user 127.0.0.1/32 cert';"
+           "echo 'hostnossl all tls_user 127.0.0.1/32 reject'; echo 'hostssl all plain_user 127.0.0.1/32 reject';"
+           "cat $f; } > $f.new; mv $f.new $f;"
            "if [ $(id -u) = 0 ]; then chown postgres $f; fi", hba) ||
-        iox_pg_cluster_psql(&cluster, "CREATE ROLE cert_user LOGIN", NULL, 0))
+        iox_pg_cluster_psql(&cluster, "CREATE ROLE cert_user LOGIN; SET password_encryption = 'scram-sha-256';"
+                            "CREATE ROLE tls_user LOGIN PASSWORD '" IOX_PG_SCRAM_PW "';"
+                            "CREATE ROLE plain_user LOGIN PASSWORD '" IOX_PG_SCRAM_PW "';", NULL, 0))
         return -1;
     /* EC keys: fast to make. */
     return sh("set -e; mkdir -p %s; cd %s; exec >openssl.log 2>&1;"
@@ -149,16 +155,21 @@ static const char *session_ssl(struct rig *g, struct outcome *o)
 /* Open a pool with conninfo (user scram_user over TCP), wait for a session
  * and return what the server says about its TLS ("t"/"f"), or NULL when no
  * session came: then *g stays open for the caller to look at. */
-static const char *connect_with(struct rig **gp, const char *host, const char *extra)
+static const char *connect_as(struct rig **gp, const char *host, const char *user, const char *extra)
 {
     char ci[1024], err[512] = "";
-    snprintf(ci, sizeof ci, "host=%s port=%u user=scram_user password=%s dbname=%s %s", host, cluster.port,
+    snprintf(ci, sizeof ci, "host=%s port=%u user=%s password=%s dbname=%s %s", host, cluster.port, user,
              IOX_PG_SCRAM_PW, IOX_PG_DB, extra);
     struct rig *g = *gp = rig_open(ci, err, sizeof err);
     if (!g) { fprintf(stderr, "pool: %s\n", err); return NULL; }
     if (iox_reactor_run_until(&g->r, pred_up, g, 5000)) return NULL;
     static struct outcome o;
     return session_ssl(g, &o);
+}
+
+static const char *connect_with(struct rig **gp, const char *host, const char *extra)
+{
+    return connect_as(gp, host, "scram_user", extra);
 }
 
 IOX_TEST(pg_tls, require_refuses_a_server_without_tls_prefer_falls_back)
@@ -433,6 +444,51 @@ IOX_TEST(pg_tls, channel_binding_require_refuses_what_cannot_bind)
     CU_ASSERT_EQUAL(iox_reactor_run_until(&g->r, pred_err, &w3, 5000), 0);
     CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
     rig_close(g);
+}
+
+
+/* sslmode allow and prefer retry the host the other way, once, as libpq:
+ * allow starts without TLS and retries with it when the server refuses the
+ * plaintext session; prefer starts with TLS and retries without it when
+ * the server refuses the TLS session or the handshake itself fails.
+ * disable and require never retry. */
+IOX_TEST(pg_tls, allow_and_prefer_retry_the_other_way)
+{
+    CU_ASSERT_FATAL(server_set(1) == 0);
+    static const struct { const char *user, *extra, *want; } cases[] = {
+        {"scram_user", "sslmode=allow", "f"},                  /* plaintext first */
+        {"tls_user", "sslmode=allow", "t"},                    /* refused in plaintext: TLS */
+        {"plain_user", "sslmode=prefer", "f"},                 /* refused over TLS: plaintext */
+        {"scram_user", "sslmode=prefer ssl_min_protocol_version=TLSv1 ssl_max_protocol_version=TLSv1.1", "f"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct rig *g = NULL;
+        const char *s = connect_as(&g, "127.0.0.1", cases[i].user, cases[i].extra);
+        int ok = s && !strcmp(s, cases[i].want);
+        if (!ok) fprintf(stderr, "\n  %s %s: got %s (%s)", cases[i].user, cases[i].extra, s ? s : "no session",
+                         g ? iox_pg_pool_last_error(g->pool) : "");
+        CU_ASSERT(ok);
+        rig_close(g);
+    }
+    /* No retry: the one failure is the reason, and no session comes. */
+    static const struct { const char *user, *extra, *why; } refused[] = {
+        {"scram_user", "sslmode=require ssl_min_protocol_version=TLSv1 ssl_max_protocol_version=TLSv1.1", "TLS"},
+        {"tls_user", "sslmode=disable", "no encryption"},
+        {"plain_user", "sslmode=require", "SSL encryption"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char ci[1024], err[512] = "";
+        snprintf(ci, sizeof ci, "host=127.0.0.1 port=%u user=%s password=%s dbname=%s %s", cluster.port,
+                 refused[i].user, IOX_PG_SCRAM_PW, IOX_PG_DB, refused[i].extra);
+        struct rig *g = rig_open(ci, err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+        struct want_err w = {g, refused[i].why};
+        int rc = iox_reactor_run_until(&g->r, pred_err, &w, 5000);
+        if (rc) fprintf(stderr, "\n  %s %s: \"%s\"", refused[i].user, refused[i].extra, iox_pg_pool_last_error(g->pool));
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_EQUAL(iox_pg_pool_up(g->pool), 0);
+        rig_close(g);
+    }
 }
 
 IOX_SUITE(pg_tls, suite_init, suite_clean);

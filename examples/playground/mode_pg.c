@@ -108,8 +108,10 @@ int playground_pg(struct iox_server_config *cfg, struct iox_http_config *http)
     struct iox_pg_conninfo ci;
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (iox_pg_conninfo_load(&ci, NULL, err, sizeof err) < 0 ||
-        iox_pg_conninfo_sockaddr(&ci, &ss, &sl, err, sizeof err) < 0) {
+    int bad = iox_pg_conninfo_load(&ci, NULL, err, sizeof err) < 0;
+    for (unsigned i = 0; !bad && i < ci.nhosts; i++)      /* every host of a PGHOST list */
+        bad = iox_pg_conninfo_host_sockaddr(&ci, i, &ss, &sl, err, sizeof err) < 0;
+    if (bad) {
         fprintf(stderr, "playground: pg mode: %s\n", err);
         return -1;
     }

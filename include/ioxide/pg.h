@@ -51,6 +51,23 @@
  *    reconnects with exponential backoff (100 ms doubling, capped at
  *    2 s) driven by the reactor's tick and clock (r->now_ms): when the
  *    database comes back the pool recovers by itself.
+ *  - Several hosts (host=a,b port=p1,p2, or postgresql://a:p1,b:p2/db):
+ *    each session passes over the list as libpq does — in order, or
+ *    shuffled per pass (load_balance_hosts=random, the pool's own PRNG,
+ *    seeded by cfg.lb_seed) — moving on at once when a host cannot be
+ *    reached or does not fit target_session_attrs (any, read-write,
+ *    read-only, primary, standby, prefer-standby: decided by the
+ *    in_hot_standby / default_transaction_read_only the server reports,
+ *    else by SHOW transaction_read_only / SELECT pg_is_in_recovery(),
+ *    before the session takes any query). A server that refuses the
+ *    startup or the authentication ends the pass (libpq tries no other
+ *    host then); the backoff is per pass. So with read-write, a failover
+ *    (the primary gone, a standby promoted) is followed by the reconnects
+ *    alone. A session whose server turns read-only while it stays up is
+ *    not noticed (as in libpq). docs/pg-client.md "Several hosts".
+ *  - sslmode allow / prefer retry a host once the other way (allow: TLS
+ *    after a refused plaintext session; prefer: plaintext after a failed
+ *    handshake or a refused TLS session), as libpq.
  *  - Hot path: no malloc (buffers and request slots are allocated when the
  *    pool opens and grow only for results or parameters larger than seen
  *    before), no locks, no syscalls besides the ring's.
@@ -75,6 +92,9 @@ struct iox_pg_pool_config {
                                 * (PG_POOL_DEPTH, default 32, at most pipeline_max) */
     unsigned queue_max;        /* waiting queries when all are full (PG_QUEUE_MAX, 1024) */
     uint32_t backoff_max_ms;   /* reconnect backoff cap (2000) */
+    uint64_t lb_seed;          /* load_balance_hosts=random: seed of the pool's own PRNG
+                                * (0: from the clock and the pool's address); a test sets
+                                * it to get the same host orders every run */
 };
 
 /* Fill cfg's zero fields from PG_POOL_SIZE, PG_POOL_MIN, PG_PIPELINE_MAX, PG_POOL_DEPTH, PG_QUEUE_MAX.
@@ -89,7 +109,7 @@ int iox_pg_pool_config_from_env(struct iox_pg_pool_config *cfg, char *err, size_
  * it does not wait: a database that is down is not an error here, the
  * slots keep retrying (cfg->min_size of them at first; more under load).
  * Returns 0 and *out; -EINVAL with err set when the
- * conninfo is bad or the host needs DNS; -ENOMEM. */
+ * conninfo is bad or a host of the list needs DNS; -ENOMEM. */
 int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg,
                      struct iox_pg_pool **out, char *err, size_t errlen);
 
@@ -119,7 +139,8 @@ struct iox_reactor *iox_pg_pool_reactor(struct iox_pg_pool *p);
 unsigned iox_pg_pool_up(const struct iox_pg_pool *p);
 /* Why the last session ended or could not start (for a 503 body), "" if none. */
 const char *iox_pg_pool_last_error(const struct iox_pg_pool *p);
-/* Sessions established since the pool opened (reconnects included). */
+/* Sessions established since the pool opened (reconnects included); a
+ * session rejected by target_session_attrs is not counted. */
 uint64_t iox_pg_pool_sessions(const struct iox_pg_pool *p);
 
 /* Asynchronous messages (LISTEN/NOTIFY and notices; docs/pg-client.md

@@ -50,6 +50,10 @@ long iox_sim_recv_into(struct iox_seam_sim *s, int fd, const void *data, size_t 
  * socket, timeout) with `res`, e.g. IORING_OP_SOCKET with a fake fd, or a
  * connect with -ECONNREFUSED. Returns 0, or -1 when there is none. */
 int iox_sim_complete_one(struct iox_seam_sim *s, unsigned op, int fd, int res);
+/* The address of the last connect submitted on fd, as text: "1.2.3.4:5432",
+ * "[::1]:5432" or the Unix socket path; "" when none. Valid until the next
+ * connect on fd. */
+const char *iox_sim_connect_addr(struct iox_seam_sim *s, int fd);
 /* End the armed recv on fd with res (0 = EOF, -ECONNRESET, ...). -1 if none. */
 int iox_sim_recv_end(struct iox_seam_sim *s, int fd, int res);
 /* Complete the oldest send on fd: `res` > 0 sends min(res, len) bytes (a

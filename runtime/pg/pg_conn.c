@@ -175,11 +175,16 @@ int pg_conn_act_open_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev
     c->fail_err = 0;
     c->fail_msg[0] = c->fail_sqlstate[0] = 0;
     c->was_up = 0;
+    c->refused = c->hard = 0;
+    c->tls_attempt = c->tls_failed = 0;
+    c->hot_standby = c->read_only = -1;
+    c->host = c->order[c->at < p->ci.nhosts ? c->at : 0];
     pg_tls_end(c);
     iox_pg_parser_init(&c->ps, 0);
     uint64_t now = pg_now(p);
+    /* connect_timeout is per host attempt, as libpq's. */
     c->deadline_ms = p->ci.connect_timeout_ms ? now + p->ci.connect_timeout_ms : 0;
-    int rc = iox_seam_socket(seam(c), p->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0,
+    int rc = iox_seam_socket(seam(c), p->sa[c->host].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0,
                              pg_ud(c, IOX_OP_SOCKET));
     if (rc < 0) { set_fail(c, rc, NULL, "no SQE for socket: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
     op_started(c);
@@ -190,14 +195,14 @@ int pg_conn_act_start_connect(struct iox_pg_conn *c, const struct iox_pg_event *
 {
     (void)ev;
     struct iox_pg_pool *p = c->pool;
-    if (p->sa.ss_family != AF_UNIX) {
+    if (p->sa[c->host].ss_family != AF_UNIX) {
         /* Queries are small and pipelined: never wait for Nagle. Once per
          * session, not on the hot path. */
         int one = 1;
         if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
             IOX_WARN("pg: TCP_NODELAY: %s", strerror(errno));
     }
-    int rc = iox_seam_connect(seam(c), c->fd, (const struct sockaddr *)&p->sa, p->salen,
+    int rc = iox_seam_connect(seam(c), c->fd, (const struct sockaddr *)&p->sa[c->host], p->salen[c->host],
                               pg_ud(c, IOX_OP_CONNECT));
     if (rc < 0) { set_fail(c, rc, NULL, "no SQE for connect: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
     op_started(c);
@@ -221,7 +226,31 @@ int pg_conn_act_start_session(struct iox_pg_conn *c, const struct iox_pg_event *
 int pg_conn_guard_wants_tls(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
-    return c->pool->ssl_ctx != NULL;
+    const struct iox_pg_pool *p = c->pool;
+    if (!p->ssl_ctx || p->sa[c->host].ss_family == AF_UNIX) return 0;   /* libpq: no TLS on a socket */
+    /* allow: plaintext first, TLS on the retry; prefer: the other way round. */
+    if (p->ci.sslmode == IOX_PG_SSL_ALLOW) return c->second_method;
+    if (p->ci.sslmode == IOX_PG_SSL_PREFER) return !c->second_method;
+    return 1;
+}
+
+int pg_conn_guard_other_encryption(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    const struct iox_pg_pool *p = c->pool;
+    if (p->stopping || c->second_method || !p->ssl_ctx || p->sa[c->host].ss_family == AF_UNIX) return 0;
+    if (p->ci.sslmode == IOX_PG_SSL_PREFER) return c->tls_attempt && (c->tls_failed || c->refused);
+    if (p->ci.sslmode == IOX_PG_SSL_ALLOW) return !c->tls_attempt && c->refused;
+    return 0;
+}
+
+int pg_conn_act_retry_encryption(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    c->second_method = 1;
+    IOX_DEBUG("pg: connection %u: retrying %s port %u %s (sslmode=%s)", c->idx, c->pool->ci.hosts[c->host].host,
+              c->pool->ci.hosts[c->host].port, c->pool->ci.sslmode == IOX_PG_SSL_ALLOW ? "with TLS" : "without TLS",
+              c->pool->ci.sslmode == IOX_PG_SSL_ALLOW ? "allow" : "prefer");
+    return pg_conn_act_open_socket(c, ev);
 }
 
 int pg_conn_guard_tls_required(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
@@ -270,7 +299,8 @@ int pg_conn_act_refuse_plaintext(struct iox_pg_conn *c, const struct iox_pg_even
  * end-of-turn flush sends it), and wait for the server. */
 static int tls_step(struct iox_pg_conn *c, int r)
 {
-    if (r < 0) return PG_CONN_EV_FAIL;
+    c->tls_attempt = 1;
+    if (r < 0) { c->tls_failed = 1; return PG_CONN_EV_FAIL; }
     if (start_send(c) < 0) return PG_CONN_EV_FAIL;
     if (r == 1) return PG_CONN_EV_TLS_DONE;
     return pg_conn_arm_recv(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
@@ -431,6 +461,23 @@ static int auth_request(struct iox_pg_conn *c, const struct iox_pg_msg *m)
     return 0;
 }
 
+/* PostgreSQL 14+ reports in_hot_standby and default_transaction_read_only
+ * (GUC_REPORT): target_session_attrs is then decided without a query. */
+static int bool_value(const struct iox_pg_str *v)
+{
+    if (v->len == 2 && !memcmp(v->ptr, "on", 2)) return 1;
+    if (v->len == 3 && !memcmp(v->ptr, "off", 3)) return 0;
+    return -1;
+}
+
+static void note_parameter(struct iox_pg_conn *c, const struct iox_pg_msg *m)
+{
+    const struct iox_pg_str *n = &m->param.name;
+    if (n->len == 14 && !memcmp(n->ptr, "in_hot_standby", 14)) c->hot_standby = (int8_t)bool_value(&m->param.value);
+    else if (n->len == 29 && !memcmp(n->ptr, "default_transaction_read_only", 29))
+        c->read_only = (int8_t)bool_value(&m->param.value);
+}
+
 int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
@@ -445,9 +492,10 @@ int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
         c->need = 0;
         switch (m.type) {
         case IOX_PG_AUTHENTICATION:
-            if (auth_request(c, &m) < 0) return PG_CONN_EV_FAIL;
+            if (auth_request(c, &m) < 0) { c->refused = 1; return PG_CONN_EV_FAIL; }
             break;
         case IOX_PG_ERROR_RESPONSE: {
+            c->refused = 1;     /* the server answered: libpq tries no other host */
             char state[6], msg[PG_ERRMSG];
             server_error(&m, state, msg, sizeof msg);
             const char *user = c->pool->ci.user;
@@ -458,8 +506,12 @@ int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
                 set_fail(c, -EACCES, state, "authentication failed for user \"%s\": %s%s", user, msg, hint);
             else
                 set_fail(c, -ECONNREFUSED, state, "the server refused the session for user \"%s\": %s", user, msg);
-            /* One clear line, not one per retry. */
-            if (strcmp(c->pool->last_logged, c->fail_msg)) {
+            /* One clear line, not one per retry; none when sslmode allow /
+             * prefer retries the host the other way (the retry's outcome
+             * is what counts). */
+            if (pg_conn_guard_other_encryption(c, NULL))
+                IOX_DEBUG("pg: %s (retrying with the other sslmode method)", c->fail_msg);
+            else if (strcmp(c->pool->last_logged, c->fail_msg)) {
                 IOX_ERROR("pg: %s", c->fail_msg);
                 snprintf(c->pool->last_logged, sizeof c->pool->last_logged, "%s", c->fail_msg);
             }
@@ -470,6 +522,9 @@ int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
             if (c->sasl) { iox_pg_scram_clear(&c->scram); c->sasl = 0; }
             if (pg_conn_arm_recv(c) < 0) return PG_CONN_EV_FAIL;
             return PG_CONN_EV_ESTABLISHED;
+        case IOX_PG_PARAMETER_STATUS:
+            note_parameter(c, &m);
+            break;
         case IOX_PG_BACKEND_KEY_DATA:
             c->be_pid = m.key.pid;
             c->be_key = m.key.secret;
@@ -477,8 +532,6 @@ int pg_conn_act_auth_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
             break;
         case IOX_PG_NOTICE_RESPONSE:
             async_message(c, &m);
-            break;
-        case IOX_PG_PARAMETER_STATUS:
             break;
         default:
             set_fail(c, -EPROTO, NULL, "unexpected '%c' message during authentication", m.type);
@@ -497,12 +550,24 @@ int pg_conn_act_session_up(struct iox_pg_conn *c, const struct iox_pg_event *ev)
     c->was_up = 1;
     p->sessions++;
     p->nup++;
+    /* One line when the pool's sessions are somewhere new: the first
+     * session, or (one host list, not load-balanced) another host. */
+    if (!p->was_up || (p->on_host != c->host && !p->ci.load_balance)) {
+        const struct iox_pg_host *h = &p->ci.hosts[c->host];
+        if (p->ci.nhosts > 1)
+            IOX_INFO("pg: sessions on %s port %u (host %u of %u, target_session_attrs=%s) as \"%s\" (database \"%s\")",
+                     h->host, h->port, c->host + 1, p->ci.nhosts, iox_pg_target_name(p->ci.target), p->ci.user,
+                     p->ci.dbname);
+        else
+            IOX_INFO("pg: connected to %s port %u as \"%s\" (database \"%s\")", h->host, h->port, p->ci.user,
+                     p->ci.dbname);
+        p->on_host = c->host;
+    }
     if (!p->was_up) {
-        IOX_INFO("pg: connected to %s port %u as \"%s\" (database \"%s\")", p->ci.host, p->ci.port,
-                 p->ci.user, p->ci.dbname);
         p->was_up = 1;
         p->last_error[0] = 0;
         p->last_logged[0] = 0;
+        memset(p->logged_hash, 0, sizeof p->logged_hash);   /* the next outage is logged again */
     }
     pg_pool_listen_session(p, c);
     pg_pool_take_waiting(p);
@@ -673,24 +738,56 @@ int pg_conn_act_cancel_query(struct iox_pg_conn *c, const struct iox_pg_event *e
 
 /* ---- the end of a session ---- */
 
+/* Append src to the string in dst[0, cap), cut at cap - 1. */
+static void append(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(dst), k = strlen(src);
+    if (k > cap - 1 - n) k = cap - 1 - n;
+    memcpy(dst + n, src, k);
+    dst[n + k] = 0;
+}
+
 int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
     struct iox_pg_pool *p = c->pool;
     if (!c->fail_err) set_fail(c, -ECANCELED, NULL, "the pool is closing");
     if (c->was_up) p->nup--;
+    /* A lost session, a server that refused the startup, or a stopping
+     * pool ends the pass; any other failure moves on to the next host. */
+    c->hard = c->was_up || c->refused || p->stopping;
     uint32_t nfailed = c->inflight.n - c->zombies;   /* a zombie was answered already */
     if (!c->fail_logged && !p->stopping) {
-        if (c->was_up)
+        const struct iox_pg_host *h = &p->ci.hosts[c->host];
+        uint32_t hash = 2166136261u;      /* FNV-1a of the reason: a reason repeated by every pass is logged once */
+        for (const char *s = c->fail_msg; *s; s++) hash = (hash ^ (unsigned char)*s) * 16777619u;
+        if (!c->was_up && pg_conn_guard_other_encryption(c, NULL))
+            IOX_DEBUG("pg: %s port %u: %s (retrying with the other sslmode method)", h->host, h->port, c->fail_msg);
+        else if (c->was_up)
             IOX_WARN("pg: connection %u lost: %s (%u quer%s failed)", c->idx, c->fail_msg, nfailed,
                      nfailed == 1 ? "y" : "ies");
-        else if (strcmp(p->last_logged, c->fail_msg)) {
-            IOX_WARN("pg: cannot connect to %s port %u: %s (retrying with backoff)", p->ci.host, p->ci.port, c->fail_msg);
+        else if (p->logged_hash[c->host] != hash) {
+            IOX_WARN("pg: cannot connect to %s port %u: %s (%s)", h->host, h->port, c->fail_msg,
+                     p->ci.nhosts > 1 ? "trying the next host; each pass over the list after a backoff"
+                                      : "retrying with backoff");
+            p->logged_hash[c->host] = hash;
             snprintf(p->last_logged, sizeof p->last_logged, "%s", c->fail_msg);
         } else
-            IOX_DEBUG("pg: connect retry failed: %s", c->fail_msg);
+            IOX_DEBUG("pg: connect retry to %s port %u failed: %s", h->host, h->port, c->fail_msg);
     }
-    snprintf(p->last_error, sizeof p->last_error, "%s", c->fail_msg);
+    /* For a 503's body: with several hosts, what each host of this pass
+     * said so far (a connect failure names its host already). */
+    if (p->ci.nhosts > 1 && !c->was_up) {
+        char where[300] = "";
+        if (strncmp(c->fail_msg, "connect to ", 11))
+            snprintf(where, sizeof where, "%.200s port %u: ", p->ci.hosts[c->host].host, p->ci.hosts[c->host].port);
+        if (c->pass_err[0]) append(c->pass_err, sizeof c->pass_err, "; ");
+        append(c->pass_err, sizeof c->pass_err, where);
+        append(c->pass_err, sizeof c->pass_err, c->fail_msg);
+        memcpy(p->last_error, c->pass_err, sizeof p->last_error);
+    } else {
+        snprintf(p->last_error, sizeof p->last_error, "%s", c->fail_msg);
+    }
     char msg[PG_ERRMSG + 32];
     snprintf(msg, sizeof msg, "%s%s", c->was_up ? "connection lost: " : "", c->fail_msg);
     struct pg_req *q = c->inflight.head;
@@ -752,14 +849,194 @@ int pg_conn_act_release(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
     struct iox_pg_pool *p = c->pool;
+    (void)p;
     c->fd = -1;
     c->fail_logged = 0;
     pg_tls_end(c);      /* every op has ended: nothing reads tin or tx any more */
+    return PG_CONN_EV_RELEASED;     /* down: [host_left] next_host, [second_pass], end_pass */
+}
+
+/* ---- several hosts: the pass over the list ---- */
+
+static uint64_t rng_next(struct iox_pg_pool *p)
+{
+    uint64_t x = p->rng;            /* xorshift64*: never 0 (seeded non-zero) */
+    x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+    p->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+void pg_pass_begin(struct iox_pg_conn *c)
+{
+    struct iox_pg_pool *p = c->pool;
+    unsigned n = p->ci.nhosts;
+    for (unsigned i = 0; i < n; i++) c->order[i] = (uint8_t)i;
+    if (p->ci.load_balance)          /* Fisher-Yates, as libpq's libpq_prng shuffle */
+        for (unsigned i = n; i > 1; i--) {
+            unsigned j = (unsigned)(rng_next(p) % i);
+            uint8_t t = c->order[i - 1]; c->order[i - 1] = c->order[j]; c->order[j] = t;
+        }
+    c->at = 0;
+    c->pass2 = 0;
+    c->second_method = 0;
+    c->pass_err[0] = 0;
+}
+
+int pg_conn_guard_host_left(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    return !c->hard && c->at + 1u < c->pool->ci.nhosts;
+}
+
+int pg_conn_guard_second_pass(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    return !c->hard && !c->pass2 && c->pool->ci.target == IOX_PG_TARGET_PREFER_STANDBY;
+}
+
+int pg_conn_act_next_host(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    c->at++;
+    c->second_method = 0;
+    return pg_conn_act_open_socket(c, ev);
+}
+
+int pg_conn_act_start_second_pass(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    c->at = 0;
+    c->pass2 = 1;
+    c->second_method = 0;
+    IOX_DEBUG("pg: connection %u: no standby answered (target_session_attrs=prefer-standby): any server now", c->idx);
+    return pg_conn_act_open_socket(c, ev);
+}
+
+/* The backoff is per pass over the list, not per host. */
+int pg_conn_act_end_pass(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    struct iox_pg_pool *p = c->pool;
     uint32_t next = c->backoff_ms ? c->backoff_ms * 2 : 100;
     if (next > p->cfg.backoff_max_ms) next = p->cfg.backoff_max_ms;
     c->backoff_ms = next;
     c->retry_at_ms = pg_now(p) + next;
+    pg_pass_begin(c);
     return PG_CONN_EV_NONE;
+}
+
+/* ---- target_session_attrs (libpq's PQconnectPoll, CONNECTION_CHECK_TARGET) ---- */
+
+static unsigned target_of(const struct iox_pg_conn *c)
+{
+    return c->pass2 ? IOX_PG_TARGET_ANY : c->pool->ci.target;
+}
+
+int pg_conn_guard_session_fits(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    switch (target_of(c)) {
+    case IOX_PG_TARGET_READ_WRITE:
+        return c->read_only == 0 && c->hot_standby == 0;
+    case IOX_PG_TARGET_READ_ONLY:
+        return c->read_only >= 0 && c->hot_standby >= 0 && (c->read_only == 1 || c->hot_standby == 1);
+    case IOX_PG_TARGET_PRIMARY:
+        return c->hot_standby == 0;
+    case IOX_PG_TARGET_STANDBY: case IOX_PG_TARGET_PREFER_STANDBY:
+        return c->hot_standby == 1;
+    default:
+        return 1;
+    }
+}
+
+int pg_conn_guard_check_needed(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    unsigned t = target_of(c);
+    if (t == IOX_PG_TARGET_READ_WRITE || t == IOX_PG_TARGET_READ_ONLY) return c->read_only < 0 || c->hot_standby < 0;
+    return t != IOX_PG_TARGET_ANY && c->hot_standby < 0;
+}
+
+int pg_conn_act_start_check(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    unsigned t = target_of(c);
+    const char *sql = t == IOX_PG_TARGET_READ_WRITE || t == IOX_PG_TARGET_READ_ONLY
+                          ? "SHOW transaction_read_only" : "SELECT pg_catalog.pg_is_in_recovery()";
+    int rc = iox_pg_build_query(&c->wb[c->fill], sql);
+    if (rc < 0) { set_fail(c, rc, NULL, "cannot queue the session check: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
+    c->res_error = 0;
+    c->tag[0] = 0;
+    return PG_CONN_EV_NONE;     /* the recv is armed (auth_input); the flush sends it */
+}
+
+int pg_conn_act_check_input(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    unsigned t = target_of(c);
+    for (;;) {
+        struct iox_pg_msg m;
+        size_t n;
+        int r = iox_pg_parse(&c->ps, c->rbuf + c->rpos, c->rlen - c->rpos, &m, &n);
+        if (r == IOX_PG_NEED_MORE) { c->need = (uint32_t)n; break; }
+        if (r < 0) return protocol_error(c, r);
+        c->rpos += (uint32_t)n;
+        c->keep = c->rpos;
+        c->need = 0;
+        switch (m.type) {
+        case IOX_PG_DATA_ROW: {
+            struct iox_pg_str v;
+            if (m.list.count != 1 || iox_pg_datarow_columns(&m, &v, 1) < 0 || v.len < 1) {
+                set_fail(c, -EPROTO, NULL, "unexpected answer to the session check (target_session_attrs=%s)",
+                         iox_pg_target_name(c->pool->ci.target));
+                return PG_CONN_EV_FAIL;
+            }
+            if (t == IOX_PG_TARGET_READ_WRITE || t == IOX_PG_TARGET_READ_ONLY) {
+                /* libpq: "on" proves one of the two is on, "off" that both are off. */
+                int on = v.len >= 2 && !memcmp(v.ptr, "on", 2);
+                c->read_only = c->hot_standby = (int8_t)on;
+            } else {
+                c->hot_standby = (int8_t)(v.ptr[0] == 't');
+            }
+            break;
+        }
+        case IOX_PG_ROW_DESCRIPTION: case IOX_PG_COMMAND_COMPLETE: case IOX_PG_PARAMETER_STATUS:
+        case IOX_PG_NOTICE_RESPONSE:
+            if (m.type == IOX_PG_PARAMETER_STATUS) note_parameter(c, &m);
+            break;
+        case IOX_PG_ERROR_RESPONSE: {
+            char state[6], msg[PG_ERRMSG];
+            server_error(&m, state, msg, sizeof msg);
+            set_fail(c, -EPROTO, state, "the session check failed (target_session_attrs=%s): %s",
+                     iox_pg_target_name(c->pool->ci.target), msg);
+            return PG_CONN_EV_FAIL;
+        }
+        case IOX_PG_READY_FOR_QUERY:
+            if (c->hot_standby < 0 || (c->read_only < 0 && (t == IOX_PG_TARGET_READ_WRITE || t == IOX_PG_TARGET_READ_ONLY))) {
+                set_fail(c, -EPROTO, NULL, "the session check returned no row (target_session_attrs=%s)",
+                         iox_pg_target_name(c->pool->ci.target));
+                return PG_CONN_EV_FAIL;
+            }
+            if (pg_conn_arm_recv(c) < 0) return PG_CONN_EV_FAIL;
+            return PG_CONN_EV_CHECKED;      /* [session_fits] session_up, else reject_session */
+        default:
+            set_fail(c, -EPROTO, NULL, "unexpected '%c' message in the session check", m.type);
+            return PG_CONN_EV_FAIL;
+        }
+    }
+    return pg_conn_arm_recv(c) < 0 ? PG_CONN_EV_FAIL : PG_CONN_EV_NONE;
+}
+
+int pg_conn_act_reject_session(struct iox_pg_conn *c, const struct iox_pg_event *ev)
+{
+    (void)ev;
+    const char *why;
+    switch (target_of(c)) {
+    case IOX_PG_TARGET_READ_WRITE: why = "session is read-only"; break;
+    case IOX_PG_TARGET_READ_ONLY: why = "session is not read-only"; break;
+    case IOX_PG_TARGET_PRIMARY: why = "server is in hot standby mode"; break;
+    default: why = "server is not in hot standby mode"; break;
+    }
+    set_fail(c, -EAGAIN, NULL, "%s (target_session_attrs=%s)", why, iox_pg_target_name(c->pool->ci.target));
+    return PG_CONN_EV_FAIL;
 }
 
 int pg_conn_act_finish(struct iox_pg_conn *c, const struct iox_pg_event *ev)

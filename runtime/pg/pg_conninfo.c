@@ -180,10 +180,153 @@ static int find_key(const char *key)
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
+/* ---- connection URIs (libpq's conninfo_uri_parse_options) ----
+ * postgresql://[user[:password]@][host[:port]][,host[:port]...][/dbname][?key=value&...]
+ * Every component is percent-decoded; a host in brackets is an IPv6
+ * literal; the hosts and ports become host= and port= lists (an empty port
+ * element is the default, as libpq), the query's pairs are keywords
+ * (ssl=true is sslmode=require, as libpq). */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Append [s, s+n) to g->store, percent-decoded when decode; *out gets the
+ * NUL-terminated copy. */
+static int uri_put(struct given *g, const char *s, size_t n, int decode, const char **out, char *err, size_t errlen)
+{
+    char *dst = g->store + g->used;
+    size_t cap = sizeof g->store - g->used, vn = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (decode && ch == '%') {
+            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+                return pg_errf(-EINVAL, err, errlen, "invalid percent-encoded token in the connection URI");
+            ch = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            if (!ch) return pg_errf(-EINVAL, err, errlen, "forbidden value %%00 in the connection URI");
+            i += 2;
+        }
+        if (vn + 1 >= cap) return pg_errf(-ENAMETOOLONG, err, errlen, "connection URI too long");
+        dst[vn++] = ch;
+    }
+    dst[vn] = 0;
+    g->used += vn + 1;
+    *out = dst;
+    return 0;
+}
+
+static int find_key(const char *key);
+
+static int parse_uri(struct given *g, const char *s, char *err, size_t errlen)
+{
+    const char *p = s + (strncmp(s, "postgresql://", 13) == 0 ? 13 : 11);
+    const char *v;
+    int r;
+    /* user[:password]@ — only when an '@' comes before the path. */
+    const char *at = p;
+    while (*at && *at != '@' && *at != '/' && *at != '?') at++;
+    if (*at == '@') {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *uend = colon ? colon : at;
+        if (uend > p) {
+            if ((r = uri_put(g, p, (size_t)(uend - p), 1, &v, err, errlen))) return r;
+            g->val[K_USER] = v; g->env[K_USER] = FROM_STRING;
+        }
+        if (colon) {
+            if ((r = uri_put(g, colon + 1, (size_t)(at - colon - 1), 1, &v, err, errlen))) return r;
+            g->val[K_PASSWORD] = v; g->env[K_PASSWORD] = FROM_STRING;
+        }
+        p = at + 1;
+    }
+    /* host[:port] list: decoded element by element into "h1,h2" / "p1,p2". */
+    char hosts[2048], ports[512];
+    size_t hn = 0, pn = 0;
+    int any = 0;
+    for (;;) {
+        const char *h0 = p, *h1;
+        if (*p == '[') {
+            const char *close = strchr(p, ']');
+            if (!close) return pg_errf(-EINVAL, err, errlen, "connection URI: missing \"]\" after the IPv6 host \"%.40s\"", p);
+            h0 = p + 1; h1 = close; p = close + 1;
+            if (h1 == h0) return pg_errf(-EINVAL, err, errlen, "connection URI: IPv6 host address may not be empty");
+        } else {
+            while (*p && *p != ':' && *p != '/' && *p != '?' && *p != ',') p++;
+            h1 = p;
+        }
+        const char *hv = "";
+        if (h1 > h0 && (r = uri_put(g, h0, (size_t)(h1 - h0), 1, &hv, err, errlen))) return r;
+        size_t l = strlen(hv);
+        if (hn + l + 2 > sizeof hosts) return pg_errf(-ENAMETOOLONG, err, errlen, "connection URI: host list too long");
+        if (any) hosts[hn++] = ',';
+        memcpy(hosts + hn, hv, l); hn += l;
+        if (any) ports[pn++] = ',';
+        if (*p == ':') {
+            const char *q0 = ++p;
+            while (*p && *p != '/' && *p != '?' && *p != ',') p++;
+            if ((size_t)(p - q0) + pn + 2 > sizeof ports) return pg_errf(-ENAMETOOLONG, err, errlen, "connection URI: port list too long");
+            memcpy(ports + pn, q0, (size_t)(p - q0)); pn += (size_t)(p - q0);
+        } else if (*p && *p != '/' && *p != '?' && *p != ',') {
+            return pg_errf(-EINVAL, err, errlen, "connection URI: unexpected character \"%c\" after host \"%.60s\"",
+                           (unsigned char)*p < 0x20 ? '?' : *p, hv);
+        }
+        any = 1;
+        if (*p != ',') break;
+        p++;
+    }
+    hosts[hn] = 0; ports[pn] = 0;
+    if (hn) {
+        if ((r = uri_put(g, hosts, hn, 0, &v, err, errlen))) return r;
+        g->val[K_HOST] = v; g->env[K_HOST] = FROM_STRING;
+    }
+    int have_port = 0;
+    for (size_t i = 0; i < pn; i++) if (ports[i] != ',') have_port = 1;
+    if (have_port) {
+        if ((r = uri_put(g, ports, pn, 0, &v, err, errlen))) return r;
+        g->val[K_PORT] = v; g->env[K_PORT] = FROM_STRING;
+    }
+    if (*p == '/') {
+        const char *d0 = ++p;
+        while (*p && *p != '?') p++;
+        if (p > d0) {
+            if ((r = uri_put(g, d0, (size_t)(p - d0), 1, &v, err, errlen))) return r;
+            g->val[K_DBNAME] = v; g->env[K_DBNAME] = FROM_STRING;
+        }
+    }
+    if (*p == '?') {
+        p++;
+        while (*p) {
+            const char *k0 = p;
+            while (*p && *p != '&') p++;
+            const char *eq = memchr(k0, '=', (size_t)(p - k0));
+            if (p == k0) { p += *p == '&'; continue; }
+            if (!eq) return pg_errf(-EINVAL, err, errlen, "connection URI: missing \"=\" in the query parameter \"%.*s\"",
+                                    (int)((p - k0) > 60 ? 60 : p - k0), k0);
+            const char *key, *val;
+            if ((r = uri_put(g, k0, (size_t)(eq - k0), 1, &key, err, errlen)) ||
+                (r = uri_put(g, eq + 1, (size_t)(p - eq - 1), 1, &val, err, errlen)))
+                return r;
+            int k;
+            if (strcmp(key, "ssl") == 0 && strcmp(val, "true") == 0) { k = K_SSLMODE; val = "require"; }
+            else if ((k = find_key(key)) < 0)
+                return pg_errf(-EINVAL, err, errlen, "invalid URI query parameter: \"%.60s\" (not a libpq keyword ioxide "
+                               "knows; see docs/pg-client.md)", key);
+            g->val[k] = val;
+            g->env[k] = FROM_STRING;
+            if (*p == '&') p++;
+        }
+    }
+    if (*p) return pg_errf(-EINVAL, err, errlen, "connection URI: unexpected \"%.40s\"", p);
+    return 0;
+}
+
 static int parse(struct given *g, const char *s, char *err, size_t errlen)
 {
     if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0)
-        return pg_errf(-EINVAL, err, errlen, "connection URIs are not supported; use key=value pairs");
+        return parse_uri(g, s, err, errlen);
     char key[64];
     const char *p = s;
     for (;;) {
@@ -259,6 +402,13 @@ static int tls_version(const char *v)
     return -1;
 }
 
+static const char *const targets[] = {"any", "read-write", "read-only", "primary", "standby", "prefer-standby", NULL};
+
+const char *iox_pg_target_name(unsigned target)
+{
+    return target <= IOX_PG_TARGET_PREFER_STANDBY ? targets[target] : "?";
+}
+
 static int check_settings(const struct given *g, const char *host, char *err, size_t errlen)
 {
     static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL};
@@ -329,18 +479,11 @@ static int check_settings(const struct given *g, const char *host, char *err, si
     if (GIVEN(K_HOSTADDR) && *v)
         return pg_errf(-EINVAL, err, errlen, "%s is not supported (ioxide would connect to host instead); %s and put "
                     "the numeric address in PGHOST or host=", SHOW(K_HOSTADDR), DROP(K_HOSTADDR));
-    if (GIVEN(K_TARGET_SESSION_ATTRS)) {
-        if (!one_of(v, (const char *const[]){"any", "read-write", "read-only", "primary", "standby",
-                                             "prefer-standby", NULL}))
-            return invalid(g, K_TARGET_SESSION_ATTRS, "any, read-write, read-only, primary, standby, prefer-standby",
-                           err, errlen);
-        if (strcmp(v, "any") != 0)
-            return pg_errf(-EINVAL, err, errlen, "%s requires checking what kind of server answered, which ioxide does "
-                        "not do; %s or use target_session_attrs=any", SHOW(K_TARGET_SESSION_ATTRS),
-                        DROP(K_TARGET_SESSION_ATTRS));
-    }
-    /* load_balance_hosts: with the single numeric host ioxide allows,
-     * random and disable connect to the same place. */
+    /* target_session_attrs and load_balance_hosts: checked here, applied
+     * by apply (the pool checks each session, pg_conn.c). */
+    if (GIVEN(K_TARGET_SESSION_ATTRS) && !one_of(v, targets))
+        return invalid(g, K_TARGET_SESSION_ATTRS, "any, read-write, read-only, primary, standby, prefer-standby",
+                       err, errlen);
     if (GIVEN(K_LOAD_BALANCE_HOSTS) && !one_of(v, (const char *const[]){"disable", "random", NULL}))
         return invalid(g, K_LOAD_BALANCE_HOSTS, "disable, random", err, errlen);
     /* replication: a false value is an ordinary session. */
@@ -387,6 +530,56 @@ static int env_guc(char *dst, size_t cap, const struct given *g, int k, char *er
     return set(dst, cap, g, k, err, errlen);
 }
 
+/* host=a,b,c and port=p or port=p1,p2,p3 (libpq: one port for every host,
+ * or one per host; an empty element is the default). */
+static int apply_hosts(struct iox_pg_conninfo *ci, const struct given *g, char *err, size_t errlen)
+{
+    const char *hv = g->val[K_HOST] ? g->val[K_HOST] : "", *s = hv, *e;
+    unsigned n = 0;
+    for (;; s = e + 1) {
+        e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (n == IOX_PG_MAX_HOSTS)
+            return pg_errf(-EINVAL, err, errlen, "%s: more than %d hosts", SHOW(K_HOST), IOX_PG_MAX_HOSTS);
+        struct iox_pg_host *h = &ci->hosts[n++];
+        if (!len) snprintf(h->host, sizeof h->host, "%s", IOX_PG_DEFAULT_SOCKET_DIR);
+        else if (len >= sizeof h->host)
+            return pg_errf(-ENAMETOOLONG, err, errlen, "%s: host %u is too long (max %zu bytes)",
+                           g->env[K_HOST] == FROM_ENV ? kw[K_HOST].env : kw[K_HOST].key, n, sizeof h->host - 1);
+        else { memcpy(h->host, s, len); h->host[len] = 0; }
+        h->port = IOX_PG_DEFAULT_PORT;
+        if (!e) break;
+    }
+    ci->nhosts = (uint8_t)n;
+    const char *pv = g->val[K_PORT];
+    if (pv) {
+        unsigned m = 1;
+        for (const char *q = pv; *q; q++) m += *q == ',';
+        if (m != 1 && m != n)
+            return pg_errf(-EINVAL, err, errlen, "%s: could not match %u port numbers to %u hosts (give one port for "
+                           "every host, or one per host)", SHOW(K_PORT), m, n);
+        s = pv;
+        for (unsigned i = 0;; i++, s = e + 1) {
+            e = strchr(s, ',');
+            size_t len = e ? (size_t)(e - s) : strlen(s);
+            char num[16];
+            unsigned long x = IOX_PG_DEFAULT_PORT;
+            if (len) {
+                if (len >= sizeof num) x = 0;
+                else { memcpy(num, s, len); num[len] = 0; if (number(num, 65535, &x)) x = 0; }
+                if (!x) return pg_errf(-EINVAL, err, errlen, "%s: invalid port number%s", SHOW(K_PORT),
+                                       m > 1 ? " in the list" : "");
+            }
+            if (m == 1) { for (unsigned j = 0; j < n; j++) ci->hosts[j].port = (uint16_t)x; break; }
+            ci->hosts[i].port = (uint16_t)x;
+            if (!e) break;
+        }
+    }
+    memcpy(ci->host, ci->hosts[0].host, sizeof ci->host);
+    ci->port = ci->hosts[0].port;
+    return 0;
+}
+
 static int apply(struct iox_pg_conninfo *ci, const struct given *g, char *err, size_t errlen)
 {
     int r = 0;
@@ -394,9 +587,7 @@ static int apply(struct iox_pg_conninfo *ci, const struct given *g, char *err, s
     const char *v;
 #define GIVEN(k) ((v = g->val[k]) != NULL)
 #define SET(field, k) if (GIVEN(k) && (r = set(ci->field, sizeof ci->field, g, k, err, errlen))) return r
-    if (GIVEN(K_HOST) && strchr(v, ','))
-        return pg_errf(-EINVAL, err, errlen, "%s: host lists are not supported", SHOW(K_HOST));
-    SET(host, K_HOST);
+    if ((r = apply_hosts(ci, g, err, errlen))) return r;
     SET(user, K_USER);
     SET(password, K_PASSWORD);
     SET(dbname, K_DBNAME);
@@ -409,10 +600,9 @@ static int apply(struct iox_pg_conninfo *ci, const struct given *g, char *err, s
         (r = env_guc(ci->timezone, sizeof ci->timezone, g, E_TZ, err, errlen)) ||
         (r = env_guc(ci->geqo, sizeof ci->geqo, g, E_GEQO, err, errlen)))
         return r;
-    if (GIVEN(K_PORT)) {
-        if (number(v, 65535, &n) || n == 0) return pg_errf(-EINVAL, err, errlen, "%s: invalid port number", SHOW(K_PORT));
-        ci->port = (uint16_t)n;
-    }
+    if (GIVEN(K_TARGET_SESSION_ATTRS))
+        for (int i = 0; targets[i]; i++) if (strcmp(v, targets[i]) == 0) ci->target = (uint8_t)i;
+    ci->load_balance = GIVEN(K_LOAD_BALANCE_HOSTS) && strcmp(v, "random") == 0;
     if (GIVEN(K_CONNECT_TIMEOUT)) {
         if (number(v, 4000000, &n))
             return pg_errf(-EINVAL, err, errlen, "%s: invalid connect_timeout (whole seconds, 0 = no limit)",
@@ -459,8 +649,9 @@ static int apply_tls(struct iox_pg_conninfo *ci, const struct given *g, char *er
     /* verify-ca / verify-full need the root certificate (libpq checks it
      * when connecting; here it is one line at startup). A Unix socket never
      * uses TLS (libpq ignores sslmode there). */
-    const char *host = ci->host[0] ? ci->host : IOX_PG_DEFAULT_SOCKET_DIR;
-    if (ci->sslmode >= IOX_PG_SSL_VERIFY_CA && !ci->sslroot_system && host[0] != '/') {
+    int tcp = 0;
+    for (unsigned i = 0; i < ci->nhosts; i++) tcp |= ci->hosts[i].host[0] != '/';
+    if (ci->sslmode >= IOX_PG_SSL_VERIFY_CA && !ci->sslroot_system && tcp) {
         char path[4096], home[3072];
         if (ci->sslrootcert[0]) snprintf(path, sizeof path, "%s", ci->sslrootcert);
         else if (iox_pg_home_dir(home, sizeof home) == 0) snprintf(path, sizeof path, "%s/.postgresql/root.crt", home);
@@ -477,11 +668,11 @@ static int apply_tls(struct iox_pg_conninfo *ci, const struct given *g, char *er
     if ((v = g->val[K_CHANNEL_BINDING])) {
         ci->channel_binding = strcmp(v, "disable") == 0 ? IOX_PG_CB_DISABLE
                             : strcmp(v, "require") == 0 ? IOX_PG_CB_REQUIRE : IOX_PG_CB_PREFER;
-        if (ci->channel_binding == IOX_PG_CB_REQUIRE && (ci->sslmode == IOX_PG_SSL_DISABLE || host[0] == '/'))
+        if (ci->channel_binding == IOX_PG_CB_REQUIRE && (ci->sslmode == IOX_PG_SSL_DISABLE || !tcp))
             return pg_errf(-EINVAL, err, errlen, "%s needs TLS (SCRAM-SHA-256-PLUS binds to the TLS channel), but %s; "
                         "use sslmode=require (or verify-ca/verify-full) over TCP, or %s",
                         SHOW(K_CHANNEL_BINDING),
-                        host[0] == '/' ? "a Unix socket never uses TLS" : "sslmode=disable never negotiates it",
+                        !tcp ? "a Unix socket never uses TLS" : "sslmode=disable never negotiates it",
                         DROP(K_CHANNEL_BINDING));
     }
     return 0;
@@ -587,7 +778,9 @@ int iox_pg_conninfo_load(struct iox_pg_conninfo *ci, const char *conninfo, char 
     if (!ci->user[0] && (r = os_user(ci->user, sizeof ci->user, err, errlen))) return r;
     /* dbname defaults to the final user, unless PGDATABASE or dbname= set it. */
     if (!ci->dbname[0]) memcpy(ci->dbname, ci->user, sizeof ci->dbname);
-    const char *host = ci->host[0] ? ci->host : IOX_PG_DEFAULT_SOCKET_DIR;
+    /* requirepeer is refused when any host is a socket directory. */
+    const char *host = ci->hosts[0].host;
+    for (unsigned i = 0; i < ci->nhosts; i++) if (ci->hosts[i].host[0] == '/') host = ci->hosts[i].host;
     if ((r = check_settings(&g, host, err, errlen))) return r;
     if ((r = apply_tls(ci, &g, err, errlen))) return r;
     return load_passfile(ci, &g, err, errlen);
@@ -606,25 +799,39 @@ void iox_pg_conninfo_startup_extra(const struct iox_pg_conninfo *ci, const char 
     kv[n] = NULL;
 }
 
+static int addr_of(const char *h, uint16_t port, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen);
+
 int iox_pg_conninfo_sockaddr(const struct iox_pg_conninfo *ci, struct sockaddr_storage *ss,
                              socklen_t *len, char *err, size_t errlen)
 {
+    return addr_of(ci->host[0] ? ci->host : IOX_PG_DEFAULT_SOCKET_DIR, ci->port, ss, len, err, errlen);
+}
+
+int iox_pg_conninfo_host_sockaddr(const struct iox_pg_conninfo *ci, unsigned i, struct sockaddr_storage *ss,
+                                  socklen_t *len, char *err, size_t errlen)
+{
+    if (i >= ci->nhosts) return pg_errf(-EINVAL, err, errlen, "host %u: the list has %u", i, ci->nhosts);
+    return addr_of(ci->hosts[i].host[0] ? ci->hosts[i].host : IOX_PG_DEFAULT_SOCKET_DIR, ci->hosts[i].port, ss, len,
+                   err, errlen);
+}
+
+static int addr_of(const char *h, uint16_t port, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen)
+{
     memset(ss, 0, sizeof *ss);
-    const char *h = ci->host[0] ? ci->host : IOX_PG_DEFAULT_SOCKET_DIR;
     if (h[0] == '/') {
         struct sockaddr_un *un = (struct sockaddr_un *)ss;
         un->sun_family = AF_UNIX;
-        int n = snprintf(un->sun_path, sizeof un->sun_path, "%s/.s.PGSQL.%u", h, ci->port);
+        int n = snprintf(un->sun_path, sizeof un->sun_path, "%s/.s.PGSQL.%u", h, port);
         if (n < 0 || (size_t)n >= sizeof un->sun_path)
             return pg_errf(-ENAMETOOLONG, err, errlen, "Unix socket path \"%s/.s.PGSQL.%u\" is longer than %zu bytes",
-                        h, ci->port, sizeof un->sun_path - 1);
+                        h, port, sizeof un->sun_path - 1);
         *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
         return 0;
     }
     struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
     if (strcmp(h, "localhost") == 0 || inet_pton(AF_INET, h, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
-        in4->sin_port = htons(ci->port);
+        in4->sin_port = htons(port);
         if (h[0] == 'l') in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         *len = sizeof *in4;
         return 0;
@@ -632,7 +839,7 @@ int iox_pg_conninfo_sockaddr(const struct iox_pg_conninfo *ci, struct sockaddr_s
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
     if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(ci->port);
+        in6->sin6_port = htons(port);
         *len = sizeof *in6;
         return 0;
     }

@@ -8,11 +8,11 @@
  *
  * Every libpq keyword and environment variable is known here and is either
  * honoured, ignored (not implemented, and ignoring it cannot make the
- * connection less safe than the user asked for: e.g. sslcrl, or
- * channel_binding=prefer), or refused: a setting ioxide does
+ * connection less safe than the user asked for: e.g. sslcrl), or refused: a setting ioxide does
  * not implement that would change where or how it connects or what it
- * trusts (sslcertmode=require, sslnegotiation=direct, gssencmode=require, require_auth, requirepeer on a Unix socket,
- * hostaddr, target_session_attrs other than any, ...) is an error: one line naming the variable or keyword, its
+ * trusts (sslcertmode=require, sslnegotiation=direct, gssencmode=require,
+ * require_auth, requirepeer on a Unix socket, hostaddr, ...) is an error:
+ * one line naming the variable or keyword, its
  * value, why, and what to do. ioxide behaves like libpq built with TLS
  * (pg_tls.c) and without GSSAPI. The full table: docs/pg-client.md, "Connection
  * settings".
@@ -29,8 +29,19 @@
  * error); without a password, passfile / PGPASSFILE (default ~/.pgpass)
  * gives it, and a password file others may access is ignored with a
  * warning in ci->warning. An empty environment
- * variable for an honoured setting counts as unset. Unknown keywords, a
- * host list ("a,b") and URIs ("postgresql://") are errors.
+ * variable for an honoured setting counts as unset. Unknown keywords are
+ * errors.
+ *
+ * Several hosts (libpq's "Specifying Multiple Hosts"): host=a,b,c with
+ * port=p (for all) or port=p1,p2,p3 (one per host; an empty element is the
+ * default, another count is an error), or a URI
+ * postgresql://[user[:password]@]h1[:p1],h2[:p2]/db?key=value&... (also
+ * postgres://; percent-encoding; [v6] literals; a host starting with %2F is
+ * a socket directory). target_session_attrs (any, read-write, read-only,
+ * primary, standby, prefer-standby) and load_balance_hosts (disable,
+ * random) are kept in ci->target and ci->load_balance; the pool
+ * (pg_pool.c) tries the hosts. ci->host / ci->port are the first host's,
+ * and the password file is looked up for it.
  *
  * Name resolution: the ring must never block, so there is no DNS. host
  * must be a Unix socket directory (starts with '/'), a numeric IPv4 or IPv6
@@ -52,9 +63,26 @@
 #define IOX_PG_DEFAULT_CONNECT_TIMEOUT_MS 5000u
 #define IOX_PG_DEFAULT_QUERY_TIMEOUT_MS 30000u
 
-struct iox_pg_conninfo {
-    char host[256];
+/* One entry of a host list (libpq's "host=a,b port=p1,p2"). */
+#define IOX_PG_MAX_HOSTS 16
+struct iox_pg_host {
+    char host[256];                /* socket directory, numeric address or localhost */
     uint16_t port;
+};
+
+/* target_session_attrs (libpq's order of the words). */
+enum iox_pg_target {
+    IOX_PG_TARGET_ANY, IOX_PG_TARGET_READ_WRITE, IOX_PG_TARGET_READ_ONLY,
+    IOX_PG_TARGET_PRIMARY, IOX_PG_TARGET_STANDBY, IOX_PG_TARGET_PREFER_STANDBY,
+};
+
+struct iox_pg_conninfo {
+    char host[256];                /* the first host of the list (= hosts[0]) */
+    uint16_t port;                 /* the first host's port (= hosts[0].port) */
+    uint8_t nhosts;                /* 1..IOX_PG_MAX_HOSTS */
+    uint8_t target;                /* enum iox_pg_target (target_session_attrs) */
+    uint8_t load_balance;          /* load_balance_hosts=random: each attempt shuffles the list */
+    struct iox_pg_host hosts[IOX_PG_MAX_HOSTS];
     char user[128];
     char password[256];
     char dbname[128];
@@ -115,6 +143,12 @@ void iox_pg_conninfo_startup_extra(const struct iox_pg_conninfo *ci,
  * is empty); -ENAMETOOLONG when the socket path exceeds sun_path. */
 int iox_pg_conninfo_sockaddr(const struct iox_pg_conninfo *ci, struct sockaddr_storage *ss,
                              socklen_t *len, char *err, size_t errlen);
+/* The same for host i of the list (0 <= i < ci->nhosts; the message names
+ * the host). */
+int iox_pg_conninfo_host_sockaddr(const struct iox_pg_conninfo *ci, unsigned i, struct sockaddr_storage *ss,
+                                  socklen_t *len, char *err, size_t errlen);
+/* The libpq word for ci->target ("read-write", ...). */
+const char *iox_pg_target_name(unsigned target);
 
 /* Format a message into err (when err and errlen) and return code: the
  * error convention of conninfo and the libpq files (pg_pgfiles.c). */

@@ -93,6 +93,24 @@ struct iox_pg_conn {
     /* Auth. */
     uint8_t sasl;
     struct iox_pg_scram scram;
+    /* Host selection (docs/pg-client.md "Several hosts"): a pass tries
+     * the hosts in order[0..nhosts) (shuffled per pass with
+     * load_balance_hosts=random); at is the position of this attempt, host
+     * = order[at]. pass2: prefer-standby's second pass, accepting any.
+     * refused: the server answered the startup with an error or the
+     * authentication failed (libpq then tries no other host); hard: the
+     * attempt that just ended ends the pass (set by drop). */
+    uint8_t order[IOX_PG_MAX_HOSTS];
+    uint8_t at, host, pass2, refused, hard;
+    /* sslmode allow / prefer (libpq): second_method — this attempt uses the
+     * other encryption (allow: TLS, prefer: plaintext); tls_attempt: it
+     * negotiated TLS; tls_failed: its handshake failed. */
+    uint8_t second_method, tls_attempt, tls_failed;
+    char pass_err[PG_ERRMSG];  /* this pass's reasons, host by host (a 503's body) */
+    /* What the server is, for target_session_attrs: -1 unknown, 0 off, 1 on
+     * (ParameterStatus in_hot_standby / default_transaction_read_only, or
+     * the check query's answer). */
+    int8_t hot_standby, read_only;
     /* Why the session ended (for failed queries and logs). */
     int fail_err;
     uint8_t was_up, fail_logged;
@@ -110,6 +128,7 @@ struct pg_cancel {
     uint8_t ops;               /* ops in flight (0: the slot is free) */
     uint8_t cancelled;         /* its ops were cancelled (stop, deadline) */
     uint32_t conn;             /* the session it cancels (for logs) */
+    uint8_t host;              /* the host that session is on (ci.hosts[], sa[]): the cancel goes there */
     int32_t pid;
     uint32_t off;              /* bytes of msg sent */
     uint64_t deadline_ms;      /* the ops are cancelled after this */
@@ -122,8 +141,11 @@ struct iox_pg_pool {
     struct iox_pg_pool_config cfg;
     struct iox_pg_conninfo ci;
     SSL_CTX *ssl_ctx;          /* NULL: no TLS is negotiated (sslmode disable/allow, Unix socket) */
-    struct sockaddr_storage sa;
-    socklen_t salen;
+    struct sockaddr_storage sa[IOX_PG_MAX_HOSTS];   /* one per ci.hosts[i] */
+    socklen_t salen[IOX_PG_MAX_HOSTS];
+    uint64_t rng;              /* load_balance_hosts=random: xorshift64*, per pool (per reactor) */
+    int on_host;               /* the host the last "sessions on" line named (-1: none yet) */
+    uint32_t logged_hash[IOX_PG_MAX_HOSTS];   /* a host's connect failure repeated by every pass is logged once */
     struct iox_pg_conn *conns;
     struct pg_req *reqs;
     struct pg_req *free_reqs;
@@ -180,6 +202,8 @@ uint64_t pg_now(const struct iox_pg_pool *p);
 int pg_conn_is_up(const struct iox_pg_conn *c);
 int pg_conn_arm_recv(struct iox_pg_conn *c);
 void pg_conn_set_fail(struct iox_pg_conn *c, int err, const char *msg);
+/* Start a pass: order = 0..nhosts-1, shuffled with load_balance_hosts=random; at = 0. */
+void pg_pass_begin(struct iox_pg_conn *c);
 
 /* pg_tls.c: TLS over memory BIOs, so the reactor never blocks: the ring
  * moves ciphertext between the socket and tin / tx; SSL_read and

@@ -362,7 +362,8 @@ static void cancel_failed(struct iox_pg_pool *p, struct pg_cancel *x, const char
     p->n_cancel_failed++;
     if (!p->stopping)
         IOX_WARN("pg: cancel request for connection %u (backend pid %d) to %s port %u: %s: %s "
-                 "(the session is dropped if it does not recover)", x->conn, x->pid, p->ci.host, p->ci.port,
+                 "(the session is dropped if it does not recover)", x->conn, x->pid, p->ci.hosts[x->host].host,
+                 p->ci.hosts[x->host].port,
                  what, res ? strerror(-res) : "no SQE");
 }
 
@@ -380,7 +381,9 @@ static int cancel_submit(struct iox_pg_pool *p, struct pg_cancel *x, unsigned op
     struct iox_seam *sm = p->r->seam;
     int rc;
     switch (op) {
-    case IOX_OP_CONNECT: rc = iox_seam_connect(sm, x->fd, (const struct sockaddr *)&p->sa, p->salen, cancel_ud(p, x, op)); break;
+    case IOX_OP_CONNECT:
+        rc = iox_seam_connect(sm, x->fd, (const struct sockaddr *)&p->sa[x->host], p->salen[x->host], cancel_ud(p, x, op));
+        break;
     case IOX_OP_SEND: rc = iox_seam_send(sm, x->fd, x->msg + x->off, sizeof x->msg - x->off, cancel_ud(p, x, op)); break;
     case IOX_OP_RECV: rc = iox_seam_recv(sm, x->fd, x->rbuf, sizeof x->rbuf, cancel_ud(p, x, op)); break;
     default: rc = -EINVAL; break;
@@ -407,6 +410,7 @@ int pg_cancel_start(struct iox_pg_conn *c)
     }
     x->gen++;
     x->conn = c->idx;
+    x->host = (uint8_t)c->host;   /* the server that runs the query, of a host list */
     x->pid = c->be_pid;
     x->off = 0;
     x->cancelled = 0;
@@ -419,7 +423,8 @@ int pg_cancel_start(struct iox_pg_conn *c)
         x->msg[4 * i + 2] = (unsigned char)(v[i] >> 8);
         x->msg[4 * i + 3] = (unsigned char)v[i];
     }
-    int rc = iox_seam_socket(p->r->seam, p->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0, cancel_ud(p, x, IOX_OP_SOCKET));
+    int rc = iox_seam_socket(p->r->seam, p->sa[x->host].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0,
+                             cancel_ud(p, x, IOX_OP_SOCKET));
     if (rc < 0) { cancel_failed(p, x, "socket", rc); return rc; }
     x->ops++;
     p->ops++;
@@ -512,7 +517,7 @@ static void on_tick(struct iox_reactor *r, void *ctx)
             if (i < p->want && now >= c->retry_at_ms) pg_conn_deliver(c, PG_CONN_EV_OPEN, NULL);
             break;
         case PG_CONN_S_SOCKETING: case PG_CONN_S_CONNECTING: case PG_CONN_S_SSL_REQUESTING:
-        case PG_CONN_S_HANDSHAKING: case PG_CONN_S_AUTHENTICATING:
+        case PG_CONN_S_HANDSHAKING: case PG_CONN_S_AUTHENTICATING: case PG_CONN_S_CHECKING_SESSION:
             if (c->deadline_ms && now >= c->deadline_ms) {
                 char msg[96];
                 snprintf(msg, sizeof msg, "no session within %u ms (connect_timeout)", p->ci.connect_timeout_ms);
@@ -614,7 +619,8 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
         if (res == 0) { pg_conn_deliver(c, PG_CONN_EV_CONNECT_OK, &ev); return; }
         {
             char msg[400];
-            snprintf(msg, sizeof msg, "connect to %s port %u: %s", p->ci.host, p->ci.port, strerror(-res));
+            snprintf(msg, sizeof msg, "connect to %s port %u: %s", p->ci.hosts[c->host].host, p->ci.hosts[c->host].port,
+                     strerror(-res));
             pg_conn_set_fail(c, res, msg);
         }
         break;
@@ -648,6 +654,9 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
         IOX_ERROR("pg: unexpected op %u on connection %u (res %d)", op, c->idx, res);
         return;
     }
+    /* A handshake cut short is a failed handshake (sslmode=prefer retries
+     * the host without TLS, as libpq). */
+    if (c->state == PG_CONN_S_HANDSHAKING) c->tls_failed = 1;
     pg_conn_deliver(c, PG_CONN_EV_IO_ERROR, &ev);
 }
 
@@ -695,8 +704,14 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     if (!p->cfg.queue_max) p->cfg.queue_max = 1024;
     if (!p->cfg.backoff_max_ms) p->cfg.backoff_max_ms = 2000;
     int rc = iox_pg_conninfo_load(&p->ci, cfg->conninfo, err, errlen);
-    if (!rc) rc = iox_pg_conninfo_sockaddr(&p->ci, &p->sa, &p->salen, err, errlen);
+    for (unsigned i = 0; !rc && i < p->ci.nhosts; i++)
+        rc = iox_pg_conninfo_host_sockaddr(&p->ci, i, &p->sa[i], &p->salen[i], err, errlen);
     if (rc) { free(p); return rc; }
+    /* load_balance_hosts=random: the pool's own PRNG (per reactor, no
+     * shared state); cfg->lb_seed makes the orders repeatable. */
+    p->rng = cfg->lb_seed ? cfg->lb_seed : ((uint64_t)time(NULL) << 20) ^ (uint64_t)r->now_ms ^ (uint64_t)(uintptr_t)p;
+    if (!p->rng) p->rng = 0x9E3779B97F4A7C15ull;
+    p->on_host = -1;
     if (!rc) rc = pg_tls_ctx_open(p, err, errlen);
     if (rc) { free(p); return rc; }
     if (p->ci.warning[0]) IOX_WARN("pg: %s", p->ci.warning);     /* e.g. an ignored ~/.pgpass, as libpq warns */
@@ -716,6 +731,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
         c->idx = i;
         c->fd = -1;
         pg_conn_init(&c->state);
+        pg_pass_begin(c);
         c->rcap = RBUF_INIT;
         c->rbuf = malloc(c->rcap);
         if (!c->rbuf) goto nomem;

@@ -60,7 +60,9 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 int pg_tls_ctx_open(struct iox_pg_pool *p, char *err, size_t errlen)
 {
     const struct iox_pg_conninfo *ci = &p->ci;
-    if (ci->sslmode < IOX_PG_SSL_PREFER || p->sa.ss_family == AF_UNIX) return 0;   /* libpq: no TLS on Unix sockets */
+    int tcp = 0;
+    for (unsigned i = 0; i < ci->nhosts; i++) tcp |= p->sa[i].ss_family != AF_UNIX;
+    if (ci->sslmode < IOX_PG_SSL_ALLOW || !tcp) return 0;    /* libpq: no TLS on Unix sockets; allow: the retry's */
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     char why[256], path[4096];
     if (!ctx) { ssl_errstr(why, sizeof why); snprintf(err, errlen, "TLS: cannot create a context: %s", why); return -ENOMEM; }
@@ -148,7 +150,7 @@ static void tls_fail(struct iox_pg_conn *c, const char *step)
     long vr = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
     if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH) {
         snprintf(msg, sizeof msg, "TLS: server certificate for \"%.60s\" does not match host name \"%.100s\" "
-                 "(sslmode=verify-full)", c->tls_peer[0] ? c->tls_peer : "?", ci->host);
+                 "(sslmode=verify-full)", c->tls_peer[0] ? c->tls_peer : "?", ci->hosts[c->host].host);
         ERR_clear_error();
     } else if (vr != X509_V_OK) {
         snprintf(msg, sizeof msg, "TLS: the server's certificate is not accepted (sslmode=%s): %s",
@@ -186,10 +188,11 @@ int pg_tls_begin(struct iox_pg_conn *c)
     c->tls = 1;
     c->tls_up = 0;
     unsigned char ip[16];
-    int is_ip = inet_pton(AF_INET, ci->host, ip) == 1 || inet_pton(AF_INET6, ci->host, ip) == 1;
-    if (ci->sslsni && !is_ip && !SSL_set_tlsext_host_name(ssl, ci->host)) { tls_fail(c, "setting SNI"); return -1; }
+    const char *host = ci->hosts[c->host].host;       /* the host of this attempt */
+    int is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    if (ci->sslsni && !is_ip && !SSL_set_tlsext_host_name(ssl, host)) { tls_fail(c, "setting SNI"); return -1; }
     if (ci->sslmode == IOX_PG_SSL_VERIFY_FULL) {
-        int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ci->host) : SSL_set1_host(ssl, ci->host);
+        int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) : SSL_set1_host(ssl, host);
         if (!ok) { tls_fail(c, "setting the host to verify"); return -1; }
     }
     return pg_tls_handshake(c);

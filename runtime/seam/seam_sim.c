@@ -3,9 +3,11 @@
 #include <ioxide/seam_sim.h>
 #include <ioxide/ud.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,7 @@ struct peer {
     unsigned closes;
     uint8_t closed;
     uint32_t unsent;             /* what SIOCOUTQ reports (iox_sim_set_unsent) */
+    char addr[112];              /* the last connect's address, as text (iox_sim_connect_addr) */
 };
 
 struct iox_seam_sim {
@@ -141,7 +144,26 @@ static int x_splice(struct iox_seam *b, int in, int64_t off_in, int out, size_t 
     return 0;
 }
 static int x_socket(struct iox_seam *b, int d, int t, int p, uint64_t ud) { (void)d; (void)t; (void)p; return add_op(S(b), IOX_OP_SOCKET, -1, ud, NULL, 0) < 0 ? -EBUSY : 0; }
-static int x_connect(struct iox_seam *b, int fd, const struct sockaddr *sa, socklen_t l, uint64_t ud) { (void)sa; (void)l; return add_op(S(b), IOX_OP_CONNECT, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
+static int x_connect(struct iox_seam *b, int fd, const struct sockaddr *sa, socklen_t l, uint64_t ud)
+{
+    if (fd >= 0 && fd < SIM_FDS && sa) {
+        char *t = S(b)->peers[fd].addr, ip[INET6_ADDRSTRLEN];
+        size_t cap = sizeof S(b)->peers[fd].addr;
+        if (sa->sa_family == AF_INET && l >= sizeof(struct sockaddr_in)) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+            snprintf(t, cap, "%s:%u", inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip) ? ip : "?", ntohs(in->sin_port));
+        } else if (sa->sa_family == AF_INET6 && l >= sizeof(struct sockaddr_in6)) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+            snprintf(t, cap, "[%s]:%u", inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip) ? ip : "?",
+                     ntohs(in6->sin6_port));
+        } else if (sa->sa_family == AF_UNIX) {
+            snprintf(t, cap, "%s", ((const struct sockaddr_un *)sa)->sun_path);
+        } else {
+            snprintf(t, cap, "?");
+        }
+    }
+    return add_op(S(b), IOX_OP_CONNECT, fd, ud, NULL, 0) < 0 ? -EBUSY : 0;
+}
 static int x_shutdown(struct iox_seam *b, int fd, int how, uint64_t ud) { (void)how; return add_op(S(b), IOX_OP_SHUTDOWN, fd, ud, NULL, 0) < 0 ? -EBUSY : 0; }
 /* A close queued while another op (but a cancel) is still live on the fd:
  * the owner closed before its last completion (the kernel may then run
@@ -673,4 +695,9 @@ void iox_sim_peer_clear(struct iox_seam_sim *s, int fd)
     s->peers[fd].len = 0;
     s->peers[fd].closes = 0;
     s->peers[fd].closed = 0;
+}
+
+const char *iox_sim_connect_addr(struct iox_seam_sim *s, int fd)
+{
+    return fd >= 0 && fd < SIM_FDS ? s->peers[fd].addr : "";
 }
