@@ -155,34 +155,35 @@ int iox_logfile_open(struct iox_reactor *r, const char *path, size_t buf_size,
                      struct iox_logfile **out, char *why, size_t why_len)
 {
     if (!buf_size) buf_size = 64 * 1024;
+    int rc = -ENOMEM;
     struct iox_logfile *lf = calloc(1, sizeof *lf);
     if (!lf || !(lf->path = strdup(path)) || !(lf->b[0].p = malloc(buf_size)) || !(lf->b[1].p = malloc(buf_size))) {
         snprintf(why, why_len, "%s: out of memory for the log buffers", path);
-        if (lf) { free(lf->b[0].p); free(lf->path); }
-        free(lf);
-        return -ENOMEM;
+        goto fail;
     }
     lf->r = r;
     lf->cap = buf_size;
     lf->old_fd = -1;
     lf->fd = open_fd(path);
     if (lf->fd < 0) {
+        rc = lf->fd;
         snprintf(why, why_len, "%s: cannot open for appending: %s — create the directory or fix its permissions",
-                 path, strerror(-lf->fd));
-        int rc = lf->fd;
-        free(lf->b[0].p); free(lf->b[1].p); free(lf->path); free(lf);
-        return rc;
+                 path, strerror(-rc));
+        goto fail;
     }
     lf->owner = iox_reactor_register_kind(r, &logfile_kind, lf);
     if (lf->owner < 0) {
-        snprintf(why, why_len, "%s: cannot register the log writer: %s", path, strerror(-lf->owner));
-        int rc = lf->owner;
+        rc = lf->owner;
+        snprintf(why, why_len, "%s: cannot register the log writer: %s", path, strerror(-rc));
         close(lf->fd);
-        free(lf->b[0].p); free(lf->b[1].p); free(lf->path); free(lf);
-        return rc;
+        goto fail;
     }
     *out = lf;
     return 0;
+fail:
+    if (lf) { free(lf->b[0].p); free(lf->b[1].p); free(lf->path); }
+    free(lf);
+    return rc;
 }
 
 char *iox_logfile_reserve(struct iox_logfile *lf, size_t n)
