@@ -86,6 +86,28 @@ static int write_file(const char *path, const char *mode, const char *text)
     return fclose(f) ? -EIO : 0;
 }
 
+/* A fresh temp dir for c with owner.pid (sweep_leftovers reaps dirs whose
+ * owner is gone); postgres must own it (socket, data) and everyone
+ * traverse it. */
+static int make_dir(struct iox_pg_cluster *c)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->dir, "/tmp/iox-pg-XXXXXX");
+    if (!mkdtemp(c->dir)) { int e = -errno; c->dir[0] = 0; return e; }
+    snprintf(c->data, sizeof c->data, "%s/data", c->dir);
+    char path[256], text[32];
+    snprintf(path, sizeof path, "%s/owner.pid", c->dir);
+    snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    write_file(path, "w", text);
+    chmod(c->dir, 0755);
+    if (geteuid() == 0) {
+        struct passwd *pw = getpwnam("postgres");
+        if (!pw) { fprintf(stderr, "pg_cluster: no postgres OS user\n"); return -ENOENT; }
+        if (chown(c->dir, pw->pw_uid, pw->pw_gid)) return -errno;
+    }
+    return 0;
+}
+
 int iox_pg_cluster_start(struct iox_pg_cluster *c)
 {
     memset(c, 0, sizeof *c);
@@ -94,21 +116,9 @@ int iox_pg_cluster_start(struct iox_pg_cluster *c)
         return -ENOENT;
     }
     sweep_leftovers();
-    strcpy(c->dir, "/tmp/iox-pg-XXXXXX");
-    if (!mkdtemp(c->dir)) return -errno;
-    snprintf(c->data, sizeof c->data, "%s/data", c->dir);
+    int r = make_dir(c);
+    if (r) goto fail;
     char path[256], text[2048];
-    snprintf(path, sizeof path, "%s/owner.pid", c->dir);
-    snprintf(text, sizeof text, "%ld\n", (long)getpid());
-    write_file(path, "w", text);
-    /* postgres must own the dir (socket, data) and everyone traverse it. */
-    chmod(c->dir, 0755);
-    if (geteuid() == 0) {
-        struct passwd *pw = getpwnam("postgres");
-        if (!pw) { fprintf(stderr, "pg_cluster: no postgres OS user\n"); return -ENOENT; }
-        if (chown(c->dir, pw->pw_uid, pw->pw_gid)) return -errno;
-    }
-    int r;
     if ((r = run(c, PGBIN "/initdb -D %s -U postgres -A trust -E UTF8 --locale=C --no-sync", c->data)))
         goto fail;
     if ((r = free_port(&c->port))) goto fail;
@@ -144,30 +154,10 @@ fail:
     return r;
 }
 
-/* A fresh temp dir for c, owned by postgres, with owner.pid (as start). */
-static int make_dir(struct iox_pg_cluster *c)
-{
-    memset(c, 0, sizeof *c);
-    strcpy(c->dir, "/tmp/iox-pg-XXXXXX");
-    if (!mkdtemp(c->dir)) return -errno;
-    snprintf(c->data, sizeof c->data, "%s/data", c->dir);
-    char path[256], text[32];
-    snprintf(path, sizeof path, "%s/owner.pid", c->dir);
-    snprintf(text, sizeof text, "%ld\n", (long)getpid());
-    write_file(path, "w", text);
-    chmod(c->dir, 0755);
-    if (geteuid() == 0) {
-        struct passwd *pw = getpwnam("postgres");
-        if (!pw) { fprintf(stderr, "pg_cluster: no postgres OS user\n"); return -ENOENT; }
-        if (chown(c->dir, pw->pw_uid, pw->pw_gid)) return -errno;
-    }
-    return 0;
-}
-
 int iox_pg_cluster_standby(struct iox_pg_cluster *primary, struct iox_pg_cluster *sb)
 {
     int r = make_dir(sb);
-    if (r) { sb->dir[0] = 0; return r; }
+    if (r) goto fail;
     /* -R: standby.signal and primary_conninfo (the primary's socket);
      * -X stream: the WAL of the copy comes along. */
     if ((r = run(sb, PGBIN "/pg_basebackup -h %s -p %u -U postgres -D %s -R -X stream -c fast --no-sync",
