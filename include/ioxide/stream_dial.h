@@ -132,4 +132,24 @@ static inline int iox_dial_overdue(const struct iox_dial *d, uint64_t now_ms)
  * Returns it. */
 uint32_t iox_dial_backoff(struct iox_dial *d, uint32_t min_ms, uint32_t max_ms);
 
+/* At the owner's free, after its bounded wait (iox_dial_drain): close a
+ * descriptor still held, directly (on a real ring; a simulated ring's are
+ * not ours), and forget it. No completion is waited for. */
+void iox_dial_forget(struct iox_dial *d);
+
+/* A completion of an older generation of a slot (or of no slot): count it
+ * in the reactor's stale CQEs and close the descriptor an IORING_OP_SOCKET
+ * gave (on a real ring). The owner returns a provided buffer itself. */
+void iox_dial_stale(struct iox_reactor *r, unsigned op, int res);
+
+/* The owner is being freed after the loop: wait, bounded (500 ms), for
+ * every op it counts in *ops to leave the ring, so no recv lands in a freed
+ * buffer. The owner's on_cqe must decrement *ops for its completions and
+ * set *guard_fired when the guard timeout (user_data op IOX_OP_TIMEOUT,
+ * owner, slot guard_idx) completes; that one is not counted. Only on a real
+ * ring (a simulated ring completes nothing by itself): returns at once
+ * there. Returns the ops still in the ring (the caller logs them). */
+unsigned iox_dial_drain(struct iox_reactor *r, unsigned owner, uint32_t guard_idx, const unsigned *ops,
+                        uint8_t *guard_fired);
+
 #endif

@@ -174,9 +174,8 @@ static void client_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *c
     struct iox_client_conn *c = idx < p->cfg.conns ? &p->conns[idx] : NULL;
     if (!c || c->dl.gen != iox_ud_gen(cqe->ud)) {
         /* Cannot happen while the close waits for every op; kept as a guard. */
-        r->n_stale_cqes++;
+        iox_dial_stale(r, op, cqe->res);
         if (has_buf) iox_seam_buf_return(r->seam, bid);
-        if (op == IOX_OP_SOCKET && cqe->res >= 0 && r->uring) close(cqe->res);
         return;
     }
     iox_dial_complete(&c->dl, op, cqe->res, more);
@@ -402,17 +401,11 @@ void iox_client_pool_close(struct iox_client_pool *p)
     iox_client_pool_stop(p);
     /* Wait (bounded) for every op of ours to leave the ring, so no recv
      * lands in a freed buffer. Only on the real ring. */
-    if (r->uring && p->ops) {
-        if (iox_seam_timeout(r->seam, 500ull * 1000000ull, iox_ud(IOX_OP_TIMEOUT, (unsigned)p->owner, 0, GUARD_IDX)) < 0)
-            p->guard_fired = 1;
-        while (p->ops > 0 && !p->guard_fired)
-            if (iox_reactor_turn(r) < 0) break;
-        if (p->ops) IOX_WARN("client %s: %u ops still in the ring at close", p->peer, p->ops);
-    }
+    if (iox_dial_drain(r, (unsigned)p->owner, GUARD_IDX, &p->ops, &p->guard_fired))
+        IOX_WARN("client %s: %u ops still in the ring at close", p->peer, p->ops);
     for (unsigned i = 0; i < p->cfg.conns; i++) {
         struct iox_client_conn *c = &p->conns[i];
-        if (c->dl.fd >= 0 && r->uring) close(c->dl.fd);
-        c->dl.fd = -1;
+        iox_dial_forget(&c->dl);
         iox_client_fire(c, STREAM_CLIENT_EV_ABANDON, NULL);
         iox_sbuf_free(&c->out);
         iox_sbuf_free(&c->sending);

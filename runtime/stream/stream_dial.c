@@ -129,3 +129,26 @@ uint32_t iox_dial_backoff(struct iox_dial *d, uint32_t min_ms, uint32_t max_ms)
     d->backoff_ms = next;
     return next;
 }
+
+void iox_dial_forget(struct iox_dial *d)
+{
+    if (d->fd >= 0 && d->r->uring) close(d->fd);
+    d->fd = -1;
+}
+
+void iox_dial_stale(struct iox_reactor *r, unsigned op, int res)
+{
+    r->n_stale_cqes++;
+    if (op == IOX_OP_SOCKET && res >= 0 && r->uring) close(res);
+}
+
+unsigned iox_dial_drain(struct iox_reactor *r, unsigned owner, uint32_t guard_idx, const unsigned *ops,
+                        uint8_t *guard_fired)
+{
+    if (!r->uring || !*ops) return *ops;
+    if (iox_seam_timeout(r->seam, 500ull * 1000000ull, iox_ud(IOX_OP_TIMEOUT, owner, 0, guard_idx)) < 0)
+        *guard_fired = 1;   /* no guard, no unbounded wait */
+    while (*ops > 0 && !*guard_fired)
+        if (iox_reactor_turn(r) < 0) break;
+    return *ops;
+}
