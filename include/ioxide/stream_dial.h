@@ -132,6 +132,12 @@ static inline int iox_dial_overdue(const struct iox_dial *d, uint64_t now_ms)
  * Returns it. */
 uint32_t iox_dial_backoff(struct iox_dial *d, uint32_t min_ms, uint32_t max_ms);
 
+/* The owner's on_cqe found slot d (NULL: no such slot) in a completion's
+ * user_data: 1 when it is of the slot's current generation (then accounted
+ * as iox_dial_complete, `more` read from the CQE's flags), 0 when stale
+ * (then handled as iox_dial_stale: drop it). */
+int iox_dial_take(struct iox_dial *d, struct iox_reactor *r, const struct iox_cqe *cqe);
+
 /* At the owner's free, after its bounded wait (iox_dial_drain): close a
  * descriptor still held, directly (on a real ring; a simulated ring's are
  * not ours), and forget it. No completion is waited for. */

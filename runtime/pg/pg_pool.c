@@ -417,12 +417,13 @@ int pg_cancel_start(struct iox_pg_conn *c)
 }
 
 /* A completion of a cancel connection: which op it was says what follows. */
-static void cancel_cqe(struct iox_pg_pool *p, uint32_t i, uint16_t gen, unsigned op, int res)
+static void cancel_cqe(struct iox_pg_pool *p, uint32_t i, const struct iox_cqe *cqe)
 {
+    unsigned op = iox_ud_op(cqe->ud);
+    int res = cqe->res;
     if (i >= p->cfg.size) { IOX_ERROR("pg: completion for unknown cancel slot %u (op %u, res %d)", i, op, res); return; }
     struct pg_cancel *x = &p->cancels[i];
-    if (gen != x->dl.gen) { iox_dial_stale(p->r, op, res); return; }
-    iox_dial_complete(&x->dl, op, res, 0);   /* a socket's descriptor is kept in x->dl.fd */
+    if (!iox_dial_take(&x->dl, p->r, cqe)) return;   /* a socket's descriptor is kept in x->dl.fd */
     if (op == IOX_OP_CANCEL) return;
     if (op == IOX_OP_CLOSE) {
         if (res < 0) IOX_WARN("pg: close of a cancel connection: %s", strerror(-res));
@@ -556,7 +557,7 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
     if (idx == PG_GUARD_IDX) { p->guard_fired = 1; return; }   /* not counted in ops */
     p->ops--;
     if ((idx & PG_CANCEL_BIT) && idx < PG_CTL_CANCEL_IDX) {
-        cancel_cqe(p, idx & ~PG_CANCEL_BIT, (uint16_t)iox_ud_gen(cqe->ud), op, cqe->res);
+        cancel_cqe(p, idx & ~PG_CANCEL_BIT, cqe);
         return;
     }
     if (idx >= p->cfg.size) {
@@ -564,12 +565,7 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
         return;
     }
     struct iox_pg_conn *c = &p->conns[idx];
-    if (c->dl.gen != iox_ud_gen(cqe->ud)) {
-        /* Cannot happen while close waits for every op; kept as a guard. */
-        iox_dial_stale(r, op, cqe->res);
-        return;
-    }
-    iox_dial_complete(&c->dl, op, cqe->res, 0);   /* plain recv: one CQE per op */
+    if (!iox_dial_take(&c->dl, r, cqe)) return;   /* stale: cannot happen while close waits for every op */
     struct iox_pg_event ev = {cqe->res, op};
     if (op == IOX_OP_CLOSE) {
         if (cqe->res < 0) IOX_WARN("pg: close of connection %u: %s", c->idx, strerror(-cqe->res));

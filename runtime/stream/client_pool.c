@@ -172,13 +172,11 @@ static void client_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *c
     if (idx == GUARD_IDX) { p->guard_fired = 1; return; }
     if (!more) p->ops--;
     struct iox_client_conn *c = idx < p->cfg.conns ? &p->conns[idx] : NULL;
-    if (!c || c->dl.gen != iox_ud_gen(cqe->ud)) {
-        /* Cannot happen while the close waits for every op; kept as a guard. */
-        iox_dial_stale(r, op, cqe->res);
+    if (!iox_dial_take(c ? &c->dl : NULL, r, cqe)) {
+        /* Stale: cannot happen while the close waits for every op; kept as a guard. */
         if (has_buf) iox_seam_buf_return(r->seam, bid);
         return;
     }
-    iox_dial_complete(&c->dl, op, cqe->res, more);
     struct iox_client_event ev = {cqe->res, cqe->flags, NULL, 0};
     if (op == IOX_OP_CLOSE) {
         if (cqe->res < 0) IOX_WARN("client %s: close of connection %u: %s", p->peer, c->idx, strerror(-cqe->res));

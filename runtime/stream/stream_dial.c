@@ -152,3 +152,14 @@ unsigned iox_dial_drain(struct iox_reactor *r, unsigned owner, uint32_t guard_id
         if (iox_reactor_turn(r) < 0) break;
     return *ops;
 }
+
+int iox_dial_take(struct iox_dial *d, struct iox_reactor *r, const struct iox_cqe *cqe)
+{
+    unsigned op = iox_ud_op(cqe->ud);
+    if (!d || d->gen != iox_ud_gen(cqe->ud)) {
+        iox_dial_stale(r, op, cqe->res);
+        return 0;
+    }
+    iox_dial_complete(d, op, cqe->res, op == IOX_OP_RECV && (cqe->flags & IOX_CQE_F_MORE));
+    return 1;
+}
