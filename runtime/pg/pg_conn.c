@@ -817,8 +817,6 @@ int pg_conn_act_close_socket(struct iox_pg_conn *c, const struct iox_pg_event *e
 int pg_conn_act_release(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
-    struct iox_pg_pool *p = c->pool;
-    (void)p;
     c->fail_logged = 0;
     pg_tls_end(c);      /* every op has ended: nothing reads tin or tx any more */
     return PG_CONN_EV_RELEASED;     /* down: [host_left] next_host, [second_pass], end_pass */
