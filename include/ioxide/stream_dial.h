@@ -27,6 +27,10 @@
  * kit's FIFO reply_len matching does not fit), and a user's own client
  * machine can embed it the same way.
  *
+ * The functions on the path of every request (recv, send, the
+ * completion's books) are inline, as the stream core's are: out of line
+ * each call costs a few dozen instructions per completion.
+ *
  * Errors: every submitting function returns 0 or -errno (-EBUSY: no SQE
  * after a flush, as iox_seam_*), never sets errno, and counts the op only
  * when it was queued. All functions run on the reactor thread that owns the
@@ -36,6 +40,7 @@
 #ifndef IOX_STREAM_DIAL_H
 #define IOX_STREAM_DIAL_H
 #include <ioxide/reactor.h>
+#include <ioxide/seam.h>
 #include <ioxide/ud.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -87,7 +92,7 @@ int iox_dial_connect(struct iox_dial *d, const struct sockaddr *sa, socklen_t sa
 /* Arm a plain recv into buf[0, len) (the caller's, alive until the
  * completion), unless one is armed already (then 0 and nothing queued).
  * 0 or -errno. */
-int iox_dial_recv(struct iox_dial *d, void *buf, uint32_t len);
+static inline int iox_dial_recv(struct iox_dial *d, void *buf, uint32_t len);
 
 /* The same with a multishot recv on the reactor's provided buffers. */
 int iox_dial_recv_multishot(struct iox_dial *d);
@@ -95,19 +100,19 @@ int iox_dial_recv_multishot(struct iox_dial *d);
 /* Send buf[0, len) (len > 0; the caller's, unmoved until the send is over:
  * see iox_dial_sent). One send at a time: the caller checks send_busy.
  * 0 or -errno. */
-int iox_dial_send(struct iox_dial *d, const char *buf, uint32_t len);
+static inline int iox_dial_send(struct iox_dial *d, const char *buf, uint32_t len);
 
 /* A send completed with res > 0 bytes: the rest of the buffer goes out now
  * (1, the buffer still in use), or the buffer is all sent (0, the caller
  * may reuse it), or the rest could not be queued (-errno). */
-int iox_dial_sent(struct iox_dial *d, int res);
+static inline int iox_dial_sent(struct iox_dial *d, int res);
 
 /* Account a completion of this slot's current generation (the owner has
  * checked it): one op fewer unless `more` (a multishot recv goes on); the
  * recv is disarmed when it ends; a send is over (send_busy cleared, set
  * again by iox_dial_sent for a continuation); a socket's descriptor is
  * kept. The owner's count is the owner's to decrement. */
-void iox_dial_complete(struct iox_dial *d, unsigned op, int res, int more);
+static inline void iox_dial_complete(struct iox_dial *d, unsigned op, int res, int more);
 
 /* Cancel every op on the socket (IORING_OP_ASYNC_CANCEL by fd) when some
  * are in flight: 0 (queued, or nothing to cancel), or -errno when no SQE
@@ -136,7 +141,7 @@ uint32_t iox_dial_backoff(struct iox_dial *d, uint32_t min_ms, uint32_t max_ms);
  * user_data: 1 when it is of the slot's current generation (then accounted
  * as iox_dial_complete, `more` read from the CQE's flags), 0 when stale
  * (then handled as iox_dial_stale: drop it). */
-int iox_dial_take(struct iox_dial *d, struct iox_reactor *r, const struct iox_cqe *cqe);
+static inline int iox_dial_take(struct iox_dial *d, struct iox_reactor *r, const struct iox_cqe *cqe);
 
 /* At the owner's free, after its bounded wait (iox_dial_drain): close a
  * descriptor still held, directly (on a real ring; a simulated ring's are
@@ -157,5 +162,77 @@ void iox_dial_stale(struct iox_reactor *r, unsigned op, int res);
  * there. Returns the ops still in the ring (the caller logs them). */
 unsigned iox_dial_drain(struct iox_reactor *r, unsigned owner, uint32_t guard_idx, const unsigned *ops,
                         uint8_t *guard_fired);
+
+/* ---- inline definitions ---- */
+
+/* A queued op (rc 0) counts on the slot and its owner; a failed queue
+ * changes nothing. Returns rc. */
+static inline int iox__dial_counted(struct iox_dial *d, int rc)
+{
+    if (rc == 0) {
+        d->ops++;
+        if (d->owner_ops) (*d->owner_ops)++;
+    }
+    return rc;
+}
+
+static inline int iox_dial_recv(struct iox_dial *d, void *buf, uint32_t len)
+{
+    if (d->recv_armed) return 0;
+    int rc = iox__dial_counted(d, iox_seam_recv(d->r->seam, d->fd, buf, len, iox_dial_ud(d, IOX_OP_RECV)));
+    if (rc == 0) d->recv_armed = 1;
+    return rc;
+}
+
+static inline int iox__dial_send_rest(struct iox_dial *d)
+{
+    int rc = iox__dial_counted(d, iox_seam_send(d->r->seam, d->fd, d->sbuf + d->soff, d->slen - d->soff,
+                                                iox_dial_ud(d, IOX_OP_SEND)));
+    if (rc == 0) d->send_busy = 1;
+    return rc;
+}
+
+static inline int iox_dial_send(struct iox_dial *d, const char *buf, uint32_t len)
+{
+    d->sbuf = buf;
+    d->slen = len;
+    d->soff = 0;
+    return iox__dial_send_rest(d);
+}
+
+static inline int iox_dial_sent(struct iox_dial *d, int res)
+{
+    d->soff += (uint32_t)res;
+    if (d->soff < d->slen) {
+        int rc = iox__dial_send_rest(d);
+        return rc < 0 ? rc : 1;
+    }
+    d->sbuf = NULL;
+    d->slen = d->soff = 0;
+    return 0;
+}
+
+static inline void iox_dial_complete(struct iox_dial *d, unsigned op, int res, int more)
+{
+    if (more) return;
+    d->ops--;
+    switch (op) {
+    case IOX_OP_RECV: d->recv_armed = 0; break;
+    case IOX_OP_SEND: d->send_busy = 0; break;
+    case IOX_OP_SOCKET: if (res >= 0) d->fd = res; break;   /* closed like any other, even when abandoned */
+    default: break;
+    }
+}
+
+static inline int iox_dial_take(struct iox_dial *d, struct iox_reactor *r, const struct iox_cqe *cqe)
+{
+    unsigned op = iox_ud_op(cqe->ud);
+    if (__builtin_expect(!d || d->gen != iox_ud_gen(cqe->ud), 0)) {
+        iox_dial_stale(r, op, cqe->res);
+        return 0;
+    }
+    iox_dial_complete(d, op, cqe->res, op == IOX_OP_RECV && (cqe->flags & IOX_CQE_F_MORE));
+    return 1;
+}
 
 #endif

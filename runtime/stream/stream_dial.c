@@ -3,7 +3,6 @@
  * Every op queued is counted on the slot and on its owner; nothing here
  * decides what a connection does next. */
 #include <ioxide/stream_dial.h>
-#include <ioxide/seam.h>
 #include <errno.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,19 +10,6 @@
 void iox_dial_init(struct iox_dial *d, struct iox_reactor *r, unsigned owner, uint32_t idx, unsigned *owner_ops)
 {
     *d = (struct iox_dial){.r = r, .owner_ops = owner_ops, .idx = idx, .owner = (uint8_t)owner, .fd = -1};
-}
-
-static void op_queued(struct iox_dial *d)
-{
-    d->ops++;
-    if (d->owner_ops) (*d->owner_ops)++;
-}
-
-/* A queued op counts; a failed queue changes nothing. */
-static int counted(struct iox_dial *d, int rc)
-{
-    if (rc == 0) op_queued(d);
-    return rc;
 }
 
 void iox_dial_reset(struct iox_dial *d)
@@ -39,74 +25,26 @@ void iox_dial_reset(struct iox_dial *d)
 int iox_dial_open(struct iox_dial *d, int family, uint64_t deadline_ms)
 {
     d->deadline_ms = deadline_ms;
-    return counted(d, iox_seam_socket(d->r->seam, family, SOCK_STREAM | SOCK_CLOEXEC, 0, iox_dial_ud(d, IOX_OP_SOCKET)));
+    return iox__dial_counted(d, iox_seam_socket(d->r->seam, family, SOCK_STREAM | SOCK_CLOEXEC, 0, iox_dial_ud(d, IOX_OP_SOCKET)));
 }
 
 int iox_dial_connect(struct iox_dial *d, const struct sockaddr *sa, socklen_t salen)
 {
-    return counted(d, iox_seam_connect(d->r->seam, d->fd, sa, salen, iox_dial_ud(d, IOX_OP_CONNECT)));
-}
-
-int iox_dial_recv(struct iox_dial *d, void *buf, uint32_t len)
-{
-    if (d->recv_armed) return 0;
-    int rc = counted(d, iox_seam_recv(d->r->seam, d->fd, buf, len, iox_dial_ud(d, IOX_OP_RECV)));
-    if (rc == 0) d->recv_armed = 1;
-    return rc;
+    return iox__dial_counted(d, iox_seam_connect(d->r->seam, d->fd, sa, salen, iox_dial_ud(d, IOX_OP_CONNECT)));
 }
 
 int iox_dial_recv_multishot(struct iox_dial *d)
 {
     if (d->recv_armed) return 0;
-    int rc = counted(d, iox_seam_recv_multishot(d->r->seam, d->fd, iox_dial_ud(d, IOX_OP_RECV)));
+    int rc = iox__dial_counted(d, iox_seam_recv_multishot(d->r->seam, d->fd, iox_dial_ud(d, IOX_OP_RECV)));
     if (rc == 0) d->recv_armed = 1;
     return rc;
-}
-
-static int send_rest(struct iox_dial *d)
-{
-    int rc = counted(d, iox_seam_send(d->r->seam, d->fd, d->sbuf + d->soff, d->slen - d->soff,
-                                      iox_dial_ud(d, IOX_OP_SEND)));
-    if (rc == 0) d->send_busy = 1;
-    return rc;
-}
-
-int iox_dial_send(struct iox_dial *d, const char *buf, uint32_t len)
-{
-    d->sbuf = buf;
-    d->slen = len;
-    d->soff = 0;
-    return send_rest(d);
-}
-
-int iox_dial_sent(struct iox_dial *d, int res)
-{
-    d->soff += (uint32_t)res;
-    if (d->soff < d->slen) {
-        int rc = send_rest(d);
-        return rc < 0 ? rc : 1;
-    }
-    d->sbuf = NULL;
-    d->slen = d->soff = 0;
-    return 0;
-}
-
-void iox_dial_complete(struct iox_dial *d, unsigned op, int res, int more)
-{
-    if (more) return;
-    d->ops--;
-    switch (op) {
-    case IOX_OP_RECV: d->recv_armed = 0; break;
-    case IOX_OP_SEND: d->send_busy = 0; break;
-    case IOX_OP_SOCKET: if (res >= 0) d->fd = res; break;   /* closed like any other, even when abandoned */
-    default: break;
-    }
 }
 
 int iox_dial_cancel(struct iox_dial *d)
 {
     if (!d->ops || d->fd < 0) return 0;
-    int rc = counted(d, iox_seam_cancel_fd(d->r->seam, d->fd, iox_dial_ud(d, IOX_OP_CANCEL)));
+    int rc = iox__dial_counted(d, iox_seam_cancel_fd(d->r->seam, d->fd, iox_dial_ud(d, IOX_OP_CANCEL)));
     /* No SQE: make the ops end on their own (a simulated ring's descriptors
      * are not ours to shut down). */
     if (rc < 0 && d->r->uring) shutdown(d->fd, SHUT_RDWR);
@@ -117,7 +55,7 @@ int iox_dial_close(struct iox_dial *d)
 {
     int fd = d->fd;
     d->fd = -1;
-    if (counted(d, iox_seam_close(d->r->seam, fd, iox_dial_ud(d, IOX_OP_CLOSE))) == 0) return 0;
+    if (iox__dial_counted(d, iox_seam_close(d->r->seam, fd, iox_dial_ud(d, IOX_OP_CLOSE))) == 0) return 0;
     if (d->r->uring) close(fd);   /* nothing is in flight on it */
     return 1;
 }
@@ -153,13 +91,3 @@ unsigned iox_dial_drain(struct iox_reactor *r, unsigned owner, uint32_t guard_id
     return *ops;
 }
 
-int iox_dial_take(struct iox_dial *d, struct iox_reactor *r, const struct iox_cqe *cqe)
-{
-    unsigned op = iox_ud_op(cqe->ud);
-    if (!d || d->gen != iox_ud_gen(cqe->ud)) {
-        iox_dial_stale(r, op, cqe->res);
-        return 0;
-    }
-    iox_dial_complete(d, op, cqe->res, op == IOX_OP_RECV && (cqe->flags & IOX_CQE_F_MORE));
-    return 1;
-}
