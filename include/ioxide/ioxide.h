@@ -7,6 +7,7 @@
  *   stream.h       the protocol-neutral stream connection (server side)
  *   stream_client.h the client kit: pooled, pipelined outbound connections
  *   stream_core.h  the socket mechanics stream connections share (stream, HTTP)
+ *   stream_dial.h  the outbound socket client connections share (client kit, pg)
  *   http_server.h  the HTTP/1.1 server as a protocol (config, application)
  *   http_conn.h    an HTTP connection: writing answers, async requests
  *   http_parser.h  the generated HTTP/1.1 request parser
@@ -22,6 +23,7 @@
 #include <ioxide/stream.h>
 #include <ioxide/stream_client.h>
 #include <ioxide/stream_core.h>
+#include <ioxide/stream_dial.h>
 #include <ioxide/http_parser.h>
 #include <ioxide/http_server.h>
 #include <ioxide/http_conn.h>

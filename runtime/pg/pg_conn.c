@@ -45,10 +45,6 @@ void pg_conn_set_fail(struct iox_pg_conn *c, int err, const char *msg)
     set_fail(c, err, NULL, "%s", msg);
 }
 
-static struct iox_seam *seam(struct iox_pg_conn *c) { return c->pool->r->seam; }
-
-static void op_started(struct iox_pg_conn *c) { c->ops++; c->pool->ops++; }
-
 static void copy_str(char *dst, size_t cap, const struct iox_pg_str *s)
 {
     if (!s || !s->ptr) { dst[0] = 0; return; }
@@ -67,7 +63,7 @@ static void rebase_cells(struct iox_pg_conn *c, const char *old_base, const char
 
 int pg_conn_arm_recv(struct iox_pg_conn *c)
 {
-    if (c->recv_armed || c->fd < 0) return 0;
+    if (c->dl.recv_armed || c->dl.fd < 0) return 0;
     uint32_t need = c->need;
     /* With TLS the recv lands in tin and is decrypted into rbuf: keep room
      * for a record already partly received plus this recv's. */
@@ -94,11 +90,9 @@ int pg_conn_arm_recv(struct iox_pg_conn *c)
         c->rbuf = nb;
         c->rcap = (uint32_t)cap;
     }
-    int rc = c->tls ? iox_seam_recv(seam(c), c->fd, c->tin, PG_TLS_IN, pg_ud(c, IOX_OP_RECV))
-                    : iox_seam_recv(seam(c), c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, pg_ud(c, IOX_OP_RECV));
+    int rc = c->tls ? iox_dial_recv(&c->dl, c->tin, PG_TLS_IN)
+                    : iox_dial_recv(&c->dl, c->rbuf + c->rlen, c->rcap - c->rlen);
     if (rc < 0) { set_fail(c, rc, NULL, "no SQE for recv: %s", strerror(-rc)); return rc; }
-    c->recv_armed = 1;
-    op_started(c);
     return 0;
 }
 
@@ -106,23 +100,20 @@ int pg_conn_arm_recv(struct iox_pg_conn *c)
 
 static int start_send(struct iox_pg_conn *c)
 {
-    if (c->send_busy || c->fd < 0) return 0;
+    if (c->dl.send_busy || c->dl.fd < 0) return 0;
     if (!c->wb[c->fill].len && !(c->tls && pg_tls_out_pending(c))) return 0;
     unsigned s = c->fill;
     c->fill ^= 1;
-    c->soff = 0;
-    c->sbuf = c->wb[s].buf;
-    c->slen = (uint32_t)c->wb[s].len;
+    const char *buf = c->wb[s].buf;
+    uint32_t len = (uint32_t)c->wb[s].len;
     if (c->tls) {
         /* The turn's output (or the handshake's) is encrypted here, once. */
         if (pg_tls_seal(c, c->wb[s].buf, c->wb[s].len) < 0) return -EPROTO;
-        c->sbuf = c->tx.buf;
-        c->slen = (uint32_t)c->tx.len;
+        buf = c->tx.buf;
+        len = (uint32_t)c->tx.len;
     }
-    int rc = iox_seam_send(seam(c), c->fd, c->sbuf, c->slen, pg_ud(c, IOX_OP_SEND));
+    int rc = iox_dial_send(&c->dl, buf, len);
     if (rc < 0) { set_fail(c, rc, NULL, "no SQE for send: %s", strerror(-rc)); return rc; }
-    c->send_busy = 1;
-    op_started(c);
     return 0;
 }
 
@@ -134,16 +125,10 @@ int pg_conn_act_send_out(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 
 int pg_conn_act_on_sent(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
-    unsigned s = c->fill ^ 1;
-    c->soff += (uint32_t)ev->res;
-    if (c->soff < c->slen) {
-        int rc = iox_seam_send(seam(c), c->fd, c->sbuf + c->soff, c->slen - c->soff, pg_ud(c, IOX_OP_SEND));
-        if (rc < 0) { set_fail(c, rc, NULL, "no SQE for send: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
-        op_started(c);
-        return PG_CONN_EV_NONE;
-    }
-    c->wb[s].len = 0;
-    c->send_busy = 0;
+    int rc = iox_dial_sent(&c->dl, ev->res);
+    if (rc < 0) { set_fail(c, rc, NULL, "no SQE for send: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
+    if (rc > 0) return PG_CONN_EV_NONE;     /* the rest is on its way */
+    c->wb[c->fill ^ 1].len = 0;
     /* What was queued while this send was in flight waits for the end of
      * the turn (the pool's flush): starting it here, in the middle of the
      * turn's completions, sent it without the queries the rest of the turn
@@ -157,9 +142,7 @@ int pg_conn_act_open_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev
 {
     (void)ev;
     struct iox_pg_pool *p = c->pool;
-    c->gen++;
-    c->fd = -1;
-    c->recv_armed = c->send_busy = 0;
+    iox_dial_reset(&c->dl);     /* a new generation: late CQEs of the last session are dropped */
     c->fill = 0;
     c->wb[0].len = c->wb[1].len = 0;
     c->rlen = c->rpos = c->keep = c->need = 0;
@@ -183,11 +166,8 @@ int pg_conn_act_open_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev
     iox_pg_parser_init(&c->ps, 0);
     uint64_t now = pg_now(p);
     /* connect_timeout is per host attempt, as libpq's. */
-    c->deadline_ms = p->ci.connect_timeout_ms ? now + p->ci.connect_timeout_ms : 0;
-    int rc = iox_seam_socket(seam(c), p->sa[c->host].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0,
-                             pg_ud(c, IOX_OP_SOCKET));
+    int rc = iox_dial_open(&c->dl, p->sa[c->host].ss_family, p->ci.connect_timeout_ms ? now + p->ci.connect_timeout_ms : 0);
     if (rc < 0) { set_fail(c, rc, NULL, "no SQE for socket: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
-    op_started(c);
     return PG_CONN_EV_NONE;
 }
 
@@ -199,13 +179,11 @@ int pg_conn_act_start_connect(struct iox_pg_conn *c, const struct iox_pg_event *
         /* Queries are small and pipelined: never wait for Nagle. Once per
          * session, not on the hot path. */
         int one = 1;
-        if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        if (setsockopt(c->dl.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
             IOX_WARN("pg: TCP_NODELAY: %s", strerror(errno));
     }
-    int rc = iox_seam_connect(seam(c), c->fd, (const struct sockaddr *)&p->sa[c->host], p->salen[c->host],
-                              pg_ud(c, IOX_OP_CONNECT));
+    int rc = iox_dial_connect(&c->dl, (const struct sockaddr *)&p->sa[c->host], p->salen[c->host]);
     if (rc < 0) { set_fail(c, rc, NULL, "no SQE for connect: %s", strerror(-rc)); return PG_CONN_EV_FAIL; }
-    op_started(c);
     return PG_CONN_EV_NONE;
 }
 
@@ -545,8 +523,8 @@ int pg_conn_act_session_up(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
     struct iox_pg_pool *p = c->pool;
-    c->backoff_ms = 0;
-    c->deadline_ms = 0;
+    c->dl.backoff_ms = 0;
+    c->dl.deadline_ms = 0;
     c->was_up = 1;
     p->sessions++;
     p->nup++;
@@ -809,11 +787,8 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
     if (c->sasl) { iox_pg_scram_clear(&c->scram); c->sasl = 0; }
     pg_pool_listener_lost(p, c);
     pg_pool_note_down(p);
-    if (c->fd >= 0 && c->ops > 0) {
-        int rc = iox_seam_cancel_fd(seam(c), c->fd, pg_ud(c, IOX_OP_CANCEL));
-        if (rc == 0) op_started(c);
-        else IOX_WARN("pg: cannot cancel ops on connection %u: %s", c->idx, strerror(-rc));
-    }
+    int rc = iox_dial_cancel(&c->dl);
+    if (rc < 0) IOX_WARN("pg: cannot cancel ops on connection %u: %s (the socket is shut down)", c->idx, strerror(-rc));
     return PG_CONN_EV_OP_DONE;
 }
 
@@ -821,36 +796,27 @@ int pg_conn_act_drop(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 int pg_conn_guard_ops_in_flight(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
-    return c->ops > 0;
+    return c->dl.ops > 0;
 }
 
 /* ...and there may be no socket to close at all. */
 int pg_conn_guard_no_socket(const struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
-    return c->fd < 0;
+    return c->dl.fd < 0;
 }
 
 /* Runs in closing_socket: no op is in flight and there is a socket. */
 int pg_conn_act_close_socket(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
-    int rc = iox_seam_close(seam(c), c->fd, pg_ud(c, IOX_OP_CLOSE));
-    if (rc < 0) {
-        close(c->fd);   /* no SQE: close directly, nothing is in flight */
-        c->fd = -1;
-        return PG_CONN_EV_CLOSED;
-    }
-    op_started(c);
-    return PG_CONN_EV_NONE;
+    /* No SQE: closed directly (nothing is in flight), closed raised. */
+    return iox_dial_close(&c->dl) ? PG_CONN_EV_CLOSED : PG_CONN_EV_NONE;
 }
 
 int pg_conn_act_release(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
-    struct iox_pg_pool *p = c->pool;
-    (void)p;
-    c->fd = -1;
     c->fail_logged = 0;
     pg_tls_end(c);      /* every op has ended: nothing reads tin or tx any more */
     return PG_CONN_EV_RELEASED;     /* down: [host_left] next_host, [second_pass], end_pass */
@@ -915,10 +881,7 @@ int pg_conn_act_end_pass(struct iox_pg_conn *c, const struct iox_pg_event *ev)
 {
     (void)ev;
     struct iox_pg_pool *p = c->pool;
-    uint32_t next = c->backoff_ms ? c->backoff_ms * 2 : 100;
-    if (next > p->cfg.backoff_max_ms) next = p->cfg.backoff_max_ms;
-    c->backoff_ms = next;
-    c->retry_at_ms = pg_now(p) + next;
+    c->dl.retry_at_ms = pg_now(p) + iox_dial_backoff(&c->dl, 100, p->cfg.backoff_max_ms);
     pg_pass_begin(c);
     return PG_CONN_EV_NONE;
 }

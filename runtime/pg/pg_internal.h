@@ -4,6 +4,7 @@
 #define IOX_PG_INTERNAL_H
 #include <ioxide/pg.h>
 #include <ioxide/pg_parser.h>
+#include <ioxide/stream_dial.h>
 #include "pg_auth.h"
 #include "pg_conninfo.h"
 #include "pg_conn_machine.h"
@@ -46,25 +47,22 @@ struct iox_pg_event {
 struct iox_pg_conn {
     struct iox_pg_pool *pool;
     uint32_t idx;
-    uint16_t gen;              /* bumped per session: late CQEs are dropped */
     pg_conn_state_t state;     /* written only by pg_conn_fire() and pg_conn_init() */
-    int fd;
-    uint16_t ops;              /* ops in flight in the ring (close waits for 0) */
-    uint8_t recv_armed, send_busy, fill;
-    uint64_t deadline_ms;      /* connect/auth deadline while not ready */
-    uint64_t retry_at_ms;      /* down: when to reconnect */
-    uint32_t backoff_ms;
+    /* The socket, on the client kit (ioxide/stream_dial.h): descriptor,
+     * generation (bumped per session: late CQEs are dropped), ops in flight
+     * (close waits for 0), the armed recv, the send in flight, the
+     * connect/auth deadline while not ready, the backoff and when to
+     * reconnect. */
+    struct iox_dial dl;
+    uint8_t fill;
     /* Read side: [0, rlen) received; parse position rpos; [keep, rpos) holds
      * the current query's DataRows (cells point there). */
     char *rbuf;
     uint32_t rcap, rlen, rpos, keep, need;
     struct iox_pg_parser ps;
     /* Write side: double buffer, wb[fill] takes new messages while
-     * wb[fill ^ 1] is being sent ([soff, len) still to go). */
+     * wb[fill ^ 1] is being sent (by dl: wb[fill ^ 1], or tx with TLS). */
     struct iox_pg_wbuf wb[2];
-    uint32_t soff;
-    const char *sbuf;          /* the bytes of the send in flight: wb[fill ^ 1], or tx with TLS */
-    uint32_t slen;
     /* TLS (pg_tls.c): ssl on memory BIOs; recv lands in tin (ciphertext),
      * is decrypted into rbuf; wb is encrypted into tx at send time. */
     SSL *ssl;
@@ -123,15 +121,14 @@ struct iox_pg_conn {
  * recv (the server closes when it has processed it, as libpq waits) →
  * close. Which op completed says what comes next; nothing else decides. */
 struct pg_cancel {
-    int fd;
-    uint16_t gen;              /* bumped per use: late CQEs are dropped */
-    uint8_t ops;               /* ops in flight (0: the slot is free) */
+    /* The socket (ioxide/stream_dial.h): generation bumped per use (late
+     * CQEs are dropped), ops in flight (0 and no fd: the slot is free), the
+     * send of msg, the deadline after which the ops are cancelled. */
+    struct iox_dial dl;
     uint8_t cancelled;         /* its ops were cancelled (stop, deadline) */
     uint32_t conn;             /* the session it cancels (for logs) */
     uint8_t host;              /* the host that session is on (ci.hosts[], sa[]): the cancel goes there */
     int32_t pid;
-    uint32_t off;              /* bytes of msg sent */
-    uint64_t deadline_ms;      /* the ops are cancelled after this */
     unsigned char msg[16];
     char rbuf[64];
 };
@@ -152,7 +149,7 @@ struct iox_pg_pool {
     struct pg_req_list waiting;
     uint32_t nreqs;
     uint8_t stopping, tick_armed, guard_fired;
-    uint32_t ops;              /* ops in flight across the pool (incl. tick) */
+    unsigned ops;              /* ops in flight across the pool (incl. tick) */
     int owner;                 /* the pool's kind id in user_data (iox_reactor_register_kind) */
     uint64_t now_ms;
     uint64_t sessions;

@@ -31,7 +31,7 @@ uint64_t pg_now(const struct iox_pg_pool *p)
 
 uint64_t pg_ud(struct iox_pg_conn *c, unsigned op)
 {
-    return iox_ud(op, (unsigned)c->pool->owner, c->gen, c->idx);
+    return iox_dial_ud(&c->dl, op);
 }
 
 void pg_conn_deliver(struct iox_pg_conn *c, int event, const struct iox_pg_event *ev)
@@ -352,11 +352,6 @@ int iox_pg_query_simple(struct iox_pg_pool *p, const char *sql, iox_pg_result_cb
 /* ---- cancel connections (CancelRequest, protocol-flow "Canceling
  * Requests in Progress"): the pool's ops, not a session's ---- */
 
-static uint64_t cancel_ud(struct iox_pg_pool *p, struct pg_cancel *x, unsigned op)
-{
-    return iox_ud(op, (unsigned)p->owner, x->gen, PG_CANCEL_BIT | (uint32_t)(x - p->cancels));
-}
-
 static void cancel_failed(struct iox_pg_pool *p, struct pg_cancel *x, const char *what, int res)
 {
     p->n_cancel_failed++;
@@ -370,26 +365,18 @@ static void cancel_failed(struct iox_pg_pool *p, struct pg_cancel *x, const char
 /* Close the cancel's socket (or forget it: no socket, or no SQE). */
 static void cancel_close(struct iox_pg_pool *p, struct pg_cancel *x)
 {
-    if (x->fd < 0) return;
-    if (iox_seam_close(p->r->seam, x->fd, cancel_ud(p, x, IOX_OP_CLOSE)) == 0) { x->ops++; p->ops++; return; }
-    if (p->r->uring) close(x->fd);   /* no SQE, nothing in flight on it */
-    x->fd = -1;
+    (void)p;
+    if (x->dl.fd >= 0) iox_dial_close(&x->dl);   /* no SQE: closed at once, nothing in flight on it */
 }
 
 static int cancel_submit(struct iox_pg_pool *p, struct pg_cancel *x, unsigned op)
 {
-    struct iox_seam *sm = p->r->seam;
-    int rc;
     switch (op) {
-    case IOX_OP_CONNECT:
-        rc = iox_seam_connect(sm, x->fd, (const struct sockaddr *)&p->sa[x->host], p->salen[x->host], cancel_ud(p, x, op));
-        break;
-    case IOX_OP_SEND: rc = iox_seam_send(sm, x->fd, x->msg + x->off, sizeof x->msg - x->off, cancel_ud(p, x, op)); break;
-    case IOX_OP_RECV: rc = iox_seam_recv(sm, x->fd, x->rbuf, sizeof x->rbuf, cancel_ud(p, x, op)); break;
-    default: rc = -EINVAL; break;
+    case IOX_OP_CONNECT: return iox_dial_connect(&x->dl, (const struct sockaddr *)&p->sa[x->host], p->salen[x->host]);
+    case IOX_OP_SEND: return iox_dial_send(&x->dl, (const char *)x->msg, sizeof x->msg);
+    case IOX_OP_RECV: return iox_dial_recv(&x->dl, x->rbuf, sizeof x->rbuf);
+    default: return -EINVAL;
     }
-    if (rc == 0) { x->ops++; p->ops++; }
-    return rc;
 }
 
 int pg_cancel_start(struct iox_pg_conn *c)
@@ -401,20 +388,18 @@ int pg_cancel_start(struct iox_pg_conn *c)
     }
     struct pg_cancel *x = NULL;
     for (unsigned i = 0; i < p->cfg.size && !x; i++)
-        if (!p->cancels[i].ops && p->cancels[i].fd < 0) x = &p->cancels[i];
+        if (!p->cancels[i].dl.ops && p->cancels[i].dl.fd < 0) x = &p->cancels[i];
     p->n_cancels++;
     if (!x) {
         p->n_cancel_failed++;
         IOX_WARN("pg: connection %u: every cancel connection is busy: the overdue query is not cancelled", c->idx);
         return -EBUSY;
     }
-    x->gen++;
+    iox_dial_reset(&x->dl);     /* a new generation: late CQEs of the last use are dropped */
     x->conn = c->idx;
     x->host = (uint8_t)c->host;   /* the server that runs the query, of a host list */
     x->pid = c->be_pid;
-    x->off = 0;
     x->cancelled = 0;
-    x->deadline_ms = pg_now(p) + (p->ci.connect_timeout_ms ? p->ci.connect_timeout_ms : p->ci.query_timeout_ms);
     /* CancelRequest: Int32 16, Int32 80877102, Int32 pid, Int32 key. */
     uint32_t v[4] = {16u, 80877102u, (uint32_t)c->be_pid, (uint32_t)c->be_key};
     for (unsigned i = 0; i < 4; i++) {
@@ -423,36 +408,28 @@ int pg_cancel_start(struct iox_pg_conn *c)
         x->msg[4 * i + 2] = (unsigned char)(v[i] >> 8);
         x->msg[4 * i + 3] = (unsigned char)v[i];
     }
-    int rc = iox_seam_socket(p->r->seam, p->sa[x->host].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0,
-                             cancel_ud(p, x, IOX_OP_SOCKET));
+    /* Its ops are cancelled after this deadline. */
+    uint64_t deadline = pg_now(p) + (p->ci.connect_timeout_ms ? p->ci.connect_timeout_ms : p->ci.query_timeout_ms);
+    int rc = iox_dial_open(&x->dl, p->sa[x->host].ss_family, deadline);
     if (rc < 0) { cancel_failed(p, x, "socket", rc); return rc; }
-    x->ops++;
-    p->ops++;
     IOX_DEBUG("pg: connection %u: query past its deadline: cancel request for backend pid %d", c->idx, c->be_pid);
     return 0;
 }
 
 /* A completion of a cancel connection: which op it was says what follows. */
-static void cancel_cqe(struct iox_pg_pool *p, uint32_t i, uint16_t gen, unsigned op, int res)
+static void cancel_cqe(struct iox_pg_pool *p, uint32_t i, const struct iox_cqe *cqe)
 {
+    unsigned op = iox_ud_op(cqe->ud);
+    int res = cqe->res;
     if (i >= p->cfg.size) { IOX_ERROR("pg: completion for unknown cancel slot %u (op %u, res %d)", i, op, res); return; }
     struct pg_cancel *x = &p->cancels[i];
-    if (gen != x->gen) {
-        p->r->n_stale_cqes++;
-        if (op == IOX_OP_SOCKET && res >= 0 && p->r->uring) close(res);
-        return;
-    }
-    x->ops--;
+    if (!iox_dial_take(&x->dl, p->r, cqe)) return;   /* a socket's descriptor is kept in x->dl.fd */
     if (op == IOX_OP_CANCEL) return;
     if (op == IOX_OP_CLOSE) {
         if (res < 0) IOX_WARN("pg: close of a cancel connection: %s", strerror(-res));
-        x->fd = -1;
         return;
     }
-    if (op == IOX_OP_SOCKET) {
-        if (res < 0) { cancel_failed(p, x, "socket", res); return; }
-        x->fd = res;
-    }
+    if (op == IOX_OP_SOCKET && res < 0) { cancel_failed(p, x, "socket", res); return; }
     int next = 0;                 /* the op to submit next, 0: close */
     const char *what = "";
     if (p->stopping || x->cancelled) {
@@ -468,8 +445,10 @@ static void cancel_cqe(struct iox_pg_pool *p, uint32_t i, uint16_t gen, unsigned
         break;
     case IOX_OP_SEND:
         if (res > 0) {
-            x->off += (uint32_t)res;
-            next = x->off < sizeof x->msg ? IOX_OP_SEND : IOX_OP_RECV;
+            int rc = iox_dial_sent(&x->dl, res);
+            if (rc > 0) return;                  /* the rest of the 16 bytes is on its way */
+            if (rc == 0) next = IOX_OP_RECV;
+            else { what = "send"; res = rc; }
         } else {
             what = "send";
             if (!res) res = -EIO;
@@ -496,10 +475,11 @@ static void cancel_cqe(struct iox_pg_pool *p, uint32_t i, uint16_t gen, unsigned
 /* Cancel the ops of a cancel connection (stop, or its own deadline). */
 static void cancel_abandon(struct iox_pg_pool *p, struct pg_cancel *x)
 {
-    if (x->cancelled || !x->ops) return;
+    (void)p;
+    if (x->cancelled || !x->dl.ops) return;
     x->cancelled = 1;
-    if (x->fd < 0) return;   /* the socket op: its completion closes what it gives */
-    if (iox_seam_cancel_fd(p->r->seam, x->fd, cancel_ud(p, x, IOX_OP_CANCEL)) == 0) { x->ops++; p->ops++; }
+    /* No socket yet: the socket op's completion closes what it gives. */
+    iox_dial_cancel(&x->dl);
 }
 
 /* The reactor's tick (every TICK_MS at most, after the clock moved). */
@@ -514,11 +494,11 @@ static void on_tick(struct iox_reactor *r, void *ctx)
         struct iox_pg_conn *c = &p->conns[i];
         switch (c->state) {
         case PG_CONN_S_DOWN:
-            if (i < p->want && now >= c->retry_at_ms) pg_conn_deliver(c, PG_CONN_EV_OPEN, NULL);
+            if (i < p->want && now >= c->dl.retry_at_ms) pg_conn_deliver(c, PG_CONN_EV_OPEN, NULL);
             break;
         case PG_CONN_S_SOCKETING: case PG_CONN_S_CONNECTING: case PG_CONN_S_SSL_REQUESTING:
         case PG_CONN_S_HANDSHAKING: case PG_CONN_S_AUTHENTICATING: case PG_CONN_S_CHECKING_SESSION:
-            if (c->deadline_ms && now >= c->deadline_ms) {
+            if (iox_dial_overdue(&c->dl, now)) {
                 char msg[96];
                 snprintf(msg, sizeof msg, "no session within %u ms (connect_timeout)", p->ci.connect_timeout_ms);
                 pg_conn_set_fail(c, -ETIMEDOUT, msg);
@@ -546,7 +526,7 @@ static void on_tick(struct iox_reactor *r, void *ctx)
         }
     }
     for (unsigned i = 0; i < p->cfg.size && !p->stopping; i++)
-        if (p->cancels[i].ops && now >= p->cancels[i].deadline_ms) cancel_abandon(p, &p->cancels[i]);
+        if (p->cancels[i].dl.ops && iox_dial_overdue(&p->cancels[i].dl, now)) cancel_abandon(p, &p->cancels[i]);
     while (p->waiting.head && p->waiting.head->deadline_ms && now >= p->waiting.head->deadline_ms)
         pg_fail_req(p, list_pop(&p->waiting), -ETIMEDOUT, NULL, "query timed out waiting for a connection");
 }
@@ -563,7 +543,7 @@ static void pg_flush(struct iox_reactor *r, void *ctx)
     if (p->waiting.head && !p->stopping) pg_pool_take_waiting(p);
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct iox_pg_conn *c = &p->conns[i];
-        if ((c->wb[c->fill].len || (c->tls && pg_tls_out_pending(c))) && !c->send_busy && c->fd >= 0)
+        if ((c->wb[c->fill].len || (c->tls && pg_tls_out_pending(c))) && !c->dl.send_busy && c->dl.fd >= 0)
             pg_conn_deliver(c, PG_CONN_EV_FLUSH, NULL);
     }
 }
@@ -577,7 +557,7 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
     if (idx == PG_GUARD_IDX) { p->guard_fired = 1; return; }   /* not counted in ops */
     p->ops--;
     if ((idx & PG_CANCEL_BIT) && idx < PG_CTL_CANCEL_IDX) {
-        cancel_cqe(p, idx & ~PG_CANCEL_BIT, (uint16_t)iox_ud_gen(cqe->ud), op, cqe->res);
+        cancel_cqe(p, idx & ~PG_CANCEL_BIT, cqe);
         return;
     }
     if (idx >= p->cfg.size) {
@@ -585,19 +565,10 @@ static void pg_dispatch(struct iox_reactor *r, void *ctx, const struct iox_cqe *
         return;
     }
     struct iox_pg_conn *c = &p->conns[idx];
-    if (c->gen != iox_ud_gen(cqe->ud)) {
-        /* Cannot happen while close waits for every op; kept as a guard. */
-        r->n_stale_cqes++;
-        if (op == IOX_OP_SOCKET && cqe->res >= 0) close(cqe->res);
-        return;
-    }
-    c->ops--;
+    if (!iox_dial_take(&c->dl, r, cqe)) return;   /* stale: cannot happen while close waits for every op */
     struct iox_pg_event ev = {cqe->res, op};
-    if (op == IOX_OP_SOCKET && cqe->res >= 0) c->fd = cqe->res;
-    if (op == IOX_OP_RECV) c->recv_armed = 0;
     if (op == IOX_OP_CLOSE) {
         if (cqe->res < 0) IOX_WARN("pg: close of connection %u: %s", c->idx, strerror(-cqe->res));
-        c->fd = -1;
         pg_conn_deliver(c, PG_CONN_EV_CLOSED, &ev);
         return;
     }
@@ -720,7 +691,8 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
     p->reqs = calloc(p->nreqs, sizeof *p->reqs);
     p->cancels = calloc(p->cfg.size, sizeof *p->cancels);
     if (!p->conns || !p->reqs || !p->cancels) goto nomem;
-    for (unsigned i = 0; i < p->cfg.size; i++) p->cancels[i].fd = -1;
+    for (unsigned i = 0; i < p->cfg.size; i++)   /* owner set below, once registered */
+        iox_dial_init(&p->cancels[i].dl, r, 0, PG_CANCEL_BIT | i, &p->ops);
     for (uint32_t i = p->nreqs; i-- > 0;) {
         p->reqs[i].next = p->free_reqs;
         p->free_reqs = &p->reqs[i];
@@ -729,7 +701,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
         struct iox_pg_conn *c = &p->conns[i];
         c->pool = p;
         c->idx = i;
-        c->fd = -1;
+        iox_dial_init(&c->dl, r, 0, i, &p->ops);   /* owner set below, once registered */
         pg_conn_init(&c->state);
         pg_pass_begin(c);
         c->rcap = RBUF_INIT;
@@ -746,6 +718,7 @@ int iox_pg_pool_open(struct iox_reactor *r, const struct iox_pg_pool_config *cfg
         if (p->owner >= 0) iox_reactor_unregister_kind(r, p->owner);
         goto nomem;
     }
+    for (unsigned i = 0; i < p->cfg.size; i++) p->conns[i].dl.owner = p->cancels[i].dl.owner = (uint8_t)p->owner;
     iox_reactor_want_tick(r, TICK_MS);
     p->now_ms = pg_now(p);
     for (unsigned i = 0; i < p->want; i++) pg_conn_deliver(&p->conns[i], PG_CONN_EV_OPEN, NULL);
@@ -789,23 +762,12 @@ void iox_pg_pool_close(struct iox_pg_pool *p)
     /* Wait (bounded) for every op of ours to leave the ring, so no recv
      * lands in a freed buffer. Only on the real ring; the loop has ended,
      * so only our completions (and stale ones) arrive here. */
-    if (r->uring && p->ops) {
-        if (iox_seam_timeout(r->seam, 500ull * 1000000ull, iox_ud(IOX_OP_TIMEOUT, (unsigned)p->owner, 0, PG_GUARD_IDX)) < 0)
-            p->guard_fired = 1;   /* no guard, no unbounded wait */
-        while (p->ops > 0 && !p->guard_fired)
-            if (iox_reactor_turn(r) < 0) break;
-        if (p->ops)
-            IOX_WARN("pg: %u ops still in the ring at close", p->ops);
-    }
-    for (unsigned i = 0; i < p->cfg.size; i++) {
-        struct pg_cancel *x = &p->cancels[i];
-        if (x->fd >= 0 && r->uring) close(x->fd);
-        x->fd = -1;
-    }
+    if (iox_dial_drain(r, (unsigned)p->owner, PG_GUARD_IDX, &p->ops, &p->guard_fired))
+        IOX_WARN("pg: %u ops still in the ring at close", p->ops);
+    for (unsigned i = 0; i < p->cfg.size; i++) iox_dial_forget(&p->cancels[i].dl);
     for (unsigned i = 0; i < p->cfg.size; i++) {
         struct iox_pg_conn *c = &p->conns[i];
-        if (c->fd >= 0 && r->uring) close(c->fd);   /* simulated fds are not ours to close */
-        c->fd = -1;
+        iox_dial_forget(&c->dl);
         /* down, or closing / closing_socket when the bounded wait ran out
          * (or on a simulated ring, which is not waited for): stopped. */
         pg_conn_deliver(c, PG_CONN_EV_STOP, NULL);

@@ -7,21 +7,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 /* ---- guards ---- */
 
 int stream_client_guard_ops_in_flight(const struct iox_client_conn *c, const struct iox_client_event *ev)
 {
     (void)ev;
-    return c->ops > 0;
+    return c->dl.ops > 0;
 }
 
 int stream_client_guard_no_socket(const struct iox_client_conn *c, const struct iox_client_event *ev)
 {
     (void)ev;
-    return c->fd < 0;
+    return c->dl.fd < 0;
 }
 
 int stream_client_guard_stopping(const struct iox_client_conn *c, const struct iox_client_event *ev)
@@ -40,16 +38,10 @@ static void fail_conn(struct iox_client_conn *c, int status, const char *why)
 
 static void arm_recv(struct iox_client_conn *c)
 {
-    if (c->recv_armed) return;
-    int rc = iox_seam_recv_multishot(c->pool->r->seam, c->fd, iox_client_ud(c, IOX_OP_RECV));
-    if (rc < 0) {
+    if (iox_dial_recv_multishot(&c->dl) < 0) {
         fail_conn(c, -ECONNRESET, "cannot arm the recv (no SQE)");
         iox_client_fire(c, STREAM_CLIENT_EV_FAIL, NULL);
-        return;
     }
-    c->recv_armed = 1;
-    c->ops++;
-    c->pool->ops++;
 }
 
 /* Frame replies out of p[0, n): each complete one goes to `one` (the
@@ -123,30 +115,21 @@ int stream_client_act_open_socket(struct iox_client_conn *c, const struct iox_cl
     (void)ev;
     struct iox_client_pool *p = c->pool;
     c->fail_status = 0;
-    c->deadline_ms = p->r->now_ms + p->cfg.connect_timeout_ms;
-    int rc = iox_seam_socket(p->r->seam, p->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0,
-                             iox_client_ud(c, IOX_OP_SOCKET));
-    if (rc < 0) {
+    if (iox_dial_open(&c->dl, p->sa.ss_family, p->r->now_ms + p->cfg.connect_timeout_ms) < 0) {
         fail_conn(c, -ECONNRESET, "cannot queue IORING_OP_SOCKET (no SQE)");
         return STREAM_CLIENT_EV_FAIL;
     }
-    c->ops++;
-    p->ops++;
     return STREAM_CLIENT_EV_NONE;
 }
 
 int stream_client_act_start_connect(struct iox_client_conn *c, const struct iox_client_event *ev)
 {
+    (void)ev;   /* the descriptor is in c->dl.fd (iox_dial_complete) */
     struct iox_client_pool *p = c->pool;
-    c->fd = ev->res;
-    int rc = iox_seam_connect(p->r->seam, c->fd, (const struct sockaddr *)&p->sa, p->salen,
-                              iox_client_ud(c, IOX_OP_CONNECT));
-    if (rc < 0) {
+    if (iox_dial_connect(&c->dl, (const struct sockaddr *)&p->sa, p->salen) < 0) {
         fail_conn(c, -ECONNRESET, "cannot queue IORING_OP_CONNECT (no SQE)");
         return STREAM_CLIENT_EV_FAIL;
     }
-    c->ops++;
-    p->ops++;
     return STREAM_CLIENT_EV_NONE;
 }
 
@@ -206,8 +189,8 @@ int stream_client_act_session_up(struct iox_client_conn *c, const struct iox_cli
 {
     (void)ev;
     struct iox_client_pool *p = c->pool;
-    c->deadline_ms = 0;
-    c->backoff_ms = 0;
+    c->dl.deadline_ms = 0;
+    c->dl.backoff_ms = 0;
     c->counted_up = 1;
     p->nup++;
     p->st.connects++;
@@ -253,44 +236,29 @@ int stream_client_act_rearm(struct iox_client_conn *c, const struct iox_client_e
 int stream_client_act_send_out(struct iox_client_conn *c, const struct iox_client_event *ev)
 {
     (void)ev;
-    struct iox_client_pool *p = c->pool;
     c->dirty = 0;
-    if (c->send_inflight || !c->out.len) return STREAM_CLIENT_EV_NONE;
+    if (c->dl.send_busy || !c->out.len) return STREAM_CLIENT_EV_NONE;
     struct iox_sbuf t = c->sending;   /* swap: the kernel reads `sending` until the send completes */
     c->sending = c->out;
     c->out = t;
     c->out.len = 0;
-    c->soff = 0;
-    int rc = iox_seam_send(p->r->seam, c->fd, c->sending.p, c->sending.len, iox_client_ud(c, IOX_OP_SEND));
-    if (rc < 0) {
+    if (iox_dial_send(&c->dl, c->sending.p, c->sending.len) < 0) {
         fail_conn(c, -ECONNRESET, "cannot queue a send (no SQE)");
         return STREAM_CLIENT_EV_FAIL;
     }
-    c->send_inflight = 1;
-    c->ops++;
-    p->ops++;
     return STREAM_CLIENT_EV_NONE;
 }
 
 int stream_client_act_on_sent(struct iox_client_conn *c, const struct iox_client_event *ev)
 {
-    struct iox_client_pool *p = c->pool;
-    c->soff += (uint32_t)ev->res;
-    p->st.bytes_out += (uint32_t)ev->res;
-    if (c->soff < c->sending.len) {
-        int rc = iox_seam_send(p->r->seam, c->fd, c->sending.p + c->soff, c->sending.len - c->soff,
-                               iox_client_ud(c, IOX_OP_SEND));
-        if (rc < 0) {
-            fail_conn(c, -ECONNRESET, "cannot queue a send (no SQE)");
-            return STREAM_CLIENT_EV_FAIL;
-        }
-        c->send_inflight = 1;
-        c->ops++;
-        p->ops++;
-        return STREAM_CLIENT_EV_NONE;
+    c->pool->st.bytes_out += (uint32_t)ev->res;
+    int rc = iox_dial_sent(&c->dl, ev->res);
+    if (rc < 0) {
+        fail_conn(c, -ECONNRESET, "cannot queue a send (no SQE)");
+        return STREAM_CLIENT_EV_FAIL;
     }
+    if (rc > 0) return STREAM_CLIENT_EV_NONE;   /* the rest of `sending` is on its way */
     c->sending.len = 0;
-    c->soff = 0;
     if (c->out.len) iox_client_mark_dirty(c);   /* queued meanwhile: next turn's send */
     return STREAM_CLIENT_EV_NONE;
 }
@@ -310,7 +278,7 @@ int stream_client_act_drop(struct iox_client_conn *c, const struct iox_client_ev
     } else {
         p->st.connect_failures++;
     }
-    c->deadline_ms = 0;
+    c->dl.deadline_ms = 0;
     /* Every request this connection carried fails, once, oldest first. */
     while (c->head != c->tail) {
         struct iox_client_req q = c->fifo[c->head % p->cfg.max_inflight];
@@ -320,50 +288,32 @@ int stream_client_act_drop(struct iox_client_conn *c, const struct iox_client_ev
     }
     c->out.len = 0;
     c->carry.len = 0;
-    if (c->ops && c->fd >= 0) {
-        if (iox_seam_cancel_fd(p->r->seam, c->fd, iox_client_ud(c, IOX_OP_CANCEL)) == 0) {
-            c->ops++;
-            p->ops++;
-        } else if (p->r->uring) {
-            shutdown(c->fd, SHUT_RDWR);   /* no SQE: make the ops end on their own */
-        }
-    }
+    iox_dial_cancel(&c->dl);   /* no SQE: the socket is shut down, its ops end on their own */
     /* The next attempt: backoff_min doubling to backoff_max. */
-    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : p->cfg.backoff_min_ms;
-    if (c->backoff_ms > p->cfg.backoff_max_ms) c->backoff_ms = p->cfg.backoff_max_ms;
+    iox_dial_backoff(&c->dl, p->cfg.backoff_min_ms, p->cfg.backoff_max_ms);
     return STREAM_CLIENT_EV_OP_DONE;
 }
 
 int stream_client_act_close_socket(struct iox_client_conn *c, const struct iox_client_event *ev)
 {
     (void)ev;
-    struct iox_client_pool *p = c->pool;
-    int fd = c->fd;
-    c->fd = -1;
-    if (iox_seam_close(p->r->seam, fd, iox_client_ud(c, IOX_OP_CLOSE)) == 0) {
-        c->ops++;
-        p->ops++;
-        return STREAM_CLIENT_EV_NONE;
-    }
-    if (p->r->uring) close(fd);
-    return STREAM_CLIENT_EV_CLOSED;
+    return iox_dial_close(&c->dl) ? STREAM_CLIENT_EV_CLOSED : STREAM_CLIENT_EV_NONE;
 }
 
 int stream_client_act_release(struct iox_client_conn *c, const struct iox_client_event *ev)
 {
     (void)ev;
     struct iox_client_pool *p = c->pool;
-    c->gen++;
-    c->recv_armed = c->send_inflight = 0;
-    c->sending.len = c->soff = 0;
+    iox_dial_reset(&c->dl);
+    c->sending.len = 0;
     c->head = c->tail = 0;
-    c->retry_at_ms = p->r->now_ms + c->backoff_ms;
+    c->dl.retry_at_ms = p->r->now_ms + c->dl.backoff_ms;
     return STREAM_CLIENT_EV_RELEASED;
 }
 
 int stream_client_act_finish(struct iox_client_conn *c, const struct iox_client_event *ev)
 {
     (void)ev;
-    c->deadline_ms = 0;
+    c->dl.deadline_ms = 0;
     return STREAM_CLIENT_EV_NONE;
 }

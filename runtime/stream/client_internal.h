@@ -7,6 +7,7 @@
 #include "stream_client_machine.h"
 #include "stream_internal.h"
 #include <ioxide/stream_client.h>
+#include <ioxide/stream_dial.h>
 #include <netinet/in.h>
 #include <stdint.h>
 
@@ -28,11 +29,12 @@ struct iox_client_req {
 struct iox_client_conn {
     struct iox_client_pool *pool;
     uint32_t idx;
-    uint16_t gen;
-    int fd;
     stream_client_state_t state;
-    uint16_t ops;                 /* ops on the socket in flight */
-    uint8_t recv_armed, send_inflight, dirty;
+    /* The socket (ioxide/stream_dial.h): descriptor, generation, ops in
+     * flight, the armed recv, the send in flight, the connect deadline,
+     * the backoff. */
+    struct iox_dial dl;
+    uint8_t dirty;
     uint8_t counted_up;           /* counted in pool->nup (bookkeeping of session_up / drop) */
     uint8_t firing, nqueued;
     uint8_t queued[STREAM_CLIENT_EVENT_COUNT];
@@ -41,15 +43,11 @@ struct iox_client_conn {
     /* In flight: [head, tail) of a ring of max_inflight entries. */
     struct iox_client_req *fifo;
     uint32_t head, tail;
-    /* Output: requests queued this turn (out); the send in flight reads
-     * `sending` from `soff`. Two buffers swapped, so nothing moves under
-     * the kernel. */
+    /* Output: requests queued this turn (out); the send in flight (dl)
+     * reads `sending`. Two buffers swapped, so nothing moves under the
+     * kernel. */
     struct iox_sbuf out, sending;
-    uint32_t soff;
     struct iox_sbuf carry;        /* a reply cut by a buffer boundary */
-    uint64_t deadline_ms;         /* connect deadline (0: none) */
-    uint64_t retry_at_ms;         /* when down: the next open */
-    uint32_t backoff_ms;
 };
 
 struct iox_client_pool {

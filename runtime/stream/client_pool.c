@@ -18,7 +18,7 @@
 
 uint64_t iox_client_ud(const struct iox_client_conn *c, unsigned op)
 {
-    return iox_ud(op, (unsigned)c->pool->owner, c->gen, c->idx);
+    return iox_dial_ud(&c->dl, op);
 }
 
 void iox_client_set_error(struct iox_client_pool *p, int err, const char *what)
@@ -172,16 +172,11 @@ static void client_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *c
     if (idx == GUARD_IDX) { p->guard_fired = 1; return; }
     if (!more) p->ops--;
     struct iox_client_conn *c = idx < p->cfg.conns ? &p->conns[idx] : NULL;
-    if (!c || c->gen != iox_ud_gen(cqe->ud)) {
-        /* Cannot happen while the close waits for every op; kept as a guard. */
-        r->n_stale_cqes++;
+    if (!iox_dial_take(c ? &c->dl : NULL, r, cqe)) {
+        /* Stale: cannot happen while the close waits for every op; kept as a guard. */
         if (has_buf) iox_seam_buf_return(r->seam, bid);
-        if (op == IOX_OP_SOCKET && cqe->res >= 0 && r->uring) close(cqe->res);
         return;
     }
-    if (!more) c->ops--;
-    if (op == IOX_OP_RECV && !more) c->recv_armed = 0;
-    if (op == IOX_OP_SEND) c->send_inflight = 0;
     struct iox_client_event ev = {cqe->res, cqe->flags, NULL, 0};
     if (op == IOX_OP_CLOSE) {
         if (cqe->res < 0) IOX_WARN("client %s: close of connection %u: %s", p->peer, c->idx, strerror(-cqe->res));
@@ -189,7 +184,6 @@ static void client_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *c
         return;
     }
     if (c->state == STREAM_CLIENT_S_CLOSING || c->state == STREAM_CLIENT_S_CLOSING_SOCKET) {
-        if (op == IOX_OP_SOCKET && cqe->res >= 0) c->fd = cqe->res;   /* closed like any other */
         if (has_buf) iox_seam_buf_return(r->seam, bid);
         iox_client_fire(c, STREAM_CLIENT_EV_OP_DONE, NULL);
         return;
@@ -243,7 +237,7 @@ static void client_flush(struct iox_reactor *r, void *ctx)
     struct iox_client_pool *p = ctx;
     for (unsigned i = 0; i < p->cfg.conns; i++) {
         struct iox_client_conn *c = &p->conns[i];
-        if (c->dirty && !c->send_inflight) iox_client_fire(c, STREAM_CLIENT_EV_FLUSH, NULL);
+        if (c->dirty && !c->dl.send_busy) iox_client_fire(c, STREAM_CLIENT_EV_FLUSH, NULL);
     }
 }
 
@@ -261,8 +255,8 @@ static void client_tick(struct iox_reactor *r, void *ctx)
     for (unsigned i = 0; i < p->cfg.conns; i++) {
         struct iox_client_conn *c = &p->conns[i];
         if (c->state == STREAM_CLIENT_S_DOWN) {
-            if (now >= c->retry_at_ms) iox_client_fire(c, STREAM_CLIENT_EV_OPEN, NULL);
-        } else if (c->deadline_ms && now >= c->deadline_ms &&
+            if (now >= c->dl.retry_at_ms) iox_client_fire(c, STREAM_CLIENT_EV_OPEN, NULL);
+        } else if (iox_dial_overdue(&c->dl, now) &&
                    (c->state == STREAM_CLIENT_S_SOCKETING || c->state == STREAM_CLIENT_S_CONNECTING ||
                     c->state == STREAM_CLIENT_S_HANDSHAKING)) {
             char why[80];
@@ -366,13 +360,14 @@ int iox_client_pool_open(struct iox_reactor *r, const struct iox_client_config *
         struct iox_client_conn *c = &p->conns[i];
         c->pool = p;
         c->idx = i;
-        c->fd = -1;
+        iox_dial_init(&c->dl, r, 0, i, &p->ops);   /* owner set below, once registered */
         stream_client_init(&c->state);
         c->fifo = calloc(p->cfg.max_inflight, sizeof *c->fifo);
         if (!c->fifo) goto nomem;
     }
     p->owner = iox_reactor_register_kind(r, &client_kind, p);
     if (p->owner < 0) goto nomem;
+    for (unsigned i = 0; i < p->cfg.conns; i++) p->conns[i].dl.owner = (uint8_t)p->owner;
     uint32_t tick = p->cfg.backoff_min_ms < p->cfg.connect_timeout_ms ? p->cfg.backoff_min_ms : p->cfg.connect_timeout_ms;
     iox_reactor_want_tick(r, tick / 2 < 10 ? 10 : tick / 2);
     p->down_since_ms = r->now_ms;
@@ -404,17 +399,11 @@ void iox_client_pool_close(struct iox_client_pool *p)
     iox_client_pool_stop(p);
     /* Wait (bounded) for every op of ours to leave the ring, so no recv
      * lands in a freed buffer. Only on the real ring. */
-    if (r->uring && p->ops) {
-        if (iox_seam_timeout(r->seam, 500ull * 1000000ull, iox_ud(IOX_OP_TIMEOUT, (unsigned)p->owner, 0, GUARD_IDX)) < 0)
-            p->guard_fired = 1;
-        while (p->ops > 0 && !p->guard_fired)
-            if (iox_reactor_turn(r) < 0) break;
-        if (p->ops) IOX_WARN("client %s: %u ops still in the ring at close", p->peer, p->ops);
-    }
+    if (iox_dial_drain(r, (unsigned)p->owner, GUARD_IDX, &p->ops, &p->guard_fired))
+        IOX_WARN("client %s: %u ops still in the ring at close", p->peer, p->ops);
     for (unsigned i = 0; i < p->cfg.conns; i++) {
         struct iox_client_conn *c = &p->conns[i];
-        if (c->fd >= 0 && r->uring) close(c->fd);
-        c->fd = -1;
+        iox_dial_forget(&c->dl);
         iox_client_fire(c, STREAM_CLIENT_EV_ABANDON, NULL);
         iox_sbuf_free(&c->out);
         iox_sbuf_free(&c->sending);
