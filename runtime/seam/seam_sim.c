@@ -242,6 +242,14 @@ static int x_peername(struct iox_seam *b, int fd, struct sockaddr *sa, socklen_t
     return i < 0 ? i : 0;
 }
 
+/* Registered buffers and SEND_ZC are not simulated: a file stream asking
+ * for them hears "unsupported" and keeps its splice or read path. */
+static int x_register_buffers(struct iox_seam *b, const struct iovec *iov, unsigned n) { (void)b; (void)iov; (void)n; return -EOPNOTSUPP; }
+static int x_read_fixed(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t off, unsigned bi, uint64_t ud)
+{ (void)b; (void)fd; (void)buf; (void)n; (void)off; (void)bi; (void)ud; return -EOPNOTSUPP; }
+static int x_send_zc(struct iox_seam *b, int fd, const void *buf, size_t n, unsigned bi, uint64_t ud)
+{ (void)b; (void)fd; (void)buf; (void)n; (void)bi; (void)ud; return -EOPNOTSUPP; }
+
 static const struct iox_seam_ops sim_ops = {
     .accept_multishot = x_accept, .recv_multishot = x_recv_ms, .recv = x_recv,
     .send = x_send, .read = x_read, .splice = x_splice, .socket = x_socket, .connect = x_connect,
@@ -249,6 +257,7 @@ static const struct iox_seam_ops sim_ops = {
     .cancel = x_cancel, .timeout = x_timeout, .msg_ring = x_msg_ring,
     .unsent = x_unsent, .buf = x_buf, .buf_return = x_buf_return,
     .write = x_write, .peername = x_peername,
+    .register_buffers = x_register_buffers, .read_fixed = x_read_fixed, .send_zc = x_send_zc,
 };
 
 /* ---- lifecycle ---- */
