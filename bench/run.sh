@@ -554,7 +554,7 @@ file_row() {  # SIZE_LABEL BYTES
   local name=$1 bytes=$2 www=$BENCH_TMPDIR/www
   ROW_TITLE="file $name vs nginx"
   ROW_SHAPES="keepalive"
-  ROW_NOTES="All serve $www/$name.bin ($bytes random bytes); nginx with \`sendfile on\` (nginx-ofc: plus \`open_file_cache\`), the playground with FILE_ROOT=$www (FILE_BAKE_MAX default 64 KiB: 1k is baked, 1m is streamed: side ioxide by splice file → pipe → socket, FILE_SPLICE_MIN default 64 KiB, 1 MiB pipes; side ioxide-read with FILE_SPLICE_MIN=0, 64 KiB ring reads into the write buffer then sends)."
+  ROW_NOTES="All serve $www/$name.bin ($bytes random bytes); nginx with \`sendfile on\` (nginx-ofc: plus \`open_file_cache\`), the playground with FILE_ROOT=$www (FILE_BAKE_MAX default 64 KiB: 1k is baked, 1m is streamed: side ioxide by splice file → pipe → socket, FILE_SPLICE_MIN default 64 KiB, 1 MiB pipes; side ioxide-read with FILE_SPLICE_MIN=0, 64 KiB ring reads into the write buffer then sends; side ioxide-zc with FILE_SEND=zc, READ_FIXED into registered chunks (FILE_ZC_CHUNKS × FILE_ZC_CHUNK, defaults) then SEND_ZC, splice when no chunk is free)."
   mkdir -p "$www"
   [ -f "$www/$name.bin" ] || head -c "$bytes" /dev/urandom >"$www/$name.bin"
   start_server_playground file "FILE_ROOT=$www"
@@ -565,6 +565,10 @@ file_row() {  # SIZE_LABEL BYTES
   if [ "$bytes" -gt 65536 ]; then
     start_server_playground file "FILE_ROOT=$www" FILE_SPLICE_MIN=0
     add_side ioxide-read "/$name.bin" "@$www/$name.bin"
+    # And the zero-copy path (issue 14 §3: "measure both"): registered
+    # chunks, READ_FIXED then SEND_ZC, no io-wq worker per send.
+    start_server_playground file "FILE_ROOT=$www" FILE_SEND=zc
+    add_side ioxide-zc "/$name.bin" "@$www/$name.bin"
   fi
   start_nginx "location / { root $www; sendfile on; tcp_nopush on; }"
   add_side nginx "/$name.bin" "@$www/$name.bin"

@@ -10,10 +10,16 @@
 #define S_splice_head 3
 #define S_splicing_in 4
 #define S_splicing_out 5
-#define S_done 6
-#define S_failed 7
-#define S_gone 8
-#define S_cancelled 9
+#define S_zc_head 6
+#define S_zc_reading 7
+#define S_zc_sending 8
+#define S_zc_notif_first 9
+#define S_zc_notif_wait 10
+#define S_zc_failing 11
+#define S_done 12
+#define S_failed 13
+#define S_gone 14
+#define S_cancelled 15
 #define E_none 0
 #define E_start 1
 #define E_read_done 2
@@ -27,10 +33,16 @@
 #define E_splice_out_short 10
 #define E_splice_error 11
 #define E_splice_eof_early 12
-#define E_cancel 13
+#define E_zc_sent 13
+#define E_zc_send_failed 14
+#define E_zc_send_error 15
+#define E_zc_notif 16
+#define E_cancel 17
 #define OP_read 0
 #define OP_splice 1
-#define NOPS 2
+#define OP_zcread 2
+#define OP_zcsend 3
+#define NOPS 4
 #define SOCK_NONE 0
 #define SOCK_OPEN 1
 #define SOCK_CLOSING 2
@@ -61,8 +73,11 @@ byte started = 0;
 byte released = 0;
 byte closing = 0;
 byte sdir = 0;
+byte chunk = 0;
+byte have = 0;
+byte res = 0;
 
-#define busy() (op_n[0] + op_n[1])
+#define busy() (op_n[0] + op_n[1] + op_n[2] + op_n[3])
 #define inflight(k) (op_n[k])
 #define cancelled(k) (op_cx[k])
 #define in_final() (st == S_done || st == S_failed || st == S_gone || st == S_cancelled)
@@ -84,6 +99,8 @@ inline cancel_all() {
   :: busy() > 0 ->
      if :: op_n[OP_read] > 0 -> op_cx[OP_read] = 1 :: else -> skip fi;
      if :: op_n[OP_splice] > 0 -> op_cx[OP_splice] = 1 :: else -> skip fi;
+     if :: op_n[OP_zcread] > 0 -> op_cx[OP_zcread] = 1 :: else -> skip fi;
+     if :: op_n[OP_zcsend] > 0 -> op_cx[OP_zcsend] = 1 :: else -> skip fi;
      skip
   :: else -> skip
   fi
@@ -109,8 +126,15 @@ inline sock_closed() { assert(sock == SOCK_CLOSING); sock = SOCK_CLOSED }
 #define A_splice_rest 7
 #define A_splice_out 8
 #define A_finish_splice 9
-#define A_release 10
-#define A_cancel 11
+#define A_zc_read 10
+#define A_zc_send 11
+#define A_zc_count 12
+#define A_zc_count_notified 13
+#define A_zc_note_error 14
+#define A_zc_note_error_notified 15
+#define A_finish_zc 16
+#define A_release 17
+#define A_cancel 18
 byte act;          /* the action the transition asked for */
 
 inline run_action() {
@@ -125,7 +149,7 @@ inline run_action() {
      assert(!released); released = 1;
      skip
   :: act == A_abort ->
-     assert(!released); released = 1; closing = 1;
+     assert(!released); released = 1; closing = 1; if :: inflight(OP_zcsend) == 0 -> chunk = 0 :: else -> skip fi;
      skip
   :: act == A_flush_head ->
      pending = 1;
@@ -142,11 +166,32 @@ inline run_action() {
   :: act == A_finish_splice ->
      assert(!released); released = 1;
      skip
+  :: act == A_zc_read ->
+     if :: chunk = 1; submit(OP_zcread) :: raise(E_read_error) fi;
+     skip
+  :: act == A_zc_send ->
+     if :: submit(OP_zcsend) :: raise(E_zc_send_error) fi;
+     skip
+  :: act == A_zc_count ->
+     skip;
+     skip
+  :: act == A_zc_count_notified ->
+     raise(E_zc_notif);
+     skip
+  :: act == A_zc_note_error ->
+     skip;
+     skip
+  :: act == A_zc_note_error_notified ->
+     raise(E_zc_notif);
+     skip
+  :: act == A_finish_zc ->
+     assert(!released); assert(inflight(OP_zcsend) == 0); released = 1; chunk = 0;
+     skip
   :: act == A_release ->
-     assert(!released); released = 1;
+     assert(!released); assert(inflight(OP_zcsend) == 0); released = 1; chunk = 0;
      skip
   :: act == A_cancel ->
-     assert(!released); released = 1;
+     assert(!released); released = 1; if :: inflight(OP_zcsend) == 0 -> chunk = 0 :: else -> skip fi;
      skip
   :: else -> skip
   fi;
@@ -156,6 +201,9 @@ inline guard_behind() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_last_chunk() { gv = (left == 0) }
 inline guard_spliced() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_all_spliced() { gv = (left == 0) }
+inline guard_zc() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
+inline guard_zc_rest() { gv = (have == 1) }
+inline guard_all_sent() { gv = (have == 0 && left == 0) }
 
 /* One event from the current state: the transition's alternatives, in
  * spec order; the state is stored before the action runs (as in C). */
@@ -167,28 +215,40 @@ inline step() {
         guard_behind();
         if
         :: gv ->
-           skip /* ignored: spec/machines/file_stream.toml:73 */
+           skip /* ignored: spec/machines/file_stream.toml:101 */
         :: else ->
            guard_spliced();
            if
            :: gv ->
-              printf("@@t %d %d\n", 0, cur); st = S_splice_head; act = A_flush_head  /* spec/machines/file_stream.toml:73 */
+              printf("@@t %d %d\n", 0, cur); st = S_splice_head; act = A_flush_head  /* spec/machines/file_stream.toml:101 */
            :: else ->
-              printf("@@t %d %d\n", 1, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:73 */
+              guard_zc();
+              if
+              :: gv ->
+                 printf("@@t %d %d\n", 1, cur); st = S_zc_head; act = A_flush_head  /* spec/machines/file_stream.toml:101 */
+              :: else ->
+                 printf("@@t %d %d\n", 2, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:101 */
+              fi
            fi
         fi
      :: cur == E_drained ->
         guard_spliced();
         if
         :: gv ->
-           printf("@@t %d %d\n", 2, cur); st = S_splice_head; act = A_flush_head  /* spec/machines/file_stream.toml:74 */
+           printf("@@t %d %d\n", 3, cur); st = S_splice_head; act = A_flush_head  /* spec/machines/file_stream.toml:102 */
         :: else ->
-           printf("@@t %d %d\n", 3, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:74 */
+           guard_zc();
+           if
+           :: gv ->
+              printf("@@t %d %d\n", 4, cur); st = S_zc_head; act = A_flush_head  /* spec/machines/file_stream.toml:102 */
+           :: else ->
+              printf("@@t %d %d\n", 5, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:102 */
+           fi
         fi
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 4, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
+        printf("@@t %d %d\n", 6, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 5, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
+        printf("@@t %d %d\n", 7, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
      :: else -> skip /* ignored */
      fi
   :: st == S_reading ->
@@ -197,74 +257,162 @@ inline step() {
         guard_last_chunk();
         if
         :: gv ->
-           printf("@@t %d %d\n", 6, cur); st = S_done; act = A_finish  /* spec/machines/file_stream.toml:79 */
+           printf("@@t %d %d\n", 8, cur); st = S_done; act = A_finish  /* spec/machines/file_stream.toml:107 */
         :: else ->
-           printf("@@t %d %d\n", 7, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:79 */
+           printf("@@t %d %d\n", 9, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:107 */
         fi
      :: cur == E_read_short ->
-        printf("@@t %d %d\n", 8, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:80 */
+        printf("@@t %d %d\n", 10, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:108 */
      :: cur == E_read_error ->
-        printf("@@t %d %d\n", 9, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:81 */
+        printf("@@t %d %d\n", 11, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:109 */
      :: cur == E_read_eof_early ->
-        printf("@@t %d %d\n", 10, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:82 */
+        printf("@@t %d %d\n", 12, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:110 */
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 11, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
+        printf("@@t %d %d\n", 13, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 12, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
+        printf("@@t %d %d\n", 14, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
      :: else -> skip /* ignored */
      fi
   :: st == S_sending ->
      if
      :: cur == E_drained ->
-        printf("@@t %d %d\n", 13, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:87 */
+        printf("@@t %d %d\n", 15, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:115 */
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 14, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
+        printf("@@t %d %d\n", 16, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 15, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
+        printf("@@t %d %d\n", 17, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
      :: else -> skip /* ignored */
      fi
   :: st == S_splice_head ->
      if
      :: cur == E_drained ->
-        printf("@@t %d %d\n", 16, cur); st = S_splicing_in; act = A_splice_in  /* spec/machines/file_stream.toml:92 */
+        printf("@@t %d %d\n", 18, cur); st = S_splicing_in; act = A_splice_in  /* spec/machines/file_stream.toml:120 */
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 17, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
+        printf("@@t %d %d\n", 19, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 18, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
+        printf("@@t %d %d\n", 20, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
      :: else -> skip /* ignored */
      fi
   :: st == S_splicing_in ->
      if
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 19, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
+        printf("@@t %d %d\n", 21, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
      :: cur == E_splice_in ->
-        printf("@@t %d %d\n", 20, cur); st = S_splicing_out; act = A_splice_out  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 22, cur); st = S_splicing_out; act = A_splice_out  /* spec/machines/file_stream.toml:125 */
      :: cur == E_splice_error ->
-        printf("@@t %d %d\n", 21, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:98 */
+        printf("@@t %d %d\n", 23, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:126 */
      :: cur == E_splice_eof_early ->
-        printf("@@t %d %d\n", 22, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:99 */
+        printf("@@t %d %d\n", 24, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:127 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 23, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
+        printf("@@t %d %d\n", 25, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
      :: else -> skip /* ignored */
      fi
   :: st == S_splicing_out ->
      if
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 24, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:68 */
+        printf("@@t %d %d\n", 26, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
      :: cur == E_splice_out_done ->
         guard_all_spliced();
         if
         :: gv ->
-           printf("@@t %d %d\n", 25, cur); st = S_done; act = A_finish_splice  /* spec/machines/file_stream.toml:104 */
+           printf("@@t %d %d\n", 27, cur); st = S_done; act = A_finish_splice  /* spec/machines/file_stream.toml:132 */
         :: else ->
-           printf("@@t %d %d\n", 26, cur); st = S_splicing_in; act = A_splice_in  /* spec/machines/file_stream.toml:104 */
+           printf("@@t %d %d\n", 28, cur); st = S_splicing_in; act = A_splice_in  /* spec/machines/file_stream.toml:132 */
         fi
      :: cur == E_splice_out_short ->
-        printf("@@t %d %d\n", 27, cur); st = S_splicing_out; act = A_splice_rest  /* spec/machines/file_stream.toml:105 */
+        printf("@@t %d %d\n", 29, cur); st = S_splicing_out; act = A_splice_rest  /* spec/machines/file_stream.toml:133 */
      :: cur == E_splice_error ->
-        printf("@@t %d %d\n", 28, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:106 */
+        printf("@@t %d %d\n", 30, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:134 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 29, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:69 */
+        printf("@@t %d %d\n", 31, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_zc_head ->
+     if
+     :: cur == E_drained ->
+        printf("@@t %d %d\n", 32, cur); st = S_zc_reading; act = A_zc_read  /* spec/machines/file_stream.toml:139 */
+     :: cur == E_conn_gone ->
+        printf("@@t %d %d\n", 33, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+     :: cur == E_cancel ->
+        printf("@@t %d %d\n", 34, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_zc_reading ->
+     if
+     :: cur == E_read_done ->
+        printf("@@t %d %d\n", 35, cur); st = S_zc_sending; act = A_zc_send  /* spec/machines/file_stream.toml:144 */
+     :: cur == E_read_short ->
+        printf("@@t %d %d\n", 36, cur); st = S_zc_sending; act = A_zc_send  /* spec/machines/file_stream.toml:145 */
+     :: cur == E_read_error ->
+        printf("@@t %d %d\n", 37, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:146 */
+     :: cur == E_read_eof_early ->
+        printf("@@t %d %d\n", 38, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:147 */
+     :: cur == E_conn_gone ->
+        printf("@@t %d %d\n", 39, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+     :: cur == E_cancel ->
+        printf("@@t %d %d\n", 40, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_zc_sending ->
+     if
+     :: cur == E_conn_gone ->
+        printf("@@t %d %d\n", 41, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+     :: cur == E_zc_sent ->
+        printf("@@t %d %d\n", 42, cur); st = S_zc_notif_wait; act = A_zc_count  /* spec/machines/file_stream.toml:152 */
+     :: cur == E_zc_send_failed ->
+        printf("@@t %d %d\n", 43, cur); st = S_zc_failing; act = A_zc_note_error  /* spec/machines/file_stream.toml:153 */
+     :: cur == E_zc_send_error ->
+        printf("@@t %d %d\n", 44, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:154 */
+     :: cur == E_zc_notif ->
+        printf("@@t %d %d\n", 45, cur); st = S_zc_notif_first; skip  /* spec/machines/file_stream.toml:155 */
+     :: cur == E_cancel ->
+        printf("@@t %d %d\n", 46, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_zc_notif_first ->
+     if
+     :: cur == E_conn_gone ->
+        printf("@@t %d %d\n", 47, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+     :: cur == E_zc_sent ->
+        printf("@@t %d %d\n", 48, cur); st = S_zc_notif_wait; act = A_zc_count_notified  /* spec/machines/file_stream.toml:160 */
+     :: cur == E_zc_send_failed ->
+        printf("@@t %d %d\n", 49, cur); st = S_zc_failing; act = A_zc_note_error_notified  /* spec/machines/file_stream.toml:161 */
+     :: cur == E_zc_send_error ->
+        printf("@@t %d %d\n", 50, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:162 */
+     :: cur == E_cancel ->
+        printf("@@t %d %d\n", 51, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_zc_notif_wait ->
+     if
+     :: cur == E_conn_gone ->
+        printf("@@t %d %d\n", 52, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+     :: cur == E_zc_notif ->
+        guard_zc_rest();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 53, cur); st = S_zc_sending; act = A_zc_send  /* spec/machines/file_stream.toml:167 */
+        :: else ->
+           guard_all_sent();
+           if
+           :: gv ->
+              printf("@@t %d %d\n", 54, cur); st = S_done; act = A_finish_zc  /* spec/machines/file_stream.toml:167 */
+           :: else ->
+              printf("@@t %d %d\n", 55, cur); st = S_zc_reading; act = A_zc_read  /* spec/machines/file_stream.toml:167 */
+           fi
+        fi
+     :: cur == E_cancel ->
+        printf("@@t %d %d\n", 56, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+     :: else -> skip /* ignored */
+     fi
+  :: st == S_zc_failing ->
+     if
+     :: cur == E_conn_gone ->
+        printf("@@t %d %d\n", 57, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+     :: cur == E_zc_notif ->
+        printf("@@t %d %d\n", 58, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:172 */
+     :: cur == E_cancel ->
+        printf("@@t %d %d\n", 59, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
      :: else -> skip /* ignored */
      fi
   :: else -> skip /* a final state ignores every event */
@@ -349,29 +497,109 @@ active proctype ring() {
         op_n[OP_splice]--; op_fin[OP_splice]++;
         if :: op_n[OP_splice] == 0 -> op_cx[OP_splice] = 0 :: else -> skip fi;
         q0 = E_conn_gone; q1 = E_none
+     :: op_n[OP_zcread] > 0 && (!closing && left > 0) ->
+        printf("@@c %d\n", 11);
+        op_n[OP_zcread]--; op_fin[OP_zcread]++;
+        if :: op_n[OP_zcread] == 0 -> op_cx[OP_zcread] = 0 :: else -> skip fi;
+        left--; have = 1;
+        q0 = E_read_done; q1 = E_none
+     :: op_n[OP_zcread] > 0 && b_short > 0 && (!closing && left > 0) ->
+        b_short--;
+        printf("@@c %d\n", 12);
+        op_n[OP_zcread]--; op_fin[OP_zcread]++;
+        if :: op_n[OP_zcread] == 0 -> op_cx[OP_zcread] = 0 :: else -> skip fi;
+        have = 1;
+        q0 = E_read_short; q1 = E_none
+     :: op_n[OP_zcread] > 0 && b_err > 0 && (!closing) ->
+        b_err--;
+        printf("@@c %d\n", 13);
+        op_n[OP_zcread]--; op_fin[OP_zcread]++;
+        if :: op_n[OP_zcread] == 0 -> op_cx[OP_zcread] = 0 :: else -> skip fi;
+        q0 = E_read_error; q1 = E_none
+     :: op_n[OP_zcread] > 0 && b_err > 0 && (!closing) ->
+        b_err--;
+        printf("@@c %d\n", 14);
+        op_n[OP_zcread]--; op_fin[OP_zcread]++;
+        if :: op_n[OP_zcread] == 0 -> op_cx[OP_zcread] = 0 :: else -> skip fi;
+        q0 = E_read_eof_early; q1 = E_none
+     :: op_n[OP_zcread] > 0 && (closing) ->
+        printf("@@c %d\n", 15);
+        op_n[OP_zcread]--; op_fin[OP_zcread]++;
+        if :: op_n[OP_zcread] == 0 -> op_cx[OP_zcread] = 0 :: else -> skip fi;
+        q0 = E_conn_gone; q1 = E_none
+     :: op_n[OP_zcsend] > 0 && (!closing && res == 0) ->
+        printf("@@c %d\n", 16);
+        have = 0; res = 1;
+        q0 = E_zc_sent; q1 = E_none
+     :: op_n[OP_zcsend] > 0 && b_short > 0 && (!closing && res == 0) ->
+        b_short--;
+        printf("@@c %d\n", 17);
+        res = 1;
+        q0 = E_zc_sent; q1 = E_none
+     :: op_n[OP_zcsend] > 0 && b_err > 0 && (res == 0) ->
+        b_err--;
+        printf("@@c %d\n", 18);
+        res = 1;
+        q0 = E_zc_send_failed; q1 = E_none
+     :: op_n[OP_zcsend] > 0 && b_err > 0 && (res == 0) ->
+        b_err--;
+        printf("@@c %d\n", 19);
+        op_n[OP_zcsend]--; op_fin[OP_zcsend]++;
+        if :: op_n[OP_zcsend] == 0 -> op_cx[OP_zcsend] = 0 :: else -> skip fi;
+        if :: released -> chunk = 0 :: else -> skip fi;
+        q0 = E_zc_send_error; q1 = E_none
+     :: op_n[OP_zcsend] > 0 && (res == 1 && !closing) ->
+        printf("@@c %d\n", 20);
+        op_n[OP_zcsend]--; op_fin[OP_zcsend]++;
+        if :: op_n[OP_zcsend] == 0 -> op_cx[OP_zcsend] = 0 :: else -> skip fi;
+        res = 0; if :: released -> chunk = 0 :: else -> skip fi;
+        q0 = E_zc_notif; q1 = E_none
+     :: op_n[OP_zcsend] > 0 && (res == 1 && closing) ->
+        printf("@@c %d\n", 21);
+        op_n[OP_zcsend]--; op_fin[OP_zcsend]++;
+        if :: op_n[OP_zcsend] == 0 -> op_cx[OP_zcsend] = 0 :: else -> skip fi;
+        res = 0; if :: released -> chunk = 0 :: else -> skip fi;
+        q0 = E_conn_gone; q1 = E_none
+     :: op_n[OP_zcsend] > 0 && b_short > 0 && (res == 0) ->
+        b_short--;
+        printf("@@c %d\n", 22);
+        res = 2;
+        q0 = E_zc_notif; q1 = E_none
+     :: op_n[OP_zcsend] > 0 && (!closing && res == 2) ->
+        printf("@@c %d\n", 23);
+        op_n[OP_zcsend]--; op_fin[OP_zcsend]++;
+        if :: op_n[OP_zcsend] == 0 -> op_cx[OP_zcsend] = 0 :: else -> skip fi;
+        have = 0; res = 0; if :: released -> chunk = 0 :: else -> skip fi;
+        q0 = E_zc_sent; q1 = E_none
+     :: op_n[OP_zcsend] > 0 && (res == 2) ->
+        printf("@@c %d\n", 24);
+        op_n[OP_zcsend]--; op_fin[OP_zcsend]++;
+        if :: op_n[OP_zcsend] == 0 -> op_cx[OP_zcsend] = 0 :: else -> skip fi;
+        res = 0; if :: released -> chunk = 0 :: else -> skip fi;
+        q0 = E_zc_send_failed; q1 = E_none
      :: !in_final() && b_start > 0 ->
         b_start--;
-        printf("@@c %d\n", 11);
+        printf("@@c %d\n", 25);
         started = 1;
         q0 = E_start; q1 = E_none
      :: !in_final() && (started && st == S_idle) ->
-        printf("@@c %d\n", 12);
+        printf("@@c %d\n", 26);
         q0 = E_drained; q1 = E_none
-     :: !in_final() && (pending && (st == S_sending || st == S_splice_head)) ->
-        printf("@@c %d\n", 13);
+     :: !in_final() && (pending && (st == S_sending || st == S_splice_head || st == S_zc_head)) ->
+        printf("@@c %d\n", 27);
         pending = 0;
         q0 = E_drained; q1 = E_none
      :: !in_final() && b_gone > 0 ->
         b_gone--;
-        printf("@@c %d\n", 14);
+        printf("@@c %d\n", 28);
         closing = 1;
         q0 = E_none; q1 = E_none
-     :: !in_final() && (closing && inflight(OP_read) == 0 && inflight(OP_splice) == 0) ->
-        printf("@@c %d\n", 15);
+     :: !in_final() && (closing && inflight(OP_read) == 0 && inflight(OP_splice) == 0 && inflight(OP_zcread) == 0 && inflight(OP_zcsend) == 0) ->
+        printf("@@c %d\n", 29);
         q0 = E_conn_gone; q1 = E_none
      :: !in_final() && b_cancel > 0 ->
         b_cancel--;
-        printf("@@c %d\n", 16);
+        printf("@@c %d\n", 30);
         q0 = E_cancel; q1 = E_none
      fi;
      /* dispatch: each event with its follow-ups (NAME_fire) */
@@ -400,8 +628,11 @@ active proctype ring() {
    * the socket (if any) is closed. */
   assert(op_sub[OP_read] == op_fin[OP_read]);
   assert(op_sub[OP_splice] == op_fin[OP_splice]);
+  assert(op_sub[OP_zcread] == op_fin[OP_zcread]);
+  assert(op_sub[OP_zcsend] == op_fin[OP_zcsend]);
   assert(bufs == 0);
   assert((released == 1)); /* at_end released_once */
+  assert((chunk == 0)); /* at_end chunk_returned */
 end: skip
 }
 
@@ -422,42 +653,86 @@ ltl ends { <> ended }
 /* @@script 8 splice pipe→socket 5/9 */
 /* @@script 9 splice -EPIPE */
 /* @@script 10 splice (connection closing) */
-/* @@script 11 start */
-/* @@script 12 (drained: the stream's request became the oldest) */
-/* @@script 13 send all */
-/* @@script 14 conn closes */
-/* @@script 15 (close hook) */
-/* @@script 16 cancel */
+/* @@script 11 read-fixed all */
+/* @@script 12 read-fixed 5/9 */
+/* @@script 13 read-fixed -EIO */
+/* @@script 14 read-fixed 0 */
+/* @@script 15 read-fixed (connection closing) */
+/* @@script 16 send-zc all (more) */
+/* @@script 17 send-zc 5/9 (more) */
+/* @@script 18 send-zc -ECONNRESET (more) */
+/* @@script 19 send-zc -EINVAL (no notification) */
+/* @@script 20 notif */
+/* @@script 21 notif (connection closing) */
+/* @@script 22 notif (before the result) */
+/* @@script 23 send-zc all (after the notif) */
+/* @@script 24 send-zc -ECONNRESET (after the notif) */
+/* @@script 25 start */
+/* @@script 26 (drained: the stream's request became the oldest) */
+/* @@script 27 send all */
+/* @@script 28 conn closes */
+/* @@script 29 (close hook) */
+/* @@script 30 cancel */
 /* @@trans 0 idle splice_head flush_head */
-/* @@trans 1 idle reading issue_read */
-/* @@trans 2 idle splice_head flush_head */
-/* @@trans 3 idle reading issue_read */
-/* @@trans 4 idle gone release */
-/* @@trans 5 idle cancelled cancel */
-/* @@trans 6 reading done finish */
-/* @@trans 7 reading sending commit */
-/* @@trans 8 reading sending commit */
-/* @@trans 9 reading failed abort */
-/* @@trans 10 reading failed abort */
-/* @@trans 11 reading gone release */
-/* @@trans 12 reading cancelled cancel */
-/* @@trans 13 sending reading issue_read */
-/* @@trans 14 sending gone release */
-/* @@trans 15 sending cancelled cancel */
-/* @@trans 16 splice_head splicing_in splice_in */
-/* @@trans 17 splice_head gone release */
-/* @@trans 18 splice_head cancelled cancel */
-/* @@trans 19 splicing_in gone release */
-/* @@trans 20 splicing_in splicing_out splice_out */
-/* @@trans 21 splicing_in failed abort */
-/* @@trans 22 splicing_in failed abort */
-/* @@trans 23 splicing_in cancelled cancel */
-/* @@trans 24 splicing_out gone release */
-/* @@trans 25 splicing_out done finish_splice */
-/* @@trans 26 splicing_out splicing_in splice_in */
-/* @@trans 27 splicing_out splicing_out splice_rest */
-/* @@trans 28 splicing_out failed abort */
-/* @@trans 29 splicing_out cancelled cancel */
+/* @@trans 1 idle zc_head flush_head */
+/* @@trans 2 idle reading issue_read */
+/* @@trans 3 idle splice_head flush_head */
+/* @@trans 4 idle zc_head flush_head */
+/* @@trans 5 idle reading issue_read */
+/* @@trans 6 idle gone release */
+/* @@trans 7 idle cancelled cancel */
+/* @@trans 8 reading done finish */
+/* @@trans 9 reading sending commit */
+/* @@trans 10 reading sending commit */
+/* @@trans 11 reading failed abort */
+/* @@trans 12 reading failed abort */
+/* @@trans 13 reading gone release */
+/* @@trans 14 reading cancelled cancel */
+/* @@trans 15 sending reading issue_read */
+/* @@trans 16 sending gone release */
+/* @@trans 17 sending cancelled cancel */
+/* @@trans 18 splice_head splicing_in splice_in */
+/* @@trans 19 splice_head gone release */
+/* @@trans 20 splice_head cancelled cancel */
+/* @@trans 21 splicing_in gone release */
+/* @@trans 22 splicing_in splicing_out splice_out */
+/* @@trans 23 splicing_in failed abort */
+/* @@trans 24 splicing_in failed abort */
+/* @@trans 25 splicing_in cancelled cancel */
+/* @@trans 26 splicing_out gone release */
+/* @@trans 27 splicing_out done finish_splice */
+/* @@trans 28 splicing_out splicing_in splice_in */
+/* @@trans 29 splicing_out splicing_out splice_rest */
+/* @@trans 30 splicing_out failed abort */
+/* @@trans 31 splicing_out cancelled cancel */
+/* @@trans 32 zc_head zc_reading zc_read */
+/* @@trans 33 zc_head gone release */
+/* @@trans 34 zc_head cancelled cancel */
+/* @@trans 35 zc_reading zc_sending zc_send */
+/* @@trans 36 zc_reading zc_sending zc_send */
+/* @@trans 37 zc_reading failed abort */
+/* @@trans 38 zc_reading failed abort */
+/* @@trans 39 zc_reading gone release */
+/* @@trans 40 zc_reading cancelled cancel */
+/* @@trans 41 zc_sending gone release */
+/* @@trans 42 zc_sending zc_notif_wait zc_count */
+/* @@trans 43 zc_sending zc_failing zc_note_error */
+/* @@trans 44 zc_sending failed abort */
+/* @@trans 45 zc_sending zc_notif_first - */
+/* @@trans 46 zc_sending cancelled cancel */
+/* @@trans 47 zc_notif_first gone release */
+/* @@trans 48 zc_notif_first zc_notif_wait zc_count_notified */
+/* @@trans 49 zc_notif_first zc_failing zc_note_error_notified */
+/* @@trans 50 zc_notif_first failed abort */
+/* @@trans 51 zc_notif_first cancelled cancel */
+/* @@trans 52 zc_notif_wait gone release */
+/* @@trans 53 zc_notif_wait zc_sending zc_send */
+/* @@trans 54 zc_notif_wait done finish_zc */
+/* @@trans 55 zc_notif_wait zc_reading zc_read */
+/* @@trans 56 zc_notif_wait cancelled cancel */
+/* @@trans 57 zc_failing gone release */
+/* @@trans 58 zc_failing failed abort */
+/* @@trans 59 zc_failing cancelled cancel */
 /* @@event 1 start */
 /* @@event 2 read_done */
 /* @@event 3 read_short */
@@ -470,4 +745,8 @@ ltl ends { <> ended }
 /* @@event 10 splice_out_short */
 /* @@event 11 splice_error */
 /* @@event 12 splice_eof_early */
-/* @@event 13 cancel */
+/* @@event 13 zc_sent */
+/* @@event 14 zc_send_failed */
+/* @@event 15 zc_send_error */
+/* @@event 16 zc_notif */
+/* @@event 17 cancel */

@@ -13,6 +13,12 @@ const char *const file_stream_state_names[FILE_STREAM_STATE_COUNT] = {
     [FILE_STREAM_S_SPLICE_HEAD] = "splice_head",
     [FILE_STREAM_S_SPLICING_IN] = "splicing_in",
     [FILE_STREAM_S_SPLICING_OUT] = "splicing_out",
+    [FILE_STREAM_S_ZC_HEAD] = "zc_head",
+    [FILE_STREAM_S_ZC_READING] = "zc_reading",
+    [FILE_STREAM_S_ZC_SENDING] = "zc_sending",
+    [FILE_STREAM_S_ZC_NOTIF_FIRST] = "zc_notif_first",
+    [FILE_STREAM_S_ZC_NOTIF_WAIT] = "zc_notif_wait",
+    [FILE_STREAM_S_ZC_FAILING] = "zc_failing",
     [FILE_STREAM_S_DONE] = "done",
     [FILE_STREAM_S_FAILED] = "failed",
     [FILE_STREAM_S_GONE] = "gone",
@@ -33,6 +39,10 @@ const char *const file_stream_event_names[FILE_STREAM_EVENT_COUNT] = {
     [FILE_STREAM_EV_SPLICE_OUT_SHORT] = "splice_out_short",
     [FILE_STREAM_EV_SPLICE_ERROR] = "splice_error",
     [FILE_STREAM_EV_SPLICE_EOF_EARLY] = "splice_eof_early",
+    [FILE_STREAM_EV_ZC_SENT] = "zc_sent",
+    [FILE_STREAM_EV_ZC_SEND_FAILED] = "zc_send_failed",
+    [FILE_STREAM_EV_ZC_SEND_ERROR] = "zc_send_error",
+    [FILE_STREAM_EV_ZC_NOTIF] = "zc_notif",
     [FILE_STREAM_EV_CANCEL] = "cancel",
 };
 
@@ -65,59 +75,77 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
         switch (from) {
         case FILE_STREAM_S_IDLE:
             switch (e) {
-            case FILE_STREAM_EV_START: /* spec/machines/file_stream.toml:73 */
-                if (file_stream_guard_behind(ctx, ev)) { /* [behind] ignore (line 73) */
+            case FILE_STREAM_EV_START: /* spec/machines/file_stream.toml:101 */
+                if (file_stream_guard_behind(ctx, ev)) { /* [behind] ignore (line 101) */
                     return *state; /* ignored */
-                } else if (file_stream_guard_spliced(ctx, ev)) { /* [spliced] flush_head -> splice_head (line 73) */
+                } else if (file_stream_guard_spliced(ctx, ev)) { /* [spliced] flush_head -> splice_head (line 101) */
                     *state = FILE_STREAM_S_SPLICE_HEAD;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICE_HEAD);
                     next = file_stream_act_flush_head(ctx, ev);
-                } else { /* issue_read -> reading (line 73) */
+                } else if (file_stream_guard_zc(ctx, ev)) { /* [zc] flush_head -> zc_head (line 101) */
+                    *state = FILE_STREAM_S_ZC_HEAD;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_HEAD);
+                    next = file_stream_act_flush_head(ctx, ev);
+                } else { /* issue_read -> reading (line 101) */
                     *state = FILE_STREAM_S_READING;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                     next = file_stream_act_issue_read(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:75 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:103 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:75 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:103 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:75 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:103 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:75 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:103 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:74 */
-                if (file_stream_guard_spliced(ctx, ev)) { /* [spliced] flush_head -> splice_head (line 74) */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:102 */
+                if (file_stream_guard_spliced(ctx, ev)) { /* [spliced] flush_head -> splice_head (line 102) */
                     *state = FILE_STREAM_S_SPLICE_HEAD;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICE_HEAD);
                     next = file_stream_act_flush_head(ctx, ev);
-                } else { /* issue_read -> reading (line 74) */
+                } else if (file_stream_guard_zc(ctx, ev)) { /* [zc] flush_head -> zc_head (line 102) */
+                    *state = FILE_STREAM_S_ZC_HEAD;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_HEAD);
+                    next = file_stream_act_flush_head(ctx, ev);
+                } else { /* issue_read -> reading (line 102) */
                     *state = FILE_STREAM_S_READING;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                     next = file_stream_act_issue_read(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:75 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:103 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:75 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:103 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:75 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:103 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:75 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:103 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:75 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:103 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:103 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:103 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:103 */
+                return *state;
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:103 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -131,58 +159,66 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_READING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:83 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:111 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:79 */
-                if (file_stream_guard_last_chunk(ctx, ev)) { /* [last_chunk] finish -> done (line 79) */
+            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:107 */
+                if (file_stream_guard_last_chunk(ctx, ev)) { /* [last_chunk] finish -> done (line 107) */
                     *state = FILE_STREAM_S_DONE;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
                     next = file_stream_act_finish(ctx, ev);
-                } else { /* commit -> sending (line 79) */
+                } else { /* commit -> sending (line 107) */
                     *state = FILE_STREAM_S_SENDING;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
                     next = file_stream_act_commit(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:80 */
+            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:108 */
                 *state = FILE_STREAM_S_SENDING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
                 next = file_stream_act_commit(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:81 */
+            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:109 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:82 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:110 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:83 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:111 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:83 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:111 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:83 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:111 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:83 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:111 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:83 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:111 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:83 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:111 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:111 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:111 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:111 */
+                return *state;
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:111 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -196,39 +232,47 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_SENDING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:88 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:116 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:88 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:116 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:88 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:116 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:88 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:116 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:88 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:116 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:87 */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:115 */
                 *state = FILE_STREAM_S_READING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                 next = file_stream_act_issue_read(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:88 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:116 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:88 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:116 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:88 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:116 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:88 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:116 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:88 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:116 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:116 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:116 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:116 */
+                return *state;
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:116 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -242,39 +286,47 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_SPLICE_HEAD:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:93 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:121 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:93 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:121 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:93 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:121 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:93 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:121 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:93 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:121 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:92 */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:120 */
                 *state = FILE_STREAM_S_SPLICING_IN;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_IN);
                 next = file_stream_act_splice_in(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:93 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:121 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:93 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:121 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:93 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:121 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:93 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:121 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:93 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:121 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:121 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:121 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:121 */
+                return *state;
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:121 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -288,47 +340,55 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_SPLICING_IN:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:100 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:128 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:100 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:128 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:100 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:128 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:100 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:128 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:100 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:128 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:100 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:128 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* spec/machines/file_stream.toml:97 */
+            case FILE_STREAM_EV_SPLICE_IN: /* spec/machines/file_stream.toml:125 */
                 *state = FILE_STREAM_S_SPLICING_OUT;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_OUT);
                 next = file_stream_act_splice_out(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:100 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:128 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:100 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:128 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* spec/machines/file_stream.toml:98 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* spec/machines/file_stream.toml:126 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* spec/machines/file_stream.toml:99 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* spec/machines/file_stream.toml:127 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:128 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:128 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:128 */
+                return *state;
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:128 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -342,54 +402,429 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_SPLICING_OUT:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:107 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:107 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:107 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:107 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:107 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:107 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:68 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:107 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* spec/machines/file_stream.toml:104 */
-                if (file_stream_guard_all_spliced(ctx, ev)) { /* [all_spliced] finish_splice -> done (line 104) */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* spec/machines/file_stream.toml:132 */
+                if (file_stream_guard_all_spliced(ctx, ev)) { /* [all_spliced] finish_splice -> done (line 132) */
                     *state = FILE_STREAM_S_DONE;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
                     next = file_stream_act_finish_splice(ctx, ev);
-                } else { /* splice_in -> splicing_in (line 104) */
+                } else { /* splice_in -> splicing_in (line 132) */
                     *state = FILE_STREAM_S_SPLICING_IN;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_IN);
                     next = file_stream_act_splice_in(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* spec/machines/file_stream.toml:105 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* spec/machines/file_stream.toml:133 */
                 *state = FILE_STREAM_S_SPLICING_OUT;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_OUT);
                 next = file_stream_act_splice_rest(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* spec/machines/file_stream.toml:106 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* spec/machines/file_stream.toml:134 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:107 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:69 [any] */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:135 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:135 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:135 */
+                return *state;
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:135 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
+                break;
+            case FILE_STREAM_EV_NONE:
+            case FILE_STREAM_EVENT_COUNT:
+            default:
+                file_stream_bug("unreachable event", from, e);
+            }
+            break;
+        case FILE_STREAM_S_ZC_HEAD:
+            switch (e) {
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:139 */
+                *state = FILE_STREAM_S_ZC_READING;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_READING);
+                next = file_stream_act_zc_read(ctx, ev);
+                break;
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+                *state = FILE_STREAM_S_GONE;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
+                next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:140 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
+                break;
+            case FILE_STREAM_EV_NONE:
+            case FILE_STREAM_EVENT_COUNT:
+            default:
+                file_stream_bug("unreachable event", from, e);
+            }
+            break;
+        case FILE_STREAM_S_ZC_READING:
+            switch (e) {
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:144 */
+                *state = FILE_STREAM_S_ZC_SENDING;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_SENDING);
+                next = file_stream_act_zc_send(ctx, ev);
+                break;
+            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:145 */
+                *state = FILE_STREAM_S_ZC_SENDING;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_SENDING);
+                next = file_stream_act_zc_send(ctx, ev);
+                break;
+            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:146 */
+                *state = FILE_STREAM_S_FAILED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
+                next = file_stream_act_abort(ctx, ev);
+                break;
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:147 */
+                *state = FILE_STREAM_S_FAILED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
+                next = file_stream_act_abort(ctx, ev);
+                break;
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+                *state = FILE_STREAM_S_GONE;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
+                next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:148 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
+                break;
+            case FILE_STREAM_EV_NONE:
+            case FILE_STREAM_EVENT_COUNT:
+            default:
+                file_stream_bug("unreachable event", from, e);
+            }
+            break;
+        case FILE_STREAM_S_ZC_SENDING:
+            switch (e) {
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+                *state = FILE_STREAM_S_GONE;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
+                next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:156 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SENT: /* spec/machines/file_stream.toml:152 */
+                *state = FILE_STREAM_S_ZC_NOTIF_WAIT;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_NOTIF_WAIT);
+                next = file_stream_act_zc_count(ctx, ev);
+                break;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* spec/machines/file_stream.toml:153 */
+                *state = FILE_STREAM_S_ZC_FAILING;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_FAILING);
+                next = file_stream_act_zc_note_error(ctx, ev);
+                break;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* spec/machines/file_stream.toml:154 */
+                *state = FILE_STREAM_S_FAILED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
+                next = file_stream_act_abort(ctx, ev);
+                break;
+            case FILE_STREAM_EV_ZC_NOTIF: /* spec/machines/file_stream.toml:155 */
+                *state = FILE_STREAM_S_ZC_NOTIF_FIRST;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_NOTIF_FIRST);
+                break;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
+                break;
+            case FILE_STREAM_EV_NONE:
+            case FILE_STREAM_EVENT_COUNT:
+            default:
+                file_stream_bug("unreachable event", from, e);
+            }
+            break;
+        case FILE_STREAM_S_ZC_NOTIF_FIRST:
+            switch (e) {
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+                *state = FILE_STREAM_S_GONE;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
+                next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SENT: /* spec/machines/file_stream.toml:160 */
+                *state = FILE_STREAM_S_ZC_NOTIF_WAIT;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_NOTIF_WAIT);
+                next = file_stream_act_zc_count_notified(ctx, ev);
+                break;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* spec/machines/file_stream.toml:161 */
+                *state = FILE_STREAM_S_ZC_FAILING;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_FAILING);
+                next = file_stream_act_zc_note_error_notified(ctx, ev);
+                break;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* spec/machines/file_stream.toml:162 */
+                *state = FILE_STREAM_S_FAILED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
+                next = file_stream_act_abort(ctx, ev);
+                break;
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:163 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
+                break;
+            case FILE_STREAM_EV_NONE:
+            case FILE_STREAM_EVENT_COUNT:
+            default:
+                file_stream_bug("unreachable event", from, e);
+            }
+            break;
+        case FILE_STREAM_S_ZC_NOTIF_WAIT:
+            switch (e) {
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+                *state = FILE_STREAM_S_GONE;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
+                next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:168 */
+                return *state;
+            case FILE_STREAM_EV_ZC_NOTIF: /* spec/machines/file_stream.toml:167 */
+                if (file_stream_guard_zc_rest(ctx, ev)) { /* [zc_rest] zc_send -> zc_sending (line 167) */
+                    *state = FILE_STREAM_S_ZC_SENDING;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_SENDING);
+                    next = file_stream_act_zc_send(ctx, ev);
+                } else if (file_stream_guard_all_sent(ctx, ev)) { /* [all_sent] finish_zc -> done (line 167) */
+                    *state = FILE_STREAM_S_DONE;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
+                    next = file_stream_act_finish_zc(ctx, ev);
+                } else { /* zc_read -> zc_reading (line 167) */
+                    *state = FILE_STREAM_S_ZC_READING;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_READING);
+                    next = file_stream_act_zc_read(ctx, ev);
+                }
+                break;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+                *state = FILE_STREAM_S_CANCELLED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
+                next = file_stream_act_cancel(ctx, ev);
+                break;
+            case FILE_STREAM_EV_NONE:
+            case FILE_STREAM_EVENT_COUNT:
+            default:
+                file_stream_bug("unreachable event", from, e);
+            }
+            break;
+        case FILE_STREAM_S_ZC_FAILING:
+            switch (e) {
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+                *state = FILE_STREAM_S_GONE;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
+                next = file_stream_act_release(ctx, ev);
+                break;
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:173 */
+                return *state;
+            case FILE_STREAM_EV_ZC_NOTIF: /* spec/machines/file_stream.toml:172 */
+                *state = FILE_STREAM_S_FAILED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
+                next = file_stream_act_abort(ctx, ev);
+                break;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -434,12 +869,12 @@ file_stream_reuse_bug(const char *fn, const char *from, int state)
     abort();
 }
 
-void file_stream_init(file_stream_state_t *state) /* spec/machines/file_stream.toml:122 */
+void file_stream_init(file_stream_state_t *state) /* spec/machines/file_stream.toml:188 */
 {
     *state = FILE_STREAM_S_IDLE;
 }
 
-void file_stream_reset(file_stream_state_t *state) /* spec/machines/file_stream.toml:123 */
+void file_stream_reset(file_stream_state_t *state) /* spec/machines/file_stream.toml:189 */
 {
     if (*state != FILE_STREAM_S_IDLE && *state != FILE_STREAM_S_DONE && *state != FILE_STREAM_S_FAILED && *state != FILE_STREAM_S_GONE && *state != FILE_STREAM_S_CANCELLED)
         file_stream_reuse_bug("file_stream_reset", "idle, done, failed, gone, cancelled", *state);

@@ -28,6 +28,12 @@ enum __attribute__((packed)) file_stream_state {
     FILE_STREAM_S_SPLICE_HEAD, /* splice path: the head alone is committed and flushed; the first splice waits until it is sent (drain), since a splice writes the socket directly */
     FILE_STREAM_S_SPLICING_IN, /* a file → pipe splice is in flight; the socket's close waits for it */
     FILE_STREAM_S_SPLICING_OUT, /* a pipe → socket splice is in flight; the socket's close waits for it */
+    FILE_STREAM_S_ZC_HEAD, /* zero-copy path: the head alone is committed and flushed; the first read into the chunk waits until it is sent (drain), since SEND_ZC writes the socket directly */
+    FILE_STREAM_S_ZC_READING, /* a READ_FIXED is in flight into the stream's registered chunk; the socket's close waits for it */
+    FILE_STREAM_S_ZC_SENDING, /* a SEND_ZC from the chunk is in flight: neither its result nor its notification is in */
+    FILE_STREAM_S_ZC_NOTIF_FIRST, /* the notification came before the send's result (the kernel does not do this today): waiting for the result */
+    FILE_STREAM_S_ZC_NOTIF_WAIT, /* the send's bytes are counted; the chunk is the kernel's until the notification */
+    FILE_STREAM_S_ZC_FAILING, /* the send failed (or the connection is closing); its notification is awaited before the abort frees the chunk */
     FILE_STREAM_S_DONE, /* every byte of the range was committed; the connection went on (final) (final) */
     FILE_STREAM_S_FAILED, /* a read failed or the file ended early; the connection was aborted (final) (final) */
     FILE_STREAM_S_GONE, /* the connection closed under the stream (final) (final) */
@@ -53,6 +59,10 @@ enum file_stream_event {
     FILE_STREAM_EV_SPLICE_OUT_SHORT, /* a pipe → socket splice moved fewer bytes than the pipe holds (the socket is full): the rest is spliced next */
     FILE_STREAM_EV_SPLICE_ERROR, /* a splice failed (res < 0), or could not be queued */
     FILE_STREAM_EV_SPLICE_EOF_EARLY, /* a file → pipe splice returned 0 before the range ended (the file was truncated) */
+    FILE_STREAM_EV_ZC_SENT, /* a zero-copy send's result: res > 0 bytes went out, its notification follows (IORING_CQE_F_MORE) */
+    FILE_STREAM_EV_ZC_SEND_FAILED, /* a zero-copy send's result: it failed (res < 0, or 0: the peer is gone), or the connection is closing; its notification follows */
+    FILE_STREAM_EV_ZC_SEND_ERROR, /* a zero-copy send failed with no notification to follow (no IORING_CQE_F_MORE), or could not be queued */
+    FILE_STREAM_EV_ZC_NOTIF, /* a zero-copy send's notification (IORING_CQE_F_NOTIF): the kernel let go of the chunk */
     FILE_STREAM_EV_CANCEL, /* the stream is ended from outside: iox_file_streams_fini, or a new stream started on the slot while this one is active (cannot happen; logged) */
     FILE_STREAM_EVENT_COUNT
 };
@@ -89,6 +99,15 @@ int file_stream_guard_spliced(const struct iox_file_stream *ctx, const struct io
 /* the pipe is empty and no byte of the range is left to move (left == 0) */
 int file_stream_guard_all_spliced(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
+/* the stream holds a registered chunk from the reactor's pool: its body goes by READ_FIXED + SEND_ZC (chosen on start: len >= zc_min and a chunk was free) */
+int file_stream_guard_zc(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* the chunk still holds bytes a short zero-copy send did not take */
+int file_stream_guard_zc_rest(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* the chunk is empty and no byte of the range is left to read (left == 0) */
+int file_stream_guard_all_sent(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
 /* Actions — written by hand, called only by file_stream_fire(). Each runs
  * after the instance has moved to the transition's target state and returns
  * a follow-up event (FILE_STREAM_EV_NONE for none), which file_stream_fire()
@@ -120,6 +139,27 @@ int file_stream_act_splice_out(struct iox_file_stream *ctx, const struct iox_fst
 
 /* the range is on the socket: release the stream (the pipe goes back to the pool); the completion handler then resumes the connection */
 int file_stream_act_finish_splice(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* queue a READ_FIXED of the next piece of the range (at most the chunk's size) into the stream's registered chunk (op_begin); raises read_error when it cannot */
+int file_stream_act_zc_read(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* queue a SEND_ZC of the chunk's unsent bytes to the socket (op_begin, ended by the notification); raises zc_send_error when it cannot */
+int file_stream_act_zc_send(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* count what the zero-copy send took (it left the socket's way without the write buffer) */
+int file_stream_act_zc_count(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* count what the zero-copy send took; its notification came first: raises zc_notif */
+int file_stream_act_zc_count_notified(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* keep the failed send's error for the abort once the notification is in */
+int file_stream_act_zc_note_error(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* keep the failed send's error; its notification came first: raises zc_notif */
+int file_stream_act_zc_note_error_notified(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* the range is on the socket and the chunk is free: release the stream (the chunk goes back to the pool); the completion handler then resumes the connection */
+int file_stream_act_finish_zc(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
 /* the connection went away: release the stream (its end callback gets -EPIPE) */
 int file_stream_act_release(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
@@ -155,10 +195,10 @@ extern void (*file_stream_trace)(struct iox_file_stream *ctx, int from, int even
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/file_stream.toml:122: -> idle, whatever *state holds (it is not read). */
+/* spec/machines/file_stream.toml:188: -> idle, whatever *state holds (it is not read). */
 void file_stream_init(file_stream_state_t *state);
 
-/* spec/machines/file_stream.toml:123: idle | done | failed | gone | cancelled -> idle. */
+/* spec/machines/file_stream.toml:189: idle | done | failed | gone | cancelled -> idle. */
 void file_stream_reset(file_stream_state_t *state);
 
 #endif /* FILE_STREAM_MACHINE_H */

@@ -11,6 +11,16 @@
  * pipe, for ranges of at least 1 byte) sends the body by splice instead.
  * Steps (# starts a comment):
  *   splice on            first step only: the splice path
+ *   zc on                first step only: the zero-copy path
+ *                        (iox_file_streams_zc with one 4096-byte chunk for
+ *                        ranges of at least 1 byte: READ_FIXED, booked as a
+ *                        read, then SEND_ZC)
+ *   send-zc all | send-zc N | send-zc -ECONNRESET | send-zc -EINVAL no-notif
+ *                        the oldest zero-copy send's result: all, N bytes
+ *                        (short), failed; each with IOX_CQE_F_MORE (its
+ *                        notification follows) but the no-notif form
+ *   notif                the oldest owed notification (before or after
+ *                        its send's result)
  *   get PATH             the request "GET PATH HTTP/1.1" arrives (cut at
  *                        every byte on replays)
  *   recv "bytes" | recv eof | recv -ECONNRESET   as in the http_conn corpus
@@ -144,6 +154,11 @@ static void *fs_open(const struct sr_script *sc, char *why, size_t wl)
         snprintf(why, wl, "iox_file_streams_splice failed");
         return NULL;
     }
+    if (sc->n && !strcmp(sc->st[0].verb, "zc") && !strcmp(sc->st[0].arg, "on") &&
+        iox_file_streams_zc(&g->w.r, 1, 1, 4096)) {
+        snprintf(why, wl, "iox_file_streams_zc failed");
+        return NULL;
+    }
     g->state = FILE_STREAM_S_IDLE;
     file_stream_trace = trace;
     g->c = iox_http_adopt(g->hs, FD);
@@ -167,7 +182,7 @@ static int errno_named(const char *n)
 {
     static const struct { const char *n; int e; } t[] = {
         {"OK", 0}, {"EPIPE", EPIPE}, {"ECANCELED", ECANCELED}, {"EIO", EIO}, {"EBUSY", EBUSY},
-        {"ENODATA", ENODATA}, {"ECONNRESET", ECONNRESET},
+        {"ENODATA", ENODATA}, {"ECONNRESET", ECONNRESET}, {"EINVAL", EINVAL},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!strcmp(t[i].n, n)) return t[i].e;
@@ -178,6 +193,19 @@ static int fs_parse(struct sr_step *st, char *why, size_t wl)
 {
     const char *v = st->verb, *a = st->arg, *rest = st->rest;
     if (!strcmp(v, "splice") && !strcmp(a, "on")) return 0;
+    if (!strcmp(v, "zc") && !strcmp(a, "on")) return 0;
+    if (!strcmp(v, "notif")) return 0;
+    if (!strcmp(v, "send-zc")) {
+        st->num2 = !strstr(st->rest, "no-notif");   /* more */
+        if (!strcmp(a, "all")) st->num = 0;
+        else if (!strcmp(a, "-ECONNRESET")) st->num = -ECONNRESET;
+        else if (!strcmp(a, "-EINVAL")) st->num = -EINVAL;
+        else if ((st->num = strtol(a, NULL, 10)) <= 0) {
+            snprintf(why, wl, "send-zc all | N | -ECONNRESET | -EINVAL [no-notif]");
+            return -1;
+        }
+        return 0;
+    }
     if (!strcmp(v, "get")) {
         sb_printf(&st->data, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", a);
         st->has_data = st->split = 1;
@@ -231,7 +259,7 @@ static int fs_parse(struct sr_step *st, char *why, size_t wl)
     if (!strcmp(v, "reply") || !strcmp(v, "fini") || !strcmp(v, "timeout") || !strcmp(v, "shutdown")) return 0;
     if (!strcmp(v, "expect")) {
         static const char *const flags[] = {"read", "no-read", "splice", "no-splice", "send", "no-send", "closed",
-                                            "open", "not-ended", NULL};
+                                            "open", "not-ended", "zc-send", "no-zc-send", NULL};
         for (int i = 0; flags[i]; i++)
             if (!strcmp(a, flags[i])) return 0;
         if (!strcmp(a, "ended")) {
@@ -300,8 +328,8 @@ static int fs_step(void *arg, const struct sr_step *st, size_t split, char *why,
     struct iox_seam_sim *sim = g->w.sim;
     const char *v = st->verb, *a = st->arg;
 #define NOOP(...) do { if (st->lenient) return SR_SKIP; FAILF(__VA_ARGS__); } while (0)
-    if (!strcmp(v, "splice") && !strcmp(a, "on")) {
-        if (st != &cur_script->st[0]) FAILF("splice on must come first");
+    if ((!strcmp(v, "splice") || !strcmp(v, "zc")) && !strcmp(a, "on")) {
+        if (st != &cur_script->st[0]) FAILF("%s on must come first", v);
         return SR_OK;
     }
     if (st->has_data) {                         /* get, recv "bytes" */
@@ -332,6 +360,10 @@ static int fs_step(void *arg, const struct sr_step *st, size_t split, char *why,
         if (!iox_sim_has_op(sim, IOX_OP_SEND, FD)) NOOP("no send in flight");
         if (!strcmp(a, "all")) sw_send_all(&g->w, FD, 1000);
         else iox_sim_send(sim, FD, !strcmp(a, "-EPIPE") ? -EPIPE : (int)st->num);
+    } else if (!strcmp(v, "send-zc")) {
+        if (iox_sim_send_zc(sim, FD, (int)st->num, (int)st->num2) < 0) NOOP("no zero-copy send owing its result");
+    } else if (!strcmp(v, "notif")) {
+        if (iox_sim_send_zc_notif(sim, FD) < 0) NOOP("no zero-copy send owing its notification");
     } else if (!strcmp(v, "reply")) {
         if (!g->have_held) NOOP("no request held");
         g->have_held = 0;
@@ -357,6 +389,9 @@ static int fs_step(void *arg, const struct sr_step *st, size_t split, char *why,
         if (!strcmp(a, "no-splice") && splicing) FAILF("a splice is in flight");
         if (!strcmp(a, "send") && !sending) FAILF("no send in flight");
         if (!strcmp(a, "no-send") && sending) FAILF("a send is in flight");
+        int zsending = iox_sim_has_op(sim, IOX_OP_SEND_ZC, FD);
+        if (!strcmp(a, "zc-send") && !zsending) FAILF("no zero-copy send in flight");
+        if (!strcmp(a, "no-zc-send") && zsending) FAILF("a zero-copy send is in flight");
         if (!strcmp(a, "closed")) {
             unsigned cl = iox_sim_closes(sim, FD), live = iox_sim_live_ops(sim, FD);
             if (cl != 1 || live || is_open(g)) FAILF("not closed once: %u closes, %u live ops%s", cl, live, is_open(g) ? ", still open" : "");
@@ -402,6 +437,9 @@ static int fs_finish(void *arg, char *why, size_t wl)
     }
     for (int guard = 0; guard < 1000; guard++) {
         if (iox_sim_has_op(sim, IOX_OP_SEND, FD)) iox_sim_send(sim, FD, 0);
+        else if (iox_sim_has_op(sim, IOX_OP_SEND_ZC, FD)) {
+            if (iox_sim_send_zc(sim, FD, 0, 1) < 0) iox_sim_send_zc_notif(sim, FD);
+        }
         else if (iox_sim_reads(sim)) iox_sim_read_complete(sim, 0, (size_t)-1, 0, NULL);
         else if (iox_sim_splices(sim)) iox_sim_splice_complete(sim, 0, (size_t)-1, 0, NULL);
         else break;
@@ -418,12 +456,15 @@ static int fs_finish(void *arg, char *why, size_t wl)
         FAILF("at the end: %u closes, %u live ops, %s", iox_sim_closes(sim, FD), iox_sim_live_ops(sim, FD),
               is_open(g) ? "still open" : "slot free");
     if (iox_sim_reads(sim) || iox_sim_splices(sim)) FAILF("at the end: %u reads, %u splices left", iox_sim_reads(sim), iox_sim_splices(sim));
+    if (iox_sim_has_op(sim, IOX_OP_SEND_ZC, FD)) FAILF("at the end: a zero-copy send left");
     if (g->ends != g->starts) FAILF("at the end: %u streams started, %u ended", g->starts, g->ends);
     if (!g->finied) {
         struct iox_file_streams *fs = iox_file_streams_of(&g->w.r);
         if (fs->active) FAILF("at the end: %u streams still active", fs->active);
         for (uint32_t i = 0; i < fs->npipes; i++)
             if (fs->pipes[i].busy) FAILF("at the end: pipe %u not back in the pool", i);
+        for (uint32_t i = 0; i < fs->nchunks; i++)
+            if (fs->chunks[i].busy) FAILF("at the end: chunk %u not back in the pool", i);
     }
     if (iox_sim_bufs_lent(sim) || iox_sim_violations(sim))
         FAILF("at the end: %u buffers not returned, %u violations (%s)", iox_sim_bufs_lent(sim), iox_sim_violations(sim),
@@ -439,6 +480,11 @@ static int from_trail(const char *t, char *out, size_t cap)
     else if (!strcmp(t, "read 5/9")) snprintf(out, cap, "read 100");
     else if (!strncmp(t, "splice file", 11)) snprintf(out, cap, "splice in %s", strstr(t, " 0") ? "0" : "all");
     else if (!strncmp(t, "splice pipe", 11)) snprintf(out, cap, "splice out %s", strstr(t, "5/9") ? "100" : "all");
+    else if (!strncmp(t, "read-fixed", 10)) snprintf(out, cap, "read %s", strstr(t, "5/9") ? "100" : t + 11);
+    else if (!strncmp(t, "send-zc", 7))
+        snprintf(out, cap, "send-zc %s", strstr(t, "5/9") ? "100" : strstr(t, "-ECONNRESET") ? "-ECONNRESET"
+                                         : strstr(t, "-EINVAL") ? "-EINVAL no-notif" : "all");
+    else if (!strncmp(t, "notif", 5)) snprintf(out, cap, "notif");
     else if (!strcmp(t, "conn closes")) snprintf(out, cap, "recv -ECONNRESET");
     else if (!strcmp(t, "cancel")) snprintf(out, cap, "fini");
     else snprintf(out, cap, "%s", t);

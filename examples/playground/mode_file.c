@@ -34,6 +34,7 @@
 #include "url_path.h"
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,10 @@ static struct {
     uint64_t splice_min;  /* FILE_SPLICE_MIN: ranges this large go by splice (0: never) */
     unsigned splice_pipes;  /* FILE_SPLICE_PIPES: pipes per reactor */
     uint32_t pipe_size;  /* FILE_PIPE_SIZE: bytes per pipe (F_SETPIPE_SZ) */
+    int zc;              /* FILE_SEND=zc: READ_FIXED + SEND_ZC first, splice for streams finding no chunk */
+    unsigned zc_chunks;  /* FILE_ZC_CHUNKS: registered chunks per reactor */
+    uint32_t zc_chunk;   /* FILE_ZC_CHUNK: bytes per chunk */
+    atomic_int zc_warned;   /* the "no zero-copy" line is printed once, not once per reactor */
     uint64_t generation;
     struct fs_snapshot *latest;    /* main thread only */
 } app;
@@ -249,6 +254,13 @@ static int file_start(struct iox_reactor *r, void *ctx)
             return -1;
         }
     }
+    if (app.zc) {
+        int rc = iox_file_streams_zc(r, app.splice_min, app.zc_chunks, app.zc_chunk);
+        if (rc < 0 && !atomic_exchange(&app.zc_warned, 1))
+            IOX_WARN("file mode: FILE_SEND=zc: no zero-copy send (%u registered chunks of %u B: %s%s) — large files go by splice",
+                     app.zc_chunks, app.zc_chunk, strerror(-rc),
+                     rc == -EOPNOTSUPP ? "; IORING_OP_SEND_ZC needs Linux 6.0" : rc == -ENOMEM ? "; raise ulimit -l or lower FILE_ZC_CHUNKS" : "");
+    }
     /* No SIGHUP is handled before every reactor has started, so the first
      * snapshot is still the latest and holds one claim for each of us. */
     fr->view.cur = app.latest;
@@ -270,9 +282,12 @@ static void file_stop(struct iox_reactor *r, void *ctx)
     const struct iox_file_streams *fs = iox_file_streams_of(r);
     if (fs)
         IOX_INFO("file mode: streams: %" PRIu64 " started (%" PRIu64 " spliced, %" PRIu64 " found no free pipe), %" PRIu64
-                 " done, %" PRIu64 " gone, %" PRIu64 " failed; %" PRIu64 " reads, %" PRIu64 " splices; %" PRIu64 " pipes made again",
+                 " done, %" PRIu64 " gone, %" PRIu64 " failed; %" PRIu64 " reads, %" PRIu64 " splices; %" PRIu64 " pipes made again; "
+                 "zero-copy: %" PRIu64 " streams, %" PRIu64 " found no free chunk, %" PRIu64 " fixed reads, %" PRIu64 " sends (%" PRIu64
+                 " short), %" PRIu64 " chunks orphaned",
                  fs->n_started, fs->n_spliced, fs->n_no_pipe, fs->n_done, fs->n_gone, fs->n_errors + fs->n_eof_early,
-                 fs->n_reads, fs->n_splices, fs->n_pipe_renewed);
+                 fs->n_reads, fs->n_splices, fs->n_pipe_renewed,
+                 fs->n_zc, fs->n_no_chunk, fs->n_zc_reads, fs->n_zc_sends, fs->n_zc_short, fs->n_zc_orphaned);
     iox_file_streams_fini(r);
     fs_view_leave(&fr->view);
     free(fr);
@@ -318,7 +333,7 @@ static int env_u64(const char *name, uint64_t def, uint64_t min, uint64_t max, u
 
 int playground_file(struct iox_server_config *cfg, struct iox_http_config *http)
 {
-    uint64_t bake, chunk, files, depth, splice_min, pipes, pipe_size;
+    uint64_t bake, chunk, files, depth, splice_min, pipes, pipe_size, zc_chunks, zc_chunk;
     /* Splice from 64 KiB: everything streamed (FILE_BAKE_MAX) goes file →
      * pipe → socket; bench/RESULTS.md (row file1m) has the measurement. */
     if (env_u64("FILE_SPLICE_MIN", 64 * 1024, 0, UINT64_MAX, &splice_min) < 0 ||
@@ -327,8 +342,27 @@ int playground_file(struct iox_server_config *cfg, struct iox_http_config *http)
         env_u64("FILE_BAKE_MAX", 64 * 1024, 0, 8u << 20, &bake) < 0 ||
         env_u64("FILE_CHUNK", 64 * 1024, 4096, 1u << 20, &chunk) < 0 ||
         env_u64("FILE_MAX_FILES", 100000, 1, 10000000, &files) < 0 ||
-        env_u64("FILE_MAX_DEPTH", 32, 1, 1024, &depth) < 0)
+        env_u64("FILE_MAX_DEPTH", 32, 1, 1024, &depth) < 0 ||
+        env_u64("FILE_ZC_CHUNKS", 16, 1, 1024, &zc_chunks) < 0 ||
+        env_u64("FILE_ZC_CHUNK", 256 * 1024, 4096, 64u << 20, &zc_chunk) < 0)
         return -1;
+    /* FILE_SEND: how streamed ranges of at least FILE_SPLICE_MIN bytes
+     * leave. splice (default: bench/RESULTS.md row file1m), zc (registered
+     * chunks + SEND_ZC, splice when no chunk is free), read (neither). */
+    const char *send = getenv("FILE_SEND");
+    if (!send || !*send || !strcmp(send, "splice")) app.zc = 0;
+    else if (!strcmp(send, "zc")) app.zc = 1;
+    else if (!strcmp(send, "read")) app.zc = 0, splice_min = 0;
+    else {
+        fprintf(stderr, "playground: FILE_SEND=%s is not one of splice, zc, read\n", send);
+        return -1;
+    }
+    if (app.zc && !splice_min) {
+        fprintf(stderr, "playground: FILE_SEND=zc with FILE_SPLICE_MIN=0: nothing would go zero-copy; set FILE_SPLICE_MIN > 0\n");
+        return -1;
+    }
+    app.zc_chunks = (unsigned)zc_chunks;
+    app.zc_chunk = (uint32_t)zc_chunk;
     const char *root = getenv("FILE_ROOT");
     app.opt.root = root && *root ? root : "examples/www";
     app.opt.bake_max = bake;

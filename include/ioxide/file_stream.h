@@ -20,7 +20,12 @@
  *
  * Splice path (iox_file_streams_splice): a large range instead sends its
  * head alone, then moves the body file → pipe → socket with splices on the
- * ring; see spec/machines/file_stream.toml and docs/file-mode.md. */
+ * ring; see spec/machines/file_stream.toml and docs/file-mode.md.
+ *
+ * Zero-copy path (iox_file_streams_zc): a large range that finds a free
+ * registered chunk sends its head alone, then reads the file into the
+ * chunk (IORING_OP_READ_FIXED) and sends it with IORING_OP_SEND_ZC; the
+ * chunk is written again only after the send's notification CQE. */
 #ifndef IOX_FILE_STREAM_H
 #define IOX_FILE_STREAM_H
 #include "file_stream_machine.h"
@@ -54,6 +59,10 @@ struct iox_file_stream {
     int32_t pipe;              /* splice path: index of the pool pipe held, -1 none */
     uint32_t in_pipe;          /* splice path: bytes in the pipe, not yet on the socket */
     uint8_t pipe_dirty;        /* splice path: the pipe may hold bytes (a file → pipe splice was queued, the pipe not emptied since) */
+    int32_t zc_chunk;          /* zero-copy path: index of the registered chunk held, -1 none */
+    uint32_t zc_have, zc_pos;  /* zero-copy path: bytes of the chunk not sent yet, from zc_pos */
+    int32_t zc_err;            /* zero-copy path: the failed send's -errno, for the abort after its notification */
+    uint8_t zc_live;           /* zero-copy path: a SEND_ZC is in flight (its last CQE not in) */
     file_stream_state_t state; /* written only by file_stream_fire() and the [reuse] functions */
     uint8_t active;            /* started, on_end not called yet */
 };
@@ -75,6 +84,22 @@ struct iox_file_streams {
     uint64_t n_splices;        /* splice SQEs queued (both halves) */
     uint64_t n_no_pipe;        /* splice-sized streams that found no free pipe (read path) */
     uint64_t n_pipe_renewed;   /* pipes closed and made again because a stream left bytes in them */
+    /* Zero-copy path (iox_file_streams_zc): ranges of at least zc_min
+     * bytes (0: never) that find a free chunk go READ_FIXED + SEND_ZC. */
+    uint64_t zc_min;
+    char *zc_mem;              /* nchunks × chunk_size, registered with the ring */
+    struct iox_fs_chunk {
+        uint32_t slot;         /* the stream (connection slot) holding it */
+        uint16_t gen;          /* that connection's generation */
+        uint8_t busy;          /* held by a stream, or orphaned */
+        uint8_t orphan;        /* its stream ended with a send in flight: free at the send's last CQE */
+    } *chunks;
+    uint32_t nchunks, chunk_size;
+    uint64_t n_zc;             /* streams that took the zero-copy path */
+    uint64_t n_no_chunk;       /* zero-copy-sized streams that found no free chunk (splice or read path) */
+    uint64_t n_zc_reads, n_zc_sends, n_zc_short;   /* READ_FIXEDs, SEND_ZCs queued; sends that took less than asked */
+    uint64_t n_zc_orphaned;    /* chunks whose stream ended before the send's notification */
+    uint64_t n_notif_first;    /* notifications that came before their send's result */
 };
 
 /* Allocate the stream table for the connections of HTTP server hs (one
@@ -98,6 +123,21 @@ struct iox_file_streams *iox_file_streams_of(struct iox_reactor *r);
  * Returns 0, or -errno (pipe2 failed: raise the open-files limit) with
  * nothing created. iox_file_streams_fini closes the pipes. */
 int iox_file_streams_splice(struct iox_reactor *r, uint64_t min_len, unsigned npipes, uint32_t pipe_bytes);
+
+/* Turn on the zero-copy path: a range of at least min_len bytes
+ * (min_len > 0) that finds one of `nchunks` chunks of chunk_bytes free
+ * goes file → registered chunk (IORING_OP_READ_FIXED) → socket
+ * (IORING_OP_SEND_ZC), one op in flight at a time, the chunk rewritten
+ * only after the send's notification. Takes precedence over the splice
+ * path, which (or else the read path) serves the streams that find every
+ * chunk busy (n_no_chunk). Allocates the chunks (mmap) and registers them
+ * with the reactor's ring now (pinned memory: counts against
+ * RLIMIT_MEMLOCK). Call after iox_file_streams_init, from on_start.
+ * Returns 0; -EOPNOTSUPP when the kernel (probed) or the seam has no
+ * READ_FIXED / SEND_ZC; -ENOMEM, or the register call's -errno (-ENOMEM:
+ * raise `ulimit -l`). Nothing is left allocated on failure.
+ * iox_file_streams_fini frees the chunks. */
+int iox_file_streams_zc(struct iox_reactor *r, uint64_t min_len, unsigned nchunks, uint32_t chunk_bytes);
 
 /* From on_request, after the response head (iox_resp_head, Content-Length
  * = len) is written: stream bytes [off, off+len) of fd (len > 0), reading

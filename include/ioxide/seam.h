@@ -20,10 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 /* Completion flags, values equal to the kernel's IORING_CQE_F_*. */
 #define IOX_CQE_F_BUFFER (1u << 0)
 #define IOX_CQE_F_MORE   (1u << 1)
+#define IOX_CQE_F_NOTIF  (1u << 3)   /* a SEND_ZC's notification: the kernel let go of the buffer */
 #define IOX_CQE_BUFFER_SHIFT 16
 
 /* A completion as machines see it. */
@@ -75,6 +77,23 @@ struct iox_seam_ops {
      * must stay valid until the completion: the address length, or -errno
      * (-EOPNOTSUPP or -EINVAL where the kernel has no such command). */
     int (*peername)(struct iox_seam *s, int fd, struct sockaddr *sa, socklen_t len, uint64_t ud);
+    /* Registered buffers (io_uring_register_buffers) for read_fixed and
+     * send_zc: n buffers, buffer i is iov[i]; the memory must stay valid
+     * until the ring is destroyed. Once per ring (cold path, a syscall).
+     * Returns 0, -EOPNOTSUPP when the kernel lacks IORING_OP_READ_FIXED or
+     * IORING_OP_SEND_ZC (probed) or the seam has no such ops (the
+     * simulated ring), or the register call's -errno (-ENOMEM: memlock
+     * limit). */
+    int (*register_buffers)(struct iox_seam *s, const struct iovec *iov, unsigned n);
+    /* IORING_OP_READ_FIXED: len bytes of fd at off into buf, which lies in
+     * registered buffer bi. Completes with the bytes read or -errno. */
+    int (*read_fixed)(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t off, unsigned bi, uint64_t ud);
+    /* IORING_OP_SEND_ZC from registered buffer bi (IORING_RECVSEND_FIXED_BUF,
+     * MSG_NOSIGNAL): the pages are sent without a copy. Two completions with
+     * this ud: the result (bytes sent or -errno; IOX_CQE_F_MORE when a
+     * notification follows), then the notification (IOX_CQE_F_NOTIF,
+     * res 0): only after it may buf be written again. */
+    int (*send_zc)(struct iox_seam *s, int fd, const void *buf, size_t len, unsigned bi, uint64_t ud);
 };
 
 struct iox_seam {
@@ -101,6 +120,9 @@ static inline int iox_seam_unsent(struct iox_seam *s, int fd) { return s->ops->u
 static inline char *iox_seam_buf(struct iox_seam *s, unsigned bid) { return s->ops->buf(s, bid); }
 static inline void iox_seam_buf_return(struct iox_seam *s, unsigned bid) { s->ops->buf_return(s, bid); }
 static inline int iox_seam_write(struct iox_seam *s, int fd, const void *b, size_t n, uint64_t off, uint64_t ud) { return s->ops->write(s, fd, b, n, off, ud); }
+static inline int iox_seam_register_buffers(struct iox_seam *s, const struct iovec *iov, unsigned n) { return s->ops->register_buffers(s, iov, n); }
+static inline int iox_seam_read_fixed(struct iox_seam *s, int fd, void *b, size_t n, uint64_t off, unsigned bi, uint64_t ud) { return s->ops->read_fixed(s, fd, b, n, off, bi, ud); }
+static inline int iox_seam_send_zc(struct iox_seam *s, int fd, const void *b, size_t n, unsigned bi, uint64_t ud) { return s->ops->send_zc(s, fd, b, n, bi, ud); }
 static inline int iox_seam_peername(struct iox_seam *s, int fd, struct sockaddr *sa, socklen_t l, uint64_t ud) { return s->ops->peername(s, fd, sa, l, ud); }
 
 /* ---- The real ring ------------------------------------------------------ */

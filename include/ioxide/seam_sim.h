@@ -60,6 +60,15 @@ int iox_sim_recv_end(struct iox_seam_sim *s, int fd, int res);
  * short send when less), res <= 0 fails it with that value (0 → full send).
  * The bytes sent are appended to the fd's peer capture. -1 if none. */
 int iox_sim_send(struct iox_seam_sim *s, int fd, int res);
+/* SEND_ZC (a file stream's zero-copy path) completes twice. The oldest
+ * one on fd whose result is owed gets it: res > 0 that many bytes reach the
+ * peer (0: all), res < 0 fails; more: IOX_CQE_F_MORE (a notification
+ * follows), else the op is over. iox_sim_send_zc_notif delivers the oldest
+ * owed notification (IOX_CQE_F_NOTIF), before or after the result. A
+ * cancel delivers what is owed (-ECANCELED with F_MORE, the notification).
+ * Return 0, or -1 (none). */
+int iox_sim_send_zc(struct iox_seam_sim *s, int fd, int res, int more);
+int iox_sim_send_zc_notif(struct iox_seam_sim *s, int fd);
 /* What the socket's send queue holds unacknowledged (SIOCOUTQ) from now on:
  * bytes the simulated peer has not taken yet. Default 0. */
 void iox_sim_set_unsent(struct iox_seam_sim *s, int fd, uint32_t n);

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,29 @@ static void pipe_put(struct iox_file_streams *fs, struct iox_file_stream *st)
     st->pipe_dirty = 0;
 }
 
+/* Give the stream's registered chunk back. A SEND_ZC still in flight (the
+ * stream was cancelled before its notification) keeps the chunk the
+ * kernel's: it is orphaned, and freed by that send's last CQE. */
+static void chunk_put(struct iox_file_streams *fs, struct iox_file_stream *st)
+{
+    if (st->zc_chunk < 0) return;
+    struct iox_fs_chunk *ck = &fs->chunks[st->zc_chunk];
+    st->zc_chunk = -1;
+    if (st->zc_live) { ck->orphan = 1; fs->n_zc_orphaned++; }
+    else ck->busy = 0;
+    st->zc_live = 0;
+}
+
+static int32_t chunk_get(struct iox_file_streams *fs, const struct iox_file_stream *st)
+{
+    for (uint32_t i = 0; i < fs->nchunks; i++)
+        if (!fs->chunks[i].busy) {
+            fs->chunks[i] = (struct iox_fs_chunk){st->idx, st->gen, 1, 0};
+            return (int32_t)i;
+        }
+    return -1;
+}
+
 static int32_t pipe_get(struct iox_file_streams *fs)
 {
     for (uint32_t i = 0; i < fs->npipes; i++)
@@ -97,6 +121,7 @@ static void stream_end(struct iox_file_stream *st, int err)
     st->active = 0;
     fs->active--;
     pipe_put(fs, st);
+    chunk_put(fs, st);
     if (conn_is_ours(st)) {
         struct iox_conn *c = conn_of(st);
         iox_conn_set_close_hook(c, NULL, NULL);
@@ -164,14 +189,15 @@ int file_stream_act_abort(struct iox_file_stream *st, const struct iox_fstream_e
     struct iox_file_streams *fs = streams_of(st->r);
     const char *what;
     int err;
-    int spl = st->pipe >= 0;
-    if (st->err) { err = st->err; what = spl ? "cannot queue splice of" : "cannot queue read of"; fs->n_errors++; }
+    int spl = st->pipe >= 0 || st->zc_chunk >= 0;
+    if (st->zc_err) { err = st->zc_err; what = "zero-copy send of"; fs->n_errors++; }
+    else if (st->err) { err = st->err; what = spl ? "cannot queue splice of" : "cannot queue read of"; fs->n_errors++; }
     else if (ev && ev->res < 0) { err = ev->res; what = spl ? "splice of" : "read"; fs->n_errors++; }
     else { err = -EIO; what = "unexpected end of file (truncated since it was opened?) in"; fs->n_eof_early++; }
     /* The socket half failing with EPIPE / ECONNRESET is the peer leaving
      * mid-body, as common as a send failing: not worth an error line. */
     if (spl && (err == -EPIPE || err == -ECONNRESET))
-        IOX_DEBUG("file stream: splice of %s at offset %" PRIu64 ": %s (the peer left) — closing the connection",
+        IOX_DEBUG("file stream: sending %s at offset %" PRIu64 ": %s (the peer left) — closing the connection",
                   st->name ? st->name : "(file)", st->off, strerror(-err));
     else
         IOX_ERROR("file stream: %s %s at offset %" PRIu64 ": %s — closing the connection",
@@ -270,6 +296,108 @@ int file_stream_act_finish_splice(struct iox_file_stream *st, const struct iox_f
     return FILE_STREAM_EV_NONE;
 }
 
+/* ---- the zero-copy path: READ_FIXED into a registered chunk, SEND_ZC ---- */
+
+static char *chunk_mem(const struct iox_file_streams *fs, int32_t k) { return fs->zc_mem + (size_t)k * fs->chunk_size; }
+
+int file_stream_act_zc_read(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    (void)ev;
+    struct iox_file_streams *fs = streams_of(st->r);
+    size_t n = st->left < fs->chunk_size ? (size_t)st->left : fs->chunk_size;
+    int rc = iox_seam_read_fixed(st->r->seam, st->fd, chunk_mem(fs, st->zc_chunk), n, st->off, (unsigned)st->zc_chunk,
+                                 iox_ud(IOX_OP_READ_FIXED, (unsigned)fs->owner, st->gen, (uint32_t)st->zc_chunk));
+    if (rc < 0) {
+        st->err = rc;
+        return FILE_STREAM_EV_READ_ERROR;
+    }
+    iox_conn_op_begin(conn_of(st));
+    st->asked = (uint32_t)n;
+    fs->n_zc_reads++;
+    return FILE_STREAM_EV_NONE;
+}
+
+/* After a read (ev->res > 0: the chunk now holds those bytes) or a
+ * notification (res 0: the rest of a short send). */
+int file_stream_act_zc_send(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    struct iox_file_streams *fs = streams_of(st->r);
+    struct iox_conn *c = conn_of(st);
+    if (ev->res > 0) {
+        st->off += (uint64_t)ev->res;
+        st->left -= (uint64_t)ev->res;
+        st->zc_have = (uint32_t)ev->res;
+        st->zc_pos = 0;
+    }
+    int rc = iox_seam_send_zc(st->r->seam, c->sk.fd, chunk_mem(fs, st->zc_chunk) + st->zc_pos, st->zc_have,
+                              (unsigned)st->zc_chunk, iox_ud(IOX_OP_SEND_ZC, (unsigned)fs->owner, st->gen, (uint32_t)st->zc_chunk));
+    if (rc < 0) {
+        st->err = rc;
+        return FILE_STREAM_EV_ZC_SEND_ERROR;
+    }
+    /* Ended by the send's last CQE (the notification): the socket's close
+     * waits for it, so the chunk is never the kernel's after the stream. */
+    iox_conn_op_begin(c);
+    st->zc_live = 1;
+    st->asked = st->zc_have;
+    fs->n_zc_sends++;
+    return FILE_STREAM_EV_NONE;
+}
+
+int file_stream_act_zc_count(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    uint32_t n = (uint32_t)ev->res;
+    if (n < st->zc_have) streams_of(st->r)->n_zc_short++;
+    st->zc_pos += n;
+    st->zc_have -= n;
+    iox_resp_sent_direct(conn_of(st), n);   /* the body left without the write buffer */
+    return FILE_STREAM_EV_NONE;
+}
+
+int file_stream_act_zc_count_notified(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    file_stream_act_zc_count(st, ev);
+    return FILE_STREAM_EV_ZC_NOTIF;
+}
+
+int file_stream_act_zc_note_error(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    st->zc_err = ev->res < 0 ? ev->res : -EPIPE;
+    return FILE_STREAM_EV_NONE;
+}
+
+int file_stream_act_zc_note_error_notified(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    file_stream_act_zc_note_error(st, ev);
+    return FILE_STREAM_EV_ZC_NOTIF;
+}
+
+int file_stream_act_finish_zc(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    (void)ev;
+    streams_of(st->r)->n_done++;
+    stream_end(st, 0);
+    return FILE_STREAM_EV_NONE;
+}
+
+int file_stream_guard_zc(const struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    (void)ev;
+    return st->zc_chunk >= 0;
+}
+
+int file_stream_guard_zc_rest(const struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    (void)ev;
+    return st->zc_have > 0;
+}
+
+int file_stream_guard_all_sent(const struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    (void)ev;
+    return st->zc_have == 0 && st->left == 0;
+}
+
 /* ---- guards ---- */
 
 int file_stream_guard_spliced(const struct iox_file_stream *st, const struct iox_fstream_event *ev)
@@ -328,10 +456,99 @@ static void on_conn_drain(struct iox_conn *c, void *arg)
 }
 
 /* Completion of a chunk read (the streams' kind). */
+static int conn_closing(const struct iox_conn *c)
+{
+    return c->state == HTTP_CONN_S_CLOSING || c->state == HTTP_CONN_S_CLOSED;
+}
+
+/* A READ_FIXED or SEND_ZC completion: user_data names the chunk. A SEND_ZC
+ * completes twice (result with IOX_CQE_F_MORE, then the notification); its
+ * op (op_begin) ends with the last of the two, and only then is the chunk
+ * free. The classification into events is here; what follows from them
+ * is the machine's. */
+static void on_zc_cqe(struct iox_file_streams *fs, const struct iox_cqe *cqe)
+{
+    uint32_t k = iox_ud_idx(cqe->ud);
+    uint16_t gen = (uint16_t)iox_ud_gen(cqe->ud);
+    unsigned op = iox_ud_op(cqe->ud);
+    int notif = op == IOX_OP_SEND_ZC && (cqe->flags & IOX_CQE_F_NOTIF);
+    struct iox_fs_chunk *ck = k < fs->nchunks ? &fs->chunks[k] : NULL;
+    if (ck && ck->busy && ck->orphan && ck->gen == gen && op == IOX_OP_SEND_ZC) {
+        /* Its stream was cancelled with this send in flight. */
+        if (notif || !(cqe->flags & IOX_CQE_F_MORE)) {
+            ck->busy = ck->orphan = 0;
+            struct iox_conn *c = &fs->hs->conns[ck->slot];
+            if (iox_conn_in_use(c) && c->sk.gen == gen) iox_conn_op_end(c);
+        }
+        return;
+    }
+    struct iox_file_stream *st = ck && ck->busy && ck->slot < fs->n ? &fs->s[ck->slot] : NULL;
+    int want = !st ? 0 : op == IOX_OP_READ_FIXED ? st->state == FILE_STREAM_S_ZC_READING
+                       : st->state == FILE_STREAM_S_ZC_SENDING || st->state == FILE_STREAM_S_ZC_NOTIF_FIRST ||
+                         (notif && (st->state == FILE_STREAM_S_ZC_NOTIF_WAIT || st->state == FILE_STREAM_S_ZC_FAILING));
+    if (!st || !st->active || st->gen != gen || st->zc_chunk != (int32_t)k || !want) {
+        fs->n_stale++;
+        IOX_ERROR("file stream: completion for no stream (chunk %u, op %u, res %d, flags %#x)", k, op, cqe->res, cqe->flags);
+        return;
+    }
+    struct iox_conn *c = &fs->hs->conns[ck->slot];
+    if (!conn_is_ours(st)) {   /* cannot happen: the close waits for op_end */
+        IOX_ERROR("file stream: slot %u: connection gone with an op in flight", ck->slot);
+        fire(st, FILE_STREAM_EV_CONN_GONE, 0);
+        return;
+    }
+    int e;
+    int32_t res = cqe->res;
+    if (op == IOX_OP_READ_FIXED) {
+        iox_conn_op_end(c);   /* may release the connection (close hook: conn_gone) */
+        if (!st->active || st->gen != gen) return;
+        if (conn_closing(c)) e = FILE_STREAM_EV_CONN_GONE;
+        else if (res < 0) e = FILE_STREAM_EV_READ_ERROR;
+        else if (res == 0) e = FILE_STREAM_EV_READ_EOF_EARLY;
+        else if ((uint32_t)res < st->asked) e = FILE_STREAM_EV_READ_SHORT, fs->n_short++;
+        else if ((uint32_t)res == st->asked) e = FILE_STREAM_EV_READ_DONE;
+        else {
+            IOX_ERROR("file stream: fixed read of %u bytes returned %d", st->asked, res);
+            e = FILE_STREAM_EV_READ_ERROR, res = -EIO;
+        }
+    } else {
+        int first = st->state == FILE_STREAM_S_ZC_SENDING;   /* neither CQE in yet */
+        int last = notif ? !first : !(cqe->flags & IOX_CQE_F_MORE) || !first;
+        if (notif && first) fs->n_notif_first++;
+        if (last) {
+            st->zc_live = 0;
+            iox_conn_op_end(c);
+            if (!st->active || st->gen != gen) return;
+        }
+        if (notif) {
+            e = last && conn_closing(c) ? FILE_STREAM_EV_CONN_GONE : FILE_STREAM_EV_ZC_NOTIF;
+            res = 0;
+        } else if (last && conn_closing(c)) {
+            e = FILE_STREAM_EV_CONN_GONE;
+        } else if (!(cqe->flags & IOX_CQE_F_MORE) && first) {
+            e = FILE_STREAM_EV_ZC_SEND_ERROR;   /* no notification follows */
+            if (res >= 0) res = -EIO;
+        } else if (res > 0 && (uint32_t)res <= st->asked && !conn_closing(c)) {
+            e = FILE_STREAM_EV_ZC_SENT;
+        } else {
+            if (res > 0 && (uint32_t)res > st->asked)
+                IOX_ERROR("file stream: zero-copy send of %u bytes returned %d", st->asked, res);
+            e = FILE_STREAM_EV_ZC_SEND_FAILED;   /* the notification follows: then abort */
+            if (res >= 0) res = -EPIPE;
+        }
+    }
+    int s = file_stream_fire(st, &st->state, e, &(struct iox_fstream_event){res});
+    if (s == FILE_STREAM_S_DONE) iox_conn_async_done(conn_of(st));
+}
+
 static void on_read_cqe(struct iox_reactor *r, void *ctx, const struct iox_cqe *cqe)
 {
     (void)r;
     struct iox_file_streams *fs = ctx;
+    if (fs && (iox_ud_op(cqe->ud) == IOX_OP_READ_FIXED || iox_ud_op(cqe->ud) == IOX_OP_SEND_ZC)) {
+        on_zc_cqe(fs, cqe);
+        return;
+    }
     uint32_t idx = iox_ud_idx(cqe->ud);
     uint16_t gen = (uint16_t)iox_ud_gen(cqe->ud);
     struct iox_file_stream *st = fs && idx < fs->n ? &fs->s[idx] : NULL;
@@ -427,6 +644,10 @@ void iox_file_streams_fini(struct iox_reactor *r)
         if (fs->pipes[i].wfd >= 0) close(fs->pipes[i].wfd);
     }
     free(fs->pipes);
+    /* The ring (destroyed after on_stop) unregisters the buffers; the
+     * kernel holds its own page references until then. */
+    if (fs->zc_mem) munmap(fs->zc_mem, (size_t)fs->nchunks * fs->chunk_size);
+    free(fs->chunks);
     free(fs->s);
     free(fs);
 }
@@ -455,6 +676,34 @@ int iox_file_streams_splice(struct iox_reactor *r, uint64_t min_len, unsigned np
     return 0;
 }
 
+int iox_file_streams_zc(struct iox_reactor *r, uint64_t min_len, unsigned nchunks, uint32_t chunk_bytes)
+{
+    struct iox_file_streams *fs = streams_of(r);
+    if (!fs || !min_len || !nchunks || !chunk_bytes || fs->chunks) return -EINVAL;
+    size_t bytes = (size_t)nchunks * chunk_bytes;
+    fs->chunks = calloc(nchunks, sizeof *fs->chunks);
+    void *mem = fs->chunks ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+    if (mem == MAP_FAILED) { free(fs->chunks); fs->chunks = NULL; return -ENOMEM; }
+    struct iovec *iov = calloc(nchunks, sizeof *iov);
+    int rc = -ENOMEM;
+    if (iov) {
+        for (unsigned i = 0; i < nchunks; i++) iov[i] = (struct iovec){(char *)mem + (size_t)i * chunk_bytes, chunk_bytes};
+        rc = iox_seam_register_buffers(r->seam, iov, nchunks);
+        free(iov);
+    }
+    if (rc < 0) {
+        munmap(mem, bytes);
+        free(fs->chunks);
+        fs->chunks = NULL;
+        return rc;
+    }
+    fs->zc_mem = mem;
+    fs->nchunks = nchunks;
+    fs->chunk_size = chunk_bytes;
+    fs->zc_min = min_len;
+    return 0;
+}
+
 struct iox_file_streams *iox_file_streams_of(struct iox_reactor *r) { return streams_of(r); }
 
 int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len, uint32_t chunk,
@@ -467,6 +716,7 @@ int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len
         st->hs = fs->hs;
         st->idx = c->sk.idx;
         st->pipe = -1;
+        st->zc_chunk = -1;
         file_stream_init(&st->state);
     }
     if (st->active) {   /* cannot happen: the close hook or the last read ends it */
@@ -491,9 +741,15 @@ int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len
     st->active = 1;
     st->in_pipe = 0;
     st->pipe_dirty = 0;
-    st->pipe = fs->splice_min && len >= fs->splice_min ? pipe_get(fs) : -1;
+    st->zc_have = st->zc_pos = 0;
+    st->zc_err = 0;
+    st->zc_live = 0;
+    st->zc_chunk = fs->zc_min && len >= fs->zc_min ? chunk_get(fs, st) : -1;
+    if (st->zc_chunk >= 0) fs->n_zc++;
+    else if (fs->zc_min && len >= fs->zc_min) fs->n_no_chunk++;
+    st->pipe = st->zc_chunk < 0 && fs->splice_min && len >= fs->splice_min ? pipe_get(fs) : -1;
     if (st->pipe >= 0) { st->chunk = fs->pipe_size; fs->n_spliced++; }
-    else if (fs->splice_min && len >= fs->splice_min) fs->n_no_pipe++;
+    else if (st->zc_chunk < 0 && fs->splice_min && len >= fs->splice_min) fs->n_no_pipe++;
     file_stream_reset(&st->state);   /* from idle or the last stream's final state */
     fs->active++;
     fs->n_started++;

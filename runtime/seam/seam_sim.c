@@ -27,6 +27,7 @@ struct sim_op {
     int fd;
     int ring_fd;         /* msg_ring: the target ring; splice: fd_in */
     uint8_t op, live, cancel_fd;
+    uint8_t zc;          /* send_zc: 1 its result was delivered, 2 its notification */
 };
 
 #define SIM_RINGS 16
@@ -80,7 +81,7 @@ static int add_op(struct iox_seam_sim *s, unsigned op, int fd, uint64_t ud, cons
         violation(s, "op queued on a closed fd", fd);
     for (unsigned i = 0; i < SIM_OPS; i++) {
         if (s->ops[i].live) continue;
-        s->ops[i] = (struct sim_op){ud, 0, ++s->seq, 0, buf, len, fd, -1, (uint8_t)op, 1, 0};
+        s->ops[i] = (struct sim_op){ud, 0, ++s->seq, 0, buf, len, fd, -1, (uint8_t)op, 1, 0, 0};
         if (i >= s->nops) s->nops = i + 1;
         return (int)i;
     }
@@ -242,6 +243,22 @@ static int x_peername(struct iox_seam *b, int fd, struct sockaddr *sa, socklen_t
     return i < 0 ? i : 0;
 }
 
+/* Registered buffers: accepted (nothing to pin). A READ_FIXED is booked
+ * as a read (iox_sim_read_complete fills it from the real file); a SEND_ZC
+ * on its socket, completed in two steps by iox_sim_send_zc and
+ * iox_sim_send_zc_notif. */
+static int x_register_buffers(struct iox_seam *b, const struct iovec *iov, unsigned n) { (void)b; (void)iov; return n ? 0 : -EINVAL; }
+static int x_read_fixed(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t off, unsigned bi, uint64_t ud)
+{
+    (void)bi;
+    return x_read(b, fd, buf, n, off, ud);
+}
+static int x_send_zc(struct iox_seam *b, int fd, const void *buf, size_t n, unsigned bi, uint64_t ud)
+{
+    (void)bi;
+    return add_op(S(b), IOX_OP_SEND_ZC, fd, ud, buf, n) < 0 ? -EBUSY : 0;
+}
+
 static const struct iox_seam_ops sim_ops = {
     .accept_multishot = x_accept, .recv_multishot = x_recv_ms, .recv = x_recv,
     .send = x_send, .read = x_read, .splice = x_splice, .socket = x_socket, .connect = x_connect,
@@ -249,6 +266,7 @@ static const struct iox_seam_ops sim_ops = {
     .cancel = x_cancel, .timeout = x_timeout, .msg_ring = x_msg_ring,
     .unsent = x_unsent, .buf = x_buf, .buf_return = x_buf_return,
     .write = x_write, .peername = x_peername,
+    .register_buffers = x_register_buffers, .read_fixed = x_read_fixed, .send_zc = x_send_zc,
 };
 
 /* ---- lifecycle ---- */
@@ -401,6 +419,45 @@ int iox_sim_send(struct iox_seam_sim *s, int fd, int res)
     return 0;
 }
 
+/* The oldest SEND_ZC on fd still owing the CQE `bit` (1 result, 2 notification). */
+static int zc_oldest(struct iox_seam_sim *s, int fd, uint8_t bit)
+{
+    int best = -1;
+    for (unsigned i = 0; i < s->nops; i++) {
+        const struct sim_op *o = &s->ops[i];
+        if (o->live && o->op == IOX_OP_SEND_ZC && o->fd == fd && !(o->zc & bit) && (best < 0 || o->seq < s->ops[best].seq))
+            best = (int)i;
+    }
+    return best;
+}
+
+int iox_sim_send_zc(struct iox_seam_sim *s, int fd, int res, int more)
+{
+    int i = zc_oldest(s, fd, 1);
+    if (i < 0) return -1;
+    struct sim_op *o = &s->ops[i];
+    if (res >= 0) {
+        size_t n = res == 0 || (size_t)res > o->len ? o->len : (size_t)res;
+        if (fd >= 0 && fd < SIM_FDS) peer_append(&s->peers[fd], o->buf, n);
+        res = (int)n;
+    }
+    o->zc |= 1;
+    if (!more || (o->zc & 2)) o->live = 0;
+    deliver(s, o->ud, res, more ? IOX_CQE_F_MORE : 0);
+    return 0;
+}
+
+int iox_sim_send_zc_notif(struct iox_seam_sim *s, int fd)
+{
+    int i = zc_oldest(s, fd, 2);
+    if (i < 0) return -1;
+    struct sim_op *o = &s->ops[i];
+    o->zc |= 2;
+    if (o->zc & 1) o->live = 0;
+    deliver(s, o->ud, 0, IOX_CQE_F_NOTIF);
+    return 0;
+}
+
 int iox_sim_complete_all(struct iox_seam_sim *s, unsigned op, int res)
 {
     int n = 0;
@@ -430,7 +487,12 @@ int iox_sim_pump(struct iox_seam_sim *s)
                     if (o->cancel_fd ? t->fd == o->fd : t->ud == o->target) {
                         t->live = 0;
                         n++;
-                        deliver(s, t->ud, -ECANCELED, 0);
+                        if (t->op == IOX_OP_SEND_ZC) {   /* both CQEs still owed: the result, then the notification */
+                            if (!(t->zc & 1)) deliver(s, t->ud, -ECANCELED, IOX_CQE_F_MORE);
+                            if (!(t->zc & 2)) deliver(s, t->ud, 0, IOX_CQE_F_NOTIF);
+                        } else {
+                            deliver(s, t->ud, -ECANCELED, 0);
+                        }
                     }
                 }
                 deliver(s, o->ud, n ? n : -ENOENT, 0);

@@ -267,6 +267,48 @@ static int u_peername(struct iox_seam *s, int fd, struct sockaddr *sa, socklen_t
     return 0;
 }
 
+/* Registered buffers for READ_FIXED + SEND_ZC (a file stream's zero-copy
+ * path). liburing 2.3 has io_uring_prep_send_zc(_fixed) and the flags;
+ * the guards below are for older headers. Both opcodes are probed first:
+ * a kernel without them (SEND_ZC is Linux 6.0) answers -EOPNOTSUPP, and
+ * the caller keeps its other path with one startup line. */
+#ifndef IORING_CQE_F_NOTIF
+#define IORING_CQE_F_NOTIF (1U << 3)
+#endif
+#ifndef IORING_RECVSEND_FIXED_BUF
+#define IORING_RECVSEND_FIXED_BUF (1U << 2)
+#endif
+#if IOX_CQE_F_NOTIF != IORING_CQE_F_NOTIF
+#error "IOX_CQE_F_NOTIF must equal the kernel's IORING_CQE_F_NOTIF"
+#endif
+static int u_register_buffers(struct iox_seam *s, const struct iovec *iov, unsigned n)
+{
+    struct iox_seam_uring *u = U(s);
+    struct io_uring_probe *p = io_uring_get_probe_ring(&u->ring);
+    if (!p) return -EOPNOTSUPP;
+    int ok = io_uring_opcode_supported(p, IORING_OP_READ_FIXED) && io_uring_opcode_supported(p, IORING_OP_SEND_ZC);
+    io_uring_free_probe(p);
+    if (!ok) return -EOPNOTSUPP;
+    return io_uring_register_buffers(&u->ring, iov, n);
+}
+
+static int u_read_fixed(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t off, unsigned bi, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, off, (int)bi);
+    IOX_KERNEL_WRITES(buf, len);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_send_zc(struct iox_seam *s, int fd, const void *buf, size_t len, unsigned bi, uint64_t ud)
+{
+    SQE_OR_BUSY(U(s), sqe);
+    io_uring_prep_send_zc_fixed(sqe, fd, buf, len, MSG_NOSIGNAL, 0, bi);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
 static const struct iox_seam_ops uring_ops = {
     .accept_multishot = u_accept_multishot, .recv_multishot = u_recv_multishot,
     .recv = u_recv, .send = u_send, .read = u_read, .splice = u_splice, .socket = u_socket,
@@ -274,6 +316,7 @@ static const struct iox_seam_ops uring_ops = {
     .cancel_fd = u_cancel_fd, .cancel = u_cancel, .timeout = u_timeout,
     .msg_ring = u_msg_ring, .unsent = u_unsent, .buf = u_buf, .buf_return = u_buf_return,
     .write = u_write, .peername = u_peername,
+    .register_buffers = u_register_buffers, .read_fixed = u_read_fixed, .send_zc = u_send_zc,
 };
 
 static void explain_setup_error(int err, char *why, size_t n)
