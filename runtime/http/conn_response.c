@@ -128,13 +128,13 @@ static size_t out_max(struct iox_conn *c)
 
 /* Where the target request's response goes: straight into the write buffer
  * for the oldest open request (the fast path), else its side buffer. */
-static char *room(struct iox_conn *c, size_t n)
+static inline __attribute__((always_inline)) char *room(struct iox_conn *c, size_t n)
 {
     if (c->tgt == c->rq_head) return iox_out_reserve(c, n, out_max(c));
     return iox_side_reserve(c, iox_conn_slot(c, c->tgt), n, out_max(c));
 }
 
-static void count(struct iox_conn *c, size_t n)
+static inline __attribute__((always_inline)) void count(struct iox_conn *c, size_t n)
 {
     if (c->hs->alog) iox_alog_count(c, n);
     if (c->tgt == c->rq_head) { c->sk.wlen += (uint32_t)n; return; }
