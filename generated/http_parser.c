@@ -122,6 +122,52 @@ static inline const unsigned char *skip_class(const unsigned char *q, const unsi
     return q;
 }
 
+/* Host values are mostly letters, digits, '.' and '-' (names, IPv4
+ * addresses) and ports digits: skip_host_common() and skip_digits() jump
+ * over a run of those 16 bytes at a time (SSE2) while 16 bytes remain
+ * before pe, and return where the run ends or where fewer than 16 remain.
+ * Both only skip bytes the byte loops after them (C_HOST, C_DIGIT) would
+ * skip too, so the result is the same; they only make it cheaper. Never
+ * read at or past pe. */
+static inline const unsigned char *skip_host_common(const unsigned char *q, const unsigned char *pe)
+{
+#ifdef __SSE2__
+    const __m128i c20 = _mm_set1_epi8(0x20), ca = _mm_set1_epi8('a'), c25 = _mm_set1_epi8(25),
+                  c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), dot = _mm_set1_epi8('.'),
+                  dash = _mm_set1_epi8('-');
+    while (pe - q >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)q);
+        /* letter: (x | 0x20) - 'a' <= 25 unsigned; digit: x - '0' <= 9 */
+        __m128i l = _mm_sub_epi8(_mm_or_si128(x, c20), ca), d = _mm_sub_epi8(x, c0);
+        __m128i ok = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, c25), l),
+                                  _mm_cmpeq_epi8(_mm_min_epu8(d, c9), d));
+        ok = _mm_or_si128(ok, _mm_or_si128(_mm_cmpeq_epi8(x, dot), _mm_cmpeq_epi8(x, dash)));
+        unsigned stop = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+        if (stop) return q + __builtin_ctz(stop);
+        q += 16;
+    }
+#else
+    (void)pe;
+#endif
+    return q;
+}
+
+static inline const unsigned char *skip_digits(const unsigned char *q, const unsigned char *pe)
+{
+#ifdef __SSE2__
+    const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9);
+    while (pe - q >= 16) {
+        __m128i d = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)q), c0);
+        unsigned stop = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, c9), d)) & 0xffffu;
+        if (stop) return q + __builtin_ctz(stop);
+        q += 16;
+    }
+#else
+    (void)pe;
+#endif
+    return q;
+}
+
 /* The 10 bytes "HTTP/1.1" CR LF at q (the caller checked they are there). */
 static inline int is_http11_crlf(const unsigned char *q)
 {
@@ -134,7 +180,7 @@ static inline int is_http11_crlf(const unsigned char *q)
 
 /* ------------------------------------------------------------------ head */
 
-#line 134 "generated/http_parser.c"
+#line 180 "generated/http_parser.c"
 static const int iox_http_head_start = 1;
 static const int iox_http_head_first_final = 160;
 static const int iox_http_head_error = 0;
@@ -144,12 +190,12 @@ static const int iox_http_head_en_target = 4;
 static const int iox_http_head_en_fields = 44;
 
 
-#line 277 "runtime/http/http_parser.rl"
+#line 324 "runtime/http/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 145 "generated/http_parser.c"
+#line 191 "generated/http_parser.c"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -159,7 +205,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 317 "runtime/http/http_parser.rl"
+#line 364 "runtime/http/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -428,9 +474,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 585 "runtime/http/http_parser.rl"
+#line 632 "runtime/http/http_parser.rl"
     
-#line 420 "generated/http_parser.c"
+#line 466 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -465,42 +511,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 259 "runtime/http/http_parser.rl"
+#line 306 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 258 "runtime/http/http_parser.rl"
+#line 305 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 260 "runtime/http/http_parser.rl"
+#line 307 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 261 "runtime/http/http_parser.rl"
+#line 308 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr61:
-#line 262 "runtime/http/http_parser.rl"
+#line 309 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr73:
-#line 263 "runtime/http/http_parser.rl"
+#line 310 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
 tr124:
-#line 264 "runtime/http/http_parser.rl"
+#line 311 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
 tr156:
-#line 266 "runtime/http/http_parser.rl"
+#line 313 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
 tr187:
-#line 265 "runtime/http/http_parser.rl"
+#line 312 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 480 "generated/http_parser.c"
+#line 526 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -512,11 +558,11 @@ case 2:
 		goto st1;
 	goto tr3;
 tr2:
-#line 137 "runtime/http/http_parser.rl"
+#line 183 "runtime/http/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
 tr6:
-#line 141 "runtime/http/http_parser.rl"
+#line 187 "runtime/http/http_parser.rl"
 	{
     if (OFF - hp->start >= hp->lim.max_method) { err = IOX_HTTP_E_METHOD_TOO_LONG; {p++; cs = 3; goto _out;} }
 }
@@ -525,7 +571,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 502 "generated/http_parser.c"
+#line 548 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto tr6;
@@ -551,20 +597,20 @@ case 3:
 		goto tr6;
 	goto tr0;
 tr5:
-#line 144 "runtime/http/http_parser.rl"
+#line 190 "runtime/http/http_parser.rl"
 	{
     hp->method_end = OFF;
     hp->method_id = method_id((const char *)b + hp->start, OFF - hp->start);
     if (hp->method_id == IOX_HTTP_CONNECT) hp->flags |= IOX__HF_ODD;
 }
-#line 273 "runtime/http/http_parser.rl"
+#line 320 "runtime/http/http_parser.rl"
 	{ {goto st4;} }
 	goto st160;
 st160:
 	if ( ++p == pe )
 		goto _test_eof160;
 case 160:
-#line 538 "generated/http_parser.c"
+#line 584 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -591,14 +637,14 @@ case 4:
 		goto tr13;
 	goto tr7;
 tr8:
-#line 149 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 570 "generated/http_parser.c"
+#line 616 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -620,14 +666,14 @@ case 5:
 		goto st5;
 	goto tr7;
 tr9:
-#line 149 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 597 "generated/http_parser.c"
+#line 643 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -651,14 +697,14 @@ case 7:
 		goto st5;
 	goto tr7;
 tr12:
-#line 149 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 626 "generated/http_parser.c"
+#line 672 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -672,9 +718,9 @@ case 9:
 		goto st9;
 	goto tr7;
 tr20:
-#line 171 "runtime/http/http_parser.rl"
+#line 217 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; hp->flags |= IOX__HF_ODD; }
-#line 150 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -694,9 +740,9 @@ tr20:
 }
 	goto st10;
 tr35:
-#line 172 "runtime/http/http_parser.rl"
+#line 218 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; hp->flags |= IOX__HF_ODD; }
-#line 150 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -716,7 +762,7 @@ tr35:
 }
 	goto st10;
 tr36:
-#line 150 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -736,9 +782,9 @@ tr36:
 }
 	goto st10;
 tr48:
-#line 170 "runtime/http/http_parser.rl"
+#line 216 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; hp->flags |= IOX__HF_ODD; }
-#line 150 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -761,7 +807,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 721 "generated/http_parser.c"
+#line 767 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -817,18 +863,18 @@ case 17:
 		goto tr30;
 	goto tr21;
 tr30:
-#line 174 "runtime/http/http_parser.rl"
+#line 220 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
 	goto st18;
 tr34:
-#line 173 "runtime/http/http_parser.rl"
+#line 219 "runtime/http/http_parser.rl"
 	{ hp->version_minor = (*p) != '0'; }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 785 "generated/http_parser.c"
+#line 831 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -840,16 +886,16 @@ case 19:
 		goto tr32;
 	goto tr3;
 tr32:
-#line 175 "runtime/http/http_parser.rl"
+#line 221 "runtime/http/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
-#line 274 "runtime/http/http_parser.rl"
+#line 321 "runtime/http/http_parser.rl"
 	{ {goto st44;} }
 	goto st161;
 st161:
 	if ( ++p == pe )
 		goto _test_eof161;
 case 161:
-#line 803 "generated/http_parser.c"
+#line 849 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -866,14 +912,14 @@ case 21:
 		goto tr34;
 	goto tr21;
 tr10:
-#line 149 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 825 "generated/http_parser.c"
+#line 871 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -896,16 +942,16 @@ case 22:
 		goto st5;
 	goto tr7;
 tr11:
-#line 149 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
-#line 167 "runtime/http/http_parser.rl"
+#line 213 "runtime/http/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 854 "generated/http_parser.c"
+#line 900 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -944,14 +990,14 @@ case 25:
 		goto st23;
 	goto tr7;
 tr39:
-#line 169 "runtime/http/http_parser.rl"
+#line 215 "runtime/http/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 898 "generated/http_parser.c"
+#line 944 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -989,14 +1035,14 @@ case 28:
 		goto st26;
 	goto tr7;
 tr13:
-#line 149 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st29;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 941 "generated/http_parser.c"
+#line 987 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1089,14 +1135,14 @@ case 34:
 		goto st32;
 	goto tr7;
 tr50:
-#line 167 "runtime/http/http_parser.rl"
+#line 213 "runtime/http/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st35;
 st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1039 "generated/http_parser.c"
+#line 1085 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1135,14 +1181,14 @@ case 37:
 		goto st35;
 	goto tr7;
 tr51:
-#line 169 "runtime/http/http_parser.rl"
+#line 215 "runtime/http/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st38;
 st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1083 "generated/http_parser.c"
+#line 1129 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1180,14 +1226,14 @@ case 40:
 		goto st38;
 	goto tr7;
 tr14:
-#line 149 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st41;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1126 "generated/http_parser.c"
+#line 1172 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1224,7 +1270,7 @@ case 43:
 		goto st8;
 	goto tr7;
 tr78:
-#line 240 "runtime/http/http_parser.rl"
+#line 287 "runtime/http/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 44; goto _out;}
@@ -1235,7 +1281,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1172 "generated/http_parser.c"
+#line 1218 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
@@ -1276,14 +1322,14 @@ case 45:
 		goto tr68;
 	goto tr3;
 tr68:
-#line 245 "runtime/http/http_parser.rl"
+#line 292 "runtime/http/http_parser.rl"
 	{ done = 1; {p++; cs = 162; goto _out;} }
 	goto st162;
 st162:
 	if ( ++p == pe )
 		goto _test_eof162;
 case 162:
-#line 1218 "generated/http_parser.c"
+#line 1264 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1314,14 +1360,14 @@ case 46:
 		goto tr69;
 	goto tr61;
 tr69:
-#line 256 "runtime/http/http_parser.rl"
+#line 303 "runtime/http/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st47;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1254 "generated/http_parser.c"
+#line 1300 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1347,14 +1393,14 @@ case 47:
 		goto st47;
 	goto tr61;
 tr70:
-#line 256 "runtime/http/http_parser.rl"
+#line 303 "runtime/http/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st48;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1285 "generated/http_parser.c"
+#line 1331 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1366,14 +1412,14 @@ case 48:
 		goto tr73;
 	goto tr74;
 tr74:
-#line 253 "runtime/http/http_parser.rl"
+#line 300 "runtime/http/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st49;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1302 "generated/http_parser.c"
+#line 1348 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1385,19 +1431,19 @@ case 49:
 		goto tr73;
 	goto st49;
 tr75:
-#line 253 "runtime/http/http_parser.rl"
+#line 300 "runtime/http/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st50;
 tr99:
-#line 199 "runtime/http/http_parser.rl"
+#line 245 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st50;
 tr111:
-#line 200 "runtime/http/http_parser.rl"
+#line 246 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st50;
 tr127:
-#line 185 "runtime/http/http_parser.rl"
+#line 231 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 50; goto _out;}
@@ -1407,25 +1453,25 @@ tr127:
 }
 	goto st50;
 tr137:
-#line 239 "runtime/http/http_parser.rl"
+#line 286 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT_X; }
 	goto st50;
 tr151:
-#line 238 "runtime/http/http_parser.rl"
+#line 285 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st50;
 tr162:
-#line 237 "runtime/http/http_parser.rl"
+#line 284 "runtime/http/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st50;
 tr191:
-#line 196 "runtime/http/http_parser.rl"
+#line 242 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st50;
 tr209:
-#line 192 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 50; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -1435,7 +1481,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1354 "generated/http_parser.c"
+#line 1400 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1740,18 +1786,18 @@ case 60:
 		goto st47;
 	goto tr61;
 tr100:
-#line 199 "runtime/http/http_parser.rl"
+#line 245 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st61;
 tr112:
-#line 200 "runtime/http/http_parser.rl"
+#line 246 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st61;
 st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1667 "generated/http_parser.c"
+#line 1713 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1810,18 +1856,18 @@ case 62:
 		goto st62;
 	goto tr73;
 tr98:
-#line 199 "runtime/http/http_parser.rl"
+#line 245 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st63;
 tr110:
-#line 200 "runtime/http/http_parser.rl"
+#line 246 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st63;
 st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1734 "generated/http_parser.c"
+#line 1780 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2600,7 +2646,7 @@ case 89:
 		goto st47;
 	goto tr61;
 tr128:
-#line 185 "runtime/http/http_parser.rl"
+#line 231 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 90; goto _out;}
@@ -2613,7 +2659,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2524 "generated/http_parser.c"
+#line 2570 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2622,9 +2668,9 @@ case 90:
 		goto tr125;
 	goto tr124;
 tr125:
-#line 177 "runtime/http/http_parser.rl"
+#line 223 "runtime/http/http_parser.rl"
 	{ hp->cl_current = 0; }
-#line 178 "runtime/http/http_parser.rl"
+#line 224 "runtime/http/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2634,7 +2680,7 @@ tr125:
 }
 	goto st91;
 tr129:
-#line 178 "runtime/http/http_parser.rl"
+#line 224 "runtime/http/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2647,7 +2693,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2554 "generated/http_parser.c"
+#line 2600 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2658,7 +2704,7 @@ case 91:
 		goto tr129;
 	goto tr124;
 tr126:
-#line 185 "runtime/http/http_parser.rl"
+#line 231 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 92; goto _out;}
@@ -2671,7 +2717,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2576 "generated/http_parser.c"
+#line 2622 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3190,20 +3236,21 @@ case 116:
 		goto st47;
 	goto tr61;
 tr155:
-#line 201 "runtime/http/http_parser.rl"
+#line 247 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 117; goto _out;} }
     hp->flags |= IOX__HF_HOST;
 }
-#line 215 "runtime/http/http_parser.rl"
+#line 261 "runtime/http/http_parser.rl"
 	{
     const unsigned char *q = p + 1, *hs, *he;
     while (q < pe && (*q == ' ' || *q == '\t')) q++;
     hs = q;
+    q = skip_host_common(q, pe);
     while (q < pe && (cls[*q] & C_HOST)) q++;
     if (q > hs) {
         if (q < pe && *q == ':') {
-            q++;
+            q = skip_digits(q + 1, pe);
             while (q < pe && *q >= '0' && *q <= '9') q++;
         }
         he = q;
@@ -3222,7 +3269,7 @@ st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3124 "generated/http_parser.c"
+#line 3171 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st117;
 		case 32u: goto st117;
@@ -3247,14 +3294,14 @@ case 117:
 		goto tr158;
 	goto tr156;
 tr158:
-#line 236 "runtime/http/http_parser.rl"
+#line 283 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st118;
 st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3154 "generated/http_parser.c"
+#line 3201 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr161;
 		case 13u: goto tr162;
@@ -3279,14 +3326,14 @@ case 118:
 		goto st118;
 	goto tr156;
 tr161:
-#line 237 "runtime/http/http_parser.rl"
+#line 284 "runtime/http/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st119;
 st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3184 "generated/http_parser.c"
+#line 3231 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st119;
 		case 13u: goto st50;
@@ -3294,14 +3341,14 @@ case 119:
 	}
 	goto tr156;
 tr159:
-#line 236 "runtime/http/http_parser.rl"
+#line 283 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st120;
 st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
-#line 3197 "generated/http_parser.c"
+#line 3244 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st121;
@@ -3337,14 +3384,14 @@ case 122:
 		goto st122;
 	goto tr156;
 tr160:
-#line 236 "runtime/http/http_parser.rl"
+#line 283 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st123;
 st123:
 	if ( ++p == pe )
 		goto _test_eof123;
 case 123:
-#line 3238 "generated/http_parser.c"
+#line 3285 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st124;
 	if ( (*p) < 65u ) {
@@ -3890,13 +3937,13 @@ case 142:
 		goto st47;
 	goto tr61;
 tr192:
-#line 196 "runtime/http/http_parser.rl"
+#line 242 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st143;
 tr210:
-#line 192 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 143; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3906,7 +3953,7 @@ st143:
 	if ( ++p == pe )
 		goto _test_eof143;
 case 143:
-#line 3797 "generated/http_parser.c"
+#line 3844 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st143;
 		case 32u: goto st143;
@@ -3964,13 +4011,13 @@ case 144:
 		goto st144;
 	goto tr187;
 tr190:
-#line 196 "runtime/http/http_parser.rl"
+#line 242 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st145;
 tr208:
-#line 192 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 145; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3980,7 +4027,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3868 "generated/http_parser.c"
+#line 3915 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 13u: goto st50;
@@ -3990,13 +4037,13 @@ case 145:
 	}
 	goto tr187;
 tr193:
-#line 196 "runtime/http/http_parser.rl"
+#line 242 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st146;
 tr211:
-#line 192 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 146; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -4006,7 +4053,7 @@ st146:
 	if ( ++p == pe )
 		goto _test_eof146;
 case 146:
-#line 3891 "generated/http_parser.c"
+#line 3938 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st146;
 		case 32u: goto st146;
@@ -4544,12 +4591,12 @@ case 159:
 	case 19: 
 	case 45: 
 	case 50: 
-#line 258 "runtime/http/http_parser.rl"
+#line 305 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 259 "runtime/http/http_parser.rl"
+#line 306 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4580,7 +4627,7 @@ case 159:
 	case 41: 
 	case 42: 
 	case 43: 
-#line 260 "runtime/http/http_parser.rl"
+#line 307 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4594,7 +4641,7 @@ case 159:
 	case 18: 
 	case 20: 
 	case 21: 
-#line 261 "runtime/http/http_parser.rl"
+#line 308 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 44: 
@@ -4648,7 +4695,7 @@ case 159:
 	case 140: 
 	case 141: 
 	case 142: 
-#line 262 "runtime/http/http_parser.rl"
+#line 309 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 48: 
@@ -4685,13 +4732,13 @@ case 159:
 	case 110: 
 	case 111: 
 	case 112: 
-#line 263 "runtime/http/http_parser.rl"
+#line 310 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 90: 
 	case 91: 
 	case 92: 
-#line 264 "runtime/http/http_parser.rl"
+#line 311 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
 	case 143: 
@@ -4711,7 +4758,7 @@ case 159:
 	case 157: 
 	case 158: 
 	case 159: 
-#line 265 "runtime/http/http_parser.rl"
+#line 312 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
 	case 117: 
@@ -4723,17 +4770,17 @@ case 159:
 	case 123: 
 	case 124: 
 	case 125: 
-#line 266 "runtime/http/http_parser.rl"
+#line 313 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4601 "generated/http_parser.c"
+#line 4648 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 586 "runtime/http/http_parser.rl"
+#line 633 "runtime/http/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4798,9 +4845,9 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 650 "runtime/http/http_parser.rl"
+#line 697 "runtime/http/http_parser.rl"
             
-#line 4669 "generated/http_parser.c"
+#line 4716 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4853,49 +4900,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 306 "runtime/http/http_parser.rl"
+#line 353 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 306 "runtime/http/http_parser.rl"
+#line 353 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 307 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 307 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 305 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 308 "runtime/http/http_parser.rl"
+#line 355 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 305 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 308 "runtime/http/http_parser.rl"
+#line 355 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 309 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 305 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 309 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4747 "generated/http_parser.c"
+#line 4794 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 284 "runtime/http/http_parser.rl"
+#line 331 "runtime/http/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4905,7 +4952,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4760 "generated/http_parser.c"
+#line 4807 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5072,7 +5119,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 288 "runtime/http/http_parser.rl"
+#line 335 "runtime/http/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -5092,7 +5139,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4945 "generated/http_parser.c"
+#line 4992 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5148,14 +5195,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 302 "runtime/http/http_parser.rl"
+#line 349 "runtime/http/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 5006 "generated/http_parser.c"
+#line 5053 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5193,14 +5240,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 303 "runtime/http/http_parser.rl"
+#line 350 "runtime/http/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 5049 "generated/http_parser.c"
+#line 5096 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5281,11 +5328,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 305 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 306 "runtime/http/http_parser.rl"
+#line 353 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -5297,45 +5344,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 307 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 308 "runtime/http/http_parser.rl"
+#line 355 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 309 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 305 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 308 "runtime/http/http_parser.rl"
+#line 355 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 305 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 309 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 306 "runtime/http/http_parser.rl"
+#line 353 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 307 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5165 "generated/http_parser.c"
+#line 5212 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 651 "runtime/http/http_parser.rl"
+#line 698 "runtime/http/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);
