@@ -8,6 +8,7 @@
 #   make verify     model-check every generated machine with SPIN (docs/verification.md)
 #   make bench      interleaved benchmark vs nginx (bench/RESULTS.md)
 #   make bench-parse  HTTP parser micro-benchmark vs picohttpparser/http-parser
+#   make bench-ir   callgrind instructions per request vs the minimal server (bench/ir.sh)
 #
 # Every target first runs mk/deps.sh, which installs missing Debian packages
 # (as root) or prints the exact apt-get command and stops.
@@ -54,7 +55,7 @@ LINEECHO_OBJ := $(BUILD)/obj/examples/lineecho/lineecho.o
 
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
-.PHONY: all deps run run-pg test test-normal test-asan regen check-regen verify bench bench-parse clean sim docs \
+.PHONY: all deps run run-pg test test-normal test-asan regen check-regen verify bench bench-ir bench-parse clean sim docs \
         install uninstall shared coverage mutants
 
 all: $(LIB) $(BUILD)/playground $(BUILD)/lineecho $(BUILD)/tests $(BUILD)/ioxide-resp
@@ -204,6 +205,15 @@ $(BUILD)/minimal: bench/ref/minimal.c | $(DEPS_STAMP)
 $(BUILD)/loadgen: bench/loadgen.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< -lm
+
+# Instructions per request under callgrind (bench/ir.sh): deterministic, so
+# it can be run on a busy machine, unlike `make bench`.
+$(BUILD)/ir_client: bench/ir_client.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
+bench-ir: $(BUILD)/playground $(BUILD)/minimal $(BUILD)/ir_client
+	PLAYGROUND=$(BUILD)/playground MINIMAL=$(BUILD)/minimal IR_CLIENT=$(BUILD)/ir_client bench/ir.sh --table
 
 bench: all $(BUILD)/minimal $(BUILD)/loadgen
 	@mk/deps.sh --bench

@@ -88,20 +88,24 @@ static inline const unsigned char *skip_plain(const unsigned char *q, const unsi
  * (tests/test_http_parser.c: skip_tables_match_grammar checks all 256 bytes):
  *   C_TCHAR  tchar
  *   C_PATH   what loops in the path state: tgt_char | "/"  minus "%"
- *   C_QUERY  C_PATH | "?"                                            */
-enum { C_TCHAR = 1, C_PATH = 2, C_QUERY = 4 };
+ *   C_QUERY  C_PATH | "?"
+ *   C_HOST   what loops in the host-name state: unreserved | sub-delims
+ *            (host_name of the grammar without pct-encoded and ip-literal) */
+enum { C_TCHAR = 1, C_PATH = 2, C_QUERY = 4, C_HOST = 8 };
 #define PQ (C_PATH | C_QUERY)
+#define PQH (C_PATH | C_QUERY | C_HOST)
 static const unsigned char cls[256] = {
-    ['0' ... '9'] = C_TCHAR | PQ, ['A' ... 'Z'] = C_TCHAR | PQ, ['a' ... 'z'] = C_TCHAR | PQ,
-    ['-'] = C_TCHAR | PQ, ['.'] = C_TCHAR | PQ, ['_'] = C_TCHAR | PQ, ['~'] = C_TCHAR | PQ,
-    ['!'] = C_TCHAR | PQ, ['$'] = C_TCHAR | PQ, ['&'] = C_TCHAR | PQ, ['\''] = C_TCHAR | PQ,
-    ['*'] = C_TCHAR | PQ, ['+'] = C_TCHAR | PQ, ['^'] = C_TCHAR | PQ, ['`'] = C_TCHAR | PQ,
+    ['0' ... '9'] = C_TCHAR | PQH, ['A' ... 'Z'] = C_TCHAR | PQH, ['a' ... 'z'] = C_TCHAR | PQH,
+    ['-'] = C_TCHAR | PQH, ['.'] = C_TCHAR | PQH, ['_'] = C_TCHAR | PQH, ['~'] = C_TCHAR | PQH,
+    ['!'] = C_TCHAR | PQH, ['$'] = C_TCHAR | PQH, ['&'] = C_TCHAR | PQH, ['\''] = C_TCHAR | PQH,
+    ['*'] = C_TCHAR | PQH, ['+'] = C_TCHAR | PQH, ['^'] = C_TCHAR | PQ, ['`'] = C_TCHAR | PQ,
     ['|'] = C_TCHAR | PQ, ['#'] = C_TCHAR, ['%'] = C_TCHAR,
-    ['('] = PQ, [')'] = PQ, [','] = PQ, [';'] = PQ, ['='] = PQ, [':'] = PQ, ['@'] = PQ,
+    ['('] = PQH, [')'] = PQH, [','] = PQH, [';'] = PQH, ['='] = PQH, [':'] = PQ, ['@'] = PQ,
     ['"'] = PQ, ['<'] = PQ, ['>'] = PQ, ['['] = PQ, ['\\'] = PQ, [']'] = PQ, ['{'] = PQ,
     ['}'] = PQ, ['/'] = PQ, ['?'] = C_QUERY,
 };
 #undef PQ
+#undef PQH
 
 static inline const unsigned char *skip_class(const unsigned char *q, const unsigned char *pe,
                                               unsigned char c)
@@ -118,6 +122,52 @@ static inline const unsigned char *skip_class(const unsigned char *q, const unsi
     return q;
 }
 
+/* Host values are mostly letters, digits, '.' and '-' (names, IPv4
+ * addresses) and ports digits: skip_host_common() and skip_digits() jump
+ * over a run of those 16 bytes at a time (SSE2) while 16 bytes remain
+ * before pe, and return where the run ends or where fewer than 16 remain.
+ * Both only skip bytes the byte loops after them (C_HOST, C_DIGIT) would
+ * skip too, so the result is the same; they only make it cheaper. Never
+ * read at or past pe. */
+static inline const unsigned char *skip_host_common(const unsigned char *q, const unsigned char *pe)
+{
+#ifdef __SSE2__
+    const __m128i c20 = _mm_set1_epi8(0x20), ca = _mm_set1_epi8('a'), c25 = _mm_set1_epi8(25),
+                  c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), dot = _mm_set1_epi8('.'),
+                  dash = _mm_set1_epi8('-');
+    while (pe - q >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)q);
+        /* letter: (x | 0x20) - 'a' <= 25 unsigned; digit: x - '0' <= 9 */
+        __m128i l = _mm_sub_epi8(_mm_or_si128(x, c20), ca), d = _mm_sub_epi8(x, c0);
+        __m128i ok = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, c25), l),
+                                  _mm_cmpeq_epi8(_mm_min_epu8(d, c9), d));
+        ok = _mm_or_si128(ok, _mm_or_si128(_mm_cmpeq_epi8(x, dot), _mm_cmpeq_epi8(x, dash)));
+        unsigned stop = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+        if (stop) return q + __builtin_ctz(stop);
+        q += 16;
+    }
+#else
+    (void)pe;
+#endif
+    return q;
+}
+
+static inline const unsigned char *skip_digits(const unsigned char *q, const unsigned char *pe)
+{
+#ifdef __SSE2__
+    const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9);
+    while (pe - q >= 16) {
+        __m128i d = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)q), c0);
+        unsigned stop = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, c9), d)) & 0xffffu;
+        if (stop) return q + __builtin_ctz(stop);
+        q += 16;
+    }
+#else
+    (void)pe;
+#endif
+    return q;
+}
+
 /* The 10 bytes "HTTP/1.1" CR LF at q (the caller checked they are there). */
 static inline int is_http11_crlf(const unsigned char *q)
 {
@@ -130,7 +180,7 @@ static inline int is_http11_crlf(const unsigned char *q)
 
 /* ------------------------------------------------------------------ head */
 
-#line 130 "generated/http_parser.c"
+#line 180 "generated/http_parser.c"
 static const int iox_http_head_start = 1;
 static const int iox_http_head_first_final = 160;
 static const int iox_http_head_error = 0;
@@ -140,12 +190,12 @@ static const int iox_http_head_en_target = 4;
 static const int iox_http_head_en_fields = 44;
 
 
-#line 242 "runtime/http/http_parser.rl"
+#line 324 "runtime/http/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 141 "generated/http_parser.c"
+#line 191 "generated/http_parser.c"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -155,7 +205,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 282 "runtime/http/http_parser.rl"
+#line 364 "runtime/http/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -424,9 +474,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 550 "runtime/http/http_parser.rl"
+#line 632 "runtime/http/http_parser.rl"
     
-#line 416 "generated/http_parser.c"
+#line 466 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -461,42 +511,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 224 "runtime/http/http_parser.rl"
+#line 306 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 223 "runtime/http/http_parser.rl"
+#line 305 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 225 "runtime/http/http_parser.rl"
+#line 307 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 226 "runtime/http/http_parser.rl"
+#line 308 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr61:
-#line 227 "runtime/http/http_parser.rl"
+#line 309 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr73:
-#line 228 "runtime/http/http_parser.rl"
+#line 310 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
 tr124:
-#line 229 "runtime/http/http_parser.rl"
+#line 311 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
 tr156:
-#line 231 "runtime/http/http_parser.rl"
+#line 313 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
 tr187:
-#line 230 "runtime/http/http_parser.rl"
+#line 312 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 476 "generated/http_parser.c"
+#line 526 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -508,11 +558,11 @@ case 2:
 		goto st1;
 	goto tr3;
 tr2:
-#line 133 "runtime/http/http_parser.rl"
+#line 183 "runtime/http/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
 tr6:
-#line 137 "runtime/http/http_parser.rl"
+#line 187 "runtime/http/http_parser.rl"
 	{
     if (OFF - hp->start >= hp->lim.max_method) { err = IOX_HTTP_E_METHOD_TOO_LONG; {p++; cs = 3; goto _out;} }
 }
@@ -521,7 +571,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 498 "generated/http_parser.c"
+#line 548 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto tr6;
@@ -547,20 +597,20 @@ case 3:
 		goto tr6;
 	goto tr0;
 tr5:
-#line 140 "runtime/http/http_parser.rl"
+#line 190 "runtime/http/http_parser.rl"
 	{
     hp->method_end = OFF;
     hp->method_id = method_id((const char *)b + hp->start, OFF - hp->start);
     if (hp->method_id == IOX_HTTP_CONNECT) hp->flags |= IOX__HF_ODD;
 }
-#line 238 "runtime/http/http_parser.rl"
+#line 320 "runtime/http/http_parser.rl"
 	{ {goto st4;} }
 	goto st160;
 st160:
 	if ( ++p == pe )
 		goto _test_eof160;
 case 160:
-#line 534 "generated/http_parser.c"
+#line 584 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -587,14 +637,14 @@ case 4:
 		goto tr13;
 	goto tr7;
 tr8:
-#line 145 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 566 "generated/http_parser.c"
+#line 616 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -616,14 +666,14 @@ case 5:
 		goto st5;
 	goto tr7;
 tr9:
-#line 145 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 593 "generated/http_parser.c"
+#line 643 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -647,14 +697,14 @@ case 7:
 		goto st5;
 	goto tr7;
 tr12:
-#line 145 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 622 "generated/http_parser.c"
+#line 672 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -668,9 +718,9 @@ case 9:
 		goto st9;
 	goto tr7;
 tr20:
-#line 167 "runtime/http/http_parser.rl"
+#line 217 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; hp->flags |= IOX__HF_ODD; }
-#line 146 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -690,9 +740,9 @@ tr20:
 }
 	goto st10;
 tr35:
-#line 168 "runtime/http/http_parser.rl"
+#line 218 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; hp->flags |= IOX__HF_ODD; }
-#line 146 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -712,7 +762,7 @@ tr35:
 }
 	goto st10;
 tr36:
-#line 146 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -732,9 +782,9 @@ tr36:
 }
 	goto st10;
 tr48:
-#line 166 "runtime/http/http_parser.rl"
+#line 216 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; hp->flags |= IOX__HF_ODD; }
-#line 146 "runtime/http/http_parser.rl"
+#line 196 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -757,7 +807,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 717 "generated/http_parser.c"
+#line 767 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -813,18 +863,18 @@ case 17:
 		goto tr30;
 	goto tr21;
 tr30:
-#line 170 "runtime/http/http_parser.rl"
+#line 220 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
 	goto st18;
 tr34:
-#line 169 "runtime/http/http_parser.rl"
+#line 219 "runtime/http/http_parser.rl"
 	{ hp->version_minor = (*p) != '0'; }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 781 "generated/http_parser.c"
+#line 831 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -836,16 +886,16 @@ case 19:
 		goto tr32;
 	goto tr3;
 tr32:
-#line 171 "runtime/http/http_parser.rl"
+#line 221 "runtime/http/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
-#line 239 "runtime/http/http_parser.rl"
+#line 321 "runtime/http/http_parser.rl"
 	{ {goto st44;} }
 	goto st161;
 st161:
 	if ( ++p == pe )
 		goto _test_eof161;
 case 161:
-#line 799 "generated/http_parser.c"
+#line 849 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -862,14 +912,14 @@ case 21:
 		goto tr34;
 	goto tr21;
 tr10:
-#line 145 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 821 "generated/http_parser.c"
+#line 871 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -892,16 +942,16 @@ case 22:
 		goto st5;
 	goto tr7;
 tr11:
-#line 145 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
-#line 163 "runtime/http/http_parser.rl"
+#line 213 "runtime/http/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 850 "generated/http_parser.c"
+#line 900 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -940,14 +990,14 @@ case 25:
 		goto st23;
 	goto tr7;
 tr39:
-#line 165 "runtime/http/http_parser.rl"
+#line 215 "runtime/http/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 894 "generated/http_parser.c"
+#line 944 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -985,14 +1035,14 @@ case 28:
 		goto st26;
 	goto tr7;
 tr13:
-#line 145 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st29;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 937 "generated/http_parser.c"
+#line 987 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1085,14 +1135,14 @@ case 34:
 		goto st32;
 	goto tr7;
 tr50:
-#line 163 "runtime/http/http_parser.rl"
+#line 213 "runtime/http/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st35;
 st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1035 "generated/http_parser.c"
+#line 1085 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1131,14 +1181,14 @@ case 37:
 		goto st35;
 	goto tr7;
 tr51:
-#line 165 "runtime/http/http_parser.rl"
+#line 215 "runtime/http/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st38;
 st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1079 "generated/http_parser.c"
+#line 1129 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1176,14 +1226,14 @@ case 40:
 		goto st38;
 	goto tr7;
 tr14:
-#line 145 "runtime/http/http_parser.rl"
+#line 195 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st41;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1122 "generated/http_parser.c"
+#line 1172 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1220,7 +1270,7 @@ case 43:
 		goto st8;
 	goto tr7;
 tr78:
-#line 205 "runtime/http/http_parser.rl"
+#line 287 "runtime/http/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 44; goto _out;}
@@ -1231,7 +1281,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1168 "generated/http_parser.c"
+#line 1218 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
@@ -1272,14 +1322,14 @@ case 45:
 		goto tr68;
 	goto tr3;
 tr68:
-#line 210 "runtime/http/http_parser.rl"
+#line 292 "runtime/http/http_parser.rl"
 	{ done = 1; {p++; cs = 162; goto _out;} }
 	goto st162;
 st162:
 	if ( ++p == pe )
 		goto _test_eof162;
 case 162:
-#line 1214 "generated/http_parser.c"
+#line 1264 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1310,14 +1360,14 @@ case 46:
 		goto tr69;
 	goto tr61;
 tr69:
-#line 221 "runtime/http/http_parser.rl"
+#line 303 "runtime/http/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st47;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1250 "generated/http_parser.c"
+#line 1300 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1343,14 +1393,14 @@ case 47:
 		goto st47;
 	goto tr61;
 tr70:
-#line 221 "runtime/http/http_parser.rl"
+#line 303 "runtime/http/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st48;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1281 "generated/http_parser.c"
+#line 1331 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1362,14 +1412,14 @@ case 48:
 		goto tr73;
 	goto tr74;
 tr74:
-#line 218 "runtime/http/http_parser.rl"
+#line 300 "runtime/http/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st49;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1298 "generated/http_parser.c"
+#line 1348 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1381,19 +1431,19 @@ case 49:
 		goto tr73;
 	goto st49;
 tr75:
-#line 218 "runtime/http/http_parser.rl"
+#line 300 "runtime/http/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st50;
 tr99:
-#line 195 "runtime/http/http_parser.rl"
+#line 245 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st50;
 tr111:
-#line 196 "runtime/http/http_parser.rl"
+#line 246 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st50;
 tr127:
-#line 181 "runtime/http/http_parser.rl"
+#line 231 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 50; goto _out;}
@@ -1403,25 +1453,25 @@ tr127:
 }
 	goto st50;
 tr137:
-#line 204 "runtime/http/http_parser.rl"
+#line 286 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT_X; }
 	goto st50;
 tr151:
-#line 203 "runtime/http/http_parser.rl"
+#line 285 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st50;
 tr162:
-#line 202 "runtime/http/http_parser.rl"
+#line 284 "runtime/http/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st50;
 tr191:
-#line 192 "runtime/http/http_parser.rl"
+#line 242 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st50;
 tr209:
-#line 188 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 50; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -1431,7 +1481,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1350 "generated/http_parser.c"
+#line 1400 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1736,18 +1786,18 @@ case 60:
 		goto st47;
 	goto tr61;
 tr100:
-#line 195 "runtime/http/http_parser.rl"
+#line 245 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st61;
 tr112:
-#line 196 "runtime/http/http_parser.rl"
+#line 246 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st61;
 st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1663 "generated/http_parser.c"
+#line 1713 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1806,18 +1856,18 @@ case 62:
 		goto st62;
 	goto tr73;
 tr98:
-#line 195 "runtime/http/http_parser.rl"
+#line 245 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st63;
 tr110:
-#line 196 "runtime/http/http_parser.rl"
+#line 246 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st63;
 st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1730 "generated/http_parser.c"
+#line 1780 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2596,7 +2646,7 @@ case 89:
 		goto st47;
 	goto tr61;
 tr128:
-#line 181 "runtime/http/http_parser.rl"
+#line 231 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 90; goto _out;}
@@ -2609,7 +2659,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2520 "generated/http_parser.c"
+#line 2570 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2618,9 +2668,9 @@ case 90:
 		goto tr125;
 	goto tr124;
 tr125:
-#line 173 "runtime/http/http_parser.rl"
+#line 223 "runtime/http/http_parser.rl"
 	{ hp->cl_current = 0; }
-#line 174 "runtime/http/http_parser.rl"
+#line 224 "runtime/http/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2630,7 +2680,7 @@ tr125:
 }
 	goto st91;
 tr129:
-#line 174 "runtime/http/http_parser.rl"
+#line 224 "runtime/http/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2643,7 +2693,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2550 "generated/http_parser.c"
+#line 2600 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2654,7 +2704,7 @@ case 91:
 		goto tr129;
 	goto tr124;
 tr126:
-#line 181 "runtime/http/http_parser.rl"
+#line 231 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 92; goto _out;}
@@ -2667,7 +2717,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2572 "generated/http_parser.c"
+#line 2622 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3186,17 +3236,40 @@ case 116:
 		goto st47;
 	goto tr61;
 tr155:
-#line 197 "runtime/http/http_parser.rl"
+#line 247 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 117; goto _out;} }
     hp->flags |= IOX__HF_HOST;
+}
+#line 261 "runtime/http/http_parser.rl"
+	{
+    const unsigned char *q = p + 1, *hs, *he;
+    while (q < pe && (*q == ' ' || *q == '\t')) q++;
+    hs = q;
+    q = skip_host_common(q, pe);
+    while (q < pe && (cls[*q] & C_HOST)) q++;
+    if (q > hs) {
+        if (q < pe && *q == ':') {
+            q = skip_digits(q + 1, pe);
+            while (q < pe && *q >= '0' && *q <= '9') q++;
+        }
+        he = q;
+        while (q < pe && (*q == ' ' || *q == '\t')) q++;
+        if (pe - q >= 2 && q[0] == '\r' && q[1] == '\n' && hp->header_count < hp->lim.max_headers) {
+            hp->host_start = (uint32_t)(hs - b);
+            hp->host_end = (uint32_t)(he - b);
+            hp->header_count++;
+            p = q + 1;
+            {goto st44;}
+        }
+    }
 }
 	goto st117;
 st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3099 "generated/http_parser.c"
+#line 3171 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st117;
 		case 32u: goto st117;
@@ -3221,14 +3294,14 @@ case 117:
 		goto tr158;
 	goto tr156;
 tr158:
-#line 201 "runtime/http/http_parser.rl"
+#line 283 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st118;
 st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3129 "generated/http_parser.c"
+#line 3201 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr161;
 		case 13u: goto tr162;
@@ -3253,14 +3326,14 @@ case 118:
 		goto st118;
 	goto tr156;
 tr161:
-#line 202 "runtime/http/http_parser.rl"
+#line 284 "runtime/http/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st119;
 st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3159 "generated/http_parser.c"
+#line 3231 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st119;
 		case 13u: goto st50;
@@ -3268,14 +3341,14 @@ case 119:
 	}
 	goto tr156;
 tr159:
-#line 201 "runtime/http/http_parser.rl"
+#line 283 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st120;
 st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
-#line 3172 "generated/http_parser.c"
+#line 3244 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st121;
@@ -3311,14 +3384,14 @@ case 122:
 		goto st122;
 	goto tr156;
 tr160:
-#line 201 "runtime/http/http_parser.rl"
+#line 283 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st123;
 st123:
 	if ( ++p == pe )
 		goto _test_eof123;
 case 123:
-#line 3213 "generated/http_parser.c"
+#line 3285 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st124;
 	if ( (*p) < 65u ) {
@@ -3864,13 +3937,13 @@ case 142:
 		goto st47;
 	goto tr61;
 tr192:
-#line 192 "runtime/http/http_parser.rl"
+#line 242 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st143;
 tr210:
-#line 188 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 143; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3880,7 +3953,7 @@ st143:
 	if ( ++p == pe )
 		goto _test_eof143;
 case 143:
-#line 3772 "generated/http_parser.c"
+#line 3844 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st143;
 		case 32u: goto st143;
@@ -3938,13 +4011,13 @@ case 144:
 		goto st144;
 	goto tr187;
 tr190:
-#line 192 "runtime/http/http_parser.rl"
+#line 242 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st145;
 tr208:
-#line 188 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 145; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3954,7 +4027,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3843 "generated/http_parser.c"
+#line 3915 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 13u: goto st50;
@@ -3964,13 +4037,13 @@ case 145:
 	}
 	goto tr187;
 tr193:
-#line 192 "runtime/http/http_parser.rl"
+#line 242 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st146;
 tr211:
-#line 188 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 146; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3980,7 +4053,7 @@ st146:
 	if ( ++p == pe )
 		goto _test_eof146;
 case 146:
-#line 3866 "generated/http_parser.c"
+#line 3938 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st146;
 		case 32u: goto st146;
@@ -4518,12 +4591,12 @@ case 159:
 	case 19: 
 	case 45: 
 	case 50: 
-#line 223 "runtime/http/http_parser.rl"
+#line 305 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 224 "runtime/http/http_parser.rl"
+#line 306 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4554,7 +4627,7 @@ case 159:
 	case 41: 
 	case 42: 
 	case 43: 
-#line 225 "runtime/http/http_parser.rl"
+#line 307 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4568,7 +4641,7 @@ case 159:
 	case 18: 
 	case 20: 
 	case 21: 
-#line 226 "runtime/http/http_parser.rl"
+#line 308 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 44: 
@@ -4622,7 +4695,7 @@ case 159:
 	case 140: 
 	case 141: 
 	case 142: 
-#line 227 "runtime/http/http_parser.rl"
+#line 309 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 48: 
@@ -4659,13 +4732,13 @@ case 159:
 	case 110: 
 	case 111: 
 	case 112: 
-#line 228 "runtime/http/http_parser.rl"
+#line 310 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 90: 
 	case 91: 
 	case 92: 
-#line 229 "runtime/http/http_parser.rl"
+#line 311 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
 	case 143: 
@@ -4685,7 +4758,7 @@ case 159:
 	case 157: 
 	case 158: 
 	case 159: 
-#line 230 "runtime/http/http_parser.rl"
+#line 312 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
 	case 117: 
@@ -4697,17 +4770,17 @@ case 159:
 	case 123: 
 	case 124: 
 	case 125: 
-#line 231 "runtime/http/http_parser.rl"
+#line 313 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4576 "generated/http_parser.c"
+#line 4648 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 551 "runtime/http/http_parser.rl"
+#line 633 "runtime/http/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4772,9 +4845,9 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 615 "runtime/http/http_parser.rl"
+#line 697 "runtime/http/http_parser.rl"
             
-#line 4644 "generated/http_parser.c"
+#line 4716 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4827,49 +4900,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 271 "runtime/http/http_parser.rl"
+#line 353 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 271 "runtime/http/http_parser.rl"
+#line 353 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 272 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 272 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 270 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 273 "runtime/http/http_parser.rl"
+#line 355 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 270 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 273 "runtime/http/http_parser.rl"
+#line 355 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 274 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 270 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 274 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4722 "generated/http_parser.c"
+#line 4794 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 249 "runtime/http/http_parser.rl"
+#line 331 "runtime/http/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4879,7 +4952,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4735 "generated/http_parser.c"
+#line 4807 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5046,7 +5119,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 253 "runtime/http/http_parser.rl"
+#line 335 "runtime/http/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -5066,7 +5139,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4920 "generated/http_parser.c"
+#line 4992 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5122,14 +5195,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 267 "runtime/http/http_parser.rl"
+#line 349 "runtime/http/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 4981 "generated/http_parser.c"
+#line 5053 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5167,14 +5240,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 268 "runtime/http/http_parser.rl"
+#line 350 "runtime/http/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 5024 "generated/http_parser.c"
+#line 5096 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5255,11 +5328,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 270 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 271 "runtime/http/http_parser.rl"
+#line 353 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -5271,45 +5344,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 272 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 273 "runtime/http/http_parser.rl"
+#line 355 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 274 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 270 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 273 "runtime/http/http_parser.rl"
+#line 355 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 270 "runtime/http/http_parser.rl"
+#line 352 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 274 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 271 "runtime/http/http_parser.rl"
+#line 353 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 272 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5140 "generated/http_parser.c"
+#line 5212 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 616 "runtime/http/http_parser.rl"
+#line 698 "runtime/http/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);

@@ -122,6 +122,8 @@ conn_value  = ( OWS conn_option ( OWS "," OWS conn_option )* OWS ) $!e_header_va
 host_name  = ( unreserved | pct_encoded | sub_delims )+ | ip_literal;
 host_port  = host_name ( ":" digit* )?;
 host_value = ( OWS host_port >start_host %end_host OWS ) $!e_host;
+# host_rest (on the ":"): the host may take a whole common value and its
+# CRLF at once, as the DFA would; the language is unchanged.
 
 # Expect = #expectation (RFC 9110 §10.1.1); only 100-continue means anything;
 # any other expectation is answered 417 (the host: E_EXPECTATION).
@@ -135,7 +137,7 @@ other_value = field_value >skip_value $!e_header_value;
 field_line = ( n_content_length    ":" cl_value
              | n_transfer_encoding ":" te_value
              | n_connection        ":" conn_value
-             | n_host              ( ":" @host_field ) host_value
+             | n_host              ( ":" @host_field @host_rest ) host_value
              | n_expect            ":" expect_value
              | ( other_name $!e_header_name ) ":" other_value
              ) CRLF @end_field;

@@ -98,6 +98,11 @@ int iox_http_single_from_env(struct iox_http_single *s, char *why, size_t why_le
  * environment, printed). */
 int iox_http_serve(const struct iox_http_app *app, void *app_ctx);
 
+/* Length of the cached Date line, "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+ * (an IMF-fixdate has a fixed length, RFC 9110 §5.6.7): the head writer
+ * copies that many bytes without measuring them. */
+#define IOX_HTTP_DATE_LINE_LEN 37
+
 /* One reactor's HTTP server for one listener. Fields are the runtime's;
  * applications read the counters. */
 struct iox_http_server {
@@ -118,7 +123,8 @@ struct iox_http_server {
     /* Its connections' shared socket mechanics (ioxide/stream_core.h):
      * turn-end lists, timer lists ordered by deadline, buffer free lists. */
     struct iox_sock_host sh;
-    char date[40];                    /* "Date: ...\r\n" cached per second */
+    char date[40];                    /* "Date: ...\r\n" cached per second: IOX_HTTP_DATE_LINE_LEN
+                                         bytes and a NUL, or "" (a simulated seam's test set none) */
     uint64_t date_sec;
     /* Counters (this reactor only; served at stats_path). */
     uint64_t n_accepted, n_closed, n_requests, n_stale_cqes, n_enobufs, n_timeouts;

@@ -67,8 +67,9 @@ static unsigned nopen(const struct iox_conn *c)
     return (uint16_t)(c->rq_tail - c->rq_head);
 }
 
-/* A new request: the next slot of the ring, and the response target. */
-static struct iox_rslot *slot_new(struct iox_conn *c, int head, int keep_alive, int minor, int body_done)
+/* A new request: the next slot of the ring, and the response target.
+ * Inline: it runs once per request, from process() and reject(). */
+static inline __attribute__((always_inline)) struct iox_rslot *slot_new(struct iox_conn *c, int head, int keep_alive, int minor, int body_done)
 {
     if (c->rq_head == c->rq_tail) c->rq_base = c->rq_tail;   /* empty: start at plane 0 again */
     uint16_t seq = c->rq_tail++;

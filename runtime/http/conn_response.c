@@ -11,71 +11,104 @@
  * get no phrase, like any code not listed: the status line then ends in
  * "NNN " (the reason-phrase is optional, RFC 9112 §4); a phrase from another
  * code, or from the class, would misstate what the code means. */
+#define IOX_HTTP_STATUSES(X) \
+    X(100, "Continue") \
+    X(101, "Switching Protocols") \
+    X(102, "Processing") \
+    X(103, "Early Hints") \
+    X(200, "OK") \
+    X(201, "Created") \
+    X(202, "Accepted") \
+    X(203, "Non-Authoritative Information") \
+    X(204, "No Content") \
+    X(205, "Reset Content") \
+    X(206, "Partial Content") \
+    X(207, "Multi-Status") \
+    X(208, "Already Reported") \
+    X(226, "IM Used") \
+    X(300, "Multiple Choices") \
+    X(301, "Moved Permanently") \
+    X(302, "Found") \
+    X(303, "See Other") \
+    X(304, "Not Modified") \
+    X(305, "Use Proxy") \
+    X(307, "Temporary Redirect") \
+    X(308, "Permanent Redirect") \
+    X(400, "Bad Request") \
+    X(401, "Unauthorized") \
+    X(402, "Payment Required") \
+    X(403, "Forbidden") \
+    X(404, "Not Found") \
+    X(405, "Method Not Allowed") \
+    X(406, "Not Acceptable") \
+    X(407, "Proxy Authentication Required") \
+    X(408, "Request Timeout") \
+    X(409, "Conflict") \
+    X(410, "Gone") \
+    X(411, "Length Required") \
+    X(412, "Precondition Failed") \
+    X(413, "Content Too Large") \
+    X(414, "URI Too Long") \
+    X(415, "Unsupported Media Type") \
+    X(416, "Range Not Satisfiable") \
+    X(417, "Expectation Failed") \
+    X(421, "Misdirected Request") \
+    X(422, "Unprocessable Content") \
+    X(423, "Locked") \
+    X(424, "Failed Dependency") \
+    X(425, "Too Early") \
+    X(426, "Upgrade Required") \
+    X(428, "Precondition Required") \
+    X(429, "Too Many Requests") \
+    X(431, "Request Header Fields Too Large") \
+    X(451, "Unavailable For Legal Reasons") \
+    X(500, "Internal Server Error") \
+    X(501, "Not Implemented") \
+    X(502, "Bad Gateway") \
+    X(503, "Service Unavailable") \
+    X(504, "Gateway Timeout") \
+    X(505, "HTTP Version Not Supported") \
+    X(506, "Variant Also Negotiates") \
+    X(507, "Insufficient Storage") \
+    X(508, "Loop Detected") \
+    X(510, "Not Extended") \
+    X(511, "Network Authentication Required")
+
 const char *iox_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 102: return "Processing";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 207: return "Multi-Status";
-    case 208: return "Already Reported";
-    case 226: return "IM Used";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 305: return "Use Proxy";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Content";
-    case 423: return "Locked";
-    case 424: return "Failed Dependency";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 451: return "Unavailable For Legal Reasons";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 506: return "Variant Also Negotiates";
-    case 507: return "Insufficient Storage";
-    case 508: return "Loop Detected";
-    case 510: return "Not Extended";
-    case 511: return "Network Authentication Required";
+#define IOX_REASON_CASE(code, reason) case code: return reason;
+    IOX_HTTP_STATUSES(IOX_REASON_CASE)
+#undef IOX_REASON_CASE
     default:  return "";
+    }
+}
+
+/* The status line and the Server line of every listed code, built by the
+ * compiler: a head starts with one copy of a constant size (IOX_SL_COPY
+ * bytes, whatever the line's length; the bytes past `len` are overwritten
+ * by what follows or lie beyond what is counted) instead of formatting the
+ * code and measuring the phrase per response. */
+#define IOX_SL_COPY 63
+struct iox_status_line {
+    uint8_t len;
+    char s[IOX_SL_COPY];
+};
+#define IOX_SL_TEXT(code, reason) "HTTP/1.1 " #code " " reason "\r\nServer: ioxide\r\n"
+
+static const struct iox_status_line *status_line(int status)
+{
+    switch (status) {
+#define IOX_SL_CASE(code, reason)                                                        \
+    case code: {                                                                         \
+        _Static_assert(sizeof IOX_SL_TEXT(code, reason) <= IOX_SL_COPY, "status line");  \
+        static const struct iox_status_line l = {                                        \
+            sizeof IOX_SL_TEXT(code, reason) - 1, IOX_SL_TEXT(code, reason) };           \
+        return &l;                                                                       \
+    }
+    IOX_HTTP_STATUSES(IOX_SL_CASE)
+#undef IOX_SL_CASE
+    default: return NULL;
     }
 }
 
@@ -95,13 +128,13 @@ static size_t out_max(struct iox_conn *c)
 
 /* Where the target request's response goes: straight into the write buffer
  * for the oldest open request (the fast path), else its side buffer. */
-static char *room(struct iox_conn *c, size_t n)
+static inline __attribute__((always_inline)) char *room(struct iox_conn *c, size_t n)
 {
     if (c->tgt == c->rq_head) return iox_out_reserve(c, n, out_max(c));
     return iox_side_reserve(c, iox_conn_slot(c, c->tgt), n, out_max(c));
 }
 
-static void count(struct iox_conn *c, size_t n)
+static inline __attribute__((always_inline)) void count(struct iox_conn *c, size_t n)
 {
     if (c->hs->alog) iox_alog_count(c, n);
     if (c->tgt == c->rq_head) { c->sk.wlen += (uint32_t)n; return; }
@@ -112,8 +145,9 @@ static void count(struct iox_conn *c, size_t n)
 static char *put(char *p, const char *s, size_t n) { memcpy(p, s, n); return p + n; }
 #define PUTS(p, lit) put(p, lit, sizeof(lit) - 1)
 
-static char *put_u64(char *p, uint64_t v)
+static inline char *put_u64(char *p, uint64_t v)
 {
+    if (v < 10) { *p++ = (char)('0' + v); return p; }   /* "ok", "0": most bodies here */
     char tmp[24];
     int n = 0;
     do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
@@ -121,10 +155,12 @@ static char *put_u64(char *p, uint64_t v)
     return p;
 }
 
-static size_t head_bound(const char *ctype, const char *extra)
+/* Room a head may need: status + Server line (copied IOX_SL_COPY bytes at
+ * a time), Date, Content-Type with its value, Content-Length or
+ * Transfer-Encoding, Connection, the final CRLF, and the extra lines. */
+static size_t head_bound(size_t ctype_len, const char *extra)
 {
-    return 128 + sizeof ((struct iox_http_server *)0)->date + (ctype ? strlen(ctype) + 16 : 0) +
-           (extra ? strlen(extra) : 0);
+    return 128 + IOX_SL_COPY + IOX_HTTP_DATE_LINE_LEN + ctype_len + 16 + (extra ? strlen(extra) : 0);
 }
 
 /* How a head frames its body: Content-Length, chunked, or neither
@@ -136,23 +172,33 @@ enum { FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE, FRAME_NONE /* HEAD of a close-d
  * for HEAD or a 1xx/204/304 status: no content whatever is written). */
 enum { RF_RAW = 0, RF_LENGTH, RF_CHUNKED, RF_CLOSE, RF_EMPTY };
 
-/* Writes the head; returns the end pointer. */
-static char *write_head_framed(struct iox_conn *c, char *p, int status, const char *ctype,
-                               uint64_t content_length, const char *extra, int frame)
+/* Writes the head at p (room for head_bound(ctype_len, extra) bytes);
+ * returns the end pointer. ctype_len is strlen(ctype), measured once by
+ * the caller (it sized the room with it). Inlined into its three callers:
+ * the call and its eight arguments cost more than the copies it makes. */
+static inline __attribute__((always_inline)) char *
+write_head_framed(struct iox_conn *c, char *p, int status, const char *ctype,
+                  size_t ctype_len, uint64_t content_length, const char *extra, int frame)
 {
     char *start = p;
     /* Our version, not the request's (RFC 9110 §6.2): 1.0 clients accept it. */
-    p = PUTS(p, "HTTP/1.1 ");
-    p = put_u64(p, (uint64_t)status);
-    *p++ = ' ';
-    const char *reason = iox_http_reason(status);
+    const struct iox_status_line *sl = status_line(status);
+    if (sl) {
+        memcpy(p, sl->s, IOX_SL_COPY);
+        p += sl->len;
+    } else {
+        /* A code with no phrase: "NNN " and an empty reason (see above). */
+        p = PUTS(p, "HTTP/1.1 ");
+        p = put_u64(p, (uint64_t)status);
+        p = PUTS(p, " \r\nServer: ioxide\r\n");
+    }
     if (status >= 100 && status < 600) c->hs->n_status[status / 100]++;
-    p = put(p, reason, strlen(reason));
-    p = PUTS(p, "\r\nServer: ioxide\r\n");
-    p = put(p, c->hs->date, strlen(c->hs->date));
+    /* The Date line has a fixed length (IOX_HTTP_DATE_LINE_LEN); it is
+     * empty only on a simulated seam whose test did not set one. */
+    if (c->hs->date[0]) p = put(p, c->hs->date, IOX_HTTP_DATE_LINE_LEN);
     if (ctype) {
         p = PUTS(p, "Content-Type: ");
-        p = put(p, ctype, strlen(ctype));
+        p = put(p, ctype, ctype_len);
         p = PUTS(p, "\r\n");
     }
     if (!bodiless(status)) {
@@ -175,12 +221,6 @@ static char *write_head_framed(struct iox_conn *c, char *p, int status, const ch
     return p;
 }
 
-static char *write_head(struct iox_conn *c, char *p, int status, const char *ctype,
-                        uint64_t content_length, const char *extra)
-{
-    return write_head_framed(c, p, status, ctype, content_length, extra, FRAME_LENGTH);
-}
-
 static struct iox_rslot *tslot(struct iox_conn *c)
 {
     return iox_conn_slot(c, c->tgt);
@@ -189,9 +229,10 @@ static struct iox_rslot *tslot(struct iox_conn *c)
 int iox_resp_head(struct iox_conn *c, int status, const char *ctype,
                   uint64_t content_length, const char *extra_headers)
 {
-    char *p = room(c, head_bound(ctype, extra_headers));
+    size_t cl = ctype ? strlen(ctype) : 0;
+    char *p = room(c, head_bound(cl, extra_headers));
     if (!p) return -ENOBUFS;
-    char *e = write_head(c, p, status, ctype, content_length, extra_headers);
+    char *e = write_head_framed(c, p, status, ctype, cl, content_length, extra_headers, FRAME_LENGTH);
     count(c, (size_t)(e - p));
     tslot(c)->framing = c->req_head || bodiless(status) ? RF_EMPTY : RF_RAW;
     return 0;
@@ -203,9 +244,10 @@ int iox_resp_simple_ex(struct iox_conn *c, int status, const char *ctype,
     /* HEAD: the head a GET would get, Content-Length included, no content
      * (RFC 9110 §9.3.2). */
     size_t blen = c->req_head || bodiless(status) ? 0 : len;
-    char *p = room(c, head_bound(ctype, extra_headers) + blen);
+    size_t cl = ctype ? strlen(ctype) : 0;
+    char *p = room(c, head_bound(cl, extra_headers) + blen);
     if (!p) return -ENOBUFS;
-    char *e = write_head(c, p, status, ctype, len, extra_headers);
+    char *e = write_head_framed(c, p, status, ctype, cl, len, extra_headers, FRAME_LENGTH);
     if (blen) e = put(e, body, blen);
     count(c, (size_t)(e - p));
     return 0;
@@ -245,11 +287,12 @@ int iox_resp_start(struct iox_conn *c, int status, const char *ctype, const char
     int frame = content_length >= 0 ? FRAME_LENGTH : c->req_minor >= 1 ? FRAME_CHUNKED : FRAME_CLOSE;
     /* HEAD keeps the framing a GET would get, but never closes for it. */
     if (empty && frame == FRAME_CLOSE) frame = FRAME_NONE;
-    char *p = room(c, head_bound(ctype, extra_headers) + 32);
+    size_t cl = ctype ? strlen(ctype) : 0;
+    char *p = room(c, head_bound(cl, extra_headers) + 32);
     if (!p) return -ENOBUFS;
     if (frame == FRAME_CLOSE) c->close_after = 1;   /* the end of the stream ends this answer */
-    char *e = write_head_framed(c, p, status, ctype, content_length >= 0 ? (uint64_t)content_length : 0,
-                                extra_headers, frame);
+    char *e = write_head_framed(c, p, status, ctype, cl,
+                                content_length >= 0 ? (uint64_t)content_length : 0, extra_headers, frame);
     count(c, (size_t)(e - p));
     tslot(c)->framing = empty ? RF_EMPTY
                       : frame == FRAME_LENGTH ? RF_LENGTH

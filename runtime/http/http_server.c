@@ -23,7 +23,11 @@ static void update_date(struct iox_http_server *hs)
     hs->date_sec = (uint64_t)now;
     struct tm tm;
     gmtime_r(&now, &tm);
-    strftime(hs->date, sizeof hs->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    /* Always IOX_HTTP_DATE_LINE_LEN bytes for years 1000..9999; the head
+     * writer copies exactly that many, so anything else is no Date at all. */
+    if (strftime(hs->date, sizeof hs->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm) !=
+        IOX_HTTP_DATE_LINE_LEN)
+        hs->date[0] = 0;
 }
 
 /* ---- configuration ---- */
