@@ -334,6 +334,7 @@ inline guard_over_cap() { if :: gv = 1 :: gv = 0 fi; gv = gv && (wq + sending > 
 inline guard_close_due() { gv = (close_after && !body) }
 inline guard_between_requests() { if :: gv = 1 :: gv = 0 fi; gv = gv && (!body) }
 inline guard_body_pending() { gv = (body) }
+inline guard_client_done() { if :: gv = 1 :: gv = 0 fi; gv = gv && (true) }
 inline guard_body_abandoned() { if :: gv = 1 :: gv = 0 fi; gv = gv && (body) }
 
 /* One event from the current state: the transition's alternatives, in
@@ -343,431 +344,443 @@ inline step() {
   :: st == S_reading ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 0, cur); st = S_reading; act = A_consume  /* spec/machines/http_conn.toml:119 */
+        printf("@@t %d %d\n", 0, cur); st = S_reading; act = A_consume  /* spec/machines/http_conn.toml:120 */
      :: cur == E_recv_eof ->
         guard_body_pending();
         if
         :: gv ->
-           printf("@@t %d %d\n", 1, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:124 */
+           printf("@@t %d %d\n", 1, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:125 */
         :: else ->
            guard_answers_due();
            if
            :: gv ->
-              printf("@@t %d %d\n", 2, cur); st = S_half_closed; skip  /* spec/machines/http_conn.toml:124 */
+              printf("@@t %d %d\n", 2, cur); st = S_half_closed; skip  /* spec/machines/http_conn.toml:125 */
            :: else ->
               guard_owes();
               if
               :: gv ->
-                 printf("@@t %d %d\n", 3, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:124 */
+                 printf("@@t %d %d\n", 3, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:125 */
               :: else ->
-                 printf("@@t %d %d\n", 4, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:124 */
+                 printf("@@t %d %d\n", 4, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:125 */
               fi
            fi
         fi
      :: cur == E_recv_ended ->
-        printf("@@t %d %d\n", 5, cur); st = S_reading; act = A_rearm  /* spec/machines/http_conn.toml:125 */
+        printf("@@t %d %d\n", 5, cur); st = S_reading; act = A_rearm  /* spec/machines/http_conn.toml:126 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 6, cur); st = S_reading; act = A_park  /* spec/machines/http_conn.toml:126 */
+        printf("@@t %d %d\n", 6, cur); st = S_reading; act = A_park  /* spec/machines/http_conn.toml:127 */
      :: cur == E_recv_cancelled ->
-        printf("@@t %d %d\n", 7, cur); st = S_reading; act = A_rearm  /* spec/machines/http_conn.toml:127 */
+        printf("@@t %d %d\n", 7, cur); st = S_reading; act = A_rearm  /* spec/machines/http_conn.toml:128 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 8, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
+        printf("@@t %d %d\n", 8, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 9, cur); st = S_reading; act = A_send_rest  /* spec/machines/http_conn.toml:128 */
+        printf("@@t %d %d\n", 9, cur); st = S_reading; act = A_send_rest  /* spec/machines/http_conn.toml:129 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
+        printf("@@t %d %d\n", 10, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
+        printf("@@t %d %d\n", 11, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: cur == E_reply ->
         guard_body_abandoned();
         if
         :: gv ->
-           printf("@@t %d %d\n", 12, cur); st = S_reading; act = A_drain_body  /* spec/machines/http_conn.toml:133 */
+           printf("@@t %d %d\n", 12, cur); st = S_reading; act = A_drain_body  /* spec/machines/http_conn.toml:134 */
         :: else ->
-           printf("@@t %d %d\n", 13, cur); st = S_reading; act = A_commit  /* spec/machines/http_conn.toml:133 */
+           printf("@@t %d %d\n", 13, cur); st = S_reading; act = A_commit  /* spec/machines/http_conn.toml:134 */
         fi
      :: cur == E_shutdown ->
         guard_between_requests();
         if
         :: gv ->
-           printf("@@t %d %d\n", 14, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:135 */
+           printf("@@t %d %d\n", 14, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:136 */
         :: else ->
            guard_body_pending();
            if
            :: gv ->
-              printf("@@t %d %d\n", 15, cur); st = S_reading; act = A_close_after_body  /* spec/machines/http_conn.toml:135 */
+              printf("@@t %d %d\n", 15, cur); st = S_reading; act = A_close_after_body  /* spec/machines/http_conn.toml:136 */
            :: else ->
-              printf("@@t %d %d\n", 16, cur); st = S_reading; act = A_close_after_head  /* spec/machines/http_conn.toml:135 */
+              printf("@@t %d %d\n", 16, cur); st = S_reading; act = A_close_after_head  /* spec/machines/http_conn.toml:136 */
            fi
         fi
      :: cur == E_async ->
-        printf("@@t %d %d\n", 17, cur); st = S_waiting; skip  /* spec/machines/http_conn.toml:136 */
+        printf("@@t %d %d\n", 17, cur); st = S_waiting; skip  /* spec/machines/http_conn.toml:137 */
      :: cur == E_throttle ->
-        printf("@@t %d %d\n", 18, cur); st = S_throttled; skip  /* spec/machines/http_conn.toml:137 */
+        printf("@@t %d %d\n", 18, cur); st = S_throttled; skip  /* spec/machines/http_conn.toml:138 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 19, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:139 */
+        printf("@@t %d %d\n", 19, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:140 */
      :: cur == E_committed ->
         guard_close_due();
         if
         :: gv ->
-           printf("@@t %d %d\n", 20, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:134 */
+           printf("@@t %d %d\n", 20, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:135 */
         :: else ->
-           printf("@@t %d %d\n", 21, cur); st = S_reading; act = A_resume  /* spec/machines/http_conn.toml:134 */
+           printf("@@t %d %d\n", 21, cur); st = S_reading; act = A_resume  /* spec/machines/http_conn.toml:135 */
         fi
      :: cur == E_hold ->
-        printf("@@t %d %d\n", 22, cur); st = S_body_held; skip  /* spec/machines/http_conn.toml:138 */
+        printf("@@t %d %d\n", 22, cur); st = S_body_held; skip  /* spec/machines/http_conn.toml:139 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 23, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
+        printf("@@t %d %d\n", 23, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:116 */
      :: else -> skip /* ignored */
      fi
   :: st == S_throttled ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 24, cur); st = S_throttled; act = A_consume_held  /* spec/machines/http_conn.toml:144 */
+        printf("@@t %d %d\n", 24, cur); st = S_throttled; act = A_consume_held  /* spec/machines/http_conn.toml:145 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 25, cur); st = S_throttled; act = A_count_nobufs  /* spec/machines/http_conn.toml:145 */
+        printf("@@t %d %d\n", 25, cur); st = S_throttled; act = A_count_nobufs  /* spec/machines/http_conn.toml:146 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 26, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
+        printf("@@t %d %d\n", 26, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_send_done ->
         guard_over_cap();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:146 */
+           skip /* ignored: spec/machines/http_conn.toml:147 */
         :: else ->
            guard_peer_shut();
            if
            :: gv ->
-              printf("@@t %d %d\n", 27, cur); st = S_half_closed; act = A_unthrottle  /* spec/machines/http_conn.toml:146 */
+              printf("@@t %d %d\n", 27, cur); st = S_half_closed; act = A_unthrottle  /* spec/machines/http_conn.toml:147 */
            :: else ->
-              printf("@@t %d %d\n", 28, cur); st = S_reading; act = A_unthrottle  /* spec/machines/http_conn.toml:146 */
+              printf("@@t %d %d\n", 28, cur); st = S_reading; act = A_unthrottle  /* spec/machines/http_conn.toml:147 */
            fi
         fi
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 29, cur); st = S_throttled; act = A_send_rest  /* spec/machines/http_conn.toml:147 */
+        printf("@@t %d %d\n", 29, cur); st = S_throttled; act = A_send_rest  /* spec/machines/http_conn.toml:148 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 30, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
+        printf("@@t %d %d\n", 30, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 31, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
+        printf("@@t %d %d\n", 31, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: cur == E_reply ->
         guard_body_abandoned();
         if
         :: gv ->
-           printf("@@t %d %d\n", 32, cur); st = S_throttled; act = A_drain_body  /* spec/machines/http_conn.toml:148 */
+           printf("@@t %d %d\n", 32, cur); st = S_throttled; act = A_drain_body  /* spec/machines/http_conn.toml:149 */
         :: else ->
-           printf("@@t %d %d\n", 33, cur); st = S_throttled; act = A_commit  /* spec/machines/http_conn.toml:148 */
+           printf("@@t %d %d\n", 33, cur); st = S_throttled; act = A_commit  /* spec/machines/http_conn.toml:149 */
         fi
      :: cur == E_shutdown ->
         guard_between_requests();
         if
         :: gv ->
-           printf("@@t %d %d\n", 34, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:150 */
+           printf("@@t %d %d\n", 34, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:151 */
         :: else ->
            guard_body_pending();
            if
            :: gv ->
-              printf("@@t %d %d\n", 35, cur); st = S_throttled; act = A_close_after_body  /* spec/machines/http_conn.toml:150 */
+              printf("@@t %d %d\n", 35, cur); st = S_throttled; act = A_close_after_body  /* spec/machines/http_conn.toml:151 */
            :: else ->
-              printf("@@t %d %d\n", 36, cur); st = S_throttled; act = A_close_after_head  /* spec/machines/http_conn.toml:150 */
+              printf("@@t %d %d\n", 36, cur); st = S_throttled; act = A_close_after_head  /* spec/machines/http_conn.toml:151 */
            fi
         fi
      :: cur == E_async ->
-        printf("@@t %d %d\n", 37, cur); st = S_waiting_throttled; skip  /* spec/machines/http_conn.toml:151 */
+        printf("@@t %d %d\n", 37, cur); st = S_waiting_throttled; skip  /* spec/machines/http_conn.toml:152 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 38, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:153 */
+        printf("@@t %d %d\n", 38, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:154 */
      :: cur == E_committed ->
         guard_close_due();
         if
         :: gv ->
-           printf("@@t %d %d\n", 39, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:149 */
+           printf("@@t %d %d\n", 39, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:150 */
         :: else ->
            guard_over_cap();
            if
            :: gv ->
-              printf("@@t %d %d\n", 40, cur); st = S_throttled; act = A_resume_held  /* spec/machines/http_conn.toml:149 */
+              printf("@@t %d %d\n", 40, cur); st = S_throttled; act = A_resume_held  /* spec/machines/http_conn.toml:150 */
            :: else ->
               guard_peer_shut();
               if
               :: gv ->
-                 printf("@@t %d %d\n", 41, cur); st = S_half_closed; act = A_resume  /* spec/machines/http_conn.toml:149 */
+                 printf("@@t %d %d\n", 41, cur); st = S_half_closed; act = A_resume  /* spec/machines/http_conn.toml:150 */
               :: else ->
-                 printf("@@t %d %d\n", 42, cur); st = S_reading; act = A_resume  /* spec/machines/http_conn.toml:149 */
+                 printf("@@t %d %d\n", 42, cur); st = S_reading; act = A_resume  /* spec/machines/http_conn.toml:150 */
               fi
            fi
         fi
      :: cur == E_hold ->
-        printf("@@t %d %d\n", 43, cur); st = S_body_held; skip  /* spec/machines/http_conn.toml:152 */
+        printf("@@t %d %d\n", 43, cur); st = S_body_held; skip  /* spec/machines/http_conn.toml:153 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
+        printf("@@t %d %d\n", 44, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:116 */
      :: else -> skip /* ignored */
      fi
   :: st == S_body_held ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 45, cur); st = S_body_held; act = A_stash_held  /* spec/machines/http_conn.toml:158 */
+        printf("@@t %d %d\n", 45, cur); st = S_body_held; act = A_stash_held  /* spec/machines/http_conn.toml:159 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 46, cur); st = S_body_held; act = A_count_nobufs  /* spec/machines/http_conn.toml:159 */
+        printf("@@t %d %d\n", 46, cur); st = S_body_held; act = A_count_nobufs  /* spec/machines/http_conn.toml:160 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 47, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
+        printf("@@t %d %d\n", 47, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 48, cur); st = S_body_held; act = A_send_rest  /* spec/machines/http_conn.toml:160 */
+        printf("@@t %d %d\n", 48, cur); st = S_body_held; act = A_send_rest  /* spec/machines/http_conn.toml:161 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 49, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
+        printf("@@t %d %d\n", 49, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
+        printf("@@t %d %d\n", 50, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: cur == E_reply ->
         guard_body_abandoned();
         if
         :: gv ->
-           printf("@@t %d %d\n", 51, cur); st = S_body_held; act = A_drain_held  /* spec/machines/http_conn.toml:161 */
+           printf("@@t %d %d\n", 51, cur); st = S_body_held; act = A_drain_held  /* spec/machines/http_conn.toml:162 */
         :: else ->
-           printf("@@t %d %d\n", 52, cur); st = S_body_held; act = A_commit  /* spec/machines/http_conn.toml:161 */
+           printf("@@t %d %d\n", 52, cur); st = S_body_held; act = A_commit  /* spec/machines/http_conn.toml:162 */
         fi
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 53, cur); st = S_body_held; act = A_close_after_body  /* spec/machines/http_conn.toml:163 */
+        printf("@@t %d %d\n", 53, cur); st = S_body_held; act = A_close_after_body  /* spec/machines/http_conn.toml:164 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 54, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:164 */
+        printf("@@t %d %d\n", 54, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:165 */
      :: cur == E_release ->
         guard_peer_shut();
         if
         :: gv ->
-           printf("@@t %d %d\n", 55, cur); st = S_half_closed; act = A_unhold  /* spec/machines/http_conn.toml:162 */
+           printf("@@t %d %d\n", 55, cur); st = S_half_closed; act = A_unhold  /* spec/machines/http_conn.toml:163 */
         :: else ->
-           printf("@@t %d %d\n", 56, cur); st = S_reading; act = A_unhold  /* spec/machines/http_conn.toml:162 */
+           printf("@@t %d %d\n", 56, cur); st = S_reading; act = A_unhold  /* spec/machines/http_conn.toml:163 */
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 57, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
+        printf("@@t %d %d\n", 57, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:116 */
      :: else -> skip /* ignored */
      fi
   :: st == S_waiting ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 58, cur); st = S_waiting; act = A_stash  /* spec/machines/http_conn.toml:169 */
+        printf("@@t %d %d\n", 58, cur); st = S_waiting; act = A_stash  /* spec/machines/http_conn.toml:170 */
      :: cur == E_recv_ended ->
-        printf("@@t %d %d\n", 59, cur); st = S_waiting; act = A_rearm  /* spec/machines/http_conn.toml:170 */
+        printf("@@t %d %d\n", 59, cur); st = S_waiting; act = A_rearm  /* spec/machines/http_conn.toml:171 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 60, cur); st = S_waiting; act = A_park  /* spec/machines/http_conn.toml:171 */
+        printf("@@t %d %d\n", 60, cur); st = S_waiting; act = A_park  /* spec/machines/http_conn.toml:172 */
      :: cur == E_recv_cancelled ->
-        printf("@@t %d %d\n", 61, cur); st = S_waiting; act = A_rearm  /* spec/machines/http_conn.toml:172 */
+        printf("@@t %d %d\n", 61, cur); st = S_waiting; act = A_rearm  /* spec/machines/http_conn.toml:173 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 62, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
+        printf("@@t %d %d\n", 62, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 63, cur); st = S_waiting; act = A_send_rest  /* spec/machines/http_conn.toml:173 */
+        printf("@@t %d %d\n", 63, cur); st = S_waiting; act = A_send_rest  /* spec/machines/http_conn.toml:174 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 64, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
+        printf("@@t %d %d\n", 64, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 65, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
+        printf("@@t %d %d\n", 65, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: cur == E_reply ->
         guard_peer_shut();
         if
         :: gv ->
-           printf("@@t %d %d\n", 66, cur); st = S_half_closed; act = A_commit  /* spec/machines/http_conn.toml:174 */
+           printf("@@t %d %d\n", 66, cur); st = S_half_closed; act = A_commit  /* spec/machines/http_conn.toml:175 */
         :: else ->
-           printf("@@t %d %d\n", 67, cur); st = S_reading; act = A_commit  /* spec/machines/http_conn.toml:174 */
+           printf("@@t %d %d\n", 67, cur); st = S_reading; act = A_commit  /* spec/machines/http_conn.toml:175 */
         fi
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 68, cur); st = S_waiting; act = A_note_shutdown  /* spec/machines/http_conn.toml:175 */
+        printf("@@t %d %d\n", 68, cur); st = S_waiting; act = A_note_shutdown  /* spec/machines/http_conn.toml:176 */
      :: cur == E_throttle ->
-        printf("@@t %d %d\n", 69, cur); st = S_waiting_throttled; skip  /* spec/machines/http_conn.toml:176 */
+        printf("@@t %d %d\n", 69, cur); st = S_waiting_throttled; skip  /* spec/machines/http_conn.toml:177 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 70, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:177 */
+        printf("@@t %d %d\n", 70, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:178 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 71, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
+        printf("@@t %d %d\n", 71, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:116 */
      :: else -> skip /* ignored */
      fi
   :: st == S_waiting_throttled ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 72, cur); st = S_waiting_throttled; act = A_stash_held  /* spec/machines/http_conn.toml:182 */
+        printf("@@t %d %d\n", 72, cur); st = S_waiting_throttled; act = A_stash_held  /* spec/machines/http_conn.toml:183 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 73, cur); st = S_waiting_throttled; act = A_count_nobufs  /* spec/machines/http_conn.toml:183 */
+        printf("@@t %d %d\n", 73, cur); st = S_waiting_throttled; act = A_count_nobufs  /* spec/machines/http_conn.toml:184 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 74, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
+        printf("@@t %d %d\n", 74, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_send_done ->
         guard_over_cap();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:184 */
+           skip /* ignored: spec/machines/http_conn.toml:185 */
         :: else ->
-           printf("@@t %d %d\n", 75, cur); st = S_waiting; act = A_resume_reading  /* spec/machines/http_conn.toml:184 */
+           printf("@@t %d %d\n", 75, cur); st = S_waiting; act = A_resume_reading  /* spec/machines/http_conn.toml:185 */
         fi
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 76, cur); st = S_waiting_throttled; act = A_send_rest  /* spec/machines/http_conn.toml:185 */
+        printf("@@t %d %d\n", 76, cur); st = S_waiting_throttled; act = A_send_rest  /* spec/machines/http_conn.toml:186 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 77, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
+        printf("@@t %d %d\n", 77, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 78, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
+        printf("@@t %d %d\n", 78, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: cur == E_reply ->
-        printf("@@t %d %d\n", 79, cur); st = S_throttled; act = A_commit  /* spec/machines/http_conn.toml:186 */
+        printf("@@t %d %d\n", 79, cur); st = S_throttled; act = A_commit  /* spec/machines/http_conn.toml:187 */
      :: cur == E_shutdown ->
-        printf("@@t %d %d\n", 80, cur); st = S_waiting_throttled; act = A_note_shutdown  /* spec/machines/http_conn.toml:187 */
+        printf("@@t %d %d\n", 80, cur); st = S_waiting_throttled; act = A_note_shutdown  /* spec/machines/http_conn.toml:188 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 81, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:188 */
+        printf("@@t %d %d\n", 81, cur); st = S_finishing; act = A_finish_held  /* spec/machines/http_conn.toml:189 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 82, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
+        printf("@@t %d %d\n", 82, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:116 */
      :: else -> skip /* ignored */
      fi
   :: st == S_half_closed ->
      if
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 83, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
+        printf("@@t %d %d\n", 83, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_send_done ->
         guard_answers_due();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:200 */
+           skip /* ignored: spec/machines/http_conn.toml:201 */
         :: else ->
            guard_owes();
            if
            :: gv ->
-              printf("@@t %d %d\n", 84, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:200 */
+              printf("@@t %d %d\n", 84, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:201 */
            :: else ->
-              printf("@@t %d %d\n", 85, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:200 */
+              printf("@@t %d %d\n", 85, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:201 */
            fi
         fi
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 86, cur); st = S_half_closed; act = A_send_rest  /* spec/machines/http_conn.toml:201 */
+        printf("@@t %d %d\n", 86, cur); st = S_half_closed; act = A_send_rest  /* spec/machines/http_conn.toml:202 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 87, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
+        printf("@@t %d %d\n", 87, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 88, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
+        printf("@@t %d %d\n", 88, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: cur == E_reply ->
         guard_body_abandoned();
         if
         :: gv ->
-           printf("@@t %d %d\n", 89, cur); st = S_half_closed; act = A_drain_body  /* spec/machines/http_conn.toml:202 */
+           printf("@@t %d %d\n", 89, cur); st = S_half_closed; act = A_drain_body  /* spec/machines/http_conn.toml:203 */
         :: else ->
-           printf("@@t %d %d\n", 90, cur); st = S_half_closed; act = A_commit  /* spec/machines/http_conn.toml:202 */
+           printf("@@t %d %d\n", 90, cur); st = S_half_closed; act = A_commit  /* spec/machines/http_conn.toml:203 */
         fi
      :: cur == E_shutdown ->
         guard_between_requests();
         if
         :: gv ->
-           printf("@@t %d %d\n", 91, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:205 */
+           printf("@@t %d %d\n", 91, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:206 */
         :: else ->
            guard_body_pending();
            if
            :: gv ->
-              printf("@@t %d %d\n", 92, cur); st = S_half_closed; act = A_close_after_body  /* spec/machines/http_conn.toml:205 */
+              printf("@@t %d %d\n", 92, cur); st = S_half_closed; act = A_close_after_body  /* spec/machines/http_conn.toml:206 */
            :: else ->
-              printf("@@t %d %d\n", 93, cur); st = S_half_closed; act = A_close_after_head  /* spec/machines/http_conn.toml:205 */
+              printf("@@t %d %d\n", 93, cur); st = S_half_closed; act = A_close_after_head  /* spec/machines/http_conn.toml:206 */
            fi
         fi
      :: cur == E_async ->
-        printf("@@t %d %d\n", 94, cur); st = S_waiting; skip  /* spec/machines/http_conn.toml:206 */
+        printf("@@t %d %d\n", 94, cur); st = S_waiting; skip  /* spec/machines/http_conn.toml:207 */
      :: cur == E_throttle ->
-        printf("@@t %d %d\n", 95, cur); st = S_throttled; skip  /* spec/machines/http_conn.toml:207 */
+        printf("@@t %d %d\n", 95, cur); st = S_throttled; skip  /* spec/machines/http_conn.toml:208 */
      :: cur == E_finish ->
-        printf("@@t %d %d\n", 96, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:209 */
+        printf("@@t %d %d\n", 96, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:210 */
      :: cur == E_committed ->
         guard_close_due();
         if
         :: gv ->
-           printf("@@t %d %d\n", 97, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:203 */
+           printf("@@t %d %d\n", 97, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:204 */
         :: else ->
-           printf("@@t %d %d\n", 98, cur); st = S_half_closed; act = A_resume  /* spec/machines/http_conn.toml:203 */
+           printf("@@t %d %d\n", 98, cur); st = S_half_closed; act = A_resume  /* spec/machines/http_conn.toml:204 */
         fi
      :: cur == E_caught_up ->
         guard_body_pending();
         if
         :: gv ->
-           printf("@@t %d %d\n", 99, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:204 */
+           printf("@@t %d %d\n", 99, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:205 */
         :: else ->
            guard_answers_due();
            if
            :: gv ->
-              skip /* ignored: spec/machines/http_conn.toml:204 */
+              skip /* ignored: spec/machines/http_conn.toml:205 */
            :: else ->
               guard_owes();
               if
               :: gv ->
-                 printf("@@t %d %d\n", 100, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:204 */
+                 printf("@@t %d %d\n", 100, cur); st = S_finishing; act = A_finish  /* spec/machines/http_conn.toml:205 */
               :: else ->
-                 printf("@@t %d %d\n", 101, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:204 */
+                 printf("@@t %d %d\n", 101, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:205 */
               fi
            fi
         fi
      :: cur == E_hold ->
-        printf("@@t %d %d\n", 102, cur); st = S_body_held; skip  /* spec/machines/http_conn.toml:208 */
+        printf("@@t %d %d\n", 102, cur); st = S_body_held; skip  /* spec/machines/http_conn.toml:209 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 103, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
+        printf("@@t %d %d\n", 103, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:116 */
      :: else -> skip /* ignored */
      fi
   :: st == S_finishing ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 104, cur); st = S_finishing; act = A_discard  /* spec/machines/http_conn.toml:215 */
+        printf("@@t %d %d\n", 104, cur); st = S_finishing; act = A_discard  /* spec/machines/http_conn.toml:216 */
      :: cur == E_recv_ended ->
-        printf("@@t %d %d\n", 105, cur); st = S_finishing; act = A_rearm  /* spec/machines/http_conn.toml:216 */
+        printf("@@t %d %d\n", 105, cur); st = S_finishing; act = A_rearm  /* spec/machines/http_conn.toml:217 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 106, cur); st = S_finishing; act = A_park  /* spec/machines/http_conn.toml:217 */
+        printf("@@t %d %d\n", 106, cur); st = S_finishing; act = A_park  /* spec/machines/http_conn.toml:218 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 107, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
+        printf("@@t %d %d\n", 107, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_send_done ->
         guard_owes();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:218 */
+           skip /* ignored: spec/machines/http_conn.toml:219 */
         :: else ->
            guard_peer_shut();
            if
            :: gv ->
-              printf("@@t %d %d\n", 108, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:218 */
+              printf("@@t %d %d\n", 108, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:219 */
            :: else ->
-              printf("@@t %d %d\n", 109, cur); st = S_lingering; act = A_linger  /* spec/machines/http_conn.toml:218 */
+              guard_client_done();
+              if
+              :: gv ->
+                 printf("@@t %d %d\n", 109, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:219 */
+              :: else ->
+                 printf("@@t %d %d\n", 110, cur); st = S_lingering; act = A_linger  /* spec/machines/http_conn.toml:219 */
+              fi
            fi
         fi
      :: cur == E_send_partial ->
-        printf("@@t %d %d\n", 110, cur); st = S_finishing; act = A_send_rest  /* spec/machines/http_conn.toml:219 */
+        printf("@@t %d %d\n", 111, cur); st = S_finishing; act = A_send_rest  /* spec/machines/http_conn.toml:220 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 111, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
-     :: cur == E_timeout ->
         printf("@@t %d %d\n", 112, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
+     :: cur == E_timeout ->
+        printf("@@t %d %d\n", 113, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: cur == E_reply ->
-        printf("@@t %d %d\n", 113, cur); st = S_finishing; act = A_commit  /* spec/machines/http_conn.toml:220 */
+        printf("@@t %d %d\n", 114, cur); st = S_finishing; act = A_commit  /* spec/machines/http_conn.toml:221 */
      :: cur == E_committed ->
         guard_owes();
         if
         :: gv ->
-           skip /* ignored: spec/machines/http_conn.toml:221 */
+           skip /* ignored: spec/machines/http_conn.toml:222 */
         :: else ->
            guard_peer_shut();
            if
            :: gv ->
-              printf("@@t %d %d\n", 114, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:221 */
+              printf("@@t %d %d\n", 115, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:222 */
            :: else ->
-              printf("@@t %d %d\n", 115, cur); st = S_lingering; act = A_linger  /* spec/machines/http_conn.toml:221 */
+              guard_client_done();
+              if
+              :: gv ->
+                 printf("@@t %d %d\n", 116, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:222 */
+              :: else ->
+                 printf("@@t %d %d\n", 117, cur); st = S_lingering; act = A_linger  /* spec/machines/http_conn.toml:222 */
+              fi
            fi
         fi
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 116, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
+        printf("@@t %d %d\n", 118, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:116 */
      :: else -> skip /* ignored */
      fi
   :: st == S_lingering ->
      if
      :: cur == E_recv ->
-        printf("@@t %d %d\n", 117, cur); st = S_lingering; act = A_discard  /* spec/machines/http_conn.toml:226 */
+        printf("@@t %d %d\n", 119, cur); st = S_lingering; act = A_discard  /* spec/machines/http_conn.toml:227 */
      :: cur == E_recv_eof ->
-        printf("@@t %d %d\n", 118, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:227 */
+        printf("@@t %d %d\n", 120, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:228 */
      :: cur == E_recv_ended ->
-        printf("@@t %d %d\n", 119, cur); st = S_lingering; act = A_rearm  /* spec/machines/http_conn.toml:228 */
+        printf("@@t %d %d\n", 121, cur); st = S_lingering; act = A_rearm  /* spec/machines/http_conn.toml:229 */
      :: cur == E_recv_nobufs ->
-        printf("@@t %d %d\n", 120, cur); st = S_lingering; act = A_park  /* spec/machines/http_conn.toml:229 */
+        printf("@@t %d %d\n", 122, cur); st = S_lingering; act = A_park  /* spec/machines/http_conn.toml:230 */
      :: cur == E_recv_error ->
-        printf("@@t %d %d\n", 121, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:112 */
+        printf("@@t %d %d\n", 123, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
      :: cur == E_send_error ->
-        printf("@@t %d %d\n", 122, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:113 */
+        printf("@@t %d %d\n", 124, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
      :: cur == E_timeout ->
-        printf("@@t %d %d\n", 123, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:114 */
+        printf("@@t %d %d\n", 125, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
      :: cur == E_fail ->
-        printf("@@t %d %d\n", 124, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:115 */
+        printf("@@t %d %d\n", 126, cur); st = S_closing; act = A_drop  /* spec/machines/http_conn.toml:116 */
      :: else -> skip /* ignored */
      fi
   :: st == S_closing ->
      if
      :: cur == E_op_done ->
-        printf("@@t %d %d\n", 125, cur); st = S_closing; act = A_maybe_close  /* spec/machines/http_conn.toml:234 */
+        printf("@@t %d %d\n", 127, cur); st = S_closing; act = A_maybe_close  /* spec/machines/http_conn.toml:235 */
      :: cur == E_closed ->
-        printf("@@t %d %d\n", 126, cur); st = S_closed; act = A_release  /* spec/machines/http_conn.toml:235 */
+        printf("@@t %d %d\n", 128, cur); st = S_closed; act = A_release  /* spec/machines/http_conn.toml:236 */
      :: else -> skip /* ignored */
      fi
   :: else -> skip /* a final state ignores every event */
@@ -1079,24 +1092,26 @@ ltl ends { <> ended }
 /* @@trans 106 finishing finishing park */
 /* @@trans 107 finishing closing drop */
 /* @@trans 108 finishing closing drop */
-/* @@trans 109 finishing lingering linger */
-/* @@trans 110 finishing finishing send_rest */
-/* @@trans 111 finishing closing drop */
+/* @@trans 109 finishing closing drop */
+/* @@trans 110 finishing lingering linger */
+/* @@trans 111 finishing finishing send_rest */
 /* @@trans 112 finishing closing drop */
-/* @@trans 113 finishing finishing commit */
-/* @@trans 114 finishing closing drop */
-/* @@trans 115 finishing lingering linger */
+/* @@trans 113 finishing closing drop */
+/* @@trans 114 finishing finishing commit */
+/* @@trans 115 finishing closing drop */
 /* @@trans 116 finishing closing drop */
-/* @@trans 117 lingering lingering discard */
-/* @@trans 118 lingering closing drop */
-/* @@trans 119 lingering lingering rearm */
-/* @@trans 120 lingering lingering park */
-/* @@trans 121 lingering closing drop */
-/* @@trans 122 lingering closing drop */
+/* @@trans 117 finishing lingering linger */
+/* @@trans 118 finishing closing drop */
+/* @@trans 119 lingering lingering discard */
+/* @@trans 120 lingering closing drop */
+/* @@trans 121 lingering lingering rearm */
+/* @@trans 122 lingering lingering park */
 /* @@trans 123 lingering closing drop */
 /* @@trans 124 lingering closing drop */
-/* @@trans 125 closing closing maybe_close */
-/* @@trans 126 closing closed release */
+/* @@trans 125 lingering closing drop */
+/* @@trans 126 lingering closing drop */
+/* @@trans 127 closing closing maybe_close */
+/* @@trans 128 closing closed release */
 /* @@event 1 recv */
 /* @@event 2 recv_eof */
 /* @@event 3 recv_ended */

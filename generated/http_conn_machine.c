@@ -74,156 +74,156 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
         switch (from) {
         case HTTP_CONN_S_READING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:119 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:120 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_consume(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:124 */
-                if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] finish -> finishing (line 124) */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:125 */
+                if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] finish -> finishing (line 125) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] -> half_closed (line 124) */
+                } else if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] -> half_closed (line 125) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
-                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 124) */
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 125) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 124) */
+                } else { /* drop -> closing (line 125) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:125 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:126 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:126 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:127 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:127 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:128 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:140 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:141 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:128 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:129 */
                 *state = HTTP_CONN_S_READING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:133 */
-                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 133) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:134 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 134) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_drain_body(ctx, ev);
-                } else { /* commit (line 133) */
+                } else { /* commit (line 134) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:135 */
-                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 135) */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:136 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 136) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 135) */
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 136) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_close_after_body(ctx, ev);
-                } else { /* close_after_head (line 135) */
+                } else { /* close_after_head (line 136) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_close_after_head(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:136 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:137 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 break;
-            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:137 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:138 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:139 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:140 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:134 */
-                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 134) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:135 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 135) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* resume (line 134) */
+                } else { /* resume (line 135) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_resume(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:140 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:141 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:138 */
+            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:139 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 break;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:140 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:141 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:116 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:140 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:141 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:140 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:141 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -233,148 +233,148 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_THROTTLED:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:144 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:145 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_consume_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:154 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:155 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:154 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:155 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:145 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:146 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_count_nobufs(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:154 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:155 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:146 */
-                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 146) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:147 */
+                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 147) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 146) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unthrottle -> half_closed (line 147) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_unthrottle(ctx, ev);
-                } else { /* unthrottle -> reading (line 146) */
+                } else { /* unthrottle -> reading (line 147) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_unthrottle(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:147 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:148 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:148 */
-                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 148) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:149 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 149) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_drain_body(ctx, ev);
-                } else { /* commit (line 148) */
+                } else { /* commit (line 149) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:150 */
-                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish_held -> finishing (line 150) */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:151 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish_held -> finishing (line 151) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish_held(ctx, ev);
-                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 150) */
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 151) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_close_after_body(ctx, ev);
-                } else { /* close_after_head (line 150) */
+                } else { /* close_after_head (line 151) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_close_after_head(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:151 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:152 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 break;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:154 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:155 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:153 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:154 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:149 */
-                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish_held -> finishing (line 149) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:150 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish_held -> finishing (line 150) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish_held(ctx, ev);
-                } else if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] resume_held (line 149) */
+                } else if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] resume_held (line 150) */
                     *state = HTTP_CONN_S_THROTTLED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                     next = http_conn_act_resume_held(ctx, ev);
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] resume -> half_closed (line 149) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] resume -> half_closed (line 150) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_resume(ctx, ev);
-                } else { /* resume -> reading (line 149) */
+                } else { /* resume -> reading (line 150) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_resume(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:154 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:155 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:152 */
+            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:153 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 break;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:154 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:155 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:116 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:154 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:155 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:154 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:155 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -384,107 +384,107 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_BODY_HELD:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:158 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:159 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 next = http_conn_act_stash_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:159 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:160 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 next = http_conn_act_count_nobufs(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:160 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:161 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:161 */
-                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_held (line 161) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:162 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_held (line 162) */
                     *state = HTTP_CONN_S_BODY_HELD;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                     next = http_conn_act_drain_held(ctx, ev);
-                } else { /* commit (line 161) */
+                } else { /* commit (line 162) */
                     *state = HTTP_CONN_S_BODY_HELD;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:163 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:164 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 next = http_conn_act_close_after_body(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:164 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:165 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* spec/machines/http_conn.toml:162 */
-                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unhold -> half_closed (line 162) */
+            case HTTP_CONN_EV_RELEASE: /* spec/machines/http_conn.toml:163 */
+                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] unhold -> half_closed (line 163) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_unhold(ctx, ev);
-                } else { /* unhold -> reading (line 162) */
+                } else { /* unhold -> reading (line 163) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_unhold(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:116 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:165 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:166 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -494,107 +494,107 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_WAITING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:169 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:170 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_stash(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:178 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:179 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:170 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:171 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:171 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:172 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:172 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* spec/machines/http_conn.toml:173 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:178 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:179 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:173 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:174 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:174 */
-                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] commit -> half_closed (line 174) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:175 */
+                if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] commit -> half_closed (line 175) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_commit(ctx, ev);
-                } else { /* commit -> reading (line 174) */
+                } else { /* commit -> reading (line 175) */
                     *state = HTTP_CONN_S_READING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_READING);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:175 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:176 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 next = http_conn_act_note_shutdown(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:178 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:179 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:176 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:177 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:177 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:178 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:178 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:179 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:178 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:179 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:178 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:179 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:178 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:179 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:116 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:178 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:179 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:178 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:179 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -604,97 +604,97 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_WAITING_THROTTLED:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:182 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:183 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_stash_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:183 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:184 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_count_nobufs(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:184 */
-                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 184) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:185 */
+                if (http_conn_guard_over_cap(ctx, ev)) { /* [over_cap] ignore (line 185) */
                     return *state; /* ignored */
-                } else { /* resume_reading -> waiting (line 184) */
+                } else { /* resume_reading -> waiting (line 185) */
                     *state = HTTP_CONN_S_WAITING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                     next = http_conn_act_resume_reading(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:185 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:186 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:186 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:187 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 next = http_conn_act_commit(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:187 */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:188 */
                 *state = HTTP_CONN_S_WAITING_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING_THROTTLED);
                 next = http_conn_act_note_shutdown(ctx, ev);
                 break;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:188 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:189 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish_held(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:116 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:189 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:190 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -704,151 +704,151 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_HALF_CLOSED:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:211 */
+            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:212 */
                 return *state;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:211 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:212 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:211 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:212 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:211 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:212 */
                 return *state;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:211 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:212 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:200 */
-                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 200) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:201 */
+                if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 201) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 200) */
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 201) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 200) */
+                } else { /* drop -> closing (line 201) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:201 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:202 */
                 *state = HTTP_CONN_S_HALF_CLOSED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:202 */
-                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 202) */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:203 */
+                if (http_conn_guard_body_abandoned(ctx, ev)) { /* [body_abandoned] drain_body (line 203) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_drain_body(ctx, ev);
-                } else { /* commit (line 202) */
+                } else { /* commit (line 203) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_commit(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:205 */
-                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 205) */
+            case HTTP_CONN_EV_SHUTDOWN: /* spec/machines/http_conn.toml:206 */
+                if (http_conn_guard_between_requests(ctx, ev)) { /* [between_requests] finish -> finishing (line 206) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 205) */
+                } else if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] close_after_body (line 206) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_close_after_body(ctx, ev);
-                } else { /* close_after_head (line 205) */
+                } else { /* close_after_head (line 206) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_close_after_head(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:206 */
+            case HTTP_CONN_EV_ASYNC: /* spec/machines/http_conn.toml:207 */
                 *state = HTTP_CONN_S_WAITING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_WAITING);
                 break;
-            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:207 */
+            case HTTP_CONN_EV_THROTTLE: /* spec/machines/http_conn.toml:208 */
                 *state = HTTP_CONN_S_THROTTLED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_THROTTLED);
                 break;
-            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:209 */
+            case HTTP_CONN_EV_FINISH: /* spec/machines/http_conn.toml:210 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_finish(ctx, ev);
                 break;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:203 */
-                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 203) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:204 */
+                if (http_conn_guard_close_due(ctx, ev)) { /* [close_due] finish -> finishing (line 204) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* resume (line 203) */
+                } else { /* resume (line 204) */
                     *state = HTTP_CONN_S_HALF_CLOSED;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_HALF_CLOSED);
                     next = http_conn_act_resume(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* spec/machines/http_conn.toml:204 */
-                if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] finish -> finishing (line 204) */
+            case HTTP_CONN_EV_CAUGHT_UP: /* spec/machines/http_conn.toml:205 */
+                if (http_conn_guard_body_pending(ctx, ev)) { /* [body_pending] finish -> finishing (line 205) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 204) */
+                } else if (http_conn_guard_answers_due(ctx, ev)) { /* [answers_due] ignore (line 205) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 204) */
+                } else if (http_conn_guard_owes(ctx, ev)) { /* [owes] finish -> finishing (line 205) */
                     *state = HTTP_CONN_S_FINISHING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                     next = http_conn_act_finish(ctx, ev);
-                } else { /* drop -> closing (line 204) */
+                } else { /* drop -> closing (line 205) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:208 */
+            case HTTP_CONN_EV_HOLD: /* spec/machines/http_conn.toml:209 */
                 *state = HTTP_CONN_S_BODY_HELD;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_BODY_HELD);
                 break;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:211 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:212 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:116 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:211 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:212 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:211 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:212 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -858,111 +858,121 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_FINISHING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:215 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:216 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:216 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:217 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:217 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:218 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:218 */
-                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 218) */
+            case HTTP_CONN_EV_SEND_DONE: /* spec/machines/http_conn.toml:219 */
+                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 219) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 218) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 219) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 218) */
+                } else if (http_conn_guard_client_done(ctx, ev)) { /* [client_done] drop -> closing (line 219) */
+                    *state = HTTP_CONN_S_CLOSING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                    next = http_conn_act_drop(ctx, ev);
+                } else { /* linger -> lingering (line 219) */
                     *state = HTTP_CONN_S_LINGERING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                     next = http_conn_act_linger(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:219 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* spec/machines/http_conn.toml:220 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_send_rest(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:220 */
+            case HTTP_CONN_EV_REPLY: /* spec/machines/http_conn.toml:221 */
                 *state = HTTP_CONN_S_FINISHING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_FINISHING);
                 next = http_conn_act_commit(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
-            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:221 */
-                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 221) */
+            case HTTP_CONN_EV_COMMITTED: /* spec/machines/http_conn.toml:222 */
+                if (http_conn_guard_owes(ctx, ev)) { /* [owes] ignore (line 222) */
                     return *state; /* ignored */
-                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 221) */
+                } else if (http_conn_guard_peer_shut(ctx, ev)) { /* [peer_shut] drop -> closing (line 222) */
                     *state = HTTP_CONN_S_CLOSING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                     next = http_conn_act_drop(ctx, ev);
-                } else { /* linger -> lingering (line 221) */
+                } else if (http_conn_guard_client_done(ctx, ev)) { /* [client_done] drop -> closing (line 222) */
+                    *state = HTTP_CONN_S_CLOSING;
+                    if (http_conn_trace)
+                        http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
+                    next = http_conn_act_drop(ctx, ev);
+                } else { /* linger -> lingering (line 222) */
                     *state = HTTP_CONN_S_LINGERING;
                     if (http_conn_trace)
                         http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                     next = http_conn_act_linger(ctx, ev);
                 }
                 break;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:116 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:222 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:223 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -972,81 +982,81 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_LINGERING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:226 */
+            case HTTP_CONN_EV_RECV: /* spec/machines/http_conn.toml:227 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_discard(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:227 */
+            case HTTP_CONN_EV_RECV_EOF: /* spec/machines/http_conn.toml:228 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:228 */
+            case HTTP_CONN_EV_RECV_ENDED: /* spec/machines/http_conn.toml:229 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_rearm(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:229 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* spec/machines/http_conn.toml:230 */
                 *state = HTTP_CONN_S_LINGERING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_LINGERING);
                 next = http_conn_act_park(ctx, ev);
                 break;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:112 [any] */
+            case HTTP_CONN_EV_RECV_ERROR: /* spec/machines/http_conn.toml:113 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:113 [any] */
+            case HTTP_CONN_EV_SEND_ERROR: /* spec/machines/http_conn.toml:114 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:114 [any] */
+            case HTTP_CONN_EV_TIMEOUT: /* spec/machines/http_conn.toml:115 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:115 [any] */
+            case HTTP_CONN_EV_FAIL: /* spec/machines/http_conn.toml:116 [any] */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_drop(ctx, ev);
                 break;
-            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_OP_DONE: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
-            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:230 */
+            case HTTP_CONN_EV_CLOSED: /* ignored: spec/machines/http_conn.toml:231 */
                 return *state;
             case HTTP_CONN_EV_NONE:
             case HTTP_CONN_EVENT_COUNT:
@@ -1056,53 +1066,53 @@ int http_conn_fire(struct iox_conn *ctx, http_conn_state_t *state, int event,
             break;
         case HTTP_CONN_S_CLOSING:
             switch (e) {
-            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_RECV: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_RECV_EOF: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_RECV_ENDED: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_RECV_NOBUFS: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_RECV_CANCELLED: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_RECV_ERROR: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_SEND_DONE: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_SEND_PARTIAL: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_SEND_ERROR: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_TIMEOUT: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_REPLY: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_SHUTDOWN: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_ASYNC: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_THROTTLE: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_FINISH: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_COMMITTED: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_CAUGHT_UP: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_HOLD: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_RELEASE: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:236 */
+            case HTTP_CONN_EV_FAIL: /* ignored: spec/machines/http_conn.toml:237 */
                 return *state;
-            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:234 */
+            case HTTP_CONN_EV_OP_DONE: /* spec/machines/http_conn.toml:235 */
                 *state = HTTP_CONN_S_CLOSING;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSING);
                 next = http_conn_act_maybe_close(ctx, ev);
                 break;
-            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:235 */
+            case HTTP_CONN_EV_CLOSED: /* spec/machines/http_conn.toml:236 */
                 *state = HTTP_CONN_S_CLOSED;
                 if (http_conn_trace)
                     http_conn_trace(ctx, from, e, HTTP_CONN_S_CLOSED);
@@ -1138,12 +1148,12 @@ http_conn_reuse_bug(const char *fn, const char *from, int state)
     abort();
 }
 
-void http_conn_free(http_conn_state_t *state) /* spec/machines/http_conn.toml:242 */
+void http_conn_free(http_conn_state_t *state) /* spec/machines/http_conn.toml:243 */
 {
     *state = HTTP_CONN_S_CLOSED;
 }
 
-void http_conn_open(http_conn_state_t *state) /* spec/machines/http_conn.toml:243 */
+void http_conn_open(http_conn_state_t *state) /* spec/machines/http_conn.toml:244 */
 {
     if (*state != HTTP_CONN_S_CLOSED)
         http_conn_reuse_bug("http_conn_open", "closed", *state);

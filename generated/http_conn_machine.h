@@ -28,7 +28,7 @@ enum __attribute__((packed)) http_conn_state {
     HTTP_CONN_S_WAITING, /* parsing paused at a request head behind outstanding async requests (the limit reached); later input is stashed in order. May have seen the peer's EOF (peer_shut) */
     HTTP_CONN_S_WAITING_THROTTLED, /* paused behind async requests with reading stopped: the stash grew past half the carry limit, or output was over the cap when parsing paused. May have seen the peer's EOF (peer_shut) */
     HTTP_CONN_S_HALF_CLOSED, /* the peer shut its side while async handlers still owe answers (or after output held back by backpressure drained): no more input; what was received is answered, then the close */
-    HTTP_CONN_S_FINISHING, /* no more requests: the answers owed (async ones still being written included) and the final one (error, Connection: close, shutdown) go out in order; input is dropped; then linger, or close if the peer has shut its side */
+    HTTP_CONN_S_FINISHING, /* no more requests: the answers owed (async ones still being written included) and the final one (error, Connection: close, shutdown) go out in order; input is dropped; then linger, or close if the peer has shut its side or the client asked to close and nothing it sent is unread */
     HTTP_CONN_S_LINGERING, /* output done and write side shut; draining input so the peer reads our answer before any RST */
     HTTP_CONN_S_CLOSING, /* every op on the socket is being cancelled; the close waits for the last completion */
     HTTP_CONN_S_CLOSED, /* the slot is free (final) */
@@ -106,6 +106,9 @@ int http_conn_guard_between_requests(const struct iox_conn *ctx, const struct io
 
 /* the last request's body is still arriving */
 int http_conn_guard_body_pending(const struct iox_conn *ctx, const struct iox_event *ev);
+
+/* the client asked to close (Connection: close on its last request) and everything it sent was read: it sends nothing more (RFC 9112 §9.6), so a close resets nothing */
+int http_conn_guard_client_done(const struct iox_conn *ctx, const struct iox_event *ev);
 
 /* the body arriving was handed to its request's handler (streamed or read whole), and that handler has finished its answer: the rest is drained */
 int http_conn_guard_body_abandoned(const struct iox_conn *ctx, const struct iox_event *ev);
@@ -221,10 +224,10 @@ extern void (*http_conn_trace)(struct iox_conn *ctx, int from, int event, int to
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/http_conn.toml:242: -> closed, whatever *state holds (it is not read). */
+/* spec/machines/http_conn.toml:243: -> closed, whatever *state holds (it is not read). */
 void http_conn_free(http_conn_state_t *state);
 
-/* spec/machines/http_conn.toml:243: closed -> reading. */
+/* spec/machines/http_conn.toml:244: closed -> reading. */
 void http_conn_open(http_conn_state_t *state);
 
 #endif /* HTTP_CONN_MACHINE_H */

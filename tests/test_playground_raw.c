@@ -1160,4 +1160,76 @@ IOX_TEST(playground_raw, startup_port_in_use)
     close(fd);
 }
 
+/* ------------------------------------------------------------ churn ops */
+
+/* The count of one opcode in the IOX_OP_COUNTS line ("name=N"), 0 if absent. */
+static unsigned long long op_count(const char *line, const char *name)
+{
+    char key[32];
+    snprintf(key, sizeof key, " %s=", name);
+    const char *p = strstr(line, key);
+    return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+/* One request per connection with the client's own Connection: close: the
+ * server closes at once after the answer (no SHUT_WR, no wait for the
+ * client's EOF), and a connection costs recv + send + cancel + close on the
+ * ring (IOX_OP_COUNTS counts the SQEs). One connection with bytes after its
+ * close request still lingers: exactly one shutdown. */
+IOX_TEST(playground_raw, churn_ops_per_connection)
+{
+    enum { N = 100 };
+    struct hc_server s;
+    static const char *const env[] = {"REACTORS=1", "IOX_OP_COUNTS=1", NULL};
+    if (hc_server_start(&s, env) != 0) { CU_FAIL("start a server with IOX_OP_COUNTS=1"); return; }
+    for (int i = 0; i < N; i++) {
+        struct hc_conn c;
+        if (hc_connect(&c, s.port, 2000) != 0) { CU_FAIL("connect"); break; }
+        struct hc_response r;
+        int rc = hc_roundtrip(&c, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r, 0);
+        EXPECT_OK(rc, &r);
+        hc_response_free(&r);
+        CU_ASSERT_EQUAL(hc_wait_eof(&c, 3000), 1);   /* the server's close, before ours */
+        hc_close(&c);
+    }
+    struct hc_conn c;
+    CU_ASSERT_EQUAL_FATAL(hc_connect(&c, s.port, 2000), 0);
+    CU_ASSERT_EQUAL(hc_send_str(&c, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /x HTTP/1.1\r\n"), 0);
+    struct hc_response r;
+    int rc = hc_read_response(&c, &r, 0);
+    EXPECT_OK(rc, &r);
+    hc_response_free(&r);
+    CU_ASSERT_EQUAL(hc_wait_eof(&c, 3000), 1);   /* the half-close; our close ends the linger */
+    hc_close(&c);
+    long ms;
+    int st = hc_server_stop(&s, &ms);
+    CHECK(st == 0, "the server exited with %d", st);
+    char *err = hc_server_stderr(&s);
+    const char *line = strstr(err, "io_uring SQEs by opcode (IOX_OP_COUNTS): total=");
+    CHECK(line != NULL, "no IOX_OP_COUNTS line in the server's log: %s", err);
+    if (line) {
+        const char *eol = strchr(line, '\n');
+        char one[512];
+        size_t n = eol ? (size_t)(eol - line) : strlen(line);
+        if (n >= sizeof one) n = sizeof one - 1;
+        memcpy(one, line, n);
+        one[n] = 0;
+        unsigned long long total = strtoull(strstr(one, "total=") + 6, NULL, 10);
+        unsigned long long sh = op_count(one, "shutdown"), cl = op_count(one, "close");
+        unsigned long long sd = op_count(one, "send"), rv = op_count(one, "recv");
+        CHECK(sh == 1, "%llu shutdowns, want 1 (only the connection with bytes after its close lingers): %s", sh, one);
+        /* hc_server_start's readiness probe is one more connection (recv, close; no send). */
+        CHECK(sd == N + 1 && cl >= N + 1 && cl <= N + 2 && rv == cl,
+              "send/close/recv %llu/%llu/%llu, want %d sends and as many closes as recvs (%d or %d): %s",
+              sd, cl, rv, N + 1, N + 1, N + 2, one);
+        /* recv, send, cancel, close per connection; the rest is the
+         * listener's accept and the reactor tick. */
+        CHECK(total <= 4ull * (N + 2) + 20, "%llu SQEs for %d connections, want at most 4 each (+20): %s",
+              total, N + 2, one);
+        printf("\n    [churn: %s] ", one + strlen("io_uring SQEs by opcode (IOX_OP_COUNTS): "));
+    }
+    free(err);
+    hc_server_free(&s);
+}
+
 IOX_SUITE(playground_raw, suite_init, suite_clean);

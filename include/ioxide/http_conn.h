@@ -82,6 +82,11 @@ struct iox_conn {
     uint8_t close_after;     /* the last request is dispatched: close once it is answered */
     uint8_t one_more;        /* close_after, but the head being read is still dispatched (shutdown mid-head) */
     uint8_t body_pending;    /* the last request's body is still arriving */
+    /* Read by the guard client_done (finishing: close at once instead of
+     * lingering): the client itself asked to close on a request read whole,
+     * and nothing it sent was dropped unread. */
+    uint8_t client_close;    /* the last request said Connection: close (or HTTP/1.0 without keep-alive) */
+    uint8_t input_dropped;   /* bytes or a body the client sent were dropped unread */
     /* The response target's (tgt's) request: mirrors of its slot. */
     uint8_t req_head;        /* HEAD: no response body */
     uint8_t req_keep_alive;

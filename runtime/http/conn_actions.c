@@ -221,6 +221,14 @@ static int abort_pending(const struct iox_conn *c)
  * is paused by the async limit or backpressure). At a head over the write
  * cap it raises throttle, and stops the recv unless reading is already
  * stopped (held). */
+/* The input after off is dropped unread (the parse ends here for good):
+ * noted for the guard client_done, which must not close at once then. */
+static size_t drop_rest(struct iox_conn *c, size_t off, size_t len)
+{
+    if (off < len) c->input_dropped = 1;
+    return len;
+}
+
 static int process(struct iox_conn *c, const char *base, size_t len, size_t *used, int held)
 {
     size_t off = 0;
@@ -265,7 +273,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
                 }
             } while (r == IOX_HTTP_BODY_DATA);
             if (r == IOX_HTTP_NEED_MORE) { if (len == 0) break; continue; }
-            if (r < 0) { ev = reject(c, r); off = len; break; }
+            if (r < 0) { ev = reject(c, r); off = drop_rest(c, off, len); break; }
             /* BODY_DONE */
             c->body_pending = 0;
             slot_of(c, (uint16_t)(c->rq_tail - 1))->body_done = 1;
@@ -274,13 +282,17 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
                 if (abort_pending(c)) { *used = len; return HTTP_CONN_EV_FAIL; }
             }
             ev = complete_request(c);
-            if (ev) { off = len; break; }
+            if (ev) { off = drop_rest(c, off, len); break; }
             if (len == 0) break;
             continue;
         }
         /* Between requests: the next head waits while parsing is paused,
          * or while the peer is not reading our answers. */
-        if (close_due(c)) { ev = HTTP_CONN_EV_FINISH; off = len; break; }
+        if (close_due(c)) {
+            ev = HTTP_CONN_EV_FINISH;
+            off = drop_rest(c, off, len);
+            break;
+        }
         if (paused(c)) { ev = HTTP_CONN_EV_ASYNC; break; }
         if (over_cap(c)) {
             if (!held) iox_conn_stop_recv(c);
@@ -290,13 +302,13 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
         struct iox_http_request req;
         int r = iox_http_parse_head(&c->hp, base + off, len - off, &req);
         if (r == IOX_HTTP_NEED_MORE) break;
-        if (r < 0) { ev = reject(c, r); off = len; break; }
+        if (r < 0) { ev = reject(c, r); off = drop_rest(c, off, len); break; }
         off += req.head_len;
         c->body_pending = req.body_kind != IOX_HTTP_BODY_NONE;
         struct iox_rslot *s = slot_new(c, req.method_id == IOX_HTTP_HEAD, req.keep_alive,
                                        req.version_minor, !c->body_pending);
         if (c->hs->alog) iox_alog_request(c, s, &req);
-        if (!req.keep_alive) c->close_after = 1;   /* the last request */
+        if (!req.keep_alive) c->close_after = c->client_close = 1;   /* the last request, by the client's word */
         c->one_more = 0;
         if (req.expect_continue && c->body_pending && req.version_minor >= 1) {
             /* The client waits for a 100 before it sends the body (RFC 9110
@@ -310,7 +322,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
         c->hs->in_request = c;
         int h = c->hs->cfg.app->on_request(c, &req, c->hs->cfg.app_ctx);
         c->hs->in_request = NULL;
-        if (abort_pending(c)) { off = len; ev = HTTP_CONN_EV_FAIL; break; }
+        if (abort_pending(c)) { off = drop_rest(c, off, len); ev = HTTP_CONN_EV_FAIL; break; }
         if (s->skip_body) {
             /* Not asked for (or refused as too large): never read. The
              * parser cannot skip it, so this is the last request. */
@@ -318,6 +330,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
             c->body_pending = 0;
             s->body_done = 1;
             c->close_after = 1;
+            c->input_dropped = 1;   /* the body may still be on its way */
             c->one_more = 0;
         }
         if ((h == IOX_ASYNC || c->body) && s->awaiting) {
@@ -328,7 +341,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
         s->awaiting = 0;
         if (!c->body_pending) {
             ev = complete_request(c);
-            if (ev) { off = len; break; }
+            if (ev) { off = drop_rest(c, off, len); break; }
         }
     }
     *used = off;
@@ -424,6 +437,20 @@ int http_conn_guard_between_requests(const struct iox_conn *c, const struct iox_
     return !iox_http_parser_mid_request(&c->hp) && !c->sk.in_len && !c->body_pending;
 }
 
+/* Why closing at once is safe here: a client that sent Connection: close
+ * sends nothing more (RFC 9112 §9.6, "MUST NOT send further requests"), and
+ * everything it did send was read, so the close finds an empty receive
+ * queue and sends a FIN, not a RST that could destroy the answer. nginx
+ * closes the same way (lingering_close on: linger only when input may
+ * remain). It saves the wait for the client's FIN and the linger timer; a
+ * close the server decides (error, shutdown, keep-alive limit) lingers. */
+int http_conn_guard_client_done(const struct iox_conn *c, const struct iox_event *ev)
+{
+    (void)ev;
+    return c->client_close && !c->input_dropped && !c->body_pending && !c->sk.in_len &&
+           !iox_http_parser_mid_request(&c->hp);
+}
+
 int http_conn_guard_body_pending(const struct iox_conn *c, const struct iox_event *ev)
 {
     (void)ev;
@@ -475,7 +502,8 @@ int http_conn_act_stash_held(struct iox_conn *c, const struct iox_event *ev)
 
 int http_conn_act_discard(struct iox_conn *c, const struct iox_event *ev)
 {
-    (void)c; (void)ev;
+    (void)ev;
+    c->input_dropped = 1;
     return HTTP_CONN_EV_NONE;
 }
 
@@ -651,6 +679,7 @@ static int finish_work(struct iox_conn *c, int held)
 {
     c->close_after = 1;
     /* Input after the last answer is dropped, and so is any carried part. */
+    if (c->sk.in_len || c->body_pending || iox_http_parser_mid_request(&c->hp)) c->input_dropped = 1;
     c->sk.in_len = 0;
     iox_carry_release(c);
     /* A request whose body is still arriving never completes now: its
