@@ -16,8 +16,8 @@
  * was spliced, HEADs started none, and pipes were made again after the
  * closes. */
 #include "iox_test.h"
+#include "big_files.h"
 #include "http_client.h"
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,62 +34,6 @@ static unsigned char *fs_data1m, *fs_data10m;
 static struct hc_server fs_srv;
 static unsigned fs_gets;   /* GETs of a big file answered (each one stream) */
 
-static void fs_fill(unsigned char *p, size_t n, uint32_t seed)
-{
-    uint32_t x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n; i++) { x ^= x << 13; x ^= x >> 17; x ^= x << 5; p[i] = (unsigned char)x; }
-}
-
-static int fs_write(const char *name, const unsigned char *p, size_t n)
-{
-    char path[160];
-    snprintf(path, sizeof path, "%s/%s", fs_root, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    int ok = fwrite(p, 1, n, f) == n;
-    return fclose(f) == 0 && ok ? 0 : -1;
-}
-
-static int fs_count_fds(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    if (!d) return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-/* Wait (up to 5 s) for the server's descriptor count to be n again: the
- * closed connections released, their streams ended. Returns the count. */
-static int fs_wait_fds(int n)
-{
-    int fds = -1;
-    for (int i = 0; i < 100; i++) {
-        fds = fs_count_fds(fs_srv.pid);
-        if (fds == n) break;
-        usleep(hc_slow(50) * 1000);
-    }
-    return fds;
-}
-
-/* The server's descriptor count once it has not changed for 300 ms: the
- * connections of earlier cases are closed by then (the client's close
- * reaches the server's ring asynchronously). */
-static int fs_settled_fds(void)
-{
-    int last = fs_count_fds(fs_srv.pid), same = 0;
-    for (int i = 0; i < 200 && same < 6; i++) {
-        usleep(hc_slow(50) * 1000);
-        int n = fs_count_fds(fs_srv.pid);
-        same = n == last ? same + 1 : 0;
-        last = n;
-    }
-    return last;
-}
-
 static int fs_init(void)
 {
     snprintf(fs_tmp, sizeof fs_tmp, "/tmp/iox-splice-XXXXXX");
@@ -99,10 +43,10 @@ static int fs_init(void)
     fs_data1m = malloc(FS_1M);
     fs_data10m = malloc(FS_10M);
     if (!fs_data1m || !fs_data10m) return -1;
-    fs_fill(fs_data1m, FS_1M, 7);
-    fs_fill(fs_data10m, FS_10M, 11);
-    if (fs_write("1m.bin", fs_data1m, FS_1M) || fs_write("10m.bin", fs_data10m, FS_10M) ||
-        fs_write("small.txt", (const unsigned char *)"small\n", 6))
+    bf_fill(fs_data1m, FS_1M, 7);
+    bf_fill(fs_data10m, FS_10M, 11);
+    if (bf_write(fs_root, "1m.bin", fs_data1m, FS_1M) || bf_write(fs_root, "10m.bin", fs_data10m, FS_10M) ||
+        bf_write(fs_root, "small.txt", (const unsigned char *)"small\n", 6))
         return -1;
     char root_env[128];
     snprintf(root_env, sizeof root_env, "FILE_ROOT=%s", fs_root);
@@ -189,28 +133,17 @@ IOX_TEST(file_splice, range_in_the_middle)
 
 IOX_TEST(file_splice, client_closes_mid_file)
 {
-    int fds0 = fs_settled_fds();
+    int fds0 = bf_settled_fds(fs_srv.pid);
     CU_ASSERT_FATAL(fds0 > 0);
     /* Two at a time (the pool has two pipes): each reads the head and a
      * little of the 10 MiB body, then closes (one plainly, one with a
      * reset), leaving bytes in its pipe. */
     for (int round = 0; round < 3; round++) {
-        struct hc_conn c[2];
-        for (int k = 0; k < 2; k++) {
-            CU_ASSERT_EQUAL_FATAL(hc_connect(&c[k], fs_srv.port, 2000), 0);
-            CU_ASSERT_EQUAL(hc_send_str(&c[k], "GET /10m.bin HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
-        }
-        for (int k = 0; k < 2; k++) {
-            char buf[65536];
-            ssize_t got = recv(c[k].fd, buf, sizeof buf, MSG_WAITALL);
-            CU_ASSERT(got > 0);
-            if (k) hc_reset(&c[k]);
-            else hc_close(&c[k]);
-        }
+        bf_abandon_pair(fs_srv.port, "GET /10m.bin HTTP/1.1\r\nHost: t\r\n\r\n");
         fs_gets += 2;
         /* The server notices, ends the streams and gives the pipes back
          * (made again: the same count) before the next round takes them. */
-        CU_ASSERT_EQUAL(fs_wait_fds(fds0), fds0);
+        CU_ASSERT_EQUAL(bf_wait_fds(fs_srv.pid, fds0), fds0);
     }
     /* The pipes (made again) carry the next streams byte-exact. */
     struct hc_conn c;
@@ -218,7 +151,7 @@ IOX_TEST(file_splice, client_closes_mid_file)
     hc_set_timeout(&c, hc_slow(20000));
     for (int i = 0; i < 3; i++) fs_get_exact(&c, "/10m.bin", fs_data10m, FS_10M);
     hc_close(&c);
-    CU_ASSERT_EQUAL(fs_wait_fds(fds0), fds0);
+    CU_ASSERT_EQUAL(bf_wait_fds(fs_srv.pid, fds0), fds0);
 }
 
 IOX_TEST(file_splice, head_never_splices)

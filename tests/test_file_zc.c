@@ -23,8 +23,8 @@
  * playground prints one line and splices, and the stop-line case fails,
  * saying so. */
 #include "iox_test.h"
+#include "big_files.h"
 #include "http_client.h"
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,58 +45,6 @@ static unsigned zc_fallbacks;    /* of those, started while both chunks were hel
 
 static const size_t zc_sizes[] = {65536, 65537, 131071, ZC_1M, ZC_1M + 1, 3000001, ZC_10M};
 
-static void zc_fill(unsigned char *p, size_t n, uint32_t seed)
-{
-    uint32_t x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n; i++) { x ^= x << 13; x ^= x >> 17; x ^= x << 5; p[i] = (unsigned char)x; }
-}
-
-static int zc_write(const char *name, const unsigned char *p, size_t n)
-{
-    char path[160];
-    snprintf(path, sizeof path, "%s/%s", zc_root, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    int ok = fwrite(p, 1, n, f) == n;
-    return fclose(f) == 0 && ok ? 0 : -1;
-}
-
-static int zc_count_fds(void)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)zc_srv.pid);
-    DIR *d = opendir(path);
-    if (!d) return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-/* The server's descriptor count once it has not changed for 300 ms. */
-static int zc_settled_fds(void)
-{
-    int last = zc_count_fds(), same = 0;
-    for (int i = 0; i < 200 && same < 6; i++) {
-        usleep(hc_slow(50) * 1000);
-        int n = zc_count_fds();
-        same = n == last ? same + 1 : 0;
-        last = n;
-    }
-    return last;
-}
-
-/* Wait (up to 5 s) for the count to be n again. */
-static int zc_wait_fds(int n)
-{
-    int fds = -1;
-    for (int i = 0; i < 100; i++) {
-        if ((fds = zc_count_fds()) == n) break;
-        usleep(hc_slow(50) * 1000);
-    }
-    return fds;
-}
-
 static int zc_init(void)
 {
     snprintf(zc_tmp, sizeof zc_tmp, "/tmp/iox-zc-XXXXXX");
@@ -105,13 +53,13 @@ static int zc_init(void)
     if (mkdir(zc_root, 0755) < 0) return -1;
     zc_data = malloc(ZC_32M);
     if (!zc_data) return -1;
-    zc_fill(zc_data, ZC_32M, 13);
+    bf_fill(zc_data, ZC_32M, 13);
     for (size_t i = 0; i < sizeof zc_sizes / sizeof *zc_sizes; i++) {
         char name[32];
         snprintf(name, sizeof name, "%zu.bin", zc_sizes[i]);
-        if (zc_write(name, zc_data, zc_sizes[i])) return -1;
+        if (bf_write(zc_root, name, zc_data, zc_sizes[i])) return -1;
     }
-    if (zc_write("32m.bin", zc_data, ZC_32M) || zc_write("small.txt", (const unsigned char *)"small\n", 6)) return -1;
+    if (bf_write(zc_root, "32m.bin", zc_data, ZC_32M) || bf_write(zc_root, "small.txt", (const unsigned char *)"small\n", 6)) return -1;
     char root_env[128];
     snprintf(root_env, sizeof root_env, "FILE_ROOT=%s", zc_root);
     const char *env[] = {"PLAYGROUND_MODE=file", "REACTORS=1", root_env, "FILE_BAKE_MAX=65535", "FILE_SEND=zc",
@@ -220,27 +168,16 @@ IOX_TEST(file_zc, head_starts_no_stream)
 
 IOX_TEST(file_zc, client_resets_mid_body)
 {
-    int fds0 = zc_settled_fds();
+    int fds0 = bf_settled_fds(zc_srv.pid);
     CU_ASSERT_FATAL(fds0 > 0);
     /* Two at a time (the pool has two chunks): each reads the head and a
      * little of the 10 MiB body, then closes (one plainly, one with a
      * reset) while a zero-copy send may be in flight. */
     for (int round = 0; round < 3; round++) {
-        struct hc_conn c[2];
-        for (int k = 0; k < 2; k++) {
-            CU_ASSERT_EQUAL_FATAL(hc_connect(&c[k], zc_srv.port, 2000), 0);
-            CU_ASSERT_EQUAL(hc_send_str(&c[k], "GET /10485760.bin HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
-        }
-        for (int k = 0; k < 2; k++) {
-            char buf[65536];
-            ssize_t got = recv(c[k].fd, buf, sizeof buf, MSG_WAITALL);
-            CU_ASSERT(got > 0);
-            if (k) hc_reset(&c[k]);
-            else hc_close(&c[k]);
-        }
+        bf_abandon_pair(zc_srv.port, "GET /10485760.bin HTTP/1.1\r\nHost: t\r\n\r\n");
         zc_gets += 2;
         /* The connections close only after their sends' notifications. */
-        CU_ASSERT_EQUAL(zc_wait_fds(fds0), fds0);
+        CU_ASSERT_EQUAL(bf_wait_fds(zc_srv.pid, fds0), fds0);
     }
     /* The chunks came back and carry the next bodies byte-exact. */
     struct hc_conn c;
@@ -248,7 +185,7 @@ IOX_TEST(file_zc, client_resets_mid_body)
     hc_set_timeout(&c, hc_slow(20000));
     for (int i = 0; i < 3; i++) zc_get_exact(&c, "/10485760.bin", ZC_10M);
     hc_close(&c);
-    CU_ASSERT_EQUAL(zc_wait_fds(fds0), fds0);
+    CU_ASSERT_EQUAL(bf_wait_fds(zc_srv.pid, fds0), fds0);
 }
 
 /* Six 32 MiB bodies at once on two chunks and two pipes: none can end
