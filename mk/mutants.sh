@@ -3,7 +3,7 @@
 # scratch copy of the tree, rebuild incrementally, run the suites the mutant
 # names, and require that they fail ("killed"). A mutant the named suites do
 # not kill is tried once more against the whole normal suite (minus the
-# freshness and install suites, which would kill any edit of generated/ for
+# freshness, install and mutants_list suites, which would kill any edit of generated/ (or any mutant) for
 # the wrong reason) before it is reported as a survivor.
 #
 # Usage: mk/mutants.sh [name-regex]     (grep -E on the names; MUTANT_FULL=1: always the whole suite)
@@ -45,7 +45,7 @@ for path in sys.argv[1:]:
     if cur: print(json.dumps(cur))
 PY
 )
-all_suites=$(grep -ho 'IOX_TEST([a-z_]*' tests/*.c | sed 's/IOX_TEST(//' | sort -u | grep -vx -e regen -e install | tr '\n' ' ')
+all_suites=$(grep -ho 'IOX_TEST([a-z_]*' tests/*.c | sed 's/IOX_TEST(//' | sort -u | grep -vx -e regen -e install -e mutants_list | tr '\n' ' ')
 # A kill means something only if the unmutated tree passes the same suites.
 echo "mutants: baseline run of the whole suite on the unmutated copy"
 # The whole suite, since a survivor of its own suites is judged by it.
