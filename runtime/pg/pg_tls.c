@@ -234,11 +234,18 @@ int pg_tls_received(struct iox_pg_conn *c, uint32_t n)
     if (!c->tls_up) return 0;
     /* pg_conn_arm_recv keeps 2 * PG_TLS_IN free: what one recv completes
      * (a partial record before it, the bytes of this one) always fits. */
+    uint32_t start = c->rlen;
     while (c->rcap > c->rlen) {
         int r = SSL_read(c->ssl, c->rbuf + c->rlen, (int)(c->rcap - c->rlen));
         if (r > 0) { c->rlen += (uint32_t)r; continue; }
         int e = SSL_get_error(c->ssl, r);
         if (e == SSL_ERROR_WANT_READ) return 0;
+        /* The close_notify can come in the same recv as the last records
+         * before it — PostgreSQL's FATAL ErrorResponse (a pg_hba refusal,
+         * which sslmode=prefer answers by retrying in plaintext). Those
+         * bytes are parsed first; the TCP EOF that follows the alert ends
+         * the session. Only a close with nothing before it fails here. */
+        if (e == SSL_ERROR_ZERO_RETURN && c->rlen > start) return 0;
         if (e == SSL_ERROR_ZERO_RETURN) { pg_conn_set_fail(c, -ECONNRESET, "the server closed the TLS session"); return -1; }
         tls_fail(c, "read");
         return -1;
