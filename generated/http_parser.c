@@ -184,8 +184,11 @@ static inline int is_http11_crlf(const unsigned char *q)
  * NULL for anything else (an empty host, "%", "[", a bad byte, a line cut
  * by the read), which the DFA then takes byte by byte. Only lines the DFA
  * accepts are taken (host_value in the spec), so the outcome is the same. */
-static inline const unsigned char *host_line(const unsigned char *p, const unsigned char *pe,
-                                             const unsigned char **hs, const unsigned char **he)
+/* Always inline: two call sites, and out of line its results went through
+ * memory and the call cost more than the single OWS byte it usually skips. */
+static inline __attribute__((always_inline)) const unsigned char *
+host_line(const unsigned char *p, const unsigned char *pe, const unsigned char **hs,
+          const unsigned char **he)
 {
     const unsigned char *q = p + 1, *s;
     while (q < pe && (*q == ' ' || *q == '\t')) q++;
@@ -220,7 +223,7 @@ static inline int is_host_colon(const unsigned char *q)
 
 /* ------------------------------------------------------------------ head */
 
-#line 220 "generated/http_parser.c"
+#line 223 "generated/http_parser.c"
 static const int iox_http_head_start = 1;
 static const int iox_http_head_first_final = 160;
 static const int iox_http_head_error = 0;
@@ -230,12 +233,12 @@ static const int iox_http_head_en_target = 4;
 static const int iox_http_head_en_fields = 44;
 
 
-#line 372 "runtime/http/http_parser.rl"
+#line 375 "runtime/http/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 231 "generated/http_parser.c"
+#line 234 "generated/http_parser.c"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -245,7 +248,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 412 "runtime/http/http_parser.rl"
+#line 415 "runtime/http/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -514,9 +517,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 680 "runtime/http/http_parser.rl"
+#line 683 "runtime/http/http_parser.rl"
     
-#line 506 "generated/http_parser.c"
+#line 509 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -551,42 +554,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 354 "runtime/http/http_parser.rl"
+#line 357 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 353 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 355 "runtime/http/http_parser.rl"
+#line 358 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 356 "runtime/http/http_parser.rl"
+#line 359 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr61:
-#line 357 "runtime/http/http_parser.rl"
+#line 360 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr73:
-#line 358 "runtime/http/http_parser.rl"
+#line 361 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
 tr124:
-#line 359 "runtime/http/http_parser.rl"
+#line 362 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
 tr156:
-#line 361 "runtime/http/http_parser.rl"
+#line 364 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
 tr187:
-#line 360 "runtime/http/http_parser.rl"
+#line 363 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 566 "generated/http_parser.c"
+#line 569 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -598,11 +601,11 @@ case 2:
 		goto st1;
 	goto tr3;
 tr2:
-#line 223 "runtime/http/http_parser.rl"
+#line 226 "runtime/http/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
 tr6:
-#line 227 "runtime/http/http_parser.rl"
+#line 230 "runtime/http/http_parser.rl"
 	{
     if (OFF - hp->start >= hp->lim.max_method) { err = IOX_HTTP_E_METHOD_TOO_LONG; {p++; cs = 3; goto _out;} }
 }
@@ -611,7 +614,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 588 "generated/http_parser.c"
+#line 591 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto tr6;
@@ -637,20 +640,20 @@ case 3:
 		goto tr6;
 	goto tr0;
 tr5:
-#line 230 "runtime/http/http_parser.rl"
+#line 233 "runtime/http/http_parser.rl"
 	{
     hp->method_end = OFF;
     hp->method_id = method_id((const char *)b + hp->start, OFF - hp->start);
     if (hp->method_id == IOX_HTTP_CONNECT) hp->flags |= IOX__HF_ODD;
 }
-#line 368 "runtime/http/http_parser.rl"
+#line 371 "runtime/http/http_parser.rl"
 	{ {goto st4;} }
 	goto st160;
 st160:
 	if ( ++p == pe )
 		goto _test_eof160;
 case 160:
-#line 624 "generated/http_parser.c"
+#line 627 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -677,14 +680,14 @@ case 4:
 		goto tr13;
 	goto tr7;
 tr8:
-#line 235 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 656 "generated/http_parser.c"
+#line 659 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -706,14 +709,14 @@ case 5:
 		goto st5;
 	goto tr7;
 tr9:
-#line 235 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 683 "generated/http_parser.c"
+#line 686 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -737,14 +740,14 @@ case 7:
 		goto st5;
 	goto tr7;
 tr12:
-#line 235 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 712 "generated/http_parser.c"
+#line 715 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -758,9 +761,9 @@ case 9:
 		goto st9;
 	goto tr7;
 tr20:
-#line 274 "runtime/http/http_parser.rl"
+#line 277 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; hp->flags |= IOX__HF_ODD; }
-#line 236 "runtime/http/http_parser.rl"
+#line 239 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -797,9 +800,9 @@ tr20:
 }
 	goto st10;
 tr35:
-#line 275 "runtime/http/http_parser.rl"
+#line 278 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; hp->flags |= IOX__HF_ODD; }
-#line 236 "runtime/http/http_parser.rl"
+#line 239 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -836,7 +839,7 @@ tr35:
 }
 	goto st10;
 tr36:
-#line 236 "runtime/http/http_parser.rl"
+#line 239 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -873,9 +876,9 @@ tr36:
 }
 	goto st10;
 tr48:
-#line 273 "runtime/http/http_parser.rl"
+#line 276 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; hp->flags |= IOX__HF_ODD; }
-#line 236 "runtime/http/http_parser.rl"
+#line 239 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -915,7 +918,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 875 "generated/http_parser.c"
+#line 878 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -971,18 +974,18 @@ case 17:
 		goto tr30;
 	goto tr21;
 tr30:
-#line 277 "runtime/http/http_parser.rl"
+#line 280 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
 	goto st18;
 tr34:
-#line 276 "runtime/http/http_parser.rl"
+#line 279 "runtime/http/http_parser.rl"
 	{ hp->version_minor = (*p) != '0'; }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 939 "generated/http_parser.c"
+#line 942 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -994,16 +997,16 @@ case 19:
 		goto tr32;
 	goto tr3;
 tr32:
-#line 278 "runtime/http/http_parser.rl"
+#line 281 "runtime/http/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
-#line 369 "runtime/http/http_parser.rl"
+#line 372 "runtime/http/http_parser.rl"
 	{ {goto st44;} }
 	goto st161;
 st161:
 	if ( ++p == pe )
 		goto _test_eof161;
 case 161:
-#line 957 "generated/http_parser.c"
+#line 960 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -1020,14 +1023,14 @@ case 21:
 		goto tr34;
 	goto tr21;
 tr10:
-#line 235 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 979 "generated/http_parser.c"
+#line 982 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -1050,16 +1053,16 @@ case 22:
 		goto st5;
 	goto tr7;
 tr11:
-#line 235 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
-#line 270 "runtime/http/http_parser.rl"
+#line 273 "runtime/http/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 1008 "generated/http_parser.c"
+#line 1011 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -1098,14 +1101,14 @@ case 25:
 		goto st23;
 	goto tr7;
 tr39:
-#line 272 "runtime/http/http_parser.rl"
+#line 275 "runtime/http/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 1052 "generated/http_parser.c"
+#line 1055 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -1143,14 +1146,14 @@ case 28:
 		goto st26;
 	goto tr7;
 tr13:
-#line 235 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st29;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 1095 "generated/http_parser.c"
+#line 1098 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1243,14 +1246,14 @@ case 34:
 		goto st32;
 	goto tr7;
 tr50:
-#line 270 "runtime/http/http_parser.rl"
+#line 273 "runtime/http/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st35;
 st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1193 "generated/http_parser.c"
+#line 1196 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1289,14 +1292,14 @@ case 37:
 		goto st35;
 	goto tr7;
 tr51:
-#line 272 "runtime/http/http_parser.rl"
+#line 275 "runtime/http/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st38;
 st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1237 "generated/http_parser.c"
+#line 1240 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1334,14 +1337,14 @@ case 40:
 		goto st38;
 	goto tr7;
 tr14:
-#line 235 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st41;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1280 "generated/http_parser.c"
+#line 1283 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1378,7 +1381,7 @@ case 43:
 		goto st8;
 	goto tr7;
 tr78:
-#line 335 "runtime/http/http_parser.rl"
+#line 338 "runtime/http/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 44; goto _out;}
@@ -1389,7 +1392,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1326 "generated/http_parser.c"
+#line 1329 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
@@ -1430,14 +1433,14 @@ case 45:
 		goto tr68;
 	goto tr3;
 tr68:
-#line 340 "runtime/http/http_parser.rl"
+#line 343 "runtime/http/http_parser.rl"
 	{ done = 1; {p++; cs = 162; goto _out;} }
 	goto st162;
 st162:
 	if ( ++p == pe )
 		goto _test_eof162;
 case 162:
-#line 1372 "generated/http_parser.c"
+#line 1375 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1468,14 +1471,14 @@ case 46:
 		goto tr69;
 	goto tr61;
 tr69:
-#line 351 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st47;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1408 "generated/http_parser.c"
+#line 1411 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1501,14 +1504,14 @@ case 47:
 		goto st47;
 	goto tr61;
 tr70:
-#line 351 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st48;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1439 "generated/http_parser.c"
+#line 1442 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1520,14 +1523,14 @@ case 48:
 		goto tr73;
 	goto tr74;
 tr74:
-#line 348 "runtime/http/http_parser.rl"
+#line 351 "runtime/http/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st49;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1456 "generated/http_parser.c"
+#line 1459 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1539,19 +1542,19 @@ case 49:
 		goto tr73;
 	goto st49;
 tr75:
-#line 348 "runtime/http/http_parser.rl"
+#line 351 "runtime/http/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st50;
 tr99:
-#line 302 "runtime/http/http_parser.rl"
+#line 305 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st50;
 tr111:
-#line 303 "runtime/http/http_parser.rl"
+#line 306 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st50;
 tr127:
-#line 288 "runtime/http/http_parser.rl"
+#line 291 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 50; goto _out;}
@@ -1561,25 +1564,25 @@ tr127:
 }
 	goto st50;
 tr137:
-#line 334 "runtime/http/http_parser.rl"
+#line 337 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT_X; }
 	goto st50;
 tr151:
-#line 333 "runtime/http/http_parser.rl"
+#line 336 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st50;
 tr162:
-#line 332 "runtime/http/http_parser.rl"
+#line 335 "runtime/http/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st50;
 tr191:
-#line 299 "runtime/http/http_parser.rl"
+#line 302 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st50;
 tr209:
-#line 295 "runtime/http/http_parser.rl"
+#line 298 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 50; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -1589,7 +1592,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1508 "generated/http_parser.c"
+#line 1511 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1894,18 +1897,18 @@ case 60:
 		goto st47;
 	goto tr61;
 tr100:
-#line 302 "runtime/http/http_parser.rl"
+#line 305 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st61;
 tr112:
-#line 303 "runtime/http/http_parser.rl"
+#line 306 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st61;
 st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1821 "generated/http_parser.c"
+#line 1824 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1964,18 +1967,18 @@ case 62:
 		goto st62;
 	goto tr73;
 tr98:
-#line 302 "runtime/http/http_parser.rl"
+#line 305 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st63;
 tr110:
-#line 303 "runtime/http/http_parser.rl"
+#line 306 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st63;
 st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1888 "generated/http_parser.c"
+#line 1891 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2754,7 +2757,7 @@ case 89:
 		goto st47;
 	goto tr61;
 tr128:
-#line 288 "runtime/http/http_parser.rl"
+#line 291 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 90; goto _out;}
@@ -2767,7 +2770,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2678 "generated/http_parser.c"
+#line 2681 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2776,9 +2779,9 @@ case 90:
 		goto tr125;
 	goto tr124;
 tr125:
-#line 280 "runtime/http/http_parser.rl"
+#line 283 "runtime/http/http_parser.rl"
 	{ hp->cl_current = 0; }
-#line 281 "runtime/http/http_parser.rl"
+#line 284 "runtime/http/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2788,7 +2791,7 @@ tr125:
 }
 	goto st91;
 tr129:
-#line 281 "runtime/http/http_parser.rl"
+#line 284 "runtime/http/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2801,7 +2804,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2708 "generated/http_parser.c"
+#line 2711 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2812,7 +2815,7 @@ case 91:
 		goto tr129;
 	goto tr124;
 tr126:
-#line 288 "runtime/http/http_parser.rl"
+#line 291 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 92; goto _out;}
@@ -2825,7 +2828,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2730 "generated/http_parser.c"
+#line 2733 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3344,12 +3347,12 @@ case 116:
 		goto st47;
 	goto tr61;
 tr155:
-#line 304 "runtime/http/http_parser.rl"
+#line 307 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 117; goto _out;} }
     hp->flags |= IOX__HF_HOST;
 }
-#line 319 "runtime/http/http_parser.rl"
+#line 322 "runtime/http/http_parser.rl"
 	{
     const unsigned char *hs, *he, *q = host_line(p, pe, &hs, &he);
     if (q && hp->header_count < hp->lim.max_headers) {
@@ -3367,7 +3370,7 @@ st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3269 "generated/http_parser.c"
+#line 3272 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st117;
 		case 32u: goto st117;
@@ -3392,14 +3395,14 @@ case 117:
 		goto tr158;
 	goto tr156;
 tr158:
-#line 331 "runtime/http/http_parser.rl"
+#line 334 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st118;
 st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3299 "generated/http_parser.c"
+#line 3302 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr161;
 		case 13u: goto tr162;
@@ -3424,14 +3427,14 @@ case 118:
 		goto st118;
 	goto tr156;
 tr161:
-#line 332 "runtime/http/http_parser.rl"
+#line 335 "runtime/http/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st119;
 st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3329 "generated/http_parser.c"
+#line 3332 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st119;
 		case 13u: goto st50;
@@ -3439,14 +3442,14 @@ case 119:
 	}
 	goto tr156;
 tr159:
-#line 331 "runtime/http/http_parser.rl"
+#line 334 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st120;
 st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
-#line 3342 "generated/http_parser.c"
+#line 3345 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st121;
@@ -3482,14 +3485,14 @@ case 122:
 		goto st122;
 	goto tr156;
 tr160:
-#line 331 "runtime/http/http_parser.rl"
+#line 334 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st123;
 st123:
 	if ( ++p == pe )
 		goto _test_eof123;
 case 123:
-#line 3383 "generated/http_parser.c"
+#line 3386 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st124;
 	if ( (*p) < 65u ) {
@@ -4035,13 +4038,13 @@ case 142:
 		goto st47;
 	goto tr61;
 tr192:
-#line 299 "runtime/http/http_parser.rl"
+#line 302 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st143;
 tr210:
-#line 295 "runtime/http/http_parser.rl"
+#line 298 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 143; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -4051,7 +4054,7 @@ st143:
 	if ( ++p == pe )
 		goto _test_eof143;
 case 143:
-#line 3942 "generated/http_parser.c"
+#line 3945 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st143;
 		case 32u: goto st143;
@@ -4109,13 +4112,13 @@ case 144:
 		goto st144;
 	goto tr187;
 tr190:
-#line 299 "runtime/http/http_parser.rl"
+#line 302 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st145;
 tr208:
-#line 295 "runtime/http/http_parser.rl"
+#line 298 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 145; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -4125,7 +4128,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 4013 "generated/http_parser.c"
+#line 4016 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 13u: goto st50;
@@ -4135,13 +4138,13 @@ case 145:
 	}
 	goto tr187;
 tr193:
-#line 299 "runtime/http/http_parser.rl"
+#line 302 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st146;
 tr211:
-#line 295 "runtime/http/http_parser.rl"
+#line 298 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 146; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -4151,7 +4154,7 @@ st146:
 	if ( ++p == pe )
 		goto _test_eof146;
 case 146:
-#line 4036 "generated/http_parser.c"
+#line 4039 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st146;
 		case 32u: goto st146;
@@ -4689,12 +4692,12 @@ case 159:
 	case 19: 
 	case 45: 
 	case 50: 
-#line 353 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 354 "runtime/http/http_parser.rl"
+#line 357 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4725,7 +4728,7 @@ case 159:
 	case 41: 
 	case 42: 
 	case 43: 
-#line 355 "runtime/http/http_parser.rl"
+#line 358 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4739,7 +4742,7 @@ case 159:
 	case 18: 
 	case 20: 
 	case 21: 
-#line 356 "runtime/http/http_parser.rl"
+#line 359 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 44: 
@@ -4793,7 +4796,7 @@ case 159:
 	case 140: 
 	case 141: 
 	case 142: 
-#line 357 "runtime/http/http_parser.rl"
+#line 360 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 48: 
@@ -4830,13 +4833,13 @@ case 159:
 	case 110: 
 	case 111: 
 	case 112: 
-#line 358 "runtime/http/http_parser.rl"
+#line 361 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 90: 
 	case 91: 
 	case 92: 
-#line 359 "runtime/http/http_parser.rl"
+#line 362 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
 	case 143: 
@@ -4856,7 +4859,7 @@ case 159:
 	case 157: 
 	case 158: 
 	case 159: 
-#line 360 "runtime/http/http_parser.rl"
+#line 363 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
 	case 117: 
@@ -4868,17 +4871,17 @@ case 159:
 	case 123: 
 	case 124: 
 	case 125: 
-#line 361 "runtime/http/http_parser.rl"
+#line 364 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4746 "generated/http_parser.c"
+#line 4749 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 681 "runtime/http/http_parser.rl"
+#line 684 "runtime/http/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4943,9 +4946,9 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 745 "runtime/http/http_parser.rl"
+#line 748 "runtime/http/http_parser.rl"
             
-#line 4814 "generated/http_parser.c"
+#line 4817 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4998,49 +5001,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 401 "runtime/http/http_parser.rl"
+#line 404 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 401 "runtime/http/http_parser.rl"
+#line 404 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 402 "runtime/http/http_parser.rl"
+#line 405 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 402 "runtime/http/http_parser.rl"
+#line 405 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 400 "runtime/http/http_parser.rl"
+#line 403 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 403 "runtime/http/http_parser.rl"
+#line 406 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 400 "runtime/http/http_parser.rl"
-	{ err = IOX_HTTP_E_BARE_LF; }
 #line 403 "runtime/http/http_parser.rl"
+	{ err = IOX_HTTP_E_BARE_LF; }
+#line 406 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 404 "runtime/http/http_parser.rl"
+#line 407 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 400 "runtime/http/http_parser.rl"
+#line 403 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 404 "runtime/http/http_parser.rl"
+#line 407 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4892 "generated/http_parser.c"
+#line 4895 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 379 "runtime/http/http_parser.rl"
+#line 382 "runtime/http/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -5050,7 +5053,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4905 "generated/http_parser.c"
+#line 4908 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5217,7 +5220,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 383 "runtime/http/http_parser.rl"
+#line 386 "runtime/http/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -5237,7 +5240,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 5090 "generated/http_parser.c"
+#line 5093 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5293,14 +5296,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 397 "runtime/http/http_parser.rl"
+#line 400 "runtime/http/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 5151 "generated/http_parser.c"
+#line 5154 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5338,14 +5341,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 398 "runtime/http/http_parser.rl"
+#line 401 "runtime/http/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 5194 "generated/http_parser.c"
+#line 5197 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5426,11 +5429,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 400 "runtime/http/http_parser.rl"
+#line 403 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 401 "runtime/http/http_parser.rl"
+#line 404 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -5442,45 +5445,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 402 "runtime/http/http_parser.rl"
+#line 405 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 403 "runtime/http/http_parser.rl"
+#line 406 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 404 "runtime/http/http_parser.rl"
+#line 407 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 400 "runtime/http/http_parser.rl"
-	{ err = IOX_HTTP_E_BARE_LF; }
 #line 403 "runtime/http/http_parser.rl"
+	{ err = IOX_HTTP_E_BARE_LF; }
+#line 406 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 400 "runtime/http/http_parser.rl"
+#line 403 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 404 "runtime/http/http_parser.rl"
+#line 407 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 401 "runtime/http/http_parser.rl"
+#line 404 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 402 "runtime/http/http_parser.rl"
+#line 405 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5310 "generated/http_parser.c"
+#line 5313 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 746 "runtime/http/http_parser.rl"
+#line 749 "runtime/http/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);
