@@ -178,9 +178,52 @@ static inline int is_http11_crlf(const unsigned char *q)
     return a == 0x312e312f50545448ull /* "HTTP/1.1" */ && c == 0x0a0d;
 }
 
+/* The rest of a Host line from its ":" at p, when it is the common
+ * OWS reg-name [ ":" port ] OWS CRLF (no pct-encoding, no IP literal) and
+ * lies whole before pe: returns its LF, the value's bounds in *hs, *he.
+ * NULL for anything else (an empty host, "%", "[", a bad byte, a line cut
+ * by the read), which the DFA then takes byte by byte. Only lines the DFA
+ * accepts are taken (host_value in the spec), so the outcome is the same. */
+/* Always inline: two call sites, and out of line its results went through
+ * memory and the call cost more than the single OWS byte it usually skips. */
+static inline __attribute__((always_inline)) const unsigned char *
+host_line(const unsigned char *p, const unsigned char *pe, const unsigned char **hs,
+          const unsigned char **he)
+{
+    const unsigned char *q = p + 1, *s;
+    while (q < pe && (*q == ' ' || *q == '\t')) q++;
+    s = q;
+    q = skip_host_common(q, pe);
+    while (q < pe && (cls[*q] & C_HOST)) q++;
+    if (q == s) return NULL;
+    if (q < pe && *q == ':') {
+        q = skip_digits(q + 1, pe);
+        while (q < pe && *q >= '0' && *q <= '9') q++;
+    }
+    *hs = s;
+    *he = q;
+    while (q < pe && (*q == ' ' || *q == '\t')) q++;
+    if (pe - q >= 2 && q[0] == '\r' && q[1] == '\n') return q + 1;
+    return NULL;
+}
+
+/* The 5 bytes /host/i ":" at q (the caller checked they are there): the
+ * field name the grammar's n_host matches, and its colon. b | 0x20 is the
+ * lower-case letter only for that letter's two cases. */
+static inline int is_host_colon(const unsigned char *q)
+{
+    uint32_t w;
+    memcpy(&w, q, 4);
+    return (w | 0x20202020u) == 0x74736f68u /* "host" */ && q[4] == ':';
+}
+
+/* The head ends right after the field line whose LF is at q: CRLF follows
+ * (and lies before pe). */
+#define HEAD_ENDS_AFTER(q) (pe - (q) > 2 && (q)[1] == '\r' && (q)[2] == '\n')
+
 /* ------------------------------------------------------------------ head */
 
-#line 180 "generated/http_parser.c"
+#line 223 "generated/http_parser.c"
 static const int iox_http_head_start = 1;
 static const int iox_http_head_first_final = 160;
 static const int iox_http_head_error = 0;
@@ -190,12 +233,12 @@ static const int iox_http_head_en_target = 4;
 static const int iox_http_head_en_fields = 44;
 
 
-#line 324 "runtime/http/http_parser.rl"
+#line 375 "runtime/http/http_parser.rl"
 
 
 /* ------------------------------------------------------------- chunked body */
 
-#line 191 "generated/http_parser.c"
+#line 234 "generated/http_parser.c"
 static const int iox_http_chunked_start = 1;
 static const int iox_http_chunked_first_final = 20;
 static const int iox_http_chunked_error = 0;
@@ -205,7 +248,7 @@ static const int iox_http_chunked_en_data_end = 13;
 static const int iox_http_chunked_en_trailers = 15;
 
 
-#line 364 "runtime/http/http_parser.rl"
+#line 415 "runtime/http/http_parser.rl"
 
 
 /* -------------------------------------------------------------- helpers */
@@ -474,9 +517,9 @@ int iox_http_parse_head(struct iox_http_parser *hp, const char *buf, size_t len,
         }
     }
     
-#line 632 "runtime/http/http_parser.rl"
+#line 683 "runtime/http/http_parser.rl"
     
-#line 466 "generated/http_parser.c"
+#line 509 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -511,42 +554,42 @@ case 1:
 		goto tr2;
 	goto tr0;
 tr0:
-#line 306 "runtime/http/http_parser.rl"
+#line 357 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	goto st0;
 tr3:
-#line 305 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr7:
-#line 307 "runtime/http/http_parser.rl"
+#line 358 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	goto st0;
 tr21:
-#line 308 "runtime/http/http_parser.rl"
+#line 359 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	goto st0;
 tr61:
-#line 309 "runtime/http/http_parser.rl"
+#line 360 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	goto st0;
 tr73:
-#line 310 "runtime/http/http_parser.rl"
+#line 361 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	goto st0;
 tr124:
-#line 311 "runtime/http/http_parser.rl"
+#line 362 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	goto st0;
 tr156:
-#line 313 "runtime/http/http_parser.rl"
+#line 364 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	goto st0;
 tr187:
-#line 312 "runtime/http/http_parser.rl"
+#line 363 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	goto st0;
-#line 526 "generated/http_parser.c"
+#line 569 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
@@ -558,11 +601,11 @@ case 2:
 		goto st1;
 	goto tr3;
 tr2:
-#line 183 "runtime/http/http_parser.rl"
+#line 226 "runtime/http/http_parser.rl"
 	{ hp->start = OFF; }
 	goto st3;
 tr6:
-#line 187 "runtime/http/http_parser.rl"
+#line 230 "runtime/http/http_parser.rl"
 	{
     if (OFF - hp->start >= hp->lim.max_method) { err = IOX_HTTP_E_METHOD_TOO_LONG; {p++; cs = 3; goto _out;} }
 }
@@ -571,7 +614,7 @@ st3:
 	if ( ++p == pe )
 		goto _test_eof3;
 case 3:
-#line 548 "generated/http_parser.c"
+#line 591 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr5;
 		case 33u: goto tr6;
@@ -597,20 +640,20 @@ case 3:
 		goto tr6;
 	goto tr0;
 tr5:
-#line 190 "runtime/http/http_parser.rl"
+#line 233 "runtime/http/http_parser.rl"
 	{
     hp->method_end = OFF;
     hp->method_id = method_id((const char *)b + hp->start, OFF - hp->start);
     if (hp->method_id == IOX_HTTP_CONNECT) hp->flags |= IOX__HF_ODD;
 }
-#line 320 "runtime/http/http_parser.rl"
+#line 371 "runtime/http/http_parser.rl"
 	{ {goto st4;} }
 	goto st160;
 st160:
 	if ( ++p == pe )
 		goto _test_eof160;
 case 160:
-#line 584 "generated/http_parser.c"
+#line 627 "generated/http_parser.c"
 	goto st0;
 st4:
 	if ( ++p == pe )
@@ -637,14 +680,14 @@ case 4:
 		goto tr13;
 	goto tr7;
 tr8:
-#line 195 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st5;
 st5:
 	if ( ++p == pe )
 		goto _test_eof5;
 case 5:
-#line 616 "generated/http_parser.c"
+#line 659 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -666,14 +709,14 @@ case 5:
 		goto st5;
 	goto tr7;
 tr9:
-#line 195 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st6;
 st6:
 	if ( ++p == pe )
 		goto _test_eof6;
 case 6:
-#line 643 "generated/http_parser.c"
+#line 686 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st7;
@@ -697,14 +740,14 @@ case 7:
 		goto st5;
 	goto tr7;
 tr12:
-#line 195 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st8;
 st8:
 	if ( ++p == pe )
 		goto _test_eof8;
 case 8:
-#line 672 "generated/http_parser.c"
+#line 715 "generated/http_parser.c"
 	if ( 48u <= (*p) && (*p) <= 57u )
 		goto st9;
 	goto tr7;
@@ -718,9 +761,9 @@ case 9:
 		goto st9;
 	goto tr7;
 tr20:
-#line 217 "runtime/http/http_parser.rl"
+#line 277 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_AUTHORITY_FORM; hp->flags |= IOX__HF_ODD; }
-#line 196 "runtime/http/http_parser.rl"
+#line 239 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -735,14 +778,31 @@ tr20:
         hp->version_minor = 1;
         hp->headers_start = OFF + 11;
         p += 10;
+        /* p is the request line's LF. A first field line "Host:" with a
+         * common value (host_line): do what the DFA would do over the name
+         * (n_host ":"), host_field (no Host is seen yet: it is the first
+         * line) and host_rest; and when CRLF follows, end_head too. Else
+         * the field section from its start, as before. */
+        if (pe - p > 6 && is_host_colon(p + 1) && hp->lim.max_headers > 0) {
+            const unsigned char *hs, *he, *q = host_line(p + 5, pe, &hs, &he);
+            if (q) {
+                hp->flags |= IOX__HF_HOST;
+                hp->host_start = (uint32_t)(hs - b);
+                hp->host_end = (uint32_t)(he - b);
+                hp->header_count = 1;
+                p = q;
+                if (HEAD_ENDS_AFTER(p)) { p += 2; done = 1; {p++; cs = 10; goto _out;} }
+                {goto st44;}
+            }
+        }
         {goto st44;}
     }
 }
 	goto st10;
 tr35:
-#line 218 "runtime/http/http_parser.rl"
+#line 278 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ASTERISK_FORM; hp->flags |= IOX__HF_ODD; }
-#line 196 "runtime/http/http_parser.rl"
+#line 239 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -757,12 +817,29 @@ tr35:
         hp->version_minor = 1;
         hp->headers_start = OFF + 11;
         p += 10;
+        /* p is the request line's LF. A first field line "Host:" with a
+         * common value (host_line): do what the DFA would do over the name
+         * (n_host ":"), host_field (no Host is seen yet: it is the first
+         * line) and host_rest; and when CRLF follows, end_head too. Else
+         * the field section from its start, as before. */
+        if (pe - p > 6 && is_host_colon(p + 1) && hp->lim.max_headers > 0) {
+            const unsigned char *hs, *he, *q = host_line(p + 5, pe, &hs, &he);
+            if (q) {
+                hp->flags |= IOX__HF_HOST;
+                hp->host_start = (uint32_t)(hs - b);
+                hp->host_end = (uint32_t)(he - b);
+                hp->header_count = 1;
+                p = q;
+                if (HEAD_ENDS_AFTER(p)) { p += 2; done = 1; {p++; cs = 10; goto _out;} }
+                {goto st44;}
+            }
+        }
         {goto st44;}
     }
 }
 	goto st10;
 tr36:
-#line 196 "runtime/http/http_parser.rl"
+#line 239 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -777,14 +854,31 @@ tr36:
         hp->version_minor = 1;
         hp->headers_start = OFF + 11;
         p += 10;
+        /* p is the request line's LF. A first field line "Host:" with a
+         * common value (host_line): do what the DFA would do over the name
+         * (n_host ":"), host_field (no Host is seen yet: it is the first
+         * line) and host_rest; and when CRLF follows, end_head too. Else
+         * the field section from its start, as before. */
+        if (pe - p > 6 && is_host_colon(p + 1) && hp->lim.max_headers > 0) {
+            const unsigned char *hs, *he, *q = host_line(p + 5, pe, &hs, &he);
+            if (q) {
+                hp->flags |= IOX__HF_HOST;
+                hp->host_start = (uint32_t)(hs - b);
+                hp->host_end = (uint32_t)(he - b);
+                hp->header_count = 1;
+                p = q;
+                if (HEAD_ENDS_AFTER(p)) { p += 2; done = 1; {p++; cs = 10; goto _out;} }
+                {goto st44;}
+            }
+        }
         {goto st44;}
     }
 }
 	goto st10;
 tr48:
-#line 216 "runtime/http/http_parser.rl"
+#line 276 "runtime/http/http_parser.rl"
 	{ hp->target_form = IOX_HTTP_ABSOLUTE_FORM; hp->flags |= IOX__HF_ODD; }
-#line 196 "runtime/http/http_parser.rl"
+#line 239 "runtime/http/http_parser.rl"
 	{
     hp->target_end = OFF;
     if (hp->target_end - hp->target_start > hp->lim.max_target) {
@@ -799,6 +893,23 @@ tr48:
         hp->version_minor = 1;
         hp->headers_start = OFF + 11;
         p += 10;
+        /* p is the request line's LF. A first field line "Host:" with a
+         * common value (host_line): do what the DFA would do over the name
+         * (n_host ":"), host_field (no Host is seen yet: it is the first
+         * line) and host_rest; and when CRLF follows, end_head too. Else
+         * the field section from its start, as before. */
+        if (pe - p > 6 && is_host_colon(p + 1) && hp->lim.max_headers > 0) {
+            const unsigned char *hs, *he, *q = host_line(p + 5, pe, &hs, &he);
+            if (q) {
+                hp->flags |= IOX__HF_HOST;
+                hp->host_start = (uint32_t)(hs - b);
+                hp->host_end = (uint32_t)(he - b);
+                hp->header_count = 1;
+                p = q;
+                if (HEAD_ENDS_AFTER(p)) { p += 2; done = 1; {p++; cs = 10; goto _out;} }
+                {goto st44;}
+            }
+        }
         {goto st44;}
     }
 }
@@ -807,7 +918,7 @@ st10:
 	if ( ++p == pe )
 		goto _test_eof10;
 case 10:
-#line 767 "generated/http_parser.c"
+#line 878 "generated/http_parser.c"
 	if ( (*p) == 72u )
 		goto st11;
 	goto tr21;
@@ -863,18 +974,18 @@ case 17:
 		goto tr30;
 	goto tr21;
 tr30:
-#line 220 "runtime/http/http_parser.rl"
+#line 280 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_VERSION_UNSUPPORTED; {p++; cs = 18; goto _out;} }
 	goto st18;
 tr34:
-#line 219 "runtime/http/http_parser.rl"
+#line 279 "runtime/http/http_parser.rl"
 	{ hp->version_minor = (*p) != '0'; }
 	goto st18;
 st18:
 	if ( ++p == pe )
 		goto _test_eof18;
 case 18:
-#line 831 "generated/http_parser.c"
+#line 942 "generated/http_parser.c"
 	if ( (*p) == 13u )
 		goto st19;
 	goto tr21;
@@ -886,16 +997,16 @@ case 19:
 		goto tr32;
 	goto tr3;
 tr32:
-#line 221 "runtime/http/http_parser.rl"
+#line 281 "runtime/http/http_parser.rl"
 	{ hp->headers_start = OFF + 1; }
-#line 321 "runtime/http/http_parser.rl"
+#line 372 "runtime/http/http_parser.rl"
 	{ {goto st44;} }
 	goto st161;
 st161:
 	if ( ++p == pe )
 		goto _test_eof161;
 case 161:
-#line 849 "generated/http_parser.c"
+#line 960 "generated/http_parser.c"
 	goto st0;
 st20:
 	if ( ++p == pe )
@@ -912,14 +1023,14 @@ case 21:
 		goto tr34;
 	goto tr21;
 tr10:
-#line 195 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 871 "generated/http_parser.c"
+#line 982 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr35;
 		case 33u: goto st5;
@@ -942,16 +1053,16 @@ case 22:
 		goto st5;
 	goto tr7;
 tr11:
-#line 195 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
-#line 213 "runtime/http/http_parser.rl"
+#line 273 "runtime/http/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st23;
 st23:
 	if ( ++p == pe )
 		goto _test_eof23;
 case 23:
-#line 900 "generated/http_parser.c"
+#line 1011 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st24;
@@ -990,14 +1101,14 @@ case 25:
 		goto st23;
 	goto tr7;
 tr39:
-#line 215 "runtime/http/http_parser.rl"
+#line 275 "runtime/http/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st26;
 st26:
 	if ( ++p == pe )
 		goto _test_eof26;
 case 26:
-#line 944 "generated/http_parser.c"
+#line 1055 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr36;
 		case 37u: goto st27;
@@ -1035,14 +1146,14 @@ case 28:
 		goto st26;
 	goto tr7;
 tr13:
-#line 195 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st29;
 st29:
 	if ( ++p == pe )
 		goto _test_eof29;
 case 29:
-#line 987 "generated/http_parser.c"
+#line 1098 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st5;
 		case 37u: goto st6;
@@ -1135,14 +1246,14 @@ case 34:
 		goto st32;
 	goto tr7;
 tr50:
-#line 213 "runtime/http/http_parser.rl"
+#line 273 "runtime/http/http_parser.rl"
 	{ hp->path_start = OFF; p = skip_class(p + 1, pe, C_PATH) - 1; }
 	goto st35;
 st35:
 	if ( ++p == pe )
 		goto _test_eof35;
 case 35:
-#line 1085 "generated/http_parser.c"
+#line 1196 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st36;
@@ -1181,14 +1292,14 @@ case 37:
 		goto st35;
 	goto tr7;
 tr51:
-#line 215 "runtime/http/http_parser.rl"
+#line 275 "runtime/http/http_parser.rl"
 	{ hp->query_start = OFF + 1; p = skip_class(p + 1, pe, C_QUERY) - 1; }
 	goto st38;
 st38:
 	if ( ++p == pe )
 		goto _test_eof38;
 case 38:
-#line 1129 "generated/http_parser.c"
+#line 1240 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 32u: goto tr48;
 		case 37u: goto st39;
@@ -1226,14 +1337,14 @@ case 40:
 		goto st38;
 	goto tr7;
 tr14:
-#line 195 "runtime/http/http_parser.rl"
+#line 238 "runtime/http/http_parser.rl"
 	{ hp->target_start = OFF; }
 	goto st41;
 st41:
 	if ( ++p == pe )
 		goto _test_eof41;
 case 41:
-#line 1172 "generated/http_parser.c"
+#line 1283 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st42;
 	if ( (*p) < 65u ) {
@@ -1270,7 +1381,7 @@ case 43:
 		goto st8;
 	goto tr7;
 tr78:
-#line 287 "runtime/http/http_parser.rl"
+#line 338 "runtime/http/http_parser.rl"
 	{
     if (++hp->header_count > hp->lim.max_headers) {
         err = IOX_HTTP_E_TOO_MANY_HEADERS; {p++; cs = 44; goto _out;}
@@ -1281,7 +1392,7 @@ st44:
 	if ( ++p == pe )
 		goto _test_eof44;
 case 44:
-#line 1218 "generated/http_parser.c"
+#line 1329 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st45;
 		case 33u: goto st46;
@@ -1322,14 +1433,14 @@ case 45:
 		goto tr68;
 	goto tr3;
 tr68:
-#line 292 "runtime/http/http_parser.rl"
+#line 343 "runtime/http/http_parser.rl"
 	{ done = 1; {p++; cs = 162; goto _out;} }
 	goto st162;
 st162:
 	if ( ++p == pe )
 		goto _test_eof162;
 case 162:
-#line 1264 "generated/http_parser.c"
+#line 1375 "generated/http_parser.c"
 	goto st0;
 st46:
 	if ( ++p == pe )
@@ -1360,14 +1471,14 @@ case 46:
 		goto tr69;
 	goto tr61;
 tr69:
-#line 303 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st47;
 st47:
 	if ( ++p == pe )
 		goto _test_eof47;
 case 47:
-#line 1300 "generated/http_parser.c"
+#line 1411 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 33u: goto st47;
 		case 58u: goto st48;
@@ -1393,14 +1504,14 @@ case 47:
 		goto st47;
 	goto tr61;
 tr70:
-#line 303 "runtime/http/http_parser.rl"
+#line 354 "runtime/http/http_parser.rl"
 	{ p = skip_class(p + 1, pe, C_TCHAR) - 1; }
 	goto st48;
 st48:
 	if ( ++p == pe )
 		goto _test_eof48;
 case 48:
-#line 1331 "generated/http_parser.c"
+#line 1442 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto tr75;
 		case 127u: goto tr73;
@@ -1412,14 +1523,14 @@ case 48:
 		goto tr73;
 	goto tr74;
 tr74:
-#line 300 "runtime/http/http_parser.rl"
+#line 351 "runtime/http/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st49;
 st49:
 	if ( ++p == pe )
 		goto _test_eof49;
 case 49:
-#line 1348 "generated/http_parser.c"
+#line 1459 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 13u: goto st50;
 		case 127u: goto tr73;
@@ -1431,19 +1542,19 @@ case 49:
 		goto tr73;
 	goto st49;
 tr75:
-#line 300 "runtime/http/http_parser.rl"
+#line 351 "runtime/http/http_parser.rl"
 	{ if ((*p) != '\r') p = skip_plain(p + 1, pe) - 1; }
 	goto st50;
 tr99:
-#line 245 "runtime/http/http_parser.rl"
+#line 305 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st50;
 tr111:
-#line 246 "runtime/http/http_parser.rl"
+#line 306 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st50;
 tr127:
-#line 231 "runtime/http/http_parser.rl"
+#line 291 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 50; goto _out;}
@@ -1453,25 +1564,25 @@ tr127:
 }
 	goto st50;
 tr137:
-#line 286 "runtime/http/http_parser.rl"
+#line 337 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT_X; }
 	goto st50;
 tr151:
-#line 285 "runtime/http/http_parser.rl"
+#line 336 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_EXPECT; }
 	goto st50;
 tr162:
-#line 284 "runtime/http/http_parser.rl"
+#line 335 "runtime/http/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st50;
 tr191:
-#line 242 "runtime/http/http_parser.rl"
+#line 302 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st50;
 tr209:
-#line 238 "runtime/http/http_parser.rl"
+#line 298 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 50; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -1481,7 +1592,7 @@ st50:
 	if ( ++p == pe )
 		goto _test_eof50;
 case 50:
-#line 1400 "generated/http_parser.c"
+#line 1511 "generated/http_parser.c"
 	if ( (*p) == 10u )
 		goto tr78;
 	goto tr3;
@@ -1786,18 +1897,18 @@ case 60:
 		goto st47;
 	goto tr61;
 tr100:
-#line 245 "runtime/http/http_parser.rl"
+#line 305 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st61;
 tr112:
-#line 246 "runtime/http/http_parser.rl"
+#line 306 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st61;
 st61:
 	if ( ++p == pe )
 		goto _test_eof61;
 case 61:
-#line 1713 "generated/http_parser.c"
+#line 1824 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st61;
 		case 32u: goto st61;
@@ -1856,18 +1967,18 @@ case 62:
 		goto st62;
 	goto tr73;
 tr98:
-#line 245 "runtime/http/http_parser.rl"
+#line 305 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_CLOSE; }
 	goto st63;
 tr110:
-#line 246 "runtime/http/http_parser.rl"
+#line 306 "runtime/http/http_parser.rl"
 	{ hp->flags |= IOX__HF_KEEP; }
 	goto st63;
 st63:
 	if ( ++p == pe )
 		goto _test_eof63;
 case 63:
-#line 1780 "generated/http_parser.c"
+#line 1891 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st63;
 		case 13u: goto st50;
@@ -2646,7 +2757,7 @@ case 89:
 		goto st47;
 	goto tr61;
 tr128:
-#line 231 "runtime/http/http_parser.rl"
+#line 291 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 90; goto _out;}
@@ -2659,7 +2770,7 @@ st90:
 	if ( ++p == pe )
 		goto _test_eof90;
 case 90:
-#line 2570 "generated/http_parser.c"
+#line 2681 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st90;
 		case 32u: goto st90;
@@ -2668,9 +2779,9 @@ case 90:
 		goto tr125;
 	goto tr124;
 tr125:
-#line 223 "runtime/http/http_parser.rl"
+#line 283 "runtime/http/http_parser.rl"
 	{ hp->cl_current = 0; }
-#line 224 "runtime/http/http_parser.rl"
+#line 284 "runtime/http/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2680,7 +2791,7 @@ tr125:
 }
 	goto st91;
 tr129:
-#line 224 "runtime/http/http_parser.rl"
+#line 284 "runtime/http/http_parser.rl"
 	{
     uint64_t d = (uint64_t)((*p) - '0');
     if (hp->cl_current > (UINT64_C(0x7fffffffffffffff) - d) / 10) {
@@ -2693,7 +2804,7 @@ st91:
 	if ( ++p == pe )
 		goto _test_eof91;
 case 91:
-#line 2600 "generated/http_parser.c"
+#line 2711 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr126;
 		case 13u: goto tr127;
@@ -2704,7 +2815,7 @@ case 91:
 		goto tr129;
 	goto tr124;
 tr126:
-#line 231 "runtime/http/http_parser.rl"
+#line 291 "runtime/http/http_parser.rl"
 	{
     if ((hp->flags & IOX__HF_CL) && hp->cl_value != hp->cl_current) {
         err = IOX_HTTP_E_CONTENT_LENGTH_CONFLICT; {p++; cs = 92; goto _out;}
@@ -2717,7 +2828,7 @@ st92:
 	if ( ++p == pe )
 		goto _test_eof92;
 case 92:
-#line 2622 "generated/http_parser.c"
+#line 2733 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st92;
 		case 13u: goto st50;
@@ -3236,32 +3347,22 @@ case 116:
 		goto st47;
 	goto tr61;
 tr155:
-#line 247 "runtime/http/http_parser.rl"
+#line 307 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_HOST) { err = IOX_HTTP_E_HOST_DUPLICATE; {p++; cs = 117; goto _out;} }
     hp->flags |= IOX__HF_HOST;
 }
-#line 261 "runtime/http/http_parser.rl"
+#line 322 "runtime/http/http_parser.rl"
 	{
-    const unsigned char *q = p + 1, *hs, *he;
-    while (q < pe && (*q == ' ' || *q == '\t')) q++;
-    hs = q;
-    q = skip_host_common(q, pe);
-    while (q < pe && (cls[*q] & C_HOST)) q++;
-    if (q > hs) {
-        if (q < pe && *q == ':') {
-            q = skip_digits(q + 1, pe);
-            while (q < pe && *q >= '0' && *q <= '9') q++;
-        }
-        he = q;
-        while (q < pe && (*q == ' ' || *q == '\t')) q++;
-        if (pe - q >= 2 && q[0] == '\r' && q[1] == '\n' && hp->header_count < hp->lim.max_headers) {
-            hp->host_start = (uint32_t)(hs - b);
-            hp->host_end = (uint32_t)(he - b);
-            hp->header_count++;
-            p = q + 1;
-            {goto st44;}
-        }
+    const unsigned char *hs, *he, *q = host_line(p, pe, &hs, &he);
+    if (q && hp->header_count < hp->lim.max_headers) {
+        hp->host_start = (uint32_t)(hs - b);
+        hp->host_end = (uint32_t)(he - b);
+        hp->header_count++;
+        p = q;
+        /* CRLF next: the head ends here (end_head, as the DFA would). */
+        if (HEAD_ENDS_AFTER(p)) { p += 2; done = 1; {p++; cs = 117; goto _out;} }
+        {goto st44;}
     }
 }
 	goto st117;
@@ -3269,7 +3370,7 @@ st117:
 	if ( ++p == pe )
 		goto _test_eof117;
 case 117:
-#line 3171 "generated/http_parser.c"
+#line 3272 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st117;
 		case 32u: goto st117;
@@ -3294,14 +3395,14 @@ case 117:
 		goto tr158;
 	goto tr156;
 tr158:
-#line 283 "runtime/http/http_parser.rl"
+#line 334 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st118;
 st118:
 	if ( ++p == pe )
 		goto _test_eof118;
 case 118:
-#line 3201 "generated/http_parser.c"
+#line 3302 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto tr161;
 		case 13u: goto tr162;
@@ -3326,14 +3427,14 @@ case 118:
 		goto st118;
 	goto tr156;
 tr161:
-#line 284 "runtime/http/http_parser.rl"
+#line 335 "runtime/http/http_parser.rl"
 	{ hp->host_end = OFF; }
 	goto st119;
 st119:
 	if ( ++p == pe )
 		goto _test_eof119;
 case 119:
-#line 3231 "generated/http_parser.c"
+#line 3332 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st119;
 		case 13u: goto st50;
@@ -3341,14 +3442,14 @@ case 119:
 	}
 	goto tr156;
 tr159:
-#line 283 "runtime/http/http_parser.rl"
+#line 334 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st120;
 st120:
 	if ( ++p == pe )
 		goto _test_eof120;
 case 120:
-#line 3244 "generated/http_parser.c"
+#line 3345 "generated/http_parser.c"
 	if ( (*p) < 65u ) {
 		if ( 48u <= (*p) && (*p) <= 57u )
 			goto st121;
@@ -3384,14 +3485,14 @@ case 122:
 		goto st122;
 	goto tr156;
 tr160:
-#line 283 "runtime/http/http_parser.rl"
+#line 334 "runtime/http/http_parser.rl"
 	{ hp->host_start = OFF; }
 	goto st123;
 st123:
 	if ( ++p == pe )
 		goto _test_eof123;
 case 123:
-#line 3285 "generated/http_parser.c"
+#line 3386 "generated/http_parser.c"
 	if ( (*p) == 46u )
 		goto st124;
 	if ( (*p) < 65u ) {
@@ -3937,13 +4038,13 @@ case 142:
 		goto st47;
 	goto tr61;
 tr192:
-#line 242 "runtime/http/http_parser.rl"
+#line 302 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st143;
 tr210:
-#line 238 "runtime/http/http_parser.rl"
+#line 298 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 143; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -3953,7 +4054,7 @@ st143:
 	if ( ++p == pe )
 		goto _test_eof143;
 case 143:
-#line 3844 "generated/http_parser.c"
+#line 3945 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st143;
 		case 32u: goto st143;
@@ -4011,13 +4112,13 @@ case 144:
 		goto st144;
 	goto tr187;
 tr190:
-#line 242 "runtime/http/http_parser.rl"
+#line 302 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st145;
 tr208:
-#line 238 "runtime/http/http_parser.rl"
+#line 298 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 145; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -4027,7 +4128,7 @@ st145:
 	if ( ++p == pe )
 		goto _test_eof145;
 case 145:
-#line 3915 "generated/http_parser.c"
+#line 4016 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st145;
 		case 13u: goto st50;
@@ -4037,13 +4138,13 @@ case 145:
 	}
 	goto tr187;
 tr193:
-#line 242 "runtime/http/http_parser.rl"
+#line 302 "runtime/http/http_parser.rl"
 	{
     hp->flags = (uint16_t)((hp->flags | IOX__HF_TE) & ~IOX__HF_TE_LAST);
 }
 	goto st146;
 tr211:
-#line 238 "runtime/http/http_parser.rl"
+#line 298 "runtime/http/http_parser.rl"
 	{
     if (hp->flags & IOX__HF_TE_CHUNKED) { err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; {p++; cs = 146; goto _out;} }
     hp->flags |= IOX__HF_TE | IOX__HF_TE_CHUNKED | IOX__HF_TE_LAST;
@@ -4053,7 +4154,7 @@ st146:
 	if ( ++p == pe )
 		goto _test_eof146;
 case 146:
-#line 3938 "generated/http_parser.c"
+#line 4039 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st146;
 		case 32u: goto st146;
@@ -4591,12 +4692,12 @@ case 159:
 	case 19: 
 	case 45: 
 	case 50: 
-#line 305 "runtime/http/http_parser.rl"
+#line 356 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
 	case 3: 
-#line 306 "runtime/http/http_parser.rl"
+#line 357 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_METHOD; }
 	break;
 	case 4: 
@@ -4627,7 +4728,7 @@ case 159:
 	case 41: 
 	case 42: 
 	case 43: 
-#line 307 "runtime/http/http_parser.rl"
+#line 358 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TARGET; }
 	break;
 	case 10: 
@@ -4641,7 +4742,7 @@ case 159:
 	case 18: 
 	case 20: 
 	case 21: 
-#line 308 "runtime/http/http_parser.rl"
+#line 359 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_VERSION; }
 	break;
 	case 44: 
@@ -4695,7 +4796,7 @@ case 159:
 	case 140: 
 	case 141: 
 	case 142: 
-#line 309 "runtime/http/http_parser.rl"
+#line 360 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_NAME; }
 	break;
 	case 48: 
@@ -4732,13 +4833,13 @@ case 159:
 	case 110: 
 	case 111: 
 	case 112: 
-#line 310 "runtime/http/http_parser.rl"
+#line 361 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HEADER_VALUE; }
 	break;
 	case 90: 
 	case 91: 
 	case 92: 
-#line 311 "runtime/http/http_parser.rl"
+#line 362 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CONTENT_LENGTH; }
 	break;
 	case 143: 
@@ -4758,7 +4859,7 @@ case 159:
 	case 157: 
 	case 158: 
 	case 159: 
-#line 312 "runtime/http/http_parser.rl"
+#line 363 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRANSFER_ENCODING; }
 	break;
 	case 117: 
@@ -4770,17 +4871,17 @@ case 159:
 	case 123: 
 	case 124: 
 	case 125: 
-#line 313 "runtime/http/http_parser.rl"
+#line 364 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_HOST; }
 	break;
-#line 4648 "generated/http_parser.c"
+#line 4749 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 633 "runtime/http/http_parser.rl"
+#line 684 "runtime/http/http_parser.rl"
 
     if (done) return finish_head(hp, buf, (uint32_t)(p - b), req);
     hp->cs = cs;
@@ -4845,9 +4946,9 @@ static int parse_body_run(struct iox_http_parser *hp, const char *buf, size_t le
             int cs = hp->cs, err = 0, done = 0;
             (void)eof;
             
-#line 697 "runtime/http/http_parser.rl"
+#line 748 "runtime/http/http_parser.rl"
             
-#line 4716 "generated/http_parser.c"
+#line 4817 "generated/http_parser.c"
 	{
 	if ( p == pe )
 		goto _test_eof;
@@ -4900,49 +5001,49 @@ case 1:
 		goto tr1;
 	goto tr0;
 tr0:
-#line 353 "runtime/http/http_parser.rl"
+#line 404 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	goto st0;
 tr2:
-#line 353 "runtime/http/http_parser.rl"
+#line 404 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 354 "runtime/http/http_parser.rl"
+#line 405 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr6:
-#line 354 "runtime/http/http_parser.rl"
+#line 405 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	goto st0;
 tr12:
-#line 352 "runtime/http/http_parser.rl"
+#line 403 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	goto st0;
 tr16:
-#line 355 "runtime/http/http_parser.rl"
+#line 406 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr18:
-#line 352 "runtime/http/http_parser.rl"
+#line 403 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 355 "runtime/http/http_parser.rl"
+#line 406 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	goto st0;
 tr20:
-#line 356 "runtime/http/http_parser.rl"
+#line 407 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
 tr26:
-#line 352 "runtime/http/http_parser.rl"
+#line 403 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 356 "runtime/http/http_parser.rl"
+#line 407 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	goto st0;
-#line 4794 "generated/http_parser.c"
+#line 4895 "generated/http_parser.c"
 st0:
 cs = 0;
 	goto _out;
 tr1:
-#line 331 "runtime/http/http_parser.rl"
+#line 382 "runtime/http/http_parser.rl"
 	{
     if (hp->body_left >> 59) { err = IOX_HTTP_E_CHUNK_SIZE_OVERFLOW; {p++; cs = 2; goto _out;} }
     hp->body_left = (hp->body_left << 4) | (uint64_t)(((*p) & 0xf) + ((*p) >> 6) * 9);
@@ -4952,7 +5053,7 @@ st2:
 	if ( ++p == pe )
 		goto _test_eof2;
 case 2:
-#line 4807 "generated/http_parser.c"
+#line 4908 "generated/http_parser.c"
 	switch( (*p) ) {
 		case 9u: goto st3;
 		case 13u: goto st9;
@@ -5119,7 +5220,7 @@ case 9:
 	goto tr12;
 tr13:
 	cs = 20;
-#line 335 "runtime/http/http_parser.rl"
+#line 386 "runtime/http/http_parser.rl"
 	{
     if (hp->body_left == 0) {
         hp->flags |= IOX__HF_TRAILERS;
@@ -5139,7 +5240,7 @@ st20:
 	if ( ++p == pe )
 		goto _test_eof20;
 case 20:
-#line 4992 "generated/http_parser.c"
+#line 5093 "generated/http_parser.c"
 	goto st0;
 st10:
 	if ( ++p == pe )
@@ -5195,14 +5296,14 @@ case 14:
 	goto tr18;
 tr19:
 	cs = 21;
-#line 349 "runtime/http/http_parser.rl"
+#line 400 "runtime/http/http_parser.rl"
 	{ cs = 1; }
 	goto _again;
 st21:
 	if ( ++p == pe )
 		goto _test_eof21;
 case 21:
-#line 5053 "generated/http_parser.c"
+#line 5154 "generated/http_parser.c"
 	goto tr16;
 st15:
 	if ( ++p == pe )
@@ -5240,14 +5341,14 @@ case 16:
 		goto tr23;
 	goto tr12;
 tr23:
-#line 350 "runtime/http/http_parser.rl"
+#line 401 "runtime/http/http_parser.rl"
 	{ done = 1; {p++; cs = 22; goto _out;} }
 	goto st22;
 st22:
 	if ( ++p == pe )
 		goto _test_eof22;
 case 22:
-#line 5096 "generated/http_parser.c"
+#line 5197 "generated/http_parser.c"
 	goto st0;
 st17:
 	if ( ++p == pe )
@@ -5328,11 +5429,11 @@ case 19:
 	switch ( cs ) {
 	case 9: 
 	case 16: 
-#line 352 "runtime/http/http_parser.rl"
+#line 403 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
 	break;
 	case 1: 
-#line 353 "runtime/http/http_parser.rl"
+#line 404 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
 	break;
 	case 3: 
@@ -5344,45 +5445,45 @@ case 19:
 	case 10: 
 	case 11: 
 	case 12: 
-#line 354 "runtime/http/http_parser.rl"
+#line 405 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
 	case 13: 
-#line 355 "runtime/http/http_parser.rl"
+#line 406 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 15: 
 	case 17: 
 	case 18: 
-#line 356 "runtime/http/http_parser.rl"
+#line 407 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 14: 
-#line 352 "runtime/http/http_parser.rl"
+#line 403 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 355 "runtime/http/http_parser.rl"
+#line 406 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_DATA; }
 	break;
 	case 19: 
-#line 352 "runtime/http/http_parser.rl"
+#line 403 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BARE_LF; }
-#line 356 "runtime/http/http_parser.rl"
+#line 407 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_TRAILER; }
 	break;
 	case 2: 
-#line 353 "runtime/http/http_parser.rl"
+#line 404 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_SIZE; }
-#line 354 "runtime/http/http_parser.rl"
+#line 405 "runtime/http/http_parser.rl"
 	{ err = IOX_HTTP_E_BAD_CHUNK_EXT; }
 	break;
-#line 5212 "generated/http_parser.c"
+#line 5313 "generated/http_parser.c"
 	}
 	}
 
 	_out: {}
 	}
 
-#line 698 "runtime/http/http_parser.rl"
+#line 749 "runtime/http/http_parser.rl"
             hp->cs = cs;
             hp->frame_used += (uint32_t)(p - (b + used));
             used = (size_t)(p - b);

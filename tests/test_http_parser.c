@@ -651,6 +651,62 @@ IOX_TEST(http_parser_skip, host_fast_path_every_byte)
     }
 }
 
+/* One parse as parse_host, the verdict and what the request says as text:
+ * head length, host, header count, keep-alive, body kind. */
+static int parse_summary(const char *s, size_t n, int bytewise, char *out, size_t cap)
+{
+    struct iox_http_parser hp;
+    struct iox_http_request r;
+    int rc = IOX_HTTP_NEED_MORE;
+    iox_http_parser_init(&hp, NULL);
+    if (!bytewise) rc = iox_http_parse_head(&hp, s, n, &r);
+    else
+        for (size_t k = 1; k <= n && rc == IOX_HTTP_NEED_MORE; k++) rc = iox_http_parse_head(&hp, s, k, &r);
+    out[0] = 0;
+    if (rc == IOX_HTTP_HEAD_DONE)
+        snprintf(out, cap, "%u|%.*s|%u|%d|%d", r.head_len, (int)r.host_len, r.host, r.header_count,
+                 r.keep_alive, r.body_kind);
+    return rc;
+}
+
+/* The first-line Host shortcut (end_target: "Host:" right after the request
+ * line) and the end of the head right after a Host line (host_rest): every
+ * byte in place of each byte of the name, the colon and the CRLFs around,
+ * with the head ending after the Host line or going on (another field, a
+ * second Host), in one call and byte by byte (which never takes them). */
+IOX_TEST(http_parser_skip, host_first_line_every_byte)
+{
+    static const char *tpl[] = {
+        "%cost: a:80\r\n", "H%cst: a\r\n", "Ho%ct: a\r\n", "Hos%c: a\r\n", "Host%c a\r\n",
+        "hOsT%ca\r\n", "Host: a\r%c", "Host: a:1\r\n%c", "Host: a\r\n\r%c",
+    };
+    static const char *after[] = {"\r\n", "X: y\r\n\r\n", "Host: b\r\n\r\n", ""};
+    for (size_t t = 0; t < sizeof tpl / sizeof tpl[0]; t++) {
+        for (size_t f = 0; f < sizeof after / sizeof after[0]; f++) {
+            for (int c = 0; c < 256; c++) {
+                char line[64], a[160];
+                int nl = snprintf(line, sizeof line, tpl[t], c ? c : 1);
+                if (!c) for (int i = 0; i < nl; i++) if (line[i] == 1) line[i] = 0;
+                int na = snprintf(a, sizeof a, "GET / HTTP/1.1\r\n");
+                memcpy(a + na, line, (size_t)nl);
+                na += nl;
+                size_t fl = strlen(after[f]);
+                memcpy(a + na, after[f], fl);
+                na += (int)fl;
+                char s1[128], s2[128];
+                int r1 = parse_summary(a, (size_t)na, 0, s1, sizeof s1);
+                int r2 = parse_summary(a, (size_t)na, 1, s2, sizeof s2);
+                if (r1 != r2 || strcmp(s1, s2) != 0) {
+                    fprintf(stderr, "\nfirst-line host mismatch: \"%s\"+\"%s\" byte 0x%02x: %s [%s] vs bytewise %s [%s]\n",
+                            tpl[t], after[f], c, iox_http_result_name(r1), s1, iox_http_result_name(r2), s2);
+                    CU_FAIL("first-line host shortcut differs from the grammar");
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /* The host fast path's wide steps (16 bytes at a time over letters, digits,
  * '.' and '-', then over the port's digits): a stop byte at every offset of
  * hosts and ports up to 40 bytes (every lane of each step, and the byte

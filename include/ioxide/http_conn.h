@@ -224,6 +224,37 @@ int iox_resp_simple(struct iox_conn *c, int status, const char *ctype,
  * "Allow: GET, HEAD\r\n" on a 405. */
 int iox_resp_simple_ex(struct iox_conn *c, int status, const char *ctype,
                        const char *extra_headers, const void *body, size_t len);
+/* A prepared answer: the pieces of a constant iox_resp_simple answer (a
+ * status, a Content-Type, a short body), copied in once. Each reactor
+ * keeps the bytes of the last prepared answer it wrote, for the Date second
+ * and the Connection line it was built with: a burst of the same answer
+ * (a pipelined batch) is one copy per request instead of a head built
+ * field by field. Fields are the runtime's; fill it with iox_resp_prepare. */
+#define IOX_RESP_PREPARED_CTYPE 64   /* longest Content-Type, with its NUL */
+#define IOX_RESP_PREPARED_BODY 64    /* longest body */
+struct iox_resp_prepared {
+    uint32_t id;                     /* unique per iox_resp_prepare call: the reactors' cache key */
+    uint16_t status;
+    uint8_t ctype_len;
+    uint8_t body_len;
+    char ctype[IOX_RESP_PREPARED_CTYPE];
+    char body[IOX_RESP_PREPARED_BODY];
+};
+/* Fill *p with a copy of status, ctype (NUL-terminated, shorter than
+ * IOX_RESP_PREPARED_CTYPE) and body[0, len) (len ≤ IOX_RESP_PREPARED_BODY).
+ * Callable from any thread at any time, typically once at startup; *p must
+ * not change while a reactor may use it (prepare another one instead).
+ * Returns 0, or -EINVAL (status outside 100..599, ctype NULL or too long,
+ * body too long). */
+int iox_resp_prepare(struct iox_resp_prepared *p, int status, const char *ctype,
+                     const void *body, size_t len);
+/* The answer iox_resp_simple(c, p's status, ctype, body, len) writes, byte
+ * for byte (HEAD, bodiless statuses and the Connection line included), from
+ * the reactor's cached copy when it was built for the same prepared answer,
+ * Connection line and Date second. When on_request may run (like
+ * iox_resp_simple). Returns 0, or -ENOBUFS over the output limit (nothing
+ * written). p stays the caller's. */
+int iox_resp_send_prepared(struct iox_conn *c, const struct iox_resp_prepared *p);
 /* Head only, for callers streaming the body themselves: like iox_resp_simple
  * but writes `extra_headers` (CRLF-terminated lines, may be NULL) and no body;
  * content_length is announced as given. */

@@ -103,6 +103,17 @@ int iox_http_serve(const struct iox_http_app *app, void *app_ctx);
  * copies that many bytes without measuring them. */
 #define IOX_HTTP_DATE_LINE_LEN 37
 
+/* The bytes of the last prepared answer (iox_resp_send_prepared) this
+ * server wrote, and what they were built for. Runtime-private. */
+#define IOX_RESP_MEMO_MAX 320
+struct iox_resp_memo {
+    uint32_t id;                   /* the prepared answer's id; 0: nothing cached */
+    uint16_t len;                  /* bytes in s */
+    uint8_t variant;               /* HEAD and the Connection line (conn_response.c) */
+    uint8_t date_off;              /* where its Date line is in s; 0: it has none */
+    char s[IOX_RESP_MEMO_MAX];
+};
+
 /* One reactor's HTTP server for one listener. Fields are the runtime's;
  * applications read the counters. */
 struct iox_http_server {
@@ -139,6 +150,7 @@ struct iox_http_server {
     void *free_body;
     /* The access log when cfg.access_log is set, else NULL (access_log.c). */
     struct iox_alog *alog;
+    struct iox_resp_memo memo;        /* the last prepared answer written (conn_response.c) */
 };
 
 /* Make an HTTP server on reactor r (its thread) outside a listener — the

@@ -10,7 +10,8 @@
  *
  * Loop turn: iox_reactor_flush (every kind's end-of-turn hook, message
  * retries, accept re-arms, the tick) → iox_reactor_turn (one
- * io_uring_submit_and_wait, then every ready CQE reaped in batches, its
+ * io_uring_submit_and_wait, then the ready CQEs reaped in batches of 256
+ * until one is not full — what arrives after that waits for the next turn —, each
  * user_data decoded (ioxide/ud.h) and dispatched to the owning kind).
  *
  * The same reactor runs on the simulated seam (ioxide/seam_sim.h) for tests:
@@ -262,7 +263,8 @@ void iox_reactor_dispatch(struct iox_reactor *r, const struct iox_cqe *cqe);
 void iox_reactor_flush(struct iox_reactor *r);
 /* One kernel entry and what it brought: submit everything queued, wait for
  * at least one completion (DEFER_TASKRUN runs task work here), then
- * dispatch every ready completion. The reactor threads, the embedded
+ * dispatch the ready completions (in batches of 256 until one is not full:
+ * later ones wait for the next call). The reactor threads, the embedded
  * reactor (iox_reactor_run_until) and the pg pool's close all turn through
  * here. Real ring only (on the simulated seam the test completes ops).
  * Returns 0, or -errno from io_uring_enter. */

@@ -141,6 +141,19 @@ static int owes(const struct iox_conn *c)
  * be, in order. Returns FINISH when the connection must close after it. */
 static int complete_request(struct iox_conn *c)
 {
+    /* The common case inline, what advance() does for it: the request just
+     * answered is the only open one, and its answer is complete. */
+    if ((uint16_t)(c->rq_head + 1) == c->rq_tail && !c->hs->alog) {
+        struct iox_rslot *s = slot_of(c, c->rq_head);
+        if (!s->awaiting && s->body_done) {
+            c->sk.wcommit = c->sk.wlen;
+            c->rq_head++;
+            c->hs->n_requests++;
+            iox_conn_mark_dirty(c);
+            /* No request is open now: nothing for iox_conn_kick_drain. */
+            return close_due(c) ? HTTP_CONN_EV_FINISH : HTTP_CONN_EV_NONE;
+        }
+    }
     if (advance(c)) return HTTP_CONN_EV_FAIL;
     return close_due(c) ? HTTP_CONN_EV_FINISH : HTTP_CONN_EV_NONE;
 }
@@ -231,6 +244,13 @@ static size_t drop_rest(struct iox_conn *c, size_t off, size_t len)
 
 static int process(struct iox_conn *c, const char *base, size_t len, size_t *used, int held)
 {
+    /* Read once: the server and its application do not change during a
+     * parse, and the byte stores below (uint8_t may alias anything) would
+     * make the compiler load them again per request. */
+    struct iox_http_server *hs = c->hs;
+    const int alog = hs->alog != NULL;
+    const struct iox_http_app *app = hs->cfg.app;
+    void *app_ctx = hs->cfg.app_ctx;
     size_t off = 0;
     int ev = HTTP_CONN_EV_NONE;
     /* len 0 with a body pending still asks the parser once: a body whose
@@ -307,7 +327,7 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
         c->body_pending = req.body_kind != IOX_HTTP_BODY_NONE;
         struct iox_rslot *s = slot_new(c, req.method_id == IOX_HTTP_HEAD, req.keep_alive,
                                        req.version_minor, !c->body_pending);
-        if (c->hs->alog) iox_alog_request(c, s, &req);
+        if (alog) iox_alog_request(c, s, &req);
         if (!req.keep_alive) c->close_after = c->client_close = 1;   /* the last request, by the client's word */
         c->one_more = 0;
         if (req.expect_continue && c->body_pending && req.version_minor >= 1) {
@@ -319,14 +339,14 @@ static int process(struct iox_conn *c, const char *base, size_t len, size_t *use
             s->keep_alive = c->req_keep_alive = 0;
         }
         s->awaiting = 1;   /* an answer from inside on_request (async_done) is noted */
-        c->hs->in_request = c;
-        int h = c->hs->cfg.app->on_request(c, &req, c->hs->cfg.app_ctx);
-        c->hs->in_request = NULL;
+        hs->in_request = c;
+        int h = app->on_request(c, &req, app_ctx);
+        hs->in_request = NULL;
         if (abort_pending(c)) { off = drop_rest(c, off, len); ev = HTTP_CONN_EV_FAIL; break; }
         if (s->skip_body) {
             /* Not asked for (or refused as too large): never read. The
              * parser cannot skip it, so this is the last request. */
-            iox_http_parser_init(&c->hp, &c->hs->cfg.limits);
+            iox_http_parser_init(&c->hp, &hs->cfg.limits);
             c->body_pending = 0;
             s->body_done = 1;
             c->close_after = 1;

@@ -3,7 +3,11 @@
 #include "conn_buffers.h"
 #include "conn_internal.h"
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Every status code of RFC 9110 §15 with its reason phrase, and the other
  * codes of the IANA registry that a server may send (RFC 6585, 7725, 8297,
@@ -257,6 +261,105 @@ int iox_resp_simple(struct iox_conn *c, int status, const char *ctype,
                     const void *body, size_t len)
 {
     return iox_resp_simple_ex(c, status, ctype, NULL, body, len);
+}
+
+/* ---- prepared answers ----
+ *
+ * A prepared answer is constant, so the bytes iox_resp_simple would write
+ * for it depend only on what write_head_framed reads besides the pieces:
+ * whether the request is a HEAD, the Connection line (conn_line), and the
+ * Date line. Each server (one per reactor) caches the last one it built
+ * (hs->memo) with that key: the id, the variant (HEAD, Connection line)
+ * and the Date line itself, compared by content (tests set it by hand, so
+ * a second counter would not see every change). With the access log on
+ * the head is always built: the log is told about each head. */
+
+/* Ids start at 1 (0 is "nothing cached") and are never reused: a prepared
+ * answer refilled in place gets a new one, so no reactor keeps stale bytes. */
+static atomic_uint next_prepared_id;
+
+int iox_resp_prepare(struct iox_resp_prepared *p, int status, const char *ctype,
+                     const void *body, size_t len)
+{
+    if (status < 100 || status > 599 || !ctype || len > IOX_RESP_PREPARED_BODY || (len && !body))
+        return -EINVAL;
+    size_t cl = strlen(ctype);
+    if (cl >= IOX_RESP_PREPARED_CTYPE) return -EINVAL;
+    memset(p, 0, sizeof *p);
+    p->status = (uint16_t)status;
+    p->ctype_len = (uint8_t)cl;
+    p->body_len = (uint8_t)len;
+    memcpy(p->ctype, ctype, cl + 1);
+    if (len) memcpy(p->body, body, len);
+    unsigned id;
+    do id = atomic_fetch_add(&next_prepared_id, 1) + 1; while (id == 0);   /* skip 0 on wrap */
+    p->id = id;
+    return 0;
+}
+
+enum { CL_NONE, CL_KEEP_ALIVE, CL_CLOSE };
+
+/* The Connection line write_head_framed writes for a FRAME_LENGTH head. */
+static inline int conn_line(const struct iox_conn *c)
+{
+    if (!c->req_keep_alive || (c->close_after && c->tgt == (uint16_t)(c->rq_tail - 1)))
+        return CL_CLOSE;
+    return c->req_minor == 0 ? CL_KEEP_ALIVE : CL_NONE;
+}
+
+/* Equality of two Date lines, IOX_HTTP_DATE_LINE_LEN (37) bytes: two
+ * 16-byte compares and an 8-byte one overlapping them (SSE2 where there is). */
+static inline int same_date(const char *a, const char *b)
+{
+    _Static_assert(IOX_HTTP_DATE_LINE_LEN == 37, "same_date compares 37 bytes");
+    uint64_t x, y;
+    memcpy(&x, a + 29, 8);
+    memcpy(&y, b + 29, 8);
+#ifdef __SSE2__
+    __m128i e = _mm_and_si128(
+        _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)a),
+                       _mm_loadu_si128((const __m128i *)(const void *)b)),
+        _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(a + 16)),
+                       _mm_loadu_si128((const __m128i *)(const void *)(b + 16))));
+    return _mm_movemask_epi8(e) == 0xffff && x == y;
+#else
+    return memcmp(a, b, 29) == 0 && x == y;
+#endif
+}
+
+int iox_resp_send_prepared(struct iox_conn *c, const struct iox_resp_prepared *p)
+{
+    struct iox_http_server *hs = c->hs;
+    if (hs->alog) return iox_resp_simple(c, p->status, p->ctype, p->body, p->body_len);
+    struct iox_resp_memo *m = &hs->memo;
+    int variant = c->req_head | conn_line(c) << 1;
+    if (m->id == p->id && m->variant == variant &&
+        (hs->date[0] ? m->date_off && same_date(m->s + m->date_off, hs->date) : !m->date_off)) {
+        char *d = room(c, m->len);
+        if (!d) return -ENOBUFS;
+        memcpy(d, m->s, m->len);
+        hs->n_status[p->status / 100]++;   /* what write_head_framed counts */
+        count(c, m->len);
+        return 0;
+    }
+    size_t blen = c->req_head || bodiless(p->status) ? 0 : p->body_len;
+    char *d = room(c, head_bound(p->ctype_len, NULL) + blen);
+    if (!d) return -ENOBUFS;
+    char *e = write_head_framed(c, d, p->status, p->ctype, p->ctype_len, p->body_len, NULL, FRAME_LENGTH);
+    if (blen) e = put(e, p->body, blen);
+    size_t n = (size_t)(e - d);
+    /* Cache it; the Date line follows the status and Server lines. */
+    const struct iox_status_line *sl = status_line(p->status);
+    m->id = 0;
+    if (n <= IOX_RESP_MEMO_MAX && sl) {
+        memcpy(m->s, d, n);
+        m->len = (uint16_t)n;
+        m->variant = (uint8_t)variant;
+        m->date_off = hs->date[0] ? sl->len : 0;
+        m->id = p->id;
+    }
+    count(c, n);
+    return 0;
 }
 
 int iox_resp_write(struct iox_conn *c, const void *data, size_t len)

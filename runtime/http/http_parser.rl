@@ -175,6 +175,49 @@ static inline int is_http11_crlf(const unsigned char *q)
     return a == 0x312e312f50545448ull /* "HTTP/1.1" */ && c == 0x0a0d;
 }
 
+/* The rest of a Host line from its ":" at p, when it is the common
+ * OWS reg-name [ ":" port ] OWS CRLF (no pct-encoding, no IP literal) and
+ * lies whole before pe: returns its LF, the value's bounds in *hs, *he.
+ * NULL for anything else (an empty host, "%", "[", a bad byte, a line cut
+ * by the read), which the DFA then takes byte by byte. Only lines the DFA
+ * accepts are taken (host_value in the spec), so the outcome is the same. */
+/* Always inline: two call sites, and out of line its results went through
+ * memory and the call cost more than the single OWS byte it usually skips. */
+static inline __attribute__((always_inline)) const unsigned char *
+host_line(const unsigned char *p, const unsigned char *pe, const unsigned char **hs,
+          const unsigned char **he)
+{
+    const unsigned char *q = p + 1, *s;
+    while (q < pe && (*q == ' ' || *q == '\t')) q++;
+    s = q;
+    q = skip_host_common(q, pe);
+    while (q < pe && (cls[*q] & C_HOST)) q++;
+    if (q == s) return NULL;
+    if (q < pe && *q == ':') {
+        q = skip_digits(q + 1, pe);
+        while (q < pe && *q >= '0' && *q <= '9') q++;
+    }
+    *hs = s;
+    *he = q;
+    while (q < pe && (*q == ' ' || *q == '\t')) q++;
+    if (pe - q >= 2 && q[0] == '\r' && q[1] == '\n') return q + 1;
+    return NULL;
+}
+
+/* The 5 bytes /host/i ":" at q (the caller checked they are there): the
+ * field name the grammar's n_host matches, and its colon. b | 0x20 is the
+ * lower-case letter only for that letter's two cases. */
+static inline int is_host_colon(const unsigned char *q)
+{
+    uint32_t w;
+    memcpy(&w, q, 4);
+    return (w | 0x20202020u) == 0x74736f68u /* "host" */ && q[4] == ':';
+}
+
+/* The head ends right after the field line whose LF is at q: CRLF follows
+ * (and lies before pe). */
+#define HEAD_ENDS_AFTER(q) (pe - (q) > 2 && (q)[1] == '\r' && (q)[2] == '\n')
+
 /* ------------------------------------------------------------------ head */
 %%{
 machine iox_http_head;
@@ -207,6 +250,23 @@ action end_target {
         hp->version_minor = 1;
         hp->headers_start = OFF + 11;
         p += 10;
+        /* p is the request line's LF. A first field line "Host:" with a
+         * common value (host_line): do what the DFA would do over the name
+         * (n_host ":"), host_field (no Host is seen yet: it is the first
+         * line) and host_rest; and when CRLF follows, end_head too. Else
+         * the field section from its start, as before. */
+        if (pe - p > 6 && is_host_colon(p + 1) && hp->lim.max_headers > 0) {
+            const unsigned char *hs, *he, *q = host_line(p + 5, pe, &hs, &he);
+            if (q) {
+                hp->flags |= IOX__HF_HOST;
+                hp->host_start = (uint32_t)(hs - b);
+                hp->host_end = (uint32_t)(he - b);
+                hp->header_count = 1;
+                p = q;
+                if (HEAD_ENDS_AFTER(p)) { p += 2; done = 1; fbreak; }
+                fgoto fields;
+            }
+        }
         fgoto fields;
     }
 }
@@ -253,31 +313,22 @@ action host_field {
 # lies whole before pe, do what the DFA would do over it — start_host at the
 # first name byte, end_host after the port, end_field at the LF — and enter
 # the field section after the LF (the state a field line's LF leads to is
-# the `fields` entry). Anything else (an empty host, "%", "[", a bad byte,
+# the `fields` entry), or end the head when CRLF follows (end_head, as the
+# DFA would on that CRLF). Anything else (an empty host, "%", "[", a bad byte,
 # a line cut by the read, the header-count limit reached) is left to the
 # DFA, byte by byte, as before: the fast path only ever takes lines the
 # DFA accepts, so the outcome is the same (tests/data/http/headers.md, the
 # host_fast_path tests). Must stay the last action of its transition.
 action host_rest {
-    const unsigned char *q = p + 1, *hs, *he;
-    while (q < pe && (*q == ' ' || *q == '\t')) q++;
-    hs = q;
-    q = skip_host_common(q, pe);
-    while (q < pe && (cls[*q] & C_HOST)) q++;
-    if (q > hs) {
-        if (q < pe && *q == ':') {
-            q = skip_digits(q + 1, pe);
-            while (q < pe && *q >= '0' && *q <= '9') q++;
-        }
-        he = q;
-        while (q < pe && (*q == ' ' || *q == '\t')) q++;
-        if (pe - q >= 2 && q[0] == '\r' && q[1] == '\n' && hp->header_count < hp->lim.max_headers) {
-            hp->host_start = (uint32_t)(hs - b);
-            hp->host_end = (uint32_t)(he - b);
-            hp->header_count++;
-            p = q + 1;
-            fgoto fields;
-        }
+    const unsigned char *hs, *he, *q = host_line(p, pe, &hs, &he);
+    if (q && hp->header_count < hp->lim.max_headers) {
+        hp->host_start = (uint32_t)(hs - b);
+        hp->host_end = (uint32_t)(he - b);
+        hp->header_count++;
+        p = q;
+        /* CRLF next: the head ends here (end_head, as the DFA would). */
+        if (HEAD_ENDS_AFTER(p)) { p += 2; done = 1; fbreak; }
+        fgoto fields;
     }
 }
 action start_host { hp->host_start = OFF; }
