@@ -326,7 +326,9 @@ IOX_TEST(limits, notsent_lowat_on_accepted_sockets)
         {NULL, 131072}, {"IOX_NOTSENT_LOWAT=65536", 65536},
     };
     for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *env[] = {cases[i].env, NULL};
+        /* The socket is borrowed from the server's fd table: real fds (the
+         * option is the listener's, inherited the same way by a direct one). */
+        const char *env[] = {"IOX_DIRECT_FDS=off", cases[i].env, NULL};
         struct hc_server s;
         CU_ASSERT_FATAL(hc_server_start(&s, env) == 0);
         struct hc_conn c;
