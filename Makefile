@@ -137,6 +137,17 @@ test-normal:
 	@echo "=== test: normal build ==="
 	IOX_SRC_DIR=$(CURDIR) $(BUILD)/tests $(TESTS)
 
+# The network suites in both descriptor modes (IOX_DIRECT_FDS, docs/
+# architecture.md "The kernel path"): test-normal runs them in the default
+# (auto: direct descriptors where the kernel has them) and suite direct_fds
+# covers both; this runs the whole real-socket set once with real fds and
+# once with direct descriptors required.
+DIRECT_SUITES ?= playground_raw playground_echo playground_hop stream_net file_mode access_log limits stats responses
+.PHONY: test-direct-modes
+test-direct-modes: all
+	@for m in off on; do echo "=== network suites with IOX_DIRECT_FDS=$$m ==="; \
+	  IOX_DIRECT_FDS=$$m IOX_SRC_DIR=$(CURDIR) $(BUILD)/tests $(DIRECT_SUITES) || exit 1; done
+
 test-asan:
 	@echo "=== test: ASan+UBSan build ==="
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -50,8 +50,12 @@ static int fs_init(void)
         return -1;
     char root_env[128];
     snprintf(root_env, sizeof root_env, "FILE_ROOT=%s", fs_root);
+    /* Real fds: the cases see the server end its streams through its
+     * descriptor count (connections and pipes); a direct descriptor is no
+     * fd. Splice to a direct socket: suite direct_fds. */
     const char *env[] = {"PLAYGROUND_MODE=file", "REACTORS=1", root_env, "FILE_BAKE_MAX=65536",
-                         "FILE_SPLICE_MIN=65536", "FILE_SPLICE_PIPES=2", "FILE_PIPE_SIZE=65536", NULL};
+                         "FILE_SPLICE_MIN=65536", "FILE_SPLICE_PIPES=2", "FILE_PIPE_SIZE=65536",
+                         "IOX_DIRECT_FDS=off", NULL};
     return hc_server_start(&fs_srv, env) == 0 ? 0 : -1;
 }
 

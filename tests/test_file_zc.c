@@ -64,7 +64,8 @@ static int zc_init(void)
     snprintf(root_env, sizeof root_env, "FILE_ROOT=%s", zc_root);
     const char *env[] = {"PLAYGROUND_MODE=file", "REACTORS=1", root_env, "FILE_BAKE_MAX=65535", "FILE_SEND=zc",
                          "FILE_SPLICE_MIN=65536", "FILE_ZC_CHUNKS=2", "FILE_ZC_CHUNK=65536",
-                         "FILE_SPLICE_PIPES=2", "FILE_PIPE_SIZE=65536", NULL};
+                         "FILE_SPLICE_PIPES=2", "FILE_PIPE_SIZE=65536",
+                         "IOX_DIRECT_FDS=off", NULL};   /* descriptor counts, as file_splice */
     return hc_server_start(&zc_srv, env) == 0 ? 0 : -1;
 }
 

@@ -105,7 +105,10 @@ IOX_TEST(limits, emfile_pauses_accept_without_spinning)
     low = old;
     low.rlim_cur = 48;   /* the child inherits it: ~40 connections fit */
     struct hc_server s;
-    const char *env[] = {"REACTORS=1", NULL};
+    /* Out of real fds: accepted sockets must be fds (a direct descriptor
+     * table cannot even be registered under this limit; its own "full" is
+     * -ENFILE, which pauses the accept the same way). */
+    const char *env[] = {"REACTORS=1", "IOX_DIRECT_FDS=off", NULL};
     uint16_t port = hc_free_port();
     CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &low) == 0);
     int sp = hc_server_spawn(&s, env, port);
@@ -326,7 +329,9 @@ IOX_TEST(limits, notsent_lowat_on_accepted_sockets)
         {NULL, 131072}, {"IOX_NOTSENT_LOWAT=65536", 65536},
     };
     for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *env[] = {cases[i].env, NULL};
+        /* The socket is borrowed from the server's fd table: real fds (the
+         * option is the listener's, inherited the same way by a direct one). */
+        const char *env[] = {"IOX_DIRECT_FDS=off", cases[i].env, NULL};
         struct hc_server s;
         CU_ASSERT_FATAL(hc_server_start(&s, env) == 0);
         struct hc_conn c;

@@ -72,7 +72,11 @@ struct iox_protocol {
                 char *why, size_t why_len);
     /* An accepted socket (non-blocking, close-on-exec): take it and return
      * 0, or return -ENOSPC when full (the reactor closes it and pauses this
-     * listener until iox_reactor_accept_resume). */
+     * listener until iox_reactor_accept_resume). With direct descriptors
+     * (IOX_DIRECT_FDS, ioxide/seam.h) fd is a slot of this reactor's ring
+     * (iox_fd_is_direct): only the seam's ops may touch it. open() should
+     * say how many connections it holds (iox_reactor_want_conns) so the
+     * ring's file table is sized for them. */
     int (*on_accept)(struct iox_reactor *r, void *ctx, int fd);
     /* After the reactor's loop ended (every kind idle): free it all. */
     void (*close)(struct iox_reactor *r, void *ctx);
@@ -124,8 +128,8 @@ void iox_server_config_defaults(struct iox_server_config *cfg);
 
 /* Fill cfg's zero fields from the environment (REACTORS, IOX_PIN,
  * IOX_SHUTDOWN_GRACE_MS, IOX_RECV_BUFFERS, IOX_RECV_BUFSIZE,
- * IOX_SQ_ENTRIES). Returns 0, or -EINVAL with a message in why (a malformed
- * number). Defaults for what is still zero are applied by iox_server_run. */
+ * IOX_SQ_ENTRIES, IOX_DIRECT_FDS=auto|on|off). Returns 0, or -EINVAL with a
+ * message in why (a malformed number or word). Defaults for what is still zero are applied by iox_server_run. */
 int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t why_len);
 /* Fill a listener's zero fields from HOST, PORT and IOX_NOTSENT_LOWAT
  * (0 = the kernel default). 0 or -EINVAL with why. */
@@ -238,6 +242,7 @@ struct iox_reactor {
     uint64_t n_accepted, n_stale_cqes, n_accept_pauses, n_cqes, n_enters;
     uint64_t n_msgs_sent, n_msgs_received, n_msg_batches;   /* messages; MSG_RINGs that carried them */
     uint32_t tick_ms;
+    uint32_t want_conns;              /* the protocols' connections (sizes the direct descriptor table) */
     uint8_t tick_armed;
     uint8_t tick_errors;     /* tick timeouts in a row that failed instead of expiring */
     uint8_t counted_out;              /* left the running-reactor count */
@@ -278,6 +283,10 @@ void iox_reactor_accept_resume(struct iox_reactor *r, unsigned listener);
  * short wants a finer tick). The tick is the finest asked, 250 ms by
  * default. Call from open/on_start. */
 void iox_reactor_want_tick(struct iox_reactor *r, uint32_t ms);
+/* From a protocol's open(): it holds up to n connections on this reactor
+ * (summed over listeners; sizes the ring's direct descriptor table,
+ * IOX_DIRECT_FDS, created after every protocol opened). */
+static inline void iox_reactor_want_conns(struct iox_reactor *r, uint32_t n) { r->want_conns += n; }
 /* Read an unsigned environment variable into *out when it is set: 0, or
  * -EINVAL with "NAME=value is not a number in [min, max]" in why. */
 int iox_env_u32(const char *name, uint32_t *out, uint32_t min, uint32_t max, char *why, size_t n);

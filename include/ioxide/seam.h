@@ -28,6 +28,31 @@
 #define IOX_CQE_F_NOTIF  (1u << 3)   /* a SEND_ZC's notification: the kernel let go of the buffer */
 #define IOX_CQE_BUFFER_SHIFT 16
 
+/* ---- Direct descriptors ---------------------------------------------------
+ * With IOX_DIRECT_FDS on (seam_uring.c), accepted sockets never get a real
+ * fd: multishot accept installs each into a slot of the ring's sparse
+ * registered file table and every op names the slot with IOSQE_FIXED_FILE.
+ * A slot travels through machines and protocols as an ordinary int with a
+ * marker bit, so nothing above the seam changes: IOX_FD_DIRECT | slot. Real
+ * fds never reach the bit (the kernel's nr_open is at most 2^30 - 64, so
+ * fds stay below 2^30), and the encoded value stays a non-negative int
+ * (tests of `fd >= 0` keep meaning "open"). Why a bit and not a separate
+ * field: every struct that holds an fd (iox_sock, the dial, the file
+ * stream's pipe ends) keeps one int, and the seam is the only place that
+ * decodes it — one test and branch per SQE.
+ *
+ * A direct descriptor is valid only on the ring that owns its table (one
+ * per reactor): it must never reach another reactor, close(2), or any
+ * other syscall on a real fd (setsockopt, ioctl, getpeername, shutdown):
+ * close it with iox_seam_close (a ring op) or iox_seam_close_sync. */
+#define IOX_FD_DIRECT (1 << 30)
+/* fd names a slot of this ring's registered file table. */
+static inline int iox_fd_is_direct(int fd) { return fd >= 0 && (fd & IOX_FD_DIRECT) != 0; }
+/* The encoded descriptor of table slot `slot` (an accept CQE's res). */
+static inline int iox_fd_direct(unsigned slot) { return (int)(slot | (unsigned)IOX_FD_DIRECT); }
+/* The table slot of a direct descriptor. */
+static inline unsigned iox_fd_slot(int fd) { return (unsigned)fd & ~(unsigned)IOX_FD_DIRECT; }
+
 /* A completion as machines see it. */
 struct iox_cqe {
     uint64_t ud;
@@ -64,6 +89,18 @@ struct iox_seam_ops {
      * yet (SIOCOUTQ), or -errno. A synchronous ioctl: only for rare paths
      * (a deadline that expired), never per request. */
     int (*unsent)(struct iox_seam *s, int fd);
+    /* The same on the ring: IORING_OP_URING_CMD with SOCKET_URING_OP_SIOCOUTQ
+     * (Linux 6.7; a direct descriptor too). Completes with the unsent
+     * bytes or -errno. Returns -EOPNOTSUPP (no SQE used) where the kernel
+     * has no such command (probed at ring creation) or the seam does not
+     * model it (the simulated ring): the caller uses unsent instead. */
+    int (*unsent_cmd)(struct iox_seam *s, int fd, uint64_t ud);
+    /* Close fd now, without the ring: close(2), or for a direct descriptor
+     * a synchronous io_uring_register_files_update of its slot with -1. For
+     * cold paths only (a refused accept, no SQE to be had, teardown); ops
+     * still in flight on it keep the file until they end. Returns 0 or
+     * -errno. The simulated ring owns no fds: it does nothing. */
+    int (*close_sync)(struct iox_seam *s, int fd);
     char *(*buf)(struct iox_seam *s, unsigned bid);
     void (*buf_return)(struct iox_seam *s, unsigned bid);
     /* Write len bytes of buf to fd at offset off ((uint64_t)-1: at the
@@ -100,7 +137,17 @@ struct iox_seam {
     const struct iox_seam_ops *ops;
     uint32_t buf_size;   /* bytes per provided buffer */
     uint32_t buf_count;  /* provided buffers */
+    /* Accepts land in the registered file table: an accept CQE's res is a
+     * slot, not an fd (iox_seam_accepted_fd). Set once, before the first
+     * accept (iox_seam_uring_files). */
+    uint8_t direct;
 };
+
+/* The descriptor an accept completion's res (>= 0) stands for. */
+static inline int iox_seam_accepted_fd(const struct iox_seam *s, int res)
+{
+    return s->direct ? iox_fd_direct((unsigned)res) : res;
+}
 
 static inline int iox_seam_accept_multishot(struct iox_seam *s, int lfd, uint64_t ud) { return s->ops->accept_multishot(s, lfd, ud); }
 static inline int iox_seam_recv_multishot(struct iox_seam *s, int fd, uint64_t ud) { return s->ops->recv_multishot(s, fd, ud); }
@@ -117,6 +164,8 @@ static inline int iox_seam_cancel(struct iox_seam *s, uint64_t target, uint64_t 
 static inline int iox_seam_timeout(struct iox_seam *s, uint64_t ns, uint64_t ud) { return s->ops->timeout(s, ns, ud); }
 static inline int iox_seam_msg_ring(struct iox_seam *s, int ring_fd, uint32_t len, uint64_t data, uint64_t ud) { return s->ops->msg_ring(s, ring_fd, len, data, ud); }
 static inline int iox_seam_unsent(struct iox_seam *s, int fd) { return s->ops->unsent(s, fd); }
+static inline int iox_seam_unsent_cmd(struct iox_seam *s, int fd, uint64_t ud) { return s->ops->unsent_cmd(s, fd, ud); }
+static inline int iox_seam_close_sync(struct iox_seam *s, int fd) { return s->ops->close_sync(s, fd); }
 static inline char *iox_seam_buf(struct iox_seam *s, unsigned bid) { return s->ops->buf(s, bid); }
 static inline void iox_seam_buf_return(struct iox_seam *s, unsigned bid) { s->ops->buf_return(s, bid); }
 static inline int iox_seam_write(struct iox_seam *s, int fd, const void *b, size_t n, uint64_t off, uint64_t ud) { return s->ops->write(s, fd, b, n, off, ud); }
@@ -131,7 +180,13 @@ struct iox_uring_config {
     unsigned cq_entries;   /* CQ size (default 4 × SQ: multishot ops post many CQEs) */
     unsigned buf_count;    /* provided recv buffers, power of two (default 1024) */
     unsigned buf_size;     /* bytes each (default 4096) */
+    /* IOX_DIRECT_FDS: accepted sockets as direct descriptors (see above).
+     * IOX_DIRECT_AUTO (0, the default): when the kernel can (probed);
+     * IOX_DIRECT_ON: required — a kernel or limit that cannot is a startup
+     * error, never a silent downgrade; IOX_DIRECT_OFF: real fds. */
+    unsigned direct_fds;
 };
+enum { IOX_DIRECT_AUTO = 0, IOX_DIRECT_ON = 1, IOX_DIRECT_OFF = 2 };
 struct iox_seam_uring;
 
 /* Create the ring on the CALLING thread (SINGLE_ISSUER: only this thread may
@@ -140,6 +195,16 @@ struct iox_seam_uring;
  * *out, or -errno with a one-line cause and fix written to `why`. */
 int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_uring **out,
                           char *why, size_t why_len);
+/* The registered file table for direct descriptors, once per ring, after
+ * the protocols said how many connections they hold (`conns`, 0: no
+ * listener, no table) and before the first accept. Sizes the sparse table
+ * at conns plus headroom (accepts that complete in one batch before the
+ * protocol refuses), decides by cfg->direct_fds and the probe, sets
+ * seam->direct, and writes the ring's startup line (once per process;
+ * "direct descriptors yes (table N)" or "no (why)"). Returns 0, or -errno
+ * with a one-line cause and fix in `why` when IOX_DIRECT_FDS=on cannot be
+ * had (kernel without it; a table over RLIMIT_NOFILE). */
+int iox_seam_uring_files(struct iox_seam_uring *u, unsigned conns, char *why, size_t why_len);
 void iox_seam_uring_destroy(struct iox_seam_uring *u);
 struct iox_seam *iox_seam_uring_seam(struct iox_seam_uring *u);
 int iox_seam_uring_ring_fd(struct iox_seam_uring *u);

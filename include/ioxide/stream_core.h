@@ -83,7 +83,7 @@ struct iox_sock {
     uint8_t tlist;                    /* 0 none, 1 idle, 2 linger */
     uint8_t tclass;                   /* enum iox_sock_timer of the idle deadline */
     uint8_t tprogress;                /* progress since the last iox_sock_timer_set */
-    uint8_t spare;
+    uint8_t outq_check;               /* the expiry's SIOCOUTQ ring command is in flight */
     uint32_t last_unsent;             /* SIOCOUTQ at the last renewed expiry */
     /* Carry. */
     uint32_t in_len;
@@ -178,6 +178,7 @@ enum iox_sock_got {
     IOX_SOCK_GOT_SEND_PARTIAL, /* short: the rest is still committed */
     IOX_SOCK_GOT_SEND_ERROR,   /* failed, or wrote nothing */
     IOX_SOCK_GOT_CLOSED,       /* the close completed */
+    IOX_SOCK_GOT_UNSENT,       /* an expiry's SIOCOUTQ check: iox_sock_unsent_done decides */
     IOX_SOCK_GOT_OTHER,        /* a cancel or a shutdown: books only */
 };
 /* Keep the books for one completion of op on s and classify it. For a
@@ -217,8 +218,18 @@ void iox_sock_timer_remove(struct iox_sock_host *h, struct iox_sock *s);
 /* The head of a list is due: take it off. Returns 1 when the deadline was
  * renewed (IDLE/OUTPUT with a send queue that moved since the last
  * expiry: the peer is reading), 0 for an expiry the protocol acts on (a
- * linger's end when *lingering). */
+ * linger's end when *lingering), 2 when the send queue is being asked on
+ * the ring (IDLE/OUTPUT where the kernel has the SIOCOUTQ ring command:
+ * always so for a direct descriptor, which no ioctl reaches): nothing to
+ * do now; the answer comes as IOX_SOCK_GOT_UNSENT (an op the close waits
+ * for) and iox_sock_unsent_done says whether it expired. */
 int iox_sock_expire(struct iox_sock_host *h, struct iox_sock *s, int *lingering);
+/* The SIOCOUTQ answer (res: bytes or -errno) to an expiry that returned 2.
+ * Returns 1 when the deadline expired after all (the protocol acts on it
+ * as on iox_sock_expire's 0), 0 when it was renewed, or when the socket
+ * moved on meanwhile (a new deadline, another class, lingering): the
+ * answer is moot. The protocol must not act while it is closing. */
+int iox_sock_unsent_done(struct iox_sock_host *h, struct iox_sock *s, int res);
 
 /* ---- buffers ---- */
 
@@ -344,6 +355,10 @@ static inline enum iox_sock_got iox_sock_cqe(struct iox_sock_host *h, struct iox
         s->inflight--;
         if (cqe->res < 0) iox_sock_cqe_note(h, s, op, cqe->res);
         return IOX_SOCK_GOT_CLOSED;
+    case IOX_OP_UNSENT:
+        s->inflight--;
+        s->outq_check = 0;
+        return IOX_SOCK_GOT_UNSENT;
     default:
         iox_sock_cqe_note(h, s, op, cqe->res);
         return IOX_SOCK_GOT_OTHER;

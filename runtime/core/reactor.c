@@ -109,21 +109,33 @@ void iox_reactor_accept_resume(struct iox_reactor *r, unsigned listener)
     if (listener < r->nlisteners && r->listeners[listener].paused == 1) r->listeners[listener].paused = 0;
 }
 
+/* Cold: a connection accepted and refused at once (synchronous close). */
+static void refuse(struct iox_reactor *r, int fd)
+{
+    int rc = iox_seam_close_sync(r->seam, fd);
+    if (rc < 0) IOX_WARN("closing a refused connection: %s", strerror(-rc));
+}
+
 static void on_accept(struct iox_reactor *r, const struct iox_cqe *cqe)
 {
     unsigned i = iox_ud_idx(cqe->ud);
+    /* With direct descriptors res is a slot of the ring's file table, not
+     * an fd: it becomes the encoded descriptor here, and a refused one is
+     * closed through the seam (close(2) of a slot number would close an
+     * unrelated real fd). */
+    int fd = cqe->res >= 0 ? iox_seam_accepted_fd(r->seam, cqe->res) : -1;
     if (i >= r->nlisteners) {
-        if (cqe->res >= 0) close(cqe->res);
+        if (fd >= 0) refuse(r, fd);
         return;
     }
     struct iox_listener_rt *l = &r->listeners[i];
     if (!(cqe->flags & IOX_CQE_F_MORE)) l->armed = 0;
     if (cqe->res >= 0) {
         r->n_accepted++;
-        if (r->stopping || !l->ctx || l->proto->on_accept(r, l->ctx, cqe->res) < 0) {
+        if (r->stopping || !l->ctx || l->proto->on_accept(r, l->ctx, fd) < 0) {
             /* Full (or stopping): refuse this one and stop accepting until
              * the protocol has room again, so the backlog holds the rest. */
-            close(cqe->res);
+            refuse(r, fd);
             if (!r->stopping) accept_pause(r, i, 1);
         }
         return;

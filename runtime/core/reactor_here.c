@@ -25,6 +25,8 @@ int iox_reactor_open_here(struct iox_reactor *r, const struct iox_server_config 
     if (rc < 0) { snprintf(why, why_len, "out of memory for the reactor tables"); iox_reactor_fini(r); return rc; }
     struct iox_uring_config rcfg = cfg->ring;
     if ((rc = iox_seam_uring_create(&rcfg, &r->uring, why, why_len)) < 0) { iox_reactor_fini(r); return rc; }
+    /* No listener here: no direct descriptor table (outbound sockets are real fds). */
+    if ((rc = iox_seam_uring_files(r->uring, 0, why, why_len)) < 0) { iox_reactor_close_here(r); return rc; }
     r->seam = iox_seam_uring_seam(r->uring);
     r->ring_fd = iox_seam_uring_ring_fd(r->uring);
     r->tick_ms = 10;

@@ -51,6 +51,16 @@ int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t 
     rc |= iox_env_u32("IOX_RECV_BUFFERS", &cfg->ring.buf_count, 1, 32768, why, why_len);
     rc |= iox_env_u32("IOX_RECV_BUFSIZE", &cfg->ring.buf_size, 64, 1u << 20, why, why_len);
     rc |= iox_env_u32("IOX_SQ_ENTRIES", &cfg->ring.sq_entries, 8, 32768, why, why_len);
+    const char *d = getenv("IOX_DIRECT_FDS");
+    if (d && *d) {
+        if (!strcmp(d, "auto")) cfg->ring.direct_fds = IOX_DIRECT_AUTO;
+        else if (!strcmp(d, "on")) cfg->ring.direct_fds = IOX_DIRECT_ON;
+        else if (!strcmp(d, "off")) cfg->ring.direct_fds = IOX_DIRECT_OFF;
+        else {
+            snprintf(why, why_len, "IOX_DIRECT_FDS=%s is not one of auto, on, off", d);
+            rc = -EINVAL;
+        }
+    }
     if (rc) return -EINVAL;
     cfg->reactors = reactors;
     cfg->pin = pin ? 1 : -1;
@@ -270,6 +280,9 @@ static void *reactor_main(void *arg)
      * application's hook, which may find them through the protocol's own
      * lookup. Nothing is accepted before the first loop turn. */
     if (ok && iox_reactor_open_protocols(r, why, sizeof why) < 0) ok = 0;
+    /* The file table once the protocols said how many connections they
+     * hold, before anything is accepted. */
+    if (ok && iox_seam_uring_files(r->uring, r->want_conns, why, sizeof why) < 0) ok = 0;
     if (ok && cfg->on_start && cfg->on_start(r, cfg->app_ctx) != 0) {
         snprintf(why, sizeof why, "reactor %u: application start hook failed", r->id);
         ok = 0;

@@ -143,6 +143,10 @@ static void peer_by_syscall(struct iox_alog *a, struct iox_conn *c)
 {
     struct peer *p = &a->peers[c->sk.idx];
     socklen_t len = sizeof p->sa;
+    /* A direct descriptor is no fd: getpeername(2) cannot reach it (the
+     * ring's getsockopt always exists where direct descriptors do, so this
+     * is only an SQ that was full: the peer is logged as "-"). */
+    if (iox_fd_is_direct(c->sk.fd)) return;
     if (getpeername(c->sk.fd, (struct sockaddr *)&p->sa, &len) == 0) peer_text(p, (int)len);
 }
 

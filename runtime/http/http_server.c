@@ -245,7 +245,7 @@ void iox_http_server_close(struct iox_http_server *hs)
     for (uint32_t i = 0; i < hs->max_conns; i++) {
         struct iox_conn *c = &hs->conns[i];
         if (iox_conn_in_use(c) && c->sk.fd >= 0 && !r->uring) c->sk.fd = -1;  /* simulated fds */
-        if (iox_conn_in_use(c) && c->sk.fd >= 0) close(c->sk.fd);
+        if (iox_conn_in_use(c) && c->sk.fd >= 0) iox_seam_close_sync(r->seam, c->sk.fd);   /* a direct one too */
         iox_body_detach(c);   /* no ceremony: the handler is not called */
         iox_slots_release(c);
         iox_sock_buffers_drop(&hs->sh, &c->sk);
@@ -293,6 +293,7 @@ static int proto_open(struct iox_reactor *r, const void *proto_cfg, unsigned lis
     struct iox_http_server *hs;
     int rc = server_open(r, proto_cfg, listener, &hs, why, why_len);
     if (rc < 0) return rc;
+    iox_reactor_want_conns(r, hs->max_conns);   /* the ring's direct descriptor table */
     *ctx = hs;
     return 0;
 }

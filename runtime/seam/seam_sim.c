@@ -223,6 +223,11 @@ static int x_unsent(struct iox_seam *b, int fd)
     return (int)s->peers[fd].unsent;
 }
 
+/* No ring command here: the core falls back to x_unsent (synchronous). */
+static int x_unsent_cmd(struct iox_seam *b, int fd, uint64_t ud) { (void)b; (void)fd; (void)ud; return -EOPNOTSUPP; }
+/* Simulated fds are not ours to close. */
+static int x_close_sync(struct iox_seam *b, int fd) { (void)b; (void)fd; return 0; }
+
 /* A write waits for iox_sim_complete_one / _all(s, IOX_OP_WRITE, ...,
  * res): the test decides how much of it the "disk" took, and those res
  * bytes really go to the (real) file descriptor, so a test reads back what
@@ -264,7 +269,7 @@ static const struct iox_seam_ops sim_ops = {
     .send = x_send, .read = x_read, .splice = x_splice, .socket = x_socket, .connect = x_connect,
     .shutdown = x_shutdown, .close = x_close, .cancel_fd = x_cancel_fd,
     .cancel = x_cancel, .timeout = x_timeout, .msg_ring = x_msg_ring,
-    .unsent = x_unsent, .buf = x_buf, .buf_return = x_buf_return,
+    .unsent = x_unsent, .unsent_cmd = x_unsent_cmd, .close_sync = x_close_sync, .buf = x_buf, .buf_return = x_buf_return,
     .write = x_write, .peername = x_peername,
     .register_buffers = x_register_buffers, .read_fixed = x_read_fixed, .send_zc = x_send_zc,
 };

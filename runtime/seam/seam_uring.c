@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Under valgrind (make memcheck). Valgrind 3.19 does not mark io_uring_enter
  * as a syscall that may block (KDE bug 463859, liburing issue #657): a
@@ -54,6 +55,7 @@
 #endif
 
 #define BGID 0
+#define IOX_MAX_FIXED_FILES (1u << 20)   /* the kernel's IORING_MAX_FIXED_FILES */
 
 struct iox_seam_uring {
     struct iox_seam base;
@@ -68,6 +70,10 @@ struct iox_seam_uring {
     uint8_t reg_ring_fd;             /* io_uring_register_ring_fd took */
     uint8_t defer_taskrun;
     uint8_t count_ops;               /* IOX_OP_COUNTS=1: SQEs counted by opcode */
+    uint8_t ring_outq;               /* SOCKET_URING_OP_SIOCOUTQ works (probed) */
+    uint8_t direct_mode;             /* IOX_DIRECT_AUTO / _ON / _OFF */
+    unsigned cq_entries;             /* for the startup line */
+    unsigned nfiles;                 /* registered file table slots (0: none) */
     uint64_t op_counts[64];          /* SQEs submitted, by IORING_OP_* (count_ops) */
 };
 
@@ -101,10 +107,25 @@ static struct io_uring_sqe *sqe_get(struct iox_seam_uring *u)
     struct io_uring_sqe *sqe = sqe_get(u);                                     \
     if (!sqe) return -EBUSY
 
+/* After a prep with an encoded fd: a direct descriptor names its slot in
+ * the ring's file table (IOSQE_FIXED_FILE); a real fd stays as it is. The
+ * one test every op on a socket pays for direct descriptors. */
+static inline void sqe_fd(struct io_uring_sqe *sqe, int fd)
+{
+    if (iox_fd_is_direct(fd)) {
+        sqe->fd = (int)iox_fd_slot(fd);
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
+}
+
 static int u_accept_multishot(struct iox_seam *s, int lfd, uint64_t ud)
 {
     SQE_OR_BUSY(U(s), sqe);
-    io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
+    /* Direct: each connection into a free slot the kernel picks
+     * (IORING_FILE_INDEX_ALLOC), no fd_install; the CQE's res is the slot.
+     * SOCK_CLOEXEC means nothing there (the kernel refuses it). */
+    if (s->direct) io_uring_prep_multishot_accept_direct(sqe, lfd, NULL, NULL, 0);
+    else io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
@@ -113,6 +134,7 @@ static int u_recv_multishot(struct iox_seam *s, int fd, uint64_t ud)
 {
     SQE_OR_BUSY(U(s), sqe);
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe_fd(sqe, fd);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BGID;
     io_uring_sqe_set_data64(sqe, ud);
@@ -123,6 +145,7 @@ static int u_recv(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t ud
 {
     SQE_OR_BUSY(U(s), sqe);
     io_uring_prep_recv(sqe, fd, buf, len, 0);
+    sqe_fd(sqe, fd);
     IOX_KERNEL_WRITES(buf, len);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
@@ -132,6 +155,7 @@ static int u_send(struct iox_seam *s, int fd, const void *buf, size_t len, uint6
 {
     SQE_OR_BUSY(U(s), sqe);
     io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+    sqe_fd(sqe, fd);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
@@ -140,6 +164,7 @@ static int u_read(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t of
 {
     SQE_OR_BUSY(U(s), sqe);
     io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
+    sqe_fd(sqe, fd);
     IOX_KERNEL_WRITES(buf, len);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
@@ -147,11 +172,16 @@ static int u_read(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t of
 
 /* SPLICE_F_MOVE is a hint the kernel ignores for most files; the pipe
  * half never blocks the ring: io_uring punts a splice that would block to
- * its worker. */
+ * its worker. Direct descriptors: fd_out is the SQE's own fd
+ * (IOSQE_FIXED_FILE); fd_in has its own flag, SPLICE_F_FD_IN_FIXED, set
+ * only when fd_in is in the table (a pipe or a file never is). */
 static int u_splice(struct iox_seam *s, int fd_in, int64_t off_in, int fd_out, size_t len, uint64_t ud)
 {
     SQE_OR_BUSY(U(s), sqe);
-    io_uring_prep_splice(sqe, fd_in, off_in, fd_out, -1, (unsigned)len, SPLICE_F_MOVE);
+    unsigned fl = SPLICE_F_MOVE;
+    if (iox_fd_is_direct(fd_in)) { fd_in = (int)iox_fd_slot(fd_in); fl |= SPLICE_F_FD_IN_FIXED; }
+    io_uring_prep_splice(sqe, fd_in, off_in, fd_out, -1, (unsigned)len, fl);
+    sqe_fd(sqe, fd_out);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
@@ -168,6 +198,7 @@ static int u_connect(struct iox_seam *s, int fd, const struct sockaddr *sa, sock
 {
     SQE_OR_BUSY(U(s), sqe);
     io_uring_prep_connect(sqe, fd, sa, len);
+    sqe_fd(sqe, fd);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
@@ -176,6 +207,7 @@ static int u_shutdown(struct iox_seam *s, int fd, int how, uint64_t ud)
 {
     SQE_OR_BUSY(U(s), sqe);
     io_uring_prep_shutdown(sqe, fd, how);
+    sqe_fd(sqe, fd);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
@@ -183,7 +215,10 @@ static int u_shutdown(struct iox_seam *s, int fd, int how, uint64_t ud)
 static int u_close(struct iox_seam *s, int fd, uint64_t ud)
 {
     SQE_OR_BUSY(U(s), sqe);
-    io_uring_prep_close(sqe, fd);
+    /* A slot is closed by index (no IOSQE_FIXED_FILE: the kernel refuses
+     * it on a close): the table lets go of the file. */
+    if (iox_fd_is_direct(fd)) io_uring_prep_close_direct(sqe, iox_fd_slot(fd));
+    else io_uring_prep_close(sqe, fd);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
@@ -191,7 +226,10 @@ static int u_close(struct iox_seam *s, int fd, uint64_t ud)
 static int u_cancel_fd(struct iox_seam *s, int fd, uint64_t ud)
 {
     SQE_OR_BUSY(U(s), sqe);
-    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    if (iox_fd_is_direct(fd))
+        io_uring_prep_cancel_fd(sqe, (int)iox_fd_slot(fd), IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
+    else
+        io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
@@ -247,6 +285,7 @@ static void u_buf_return(struct iox_seam *s, unsigned bid)
 static int u_unsent(struct iox_seam *s, int fd)
 {
     (void)s;
+    if (iox_fd_is_direct(fd)) return -EOPNOTSUPP;   /* not an fd: the ring command only */
     int n = 0;
     if (ioctl(fd, SIOCOUTQ, &n) < 0) return -errno;
     return n;
@@ -256,6 +295,7 @@ static int u_write(struct iox_seam *s, int fd, const void *buf, size_t len, uint
 {
     SQE_OR_BUSY(U(s), sqe);
     io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
+    sqe_fd(sqe, fd);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
@@ -278,9 +318,42 @@ static int u_peername(struct iox_seam *s, int fd, struct sockaddr *sa, socklen_t
     sqe->addr = (uint64_t)SOL_SOCKET | ((uint64_t)SO_PEERNAME << 32);   /* level, optname */
     sqe->file_index = (uint32_t)len;                                 /* optlen */
     sqe->addr3 = (uint64_t)(uintptr_t)sa;                            /* optval */
+    sqe_fd(sqe, fd);
     IOX_KERNEL_WRITES(sa, len);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
+}
+
+/* SIOCOUTQ on the ring: the same hand-filled URING_CMD, cmd_op 1 (the
+ * kernel runs the ioctl inline; the CQE's res is the unsent bytes). Works
+ * on a direct descriptor, which the synchronous ioctl cannot reach. */
+#define IOX_SOCKET_URING_OP_SIOCOUTQ 1u
+
+static void prep_outq(struct io_uring_sqe *sqe, int fd)
+{
+    memset(sqe, 0, sizeof *sqe);
+    sqe->opcode = IORING_OP_URING_CMD;
+    sqe->fd = fd;
+    sqe->off = IOX_SOCKET_URING_OP_SIOCOUTQ;
+    sqe_fd(sqe, fd);
+}
+
+static int u_unsent_cmd(struct iox_seam *s, int fd, uint64_t ud)
+{
+    if (!U(s)->ring_outq) return -EOPNOTSUPP;
+    SQE_OR_BUSY(U(s), sqe);
+    prep_outq(sqe, fd);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+static int u_close_sync(struct iox_seam *s, int fd)
+{
+    if (fd < 0) return -EBADF;
+    if (!iox_fd_is_direct(fd)) return close(fd) < 0 ? -errno : 0;
+    int none = -1;
+    int r = io_uring_register_files_update(&U(s)->ring, iox_fd_slot(fd), &none, 1);
+    return r < 0 ? r : 0;
 }
 
 /* Registered buffers for READ_FIXED + SEND_ZC (a file stream's zero-copy
@@ -312,6 +385,7 @@ static int u_read_fixed(struct iox_seam *s, int fd, void *buf, size_t len, uint6
 {
     SQE_OR_BUSY(U(s), sqe);
     io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, off, (int)bi);
+    sqe_fd(sqe, fd);
     IOX_KERNEL_WRITES(buf, len);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
@@ -321,6 +395,7 @@ static int u_send_zc(struct iox_seam *s, int fd, const void *buf, size_t len, un
 {
     SQE_OR_BUSY(U(s), sqe);
     io_uring_prep_send_zc_fixed(sqe, fd, buf, len, MSG_NOSIGNAL, 0, bi);
+    sqe_fd(sqe, fd);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
@@ -330,10 +405,32 @@ static const struct iox_seam_ops uring_ops = {
     .recv = u_recv, .send = u_send, .read = u_read, .splice = u_splice, .socket = u_socket,
     .connect = u_connect, .shutdown = u_shutdown, .close = u_close,
     .cancel_fd = u_cancel_fd, .cancel = u_cancel, .timeout = u_timeout,
-    .msg_ring = u_msg_ring, .unsent = u_unsent, .buf = u_buf, .buf_return = u_buf_return,
+    .msg_ring = u_msg_ring, .unsent = u_unsent, .unsent_cmd = u_unsent_cmd, .close_sync = u_close_sync, .buf = u_buf, .buf_return = u_buf_return,
     .write = u_write, .peername = u_peername,
     .register_buffers = u_register_buffers, .read_fixed = u_read_fixed, .send_zc = u_send_zc,
 };
+
+/* Whether SOCKET_URING_OP_SIOCOUTQ runs on this ring: once, at creation,
+ * on a throwaway TCP socket (an unconnected one answers 0). The ring is
+ * still empty, so one submit and one CQE. */
+static int probe_outq(struct iox_seam_uring *u)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    int ok = 0;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe) {
+        prep_outq(sqe, fd);
+        io_uring_sqe_set_data64(sqe, 0);
+        struct io_uring_cqe *cqe;
+        if (io_uring_submit_and_wait(&u->ring, 1) >= 0 && io_uring_wait_cqe(&u->ring, &cqe) == 0) {
+            ok = cqe->res >= 0;
+            io_uring_cqe_seen(&u->ring, cqe);
+        }
+    }
+    close(fd);
+    return ok;
+}
 
 static void explain_setup_error(int err, char *why, size_t n)
 {
@@ -435,13 +532,91 @@ int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_ur
     u->defer_taskrun = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
     const char *oc = getenv("IOX_OP_COUNTS");
     u->count_ops = oc && oc[0] == '1';
-    /* Once per process: what the kernel gave us. */
-    static _Atomic int logged;
-    if (!atomic_exchange(&logged, 1))
-        IOX_INFO("io_uring: %s, CQ %u, provided buffer ring %u x %u B, registered ring fd %s, multishot accept/recv",
-                 u->defer_taskrun ? "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL" : "plain ring (no DEFER_TASKRUN)",
-                 p.cq_entries, c.buf_count, c.buf_size, u->reg_ring_fd ? "yes" : "no (kernel < 5.18)");
+    u->cq_entries = p.cq_entries;
+    u->direct_mode = (uint8_t)c.direct_fds;
+    u->ring_outq = probe_outq(u);
     *out = u;
+    return 0;
+}
+
+/* Once per process: what the kernel gave us. */
+static void startup_line(struct iox_seam_uring *u, const char *direct)
+{
+    static _Atomic int logged;
+    if (atomic_exchange(&logged, 1)) return;
+    IOX_INFO("io_uring: %s, CQ %u, provided buffer ring %u x %u B, registered ring fd %s, multishot accept/recv, "
+             "SIOCOUTQ %s, direct descriptors %s",
+             u->defer_taskrun ? "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL" : "plain ring (no DEFER_TASKRUN)",
+             u->cq_entries, u->base.buf_count, u->base.buf_size, u->reg_ring_fd ? "yes" : "no (kernel < 5.18)",
+             u->ring_outq ? "on the ring" : "ioctl (kernel < 6.7)", direct);
+}
+
+/* Headroom over the protocols' connections: accepts that complete in one
+ * batch while the protocol is full take a slot each until they are
+ * refused (closed at once); without room the accept fails with -ENFILE and
+ * pauses for a tick. Small: slots of closing connections are still
+ * counted by their protocol. */
+static unsigned table_size(unsigned conns)
+{
+    unsigned long n = (unsigned long)conns + conns / 64 + 64;
+    return n > IOX_MAX_FIXED_FILES ? IOX_MAX_FIXED_FILES : (unsigned)n;
+}
+
+int iox_seam_uring_files(struct iox_seam_uring *u, unsigned conns, char *why, size_t why_len)
+{
+    char line[256];
+    const int on = u->direct_mode == IOX_DIRECT_ON;
+    if (u->direct_mode == IOX_DIRECT_OFF) { startup_line(u, "no (IOX_DIRECT_FDS=off)"); return 0; }
+    if (!conns) { startup_line(u, "no (no listener on this ring)"); return 0; }
+    /* SIOCOUTQ on the ring is what the deadline renewal needs on a slot
+     * (no ioctl can reach it); it is Linux 6.7, so it also implies every
+     * other piece used here: sparse tables and FILE_INDEX_ALLOC (5.19),
+     * IORING_ASYNC_CANCEL_FD_FIXED (6.0), socket URING_CMDs (6.7). */
+    if (!u->ring_outq) {
+        snprintf(line, sizeof line, "no (the kernel has no SOCKET_URING_OP_SIOCOUTQ: Linux < 6.7)");
+        if (on) {
+            snprintf(why, why_len, "IOX_DIRECT_FDS=on: this kernel cannot — it has no SIOCOUTQ ring command "
+                     "(Linux 6.7+), which deadlines on direct descriptors need; run a newer kernel or set "
+                     "IOX_DIRECT_FDS=auto or off");
+            return -EOPNOTSUPP;
+        }
+        startup_line(u, line);
+        return 0;
+    }
+    unsigned n = table_size(conns);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && n > rl.rlim_cur) {
+        /* The kernel refuses a table larger than the open-file limit
+         * (-EMFILE), though its slots are no open fds: say so with the fix. */
+        if (on) {
+            snprintf(why, why_len, "IOX_DIRECT_FDS=on: the direct descriptor table of %u slots (%u connections "
+                     "(IOX_MAX_CONNS) + headroom) is over RLIMIT_NOFILE %llu, and the kernel refuses a table larger "
+                     "than the open-file limit — raise it (`ulimit -n %u`, LimitNOFILE=%u), lower IOX_MAX_CONNS, "
+                     "or set IOX_DIRECT_FDS=auto or off", n, conns, (unsigned long long)rl.rlim_cur, n, n);
+            return -EMFILE;
+        }
+        snprintf(line, sizeof line, "no (a table of %u slots is over RLIMIT_NOFILE %llu: raise `ulimit -n` to %u "
+                 "or lower IOX_MAX_CONNS)", n, (unsigned long long)rl.rlim_cur, n);
+        startup_line(u, line);
+        return 0;
+    }
+    int r = io_uring_register_files_sparse(&u->ring, n);
+    if (r < 0) {
+        if (on) {
+            snprintf(why, why_len, "IOX_DIRECT_FDS=on: io_uring_register_files_sparse(%u): %s — %s", n, strerror(-r),
+                     r == -EMFILE ? "the table is over RLIMIT_NOFILE: raise `ulimit -n` or lower IOX_MAX_CONNS"
+                     : r == -ENOMEM ? "no kernel memory for the table: lower IOX_MAX_CONNS"
+                     : "set IOX_DIRECT_FDS=auto or off");
+            return r;
+        }
+        snprintf(line, sizeof line, "no (io_uring_register_files_sparse(%u): %s)", n, strerror(-r));
+        startup_line(u, line);
+        return 0;
+    }
+    u->nfiles = n;
+    u->base.direct = 1;
+    snprintf(line, sizeof line, "yes (table %u)", n);
+    startup_line(u, line);
     return 0;
 }
 

@@ -304,8 +304,10 @@ int stream_conn_act_linger(struct iox_stream *s, const struct iox_stream_event *
     s->input_off = 1;
     carry_drop(s);
     iox_stream_set_cause(s, IOX_STREAM_CLOSED);
-    if (iox_sock_shutdown_wr(&srv->sh, &s->sk) < 0 && srv->r->uring)
-        shutdown(s->sk.fd, SHUT_WR);   /* no SQE: the same, synchronously (rare) */
+    /* No SQE: the same, synchronously (rare); a direct descriptor has no
+     * such way (no fd): the linger then ends by its deadline. */
+    if (iox_sock_shutdown_wr(&srv->sh, &s->sk) < 0 && srv->r->uring && !iox_fd_is_direct(s->sk.fd))
+        shutdown(s->sk.fd, SHUT_WR);
     iox_stream_park(s);
     iox_stream_timer_linger(s);
     return STREAM_CONN_EV_NONE;

@@ -205,6 +205,8 @@ void iox_stream_on_cqe(struct iox_stream *s, unsigned op, const struct iox_cqe *
     case IOX_SOCK_GOT_CLOSED:
         iox_stream_fire(s, STREAM_CONN_EV_CLOSED, NULL);
         return;
+    case IOX_SOCK_GOT_UNSENT:
+        break;   /* never asked: a stream's deadline is PROGRESS, which SIOCOUTQ does not renew */
     case IOX_SOCK_GOT_OTHER:
         if (op != IOX_OP_CANCEL && op != IOX_OP_SHUTDOWN) return;   /* unknown op (logged) */
         break;

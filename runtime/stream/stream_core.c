@@ -61,8 +61,10 @@ void iox_sock_begin_close(struct iox_sock_host *h, struct iox_sock *s)
     if (s->inflight) {
         if (iox_seam_cancel_fd(h->r->seam, s->fd, iox_sock_ud(h, s, IOX_OP_CANCEL)) == 0)
             s->inflight++;
-        else if (h->r->uring)
+        else if (h->r->uring && !iox_fd_is_direct(s->fd))
             shutdown(s->fd, SHUT_RDWR);   /* no SQE: make the ops end on their own */
+        /* (a direct descriptor has no synchronous shutdown: its ops end with
+         * the peer or their own errors, and the close waits for them) */
     }
 }
 
@@ -75,8 +77,9 @@ int iox_sock_close_if_idle(struct iox_sock_host *h, struct iox_sock *s)
         s->inflight++;
         return 0;
     }
-    /* No SQE to be had: close synchronously rather than leak the fd. */
-    if (h->r->uring) close(fd);
+    /* No SQE to be had: close synchronously rather than leak the fd (a
+     * direct one through the file table, never close(2) of a slot). */
+    if (h->r->uring) iox_seam_close_sync(h->r->seam, fd);
     return 1;
 }
 
@@ -165,6 +168,8 @@ void iox_sock_timer_linger(struct iox_sock_host *h, struct iox_sock *s)
     timer_append(h, s, 2, h->r->now_ms + h->linger_ms);
 }
 
+static int unsent_renews(struct iox_sock_host *h, struct iox_sock *s, int q);
+
 int iox_sock_expire(struct iox_sock_host *h, struct iox_sock *s, int *lingering)
 {
     *lingering = s->tlist == 2;   /* the end of a linger is no timeout */
@@ -175,14 +180,45 @@ int iox_sock_expire(struct iox_sock_host *h, struct iox_sock *s, int *lingering)
      * the deadline is renewed (one ioctl per expiry, not per message); a
      * queue that does not move is a peer that does not read. */
     if (!*lingering && (s->tclass == IOX_SOCK_T_IDLE || s->tclass == IOX_SOCK_T_OUTPUT)) {
-        int q = iox_seam_unsent(h->r->seam, s->fd);
-        if (q > 0 && (uint32_t)q != s->last_unsent) {
-            s->last_unsent = (uint32_t)q;
-            timer_append(h, s, 1, h->r->now_ms + h->idle_ms);
-            return 1;
+        /* On the ring where the kernel can (one path for real and direct
+         * descriptors): the timer's own internal step, not a state of the
+         * protocol's machine — the machine still sees only the timeout,
+         * after the check, exactly as with the synchronous ioctl; the
+         * check is an op like any other (the close waits for it). */
+        if (!s->outq_check) {
+            int rc = iox_seam_unsent_cmd(h->r->seam, s->fd, iox_sock_ud(h, s, IOX_OP_UNSENT));
+            if (rc == 0) {
+                s->outq_check = 1;
+                s->inflight++;
+                return 2;
+            }
+            /* No SQE for a direct descriptor: no other way to ask, so the
+             * deadline stands (as for a queue that did not move). */
+            if (rc != -EOPNOTSUPP) return 0;
         }
+        return unsent_renews(h, s, iox_seam_unsent(h->r->seam, s->fd));
     }
     return 0;
+}
+
+/* The queue moved since the last expiry: the peer is reading, renew. */
+static int unsent_renews(struct iox_sock_host *h, struct iox_sock *s, int q)
+{
+    if (q > 0 && (uint32_t)q != s->last_unsent) {
+        s->last_unsent = (uint32_t)q;
+        timer_append(h, s, 1, h->r->now_ms + h->idle_ms);
+        return 1;
+    }
+    return 0;
+}
+
+int iox_sock_unsent_done(struct iox_sock_host *h, struct iox_sock *s, int res)
+{
+    /* Anything that set a deadline meanwhile (progress, a new class, the
+     * linger) decided already. */
+    if (s->tlist || (s->tclass != IOX_SOCK_T_IDLE && s->tclass != IOX_SOCK_T_OUTPUT)) return 0;
+    if (res < 0) IOX_DEBUG("%s %u: SIOCOUTQ on the ring: %s", h->name, s->idx, strerror(-res));
+    return !unsent_renews(h, s, res);
 }
 
 /* ---- buffers ----

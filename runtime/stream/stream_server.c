@@ -220,7 +220,7 @@ void iox_stream_server_close(struct iox_stream_server *srv)
     for (uint32_t i = 0; i < srv->max_conns; i++) {
         struct iox_stream *s = &srv->s[i];
         if (iox_stream_in_use(s)) {
-            if (s->sk.fd >= 0 && r->uring) close(s->sk.fd);   /* simulated fds are not ours */
+            if (s->sk.fd >= 0 && r->uring) iox_seam_close_sync(r->seam, s->sk.fd);   /* simulated fds are not ours */
             s->sk.fd = -1;
             s->writes_off = 1;
             s->input_off = 1;
@@ -282,6 +282,7 @@ static int proto_open(struct iox_reactor *r, const void *proto_cfg, unsigned lis
         snprintf(why, why_len, "reactor %u: out of memory for the stream table (IOX_MAX_CONNS)", r->id);
         return rc;
     }
+    iox_reactor_want_conns(r, srv->max_conns);   /* the ring's direct descriptor table */
     *ctx = srv;
     return 0;
 }
