@@ -21,6 +21,7 @@
 #   SOAK_IDLE_TIMEOUT_MS  the servers' IDLE_TIMEOUT_MS [5000]
 #   SOAK_SLOWLORIS     slowloris connections, split over the servers [60]
 #   SOAK_RESET_PERMILLE  requests cut by a RST, per mille [5]
+#   SOAK_THREADS       client threads, each its own epoll and share [4]
 #   REACTORS           reactors per server [online CPUs]
 #   RESULTS            results file [bench/RESULTS.md]; RESULTS=- writes none
 set -euo pipefail
@@ -37,6 +38,7 @@ SOAK_SOURCES=${SOAK_SOURCES:-8}
 SOAK_IDLE_TIMEOUT_MS=${SOAK_IDLE_TIMEOUT_MS:-5000}
 SOAK_SLOWLORIS=${SOAK_SLOWLORIS:-60}
 SOAK_RESET_PERMILLE=${SOAK_RESET_PERMILLE:-5}
+SOAK_THREADS=${SOAK_THREADS:-4}
 REACTORS=${REACTORS:-$(nproc)}
 PLAYGROUND=${PLAYGROUND:-$ROOT/build/playground}
 SOAK=${SOAK:-$ROOT/build/soak}
@@ -134,7 +136,7 @@ note "raw pid ${PID[raw]} :${PORT[raw]}, pg pid ${PID[pg]} :${PORT[pg]}, file pi
 SOAK_ARGV=("$SOAK" --raw "${PORT[raw]}:${PID[raw]}" --pg "${PORT[pg]}:${PID[pg]}" --file "${PORT[file]}:${PID[file]}"
            --conns "$SOAK_CONNS" --idle-conns "$SOAK_IDLE_CONNS" --seconds "$SOAK_SECONDS" --sources "$SOAK_SOURCES"
            --idle-timeout-ms "$SOAK_IDLE_TIMEOUT_MS" --slowloris "$SOAK_SLOWLORIS"
-           --reset-permille "$SOAK_RESET_PERMILLE" --restart-cmd "$RESTART_CMD" --report "$TMP/report.md")
+           --reset-permille "$SOAK_RESET_PERMILLE" --threads "$SOAK_THREADS" --restart-cmd "$RESTART_CMD" --report "$TMP/report.md")
 "${SOAK_ARGV[@]}" && soak_rc=0 || soak_rc=$?
 [ -s "$TMP/report.md" ] || die "build/soak exited with status $soak_rc and wrote no report"
 
@@ -163,7 +165,7 @@ block=$TMP/section.md
   echo
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- Machine: $(nproc) CPUs, Linux $(uname -r), $(cpu_model), $(awk '/MemTotal/{printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); load tool, three servers and PostgreSQL all on this machine (unpinned)"
-  echo "- Settings: SOAK_SECONDS=$SOAK_SECONDS SOAK_CONNS=$SOAK_CONNS SOAK_IDLE_CONNS=$SOAK_IDLE_CONNS SOAK_SOURCES=$SOAK_SOURCES SOAK_IDLE_TIMEOUT_MS=$SOAK_IDLE_TIMEOUT_MS SOAK_SLOWLORIS=$SOAK_SLOWLORIS SOAK_RESET_PERMILLE=$SOAK_RESET_PERMILLE REACTORS=$REACTORS"
+  echo "- Settings: SOAK_SECONDS=$SOAK_SECONDS SOAK_CONNS=$SOAK_CONNS SOAK_IDLE_CONNS=$SOAK_IDLE_CONNS SOAK_SOURCES=$SOAK_SOURCES SOAK_IDLE_TIMEOUT_MS=$SOAK_IDLE_TIMEOUT_MS SOAK_SLOWLORIS=$SOAK_SLOWLORIS SOAK_RESET_PERMILLE=$SOAK_RESET_PERMILLE SOAK_THREADS=$SOAK_THREADS REACTORS=$REACTORS"
   echo "- Traffic: keep-alive loops (one request in flight each), split raw 40% / pg 25% / file 35% (file: /1k.bin, /64k.bin, /1m.bin at random, every byte checked); clients bound to 127.0.0.2–127.0.0.$((SOAK_SOURCES + 1)). Injected: resets (SO_LINGER {1,0} close after half the request or before the answer), slowloris clients (one header byte every 2 s; the server must close them after IDLE_TIMEOUT_MS), \`pg_ctl restart -m fast\` at half time (pg: 503 allowed from its start until 5 s after it finished, 200 required after that). Before the soak, per server: SOAK_IDLE_CONNS keep-alive connections make one request and stay open; memory per idle connection = (RSS with them open − RSS before) ÷ count."
   echo "- Servers after the soak, SIGTERM → exit status: raw ${EXIT[raw]}, pg ${EXIT[pg]}, file ${EXIT[file]}"
   echo

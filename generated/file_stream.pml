@@ -37,7 +37,8 @@
 #define E_zc_send_failed 14
 #define E_zc_send_error 15
 #define E_zc_notif 16
-#define E_cancel 17
+#define E_zc_notif_copied 17
+#define E_cancel 18
 #define OP_read 0
 #define OP_splice 1
 #define OP_zcread 2
@@ -133,8 +134,9 @@ inline sock_closed() { assert(sock == SOCK_CLOSING); sock = SOCK_CLOSED }
 #define A_zc_note_error 14
 #define A_zc_note_error_notified 15
 #define A_finish_zc 16
-#define A_release 17
-#define A_cancel 18
+#define A_zc_to_splice 17
+#define A_release 18
+#define A_cancel 19
 byte act;          /* the action the transition asked for */
 
 inline run_action() {
@@ -187,6 +189,9 @@ inline run_action() {
   :: act == A_finish_zc ->
      assert(!released); assert(inflight(OP_zcsend) == 0); released = 1; chunk = 0;
      skip
+  :: act == A_zc_to_splice ->
+     assert(inflight(OP_zcsend) == 0); chunk = 0; have = 0; if :: sdir = 1; submit(OP_splice) :: raise(E_splice_error) fi;
+     skip
   :: act == A_release ->
      assert(!released); assert(inflight(OP_zcsend) == 0); released = 1; chunk = 0;
      skip
@@ -204,6 +209,7 @@ inline guard_all_spliced() { gv = (left == 0) }
 inline guard_zc() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 inline guard_zc_rest() { gv = (have == 1) }
 inline guard_all_sent() { gv = (have == 0 && left == 0) }
+inline guard_to_splice() { if :: gv = 1 :: gv = 0 fi }   /* a free choice */
 
 /* One event from the current state: the transition's alternatives, in
  * spec order; the state is stored before the action runs (as in C). */
@@ -215,19 +221,19 @@ inline step() {
         guard_behind();
         if
         :: gv ->
-           skip /* ignored: spec/machines/file_stream.toml:101 */
+           skip /* ignored: spec/machines/file_stream.toml:115 */
         :: else ->
            guard_spliced();
            if
            :: gv ->
-              printf("@@t %d %d\n", 0, cur); st = S_splice_head; act = A_flush_head  /* spec/machines/file_stream.toml:101 */
+              printf("@@t %d %d\n", 0, cur); st = S_splice_head; act = A_flush_head  /* spec/machines/file_stream.toml:115 */
            :: else ->
               guard_zc();
               if
               :: gv ->
-                 printf("@@t %d %d\n", 1, cur); st = S_zc_head; act = A_flush_head  /* spec/machines/file_stream.toml:101 */
+                 printf("@@t %d %d\n", 1, cur); st = S_zc_head; act = A_flush_head  /* spec/machines/file_stream.toml:115 */
               :: else ->
-                 printf("@@t %d %d\n", 2, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:101 */
+                 printf("@@t %d %d\n", 2, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:115 */
               fi
            fi
         fi
@@ -235,20 +241,20 @@ inline step() {
         guard_spliced();
         if
         :: gv ->
-           printf("@@t %d %d\n", 3, cur); st = S_splice_head; act = A_flush_head  /* spec/machines/file_stream.toml:102 */
+           printf("@@t %d %d\n", 3, cur); st = S_splice_head; act = A_flush_head  /* spec/machines/file_stream.toml:116 */
         :: else ->
            guard_zc();
            if
            :: gv ->
-              printf("@@t %d %d\n", 4, cur); st = S_zc_head; act = A_flush_head  /* spec/machines/file_stream.toml:102 */
+              printf("@@t %d %d\n", 4, cur); st = S_zc_head; act = A_flush_head  /* spec/machines/file_stream.toml:116 */
            :: else ->
-              printf("@@t %d %d\n", 5, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:102 */
+              printf("@@t %d %d\n", 5, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:116 */
            fi
         fi
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 6, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 6, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 7, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 7, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_reading ->
@@ -257,162 +263,186 @@ inline step() {
         guard_last_chunk();
         if
         :: gv ->
-           printf("@@t %d %d\n", 8, cur); st = S_done; act = A_finish  /* spec/machines/file_stream.toml:107 */
+           printf("@@t %d %d\n", 8, cur); st = S_done; act = A_finish  /* spec/machines/file_stream.toml:121 */
         :: else ->
-           printf("@@t %d %d\n", 9, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:107 */
+           printf("@@t %d %d\n", 9, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:121 */
         fi
      :: cur == E_read_short ->
-        printf("@@t %d %d\n", 10, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:108 */
+        printf("@@t %d %d\n", 10, cur); st = S_sending; act = A_commit  /* spec/machines/file_stream.toml:122 */
      :: cur == E_read_error ->
-        printf("@@t %d %d\n", 11, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:109 */
+        printf("@@t %d %d\n", 11, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:123 */
      :: cur == E_read_eof_early ->
-        printf("@@t %d %d\n", 12, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:110 */
+        printf("@@t %d %d\n", 12, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:124 */
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 13, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 13, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 14, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 14, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_sending ->
      if
      :: cur == E_drained ->
-        printf("@@t %d %d\n", 15, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:115 */
+        printf("@@t %d %d\n", 15, cur); st = S_reading; act = A_issue_read  /* spec/machines/file_stream.toml:129 */
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 16, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 16, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 17, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 17, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_splice_head ->
      if
      :: cur == E_drained ->
-        printf("@@t %d %d\n", 18, cur); st = S_splicing_in; act = A_splice_in  /* spec/machines/file_stream.toml:120 */
+        printf("@@t %d %d\n", 18, cur); st = S_splicing_in; act = A_splice_in  /* spec/machines/file_stream.toml:134 */
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 19, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 19, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 20, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 20, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_splicing_in ->
      if
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 21, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 21, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_splice_in ->
-        printf("@@t %d %d\n", 22, cur); st = S_splicing_out; act = A_splice_out  /* spec/machines/file_stream.toml:125 */
+        printf("@@t %d %d\n", 22, cur); st = S_splicing_out; act = A_splice_out  /* spec/machines/file_stream.toml:139 */
      :: cur == E_splice_error ->
-        printf("@@t %d %d\n", 23, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:126 */
+        printf("@@t %d %d\n", 23, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:140 */
      :: cur == E_splice_eof_early ->
-        printf("@@t %d %d\n", 24, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:127 */
+        printf("@@t %d %d\n", 24, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:141 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 25, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 25, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_splicing_out ->
      if
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 26, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 26, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_splice_out_done ->
         guard_all_spliced();
         if
         :: gv ->
-           printf("@@t %d %d\n", 27, cur); st = S_done; act = A_finish_splice  /* spec/machines/file_stream.toml:132 */
+           printf("@@t %d %d\n", 27, cur); st = S_done; act = A_finish_splice  /* spec/machines/file_stream.toml:146 */
         :: else ->
-           printf("@@t %d %d\n", 28, cur); st = S_splicing_in; act = A_splice_in  /* spec/machines/file_stream.toml:132 */
+           printf("@@t %d %d\n", 28, cur); st = S_splicing_in; act = A_splice_in  /* spec/machines/file_stream.toml:146 */
         fi
      :: cur == E_splice_out_short ->
-        printf("@@t %d %d\n", 29, cur); st = S_splicing_out; act = A_splice_rest  /* spec/machines/file_stream.toml:133 */
+        printf("@@t %d %d\n", 29, cur); st = S_splicing_out; act = A_splice_rest  /* spec/machines/file_stream.toml:147 */
      :: cur == E_splice_error ->
-        printf("@@t %d %d\n", 30, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:134 */
+        printf("@@t %d %d\n", 30, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:148 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 31, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 31, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_zc_head ->
      if
      :: cur == E_drained ->
-        printf("@@t %d %d\n", 32, cur); st = S_zc_reading; act = A_zc_read  /* spec/machines/file_stream.toml:139 */
+        printf("@@t %d %d\n", 32, cur); st = S_zc_reading; act = A_zc_read  /* spec/machines/file_stream.toml:153 */
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 33, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 33, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 34, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 34, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_zc_reading ->
      if
      :: cur == E_read_done ->
-        printf("@@t %d %d\n", 35, cur); st = S_zc_sending; act = A_zc_send  /* spec/machines/file_stream.toml:144 */
+        printf("@@t %d %d\n", 35, cur); st = S_zc_sending; act = A_zc_send  /* spec/machines/file_stream.toml:158 */
      :: cur == E_read_short ->
-        printf("@@t %d %d\n", 36, cur); st = S_zc_sending; act = A_zc_send  /* spec/machines/file_stream.toml:145 */
+        printf("@@t %d %d\n", 36, cur); st = S_zc_sending; act = A_zc_send  /* spec/machines/file_stream.toml:159 */
      :: cur == E_read_error ->
-        printf("@@t %d %d\n", 37, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:146 */
+        printf("@@t %d %d\n", 37, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:160 */
      :: cur == E_read_eof_early ->
-        printf("@@t %d %d\n", 38, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:147 */
+        printf("@@t %d %d\n", 38, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:161 */
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 39, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 39, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 40, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 40, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_zc_sending ->
      if
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 41, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 41, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_zc_sent ->
-        printf("@@t %d %d\n", 42, cur); st = S_zc_notif_wait; act = A_zc_count  /* spec/machines/file_stream.toml:152 */
+        printf("@@t %d %d\n", 42, cur); st = S_zc_notif_wait; act = A_zc_count  /* spec/machines/file_stream.toml:166 */
      :: cur == E_zc_send_failed ->
-        printf("@@t %d %d\n", 43, cur); st = S_zc_failing; act = A_zc_note_error  /* spec/machines/file_stream.toml:153 */
+        printf("@@t %d %d\n", 43, cur); st = S_zc_failing; act = A_zc_note_error  /* spec/machines/file_stream.toml:167 */
      :: cur == E_zc_send_error ->
-        printf("@@t %d %d\n", 44, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:154 */
+        printf("@@t %d %d\n", 44, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:168 */
      :: cur == E_zc_notif ->
-        printf("@@t %d %d\n", 45, cur); st = S_zc_notif_first; skip  /* spec/machines/file_stream.toml:155 */
+        printf("@@t %d %d\n", 45, cur); st = S_zc_notif_first; skip  /* spec/machines/file_stream.toml:169 */
+     :: cur == E_zc_notif_copied ->
+        printf("@@t %d %d\n", 46, cur); st = S_zc_notif_first; skip  /* spec/machines/file_stream.toml:170 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 46, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 47, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_zc_notif_first ->
      if
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 47, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 48, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_zc_sent ->
-        printf("@@t %d %d\n", 48, cur); st = S_zc_notif_wait; act = A_zc_count_notified  /* spec/machines/file_stream.toml:160 */
+        printf("@@t %d %d\n", 49, cur); st = S_zc_notif_wait; act = A_zc_count_notified  /* spec/machines/file_stream.toml:175 */
      :: cur == E_zc_send_failed ->
-        printf("@@t %d %d\n", 49, cur); st = S_zc_failing; act = A_zc_note_error_notified  /* spec/machines/file_stream.toml:161 */
+        printf("@@t %d %d\n", 50, cur); st = S_zc_failing; act = A_zc_note_error_notified  /* spec/machines/file_stream.toml:176 */
      :: cur == E_zc_send_error ->
-        printf("@@t %d %d\n", 50, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:162 */
+        printf("@@t %d %d\n", 51, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:177 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 51, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 52, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_zc_notif_wait ->
      if
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 52, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 53, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_zc_notif ->
         guard_zc_rest();
         if
         :: gv ->
-           printf("@@t %d %d\n", 53, cur); st = S_zc_sending; act = A_zc_send  /* spec/machines/file_stream.toml:167 */
+           printf("@@t %d %d\n", 54, cur); st = S_zc_sending; act = A_zc_send  /* spec/machines/file_stream.toml:182 */
         :: else ->
            guard_all_sent();
            if
            :: gv ->
-              printf("@@t %d %d\n", 54, cur); st = S_done; act = A_finish_zc  /* spec/machines/file_stream.toml:167 */
+              printf("@@t %d %d\n", 55, cur); st = S_done; act = A_finish_zc  /* spec/machines/file_stream.toml:182 */
            :: else ->
-              printf("@@t %d %d\n", 55, cur); st = S_zc_reading; act = A_zc_read  /* spec/machines/file_stream.toml:167 */
+              printf("@@t %d %d\n", 56, cur); st = S_zc_reading; act = A_zc_read  /* spec/machines/file_stream.toml:182 */
+           fi
+        fi
+     :: cur == E_zc_notif_copied ->
+        guard_all_sent();
+        if
+        :: gv ->
+           printf("@@t %d %d\n", 57, cur); st = S_done; act = A_finish_zc  /* spec/machines/file_stream.toml:186 */
+        :: else ->
+           guard_to_splice();
+           if
+           :: gv ->
+              printf("@@t %d %d\n", 58, cur); st = S_splicing_in; act = A_zc_to_splice  /* spec/machines/file_stream.toml:186 */
+           :: else ->
+              guard_zc_rest();
+              if
+              :: gv ->
+                 printf("@@t %d %d\n", 59, cur); st = S_zc_sending; act = A_zc_send  /* spec/machines/file_stream.toml:186 */
+              :: else ->
+                 printf("@@t %d %d\n", 60, cur); st = S_zc_reading; act = A_zc_read  /* spec/machines/file_stream.toml:186 */
+              fi
            fi
         fi
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 56, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 61, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: st == S_zc_failing ->
      if
      :: cur == E_conn_gone ->
-        printf("@@t %d %d\n", 57, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:96 */
+        printf("@@t %d %d\n", 62, cur); st = S_gone; act = A_release  /* spec/machines/file_stream.toml:110 */
      :: cur == E_zc_notif ->
-        printf("@@t %d %d\n", 58, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:172 */
+        printf("@@t %d %d\n", 63, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:191 */
+     :: cur == E_zc_notif_copied ->
+        printf("@@t %d %d\n", 64, cur); st = S_failed; act = A_abort  /* spec/machines/file_stream.toml:192 */
      :: cur == E_cancel ->
-        printf("@@t %d %d\n", 59, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:97 */
+        printf("@@t %d %d\n", 65, cur); st = S_cancelled; act = A_cancel  /* spec/machines/file_stream.toml:111 */
      :: else -> skip /* ignored */
      fi
   :: else -> skip /* a final state ignores every event */
@@ -554,52 +584,58 @@ active proctype ring() {
         if :: op_n[OP_zcsend] == 0 -> op_cx[OP_zcsend] = 0 :: else -> skip fi;
         res = 0; if :: released -> chunk = 0 :: else -> skip fi;
         q0 = E_zc_notif; q1 = E_none
-     :: op_n[OP_zcsend] > 0 && (res == 1 && closing) ->
+     :: op_n[OP_zcsend] > 0 && (res == 1 && !closing) ->
         printf("@@c %d\n", 21);
+        op_n[OP_zcsend]--; op_fin[OP_zcsend]++;
+        if :: op_n[OP_zcsend] == 0 -> op_cx[OP_zcsend] = 0 :: else -> skip fi;
+        res = 0; if :: released -> chunk = 0 :: else -> skip fi;
+        q0 = E_zc_notif_copied; q1 = E_none
+     :: op_n[OP_zcsend] > 0 && (res == 1 && closing) ->
+        printf("@@c %d\n", 22);
         op_n[OP_zcsend]--; op_fin[OP_zcsend]++;
         if :: op_n[OP_zcsend] == 0 -> op_cx[OP_zcsend] = 0 :: else -> skip fi;
         res = 0; if :: released -> chunk = 0 :: else -> skip fi;
         q0 = E_conn_gone; q1 = E_none
      :: op_n[OP_zcsend] > 0 && b_short > 0 && (res == 0) ->
         b_short--;
-        printf("@@c %d\n", 22);
+        printf("@@c %d\n", 23);
         res = 2;
         q0 = E_zc_notif; q1 = E_none
      :: op_n[OP_zcsend] > 0 && (!closing && res == 2) ->
-        printf("@@c %d\n", 23);
+        printf("@@c %d\n", 24);
         op_n[OP_zcsend]--; op_fin[OP_zcsend]++;
         if :: op_n[OP_zcsend] == 0 -> op_cx[OP_zcsend] = 0 :: else -> skip fi;
         have = 0; res = 0; if :: released -> chunk = 0 :: else -> skip fi;
         q0 = E_zc_sent; q1 = E_none
      :: op_n[OP_zcsend] > 0 && (res == 2) ->
-        printf("@@c %d\n", 24);
+        printf("@@c %d\n", 25);
         op_n[OP_zcsend]--; op_fin[OP_zcsend]++;
         if :: op_n[OP_zcsend] == 0 -> op_cx[OP_zcsend] = 0 :: else -> skip fi;
         res = 0; if :: released -> chunk = 0 :: else -> skip fi;
         q0 = E_zc_send_failed; q1 = E_none
      :: !in_final() && b_start > 0 ->
         b_start--;
-        printf("@@c %d\n", 25);
+        printf("@@c %d\n", 26);
         started = 1;
         q0 = E_start; q1 = E_none
      :: !in_final() && (started && st == S_idle) ->
-        printf("@@c %d\n", 26);
+        printf("@@c %d\n", 27);
         q0 = E_drained; q1 = E_none
      :: !in_final() && (pending && (st == S_sending || st == S_splice_head || st == S_zc_head)) ->
-        printf("@@c %d\n", 27);
+        printf("@@c %d\n", 28);
         pending = 0;
         q0 = E_drained; q1 = E_none
      :: !in_final() && b_gone > 0 ->
         b_gone--;
-        printf("@@c %d\n", 28);
+        printf("@@c %d\n", 29);
         closing = 1;
         q0 = E_none; q1 = E_none
      :: !in_final() && (closing && inflight(OP_read) == 0 && inflight(OP_splice) == 0 && inflight(OP_zcread) == 0 && inflight(OP_zcsend) == 0) ->
-        printf("@@c %d\n", 29);
+        printf("@@c %d\n", 30);
         q0 = E_conn_gone; q1 = E_none
      :: !in_final() && b_cancel > 0 ->
         b_cancel--;
-        printf("@@c %d\n", 30);
+        printf("@@c %d\n", 31);
         q0 = E_cancel; q1 = E_none
      fi;
      /* dispatch: each event with its follow-ups (NAME_fire) */
@@ -663,16 +699,17 @@ ltl ends { <> ended }
 /* @@script 18 send-zc -ECONNRESET (more) */
 /* @@script 19 send-zc -EINVAL (no notification) */
 /* @@script 20 notif */
-/* @@script 21 notif (connection closing) */
-/* @@script 22 notif (before the result) */
-/* @@script 23 send-zc all (after the notif) */
-/* @@script 24 send-zc -ECONNRESET (after the notif) */
-/* @@script 25 start */
-/* @@script 26 (drained: the stream's request became the oldest) */
-/* @@script 27 send all */
-/* @@script 28 conn closes */
-/* @@script 29 (close hook) */
-/* @@script 30 cancel */
+/* @@script 21 notif (copied) */
+/* @@script 22 notif (connection closing) */
+/* @@script 23 notif (before the result) */
+/* @@script 24 send-zc all (after the notif) */
+/* @@script 25 send-zc -ECONNRESET (after the notif) */
+/* @@script 26 start */
+/* @@script 27 (drained: the stream's request became the oldest) */
+/* @@script 28 send all */
+/* @@script 29 conn closes */
+/* @@script 30 (close hook) */
+/* @@script 31 cancel */
 /* @@trans 0 idle splice_head flush_head */
 /* @@trans 1 idle zc_head flush_head */
 /* @@trans 2 idle reading issue_read */
@@ -719,20 +756,26 @@ ltl ends { <> ended }
 /* @@trans 43 zc_sending zc_failing zc_note_error */
 /* @@trans 44 zc_sending failed abort */
 /* @@trans 45 zc_sending zc_notif_first - */
-/* @@trans 46 zc_sending cancelled cancel */
-/* @@trans 47 zc_notif_first gone release */
-/* @@trans 48 zc_notif_first zc_notif_wait zc_count_notified */
-/* @@trans 49 zc_notif_first zc_failing zc_note_error_notified */
-/* @@trans 50 zc_notif_first failed abort */
-/* @@trans 51 zc_notif_first cancelled cancel */
-/* @@trans 52 zc_notif_wait gone release */
-/* @@trans 53 zc_notif_wait zc_sending zc_send */
-/* @@trans 54 zc_notif_wait done finish_zc */
-/* @@trans 55 zc_notif_wait zc_reading zc_read */
-/* @@trans 56 zc_notif_wait cancelled cancel */
-/* @@trans 57 zc_failing gone release */
-/* @@trans 58 zc_failing failed abort */
-/* @@trans 59 zc_failing cancelled cancel */
+/* @@trans 46 zc_sending zc_notif_first - */
+/* @@trans 47 zc_sending cancelled cancel */
+/* @@trans 48 zc_notif_first gone release */
+/* @@trans 49 zc_notif_first zc_notif_wait zc_count_notified */
+/* @@trans 50 zc_notif_first zc_failing zc_note_error_notified */
+/* @@trans 51 zc_notif_first failed abort */
+/* @@trans 52 zc_notif_first cancelled cancel */
+/* @@trans 53 zc_notif_wait gone release */
+/* @@trans 54 zc_notif_wait zc_sending zc_send */
+/* @@trans 55 zc_notif_wait done finish_zc */
+/* @@trans 56 zc_notif_wait zc_reading zc_read */
+/* @@trans 57 zc_notif_wait done finish_zc */
+/* @@trans 58 zc_notif_wait splicing_in zc_to_splice */
+/* @@trans 59 zc_notif_wait zc_sending zc_send */
+/* @@trans 60 zc_notif_wait zc_reading zc_read */
+/* @@trans 61 zc_notif_wait cancelled cancel */
+/* @@trans 62 zc_failing gone release */
+/* @@trans 63 zc_failing failed abort */
+/* @@trans 64 zc_failing failed abort */
+/* @@trans 65 zc_failing cancelled cancel */
 /* @@event 1 start */
 /* @@event 2 read_done */
 /* @@event 3 read_short */
@@ -749,4 +792,5 @@ ltl ends { <> ended }
 /* @@event 14 zc_send_failed */
 /* @@event 15 zc_send_error */
 /* @@event 16 zc_notif */
-/* @@event 17 cancel */
+/* @@event 17 zc_notif_copied */
+/* @@event 18 cancel */

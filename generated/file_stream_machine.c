@@ -43,6 +43,7 @@ const char *const file_stream_event_names[FILE_STREAM_EVENT_COUNT] = {
     [FILE_STREAM_EV_ZC_SEND_FAILED] = "zc_send_failed",
     [FILE_STREAM_EV_ZC_SEND_ERROR] = "zc_send_error",
     [FILE_STREAM_EV_ZC_NOTIF] = "zc_notif",
+    [FILE_STREAM_EV_ZC_NOTIF_COPIED] = "zc_notif_copied",
     [FILE_STREAM_EV_CANCEL] = "cancel",
 };
 
@@ -75,77 +76,79 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
         switch (from) {
         case FILE_STREAM_S_IDLE:
             switch (e) {
-            case FILE_STREAM_EV_START: /* spec/machines/file_stream.toml:101 */
-                if (file_stream_guard_behind(ctx, ev)) { /* [behind] ignore (line 101) */
+            case FILE_STREAM_EV_START: /* spec/machines/file_stream.toml:115 */
+                if (file_stream_guard_behind(ctx, ev)) { /* [behind] ignore (line 115) */
                     return *state; /* ignored */
-                } else if (file_stream_guard_spliced(ctx, ev)) { /* [spliced] flush_head -> splice_head (line 101) */
+                } else if (file_stream_guard_spliced(ctx, ev)) { /* [spliced] flush_head -> splice_head (line 115) */
                     *state = FILE_STREAM_S_SPLICE_HEAD;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICE_HEAD);
                     next = file_stream_act_flush_head(ctx, ev);
-                } else if (file_stream_guard_zc(ctx, ev)) { /* [zc] flush_head -> zc_head (line 101) */
+                } else if (file_stream_guard_zc(ctx, ev)) { /* [zc] flush_head -> zc_head (line 115) */
                     *state = FILE_STREAM_S_ZC_HEAD;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_HEAD);
                     next = file_stream_act_flush_head(ctx, ev);
-                } else { /* issue_read -> reading (line 101) */
+                } else { /* issue_read -> reading (line 115) */
                     *state = FILE_STREAM_S_READING;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                     next = file_stream_act_issue_read(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:102 */
-                if (file_stream_guard_spliced(ctx, ev)) { /* [spliced] flush_head -> splice_head (line 102) */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:116 */
+                if (file_stream_guard_spliced(ctx, ev)) { /* [spliced] flush_head -> splice_head (line 116) */
                     *state = FILE_STREAM_S_SPLICE_HEAD;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICE_HEAD);
                     next = file_stream_act_flush_head(ctx, ev);
-                } else if (file_stream_guard_zc(ctx, ev)) { /* [zc] flush_head -> zc_head (line 102) */
+                } else if (file_stream_guard_zc(ctx, ev)) { /* [zc] flush_head -> zc_head (line 116) */
                     *state = FILE_STREAM_S_ZC_HEAD;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_HEAD);
                     next = file_stream_act_flush_head(ctx, ev);
-                } else { /* issue_read -> reading (line 102) */
+                } else { /* issue_read -> reading (line 116) */
                     *state = FILE_STREAM_S_READING;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                     next = file_stream_act_issue_read(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:103 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:117 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* ignored: spec/machines/file_stream.toml:117 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -159,66 +162,68 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_READING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:107 */
-                if (file_stream_guard_last_chunk(ctx, ev)) { /* [last_chunk] finish -> done (line 107) */
+            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:121 */
+                if (file_stream_guard_last_chunk(ctx, ev)) { /* [last_chunk] finish -> done (line 121) */
                     *state = FILE_STREAM_S_DONE;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
                     next = file_stream_act_finish(ctx, ev);
-                } else { /* commit -> sending (line 107) */
+                } else { /* commit -> sending (line 121) */
                     *state = FILE_STREAM_S_SENDING;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
                     next = file_stream_act_commit(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:108 */
+            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:122 */
                 *state = FILE_STREAM_S_SENDING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SENDING);
                 next = file_stream_act_commit(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:109 */
+            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:123 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:110 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:124 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:111 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:125 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* ignored: spec/machines/file_stream.toml:125 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -232,47 +237,49 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_SENDING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:115 */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:129 */
                 *state = FILE_STREAM_S_READING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_READING);
                 next = file_stream_act_issue_read(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:116 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:130 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* ignored: spec/machines/file_stream.toml:130 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -286,47 +293,49 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_SPLICE_HEAD:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:120 */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:134 */
                 *state = FILE_STREAM_S_SPLICING_IN;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_IN);
                 next = file_stream_act_splice_in(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:121 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:135 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* ignored: spec/machines/file_stream.toml:135 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -340,55 +349,57 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_SPLICING_IN:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* spec/machines/file_stream.toml:125 */
+            case FILE_STREAM_EV_SPLICE_IN: /* spec/machines/file_stream.toml:139 */
                 *state = FILE_STREAM_S_SPLICING_OUT;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_OUT);
                 next = file_stream_act_splice_out(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* spec/machines/file_stream.toml:126 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* spec/machines/file_stream.toml:140 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* spec/machines/file_stream.toml:127 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* spec/machines/file_stream.toml:141 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:128 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:142 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* ignored: spec/machines/file_stream.toml:142 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -402,62 +413,64 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_SPLICING_OUT:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* spec/machines/file_stream.toml:132 */
-                if (file_stream_guard_all_spliced(ctx, ev)) { /* [all_spliced] finish_splice -> done (line 132) */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* spec/machines/file_stream.toml:146 */
+                if (file_stream_guard_all_spliced(ctx, ev)) { /* [all_spliced] finish_splice -> done (line 146) */
                     *state = FILE_STREAM_S_DONE;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
                     next = file_stream_act_finish_splice(ctx, ev);
-                } else { /* splice_in -> splicing_in (line 132) */
+                } else { /* splice_in -> splicing_in (line 146) */
                     *state = FILE_STREAM_S_SPLICING_IN;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_IN);
                     next = file_stream_act_splice_in(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* spec/machines/file_stream.toml:133 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* spec/machines/file_stream.toml:147 */
                 *state = FILE_STREAM_S_SPLICING_OUT;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_OUT);
                 next = file_stream_act_splice_rest(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* spec/machines/file_stream.toml:134 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* spec/machines/file_stream.toml:148 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:135 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:149 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* ignored: spec/machines/file_stream.toml:149 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -471,47 +484,49 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_ZC_HEAD:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:139 */
+            case FILE_STREAM_EV_DRAINED: /* spec/machines/file_stream.toml:153 */
                 *state = FILE_STREAM_S_ZC_READING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_READING);
                 next = file_stream_act_zc_read(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:140 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:154 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* ignored: spec/machines/file_stream.toml:154 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -525,59 +540,61 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_ZC_READING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:144 */
+            case FILE_STREAM_EV_READ_DONE: /* spec/machines/file_stream.toml:158 */
                 *state = FILE_STREAM_S_ZC_SENDING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_SENDING);
                 next = file_stream_act_zc_send(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:145 */
+            case FILE_STREAM_EV_READ_SHORT: /* spec/machines/file_stream.toml:159 */
                 *state = FILE_STREAM_S_ZC_SENDING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_SENDING);
                 next = file_stream_act_zc_send(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:146 */
+            case FILE_STREAM_EV_READ_ERROR: /* spec/machines/file_stream.toml:160 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:147 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* spec/machines/file_stream.toml:161 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:148 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:162 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* ignored: spec/machines/file_stream.toml:162 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -591,58 +608,63 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_ZC_SENDING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:156 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:171 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* spec/machines/file_stream.toml:152 */
+            case FILE_STREAM_EV_ZC_SENT: /* spec/machines/file_stream.toml:166 */
                 *state = FILE_STREAM_S_ZC_NOTIF_WAIT;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_NOTIF_WAIT);
                 next = file_stream_act_zc_count(ctx, ev);
                 break;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* spec/machines/file_stream.toml:153 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* spec/machines/file_stream.toml:167 */
                 *state = FILE_STREAM_S_ZC_FAILING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_FAILING);
                 next = file_stream_act_zc_note_error(ctx, ev);
                 break;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* spec/machines/file_stream.toml:154 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* spec/machines/file_stream.toml:168 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_ZC_NOTIF: /* spec/machines/file_stream.toml:155 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* spec/machines/file_stream.toml:169 */
                 *state = FILE_STREAM_S_ZC_NOTIF_FIRST;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_NOTIF_FIRST);
                 break;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* spec/machines/file_stream.toml:170 */
+                *state = FILE_STREAM_S_ZC_NOTIF_FIRST;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_NOTIF_FIRST);
+                break;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -656,55 +678,57 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_ZC_NOTIF_FIRST:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* spec/machines/file_stream.toml:160 */
+            case FILE_STREAM_EV_ZC_SENT: /* spec/machines/file_stream.toml:175 */
                 *state = FILE_STREAM_S_ZC_NOTIF_WAIT;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_NOTIF_WAIT);
                 next = file_stream_act_zc_count_notified(ctx, ev);
                 break;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* spec/machines/file_stream.toml:161 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* spec/machines/file_stream.toml:176 */
                 *state = FILE_STREAM_S_ZC_FAILING;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_FAILING);
                 next = file_stream_act_zc_note_error_notified(ctx, ev);
                 break;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* spec/machines/file_stream.toml:162 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* spec/machines/file_stream.toml:177 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:163 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* ignored: spec/machines/file_stream.toml:178 */
                 return *state;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* ignored: spec/machines/file_stream.toml:178 */
+                return *state;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -718,59 +742,82 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_ZC_NOTIF_WAIT:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:168 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:187 */
                 return *state;
-            case FILE_STREAM_EV_ZC_NOTIF: /* spec/machines/file_stream.toml:167 */
-                if (file_stream_guard_zc_rest(ctx, ev)) { /* [zc_rest] zc_send -> zc_sending (line 167) */
+            case FILE_STREAM_EV_ZC_NOTIF: /* spec/machines/file_stream.toml:182 */
+                if (file_stream_guard_zc_rest(ctx, ev)) { /* [zc_rest] zc_send -> zc_sending (line 182) */
                     *state = FILE_STREAM_S_ZC_SENDING;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_SENDING);
                     next = file_stream_act_zc_send(ctx, ev);
-                } else if (file_stream_guard_all_sent(ctx, ev)) { /* [all_sent] finish_zc -> done (line 167) */
+                } else if (file_stream_guard_all_sent(ctx, ev)) { /* [all_sent] finish_zc -> done (line 182) */
                     *state = FILE_STREAM_S_DONE;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
                     next = file_stream_act_finish_zc(ctx, ev);
-                } else { /* zc_read -> zc_reading (line 167) */
+                } else { /* zc_read -> zc_reading (line 182) */
                     *state = FILE_STREAM_S_ZC_READING;
                     if (file_stream_trace)
                         file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_READING);
                     next = file_stream_act_zc_read(ctx, ev);
                 }
                 break;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* spec/machines/file_stream.toml:186 */
+                if (file_stream_guard_all_sent(ctx, ev)) { /* [all_sent] finish_zc -> done (line 186) */
+                    *state = FILE_STREAM_S_DONE;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_DONE);
+                    next = file_stream_act_finish_zc(ctx, ev);
+                } else if (file_stream_guard_to_splice(ctx, ev)) { /* [to_splice] zc_to_splice -> splicing_in (line 186) */
+                    *state = FILE_STREAM_S_SPLICING_IN;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_SPLICING_IN);
+                    next = file_stream_act_zc_to_splice(ctx, ev);
+                } else if (file_stream_guard_zc_rest(ctx, ev)) { /* [zc_rest] zc_send -> zc_sending (line 186) */
+                    *state = FILE_STREAM_S_ZC_SENDING;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_SENDING);
+                    next = file_stream_act_zc_send(ctx, ev);
+                } else { /* zc_read -> zc_reading (line 186) */
+                    *state = FILE_STREAM_S_ZC_READING;
+                    if (file_stream_trace)
+                        file_stream_trace(ctx, from, e, FILE_STREAM_S_ZC_READING);
+                    next = file_stream_act_zc_read(ctx, ev);
+                }
+                break;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -784,47 +831,53 @@ int file_stream_fire(struct iox_file_stream *ctx, file_stream_state_t *state, in
             break;
         case FILE_STREAM_S_ZC_FAILING:
             switch (e) {
-            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_START: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_READ_DONE: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_READ_SHORT: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_READ_ERROR: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_READ_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_DRAINED: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:96 [any] */
+            case FILE_STREAM_EV_CONN_GONE: /* spec/machines/file_stream.toml:110 [any] */
                 *state = FILE_STREAM_S_GONE;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_GONE);
                 next = file_stream_act_release(ctx, ev);
                 break;
-            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_SPLICE_IN: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_SPLICE_OUT_DONE: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_SPLICE_OUT_SHORT: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_SPLICE_ERROR: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_SPLICE_EOF_EARLY: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_ZC_SENT: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_ZC_SEND_FAILED: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:173 */
+            case FILE_STREAM_EV_ZC_SEND_ERROR: /* ignored: spec/machines/file_stream.toml:193 */
                 return *state;
-            case FILE_STREAM_EV_ZC_NOTIF: /* spec/machines/file_stream.toml:172 */
+            case FILE_STREAM_EV_ZC_NOTIF: /* spec/machines/file_stream.toml:191 */
                 *state = FILE_STREAM_S_FAILED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
                 next = file_stream_act_abort(ctx, ev);
                 break;
-            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:97 [any] */
+            case FILE_STREAM_EV_ZC_NOTIF_COPIED: /* spec/machines/file_stream.toml:192 */
+                *state = FILE_STREAM_S_FAILED;
+                if (file_stream_trace)
+                    file_stream_trace(ctx, from, e, FILE_STREAM_S_FAILED);
+                next = file_stream_act_abort(ctx, ev);
+                break;
+            case FILE_STREAM_EV_CANCEL: /* spec/machines/file_stream.toml:111 [any] */
                 *state = FILE_STREAM_S_CANCELLED;
                 if (file_stream_trace)
                     file_stream_trace(ctx, from, e, FILE_STREAM_S_CANCELLED);
@@ -869,12 +922,12 @@ file_stream_reuse_bug(const char *fn, const char *from, int state)
     abort();
 }
 
-void file_stream_init(file_stream_state_t *state) /* spec/machines/file_stream.toml:188 */
+void file_stream_init(file_stream_state_t *state) /* spec/machines/file_stream.toml:208 */
 {
     *state = FILE_STREAM_S_IDLE;
 }
 
-void file_stream_reset(file_stream_state_t *state) /* spec/machines/file_stream.toml:189 */
+void file_stream_reset(file_stream_state_t *state) /* spec/machines/file_stream.toml:209 */
 {
     if (*state != FILE_STREAM_S_IDLE && *state != FILE_STREAM_S_DONE && *state != FILE_STREAM_S_FAILED && *state != FILE_STREAM_S_GONE && *state != FILE_STREAM_S_CANCELLED)
         file_stream_reuse_bug("file_stream_reset", "idle, done, failed, gone, cancelled", *state);

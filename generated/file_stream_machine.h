@@ -63,6 +63,7 @@ enum file_stream_event {
     FILE_STREAM_EV_ZC_SEND_FAILED, /* a zero-copy send's result: it failed (res < 0, or 0: the peer is gone), or the connection is closing; its notification follows */
     FILE_STREAM_EV_ZC_SEND_ERROR, /* a zero-copy send failed with no notification to follow (no IORING_CQE_F_MORE), or could not be queued */
     FILE_STREAM_EV_ZC_NOTIF, /* a zero-copy send's notification (IORING_CQE_F_NOTIF): the kernel let go of the chunk */
+    FILE_STREAM_EV_ZC_NOTIF_COPIED, /* the same notification, saying the kernel copied the bytes instead (IORING_NOTIF_USAGE_ZC_COPIED in res; only when the seam asked for usage reports) */
     FILE_STREAM_EV_CANCEL, /* the stream is ended from outside: iox_file_streams_fini, or a new stream started on the slot while this one is active (cannot happen; logged) */
     FILE_STREAM_EVENT_COUNT
 };
@@ -99,7 +100,7 @@ int file_stream_guard_spliced(const struct iox_file_stream *ctx, const struct io
 /* the pipe is empty and no byte of the range is left to move (left == 0) */
 int file_stream_guard_all_spliced(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
-/* the stream holds a registered chunk from the reactor's pool: its body goes by READ_FIXED + SEND_ZC (chosen on start: len >= zc_min and a chunk was free) */
+/* the stream holds a registered chunk from the reactor's pool: its body goes by READ_FIXED + SEND_ZC (chosen on start: len >= zc_min, a chunk was free, and no copy report of the reactor's last IOX_ZC_COPIED_SKIP such streams says zero-copy does not pay) */
 int file_stream_guard_zc(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
 /* the chunk still holds bytes a short zero-copy send did not take */
@@ -107,6 +108,9 @@ int file_stream_guard_zc_rest(const struct iox_file_stream *ctx, const struct io
 
 /* the chunk is empty and no byte of the range is left to read (left == 0) */
 int file_stream_guard_all_sent(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
+/* the copied stream may move to splice: the owner did not ask to keep zero-copy (iox_file_streams_zc_copied), the splice path is on and one of its pipes is free */
+int file_stream_guard_to_splice(const struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
 /* Actions — written by hand, called only by file_stream_fire(). Each runs
  * after the instance has moved to the transition's target state and returns
@@ -161,6 +165,9 @@ int file_stream_act_zc_note_error_notified(struct iox_file_stream *ctx, const st
 /* the range is on the socket and the chunk is free: release the stream (the chunk goes back to the pool); the completion handler then resumes the connection */
 int file_stream_act_finish_zc(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
+/* the kernel copied the chunk's sends: give the chunk back (bytes of it a short send left unsent go back to the range: they are read again from the file), take the free pipe and queue a splice of the next piece of the range from the file into it (op_begin; log once per reactor); raises splice_error when it cannot */
+int file_stream_act_zc_to_splice(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
+
 /* the connection went away: release the stream (its end callback gets -EPIPE) */
 int file_stream_act_release(struct iox_file_stream *ctx, const struct iox_fstream_event *ev);
 
@@ -195,10 +202,10 @@ extern void (*file_stream_trace)(struct iox_file_stream *ctx, int from, int even
  * target directly: no action runs, nothing is traced. A checked one abort()s
  * (with a message) when *state is not one of the states it may leave. */
 
-/* spec/machines/file_stream.toml:188: -> idle, whatever *state holds (it is not read). */
+/* spec/machines/file_stream.toml:208: -> idle, whatever *state holds (it is not read). */
 void file_stream_init(file_stream_state_t *state);
 
-/* spec/machines/file_stream.toml:189: idle | done | failed | gone | cancelled -> idle. */
+/* spec/machines/file_stream.toml:209: idle | done | failed | gone | cancelled -> idle. */
 void file_stream_reset(file_stream_state_t *state);
 
 #endif /* FILE_STREAM_MACHINE_H */

@@ -19,6 +19,15 @@
  * exact). The last case stops the server and reads its stop line: the
  * counts of zero-copy streams, fallbacks and orphaned chunks.
  *
+ * The suite's playground keeps copied streams zero-copy (FILE_ZC_COPIED=
+ * keep: on loopback the kernel copies every zero-copy send to the local
+ * receiver, so the default would move them all to splice after their
+ * first chunk). copied_sends_move_to_splice starts its own playground with
+ * the default and checks the move: a copy report (IORING_SEND_ZC_REPORT_
+ * USAGE, Linux 6.2) moves the stream to splice and keeps the reactor's
+ * next streams off zero-copy, so a reader with a 2 KiB SO_RCVBUF (which
+ * crawls at ≈ 5 KB/s on copied zero-copy skbs) gets its body.
+ *
  * The kernel must have IORING_OP_SEND_ZC (Linux 6.0); without it the
  * playground prints one line and splices, and the stop-line case fails,
  * saying so. */
@@ -29,8 +38,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ZC_1M (1u << 20)
@@ -64,7 +75,7 @@ static int zc_init(void)
     snprintf(root_env, sizeof root_env, "FILE_ROOT=%s", zc_root);
     const char *env[] = {"PLAYGROUND_MODE=file", "REACTORS=1", root_env, "FILE_BAKE_MAX=65535", "FILE_SEND=zc",
                          "FILE_SPLICE_MIN=65536", "FILE_ZC_CHUNKS=2", "FILE_ZC_CHUNK=65536",
-                         "FILE_SPLICE_PIPES=2", "FILE_PIPE_SIZE=65536",
+                         "FILE_SPLICE_PIPES=2", "FILE_PIPE_SIZE=65536", "FILE_ZC_COPIED=keep",
                          "IOX_DIRECT_FDS=off", NULL};   /* descriptor counts, as file_splice */
     return hc_server_start(&zc_srv, env) == 0 ? 0 : -1;
 }
@@ -216,6 +227,84 @@ IOX_TEST(file_zc, pool_exhausted_falls_back)
     }
     zc_gets += N;
     zc_fallbacks += N - 2;
+}
+
+/* Reads one answer of `want` body bytes from fd within ms milliseconds in
+ * all; returns the body bytes that arrived and match zc_data (less than
+ * want: too late, cut, or wrong). */
+static size_t zc_read_within(int fd, size_t want, int ms)
+{
+    size_t cap = want + 4096, len = 0, body = 0;
+    char *buf = malloc(cap);
+    if (!buf) return 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char *end = NULL;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0) break;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, (int)left) <= 0) break;
+        ssize_t n = recv(fd, buf + len, cap - len, 0);
+        if (n <= 0) break;
+        len += (size_t)n;
+        buf[len < cap ? len : cap - 1] = 0;
+        if (!end) end = memmem(buf, len, "\r\n\r\n", 4);
+        if (end && len - (size_t)(end + 4 - buf) >= want) break;
+        if (len == cap) break;
+    }
+    if (end && !strncmp(buf, "HTTP/1.1 200", 12)) {
+        body = len - (size_t)(end + 4 - buf);
+        if (body > want || memcmp(end + 4, zc_data, body)) body = 0;
+    }
+    free(buf);
+    return body;
+}
+
+/* The default FILE_ZC_COPIED=splice, on loopback (every zero-copy send is
+ * copied, and the kernel says so): the first stream moves to splice after
+ * its first chunk; the next one, for a reader with a 2 KiB receive buffer,
+ * does not try zero-copy and arrives whole (zero-copy, it would crawl past
+ * the client's 30 s timeout). */
+IOX_TEST(file_zc, copied_sends_move_to_splice)
+{
+    char root_env[128];
+    snprintf(root_env, sizeof root_env, "FILE_ROOT=%s", zc_root);
+    const char *env[] = {"PLAYGROUND_MODE=file", "REACTORS=1", root_env, "FILE_BAKE_MAX=65535", "FILE_SEND=zc",
+                         "FILE_SPLICE_MIN=65536", "FILE_ZC_CHUNKS=2", "FILE_ZC_CHUNK=65536",
+                         "FILE_SPLICE_PIPES=2", "FILE_PIPE_SIZE=65536", NULL};
+    struct hc_server srv;
+    CU_ASSERT_EQUAL_FATAL(hc_server_start(&srv, env), 0);
+    struct hc_conn c;
+    struct hc_response r;
+    CU_ASSERT_EQUAL_FATAL(hc_connect(&c, srv.port, 2000), 0);
+    hc_set_timeout(&c, hc_slow(30000));
+    CU_ASSERT_EQUAL(hc_roundtrip(&c, "GET /1048576.bin HTTP/1.1\r\nHost: t\r\n\r\n", &r, 0), HC_OK);
+    CU_ASSERT(r.status == 200 && r.body_len == ZC_1M && memcmp(r.body, zc_data, ZC_1M) == 0);
+    hc_response_free(&r);
+    hc_close(&c);
+    CU_ASSERT_EQUAL_FATAL(hc_connect_ex(&c, srv.port, 2000, 2048, 0), 0);
+    CU_ASSERT_EQUAL(hc_send_str(&c, "GET /3000001.bin HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    /* A bound on the whole answer, not a timing goal: by splice it takes
+     * about a second here; copied zero-copy skbs trickle in forever (each
+     * recv gets some, so a per-recv timeout would never end the case). */
+    size_t got = zc_read_within(c.fd, 3000001, hc_slow(60000));
+    CU_ASSERT_EQUAL(got, 3000001);
+    hc_close(&c);
+    CU_ASSERT_EQUAL(hc_server_stop(&srv, NULL), 0);
+    char *log = hc_server_stderr(&srv);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "copy reports (IORING_SEND_ZC_REPORT_USAGE) yes"));
+    const char *p = strstr(log, " chunks orphaned, ");
+    unsigned long long copied = 0, moved = 0, skipped = 0;
+    CU_ASSERT_PTR_NOT_NULL(p);
+    if (p) CU_ASSERT_EQUAL(sscanf(p, " chunks orphaned, %llu copied, %llu moved to splice, %llu did not try", &copied, &moved, &skipped), 3);
+    CU_ASSERT(copied >= 1);
+    CU_ASSERT_EQUAL(moved, 1);     /* the first stream, after its first chunk */
+    CU_ASSERT_EQUAL(skipped, 1);   /* the second never tried */
+    if (!p || moved != 1 || skipped != 1) fprintf(stderr, "\n  %.800s\n", log);
+    free(log);
+    hc_server_free(&srv);
 }
 
 /* Last: stop the server; its stop line says which path the bodies took. */

@@ -15,12 +15,17 @@
  *                        (iox_file_streams_zc with one 4096-byte chunk for
  *                        ranges of at least 1 byte: READ_FIXED, booked as a
  *                        read, then SEND_ZC)
+ *   zc on splice         first step only: both (one chunk, then one pipe of
+ *                        4096 bytes), so a stream whose zero-copy sends
+ *                        are reported copied can move to splice
  *   send-zc all | send-zc N | send-zc -ECONNRESET | send-zc -EINVAL no-notif
  *                        the oldest zero-copy send's result: all, N bytes
  *                        (short), failed; each with IOX_CQE_F_MORE (its
  *                        notification follows) but the no-notif form
  *   notif                the oldest owed notification (before or after
  *                        its send's result)
+ *   notif copied         the same, saying the kernel copied the bytes
+ *                        (IOX_NOTIF_ZC_COPIED)
  *   get PATH             the request "GET PATH HTTP/1.1" arrives (cut at
  *                        every byte on replays)
  *   recv "bytes" | recv eof | recv -ECONNRESET   as in the http_conn corpus
@@ -157,6 +162,11 @@ static void *fs_open(const struct sr_script *sc, char *why, size_t wl)
     if (sc->n && !strcmp(sc->st[0].verb, "zc") && !strcmp(sc->st[0].arg, "on") &&
         iox_file_streams_zc(&g->w.r, 1, 1, 4096)) {
         snprintf(why, wl, "iox_file_streams_zc failed");
+        return NULL;
+    }
+    if (sc->n && !strcmp(sc->st[0].verb, "zc") && !strcmp(sc->st[0].arg, "on") && strstr(sc->st[0].rest, "splice") &&
+        iox_file_streams_splice(&g->w.r, 1, 1, 4096)) {
+        snprintf(why, wl, "iox_file_streams_splice failed");
         return NULL;
     }
     g->state = FILE_STREAM_S_IDLE;
@@ -363,7 +373,9 @@ static int fs_step(void *arg, const struct sr_step *st, size_t split, char *why,
     } else if (!strcmp(v, "send-zc")) {
         if (iox_sim_send_zc(sim, FD, (int)st->num, (int)st->num2) < 0) NOOP("no zero-copy send owing its result");
     } else if (!strcmp(v, "notif")) {
-        if (iox_sim_send_zc_notif(sim, FD) < 0) NOOP("no zero-copy send owing its notification");
+        int copied = strstr(st->rest, "copied") != NULL;
+        if ((copied ? iox_sim_send_zc_notif_copied(sim, FD) : iox_sim_send_zc_notif(sim, FD)) < 0)
+            NOOP("no zero-copy send owing its notification");
     } else if (!strcmp(v, "reply")) {
         if (!g->have_held) NOOP("no request held");
         g->have_held = 0;
@@ -484,7 +496,7 @@ static int from_trail(const char *t, char *out, size_t cap)
     else if (!strncmp(t, "send-zc", 7))
         snprintf(out, cap, "send-zc %s", strstr(t, "5/9") ? "100" : strstr(t, "-ECONNRESET") ? "-ECONNRESET"
                                          : strstr(t, "-EINVAL") ? "-EINVAL no-notif" : "all");
-    else if (!strncmp(t, "notif", 5)) snprintf(out, cap, "notif");
+    else if (!strncmp(t, "notif", 5)) snprintf(out, cap, strstr(t, "copied") ? "notif copied" : "notif");
     else if (!strcmp(t, "conn closes")) snprintf(out, cap, "recv -ECONNRESET");
     else if (!strcmp(t, "cancel")) snprintf(out, cap, "fini");
     else snprintf(out, cap, "%s", t);

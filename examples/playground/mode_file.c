@@ -57,6 +57,8 @@ static struct {
     unsigned splice_pipes;  /* FILE_SPLICE_PIPES: pipes per reactor */
     uint32_t pipe_size;  /* FILE_PIPE_SIZE: bytes per pipe (F_SETPIPE_SZ) */
     int zc;              /* FILE_SEND=zc: READ_FIXED + SEND_ZC first, splice for streams finding no chunk */
+    int zc_keep;         /* FILE_ZC_COPIED=keep: streams whose sends the kernel copied stay zero-copy */
+    atomic_int zc_said;  /* the "copy reports" startup line is printed once */
     unsigned zc_chunks;  /* FILE_ZC_CHUNKS: registered chunks per reactor */
     uint32_t zc_chunk;   /* FILE_ZC_CHUNK: bytes per chunk */
     atomic_int zc_warned;   /* the "no zero-copy" line is printed once, not once per reactor */
@@ -260,6 +262,13 @@ static int file_start(struct iox_reactor *r, void *ctx)
             IOX_WARN("file mode: FILE_SEND=zc: no zero-copy send (%u registered chunks of %u B: %s%s) — large files go by splice",
                      app.zc_chunks, app.zc_chunk, strerror(-rc),
                      rc == -EOPNOTSUPP ? "; IORING_OP_SEND_ZC needs Linux 6.0" : rc == -ENOMEM ? "; raise ulimit -l or lower FILE_ZC_CHUNKS" : "");
+        if (rc == 0) {
+            iox_file_streams_zc_copied(r, app.zc_keep);
+            if (!atomic_exchange(&app.zc_said, 1))
+                IOX_INFO("file mode: zero-copy: copy reports (IORING_SEND_ZC_REPORT_USAGE) %s%s",
+                         r->seam->zc_report ? "yes: streams whose sends the kernel copies " : "no (Linux 6.2+): copied sends go unnoticed",
+                         !r->seam->zc_report ? "" : app.zc_keep ? "stay zero-copy (FILE_ZC_COPIED=keep)" : "move to splice (FILE_ZC_COPIED=splice)");
+        }
     }
     /* No SIGHUP is handled before every reactor has started, so the first
      * snapshot is still the latest and holds one claim for each of us. */
@@ -284,10 +293,11 @@ static void file_stop(struct iox_reactor *r, void *ctx)
         IOX_INFO("file mode: streams: %" PRIu64 " started (%" PRIu64 " spliced, %" PRIu64 " found no free pipe), %" PRIu64
                  " done, %" PRIu64 " gone, %" PRIu64 " failed; %" PRIu64 " reads, %" PRIu64 " splices; %" PRIu64 " pipes made again; "
                  "zero-copy: %" PRIu64 " streams, %" PRIu64 " found no free chunk, %" PRIu64 " fixed reads, %" PRIu64 " sends (%" PRIu64
-                 " short), %" PRIu64 " chunks orphaned",
+                 " short), %" PRIu64 " chunks orphaned, %" PRIu64 " copied, %" PRIu64 " moved to splice, %" PRIu64 " did not try",
                  fs->n_started, fs->n_spliced, fs->n_no_pipe, fs->n_done, fs->n_gone, fs->n_errors + fs->n_eof_early,
                  fs->n_reads, fs->n_splices, fs->n_pipe_renewed,
-                 fs->n_zc, fs->n_no_chunk, fs->n_zc_reads, fs->n_zc_sends, fs->n_zc_short, fs->n_zc_orphaned);
+                 fs->n_zc, fs->n_no_chunk, fs->n_zc_reads, fs->n_zc_sends, fs->n_zc_short, fs->n_zc_orphaned,
+                 fs->n_zc_copied, fs->n_zc_to_splice, fs->n_zc_skipped);
     iox_file_streams_fini(r);
     fs_view_leave(&fr->view);
     free(fr);
@@ -355,6 +365,16 @@ int playground_file(struct iox_server_config *cfg, struct iox_http_config *http)
     else if (!strcmp(send, "read")) app.zc = 0, splice_min = 0;
     else {
         fprintf(stderr, "playground: FILE_SEND=%s is not one of splice, zc, read\n", send);
+        return -1;
+    }
+    /* FILE_ZC_COPIED: what a zero-copy stream does when the kernel says it
+     * copied the bytes (loopback: always): splice (default) moves it to
+     * the splice path, keep stays zero-copy (tests of that path). */
+    const char *copied = getenv("FILE_ZC_COPIED");
+    if (!copied || !*copied || !strcmp(copied, "splice")) app.zc_keep = 0;
+    else if (!strcmp(copied, "keep")) app.zc_keep = 1;
+    else {
+        fprintf(stderr, "playground: FILE_ZC_COPIED=%s is not one of splice, keep\n", copied);
         return -1;
     }
     if (app.zc && !splice_min) {

@@ -100,7 +100,18 @@ struct iox_file_streams {
     uint64_t n_zc_reads, n_zc_sends, n_zc_short;   /* READ_FIXEDs, SEND_ZCs queued; sends that took less than asked */
     uint64_t n_zc_orphaned;    /* chunks whose stream ended before the send's notification */
     uint64_t n_notif_first;    /* notifications that came before their send's result */
+    /* Copied zero-copy sends (the seam's zc_report: Linux 6.2+). */
+    uint8_t zc_copied_keep;    /* iox_file_streams_zc_copied(r, 1): copied streams stay zero-copy */
+    uint8_t zc_copied_logged;  /* the one log line of this reactor was written */
+    uint64_t n_zc_copied;      /* notifications saying the kernel copied the bytes */
+    uint64_t n_zc_to_splice;   /* zero-copy streams moved to splice because of that */
+    uint32_t zc_skip;          /* zero-copy-sized streams still to start without zero-copy (a copy was reported) */
+    uint64_t n_zc_skipped;     /* streams that did not try zero-copy because of a recent copy report */
 };
+
+/* After a copy report, this many zero-copy-sized streams of the reactor
+ * start on the splice (or read) path before one tries zero-copy again. */
+#define IOX_ZC_COPIED_SKIP 1000
 
 /* Allocate the stream table for the connections of HTTP server hs (one
  * stream per connection slot, set up by its first stream: untouched
@@ -138,6 +149,18 @@ int iox_file_streams_splice(struct iox_reactor *r, uint64_t min_len, unsigned np
  * raise `ulimit -l`). Nothing is left allocated on failure.
  * iox_file_streams_fini frees the chunks. */
 int iox_file_streams_zc(struct iox_reactor *r, uint64_t min_len, unsigned nchunks, uint32_t chunk_bytes);
+
+/* What a zero-copy stream does when the kernel reports that it copied the
+ * bytes after all (IORING_SEND_ZC_REPORT_USAGE, asked for when the kernel
+ * has it; a local receiver on loopback, a device without scatter-gather):
+ * keep 0 (the default) moves it, once its chunk is free, to the splice
+ * path for the rest of the file when a pipe is free (the machine's guard
+ * to_splice), and the reactor's next IOX_ZC_COPIED_SKIP zero-copy-sized
+ * streams start without zero-copy; keep 1 stays zero-copy (to test that
+ * path on loopback).
+ * Callable any time on the reactor thread; returns 0, -EINVAL without a
+ * stream table. */
+int iox_file_streams_zc_copied(struct iox_reactor *r, int keep);
 
 /* From on_request, after the response head (iox_resp_head, Content-Length
  * = len) is written: stream bytes [off, off+len) of fd (len > 0), reading

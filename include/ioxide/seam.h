@@ -120,7 +120,10 @@ struct iox_seam_ops {
      * Returns 0, -EOPNOTSUPP when the kernel lacks IORING_OP_READ_FIXED or
      * IORING_OP_SEND_ZC (probed) or the seam has no such ops (the
      * simulated ring), or the register call's -errno (-ENOMEM: memlock
-     * limit). */
+     * limit). On success the seam also asks the kernel, when it has it
+     * (IORING_SEND_ZC_REPORT_USAGE, Linux 6.2: probed), to say in each
+     * send_zc notification whether the bytes were copied after all
+     * (zc_report below). */
     int (*register_buffers)(struct iox_seam *s, const struct iovec *iov, unsigned n);
     /* IORING_OP_READ_FIXED: len bytes of fd at off into buf, which lies in
      * registered buffer bi. Completes with the bytes read or -errno. */
@@ -129,7 +132,9 @@ struct iox_seam_ops {
      * MSG_NOSIGNAL): the pages are sent without a copy. Two completions with
      * this ud: the result (bytes sent or -errno; IOX_CQE_F_MORE when a
      * notification follows), then the notification (IOX_CQE_F_NOTIF,
-     * res 0): only after it may buf be written again. */
+     * res 0, or with zc_report res & IOX_NOTIF_ZC_COPIED when the kernel
+     * copied the bytes instead: a local receiver on loopback, a device
+     * without scatter-gather): only after it may buf be written again. */
     int (*send_zc)(struct iox_seam *s, int fd, const void *buf, size_t len, unsigned bi, uint64_t ud);
 };
 
@@ -141,6 +146,7 @@ struct iox_seam {
      * slot, not an fd (iox_seam_accepted_fd). Set once, before the first
      * accept (iox_seam_uring_files). */
     uint8_t direct;
+    uint8_t zc_report;   /* send_zc notifications say whether the bytes were copied (set by register_buffers) */
 };
 
 /* The descriptor an accept completion's res (>= 0) stands for. */
@@ -148,6 +154,10 @@ static inline int iox_seam_accepted_fd(const struct iox_seam *s, int res)
 {
     return s->direct ? iox_fd_direct((unsigned)res) : res;
 }
+
+/* In a send_zc notification's res (zc_report): the kernel copied the bytes
+ * (IORING_NOTIF_USAGE_ZC_COPIED, Linux 6.2). */
+#define IOX_NOTIF_ZC_COPIED (1U << 31)
 
 static inline int iox_seam_accept_multishot(struct iox_seam *s, int lfd, uint64_t ud) { return s->ops->accept_multishot(s, lfd, ud); }
 static inline int iox_seam_recv_multishot(struct iox_seam *s, int fd, uint64_t ud) { return s->ops->recv_multishot(s, fd, ud); }

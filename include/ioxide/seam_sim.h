@@ -69,6 +69,10 @@ int iox_sim_send(struct iox_seam_sim *s, int fd, int res);
  * Return 0, or -1 (none). */
 int iox_sim_send_zc(struct iox_seam_sim *s, int fd, int res, int more);
 int iox_sim_send_zc_notif(struct iox_seam_sim *s, int fd);
+/* The same notification, saying the kernel copied the bytes (res
+ * IOX_NOTIF_ZC_COPIED, as with IORING_SEND_ZC_REPORT_USAGE). 0, or -1 when
+ * no zero-copy send on fd owes one. */
+int iox_sim_send_zc_notif_copied(struct iox_seam_sim *s, int fd);
 /* What the socket's send queue holds unacknowledged (SIOCOUTQ) from now on:
  * bytes the simulated peer has not taken yet. Default 0. */
 void iox_sim_set_unsent(struct iox_seam_sim *s, int fd, uint32_t n);

@@ -372,6 +372,44 @@ int file_stream_act_zc_note_error_notified(struct iox_file_stream *st, const str
     return FILE_STREAM_EV_ZC_NOTIF;
 }
 
+/* The chunk is free (its notification is in): back to the pool; what a
+ * short send left of it goes back to the range (the chunk held the file's
+ * bytes [off - zc_have, off)), and the rest of the range goes by splice
+ * through the pipe the guard to_splice saw free. */
+int file_stream_act_zc_to_splice(struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    struct iox_file_streams *fs = streams_of(st->r);
+    st->off -= st->zc_have;
+    st->left += st->zc_have;
+    st->zc_have = st->zc_pos = 0;
+    chunk_put(fs, st);
+    st->pipe = pipe_get(fs);
+    if (st->pipe < 0) {   /* cannot happen: the guard saw one free this turn */
+        st->err = -EBUSY;
+        return FILE_STREAM_EV_SPLICE_ERROR;
+    }
+    st->chunk = fs->pipe_size;
+    st->in_pipe = 0;
+    fs->n_zc_to_splice++;
+    if (!fs->zc_copied_logged) {
+        fs->zc_copied_logged = 1;
+        IOX_INFO("file stream: the kernel copied zero-copy sends of %s (a local receiver, or a device without "
+                 "scatter-gather): such streams go on by splice (logged once per reactor; counted on the stop line)",
+                 st->name);
+    }
+    return file_stream_act_splice_in(st, ev);
+}
+
+int file_stream_guard_to_splice(const struct iox_file_stream *st, const struct iox_fstream_event *ev)
+{
+    (void)ev;
+    const struct iox_file_streams *fs = streams_of(st->r);
+    if (fs->zc_copied_keep || !fs->splice_min) return 0;
+    for (uint32_t i = 0; i < fs->npipes; i++)
+        if (!fs->pipes[i].busy) return 1;
+    return 0;
+}
+
 int file_stream_act_finish_zc(struct iox_file_stream *st, const struct iox_fstream_event *ev)
 {
     (void)ev;
@@ -521,7 +559,15 @@ static void on_zc_cqe(struct iox_file_streams *fs, const struct iox_cqe *cqe)
             if (!st->active || st->gen != gen) return;
         }
         if (notif) {
-            e = last && conn_closing(c) ? FILE_STREAM_EV_CONN_GONE : FILE_STREAM_EV_ZC_NOTIF;
+            /* With usage reports (the seam's zc_report) res carries
+             * IOX_NOTIF_ZC_COPIED when the kernel copied the bytes. */
+            int copied = st->r->seam->zc_report && ((uint32_t)res & IOX_NOTIF_ZC_COPIED);
+            if (copied) {
+                fs->n_zc_copied++;
+                if (!fs->zc_copied_keep) fs->zc_skip = IOX_ZC_COPIED_SKIP;
+            }
+            e = last && conn_closing(c) ? FILE_STREAM_EV_CONN_GONE
+                : copied ? FILE_STREAM_EV_ZC_NOTIF_COPIED : FILE_STREAM_EV_ZC_NOTIF;
             res = 0;
         } else if (last && conn_closing(c)) {
             e = FILE_STREAM_EV_CONN_GONE;
@@ -706,6 +752,14 @@ int iox_file_streams_zc(struct iox_reactor *r, uint64_t min_len, unsigned nchunk
 
 struct iox_file_streams *iox_file_streams_of(struct iox_reactor *r) { return streams_of(r); }
 
+int iox_file_streams_zc_copied(struct iox_reactor *r, int keep)
+{
+    struct iox_file_streams *fs = streams_of(r);
+    if (!fs) return -EINVAL;
+    fs->zc_copied_keep = keep ? 1 : 0;
+    return 0;
+}
+
 int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len, uint32_t chunk,
                           const char *name, iox_file_stream_end_fn on_end, void *arg)
 {
@@ -744,9 +798,16 @@ int iox_file_stream_start(struct iox_conn *c, int fd, uint64_t off, uint64_t len
     st->zc_have = st->zc_pos = 0;
     st->zc_err = 0;
     st->zc_live = 0;
-    st->zc_chunk = fs->zc_min && len >= fs->zc_min ? chunk_get(fs, st) : -1;
+    /* After a copy report (and unless the owner keeps zero-copy) the
+     * reactor's next ZC_COPIED_SKIP zero-copy-sized streams do not try:
+     * bytes already sent zero-copy when the report comes cannot be taken
+     * back, and on loopback those are what a small receive window crawls
+     * on; then one stream tries again (the peers may have changed). */
+    int skip = 0;
+    if (fs->zc_min && len >= fs->zc_min && fs->zc_skip) { fs->zc_skip--; fs->n_zc_skipped++; skip = 1; }
+    st->zc_chunk = fs->zc_min && len >= fs->zc_min && !skip ? chunk_get(fs, st) : -1;
     if (st->zc_chunk >= 0) fs->n_zc++;
-    else if (fs->zc_min && len >= fs->zc_min) fs->n_no_chunk++;
+    else if (fs->zc_min && len >= fs->zc_min && !skip) fs->n_no_chunk++;
     st->pipe = st->zc_chunk < 0 && fs->splice_min && len >= fs->splice_min ? pipe_get(fs) : -1;
     if (st->pipe >= 0) { st->chunk = fs->pipe_size; fs->n_spliced++; }
     else if (st->zc_chunk < 0 && fs->splice_min && len >= fs->splice_min) fs->n_no_pipe++;

@@ -252,7 +252,13 @@ static int x_peername(struct iox_seam *b, int fd, struct sockaddr *sa, socklen_t
  * as a read (iox_sim_read_complete fills it from the real file); a SEND_ZC
  * on its socket, completed in two steps by iox_sim_send_zc and
  * iox_sim_send_zc_notif. */
-static int x_register_buffers(struct iox_seam *b, const struct iovec *iov, unsigned n) { (void)b; (void)iov; return n ? 0 : -EINVAL; }
+static int x_register_buffers(struct iox_seam *b, const struct iovec *iov, unsigned n)
+{
+    (void)iov;
+    if (!n) return -EINVAL;
+    b->zc_report = 1;   /* iox_sim_send_zc_notif_copied reports a copy */
+    return 0;
+}
 static int x_read_fixed(struct iox_seam *b, int fd, void *buf, size_t n, uint64_t off, unsigned bi, uint64_t ud)
 {
     (void)bi;
@@ -452,16 +458,19 @@ int iox_sim_send_zc(struct iox_seam_sim *s, int fd, int res, int more)
     return 0;
 }
 
-int iox_sim_send_zc_notif(struct iox_seam_sim *s, int fd)
+static int zc_notif(struct iox_seam_sim *s, int fd, int32_t res)
 {
     int i = zc_oldest(s, fd, 2);
     if (i < 0) return -1;
     struct sim_op *o = &s->ops[i];
     o->zc |= 2;
     if (o->zc & 1) o->live = 0;
-    deliver(s, o->ud, 0, IOX_CQE_F_NOTIF);
+    deliver(s, o->ud, res, IOX_CQE_F_NOTIF);
     return 0;
 }
+
+int iox_sim_send_zc_notif(struct iox_seam_sim *s, int fd) { return zc_notif(s, fd, 0); }
+int iox_sim_send_zc_notif_copied(struct iox_seam_sim *s, int fd) { return zc_notif(s, fd, (int32_t)IOX_NOTIF_ZC_COPIED); }
 
 int iox_sim_complete_all(struct iox_seam_sim *s, unsigned op, int res)
 {

@@ -367,9 +367,46 @@ static int u_close_sync(struct iox_seam *s, int fd)
 #ifndef IORING_RECVSEND_FIXED_BUF
 #define IORING_RECVSEND_FIXED_BUF (1U << 2)
 #endif
+/* liburing 2.3 lacks the usage report (Linux 6.2): the kernel ABI's values. */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 #if IOX_CQE_F_NOTIF != IORING_CQE_F_NOTIF
 #error "IOX_CQE_F_NOTIF must equal the kernel's IORING_CQE_F_NOTIF"
 #endif
+#if IOX_NOTIF_ZC_COPIED != IORING_NOTIF_USAGE_ZC_COPIED
+#error "IOX_NOTIF_ZC_COPIED must equal the kernel's IORING_NOTIF_USAGE_ZC_COPIED"
+#endif
+
+/* Does the kernel take IORING_SEND_ZC_REPORT_USAGE? The opcode probe says
+ * nothing about send flags, and a kernel that does not know one refuses
+ * the SQE at prep with -EINVAL, before it looks at the fd. So one SEND_ZC
+ * with the flag on fd -1, on a throwaway ring (the reactor's ring has its
+ * own completions in flight): -EINVAL is no, anything else (-EBADF) yes.
+ * Once per ring at startup (cold path). */
+static int zc_report_probe(void)
+{
+    struct io_uring t;
+    if (io_uring_queue_init(2, &t, 0) < 0) return 0;
+    int yes = 0;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&t);
+    static char b[1];
+    if (sqe) {
+        io_uring_prep_send_zc(sqe, -1, b, sizeof b, MSG_NOSIGNAL, 0);
+        sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+        struct io_uring_cqe *cqe;
+        if (io_uring_submit(&t) == 1 && io_uring_wait_cqe(&t, &cqe) == 0) {
+            yes = cqe->res != -EINVAL;
+            io_uring_cqe_seen(&t, cqe);
+        }
+    }
+    io_uring_queue_exit(&t);
+    return yes;
+}
+
 static int u_register_buffers(struct iox_seam *s, const struct iovec *iov, unsigned n)
 {
     struct iox_seam_uring *u = U(s);
@@ -378,7 +415,9 @@ static int u_register_buffers(struct iox_seam *s, const struct iovec *iov, unsig
     int ok = io_uring_opcode_supported(p, IORING_OP_READ_FIXED) && io_uring_opcode_supported(p, IORING_OP_SEND_ZC);
     io_uring_free_probe(p);
     if (!ok) return -EOPNOTSUPP;
-    return io_uring_register_buffers(&u->ring, iov, n);
+    int rc = io_uring_register_buffers(&u->ring, iov, n);
+    if (rc == 0) s->zc_report = (uint8_t)zc_report_probe();
+    return rc;
 }
 
 static int u_read_fixed(struct iox_seam *s, int fd, void *buf, size_t len, uint64_t off, unsigned bi, uint64_t ud)
@@ -396,6 +435,7 @@ static int u_send_zc(struct iox_seam *s, int fd, const void *buf, size_t len, un
     SQE_OR_BUSY(U(s), sqe);
     io_uring_prep_send_zc_fixed(sqe, fd, buf, len, MSG_NOSIGNAL, 0, bi);
     sqe_fd(sqe, fd);
+    if (s->zc_report) sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;   /* the notification says if it was copied */
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
