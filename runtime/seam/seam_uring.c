@@ -656,41 +656,52 @@ static __attribute__((noinline)) unsigned reap_peek(struct iox_seam_uring *u, st
     return n;
 }
 
-/* The incremental mode's copy of the loop below, apart so the plain one
- * keeps no per-CQE test. */
-static __attribute__((noinline)) unsigned reap_inc(struct iox_seam_uring *u, struct iox_cqe *out,
-                                                   unsigned max)
+/* CQEs ready: read them straight off the ring (io_uring_for_each_cqe; the
+ * ring has 16-byte CQEs, no IORING_SETUP_CQE32). With incremental buffers
+ * (inc) a CQE with bytes becomes a slice here, in the same loop. One
+ * function per mode, each with inc constant, reached by a tail call:
+ * measured per keep-alive request, a noinline inc loop called from the
+ * plain one's frame cost +100 Ir, one loop testing u->inc per CQE +35 on
+ * the plain mode, both loops inlined in one function +24 on it (a larger
+ * frame). */
+static inline __attribute__((always_inline)) unsigned reap_ready(struct iox_seam_uring *u, struct iox_cqe *out,
+                                                                 unsigned max, const int inc)
 {
     unsigned n = 0, head;
     struct io_uring_cqe *cqe;
     io_uring_for_each_cqe(&u->ring, head, cqe) {
+        uint32_t flags = cqe->flags;
+        int32_t res = cqe->res;
+        if (inc && (flags & IORING_CQE_F_BUFFER) && res > 0) {
+            unsigned h = iox_slices_take(&u->sl, flags >> IORING_CQE_BUFFER_SHIFT, (uint32_t)res,
+                                         !(flags & IORING_CQE_F_BUF_MORE));
+            if (h == IOX_SLICE_NONE) { slices_full(u); break; }   /* the CQE waits on the ring */
+            flags = (flags & ((1u << IORING_CQE_BUFFER_SHIFT) - 1)) | (h << IORING_CQE_BUFFER_SHIFT);
+        }
         out[n].ud = cqe->user_data;
-        out[n].res = cqe->res;
-        out[n].flags = cqe->flags;
-        if (!inc_cqe(u, &out[n])) break;
+        out[n].res = res;
+        out[n].flags = flags;
         if (++n == max) break;
     }
     io_uring_cq_advance(&u->ring, n);
     return n;
 }
 
+static __attribute__((noinline)) unsigned reap_plain(struct iox_seam_uring *u, struct iox_cqe *out, unsigned max)
+{
+    return reap_ready(u, out, max, 0);
+}
+
+static __attribute__((noinline)) unsigned reap_inc(struct iox_seam_uring *u, struct iox_cqe *out, unsigned max)
+{
+    return reap_ready(u, out, max, 1);
+}
+
 unsigned iox_seam_uring_reap(struct iox_seam_uring *u, struct iox_cqe *out, unsigned max)
 {
     if (max > 256) max = 256;
     if (!io_uring_cq_ready(&u->ring)) return reap_peek(u, out, max);
-    if (u->inc) return reap_inc(u, out, max);
-    /* CQEs ready: read them straight off the ring (io_uring_for_each_cqe,
-     * inline; the ring has 16-byte CQEs, no IORING_SETUP_CQE32). */
-    unsigned n = 0, head;
-    struct io_uring_cqe *cqe;
-    io_uring_for_each_cqe(&u->ring, head, cqe) {
-        out[n].ud = cqe->user_data;
-        out[n].res = cqe->res;
-        out[n].flags = cqe->flags;
-        if (++n == max) break;
-    }
-    io_uring_cq_advance(&u->ring, n);
-    return n;
+    return u->inc ? reap_inc(u, out, max) : reap_plain(u, out, max);
 }
 
 unsigned iox_seam_uring_overflows(struct iox_seam_uring *u)
