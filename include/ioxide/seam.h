@@ -139,13 +139,14 @@ static inline int iox_seam_peername(struct iox_seam *s, int fd, struct sockaddr 
 struct iox_uring_config {
     unsigned sq_entries;   /* SQ size (default 4096) */
     unsigned cq_entries;   /* CQ size (default 4 × SQ: multishot ops post many CQEs) */
-    unsigned buf_count;    /* provided recv buffers, power of two (default 1024) */
-    unsigned buf_size;     /* bytes each (default 4096; 64 KiB with incremental buffers) */
+    unsigned buf_count;    /* provided recv buffers, power of two (default 1024; 64 incremental) */
+    unsigned buf_size;     /* bytes each (default 4096; 65536 with incremental buffers) */
     unsigned recv_bufs;    /* enum iox_recv_bufs (IOX_RECV_BUFS): which provided buffers */
 };
-/* Provided buffers for multishot recv. AUTO: incremental where the kernel
- * has them (probed at ring creation), else plain. A forced INC the kernel
- * refuses fails the ring's creation with a line saying so. */
+/* Provided buffers for multishot recv. AUTO: plain (what measured best
+ * here; the kernel is still probed so the startup line says whether INC
+ * could be had). INC: incremental (Linux 6.12); one the kernel refuses
+ * fails the ring's creation with a line saying so. */
 enum iox_recv_bufs { IOX_RECV_BUFS_AUTO = 0, IOX_RECV_BUFS_PLAIN, IOX_RECV_BUFS_INC };
 struct iox_seam_uring;
 

@@ -424,10 +424,14 @@ static int probe_inc(struct io_uring *ring)
 
 /* Which provided buffers (cfg->recv_bufs, IOX_RECV_BUFS), and the buffer
  * defaults that go with them: plain 1024 x 4 KiB (one buffer per receive,
- * however small); incremental 64 x 64 KiB — the same 4 MiB, but a bulk
- * receive takes up to 64 KiB in one CQE while small requests share a
- * buffer (measured: docs/architecture.md "The kernel path"). Sets u->inc,
- * *label (the startup line's word for plain), the slice table for inc. */
+ * however small); incremental 64 x 64 KiB — the same 4 MiB, a bulk receive
+ * takes up to 64 KiB in one CQE while small requests share a buffer. auto
+ * is plain: measured here (docs/architecture.md "The kernel path"), the
+ * slice books cost ~50-70 Ir per keep-alive request and 64 KiB receives
+ * cost more server CPU per MiB uploaded (the carry path), for 12x fewer
+ * recv CQEs. The probe still runs for auto, so the startup line says
+ * whether inc could be had. Sets u->inc, *label (the startup line's words
+ * for plain), the slice table for inc. */
 static int choose_bufs(struct iox_seam_uring *u, struct iox_uring_config *c, const char **label,
                        char *why, size_t why_len)
 {
@@ -436,17 +440,19 @@ static int choose_bufs(struct iox_seam_uring *u, struct iox_uring_config *c, con
         *label = "plain (IOX_RECV_BUFS=plain)";
     } else {
         int r = probe_inc(&u->ring);
-        if (r == 0) {
+        if (r == 0 && c->recv_bufs == IOX_RECV_BUFS_INC) {
             u->inc = 1;
         } else if (c->recv_bufs == IOX_RECV_BUFS_INC) {
             snprintf(why, why_len, "IOX_RECV_BUFS=inc: the kernel refuses incremental provided buffers "
                      "(io_uring_register_buf_ring with IOU_PBUF_RING_INC: %s) — they need Linux 6.12+; "
                      "use IOX_RECV_BUFS=auto or plain", strerror(-r));
             return r < 0 ? r : -EINVAL;
+        } else if (r == 0) {
+            *label = "plain (IOX_RECV_BUFS=auto; the kernel has IOU_PBUF_RING_INC: IOX_RECV_BUFS=inc)";
         } else {
-            *label = r == -EINVAL ? "plain (kernel < 6.12: no IOU_PBUF_RING_INC)"
-                                  : "plain (the IOU_PBUF_RING_INC probe failed)";
-            if (r != -EINVAL) IOX_WARN("io_uring: probe for IOU_PBUF_RING_INC: %s; using plain provided buffers", strerror(-r));
+            *label = r == -EINVAL ? "plain (IOX_RECV_BUFS=auto; kernel < 6.12: no IOU_PBUF_RING_INC)"
+                                  : "plain (IOX_RECV_BUFS=auto; the IOU_PBUF_RING_INC probe failed)";
+            if (r != -EINVAL) IOX_WARN("io_uring: probe for IOU_PBUF_RING_INC: %s", strerror(-r));
         }
     }
     if (!c->buf_count) c->buf_count = u->inc ? 64 : 1024;
