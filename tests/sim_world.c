@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+int sw_inc_bufs;
+
 static void sw_sink(void *ctx, const struct iox_cqe *cqe) { iox_reactor_dispatch(ctx, cqe); }
 
 int sw_open(struct sim_world *w, unsigned nbufs, unsigned bufsize, uint32_t grace_ms)
@@ -13,6 +15,11 @@ int sw_open(struct sim_world *w, unsigned nbufs, unsigned bufsize, uint32_t grac
     w->cfg.shutdown_grace_ms = grace_ms;
     w->sim = iox_sim_create(nbufs, bufsize);
     if (!w->sim) return -1;
+    if (sw_inc_bufs && iox_sim_use_inc(w->sim) != 0) {
+        iox_sim_destroy(w->sim);
+        w->sim = NULL;
+        return -1;
+    }
     if (iox_reactor_init_sim(&w->r, iox_sim_seam(w->sim), &w->cfg) != 0) {
         iox_sim_destroy(w->sim);
         w->sim = NULL;

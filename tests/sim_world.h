@@ -25,6 +25,9 @@ struct sim_world {
 
 /* A simulator of nbufs provided buffers of bufsize bytes and a reactor on
  * it (shutdown grace grace_ms). Returns 0, or -1 (nothing left to free). */
+/* Set by a test before sw_open: the world's simulated ring runs
+ * incremental provided buffers (iox_sim_use_inc) instead of plain ones. */
+extern int sw_inc_bufs;
 int sw_open(struct sim_world *w, unsigned nbufs, unsigned bufsize, uint32_t grace_ms);
 /* The reactor, then the simulator. */
 void sw_close(struct sim_world *w);

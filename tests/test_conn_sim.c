@@ -400,6 +400,22 @@ IOX_TEST(conn_sim, seeded_schedules_with_faults)
     free(ref);
 }
 
+/* The same schedules on incremental provided buffers: a buffer holds the
+ * pieces of several receives (slices), returned one by one; the books
+ * (every slice back once, nothing lent at the end) and the bytes answered
+ * must be those of the plain ring. */
+IOX_TEST(conn_sim, seeded_schedules_on_incremental_buffers)
+{
+    size_t rn;
+    char *ref = reference(&rn);
+    struct seed_ref sr = {ref, rn};
+    sw_inc_bufs = 1;
+    unsigned failures = iox_test_run_seeds(run_seed_arg, &sr, 3000);
+    sw_inc_bufs = 0;
+    CU_ASSERT_EQUAL(failures, 0);
+    free(ref);
+}
+
 /* A body that ends exactly where the input ends is answered at once, with
  * no later byte to trigger it (found by a POST hanging in the playground). */
 IOX_TEST(conn_sim, body_ending_with_the_input_is_answered_at_once)

@@ -24,11 +24,11 @@
 #include <unistd.h>
 
 /* Headers the lower layers may include (besides <system> ones): the core's
- * and the seam's, and — for runtime/stream only (checked apart below) — the
+ * and the seam's (seam_slices.h: the seam's own slice books), and — for runtime/stream only (checked apart below) — the
  * stream layer's own, its generated machines among them. */
 static const char *const allowed_includes[] = {
     "ioxide/reactor.h", "ioxide/seam.h", "ioxide/seam_sim.h", "ioxide/ud.h", "ioxide/log.h", "ioxide/logfile.h",
-    "core_internal.h",
+    "core_internal.h", "seam_slices.h",
 };
 static const char *const stream_includes[] = {
     "ioxide/stream.h", "ioxide/stream_client.h", "ioxide/stream_core.h", "ioxide/stream_dial.h", "stream_internal.h", "client_internal.h",

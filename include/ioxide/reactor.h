@@ -127,7 +127,7 @@ struct iox_server_config {
 void iox_server_config_defaults(struct iox_server_config *cfg);
 
 /* Fill cfg's zero fields from the environment (REACTORS, IOX_PIN,
- * IOX_SHUTDOWN_GRACE_MS, IOX_RECV_BUFFERS, IOX_RECV_BUFSIZE,
+ * IOX_SHUTDOWN_GRACE_MS, IOX_RECV_BUFFERS, IOX_RECV_BUFSIZE, IOX_RECV_BUFS,
  * IOX_SQ_ENTRIES, IOX_DIRECT_FDS=auto|on|off). Returns 0, or -EINVAL with a
  * message in why (a malformed number or word). Defaults for what is still zero are applied by iox_server_run. */
 int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t why_len);

@@ -13,8 +13,17 @@
  * the submission queue; the caller treats the op as not started. Buffers
  * passed to send/recv/read must stay valid until the completion arrives.
  * Multishot recv picks buffers from the seam's provided buffer group; the
- * completion carries IOX_CQE_F_BUFFER and the buffer id, whose bytes are at
- * iox_seam_buf(s, bid) until iox_seam_buf_return(s, bid). */
+ * completion carries IOX_CQE_F_BUFFER and, in its upper 16 bits
+ * (flags >> IOX_CQE_BUFFER_SHIFT), a buffer handle h: the completion's res
+ * bytes are at iox_seam_buf(s, h) until iox_seam_buf_return(s, h), which
+ * every completion with res > 0 and IOX_CQE_F_BUFFER needs exactly once
+ * (a stale one too). With plain provided buffers h is the kernel's buffer
+ * id; with incremental ones (IOU_PBUF_RING_INC) h names a slice — one
+ * receive's bytes inside a larger buffer that later receives keep filling —
+ * and the seam gives the buffer back to the kernel only when the kernel is
+ * done with it and every slice of it came back. Either way the caller sees
+ * one contiguous span per completion and must not assume h < buf_count or
+ * that two completions' bytes are adjacent. */
 #ifndef IOX_SEAM_H
 #define IOX_SEAM_H
 #include <stddef.h>
@@ -26,6 +35,7 @@
 #define IOX_CQE_F_BUFFER (1u << 0)
 #define IOX_CQE_F_MORE   (1u << 1)
 #define IOX_CQE_F_NOTIF  (1u << 3)   /* a SEND_ZC's notification: the kernel let go of the buffer */
+#define IOX_CQE_F_BUF_MORE (1u << 4) /* incremental buffers: the kernel keeps filling this buffer */
 #define IOX_CQE_BUFFER_SHIFT 16
 
 /* ---- Direct descriptors ---------------------------------------------------
@@ -188,8 +198,9 @@ static inline int iox_seam_peername(struct iox_seam *s, int fd, struct sockaddr 
 struct iox_uring_config {
     unsigned sq_entries;   /* SQ size (default 4096) */
     unsigned cq_entries;   /* CQ size (default 4 × SQ: multishot ops post many CQEs) */
-    unsigned buf_count;    /* provided recv buffers, power of two (default 1024) */
-    unsigned buf_size;     /* bytes each (default 4096) */
+    unsigned buf_count;    /* provided recv buffers, power of two (default 1024; 64 incremental) */
+    unsigned buf_size;     /* bytes each (default 4096; 65536 with incremental buffers) */
+    unsigned recv_bufs;    /* enum iox_recv_bufs (IOX_RECV_BUFS): which provided buffers */
     /* IOX_DIRECT_FDS: accepted sockets as direct descriptors (see above).
      * IOX_DIRECT_AUTO (0, the default): when the kernel can (probed);
      * IOX_DIRECT_ON: required — a kernel or limit that cannot is a startup
@@ -197,12 +208,18 @@ struct iox_uring_config {
     unsigned direct_fds;
 };
 enum { IOX_DIRECT_AUTO = 0, IOX_DIRECT_ON = 1, IOX_DIRECT_OFF = 2 };
+/* Provided buffers for multishot recv. AUTO: plain (what measured best
+ * here; the kernel is still probed so the startup line says whether INC
+ * could be had). INC: incremental (Linux 6.12); one the kernel refuses
+ * fails the ring's creation with a line saying so. */
+enum iox_recv_bufs { IOX_RECV_BUFS_AUTO = 0, IOX_RECV_BUFS_PLAIN, IOX_RECV_BUFS_INC };
 struct iox_seam_uring;
 
 /* Create the ring on the CALLING thread (SINGLE_ISSUER: only this thread may
  * submit) with SINGLE_ISSUER | DEFER_TASKRUN | SUBMIT_ALL and a CQ larger
- * than the SQ, and register the provided buffer ring (group 0). Returns 0 and
- * *out, or -errno with a one-line cause and fix written to `why`. */
+ * than the SQ, and register the provided buffer ring (group 0), incremental
+ * or plain per cfg->recv_bufs. Returns 0 and *out, or -errno with a
+ * one-line cause and fix written to `why`. */
 int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_uring **out,
                           char *why, size_t why_len);
 /* The registered file table for direct descriptors, once per ring, after
@@ -227,5 +244,8 @@ int iox_seam_uring_submit_and_wait(struct iox_seam_uring *u, unsigned wait_nr);
 unsigned iox_seam_uring_reap(struct iox_seam_uring *u, struct iox_cqe *out, unsigned max);
 /* Number of times the CQ overflowed (kernel kept the CQEs; counted for logs). */
 unsigned iox_seam_uring_overflows(struct iox_seam_uring *u);
+/* 1 when the ring's provided buffers are incremental (IOU_PBUF_RING_INC),
+ * 0 when plain. */
+int iox_seam_uring_bufs_inc(struct iox_seam_uring *u);
 
 #endif

@@ -26,6 +26,16 @@ typedef void (*iox_sim_sink)(void *ctx, const struct iox_cqe *cqe);
 struct iox_seam_sim *iox_sim_create(unsigned nbufs, unsigned bufsize);
 void iox_sim_destroy(struct iox_seam_sim *s);
 struct iox_seam *iox_sim_seam(struct iox_seam_sim *s);
+/* Switch the simulated buffer ring to incremental buffers (the real ring's
+ * IOU_PBUF_RING_INC mode), before any buffer is lent: each delivered chunk
+ * takes the next bytes of the head buffer (at most what is left of it;
+ * IOX_CQE_F_BUF_MORE while the buffer is not full), its CQE carries a slice
+ * handle (ioxide/seam.h), and a buffer re-enters the ring (on
+ * iox_sim_publish) only when it is full and every slice of it came back.
+ * iox_sim_bufs_lent then counts slices out; a slice returned twice or never
+ * lent is a violation. Returns 0, -EBUSY (buffers lent, or already on), or
+ * -ENOMEM. */
+int iox_sim_use_inc(struct iox_seam_sim *s);
 void iox_sim_set_sink(struct iox_seam_sim *s, iox_sim_sink fn, void *ctx);
 
 /* Deliver bytes to the multishot recv armed on fd, one provided buffer per

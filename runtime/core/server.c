@@ -41,6 +41,26 @@ int iox_env_u32(const char *name, uint32_t *out, uint32_t min, uint32_t max, cha
     return 0;
 }
 
+/* IOX_RECV_BUFS=auto|inc|plain: the multishot recv's provided buffers.
+ * "bundle" (IORING_RECVSEND_BUNDLE) is named so its refusal says why: a
+ * bundle's bytes span several buffers, not adjacent in memory once they
+ * are recycled out of order, and every consumer parses one contiguous
+ * span per completion. */
+static int recv_bufs_from_env(unsigned *out, char *why, size_t n)
+{
+    const char *v = getenv("IOX_RECV_BUFS");
+    if (!v || !*v || !strcmp(v, "auto")) { *out = IOX_RECV_BUFS_AUTO; return 0; }
+    if (!strcmp(v, "inc")) { *out = IOX_RECV_BUFS_INC; return 0; }
+    if (!strcmp(v, "plain")) { *out = IOX_RECV_BUFS_PLAIN; return 0; }
+    if (!strcmp(v, "bundle"))
+        snprintf(why, n, "IOX_RECV_BUFS=bundle is not supported: a recv bundle spans several provided buffers "
+                 "that are not adjacent in memory and every consumer parses one contiguous span; "
+                 "use auto, inc (large buffers filled piecewise) or plain");
+    else
+        snprintf(why, n, "IOX_RECV_BUFS=%s is not one of auto, inc, plain", v);
+    return -EINVAL;
+}
+
 int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t why_len)
 {
     uint32_t reactors = cfg->reactors, pin = cfg->pin < 0 ? 0 : 1;
@@ -61,6 +81,7 @@ int iox_server_config_from_env(struct iox_server_config *cfg, char *why, size_t 
             rc = -EINVAL;
         }
     }
+    rc |= recv_bufs_from_env(&cfg->ring.recv_bufs, why, why_len);
     if (rc) return -EINVAL;
     cfg->reactors = reactors;
     cfg->pin = pin ? 1 : -1;

@@ -2,6 +2,7 @@
  * in the library so fuzzers and benches can drive machines through it. */
 #include <ioxide/seam_sim.h>
 #include <ioxide/ud.h>
+#include "seam_slices.h"
 #include <errno.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -52,6 +53,12 @@ struct iox_seam_sim {
     uint16_t *pending;           /* returned, not yet published (like the kernel's tail) */
     unsigned npending;
     unsigned nlent, violations;
+    /* iox_sim_use_inc: incremental buffers. The "kernel" fills the head
+     * buffer at kfill[bid] (its own count, apart from the seam's slice
+     * books, so a wrong offset there reads the wrong bytes). */
+    uint8_t inc;
+    uint32_t *kfill;
+    struct iox_slices sl;
     char last_violation[160];
     struct peer peers[SIM_FDS];
     iox_sim_sink sink;
@@ -205,11 +212,25 @@ static int x_cancel(struct iox_seam *b, uint64_t target, uint64_t ud)
     return 0;
 }
 
-static char *x_buf(struct iox_seam *b, unsigned bid) { return S(b)->bufs + (size_t)bid * b->buf_size; }
+static char *x_buf(struct iox_seam *b, unsigned bid)
+{
+    struct iox_seam_sim *s = S(b);
+    if (s->inc)
+        return s->bufs + (size_t)iox_slices_bid(&s->sl, bid) * b->buf_size + iox_slices_off(&s->sl, bid);
+    return s->bufs + (size_t)bid * b->buf_size;
+}
 
 static void x_buf_return(struct iox_seam *b, unsigned bid)
 {
     struct iox_seam_sim *s = S(b);
+    if (s->inc) {
+        unsigned v = s->sl.violations;
+        unsigned k = iox_slices_put(&s->sl, bid);
+        if (s->sl.violations != v) { violation(s, "buffer slice returned twice or never lent", -1); return; }
+        s->nlent--;
+        if (k != IOX_SLICE_NONE) s->pending[s->npending++] = (uint16_t)k;
+        return;
+    }
     if (bid >= b->buf_count || !s->lent[bid]) { violation(s, "buffer returned twice or never lent", -1); return; }
     s->lent[bid] = 0;
     s->nlent--;
@@ -303,10 +324,25 @@ void iox_sim_destroy(struct iox_seam_sim *s)
     if (!s) return;
     for (unsigned i = 0; i < SIM_FDS; i++) free(s->peers[i].data);
     free(s->bufs);
+    free(s->kfill);
+    iox_slices_fini(&s->sl);
     free(s->lent);
     free(s->ring);
     free(s->pending);
     free(s);
+}
+
+int iox_sim_use_inc(struct iox_seam_sim *s)
+{
+    if (s->nlent || s->inc) return -EBUSY;
+    s->kfill = calloc(s->base.buf_count, sizeof *s->kfill);
+    if (!s->kfill || iox_slices_init(&s->sl, s->base.buf_count, 4096) < 0) {
+        free(s->kfill);
+        s->kfill = NULL;
+        return -ENOMEM;
+    }
+    s->inc = 1;
+    return 0;
 }
 
 struct iox_seam *iox_sim_seam(struct iox_seam_sim *s) { return &s->base; }
@@ -341,17 +377,34 @@ static long sim_recv(struct iox_seam_sim *s, int fd, const void *data, size_t le
             deliver(s, s->ops[i].ud, -ENOBUFS, 0);
             return (long)done;
         }
-        unsigned bid = s->ring[s->head++ % s->base.buf_count];
-        s->lent[bid] = 1;
-        s->nlent++;
         size_t n = len - done < chunk ? len - done : chunk;
-        memcpy(x_buf(&s->base, bid), p + done, n);
+        unsigned bid, bufmore = 0;
+        if (s->inc) {
+            /* Like the kernel's incremental commit: this receive takes the
+             * next bytes of the head buffer, at most what is left of it;
+             * the buffer leaves the ring once full (no BUF_MORE). */
+            unsigned kb = s->ring[s->head % s->base.buf_count];
+            uint32_t room = bsz - s->kfill[kb];
+            if (n > room) n = room;
+            memcpy(s->bufs + (size_t)kb * bsz + s->kfill[kb], p + done, n);
+            s->kfill[kb] += (uint32_t)n;
+            int kdone = s->kfill[kb] == bsz;
+            if (kdone) { s->head++; s->kfill[kb] = 0; }
+            else bufmore = IOX_CQE_F_BUF_MORE;
+            bid = iox_slices_take(&s->sl, kb, (uint32_t)n, kdone);
+            if (bid == IOX_SLICE_NONE) { violation(s, "every buffer slice is out", fd); return (long)done; }
+        } else {
+            bid = s->ring[s->head++ % s->base.buf_count];
+            s->lent[bid] = 1;
+            memcpy(x_buf(&s->base, bid), p + done, n);
+        }
+        s->nlent++;
         done += n;
         /* last: the final piece ends the multishot recv (no F_MORE). */
         int ends = last && done == len;
         if (ends) s->ops[i].live = 0;
         deliver(s, s->ops[i].ud, (int)n,
-                IOX_CQE_F_BUFFER | (ends ? 0 : IOX_CQE_F_MORE) | (bid << IOX_CQE_BUFFER_SHIFT));
+                IOX_CQE_F_BUFFER | (ends ? 0 : IOX_CQE_F_MORE) | bufmore | (bid << IOX_CQE_BUFFER_SHIFT));
     }
     return (long)done;
 }

@@ -1,6 +1,7 @@
 /* seam_uring.c — the real ring behind the seam (see ioxide/seam.h). */
 #include <ioxide/seam.h>
 #include <ioxide/log.h>
+#include "seam_slices.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -57,6 +58,25 @@
 #define BGID 0
 #define IOX_MAX_FIXED_FILES (1u << 20)   /* the kernel's IORING_MAX_FIXED_FILES */
 
+/* Incremental provided buffers (Linux 6.12), newer than liburing 2.3:
+ * values from include/uapi/linux/io_uring.h. The flag goes in
+ * io_uring_buf_reg.flags, which liburing 2.3 still calls `pad`; a kernel
+ * without it refuses the registration with -EINVAL (the probe). */
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
+#if IOX_CQE_F_BUF_MORE != IORING_CQE_F_BUF_MORE
+#error "IOX_CQE_F_BUF_MORE must equal the kernel's IORING_CQE_F_BUF_MORE"
+#endif
+#define PROBE_BGID 1
+/* Slice handles (incremental mode): CQEs reaped and not yet returned.
+ * Every consumer returns a recv's buffer while it handles the CQE, so at
+ * most one reap batch (256) is out; the rest is headroom. */
+#define IOX_SLICES 4096
+
 struct iox_seam_uring {
     struct iox_seam base;
     struct io_uring ring;
@@ -66,6 +86,10 @@ struct iox_seam_uring {
     size_t bufs_bytes;
     unsigned br_mask;
     unsigned br_pending;             /* buffers added since the last advance */
+    uint8_t inc;                     /* incremental provided buffers (IOU_PBUF_RING_INC) */
+    const char *bufs_label;          /* the startup line's word on the buffers (a string constant) */
+    uint8_t slices_full_warned;
+    struct iox_slices sl;            /* inc: the slices out and each buffer's books */
     int on_valgrind;                 /* RUNNING_ON_VALGRIND at creation */
     uint8_t reg_ring_fd;             /* io_uring_register_ring_fd took */
     uint8_t defer_taskrun;
@@ -268,18 +292,37 @@ static int u_msg_ring(struct iox_seam *s, int ring_fd, uint32_t len, uint64_t da
     return 0;
 }
 
+/* bid: the buffer id (plain) or a slice handle (inc; see seam_slices.h). */
 static char *u_buf(struct iox_seam *s, unsigned bid)
 {
-    return U(s)->bufs + (size_t)bid * s->buf_size;
+    struct iox_seam_uring *u = U(s);
+    if (u->inc)
+        return u->bufs + (size_t)iox_slices_bid(&u->sl, bid) * s->buf_size + iox_slices_off(&u->sl, bid);
+    return u->bufs + (size_t)bid * s->buf_size;
+}
+
+/* A buffer back to the kernel: published in one advance per loop turn. */
+static void buf_give(struct iox_seam_uring *u, unsigned bid)
+{
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->base.buf_size, u->base.buf_size,
+                          (unsigned short)bid, u->br_mask, (int)u->br_pending);
+    u->br_pending++;
+}
+
+static __attribute__((noinline, cold)) void slice_violation(struct iox_seam_uring *u, unsigned h)
+{
+    IOX_WARN("io_uring: recv buffer slice %u returned but not out (%u violations) — a consumer "
+             "returned a buffer twice or one it never had; report it", h, u->sl.violations);
 }
 
 static void u_buf_return(struct iox_seam *s, unsigned bid)
 {
     struct iox_seam_uring *u = U(s);
-    /* Published to the kernel in one advance per loop turn. */
-    io_uring_buf_ring_add(u->br, u_buf(s, bid), s->buf_size, (unsigned short)bid,
-                          u->br_mask, (int)u->br_pending);
-    u->br_pending++;
+    if (!u->inc) { buf_give(u, bid); return; }
+    unsigned v = u->sl.violations;
+    unsigned b = iox_slices_put(&u->sl, bid);
+    if (b != IOX_SLICE_NONE) buf_give(u, b);
+    else if (u->sl.violations != v) slice_violation(u, bid);
 }
 
 static int u_unsent(struct iox_seam *s, int fd)
@@ -495,14 +538,76 @@ static void explain_setup_error(int err, char *why, size_t n)
     }
 }
 
+/* Does the kernel take IOU_PBUF_RING_INC? A throwaway one-entry buffer
+ * ring in group PROBE_BGID registered with the flag, then unregistered:
+ * -EINVAL is a kernel older than 6.12 (it refuses unknown flags). */
+static int probe_inc(struct io_uring *ring)
+{
+    void *br = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (br == MAP_FAILED) return -errno;
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (unsigned long)br;
+    reg.ring_entries = 1;
+    reg.bgid = PROBE_BGID;
+    reg.pad = IOU_PBUF_RING_INC;
+    int r = io_uring_register_buf_ring(ring, &reg, 0);
+    if (r == 0) {
+        int ur = io_uring_unregister_buf_ring(ring, PROBE_BGID);
+        if (ur < 0) IOX_WARN("io_uring_unregister_buf_ring (probe group %d): %s", PROBE_BGID, strerror(-ur));
+    }
+    munmap(br, 4096);
+    return r;
+}
+
+/* Which provided buffers (cfg->recv_bufs, IOX_RECV_BUFS), and the buffer
+ * defaults that go with them: plain 1024 x 4 KiB (one buffer per receive,
+ * however small); incremental 64 x 64 KiB — the same 4 MiB, a bulk receive
+ * takes up to 64 KiB in one CQE while small requests share a buffer. auto
+ * is plain: measured here (docs/architecture.md "The kernel path"), the
+ * slice books cost ~50-70 Ir per keep-alive request and 64 KiB receives
+ * cost more server CPU per MiB uploaded (the carry path), for 12x fewer
+ * recv CQEs. The probe still runs for auto, so the startup line says
+ * whether inc could be had. Sets u->inc, *label (the startup line's words
+ * for plain), the slice table for inc. */
+static int choose_bufs(struct iox_seam_uring *u, struct iox_uring_config *c, const char **label,
+                       char *why, size_t why_len)
+{
+    u->inc = 0;
+    if (c->recv_bufs == IOX_RECV_BUFS_PLAIN) {
+        *label = "plain (IOX_RECV_BUFS=plain)";
+    } else {
+        int r = probe_inc(&u->ring);
+        if (r == 0 && c->recv_bufs == IOX_RECV_BUFS_INC) {
+            u->inc = 1;
+        } else if (c->recv_bufs == IOX_RECV_BUFS_INC) {
+            snprintf(why, why_len, "IOX_RECV_BUFS=inc: the kernel refuses incremental provided buffers "
+                     "(io_uring_register_buf_ring with IOU_PBUF_RING_INC: %s) — they need Linux 6.12+; "
+                     "use IOX_RECV_BUFS=auto or plain", strerror(-r));
+            return r < 0 ? r : -EINVAL;
+        } else if (r == 0) {
+            *label = "plain (IOX_RECV_BUFS=auto; the kernel has IOU_PBUF_RING_INC: IOX_RECV_BUFS=inc)";
+        } else {
+            *label = r == -EINVAL ? "plain (IOX_RECV_BUFS=auto; kernel < 6.12: no IOU_PBUF_RING_INC)"
+                                  : "plain (IOX_RECV_BUFS=auto; the IOU_PBUF_RING_INC probe failed)";
+            if (r != -EINVAL) IOX_WARN("io_uring: probe for IOU_PBUF_RING_INC: %s", strerror(-r));
+        }
+    }
+    if (!c->buf_count) c->buf_count = u->inc ? 64 : 1024;
+    if (!c->buf_size) c->buf_size = u->inc ? 65536 : 4096;
+    if (u->inc && iox_slices_init(&u->sl, c->buf_count, IOX_SLICES) < 0) {
+        snprintf(why, why_len, "out of memory allocating the recv buffer slice table");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_uring **out,
                           char *why, size_t why_len)
 {
     struct iox_uring_config c = *cfg;
     if (!c.sq_entries) c.sq_entries = 4096;
     if (!c.cq_entries) c.cq_entries = c.sq_entries * 4;
-    if (!c.buf_count) c.buf_count = 1024;
-    if (!c.buf_size) c.buf_size = 4096;
     if (c.buf_count & (c.buf_count - 1) || c.buf_count > 32768) {
         snprintf(why, why_len, "recv buffer count %u must be a power of two ≤ 32768 (IOX_RECV_BUFFERS)", c.buf_count);
         return -EINVAL;
@@ -530,6 +635,12 @@ int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_ur
     }
     u->base.ops = &uring_ops;
     u->on_valgrind = RUNNING_ON_VALGRIND ? 1 : 0;
+    const char *inc_why = "plain";
+    if ((r = choose_bufs(u, &c, &inc_why, why, why_len)) < 0) {
+        io_uring_queue_exit(&u->ring);
+        free(u);
+        return r;
+    }
     u->base.buf_size = c.buf_size;
     u->base.buf_count = c.buf_count;
     u->br_mask = c.buf_count - 1;
@@ -542,6 +653,7 @@ int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_ur
         snprintf(why, why_len, "mmap of %zu bytes of recv buffers failed: %s (lower IOX_RECV_BUFFERS)",
                  u->bufs_bytes, strerror(errno));
         if (u->br != MAP_FAILED) munmap(u->br, u->br_bytes);
+        iox_slices_fini(&u->sl);
         if (u->bufs != MAP_FAILED) munmap(u->bufs, u->bufs_bytes);
         io_uring_queue_exit(&u->ring);
         free(u);
@@ -552,9 +664,11 @@ int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_ur
     reg.ring_addr = (unsigned long)u->br;
     reg.ring_entries = c.buf_count;
     reg.bgid = BGID;
+    reg.pad = u->inc ? IOU_PBUF_RING_INC : 0;   /* `flags` in the kernel's struct */
     r = io_uring_register_buf_ring(&u->ring, &reg, 0);
     if (r < 0) {
         snprintf(why, why_len, "io_uring_register_buf_ring: %s — provided buffer rings need Linux 5.19+", strerror(-r));
+        iox_slices_fini(&u->sl);
         munmap(u->br, u->br_bytes);
         munmap(u->bufs, u->bufs_bytes);
         io_uring_queue_exit(&u->ring);
@@ -562,7 +676,7 @@ int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_ur
         return r;
     }
     io_uring_buf_ring_init(u->br);
-    for (unsigned i = 0; i < c.buf_count; i++) u_buf_return(&u->base, i);
+    for (unsigned i = 0; i < c.buf_count; i++) buf_give(u, i);
     io_uring_buf_ring_advance(u->br, (int)u->br_pending);
     u->br_pending = 0;
     /* The ring's own fd registered with itself (Linux 5.18): io_uring_enter
@@ -575,6 +689,7 @@ int iox_seam_uring_create(const struct iox_uring_config *cfg, struct iox_seam_ur
     u->cq_entries = p.cq_entries;
     u->direct_mode = (uint8_t)c.direct_fds;
     u->ring_outq = probe_outq(u);
+    u->bufs_label = u->inc ? "incremental (IOU_PBUF_RING_INC)" : inc_why;
     *out = u;
     return 0;
 }
@@ -584,10 +699,11 @@ static void startup_line(struct iox_seam_uring *u, const char *direct)
 {
     static _Atomic int logged;
     if (atomic_exchange(&logged, 1)) return;
-    IOX_INFO("io_uring: %s, CQ %u, provided buffer ring %u x %u B, registered ring fd %s, multishot accept/recv, "
+    IOX_INFO("io_uring: %s, CQ %u, provided buffer ring %u x %u B %s, registered ring fd %s, multishot accept/recv, "
              "SIOCOUTQ %s, direct descriptors %s",
              u->defer_taskrun ? "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL" : "plain ring (no DEFER_TASKRUN)",
-             u->cq_entries, u->base.buf_count, u->base.buf_size, u->reg_ring_fd ? "yes" : "no (kernel < 5.18)",
+             u->cq_entries, u->base.buf_count, u->base.buf_size, u->bufs_label,
+             u->reg_ring_fd ? "yes" : "no (kernel < 5.18)",
              u->ring_outq ? "on the ring" : "ioctl (kernel < 6.7)", direct);
 }
 
@@ -689,6 +805,7 @@ void iox_seam_uring_destroy(struct iox_seam_uring *u)
     io_uring_queue_exit(&u->ring);
     munmap(u->br, u->br_bytes);
     munmap(u->bufs, u->bufs_bytes);
+    iox_slices_fini(&u->sl);
     free(u);
 }
 
@@ -725,6 +842,27 @@ int iox_seam_uring_submit_and_wait(struct iox_seam_uring *u, unsigned wait_nr)
 /* None ready: io_uring_peek_batch_cqe also flushes completions the kernel
  * kept back after a CQ overflow (IORING_SQ_CQ_OVERFLOW). Apart, so the fast
  * path below has no 2 KiB array of pointers in its frame. */
+static __attribute__((noinline, cold)) void slices_full(struct iox_seam_uring *u)
+{
+    if (u->slices_full_warned) return;
+    u->slices_full_warned = 1;
+    IOX_WARN("io_uring: all %u recv buffer slices are out — a consumer keeps recv buffers without "
+             "returning them; receives wait until slices come back", u->sl.nslots);
+}
+
+/* Incremental buffers: a CQE with bytes becomes a slice, whose handle
+ * replaces the buffer id in its flags (seam_slices.h). 0 when every handle
+ * is out: the CQE stays on the ring for a later reap. */
+static inline int inc_cqe(struct iox_seam_uring *u, struct iox_cqe *o)
+{
+    if (!(o->flags & IORING_CQE_F_BUFFER) || o->res <= 0) return 1;
+    unsigned h = iox_slices_take(&u->sl, o->flags >> IORING_CQE_BUFFER_SHIFT, (uint32_t)o->res,
+                                 !(o->flags & IORING_CQE_F_BUF_MORE));
+    if (h == IOX_SLICE_NONE) { slices_full(u); return 0; }
+    o->flags = (o->flags & ((1u << IORING_CQE_BUFFER_SHIFT) - 1)) | (h << IORING_CQE_BUFFER_SHIFT);
+    return 1;
+}
+
 static __attribute__((noinline)) unsigned reap_peek(struct iox_seam_uring *u, struct iox_cqe *out,
                                                     unsigned max)
 {
@@ -734,30 +872,63 @@ static __attribute__((noinline)) unsigned reap_peek(struct iox_seam_uring *u, st
         out[i].ud = cqes[i]->user_data;
         out[i].res = cqes[i]->res;
         out[i].flags = cqes[i]->flags;
+        if (u->inc && !inc_cqe(u, &out[i])) { n = i; break; }
     }
     io_uring_cq_advance(&u->ring, n);
     return n;
 }
 
-unsigned iox_seam_uring_reap(struct iox_seam_uring *u, struct iox_cqe *out, unsigned max)
+/* CQEs ready: read them straight off the ring (io_uring_for_each_cqe; the
+ * ring has 16-byte CQEs, no IORING_SETUP_CQE32). With incremental buffers
+ * (inc) a CQE with bytes becomes a slice here, in the same loop. One
+ * function per mode, each with inc constant, reached by a tail call:
+ * measured per keep-alive request, a noinline inc loop called from the
+ * plain one's frame cost +100 Ir, one loop testing u->inc per CQE +35 on
+ * the plain mode, both loops inlined in one function +24 on it (a larger
+ * frame). */
+static inline __attribute__((always_inline)) unsigned reap_ready(struct iox_seam_uring *u, struct iox_cqe *out,
+                                                                 unsigned max, const int inc)
 {
-    if (max > 256) max = 256;
-    if (!io_uring_cq_ready(&u->ring)) return reap_peek(u, out, max);
-    /* CQEs ready: read them straight off the ring (io_uring_for_each_cqe,
-     * inline; the ring has 16-byte CQEs, no IORING_SETUP_CQE32). */
     unsigned n = 0, head;
     struct io_uring_cqe *cqe;
     io_uring_for_each_cqe(&u->ring, head, cqe) {
+        uint32_t flags = cqe->flags;
+        int32_t res = cqe->res;
+        if (inc && (flags & IORING_CQE_F_BUFFER) && res > 0) {
+            unsigned h = iox_slices_take(&u->sl, flags >> IORING_CQE_BUFFER_SHIFT, (uint32_t)res,
+                                         !(flags & IORING_CQE_F_BUF_MORE));
+            if (h == IOX_SLICE_NONE) { slices_full(u); break; }   /* the CQE waits on the ring */
+            flags = (flags & ((1u << IORING_CQE_BUFFER_SHIFT) - 1)) | (h << IORING_CQE_BUFFER_SHIFT);
+        }
         out[n].ud = cqe->user_data;
-        out[n].res = cqe->res;
-        out[n].flags = cqe->flags;
+        out[n].res = res;
+        out[n].flags = flags;
         if (++n == max) break;
     }
     io_uring_cq_advance(&u->ring, n);
     return n;
 }
 
+static __attribute__((noinline)) unsigned reap_plain(struct iox_seam_uring *u, struct iox_cqe *out, unsigned max)
+{
+    return reap_ready(u, out, max, 0);
+}
+
+static __attribute__((noinline)) unsigned reap_inc(struct iox_seam_uring *u, struct iox_cqe *out, unsigned max)
+{
+    return reap_ready(u, out, max, 1);
+}
+
+unsigned iox_seam_uring_reap(struct iox_seam_uring *u, struct iox_cqe *out, unsigned max)
+{
+    if (max > 256) max = 256;
+    if (!io_uring_cq_ready(&u->ring)) return reap_peek(u, out, max);
+    return u->inc ? reap_inc(u, out, max) : reap_plain(u, out, max);
+}
+
 unsigned iox_seam_uring_overflows(struct iox_seam_uring *u)
 {
     return u->ring.cq.koverflow ? *u->ring.cq.koverflow : 0;
 }
+
+int iox_seam_uring_bufs_inc(struct iox_seam_uring *u) { return u->inc; }
