@@ -55,7 +55,7 @@ static int fs_init(void)
      * fd. Splice to a direct socket: suite direct_fds. */
     const char *env[] = {"PLAYGROUND_MODE=file", "REACTORS=1", root_env, "FILE_BAKE_MAX=65536",
                          "FILE_SPLICE_MIN=65536", "FILE_SPLICE_PIPES=2", "FILE_PIPE_SIZE=65536",
-                         "IOX_DIRECT_FDS=off", NULL};
+                         "IOX_DIRECT_FDS=off", "IOX_LOG=debug", NULL};   /* debug: the streams' end lines */
     return hc_server_start(&fs_srv, env) == 0 ? 0 : -1;
 }
 
@@ -135,6 +135,25 @@ IOX_TEST(file_splice, range_in_the_middle)
     hc_close(&c);
 }
 
+/* Wait (bounded) until the server logged the end of `n` streams: each
+ * line comes after the stream gave its pipe back (file_stream.c
+ * stream_end). The descriptor count alone cannot say so: a client's socket
+ * leaves the fd table while a cancelled splice may still hold its pipe,
+ * and the next stream would find no free pipe. */
+static unsigned fs_wait_ended(unsigned n)
+{
+    unsigned seen = 0;
+    for (int i = 0; i < 400; i++) {
+        char *log = hc_server_stderr(&fs_srv);
+        seen = 0;
+        for (const char *p = log; (p = strstr(p, "file stream: ended (")) != NULL; p++) seen++;
+        free(log);
+        if (seen >= n) break;
+        usleep(50 * 1000);
+    }
+    return seen;
+}
+
 IOX_TEST(file_splice, client_closes_mid_file)
 {
     int fds0 = bf_settled_fds(fs_srv.pid);
@@ -148,6 +167,7 @@ IOX_TEST(file_splice, client_closes_mid_file)
         /* The server notices, ends the streams and gives the pipes back
          * (made again: the same count) before the next round takes them. */
         CU_ASSERT_EQUAL(bf_wait_fds(fs_srv.pid, fds0), fds0);
+        CU_ASSERT_EQUAL(fs_wait_ended(fs_gets), fs_gets);
     }
     /* The pipes (made again) carry the next streams byte-exact. */
     struct hc_conn c;

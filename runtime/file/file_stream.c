@@ -122,6 +122,11 @@ static void stream_end(struct iox_file_stream *st, int err)
     fs->active--;
     pipe_put(fs, st);
     chunk_put(fs, st);
+    /* One line per stream, after its pipe and chunk are back: a test
+     * (file_splice) waits for these before it starts streams that must
+     * find a free pipe — the connection's fd can be gone from the table
+     * while a cancelled splice still holds the pipe. */
+    IOX_DEBUG("file stream: ended (%s), its pipe and chunk back", err ? strerror(-err) : "done");
     if (conn_is_ours(st)) {
         struct iox_conn *c = conn_of(st);
         iox_conn_set_close_hook(c, NULL, NULL);
