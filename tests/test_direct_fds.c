@@ -217,8 +217,14 @@ static unsigned long long op_count(const char *log, const char *name)
  * cut off. */
 IOX_TEST(direct_fds, slow_reader_renewed_by_siocoutq)
 {
-    static const char *const more[] = {"PLAYGROUND_MODE=file", df_root_env, "IDLE_TIMEOUT_MS=100", "IOX_OP_COUNTS=1", "IOX_LOG=debug",
-                                       "FILE_BAKE_MAX=65536", "FILE_SPLICE_MIN=65536", NULL};
+    /* 400 ms (longer under sanitizers, hc_slow): the slow reader must be
+     * seen to drain between two checks, so a deadline shorter than a
+     * loaded machine's scheduling stall of the client made this flaky
+     * (100 ms failed a fresh-clone CI run). */
+    char idle_env[48];
+    snprintf(idle_env, sizeof idle_env, "IDLE_TIMEOUT_MS=%d", hc_slow(400));
+    const char *const more[] = {"PLAYGROUND_MODE=file", df_root_env, idle_env, "IOX_OP_COUNTS=1", "IOX_LOG=debug",
+                                "FILE_BAKE_MAX=65536", "FILE_SPLICE_MIN=65536", NULL};
     for (int m = 0; m < 2; m++) {
         struct hc_server s;
         if (df_start(&s, m, more) != 0) { CU_FAIL("start"); continue; }
@@ -227,7 +233,7 @@ IOX_TEST(direct_fds, slow_reader_renewed_by_siocoutq)
         CU_ASSERT_EQUAL(hc_send_str(&slow, "GET /256k.bin HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
         int bad;
         long long t0 = hc_now_ms();
-        size_t got = slow_read(&slow, 8192, 25, DF_256K, df_data2m, 0, &bad);
+        size_t got = slow_read(&slow, 4096, 25, DF_256K, df_data2m, 0, &bad);   /* ~1.6 s: four deadlines */
         long long took = hc_now_ms() - t0;
         CHECK(got == DF_256K && !bad, "[%s] slow reader: %zu of %u body bytes (bad %d) in %lld ms", modes[m], got,
               DF_256K, bad, took);
