@@ -30,17 +30,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "check.h"
 
-static void check(int ok, int line, const char *fmt, ...)
-{
-    char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, msg, __FILE__, "", CU_FALSE);
-}
-#define CHECK(cond, ...) check(!!(cond), __LINE__, __VA_ARGS__)
 
 static const char *const modes[2] = {"IOX_DIRECT_FDS=off", "IOX_DIRECT_FDS=on"};
 static const char *const mode_lines[2] = {"direct descriptors no (IOX_DIRECT_FDS=off)", "direct descriptors yes (table "};

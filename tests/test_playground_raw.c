@@ -22,6 +22,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "check.h"
 
 static struct hc_server srv;
 static int srv_up;
@@ -29,17 +30,6 @@ static int srv_up;
 #define GET_ROOT "GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 #define GET_NOPE "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n"
 
-/* An assertion with a formatted message (CUnit copies the text). */
-static void check(int ok, int line, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, msg, __FILE__, "", CU_FALSE);
-}
-#define CHECK(cond, ...) check(!!(cond), __LINE__, __VA_ARGS__)
 
 static int connect_main(struct hc_conn *c)
 {
@@ -51,14 +41,14 @@ static int connect_main(struct hc_conn *c)
 /* A 200 "ok" answer, with exactly one Content-Length: 2. */
 static void expect_ok(int rc, const struct hc_response *r, int head, int line)
 {
-    check(rc == HC_OK, line, "read response: %s", hc_strerror(rc));
+    CHECK_AT(line, rc == HC_OK, "read response: %s", hc_strerror(rc));
     if (rc != HC_OK) return;
-    check(r->status == 200, line, "status %d, want 200", r->status);
+    CHECK_AT(line, r->status == 200, "status %d, want 200", r->status);
     const char *cl = hc_header(r, "Content-Length");
-    check(cl && strcmp(cl, "2") == 0, line, "Content-Length %s, want 2", cl ? cl : "(none)");
-    check(hc_header_count(r, "Content-Length") == 1, line, "one Content-Length header");
-    if (head) check(r->body_len == 0, line, "HEAD answer with %zu body bytes", r->body_len);
-    else check(r->body_len == 2 && memcmp(r->body, "ok", 2) == 0, line, "body '%.*s', want 'ok'",
+    CHECK_AT(line, cl && strcmp(cl, "2") == 0, "Content-Length %s, want 2", cl ? cl : "(none)");
+    CHECK_AT(line, hc_header_count(r, "Content-Length") == 1, "one Content-Length header");
+    if (head) CHECK_AT(line, r->body_len == 0, "HEAD answer with %zu body bytes", r->body_len);
+    else CHECK_AT(line, r->body_len == 2 && memcmp(r->body, "ok", 2) == 0, "body '%.*s', want 'ok'",
                (int)(r->body_len > 40 ? 40 : r->body_len), r->body);
 }
 #define EXPECT_OK(rc, r) expect_ok(rc, r, 0, __LINE__)
@@ -66,8 +56,8 @@ static void expect_ok(int rc, const struct hc_response *r, int head, int line)
 
 static void expect_status(int rc, const struct hc_response *r, int status, int line)
 {
-    check(rc == HC_OK, line, "read response: %s", hc_strerror(rc));
-    if (rc == HC_OK) check(r->status == status, line, "status %d, want %d", r->status, status);
+    CHECK_AT(line, rc == HC_OK, "read response: %s", hc_strerror(rc));
+    if (rc == HC_OK) CHECK_AT(line, r->status == status, "status %d, want %d", r->status, status);
 }
 #define EXPECT_STATUS(rc, r, s) expect_status(rc, r, s, __LINE__)
 
@@ -367,20 +357,20 @@ static void expect_reject(const char *what, const char *req, size_t len, int sta
 {
     struct hc_conn c;
     int r = hc_connect(&c, srv.port, 2000);
-    check(r == 0, line, "%s: connect: %s", what, strerror(-r));
+    CHECK_AT(line, r == 0, "%s: connect: %s", what, strerror(-r));
     if (r) return;
     r = hc_send(&c, req, len);
-    check(r == 0 || r == -EPIPE || r == -ECONNRESET, line, "%s: send: %s", what, strerror(-r));
+    CHECK_AT(line, r == 0 || r == -EPIPE || r == -ECONNRESET, "%s: send: %s", what, strerror(-r));
     struct hc_response resp;
     int rc = hc_read_response(&c, &resp, 0);
-    check(rc == HC_OK, line, "%s: read the %d answer: %s (%s)", what, status, hc_strerror(rc),
+    CHECK_AT(line, rc == HC_OK, "%s: read the %d answer: %s (%s)", what, status, hc_strerror(rc),
           rc == HC_IOERR ? strerror(c.err) : c.why ? c.why : "");
     if (rc == HC_OK) {
-        check(resp.status == status, line, "%s: status %d, want %d", what, resp.status, status);
-        check(resp.conn_close, line, "%s: no Connection: close on the %d", what, resp.status);
+        CHECK_AT(line, resp.status == status, "%s: status %d, want %d", what, resp.status, status);
+        CHECK_AT(line, resp.conn_close, "%s: no Connection: close on the %d", what, resp.status);
         hc_response_free(&resp);
         int e = hc_wait_eof(&c, 3000);
-        check(e == 1, line, "%s: the server did not close after the error (wait_eof %d)", what, e);
+        CHECK_AT(line, e == 1, "%s: the server did not close after the error (wait_eof %d)", what, e);
     }
     hc_close(&c);
 }
@@ -682,7 +672,7 @@ static void load_run(uint16_t port, unsigned nconns, unsigned per_conn, unsigned
 
 static void check_load(const struct load_result *res, unsigned long want, int line)
 {
-    check(res->ok == want, line, "load: %lu good answers of %lu; bad %lu, malformed %lu, early close %lu, "
+    CHECK_AT(line, res->ok == want, "load: %lu good answers of %lu; bad %lu, malformed %lu, early close %lu, "
           "timeouts %lu, io errors %lu, connect errors %lu; first: %s", res->ok, want, res->bad_status,
           res->malformed, res->early_close, res->timeouts, res->io_errors, res->connect_errors,
           res->first_error[0] ? res->first_error : "-");
