@@ -153,6 +153,8 @@ IOX_TEST(access_log, combined_format_and_escaping)
 
     char *log = slurp(path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    if (!log) /* not reached: the fatal assert jumps; gcc cannot tell */
+        return;
     static const char *const expect[] = {
         "\"GET /?q=%22a%22 HTTP/1.1\" 200 2 \"http://r.example/p\\\"q\" \"t\\xc3\\xa9st \\\\ ua\"",
         "\"HEAD / HTTP/1.1\" 200 - \"-\" \"-\"",
@@ -220,6 +222,8 @@ IOX_TEST(access_log, unanswered_request_is_logged)
     hc_server_free(&s);
     char *log = slurp(path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    if (!log) /* not reached: the fatal assert jumps; gcc cannot tell */
+        return;
     CHECK(count_lines(log) == 2, "2 lines:\n%s", log);
     CHECK(strstr(log, "\"POST /echo HTTP/1.1\" 200 ") || strstr(log, "\"POST /echo HTTP/1.1\" 499 "),
           "the abandoned POST has its line:\n%s", log);
